@@ -1,0 +1,346 @@
+"""The typed, normalised plan of a checked rule file.
+
+This is the only thing the executors (the reference interpreter and the
+Polars/Numba backends) see: no spans to chase, no syntax sugar, every
+expression typed, every duration in microseconds, every output column named.
+`cep explain` prints it.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+import polars as pl
+
+from cepdsl.types import Type, polars_dtype
+
+# --------------------------------------------------------------------------- typed expressions
+
+
+@dataclass(frozen=True)
+class TExpr:
+    type: Type
+
+
+@dataclass(frozen=True)
+class TLit(TExpr):
+    """A literal. Durations are `int` microseconds with type DURATION."""
+
+    value: Any
+
+
+@dataclass(frozen=True)
+class TField(TExpr):
+    """A column of the event (dotted paths are flattened to one name, e.g. `data.avg`)."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class TUnary(TExpr):
+    op: str  # "not" | "neg"
+    operand: TExpr
+
+
+# Binary operators, by family.
+LOGICAL_OPS = ("and", "or")
+ARITH_OPS = ("+", "-", "*", "/", "%")
+COMPARE_OPS = ("==", "!=", "<", "<=", ">", ">=")
+STRING_OPS = ("contains", "starts_with", "ends_with", "matches")
+
+
+@dataclass(frozen=True)
+class TBinary(TExpr):
+    op: str
+    left: TExpr
+    right: TExpr
+
+
+@dataclass(frozen=True)
+class TIn(TExpr):
+    """`operand [not] in [v, ...]`; values are Python literals of the operand's type (may hold None)."""
+
+    operand: TExpr
+    values: tuple[Any, ...]
+    negated: bool
+
+
+@dataclass(frozen=True)
+class TIsNull(TExpr):
+    operand: TExpr
+    negated: bool
+
+
+@dataclass(frozen=True)
+class TCall(TExpr):
+    """Scalar function: abs round floor ceil lower upper len coalesce hour minute day_of_week."""
+
+    func: str
+    args: tuple[TExpr, ...]
+
+
+@dataclass(frozen=True)
+class TAgg(TExpr):
+    """An aggregate inside `having`; `name` is its column in the match record (§7)."""
+
+    func: str  # count sum avg min max std percentile distinct
+    field: str | None  # None only for count()
+    q: float | None  # percentile only
+    name: str
+
+
+# --------------------------------------------------------------------------- declarations
+
+
+@dataclass(frozen=True)
+class FieldPlan:
+    name: str
+    type: Type
+
+    @property
+    def dtype(self) -> pl.DataType:
+        return polars_dtype(self.type)
+
+
+@dataclass(frozen=True)
+class StreamPlan:
+    name: str
+    fields: tuple[FieldPlan, ...]
+    time_field: str | None
+    lateness_us: int = 0
+
+    def field(self, name: str) -> FieldPlan | None:
+        return next((f for f in self.fields if f.name == name), None)
+
+    @property
+    def schema(self) -> dict[str, pl.DataType]:
+        return {f.name: f.dtype for f in self.fields}
+
+
+@dataclass(frozen=True)
+class EnvVar:
+    """`env("NAME")`: resolved when the channel is used, never stored resolved."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class ChannelPlan:
+    name: str
+    kind: str  # console file webhook slack email sms pagerduty
+    options: tuple[tuple[str, Any], ...]  # values: str/int/float/bool/list/dict or EnvVar
+    retries: int = 3
+    timeout_s: float = 10.0
+
+    def option(self, name: str, default: Any = None) -> Any:
+        return dict(self.options).get(name, default)
+
+
+# --------------------------------------------------------------------------- rule parts
+
+
+class RuleKind(enum.Enum):
+    FILTER = "filter"
+    WINDOW = "window"
+    SCHEDULE = "schedule"
+    PATTERN = "pattern"
+    ABSENT = "absent"
+    ANOMALY = "anomaly"
+
+
+@dataclass(frozen=True)
+class WindowSpec:
+    kind: str  # "tumbling" | "sliding" | "session" | "count"
+    size_us: int | None = None  # tumbling, sliding
+    every_us: int | None = None  # sliding
+    gap_us: int | None = None  # session
+    count: int | None = None  # `last N events`
+
+
+@dataclass(frozen=True)
+class ScheduleSpec:
+    cron: str
+    over_us: int
+
+
+# Pattern regex over step names.
+@dataclass(frozen=True)
+class PNode:
+    pass
+
+
+@dataclass(frozen=True)
+class PStep(PNode):
+    name: str
+
+
+@dataclass(frozen=True)
+class PSeq(PNode):
+    items: tuple[PNode, ...]
+
+
+@dataclass(frozen=True)
+class PAlt(PNode):
+    options: tuple[PNode, ...]  # left alternative preferred
+
+
+@dataclass(frozen=True)
+class PRepeat(PNode):
+    item: PNode
+    min: int
+    max: int | None  # None = unbounded; greedy always
+
+
+@dataclass(frozen=True)
+class PatternSpec:
+    regex: PNode
+    within_us: int | None
+    steps: tuple[str, ...]  # distinct step names in order of first appearance in the regex
+    defines: tuple[tuple[str, TExpr | None], ...]  # per step, in `steps` order; None = any row
+
+    def condition(self, step: str) -> TExpr | None:
+        return dict(self.defines).get(step)
+
+
+@dataclass(frozen=True)
+class AbsentSpec:
+    duration_us: int
+
+
+@dataclass(frozen=True)
+class AnomalySpec:
+    method: str  # "zscore" | "iqr" | "ema"
+    field: str
+    threshold: float = 3.0  # zscore, ema
+    multiplier: float = 1.5  # iqr
+    alpha: float = 0.3  # ema
+    baseline: int = 100
+    warmup: int = 10
+
+    @property
+    def stat_columns(self) -> tuple[str, ...]:
+        """The baseline statistics the record carries for this method."""
+        return ("baseline_q1", "baseline_q3") if self.method == "iqr" else ("baseline_mean", "baseline_std")
+
+
+SEVERITIES = ("info", "low", "medium", "high", "critical")
+
+
+@dataclass(frozen=True)
+class RulePlan:
+    id: str
+    title: str | None
+    stream: StreamPlan
+    kind: RuleKind
+    where: TExpr | None = None
+    group_by: tuple[FieldPlan, ...] = ()
+    window: WindowSpec | None = None
+    having: TExpr | None = None
+    aggregates: tuple[TAgg, ...] = ()  # distinct by name, in order of first use
+    schedule: ScheduleSpec | None = None
+    pattern: PatternSpec | None = None
+    absent: AbsentSpec | None = None
+    anomaly: AnomalySpec | None = None
+    severity: str = "medium"
+    throttle_us: int | None = None
+    notify: tuple[str, ...] = ()
+    fallback: str | None = None
+    message: str | None = None
+    file: str = "<string>"
+    line: int = 0
+    output: tuple[FieldPlan, ...] = field(default=())
+
+    @property
+    def group_keys(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.group_by)
+
+    @property
+    def output_schema(self) -> dict[str, pl.DataType]:
+        return {f.name: f.dtype for f in self.output}
+
+    def empty_output(self) -> pl.DataFrame:
+        return pl.DataFrame(schema=self.output_schema)
+
+
+@dataclass(frozen=True)
+class Program:
+    streams: tuple[StreamPlan, ...]
+    channels: tuple[ChannelPlan, ...]
+    rules: tuple[RulePlan, ...]
+
+    def stream(self, name: str) -> StreamPlan:
+        return next(s for s in self.streams if s.name == name)
+
+    def channel(self, name: str) -> ChannelPlan:
+        return next(c for c in self.channels if c.name == name)
+
+    def rule(self, rule_id: str) -> RulePlan:
+        return next(r for r in self.rules if r.id == rule_id)
+
+
+# --------------------------------------------------------------------------- match records (§7)
+
+
+def aggregate_name(func: str, field_name: str | None, q: float | None = None) -> str:
+    """Column name of an aggregate: `count`, `avg_cpu`, `p95_latency_ms`, `p99_9_f`, dots as `_`."""
+    if field_name is None:
+        return "count"
+    f = field_name.replace(".", "_")
+    if func == "percentile":
+        qs = str(int(q)) if q is not None and float(q).is_integer() else repr(float(q)).replace(".", "_")
+        return f"p{qs}_{f}"
+    return f"{func}_{f}"
+
+
+def aggregate_type(func: str, arg_type: Type | None) -> Type:
+    if func in ("count", "distinct"):
+        return Type.INT
+    if func in ("min", "max"):
+        return arg_type or Type.FLOAT
+    if func == "sum":
+        return Type.INT if arg_type is Type.INT else Type.FLOAT
+    return Type.FLOAT  # avg std percentile
+
+
+HEAD = (FieldPlan("rule", Type.STR), FieldPlan("ts", Type.TIMESTAMP), FieldPlan("severity", Type.STR))
+
+
+def output_columns(
+    kind: RuleKind,
+    stream: StreamPlan,
+    group_by: tuple[FieldPlan, ...],
+    aggregates: tuple[TAgg, ...] = (),
+    pattern: PatternSpec | None = None,
+    anomaly: AnomalySpec | None = None,
+) -> tuple[FieldPlan, ...]:
+    """The ordered columns of a rule's match record (LANGUAGE.md §7)."""
+    cols: list[FieldPlan] = [*HEAD, *group_by]
+
+    def add(fp: FieldPlan) -> None:
+        if all(c.name != fp.name for c in cols):
+            cols.append(fp)
+
+    ts = Type.TIMESTAMP
+    if kind in (RuleKind.FILTER, RuleKind.ANOMALY, RuleKind.PATTERN):
+        for f in stream.fields:
+            add(f)
+    if kind in (RuleKind.WINDOW, RuleKind.SCHEDULE):
+        add(FieldPlan("window_start", ts))
+        add(FieldPlan("window_end", ts))
+        for a in aggregates:
+            add(FieldPlan(a.name, a.type))
+    elif kind is RuleKind.PATTERN and pattern is not None:
+        add(FieldPlan("match_start", ts))
+        for step in pattern.steps:
+            add(FieldPlan(f"{step}_count", Type.INT))
+    elif kind is RuleKind.ABSENT:
+        add(FieldPlan("last_seen", ts))
+    elif kind is RuleKind.ANOMALY and anomaly is not None:
+        add(FieldPlan("score", Type.FLOAT))
+        add(FieldPlan("method", Type.STR))
+        add(FieldPlan("baseline_n", Type.INT))
+        for s in anomaly.stat_columns:
+            add(FieldPlan(s, Type.FLOAT))
+    return tuple(cols)
