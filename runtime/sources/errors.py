@@ -1,0 +1,24 @@
+"""Errors raised at the input edge.
+
+User mistakes in the data (a declared field the file lacks, a column of the
+wrong type) are `SchemaError`s with messages meant to be shown as they are;
+`SourceSpecError` is a `--source` string we cannot parse.
+"""
+
+from __future__ import annotations
+
+
+class SourceError(Exception):
+    """Base of everything the sources raise on purpose."""
+
+
+class SchemaError(SourceError):
+    """The data does not fit the declared stream (missing field, incompatible type)."""
+
+
+class NoInputError(SourceError, FileNotFoundError):
+    """A path, directory or glob matched no Parquet file."""
+
+
+class SourceSpecError(SourceError, ValueError):
+    """A source spec (`jsonl:-`, `redis://...`) that cannot be understood."""
