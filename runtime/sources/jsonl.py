@@ -1,0 +1,172 @@
+"""JSON lines from stdin or from a file that is being appended to (`tail -f`).
+
+Offsets are byte positions just past the last complete line handed out, with
+the file's inode, so a restart resumes exactly after the last checkpointed
+batch. A partial last line waits for its newline (until EOF when not
+following). Rotation (the path now names a new inode) drains the old file
+first, then continues at the start of the new one; truncation (the file got
+shorter than our position) restarts at 0.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import sys
+from collections import deque
+from typing import Any, BinaryIO
+
+from cepdsl.plan import StreamPlan
+from runtime.sources.batch import Chunk, Clock, Source
+from runtime.sources.records import parse_json_lines
+
+_READ_SIZE = 1 << 20
+
+
+class JsonlSource(Source):
+    def __init__(
+        self,
+        stream: StreamPlan,
+        path: str | os.PathLike[str] = "-",
+        *,
+        follow: bool = True,
+        poll_s: float = 0.05,
+        start_offsets: dict[str, Any] | None = None,
+        stdin: BinaryIO | int | None = None,
+        max_rows: int = 10_000,
+        max_delay_s: float = 0.5,
+        clock: Clock | None = None,
+    ) -> None:
+        super().__init__(stream, max_rows=max_rows, max_delay_s=max_delay_s, clock=clock)
+        self.path = os.fspath(path)
+        self.follow = follow
+        self.poll_s = poll_s
+        self._pending: deque[tuple[bytes, int]] = deque()  # complete lines with their end position
+        self._partial = b""
+        self._read_pos = 0  # bytes read from the current file (complete lines + partial)
+        self._done_pos = 0  # end of the last line handed out
+        self._inode: int | None = None
+        self._file: BinaryIO | None = None
+        self._fd: int | None = None
+        if self.path == "-":
+            src = stdin if stdin is not None else sys.stdin.buffer
+            self._fd = src if isinstance(src, int) else src.fileno()
+        else:
+            self._resume = start_offsets or {}
+
+    # -- Source
+
+    def offsets(self) -> dict[str, Any]:
+        return {"path": self.path, "inode": self._inode, "pos": self._done_pos}
+
+    def close(self) -> None:
+        super().close()
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def _read(self, timeout_s: float, limit: int) -> Chunk:
+        if not self._pending:
+            eof = self._fill(timeout_s)
+            if not self._pending:
+                return Chunk(eof=eof)
+        lines = []
+        while self._pending and len(lines) < limit:
+            line, end = self._pending.popleft()
+            lines.append(line)
+            self._done_pos = end
+        records, raws = parse_json_lines(lines)
+        return Chunk(records, raws)
+
+    # -- reading
+
+    def _fill(self, timeout_s: float) -> bool:
+        """Read what is there into `_pending`; wait up to `timeout_s` when nothing is. True at EOF for good."""
+        if self._fd is not None:
+            return self._fill_stdin(timeout_s)
+        if self._file is None and not self._open():
+            if not self.follow:
+                raise FileNotFoundError(self.path)
+            self.clock.sleep(min(timeout_s, self.poll_s))
+            return False
+        assert self._file is not None
+        data = self._file.read(_READ_SIZE)
+        if data:
+            self._split(data)
+            return False
+        if not self.follow:
+            self._flush_partial()
+            return True
+        if self._rotated_or_truncated():
+            return False
+        self.clock.sleep(min(timeout_s, self.poll_s))
+        return False
+
+    def _fill_stdin(self, timeout_s: float) -> bool:
+        assert self._fd is not None
+        ready, _, _ = select.select([self._fd], [], [], timeout_s)
+        if not ready:
+            return False
+        data = os.read(self._fd, _READ_SIZE)
+        if not data:
+            self._flush_partial()
+            return True
+        self._split(data)
+        return False
+
+    def _open(self) -> bool:
+        try:
+            f = open(self.path, "rb")  # noqa: SIM115 - lives as long as the source
+        except FileNotFoundError:
+            return False
+        st = os.fstat(f.fileno())
+        resume = getattr(self, "_resume", {})
+        start = 0
+        if resume.get("inode") == st.st_ino and 0 <= int(resume.get("pos", 0)) <= st.st_size:
+            start = int(resume["pos"])
+        self._resume = {}
+        f.seek(start)
+        self._file, self._inode = f, st.st_ino
+        self._read_pos = self._done_pos = start
+        self._partial = b""
+        return True
+
+    def _rotated_or_truncated(self) -> bool:
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return False  # mid-rotation: keep the old file until a new one appears
+        assert self._file is not None
+        if st.st_ino != self._inode:
+            # The old file is drained (we are at its EOF): its unterminated tail is a whole line
+            # now, and once it is handed out we stand at the start of the new file.
+            tail = self._partial
+            self._file.close()
+            self._file = None
+            self._open()
+            if tail.strip():
+                self._pending.append((tail, 0))
+            return True
+        if st.st_size < self._read_pos:
+            self._file.seek(0)
+            self._partial = b""
+            self._pending.clear()
+            self._read_pos = self._done_pos = 0
+            return True
+        return False
+
+    def _split(self, data: bytes) -> None:
+        start = self._read_pos - len(self._partial)
+        self._read_pos += len(data)
+        buf = self._partial + data
+        lines = buf.split(b"\n")
+        self._partial = lines.pop()
+        end = start
+        for line in lines:
+            end += len(line) + 1
+            self._pending.append((line.rstrip(b"\r"), end))
+
+    def _flush_partial(self) -> None:
+        if self._partial.strip():
+            self._pending.append((self._partial, self._read_pos))
+        self._partial = b""

@@ -1,0 +1,144 @@
+"""`--source` strings → live sources.
+
+    jsonl:-                                  JSON lines on stdin
+    jsonl:/path/events.jsonl[?follow=false]  a file, tailed (follow) by default
+    parquet-dir:/path/dir[?poll=1s&settle=5s]
+    redis://HOST:PORT/DB?stream=KEY[&group=cep&consumer=c1&start=0&claim_idle=60s]
+    rediss://...                             the same over TLS
+    http://HOST:PORT/PATH?interval=5s[&timeout=5s&map.FIELD=PATH]
+    https://...
+
+Common query options for every kind: `max_rows=N`, `max_delay=DURATION`.
+Durations are `500ms`, `5s`, `1m`, `1h` or plain seconds. In HTTP specs the
+options above are taken out of the query; the rest of it is sent to the server.
+Keyword arguments to `open_source` override the spec (and pass what a string
+cannot hold: `clock`, `start_offsets`, `mapping`, `client`).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from cepdsl.plan import StreamPlan
+from runtime.sources.batch import Source
+from runtime.sources.errors import SourceSpecError
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+
+
+def parse_duration_s(text: str) -> float:
+    m = _DURATION.match(text)
+    if not m:
+        raise SourceSpecError(f"not a duration: {text!r} (use e.g. 500ms, 5s, 1m)")
+    return float(m.group(1)) * _UNIT_S[m.group(2)]
+
+
+def _bool(text: str) -> bool:
+    if text.lower() in ("1", "true", "yes", "on"):
+        return True
+    if text.lower() in ("0", "false", "no", "off"):
+        return False
+    raise SourceSpecError(f"not a boolean: {text!r}")
+
+
+def _common(query: dict[str, str], spec: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if "max_rows" in query:
+        try:
+            out["max_rows"] = int(query.pop("max_rows"))
+        except ValueError as e:
+            raise SourceSpecError(f"{spec}: max_rows must be an integer") from e
+    if "max_delay" in query:
+        out["max_delay_s"] = parse_duration_s(query.pop("max_delay"))
+    return out
+
+
+def _split_query(rest: str) -> tuple[str, dict[str, str]]:
+    if "?" not in rest:
+        return rest, {}
+    path, _, q = rest.partition("?")
+    return path, dict(parse_qsl(q, keep_blank_values=True))
+
+
+def _reject_unknown(query: dict[str, str], spec: str) -> None:
+    if query:
+        raise SourceSpecError(f"{spec}: unknown option(s) {', '.join(sorted(query))}")
+
+
+def open_source(spec: str, stream: StreamPlan, **opts: Any) -> Source:
+    """A live source for `stream` from a spec string (see the module docstring)."""
+    kind, sep, rest = spec.partition(":")
+    if not sep:
+        raise SourceSpecError(f"source spec {spec!r} has no kind (try jsonl:-, parquet-dir:DIR, redis://, http://)")
+    kind = kind.lower()
+
+    if kind == "jsonl":
+        from runtime.sources.jsonl import JsonlSource
+
+        path, query = _split_query(rest)
+        if not path:
+            raise SourceSpecError(f"{spec}: missing path (use jsonl:- for stdin)")
+        kw = _common(query, spec)
+        if "follow" in query:
+            kw["follow"] = _bool(query.pop("follow"))
+        if "poll" in query:
+            kw["poll_s"] = parse_duration_s(query.pop("poll"))
+        _reject_unknown(query, spec)
+        return JsonlSource(stream, path, **{**kw, **opts})
+
+    if kind == "parquet-dir":
+        from runtime.sources.parquet_dir import ParquetDirSource
+
+        path, query = _split_query(rest)
+        if not path:
+            raise SourceSpecError(f"{spec}: missing directory")
+        kw = _common(query, spec)
+        if "poll" in query:
+            kw["poll_s"] = parse_duration_s(query.pop("poll"))
+        if "settle" in query:
+            kw["settle_s"] = parse_duration_s(query.pop("settle"))
+        _reject_unknown(query, spec)
+        return ParquetDirSource(stream, path, **{**kw, **opts})
+
+    if kind in ("redis", "rediss"):
+        from runtime.sources.redis_streams import RedisStreamSource
+
+        parts = urlsplit(spec)
+        query = dict(parse_qsl(parts.query, keep_blank_values=True))
+        kw = _common(query, spec)
+        key = query.pop("stream", None) or opts.pop("key", None)
+        if not key:
+            raise SourceSpecError(f"{spec}: missing ?stream=KEY")
+        for name in ("group", "consumer"):
+            if name in query:
+                kw[name] = query.pop(name)
+        if "start" in query:
+            kw["start_id"] = query.pop("start")
+        if "claim_idle" in query:
+            kw["claim_idle_ms"] = int(parse_duration_s(query.pop("claim_idle")) * 1000)
+        _reject_unknown(query, spec)
+        url = urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+        return RedisStreamSource(stream, opts.pop("client", url), key=key, **{**kw, **opts})
+
+    if kind in ("http", "https"):
+        from runtime.sources.http_poll import HttpPollSource
+
+        parts = urlsplit(spec)
+        pairs = parse_qsl(parts.query, keep_blank_values=True)
+        ours = {k: v for k, v in pairs if k in ("interval", "timeout", "max_rows", "max_delay") or k.startswith("map.")}
+        theirs = [(k, v) for k, v in pairs if k not in ours]
+        kw = _common(ours, spec)
+        if "interval" in ours:
+            kw["interval_s"] = parse_duration_s(ours.pop("interval"))
+        if "timeout" in ours:
+            kw["timeout_s"] = parse_duration_s(ours.pop("timeout"))
+        mapping = {k[4:]: v for k, v in ours.items() if k.startswith("map.")}
+        if mapping:
+            kw["mapping"] = {**mapping, **opts.pop("mapping", {})}
+        url = urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(theirs), parts.fragment))
+        return HttpPollSource(stream, url, **{**kw, **opts})
+
+    raise SourceSpecError(f"unknown source kind {kind!r} in {spec!r} (jsonl, parquet-dir, redis, http)")
