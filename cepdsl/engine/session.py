@@ -1,0 +1,377 @@
+"""The engine core: every rule of a Program over micro-batches of several streams.
+
+A `Session` owns what is common to all rules — conversion of incoming frames,
+arrival numbers (SEQ) and event time (TIME), the per-stream watermark and
+reorder buffer, late rows, the one-pass `where` of all rules of a stream, and
+throttle — and hands each rule's executor (`cepdsl.backends.executor_for`) the
+rows that passed its `where`, in (TIME, SEQ) order.  It is pure: no I/O and no
+wall clock; time comes in as data (`advance` is how the runtime's clock or the
+replay driver's knowledge of the input moves a watermark).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import pickle
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from cepdsl.backends.base import SEQ, TIME, Executor, Progress
+from cepdsl.engine.deadletter import concat_dead_letters, empty_dead_letters, rows_as_dead_letters
+from cepdsl.engine.frames import conform
+from cepdsl.engine.ordering import NO_WATERMARK, StreamState
+from cepdsl.engine.stats import RuleStats
+from cepdsl.engine.throttle import Throttle
+from cepdsl.plan import Program, RuleKind, RulePlan, StreamPlan
+
+#: Bumped when the layout of `Session.snapshot()` changes.
+ENGINE_STATE_VERSION = 1
+#: Snapshot keys of per-stream state; rule IDs are identifiers, so ":" cannot clash.
+STREAM_KEY = "stream:"
+
+ExecutorSource = Mapping[str, Executor] | Callable[[RulePlan], Executor] | None
+
+
+def fingerprint(plan: RulePlan | StreamPlan) -> str:
+    """Stable across processes (unlike `hash`): a restored state is only reused by the same plan."""
+    return hashlib.sha256(repr(plan).encode()).hexdigest()[:16]
+
+
+def _iso(us: int) -> str:
+    if us <= NO_WATERMARK:
+        return "-inf"
+    return (_dt.datetime(1970, 1, 1) + _dt.timedelta(microseconds=us)).isoformat() + "Z"
+
+
+@dataclass
+class RuleRun:
+    """One rule inside a session: its plan, executor, throttle and counters."""
+
+    plan: RulePlan
+    executor: Executor
+    throttle: Throttle | None
+    stats: RuleStats = field(default_factory=RuleStats)
+    empty: pl.DataFrame | None = None
+
+    def __post_init__(self) -> None:
+        self.empty = self.plan.empty_output()
+
+
+@dataclass
+class StreamRun:
+    state: StreamState
+    rules: list[RuleRun]
+    where_names: list[str]  # column of each rule's predicate in the one-pass select (or "")
+    where_exprs: list[pl.Expr]
+
+
+@dataclass(frozen=True)
+class ReloadReport:
+    kept: tuple[str, ...]
+    changed: tuple[str, ...]
+    added: tuple[str, ...]
+    removed: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class RestoreReport:
+    restored: tuple[str, ...]  # rule IDs and `stream:NAME` keys taken over
+    skipped: tuple[str, ...]  # keys whose plan changed or that no longer exist: those start fresh
+
+
+class Session:
+    """Runs every rule of `program`.  See docs/engine.md for the guarantees."""
+
+    def __init__(self, program: Program, *, executors: ExecutorSource = None, replay: bool = False) -> None:
+        self.program = program
+        self.replay = replay
+        self._executor_source = executors
+        self._dead: list[pl.DataFrame] = []
+        self._streams: dict[str, StreamRun] = {}
+        self._rules: dict[str, RuleRun] = {}
+        self._build(program, old_rules={}, old_streams={})
+
+    # ------------------------------------------------------------------ construction
+    def _make_executor(self, rule: RulePlan) -> Executor:
+        src = self._executor_source
+        if src is None:
+            from cepdsl.backends import executor_for
+
+            return executor_for(rule)
+        if isinstance(src, Mapping):
+            return src[rule.id]
+        return src(rule)
+
+    def _build(self, program: Program, old_rules: dict[str, RuleRun], old_streams: dict[str, StreamRun]) -> None:
+        from cepdsl.backends.polars import compile_many
+
+        self._rules = {}
+        for rule in program.rules:
+            old = old_rules.get(rule.id)
+            if old is not None and old.plan == rule:
+                self._rules[rule.id] = old
+            else:
+                throttle = Throttle(rule.throttle_us, rule.group_keys) if rule.throttle_us else None
+                self._rules[rule.id] = RuleRun(rule, self._make_executor(rule), throttle)
+        self._streams = {}
+        for stream in program.streams:
+            state = StreamState(stream, external_watermark=self.replay)
+            previous = old_streams.get(stream.name)
+            if previous is not None:
+                state.adopt(previous.state)
+            runs = [self._rules[r.id] for r in program.rules if r.stream.name == stream.name]
+            names = [f"__w{i}" if run.plan.where is not None else "" for i, run in enumerate(runs)]
+            wheres = [run.plan.where for run in runs if run.plan.where is not None]
+            exprs = compile_many(wheres, [n for n in names if n]) if wheres else []
+            self._streams[stream.name] = StreamRun(state, runs, names, exprs)
+
+    def _stream(self, name: str) -> StreamRun:
+        try:
+            return self._streams[name]
+        except KeyError:
+            raise KeyError(f"unknown stream {name!r} (declared: {', '.join(self._streams)})") from None
+
+    def _outputs(self) -> dict[str, list[pl.DataFrame]]:
+        return {rid: [] for rid in self._rules}
+
+    # ------------------------------------------------------------------ rows in
+    def push(self, stream: str, frame: Any) -> dict[str, pl.DataFrame]:
+        """Take a micro-batch of `stream` (Polars/Arrow/pandas); return every rule's matches now due."""
+        run = self._stream(stream)
+        st = run.state
+        rows = st.number(conform(st.plan, frame, source=f"a batch of stream {stream}"))
+        outs = self._outputs()
+        if st.has_time:
+            missing = rows[TIME].is_null()
+            if missing.any():
+                self._dead.append(
+                    rows_as_dead_letters(stream, rows.filter(missing).select(st.plan.schema.keys()), "missing time")
+                )
+                rows = rows.filter(~missing)
+            before = st.watermark
+            st.observe(rows[TIME])
+            if before > NO_WATERMARK:
+                behind = rows[TIME] < before
+                if behind.any():
+                    late = rows.filter(behind).sort([TIME, SEQ])
+                    rows = rows.filter(~behind)
+                    self._run_rows(run, late, Progress(before, st.first_ts, st.max_ts), outs, late=True)
+        st.hold(rows)
+        self._release(run, outs)
+        return self._finish_outputs(outs)
+
+    def advance(self, stream: str | None, watermark_us: int) -> dict[str, pl.DataFrame]:
+        """Move the watermark of `stream` (None: every stream with a time field) to at least
+        `watermark_us`: the runtime's wall clock on a silent stream, or the replay driver's
+        knowledge that no older row is left.  Returns the matches now due."""
+        outs = self._outputs()
+        runs = [self._stream(stream)] if stream is not None else list(self._streams.values())
+        for run in runs:
+            st = run.state
+            if not st.has_time or watermark_us <= st.watermark:
+                continue
+            st.watermark = int(watermark_us)
+            self._release(run, outs)
+        return self._finish_outputs(outs)
+
+    def flush(self) -> dict[str, pl.DataFrame]:
+        """End of replay input: release every buffered row, close windows and sessions, and
+        fire schedule ticks and absence deadlines up to the largest event time seen (§6)."""
+        outs = self._outputs()
+        for run in self._streams.values():
+            st = run.state
+            if st.max_ts is not None:
+                st.watermark = max(st.watermark, st.max_ts)
+            rows = st.release(upto=np.iinfo(np.int64).max)
+            progress = st.progress()
+            if rows is not None:
+                self._run_rows(run, rows, progress, outs)
+            for rule in run.rules:
+                t0 = time.perf_counter()
+                outs[rule.plan.id].append(rule.executor.finish(progress))
+                rule.stats.total_eval_s += time.perf_counter() - t0
+        return self._finish_outputs(outs)
+
+    # ------------------------------------------------------------------ the pipeline
+    def _release(self, run: StreamRun, outs: dict[str, list[pl.DataFrame]]) -> None:
+        st = run.state
+        rows = st.release()
+        progress = st.progress()
+        if rows is not None:
+            self._run_rows(run, rows, progress, outs)
+        elif st.has_time:
+            for rule in run.rules:
+                outs[rule.plan.id].append(rule.executor.advance(progress))
+
+    def _run_rows(
+        self,
+        run: StreamRun,
+        rows: pl.DataFrame,
+        progress: Progress,
+        outs: dict[str, list[pl.DataFrame]],
+        late: bool = False,
+    ) -> None:
+        """Evaluate every rule's `where` in one pass, then feed each executor its rows."""
+        if not run.rules:
+            return
+        t0 = time.perf_counter()
+        masks = None
+        if run.where_exprs:
+            from cepdsl.backends.polars.expressions import MANY_OPTS
+
+            masks = rows.lazy().select(run.where_exprs).collect(optimizations=MANY_OPTS)
+        where_share = (time.perf_counter() - t0) / len(run.rules)
+        ts_np = rows[TIME].to_numpy() if late else None
+        stream = run.state.plan.name
+        for rule, name in zip(run.rules, run.where_names, strict=True):
+            t1 = time.perf_counter()
+            mask = masks[name] if name else None
+            if late and rule.plan.kind is not RuleKind.FILTER:
+                refused = pl.Series(rule.executor.late_mask(ts_np, run.state.released_us), dtype=pl.Boolean)
+                if mask is not None:
+                    refused = refused & mask
+                n_refused = int(refused.sum())
+                if n_refused:
+                    rule.stats.late += n_refused
+                    reason = (
+                        f"late for rule {rule.plan.id}: older than rows already processed "
+                        f"(watermark {_iso(progress.watermark_us)})"
+                    )
+                    self._dead.append(
+                        rows_as_dead_letters(stream, rows.filter(refused).select(run.state.plan.schema.keys()), reason)
+                    )
+                    mask = ~refused if mask is None else (mask & ~refused)
+            sub = rows if mask is None else rows.filter(mask)
+            rule.stats.events_in += rows.height
+            rule.stats.passed += sub.height
+            if sub.height:
+                out = rule.executor.process(sub, progress)
+            else:
+                out = rule.executor.advance(progress)
+            outs[rule.plan.id].append(out)
+            rule.stats.timed(where_share + time.perf_counter() - t1)
+
+    def _finish_outputs(self, outs: dict[str, list[pl.DataFrame]]) -> dict[str, pl.DataFrame]:
+        """Per rule: one frame in ts order, throttled; counters updated."""
+        result: dict[str, pl.DataFrame] = {}
+        for rid, parts in outs.items():
+            rule = self._rules[rid]
+            parts = [p for p in parts if p is not None and p.height]
+            if not parts:
+                result[rid] = rule.empty
+                continue
+            out = parts[0] if len(parts) == 1 else pl.concat(parts, how="vertical")
+            if rule.plan.stream.time_field is not None and not out["ts"].is_sorted():
+                out = out.sort("ts", maintain_order=True, nulls_last=False)
+            if rule.throttle is not None:
+                before = rule.throttle.suppressed
+                out = rule.throttle.apply(out)
+                rule.stats.suppressed += rule.throttle.suppressed - before
+            rule.stats.matches += out.height
+            result[rid] = out
+        return result
+
+    # ------------------------------------------------------------------ observability
+    def dead_letters(self) -> pl.DataFrame:
+        """Rows the engine could not use so far (not cleared)."""
+        merged = concat_dead_letters(self._dead)
+        self._dead = [merged] if merged.height else []
+        return merged
+
+    def take_dead_letters(self) -> pl.DataFrame:
+        """Rows the engine could not use since the last call (cleared)."""
+        merged = concat_dead_letters(self._dead)
+        self._dead = []
+        return merged
+
+    def progress(self, stream: str) -> Progress:
+        return self._stream(stream).state.progress()
+
+    def stats(self, *, state_size: bool = True) -> dict[str, dict[str, Any]]:
+        """Per rule: events in, passed `where`, matches, suppressed, late, batches, mean and
+        p99 evaluation time per batch (ms), and the size of its snapshot in bytes."""
+        out = {}
+        for rid, rule in self._rules.items():
+            row: dict[str, Any] = {"stream": rule.plan.stream.name, "kind": rule.plan.kind.value}
+            row.update(rule.stats.summary())
+            if state_size:
+                row["state_bytes"] = len(self._rule_snapshot(rule))
+            out[rid] = row
+        return out
+
+    # ------------------------------------------------------------------ state
+    def _rule_snapshot(self, rule: RuleRun) -> bytes:
+        return pickle.dumps(
+            {
+                "version": ENGINE_STATE_VERSION,
+                "plan": fingerprint(rule.plan),
+                "executor": rule.executor.snapshot(),
+                "throttle": rule.throttle.state() if rule.throttle else None,
+                "counters": rule.stats.counters(),
+            },
+            protocol=5,
+        )
+
+    def snapshot(self) -> dict[str, bytes]:
+        """Everything the session remembers: one entry per rule, one per stream
+        (`stream:NAME`: watermark, arrival counter and the reorder buffer's rows)."""
+        snap = {rid: self._rule_snapshot(rule) for rid, rule in self._rules.items()}
+        for name, run in self._streams.items():
+            snap[STREAM_KEY + name] = pickle.dumps(
+                {"version": ENGINE_STATE_VERSION, "plan": fingerprint(run.state.plan), "state": run.state.state()},
+                protocol=5,
+            )
+        return snap
+
+    def restore(self, snapshot: Mapping[str, bytes]) -> RestoreReport:
+        """Take over a snapshot.  A rule whose plan changed since (or that no longer exists)
+        starts fresh; a stream whose declaration changed keeps its progress and buffered rows."""
+        restored, skipped = [], []
+        for key, payload in snapshot.items():
+            data = pickle.loads(payload)
+            if data.get("version") != ENGINE_STATE_VERSION:
+                raise ValueError(f"{key}: engine state version {data.get('version')}, expected {ENGINE_STATE_VERSION}")
+            if key.startswith(STREAM_KEY):
+                run = self._streams.get(key[len(STREAM_KEY) :])
+                if run is None:
+                    skipped.append(key)
+                    continue
+                old = StreamState(run.state.plan, external_watermark=self.replay)
+                old.load_state(data["state"])
+                if data["plan"] == fingerprint(run.state.plan):
+                    run.state.load_state(data["state"])
+                else:
+                    run.state.adopt(old)
+                restored.append(key)
+                continue
+            rule = self._rules.get(key)
+            if rule is None or data["plan"] != fingerprint(rule.plan):
+                skipped.append(key)
+                continue
+            rule.executor.restore(data["executor"])
+            if rule.throttle is not None and data["throttle"] is not None:
+                rule.throttle.load_state(data["throttle"])
+            rule.stats.load_counters(data["counters"])
+            restored.append(key)
+        return RestoreReport(tuple(restored), tuple(skipped))
+
+    # ------------------------------------------------------------------ hot reload
+    def reload(self, program: Program) -> ReloadReport:
+        """Switch to `program` between batches: unchanged rules (equal RulePlan) keep their
+        state, changed and new rules start fresh, removed rules stop.  Streams keep their
+        watermark and buffered rows, so no event is dropped."""
+        old_ids = set(self._rules)
+        new_by_id = {r.id: r for r in program.rules}
+        kept = tuple(r for r in new_by_id if r in old_ids and self._rules[r].plan == new_by_id[r])
+        changed = tuple(r for r in new_by_id if r in old_ids and r not in kept)
+        added = tuple(r for r in new_by_id if r not in old_ids)
+        removed = tuple(r for r in self._rules if r not in new_by_id)
+        self._build(program, old_rules=self._rules, old_streams=self._streams)
+        self.program = program
+        return ReloadReport(kept, changed, added, removed)
