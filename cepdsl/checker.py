@@ -1,0 +1,620 @@
+"""The checker: names, types and clause rules → every diagnostic, and the plan.
+
+It walks the file once.  Each declaration is checked on its own (a broken
+stream does not silence the checks of the rules after it), and everything that
+checks clean is lowered to the typed plan (`cepdsl.plan`) on the way.  The
+plan is only handed out when there are no errors at all.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cepdsl import ast
+from cepdsl.channels import HTTP_METHODS, KINDS, PAGERDUTY_SEVERITIES, options_for
+from cepdsl.diagnostics import Diagnostic, did_you_mean, sort_key
+from cepdsl.plan import (
+    SEVERITIES,
+    AbsentSpec,
+    AnomalySpec,
+    ChannelPlan,
+    EnvVar,
+    FieldPlan,
+    PAlt,
+    PatternSpec,
+    PNode,
+    Program,
+    PRepeat,
+    PSeq,
+    PStep,
+    RuleKind,
+    RulePlan,
+    ScheduleSpec,
+    StreamPlan,
+    WindowSpec,
+    output_columns,
+)
+from cepdsl.typecheck import Scope, Typer
+from cepdsl.types import DECLARABLE, Type
+
+MAX_RULES = 10_000
+MAX_BASELINE = 1000
+MAX_PATTERN_REPEAT = 1000
+
+_ANOMALY_PARAMS = {
+    "zscore": {"threshold": 3.0},
+    "iqr": {"multiplier": 1.5},
+    "ema": {"alpha": 0.3, "threshold": 3.0},
+}
+
+# The clause kinds of which a rule may have one at most (§3.3).
+_SHAPES = (ast.Window, ast.Schedule, ast.Pattern, ast.Absent, ast.Anomaly)
+
+
+class Checker:
+    def __init__(self, file: ast.File):
+        self.file = file
+        self.diags: list[Diagnostic] = []
+        self.typer = Typer(self.diags)
+        self.streams: dict[str, StreamPlan] = {}
+        self.stream_decls: dict[str, ast.StreamDecl] = {}
+        self.channels: dict[str, ChannelPlan] = {}
+        self.channel_names: set[str] = set()
+        self.rules: list[RulePlan] = []
+
+    def error(self, span: ast.Span, message: str, hints: tuple[str, ...] = (), code: str = "") -> None:
+        self.diags.append(Diagnostic(span, message, hints, code=code))
+
+    # ------------------------------------------------------------------ driver
+    def run(self) -> tuple[Program | None, list[Diagnostic]]:
+        decls = self.file.decls
+        for d in decls:
+            if isinstance(d, ast.StreamDecl):
+                self.stream(d)
+        for d in decls:
+            if isinstance(d, ast.ChannelDecl):
+                self.channel(d)
+        rule_ids: dict[str, ast.RuleDecl] = {}
+        rules = [d for d in decls if isinstance(d, ast.RuleDecl)]
+        if len(rules) > MAX_RULES:
+            self.error(rules[MAX_RULES].span, f"a file may hold at most {MAX_RULES} rules, this one has {len(rules)}", code="limit")
+            rules = rules[:MAX_RULES]
+        for r in rules:
+            first = rule_ids.get(r.id.value)
+            if first is not None:
+                self.error(
+                    r.id.span,
+                    f"rule `{r.id.value}` is defined twice",
+                    (f"the first definition is at line {first.id.span.line}",),
+                    code="duplicate-rule",
+                )
+                continue
+            rule_ids[r.id.value] = r
+            self.rule(r)
+        self.diags.sort(key=sort_key)
+        if self.diags:
+            return None, self.diags
+        program = Program(tuple(self.streams.values()), tuple(self.channels.values()), tuple(self.rules))
+        return program, []
+
+    # ------------------------------------------------------------------ streams
+    def stream(self, d: ast.StreamDecl) -> None:
+        name = d.name.value
+        if name in self.stream_decls:
+            self.error(d.name.span, f"stream `{name}` is declared twice", code="duplicate-stream")
+            return
+        self.stream_decls[name] = d
+        fields: list[FieldPlan] = []
+        ok = True
+        seen: dict[str, ast.FieldDecl] = {}
+        for f in d.fields:
+            fname = f.path.dotted
+            if fname in seen:
+                self.error(f.path.span, f"field `{fname}` is declared twice in stream `{name}`", code="duplicate-field")
+                ok = False
+                continue
+            seen[fname] = f
+            t = DECLARABLE.get(f.type.value)
+            if t is None:
+                self.error(
+                    f.type.span,
+                    f"unknown type `{f.type.value}`",
+                    did_you_mean(f.type.value, DECLARABLE) or (f"the types are {', '.join(DECLARABLE)}",),
+                    code="unknown-type",
+                )
+                ok = False
+                continue
+            fields.append(FieldPlan(fname, t))
+        for fname, f in seen.items():
+            parent = fname.rsplit(".", 1)[0] if "." in fname else None
+            while parent:
+                if parent in seen:
+                    self.error(
+                        f.path.span,
+                        f"`{fname}` is declared inside `{parent}`, but `{parent}` is declared as a plain field",
+                        code="struct-conflict",
+                    )
+                    ok = False
+                    break
+                parent = parent.rsplit(".", 1)[0] if "." in parent else None
+        time_field: str | None = None
+        if d.time is not None:
+            tname = d.time.dotted
+            fp = next((x for x in fields if x.name == tname), None)
+            if fp is None and tname not in seen:
+                self.error(d.time.span, f"time field `{tname}` is not a field of stream `{name}`", did_you_mean(tname, seen), code="unknown-field")
+                ok = False
+            elif fp is not None and fp.type is not Type.TIMESTAMP:
+                self.error(d.time.span, f"time field `{tname}` must be a timestamp, but it is `{fp.type}`", code="time-type")
+                ok = False
+            else:
+                time_field = tname
+        else:
+            fp = next((x for x in fields if x.name == "ts"), None)
+            if fp is not None and fp.type is Type.TIMESTAMP:
+                time_field = "ts"
+        lateness = 0
+        if d.lateness is not None:
+            lateness = d.lateness.us
+        if ok:
+            self.streams[name] = StreamPlan(name, tuple(fields), time_field, lateness)
+
+    # ------------------------------------------------------------------ channels
+    def channel(self, d: ast.ChannelDecl) -> None:
+        name = d.name.value
+        if name in self.channel_names:
+            self.error(d.name.span, f"channel `{name}` is declared twice", code="duplicate-channel")
+            return
+        self.channel_names.add(name)
+        kind = d.kind.value
+        if kind not in KINDS:
+            self.error(d.kind.span, f"unknown channel kind `{kind}`", did_you_mean(kind, KINDS) or (f"the kinds are {', '.join(KINDS)}",), code="unknown-channel-kind")
+            return
+        spec = options_for(kind)
+        values: dict[str, Any] = {}
+        ok = True
+        for a in d.args:
+            if a.name is None:
+                self.error(a.span, f"channel options are named: write `option = value`", (f"`{kind}` takes {', '.join(spec)}",), code="channel-option")
+                ok = False
+                continue
+            opt = a.name.value
+            if opt not in spec:
+                self.error(a.name.span, f"unknown option `{opt}` for a `{kind}` channel", did_you_mean(opt, spec) or (f"`{kind}` takes {', '.join(spec)}",), code="channel-option")
+                ok = False
+                continue
+            if opt in values:
+                self.error(a.name.span, f"option `{opt}` is given twice", code="channel-option")
+                ok = False
+                continue
+            value = self.option_value(a.value, spec[opt].type, opt)
+            if value is _BAD:
+                ok = False
+                continue
+            values[opt] = value
+        for opt, o in spec.items():
+            if o.required and opt not in values and ok is not None:
+                self.error(d.kind.span, f"a `{kind}` channel needs option `{opt}`", code="channel-option")
+                ok = False
+        method = values.get("method")
+        if isinstance(method, str) and method.upper() not in HTTP_METHODS:
+            self.error(d.span, f"unknown HTTP method `{method}`", (f"use one of {', '.join(HTTP_METHODS)}",), code="channel-option")
+            ok = False
+        sev = values.get("severity")
+        if kind == "pagerduty" and isinstance(sev, str) and sev not in PAGERDUTY_SEVERITIES:
+            self.error(d.span, f"PagerDuty severity must be one of {', '.join(PAGERDUTY_SEVERITIES)}", code="channel-option")
+            ok = False
+        if not ok:
+            return
+        retries = values.pop("retries", 3)
+        timeout_us = values.pop("timeout", 10_000_000)
+        self.channels[name] = ChannelPlan(name, kind, tuple(values.items()), int(retries), timeout_us / 1e6)
+
+    def option_value(self, e: ast.Expr, want: str, opt: str) -> Any:
+        if isinstance(e, ast.Call) and e.func.value == "env":
+            if len(e.args) != 1 or e.args[0].name is not None or not (
+                isinstance(e.args[0].value, ast.Literal) and e.args[0].value.kind == "str"
+            ):
+                self.error(e.span, '`env` takes one string: the variable name, e.g. env("SLACK_WEBHOOK_URL")', code="channel-option")
+                return _BAD
+            return EnvVar(e.args[0].value.value)
+        if isinstance(e, ast.Literal):
+            kind = e.kind
+            fits = {
+                "str": kind == "str",
+                "int": kind == "int" and e.value >= 0,
+                "bool": kind == "bool",
+                "duration": kind == "duration" and e.value > 0,
+                "str|list": kind == "str",
+                "map": False,
+            }[want]
+            if fits:
+                return e.value
+        if isinstance(e, ast.ListLit) and want == "str|list":
+            if all(isinstance(i, ast.Literal) and i.kind == "str" for i in e.items):
+                return [i.value for i in e.items]  # type: ignore[union-attr]
+        if isinstance(e, ast.MapLit) and want == "map":
+            if all(isinstance(v, ast.Literal) and v.kind == "str" or isinstance(v, ast.Call) for _, v in e.items):
+                out = {}
+                for k, v in e.items:
+                    val = self.option_value(v, "str", opt)
+                    if val is _BAD:
+                        return _BAD
+                    out[k.value] = val
+                return out
+        described = {
+            "str": "a string",
+            "int": "a non-negative integer",
+            "bool": "`true` or `false`",
+            "duration": "a positive duration such as `10s`",
+            "str|list": "a string or a list of strings",
+            "map": 'a map of strings such as {"X-Token": env("TOKEN")}',
+        }[want]
+        self.error(e.span, f"option `{opt}` takes {described}", code="channel-option")
+        return _BAD
+
+    # ------------------------------------------------------------------ rules
+    def rule(self, r: ast.RuleDecl) -> None:
+        rid = r.id.value
+        seen: dict[type, Any] = {}
+        for c in r.clauses:
+            if type(c) in seen:
+                kw = ast.CLAUSE_KEYWORD[type(c)]
+                self.error(c.span, f"rule `{rid}` has more than one `{kw}` clause", (f"the first is at line {seen[type(c)].span.line}",), code="duplicate-clause")
+            else:
+                seen[type(c)] = c
+        shapes = [c for c in r.clauses if isinstance(c, _SHAPES)]
+        shape_types = []
+        for c in shapes:
+            if type(c) not in shape_types:
+                shape_types.append(type(c))
+        if len(shape_types) > 1:
+            first = next(c for c in shapes if type(c) is shape_types[0])
+            for c in shapes:
+                if type(c) is not shape_types[0]:
+                    self.error(
+                        c.span,
+                        f"`{ast.CLAUSE_KEYWORD[type(c)]}` conflicts with `{ast.CLAUSE_KEYWORD[shape_types[0]]}` (line {first.span.line})",
+                        ("a rule has at most one of window, schedule, pattern, absent, anomaly",),
+                        code="conflicting-clauses",
+                    )
+        frm: ast.From | None = seen.get(ast.From)
+        if frm is None:
+            self.error(r.id.span, f"rule `{rid}` has no `from` clause", ("add `from <stream>`",), code="missing-from")
+            return
+        sname = frm.stream.value
+        stream = self.streams.get(sname)
+        if stream is None:
+            if sname not in self.stream_decls and sname not in self.file.broken:
+                self.error(frm.stream.span, f"unknown stream `{sname}`", did_you_mean(sname, self.stream_decls), code="unknown-stream")
+            return
+        RuleLowering(self, r, stream, seen, shape_types[0] if shape_types else None).lower()
+
+
+_BAD = object()
+
+
+class RuleLowering:
+    """Checks one rule's clauses against its stream and builds its RulePlan."""
+
+    def __init__(self, checker: Checker, r: ast.RuleDecl, stream: StreamPlan, clauses: dict[type, Any], shape: type | None):
+        self.c = checker
+        self.r = r
+        self.stream = stream
+        self.clauses = clauses
+        self.shape = shape
+        self.errors_before = len(checker.diags)
+
+    def error(self, span: ast.Span, message: str, hints: tuple[str, ...] = (), code: str = "") -> None:
+        self.c.error(span, message, hints, code)
+
+    def positive(self, d: ast.Duration | None, what: str) -> int | None:
+        if d is None:
+            return None
+        if d.us <= 0:
+            self.error(d.span, f"{what} must be a positive duration, got `{d.text}`", code="duration")
+            return None
+        return d.us
+
+    def lower(self) -> None:
+        cl, stream, rid = self.clauses, self.stream, self.r.id.value
+        typer = self.c.typer
+
+        # -- group by
+        group: list[FieldPlan] = []
+        gb: ast.GroupBy | None = cl.get(ast.GroupBy)
+        if gb is not None:
+            for k in gb.keys:
+                fp = stream.field(k.dotted)
+                if fp is None:
+                    self.error(k.span, f"unknown field `{k.dotted}` in stream `{stream.name}`", did_you_mean(k.dotted, [f.name for f in stream.fields]), code="unknown-field")
+                elif any(g.name == fp.name for g in group):
+                    self.error(k.span, f"`{k.dotted}` appears twice in `group by`", code="duplicate-key")
+                else:
+                    group.append(fp)
+
+        # -- where
+        where = None
+        w: ast.Where | None = cl.get(ast.Where)
+        if w is not None:
+            where = typer.condition(w.expr, Scope(stream, "where"), "where")
+
+        # -- the rule's shape
+        kind = RuleKind.FILTER
+        window = schedule = pattern = absent = anomaly = None
+        shape = self.shape
+        needs_time: ast.Span | None = None
+        if shape is ast.Window:
+            kind, window = RuleKind.WINDOW, self.window(cl[ast.Window])
+            needs_time = cl[ast.Window].span
+        elif shape is ast.Schedule:
+            kind, schedule = RuleKind.SCHEDULE, self.schedule(cl[ast.Schedule])
+            needs_time = cl[ast.Schedule].span
+        elif shape is ast.Pattern:
+            kind, pattern = RuleKind.PATTERN, self.pattern(cl[ast.Pattern], cl.get(ast.Define))
+            needs_time = cl[ast.Pattern].span
+        elif shape is ast.Absent:
+            kind = RuleKind.ABSENT
+            d = self.positive(cl[ast.Absent].duration, "`absent for`")
+            absent = AbsentSpec(d) if d else None
+            needs_time = cl[ast.Absent].span
+        elif shape is ast.Anomaly:
+            kind, anomaly = RuleKind.ANOMALY, self.anomaly(cl[ast.Anomaly])
+            needs_time = cl[ast.Anomaly].span
+        if shape is not ast.Pattern and ast.Define in cl:
+            self.error(cl[ast.Define].span, "`define` needs a `pattern` clause", code="define-without-pattern")
+
+        # -- having
+        having = None
+        aggregates: dict[str, Any] = {}
+        h: ast.Having | None = cl.get(ast.Having)
+        if h is not None:
+            allowed = shape in (ast.Window, ast.Schedule)
+            scope = Scope(stream, "having", allowed, tuple(g.name for g in group), aggregates)
+            if not allowed:
+                self.error(h.span, "`having` needs a `window` or `schedule` clause", ("filter single events with `where`",), code="having-without-window")
+            else:
+                having = typer.condition(h.expr, scope, "having")
+
+        # -- severity, throttle, notify
+        severity = "medium"
+        s: ast.Severity | None = cl.get(ast.Severity)
+        if s is not None:
+            if s.level.value not in SEVERITIES:
+                self.error(s.level.span, f"unknown severity `{s.level.value}`", did_you_mean(s.level.value, SEVERITIES) or (f"use one of {', '.join(SEVERITIES)}",), code="severity")
+            else:
+                severity = s.level.value
+        throttle = None
+        t: ast.Throttle | None = cl.get(ast.Throttle)
+        if t is not None:
+            throttle = self.positive(t.duration, "`throttle`")
+            needs_time = needs_time or t.span
+        notify: list[str] = []
+        fallback = None
+        n: ast.Notify | None = cl.get(ast.Notify)
+        if n is not None:
+            for ch in (*n.channels, *([n.fallback] if n.fallback else [])):
+                if ch.value not in self.c.channel_names:
+                    self.error(ch.span, f"unknown channel `{ch.value}`", did_you_mean(ch.value, self.c.channel_names), code="unknown-channel")
+            notify = [ch.value for ch in n.channels]
+            if len(set(notify)) != len(notify):
+                self.error(n.span, "a channel is named twice in `notify`", code="duplicate-channel")
+            fallback = n.fallback.value if n.fallback else None
+
+        # -- time
+        if needs_time is not None and stream.time_field is None:
+            ts = stream.field("ts")
+            hint = (
+                f"field `ts` is `{ts.type}`, not a timestamp; name the time field with `time <field>`"
+                if ts is not None
+                else f"declare a timestamp field and name it with `time <field>` in stream `{stream.name}`"
+            )
+            self.error(needs_time, f"this rule needs event time, but stream `{stream.name}` has no time field", (hint,), code="no-time")
+
+        if len(self.c.diags) > self.errors_before:
+            return
+        agg_tuple = tuple(aggregates.values())
+        output = output_columns(kind, stream, tuple(group), agg_tuple, pattern, anomaly)
+
+        # -- message (checked against the record it will be rendered with)
+        message = None
+        m: ast.Message | None = cl.get(ast.Message)
+        if m is not None:
+            message = m.template.value
+            self.check_template(m.template, [f.name for f in output] + ["title"])
+        if len(self.c.diags) > self.errors_before:
+            return
+        title = self.r.title.value if self.r.title is not None else None
+        self.c.rules.append(
+            RulePlan(
+                id=rid,
+                title=title,
+                stream=stream,
+                kind=kind,
+                where=where,
+                group_by=tuple(group),
+                window=window,
+                having=having,
+                aggregates=agg_tuple,
+                schedule=schedule,
+                pattern=pattern,
+                absent=absent,
+                anomaly=anomaly,
+                severity=severity,
+                throttle_us=throttle,
+                notify=tuple(notify),
+                fallback=fallback,
+                message=message,
+                file=self.c.file.name,
+                line=self.r.span.line,
+                output=output,
+            )
+        )
+
+    # ------------------------------------------------------------------ shapes
+    def window(self, w: ast.Window) -> WindowSpec | None:
+        if w.kind == "tumbling":
+            size = self.positive(w.size, "the window size")
+            return WindowSpec("tumbling", size_us=size) if size else None
+        if w.kind == "sliding":
+            size = self.positive(w.size, "the window size")
+            every = self.positive(w.every, "the slide (`every`)")
+            if size and every and every > size:
+                assert w.every is not None and w.size is not None
+                self.error(w.every.span, f"the slide `{w.every.text}` is longer than the window `{w.size.text}`: rows between windows would be skipped", ("use `tumbling` for windows that do not overlap, or a slide ≤ the size",), code="sliding")
+                return None
+            return WindowSpec("sliding", size_us=size, every_us=every) if size and every else None
+        if w.kind == "session":
+            gap = self.positive(w.gap, "the session gap")
+            return WindowSpec("session", gap_us=gap) if gap else None
+        assert w.count is not None
+        if w.count.value < 1:
+            self.error(w.count.span, "`last N events` needs N ≥ 1", code="window")
+            return None
+        return WindowSpec("count", count=int(w.count.value))
+
+    def schedule(self, s: ast.Schedule) -> ScheduleSpec | None:
+        over = self.positive(s.over, "`over`")
+        cron = s.cron.value
+        problem = cron_problem(cron)
+        if problem:
+            self.error(s.cron.span, f"invalid cron string {s.cron.text}: {problem}", ('5 fields: minute hour day-of-month month day-of-week, e.g. "0 9 * * *"',), code="cron")
+            return None
+        return ScheduleSpec(cron, over) if over else None
+
+    def pattern(self, p: ast.Pattern, define: ast.Define | None) -> PatternSpec | None:
+        within = self.positive(p.within, "`within`") if p.within is not None else None
+        steps: list[str] = []
+        regex = self.pat_node(p.regex, steps)
+        defines: dict[str, Any] = {}
+        ok = regex is not None
+        if define is not None:
+            for item in define.items:
+                nm = item.name.value
+                if nm in defines:
+                    self.error(item.name.span, f"pattern variable `{nm}` is defined twice", code="duplicate-define")
+                    ok = False
+                    continue
+                if nm not in steps:
+                    self.error(item.name.span, f"unknown pattern variable `{nm}`: it does not appear in the pattern", did_you_mean(nm, steps), code="unknown-pattern-variable")
+                    ok = False
+                    continue
+                cond = self.c.typer.condition(item.expr, Scope(self.stream, "define"), "define")
+                if cond is None:
+                    ok = False
+                defines[nm] = cond
+        if not ok or (p.within is not None and within is None):
+            return None
+        return PatternSpec(regex, within, tuple(steps), tuple((s, defines.get(s)) for s in steps))  # type: ignore[arg-type]
+
+    def pat_node(self, n: ast.PatNode, steps: list[str]) -> PNode | None:
+        if isinstance(n, ast.PatStep):
+            if n.name.value not in steps:
+                steps.append(n.name.value)
+            return PStep(n.name.value)
+        if isinstance(n, ast.PatSeq):
+            items = [self.pat_node(i, steps) for i in n.items]
+            return None if any(i is None for i in items) else PSeq(tuple(items))  # type: ignore[arg-type]
+        if isinstance(n, ast.PatAlt):
+            opts = [self.pat_node(i, steps) for i in n.options]
+            return None if any(i is None for i in opts) else PAlt(tuple(opts))  # type: ignore[arg-type]
+        item = self.pat_node(n.item, steps)
+        if n.max is not None and n.max < n.min:
+            self.error(n.span, f"quantifier `{n.text}`: the maximum is smaller than the minimum", code="quantifier")
+            return None
+        if max(n.min, n.max or 0) > MAX_PATTERN_REPEAT:
+            self.error(n.span, f"quantifier `{n.text}` is over the limit of {MAX_PATTERN_REPEAT}", code="quantifier")
+            return None
+        if n.max == 0:
+            self.error(n.span, f"quantifier `{n.text}` matches nothing", code="quantifier")
+            return None
+        return None if item is None else PRepeat(item, n.min, n.max)
+
+    def anomaly(self, a: ast.Anomaly) -> AnomalySpec | None:
+        method = a.method.value
+        if method not in _ANOMALY_PARAMS:
+            self.error(a.method.span, f"unknown anomaly method `{method}`", did_you_mean(method, _ANOMALY_PARAMS) or ("use zscore, iqr or ema",), code="anomaly")
+            return None
+        params = dict(_ANOMALY_PARAMS[method])
+        positional = [x for x in a.args if x.name is None]
+        if len(positional) != 1 or not isinstance(positional[0].value, ast.FieldRef):
+            self.error(a.span, f"`{method}` takes the field to watch first: `{method}(field, ...)`", code="anomaly")
+            return None
+        fref = positional[0].value
+        ft = self.c.typer.expr(fref, Scope(self.stream, "where"))
+        if ft is None:
+            return None
+        if not ft.type.is_numeric:
+            self.error(fref.span, f"`{method}` needs a numeric field, but `{fref.path.dotted}` is `{ft.type}`", code="anomaly")
+            return None
+        ok = True
+        for arg in a.args:
+            if arg.name is None:
+                continue
+            k = arg.name.value
+            if k not in params:
+                self.error(arg.name.span, f"`{method}` has no parameter `{k}`", did_you_mean(k, params) or (f"its parameters are {', '.join(params)}",), code="anomaly")
+                ok = False
+                continue
+            v = arg.value
+            if not (isinstance(v, ast.Literal) and v.kind in ("int", "float")):
+                self.error(v.span, f"`{k}` must be a number", code="anomaly")
+                ok = False
+                continue
+            val = float(v.value)
+            if k == "alpha" and not 0 < val <= 1:
+                self.error(v.span, f"`alpha` must be in (0, 1], got {v.text}", code="anomaly")
+                ok = False
+            elif k != "alpha" and val <= 0:
+                self.error(v.span, f"`{k}` must be positive, got {v.text}", code="anomaly")
+                ok = False
+            params[k] = val
+        baseline = int(a.baseline.value) if a.baseline is not None else 100
+        warmup = int(a.warmup.value) if a.warmup is not None else 10
+        if a.baseline is not None and not 1 <= baseline <= MAX_BASELINE:
+            self.error(a.baseline.span, f"`baseline` must be between 1 and {MAX_BASELINE}, got {baseline}", code="anomaly")
+            ok = False
+        if a.warmup is not None and warmup < 1:
+            self.error(a.warmup.span, "`warmup` must be at least 1", code="anomaly")
+            ok = False
+        if ok and method != "ema" and warmup > baseline:
+            span = a.warmup.span if a.warmup is not None else a.span
+            self.error(span, f"`warmup {warmup}` is larger than `baseline {baseline}`: no value would ever be scored", code="anomaly")
+            ok = False
+        if not ok:
+            return None
+        return AnomalySpec(method, fref.path.dotted, baseline=baseline, warmup=warmup, **params)
+
+    def check_template(self, lit: ast.Literal, names: list[str]) -> None:
+        from cepdsl.templates import TemplateError, template_variables
+
+        # A dotted field `data.avg` is read as `data` by the template.
+        names = names + sorted({n.split(".")[0] for n in names if "." in n})
+        try:
+            used = template_variables(lit.value)
+        except TemplateError as e:
+            self.error(lit.span, f"invalid message template: {e}", code="template")
+            return
+        for var in sorted(used - set(names)):
+            self.error(
+                lit.span,
+                f"unknown template variable `{var}` in `message`",
+                did_you_mean(var, names) or (f"the match record has {', '.join(names)}",),
+                code="template-variable",
+            )
+
+
+def cron_problem(cron: str) -> str | None:
+    fields = cron.split()
+    if len(fields) != 5:
+        return f"expected 5 fields, found {len(fields)}"
+    from croniter import croniter
+
+    if not croniter.is_valid(cron):
+        return "a field is out of range or malformed"
+    return None
+
+
+def check(file: ast.File) -> tuple[Program | None, list[Diagnostic]]:
+    """Check a parsed file; the plan comes back only when there is no error."""
+    return Checker(file).run()

@@ -1,0 +1,399 @@
+"""Expression typing: AST expressions → typed plan expressions, or diagnostics.
+
+One function, `Typer.expr`, walks an expression in a scope (the stream's fields,
+and for `having` the group keys and aggregates) and returns the typed node, or
+None after reporting why it cannot be typed.  Errors do not cascade: once a
+sub-expression fails, its parents stay quiet.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from cepdsl import ast
+from cepdsl.diagnostics import Diagnostic, did_you_mean
+from cepdsl.plan import (
+    ARITH_OPS,
+    COMPARE_OPS,
+    STRING_OPS,
+    StreamPlan,
+    TAgg,
+    TBinary,
+    TCall,
+    TExpr,
+    TField,
+    TIn,
+    TIsNull,
+    TLit,
+    TUnary,
+    aggregate_name,
+    aggregate_type,
+)
+from cepdsl.types import Type, unify_numeric
+
+T = Type
+
+SCALAR_FUNCTIONS = ("abs", "round", "floor", "ceil", "lower", "upper", "len", "coalesce", "hour", "minute", "day_of_week")
+AGGREGATES = ("count", "sum", "avg", "min", "max", "std", "percentile", "distinct")
+
+_LITERAL_TYPES = {"int": T.INT, "float": T.FLOAT, "str": T.STR, "bool": T.BOOL, "null": T.NULL, "duration": T.DURATION}
+
+
+@dataclass
+class Scope:
+    """What names mean where an expression stands."""
+
+    stream: StreamPlan
+    context: str  # "where" | "having" | "define" | "message"
+    aggregates_allowed: bool = False
+    group_keys: tuple[str, ...] = ()
+    aggregates: dict[str, TAgg] = field(default_factory=dict)  # collected, by name
+
+
+class Typer:
+    def __init__(self, diags: list[Diagnostic]):
+        self.diags = diags
+
+    def error(self, span: ast.Span, message: str, hints: tuple[str, ...] = (), code: str = "") -> None:
+        self.diags.append(Diagnostic(span, message, hints, code=code))
+
+    # ------------------------------------------------------------------ entry points
+    def condition(self, e: ast.Expr, scope: Scope, what: str) -> TExpr | None:
+        """An expression that must be `bool` (where, having, define)."""
+        t = self.expr(e, scope)
+        if t is None:
+            return None
+        if t.type not in (T.BOOL, T.NULL):
+            self.error(
+                e.span,
+                f"`{what}` needs a condition (bool), but this expression is `{t.type}`",
+                ("compare it with something, e.g. `x > 0`",) if t.type.is_numeric else (),
+                code="type",
+            )
+            return None
+        return t
+
+    def expr(self, e: ast.Expr, scope: Scope, in_aggregate: bool = False) -> TExpr | None:
+        method = getattr(self, "_" + type(e).__name__)
+        return method(e, scope, in_aggregate)
+
+    # ------------------------------------------------------------------ leaves
+    def _Literal(self, e: ast.Literal, scope: Scope, agg: bool) -> TExpr:
+        return TLit(_LITERAL_TYPES[e.kind], e.value)
+
+    def _ListLit(self, e: ast.ListLit, scope: Scope, agg: bool) -> None:
+        self.error(e.span, "a list is only allowed on the right of `in` / `not in`", code="type")
+        return None
+
+    def _MapLit(self, e: ast.MapLit, scope: Scope, agg: bool) -> None:
+        self.error(e.span, "a map `{...}` is only allowed as a channel option value", code="type")
+        return None
+
+    def _FieldRef(self, e: ast.FieldRef, scope: Scope, agg: bool) -> TExpr | None:
+        name = e.path.dotted
+        fp = scope.stream.field(name)
+        if fp is None:
+            prefix = [f.name for f in scope.stream.fields if f.name.startswith(name + ".")]
+            if prefix:
+                self.error(
+                    e.span,
+                    f"`{name}` is a struct in stream `{scope.stream.name}`; name one of its declared fields",
+                    (f"for example `{prefix[0]}`",),
+                    code="unknown-field",
+                )
+            else:
+                self.error(
+                    e.span,
+                    f"unknown field `{name}` in stream `{scope.stream.name}`",
+                    did_you_mean(name, [f.name for f in scope.stream.fields]),
+                    code="unknown-field",
+                )
+            return None
+        if scope.context == "having" and not agg and name not in scope.group_keys:
+            self.error(
+                e.span,
+                f"field `{name}` is used in `having` outside an aggregate, but it is not a `group by` key",
+                (f"aggregate it, e.g. `avg({name})`, or add it to `group by`",),
+                code="having-field",
+            )
+            return None
+        return TField(fp.type, name)
+
+    # ------------------------------------------------------------------ operators
+    def _Unary(self, e: ast.Unary, scope: Scope, agg: bool) -> TExpr | None:
+        x = self.expr(e.operand, scope, agg)
+        if x is None:
+            return None
+        if e.op == "not":
+            if x.type not in (T.BOOL, T.NULL):
+                self.error(e.operand.span, f"`not` takes a bool, not `{x.type}`", code="type")
+                return None
+            return TUnary(T.BOOL, "not", x)
+        if x.type not in (T.INT, T.FLOAT, T.DURATION, T.NULL):
+            self.error(e.operand.span, f"unary `-` takes a number, not `{x.type}`", code="type")
+            return None
+        return TUnary(x.type, "neg", x)
+
+    def _Binary(self, e: ast.Binary, scope: Scope, agg: bool) -> TExpr | None:
+        left = self.expr(e.left, scope, agg)
+        right = self.expr(e.right, scope, agg)
+        if left is None or right is None:
+            return None
+        op, lt, rt = e.op, left.type, right.type
+        where = e.op_span if e.op_span.line else e.span
+        if op in ("and", "or"):
+            for side, t in ((e.left, lt), (e.right, rt)):
+                if t not in (T.BOOL, T.NULL):
+                    self.error(side.span, f"`{op}` takes bool operands, not `{t}`", code="type")
+                    return None
+            return TBinary(T.BOOL, op, left, right)
+        if op in ARITH_OPS:
+            result = _arith_type(op, lt, rt)
+            if result is None:
+                hints = ("strings cannot be added; there is no string concatenation",) if T.STR in (lt, rt) else ()
+                self.error(where, f"`{op}` cannot combine `{lt}` and `{rt}`", hints, code="type")
+                return None
+            return TBinary(result, op, left, right)
+        if op in COMPARE_OPS:
+            if T.NULL in (lt, rt):
+                self.error(
+                    where,
+                    f"`{op} null` is never true: a comparison with null is null",
+                    ("write `is null` or `is not null`",),
+                    code="null-compare",
+                )
+                return None
+            if not _comparable(op, lt, rt):
+                hints: tuple[str, ...] = ()
+                if T.STR in (lt, rt) and (lt.is_numeric or rt.is_numeric):
+                    hints = ("a string compares only with a string; quote the number or compare a numeric field",)
+                self.error(where, f"cannot compare `{lt}` with `{rt}` using `{op}`", hints, code="type")
+                return None
+            return TBinary(T.BOOL, op, left, right)
+        if op in STRING_OPS:
+            for side, t in ((e.left, lt), (e.right, rt)):
+                if t not in (T.STR, T.NULL):
+                    self.error(side.span, f"`{op}` takes strings, not `{t}`", code="type")
+                    return None
+            if op == "matches":
+                if not (isinstance(e.right, ast.Literal) and e.right.kind == "str"):
+                    self.error(e.right.span, "`matches` needs a regular expression as a string literal", code="regex")
+                    return None
+                problem = regex_problem(e.right.value)
+                if problem:
+                    self.error(e.right.span, problem[0], problem[1], code="regex")
+                    return None
+            return TBinary(T.BOOL, op, left, right)
+        raise AssertionError(f"operator {op!r} has no typing rule")  # grammar and typer disagree: a bug
+
+    def _InList(self, e: ast.InList, scope: Scope, agg: bool) -> TExpr | None:
+        x = self.expr(e.operand, scope, agg)
+        if x is None:
+            return None
+        values = []
+        ok = True
+        for item in e.items.items:
+            if not isinstance(item, ast.Literal) or item.kind == "duration" and x.type is not T.DURATION:
+                self.error(item.span, "the list after `in` holds literals only", code="type")
+                ok = False
+                continue
+            it = _LITERAL_TYPES[item.kind]
+            if it is not T.NULL and not _comparable("==", x.type, it):
+                self.error(item.span, f"`{item.text or item.value}` is `{it}`, but the left side of `in` is `{x.type}`", code="type")
+                ok = False
+                continue
+            values.append(float(item.value) if x.type is T.FLOAT and it is T.INT else item.value)
+        return TIn(T.BOOL, x, tuple(values), e.negated) if ok else None
+
+    def _IsNull(self, e: ast.IsNull, scope: Scope, agg: bool) -> TExpr | None:
+        x = self.expr(e.operand, scope, agg)
+        return None if x is None else TIsNull(T.BOOL, x, e.negated)
+
+    # ------------------------------------------------------------------ calls
+    def _Call(self, e: ast.Call, scope: Scope, agg: bool) -> TExpr | None:
+        fname = e.func.value
+        if fname in AGGREGATES:
+            return self._aggregate(e, scope, agg)
+        if fname not in SCALAR_FUNCTIONS:
+            if fname == "env":
+                self.error(e.span, "`env(...)` is only allowed in channel options", code="unknown-function")
+            else:
+                self.error(
+                    e.func.span,
+                    f"unknown function `{fname}`",
+                    did_you_mean(fname, SCALAR_FUNCTIONS + (AGGREGATES if scope.aggregates_allowed else ())),
+                    code="unknown-function",
+                )
+            return None
+        kw = [a for a in e.args if a.name is not None]
+        if kw:
+            self.error(kw[0].span, f"`{fname}` takes no named arguments", code="arguments")
+            return None
+        args = [self.expr(a.value, scope, agg) for a in e.args]
+        if any(a is None for a in args):
+            return None
+        return self._scalar(e, fname, args)  # type: ignore[arg-type]
+
+    def _scalar(self, e: ast.Call, fname: str, args: list[TExpr]) -> TExpr | None:
+        def arity(lo: int, hi: int) -> bool:
+            if lo <= len(args) <= hi:
+                return True
+            want = str(lo) if lo == hi else f"{lo} to {hi}"
+            self.error(e.span, f"`{fname}` takes {want} argument{'s' if hi != 1 else ''}, got {len(args)}", code="arguments")
+            return False
+
+        def need(i: int, allowed: tuple[Type, ...], what: str) -> bool:
+            t = args[i].type
+            if t in allowed or t is T.NULL:
+                return True
+            self.error(e.args[i].span, f"`{fname}` takes {what}, not `{t}`", code="type")
+            return False
+
+        num = (T.INT, T.FLOAT)
+        if fname in ("abs", "floor", "ceil"):
+            if not (arity(1, 1) and need(0, num, "a number")):
+                return None
+            return TCall(args[0].type if args[0].type is not T.NULL else T.FLOAT, fname, tuple(args))
+        if fname == "round":
+            if not (arity(1, 2) and need(0, num, "a number")):
+                return None
+            if len(args) == 2 and not need(1, (T.INT,), "an integer number of digits"):
+                return None
+            return TCall(args[0].type if args[0].type is not T.NULL else T.FLOAT, fname, tuple(args))
+        if fname in ("lower", "upper"):
+            if not (arity(1, 1) and need(0, (T.STR,), "a string")):
+                return None
+            return TCall(T.STR, fname, tuple(args))
+        if fname == "len":
+            if not (arity(1, 1) and need(0, (T.STR,), "a string")):
+                return None
+            return TCall(T.INT, fname, tuple(args))
+        if fname in ("hour", "minute", "day_of_week"):
+            if not (arity(1, 1) and need(0, (T.TIMESTAMP,), "a timestamp")):
+                return None
+            return TCall(T.INT, fname, tuple(args))
+        if fname == "coalesce":
+            if not arity(1, 64):
+                return None
+            result = T.NULL
+            for i, a in enumerate(args):
+                if a.type is T.NULL:
+                    continue
+                if result is T.NULL:
+                    result = a.type
+                elif result.is_numeric and a.type.is_numeric:
+                    result = unify_numeric(result, a.type)
+                elif result is not a.type:
+                    self.error(e.args[i].span, f"`coalesce` arguments must share a type: `{result}` and `{a.type}`", code="type")
+                    return None
+            return TCall(result, fname, tuple(args))
+        raise AssertionError(f"function {fname!r} has no typing rule")
+
+    def _aggregate(self, e: ast.Call, scope: Scope, agg: bool) -> TExpr | None:
+        fname = e.func.value
+        if not scope.aggregates_allowed:
+            if scope.context == "having":
+                self.error(e.span, "aggregates need a `window` or `schedule` clause", code="aggregate-context")
+            else:
+                self.error(
+                    e.span,
+                    f"aggregate `{fname}(...)` is only allowed in `having`",
+                    ("move the condition into `having` (with a `window` or `schedule`)",),
+                    code="aggregate-context",
+                )
+            return None
+        if agg:
+            self.error(e.span, "aggregates cannot be nested", code="aggregate-context")
+            return None
+        if any(a.name is not None for a in e.args):
+            self.error(e.span, f"`{fname}` takes no named arguments", code="arguments")
+            return None
+        args = [a.value for a in e.args]
+        if fname == "count" and not args:
+            return self._register(scope, TAgg(T.INT, "count", None, None, "count"))
+        want = 2 if fname == "percentile" else 1
+        if len(args) != want:
+            sig = "percentile(field, q)" if fname == "percentile" else f"{fname}(field)"
+            if fname == "count":
+                sig = "count() or count(field)"
+            self.error(e.span, f"`{fname}` takes {want} argument{'s' if want > 1 else ''}: {sig}", code="arguments")
+            return None
+        if not isinstance(args[0], ast.FieldRef):
+            self.error(args[0].span, f"the argument of `{fname}` must be a field of the stream", code="arguments")
+            return None
+        f = self.expr(args[0], scope, True)
+        if f is None:
+            return None
+        assert isinstance(f, TField)
+        if fname in ("sum", "avg", "std", "percentile") and not f.type.is_numeric:
+            self.error(args[0].span, f"`{fname}` needs a numeric field, but `{f.name}` is `{f.type}`", code="type")
+            return None
+        if fname in ("min", "max") and f.type is T.BOOL:
+            self.error(args[0].span, f"`{fname}` needs an ordered field, but `{f.name}` is `bool`", code="type")
+            return None
+        q = None
+        if fname == "percentile":
+            qa = args[1]
+            if not (isinstance(qa, ast.Literal) and qa.kind in ("int", "float")):
+                self.error(qa.span, "the percentile `q` must be a number literal", code="percentile")
+                return None
+            q = float(qa.value)
+            if not 0 <= q <= 100:
+                self.error(qa.span, f"percentile `q` must be between 0 and 100, got {qa.text or qa.value}", code="percentile")
+                return None
+        name = aggregate_name(fname, f.name, q)
+        return self._register(scope, TAgg(aggregate_type(fname, f.type), fname, f.name, q, name))
+
+    @staticmethod
+    def _register(scope: Scope, a: TAgg) -> TAgg:
+        scope.aggregates.setdefault(a.name, a)
+        return a
+
+
+def _arith_type(op: str, lt: Type, rt: Type) -> Type | None:
+    if lt is T.NULL and rt is T.NULL:
+        return T.NULL
+    if lt.is_numeric or rt.is_numeric:
+        if (lt.is_numeric or lt is T.NULL) and (rt.is_numeric or rt is T.NULL):
+            return T.FLOAT if op == "/" else unify_numeric(lt, rt)
+        return None
+    if op in ("+", "-"):
+        if lt is T.TIMESTAMP and rt is T.DURATION:
+            return T.TIMESTAMP
+        if op == "+" and lt is T.DURATION and rt is T.TIMESTAMP:
+            return T.TIMESTAMP
+        if lt is T.DURATION and rt is T.DURATION:
+            return T.DURATION
+        if op == "-" and lt is T.TIMESTAMP and rt is T.TIMESTAMP:
+            return T.DURATION
+    return None
+
+
+def _comparable(op: str, lt: Type, rt: Type) -> bool:
+    if lt.is_numeric and rt.is_numeric:
+        return True
+    if lt is not rt:
+        return False
+    if lt is T.BOOL:
+        return op in ("==", "!=")
+    return lt in (T.STR, T.TIMESTAMP, T.DURATION)
+
+
+_BACKREF = re.compile(r"\\[1-9]|\\k<|\\g<|\(\?P=")
+_LOOKAROUND = re.compile(r"\(\?<?[=!]")
+
+
+def regex_problem(pattern: str) -> tuple[str, tuple[str, ...]] | None:
+    """Why a `matches` pattern is refused, or None. Only linear-time regexes are allowed."""
+    if _BACKREF.search(pattern):
+        return ("backreferences are not allowed in `matches`: only linear-time regular expressions", ())
+    if _LOOKAROUND.search(pattern):
+        return ("look-around is not allowed in `matches`: only linear-time regular expressions", ())
+    try:
+        import re2
+
+        re2.compile(pattern)
+    except Exception as exc:  # re2 raises its own error type
+        return (f"invalid regular expression: {exc}", ())
+    return None
