@@ -194,7 +194,8 @@ class Checker:
             values[opt] = value
         for opt, o in spec.items():
             if o.required and opt not in values and ok is not None:
-                self.error(d.kind.span, f"a `{kind}` channel needs option `{opt}`", code="channel-option")
+                article = "an" if kind[0] in "aeiou" else "a"
+                self.error(d.kind.span, f"{article} `{kind}` channel needs option `{opt}`", code="channel-option")
                 ok = False
         method = values.get("method")
         if isinstance(method, str) and method.upper() not in HTTP_METHODS:
