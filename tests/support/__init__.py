@@ -1,0 +1,1 @@
+"""Shared helpers for the engine, differential and property tests."""
