@@ -1,0 +1,324 @@
+"""Row expression evaluation: one typed expression, one row, one Python value.
+
+Values are plain Python: `int`, `float`, `str`, `bool`, or `None` for null.
+Timestamps are `int` microseconds since the Unix epoch (UTC) and durations are
+`int` microseconds, exactly as the engine carries them, so `ts + 5m` is integer
+addition and no timezone can creep in.
+
+The rules followed here are the ones in LANGUAGE.md §4 plus the team's
+conventions (see docs/semantics.md): SQL three-valued logic, `/` always float,
+division or `%` by zero is null, `%` truncates like SQL, `round` is half away
+from zero, `day_of_week` is ISO, `len` counts characters, int arithmetic wraps
+at 64 bits like the Int64 columns it mirrors, and NaN is one value that equals
+itself and sorts above every number (as in PostgreSQL and Polars).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import re2
+
+from cepdsl.plan import (
+    ARITH_OPS,
+    COMPARE_OPS,
+    STRING_OPS,
+    TAgg,
+    TBinary,
+    TCall,
+    TExpr,
+    TField,
+    TIn,
+    TIsNull,
+    TLit,
+    TUnary,
+)
+from cepdsl.types import US_PER, Type
+
+_INT64_MOD = 1 << 64
+_INT64_MAX = (1 << 63) - 1
+
+
+def wrap_int64(v: int) -> int:
+    """Two's-complement wrap, because the Int64 columns this mirrors wrap too."""
+    if -_INT64_MAX - 1 <= v <= _INT64_MAX:
+        return v
+    v %= _INT64_MOD
+    return v - _INT64_MOD if v > _INT64_MAX else v
+
+
+def is_nan(v: Any) -> bool:
+    return isinstance(v, float) and math.isnan(v)
+
+
+def is_true(v: Any) -> bool:
+    """`where`, `having` and `define` keep a row only when the value is exactly true."""
+    return v is True
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def eval_expr(expr: TExpr, row: Mapping[str, Any], aggregates: Mapping[str, Any] | None = None) -> Any:
+    """Evaluate `expr` on `row` (field name → value; timestamps as int µs).
+
+    `aggregates` maps an aggregate's record name (`avg_cpu`) to its value for the
+    window being judged; only `having` needs it.
+    """
+    return _eval(expr, row, aggregates or {})
+
+
+@functools.singledispatch
+def _eval(expr: TExpr, row: Mapping[str, Any], aggs: Mapping[str, Any]) -> Any:
+    # Every node either evaluates or fails loudly: never a silent false.
+    raise NotImplementedError(f"interpreter cannot evaluate {type(expr).__name__}")
+
+
+@_eval.register
+def _(expr: TLit, row: Mapping[str, Any], aggs: Mapping[str, Any]) -> Any:
+    return expr.value
+
+
+@_eval.register
+def _(expr: TField, row: Mapping[str, Any], aggs: Mapping[str, Any]) -> Any:
+    return row[expr.name]
+
+
+@_eval.register
+def _(expr: TAgg, row: Mapping[str, Any], aggs: Mapping[str, Any]) -> Any:
+    if expr.name not in aggs:
+        raise KeyError(f"aggregate {expr.name} used outside a window or schedule")
+    return aggs[expr.name]
+
+
+@_eval.register
+def _(expr: TUnary, row: Mapping[str, Any], aggs: Mapping[str, Any]) -> Any:
+    v = _eval(expr.operand, row, aggs)
+    if expr.op == "not":
+        return kleene_not(v)
+    if expr.op == "neg":
+        if v is None:
+            return None
+        return wrap_int64(-v) if isinstance(v, int) and not isinstance(v, bool) else -v
+    raise NotImplementedError(f"unary operator {expr.op!r}")
+
+
+@_eval.register
+def _(expr: TBinary, row: Mapping[str, Any], aggs: Mapping[str, Any]) -> Any:
+    op = expr.op
+    left = _eval(expr.left, row, aggs)
+    right = _eval(expr.right, row, aggs)
+    if op == "and":
+        return kleene_and(left, right)
+    if op == "or":
+        return kleene_or(left, right)
+    if left is None or right is None:
+        return None
+    if op in ARITH_OPS:
+        return arithmetic(op, left, right, expr.type)
+    if op in COMPARE_OPS:
+        return compare(op, left, right)
+    if op in STRING_OPS:
+        return string_test(op, left, right)
+    raise NotImplementedError(f"binary operator {op!r}")
+
+
+@_eval.register
+def _(expr: TIn, row: Mapping[str, Any], aggs: Mapping[str, Any]) -> Any:
+    found = membership(_eval(expr.operand, row, aggs), expr.values)
+    return kleene_not(found) if expr.negated else found
+
+
+@_eval.register
+def _(expr: TIsNull, row: Mapping[str, Any], aggs: Mapping[str, Any]) -> Any:
+    # NaN is a value, not a null (as in Polars and Arrow).
+    missing = _eval(expr.operand, row, aggs) is None
+    return not missing if expr.negated else missing
+
+
+@_eval.register
+def _(expr: TCall, row: Mapping[str, Any], aggs: Mapping[str, Any]) -> Any:
+    args = [_eval(a, row, aggs) for a in expr.args]
+    return call(expr.func, args, expr.type)
+
+
+# --------------------------------------------------------------------------- logic
+
+
+def kleene_not(v: Any) -> Any:
+    return None if v is None else not v
+
+
+def kleene_and(a: Any, b: Any) -> Any:
+    if a is False or b is False:
+        return False
+    if a is None or b is None:
+        return None
+    return True
+
+
+def kleene_or(a: Any, b: Any) -> Any:
+    if a is True or b is True:
+        return True
+    if a is None or b is None:
+        return None
+    return False
+
+
+# --------------------------------------------------------------------------- arithmetic
+
+
+def arithmetic(op: str, a: Any, b: Any, result: Type) -> Any:
+    """`a op b` for non-null operands; `result` is the checker's type of the node."""
+    if op == "/":
+        if b == 0:
+            return None
+        return float(a) / float(b)
+    if op == "%":
+        if b == 0:
+            return None
+        return _remainder(a, b, result)
+    if op == "+":
+        v = a + b
+    elif op == "-":
+        v = a - b
+    elif op == "*":
+        v = a * b
+    else:
+        raise NotImplementedError(f"arithmetic operator {op!r}")
+    if result is Type.FLOAT:
+        return float(v)
+    return wrap_int64(v) if isinstance(v, int) else v
+
+
+def _remainder(a: Any, b: Any, result: Type) -> Any:
+    # SQL, Java (Esper) and Go (Prometheus) truncate: the remainder takes the
+    # dividend's sign, so -7 % 3 is -1, not Python's 2.
+    if result is Type.FLOAT or isinstance(a, float) or isinstance(b, float):
+        try:
+            return math.fmod(float(a), float(b))
+        except ValueError:  # fmod(inf, y)
+            return math.nan
+    r = abs(a) % abs(b)
+    return wrap_int64(-r if a < 0 else r)
+
+
+# --------------------------------------------------------------------------- comparison
+
+
+def compare(op: str, a: Any, b: Any) -> bool:
+    """Non-null comparison. NaN equals NaN and is greater than every number."""
+    a_nan, b_nan = is_nan(a), is_nan(b)
+    if a_nan or b_nan:
+        a, b = int(a_nan), int(b_nan)
+    if op == "==":
+        return a == b
+    if op == "!=":
+        return a != b
+    if op == "<":
+        return a < b
+    if op == "<=":
+        return a <= b
+    if op == ">":
+        return a > b
+    if op == ">=":
+        return a >= b
+    raise NotImplementedError(f"comparison {op!r}")
+
+
+def membership(v: Any, values: tuple[Any, ...]) -> Any:
+    """SQL `v IN (...)`: null operand → null; not found but a null in the list → null."""
+    if v is None:
+        return None
+    if any(x is not None and compare("==", v, x) for x in values):
+        return True
+    return None if any(x is None for x in values) else False
+
+
+@functools.lru_cache(maxsize=256)
+def _regex(pattern: str) -> Any:
+    return re2.compile(pattern)
+
+
+def string_test(op: str, s: str, arg: str) -> bool:
+    if op == "contains":
+        return arg in s
+    if op == "starts_with":
+        return s.startswith(arg)
+    if op == "ends_with":
+        return s.endswith(arg)
+    if op == "matches":
+        # Unanchored search, RE2 syntax: linear time whatever the input.
+        return _regex(arg).search(s) is not None
+    raise NotImplementedError(f"string operator {op!r}")
+
+
+# --------------------------------------------------------------------------- functions
+
+
+def round_half_away(x: float, digits: int = 0) -> float:
+    """Round to `digits` decimals, halves away from zero (2.5 → 3, -2.5 → -3)."""
+    if math.isnan(x) or math.isinf(x):
+        return x
+    scale = 10.0 ** abs(digits)
+    y = x * scale if digits >= 0 else x / scale
+    r = float(math.trunc(y))
+    if abs(y - r) >= 0.5:  # y - trunc(y) is exact in binary floating point
+        r += math.copysign(1.0, y)
+    return r / scale if digits >= 0 else r * scale
+
+
+def _to_type(v: Any, t: Type) -> Any:
+    if v is None:
+        return None
+    if t is Type.FLOAT and not isinstance(v, float):
+        return float(v)
+    return v
+
+
+def _utc_field(ts_us: int, unit_us: int, modulo: int) -> int:
+    return (ts_us // unit_us) % modulo
+
+
+def call(func: str, args: list[Any], result: Type) -> Any:
+    """A scalar function on evaluated arguments; null in → null out (but `coalesce`)."""
+    if func == "coalesce":
+        return _to_type(next((a for a in args if a is not None), None), result)
+    if not args or args[0] is None:
+        return None
+    x = args[0]
+    if func == "abs":
+        return wrap_int64(abs(x)) if isinstance(x, int) else abs(x)
+    if func == "round":
+        digits = args[1] if len(args) > 1 else 0
+        if digits is None:
+            return None
+        if isinstance(x, int):
+            if digits >= 0:
+                return x
+            return wrap_int64(int(round_half_away(float(x), digits)))  # round(1250, -2) = 1300
+        return _to_type(round_half_away(x, digits), result)
+    if func in ("floor", "ceil"):
+        if isinstance(x, int):
+            return x
+        if math.isnan(x) or math.isinf(x):
+            return x
+        v = math.floor(x) if func == "floor" else math.ceil(x)
+        return float(v) if result is Type.FLOAT else wrap_int64(v)
+    if func == "lower":
+        return x.lower()
+    if func == "upper":
+        return x.upper()
+    if func == "len":
+        return len(x)  # characters (code points), not bytes
+    if func == "hour":
+        return _utc_field(x, US_PER["h"], 24)
+    if func == "minute":
+        return _utc_field(x, US_PER["m"], 60)
+    if func == "day_of_week":
+        # 1970-01-01 was a Thursday (ISO 4); Monday = 1 … Sunday = 7.
+        return (x // US_PER["d"] + 3) % 7 + 1
+    raise NotImplementedError(f"function {func!r}")
