@@ -11,6 +11,7 @@ replay driver's knowledge of the input moves a watermark).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import hashlib
 import pickle
@@ -38,8 +39,24 @@ STREAM_KEY = "stream:"
 ExecutorSource = Mapping[str, Executor] | Callable[[RulePlan], Executor] | None
 
 
+#: RulePlan fields that say where a rule is written or how its matches are announced, not
+#: what it matches: editing them (or moving the rule in its file) keeps the rule's state.
+PRESENTATION_FIELDS = {"file": "", "line": 0, "title": None, "notify": (), "fallback": None, "message": None}
+
+
+def matching_part(plan: RulePlan) -> RulePlan:
+    return dataclasses.replace(plan, **PRESENTATION_FIELDS)
+
+
+def same_matching(a: RulePlan, b: RulePlan) -> bool:
+    """True when `a` and `b` produce the same matches from the same rows (state can carry over)."""
+    return matching_part(a) == matching_part(b)
+
+
 def fingerprint(plan: RulePlan | StreamPlan) -> str:
     """Stable across processes (unlike `hash`): a restored state is only reused by the same plan."""
+    if isinstance(plan, RulePlan):
+        plan = matching_part(plan)
     return hashlib.sha256(repr(plan).encode()).hexdigest()[:16]
 
 
@@ -114,7 +131,8 @@ class Session:
         self._rules = {}
         for rule in program.rules:
             old = old_rules.get(rule.id)
-            if old is not None and old.plan == rule:
+            if old is not None and same_matching(old.plan, rule):
+                old.plan = old.executor.rule = rule  # new title/message/notify, same state
                 self._rules[rule.id] = old
             else:
                 throttle = Throttle(rule.throttle_us, rule.group_keys) if rule.throttle_us else None
@@ -363,12 +381,13 @@ class Session:
 
     # ------------------------------------------------------------------ hot reload
     def reload(self, program: Program) -> ReloadReport:
-        """Switch to `program` between batches: unchanged rules (equal RulePlan) keep their
-        state, changed and new rules start fresh, removed rules stop.  Streams keep their
+        """Switch to `program` between batches: unchanged rules (equal RulePlan, leaving out
+        where the rule is written and how it is announced: file, line, title, notify,
+        fallback, message) keep their state, changed and new rules start fresh, removed rules stop.  Streams keep their
         watermark and buffered rows, so no event is dropped."""
         old_ids = set(self._rules)
         new_by_id = {r.id: r for r in program.rules}
-        kept = tuple(r for r in new_by_id if r in old_ids and self._rules[r].plan == new_by_id[r])
+        kept = tuple(r for r in new_by_id if r in old_ids and same_matching(self._rules[r].plan, new_by_id[r]))
         changed = tuple(r for r in new_by_id if r in old_ids and r not in kept)
         added = tuple(r for r in new_by_id if r not in old_ids)
         removed = tuple(r for r in self._rules if r not in new_by_id)
