@@ -65,8 +65,7 @@ def iter_parquet(
     Files are read in the order given; rows keep file order.
     """
     for path in paths:
-        exprs = plan_columns(stream, path)
-        batches = pl.scan_parquet(path).select(exprs).collect_batches(chunk_size=batch_rows, lazy=True)
+        batches = scan(stream, path).collect_batches(chunk_size=batch_rows, lazy=True)
         try:
             for frame in batches:
                 if frame.height:
@@ -76,6 +75,11 @@ def iter_parquet(
             stop = getattr(batches, "stop", None)
             if stop is not None:
                 stop()
+
+
+def scan(stream: StreamPlan, path: Path | str) -> pl.LazyFrame:
+    """The lazy query for one file: checked against the stream, projected to the declared fields."""
+    return pl.scan_parquet(path).select(plan_columns(stream, path))
 
 
 def plan_columns(stream: StreamPlan, path: Path | str) -> list[pl.Expr]:
