@@ -1,0 +1,423 @@
+"""The engine-facing notifier: `submit` writes to the outbox, a background worker delivers.
+
+    engine thread ── submit(rule, frame) ──► outbox (durable) ──► worker thread (asyncio)
+                                                                   claim ≤ max_in_flight
+                                                                   breakers → render → send
+                                                                   sent | retry later | failed → fallback
+
+`submit` never touches the network and never waits on it: it encodes the
+match records, writes one row per (match, channel) and wakes the worker. Memory
+is bounded by `max_in_flight` (only claimed deliveries are in memory); the
+outbox is bounded by `max_pending`, past which `submit` waits up to
+`max_submit_wait_s` for room (back-pressure, counted) and then enqueues
+anyway (counted as over capacity): an alert is never dropped to save disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import ssl
+import threading
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import IO, Any
+
+import polars as pl
+
+from cepdsl.plan import Program, RulePlan
+from cepdsl.templates import DEFAULT_MAX_CHARS, DEFAULT_MAX_SECONDS
+from runtime.notify.breaker import BreakerBoard, BreakerConfig
+from runtime.notify.channels import Channel, Notification, SendContext, build_channel
+from runtime.notify.config import resolve_channels
+from runtime.notify.errors import ChannelConfigError, DeliveryError
+from runtime.notify.outbox import Delivery, NewDelivery, Outbox, SqliteOutbox
+from runtime.notify.records import decode_record, encode_record, frame_records, idempotency_key
+from runtime.notify.retry import PAYLOAD_STATUS, RetryPolicy, classify_exception
+from runtime.notify.ssrf import DEFAULT_POLICY, DestinationPolicy, Resolver, guarded_client, system_resolver
+from runtime.notify.templates import render_message
+
+log = logging.getLogger("cep.notify")
+
+DEFAULT_OUTBOX = Path(".cep") / "notify-outbox.sqlite"
+_IDLE_POLL_S = 0.5  # upper bound on how late a retry that came due is picked up
+_PROBE_BUSY_S = 0.25  # half-open with its probe out: look again shortly, not in a tight loop
+
+_COUNTERS = ("submitted", "enqueued", "suppressed_duplicates", "sent", "failed", "retried", "fallback",
+             "short_circuited", "queued_by_breaker", "template_errors", "backpressure_waits", "over_capacity")
+
+
+def open_outbox(spec: Outbox | str | Path | None) -> tuple[Outbox, bool]:
+    """(outbox, owned): a path → SQLite, `redis://...` → Redis, an Outbox → itself."""
+    if spec is None:
+        return SqliteOutbox(DEFAULT_OUTBOX), True
+    if isinstance(spec, str) and spec.startswith(("redis://", "rediss://", "unix://")):
+        from runtime.notify.redis_outbox import RedisOutbox
+
+        return RedisOutbox.from_url(spec), True
+    if isinstance(spec, (str, Path)):
+        return SqliteOutbox(spec), True
+    return spec, False
+
+
+class Notifier:
+    def __init__(
+        self,
+        program: Program,
+        *,
+        outbox: Outbox | str | Path | None = None,
+        env: Mapping[str, str] | None = None,
+        policy: DestinationPolicy = DEFAULT_POLICY,
+        retry: RetryPolicy = RetryPolicy(),
+        breaker: BreakerConfig = BreakerConfig(),
+        clock: Callable[[], float] = time.time,
+        max_in_flight: int = 100,
+        max_pending: int = 100_000,
+        max_submit_wait_s: float = 1.0,
+        retention_s: float = 7 * 86400,
+        ssl_context: ssl.SSLContext | None = None,
+        console: IO[str] | None = None,
+        resolver: Resolver = system_resolver,
+        template_max_chars: int = DEFAULT_MAX_CHARS,
+        template_max_seconds: float = DEFAULT_MAX_SECONDS,
+        seed: int | None = None,
+    ) -> None:
+        self.program = program
+        self._rules: dict[str, RulePlan] = {r.id: r for r in program.rules}
+        configs = resolve_channels(program, env, policy)  # missing env() → ChannelConfigError now
+        for rule in program.rules:
+            for ch in (*rule.notify, *([rule.fallback] if rule.fallback else [])):
+                if ch not in configs:
+                    raise ChannelConfigError(ch, None, f"used by rule {rule.id!r} but not declared")
+        self._policy = policy
+        self._resolver = resolver
+        self._ctx = SendContext(None, policy, ssl_context, console)
+        self._channels: dict[str, Channel] = {n: build_channel(c, self._ctx) for n, c in configs.items()}
+        self._outbox, self._owns_outbox = open_outbox(outbox)
+        self.retry = retry
+        self._clock = clock
+        self._rng = random.Random(seed)
+        self.max_in_flight = max_in_flight
+        self.max_pending = max_pending
+        self.max_submit_wait_s = max_submit_wait_s
+        self._template_limits = {"max_chars": template_max_chars, "max_seconds": template_max_seconds}
+        # Breakers exist up front, so the health snapshot never races a dict insertion.
+        self.breakers = BreakerBoard(breaker, clock)
+        for name in self._channels:
+            self.breakers.channel(name)
+        for rule in program.rules:
+            for ch in (*rule.notify, *([rule.fallback] if rule.fallback else [])):
+                self.breakers.rule(rule.id, ch)
+        self._stats = dict.fromkeys(_COUNTERS, 0)
+        self._cond = threading.Condition()
+        self._submit_lock = threading.Lock()
+        self._outbox.prune(clock() - retention_s)
+        self._depth = self._outbox.depth()
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake: asyncio.Event | None = None
+        self._stopping = False
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"Notifier(channels={sorted(self._channels)}, in_flight={len(self._tasks)}, depth={self._depth})"
+
+    # ------------------------------------------------------------------ engine side
+
+    def submit(self, rule_id: str, matches: pl.DataFrame) -> int:
+        """Enqueue one notification per match and channel; returns how many new deliveries were enqueued.
+
+        Duplicates (same match already enqueued or sent: same idempotency key) are
+        not enqueued again and are counted as `suppressed_duplicates`.
+        """
+        rule = self._rules.get(rule_id)
+        if rule is None:
+            raise KeyError(f"unknown rule {rule_id!r}")
+        if not rule.notify or matches.height == 0:
+            return 0
+        items = []
+        for record in frame_records(matches):
+            key, encoded = idempotency_key(rule, record), encode_record(record)
+            items.extend(NewDelivery(key, rule.id, ch, encoded) for ch in rule.notify)
+        self._wait_for_room(len(items))
+        with self._submit_lock:
+            added = self._outbox.enqueue(items, self._clock())
+        with self._cond:
+            self._depth += added
+            self._stats["submitted"] += len(items)
+            self._stats["enqueued"] += added
+            self._stats["suppressed_duplicates"] += len(items) - added
+        self._wake_worker()
+        return added
+
+    def _wait_for_room(self, n: int) -> None:
+        if self._depth + n <= self.max_pending:
+            return
+        with self._cond:
+            self._stats["backpressure_waits"] += 1
+            deadline = time.monotonic() + self.max_submit_wait_s
+            while self._depth + n > self.max_pending:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or self._thread is None:
+                    self._stats["over_capacity"] += n
+                    log.warning("notification outbox over capacity (%d pending); enqueuing anyway", self._depth)
+                    return
+                self._cond.wait(remaining)
+
+    def _wake_worker(self) -> None:
+        loop, wake = self._loop, self._wake
+        if loop is not None and wake is not None and not loop.is_closed():
+            try:
+                loop.call_soon_threadsafe(wake.set)
+            except RuntimeError:  # loop closing between the check and the call
+                pass
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> Notifier:
+        """Start the delivery worker (idempotent). Deliveries a killed process had in flight are resumed."""
+        if self._thread is not None:
+            return self
+        recovered = self._outbox.recover(self._clock())
+        if recovered:
+            log.info("resuming %d deliveries left in flight by a previous run", recovered)
+        self._depth = self._outbox.depth()
+        self._stopping = False
+        ready = threading.Event()
+        self._thread = threading.Thread(target=self._thread_main, args=(ready,), name="cep-notify", daemon=True)
+        self._thread.start()
+        ready.wait()
+        return self
+
+    def drain(self, timeout: float | None = None) -> bool:
+        """Wait until nothing is pending or in flight (retries included); True if drained in time."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            if self._outbox.depth() == 0 and not self._tasks:
+                return True
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+            self._wake_worker()
+            time.sleep(0.01)
+
+    def stop(self, drain: bool = True, timeout: float = 30.0) -> bool:
+        """Stop the worker; with `drain`, first wait (up to `timeout`) for the outbox to empty.
+
+        Whatever is still pending stays in the outbox for the next start. Returns
+        whether the outbox was drained.
+        """
+        drained = self.drain(timeout) if drain and self._thread is not None else self._outbox.depth() == 0
+        self._stopping = True
+        self._wake_worker()
+        if self._thread is not None:
+            self._thread.join(timeout=max(5.0, timeout))
+            self._thread = None
+        if self._owns_outbox and not self._closed:
+            self._outbox.close()
+            self._closed = True
+        return drained
+
+    def __enter__(self) -> Notifier:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop(drain=exc[0] is None)
+
+    # ------------------------------------------------------------------ observation
+
+    def stats(self) -> dict[str, Any]:
+        with self._cond:
+            out: dict[str, Any] = dict(self._stats)
+            out["queue_depth"] = self._depth
+        out["in_flight"] = len(self._tasks)
+        out["breakers"] = self.breakers.snapshot()
+        return out
+
+    def health(self) -> dict[str, Any]:
+        """Plain-dict state for `/cep/health`."""
+        snap = self.breakers.snapshot()
+        return {
+            "worker": "running" if self._thread is not None and self._thread.is_alive() else "stopped",
+            "queue_depth": self._depth,
+            "in_flight": len(self._tasks),
+            "channels": {name: {"kind": ch.kind, **snap["channels"][name]} for name, ch in self._channels.items()},
+            "rules": snap["rules"],
+        }
+
+    def failures(self, limit: int = 100) -> list[dict[str, Any]]:
+        """The latest final failures, newest first, each with its reason."""
+        return self._outbox.failures(limit)
+
+    def channel(self, name: str) -> Channel:
+        return self._channels[name]
+
+    # ------------------------------------------------------------------ worker
+
+    def _thread_main(self, ready: threading.Event) -> None:
+        try:
+            asyncio.run(self._main(ready))
+        except Exception:  # pragma: no cover - a bug here must be loud, the outbox keeps the work
+            log.exception("notification worker crashed")
+            ready.set()
+
+    async def _main(self, ready: threading.Event) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        self._ctx.client = guarded_client(self._policy, resolver=self._resolver,
+                                          ssl_context=self._ctx.ssl_context, max_connections=self.max_in_flight)
+        ready.set()
+        try:
+            await self._dispatch()
+        finally:
+            for t in list(self._tasks):
+                t.cancel()
+            if self._tasks:
+                await asyncio.gather(*self._tasks, return_exceptions=True)
+            await self._ctx.client.aclose()
+            self._ctx.client = None
+            self._loop = None
+
+    async def _dispatch(self) -> None:
+        assert self._wake is not None
+        while not self._stopping:
+            self._wake.clear()
+            free = self.max_in_flight - len(self._tasks)
+            claimed: list[Delivery] = []
+            if free > 0:
+                claimed = self._outbox.claim(self._clock(), free)
+                for d in claimed:
+                    task = asyncio.create_task(self._deliver(d))
+                    self._tasks.add(task)
+                    task.add_done_callback(self._task_done)
+                if len(claimed) == free:
+                    continue  # maybe more due: claim again once there is room
+            if free <= 0:
+                await self._wake.wait()
+                continue
+            nxt = self._outbox.next_due()
+            timeout = _IDLE_POLL_S if nxt is None else min(_IDLE_POLL_S, max(0.0, nxt - self._clock()))
+            if timeout > 0:
+                try:
+                    await asyncio.wait_for(self._wake.wait(), timeout)
+                except TimeoutError:
+                    pass
+            else:
+                await asyncio.sleep(0)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if self._wake is not None:
+            self._wake.set()
+
+    def _finished(self, added: int = 0) -> None:
+        with self._cond:
+            self._depth += added - 1
+            self._cond.notify_all()
+
+    def _count(self, name: str, n: int = 1) -> None:
+        with self._cond:
+            self._stats[name] += n
+
+    def _fallback_for(self, rule: RulePlan, d: Delivery) -> str | None:
+        fb = rule.fallback
+        # A fallback delivery that fails is final: fallbacks do not chain.
+        return fb if fb and fb != d.channel and d.via is None else None
+
+    def notification(self, rule: RulePlan, kind: str, notification_id: str, record: dict[str, Any]) -> Notification:
+        rendered = render_message(rule, kind, record, **self._template_limits)
+        if rendered.template_error:
+            self._count("template_errors")
+            log.warning("rule %s: message template failed, default template used: %s", rule.id,
+                        rendered.template_error)
+        return Notification(
+            id=notification_id, rule=rule.id, title=rule.title or rule.id,
+            severity=str(record.get("severity") or rule.severity), ts=record.get("ts"),
+            subject=rendered.subject, text=rendered.text, record=record,
+            group={k: record.get(k) for k in rule.group_keys},
+        )
+
+    async def _deliver(self, d: Delivery) -> None:
+        try:
+            await self._deliver_one(d)
+        except asyncio.CancelledError:
+            raise  # stays in flight in the outbox; recovered at the next start
+        except Exception as exc:  # a bug must not kill the worker or lose the delivery
+            log.exception("internal error delivering %s to %s", d.notification_id, d.channel)
+            now = self._clock()
+            self._outbox.reschedule(d, now + self.retry.delay(d.attempts + 1, rng=self._rng), d.attempts,
+                                    f"internal error: {type(exc).__name__}", now)
+
+    async def _deliver_one(self, d: Delivery) -> None:
+        channel = self._channels.get(d.channel)
+        rule = self._rules.get(d.rule)
+        now = self._clock()
+        if channel is None or rule is None:  # the program changed since this was enqueued
+            self._outbox.mark_failed(d, d.attempts, f"rule {d.rule!r} or channel {d.channel!r} no longer exists", now)
+            self._count("failed")
+            self._finished()
+            return
+        cb, rb = self.breakers.channel(d.channel), self.breakers.rule(d.rule, d.channel)
+        if not (cb.allows() and rb.allows()):
+            self._short_circuit(d, rule, max(cb.retry_at, rb.retry_at), now)
+            return
+        cb.acquire()
+        rb.acquire()
+        notification = self.notification(rule, channel.kind, d.notification_id, decode_record(d.record))
+        try:
+            await asyncio.wait_for(channel.send(notification), timeout=channel.config.timeout_s)
+        except asyncio.CancelledError:
+            cb.release()
+            rb.release()
+            raise
+        except BaseException as exc:  # noqa: BLE001 - classified below; nothing escapes unrecorded
+            err = classify_exception(exc, channel.config.redactor) if not isinstance(exc, TimeoutError) else \
+                DeliveryError(f"timeout after {channel.config.timeout_s:g}s", retryable=True)
+            self._failed_attempt(d, rule, channel, err)
+            return
+        cb.record_success()
+        rb.record_success()
+        self._outbox.mark_sent([d.id], self._clock())
+        self._count("sent")
+        self._finished()
+
+    def _failed_attempt(self, d: Delivery, rule: RulePlan, channel: Channel, err: DeliveryError) -> None:
+        cb, rb = self.breakers.channel(d.channel), self.breakers.rule(d.rule, d.channel)
+        if err.status in PAYLOAD_STATUS:
+            cb.release()  # this rule's payload is the problem, not the channel
+        else:
+            cb.record_failure()
+        rb.record_failure()
+        attempts = d.attempts + 1
+        now = self._clock()
+        if err.retryable and attempts <= channel.config.retries:
+            self._outbox.reschedule(d, now + self.retry.delay(attempts, err.retry_after, self._rng),
+                                    attempts, err.reason, now)
+            self._count("retried")
+            return
+        fb = self._fallback_for(rule, d)
+        added = self._outbox.mark_failed(d, attempts, err.reason, now, fallback=fb)
+        self._count("failed")
+        if added:
+            self._count("fallback")
+        log.warning("notification %s for rule %s to channel %s failed after %d attempt(s): %s%s",
+                    d.notification_id, d.rule, d.channel, attempts, err.reason,
+                    f"; sent to fallback {fb}" if added else "")
+        self._finished(int(added))
+
+    def _short_circuit(self, d: Delivery, rule: RulePlan, retry_at: float, now: float) -> None:
+        """Breaker open: straight to the fallback if it is healthy, else wait for the breaker."""
+        fb = self._fallback_for(rule, d)
+        if fb is not None and self.breakers.channel(fb).allows():
+            added = self._outbox.mark_failed(d, d.attempts, f"circuit open for channel {d.channel}", now, fallback=fb)
+            self._count("short_circuited")
+            self._count("failed")
+            if added:
+                self._count("fallback")
+            self._finished(int(added))
+            return
+        self._outbox.reschedule(d, max(retry_at, now + _PROBE_BUSY_S), d.attempts,
+                                f"circuit open for channel {d.channel}; queued", now)
+        self._count("queued_by_breaker")

@@ -1,0 +1,125 @@
+"""Match records on their way to a message: frame → dicts, outbox codec, JSON for receivers, dedup keys."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import decimal
+import hashlib
+import json
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import polars as pl
+
+from cepdsl.plan import RuleKind, RulePlan
+
+Record = dict[str, Any]
+
+_EPOCH = dt.datetime(1970, 1, 1)
+
+
+def frame_records(frame: pl.DataFrame) -> list[Record]:
+    # Polars gives naive datetimes for UTC timestamps (LANGUAGE.md: naive = UTC); kept as they are.
+    return frame.to_dicts()
+
+
+# --------------------------------------------------------------------------- outbox codec (lossless)
+
+
+def _tag(value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        return {"$dt": value.isoformat()}
+    if isinstance(value, dt.date):
+        return {"$date": value.isoformat()}
+    if isinstance(value, dt.timedelta):
+        return {"$td": [value.days, value.seconds, value.microseconds]}
+    if isinstance(value, decimal.Decimal):
+        return {"$dec": str(value)}
+    if isinstance(value, bytes):
+        return {"$b64": base64.b64encode(value).decode()}
+    if isinstance(value, float) and not math.isfinite(value):
+        return {"$f": repr(value)}
+    if isinstance(value, dict):
+        return {k: _tag(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_tag(v) for v in value]
+    return value
+
+
+def _untag(obj: dict[str, Any]) -> Any:
+    if len(obj) == 1:
+        (k, v), = obj.items()
+        if k == "$dt":
+            return dt.datetime.fromisoformat(v)
+        if k == "$date":
+            return dt.date.fromisoformat(v)
+        if k == "$td":
+            return dt.timedelta(days=v[0], seconds=v[1], microseconds=v[2])
+        if k == "$dec":
+            return decimal.Decimal(v)
+        if k == "$b64":
+            return base64.b64decode(v)
+        if k == "$f":
+            return float(v)
+    return obj
+
+
+def encode_record(record: Mapping[str, Any]) -> str:
+    """The record as stored in the outbox: JSON that decodes back to the same Python values."""
+    return json.dumps(_tag(dict(record)), separators=(",", ":"), allow_nan=False)
+
+
+def decode_record(text: str) -> Record:
+    return json.loads(text, object_hook=_untag)
+
+
+# --------------------------------------------------------------------------- JSON for receivers
+
+
+def iso_utc(value: dt.datetime) -> str:
+    if value.tzinfo is None:
+        return value.isoformat() + "Z"
+    return value.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def json_safe(value: Any) -> Any:
+    """Plain JSON values for receivers: timestamps as RFC 3339 UTC, durations as seconds, inf as a string."""
+    if isinstance(value, dt.datetime):
+        return iso_utc(value)
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, dt.timedelta):
+        return value.total_seconds()
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    if isinstance(value, Mapping):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
+# --------------------------------------------------------------------------- idempotency
+
+
+def _key_columns(rule: RulePlan, record: Mapping[str, Any]) -> list[str]:
+    # One match per event (filter, anomaly): the event itself identifies it, so every column counts.
+    # Otherwise a match is unique per (group key, window / match time), as LANGUAGE.md §5 defines.
+    if rule.kind in (RuleKind.FILTER, RuleKind.ANOMALY):
+        return sorted(record)
+    extra = [c for c in ("window_start", "match_start", "last_seen") if c in record]
+    return [*rule.group_keys, "ts", *extra]
+
+
+def idempotency_key(rule: RulePlan, record: Mapping[str, Any]) -> str:
+    """Same match → same key, across re-emission after a crash; receivers dedupe on it."""
+    cols = _key_columns(rule, record)
+    material = json.dumps([rule.id, [[c, json_safe(record.get(c))] for c in cols]],
+                          separators=(",", ":"), sort_keys=False, default=str)
+    return "cep-" + hashlib.sha256(material.encode()).hexdigest()[:32]

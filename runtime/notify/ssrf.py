@@ -1,0 +1,295 @@
+"""Where notifications may go: the SSRF policy, enforced on the address actually connected to.
+
+A rule file names URLs, and an alert sender running inside a network is a classic
+server-side request forgery vector (cloud metadata at 169.254.169.254, admin
+ports on localhost, internal services). Checking the URL text is not enough:
+`http://2130706433/`, `http://0x7f.1/`, `[::ffff:127.0.0.1]`, a DNS name that
+resolves to 127.0.0.1, or one that resolves differently the second time (DNS
+rebinding) all reach loopback. So the check runs inside the connection
+machinery: `GuardedBackend.connect_tcp` resolves the name itself, refuses if
+*any* resolved address is forbidden, and connects to the checked address, so
+what was checked is what is used. Redirects are never followed (a 3xx is a
+failed delivery).
+
+Allowlist: `allow_hosts` matches the URL's host as written (canonicalised for IP
+literals), `allow_networks` matches resolved addresses. Tests use
+`allow_hosts={"127.0.0.1"}`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+import ssl
+import typing
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+import httpcore
+import httpx
+
+from runtime.notify.errors import DestinationRefused
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+Resolver = Callable[[str, int], Awaitable[list[str]]]
+
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")
+
+
+# --------------------------------------------------------------------------- addresses
+
+
+def parse_ipv4_loose(host: str) -> ipaddress.IPv4Address | None:
+    """An IPv4 address in any form inet_aton accepts: `2130706433`, `0x7f.1`, `017700000001`, `127.1`."""
+    h = host.rstrip(".")
+    parts = h.split(".")
+    if not 1 <= len(parts) <= 4 or any(p == "" for p in parts):
+        return None
+    nums: list[int] = []
+    for p in parts:
+        try:
+            if p[:2].lower() == "0x":
+                n = int(p[2:] or "0", 16)
+            elif len(p) > 1 and p[0] == "0":
+                n = int(p[1:], 8)
+            else:
+                n = int(p, 10)
+        except ValueError:
+            return None
+        nums.append(n)
+    *head, last = nums
+    if any(n > 255 for n in head) or last >= 256 ** (4 - len(head)):
+        return None
+    value = 0
+    for n in head:
+        value = value * 256 + n
+    value = value * 256 ** (4 - len(head)) + last
+    return ipaddress.IPv4Address(value)
+
+
+def parse_ip(host: str) -> IPAddress | None:
+    """The IP address a host string denotes by itself (no DNS), or None for a name."""
+    h = host.strip("[]")
+    if "%" in h:  # IPv6 zone id: fe80::1%eth0
+        h = h.split("%", 1)[0]
+    try:
+        return ipaddress.ip_address(h)
+    except ValueError:
+        return parse_ipv4_loose(h)
+
+
+def forbidden_reason(ip: IPAddress) -> str | None:
+    """Why `ip` may not be contacted by default, or None when it is a public address."""
+    if isinstance(ip, ipaddress.IPv6Address):
+        # Addresses that embed an IPv4 address are judged by what they embed.
+        if ip.ipv4_mapped is not None:
+            inner = forbidden_reason(ip.ipv4_mapped)
+            return f"IPv4-mapped {inner}" if inner else None
+        if ip in _NAT64:
+            inner = forbidden_reason(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+            return f"NAT64 {inner}" if inner else None
+        if ip in _NAT64_LOCAL:
+            return "local-use NAT64"
+        if ip.sixtofour is not None:
+            inner = forbidden_reason(ip.sixtofour)
+            return f"6to4 {inner}" if inner else None
+        if ip.teredo is not None:
+            inner = forbidden_reason(ip.teredo[1])
+            return f"Teredo {inner}" if inner else None
+    if ip.is_loopback:
+        return "loopback address"
+    if ip.is_unspecified:
+        return "unspecified address"
+    if ip.is_link_local:
+        return "link-local address"
+    if ip.is_multicast:
+        return "multicast address"
+    if ip.is_private:
+        return "private address"
+    if ip.is_reserved:
+        return "reserved address"
+    if not ip.is_global:  # shared address space 100.64/10 and friends
+        return "non-global address"
+    return None
+
+
+# --------------------------------------------------------------------------- policy
+
+
+async def system_resolver(host: str, port: int) -> list[str]:
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return [str(info[4][0]) for info in infos]
+
+
+def _canonical_host(host: str) -> str:
+    ip = parse_ip(host)
+    return str(ip) if ip is not None and host.strip("[]") == str(ip) else host.strip("[]").lower().rstrip(".")
+
+
+@dataclass(frozen=True)
+class DestinationPolicy:
+    """Which destinations are allowed. Default: public addresses only, http(s) only."""
+
+    allow_hosts: frozenset[str] = field(default_factory=frozenset)
+    allow_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+
+    @classmethod
+    def allowing(cls, hosts: Iterable[str] = (), networks: Iterable[str] = ()) -> DestinationPolicy:
+        return cls(
+            frozenset(_canonical_host(h) for h in hosts),
+            tuple(ipaddress.ip_network(n, strict=False) for n in networks),
+        )
+
+    def host_allowed(self, host: str) -> bool:
+        return _canonical_host(host) in self.allow_hosts
+
+    def ip_allowed(self, ip: IPAddress) -> bool:
+        if any(ip in net for net in self.allow_networks if net.version == ip.version):
+            return True
+        return forbidden_reason(ip) is None
+
+    def check_ip(self, host: str, ip: IPAddress) -> None:
+        if not self.ip_allowed(ip):
+            raise DestinationRefused(f"destination {host} refused: {forbidden_reason(ip)} {ip}")
+
+    def check_url(self, url: str) -> None:
+        """Static part of the check (scheme, host, IP literals); names are checked at connect time."""
+        try:
+            parts = urlsplit(url)
+            host = parts.hostname
+            parts.port  # noqa: B018 - raises on a bad port
+        except ValueError as exc:
+            raise DestinationRefused(f"invalid URL: {exc}") from None
+        if parts.scheme not in ("http", "https"):
+            raise DestinationRefused(f"URL scheme {parts.scheme!r} is not allowed (http and https only)")
+        if not host:
+            raise DestinationRefused("URL has no host")
+        if self.host_allowed(host):
+            return
+        ip = parse_ip(host)
+        if ip is not None:
+            self.check_ip(host, ip)
+
+    async def resolve(self, host: str, port: int, resolver: Resolver = system_resolver) -> list[str]:
+        """The addresses to connect to for `host`, all checked; refuses if any is forbidden."""
+        if self.host_allowed(host):
+            ip = parse_ip(host)
+            return [str(ip)] if ip is not None else await resolver(host, port)
+        ip = parse_ip(host)
+        if ip is not None:
+            self.check_ip(host, ip)
+            return [str(ip)]
+        try:
+            addrs = await resolver(host, port)
+        except OSError as exc:
+            raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from None
+        if not addrs:
+            raise httpcore.ConnectError(f"cannot resolve {host}")
+        for a in addrs:
+            # A name resolving to one public and one internal address is refused outright:
+            # picking the public one would leave the choice to whoever controls the DNS.
+            self.check_ip(host, parse_ip(a) or ipaddress.ip_address(a))
+        return addrs
+
+    def resolve_sync(self, host: str, port: int) -> list[str]:
+        return asyncio.run(self.resolve(host, port))
+
+
+DEFAULT_POLICY = DestinationPolicy()
+
+
+# --------------------------------------------------------------------------- httpx plumbing
+
+
+class GuardedBackend(httpcore.AsyncNetworkBackend):
+    """httpcore network backend that connects only to checked addresses."""
+
+    def __init__(self, policy: DestinationPolicy, resolver: Resolver = system_resolver) -> None:
+        self._policy = policy
+        self._resolver = resolver
+        self._inner = httpcore.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: typing.Iterable[typing.Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        addrs = await self._policy.resolve(host, port, self._resolver)
+        last: Exception | None = None
+        for addr in addrs:
+            try:
+                return await self._inner.connect_tcp(
+                    addr, port, timeout=timeout, local_address=local_address, socket_options=socket_options
+                )
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                last = exc
+        assert last is not None
+        raise last
+
+    async def connect_unix_socket(self, *args: typing.Any, **kwargs: typing.Any) -> httpcore.AsyncNetworkStream:
+        raise DestinationRefused("unix sockets are not a notification destination")
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
+class GuardedTransport(httpx.AsyncHTTPTransport):
+    """httpx transport: scheme check per request, address check per connection, no proxies."""
+
+    def __init__(
+        self,
+        policy: DestinationPolicy,
+        *,
+        resolver: Resolver = system_resolver,
+        ssl_context: ssl.SSLContext | None = None,
+        limits: httpx.Limits = httpx.Limits(max_connections=100, max_keepalive_connections=100),
+    ) -> None:
+        super().__init__(verify=ssl_context or True, trust_env=False, limits=limits)
+        self._policy = policy
+        self._pool = httpcore.AsyncConnectionPool(
+            ssl_context=ssl_context or httpx.create_ssl_context(trust_env=False),
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=GuardedBackend(policy, resolver),
+        )
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.scheme not in ("http", "https"):
+            raise DestinationRefused(f"URL scheme {request.url.scheme!r} is not allowed")
+        return await super().handle_async_request(request)
+
+
+def guarded_client(
+    policy: DestinationPolicy,
+    *,
+    resolver: Resolver = system_resolver,
+    ssl_context: ssl.SSLContext | None = None,
+    max_connections: int = 100,
+) -> httpx.AsyncClient:
+    """The one pooled client the notifier uses: guarded, no redirects, no env proxies."""
+    limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+    return httpx.AsyncClient(
+        transport=GuardedTransport(policy, resolver=resolver, ssl_context=ssl_context, limits=limits),
+        follow_redirects=False,
+        trust_env=False,
+    )
+
+
+def guarded_socket(policy: DestinationPolicy, host: str, port: int, timeout: float) -> socket.socket:
+    """A TCP connection for blocking clients (smtplib), to a checked address."""
+    addrs = policy.resolve_sync(host, port)
+    last: OSError | None = None
+    for addr in addrs:
+        try:
+            return socket.create_connection((addr, port), timeout=timeout)
+        except OSError as exc:
+            last = exc
+    assert last is not None
+    raise last

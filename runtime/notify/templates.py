@@ -1,0 +1,93 @@
+"""Rendering a match record into the text a person reads.
+
+A rule's `message` template wins; without one, the channel kind's named default
+template is used (title, severity, key fields, rule id, time). A template that
+fails at run time (the checker already rejects unknown names, so this is a loop
+that runs away or a type error) does not lose the alert: the default template
+is sent instead, with a line saying why, and the error is counted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from cepdsl.plan import HEAD, RulePlan
+from cepdsl.templates import DEFAULT_MAX_CHARS, DEFAULT_MAX_SECONDS, TemplateError, render
+
+_LINE = "[{{ severity|upper }}] {{ title }}"
+_FIELDS_INLINE = "{% for k, v in key_fields %}{{ k }}={{ v }}{% if not loop.last %}, {% endif %}{% endfor %}"
+_FIELDS_LINES = "{% for k, v in key_fields %}{{ k }}: {{ v }}\n{% endfor %}"
+
+DEFAULT_TEMPLATES: dict[str, str] = {
+    "console.default": _LINE + " rule={{ rule }} ts={{ ts }} " + _FIELDS_INLINE,
+    "file.default": _LINE + " (" + _FIELDS_INLINE + ")",
+    "webhook.default": _LINE + ": " + _FIELDS_INLINE,
+    "slack.default": "{% for k, v in key_fields %}*{{ k }}*: {{ v }}\n{% endfor %}",
+    "email.default": (
+        "{{ title }}\n\nRule: {{ rule }}\nSeverity: {{ severity }}\nTime: {{ ts }} UTC\n\n" + _FIELDS_LINES
+    ),
+    "sms.default": _LINE + " " + _FIELDS_INLINE + " @ {{ ts }}",
+    "pagerduty.default": "{{ title }}: " + _FIELDS_INLINE,
+}
+
+# Key fields shown by default templates: group keys first, then what the rule computed.
+_MAX_KEY_FIELDS = 8
+_HEAD = {f.name for f in HEAD}
+
+
+def default_template_name(kind: str) -> str:
+    return f"{kind}.default"
+
+
+def key_fields(rule: RulePlan) -> list[str]:
+    cols = [*rule.group_keys]
+    cols += [f.name for f in rule.output if f.name not in _HEAD and f.name not in cols]
+    return cols[:_MAX_KEY_FIELDS]
+
+
+def record_context(rule: RulePlan, record: dict[str, Any]) -> dict[str, Any]:
+    """Template variables: the record's columns plus `title` and `rule` (LANGUAGE.md §7)."""
+    ctx = dict(record)
+    ctx["title"] = rule.title or rule.id
+    ctx["rule"] = rule.id
+    ctx.setdefault("severity", rule.severity)
+    ctx.setdefault("ts", None)
+    return ctx
+
+
+def subject_line(rule: RulePlan, record: dict[str, Any]) -> str:
+    severity = str(record.get("severity") or rule.severity)
+    return f"[{severity.upper()}] {rule.title or rule.id}"
+
+
+@dataclass(frozen=True)
+class Rendered:
+    subject: str
+    text: str
+    template_error: str | None = None
+
+
+def render_default(rule: RulePlan, kind: str, record: dict[str, Any], **limits: Any) -> str:
+    ctx = record_context(rule, record)
+    ctx["key_fields"] = [(c, record.get(c)) for c in key_fields(rule) if c in record]
+    return render(DEFAULT_TEMPLATES[default_template_name(kind)], ctx, **limits).rstrip("\n")
+
+
+def render_message(
+    rule: RulePlan,
+    kind: str,
+    record: dict[str, Any],
+    *,
+    max_chars: int = DEFAULT_MAX_CHARS,
+    max_seconds: float = DEFAULT_MAX_SECONDS,
+) -> Rendered:
+    subject = subject_line(rule, record)
+    limits = {"max_chars": max_chars, "max_seconds": max_seconds}
+    if rule.message is None:
+        return Rendered(subject, render_default(rule, kind, record, **limits))
+    try:
+        return Rendered(subject, render(rule.message, record_context(rule, record), **limits))
+    except TemplateError as exc:
+        text = render_default(rule, kind, record, **limits)
+        return Rendered(subject, f"{text}\n(message template failed: {exc})", str(exc))
