@@ -1,0 +1,52 @@
+"""Window and schedule match records: `having`, the §7 columns, the output order."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from cepdsl.backends.base import finalize
+from cepdsl.backends.polars.expressions import compile_predicate
+from cepdsl.plan import RulePlan
+
+START, END = "window_start", "window_end"
+
+
+def window_records(rule: RulePlan, frame: pl.DataFrame) -> pl.DataFrame:
+    """`frame` holds the group keys, `window_start`/`window_end` (int µs) and every
+    aggregate column; keep the rows where `having` is true and order them by
+    (ts = window_end, window_start, group key), nulls last as in SQL."""
+    if frame.height == 0:
+        return rule.empty_output()
+    if rule.having is not None:
+        frame = frame.filter(compile_predicate(rule.having))
+        if frame.height == 0:
+            return rule.empty_output()
+    keys = list(rule.group_keys)
+    frame = frame.sort([END, START, *keys], nulls_last=True, maintain_order=True)
+    return finalize(rule, frame.with_columns(pl.col(END).alias("ts")))
+
+
+def concat_records(rule: RulePlan, parts: list[pl.DataFrame]) -> pl.DataFrame:
+    parts = [p for p in parts if p.height]
+    if not parts:
+        return rule.empty_output()
+    return parts[0] if len(parts) == 1 else pl.concat(parts)
+
+
+def frame_state(frame: pl.DataFrame | None) -> object:
+    """A frame as plain picklable data (Arrow IPC bytes keep dtypes exactly)."""
+    if frame is None:
+        return None
+    import io
+
+    buf = io.BytesIO()
+    frame.write_ipc(buf, compression="lz4")
+    return buf.getvalue()
+
+
+def frame_from_state(data: object) -> pl.DataFrame | None:
+    if data is None:
+        return None
+    import io
+
+    return pl.read_ipc(io.BytesIO(data))  # type: ignore[arg-type]
