@@ -35,6 +35,7 @@ class RuleStats:
             "suppressed": self.suppressed,
             "late": self.late,
             "batches": self.batches,
+            "eval_s": self.total_eval_s,
             "mean_eval_ms": 1e3 * self.total_eval_s / self.batches if self.batches else 0.0,
             "p99_eval_ms": float(1e3 * np.quantile(self.recent_s[:n], 0.99)) if n else 0.0,
         }
