@@ -68,10 +68,23 @@ class Rendered:
     template_error: str | None = None
 
 
+_MAX_FIELD_CHARS = 200  # one huge field value must not crowd out (or break) the default message
+
+
+def _short(value: Any) -> Any:
+    if isinstance(value, str) and len(value) > _MAX_FIELD_CHARS:
+        return value[: _MAX_FIELD_CHARS - 1] + "…"
+    return value
+
+
 def render_default(rule: RulePlan, kind: str, record: dict[str, Any], **limits: Any) -> str:
-    ctx = record_context(rule, record)
-    ctx["key_fields"] = [(c, record.get(c)) for c in key_fields(rule) if c in record]
-    return render(DEFAULT_TEMPLATES[default_template_name(kind)], ctx, **limits).rstrip("\n")
+    """The kind's default message; never fails (the subject line is the last resort)."""
+    ctx = {k: _short(v) for k, v in record_context(rule, record).items()}
+    ctx["key_fields"] = [(c, _short(record.get(c))) for c in key_fields(rule) if c in record]
+    try:
+        return render(DEFAULT_TEMPLATES[default_template_name(kind)], ctx, **limits).rstrip("\n")
+    except TemplateError:
+        return subject_line(rule, record)
 
 
 def render_message(
