@@ -43,8 +43,7 @@ def quantile_linear(sorted_values: Sequence[float], q: float) -> float:
     n = len(sorted_values)
     if any(is_nan(v) for v in sorted_values):
         return math.nan  # numpy propagates NaN
-    # numpy: virtual index = n*q + (alpha + q*(1 - alpha - beta)) - 1 with alpha = beta = 1
-    virtual = n * q + (1 + q * (1 - 1 - 1)) - 1
+    virtual = (n - 1) * q  # numpy's "linear" virtual index
     lo = math.floor(virtual)
     gamma = virtual - lo
     if virtual >= n - 1:
