@@ -1,0 +1,94 @@
+"""Redis Streams with a consumer group: JSON and flat entries, ack, pending recovery, autoclaim."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime
+
+import pytest
+import redis
+
+from runtime.sources import open_source
+from runtime.sources.redis_streams import RedisStreamSource
+from src_helpers import plan
+
+pytestmark = pytest.mark.timeout(30)
+S = plan("ev", ts="timestamp", host="str", cpu="float")
+
+
+def next_nonempty(it):
+    for b in it:
+        if not b.empty:
+            return b
+    raise AssertionError("source ended")
+
+
+def test_json_and_flat_entries_and_ack(redis_server, redis_client: redis.Redis) -> None:
+    redis_client.xadd("events", {"data": json.dumps({"ts": "2024-05-01T10:00:00Z", "host": "a", "cpu": 1.5})})
+    redis_client.xadd("events", {"ts": "1714557601000", "host": "b", "cpu": "2.5"})
+    redis_client.xadd("events", {"json": "{broken"})
+    redis_client.xadd("events", {"ts": "1714557602000", "cpu": "hot"})
+    src = open_source(f"{redis_server.url}?stream=events&group=g&consumer=c1", S, max_rows=10, max_delay_s=0.2)
+    assert isinstance(src, RedisStreamSource)
+    b = next_nonempty(iter(src))
+    assert b.frame.rows() == [(datetime(2024, 5, 1, 10), "a", 1.5), (datetime(2024, 5, 1, 10, 0, 1), "b", 2.5)]
+    reasons = b.dead["reason"].to_list()
+    assert reasons[0].startswith("malformed JSON in entry") and reasons[1] == "field 'cpu': expected float, got str \"hot\""
+    assert json.loads(b.dead["raw"][1]) == {"ts": "1714557602000", "cpu": "hot"}
+    assert len(b.offsets["ids"]) == 4
+    assert redis_client.xpending("events", "g")["pending"] == 4  # not acked until the caller says so
+    src.ack(b)
+    assert redis_client.xpending("events", "g")["pending"] == 0
+
+
+def test_unacked_entries_are_redelivered_after_restart(redis_server, redis_client: redis.Redis) -> None:
+    for i in range(3):
+        redis_client.xadd("ev2", {"ts": str(i), "host": "h", "cpu": str(i)})
+    url = f"{redis_server.url}?stream=ev2&group=g&consumer=c1&max_delay=200ms"
+    b = next_nonempty(iter(open_source(url, S)))
+    assert b.frame["cpu"].to_list() == [0.0, 1.0, 2.0]
+    # "Crash" before ack: a new source with the same consumer name gets them again.
+    redis_client.xadd("ev2", {"ts": "3", "host": "h", "cpu": "3"})
+    src2 = open_source(url, S)
+    it = iter(src2)
+    again = next_nonempty(it)
+    # The old pending entries come first, then new ones (here within the same batch).
+    assert again.frame["cpu"].to_list() == [0.0, 1.0, 2.0, 3.0]
+    src2.ack(again)
+    assert redis_client.xpending("ev2", "g")["pending"] == 0
+
+
+def test_autoclaim_takes_over_a_dead_consumers_entries(redis_server, redis_client: redis.Redis) -> None:
+    redis_client.xadd("ev3", {"ts": "0", "host": "h", "cpu": "7"})
+    dead = RedisStreamSource(S, redis_server.url, key="ev3", group="g", consumer="dead", max_delay_s=0.2)
+    assert next_nonempty(iter(dead)).frame["cpu"].to_list() == [7.0]  # read, never acked
+    time.sleep(0.15)
+    alive = RedisStreamSource(S, redis_server.url, key="ev3", group="g", consumer="alive", claim_idle_ms=100,
+                              max_delay_s=0.2)
+    b = next_nonempty(iter(alive))
+    assert b.frame["cpu"].to_list() == [7.0]
+    alive.ack(b)
+    assert redis_client.xpending("ev3", "g")["pending"] == 0
+
+
+def test_size_flush_and_mkstream_on_empty_key(redis_server, redis_client: redis.Redis) -> None:
+    src = RedisStreamSource(S, redis_server.url, key="fresh", group="g", max_rows=2, max_delay_s=0.2)
+    it = iter(src)
+    assert next(it).empty  # group created on a stream that does not exist yet; idle tick
+    for i in range(5):
+        redis_client.xadd("fresh", {"ts": str(i), "host": "h", "cpu": "1"})
+    sizes = [next_nonempty(it).frame.height for _ in range(3)]
+    assert sizes == [2, 2, 1]
+
+
+def test_unreachable_redis_is_counted_not_raised() -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    client = redis.Redis(port=port, socket_connect_timeout=0.1, decode_responses=True)
+    src = RedisStreamSource(S, client, key="x", max_delay_s=0.2)
+    it = iter(src)
+    assert next(it).empty and src.errors >= 1 and src.last_error
