@@ -14,7 +14,7 @@ START, END = "window_start", "window_end"
 def window_records(rule: RulePlan, frame: pl.DataFrame) -> pl.DataFrame:
     """`frame` holds the group keys, `window_start`/`window_end` (int µs) and every
     aggregate column; keep the rows where `having` is true and order them by
-    (ts = window_end, window_start, group key), nulls last as in SQL."""
+    (ts = window_end, window_start, group key), null keys first (as the interpreter)."""
     if frame.height == 0:
         return rule.empty_output()
     if rule.having is not None:
@@ -22,7 +22,7 @@ def window_records(rule: RulePlan, frame: pl.DataFrame) -> pl.DataFrame:
         if frame.height == 0:
             return rule.empty_output()
     keys = list(rule.group_keys)
-    frame = frame.sort([END, START, *keys], nulls_last=True, maintain_order=True)
+    frame = frame.sort([END, START, *keys], nulls_last=False, maintain_order=True)
     return finalize(rule, frame.with_columns(pl.col(END).alias("ts")))
 
 
