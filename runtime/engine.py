@@ -1,0 +1,354 @@
+"""`cep run`: the streaming loop around a `cepdsl.engine.Session`.
+
+    sources ──Batch──► Session.push ──matches──► notifier.submit / on_matches
+                          │  ▲
+        dead letters ◄────┘  └── wall clock: advance(stream, now − lateness) on a silent stream
+                          │
+                          └──► checkpoints (state + source offsets) to a runtime.state store
+
+Everything that can block lives at the edges: source threads fill an inbox,
+`step()` drains it.  Tests drive `feed()` / `step()` with an injected clock
+and never start a thread.  See docs/engine.md.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import polars as pl
+
+from cepdsl.engine import ENGINE_STATE_VERSION, ReloadReport, Session
+from cepdsl.plan import Program
+from runtime.sources.batch import Batch
+
+log = logging.getLogger(__name__)
+
+#: Store key holding the checkpoint's source offsets (rule IDs are identifiers: no clash).
+OFFSETS_KEY = "offsets:"
+
+
+class MatchSink(Protocol):
+    def submit(self, rule_id: str, matches: pl.DataFrame) -> int: ...
+
+
+SourceMap = Mapping[str, Iterable[Batch]]
+#: Opens the sources, given the offsets restored from the last checkpoint (by source name).
+SourceOpener = Callable[[dict[str, dict[str, Any]]], SourceMap]
+
+
+@dataclass
+class StepReport:
+    batches: int = 0
+    rows: int = 0
+    matches: dict[str, int] = field(default_factory=dict)
+    checkpointed: bool = False
+
+
+@dataclass(frozen=True)
+class ReloadResult:
+    ok: bool
+    report: ReloadReport | None = None
+    error: str | None = None  # the rendered diagnostics when the new file does not check
+
+
+class StreamingEngine:
+    """Runs a Program over live sources.
+
+    `sources` maps a source name to an iterable of `Batch` (a `runtime.sources.Source`
+    or anything else), or is a callable that opens them from restored offsets.
+    `clock()` is wall time in seconds since the epoch; the watermark of a stream that
+    has been silent for `idle_after_s` follows it (now − lateness) so absence and
+    schedule rules fire without new events (LANGUAGE.md §6).
+    """
+
+    def __init__(
+        self,
+        program: Program,
+        sources: SourceMap | SourceOpener,
+        *,
+        notifier: MatchSink | None = None,
+        on_matches: Callable[[str, pl.DataFrame], None] | None = None,
+        store: Any | None = None,
+        dead_letters: Callable[[pl.DataFrame], None] | None = None,
+        clock: Callable[[], float] = time.time,
+        checkpoint_every_s: float = 30.0,
+        idle_after_s: float = 1.0,
+        session: Session | None = None,
+    ) -> None:
+        self.program = program
+        self.session = session or Session(program)
+        self.notifier = notifier
+        self.on_matches = on_matches
+        self.store = store
+        self.dead_letter_sink = dead_letters
+        self.clock = clock
+        self.checkpoint_every_s = checkpoint_every_s
+        self.idle_after_s = idle_after_s
+        self._open = sources
+        self.sources: dict[str, Iterable[Batch]] = {}
+        self._iters: dict[str, Iterator[Batch]] = {}
+        self.offsets: dict[str, dict[str, Any]] = {}
+        self._unacked: list[tuple[str, Batch]] = []
+        self._last_rows_at: dict[str, float] = {}
+        self._last_checkpoint = clock()
+        self._inbox: queue.Queue[tuple[str, Batch | BaseException | None]] = queue.Queue(maxsize=64)
+        self._threads: list[threading.Thread] = []
+        self._finished: set[str] = set()
+        self._stop = threading.Event()
+        self.errors: list[str] = []
+        self.counters = {"batches": 0, "rows": 0, "dead_letters": 0, "matches": 0, "checkpoints": 0}
+        self.started = False
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> StreamingEngine:
+        """Restore state and source offsets from the store, then open the sources."""
+        restored: dict[str, dict[str, Any]] = {}
+        if self.store is not None:
+            snapshot: dict[str, bytes] = {}
+            for key in self.store.rule_ids():
+                st = self.store.load(key)
+                if st is None:
+                    continue
+                if key == OFFSETS_KEY:
+                    restored = dict(st.offsets)
+                elif st.version == ENGINE_STATE_VERSION:
+                    snapshot[key] = st.payload
+                else:
+                    log.warning("state of %s has version %s, expected %s: starting it fresh",
+                                key, st.version, ENGINE_STATE_VERSION)
+            if snapshot:
+                report = self.session.restore(snapshot)
+                if report.skipped:
+                    log.info("rules starting fresh (changed since the checkpoint): %s", ", ".join(report.skipped))
+        self.offsets = {k: dict(v) for k, v in restored.items()}
+        self.sources = dict(self._open(restored) if callable(self._open) else self._open)
+        self._iters = {}
+        self.started = True
+        return self
+
+    def run(self, stop: threading.Event | None = None, poll_s: float = 0.1) -> None:
+        """Until `stop` is set or every source is exhausted: read sources in threads, step."""
+        if not self.started:
+            self.start()
+        stop = stop or self._stop
+        for name, src in self.sources.items():
+            t = threading.Thread(target=self._pump, args=(name, src, stop), name=f"cep-source-{name}", daemon=True)
+            t.start()
+            self._threads.append(t)
+        try:
+            while not stop.is_set() and len(self._finished) < len(self.sources):
+                self.step(timeout=poll_s)
+            self.step(timeout=0.0)
+            if len(self._finished) == len(self.sources) and not self.errors:
+                # Every source ended for good (a finite file): the input is complete, so
+                # close windows and sessions as replay would.
+                self._deliver(self.session.flush())
+                self._dead(self.session.take_dead_letters())
+        finally:
+            stop.set()
+            self.close()
+
+    def _pump(self, name: str, source: Iterable[Batch], stop: threading.Event) -> None:
+        try:
+            for batch in source:
+                while not stop.is_set():
+                    try:
+                        self._inbox.put((name, batch), timeout=0.2)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    break
+        except BaseException as e:  # reported by the loop, never swallowed
+            self._inbox.put((name, e))
+            return
+        self._inbox.put((name, None))
+
+    def stop(self) -> None:
+        """Ask `run` to return (from a signal handler or another thread)."""
+        self._stop.set()
+
+    def close(self) -> None:
+        """Final checkpoint; close sources that can be closed."""
+        self.checkpoint()
+        for src in self.sources.values():
+            closer = getattr(src, "close", None)
+            if closer is not None:
+                closer()
+
+    # ------------------------------------------------------------------ the loop
+    def feed(self, source: str, batch: Batch) -> dict[str, pl.DataFrame]:
+        """Process one batch now (the loop calls this; so can tests)."""
+        now = self.clock()
+        outs: dict[str, pl.DataFrame] = {}
+        if batch.dead.height:
+            self._dead(batch.dead)
+        if batch.frame.height:
+            outs = self.session.push(batch.stream, batch.frame)
+            self._last_rows_at[batch.stream] = now
+            self.counters["rows"] += batch.frame.height
+        self.counters["batches"] += 1
+        if batch.offsets:
+            self.offsets[source] = dict(batch.offsets)
+        self._unacked.append((source, batch))
+        self._deliver(outs)
+        self._dead(self.session.take_dead_letters())
+        return outs
+
+    def step(self, timeout: float = 0.0) -> StepReport:
+        """Take what the sources have produced (synchronously when no thread runs),
+        then follow the wall clock on silent streams and checkpoint when due."""
+        report = StepReport()
+        for source, batch in self._pull(timeout):
+            outs = self.feed(source, batch)
+            report.batches += 1
+            report.rows += batch.frame.height
+            for rid, f in outs.items():
+                if f.height:
+                    report.matches[rid] = report.matches.get(rid, 0) + f.height
+        for rid, f in self.tick().items():
+            if f.height:
+                report.matches[rid] = report.matches.get(rid, 0) + f.height
+        if self.clock() - self._last_checkpoint >= self.checkpoint_every_s:
+            self.checkpoint()
+            report.checkpointed = True
+        elif self.store is None:
+            self._ack()
+        return report
+
+    def _pull(self, timeout: float) -> list[tuple[str, Batch]]:
+        if not self._threads:
+            # Synchronous mode (tests, single source): one batch from each live source.
+            got = []
+            for name, src in self.sources.items():
+                if name in self._finished:
+                    continue
+                it = self._iters.setdefault(name, iter(src))
+                batch = next(it, None)
+                if batch is None:
+                    self._finished.add(name)
+                else:
+                    got.append((name, batch))
+            return got
+        got = []
+        try:
+            item = self._inbox.get(timeout=timeout) if timeout > 0 else self._inbox.get_nowait()
+            while True:
+                name, payload = item
+                if payload is None:
+                    self._finished.add(name)
+                elif isinstance(payload, BaseException):
+                    self._finished.add(name)
+                    self.errors.append(f"source {name}: {payload}")
+                    log.error("source %s failed: %s", name, payload)
+                else:
+                    got.append((name, payload))
+                item = self._inbox.get_nowait()
+        except queue.Empty:
+            pass
+        return got
+
+    def tick(self) -> dict[str, pl.DataFrame]:
+        """Wall clock → watermark for streams silent for `idle_after_s` (and that have
+        seen at least one event: history arriving late must not be declared late)."""
+        now = self.clock()
+        outs: dict[str, pl.DataFrame] = {}
+        for stream in self.program.streams:
+            if stream.time_field is None or stream.name not in self._last_rows_at:
+                continue
+            if now - self._last_rows_at[stream.name] < self.idle_after_s:
+                continue
+            got = self.session.advance(stream.name, int(now * 1_000_000) - stream.lateness_us)
+            for rid, f in got.items():
+                if f.height:
+                    outs[rid] = pl.concat([outs[rid], f]) if rid in outs else f
+        self._deliver(outs)
+        return outs
+
+    def _deliver(self, outs: Mapping[str, pl.DataFrame]) -> None:
+        for rid, frame in outs.items():
+            if frame.height == 0:
+                continue
+            self.counters["matches"] += frame.height
+            if self.on_matches is not None:
+                self.on_matches(rid, frame)
+            if self.notifier is not None:
+                self.notifier.submit(rid, frame)
+
+    def _dead(self, frame: pl.DataFrame) -> None:
+        if frame.height == 0:
+            return
+        self.counters["dead_letters"] += frame.height
+        if self.dead_letter_sink is not None:
+            self.dead_letter_sink(frame)
+
+    # ------------------------------------------------------------------ state
+    def checkpoint(self) -> None:
+        """Save every rule's state and the source offsets in one atomic `save_many`,
+        then acknowledge the batches it covers."""
+        self._last_checkpoint = self.clock()
+        if self.store is None:
+            self._ack()
+            return
+        offsets = {k: dict(v) for k, v in self.offsets.items()}
+        snap = self.session.snapshot()
+        entries = [(key, ENGINE_STATE_VERSION, payload, {}) for key, payload in snap.items()]
+        entries.append((OFFSETS_KEY, ENGINE_STATE_VERSION, b"", offsets))
+        self.store.save_many(entries)
+        for key in self.store.rule_ids():
+            if key not in snap and key != OFFSETS_KEY:
+                self.store.delete(key)  # a rule removed by a reload
+        self.counters["checkpoints"] += 1
+        self._ack()
+
+    def _ack(self) -> None:
+        for name, batch in self._unacked:
+            ack = getattr(self.sources.get(name), "ack", None)
+            if ack is not None:
+                ack(batch)
+        self._unacked = []
+
+    # ------------------------------------------------------------------ hot reload
+    def reload(self, new: Program | str | Path) -> ReloadResult:
+        """Switch rules without stopping: a file that does not check is reported and the
+        running rules keep running; see `Session.reload` for what keeps its state."""
+        if not isinstance(new, Program):
+            from cepdsl.diagnostics import CheckError
+            from cepdsl.frontend import compile_path
+
+            try:
+                new = compile_path(new)
+            except CheckError as e:
+                return ReloadResult(False, error=str(e))
+            except OSError as e:
+                return ReloadResult(False, error=f"{new}: {e}")
+        report = self.session.reload(new)
+        self.program = new
+        reload_notifier = getattr(self.notifier, "reload", None)
+        if reload_notifier is not None:
+            reload_notifier(new)
+        return ReloadResult(True, report)
+
+    # ------------------------------------------------------------------ observability
+    def stats(self) -> dict[str, Any]:
+        """For the live table: engine counters, per-stream progress, per-rule stats."""
+        streams = {}
+        for s in self.program.streams:
+            p = self.session.progress(s.name)
+            streams[s.name] = {
+                "watermark_us": p.watermark_us,
+                "max_ts_us": p.max_ts_us,
+                "idle_s": (self.clock() - self._last_rows_at[s.name]) if s.name in self._last_rows_at else None,
+            }
+        return {
+            "engine": dict(self.counters, errors=list(self.errors)),
+            "streams": streams,
+            "rules": self.session.stats(state_size=False),
+        }
