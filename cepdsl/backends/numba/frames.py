@@ -1,0 +1,43 @@
+"""Small frame helpers shared by the Numba-backed executors."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import polars as pl
+
+from cepdsl.backends.base import SEQ, TIME
+from cepdsl.plan import RulePlan
+
+
+def input_columns(rule: RulePlan) -> list[str]:
+    """The columns an executor keeps from released rows: declared fields + SEQ + TIME."""
+    return [f.name for f in rule.stream.fields] + [SEQ, TIME]
+
+
+def frame_to_bytes(frame: pl.DataFrame | None) -> bytes | None:
+    """Arrow IPC bytes: plain data for `state()`, exact about dtypes (unlike dicts of lists)."""
+    if frame is None:
+        return None
+    buf = io.BytesIO()
+    frame.write_ipc(buf)
+    return buf.getvalue()
+
+
+def frame_from_bytes(payload: bytes | None) -> pl.DataFrame | None:
+    if payload is None:
+        return None
+    return pl.read_ipc(io.BytesIO(payload))
+
+
+def take(frame: pl.DataFrame, idx: np.ndarray) -> pl.DataFrame:
+    return frame.select(pl.all().gather(pl.Series(idx, dtype=pl.Int64)))
+
+
+def concat_rows(old: pl.DataFrame | None, new: pl.DataFrame) -> pl.DataFrame:
+    if old is None or old.height == 0:
+        return new
+    if new.height == 0:
+        return old
+    return pl.concat([old, new.select(old.columns).cast(dict(old.schema))], how="vertical")
