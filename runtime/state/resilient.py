@@ -132,8 +132,9 @@ class ResilientStore:
                 self._fail(e)
 
     def load(self, rule_id: str) -> StoredState | None:
+        healthy = self._healthy()  # every call is a chance to retry, reads included
         mine = self.mirror.load(rule_id)
-        if mine is not None or rule_id in self._deleted or not self._healthy():
+        if mine is not None or rule_id in self._deleted or not healthy:
             return mine
         try:
             found = self.inner.load(rule_id)
@@ -167,7 +168,7 @@ class ResilientStore:
 
     def baseline_get(self, rule_id: str, group: str) -> list[float]:
         key = (rule_id, group)
-        if key not in self._synced and self._healthy():
+        if self._healthy() and key not in self._synced:
             try:
                 values = self.inner.baseline_get(rule_id, group)
             except self.errors as e:

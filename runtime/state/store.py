@@ -17,6 +17,7 @@ Offsets must be JSON-serialisable: stores keep them as JSON text.
 
 from __future__ import annotations
 
+import json
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -87,11 +88,12 @@ class MemoryStore:
         self._baselines: dict[tuple[str, str], tuple[deque[float], float]] = {}  # → (values, expires at)
 
     def save(self, rule_id: str, version: int, payload: bytes, offsets: dict[str, Any]) -> None:
-        self._states[rule_id] = StoredState(int(version), bytes(payload), dict(offsets))
+        self.save_many([(rule_id, version, payload, offsets)])
 
     def save_many(self, states: Iterable[RuleState]) -> None:
         # Build first, then publish: a bad entry part way through leaves nothing half-saved.
-        staged = {r: StoredState(int(v), bytes(p), dict(o)) for r, v, p, o in states}
+        # Offsets take the JSON round trip the other stores take, so all stores give back the same thing.
+        staged = {r: StoredState(int(v), bytes(p), json.loads(json.dumps(o))) for r, v, p, o in states}
         self._states.update(staged)
 
     def load(self, rule_id: str) -> StoredState | None:

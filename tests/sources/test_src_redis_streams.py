@@ -8,6 +8,8 @@ from datetime import datetime
 
 import pytest
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from runtime.sources import open_source
 from runtime.sources.redis_streams import RedisStreamSource
@@ -88,7 +90,7 @@ def test_unreachable_redis_is_counted_not_raised() -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    client = redis.Redis(port=port, socket_connect_timeout=0.1, decode_responses=True)
+    client = redis.Redis(port=port, socket_connect_timeout=0.1, decode_responses=True, retry=Retry(NoBackoff(), 0))
     src = RedisStreamSource(S, client, key="x", max_delay_s=0.2)
     it = iter(src)
     assert next(it).empty and src.errors >= 1 and src.last_error
