@@ -51,4 +51,4 @@ def test_matches_the_interpreter_across_random_batches(body: str) -> None:
         df = frame(rule, rows)
         expected = interpret.run(program, {"m": df.drop(["__seq", "__t"])})["r"]
         cuts = sorted(rng.sample(range(n + 1), min(n + 1, rng.randint(0, 4))))
-        assert_frame_equal(run_batches(rule, df, cuts=cuts), expected, check_exact=False, rtol=1e-9)
+        assert_frame_equal(run_batches(rule, df, cuts=cuts), expected, check_exact=False, rel_tol=1e-9)
