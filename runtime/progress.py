@@ -46,8 +46,7 @@ def print_summary(summary: Any) -> None:
     for r in summary.rules:
         table.add_row(r.rule, f"{r.matches:,}", f"{r.suppressed:,}", f"{r.late:,}", f"{r.seconds:.3f}s")
     console.print(table)
-    rate = summary.rows / summary.seconds if summary.seconds else 0.0
     console.print(
-        f"{summary.rows:,} rows in {summary.seconds:.2f}s ({rate:,.0f} rows/s); "
-        f"dead letters: {summary.dead_letters:,}; output: {summary.out_dir}"
+        f"{summary.rows:,} rows in {summary.seconds:.2f}s ({summary.rows_per_s:,.0f} rows/s); "
+        f"dead letters: {summary.dead_letters:,} ({summary.dead_letter_path}); output: {summary.dead_letter_path.parent}"
     )
