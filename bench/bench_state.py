@@ -1,0 +1,110 @@
+"""Checkpoint cost: how long one `save_many` of window state takes, per store.
+
+Two shapes of the same ~6.4 MB of state:
+  - one rule with 100k groups × 64 bytes (one big payload),
+  - 100 rules × 1k groups × 64 bytes (100 payloads of 64 KB).
+Target: ≤ 200 ms to Redis. Also times baseline_append_many for 10k groups.
+
+Run: .venv/bin/python bench/bench_state.py [--redis redis://127.0.0.1:6379/0]
+Without --redis, a throwaway redis-server is started on a free port.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from runtime.state.redis_store import RedisStore, connect  # noqa: E402
+from runtime.state.sqlite import SqliteStore  # noqa: E402
+from runtime.state.store import MemoryStore  # noqa: E402
+
+GROUP_BYTES = 64
+
+
+def payload(groups: int) -> bytes:
+    return os.urandom(16) * (groups * GROUP_BYTES // 16)
+
+
+def shapes() -> dict[str, list[tuple[str, int, bytes, dict]]]:
+    offsets = {"metrics": {"path": "/var/log/metrics.jsonl", "inode": 1234, "pos": 987_654_321}}
+    return {
+        "1 rule x 100k groups": [("big_rule", 1, payload(100_000), offsets)],
+        "100 rules x 1k groups": [(f"rule_{i}", 1, payload(1_000), offsets) for i in range(100)],
+    }
+
+
+def timed(fn, repeat: int = 7) -> float:
+    fn()  # warm: connections, page cache
+    runs = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        runs.append(time.perf_counter() - t)
+    return statistics.median(runs) * 1000
+
+
+def start_redis() -> tuple[subprocess.Popen[bytes], str]:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        sys.exit("redis-server not found; pass --redis URL")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"redis://127.0.0.1:{port}/0"
+    client = connect(url)
+    for _ in range(500):
+        try:
+            client.ping()
+            break
+        except Exception:  # noqa: BLE001 - still starting
+            time.sleep(0.01)
+    return proc, url
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--redis", help="use this Redis instead of starting one")
+    args = ap.parse_args()
+    proc = None
+    url = args.redis
+    if url is None:
+        proc, url = start_redis()
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            stores = {
+                "memory": MemoryStore(),
+                "sqlite": SqliteStore(os.path.join(tmp, "bench.sqlite")),
+                "redis": RedisStore(connect(url, timeout_s=10)),
+            }
+            print(f"checkpoint (save_many), median of 7, {GROUP_BYTES} B per group")
+            for shape, states in shapes().items():
+                for name, store in stores.items():
+                    ms = timed(lambda: store.save_many(states))
+                    flag = "  (target ≤ 200 ms)" if name == "redis" else ""
+                    print(f"  {shape:<24} {name:<7} {ms:8.1f} ms{flag}")
+            groups = {f"host-{i}": [float(i), float(i) + 0.5] for i in range(10_000)}
+            print("baseline_append_many, 10k groups x 2 values")
+            for name, store in stores.items():
+                ms = timed(lambda: store.baseline_append_many("anomaly_rule", groups), repeat=3)
+                print(f"  {name:<7} {ms:8.1f} ms")
+            for store in stores.values():
+                store.close()
+    finally:
+        if proc is not None:
+            proc.kill()
+            proc.wait()
+
+
+if __name__ == "__main__":
+    main()
