@@ -122,7 +122,7 @@ def _recursion_room(rows: int) -> Iterator[None]:
     # Each row taken adds a handful of Python frames; CPython ≥ 3.11 keeps those
     # off the C stack, so raising the limit is safe.
     old = sys.getrecursionlimit()
-    sys.setrecursionlimit(max(old, 20 * rows + 1000))
+    sys.setrecursionlimit(max(old, 100 * rows + 1000))
     try:
         yield
     finally:
