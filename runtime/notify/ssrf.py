@@ -36,6 +36,13 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], Awaitable[list[str]]]
 
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
+# Not global, but not flagged by every Python's ipaddress tables either.
+_EXTRA_DENIED = tuple(ipaddress.ip_network(n) for n in (
+    "192.0.0.0/24",  # IETF protocol assignments
+    "198.18.0.0/15",  # benchmarking
+    "100.64.0.0/10",  # shared address space (carrier NAT)
+    "2001:db8::/32",  # documentation
+))
 _NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")
 
 
@@ -73,6 +80,9 @@ def parse_ipv4_loose(host: str) -> ipaddress.IPv4Address | None:
 def parse_ip(host: str) -> IPAddress | None:
     """The IP address a host string denotes by itself (no DNS), or None for a name."""
     h = host.strip("[]")
+    if h.lower().rstrip(".") == "localhost" or h.lower().rstrip(".").endswith(".localhost"):
+        # RFC 6761: always loopback, whatever a resolver says; decided without DNS.
+        return ipaddress.IPv4Address("127.0.0.1")
     if "%" in h:  # IPv6 zone id: fe80::1%eth0
         h = h.split("%", 1)[0]
     try:
@@ -111,7 +121,9 @@ def forbidden_reason(ip: IPAddress) -> str | None:
         return "private address"
     if ip.is_reserved:
         return "reserved address"
-    if not ip.is_global:  # shared address space 100.64/10 and friends
+    if any(ip in net for net in _EXTRA_DENIED if net.version == ip.version):
+        return "special-purpose address"
+    if not ip.is_global:
         return "non-global address"
     return None
 

@@ -18,7 +18,7 @@ from runtime.notify.channels import Notification, SendContext, build_channel
 from runtime.notify.config import resolve_channel
 from runtime.notify.records import idempotency_key
 from runtime.notify.retry import classify_exception
-from runtime.notify.ssrf import DEFAULT_POLICY, DestinationPolicy, guarded_client
+from runtime.notify.ssrf import DEFAULT_POLICY, DestinationPolicy, Resolver, guarded_client, system_resolver
 from runtime.notify.templates import render_message
 
 _SAMPLE_BY_TYPE: dict[Type, Any] = {Type.INT: 42, Type.FLOAT: 42.5, Type.BOOL: True}
@@ -66,6 +66,7 @@ async def notify_test_async(
     ssl_context: ssl.SSLContext | None = None,
     console: IO[str] | None = None,
     send: bool = True,
+    resolver: Resolver = system_resolver,
 ) -> dict[str, Any]:
     rule = program.rule(rule_id)
     config = resolve_channel(program.channel(channel_name), env, policy)
@@ -84,7 +85,7 @@ async def notify_test_async(
     }
     if not send:
         return result
-    async with guarded_client(policy, ssl_context=ssl_context, max_connections=1) as client:
+    async with guarded_client(policy, resolver=resolver, ssl_context=ssl_context, max_connections=1) as client:
         channel = build_channel(config, SendContext(client, policy, ssl_context, console))
         try:
             sent = await asyncio.wait_for(channel.send(n), timeout=config.timeout_s)
@@ -109,6 +110,6 @@ def notify_test(
     idempotency_key, subject, text, template_error, ok, error, sent (channel,
     kind, target, request, status, response). Raises `ChannelConfigError` for a
     missing env variable or a refused URL, KeyError/StopIteration for unknown names.
-    Options: env, policy, ssl_context, console, send (False = render only).
+    Options: env, policy, ssl_context, console, resolver, send (False = render only).
     """
     return asyncio.run(notify_test_async(program, rule_id, channel_name, record, **options))
