@@ -71,10 +71,12 @@ def iter_parquet(
                 if frame.height:
                     yield frame
         finally:
-            # Stops the background query if the consumer gives up part way through.
+            # A consumer that gives up part way must not leave the streaming query running:
+            # Polars versions with `stop()` need it called, the others end it when the handle is dropped.
             stop = getattr(batches, "stop", None)
             if stop is not None:
                 stop()
+            del batches
 
 
 def scan(stream: StreamPlan, path: Path | str) -> pl.LazyFrame:
