@@ -346,6 +346,7 @@ class EmailChannel(Channel):
         tls = self.ctx.ssl_context or ssl.create_default_context()
         starttls = bool(c.get("starttls", port == 587))
         smtp = _GuardedSMTP(self.ctx.policy, tls if port == 465 else None, c.timeout_s)
+        smtp._host = host  # smtplib takes the TLS server name from here, and only sets it in __init__
         try:
             smtp.connect(host, port)
             smtp.ehlo()
