@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -114,4 +114,3 @@ def test_spec_mapping_interval_and_passthrough_query(server: Server) -> None:
     assert b.frame["data.avg"].to_list() == [4.5]
     assert server.paths == ["/m?region=eu"]
     src.close()
-    _ = datetime.now(timezone.utc)

@@ -6,8 +6,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import redis
-
 from runtime.state import MemoryStore, StateStore, StoredState, open_store
 from runtime.state.redis_store import RedisStore, connect
 from runtime.state.resilient import ResilientStore
@@ -134,4 +132,3 @@ def test_open_store_specs(tmp_path: Path, redis_server) -> None:
     assert isinstance(r, ResilientStore) and r.inner.prefix == "p:"
     with pytest.raises(ValueError, match="unknown state store"):
         open_store("etcd://x")
-    _ = redis
