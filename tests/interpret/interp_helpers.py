@@ -4,6 +4,7 @@ seconds after T0, and match records back with times as seconds after T0."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from typing import Any
 
 import polars as pl
@@ -26,7 +27,9 @@ def at(seconds: float) -> dt.datetime:
     return T0 + dt.timedelta(seconds=seconds)
 
 
+@functools.lru_cache(maxsize=256)
 def compile_rules(rules: str, streams: str = STREAM) -> Program:
+    # Cached: property tests compile the same rule for every example (plans are immutable).
     return compile_source(streams + rules)
 
 
