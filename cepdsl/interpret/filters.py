@@ -9,8 +9,9 @@ from cepdsl.plan import RulePlan
 
 def filter_matches(rule: RulePlan, rows: list[Row]) -> list[Match]:
     out: list[Match] = []
+    keys = rule.group_keys
     for row in rows:  # already filtered by `where`
         record = {k: v for k, v in row.items() if k not in (SEQ, TIME)}
         record["ts"] = row[TIME]  # null when the stream has no time field
-        out.append(Match((row[TIME] if row[TIME] is not None else 0, row[SEQ]), group_key(row, rule.group_keys), record))
+        out.append(Match((row[TIME] if row[TIME] is not None else 0, row[SEQ]), group_key(row, keys), record))
     return out

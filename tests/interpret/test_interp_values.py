@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 
 import pytest
@@ -191,3 +192,11 @@ def test_nan_equals_itself_and_sorts_above_numbers() -> None:
 def test_boolean_literals_and_time_literals() -> None:
     assert value("true and not false") is True
     assert value("ts + 1s - 1000ms == ts", ts=T0_US + S) is True
+
+
+def test_datetimes_in_a_row_are_read_as_utc_microseconds() -> None:
+    naive = dt.datetime(2024, 1, 1, 13, 7)
+    aware = dt.datetime(2024, 1, 1, 15, 7, tzinfo=dt.timezone(dt.timedelta(hours=2)))
+    assert value("hour(ts)", ts=naive) == 13
+    assert value("hour(ts)", ts=aware) == 13  # 15:07 at UTC+2 is 13:07 UTC
+    assert value("ts + 1s", ts=naive) == T0_US + 13 * H + 7 * M + S
