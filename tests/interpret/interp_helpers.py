@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import os
 from typing import Any
 
 import polars as pl
+
+from hypothesis import settings
 
 from cepdsl.frontend import compile_source
 from cepdsl.interpret import InterpretResult, eval_expr, run_detailed
@@ -21,6 +24,12 @@ H = 60 * M
 
 STREAM = "stream m (ts: timestamp, host: str, cpu: float, n: int, status: str)\n"
 SCHEMA = {"ts": pl.Datetime("us"), "host": pl.String, "cpu": pl.Float64, "n": pl.Int64, "status": pl.String}
+
+
+def examples(n: int) -> settings:
+    """Hypothesis settings for one test: n examples locally, a third of them under CI
+    (set per test, not as a global profile, so other suites are not affected)."""
+    return settings(max_examples=max(10, n // 3) if os.environ.get("CI") else n, deadline=None)
 
 
 def at(seconds: float) -> dt.datetime:

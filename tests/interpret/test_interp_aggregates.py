@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import math
-import os
 
 import numpy as np
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from cepdsl.interpret.aggregates import aggregate, quantile_linear
 from cepdsl.plan import TAgg, aggregate_name
 from cepdsl.types import Type
-
-settings.register_profile("ci", max_examples=50, deadline=None)
-settings.register_profile("dev", max_examples=200, deadline=None)
-settings.load_profile("ci" if os.environ.get("CI") else "dev")
+from tests.interpret.interp_helpers import examples
 
 
 def agg(func: str, field: str | None = "x", q: float | None = None) -> TAgg:
@@ -73,11 +69,13 @@ def test_sum_is_exactly_rounded() -> None:
 finite = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False)
 
 
+@examples(120)
 @given(st.lists(finite, min_size=1, max_size=30), st.floats(min_value=0, max_value=100))
 def test_percentile_matches_numpy(xs: list[float], q: float) -> None:
     assert quantile_linear(sorted(xs), q / 100) == float(np.percentile(np.array(xs), q))
 
 
+@examples(120)
 @given(st.lists(finite, min_size=2, max_size=30))
 def test_std_matches_numpy_ddof_1(xs: list[float]) -> None:
     assert math.isclose(aggregate(agg("std"), rows(*xs)), float(np.std(xs, ddof=1)), rel_tol=1e-9, abs_tol=1e-6)

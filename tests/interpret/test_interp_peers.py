@@ -5,19 +5,15 @@ must agree with it row for row (floats within a relative tolerance)."""
 from __future__ import annotations
 
 import math
-import os
 
 import duckdb
 import polars as pl
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from cepdsl.interpret import run
-from tests.interpret.interp_helpers import SCHEMA, T0_US, compile_rules
+from tests.interpret.interp_helpers import SCHEMA, T0_US, compile_rules, examples
 
-settings.register_profile("ci", max_examples=30, deadline=None)
-settings.register_profile("dev", max_examples=100, deadline=None)
-settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 row = st.fixed_dictionaries(
     {
@@ -64,6 +60,7 @@ def assert_rows_agree(ours: list[tuple], theirs: list[tuple]) -> None:
         assert all(close(a, b) for a, b in zip(x, y, strict=True)), (x, y)
 
 
+@examples(60)
 @given(st.lists(row, max_size=40))
 def test_filter_with_nulls_agrees_with_duckdb(rows: list[dict]) -> None:
     cond = 'cpu > 10 and not (n % 3 == 1) or status in ["up", null] or (n / 2 >= 1 and host != "a")'
@@ -91,6 +88,7 @@ def _ours(rule: str, frame: pl.DataFrame) -> list[tuple]:
     return [tuple(r[c] for c in cols) for r in out.to_dicts()]
 
 
+@examples(60)
 @given(st.lists(row, max_size=40))
 def test_tumbling_aggregates_agree_with_duckdb(rows: list[dict]) -> None:
     frame = frame_of(rows)
@@ -104,6 +102,7 @@ def test_tumbling_aggregates_agree_with_duckdb(rows: list[dict]) -> None:
     assert_rows_agree(ours, theirs)
 
 
+@examples(60)
 @given(st.lists(row, max_size=30))
 def test_sliding_windows_agree_with_duckdb(rows: list[dict]) -> None:
     # Every window [kS, kS + D) holding a row, enumerated in SQL from the row's time.
