@@ -5,6 +5,8 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
+import cepdsl
+
 from cepdsl.engine import DEAD_LETTER_SCHEMA, NO_WATERMARK, Session
 from cepdsl.plan import RuleKind
 from cepdsl.types import Type
@@ -209,3 +211,19 @@ def test_stats_report_counts_timings_and_state_size() -> None:
     assert st["mean_eval_ms"] > 0 and st["p99_eval_ms"] >= 0
     assert st["state_bytes"] > 0
     assert st["stream"] == "s" and st["kind"] == "filter"
+
+
+def test_window_rules_take_late_rows_whose_window_is_still_open() -> None:
+    rules = cepdsl.compile(
+        "stream s (ts: timestamp, host: str, cpu: float)\nrule w from s window tumbling 10s having count() >= 1\n"
+    )
+    sess = rules.session()
+    first = sess.push("s", frame([0, 15]))["w"]  # watermark 15 s: [0, 10) fires
+    assert list(zip(first["window_start"], first["count"], strict=True)) == [(at(0), 1)]
+    sess.push("s", frame([12, 5], hosts=["open", "closed"]))  # 12 s joins [10, 20); 5 s is late
+    dead = sess.dead_letters()
+    assert dead["reason"].str.starts_with("late for rule w").to_list() == [True]
+    assert '"host":"closed"' in dead["raw"][0]
+    last = sess.flush()["w"]
+    assert list(zip(last["window_start"], last["count"], strict=True)) == [(at(10), 2)]
+    assert sess.stats()["w"]["late"] == 1
