@@ -30,7 +30,7 @@ def test_template_variables_lists_what_the_record_must_provide():
     ("{{ nope }}", "undefined"),
     ("{{ host.__class__ }}", "not allowed"),
     ("{{ host.__class__.__mro__[1].__subclasses__() }}", "not allowed"),
-    ("{{ ''.format }}", ""),
+    ("{{ ''.format }}", "str.format"),
     ("{{ 1/0 }}", "ZeroDivisionError"),
     ("{{ lipsum(10) }}", "undefined"),
 ])
