@@ -19,6 +19,7 @@ literals), `allow_networks` matches resolved addresses. Tests use
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import socket
 import ssl
@@ -251,6 +252,12 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         await self._inner.sleep(seconds)
 
 
+@functools.lru_cache(maxsize=1)
+def default_ssl_context() -> ssl.SSLContext:
+    """Verifying TLS context, built once: loading the CA bundle costs tens of milliseconds."""
+    return httpx.create_ssl_context(trust_env=False)
+
+
 class GuardedTransport(httpx.AsyncHTTPTransport):
     """httpx transport: scheme check per request, address check per connection, no proxies."""
 
@@ -262,10 +269,11 @@ class GuardedTransport(httpx.AsyncHTTPTransport):
         ssl_context: ssl.SSLContext | None = None,
         limits: httpx.Limits = httpx.Limits(max_connections=100, max_keepalive_connections=100),
     ) -> None:
-        super().__init__(verify=ssl_context or True, trust_env=False, limits=limits)
+        ssl_context = ssl_context or default_ssl_context()
+        super().__init__(verify=ssl_context, trust_env=False, limits=limits)
         self._policy = policy
         self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=ssl_context or httpx.create_ssl_context(trust_env=False),
+            ssl_context=ssl_context,
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
             keepalive_expiry=limits.keepalive_expiry,
