@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import functools
 import hashlib
 import pickle
 import time
@@ -29,7 +30,7 @@ from cepdsl.engine.frames import conform
 from cepdsl.engine.ordering import NO_WATERMARK, StreamState
 from cepdsl.engine.stats import RuleStats
 from cepdsl.engine.throttle import Throttle
-from cepdsl.plan import Program, RuleKind, RulePlan, StreamPlan
+from cepdsl.plan import FieldPlan, Program, RuleKind, RulePlan, StreamPlan
 
 #: Bumped when the layout of `Session.snapshot()` changes.
 ENGINE_STATE_VERSION = 1
@@ -66,6 +67,12 @@ def _iso(us: int) -> str:
     return (_dt.datetime(1970, 1, 1) + _dt.timedelta(microseconds=us)).isoformat() + "Z"
 
 
+@functools.lru_cache(maxsize=4096)
+def _empty_frame(output: tuple[FieldPlan, ...]) -> pl.DataFrame:
+    # Building a frame from a schema costs ~1 ms: with 1,000 rules, share one per layout.
+    return pl.DataFrame(schema={f.name: f.dtype for f in output})
+
+
 @dataclass
 class RuleRun:
     """One rule inside a session: its plan, executor, throttle and counters."""
@@ -74,10 +81,10 @@ class RuleRun:
     executor: Executor
     throttle: Throttle | None
     stats: RuleStats = field(default_factory=RuleStats)
-    empty: pl.DataFrame | None = None
 
-    def __post_init__(self) -> None:
-        self.empty = self.plan.empty_output()
+    @property
+    def empty(self) -> pl.DataFrame:
+        return _empty_frame(self.plan.output)
 
 
 @dataclass

@@ -9,17 +9,16 @@ within D of it on either side: a late repeat is still a repeat.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
-import numba
 import numpy as np
 import polars as pl
 
 _NONE = np.iinfo(np.int64).min
 
 
-@numba.njit(cache=True)
-def _keep_mask(codes: np.ndarray, ts: np.ndarray, last: np.ndarray, period: np.int64) -> np.ndarray:
+def _keep_mask_py(codes: np.ndarray, ts: np.ndarray, last: np.ndarray, period: np.int64) -> np.ndarray:
     """Sequential by nature (an emitted match hides the next ones), hence a kernel.
     Specialised only by dtype (int64 arrays), so every rule shares one compile."""
     keep = np.zeros(codes.shape[0], dtype=np.bool_)
@@ -34,6 +33,14 @@ def _keep_mask(codes: np.ndarray, ts: np.ndarray, last: np.ndarray, period: np.i
         if prev == none or t > prev:
             last[k] = t
     return keep
+
+
+@functools.cache
+def _keep_mask():  # noqa: ANN202 - a Numba dispatcher
+    # Numba is imported on first use: a session without throttled rules never pays for it.
+    import numba
+
+    return numba.njit(cache=True)(_keep_mask_py)
 
 
 class Throttle:
@@ -73,7 +80,7 @@ class Throttle:
         codes = self._codes(out)
         # Throttle needs time (the checker ensures it), so `ts` is never null here.
         ts = out["ts"].dt.epoch("us").to_numpy().astype(np.int64)
-        keep = _keep_mask(codes, ts, self.last, np.int64(self.period_us))
+        keep = _keep_mask()(codes, ts, self.last, np.int64(self.period_us))
         n_keep = int(keep.sum())
         self.suppressed += out.height - n_keep
         return out if n_keep == out.height else out.filter(pl.Series(keep))
