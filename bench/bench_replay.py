@@ -46,7 +46,7 @@ rule hot_host
   from metrics
   group by host
   window sliding 5m every 1m
-  having avg(cpu) > 60 and count() >= 10
+  having avg(cpu) > 50.5 and count() >= 10
   severity critical
 """
 COLUMNS = ["ts", "host", "cpu", "status"]
@@ -204,14 +204,18 @@ def main() -> None:
 
     if args.worker:
         result = WORKERS[args.worker](Path(args.path) if args.path else None)
-        result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        result["peak_rss_mb"] = usage.ru_maxrss / 1024
+        # CPU seconds of the whole process: on a shared machine wall time is noisy.
+        result["cpu_s"] = usage.ru_utime + usage.ru_stime
         print(json.dumps(result))
         return
 
     comp = run_worker("compile", None)
     print(
         f"compile 1,000 rules: {comp['compile_s']:.2f} s + session {comp['session_s']:.2f} s "
-        f"= {comp['seconds']:.2f} s (target ≤ 2 s), peak RSS {comp['peak_rss_mb']:.0f} MB"
+        f"= {comp['seconds']:.2f} s wall (target ≤ 2 s); process CPU {comp['cpu_s']:.2f} s incl. imports; "
+        f"peak RSS {comp['peak_rss_mb']:.0f} MB"
     )
     if args.compile_only:
         return
@@ -229,11 +233,11 @@ def main() -> None:
                 best = r
         results[name] = best
     floor = results["floor"]["seconds"]
-    print(f"\n{'run':<8} {'seconds':>8} {'Mrows/s':>8} {'vs floor':>9} {'peak RSS':>9}")
+    print(f"\n{'run':<8} {'seconds':>8} {'Mrows/s':>8} {'vs floor':>9} {'CPU s':>7} {'peak RSS':>9}")
     for name, r in results.items():
         print(
             f"{name:<8} {r['seconds']:8.2f} {args.rows / r['seconds'] / 1e6:8.1f} "
-            f"{floor / r['seconds']:8.2f}× {r['peak_rss_mb']:7.0f} MB"
+            f"{floor / r['seconds']:8.2f}× {r['cpu_s']:7.1f} {r['peak_rss_mb']:7.0f} MB"
         )
     ours = results["ours"]
     print(f"\nours: matches {ours['matches']}, evaluation seconds per rule {ours['rule_seconds']}")

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
+import queue
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -99,12 +101,57 @@ def row_group_bounds(stream: StreamPlan, paths: Sequence[Path]) -> tuple[np.ndar
     return np.asarray(rows, dtype=np.int64), np.asarray(mins, dtype=np.int64)
 
 
+class Prefetch:
+    """Reads the next chunks in a thread while the engine works on the current one
+    (Parquet decoding releases the GIL), at most `depth` chunks ahead: bounded memory."""
+
+    _END = object()
+
+    def __init__(self, chunks: Iterator[pl.DataFrame], depth: int = 2) -> None:
+        self._queue: queue.Queue[object] = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(chunks,), name="cep-replay-read", daemon=True)
+        self._thread.start()
+
+    def _run(self, chunks: Iterator[pl.DataFrame]) -> None:
+        try:
+            for chunk in chunks:
+                while not self._stop.is_set():
+                    try:
+                        self._queue.put(chunk, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if self._stop.is_set():
+                    close = getattr(chunks, "close", None)
+                    if close is not None:
+                        close()
+                    return
+            self._queue.put(self._END)
+        except BaseException as e:  # handed to the consumer, raised there
+            self._queue.put(e)
+
+    def __iter__(self) -> Iterator[pl.DataFrame]:
+        return self
+
+    def __next__(self) -> pl.DataFrame:
+        item = self._queue.get()
+        if item is self._END:
+            raise StopIteration
+        if isinstance(item, BaseException):
+            raise item
+        return item  # type: ignore[return-value]
+
+    def close(self) -> None:
+        self._stop.set()
+
+
 class StreamReader:
     """One stream's chunks, with the watermark the row-group statistics allow after each."""
 
     def __init__(self, stream: StreamPlan, paths: Sequence[Path], batch_rows: int) -> None:
         self.stream = stream
-        self.chunks: Iterator[pl.DataFrame] = iter_parquet(stream, paths, batch_rows)
+        self.chunks = Prefetch(iter_parquet(stream, paths, batch_rows))
         self.done = False
         self.rows_read = 0
         rows, mins = row_group_bounds(stream, paths)
@@ -129,6 +176,9 @@ class StreamReader:
             return None
         self.rows_read += chunk.height
         return chunk
+
+    def close(self) -> None:
+        self.chunks.close()
 
 
 # ----------------------------------------------------------------------------- outputs
@@ -156,7 +206,9 @@ class MatchWriter:
     def _write(self) -> None:
         if not self.pending:
             return
-        table = pl.concat(self.pending, how="vertical").to_arrow().cast(self.schema)
+        table = pl.concat(self.pending, how="vertical").to_arrow()
+        if not table.schema.equals(self.schema):
+            table = table.cast(self.schema)
         if self._writer is None:
             self._writer = pq.ParquetWriter(self.path, self.schema)
         self._writer.write_table(table)
@@ -224,6 +276,8 @@ def replay(
         _emit(writers, session.flush())
         dead.write(session.take_dead_letters())
     finally:
+        for r in readers:
+            r.close()
         for w in writers.values():
             w.close()
         dead.close()
