@@ -67,6 +67,7 @@ class AbsenceExecutor(Executor):
         self.slot_state = np.zeros(0, np.int8)
         # Proven deadlines not yet reached by the watermark: slot, deadline, last_seen, seq.
         self.due = np.zeros((4, 0), np.int64)
+        self._fired_before = np.iinfo(np.int64).min + 1
 
     def _grow(self, n: int) -> None:
         if n <= self.last_t.shape[0]:
@@ -77,6 +78,10 @@ class AbsenceExecutor(Executor):
             new = np.zeros(cap, dtype)
             new[: old.shape[0]] = old
             setattr(self, name, new)
+
+    def late_mask(self, ts_us: np.ndarray, released_us: int) -> np.ndarray:
+        # Deadlines before `_fired_before` were fired assuming no row earlier than it would come.
+        return ts_us < max(released_us, self._fired_before)
 
     def process(self, rows: pl.DataFrame, progress: Progress) -> pl.DataFrame:
         if rows.height:
@@ -92,16 +97,19 @@ class AbsenceExecutor(Executor):
                 self.d,
             )
             self.due = np.concatenate([self.due, np.stack(found)], axis=1)
-        return self._fire(progress.watermark_us)
+        return self._fire(progress.watermark_us - 1)
 
     def advance(self, progress: Progress) -> pl.DataFrame:
-        return self._fire(progress.watermark_us)
+        return self._fire(progress.watermark_us - 1)
 
     def finish(self, progress: Progress) -> pl.DataFrame:
         limit = progress.max_ts_us if progress.max_ts_us is not None else progress.watermark_us
         return self._fire(limit)
 
     def _fire(self, limit: int) -> pl.DataFrame:
+        """Fire the deadlines ≤ `limit`: a row at the watermark itself may still come
+        (it is not late), so while streaming the limit is watermark − 1µs."""
+        self._fired_before = max(self._fired_before, limit + 1)
         n = len(self.groups) if self.groups.keys else (1 if self.slot_state.shape[0] else 0)
         open_slots = np.flatnonzero(self.slot_state[:n] == 1)
         open_slots = open_slots[self.last_t[open_slots] + self.d <= limit]
@@ -114,11 +122,8 @@ class AbsenceExecutor(Executor):
             return self.rule.empty_output()
         order = np.lexsort((fired[3], fired[1]))  # by deadline, then the last row's arrival
         fired = fired[:, order]
-        keys = take(self.groups.table, fired[0]) if self.groups.keys else pl.DataFrame()
-        out = keys.with_columns(
-            pl.Series("ts", fired[1], dtype=pl.Int64),
-            pl.Series("last_seen", fired[2], dtype=pl.Int64),
-        )
+        times = pl.DataFrame({"ts": fired[1], "last_seen": fired[2]}, schema={"ts": pl.Int64, "last_seen": pl.Int64})
+        out = pl.concat([take(self.groups.table, fired[0]), times], how="horizontal") if self.groups.keys else times
         return finalize(self.rule, out)
 
     def state(self) -> dict[str, Any]:
@@ -129,6 +134,7 @@ class AbsenceExecutor(Executor):
             "last_seq": self.last_seq[:n].copy(),
             "slot_state": self.slot_state[:n].copy(),
             "due": self.due.copy(),
+            "fired_before": self._fired_before,
         }
 
     def load_state(self, state: dict[str, Any]) -> None:
@@ -137,3 +143,4 @@ class AbsenceExecutor(Executor):
         self.last_seq = np.array(state["last_seq"], np.int64)
         self.slot_state = np.array(state["slot_state"], np.int8)
         self.due = np.array(state["due"], np.int64).reshape(4, -1)
+        self._fired_before = int(state["fired_before"])

@@ -42,31 +42,44 @@ def run_batches(
     snapshot_at: int | None = None,
     executor: Executor | None = None,
 ) -> pl.DataFrame:
-    """Matches of `rule` when the rows are released in batches split before the
-    positions in `cuts`; with `snapshot_at`, the executor is snapshotted and
-    restored into a fresh one after that many batches."""
+    """Matches of `rule` when the rows arrive in batches split before the positions in
+    `cuts`, released like the engine does (rows with TIME ≤ watermark = max seen −
+    lateness, `where` applied, `advance` when nothing is released; at the end every
+    row, then `finish`).  With `snapshot_at`, the executor is snapshotted and restored
+    into a fresh one after that many batches."""
     rows = released(rule, frame)
     lateness = rule.stream.lateness_us
     ex = executor or executor_for(rule)
     bounds = [0, *sorted(set(c for c in cuts if 0 < c < rows.height)), rows.height]
-    outs = []
+    outs: list[pl.DataFrame] = []
     max_ts: int | None = None
+    held = rows.clear()
+
+    def feed(batch: pl.DataFrame, progress: Progress) -> None:
+        if rule.where is not None:
+            batch = batch.filter(compile_predicate(rule.where))
+        outs.append(ex.process(batch, progress) if batch.height else ex.advance(progress))
+
     for b, (lo, hi) in enumerate(zip(bounds, bounds[1:], strict=False)):
         batch = rows.slice(lo, hi - lo)
         if batch.height:
             m = int(batch.get_column(TIME).max())  # type: ignore[arg-type]
             max_ts = m if max_ts is None else max(max_ts, m)
-        if rule.where is not None:
-            batch = batch.filter(compile_predicate(rule.where))
-        wm = (max_ts - lateness) if max_ts is not None else -(2**62)
-        progress = Progress(watermark_us=wm, first_ts_us=None, max_ts_us=max_ts)
-        outs.append(ex.process(batch, progress))
+        held = pl.concat([held, batch])
+        if max_ts is None:
+            continue
+        wm = max_ts - lateness
+        due = held.get_column(TIME) <= wm
+        feed(held.filter(due), Progress(watermark_us=wm, first_ts_us=None, max_ts_us=max_ts))
+        held = held.filter(~due)
         if snapshot_at is not None and b + 1 == snapshot_at:
             fresh = executor_for(rule)
             fresh.restore(ex.snapshot())
             ex = fresh
-    wm = (max_ts - lateness) if max_ts is not None else -(2**62)
-    outs.append(ex.finish(Progress(watermark_us=wm, first_ts_us=None, max_ts_us=max_ts)))
+    end = Progress(watermark_us=max_ts if max_ts is not None else -(2**62), first_ts_us=None, max_ts_us=max_ts)
+    if held.height:
+        feed(held, end)
+    outs.append(ex.finish(end))
     return pl.concat(outs, how="vertical")
 
 
