@@ -8,11 +8,14 @@ plan is only handed out when there are no errors at all.
 
 from __future__ import annotations
 
+import functools
+import re
 from typing import Any
 
 from cepdsl import ast
 from cepdsl.channels import HTTP_METHODS, KINDS, PAGERDUTY_SEVERITIES, options_for
 from cepdsl.diagnostics import Diagnostic, did_you_mean, sort_key
+from cepdsl.parser import has_bad_escape
 from cepdsl.plan import (
     SEVERITIES,
     AbsentSpec,
@@ -34,12 +37,14 @@ from cepdsl.plan import (
     WindowSpec,
     output_columns,
 )
-from cepdsl.typecheck import Scope, Typer
+from cepdsl.typecheck import Scope, Typer, literal_problem
 from cepdsl.types import DECLARABLE, Type
 
 MAX_RULES = 10_000
 MAX_BASELINE = 1000
 MAX_PATTERN_REPEAT = 1000
+MAX_COUNT_WINDOW = 1_000_000  # rows a `last N events` window keeps per group
+MAX_RETRIES = 100
 
 _ANOMALY_PARAMS = {
     "zscore": {"threshold": 3.0},
@@ -172,6 +177,7 @@ class Checker:
             return
         spec = options_for(kind)
         values: dict[str, Any] = {}
+        given: set[str] = set()
         ok = True
         for a in d.args:
             if a.name is None:
@@ -183,17 +189,18 @@ class Checker:
                 self.error(a.name.span, f"unknown option `{opt}` for a `{kind}` channel", did_you_mean(opt, spec) or (f"`{kind}` takes {', '.join(spec)}",), code="channel-option")
                 ok = False
                 continue
-            if opt in values:
+            if opt in given:
                 self.error(a.name.span, f"option `{opt}` is given twice", code="channel-option")
                 ok = False
                 continue
+            given.add(opt)
             value = self.option_value(a.value, spec[opt].type, opt)
             if value is _BAD:
                 ok = False
                 continue
             values[opt] = value
         for opt, o in spec.items():
-            if o.required and opt not in values and ok is not None:
+            if o.required and opt not in given:
                 article = "an" if kind[0] in "aeiou" else "a"
                 self.error(d.kind.span, f"{article} `{kind}` channel needs option `{opt}`", code="channel-option")
                 ok = False
@@ -212,13 +219,25 @@ class Checker:
         self.channels[name] = ChannelPlan(name, kind, tuple(values.items()), int(retries), timeout_us / 1e6)
 
     def option_value(self, e: ast.Expr, want: str, opt: str) -> Any:
+        if isinstance(e, ast.Call) and e.func.value != "env":
+            self.error(e.func.span, f"`{_short(e.func.value)}(...)` cannot be used in a channel option", ('option values are literals or env("NAME")',), code="channel-option")
+            return _BAD
         if isinstance(e, ast.Call) and e.func.value == "env":
             if len(e.args) != 1 or e.args[0].name is not None or not (
                 isinstance(e.args[0].value, ast.Literal) and e.args[0].value.kind == "str"
             ):
                 self.error(e.span, '`env` takes one string: the variable name, e.g. env("SLACK_WEBHOOK_URL")', code="channel-option")
                 return _BAD
-            return EnvVar(e.args[0].value.value)
+            var = e.args[0].value.value
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", var):
+                self.error(
+                    e.args[0].value.span,
+                    f"`{_short(var)}` is not an environment variable name" if var else "the environment variable name is empty",
+                    ("names are letters, digits and `_`, not starting with a digit",),
+                    code="channel-option",
+                )
+                return _BAD
+            return EnvVar(var)
         if isinstance(e, ast.Literal):
             kind = e.kind
             fits = {
@@ -229,6 +248,8 @@ class Checker:
                 "str|list": kind == "str",
                 "map": False,
             }[want]
+            if fits and kind == "int":
+                return self.int_option(e, opt)
             if fits:
                 return e.value
         if isinstance(e, ast.ListLit) and want == "str|list":
@@ -253,6 +274,13 @@ class Checker:
         }[want]
         self.error(e.span, f"option `{opt}` takes {described}", code="channel-option")
         return _BAD
+
+    def int_option(self, e: ast.Literal, opt: str) -> Any:
+        lo, hi = {"smtp_port": (1, 65535), "retries": (0, MAX_RETRIES)}.get(opt, (0, 2**63 - 1))
+        if not lo <= e.value <= hi:
+            self.error(e.span, f"option `{opt}` must be between {lo} and {hi}, got {_short(e.text)}", code="channel-option")
+            return _BAD
+        return e.value
 
     # ------------------------------------------------------------------ rules
     def rule(self, r: ast.RuleDecl) -> None:
@@ -398,8 +426,11 @@ class RuleLowering:
                 if ch.value not in self.c.channel_names:
                     self.error(ch.span, f"unknown channel `{ch.value}`", did_you_mean(ch.value, self.c.channel_names), code="unknown-channel")
             notify = [ch.value for ch in n.channels]
-            if len(set(notify)) != len(notify):
-                self.error(n.span, "a channel is named twice in `notify`", code="duplicate-channel")
+            named: set[str] = set()
+            for ch in n.channels:
+                if ch.value in named:
+                    self.error(ch.span, f"channel `{ch.value}` is named twice in `notify`", code="duplicate-channel")
+                named.add(ch.value)
             fallback = n.fallback.value if n.fallback else None
 
         # -- time
@@ -412,17 +443,18 @@ class RuleLowering:
             )
             self.error(needs_time, f"this rule needs event time, but stream `{stream.name}` has no time field", (hint,), code="no-time")
 
-        if len(self.c.diags) > self.errors_before:
-            return
+        # -- message (checked against the record it will be rendered with). When the
+        # clauses that shape the record failed, its columns are unknown: only the
+        # template's own syntax is checked then, so one mistake gives one message.
         agg_tuple = tuple(aggregates.values())
         output = output_columns(kind, stream, tuple(group), agg_tuple, pattern, anomaly)
-
-        # -- message (checked against the record it will be rendered with)
+        record_known = len(self.c.diags) == self.errors_before
         message = None
         m: ast.Message | None = cl.get(ast.Message)
         if m is not None:
             message = m.template.value
-            self.check_template(m.template, [f.name for f in output] + ["title"])
+            if not has_bad_escape(m.template):
+                self.check_template(m.template, [f.name for f in output] + ["title"], record_known)
         if len(self.c.diags) > self.errors_before:
             return
         title = self.r.title.value if self.r.title is not None else None
@@ -469,17 +501,22 @@ class RuleLowering:
             gap = self.positive(w.gap, "the session gap")
             return WindowSpec("session", gap_us=gap) if gap else None
         assert w.count is not None
-        if w.count.value < 1:
-            self.error(w.count.span, "`last N events` needs N ≥ 1", code="window")
+        if not 1 <= w.count.value <= MAX_COUNT_WINDOW:
+            self.error(
+                w.count.span,
+                f"`last N events` needs N between 1 and {MAX_COUNT_WINDOW:,}, got {_short(w.count.text)}",
+                code="window",
+            )
             return None
         return WindowSpec("count", count=int(w.count.value))
 
     def schedule(self, s: ast.Schedule) -> ScheduleSpec | None:
         over = self.positive(s.over, "`over`")
         cron = s.cron.value
-        problem = cron_problem(cron)
+        problem = None if has_bad_escape(s.cron) else cron_problem(cron)
         if problem:
-            self.error(s.cron.span, f"invalid cron string {s.cron.text}: {problem}", ('5 fields: minute hour day-of-month month day-of-week, e.g. "0 9 * * *"',), code="cron")
+            message, hint = problem
+            self.error(s.cron.span, f"invalid cron string {_short(s.cron.text)}: {message}", (hint,), code="cron")
             return None
         return ScheduleSpec(cron, over) if over else None
 
@@ -562,6 +599,11 @@ class RuleLowering:
                 self.error(v.span, f"`{k}` must be a number", code="anomaly")
                 ok = False
                 continue
+            problem = literal_problem(v)
+            if problem:
+                self.error(v.span, problem[0], problem[1], code="literal")
+                ok = False
+                continue
             val = float(v.value)
             if k == "alpha" and not 0 < val <= 1:
                 self.error(v.span, f"`alpha` must be in (0, 1], got {v.text}", code="anomaly")
@@ -586,7 +628,7 @@ class RuleLowering:
             return None
         return AnomalySpec(method, fref.path.dotted, baseline=baseline, warmup=warmup, **params)
 
-    def check_template(self, lit: ast.Literal, names: list[str]) -> None:
+    def check_template(self, lit: ast.Literal, names: list[str], record_known: bool = True) -> None:
         from cepdsl.templates import TemplateError, template_variables
 
         # A dotted field `data.avg` is read as `data` by the template.
@@ -596,24 +638,69 @@ class RuleLowering:
         except TemplateError as e:
             self.error(lit.span, f"invalid message template: {e}", code="template")
             return
+        if not record_known:
+            return
         for var in sorted(used - set(names)):
             self.error(
-                lit.span,
+                _template_var_span(lit, var),
                 f"unknown template variable `{var}` in `message`",
                 did_you_mean(var, names) or (f"the match record has {', '.join(names)}",),
                 code="template-variable",
             )
 
 
-def cron_problem(cron: str) -> str | None:
-    fields = cron.split()
-    if len(fields) != 5:
-        return f"expected 5 fields, found {len(fields)}"
-    from croniter import croniter
+_TEMPLATE_BLOCK = re.compile(r"\{\{.*?\}\}|\{%.*?%\}", re.S)
 
+
+def _template_var_span(lit: ast.Literal, var: str) -> ast.Span:
+    """Where `var` is first read inside `{{ }}` / `{% %}` in the string as written, so
+    the caret marks the name, not the whole message; the string's span otherwise."""
+    name = re.compile(r"(?<![A-Za-z0-9_.'\"])" + re.escape(var) + r"(?![A-Za-z0-9_])")
+    for block in _TEMPLATE_BLOCK.finditer(lit.text):
+        found = name.search(lit.text, block.start(), block.end())
+        if found:
+            before = lit.text[: found.start()]
+            line = lit.span.line + before.count("\n")
+            col = (lit.span.col + len(before)) if "\n" not in before else len(before) - before.rfind("\n")
+            return ast.Span(lit.span.file, line, col, line, col + len(var))
+    return lit.span
+
+
+_CRON_FIELDS = ("minute", "hour", "day of month", "month", "day of week")
+_CRON_RANGES = ("0-59", "0-23", "1-31", "1-12 or jan-dec", "0-7 or sun-sat")
+_CRON_ALIASES = {"@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *", "@monthly": "0 0 1 * *", "@weekly": "0 0 * * 0",
+                 "@daily": "0 0 * * *", "@midnight": "0 0 * * *", "@hourly": "0 * * * *"}  # fmt: skip
+_CRON_HINT = '5 fields: minute hour day-of-month month day-of-week, e.g. "0 9 * * *"'
+
+
+@functools.lru_cache(maxsize=1024)
+def cron_problem(cron: str) -> tuple[str, str] | None:
+    """Why a cron string is refused (message, hint), or None."""
+    from croniter import croniter
+    from croniter.croniter import CroniterError
+
+    fields = cron.split()
+    alias = _CRON_ALIASES.get(cron.strip().lower())
+    if alias:
+        return (f"`{cron.strip()}` is not a 5-field cron string", f'write it as "{alias}"')
+    if len(fields) != 5:
+        return (f"expected 5 fields, found {len(fields)}", _CRON_HINT)
+    for i, f in enumerate(fields):
+        # Each field alone, with the others `*`: names the field that is wrong.
+        probe = " ".join(f if j == i else "*" for j in range(5))
+        if not croniter.is_valid(probe):
+            return (f"the {_CRON_FIELDS[i]} field `{_short(f)}` is invalid", f"the {_CRON_FIELDS[i]} is {_CRON_RANGES[i]}, or `*`, a list, a range or a step")
     if not croniter.is_valid(cron):
-        return "a field is out of range or malformed"
+        return ("the fields do not fit together", _CRON_HINT)
+    try:
+        croniter(cron, 0).get_next(float)
+    except (CroniterError, ValueError, OverflowError):
+        return ("it never fires (no date matches it)", "check the day of month against the month")
     return None
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def check(file: ast.File) -> tuple[Program | None, list[Diagnostic]]:

@@ -11,6 +11,7 @@ The printed form (LANGUAGE.md §8) is
 from __future__ import annotations
 
 import difflib
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -52,20 +53,54 @@ def did_you_mean(word: str, candidates: Iterable[str]) -> tuple[str, ...]:
     return (f"did you mean `{best}`?",) if best else ()
 
 
+#: Source lines longer than this are shown as a window around the caret.
+MAX_SHOWN_LINE = 160
+
+
+def _display(ch: str) -> str:
+    """A source character as printed: control characters (NUL, escape, ...) would
+    garble a terminal, so they print as U+FFFD, one column wide like the original."""
+    if ch == "\t" or ch.isprintable():
+        return ch
+    return "\ufffd"
+
+
+def _width(ch: str) -> int:
+    return 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
+
+
+def _source_lines(diag: Diagnostic, source: str) -> list[str]:
+    """The source line and the caret line under the span."""
+    lines = source.split("\n")  # the parser counts lines by "\n" only, so must we
+    text = lines[diag.span.line - 1].rstrip("\r")
+    start = min(max(diag.span.col - 1, 0), len(text))
+    if diag.span.end_line == diag.span.line and diag.span.end_col > diag.span.col:
+        end = diag.span.end_col - 1
+    else:  # a span over several lines: mark to the end of the first
+        end = max(len(text.rstrip()), start + 1)
+    prefix = ""
+    if len(text) > MAX_SHOWN_LINE:
+        lo = max(0, min(start - MAX_SHOWN_LINE // 2, len(text) - MAX_SHOWN_LINE))
+        hi = lo + MAX_SHOWN_LINE
+        prefix = "..." if lo > 0 else ""
+        suffix = "..." if hi < len(text) else ""
+        text = text[lo:hi]
+        start, end = start - lo, min(end - lo, hi - lo)
+        shown = prefix + "".join(_display(c) for c in text) + suffix
+    else:
+        shown = "".join(_display(c) for c in text)
+    end = max(end, start + 1)
+    # Keep tabs so the caret lines up under tab-indented source; wide characters take two columns.
+    pad = " " * len(prefix) + "".join("\t" if ch == "\t" else " " * _width(ch) for ch in text[:start])
+    marked = text[start:end]
+    carets = "^" * (sum(_width(ch) for ch in marked) + max(0, end - start - len(marked)))
+    return [shown, pad + carets]
+
+
 def render(diag: Diagnostic, source: str | None) -> str:
     out = [f"{diag.span.file}:{diag.span.line}:{diag.span.col}: {diag.severity}: {diag.message}"]
-    lines = source.splitlines() if source is not None else []
-    if 1 <= diag.span.line <= len(lines):
-        text = lines[diag.span.line - 1]
-        out.append(text)
-        start = max(diag.span.col - 1, 0)
-        if diag.span.end_line == diag.span.line and diag.span.end_col > diag.span.col:
-            width = diag.span.end_col - diag.span.col
-        else:  # a span over several lines: mark to the end of the first
-            width = max(len(text.rstrip()) - start, 1)
-        # Keep tabs so the caret lines up under tab-indented source.
-        pad = "".join("\t" if ch == "\t" else " " for ch in text[:start])
-        out.append(pad + "^" * width)
+    if source is not None and 1 <= diag.span.line <= source.count("\n") + 1:
+        out.extend(_source_lines(diag, source))
     out.extend(f"hint: {h}" for h in diag.hints)
     return "\n".join(out)
 

@@ -14,15 +14,22 @@ import threading
 from typing import Any
 
 from lark import Lark, Token, Transformer, Tree, v_args
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken, VisitError
 
 from cepdsl import ast
 from cepdsl.diagnostics import Diagnostic
+from cepdsl.syntax_errors import syntax_diagnostic
 from cepdsl.types import US_PER
 
 #: Limits that keep a hostile or broken file from exhausting the machine.
 MAX_FILE_BYTES = 4 * 1024 * 1024
-MAX_NESTING = 64
+MAX_NESTING = 64  # brackets
+#: Levels of the parse tree: about 190 operators in one expression. Later passes
+#: recurse over expressions, so this keeps them well inside Python's stack.
+MAX_TREE_DEPTH = 200
+#: The longest duration a rule may name (36500d, about 100 years): longer ones
+#: overflow int64 microseconds once added to a timestamp.
+MAX_DURATION_US = 36_500 * US_PER["d"]
 MAX_SYNTAX_ERRORS = 20
 
 _comments = threading.local()
@@ -74,6 +81,10 @@ def _parse_duration(text: str) -> int:
     return int(m.group(1)) * US_PER[m.group(2)]
 
 
+def _short(text: str) -> str:
+    return text if len(text) <= 30 else text[:27] + "..."
+
+
 _ESCAPES = {'"': '"', "\\": "\\", "n": "\n", "t": "\t"}
 
 
@@ -98,11 +109,18 @@ def _unescape(body: str) -> str:
     return "".join(out)
 
 
-class _UserError(Exception):
-    """A problem found while building the AST (bad escape, keyword as a name)."""
-
-    def __init__(self, diag: Diagnostic):
-        self.diag = diag
+def has_bad_escape(lit: ast.Literal) -> bool:
+    """True for a string literal the parser already reported for an unknown escape:
+    later checks of its value (regex, cron, template) keep quiet about it."""
+    if lit.kind != "str" or "\\" not in lit.text:
+        return False
+    raw = lit.text
+    body = raw[3:-3] if raw.startswith('"""') else raw[1:-1]
+    try:
+        _unescape(body)
+    except _BadEscape:
+        return True
+    return False
 
 
 @v_args(meta=True)
@@ -135,15 +153,21 @@ class _ToAst(Transformer):
     def string(self, meta, children):
         (tok,) = children
         raw = tok.value
-        body = raw[3:-3] if tok.type == "LONG_STRING" else raw[1:-1]
+        quote = 3 if tok.type == "LONG_STRING" else 1
+        body = raw[quote:-quote]
         try:
             value = _unescape(body)
         except _BadEscape as e:
+            # The caret goes under the escape itself, which may sit lines into a long string.
+            before = raw[: quote + e.offset]
+            line = (tok.line or 1) + before.count("\n")
+            col = (tok.column or 1) + len(before) if "\n" not in before else len(before) - before.rfind("\n")
+            shown = e.char if e.char.isprintable() else f"U+{ord(e.char):04X}"
             self.problems.append(
                 Diagnostic(
-                    _tok_span(self.file, tok),
-                    f"unknown escape `\\{e.char}` in string",
-                    ('the escapes are \\" \\\\ \\n \\t',),
+                    ast.Span(self.file, line, col, line, col + 2),
+                    f"unknown escape `\\{shown}` in string",
+                    (f'the escapes are \\" \\\\ \\n \\t; to keep the backslash (e.g. in a regex), write `\\\\{shown}`',),
                     code="bad-escape",
                 )
             )
@@ -157,7 +181,7 @@ class _ToAst(Transformer):
         return ast.Literal(float(children[0]), "float", children[0].value, self._span(meta))
 
     def duration_lit(self, meta, children):
-        return ast.Literal(_parse_duration(children[0]), "duration", children[0].value, self._span(meta))
+        return ast.Literal(self._duration_us(children[0]), "duration", children[0].value, self._span(meta))
 
     def true_lit(self, meta, children):
         return ast.Literal(True, "bool", "true", self._span(meta))
@@ -177,8 +201,23 @@ class _ToAst(Transformer):
     def map_item(self, meta, children):
         return (children[0], children[1])
 
+    def _duration_us(self, tok: Token) -> int:
+        us = _parse_duration(tok)
+        if us > MAX_DURATION_US:
+            self.problems.append(
+                Diagnostic(
+                    _tok_span(self.file, tok),
+                    f"duration `{_short(tok.value)}` is too long",
+                    ("the longest duration is 36500d (about 100 years)",),
+                    code="duration",
+                )
+            )
+            # Clamped, so later checks see a sane value and stay quiet about it.
+            return MAX_DURATION_US
+        return us
+
     def _duration(self, tok: Token) -> ast.Duration:
-        return ast.Duration(_parse_duration(tok), tok.value, _tok_span(self.file, tok))
+        return ast.Duration(self._duration_us(tok), tok.value, _tok_span(self.file, tok))
 
     # -- expressions -----------------------------------------------------------------
     def _binary(self, op, meta, left, right, op_span=ast.NO_SPAN):
@@ -375,115 +414,55 @@ class _ToAst(Transformer):
     def message_clause(self, meta, c):
         return ast.Message(c[0], self._span(meta))
 
-
-# ----------------------------------------------------------------------------- syntax errors
+# ----------------------------------------------------------------------------- limits and recovery
 
 _TOP_LEVEL = re.compile(r"^[ \t]*(stream|channel|rule)\b", re.M)
 
-_TERMINAL_WORDS = {
-    "NAME": "a name",
-    "QUOTED_NAME": "a name",
-    "INT": "an integer",
-    "FLOAT": "a number",
-    "STRING": "a string",
-    "LONG_STRING": "a string",
-    "DURATION": "a duration such as `5m`",
-    "COMP_OP": "a comparison",
-    "LPAR": "`(`",
-    "RPAR": "`)`",
-    "LSQB": "`[`",
-    "RSQB": "`]`",
-    "LBRACE": "`{`",
-    "RBRACE": "`}`",
-    "COMMA": "`,`",
-    "COLON": "`:`",
-    "DOT": "`.`",
-    "EQUAL": "`=`",
-    "$END": "end of file",
-}
+# Strings, comments and backquoted names hold brackets that are not nesting.
+_NESTING_TOKENS = re.compile(r'"""(?:.|\n)*?"""|"(?:\\.|[^"\\\n])*"|`[^`\n]*`|#[^\n]*|[()\[\]{}]')
 
 
-_EXPR_START = {"INT", "FLOAT", "STRING", "NAME", "LPAR", "LSQB"}
-_OPERATORS = {"PLUS", "STAR", "SLASH", "PERCENT", "COMP_OP"}
+def _too_deep_bracket(text: str) -> int | None:
+    """Offset of the first bracket that opens more than MAX_NESTING levels, or None."""
+    depth = 0
+    for m in _NESTING_TOKENS.finditer(text):
+        tok = m.group(0)
+        if tok in "([{":
+            depth += 1
+            if depth > MAX_NESTING:
+                return m.start()
+        elif tok in ")]}":
+            depth = max(depth - 1, 0)
+    return None
 
 
-def _describe_expected(expected: set[str]) -> str:
-    # Long lists of tokens help nobody: name the category instead.
-    if _EXPR_START <= expected:
-        return "an expression"
-    if _OPERATORS <= expected:
-        rest = {t for t in expected if t not in _OPERATORS and t not in ("MINUS", "DOT", "LPAR")}
-        tail = _describe_expected(rest) if rest else ""
-        return "an operator" + (f", or {tail}" if tail else "")
-    words = set()
-    for term in expected:
-        if term in _TERMINAL_WORDS:
-            words.add(_TERMINAL_WORDS[term])
-            continue
-        try:
-            pattern = grammar().get_terminal(term).pattern
-        except KeyError:
-            words.add(term.lower())
-            continue
-        words.add(f"`{pattern.value}`" if pattern.type == "str" else term.lower())
-    ordered = sorted(words)
-    if len(ordered) > 8:
-        ordered = ordered[:8] + ["…"]
-    return ", ".join(ordered)
+def _too_deep_node(tree: Tree) -> Tree | None:
+    """The expression that reaches more than MAX_TREE_DEPTH levels, found without recursion.
+
+    Later passes (the transformer, the typer, the backends) recurse over
+    expressions; a chain such as `x + x + ... + x` of thousands of terms would
+    overflow Python's stack there, so it is refused here with a diagnostic.
+    The node returned is the whole expression (depth 4: start → declaration →
+    clause → expression), so the caret marks where it begins."""
+    stack: list[tuple[Tree, int, Tree]] = [(tree, 1, tree)]
+    while stack:
+        node, depth, top = stack.pop()
+        if depth > MAX_TREE_DEPTH:
+            return top
+        for child in node.children:
+            if isinstance(child, Tree):
+                stack.append((child, depth + 1, child if depth + 1 <= 4 else top))
+    return None
 
 
-def _syntax_diagnostic(file: str, err: UnexpectedInput, text: str) -> Diagnostic:
-    line, col = err.line, err.column
-    if isinstance(err, UnexpectedToken) and err.token.type == "$END":
-        lines = text.splitlines() or [""]
-        line, col = len(lines), len(lines[-1]) + 1
-        span = ast.Span(file, line, col, line, col + 1)
-        return Diagnostic(span, "unexpected end of file", (f"expected {_describe_expected(set(err.expected))}",), code="syntax")
-    if isinstance(err, UnexpectedToken):
-        tok = err.token
-        span = _tok_span(file, tok)
-        if tok.value in ("stream", "channel", "rule"):
-            return Diagnostic(
-                span,
-                f"unexpected `{tok.value}`: the declaration before it is incomplete",
-                (f"expected {_describe_expected(set(err.expected))} before it",),
-                code="syntax",
-            )
-        if tok.value in keywords() and ({"NAME", "QUOTED_NAME"} & set(err.expected)):
-            return Diagnostic(
-                span,
-                f"`{tok.value}` is a reserved keyword and cannot be used as a name here",
-                (f"write it in backquotes to use it as a name: `{tok.value}` → `\`{tok.value}\``",),
-                code="keyword-as-name",
-            )
-        shown = tok.value if len(tok.value) <= 30 else tok.value[:27] + "..."
-        hints = [f"expected {_describe_expected(set(err.expected))}"]
-        if tok.value == "=":
-            hints.insert(0, "equality is written `==`")
-        if tok.type == "INT" and "DURATION" in err.expected:
-            hints.insert(0, "a duration needs a unit: ms, s, m, h or d (e.g. `5m`)")
-        return Diagnostic(span, f"unexpected `{shown}`", tuple(hints), code="syntax")
-    if isinstance(err, UnexpectedCharacters):
-        ch = text[err.pos_in_stream] if err.pos_in_stream < len(text) else ""
-        span = ast.Span(file, line, col, line, col + 1)
-        hints: list[str] = []
-        if ch == '"':
-            hints.append("this string is not closed before the end of the line; use \"\"\"...\"\"\" for text over several lines")
-        elif ch == "'":
-            hints.append('strings use double quotes: "..."')
-        elif ch == "`":
-            hints.append("a backquoted name must be closed on the same line")
-        elif ch.isdigit():
-            hints.append("a duration unit is one of ms, s, m, h, d")
-        elif ch in "&|!" or ch == "=":
-            hints.append("logical operators are `and`, `or`, `not`; equality is `==`")
-        return Diagnostic(span, f"unexpected character `{ch}`" if ch.strip() else "unexpected character", tuple(hints), code="syntax")
-    if isinstance(err, UnexpectedEOF):
-        lines = text.splitlines() or [""]
-        span = ast.Span(file, len(lines), len(lines[-1]) + 1, len(lines), len(lines[-1]) + 2)
-        return Diagnostic(span, "unexpected end of file", code="syntax")
-    span = ast.Span(file, line or 1, col or 1, line or 1, (col or 1) + 1)
-    return Diagnostic(span, "syntax error", code="syntax")
+def _offset_of(text: str, line: int, col: int) -> int:
+    start = 0
+    for _ in range(line - 1):
+        nl = text.find("\n", start)
+        if nl < 0:
+            return len(text)
+        start = nl + 1
+    return start + col - 1
 
 
 def _blank(text: str, start: int, end: int) -> str:
@@ -502,71 +481,85 @@ def _failed_region(text: str, offset: int) -> tuple[int, int]:
     return begin, end
 
 
-def _nesting_depth(text: str) -> int:
-    depth = best = 0
-    in_str = False
-    for ch in text:
-        if ch == '"':
-            in_str = not in_str
-        elif not in_str and ch in "([{":
-            depth += 1
-            best = max(best, depth)
-        elif not in_str and ch in ")]}":
-            depth -= 1
-    return best
+def _limit(file: str, line: int, col: int, width: int, message: str, hint: str) -> Diagnostic:
+    return Diagnostic(ast.Span(file, line, col, line, col + max(width, 1)), message, (hint,), code="limit")
+
+
+def _error_offset(err: UnexpectedInput, work: str) -> int:
+    """Where recovery should cut: inside the declaration that broke."""
+    if isinstance(err, UnexpectedToken):
+        if err.token.type == "$END":
+            return max(len(work) - 1, 0)
+        offset = err.token.start_pos or 0
+        # An unexpected top-level keyword means the declaration *before* it broke.
+        if err.token.value in ("stream", "channel", "rule") and err.token.type != "QUOTED_NAME":
+            offset = max(offset - 1, 0)
+        return offset
+    if isinstance(err, UnexpectedCharacters):
+        return err.pos_in_stream
+    return max(len(work) - 1, 0)
 
 
 def parse(text: str, file: str = "<string>") -> tuple[ast.File | None, list[Diagnostic]]:
     """Parse a `.cep` file. Returns the AST (None when nothing could be parsed) and
     every syntax diagnostic found."""
-    diags: list[Diagnostic] = []
-    if len(text.encode("utf-8", "surrogatepass")) > MAX_FILE_BYTES:
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > MAX_FILE_BYTES:
         span = ast.Span(file, 1, 1, 1, 2)
-        return None, [Diagnostic(span, f"file is larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB", code="limit")]
-    if _nesting_depth(text) > MAX_NESTING:
-        span = ast.Span(file, 1, 1, 1, 2)
-        return None, [Diagnostic(span, f"expressions are nested more than {MAX_NESTING} levels deep", code="limit")]
+        message = f"the file is {size / (1024 * 1024):.1f} MiB; rule files may be at most {MAX_FILE_BYTES // (1024 * 1024)} MiB"
+        return None, [Diagnostic(span, message, ("split the rules over several files",), code="limit")]
+    deep = _too_deep_bracket(text)
+    if deep is not None:
+        line = text.count("\n", 0, deep) + 1
+        col = deep - (text.rfind("\n", 0, deep) + 1) + 1
+        return None, [
+            _limit(file, line, col, 1, f"brackets are nested more than {MAX_NESTING} levels deep", "simplify the expression or split it over several rules")
+        ]
 
+    diags: list[Diagnostic] = []
     work = text
     broken: set[str] = set()
+    lark = grammar()
     for _ in range(MAX_SYNTAX_ERRORS + 1):
         _comments.items = []
         try:
-            tree = grammar().parse(work)
+            tree = lark.parse(work)
         except UnexpectedInput as err:
-            diags.append(_syntax_diagnostic(file, err, text))
-            offset = getattr(err, "pos_in_stream", None)
-            if offset is None and isinstance(err, UnexpectedToken):
-                offset = err.token.start_pos
-            if offset is None or isinstance(err, UnexpectedEOF) or (
-                isinstance(err, UnexpectedToken) and err.token.type == "$END"
-            ):
-                offset = len(work)
-            # An unexpected top-level keyword means the declaration *before* it broke.
-            at_keyword = isinstance(err, UnexpectedToken) and err.token.value in ("stream", "channel", "rule")
-            if offset >= len(work) or at_keyword:
-                offset = max(offset - 1, 0)
-            begin, end = _failed_region(work, offset)
-            if not work[begin:end].strip():
+            diags.append(syntax_diagnostic(lark, keywords(), file, err, text))
+            offset = _error_offset(err, work)
+        else:
+            node = _too_deep_node(tree)
+            if node is None:
                 break
-            head = re.match(r"\s*(?:stream|channel|rule)\s+`?([A-Za-z_][A-Za-z0-9_]*)", work[begin:end])
-            if head:
-                broken.add(head.group(1))
-            work = _blank(work, begin, end)
-            if len(diags) >= MAX_SYNTAX_ERRORS:
-                break
-            continue
-        except RecursionError:
-            span = ast.Span(file, 1, 1, 1, 2)
-            return None, [Diagnostic(span, "the file is nested too deeply to parse", code="limit")]
-        comments = tuple(
-            ast.Comment(t.value, _tok_span(file, t)) for t in _comments.items
-        )
-        transformer = _ToAst(file)
-        try:
-            decls = transformer.transform(tree)
-        except VisitError as e:  # a bug in the transformer, not the user's fault
-            raise e.orig_exc from e
-        diags.extend(transformer.problems)
-        return ast.File(decls, comments, file, frozenset(broken)), diags
-    return None, diags
+            meta = node.meta
+            line, col = (meta.line, meta.column) if not meta.empty else (1, 1)
+            diags.append(
+                _limit(
+                    file,
+                    line,
+                    col,
+                    1,
+                    f"this expression is nested more than {MAX_TREE_DEPTH} levels deep",
+                    "split it into smaller conditions, or use `in [...]` instead of a long chain of `or`",
+                )
+            )
+            offset = _offset_of(work, line, col)
+        begin, end = _failed_region(work, offset)
+        if not work[begin:end].strip():
+            return None, diags
+        head = re.match(r"\s*(?:stream|channel|rule)\s+`?([A-Za-z_][A-Za-z0-9_]*)", work[begin:end])
+        if head:
+            broken.add(head.group(1))
+        work = _blank(work, begin, end)
+        if len(diags) >= MAX_SYNTAX_ERRORS:
+            return None, diags
+    else:
+        return None, diags
+    comments = tuple(ast.Comment(t.value, _tok_span(file, t)) for t in _comments.items)
+    transformer = _ToAst(file)
+    try:
+        decls = transformer.transform(tree)
+    except VisitError as e:  # a bug in the transformer, not the user's fault
+        raise e.orig_exc from e
+    diags.extend(transformer.problems)
+    return ast.File(decls, comments, file, frozenset(broken)), diags

@@ -8,11 +8,14 @@ sub-expression fails, its parents stay quiet.
 
 from __future__ import annotations
 
+import functools
+import math
 import re
 from dataclasses import dataclass, field
 
 from cepdsl import ast
 from cepdsl.diagnostics import Diagnostic, did_you_mean
+from cepdsl.parser import has_bad_escape
 from cepdsl.plan import (
     ARITH_OPS,
     COMPARE_OPS,
@@ -79,7 +82,11 @@ class Typer:
         return method(e, scope, in_aggregate)
 
     # ------------------------------------------------------------------ leaves
-    def _Literal(self, e: ast.Literal, scope: Scope, agg: bool) -> TExpr:
+    def _Literal(self, e: ast.Literal, scope: Scope, agg: bool) -> TExpr | None:
+        problem = literal_problem(e)
+        if problem:
+            self.error(e.span, problem[0], problem[1], code="literal")
+            return None
         return TLit(_LITERAL_TYPES[e.kind], e.value)
 
     def _ListLit(self, e: ast.ListLit, scope: Scope, agg: bool) -> None:
@@ -180,7 +187,7 @@ class Typer:
                 if not (isinstance(e.right, ast.Literal) and e.right.kind == "str"):
                     self.error(e.right.span, "`matches` needs a regular expression as a string literal", code="regex")
                     return None
-                problem = regex_problem(e.right.value)
+                problem = None if has_bad_escape(e.right) else regex_problem(e.right.value)
                 if problem:
                     self.error(e.right.span, problem[0], problem[1], code="regex")
                     return None
@@ -194,13 +201,18 @@ class Typer:
         values = []
         ok = True
         for item in e.items.items:
-            if not isinstance(item, ast.Literal) or item.kind == "duration" and x.type is not T.DURATION:
-                self.error(item.span, "the list after `in` holds literals only", code="type")
+            if not isinstance(item, ast.Literal):
+                self.error(item.span, "the list after `in` holds literals only", ("compare computed values with `==` instead",), code="type")
+                ok = False
+                continue
+            problem = literal_problem(item)
+            if problem:
+                self.error(item.span, problem[0], problem[1], code="literal")
                 ok = False
                 continue
             it = _LITERAL_TYPES[item.kind]
             if it is not T.NULL and not _comparable("==", x.type, it):
-                self.error(item.span, f"`{item.text or item.value}` is `{it}`, but the left side of `in` is `{x.type}`", code="type")
+                self.error(item.span, f"`{_short(item.text or str(item.value))}` is `{it}`, but the left side of `in` is `{x.type}`", code="type")
                 ok = False
                 continue
             values.append(float(item.value) if x.type is T.FLOAT and it is T.INT else item.value)
@@ -351,6 +363,22 @@ class Typer:
         return a
 
 
+INT64_MAX = 2**63 - 1
+
+
+def literal_problem(e: ast.Literal) -> tuple[str, tuple[str, ...]] | None:
+    """Numbers the engine cannot hold: integers beyond int64, floats that overflow to inf."""
+    if e.kind == "int" and not -INT64_MAX - 1 <= e.value <= INT64_MAX:
+        return (f"integer `{_short(e.text)}` is out of range", ("integers are 64-bit: at most 9223372036854775807",))
+    if e.kind == "float" and not math.isfinite(e.value):
+        return (f"number `{_short(e.text)}` is too large", ("floats are 64-bit: at most about 1.8e308",))
+    return None
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= 30 else text[:27] + "..."
+
+
 def _arith_type(op: str, lt: Type, rt: Type) -> Type | None:
     if lt is T.NULL and rt is T.NULL:
         return T.NULL
@@ -380,20 +408,75 @@ def _comparable(op: str, lt: Type, rt: Type) -> bool:
     return lt in (T.STR, T.TIMESTAMP, T.DURATION)
 
 
-_BACKREF = re.compile(r"\\[1-9]|\\k<|\\g<|\(\?P=")
-_LOOKAROUND = re.compile(r"\(\?<?[=!]")
+def _unsafe_construct(pattern: str) -> str | None:
+    """"backreferences" or "look-around" when the pattern uses one, else None.
+
+    Scans escapes pairwise and skips character classes, so `\\\\1` (a backslash,
+    then 1) and `[(?=]` (literal characters) are not mistaken for them."""
+    i, in_class = 0, False
+    while i < len(pattern):
+        ch = pattern[i]
+        if ch == "\\":
+            nxt = pattern[i + 1 : i + 2]
+            if not in_class and (nxt in "123456789" and nxt or nxt in ("k", "g")):
+                return "backreferences"
+            i += 2
+            continue
+        if in_class:
+            if ch == "]":
+                in_class = False
+        elif ch == "[":
+            in_class = True
+            # `[]...]` and `[^]...]`: a leading `]` is a literal member
+            if pattern[i + 1 : i + 2] == "^":
+                i += 1
+            if pattern[i + 1 : i + 2] == "]":
+                i += 1
+        elif pattern.startswith(("(?=", "(?!", "(?<=", "(?<!"), i):
+            return "look-around"
+        elif pattern.startswith("(?P=", i) or pattern.startswith("(?P>", i) or pattern.startswith("(?&", i):
+            return "backreferences"
+        i += 1
+    return None
 
 
-def regex_problem(pattern: str) -> tuple[str, tuple[str, ...]] | None:
-    """Why a `matches` pattern is refused, or None. Only linear-time regexes are allowed."""
-    if _BACKREF.search(pattern):
-        return ("backreferences are not allowed in `matches`: only linear-time regular expressions", ())
-    if _LOOKAROUND.search(pattern):
-        return ("look-around is not allowed in `matches`: only linear-time regular expressions", ())
+def _rust_regex_error(pattern: str) -> str | None:
+    """The vectorised backend runs `matches` through Polars (Rust `regex`): a pattern
+    RE2 accepts but Rust refuses (`\\C`, `\\Q...\\E`) would fail mid-stream."""
+    import polars as pl
+
     try:
-        import re2
+        pl.select(pl.lit("").str.contains(pattern))
+    except Exception as exc:  # polars raises ComputeError with the parser's report
+        text = str(exc)
+        found = re.findall(r"^error: (.+)$", text, re.M)
+        return found[-1].strip() if found else (text.splitlines() or ["rejected"])[0]
+    return None
 
-        re2.compile(pattern)
-    except Exception as exc:  # re2 raises its own error type
-        return (f"invalid regular expression: {exc}", ())
+
+@functools.lru_cache(maxsize=4096)
+def regex_problem(pattern: str) -> tuple[str, tuple[str, ...]] | None:
+    """Why a `matches` pattern is refused, or None. Only linear-time regexes that both
+    engines (RE2 for the interpreter, Rust `regex` for Polars) accept are allowed."""
+    unsafe = _unsafe_construct(pattern)
+    if unsafe:
+        what = "backreferences are" if unsafe == "backreferences" else "look-around is"
+        return (
+            f"{what} not allowed in `matches`: it takes linear-time regular expressions only",
+            ("rewrite the pattern without it, or split the test into several conditions",),
+        )
+    import re2
+
+    options = re2.Options()
+    options.log_errors = False  # RE2 would print its own report on stderr
+    try:
+        re2.compile(pattern, options)
+    except Exception as exc:  # re2.error carries bytes
+        reason = exc.args[0] if exc.args else exc
+        if isinstance(reason, bytes):
+            reason = reason.decode("utf-8", "replace")
+        return (f"invalid regular expression: {reason}", ())
+    rust = _rust_regex_error(pattern)
+    if rust:
+        return (f"invalid regular expression: {rust}", ("RE2 / Rust `regex` syntax is expected",))
     return None

@@ -1,0 +1,228 @@
+"""Lark's syntax errors → diagnostics a rule author can act on.
+
+Lark reports "unexpected token X, expected one of {40 terminals}".  A person
+needs the category of what was expected ("an expression", "a clause"), a
+"did you mean" when a keyword is misspelt, and the usual slips named outright
+(`=` for `==`, `5` without a unit, `count(*)`, single quotes, a missing
+comma).  The expected set comes from the interactive parser's `accepts()`,
+which is exact; `UnexpectedToken.expected` lists lookaheads of every context
+that shares the LALR state.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from lark import Lark, Token
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+
+from cepdsl import ast
+from cepdsl.diagnostics import Diagnostic, nearest
+
+DECL_KEYWORDS = ("stream", "channel", "rule")
+
+_EXPR_START = {"INT", "FLOAT", "STRING", "LONG_STRING", "NAME", "QUOTED_NAME", "LPAR", "LSQB"}
+_OPERATORS = {
+    "PLUS", "MINUS", "STAR", "SLASH", "PERCENT", "COMP_OP", "AND", "OR",
+    "CONTAINS", "STARTS_WITH", "ENDS_WITH", "MATCHES", "IN", "IS", "NOT",
+}  # fmt: skip
+_CLAUSES = {
+    "FROM", "WHERE", "GROUP", "WINDOW", "HAVING", "SCHEDULE", "PATTERN", "DEFINE",
+    "ABSENT", "ANOMALY", "SEVERITY", "THROTTLE", "NOTIFY", "MESSAGE",
+}  # fmt: skip
+_DECLS = {"STREAM", "CHANNEL", "RULE"}
+#: What a clause keyword is called in a hint (`group` is always `group by`).
+_CLAUSE_WORD = {"GROUP": "group by", "ABSENT": "absent for"}
+
+_TERMINAL_WORDS = {
+    "NAME": "a name",
+    "QUOTED_NAME": "a name",
+    "INT": "an integer",
+    "FLOAT": "a number",
+    "STRING": "a string",
+    "LONG_STRING": "a string",
+    "DURATION": "a duration such as `5m`",
+    "COMP_OP": "a comparison",
+    "$END": "end of file",
+}
+
+
+def _terminal_text(lark: Lark, term: str) -> str | None:
+    """The literal text of a keyword or punctuation terminal, or None for patterns."""
+    try:
+        pattern = lark.get_terminal(term).pattern
+    except KeyError:
+        return None
+    return pattern.value if pattern.type == "str" else None
+
+
+def _join(words: list[str]) -> str:
+    if len(words) <= 1:
+        return "".join(words)
+    return ", ".join(words[:-1]) + " or " + words[-1]
+
+
+def describe_expected(lark: Lark, expected: set[str]) -> str:
+    """Name what the parser would have accepted, by category where one fits."""
+    parts: list[str] = []
+    rest = set(expected)
+    if _EXPR_START <= rest | {"LONG_STRING", "QUOTED_NAME"} and {"INT", "NAME", "LPAR"} <= rest:
+        parts.append("an expression")
+        rest -= _EXPR_START | {"FLOAT", "MINUS", "NOT", "TRUE", "FALSE", "NULL", "DURATION", "LBRACE"}
+    if len(rest & _OPERATORS) >= 3:
+        parts.append("an operator")
+        rest -= _OPERATORS | {"DOT", "LPAR"}
+    if len(rest & _CLAUSES) >= 3:
+        parts.append("another clause (`where`, `window`, `severity`, ...)")
+        rest -= _CLAUSES
+    if _DECLS <= rest:
+        parts.append("a new `stream`, `channel` or `rule`")
+        rest -= _DECLS | {"$END"}
+    singles = set()
+    for term in rest:
+        if term in _TERMINAL_WORDS:
+            singles.add(_TERMINAL_WORDS[term])
+        else:
+            text = _terminal_text(lark, term)
+            singles.add(f"`{text}`" if text is not None else term.lower())
+    ordered = sorted(singles)
+    if len(ordered) > 8:
+        ordered = ordered[:8] + ["..."]
+    return _join(parts + ordered)
+
+
+def _accepted(err: UnexpectedToken) -> set[str]:
+    try:
+        return set(err.interactive_parser.accepts())
+    except Exception:  # accepts() re-runs the parser; fall back to lark's own list
+        return set(err.expected)
+
+
+def _show(value: str) -> str:
+    return value if len(value) <= 30 else value[:27] + "..."
+
+
+def _char_name(ch: str) -> str:
+    """A character as it can be printed in a message: control characters by code."""
+    if ch.isprintable() and not ch.isspace():
+        return f"`{ch}`"
+    name = unicodedata.name(ch, "")
+    return f"U+{ord(ch):04X}" + (f" ({name.lower()})" if name else "")
+
+
+def _eof_span(file: str, text: str) -> ast.Span:
+    lines = text.split("\n")
+    # Point just after the last non-blank text, which is where something is missing.
+    idx = len(lines) - 1
+    while idx > 0 and not lines[idx].strip():
+        idx -= 1
+    col = len(lines[idx].rstrip()) + 1
+    return ast.Span(file, idx + 1, col, idx + 1, col + 1)
+
+
+def _tok_span(file: str, tok: Token) -> ast.Span:
+    return ast.Span(file, tok.line or 1, tok.column or 1, tok.end_line or 1, tok.end_column or 1)
+
+
+def syntax_diagnostic(lark: Lark, keywords: frozenset[str], file: str, err: UnexpectedInput, text: str) -> Diagnostic:
+    if isinstance(err, UnexpectedToken):
+        if err.token.type == "$END":
+            expected = describe_expected(lark, _accepted(err))
+            return Diagnostic(_eof_span(file, text), "unexpected end of file", (f"expected {expected}",), code="syntax")
+        return _unexpected_token(lark, keywords, file, err, text)
+    if isinstance(err, UnexpectedCharacters):
+        return _unexpected_character(file, err, text)
+    if isinstance(err, UnexpectedEOF):
+        return Diagnostic(_eof_span(file, text), "unexpected end of file", code="syntax")
+    line, col = getattr(err, "line", 1) or 1, getattr(err, "column", 1) or 1
+    return Diagnostic(ast.Span(file, line, col, line, col + 1), "syntax error", code="syntax")
+
+
+def _unexpected_token(lark: Lark, keywords: frozenset[str], file: str, err: UnexpectedToken, text: str) -> Diagnostic:
+    tok = err.token
+    span = _tok_span(file, tok)
+    accepted = _accepted(err)
+    expected = describe_expected(lark, accepted)
+    before = text[: tok.start_pos].rstrip() if tok.start_pos is not None else ""
+    after = text[tok.end_pos :] if tok.end_pos is not None else ""
+
+    if tok.value in DECL_KEYWORDS and tok.type != "QUOTED_NAME":
+        return Diagnostic(
+            span,
+            f"unexpected `{tok.value}`: the declaration before it is incomplete",
+            (f"expected {expected} before it",),
+            code="syntax",
+        )
+    if tok.value in keywords and tok.type != "QUOTED_NAME" and "NAME" in accepted:
+        quoted = f"`` `{tok.value}` ``"
+        if {"INT", "LPAR"} <= accepted:  # an expression was expected: maybe it is just missing
+            return Diagnostic(
+                span,
+                f"expected an expression, found the keyword `{tok.value}`",
+                (f"if `{tok.value}` is a field, write it in backquotes: {quoted}",),
+                code="syntax",
+            )
+        return Diagnostic(
+            span,
+            f"`{tok.value}` is a reserved keyword and cannot be used as a name here",
+            (f"write it in backquotes to use it as a name: {quoted}",),
+            code="keyword-as-name",
+        )
+
+    hints: list[str] = []
+    message = f"unexpected `{_show(tok.value)}`"
+    if tok.type == "INT" and re.match(r"[A-Za-z_]", after):
+        word = tok.value + re.match(r"[A-Za-z0-9_]*", after).group(0)  # type: ignore[union-attr]
+        span = ast.Span(file, span.line, span.col, span.line, span.col + len(word))
+        message = f"`{_show(word)}` is not a number or a duration"
+        hints.append("duration units are ms, s, m, h and d, e.g. `500ms`, `5m`, `7d`")
+        return Diagnostic(span, message, tuple(hints), code="syntax")
+    if tok.value == "=" and "COMP_OP" in accepted | set(err.expected):
+        hints.append("equality is written `==`")
+    if tok.type == "INT" and "DURATION" in accepted:
+        hints.append("a duration needs a unit right after the number: ms, s, m, h or d (e.g. `5m`)")
+    if tok.type == "MINUS" and "DURATION" in accepted:
+        hints.append("durations cannot be negative")
+    if tok.type == "STAR" and before.endswith("count("):
+        hints.append("`count()` counts rows; `count(field)` counts non-null values")
+    if tok.type == "LPAR" and "LSQB" in accepted and before.endswith("in"):
+        hints.append("the values after `in` are a list in square brackets: `[1, 2]`")
+    if tok.type in ("NAME", "QUOTED_NAME", "STRING", "INT", "FLOAT", "DURATION") and "COMMA" in accepted:
+        hints.append("is a `,` missing before it?")
+    if tok.type == "NAME":
+        words = [w for w in (_terminal_text(lark, t) for t in accepted) if w and re.fullmatch(r"[a-z_]+", w)]
+        best = nearest(tok.value, words)
+        if best:
+            hints.insert(0, f"did you mean `{_CLAUSE_WORD.get(best.upper(), best)}`?")
+    hints.append(f"expected {expected}")
+    return Diagnostic(span, message, tuple(hints), code="syntax")
+
+
+def _unexpected_character(file: str, err: UnexpectedCharacters, text: str) -> Diagnostic:
+    pos = err.pos_in_stream
+    ch = text[pos] if pos < len(text) else ""
+    line, col = err.line, err.column
+    span = ast.Span(file, line, col, line, col + 1)
+    if ch == '"':
+        if text[max(pos - 2, 0) : pos] == '""':  # `"""` lexed as `""` then a stray `"`
+            span = ast.Span(file, line, col - 2, line, col + 1)
+            return Diagnostic(span, 'this `"""` string is never closed', ('a long string ends with `"""`',), code="syntax")
+        return Diagnostic(
+            span,
+            "this string is not closed on its line",
+            ('close it with `"`; for text over several lines use `"""...."""`',),
+            code="syntax",
+        )
+    if ch == "`":
+        return Diagnostic(span, "this backquoted name is not closed on its line", ("close it with a backquote",), code="syntax")
+    hints: list[str] = []
+    if ch == "'":
+        hints.append('strings are written in double quotes: "..."')
+    elif ch in "&|" or ch == "!":
+        hints.append("logical operators are `and`, `or` and `not`; `!=` means not equal")
+    elif ch == ";":
+        hints.append("clauses and declarations need no terminator")
+    elif ch == "$" or ch == "@":
+        hints.append("names are letters, digits and `_`")
+    return Diagnostic(span, f"unexpected character {_char_name(ch)}" if ch else "unexpected character", tuple(hints), code="syntax")
