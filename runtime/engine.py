@@ -128,6 +128,11 @@ class StreamingEngine:
                 if report.skipped:
                     log.info("rules starting fresh (changed since the checkpoint): %s", ", ".join(report.skipped))
         self.offsets = {k: dict(v) for k, v in restored.items()}
+        now = self.clock()
+        for stream in self.program.streams:
+            # A restored stream that stays silent must still reach its deadlines.
+            if self.session.progress(stream.name).max_ts_us is not None:
+                self._last_rows_at.setdefault(stream.name, now)
         self.sources = dict(self._open(restored) if callable(self._open) else self._open)
         self._iters = {}
         self.started = True
@@ -280,7 +285,13 @@ class StreamingEngine:
             if self.on_matches is not None:
                 self.on_matches(rid, frame)
             if self.notifier is not None:
-                self.notifier.submit(rid, frame)
+                try:
+                    self.notifier.submit(rid, frame)
+                except KeyError:
+                    # A rule added by a hot reload that the notifier cannot know about
+                    # (no `reload` on it): say so loudly, keep the engine running.
+                    self.errors.append(f"rule {rid}: {frame.height} match(es) not notified (unknown to the notifier)")
+                    log.error("rule %s: matches not notified: the notifier does not know the rule", rid)
 
     def _dead(self, frame: pl.DataFrame) -> None:
         if frame.height == 0:

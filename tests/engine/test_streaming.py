@@ -159,3 +159,16 @@ def test_run_reads_sources_in_threads_until_they_are_exhausted() -> None:
     # every source ended for good: held rows were flushed; final checkpoint on the way out
     assert store.load(OFFSETS_KEY).offsets == {"src": {"pos": 19}}
     assert eng.errors == []
+
+
+def test_a_restored_silent_stream_still_follows_the_wall_clock() -> None:
+    program = compile_source(LATE_RULES)
+    store, clock = MemoryStore(), Clock()
+    first = StreamingEngine(program, {"src": [batch([0], [95.0], 1)]}, notifier=Sink(), store=store, clock=clock)
+    first.start().step()
+    first.close()  # checkpoint: the row is still held (lateness 10 s)
+    sink = Sink()
+    again = StreamingEngine(program, {"src": []}, notifier=sink, store=store, clock=clock).start()
+    clock.now += 30  # nothing ever arrives again
+    again.step()
+    assert sink.rows("hot")["cpu"].to_list() == [95.0]
