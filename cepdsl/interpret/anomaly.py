@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Sequence
+from fractions import Fraction
 from typing import Any
 
 from cepdsl.backends.base import SEQ, TIME
@@ -30,25 +31,102 @@ def deviation_score(x: float, centre: float, spread: float) -> float:
     return abs(x - centre) / spread
 
 
-def zscore(spec: AnomalySpec, baseline: Sequence[float], x: float) -> tuple[bool, Scored]:
+class Baseline:
+    """The previous up to N values of a group, oldest first, with exact running sums.
+
+    The sums are Fractions (a float converts to one exactly), so the mean and
+    variance derived from them carry no rounding and never drift as values come
+    and go; whether a value is an anomaly is then decided exactly, not up to
+    float noise at `score == threshold`. Infinite values cannot be Fractions:
+    while the baseline holds one, statistics fall back to plain floats.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.values: deque[float] = deque()
+        self.size = size
+        self.s1 = Fraction(0)  # Σ x over finite values
+        self.s2 = Fraction(0)  # Σ x²
+        self.infinite = 0  # how many values are ±inf
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def _add(self, x: float, sign: int) -> None:
+        if math.isinf(x):
+            self.infinite += sign
+            return
+        fx = Fraction(x)
+        self.s1 += sign * fx
+        self.s2 += sign * fx * fx
+
+    def append(self, x: float) -> None:
+        if len(self.values) == self.size:
+            self._add(self.values.popleft(), -1)  # the oldest drops out
+        self.values.append(x)
+        self._add(x, +1)
+
+
+def _zscore_float(spec: AnomalySpec, baseline: Sequence[float], x: float) -> tuple[bool, Scored]:
     m = mean(baseline)
-    std = math.sqrt(variance(baseline, ddof=0))  # population std
+    std = math.sqrt(variance(baseline, ddof=0))
     score = deviation_score(x, m, std)
     return score > spec.threshold, (score, {"baseline_mean": m, "baseline_std": std})
 
 
-def iqr(spec: AnomalySpec, baseline: Sequence[float], x: float) -> tuple[bool, Scored]:
-    ordered = sorted(baseline)
-    q1, q3 = quantile_linear(ordered, 0.25), quantile_linear(ordered, 0.75)
-    spread = q3 - q1
-    low, high = q1 - spec.multiplier * spread, q3 + spec.multiplier * spread
-    past = low - x if x < low else x - high if x > high else 0.0
-    is_anomaly = past > 0
-    if spread == 0:
-        score = math.inf if is_anomaly else 0.0
+def zscore(spec: AnomalySpec, baseline: Baseline, x: float) -> tuple[bool, Scored]:
+    """Mean and population std (ddof 0) of the baseline; anomaly iff |x − mean| / std > threshold."""
+    if baseline.infinite or math.isinf(x):
+        return _zscore_float(spec, list(baseline.values), x)
+    n = len(baseline)
+    exact_mean = baseline.s1 / n
+    exact_var = baseline.s2 / n - exact_mean * exact_mean
+    dev = abs(Fraction(x) - exact_mean)
+    if exact_var == 0:
+        is_anomaly = dev != 0 and math.inf > spec.threshold
+        score = 0.0 if dev == 0 else math.inf
     else:
-        score = past / spread
-    return is_anomaly, (score, {"baseline_q1": q1, "baseline_q3": q3})
+        t = Fraction(spec.threshold)
+        # score > t  ⇔  dev / sqrt(var) > t  ⇔  (t < 0 or dev² > t² · var): exact, no sqrt
+        is_anomaly = t < 0 or dev * dev > t * t * exact_var
+        score = float(dev) / math.sqrt(float(exact_var))
+    stats = {"baseline_mean": float(exact_mean), "baseline_std": math.sqrt(float(exact_var))}
+    return is_anomaly, (score, stats)
+
+
+def _quantile_exact(ordered: Sequence[float], q: Fraction) -> Fraction:
+    """numpy's linear quantile, in exact arithmetic."""
+    virtual = (len(ordered) - 1) * q
+    lo = math.floor(virtual)
+    hi = min(lo + 1, len(ordered) - 1)
+    a, b = Fraction(ordered[lo]), Fraction(ordered[hi])
+    return a + (b - a) * (virtual - lo)
+
+
+def iqr(spec: AnomalySpec, baseline: Baseline, x: float) -> tuple[bool, Scored]:
+    """q1, q3 by linear interpolation; anomaly iff x < q1 − m·iqr or x > q3 + m·iqr."""
+    ordered = sorted(baseline.values)
+    if baseline.infinite or math.isinf(x):
+        q1f, q3f = quantile_linear(ordered, 0.25), quantile_linear(ordered, 0.75)
+        spread_f = q3f - q1f
+        low_f, high_f = q1f - spec.multiplier * spread_f, q3f + spec.multiplier * spread_f
+        past_f = low_f - x if x < low_f else x - high_f if x > high_f else 0.0
+        flagged = past_f > 0
+        score_f = math.inf if flagged and not spread_f > 0 else (past_f / spread_f if flagged else 0.0)
+        return flagged, (score_f, {"baseline_q1": q1f, "baseline_q3": q3f})
+    q1, q3 = _quantile_exact(ordered, Fraction(1, 4)), _quantile_exact(ordered, Fraction(3, 4))
+    spread = q3 - q1
+    m = Fraction(spec.multiplier)
+    low, high = q1 - m * spread, q3 + m * spread
+    fx = Fraction(x)
+    past = low - fx if fx < low else fx - high if fx > high else Fraction(0)
+    is_anomaly = past > 0
+    if not is_anomaly:
+        score = 0.0
+    elif spread == 0:
+        score = math.inf
+    else:
+        score = float(past / spread)
+    return is_anomaly, (score, {"baseline_q1": float(q1), "baseline_q3": float(q3)})
 
 
 class _Ema:
@@ -105,13 +183,13 @@ def _group_anomalies(spec: AnomalySpec, rows: list[Row]) -> list[tuple[Row, dict
     method = {"zscore": zscore, "iqr": iqr}.get(spec.method)
     if method is None:
         raise NotImplementedError(f"anomaly method {spec.method!r}")
-    baseline: deque[float] = deque(maxlen=spec.baseline)
+    baseline = Baseline(spec.baseline)
     for row in rows:
         x = _value(row, spec.field)
         if x is None:
             continue
         if len(baseline) >= max(spec.warmup, 1):
-            is_anomaly, scored = method(spec, list(baseline), x)
+            is_anomaly, scored = method(spec, baseline, x)
             if is_anomaly:
                 out.append((row, _record(row, spec, len(baseline), scored)))
         baseline.append(x)  # whether or not it was an anomaly; the oldest drops out

@@ -167,3 +167,10 @@ def test_long_greedy_run_does_not_overflow_the_stack() -> None:
     frame = events(*seq(*((i, "a") for i in range(5000)), (5000, "b")))
     got = matches("rule p from m " + steps("a+ b"), frame, "a_count", "b_count")
     assert got == [{"a_count": 5000, "b_count": 1}]
+
+
+def test_preferred_empty_alternative_gives_way_to_a_non_empty_one() -> None:
+    # (a? | b) on one b row: the preferred path is `a?` taking nothing, which is
+    # not a match; the next path in preference order, `b`, is.
+    frame = events(*seq((0, "b")))
+    assert matches("rule p from m " + steps("(a? | b)"), frame, "a_count", "b_count") == [{"a_count": 0, "b_count": 1}]
