@@ -121,3 +121,25 @@ def test_anomaly_record_schema() -> None:
 def test_warmup_counts_values_in_the_baseline() -> None:
     # warmup 10 (default) with only 4 earlier values: nothing is scored.
     assert matches("rule z from m anomaly zscore(cpu)\n", events(*series(1.0, 1.0, 1.0, 1.0, 99.0))) == []
+
+
+def test_score_exactly_at_threshold_is_not_an_anomaly() -> None:
+    # Baseline [0, 0, 0, 2, 4]: mean 6/5 = 1.2, population variance
+    # (3·1.44 + 0.64 + 7.84) / 5 = 2.56, std 1.6. x = 2: |2 − 1.2| / 1.6 = 0.5 exactly,
+    # and 0.5 > 0.5 is false. (In floats 2 − 1.2 = 0.8000000000000000444 would tip it over:
+    # the decision is made in exact arithmetic.)
+    frame = events(*({"ts": i, "n": v} for i, v in enumerate([0, 0, 0, 2, 4, 2])))
+    got = matches("rule z from m anomaly zscore(n, threshold = 0.5) warmup 1\n", frame, "ts", "n")
+    # Earlier rows: 2 at ts 3 (baseline [0,0,0], std 0 → inf), 4 at ts 4 (mean 0.5,
+    # std sqrt(0.75) ≈ 0.866, score ≈ 4.04); the last 2 is exactly on the threshold.
+    assert got == [{"ts": 3, "n": 2}, {"ts": 4, "n": 4}]
+
+
+def test_iqr_fence_with_interpolated_quartiles() -> None:
+    # Baseline [1, 2, 4, 8]: q1 = 1 + 0.75·(2 − 1) = 1.75, q3 = 4 + 0.25·(8 − 4) = 5, iqr 3.25,
+    # multiplier 0.5: upper fence 5 + 1.625 = 6.625. x = 6.625 is on it (no anomaly);
+    # x = 9.875 is 3.25 past it: score 3.25 / 3.25 = 1.
+    rule = "rule q from m anomaly iqr(cpu, multiplier = 0.5) baseline 4 warmup 4\n"
+    assert matches(rule, events(*series(1.0, 2.0, 4.0, 8.0, 6.625))) == []
+    got = matches(rule, events(*series(1.0, 2.0, 4.0, 8.0, 9.875)), "score", "baseline_q1", "baseline_q3")
+    assert got == [{"score": 1.0, "baseline_q1": 1.75, "baseline_q3": 5.0}]
