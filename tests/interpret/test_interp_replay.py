@@ -122,3 +122,12 @@ def test_every_rule_of_the_program_gets_a_frame() -> None:
     out = run(program, {"m": events({"ts": 1, "cpu": 5.0}, schema=SCHEMA)})
     assert set(out) == {"high", "low"}
     assert (out["high"].height, out["low"].height) == (0, 1)
+
+
+def test_rules_on_several_streams() -> None:
+    streams = "stream m (ts: timestamp, host: str, cpu: float, n: int, status: str)\nstream auth (ts: timestamp, user: str)\n"
+    program = compile_rules(HIGH + 'rule root from auth where user == "root"\n', streams)
+    auth = pl.DataFrame({"ts": [at(3), at(1)], "user": ["root", "root"]})
+    out = run(program, {"m": events({"ts": 2, "cpu": 90.0}), "auth": auth})
+    assert records(out["high"], "ts") == [{"ts": 2}]
+    assert records(out["root"], "ts", "user") == [{"ts": 1, "user": "root"}, {"ts": 3, "user": "root"}]

@@ -72,3 +72,12 @@ def test_daily_cron_in_utc() -> None:
 
 def test_no_events_no_ticks() -> None:
     assert matches('rule s from m schedule "* * * * *" over 1m\n', events()) == []
+
+
+def test_day_of_month_and_day_of_week_combine_with_or() -> None:
+    # "0 0 13 * 5": midnight on the 13th OR on Fridays (Vixie cron). January 2024:
+    # Fridays 5, 12, 19, 26; the 13th is a Saturday → ticks on the 5th, 12th, 13th, 19th, 26th.
+    day = 86400
+    frame = events({"ts": 0}, {"ts": 30 * day})
+    got = matches('rule s from m schedule "0 0 13 * 5" over 1d\n', frame, "ts")
+    assert [g["ts"] // day + 1 for g in got] == [5, 12, 13, 19, 26]  # day of month of each tick

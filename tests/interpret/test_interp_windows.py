@@ -166,3 +166,12 @@ def test_int_sum_stays_int_and_all_null_sum_is_null() -> None:
         {"window_start": 0, "sum_n": 5},  # 2 + 3
         {"window_start": 60, "sum_n": None},  # the only n is null: sum is null (SQL), not 0
     ]
+
+
+def test_null_group_keys_form_one_group_and_nan_keys_another() -> None:
+    # group by cpu (a float key): null, null → one group of 2; NaN, NaN → one group of 2; 1.0 → 1.
+    frame = events({"ts": 1}, {"ts": 2, "cpu": math.nan}, {"ts": 3}, {"ts": 4, "cpu": 1.0}, {"ts": 5, "cpu": math.nan})
+    got = matches("rule g from m group by cpu window tumbling 1m having count() > 0\n", frame, "cpu", "count")
+    assert got[0] == {"cpu": None, "count": 2}  # nulls sort first
+    assert got[1] == {"cpu": 1.0, "count": 1}
+    assert math.isnan(got[2]["cpu"]) and got[2]["count"] == 2  # NaN sorts last
