@@ -252,10 +252,18 @@ def notify_test(file: str, rule_id: str, channel: str, record: str | None, dry_r
         except json.JSONDecodeError as e:
             _fail(f"--record: invalid JSON: {e.msg}", 2)
     try:
-        result = send_test(program, rule_id, channel, rec, dry_run=dry_run, allow_hosts=set(allow_hosts))
+        result = send_test(program, rule_id, channel, rec, send=not dry_run, policy=allow_policy(allow_hosts))
     except Exception as e:  # channel errors are the user's to see, secrets already redacted
         _fail(str(e))
     click.echo(result if isinstance(result, str) else json.dumps(result, indent=2, default=str))
+
+
+def allow_policy(entries: tuple[str, ...]) -> Any:
+    """`--allow-host` values: host names or addresses, or networks such as 10.0.0.0/8."""
+    from runtime.notify import DestinationPolicy
+
+    nets = [e for e in entries if "/" in e]
+    return DestinationPolicy.allowing(hosts=[e for e in entries if "/" not in e], networks=nets)
 
 
 @main.command()
