@@ -151,7 +151,8 @@ def iqr_scan(slots, x, ring, ordered, count, head, n_max, warmup, multiplier):  
         if n == n_max:  # drop the oldest from the sorted window
             old = ring[s, head[s]]
             p = np.searchsorted(row[:n], old)
-            row[p : n - 1] = row[p + 1 : n].copy()
+            for j in range(p, n - 1):  # shift left over the removed value (no temporaries)
+                row[j] = row[j + 1]
             ring[s, head[s]] = v
             head[s] = (head[s] + 1) % n_max
             n -= 1
@@ -159,7 +160,8 @@ def iqr_scan(slots, x, ring, ordered, count, head, n_max, warmup, multiplier):  
             ring[s, (head[s] + n) % n_max] = v
             count[s] = n + 1
         p = np.searchsorted(row[:n], v)
-        row[p + 1 : n + 1] = row[p:n].copy()
+        for j in range(n, p, -1):
+            row[j] = row[j - 1]
         row[p] = v
     return out_i[:m].copy(), out_f[:m].copy()
 

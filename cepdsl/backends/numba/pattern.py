@@ -99,6 +99,10 @@ class PatternExecutor(Executor):
             self._earliest_undecided = _NO_TIME
         records = None
         if len(m_first):
+            # The frame is in (TIME, SEQ) order, so ordering matches by their last row's
+            # position orders them for output without a frame sort.
+            order = np.argsort(perm[m_last], kind="stable")
+            m_first, m_last, m_counts = m_first[order], m_last[order], m_counts[order]
             records = take(frame, perm[m_last]).with_columns(
                 pl.Series("match_start", t[m_first], dtype=pl.Int64),
                 *(pl.Series(f"{s}_count", m_counts[:, k], dtype=pl.Int64) for k, s in enumerate(self.spec.steps)),
@@ -108,11 +112,13 @@ class PatternExecutor(Executor):
     def _release(self, records: pl.DataFrame | None, final: bool, has_undecided: bool) -> pl.DataFrame:
         """Emit decided matches in (ts, last row) order; hold back those an undecided
         start could still precede, so the output order does not depend on batching."""
-        pending = concat_rows(self._held, records) if records is not None else self._held
+        if self._held is None:
+            pending = records  # already in order
+        else:
+            pending = self._held if records is None else concat_rows(self._held, records).sort([TIME, SEQ])
         if pending is None or pending.height == 0:
             self._held = None
             return self.rule.empty_output()
-        pending = pending.sort([TIME, SEQ])
         if final or not has_undecided:
             out, self._held = pending, None
         else:
