@@ -25,6 +25,7 @@ import numpy as np
 import polars as pl
 
 from cepdsl.backends.base import SEQ, TIME, Executor, Progress
+from cepdsl.backends.polars.rowsets import WhereSet, decode
 from cepdsl.engine.deadletter import concat_dead_letters, empty_dead_letters, rows_as_dead_letters
 from cepdsl.engine.frames import conform
 from cepdsl.engine.ordering import NO_WATERMARK, StreamState
@@ -91,8 +92,7 @@ class RuleRun:
 class StreamRun:
     state: StreamState
     rules: list[RuleRun]
-    where_names: list[str]  # column of each rule's predicate in the one-pass select (or "")
-    where_exprs: list[pl.Expr]
+    wheres: WhereSet  # every rule's `where`, evaluated in one pass
 
 
 @dataclass(frozen=True)
@@ -133,7 +133,7 @@ class Session:
         return src(rule)
 
     def _build(self, program: Program, old_rules: dict[str, RuleRun], old_streams: dict[str, StreamRun]) -> None:
-        from cepdsl.backends.polars import compile_many
+        from cepdsl.backends.polars.rowsets import WhereSet
 
         self._rules = {}
         for rule in program.rules:
@@ -151,10 +151,7 @@ class Session:
             if previous is not None:
                 state.adopt(previous.state)
             runs = [self._rules[r.id] for r in program.rules if r.stream.name == stream.name]
-            names = [f"__w{i}" if run.plan.where is not None else "" for i, run in enumerate(runs)]
-            wheres = [run.plan.where for run in runs if run.plan.where is not None]
-            exprs = compile_many(wheres, [n for n in names if n]) if wheres else []
-            self._streams[stream.name] = StreamRun(state, runs, names, exprs)
+            self._streams[stream.name] = StreamRun(state, runs, WhereSet([run.plan.where for run in runs]))
 
     def _stream(self, name: str) -> StreamRun:
         try:
@@ -176,7 +173,7 @@ class Session:
             missing = rows[TIME].is_null()
             if missing.any():
                 self._dead.append(
-                    rows_as_dead_letters(stream, rows.filter(missing).select(st.plan.schema.keys()), "missing time")
+                    rows_as_dead_letters(stream, decode(rows.filter(missing).select(st.plan.schema.keys())), "missing time")
                 )
                 rows = rows.filter(~missing)
             before = st.watermark
@@ -187,6 +184,9 @@ class Session:
                     late = rows.filter(behind).sort([TIME, SEQ])
                     rows = rows.filter(~behind)
                     self._run_rows(run, late, Progress(before, st.first_ts, st.max_ts), outs, late=True)
+        if st.buffer is not None and st.buffer.height and st.buffer.schema != rows.schema:
+            # Dictionary-encoded and plain String batches meet in the buffer: plain String.
+            st.buffer, rows = decode(st.buffer), decode(rows)
         st.hold(rows)
         self._release(run, outs)
         return self._finish_outputs(outs)
@@ -246,21 +246,25 @@ class Session:
         if not run.rules:
             return
         t0 = time.perf_counter()
-        masks = None
-        if run.where_exprs:
-            from cepdsl.backends.polars.expressions import MANY_OPTS
-
-            masks = rows.lazy().select(run.where_exprs).collect(optimizations=MANY_OPTS)
+        if late:
+            masks = run.wheres.masks(rows)
+        else:
+            # The common path: rows per rule by index gathers, no per-rule filter pass.
+            subs = run.wheres.split(rows)
         where_share = (time.perf_counter() - t0) / len(run.rules)
         ts_np = rows[TIME].to_numpy() if late else None
         stream = run.state.plan.name
-        for rule, name in zip(run.rules, run.where_names, strict=True):
+        for i, rule in enumerate(run.rules):
             t1 = time.perf_counter()
-            mask = masks[name] if name else None
-            if late and rule.plan.kind is not RuleKind.FILTER:
+            if not late:
+                self._feed(rule, rows.height, subs[i], progress, outs)
+                rule.stats.timed(where_share + time.perf_counter() - t1)
+                continue
+            mask = masks[i]
+            if rule.plan.kind is not RuleKind.FILTER:
                 refused = pl.Series(rule.executor.late_mask(ts_np, run.state.released_us), dtype=pl.Boolean)
                 if mask is not None:
-                    refused = refused & mask
+                    refused = refused & mask.fill_null(False)
                 n_refused = int(refused.sum())
                 if n_refused:
                     rule.stats.late += n_refused
@@ -269,18 +273,22 @@ class Session:
                         f"(watermark {_iso(progress.watermark_us)})"
                     )
                     self._dead.append(
-                        rows_as_dead_letters(stream, rows.filter(refused).select(run.state.plan.schema.keys()), reason)
+                        rows_as_dead_letters(stream, decode(rows.filter(refused).select(run.state.plan.schema.keys())), reason)
                     )
                     mask = ~refused if mask is None else (mask & ~refused)
-            sub = rows if mask is None else rows.filter(mask)
-            rule.stats.events_in += rows.height
-            rule.stats.passed += sub.height
-            if sub.height:
-                out = rule.executor.process(sub, progress)
-            else:
-                out = rule.executor.advance(progress)
-            outs[rule.plan.id].append(out)
+            sub = decode(rows if mask is None else rows.filter(mask))
+            self._feed(rule, rows.height, sub, progress, outs)
             rule.stats.timed(where_share + time.perf_counter() - t1)
+
+    @staticmethod
+    def _feed(rule: RuleRun, n_in: int, sub: pl.DataFrame, progress: Progress, outs: dict[str, list[pl.DataFrame]]) -> None:
+        rule.stats.events_in += n_in
+        rule.stats.passed += sub.height
+        if sub.height:
+            out = rule.executor.process(sub, progress)
+        else:
+            out = rule.executor.advance(progress)
+        outs[rule.plan.id].append(out)
 
     def _finish_outputs(self, outs: dict[str, list[pl.DataFrame]]) -> dict[str, pl.DataFrame]:
         """Per rule: one frame in ts order, throttled; counters updated."""

@@ -124,7 +124,25 @@ def _(expr: TLit) -> pl.Expr:
 
 @_translate.register
 def _(expr: TField) -> pl.Expr:
+    if expr.type is Type.STR:
+        # A str field may arrive dictionary-encoded (Categorical/Enum, see
+        # cepdsl.engine.frames): string functions, ordering and `coalesce` need the text.
+        # A no-op on String.  Equality and `in` against literals use `_raw` instead.
+        return pl.col(expr.name).cast(pl.String)
     return pl.col(expr.name)
+
+
+def _raw(expr: TExpr) -> pl.Expr:
+    """`expr` without the String decode of a str field: for `==`, `!=` and `in` against
+    literals, which Polars evaluates on Categorical/Enum codes (same results as on the
+    text, ~40x faster)."""
+    if isinstance(expr, TField):
+        return pl.col(expr.name)
+    return compile_expr(expr)
+
+
+def _str_literal(expr: TExpr) -> bool:
+    return isinstance(expr, TLit) and isinstance(expr.value, str)
 
 
 @_translate.register
@@ -195,6 +213,8 @@ def _(expr: TBinary) -> pl.Expr:
         if isinstance(expr.right, TLit) and expr.right.value is None:
             return _STRING[op](compile_expr(expr.left), pl.lit(None, dtype=pl.String))
         return _STRING[op](compile_expr(expr.left), _string_arg(expr.right))
+    if op in ("==", "!=") and (_str_literal(expr.left) or _str_literal(expr.right)):
+        return _COMPARE[op](_raw(expr.left), _raw(expr.right))
     left, right = compile_expr(expr.left), compile_expr(expr.right)
     if op in _COMPARE:
         return _COMPARE[op](left, right)
@@ -222,7 +242,7 @@ def _timestamp_arith(op: str, expr: TBinary, left: pl.Expr, right: pl.Expr) -> p
 
 @_translate.register
 def _(expr: TIn) -> pl.Expr:
-    operand = compile_expr(expr.operand)
+    operand = _raw(expr.operand) if expr.operand.type is Type.STR else compile_expr(expr.operand)
     present = [v for v in expr.values if v is not None]
     has_null = len(present) != len(expr.values)
     t = expr.operand.type

@@ -154,10 +154,17 @@ def window_executor(rule: RulePlan) -> Executor:
     w = rule.window
     if w is None:
         raise ValueError(f"rule {rule.id}: a window rule without a window")
-    if w.kind == "tumbling":
-        return TumblingExecutor(rule)
-    if w.kind == "sliding":
-        return SlidingExecutor(rule)
+    if w.kind in ("tumbling", "sliding"):
+        from cepdsl.backends.numba.windows import KernelPaneExecutor, kernel_fields
+
+        size = w.size_us
+        every = w.every_us if w.kind == "sliding" else w.size_us
+        assert size is not None and every is not None
+        if kernel_fields(rule) is not None:
+            # Decomposable numeric aggregates: Numba kernels over integer group codes
+            # (3-10x faster than the group_by path; docs/windows.md has the figures).
+            return KernelPaneExecutor(rule, size, every)
+        return TumblingExecutor(rule) if w.kind == "tumbling" else SlidingExecutor(rule)
     if w.kind == "session":
         from cepdsl.backends.polars.sessions import SessionExecutor
 
