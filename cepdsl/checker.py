@@ -177,12 +177,16 @@ class Checker:
             return
         spec = options_for(kind)
         values: dict[str, Any] = {}
-        given: set[str] = set()
+        given: dict[str, ast.Arg] = {}
         ok = True
+        positional = False
         for a in d.args:
             if a.name is None:
-                self.error(a.span, f"channel options are named: write `option = value`", (f"`{kind}` takes {', '.join(spec)}",), code="channel-option")
+                required = [o for o, x in spec.items() if x.required and all(b.name is None or b.name.value != o for b in d.args)]
+                example = f"`{required[0]} = ...`" if required else "`option = value`"
+                self.error(a.span, f"channel options are named: write {example}", (f"`{kind}` takes {', '.join(spec)}",), code="channel-option")
                 ok = False
+                positional = True
                 continue
             opt = a.name.value
             if opt not in spec:
@@ -193,24 +197,31 @@ class Checker:
                 self.error(a.name.span, f"option `{opt}` is given twice", code="channel-option")
                 ok = False
                 continue
-            given.add(opt)
+            given[opt] = a
             value = self.option_value(a.value, spec[opt].type, opt)
             if value is _BAD:
                 ok = False
                 continue
             values[opt] = value
-        for opt, o in spec.items():
-            if o.required and opt not in given:
-                article = "an" if kind[0] in "aeiou" else "a"
-                self.error(d.kind.span, f"{article} `{kind}` channel needs option `{opt}`", code="channel-option")
-                ok = False
+        missing = [opt for opt, o in spec.items() if o.required and opt not in given]
+        if missing and not positional:  # a positional value was probably one of them
+            article = "an" if kind[0] in "aeiou" else "a"
+            names = " and ".join(f"`{m}`" for m in missing)
+            example = ", ".join(f"{m} = ..." for m in missing)
+            self.error(
+                d.kind.span,
+                f"{article} `{kind}` channel needs option{'s' if len(missing) > 1 else ''} {names}",
+                (f"add {example}",),
+                code="channel-option",
+            )
+            ok = False
         method = values.get("method")
         if isinstance(method, str) and method.upper() not in HTTP_METHODS:
-            self.error(d.span, f"unknown HTTP method `{method}`", (f"use one of {', '.join(HTTP_METHODS)}",), code="channel-option")
+            self.error(given["method"].value.span, f"unknown HTTP method `{method}`", (f"use one of {', '.join(HTTP_METHODS)}",), code="channel-option")
             ok = False
         sev = values.get("severity")
         if kind == "pagerduty" and isinstance(sev, str) and sev not in PAGERDUTY_SEVERITIES:
-            self.error(d.span, f"PagerDuty severity must be one of {', '.join(PAGERDUTY_SEVERITIES)}", code="channel-option")
+            self.error(given["severity"].value.span, f"unknown PagerDuty severity `{sev}`", (f"use one of {', '.join(PAGERDUTY_SEVERITIES)}",), code="channel-option")
             ok = False
         if not ok:
             return
@@ -289,7 +300,7 @@ class Checker:
         for c in r.clauses:
             if type(c) in seen:
                 kw = ast.CLAUSE_KEYWORD[type(c)]
-                self.error(c.span, f"rule `{rid}` has more than one `{kw}` clause", (f"the first is at line {seen[type(c)].span.line}",), code="duplicate-clause")
+                self.error(keyword_span(c), f"rule `{rid}` has more than one `{kw}` clause", (f"the first is at line {seen[type(c)].span.line}",), code="duplicate-clause")
             else:
                 seen[type(c)] = c
         shapes = [c for c in r.clauses if isinstance(c, _SHAPES)]
@@ -302,7 +313,7 @@ class Checker:
             for c in shapes:
                 if type(c) is not shape_types[0]:
                     self.error(
-                        c.span,
+                        keyword_span(c),
                         f"`{ast.CLAUSE_KEYWORD[type(c)]}` conflicts with `{ast.CLAUSE_KEYWORD[shape_types[0]]}` (line {first.span.line})",
                         ("a rule has at most one of window, schedule, pattern, absent, anomaly",),
                         code="conflicting-clauses",
@@ -315,7 +326,7 @@ class Checker:
         stream = self.streams.get(sname)
         if stream is None:
             if sname not in self.stream_decls and sname not in self.file.broken:
-                self.error(frm.stream.span, f"unknown stream `{sname}`", did_you_mean(sname, self.stream_decls), code="unknown-stream")
+                self.error(frm.stream.span, f"unknown stream `{sname}`", name_hints(sname, list(self.stream_decls), "streams"), code="unknown-stream")
             return
         RuleLowering(self, r, stream, seen, shape_types[0] if shape_types else None).lower()
 
@@ -375,23 +386,23 @@ class RuleLowering:
         needs_time: ast.Span | None = None
         if shape is ast.Window:
             kind, window = RuleKind.WINDOW, self.window(cl[ast.Window])
-            needs_time = cl[ast.Window].span
+            needs_time = keyword_span(cl[ast.Window])
         elif shape is ast.Schedule:
             kind, schedule = RuleKind.SCHEDULE, self.schedule(cl[ast.Schedule])
-            needs_time = cl[ast.Schedule].span
+            needs_time = keyword_span(cl[ast.Schedule])
         elif shape is ast.Pattern:
             kind, pattern = RuleKind.PATTERN, self.pattern(cl[ast.Pattern], cl.get(ast.Define))
-            needs_time = cl[ast.Pattern].span
+            needs_time = keyword_span(cl[ast.Pattern])
         elif shape is ast.Absent:
             kind = RuleKind.ABSENT
             d = self.positive(cl[ast.Absent].duration, "`absent for`")
             absent = AbsentSpec(d) if d else None
-            needs_time = cl[ast.Absent].span
+            needs_time = keyword_span(cl[ast.Absent])
         elif shape is ast.Anomaly:
             kind, anomaly = RuleKind.ANOMALY, self.anomaly(cl[ast.Anomaly])
-            needs_time = cl[ast.Anomaly].span
+            needs_time = keyword_span(cl[ast.Anomaly])
         if shape is not ast.Pattern and ast.Define in cl:
-            self.error(cl[ast.Define].span, "`define` needs a `pattern` clause", code="define-without-pattern")
+            self.error(keyword_span(cl[ast.Define]), "`define` needs a `pattern` clause", code="define-without-pattern")
 
         # -- having
         having = None
@@ -401,7 +412,7 @@ class RuleLowering:
             allowed = shape in (ast.Window, ast.Schedule)
             scope = Scope(stream, "having", allowed, tuple(g.name for g in group), aggregates)
             if not allowed:
-                self.error(h.span, "`having` needs a `window` or `schedule` clause", ("filter single events with `where`",), code="having-without-window")
+                self.error(keyword_span(h), "`having` needs a `window` or `schedule` clause", ("filter single events with `where`",), code="having-without-window")
             else:
                 having = typer.condition(h.expr, scope, "having")
 
@@ -417,14 +428,14 @@ class RuleLowering:
         t: ast.Throttle | None = cl.get(ast.Throttle)
         if t is not None:
             throttle = self.positive(t.duration, "`throttle`")
-            needs_time = needs_time or t.span
+            needs_time = needs_time or keyword_span(t)
         notify: list[str] = []
         fallback = None
         n: ast.Notify | None = cl.get(ast.Notify)
         if n is not None:
             for ch in (*n.channels, *([n.fallback] if n.fallback else [])):
                 if ch.value not in self.c.channel_names:
-                    self.error(ch.span, f"unknown channel `{ch.value}`", did_you_mean(ch.value, self.c.channel_names), code="unknown-channel")
+                    self.error(ch.span, f"unknown channel `{ch.value}`", name_hints(ch.value, sorted(self.c.channel_names), "channels"), code="unknown-channel")
             notify = [ch.value for ch in n.channels]
             named: set[str] = set()
             for ch in n.channels:
@@ -571,12 +582,12 @@ class RuleLowering:
     def anomaly(self, a: ast.Anomaly) -> AnomalySpec | None:
         method = a.method.value
         if method not in _ANOMALY_PARAMS:
-            self.error(a.method.span, f"unknown anomaly method `{method}`", did_you_mean(method, _ANOMALY_PARAMS) or ("use zscore, iqr or ema",), code="anomaly")
+            self.error(a.method.span, f"unknown anomaly method `{method}`", (*did_you_mean(method, _ANOMALY_PARAMS), "the methods are zscore, iqr and ema"), code="anomaly")
             return None
         params = dict(_ANOMALY_PARAMS[method])
         positional = [x for x in a.args if x.name is None]
         if len(positional) != 1 or not isinstance(positional[0].value, ast.FieldRef):
-            self.error(a.span, f"`{method}` takes the field to watch first: `{method}(field, ...)`", code="anomaly")
+            self.error(a.method.span, f"`{method}` takes the field to watch first: `{method}(field, ...)`", code="anomaly")
             return None
         fref = positional[0].value
         ft = self.c.typer.expr(fref, Scope(self.stream, "where"))
@@ -621,7 +632,7 @@ class RuleLowering:
             self.error(a.warmup.span, "`warmup` must be at least 1", code="anomaly")
             ok = False
         if ok and method != "ema" and warmup > baseline:
-            span = a.warmup.span if a.warmup is not None else a.span
+            span = a.warmup.span if a.warmup is not None else a.method.span
             self.error(span, f"`warmup {warmup}` is larger than `baseline {baseline}`: no value would ever be scored", code="anomaly")
             ok = False
         if not ok:
@@ -644,6 +655,25 @@ class RuleLowering:
                 did_you_mean(var, names) or (f"the match record has {', '.join(names)}",),
                 code="template-variable",
             )
+
+
+def keyword_span(clause: Any) -> ast.Span:
+    """The span of a clause's first keyword: the caret marks `where`, not the whole clause."""
+    sp = clause.span
+    word = ast.CLAUSE_KEYWORD[type(clause)].split()[0]
+    return ast.Span(sp.file, sp.line, sp.col, sp.line, sp.col + len(word))
+
+
+def name_hints(word: str, known: list[str], what: str) -> tuple[str, ...]:
+    """"did you mean" when a name is close; else the names there are (when few)."""
+    close = did_you_mean(word, known)
+    if close:
+        return close
+    if not known:
+        return (f"no {what} are declared in this file",)
+    if len(known) <= 8:
+        return (f"the declared {what} are {', '.join(known)}",)
+    return ()
 
 
 _SIMPLE_TEMPLATE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)(?:\.[A-Za-z_][A-Za-z0-9_]*)*\s*\}\}")

@@ -70,6 +70,9 @@ def describe_expected(lark: Lark, expected: set[str]) -> str:
     if _EXPR_START <= rest | {"LONG_STRING", "QUOTED_NAME"} and {"INT", "NAME", "LPAR"} <= rest:
         parts.append("an expression")
         rest -= _EXPR_START | {"FLOAT", "MINUS", "NOT", "TRUE", "FALSE", "NULL", "DURATION", "LBRACE"}
+        # After `f(` the option names of channel calls (`channel =`, `severity =`) are
+        # also acceptable; listing those keywords next to "an expression" misleads.
+        rest = {t for t in rest if not re.fullmatch(r"[a-z_]+", _terminal_text(lark, t) or "")}
     if len(rest & _OPERATORS) >= 3:
         parts.append("an operator")
         rest -= _OPERATORS | {"DOT", "LPAR"}
@@ -112,12 +115,21 @@ def _char_name(ch: str) -> str:
 
 
 def _eof_span(file: str, text: str) -> ast.Span:
-    lines = text.split("\n")
-    # Point just after the last non-blank text, which is where something is missing.
+    # Point just after the last code, which is where something is missing.
+    return _end_of_code_span(file, text, len(text))
+
+
+_COMMENT_TAIL = re.compile(r'#[^"\n]*$')
+
+
+def _end_of_code_span(file: str, text: str, offset: int) -> ast.Span:
+    """The position just after the last code before `offset` (comments and blank
+    lines skipped): where a declaration that ended too early needed more."""
+    lines = text[:offset].split("\n")
     idx = len(lines) - 1
-    while idx > 0 and not lines[idx].strip():
+    while idx > 0 and not _COMMENT_TAIL.sub("", lines[idx]).strip():
         idx -= 1
-    col = len(lines[idx].rstrip()) + 1
+    col = len(_COMMENT_TAIL.sub("", lines[idx]).rstrip()) + 1
     return ast.Span(file, idx + 1, col, idx + 1, col + 1)
 
 
@@ -147,11 +159,13 @@ def _unexpected_token(lark: Lark, keywords: frozenset[str], file: str, err: Unex
     before = text[: tok.start_pos].rstrip() if tok.start_pos is not None else ""
     after = text[tok.end_pos :] if tok.end_pos is not None else ""
 
-    if tok.value in DECL_KEYWORDS and tok.type != "QUOTED_NAME":
+    if tok.value in DECL_KEYWORDS and tok.type != "QUOTED_NAME" and "$END" not in accepted:
+        # The next declaration began while this one still needed something: the
+        # caret goes where that something is missing, not under the next keyword.
         return Diagnostic(
-            span,
-            f"unexpected `{tok.value}`: the declaration before it is incomplete",
-            (f"expected {expected} before it",),
+            _end_of_code_span(file, text, tok.start_pos or 0),
+            "unexpected end of declaration",
+            (f"expected {expected}", f"the next declaration starts at line {tok.line}"),
             code="syntax",
         )
     if tok.value in keywords and tok.type != "QUOTED_NAME" and "NAME" in accepted:
@@ -184,6 +198,8 @@ def _unexpected_token(lark: Lark, keywords: frozenset[str], file: str, err: Unex
         hints.append("a duration needs a unit right after the number: ms, s, m, h or d (e.g. `5m`)")
     if tok.type == "MINUS" and "DURATION" in accepted:
         hints.append("durations cannot be negative")
+    if tok.type in ("QMARK", "STAR", "PLUS", "LBRACE") and before[-1:] in ("?", "*", "+", "}"):
+        hints.append("a step takes one quantifier; to repeat a repetition, group it: `(a+)?`")
     if tok.type == "STAR" and before.endswith("count("):
         hints.append("`count()` counts rows; `count(field)` counts non-null values")
     if tok.type == "LPAR" and "LSQB" in accepted and before.endswith("in"):

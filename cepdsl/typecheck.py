@@ -158,19 +158,19 @@ class Typer:
         if op in ARITH_OPS:
             result = _arith_type(op, lt, rt)
             if result is None:
-                hints = ("strings cannot be added; there is no string concatenation",) if T.STR in (lt, rt) else ()
+                hints: tuple[str, ...] = ()
+                if T.STR in (lt, rt):
+                    hints = ("strings cannot be added; there is no string concatenation",)
+                elif T.TIMESTAMP in (lt, rt) and (lt.is_numeric or rt.is_numeric):
+                    hints = ("add or subtract a duration, e.g. `ts + 60s`",)
                 self.error(where, f"`{op}` cannot combine `{lt}` and `{rt}`", hints, code="type")
                 return None
             return TBinary(result, op, left, right)
         if op in COMPARE_OPS:
             if T.NULL in (lt, rt):
-                self.error(
-                    where,
-                    f"`{op} null` is never true: a comparison with null is null",
-                    ("write `is null` or `is not null`",),
-                    code="null-compare",
-                )
-                return None
+                # `x == null` is legal SQL and, as there, null (never true): the
+                # spec does not make it an error, so it type-checks (see docs/diagnostics.md).
+                return TBinary(T.BOOL, op, left, right)
             if not _comparable(op, lt, rt):
                 hints: tuple[str, ...] = ()
                 if T.STR in (lt, rt) and (lt.is_numeric or rt.is_numeric):
@@ -213,8 +213,7 @@ class Typer:
             it = _LITERAL_TYPES[item.kind]
             if it is not T.NULL and not _comparable("==", x.type, it):
                 self.error(item.span, f"`{_short(item.text or str(item.value))}` is `{it}`, but the left side of `in` is `{x.type}`", code="type")
-                ok = False
-                continue
+                return None  # the rest of the list is most likely the same mistake
             values.append(float(item.value) if x.type is T.FLOAT and it is T.INT else item.value)
         return TIn(T.BOOL, x, tuple(values), e.negated) if ok else None
 
@@ -307,6 +306,8 @@ class Typer:
         if not scope.aggregates_allowed:
             if scope.context == "having":
                 self.error(e.span, "aggregates need a `window` or `schedule` clause", code="aggregate-context")
+            elif scope.context == "define":
+                self.error(e.span, f"aggregate `{fname}(...)` is not allowed in `define`", ("a pattern step tests one row at a time",), code="aggregate-context")
             else:
                 self.error(
                     e.span,
@@ -331,8 +332,11 @@ class Typer:
                 sig = "count() or count(field)"
             self.error(e.span, f"`{fname}` takes {want} argument{'s' if want > 1 else ''}: {sig}", code="arguments")
             return None
+        if isinstance(args[0], ast.Call) and args[0].func.value in AGGREGATES:
+            self.error(args[0].span, "aggregates cannot be nested", (f"`{fname}` takes a field of the stream",), code="aggregate-context")
+            return None
         if not isinstance(args[0], ast.FieldRef):
-            self.error(args[0].span, f"the argument of `{fname}` must be a field of the stream", code="arguments")
+            self.error(args[0].span, f"the argument of `{fname}` must be a field of the stream", ("aggregates take a field, not an expression",), code="arguments")
             return None
         f = self.expr(args[0], scope, True)
         if f is None:
