@@ -21,8 +21,10 @@ from __future__ import annotations
 import asyncio
 import functools
 import ipaddress
+import itertools
 import socket
 import ssl
+import sys
 import typing
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -32,6 +34,14 @@ import httpcore
 import httpx
 
 from runtime.notify.errors import DestinationRefused
+
+try:  # pragma: no cover - depends on the environment
+    import sniffio  # noqa: F401
+except ImportError:
+    # httpcore runs `import sniffio` on every request to detect the event loop; without sniffio
+    # installed, each failed import walks sys.path (~1 ms a request). A None entry makes the
+    # failure instant and changes nothing else: the module is absent either way.
+    sys.modules.setdefault("sniffio", None)  # type: ignore[arg-type]
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], Awaitable[list[str]]]
@@ -258,6 +268,46 @@ def default_ssl_context() -> ssl.SSLContext:
     return httpx.create_ssl_context(trust_env=False)
 
 
+class _ShardedPool:
+    """Several small httpcore pools behind one face.
+
+    httpcore's pool re-scans every (queued request × connection) pair on each
+    state change, so one pool of 100 connections with 100 requests in flight
+    spends milliseconds of CPU per request. Shards of a few connections each,
+    picked round-robin, keep that scan tiny; the total stays `max_connections`.
+    """
+
+    SHARD = 8
+
+    def __init__(self, ssl_context: ssl.SSLContext, limits: httpx.Limits, backend: GuardedBackend) -> None:
+        total = limits.max_connections or 100
+        n = max(1, -(-total // self.SHARD))
+        self._pools = [
+            httpcore.AsyncConnectionPool(
+                ssl_context=ssl_context,
+                max_connections=max(1, total // n),
+                max_keepalive_connections=max(1, (limits.max_keepalive_connections or total) // n),
+                keepalive_expiry=limits.keepalive_expiry,
+                network_backend=backend,
+            )
+            for _ in range(n)
+        ]
+        self._next = itertools.count()
+
+    async def handle_async_request(self, request: httpcore.Request) -> httpcore.Response:
+        return await self._pools[next(self._next) % len(self._pools)].handle_async_request(request)
+
+    async def aclose(self) -> None:
+        for pool in self._pools:
+            await pool.aclose()
+
+    async def __aenter__(self) -> _ShardedPool:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
 class GuardedTransport(httpx.AsyncHTTPTransport):
     """httpx transport: scheme check per request, address check per connection, no proxies."""
 
@@ -272,13 +322,7 @@ class GuardedTransport(httpx.AsyncHTTPTransport):
         ssl_context = ssl_context or default_ssl_context()
         super().__init__(verify=ssl_context, trust_env=False, limits=limits)
         self._policy = policy
-        self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=ssl_context,
-            max_connections=limits.max_connections,
-            max_keepalive_connections=limits.max_keepalive_connections,
-            keepalive_expiry=limits.keepalive_expiry,
-            network_backend=GuardedBackend(policy, resolver),
-        )
+        self._pool = _ShardedPool(ssl_context, limits, GuardedBackend(policy, resolver))  # type: ignore[assignment]
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         if request.url.scheme not in ("http", "https"):

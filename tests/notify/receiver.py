@@ -163,8 +163,13 @@ class Receiver:
 
 
 def serve_forever(port: int, log_path: str) -> None:
-    """Serve on `port`, appending one JSON line per request to `log_path` (for other processes to read)."""
+    """Serve on `port`, appending one JSON line per request to `log_path` (`-`: count only, for the bench)."""
     rx = Receiver(port)
+    if log_path == "-":
+        rx.start()
+        print(rx.port, flush=True)
+        while True:
+            time.sleep(3600)
     out = open(log_path, "a", encoding="utf-8")
     original = rx._answer_for
 

@@ -134,7 +134,7 @@ def test_plain_smtp_with_auth(make_notifier):
     try:
         port = controller.port
         prog = program(EMAIL.format(port=port, starttls="false"))
-        n = make_notifier(prog, {"SMTP_PASSWORD": "s3cret-pw"}).start()
+        n = make_notifier(prog, {"SMTP_PASSWORD": "s3cret-pw"}, max_in_flight=1).start()  # one at a time: in order
         n.submit("r", matches(prog, "r", cpu_rows(2)))
         assert n.drain(15)
         assert len(inbox.messages) == 2 and inbox.logins == ["alerts", "alerts"] and inbox.tls == [False, False]
