@@ -437,6 +437,9 @@ def _layout(decls: tuple[ast.Decl, ...], comments: list[ast.Comment], source_lin
     _attach([u for units, _, _ in tentative for u in units], comments, source_lines)
     out = []
     for d, (units, n, width) in zip(decls, tentative):
+        if isinstance(d, ast.RuleDecl):  # one layout only: keep it, drop the trial comments
+            out.append([dataclasses.replace(u, leading=[], trailing=[]) for u in units])
+            continue
         inline = n and width <= WIDTH and not _list_pinned(units, n)
         out.append(_decl_units(d, multiline=not inline)[0])
     return out
