@@ -53,7 +53,7 @@ def test_runaway_templates_fail_fast(text):
     t0 = time.perf_counter()
     with pytest.raises(TemplateError):
         render(text, REC, max_chars=16_000, max_seconds=0.2)
-    assert time.perf_counter() - t0 < 1.5
+    assert time.perf_counter() - t0 < 3.0  # the limit is 0.2 s of CPU; wall time has slack for a busy machine
 
 
 def test_a_runaway_template_does_not_stop_the_rest_of_the_batch(receiver, make_notifier):
