@@ -64,7 +64,7 @@ class Stats:
 
 
 def corpus_texts(root: Path = CORPUS) -> list[str]:
-    texts = [p.read_text(encoding="utf-8") for p in sorted(root.glob("*/*.cep"))]
+    texts = [p.read_bytes().decode("utf-8", "replace") for p in sorted(root.glob("*/*.cep"))]
     return texts or ['stream s (ts: timestamp, x: int)\nrule r from s where x > 1\n']
 
 
