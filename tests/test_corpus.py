@@ -82,3 +82,7 @@ def test_language_reference_example_is_the_documented_one() -> None:
 def test_golden_files_have_no_orphans() -> None:
     for gold in (CORPUS / "invalid").glob("*.expected"):
         assert gold.with_suffix(".cep").exists(), gold
+
+
+def test_diagnostics_doc_catalogue_is_current() -> None:
+    assert regen.write_doc(check_only=True), "docs/diagnostics.md is stale: run tests/corpus/regen.py"
