@@ -136,7 +136,10 @@ class Receiver:
                     if ":" in line:
                         k, v = line.split(":", 1)
                         headers[k.strip().lower()] = v.strip()
-                body = await reader.readexactly(int(headers.get("content-length", "0")))
+                try:
+                    body = await reader.readexactly(int(headers.get("content-length", "0")))
+                except (asyncio.IncompleteReadError, ConnectionError):
+                    return  # the client went away mid-request (e.g. a notifier stopped without draining)
                 req = Request(method, target, headers, body, time.monotonic())
                 with self._lock:
                     self.requests.append(req)
