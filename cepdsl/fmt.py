@@ -55,17 +55,21 @@ _CLAUSE_RANK: dict[type, float] = {
 
 
 def _ordered(clauses: tuple[ast.Clause, ...]) -> tuple[ast.Clause, ...]:
-    # Stable: duplicated clauses (a check error, but valid syntax) keep their order.
+    # Clauses keep the order they were written in: like gofmt and black, the formatter
+    # changes layout, never the tree, so `parse(fmt(x)) == parse(x)` holds strictly.
+    # `cep fmt` users who want the conventional order get it from `canonical_order`.
+    return clauses
+
+
+def canonical_order(clauses: tuple[ast.Clause, ...]) -> tuple[ast.Clause, ...]:
+    """The conventional clause order (from, where, group by, shape, having, ...); stable,
+    so duplicated clauses (a check error, but valid syntax) keep their order."""
     return tuple(sorted(clauses, key=lambda c: _CLAUSE_RANK[type(c)]))
 
 
 def canonical(file: ast.File) -> ast.File:
-    """The tree `format_file` prints: each rule's clauses in canonical order.
-    `parse(format_source(x)) == canonical(parse(x))`."""
-    decls = tuple(
-        dataclasses.replace(d, clauses=_ordered(d.clauses)) if isinstance(d, ast.RuleDecl) else d for d in file.decls
-    )
-    return dataclasses.replace(file, decls=decls)
+    """The tree `format_file` prints — the parsed tree itself: `parse(format_source(x)) == parse(x)`."""
+    return file
 
 
 # --------------------------------------------------------------------------- tokens

@@ -15,6 +15,7 @@ import pytest
 
 from cepdsl.diagnostics import CheckError
 from cepdsl.fmt import canonical, format_source
+from cepdsl.parser import parse
 from cepdsl.frontend import parse_source
 
 CASES = sorted(Path(__file__).parent.joinpath("cases").glob("*.cep"))
@@ -100,11 +101,12 @@ def test_long_string_only_for_multiline_text_that_can_be_written_so() -> None:
     assert format_source('rule r message """a\n\\"\\"b"""') == 'rule r\n  message "a\\n\\"\\"b"\n'
 
 
-def test_clause_order_is_canonical_and_duplicates_keep_their_order() -> None:
+def test_clauses_keep_their_written_order_so_the_tree_is_unchanged() -> None:
     src = 'rule r message "m" severity low where a > 1 from s severity high define x as a pattern x'
     assert format_source(src) == (
-        'rule r\n  from s\n  where a > 1\n  pattern x\n  define x as a\n  severity low\n  severity high\n  message "m"\n'
+        'rule r\n  message "m"\n  severity low\n  where a > 1\n  from s\n  severity high\n  define x as a\n  pattern x\n'
     )
+    assert parse(format_source(src))[0] == parse(src)[0]
 
 
 def test_trailing_comment_inside_a_one_line_list_stays_on_the_line() -> None:
