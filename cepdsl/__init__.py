@@ -129,6 +129,6 @@ def _frames(value: Any) -> Iterable[tuple[str, Any]]:
         path = Path(value)
         files = sorted(path.rglob("*.parquet")) if path.is_dir() else [path]
         for f in files:
-            yield str(f), pl.read_parquet(f) if f.exists() else pl.read_parquet(str(f))  # globs go to Polars
+            yield str(f), pl.read_parquet(f if f.exists() else str(f))  # a glob: Polars expands it
         return
     yield "input", value

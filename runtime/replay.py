@@ -152,7 +152,6 @@ class StreamReader:
     def __init__(self, stream: StreamPlan, paths: Sequence[Path], batch_rows: int) -> None:
         self.stream = stream
         self.chunks = Prefetch(iter_parquet(stream, paths, batch_rows))
-        self.done = False
         self.rows_read = 0
         rows, mins = row_group_bounds(stream, paths)
         self.total_rows = int(rows.sum())
@@ -172,7 +171,6 @@ class StreamReader:
     def next_chunk(self) -> pl.DataFrame | None:
         chunk = next(self.chunks, None)
         if chunk is None:
-            self.done = True
             return None
         self.rows_read += chunk.height
         return chunk

@@ -12,7 +12,7 @@ session offers it to each rule's `late_mask` instead (see `session.py`).
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -38,7 +38,6 @@ class StreamState:
     released_us: int = NO_WATERMARK
     #: rows seen but not yet released, sorted by (TIME, SEQ)
     buffer: pl.DataFrame | None = None
-    last_rows_at: float | None = field(default=None, compare=False)  # runtime bookkeeping only
 
     @property
     def lateness(self) -> int:
@@ -136,7 +135,6 @@ class StreamState:
         buffered rows are re-shaped to this declaration (new fields null, dropped fields gone)."""
         self.next_seq, self.first_ts, self.max_ts = old.next_seq, old.first_ts, old.max_ts
         self.watermark, self.released_us = old.watermark, old.released_us
-        self.last_rows_at = old.last_rows_at
         if old.buffer is None or old.buffer.height == 0:
             return
         buf = old.buffer
