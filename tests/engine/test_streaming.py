@@ -172,3 +172,19 @@ def test_a_restored_silent_stream_still_follows_the_wall_clock() -> None:
     clock.now += 30  # nothing ever arrives again
     again.step()
     assert sink.rows("hot")["cpu"].to_list() == [95.0]
+
+
+def test_a_failing_source_is_reported_and_the_others_keep_running() -> None:
+    program = compile_source(RULES)
+
+    def broken():
+        yield batch([0], [90.0], 1)
+        raise OSError("disk gone")
+
+    sink = Sink()
+    eng = StreamingEngine(
+        program, {"bad": broken(), "good": [batch([1], [91.0], 1), batch([2], [92.0], 2)]}, notifier=sink, clock=Clock()
+    )
+    eng.run(poll_s=0.01)
+    assert eng.errors == ["source bad: disk gone"]
+    assert sorted(sink.rows("hot")["cpu"].to_list()) == [90.0, 91.0, 92.0]
