@@ -1,4 +1,4 @@
-"""The Redis outbox against the local redis-server (skipped when none is reachable)."""
+"""The Redis outbox against a real redis-server started for the tests."""
 
 from __future__ import annotations
 
@@ -17,12 +17,10 @@ pytestmark = pytest.mark.timeout(30)
 
 
 @pytest.fixture
-def redis_client():
-    client = redis.Redis(host="127.0.0.1", port=6379, socket_connect_timeout=1)
-    try:
-        client.ping()
-    except redis.RedisError:
-        pytest.skip("no redis-server on 127.0.0.1:6379")
+def redis_client(redis_server):
+    if redis_server.proc is None:
+        redis_server.start()
+    client = redis.Redis(host="127.0.0.1", port=redis_server.port, socket_connect_timeout=1)
     prefix = f"cep:test-{uuid.uuid4().hex[:8]}:"
     yield client, prefix
     for key in client.scan_iter(prefix + "*"):

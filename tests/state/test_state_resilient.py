@@ -7,7 +7,7 @@ import logging
 import pytest
 import redis
 
-from conftest import RedisServer
+from tests.support.services import RedisServer
 from runtime.state import MemoryStore
 from runtime.state.redis_store import RedisStore, connect
 from runtime.state.resilient import ResilientStore

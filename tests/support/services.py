@@ -1,4 +1,8 @@
-"""Fixtures for the state tests: a real redis-server on a free port."""
+"""Real services for tests: a throwaway redis-server on a free port.
+
+When `CI=true` a missing service fails the run instead of skipping: CI must not
+go green on tests that did not run.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +11,19 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
 
 import pytest
 import redis
 
+
+def require_binary(name: str) -> str:
+    """The path of a program the tests need; fail under CI, skip elsewhere, when it is missing."""
+    path = shutil.which(name)
+    if path is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{name} is required in CI")
+        pytest.skip(f"{name} not installed")
+    return path
 
 
 def free_port() -> int:
@@ -24,11 +36,7 @@ class RedisServer:
     """A throwaway redis-server on 127.0.0.1 without persistence; can be stopped and restarted."""
 
     def __init__(self) -> None:
-        self.binary = shutil.which("redis-server")
-        if self.binary is None:
-            if os.environ.get("CI") == "true":
-                pytest.fail("redis-server is required in CI")
-            pytest.skip("redis-server not installed")
+        self.binary = require_binary("redis-server")
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -60,19 +68,3 @@ class RedisServer:
             self.proc.kill()
             self.proc.wait(5)
             self.proc = None
-
-
-@pytest.fixture(scope="session")
-def redis_server() -> Iterator[RedisServer]:
-    server = RedisServer()
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def redis_client(redis_server: RedisServer) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(redis_server.url, decode_responses=True)
-    client.flushdb()
-    yield client
-    client.close()
