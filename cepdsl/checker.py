@@ -617,23 +617,25 @@ class RuleLowering:
                 continue
             val = float(v.value)
             if k == "alpha" and not 0 < val <= 1:
-                self.error(v.span, f"`alpha` must be in (0, 1], got {v.text}", code="anomaly")
+                self.error(v.span, f"`alpha` must be in (0, 1], got {_short(v.text)}", code="anomaly")
                 ok = False
             elif k != "alpha" and val <= 0:
-                self.error(v.span, f"`{k}` must be positive, got {v.text}", code="anomaly")
+                self.error(v.span, f"`{k}` must be positive, got {_short(v.text)}", code="anomaly")
                 ok = False
             params[k] = val
         baseline = int(a.baseline.value) if a.baseline is not None else 100
         warmup = int(a.warmup.value) if a.warmup is not None else 10
         if a.baseline is not None and not 1 <= baseline <= MAX_BASELINE:
-            self.error(a.baseline.span, f"`baseline` must be between 1 and {MAX_BASELINE}, got {baseline}", code="anomaly")
+            self.error(a.baseline.span, f"`baseline` must be between 1 and {MAX_BASELINE}, got {_short(a.baseline.text)}", code="anomaly")
             ok = False
         if a.warmup is not None and warmup < 1:
             self.error(a.warmup.span, "`warmup` must be at least 1", code="anomaly")
             ok = False
         if ok and method != "ema" and warmup > baseline:
             span = a.warmup.span if a.warmup is not None else a.method.span
-            self.error(span, f"`warmup {warmup}` is larger than `baseline {baseline}`: no value would ever be scored", code="anomaly")
+            wtext = _short(a.warmup.text) if a.warmup is not None else str(warmup)
+            btext = _short(a.baseline.text) if a.baseline is not None else str(baseline)
+            self.error(span, f"`warmup {wtext}` is larger than `baseline {btext}`: no value would ever be scored", code="anomaly")
             ok = False
         if not ok:
             return None

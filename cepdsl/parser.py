@@ -83,7 +83,19 @@ def _tok_span(file: str, tok: Token) -> ast.Span:
 def _parse_duration(text: str) -> int:
     m = re.fullmatch(r"([0-9]+)(ms|s|m|h|d)", text)
     assert m, text  # the lexer guarantees the shape
-    return int(m.group(1)) * US_PER[m.group(2)]
+    return _int(m.group(1)) * US_PER[m.group(2)]
+
+
+#: An integer of more digits than this is past every limit; it is held as this
+#: stand-in, because Python refuses to convert strings of over 4,300 digits.
+_MAX_DIGITS = 30
+_HUGE = 10**_MAX_DIGITS
+
+
+def _int(text: str) -> int:
+    """An integer token's value; absurdly long ones become `_HUGE` (the checks
+    that refuse them quote the token's text, not this value)."""
+    return int(text) if len(text.lstrip("0")) <= _MAX_DIGITS else _HUGE
 
 
 def _short(text: str) -> str:
@@ -204,7 +216,7 @@ class _ToAst:
         return ast.Literal(value, "str", raw, self._span(meta))
 
     def int_lit(self, meta, children):
-        return ast.Literal(int(children[0]), "int", children[0].value, self._span(meta))
+        return ast.Literal(_int(children[0]), "int", children[0].value, self._span(meta))
 
     def float_lit(self, meta, children):
         return ast.Literal(float(children[0]), "float", children[0].value, self._span(meta))
@@ -333,13 +345,13 @@ class _ToAst:
         return (1, None, "+")
 
     def q_exact(self, meta, c):
-        return (int(c[0]), int(c[0]), f"{{{c[0]}}}")
+        return (_int(c[0]), _int(c[0]), f"{{{_short(c[0])}}}")
 
     def q_min(self, meta, c):
-        return (int(c[0]), None, f"{{{c[0]},}}")
+        return (_int(c[0]), None, f"{{{_short(c[0])},}}")
 
     def q_range(self, meta, c):
-        return (int(c[0]), int(c[1]), f"{{{c[0]},{c[1]}}}")
+        return (_int(c[0]), _int(c[1]), f"{{{_short(c[0])},{_short(c[1])}}}")
 
     # -- declarations ----------------------------------------------------------------
     def field_decl(self, meta, c):
@@ -399,7 +411,7 @@ class _ToAst:
 
     def count_window(self, meta, c):
         tok = c[0]
-        return ast.Window("count", count=ast.Literal(int(tok), "int", tok.value, _tok_span(self.file, tok)), span=self._span(meta))
+        return ast.Window("count", count=ast.Literal(_int(tok), "int", tok.value, _tok_span(self.file, tok)), span=self._span(meta))
 
     def having_clause(self, meta, c):
         return ast.Having(c[0], self._span(meta))
@@ -426,7 +438,7 @@ class _ToAst:
         b_tok, b_val, w_tok, w_val = rest[-4:]
 
         def lit(tok):
-            return None if tok is None else ast.Literal(int(tok), "int", tok.value, _tok_span(self.file, tok))
+            return None if tok is None else ast.Literal(_int(tok), "int", tok.value, _tok_span(self.file, tok))
 
         return ast.Anomaly(method, args, lit(b_val), lit(w_val), self._span(meta))
 

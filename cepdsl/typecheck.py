@@ -356,7 +356,7 @@ class Typer:
                 return None
             q = float(qa.value)
             if not 0 <= q <= 100:
-                self.error(qa.span, f"percentile `q` must be between 0 and 100, got {qa.text or qa.value}", code="percentile")
+                self.error(qa.span, f"percentile `q` must be between 0 and 100, got {_short(qa.text or str(qa.value))}", code="percentile")
                 return None
         name = aggregate_name(fname, f.name, q)
         return self._register(scope, TAgg(aggregate_type(fname, f.type), fname, f.name, q, name))

@@ -45,6 +45,10 @@ def test_hostile_inputs_give_diagnostics() -> None:
         "deep_parens": "stream s (ts: timestamp, x: int)\nrule r from s where " + "(" * 5000 + "x > 1" + ")" * 5000,
         "long_chain": "stream s (ts: timestamp, x: int)\nrule r from s where " + " + ".join(["x"] * 20000) + " > 1",
         "long_line": "stream s (ts: timestamp, x: int)\nrule r from s where x" + "y" * 200_000 + " > 1",
+        # Python refuses int() of strings over 4,300 digits: found by the 100k run.
+        "huge_digits_having": "stream s (ts: timestamp, x: int)\nrule r from s window tumbling 1m having count() > " + "9" * 23001,
+        "huge_digits_everywhere": "stream s (ts: timestamp, x: int)\nrule r from s pattern a{" + "9" * 5000 + "} within "
+        + "9" * 5000 + "m\nrule q from s anomaly zscore(x) baseline " + "9" * 5000 + " warmup " + "9" * 5000,
         "form_feed_lines": "stream s (ts: timestamp, x: int)\x0c\nrule r from s where\x0b x >",
     }
     stats = fuzz.run(cases.values())
