@@ -138,8 +138,14 @@ class StreamingEngine:
         self.started = True
         return self
 
-    def run(self, stop: threading.Event | None = None, poll_s: float = 0.1) -> None:
-        """Until `stop` is set or every source is exhausted: read sources in threads, step."""
+    def run(
+        self,
+        stop: threading.Event | None = None,
+        poll_s: float = 0.1,
+        on_step: Callable[[], None] | None = None,
+    ) -> None:
+        """Until `stop` is set or every source is exhausted: read sources in threads, step.
+        `on_step` runs on this thread between steps (hot reload, live stats)."""
         if not self.started:
             self.start()
         stop = stop or self._stop
@@ -150,6 +156,8 @@ class StreamingEngine:
         try:
             while not stop.is_set() and len(self._finished) < len(self.sources):
                 self.step(timeout=poll_s)
+                if on_step is not None:
+                    on_step()
             self.step(timeout=0.0)
             if len(self._finished) == len(self.sources) and not self.errors:
                 # Every source ended for good (a finite file): the input is complete, so

@@ -91,6 +91,7 @@ class Notifier:
             for ch in (*rule.notify, *([rule.fallback] if rule.fallback else [])):
                 if ch not in configs:
                     raise ChannelConfigError(ch, None, f"used by rule {rule.id!r} but not declared")
+        self._env = env
         self._policy = policy
         self._resolver = resolver
         self._ctx = SendContext(None, policy, ssl_context, console)
@@ -126,6 +127,27 @@ class Notifier:
         return f"Notifier(channels={sorted(self._channels)}, in_flight={len(self._tasks)}, depth={self._depth})"
 
     # ------------------------------------------------------------------ engine side
+
+    def reload(self, program: Program) -> None:
+        """Take a hot-reloaded rule file: new rules and channels are known from now on.
+        A channel whose configuration cannot be resolved (a missing env() variable)
+        raises ChannelConfigError and leaves the running configuration untouched."""
+        configs = resolve_channels(program, self._env, self._policy)
+        for rule in program.rules:
+            for ch in (*rule.notify, *([rule.fallback] if rule.fallback else [])):
+                if ch not in configs:
+                    raise ChannelConfigError(ch, None, f"used by rule {rule.id!r} but not declared")
+        channels = {n: build_channel(c, self._ctx) for n, c in configs.items()}
+        for name in channels:
+            self.breakers.channel(name)
+        for rule in program.rules:
+            for ch in (*rule.notify, *([rule.fallback] if rule.fallback else [])):
+                self.breakers.rule(rule.id, ch)
+        # Deliveries already in the outbox for removed rules or channels still go out
+        # through the old objects they were enqueued for.
+        self._channels = {**self._channels, **channels}
+        self._rules = {**self._rules, **{r.id: r for r in program.rules}}
+        self.program = program
 
     def submit(self, rule_id: str, matches: pl.DataFrame) -> int:
         """Enqueue one notification per match and channel; returns how many new deliveries were enqueued.
