@@ -28,7 +28,7 @@ def cep(*args: str) -> None:
 
 
 def main() -> None:
-    if not (HERE / "data" / "metrics.parquet").exists():
+    if not (HERE / "data" / "auth.jsonl").exists():
         subprocess.run([sys.executable, str(HERE / "make_data.py")], check=True)
     out = ROOT / "out"
     shutil.rmtree(out, ignore_errors=True)
@@ -55,7 +55,13 @@ def main() -> None:
         if frame.height:
             print(frame.head(3))
 
-    step("4. Embed compiled rules in your own pipeline")
+    step("4. Stream events through `cep run` (JSON lines; notifications to the console)")
+    cep("run", "examples/ops.cep", "--source", "auth=jsonl:examples/data/auth.jsonl?follow=false",
+        "--out", "out/run", "--state", "sqlite:out/state.sqlite", "--outbox", "out/outbox.sqlite", "--no-stats")
+    dead = (out / "run" / "_dead_letter.jsonl").read_text().splitlines()
+    print(f"dead letters: {len(dead)} -> {dead[0][:160]}")
+
+    step("5. Embed compiled rules in your own pipeline")
     import cepdsl
 
     rules = cepdsl.compile(HERE / "ops.cep")

@@ -70,7 +70,12 @@ def main() -> None:
     rng = np.random.default_rng(20261120)
     (HERE / "data").mkdir(exist_ok=True)
     metrics(rng).write_parquet(HERE / "data" / "metrics.parquet")
-    auth().write_parquet(HERE / "data" / "auth.parquet")
+    logins = auth()
+    logins.write_parquet(HERE / "data" / "auth.parquet")
+    # The same logins as JSON lines, for `cep run` (RFC 3339 times), plus one broken line
+    # to show that a malformed event goes to the dead letter, not into the void.
+    lines = logins.with_columns(pl.col("ts").dt.strftime("%Y-%m-%dT%H:%M:%SZ")).write_ndjson()
+    (HERE / "data" / "auth.jsonl").write_text(lines + '{"ts": "not a time", "user": "bob"}\n', encoding="utf-8")
 
 
 if __name__ == "__main__":
