@@ -53,6 +53,25 @@ def metrics(n: int = N_EVENTS, hosts: int = N_HOSTS, seed: int = 7, categorical:
     return df.with_columns(pl.int_range(pl.len(), dtype=pl.Int64).alias(SEQ), pl.Series(TIME, t))
 
 
+def events(n: int = N_EVENTS, categorical: bool = False) -> pl.DataFrame:
+    """What a user hands the engine: the declared fields only (the engine adds SEQ/TIME)."""
+    return metrics(n, categorical=categorical).drop(SEQ, TIME)
+
+
+def engine_run(rules: Any, df: pl.DataFrame, batches: int = 1) -> dict[str, pl.DataFrame]:
+    """The user's path: a `Session` (streaming, watermark from the data), `push` of the
+    frame in `batches` micro-batches, then `flush`; every rule's matches."""
+    session = rules.session()
+    outs: dict[str, list[pl.DataFrame]] = {}
+    step = -(-df.height // batches)
+    for i in range(0, df.height, step):
+        for rid, f in session.push("metrics", df.slice(i, step)).items():
+            outs.setdefault(rid, []).append(f)
+    for rid, f in session.flush().items():
+        outs.setdefault(rid, []).append(f)
+    return {rid: fs[0] if len(fs) == 1 else pl.concat([f for f in fs if f.height] or fs[:1]) for rid, fs in outs.items()}
+
+
 def best_of(fn: Callable[[], Any], repeat: int = 3) -> tuple[float, Any]:
     """Best wall time in seconds over `repeat` runs, and the last result."""
     best, out = float("inf"), None
