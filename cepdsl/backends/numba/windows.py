@@ -533,6 +533,7 @@ class KernelPaneExecutor(Executor):
         self.codes = KeyCodes({f.name: f.dtype for f in rule.group_by})
         self.cells = Cells.empty(len(fields))
         self.emitted_us: int | None = None
+        self._empty = rule.empty_output()  # building one costs ~2 ms: once per executor
 
     # -- rows → cells -----------------------------------------------------------------
     def _matrices(self, rows: pl.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -584,7 +585,7 @@ class KernelPaneExecutor(Executor):
 
     def finish(self, progress: Progress) -> pl.DataFrame:
         if self.cells.size == 0:
-            return self.rule.empty_output()
+            return self._empty
         last_pane = int(self.cells.pane.max()) * self.pane
         return self._emit(max(progress.watermark_us, (last_pane // self.every) * self.every + self.size))
 
@@ -596,13 +597,13 @@ class KernelPaneExecutor(Executor):
 
     def _emit(self, watermark: int) -> pl.DataFrame:
         if self.emitted_us is not None and watermark <= self.emitted_us:
-            return self.rule.empty_output()
+            return self._empty
         lo_k = -(1 << 62) if self.emitted_us is None else (self.emitted_us - self.size) // self.every + 1
         hi_k = (watermark - self.size) // self.every  # last window with end ≤ watermark
         self.emitted_us = watermark
         cells = self.cells
         if cells.size == 0 or hi_k < lo_k:
-            return self.rule.empty_output()
+            return self._empty
         n_slots = max(len(self.codes), 1)
         args = (*cells.arrays(), lo_k, hi_k, self.size, self.every, self.pane, n_slots, self.is_int, self.moments)
         rows = window_cells(*args, 0)[0]
@@ -614,7 +615,7 @@ class KernelPaneExecutor(Executor):
         keep = ((cells.pane * self.pane) // self.every) * self.every + self.size > watermark
         if not keep.all():
             self.cells = cells.take(np.flatnonzero(keep))
-        return out if out is not None else self.rule.empty_output()
+        return out if out is not None else self._empty
 
     def _records(self, k, slot, n, cnt, fsum, fmin, fmax, isum, imin, imax, mean, m2) -> pl.DataFrame:  # noqa: ANN001
         rule = self.rule
@@ -637,7 +638,7 @@ class KernelPaneExecutor(Executor):
 
             frame = frame.filter(compile_expr(rule.having))
             if frame.height == 0:
-                return rule.empty_output()
+                return self._empty
         return finalize(rule, frame.with_columns(pl.col("window_end").alias("ts")))
 
     def _aggregate(self, a: TAgg, order, n, cnt, fsum, fmin, fmax, isum, imin, imax, m2) -> pl.Series:  # noqa: ANN001
