@@ -104,6 +104,7 @@ class StreamingEngine:
         self._stop = threading.Event()
         self.errors: list[str] = []
         self.counters = {"batches": 0, "rows": 0, "dead_letters": 0, "matches": 0, "checkpoints": 0}
+        self.state_bytes: dict[str, int] = {}  # per rule, as of the last checkpoint (sizing is not free)
         self.started = False
 
     # ------------------------------------------------------------------ lifecycle
@@ -318,6 +319,7 @@ class StreamingEngine:
             return
         offsets = {k: dict(v) for k, v in self.offsets.items()}
         snap = self.session.snapshot()
+        self.state_bytes = {key: len(payload) for key, payload in snap.items()}
         entries = [(key, ENGINE_STATE_VERSION, payload, {}) for key, payload in snap.items()]
         entries.append((OFFSETS_KEY, ENGINE_STATE_VERSION, b"", offsets))
         self.store.save_many(entries)
@@ -366,8 +368,36 @@ class StreamingEngine:
                 "max_ts_us": p.max_ts_us,
                 "idle_s": (self.clock() - self._last_rows_at[s.name]) if s.name in self._last_rows_at else None,
             }
+        rules = self.session.stats(state_size=False)
+        for rid, row in rules.items():
+            # Sized at the last checkpoint: pickling every rule for a 2 Hz table would cost more than the rules.
+            row["state_bytes"] = self.state_bytes.get(rid, 0)
+        health = self.health()
         return {
-            "engine": dict(self.counters, errors=list(self.errors)),
+            "engine": dict(self.counters, errors=list(self.errors), degraded=health["degraded"]),
             "streams": streams,
-            "rules": self.session.stats(state_size=False),
+            "rules": rules,
+            "health": health,
+        }
+
+    def health(self) -> dict[str, Any]:
+        """For `/cep/health`: `degraded` while the state store runs on its in-memory
+        fallback (Redis down) or a source cannot reach its service; the engine keeps running."""
+        store_health = getattr(self.store, "health", None)
+        store = store_health() if store_health is not None else {"degraded": False}
+        sources = {}
+        for name, src in self.sources.items():
+            last = getattr(src, "last_error", None)
+            sources[name] = {"errors": int(getattr(src, "errors", 0) or 0), "last_error": last,
+                             "finished": name in self._finished}
+        from runtime.sources.redis_streams import RedisStreamSource
+
+        # A Redis stream that cannot be read is an outage; a failed HTTP poll is a dead letter.
+        unreachable = [n for n, src in self.sources.items()
+                       if isinstance(src, RedisStreamSource) and src.last_error is not None]
+        return {
+            "degraded": bool(store.get("degraded")) or bool(unreachable),
+            "state_store": store,
+            "sources": sources,
+            "errors": list(self.errors),
         }
