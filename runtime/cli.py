@@ -203,8 +203,9 @@ def replay(file: str, data: tuple[str, ...], out_dir: str, batch_rows: int, prog
 @click.option("--out", "out_dir", default=None, help="Also append matches to DIR/<rule>.jsonl.")
 @click.option("--stats/--no-stats", default=None, help="Live per-rule table (default: on a terminal).")
 @click.option("--allow-host", "allow_hosts", multiple=True, help="Allow notifications to this host/network (e.g. 127.0.0.1).")
+@click.option("--api", "api", default=None, metavar="HOST:PORT", help="Serve /cep/health, /cep/stats (and the rest of the API) while running.")
 def run(file: str, sources: tuple[str, ...], state: str | None, outbox: str | None, checkpoint_every: float,
-        out_dir: str | None, stats: bool | None, allow_hosts: tuple[str, ...]) -> None:
+        out_dir: str | None, stats: bool | None, allow_hosts: tuple[str, ...], api: str | None = None) -> None:
     """Run rules continuously over live sources (reloads FILE on change or SIGHUP)."""
     from runtime.run import run_forever
 
@@ -220,6 +221,7 @@ def run(file: str, sources: tuple[str, ...], state: str | None, outbox: str | No
         out_dir=out_dir,
         show_stats=show,
         allow_hosts=allow_hosts,
+        api=api,
     )
     sys.exit(code)
 
