@@ -108,16 +108,43 @@ def stats_table(stats: dict[str, Any]) -> Any:
             f"{r.get('matches', 0):,}",
             f"{r.get('suppressed', 0):,}",
             f"{r.get('late', 0):,}",
-            f"{r.get('mean_ms', 0.0):.2f}",
-            f"{r.get('p99_ms', 0.0):.2f}",
+            f"{r.get('mean_eval_ms', 0.0):.2f}",
+            f"{r.get('p99_eval_ms', 0.0):.2f}",
             f"{r.get('state_bytes', 0):,} B",
         )
     eng = stats.get("engine", {})
-    table.caption = (
+    caption = (
         f"{eng.get('rows', 0):,} rows · {eng.get('batches', 0):,} batches · "
         f"{eng.get('dead_letters', 0):,} dead letters · {eng.get('checkpoints', 0):,} checkpoints"
     )
+    store = stats.get("health", {}).get("state_store", {})
+    if eng.get("degraded"):
+        why = store.get("last_error") if store.get("degraded") else "a source is unreachable"
+        caption += f"\nDEGRADED: {why}"
+    table.caption = caption
     return table
+
+
+def render_stats(stats: dict[str, Any], width: int = 120) -> str:
+    """The stats table as plain text (for logs, tests, a non-terminal)."""
+    from rich.console import Console
+
+    console = Console(width=width, record=True, file=open(os.devnull, "w"), color_system=None)  # noqa: SIM115
+    console.print(stats_table(stats))
+    return console.export_text()
+
+
+def serve_api(address: str, program: Program, file: str, engine: Any) -> Any:
+    """Start the HTTP API (`/cep/health`, `/cep/stats`, ...) in a daemon thread; returns the server."""
+    import uvicorn
+
+    from runtime.api import create_app
+
+    host, _, port = address.rpartition(":")
+    server = uvicorn.Server(uvicorn.Config(create_app(program, file, engine=engine), host=host or "127.0.0.1",
+                                           port=int(port), log_level="warning"))
+    threading.Thread(target=server.run, name="cep-api", daemon=True).start()
+    return server
 
 
 def run_forever(
@@ -133,6 +160,7 @@ def run_forever(
     allow_hosts: Iterable[str] = (),
     clock: Callable[[], float] = time.time,
     stop: threading.Event | None = None,
+    api: str | None = None,
 ) -> int:
     """Run until every source ends (finite inputs) or a signal stops it. Returns the exit code."""
     from runtime.engine import StreamingEngine
@@ -213,9 +241,12 @@ def run_forever(
             last_draw = clock()
 
     notifier.start()
+    server = serve_api(api, program, file, engine) if api else None
     try:
         engine.run(stop, on_step=between_steps)
     finally:
+        if server is not None:
+            server.should_exit = True
         if live is not None:
             live.update(stats_table(engine.stats()))
             live.stop()

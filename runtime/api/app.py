@@ -53,12 +53,16 @@ def create_app(program: Program | None = None, file: str | None = None, engine: 
     app = FastAPI(title="cep", version="0.1.0")
     started = time.time()
 
+    def loaded() -> Program | None:
+        # A running engine's program changes with hot reloads; the one given at start does not.
+        return getattr(engine, "program", None) or program
+
     @app.get("/cep/health")
     def health() -> dict[str, Any]:
         body: dict[str, Any] = {
             "status": "ok",
             "uptime_s": round(time.time() - started, 3),
-            "rules": len(program.rules) if program else 0,
+            "rules": len(loaded().rules) if loaded() else 0,
             "file": file,
         }
         if engine is not None and hasattr(engine, "health"):
@@ -70,22 +74,25 @@ def create_app(program: Program | None = None, file: str | None = None, engine: 
 
     @app.get("/cep/rules")
     def rules() -> list[dict[str, Any]]:
-        return [_rule_json(r) for r in (program.rules if program else ())]
+        prog = loaded()
+        return [_rule_json(r) for r in (prog.rules if prog else ())]
 
     @app.get("/cep/rules/{rule_id}")
     def rule(rule_id: str) -> dict[str, Any]:
-        for r in program.rules if program else ():
+        prog = loaded()
+        for r in prog.rules if prog else ():
             if r.id == rule_id:
                 return _rule_json(r)
         raise HTTPException(status_code=404, detail=f"no rule `{rule_id}`")
 
     @app.get("/cep/explain", response_class=PlainTextResponse)
     def explain() -> str:
-        if program is None:
+        prog = loaded()
+        if prog is None:
             raise HTTPException(status_code=404, detail="no rule file loaded")
         from cepdsl.explain import explain as explain_program
 
-        return explain_program(program)
+        return explain_program(prog)
 
     @app.post("/cep/check")
     def check(text: str = Body(..., media_type="text/plain"), filename: str = "<request>") -> dict[str, Any]:
@@ -100,6 +107,9 @@ def create_app(program: Program | None = None, file: str | None = None, engine: 
     def stats() -> dict[str, Any]:
         if engine is None or not hasattr(engine, "stats"):
             return {"running": False, "rules": {}}
-        return {"running": True, "rules": engine.stats()}
+        got = engine.stats()
+        if "rules" in got:  # a StreamingEngine: {engine, streams, rules, health}
+            return {"running": True, **got}
+        return {"running": True, "rules": got}
 
     return app

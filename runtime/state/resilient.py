@@ -62,6 +62,16 @@ class ResilientStore:
 
     # -- health
 
+    def health(self) -> dict[str, Any]:
+        """What `/cep/health` and the stats show: degraded or not, why, and when the next retry is."""
+        return {
+            "kind": type(self.inner).__name__,
+            "degraded": self.degraded,
+            "last_error": None if self.last_error is None or not self.degraded else str(self.last_error),
+            "failures": self.failures,
+            "retry_in_s": round(max(self._next_retry - self.clock(), 0.0), 3) if self.degraded else None,
+        }
+
     def _fail(self, e: BaseException) -> None:
         self.failures += 1
         self.last_error = e
@@ -95,7 +105,7 @@ class ResilientStore:
             return False
         self.degraded = False
         self._backoff = self.backoff_initial_s
-        log.info("state store available again; in-memory state written back")
+        log.warning("state store available again after %d failed call(s); in-memory state written back", self.failures)
         return True
 
     def _write_back(self) -> None:

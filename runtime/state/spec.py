@@ -2,7 +2,8 @@
 
     memory                       in this process only
     sqlite:PATH                  a local SQLite file (the embedded default)
-    redis://HOST:PORT/DB[?prefix=cep:]   Redis, wrapped in ResilientStore
+    redis://HOST:PORT/DB[?prefix=cep:&backoff=500ms&backoff_max=30s]
+                                 Redis, wrapped in ResilientStore (retry backoff while it is down)
     rediss://...                 the same over TLS
 """
 
@@ -12,6 +13,15 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from runtime.state.store import MemoryStore, StateStore
+
+
+def _duration_s(text: str, spec: str) -> float:
+    from runtime.sources.spec import parse_duration_s
+
+    try:
+        return parse_duration_s(text)
+    except ValueError as e:
+        raise ValueError(f"{spec}: {e}") from None
 
 
 def open_store(spec: str, **opts: Any) -> StateStore:
@@ -33,5 +43,10 @@ def open_store(spec: str, **opts: Any) -> StateStore:
         prefix = query.pop("prefix", "cep:")
         url = urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
         resilience = {k: opts.pop(k) for k in ("clock", "backoff_initial_s", "backoff_max_s") if k in opts}
+        for name, key in (("backoff", "backoff_initial_s"), ("backoff_max", "backoff_max_s")):
+            if name in query:
+                resilience.setdefault(key, _duration_s(query.pop(name), spec))
+        if query:
+            raise ValueError(f"{spec}: unknown option(s) {', '.join(sorted(query))} (prefix, backoff, backoff_max)")
         return ResilientStore(RedisStore(connect(url), prefix=prefix, **opts), **resilience)
     raise ValueError(f"unknown state store {spec!r} (memory, sqlite:PATH, redis://HOST:PORT/DB)")
