@@ -141,40 +141,19 @@ def has_bad_escape(lit: ast.Literal) -> bool:
 
 
 class _ToAst:
-    """Parse tree → AST: one method per grammar rule (or alias), called with the
-    rule's meta and its already-built children.
-
-    `build` walks the tree without recursion (a long `x + x + ...` chain must not
-    overflow the stack here) and without lark's generic Transformer, whose
-    per-token attribute lookups cost more than the building itself."""
+    """AST builders: one method per grammar rule (or alias), called by the LALR
+    driver on each reduce with the rule's position and its already-built
+    children.  The position is `(line, column, end_line, end_column)` of the
+    rule's text, brackets included, or None for an empty rule."""
 
     def __init__(self, file: str):
         self.file = file
         self.problems: list[Diagnostic] = []
-        self._methods: dict[str, Any] = {}
 
-    def build(self, tree: Tree) -> Any:
-        order: list[Tree] = []
-        stack = [tree]
-        while stack:
-            node = stack.pop()
-            order.append(node)
-            stack.extend(c for c in node.children if isinstance(c, Tree))
-        built: dict[int, Any] = {}
-        methods = self._methods
-        for node in reversed(order):  # children before their parents
-            kids = [built.pop(id(c)) if isinstance(c, Tree) else c for c in node.children]
-            method = methods.get(node.data)
-            if method is None:
-                # Every rule must have a method: a missing one is a bug, never a silent Tree.
-                method = methods[node.data] = getattr(self, node.data)
-            built[id(node)] = method(node.meta, kids)
-        return built[id(tree)]
-
-    def _span(self, meta: Any) -> ast.Span:
-        if getattr(meta, "empty", True):
+    def _span(self, meta: tuple[int, int, int, int] | None) -> ast.Span:
+        if meta is None:
             return ast.NO_SPAN
-        return ast.Span(self.file, meta.line, meta.column, meta.end_line, meta.end_column)
+        return ast.Span(self.file, *meta)
 
     # -- names, paths, literals ----------------------------------------------------
     def name(self, meta, children):
@@ -455,6 +434,188 @@ class _ToAst:
     def message_clause(self, meta, c):
         return ast.Message(c[0], self._span(meta))
 
+# ----------------------------------------------------------------------------- the LALR driver
+#
+# Lark's own loop builds a `Tree` per reduce through a chain of wrappers
+# (child filter, single-child expansion, position propagation), and the AST was
+# then built from that tree in a second pass: two thirds of the parse time.
+# The driver below runs lark's parse table and lexer itself and calls the
+# `_ToAst` method on each reduce, bottom-up, so no tree is built and nothing
+# recurses.  It reproduces lark's tree shaping exactly:
+# - tokens of anonymous terminals (`"("`, keywords) are dropped, `[x]` leaves a
+#   None, `__x_star_n` helper rules are inlined into their parent;
+# - a `?rule` with a single child is that child (a unit reduce costs no call);
+# - a rule's position runs from its first to its last token, brackets
+#   included: a parenthesised expression is positioned at its `(` when a
+#   parent takes its position from it, and by its content in its own span
+#   (lark's `container_*` positions under `propagate_positions`).
+# Any syntax error makes the caller parse again with lark's own parser, so
+# error reports (expected tokens, interactive-parser state) are lark's.
+
+
+class _Node:
+    """A built value on the parse stack, with its position and tree height."""
+
+    __slots__ = ("value", "line", "column", "end_line", "end_column", "height")
+
+    def __init__(self, value: Any, line: int, column: int, end_line: int, end_column: int, height: int):
+        self.value, self.line, self.column, self.end_line, self.end_column, self.height = value, line, column, end_line, end_column, height
+
+
+class _Inline(_Node):
+    """A helper rule's children (`x*` in the grammar), spliced into its parent."""
+
+    __slots__ = ()
+
+
+class _SyntaxError(Exception):
+    """The driver met input it cannot parse; lark's parser will say why."""
+
+
+def _rule_callback(rule: Any, builder: _ToAst) -> Any:
+    """The reduce action of one grammar rule, mirroring lark's ParseTreeBuilder
+    (`maybe_create_child_filter`, `ExpandSingleChild`, `PropagatePositions`)."""
+    expansion = rule.expansion
+    options = rule.options
+    empty = options.empty_indices
+    if empty:
+        s = "".join(str(int(b)) for b in empty)
+        nones = [len(ones) for ones in s.split("0")]
+    else:
+        nones = [0] * (len(expansion) + 1)
+    include: list[tuple[int, bool, int]] = []
+    pending = 0
+    for i, sym in enumerate(expansion):
+        pending += nones[i]
+        if options.keep_all_tokens or not (sym.is_term and sym.filter_out):
+            include.append((i, not sym.is_term and sym.name.startswith("_"), pending))
+            pending = 0
+    trailing = pending + nones[len(expansion)]
+    inline = rule.origin.name.startswith("_")
+    expand1 = options.expand1 and not rule.alias
+    if expand1 and len(expansion) == 1 and include and not include[0][1] and not include[0][2] and not trailing and not expansion[0].is_term:
+        return None  # a unit reduce: the child is the value, positions unchanged
+    name = rule.alias or options.template_source or rule.origin.name
+    # A `?rule` of one child never builds; any other rule must have a method (a
+    # missing one is a bug, raised on use, never a silent tree).
+    method = None if inline else getattr(builder, name, None)
+    plain = not empty and all(not exp for _, exp, _ in include)
+    picks = tuple(i for i, _, _ in include)
+
+    def reduce(raw: list[Any]) -> Any:
+        if plain:
+            kids = []
+            height = 0
+            for i in picks:
+                c = raw[i]
+                if c.__class__ is _Node:
+                    if c.height > height:
+                        height = c.height
+                    kids.append(c.value)
+                else:
+                    kids.append(c)
+        else:
+            kids = []
+            height = 0
+            for i, expand, add_none in include:
+                if add_none:
+                    kids += [None] * add_none
+                c = raw[i]
+                if expand:
+                    kids += c.value
+                    if c.height > height:
+                        height = c.height
+                elif c.__class__ is _Node:
+                    if c.height > height:
+                        height = c.height
+                    kids.append(c.value)
+                else:
+                    kids.append(c)
+            if trailing:
+                kids += [None] * trailing
+        if raw:
+            first, last = raw[0], raw[-1]
+            line, column, end_line, end_column = first.line, first.column, last.end_line, last.end_column
+            meta: tuple[int, int, int, int] | None = (line, column, end_line, end_column)
+        else:
+            line = column = end_line = end_column = 0
+            meta = None
+        if inline:
+            return _Inline(kids, line, column, end_line, end_column, height)
+        if expand1 and len(kids) == 1:
+            child = kids[0]
+            if child is None or isinstance(child, Token):
+                return child
+            node = raw[picks[0]]  # the child's own _Node, now positioned by its container
+            node.line, node.column, node.end_line, node.end_column = line, column, end_line, end_column
+            return node
+        if method is None:
+            raise AttributeError(f"_ToAst has no method for rule `{name}`")
+        return _Node(method(meta, kids), line, column, end_line, end_column, height + 1)
+
+    return reduce
+
+
+class _Driver:
+    """lark's LALR table and lexer, with `_ToAst` reduce actions."""
+
+    def __init__(self, lark: Lark):
+        frontend = lark.parser
+        self.lexer = frontend.lexer
+        table = frontend.parser._parse_table
+        self.start_state = table.start_states["start"]
+        self.end_state = table.end_states["start"]
+        self.rules = list(frontend.parser.parser.callbacks)
+        self.table = table.states
+
+    def parse(self, text: str, builder: _ToAst) -> _Node:
+        from lark.lexer import LexerThread
+        from lark.parsers.lalr_analysis import Shift
+
+        actions = {rule: (len(rule.expansion), _rule_callback(rule, builder), rule.origin.name) for rule in self.rules}
+        states = self.table
+        end_state = self.end_state
+        state_stack = [self.start_state]
+        value_stack: list[Any] = []
+        tokens = LexerThread.from_text(self.lexer, text).lex(None)
+        token = None
+        try:
+            while True:
+                token = next(tokens, None)
+                ttype = "$END" if token is None else token.type
+                while True:
+                    try:
+                        action, arg = states[state_stack[-1]][ttype]
+                    except KeyError:
+                        raise _SyntaxError from None
+                    if action is Shift:
+                        state_stack.append(arg)
+                        value_stack.append(token)
+                        break
+                    size, reduce, origin = actions[arg]
+                    if reduce is None:  # unit reduce
+                        del state_stack[-1]
+                        state_stack.append(states[state_stack[-1]][origin][1])
+                        continue
+                    if size:
+                        raw = value_stack[-size:]
+                        del state_stack[-size:]
+                        del value_stack[-size:]
+                    else:
+                        raw = []
+                    value_stack.append(reduce(raw))
+                    state_stack.append(states[state_stack[-1]][origin][1])
+                    if token is None and state_stack[-1] == end_state:
+                        return value_stack[-1]
+        except UnexpectedInput:  # from the lexer
+            raise _SyntaxError from None
+
+
+@functools.cache
+def _driver() -> _Driver:
+    return _Driver(grammar())
+
+
 # ----------------------------------------------------------------------------- limits and recovery
 
 _TOP_LEVEL = re.compile(r"^[ \t]*(stream|channel|rule)\b", re.M)
@@ -580,17 +741,28 @@ def _parse(text: str, file: str) -> tuple[ast.File | None, list[Diagnostic]]:
     work = text
     broken: set[str] = set()
     lark = grammar()
+    driver = _driver()
     for _ in range(MAX_SYNTAX_ERRORS + 1):
         _comments.items = []
+        builder = _ToAst(file)
         try:
-            tree = lark.parse(work)
-        except UnexpectedInput as err:
-            diags.append(syntax_diagnostic(lark, keywords(), file, err, text))
-            offset = _error_offset(err, work)
+            root = driver.parse(work, builder)
+        except _SyntaxError:
+            # lark's own parser meets the same error and reports it with its expected set
+            _comments.items = []
+            try:
+                lark.parse(work)
+            except UnexpectedInput as err:
+                diags.append(syntax_diagnostic(lark, keywords(), file, err, text))
+                offset = _error_offset(err, work)
+            else:  # pragma: no cover - the driver and lark share the table and lexer
+                raise AssertionError("the LALR driver refused what lark accepts")
         else:
-            node = _too_deep_node(tree)
-            if node is None:
+            if root.height <= MAX_TREE_DEPTH:
                 break
+            # Rare: lark's tree tells which expression is too deep.
+            node = _too_deep_node(lark.parse(work))
+            assert node is not None
             meta = node.meta
             line, col = (meta.line, meta.column) if not meta.empty else (1, 1)
             diags.append(
@@ -616,7 +788,6 @@ def _parse(text: str, file: str) -> tuple[ast.File | None, list[Diagnostic]]:
     else:
         return None, diags
     comments = tuple(ast.Comment(t.value, _tok_span(file, t)) for t in _comments.items)
-    builder = _ToAst(file)
-    decls = builder.build(tree)
+    decls = root.value
     diags.extend(builder.problems)
     return ast.File(decls, comments, file, frozenset(broken)), diags

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Any
-
-import polars as pl
+from typing import TYPE_CHECKING, Any
 
 from cepdsl.types import Type, polars_dtype
+
+if TYPE_CHECKING:  # Polars loads on first use: `cep check` never needs it
+    import polars as pl
 
 # --------------------------------------------------------------------------- typed expressions
 
@@ -261,6 +262,8 @@ class RulePlan:
         return {f.name: f.dtype for f in self.output}
 
     def empty_output(self) -> pl.DataFrame:
+        import polars as pl
+
         return pl.DataFrame(schema=self.output_schema)
 
 

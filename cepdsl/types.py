@@ -8,8 +8,10 @@ inside the engine: one unit means no silent rescaling between kernels.
 from __future__ import annotations
 
 import enum
+from typing import TYPE_CHECKING
 
-import polars as pl
+if TYPE_CHECKING:  # Polars loads on first use: `cep check` never needs it
+    import polars as pl
 
 
 class Type(enum.Enum):
@@ -39,6 +41,8 @@ US_PER = {"ms": 1_000, "s": 1_000_000, "m": 60_000_000, "h": 3_600_000_000, "d":
 
 def polars_dtype(t: Type) -> pl.DataType:
     """The in-engine dtype of a declared field type."""
+    import polars as pl
+
     return {
         Type.INT: pl.Int64(),
         Type.FLOAT: pl.Float64(),
