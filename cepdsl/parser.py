@@ -567,9 +567,9 @@ class _Driver:
         self.end_state = table.end_states["start"]
         self.rules = list(frontend.parser.parser.callbacks)
         self.table = table.states
+        self.tokens = _Lexer(frontend.lexer)
 
     def parse(self, text: str, builder: _ToAst) -> _Node:
-        from lark.lexer import LexerThread
         from lark.parsers.lalr_analysis import Shift
 
         actions = {rule: (len(rule.expansion), _rule_callback(rule, builder), rule.origin.name) for rule in self.rules}
@@ -577,7 +577,7 @@ class _Driver:
         end_state = self.end_state
         state_stack = [self.start_state]
         value_stack: list[Any] = []
-        tokens = LexerThread.from_text(self.lexer, text).lex(None)
+        tokens = self.tokens.lex(text)
         token = None
         try:
             while True:
@@ -607,8 +607,65 @@ class _Driver:
                     state_stack.append(states[state_stack[-1]][origin][1])
                     if token is None and state_stack[-1] == end_state:
                         return value_stack[-1]
-        except UnexpectedInput:  # from the lexer
+        except UnexpectedInput:  # not expected from `_Lexer`; lark reports it
             raise _SyntaxError from None
+
+
+class _Lexer:
+    """lark's basic lexer, run by a plain loop over its own compiled regexes:
+    same tokens, types, positions and callbacks (`lexer_callbacks`), a third of
+    the cost.  Keywords are typed by a dict lookup where lark runs a second
+    regex (`UnlessCallback`) over every name.  Input no terminal matches raises
+    `_SyntaxError` (lark's lexer then reports it)."""
+
+    def __init__(self, lexer: Any):
+        from lark.lexer import UnlessCallback
+
+        scanner = lexer.scanner
+        self.mres = scanner._mres
+        self.ignore = lexer.ignore_types
+        self.newline = lexer.newline_types
+        self.callback = dict(lexer.callback)
+        self.keywords: dict[str, dict[str, str]] = {}
+        for type_, cb in lexer.callback.items():
+            if isinstance(cb, UnlessCallback):
+                terms = cb.scanner.terminals
+                if all(t.pattern.type == "str" and not t.pattern.flags for t in terms):
+                    self.keywords[type_] = {t.pattern.value: t.name for t in terms}
+                    del self.callback[type_]
+
+    def lex(self, text: str) -> Iterator[Token]:
+        mres, ignore, newline, callback, keywords = self.mres, self.ignore, self.newline, self.callback, self.keywords
+        pos, line, line_start, end = 0, 1, 0, len(text)
+        while pos < end:
+            for mre in mres:
+                m = mre.match(text, pos)
+                if m:
+                    break
+            else:
+                raise _SyntaxError
+            value = m.group(0)
+            type_ = m.lastgroup
+            end_pos = pos + len(value)
+            end_line = line
+            column = pos - line_start + 1
+            if type_ in newline:
+                n = value.count("\n")
+                if n:
+                    end_line += n
+                    line_start = pos + value.rindex("\n") + 1
+            if type_ in ignore:
+                if type_ in callback:
+                    callback[type_](Token(type_, value, pos, line, column, end_line, end_pos - line_start + 1, end_pos))
+            else:
+                kw = keywords.get(type_)
+                if kw is not None:
+                    type_ = kw.get(value, type_)
+                t = Token(type_, value, pos, line, column, end_line, end_pos - line_start + 1, end_pos)
+                if type_ in callback:
+                    t = callback[type_](t)
+                yield t
+            pos, line = end_pos, end_line
 
 
 @functools.cache
