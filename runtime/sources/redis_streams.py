@@ -58,6 +58,10 @@ class RedisStreamSource(Source):
         self.errors = 0
         self.last_error: str | None = None
         self._ids: list[str] = []  # delivered since the last batch was cut
+        # Delivered to us and not acked yet. XAUTOCLAIM hands a consumer its *own* idle entries
+        # too: without this, a batch waiting longer than claim_idle for its checkpoint would be
+        # claimed back and processed twice.
+        self._held: set[str] = set()
         self._group_ready = False
         self._own_pending_from: str | None = "0"  # None once our old pending entries are re-read
         self._claim_cursor = "0-0"
@@ -73,6 +77,7 @@ class RedisStreamSource(Source):
         ids = batch.offsets.get("ids", ())
         for i in range(0, len(ids), _ACK_CHUNK):
             self.redis.xack(self.key, self.group, *ids[i : i + _ACK_CHUNK])
+        self._held.difference_update(ids)
 
     def _batch(self, records: Sequence[Any], raws: Sequence[str | bytes]) -> Batch:
         batch = super()._batch(records, raws)
@@ -119,7 +124,7 @@ class RedisStreamSource(Source):
                 self.key, self.group, self.consumer, self.claim_idle_ms, start_id=self._claim_cursor, count=limit
             )
             self._claim_cursor = cursor
-            entries = [(i, f) for i, f in claimed if f is not None]
+            entries = [(i, f) for i, f in claimed if f is not None and i not in self._held]
             if entries:
                 return self._chunk(entries)
         block = int(timeout_s * 1000)
@@ -155,6 +160,7 @@ class RedisStreamSource(Source):
         raws: list[str | bytes] = []
         for entry_id, fields in entries:
             self._ids.append(entry_id)
+            self._held.add(entry_id)
             if len(fields) == 1 and next(iter(fields)) in _JSON_FIELDS:
                 raw = next(iter(fields.values()))
                 try:
