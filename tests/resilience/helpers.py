@@ -114,22 +114,40 @@ def as_multiset(rows: list[dict[str, Any]]) -> Counter[str]:
 
 # ----------------------------------------------------------------------------- processes
 
-def start_run(tmp: Path, rules: Path, *args: str, stderr: Any = subprocess.PIPE,
-              env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    return subprocess.Popen(
+def start_run(tmp: Path, rules: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    """`cep run` as a child process; its stderr goes to a file (`p.log`) readable while it runs."""
+    log = tmp / f"cep-run-{time.monotonic_ns()}.log"
+    p = subprocess.Popen(
         [sys.executable, "-m", "runtime.cli", "run", str(rules), "--allow-host", "127.0.0.1", *args],
-        cwd=tmp, stdout=subprocess.PIPE, stderr=stderr, text=True,
+        cwd=tmp, stdout=subprocess.DEVNULL, stderr=open(log, "w"), text=True,  # noqa: SIM115 - the child owns it
         env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
     )
+    p.log = log  # type: ignore[attr-defined]
+    return p
 
 
-def wait_for(cond: Callable[[], bool], timeout: float = 30.0, every: float = 0.05) -> bool:
+def stderr_of(p: subprocess.Popen[str]) -> str:
+    return Path(p.log).read_text()  # type: ignore[attr-defined]
+
+
+def wait_for(cond: Callable[[], bool], timeout: float = 45.0, every: float = 0.05) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if cond():
             return True
         time.sleep(every)
     return cond()
+
+
+def outbox_sent(path: Path) -> int:
+    """Deliveries the outbox has marked sent: a kill -9 after this re-sends none of them
+    (one killed between a receipt and its mark is at-least-once by design)."""
+    import sqlite3
+
+    if not path.exists():
+        return 0
+    with sqlite3.connect(path) as db:
+        return db.execute("SELECT count(*) FROM deliveries WHERE status = 'sent'").fetchone()[0]
 
 
 def get_json(url: str) -> dict[str, Any] | None:
@@ -250,5 +268,5 @@ def stop_process(p: subprocess.Popen[str], timeout: float = 60) -> tuple[int, st
     """SIGTERM, then the exit code and stderr."""
     if p.poll() is None:
         p.terminate()
-    _, err = p.communicate(timeout=timeout)
-    return p.returncode, err or ""
+    p.wait(timeout)
+    return p.returncode, stderr_of(p)

@@ -24,8 +24,10 @@ from tests.resilience.helpers import (
     login_rules,
     logins,
     now_utc,
+    outbox_sent,
     replay,
     start_run,
+    stderr_of,
     stop_process,
     wait_for,
     written,
@@ -71,7 +73,7 @@ def test_redis_down_mid_stream_keeps_running_and_writes_state_back(tmp_path: Pat
                       "--checkpoint-every", "0.2", "--no-stats", "--api", api)
         try:
             append(src, batches[0])
-            assert wait_for(lambda: len(written(tmp_path / "out", "brute_force")) == 4), p.stderr
+            assert wait_for(lambda: len(written(tmp_path / "out", "brute_force")) == 4), stderr_of(p)
             assert wait_for(lambda: (get_json(health_url) or {}).get("status") == "ok")
             client = rds.client()
             assert wait_for(lambda: saved_pos(client, prefix) == src.stat().st_size)
@@ -79,8 +81,8 @@ def test_redis_down_mid_stream_keeps_running_and_writes_state_back(tmp_path: Pat
             rds.kill()  # Redis gone; events keep coming
             for chunk, failed_so_far in ((batches[1][:8], 18), (batches[1][8:], 24)):
                 append(src, chunk)
-                assert wait_for(lambda n=failed_so_far: len(written(tmp_path / "out", "failed")) == n), p.stderr
-            assert wait_for(lambda: len(written(tmp_path / "out", "brute_force")) == 8), p.stderr
+                assert wait_for(lambda n=failed_so_far: len(written(tmp_path / "out", "failed")) == n), stderr_of(p)
+            assert wait_for(lambda: len(written(tmp_path / "out", "brute_force")) == 8), stderr_of(p)
             health = get_json(health_url)
             assert health is not None and health["status"] == "degraded" and health["degraded"] is True
             store = health["state_store"]
@@ -94,7 +96,7 @@ def test_redis_down_mid_stream_keeps_running_and_writes_state_back(tmp_path: Pat
 
             rds.start()  # back, and empty (no persistence): the engine must write its state back
             append(src, batches[2])
-            assert wait_for(lambda: len(written(tmp_path / "out", "brute_force")) == 12), p.stderr
+            assert wait_for(lambda: len(written(tmp_path / "out", "brute_force")) == 12), stderr_of(p)
             assert wait_for(lambda: (get_json(health_url) or {}).get("status") == "ok", timeout=10)
             client = rds.client()
             size = src.stat().st_size
@@ -134,15 +136,16 @@ def test_redis_down_at_kill_9_restores_the_last_checkpoint_that_reached_it(tmp_p
         p = start_run(tmp_path, rules, *args)
         try:
             append(src, first)
-            assert wait_for(lambda: receiver.count("brute_force") == 4 and receiver.count("failed") == 12), p.stderr
+            assert wait_for(lambda: receiver.count("brute_force") == 4 and receiver.count("failed") == 12), stderr_of(p)
             client = rds.client()
             end_of_first = src.stat().st_size
             assert wait_for(lambda: saved_pos(client, prefix) == end_of_first)
 
             rds.kill()
             append(src, second)  # matched and notified while Redis is down; never checkpointed to it
-            assert wait_for(lambda: receiver.count("brute_force") == 8 and receiver.count("failed") == 24), p.stderr
+            assert wait_for(lambda: receiver.count("brute_force") == 8 and receiver.count("failed") == 24), stderr_of(p)
             assert wait_for(lambda: len(written(out, "failed")) == 24)
+            assert wait_for(lambda: outbox_sent(tmp_path / "outbox.sqlite") == 32)
         finally:
             p.send_signal(signal.SIGKILL)
             p.wait(10)
@@ -153,7 +156,7 @@ def test_redis_down_at_kill_9_restores_the_last_checkpoint_that_reached_it(tmp_p
         append(src, third)
         p = start_run(tmp_path, rules, *args)
         try:
-            assert wait_for(lambda: receiver.count("brute_force") == 12 and receiver.count("failed") == 36), p.stderr
+            assert wait_for(lambda: receiver.count("brute_force") == 12 and receiver.count("failed") == 36), stderr_of(p)
             assert wait_for(lambda: saved_pos(client, prefix) == src.stat().st_size)
         finally:
             code, err = stop_process(p)
