@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import gc
+import itertools
 import re
 import threading
 from collections.abc import Iterator
@@ -577,11 +578,8 @@ class _Driver:
         end_state = self.end_state
         state_stack = [self.start_state]
         value_stack: list[Any] = []
-        tokens = self.tokens.lex(text)
-        token = None
         try:
-            while True:
-                token = next(tokens, None)
+            for token in itertools.chain(self.tokens.lex(text), (None,)):  # None: the end of input
                 ttype = "$END" if token is None else token.type
                 while True:
                     try:
@@ -607,6 +605,7 @@ class _Driver:
                     state_stack.append(states[state_stack[-1]][origin][1])
                     if token is None and state_stack[-1] == end_state:
                         return value_stack[-1]
+            raise _SyntaxError  # not reached: the end token is accepted or refused above
         except UnexpectedInput:  # not expected from `_Lexer`; lark reports it
             raise _SyntaxError from None
 
