@@ -31,7 +31,7 @@ class StreamState:
     #: replay: the driver moves the watermark (`advance`); rows alone never do.
     external_watermark: bool = False
     next_seq: int = 0
-    first_ts: int | None = None
+    first_ts: int | None = None  # time of the first row released (before `where`)
     max_ts: int | None = None
     watermark: int = NO_WATERMARK
     #: largest TIME released to the rules so far (what `late_mask` is told)
@@ -66,8 +66,7 @@ class StreamState:
         """Note the event times of arrived rows (before `where`); moves the watermark."""
         if times.len() == 0:
             return
-        lo, hi = times.min(), times.max()
-        self.first_ts = lo if self.first_ts is None else min(self.first_ts, lo)
+        hi = times.max()
         self.max_ts = hi if self.max_ts is None else max(self.max_ts, hi)
         if not self.external_watermark:
             self.watermark = max(self.watermark, self.max_ts - self.lateness)
@@ -103,6 +102,12 @@ class StreamState:
                 return None
             out, self.buffer = buf.slice(0, cut), buf.slice(cut)
         self.released_us = max(self.released_us, int(out[TIME][-1]))
+        # "The first event time seen on the stream" (§5.3) is the first one *released*:
+        # release follows event time, so in replay it is the stream's earliest event even
+        # when history arrives unsorted; an earlier-arrived but later row must not start
+        # the schedule's ticks before the rows that precede it.
+        lo = int(out[TIME][0])
+        self.first_ts = lo if self.first_ts is None else min(self.first_ts, lo)
         return out
 
     # -- state ---------------------------------------------------------------------

@@ -88,8 +88,11 @@ def test_snapshot_holds_executor_state_counters_and_buffered_rows() -> None:
     s = stream(lateness_us=100 * S)
     built, make = echo_executors()
     sess = Session(program(rule("p", s, RuleKind.PATTERN)), executors=make)
-    sess.push("s", frame([0, 10]))
-    sess.advance("s", 0 + sess.progress("s").first_ts_us)  # release the row at 0 only
+    rows = frame([0, 10])
+    sess.push("s", rows)
+    assert sess.progress("s").first_ts_us is None  # nothing released yet
+    sess.advance("s", int(rows["ts"].dt.epoch("us").min()))  # release the row at 0 only
+    assert sess.progress("s").first_ts_us == int(rows["ts"].dt.epoch("us").min())
     snap = sess.snapshot()
     assert set(snap) == {"p", "stream:s"}
     built2, make2 = echo_executors()
