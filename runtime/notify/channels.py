@@ -1,6 +1,6 @@
 """The channels: one class per kind, each turning a rendered notification into one delivery.
 
-All HTTP channels share one pooled, SSRF-guarded `httpx.AsyncClient`; the
+All HTTP channels share one pooled, SSRF-guarded client (`ssrf.guarded_client`); the
 email channel runs blocking smtplib in a worker thread (aiosmtplib is not a
 dependency). A `send` either returns a `Sent` (what went out, secrets masked)
 or raises; the delivery loop classifies the exception for retry.
@@ -78,14 +78,20 @@ class Sent:
 
 @dataclass
 class SendContext:
-    client: httpx.AsyncClient | None
+    client: Any  # http11.GuardedHttpClient or httpx.AsyncClient (ssrf.guarded_client); None until started
     policy: DestinationPolicy = DEFAULT_POLICY
     ssl_context: ssl.SSLContext | None = None
     console: IO[str] | None = None
+    # Whether `send` reports the full request (headers, body; secrets masked) in its `Sent`:
+    # `notify_test` shows it; the notifier discards it, so it does not pay for the redaction.
+    detail: bool = True
+
+
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)  # built once
 
 
 def _dumps(payload: Any) -> bytes:
-    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+    return _ENCODER.encode(payload).encode()
 
 
 class Channel:
@@ -120,10 +126,12 @@ class Channel:
         if self.ctx.client is None:
             raise DeliveryError("no HTTP client (notifier not started)", retryable=True)
         all_headers = {"User-Agent": USER_AGENT, "Content-Type": content_type, **(headers or {})}
-        response = await self.ctx.client.request(
-            method, url, content=body, headers=all_headers, auth=auth, timeout=self.config.timeout_s
-        )
+        # No per-request timeout here: the channel's `timeout` bounds the whole attempt (an SMS to
+        # several recipients included) where `send` is awaited — the notifier and notify_test.
+        response = await self.ctx.client.request(method, url, content=body, headers=all_headers, auth=auth)
         check_response(response, self.config.redactor)
+        if not self.ctx.detail:
+            return Sent(self.name, self.kind, MASK, {"method": method}, response.status_code)
         redact = self.config.redact
         return Sent(self.name, self.kind, redact(url),
                     {"method": method, "headers": self._shown_headers(all_headers), "body": redact(body.decode())},

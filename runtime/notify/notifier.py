@@ -21,6 +21,7 @@ import random
 import ssl
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, Any
@@ -28,16 +29,23 @@ from typing import IO, Any
 import polars as pl
 
 from cepdsl.plan import Program, RulePlan
-from cepdsl.templates import DEFAULT_MAX_CHARS, DEFAULT_MAX_SECONDS
+from cepdsl.templates import DEFAULT_MAX_CHARS, DEFAULT_MAX_SECONDS, TemplateError, precompile
 from runtime.notify.breaker import BreakerBoard, BreakerConfig
 from runtime.notify.channels import Channel, Notification, SendContext, build_channel
 from runtime.notify.config import resolve_channels
 from runtime.notify.errors import ChannelConfigError, DeliveryError
 from runtime.notify.outbox import Delivery, NewDelivery, Outbox, SqliteOutbox
-from runtime.notify.records import decode_record, encode_record, frame_records, idempotency_key
+from runtime.notify.records import Record, decode_record, frame_deliveries
 from runtime.notify.retry import PAYLOAD_STATUS, RetryPolicy, classify_exception
-from runtime.notify.ssrf import DEFAULT_POLICY, DestinationPolicy, Resolver, guarded_client, system_resolver
-from runtime.notify.templates import render_message
+from runtime.notify.ssrf import (
+    DEFAULT_POLICY,
+    HTTP_CLIENTS,
+    DestinationPolicy,
+    Resolver,
+    guarded_client,
+    system_resolver,
+)
+from runtime.notify.templates import DEFAULT_TEMPLATES, Rendered, render_message
 
 log = logging.getLogger("cep.notify")
 
@@ -83,6 +91,7 @@ class Notifier:
         template_max_chars: int = DEFAULT_MAX_CHARS,
         template_max_seconds: float = DEFAULT_MAX_SECONDS,
         seed: int | None = None,
+        http_client: str = "http11",
     ) -> None:
         self.program = program
         self._rules: dict[str, RulePlan] = {r.id: r for r in program.rules}
@@ -94,13 +103,17 @@ class Notifier:
         self._env = env
         self._policy = policy
         self._resolver = resolver
-        self._ctx = SendContext(None, policy, ssl_context, console)
+        if http_client not in HTTP_CLIENTS:
+            raise ValueError(f"http_client must be one of {', '.join(HTTP_CLIENTS)}")
+        self._http_impl = http_client
+        self._ctx = SendContext(None, policy, ssl_context, console, detail=False)
         self._channels: dict[str, Channel] = {n: build_channel(c, self._ctx) for n, c in configs.items()}
         self._outbox, self._owns_outbox = open_outbox(outbox)
         self.retry = retry
         self._clock = clock
         self._rng = random.Random(seed)
         self.max_in_flight = max_in_flight
+        self._claim_batch = max(1, min(16, max_in_flight // 4))
         self.max_pending = max_pending
         self.max_submit_wait_s = max_submit_wait_s
         self._template_limits = {"max_chars": template_max_chars, "max_seconds": template_max_seconds}
@@ -122,6 +135,13 @@ class Notifier:
         self._stopping = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
+        # Sent marks are written in batches (one transaction per loop turn, not per delivery).
+        self._sent_ids: list[int | str] = []
+        self._flush_scheduled = False
+        # Decoded record and rendered messages per notification, shared by its channels.
+        self._messages: OrderedDict[str, tuple[Record, dict[str, Rendered]]] = OrderedDict()
+        self._messages_max = 4 * max_in_flight + 16
+        self._precompile(program)
 
     def __repr__(self) -> str:
         return f"Notifier(channels={sorted(self._channels)}, in_flight={len(self._tasks)}, depth={self._depth})"
@@ -145,9 +165,19 @@ class Notifier:
                 self.breakers.rule(rule.id, ch)
         # Deliveries already in the outbox for removed rules or channels still go out
         # through the old objects they were enqueued for.
+        self._precompile(program)
         self._channels = {**self._channels, **channels}
         self._rules = {**self._rules, **{r.id: r for r in program.rules}}
         self.program = program
+
+    @staticmethod
+    def _precompile(program: Program) -> None:
+        """Compile every message and default template now, not on the first alert."""
+        for text in (*(r.message for r in program.rules if r.message), *DEFAULT_TEMPLATES.values()):
+            try:
+                precompile(text)
+            except TemplateError:
+                pass  # the checker reports it; at run time the default template stands in
 
     def submit(self, rule_id: str, matches: pl.DataFrame) -> int:
         """Enqueue one notification per match and channel; returns how many new deliveries were enqueued.
@@ -160,10 +190,8 @@ class Notifier:
             raise KeyError(f"unknown rule {rule_id!r}")
         if not rule.notify or matches.height == 0:
             return 0
-        items = []
-        for record in frame_records(matches):
-            key, encoded = idempotency_key(rule, record), encode_record(record)
-            items.extend(NewDelivery(key, rule.id, ch, encoded) for ch in rule.notify)
+        items = [NewDelivery(key, rule.id, ch, encoded)
+                 for key, encoded in frame_deliveries(rule, matches) for ch in rule.notify]
         self._wait_for_room(len(items))
         with self._submit_lock:
             added = self._outbox.enqueue(items, self._clock())
@@ -217,13 +245,20 @@ class Notifier:
     def drain(self, timeout: float | None = None) -> bool:
         """Wait until nothing is pending or in flight (retries included); True if drained in time."""
         deadline = None if timeout is None else time.monotonic() + timeout
+        next_check = 0.0
         while True:
-            if self._outbox.depth() == 0 and not self._tasks:
-                return True
-            if deadline is not None and time.monotonic() >= deadline:
+            # The in-memory count says when to look; the outbox (a COUNT query) has the last word,
+            # asked when the count reaches zero and every half second in case they ever disagree.
+            now = time.monotonic()
+            if (self._depth <= 0 and not self._tasks and not self._sent_ids) or now >= next_check:
+                next_check = now + 0.5
+                if self._outbox.depth() == 0 and not self._tasks and not self._sent_ids:
+                    return True
+            if deadline is not None and now >= deadline:
                 return False
             self._wake_worker()
-            time.sleep(0.01)
+            with self._cond:
+                self._cond.wait(0.02 if deadline is None else max(0.0, min(0.02, deadline - now)))
 
     def stop(self, drain: bool = True, timeout: float = 30.0) -> bool:
         """Stop the worker; with `drain`, first wait (up to `timeout`) for the outbox to empty.
@@ -289,7 +324,8 @@ class Notifier:
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
         self._ctx.client = guarded_client(self._policy, resolver=self._resolver,
-                                          ssl_context=self._ctx.ssl_context, max_connections=self.max_in_flight)
+                                          ssl_context=self._ctx.ssl_context, max_connections=self.max_in_flight,
+                                          impl=self._http_impl)
         ready.set()
         try:
             await self._dispatch()
@@ -298,6 +334,7 @@ class Notifier:
                 t.cancel()
             if self._tasks:
                 await asyncio.gather(*self._tasks, return_exceptions=True)
+            self._flush_sent()
             await self._ctx.client.aclose()
             self._ctx.client = None
             self._loop = None
@@ -308,7 +345,7 @@ class Notifier:
             self._wake.clear()
             free = self.max_in_flight - len(self._tasks)
             claimed: list[Delivery] = []
-            if free > 0:
+            if free > 0 and (free >= self._claim_batch or not self._tasks):
                 claimed = self._outbox.claim(self._clock(), free)
                 for d in claimed:
                     task = asyncio.create_task(self._deliver(d))
@@ -316,7 +353,8 @@ class Notifier:
                     task.add_done_callback(self._task_done)
                 if len(claimed) == free:
                     continue  # maybe more due: claim again once there is room
-            if free <= 0:
+            if free < self._claim_batch and self._tasks:
+                # Claim in batches (one query for many deliveries); a finishing task wakes us.
                 await self._wake.wait()
                 continue
             nxt = self._outbox.next_due()
@@ -348,18 +386,64 @@ class Notifier:
         # A fallback delivery that fails is final: fallbacks do not chain.
         return fb if fb and fb != d.channel and d.via is None else None
 
-    def notification(self, rule: RulePlan, kind: str, notification_id: str, record: dict[str, Any]) -> Notification:
-        rendered = render_message(rule, kind, record, **self._template_limits)
-        if rendered.template_error:
-            self._count("template_errors")
-            log.warning("rule %s: message template failed, default template used: %s", rule.id,
-                        rendered.template_error)
+    def notification(self, rule: RulePlan, kind: str, notification_id: str, record: dict[str, Any],
+                     rendered: Rendered | None = None) -> Notification:
+        if rendered is None:
+            rendered = self._render(rule, kind, record)
         return Notification(
             id=notification_id, rule=rule.id, title=rule.title or rule.id,
             severity=str(record.get("severity") or rule.severity), ts=record.get("ts"),
             subject=rendered.subject, text=rendered.text, record=record,
             group={k: record.get(k) for k in rule.group_keys},
         )
+
+    def _render(self, rule: RulePlan, kind: str, record: Record) -> Rendered:
+        rendered = render_message(rule, kind, record, **self._template_limits)
+        if rendered.template_error:
+            self._count("template_errors")
+            log.warning("rule %s: message template failed, default template used: %s", rule.id,
+                        rendered.template_error)
+        return rendered
+
+    def _notification_for(self, d: Delivery, rule: RulePlan, kind: str) -> Notification:
+        """Decode and render once per notification: its other channels reuse the record and,
+        when the rule has a `message` (the same text for every kind), the rendered text."""
+        entry = self._messages.get(d.notification_id)
+        if entry is None:
+            entry = (decode_record(d.record), {})
+            self._messages[d.notification_id] = entry
+            if len(self._messages) > self._messages_max:
+                self._messages.popitem(last=False)
+        record, by_template = entry
+        template_key = "message" if rule.message is not None else kind
+        rendered = by_template.get(template_key)
+        if rendered is None:
+            rendered = by_template[template_key] = self._render(rule, kind, record)
+        return self.notification(rule, kind, d.notification_id, record, rendered)
+
+    def _flush_sent(self) -> None:
+        """Mark every delivery sent since the last flush, in one transaction."""
+        self._flush_scheduled = False
+        ids, self._sent_ids = self._sent_ids, []
+        if not ids:
+            return
+        try:
+            self._outbox.mark_sent(ids, self._clock())
+        except Exception:  # the outbox is unwell: keep the marks and try again with the next ones
+            log.exception("could not mark %d deliveries sent; will retry", len(ids))
+            self._sent_ids[:0] = ids
+            return
+        with self._cond:
+            self._stats["sent"] += len(ids)
+            self._depth -= len(ids)
+            self._cond.notify_all()
+
+    def _sent(self, d: Delivery) -> None:
+        self._sent_ids.append(d.id)
+        if not self._flush_scheduled and self._loop is not None:
+            # After the other callbacks already queued: deliveries finishing together share it.
+            self._flush_scheduled = True
+            self._loop.call_soon(self._flush_sent)
 
     async def _deliver(self, d: Delivery) -> None:
         try:
@@ -387,9 +471,10 @@ class Notifier:
             return
         cb.acquire()
         rb.acquire()
-        notification = self.notification(rule, channel.kind, d.notification_id, decode_record(d.record))
+        notification = self._notification_for(d, rule, channel.kind)
         try:
-            await asyncio.wait_for(channel.send(notification), timeout=channel.config.timeout_s)
+            async with asyncio.timeout(channel.config.timeout_s):  # no extra task, unlike wait_for
+                await channel.send(notification)
         except asyncio.CancelledError:
             cb.release()
             rb.release()
@@ -401,9 +486,7 @@ class Notifier:
             return
         cb.record_success()
         rb.record_success()
-        self._outbox.mark_sent([d.id], self._clock())
-        self._count("sent")
-        self._finished()
+        self._sent(d)
 
     def _failed_attempt(self, d: Delivery, rule: RulePlan, channel: Channel, err: DeliveryError) -> None:
         cb, rb = self.breakers.channel(d.channel), self.breakers.rule(d.rule, d.channel)

@@ -149,8 +149,16 @@ class SqliteOutbox:
         return sorted((Delivery(*r) for r in rows), key=lambda d: d.id)  # type: ignore[arg-type, return-value]
 
     def mark_sent(self, ids: Iterable[int | str], now: float) -> None:
-        self._db().executemany("UPDATE deliveries SET status = 'sent', updated = ?, last_error = NULL WHERE id = ?",
-                               [(now, i) for i in ids])
+        """Mark a batch sent in one transaction (autocommit would make each row its own)."""
+        db = self._db()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.executemany("UPDATE deliveries SET status = 'sent', updated = ?, last_error = NULL WHERE id = ?",
+                           [(now, i) for i in ids])
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
 
     def reschedule(self, delivery: Delivery, next_at: float, attempts: int, error: str, now: float) -> None:
         self._db().execute(

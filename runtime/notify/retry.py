@@ -15,6 +15,7 @@ import smtplib
 import ssl
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import httpcore
 import httpx
@@ -62,8 +63,8 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
-def check_response(response: httpx.Response, redactor: Redactor) -> None:
-    """Raise `DeliveryError` unless the response is a 2xx."""
+def check_response(response: Any, redactor: Redactor) -> None:
+    """Raise `DeliveryError` unless the response (httpx.Response or http11.HttpResponse) is a 2xx."""
     code = response.status_code
     if 200 <= code < 300:
         return
