@@ -19,7 +19,8 @@ from typing import Any, Protocol
 import polars as pl
 
 from cepdsl.plan import StreamPlan
-from runtime.deadletter import empty_dead_letters
+from runtime.deadletter import concat_dead_letters, empty_dead_letters
+from runtime.sources.ndjson import block_to_frame
 from runtime.sources.records import records_to_frame
 
 
@@ -74,11 +75,23 @@ class ManualClock:
 
 @dataclass
 class Chunk:
-    """What one read produced: records (dicts or `Rejected`) with their raw text."""
+    """What one read produced: records (dicts or `Rejected`) with their raw text, or a
+    `block` of `lines` complete JSON lines typed in bulk when the batch is cut
+    (`runtime.sources.ndjson`), or rows already typed (`frame`, `dead`)."""
 
     records: list[Any] = field(default_factory=list)
     raws: list[str | bytes] = field(default_factory=list)
     eof: bool = False
+    block: bytes = b""
+    lines: int = 0
+    frame: pl.DataFrame | None = None
+    dead: pl.DataFrame | None = None
+
+    @property
+    def rows(self) -> int:
+        """How many rows this counts for against `max_rows`."""
+        typed = self.frame.height + (self.dead.height if self.dead is not None else 0) if self.frame is not None else 0
+        return len(self.records) + self.lines + typed
 
 
 class Source(ABC):
@@ -125,20 +138,22 @@ class Source(ABC):
         self.close()
 
     def __iter__(self) -> Iterator[Batch]:
-        records: list[Any] = []
-        raws: list[str | bytes] = []
+        parts: list[Chunk] = []
+        rows = 0
         started = self.clock.monotonic()  # of the oldest buffered record, or of the last batch
         while not self.closed:
             waited = self.clock.monotonic() - started
-            chunk = self._read(max(self.max_delay_s - waited, 0.0), self.max_rows - len(records))
-            if chunk.records and not records:
-                started = self.clock.monotonic()
-            records += chunk.records
-            raws += chunk.raws
+            chunk = self._read(max(self.max_delay_s - waited, 0.0), self.max_rows - rows)
+            n = chunk.rows
+            if n:
+                if not rows:
+                    started = self.clock.monotonic()
+                parts.append(chunk)
+                rows += n
             due = self.clock.monotonic() - started >= self.max_delay_s
-            if len(records) >= self.max_rows or due or (chunk.eof and records):
-                yield self._batch(records, raws)
-                records, raws = [], []
+            if rows >= self.max_rows or due or (chunk.eof and rows):
+                yield self._batch_parts(parts)
+                parts, rows = [], 0
                 started = self.clock.monotonic()
             if chunk.eof:
                 return
@@ -154,8 +169,47 @@ class Source(ABC):
             yield batch  # type: ignore[misc]
 
     def _batch(self, records: Sequence[Any], raws: Sequence[str | bytes]) -> Batch:
-        if records:
-            frame, dead = records_to_frame(self.stream, records, raws)
-        else:
-            frame, dead = pl.DataFrame(schema=self.stream.schema), empty_dead_letters()
+        return self._batch_parts([Chunk(list(records), list(raws))])
+
+    def _batch_parts(self, parts: Sequence[Chunk]) -> Batch:
+        """Type what was read, in order: adjacent blocks are parsed as one, adjacent records too."""
+        frames: list[pl.DataFrame] = []
+        deads: list[pl.DataFrame] = []
+        blocks: list[bytes] = []
+        records: list[Any] = []
+        raws: list[str | bytes] = []
+
+        def flush() -> None:
+            if blocks:
+                f, d = block_to_frame(self.stream, b"".join(blocks))
+                frames.append(f)
+                deads.append(d)
+                blocks.clear()
+            if records:
+                f, d = records_to_frame(self.stream, records, raws)
+                frames.append(f)
+                deads.append(d)
+                records.clear()
+                raws.clear()
+
+        for p in parts:
+            if p.block:
+                if records:
+                    flush()
+                blocks.append(p.block)
+            if p.records:
+                if blocks:
+                    flush()
+                records.extend(p.records)
+                raws.extend(p.raws)
+            if p.frame is not None:
+                flush()
+                frames.append(p.frame)
+                deads.append(p.dead if p.dead is not None else empty_dead_letters())
+        flush()
+        frame = pl.concat(frames) if len(frames) > 1 else frames[0] if frames else pl.DataFrame(schema=self.stream.schema)
+        dead = concat_dead_letters(deads) if len(deads) > 1 else deads[0] if deads else empty_dead_letters()
+        return self._emit(frame, dead)
+
+    def _emit(self, frame: pl.DataFrame, dead: pl.DataFrame) -> Batch:
         return Batch(self.stream.name, frame, dead, self.offsets())

@@ -17,8 +17,9 @@ from collections import deque
 from typing import Any, BinaryIO
 
 from cepdsl.plan import StreamPlan
+import numpy as np
+
 from runtime.sources.batch import Chunk, Clock, Source
-from runtime.sources.records import parse_json_lines
 
 _READ_SIZE = 1 << 20
 
@@ -41,7 +42,9 @@ class JsonlSource(Source):
         self.path = os.fspath(path)
         self.follow = follow
         self.poll_s = poll_s
-        self._pending: deque[tuple[bytes, int]] = deque()  # complete lines with their end position
+        # Runs of complete lines (each ending in "\n") with the file position just past them:
+        # lines travel as blocks, parsed in bulk when the batch is cut (ndjson.py).
+        self._pending: deque[tuple[bytes, int]] = deque()
         self._partial = b""
         self._read_pos = 0  # bytes read from the current file (complete lines + partial)
         self._done_pos = 0  # end of the last line handed out
@@ -70,13 +73,20 @@ class JsonlSource(Source):
             eof = self._fill(timeout_s)
             if not self._pending:
                 return Chunk(eof=eof)
-        lines = []
-        while self._pending and len(lines) < limit:
-            line, end = self._pending.popleft()
-            lines.append(line)
+        parts: list[bytes] = []
+        taken = 0
+        while self._pending and taken < limit:
+            data, end = self._pending.popleft()
+            n = data.count(b"\n")
+            if taken + n > limit:  # cut after the line that fills the batch; keep the rest
+                cut = int(np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10)[limit - taken - 1]) + 1
+                self._pending.appendleft((data[cut:], end))
+                end -= len(data) - cut
+                data, n = data[:cut], limit - taken
+            parts.append(data)
+            taken += n
             self._done_pos = end
-        records, raws = parse_json_lines(lines)
-        return Chunk(records, raws)
+        return Chunk(block=b"".join(parts), lines=taken)
 
     # -- reading
 
@@ -145,7 +155,7 @@ class JsonlSource(Source):
             self._file = None
             self._open()
             if tail.strip():
-                self._pending.append((tail, 0))
+                self._pending.append((tail + b"\n", 0))
             return True
         if st.st_size < self._read_pos:
             self._file.seek(0)
@@ -156,17 +166,14 @@ class JsonlSource(Source):
         return False
 
     def _split(self, data: bytes) -> None:
-        start = self._read_pos - len(self._partial)
         self._read_pos += len(data)
-        buf = self._partial + data
-        lines = buf.split(b"\n")
-        self._partial = lines.pop()
-        end = start
-        for line in lines:
-            end += len(line) + 1
-            self._pending.append((line.rstrip(b"\r"), end))
+        buf = self._partial + data if self._partial else data
+        last = buf.rfind(b"\n") + 1
+        self._partial = buf[last:]
+        if last:
+            self._pending.append((buf[:last], self._read_pos - len(self._partial)))
 
     def _flush_partial(self) -> None:
         if self._partial.strip():
-            self._pending.append((self._partial, self._read_pos))
+            self._pending.append((self._partial + b"\n", self._read_pos))
         self._partial = b""

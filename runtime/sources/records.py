@@ -74,6 +74,8 @@ def parse_json_lines(lines: Sequence[str | bytes]) -> tuple[list[Any], list[str 
             records.append(loads(line))
         except ValueError as e:  # JSONDecodeError and UnicodeDecodeError both are
             records.append(Rejected(f"malformed JSON: {e}"))
+        except RecursionError:
+            records.append(Rejected("malformed JSON: nested too deeply"))
         raws.append(line)
     return records, raws
 
@@ -89,6 +91,20 @@ def records_to_frame(
     when not given). Never raises on bad data: every record ends up in exactly
     one of the two frames, in input order.
     """
+    frame, reasons, dead = type_rows(stream, records, raws)
+    if not reasons:
+        return frame, dead
+    mask = pl.Series(values=[False] * len(records), dtype=pl.Boolean).scatter(sorted(reasons), True)
+    return frame.filter(~mask), dead
+
+
+def type_rows(
+    stream: StreamPlan,
+    records: Sequence[Any],
+    raws: Sequence[str | bytes] | None = None,
+) -> tuple[pl.DataFrame, dict[int, str], pl.DataFrame]:
+    """`records_to_frame` before the bad rows are dropped: (a frame of every record,
+    {index: reason} of the refused ones, their dead letters)."""
     n = len(records)
     reasons: dict[int, str] = {}
     rows: Sequence[Any] = records
@@ -113,17 +129,14 @@ def records_to_frame(
 
     frame = pl.DataFrame(columns)
     if not reasons:
-        return frame, empty_dead_letters()
-
+        return frame, reasons, empty_dead_letters()
     bad_rows = sorted(reasons)
-    mask = pl.Series(values=[False] * n, dtype=pl.Boolean).scatter(bad_rows, True)
-    good = frame.filter(~mask)
     dead = dead_letters(
         stream.name,
         [reasons[i] for i in bad_rows],
         [_raw_text(records[i], raws[i] if raws is not None else None) for i in bad_rows],
     )
-    return good, dead
+    return frame, reasons, dead
 
 
 # --------------------------------------------------------------------------- extraction
@@ -164,8 +177,8 @@ def _typed_column(f: FieldPlan, vals: list[Any]) -> tuple[pl.Series, dict[int, s
     if kinds <= _FAST_KINDS[f.type]:
         try:
             return pl.Series(f.name, vals, dtype=f.dtype, strict=True), {}
-        except (TypeError, OverflowError, pl.exceptions.PolarsError):
-            pass  # e.g. an int beyond int64: let the slow path name it
+        except (TypeError, OverflowError, UnicodeEncodeError, pl.exceptions.PolarsError):
+            pass  # e.g. an int beyond int64, a lone surrogate: let the slow path name it
     coerce = _COERCERS[f.type]
     out: list[Any] = []
     bad: dict[int, str] = {}
@@ -201,7 +214,15 @@ def _timestamp_column(f: FieldPlan, vals: list[Any], kinds: set[type]) -> tuple[
                     bad[i] = _type_reason(f, v)
     parts: list[pl.Series] = []
     if strings is not None:
-        parsed, rescued = _parse_rfc3339(pl.Series(strings, dtype=pl.String))
+        try:
+            text = pl.Series(strings, dtype=pl.String)
+        except UnicodeEncodeError:  # a lone surrogate ("\ud800" in JSON): refuse that value
+            for i, v in enumerate(strings):
+                if v is not None and not _is_text(v):
+                    bad[i] = _type_reason(f, v)
+            strings = [v if v is None or _is_text(v) else None for v in strings]
+            text = pl.Series(strings, dtype=pl.String)
+        parsed, rescued = _parse_rfc3339(text)
         # Strings that are not RFC 3339 may still be epoch milliseconds ("1700000000000").
         if rescued:
             extra: list[Any] = [None] * len(vals)
@@ -226,6 +247,11 @@ def _timestamp_column(f: FieldPlan, vals: list[Any], kinds: set[type]) -> tuple[
 
 def _parse_rfc3339(s: pl.Series) -> tuple[pl.Series, list[int]]:
     """RFC 3339 strings → naive UTC datetimes, and the rows that did not parse."""
+    # The usual form (`T`, `Z`) parses directly, ~4× faster than normalising; any other
+    # form anywhere in the column takes the general path for all of it.
+    quick = s.str.to_datetime("%Y-%m-%dT%H:%M:%S%.fZ", strict=False, time_unit="us")
+    if quick.null_count() == s.null_count():
+        return quick, []
     norm = s.str.replace(r"[zZ]$", "+00:00").str.replace(r"^(\d{4}-\d{2}-\d{2})[ tT]", "${1}T")
     has_offset = norm.str.contains(r"[+-]\d{2}:?\d{2}$")
     norm = pl.select(pl.when(has_offset).then(norm).otherwise(norm + "+00:00")).to_series()
@@ -294,10 +320,19 @@ def _to_float(v: Any) -> tuple[bool, Any]:
     return False, None
 
 
+def _is_text(v: str) -> bool:
+    """False for strings Arrow cannot hold (lone surrogates, from `"\\ud800"` in JSON)."""
+    try:
+        v.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _to_str(v: Any) -> tuple[bool, Any]:
     t = type(v)
     if t is str:
-        return True, v
+        return _is_text(v), v
     if t is int or t is float or t is bool:
         return True, json.dumps(v)
     return False, None
@@ -325,6 +360,8 @@ def _describe(v: Any) -> str:
         text = json.dumps(v, ensure_ascii=False, default=repr)
     except ValueError:
         text = repr(v)
+    if not _is_text(text):  # a lone surrogate: show it escaped
+        text = json.dumps(v, default=repr)
     if len(text) > 60:
         text = text[:57] + "..."
     return f"{kind} {text}"
@@ -333,6 +370,8 @@ def _describe(v: Any) -> str:
 def _type_reason(f: FieldPlan, v: Any) -> str:
     if type(v) is _NotObject:
         return f"field '{f.name}': expected an object at '{v.prefix}', got {_describe(v.value)}"
+    if type(v) is str and not _is_text(v):
+        return f"field '{f.name}': invalid text (lone surrogate), got {_describe(v)}"
     return f"field '{f.name}': expected {f.type}, got {_describe(v)}"
 
 
