@@ -94,3 +94,38 @@ def test_unreachable_redis_is_counted_not_raised() -> None:
     src = RedisStreamSource(S, client, key="x", max_delay_s=0.2)
     it = iter(src)
     assert next(it).empty and src.errors >= 1 and src.last_error
+
+
+def test_bulk_typed_payloads_equal_entry_by_entry(redis_server, redis_client: redis.Redis, monkeypatch) -> None:
+    import runtime.sources.redis_streams as rs
+
+    payloads = [json.dumps({"ts": 1_714_557_600_000 + i, "host": f"h{i % 3}", "cpu": i / 4}) for i in range(300)]
+    payloads[10] = "{broken"
+    payloads[20] = json.dumps({"ts": 5, "host": 7, "cpu": 1})  # number in a str field: "7"
+    payloads[30] = json.dumps({"host": "x"})  # no time
+    payloads[40] = ""  # blank: a dead letter here (not skipped as in a file)
+    for p in payloads:
+        redis_client.xadd("bulk", {"data": p})
+
+    def read(key_group: str) -> list:
+        src = RedisStreamSource(S, redis_client, key="bulk", group=key_group, max_rows=1000, max_delay_s=0.2)
+        b = next_nonempty(iter(src))
+        src.close()
+        return [b.frame, b.dead, len(b.offsets["ids"])]
+
+    fast = read("g1")
+    monkeypatch.setattr(rs, "_FAST_MIN", 10**9)  # entry by entry
+    slow = read("g2")
+    assert fast[0].equals(slow[0]) and fast[1].equals(slow[1]) and fast[2] == slow[2] == 300
+    assert fast[0].height == 297 and fast[0]["host"][19] == "7"
+    # The clean part took the bulk path: no blank payload, no broken line → one Polars read.
+    redis_client.delete("bulk2")
+    for p in payloads[100:300]:
+        redis_client.xadd("bulk2", {"data": p})
+    monkeypatch.setattr(rs, "_FAST_MIN", 64)
+    src = RedisStreamSource(S, redis_client, key="bulk2", group="g", max_rows=1000, max_delay_s=0.2)
+    seen = []
+    real = rs.fast_block
+    monkeypatch.setattr(rs, "fast_block", lambda *a, **k: seen.append(r := real(*a, **k)) or r)
+    b = next_nonempty(iter(src))
+    assert b.frame.height == 200 and seen and seen[0] is not None
