@@ -160,6 +160,7 @@ class RedisStreamSource(Source):
 
     def _chunk(self, entries: list[tuple[str, dict[str, str]]]) -> Chunk:
         self._ids.extend(entry_id for entry_id, _ in entries)
+        self._held.update(entry_id for entry_id, _ in entries)  # until acked: never claimed back by us
         fast = self._fast_chunk(entries)
         if fast is not None:
             return fast
