@@ -179,7 +179,9 @@ class StreamingEngine:
                     except queue.Full:
                         continue
                 if stop.is_set():
-                    break
+                    # Stopped, not ended: the input is not complete, so `run` must not flush
+                    # (closing open windows now would make their later rows late after a restart).
+                    return
         except BaseException as e:  # reported by the loop, never swallowed
             self._inbox.put((name, e))
             return
@@ -206,7 +208,8 @@ class StreamingEngine:
             self._dead(batch.dead)
         if batch.frame.height:
             outs = self.session.push(batch.stream, batch.frame)
-            self._last_rows_at[batch.stream] = now
+            # After the push: a slow push (first JIT, a big batch) must not make the stream look silent.
+            self._last_rows_at[batch.stream] = max(now, self.clock())
             self.counters["rows"] += batch.frame.height
         self.counters["batches"] += 1
         if batch.offsets:
@@ -274,12 +277,18 @@ class StreamingEngine:
         seen at least one event: history arriving late must not be declared late)."""
         now = self.clock()
         outs: dict[str, pl.DataFrame] = {}
+        if self._threads and not self._inbox.empty():
+            return outs  # batches are waiting: not silent, whatever the clock says
         for stream in self.program.streams:
             if stream.time_field is None or stream.name not in self._last_rows_at:
                 continue
             if now - self._last_rows_at[stream.name] < self.idle_after_s:
                 continue
-            got = self.session.advance(stream.name, int(now * 1_000_000) - stream.lateness_us)
+            # A row a source has read but not yet cut into a batch can be up to its max_delay old.
+            held_us = int(1_000_000 * max((getattr(src, "max_delay_s", 0.0) for src in self.sources.values()
+                                           if getattr(getattr(src, "stream", None), "name", None) == stream.name),
+                                          default=0.0))
+            got = self.session.advance(stream.name, int(now * 1_000_000) - stream.lateness_us - held_us)
             for rid, f in got.items():
                 if f.height:
                     outs[rid] = pl.concat([outs[rid], f]) if rid in outs else f
