@@ -1,0 +1,70 @@
+"""Exact group codes (`key_codes`): same partition as Python dict keys, first-appearance order."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import polars as pl
+import pytest
+
+from cepdsl.backends.numba.groups import GroupTable, group_ids
+from cepdsl.backends.numba.key_codes import frame_codes
+
+WORDS = ["", "a", "ab", "abc", "abcd", "abcde", "abcdefghijk", "abcdefghijkl", "abcdefghijklm",
+         "abcdefghijklmnopqrstuvwxyz", "abcdefghijklmnopqrstuvwxyZ", "Abcdefghijklmnopqrstuvwxyz", "é", "x" * 100, None]
+
+
+def reference(df: pl.DataFrame) -> list[int]:
+    """The interpreter's notion of a group: NaN is one key, 0.0 == -0.0, null is a key."""
+    seen: dict[tuple[object, ...], int] = {}
+    out = []
+    for row in df.iter_rows():
+        key = tuple("NaN" if isinstance(v, float) and math.isnan(v) else v for v in row)
+        out.append(seen.setdefault(key, len(seen)))
+    return out
+
+
+def frames(seed: int) -> pl.DataFrame:
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(0, 120))
+    return pl.DataFrame(
+        [
+            pl.Series("s", [WORDS[i] for i in rng.integers(0, len(WORDS), n)], dtype=pl.String),
+            pl.Series("f", [[0.0, -0.0, math.nan, 1.5, None][i] for i in rng.integers(0, 5, n)], dtype=pl.Float64),
+            pl.Series("i", [[1, 2, None, -5][i] for i in rng.integers(0, 4, n)], dtype=pl.Int64),
+            pl.Series("b", [[True, False, None][i] for i in rng.integers(0, 3, n)], dtype=pl.Boolean),
+        ]
+    )
+
+
+@pytest.mark.parametrize("seed", range(40))
+@pytest.mark.parametrize("cols", [("s",), ("f",), ("i", "b"), ("s", "f", "i", "b")])
+def test_codes_partition_like_python_keys(seed: int, cols: tuple[str, ...]) -> None:
+    df = frames(seed).select(cols)
+    codes, firsts = frame_codes(df)
+    assert codes.tolist() == reference(df)
+    assert firsts.tolist() == [codes.tolist().index(c) for c in range(len(firsts))]
+    if df.height > 4:  # a slice (Arrow offset) and several chunks give the same codes
+        part = df.slice(3)
+        assert frame_codes(part)[0].tolist() == reference(part)
+        chunked = pl.concat([df.slice(0, 2), df.slice(2)], rechunk=False)
+        assert frame_codes(chunked)[0].tolist() == reference(df)
+
+
+def test_long_strings_with_equal_length_and_prefix_are_told_apart() -> None:
+    a, b = "user-" + "x" * 30 + "1", "user-" + "x" * 30 + "2"
+    df = pl.DataFrame({"u": [a, b, a, b, None, "", None]})
+    assert frame_codes(df)[0].tolist() == [0, 1, 0, 1, 2, 3, 2]
+
+
+def test_group_ids_without_keys_is_one_group() -> None:
+    ids, firsts = group_ids(pl.DataFrame({"x": [1, 2, 3]}), ())
+    assert ids.tolist() == [0, 0, 0] and firsts.tolist() == [0]
+
+
+def test_group_table_keeps_slots_across_batches() -> None:
+    table = GroupTable({"u": pl.String})
+    assert table.slots(pl.DataFrame({"u": ["b", "a", "b"]})).tolist() == [0, 1, 0]
+    assert table.slots(pl.DataFrame({"u": ["c", None, "a", "c"]})).tolist() == [2, 3, 1, 2]
+    assert table.table.get_column("u").to_list() == ["b", "a", "c", None]
