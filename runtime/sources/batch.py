@@ -20,7 +20,7 @@ import polars as pl
 
 from cepdsl.plan import StreamPlan
 from runtime.deadletter import concat_dead_letters, empty_dead_letters
-from runtime.sources.ndjson import block_to_frame
+from runtime.sources.ndjson import blocks_to_frame
 from runtime.sources.records import records_to_frame
 
 
@@ -181,7 +181,7 @@ class Source(ABC):
 
         def flush() -> None:
             if blocks:
-                f, d = block_to_frame(self.stream, b"".join(blocks))
+                f, d = blocks_to_frame(self.stream, blocks)
                 frames.append(f)
                 deads.append(d)
                 blocks.clear()

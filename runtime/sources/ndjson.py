@@ -151,6 +151,25 @@ def split_lines(block: bytes) -> list[bytes]:
     return [ln.rstrip(b"\r") for ln in lines]
 
 
+def blocks_to_frame(stream: StreamPlan, blocks: list[bytes]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """`block_to_frame(stream, b"".join(blocks))`, joining only up to ~2 MB at a time
+    (each block must end at a line end)."""
+    goods, deads = [], []
+    piece: list[bytes] = []
+    size = 0
+    for i, b in enumerate(blocks):
+        piece.append(b)
+        size += len(b)
+        if size >= _PIECE or i == len(blocks) - 1:
+            g, d = block_to_frame(stream, piece[0] if len(piece) == 1 else b"".join(piece))
+            goods.append(g)
+            deads.append(d)
+            piece, size = [], 0
+    if not goods:
+        return pl.DataFrame(schema=stream.schema), empty_dead_letters()
+    return (pl.concat(goods) if len(goods) > 1 else goods[0]), concat_dead_letters(deads)
+
+
 def block_to_frame(stream: StreamPlan, block: bytes) -> tuple[pl.DataFrame, pl.DataFrame]:
     """JSON lines (newline-separated, blank lines skipped) → (good rows, dead letters),
     exactly as `records_to_frame(stream, *parse_json_lines(split_lines(block)))`."""
@@ -224,7 +243,13 @@ def _timestamps(text: pl.Series) -> tuple[pl.Series, pl.Series]:
     """Timestamp text → Datetime(us) as records.py types it, and the rows left to the slow path
     (neither RFC 3339 nor plainly a number, or out of range: their reasons are the slow path's).
     A JSON number reaches us as Polars' shortest round-trip text of it, so it parses back
-    exactly; numbers are tried first (no RFC 3339 text looks like a JSON number)."""
+    exactly. No RFC 3339 text looks like a JSON number, so the order of the two tries only
+    matters for speed: the kind of the first value goes first."""
+    first = text.drop_nulls().head(1).to_list()
+    if not (first and re.match(_JSON_NUMBER, first[0])):
+        parsed, failed = _parse_rfc3339(text)
+        if not failed:
+            return parsed.alias(text.name), pl.Series("refused", [False] * text.len(), dtype=pl.Boolean)
     is_num = text.str.contains(_JSON_NUMBER).fill_null(False)
     f = pl.select(pl.when(is_num).then(text.cast(pl.Float64, strict=False))).to_series()
     ok = (f.is_finite() & (f.abs() <= _MAX_EPOCH_MS)).fill_null(False)
