@@ -147,6 +147,9 @@ class Session:
         self._streams = {}
         for stream in program.streams:
             state = StreamState(stream, external_watermark=self.replay)
+            rules_here = [r for r in program.rules if r.stream.name == stream.name]
+            # Filter executors never look at SEQ: a filter-only stream skips numbering rows.
+            state.need_seq = self._executor_source is not None or any(r.kind is not RuleKind.FILTER for r in rules_here)
             previous = old_streams.get(stream.name)
             if previous is not None:
                 state.adopt(previous.state)
@@ -169,25 +172,29 @@ class Session:
         st = run.state
         rows = st.number(conform(st.plan, frame, source=f"a batch of stream {stream}"))
         outs = self._outputs()
+        scan = None
         if st.has_time:
-            missing = rows[TIME].is_null()
-            if missing.any():
+            if rows[TIME].null_count():  # metadata: no pass when there are no nulls
+                missing = rows[TIME].is_null()
                 self._dead.append(
                     rows_as_dead_letters(stream, decode(rows.filter(missing).select(st.plan.schema.keys())), "missing time")
                 )
                 rows = rows.filter(~missing)
             before = st.watermark
-            st.observe(rows[TIME])
-            if before > NO_WATERMARK:
+            # One scan gives min, max and sortedness; an in-order batch (min ≥ the old
+            # watermark) needs no "behind" comparison, no sort and no buffer pass.
+            scan = st.observe(rows[TIME])
+            if scan is not None and before > NO_WATERMARK and scan.lo < before:
                 behind = rows[TIME] < before
-                if behind.any():
-                    late = rows.filter(behind).sort([TIME, SEQ])
-                    rows = rows.filter(~behind)
-                    self._run_rows(run, late, Progress(before, st.first_ts, st.max_ts), outs, late=True)
+                late = rows.filter(behind)
+                late = late.sort([TIME, SEQ]) if SEQ in late.columns else late.sort(TIME, maintain_order=True)
+                rows = rows.filter(~behind)
+                scan = None  # the rest is re-scanned by `release` if needed
+                self._run_rows(run, late, Progress(before, st.first_ts, st.max_ts), outs, late=True)
         if st.buffer is not None and st.buffer.height and st.buffer.schema != rows.schema:
             # Dictionary-encoded and plain String batches meet in the buffer: plain String.
             st.buffer, rows = decode(st.buffer), decode(rows)
-        st.hold(rows)
+        st.hold(rows, scan)
         self._release(run, outs)
         return self._finish_outputs(outs)
 
