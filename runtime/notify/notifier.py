@@ -6,7 +6,11 @@
                                                                    sent | retry later | failed → fallback
 
 `submit` never touches the network and never waits on it: it encodes the
-match records, writes one row per (match, channel) and wakes the worker. Memory
+match records (column by column), writes one row per (match, channel) in one
+transaction and wakes the worker. The worker claims in batches and writes
+"sent" marks once per event-loop turn for every delivery that finished in it
+(both on a thread of their own, so a busy SQLite lock never stalls the loop);
+a notification is decoded and rendered once for all its channels. Memory
 is bounded by `max_in_flight` (only claimed deliveries are in memory); the
 outbox is bounded by `max_pending`, past which `submit` waits up to
 `max_submit_wait_s` for room (back-pressure, counted) and then enqueues
@@ -22,6 +26,7 @@ import ssl
 import threading
 import time
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, Any
@@ -138,6 +143,11 @@ class Notifier:
         # Sent marks are written in batches (one transaction per loop turn, not per delivery).
         self._sent_ids: list[int | str] = []
         self._flush_scheduled = False
+        self._marking = 0  # sent marks handed to the outbox thread, not yet written
+        # The worker's claims and sent marks run on one thread of their own: SQLite's busy
+        # handler sleeps in steps of up to 100 ms while `submit` holds the write lock, and on
+        # the event loop's thread that would stall every delivery in flight.
+        self._outbox_thread: ThreadPoolExecutor | None = None
         # Decoded record and rendered messages per notification, shared by its channels.
         self._messages: OrderedDict[str, tuple[Record, dict[str, Rendered]]] = OrderedDict()
         self._messages_max = 4 * max_in_flight + 16
@@ -250,9 +260,10 @@ class Notifier:
             # The in-memory count says when to look; the outbox (a COUNT query) has the last word,
             # asked when the count reaches zero and every half second in case they ever disagree.
             now = time.monotonic()
-            if (self._depth <= 0 and not self._tasks and not self._sent_ids) or now >= next_check:
+            busy = self._tasks or self._sent_ids or self._marking
+            if (self._depth <= 0 and not busy) or now >= next_check:
                 next_check = now + 0.5
-                if self._outbox.depth() == 0 and not self._tasks and not self._sent_ids:
+                if not busy and self._outbox.depth() == 0:
                     return True
             if deadline is not None and now >= deadline:
                 return False
@@ -323,6 +334,7 @@ class Notifier:
     async def _main(self, ready: threading.Event) -> None:
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
+        self._outbox_thread = ThreadPoolExecutor(1, thread_name_prefix="cep-notify-outbox")
         self._ctx.client = guarded_client(self._policy, resolver=self._resolver,
                                           ssl_context=self._ctx.ssl_context, max_connections=self.max_in_flight,
                                           impl=self._http_impl)
@@ -334,7 +346,12 @@ class Notifier:
                 t.cancel()
             if self._tasks:
                 await asyncio.gather(*self._tasks, return_exceptions=True)
-            self._flush_sent()
+            while self._marking:
+                await asyncio.sleep(0.005)
+            self._flush_sent(inline=True)
+            assert self._outbox_thread is not None
+            self._outbox_thread.shutdown(wait=True)
+            self._outbox_thread = None
             await self._ctx.client.aclose()
             self._ctx.client = None
             self._loop = None
@@ -346,7 +363,8 @@ class Notifier:
             free = self.max_in_flight - len(self._tasks)
             claimed: list[Delivery] = []
             if free > 0 and (free >= self._claim_batch or not self._tasks):
-                claimed = self._outbox.claim(self._clock(), free)
+                claimed = await self._loop.run_in_executor(  # type: ignore[union-attr]
+                    self._outbox_thread, self._outbox.claim, self._clock(), free)
                 for d in claimed:
                     task = asyncio.create_task(self._deliver(d))
                     self._tasks.add(task)
@@ -421,17 +439,37 @@ class Notifier:
             rendered = by_template[template_key] = self._render(rule, kind, record)
         return self.notification(rule, kind, d.notification_id, record, rendered)
 
-    def _flush_sent(self) -> None:
-        """Mark every delivery sent since the last flush, in one transaction."""
+    def _flush_sent(self, inline: bool = False) -> None:
+        """Mark every delivery sent since the last flush, in one transaction (on the outbox thread)."""
         self._flush_scheduled = False
         ids, self._sent_ids = self._sent_ids, []
         if not ids:
             return
+        if inline or self._loop is None or self._outbox_thread is None:
+            self._marked(ids, self._write_marks(ids))
+            return
+        self._marking += 1
+
+        def done(f: asyncio.Future[bool]) -> None:
+            self._marking -= 1
+            self._marked(ids, f.result())
+
+        self._loop.run_in_executor(self._outbox_thread, self._write_marks, ids).add_done_callback(done)
+
+    def _write_marks(self, ids: list[int | str]) -> bool:
         try:
             self._outbox.mark_sent(ids, self._clock())
+            return True
         except Exception:  # the outbox is unwell: keep the marks and try again with the next ones
             log.exception("could not mark %d deliveries sent; will retry", len(ids))
+            return False
+
+    def _marked(self, ids: list[int | str], ok: bool) -> None:
+        if not ok:
             self._sent_ids[:0] = ids
+            if self._loop is not None and not self._flush_scheduled:
+                self._flush_scheduled = True
+                self._loop.call_later(0.5, self._flush_sent)
             return
         with self._cond:
             self._stats["sent"] += len(ids)

@@ -176,6 +176,25 @@ def test_sent_marks_are_written_in_batches(receiver, make_notifier, monkeypatch)
     assert n._outbox.depth() == 0
 
 
+def test_a_failed_sent_mark_is_retried_not_lost(receiver, make_notifier, monkeypatch):
+    prog = program(HOOK)
+    n = make_notifier(prog, {"HOOK_URL": receiver.url + "/hook", "OTHER_URL": receiver.url + "/other"})
+    real, failures = n._outbox.mark_sent, []
+
+    def flaky(ids, now):
+        if not failures:
+            failures.append(len(ids))
+            raise OSError("disk hiccup")
+        return real(ids, now)
+
+    monkeypatch.setattr(n._outbox, "mark_sent", flaky)
+    n.start()
+    n.submit("r", matches(prog, "r", cpu_rows(5)))
+    assert n.drain(10)
+    assert failures and n.stats()["sent"] == 10 and n._outbox.depth() == 0
+    assert len(receiver.received()) == 10  # marked late, never sent twice
+
+
 @pytest.mark.parametrize("http_client", ["http11", "httpx"])
 def test_both_http_clients_deliver_the_same_requests(receiver, make_notifier, http_client):
     prog = program(HOOK)
