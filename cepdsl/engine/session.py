@@ -257,7 +257,9 @@ class Session:
             masks = run.wheres.masks(rows)
         else:
             # The common path: rows per rule by index gathers, no per-rule filter pass.
-            subs = run.wheres.split(rows)
+            # Filter-only streams (no SEQ) gather without TIME: the filter executor reads
+            # the time field itself, one column less to gather per rule.
+            subs = run.wheres.split(rows if run.state.need_seq else rows.drop(TIME))
         where_share = (time.perf_counter() - t0) / len(run.rules)
         ts_np = rows[TIME].to_numpy() if late else None
         stream = run.state.plan.name

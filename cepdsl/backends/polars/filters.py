@@ -32,6 +32,11 @@ class FilterExecutor(Executor):
     def process(self, rows: pl.DataFrame, progress: Progress) -> pl.DataFrame:
         if rows.height == 0:
             return self._empty
+        if TIME not in rows.columns:
+            # The engine may hand filter rules rows without TIME (one column less to
+            # gather per rule): TIME is the time field's µs, so `ts` is that field.
+            tf = self.rule.stream.time_field
+            rows = rows.with_columns((pl.col(tf).dt.epoch("us") if tf else pl.lit(None, pl.Int64)).alias(TIME))
         if all(rows.schema.get(c) == dt for c, dt in self._fields.items()):
             return rows.select(self._record)
         return finalize(self.rule, rows.with_columns(pl.col(TIME).alias("ts")))

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 import polars as pl
 
 from cepdsl.backends.polars.expressions import MANY_OPTS, compile_expr
-from cepdsl.plan import TExpr
+from cepdsl.plan import TBinary, TExpr, TUnary
 
 
 def _full_length(e: pl.Expr) -> pl.Expr:
@@ -38,40 +38,67 @@ def decode(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.with_columns(pl.col(enc).cast(pl.String)) if enc else frame
 
 
+def _over_atoms(expr: TExpr, atoms: dict[TExpr, str]) -> pl.Expr:
+    """`expr` as and/or/not of columns naming its other sub-expressions (added to `atoms`)."""
+    if isinstance(expr, TBinary) and expr.op in ("and", "or"):
+        left, right = _over_atoms(expr.left, atoms), _over_atoms(expr.right, atoms)
+        return left & right if expr.op == "and" else left | right
+    if isinstance(expr, TUnary) and expr.op == "not":
+        return ~_over_atoms(expr.operand, atoms)
+    return pl.col(atoms.setdefault(expr, f"__a{len(atoms)}"))
+
+
 class WhereSet:
-    """The `where` of each rule of one stream (None: no `where`)."""
+    """The `where` of each rule of one stream (None: no `where`).
+
+    Rules with the same `where` (real rule sets repeat conditions with other names,
+    severities or messages) share one predicate column, one `arg_true` and one gathered
+    frame: the gather is most of the cost with many rules."""
 
     def __init__(self, wheres: Sequence[TExpr | None]) -> None:
         self.wheres = list(wheres)
-        self._present = [i for i, w in enumerate(self.wheres) if w is not None]
-        self._exprs = [_full_length(compile_expr(self.wheres[i])).alias(f"__w{i}") for i in self._present]  # type: ignore[arg-type]
+        unique: dict[TExpr, int] = {}
+        #: per rule, the index of its distinct predicate (None: no `where`)
+        self._slot: list[int | None] = []
+        for w in self.wheres:
+            self._slot.append(None if w is None else unique.setdefault(w, len(unique)))
+        self._exprs = [_full_length(compile_expr(w)).alias(f"__w{k}") for w, k in unique.items()]
+        # Many rules: every distinct condition under and/or/not ("atom") is computed once
+        # over the rows, then each rule's predicate is and/or/not of those boolean columns
+        # (bitmaps, Kleene like `compile_expr`).  Polars' CSE finds only some shared
+        # sub-expressions; this finds all of them (10M rows, 100 rules: 42 predicates from
+        # 12 atoms).
+        atoms: dict[TExpr, str] = {}
+        combos = [_over_atoms(w, atoms).alias(f"__w{k}") for w, k in unique.items()]
+        self._atoms = [_full_length(compile_expr(a)).alias(name) for a, name in atoms.items()]
+        self._combos = combos
+
+    def _predicates(self, rows: pl.DataFrame) -> pl.DataFrame:
+        if len(self._exprs) == 1:
+            return rows.lazy().select(self._exprs).collect(optimizations=MANY_OPTS)
+        atoms = rows.lazy().select(self._atoms).collect(optimizations=MANY_OPTS)
+        return atoms.select(self._combos)
 
     def masks(self, rows: pl.DataFrame) -> list[pl.Series | None]:
         """Per rule, its predicate over `rows` (null where the predicate is null), or None."""
-        out: list[pl.Series | None] = [None] * len(self.wheres)
         if not self._exprs:
-            return out
-        frame = rows.lazy().select(self._exprs).collect(optimizations=MANY_OPTS)
-        for i in self._present:
-            out[i] = frame.get_column(f"__w{i}")
-        return out
+            return [None] * len(self.wheres)
+        frame = self._predicates(rows)
+        return [None if k is None else frame.to_series(k) for k in self._slot]
 
     def split(self, rows: pl.DataFrame) -> list[pl.DataFrame]:
         """Per rule, the rows whose `where` is true, in `rows`' order, with String dtypes."""
-        if not self._exprs:
-            whole = decode(rows)
-            return [whole] * len(self.wheres)
         if len(self._exprs) == 1:
-            idx = {self._present[0]: rows.select(self._exprs[0].arg_true()).to_series()}
-        else:
-            masks = rows.lazy().select(self._exprs).collect(optimizations=MANY_OPTS)
-            idx = {i: masks.get_column(f"__w{i}").arg_true() for i in self._present}
-        whole = None
+            # `arg_true`, like `filter`, skips null: no `fill_null` pass.
+            idx = [rows.select(self._exprs[0].arg_true()).to_series()]
+        elif self._exprs:
+            masks = self._predicates(rows)
+            idx = [masks.to_series(k).arg_true() for k in range(len(self._exprs))]
+        gathered: dict[int | None, pl.DataFrame] = {}
         out = []
-        for i in range(len(self.wheres)):
-            if i in idx:
-                out.append(decode(rows[idx[i]]))
-            else:
-                whole = decode(rows) if whole is None else whole
-                out.append(whole)
+        for k in self._slot:
+            sub = gathered.get(k)
+            if sub is None:
+                sub = gathered[k] = decode(rows if k is None else rows[idx[k]])
+            out.append(sub)
         return out
