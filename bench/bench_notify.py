@@ -17,7 +17,7 @@ The receiver is a raw asyncio Protocol server in another process (this file
 with `--serve`): it parses just enough HTTP/1.1 to answer each request with
 200, so the figure measures our side; its CPU use during each run is printed.
 
-    .venv/bin/python bench/bench_notify.py            (~1.5 min; --quick: one run of each)
+    .venv/bin/python bench/bench_notify.py            (~2–3 min on a busy 2-CPU machine; --quick: one run each)
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 N = int(os.environ.get("BENCH_NOTIFY_N", 10_000))
-N_HTTPX = 1_500  # the httpx variants are ~10x slower: fewer, to keep the run short
+N_HTTPX = 1_000  # the httpx variants are 10–40x slower: fewer, to keep the run short
 N_PEER_SEQ = 100
 N_RENDER = 100_000
 IN_FLIGHT = 100
@@ -332,9 +332,10 @@ def main() -> None:
               f"{SUBMIT_BATCH:,} matches {ours.extra['longest_submit_ms']:.0f} ms")
         ours_httpx = best_of(repeat, rx, lambda: notifier_run(rx.url, N_HTTPX, "httpx", frame.head(N_HTTPX)))
         print(f"  cep notifier, httpx transport ({N_HTTPX:,}):      {ours_httpx.describe()}")
-        plain = best_of(repeat, rx, lambda: client_run(rx.url, N, lambda: httpx.AsyncClient(
+        plain = best_of(repeat, rx, lambda: client_run(rx.url, N_HTTPX, lambda: httpx.AsyncClient(
             limits=httpx.Limits(max_connections=IN_FLIGHT, max_keepalive_connections=IN_FLIGHT))))
-        print(f"  peer: plain httpx.AsyncClient, {IN_FLIGHT} at a time, no outbox/render/SSRF: {plain.describe()}")
+        print(f"  peer: plain httpx.AsyncClient ({N_HTTPX:,}), {IN_FLIGHT} at a time, no outbox/render/SSRF:"
+              f" {plain.describe()}")
         seq = best_of(repeat, rx, lambda: sequential_peer(rx.url))
         print(f"  peer: sequential httpx.post loop ({N_PEER_SEQ}): {seq.describe()}")
         print(f"  ratio: {ours.rate / plain.rate:.1f}x the async httpx peer, {ours.rate / seq.rate:.0f}x the "

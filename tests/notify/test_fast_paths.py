@@ -20,7 +20,7 @@ from receiver import Answer
 import runtime.notify.notifier as notifier_module
 import cepdsl.templates as templates_module
 from cepdsl.templates import TemplateError, precompile, render
-from runtime.notify.records import encode_record, frame_deliveries, frame_records, idempotency_key
+from runtime.notify.records import decode_record, encode_record, frame_deliveries, frame_records, idempotency_key
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -52,7 +52,9 @@ def test_columnar_encoding_is_byte_identical_to_per_record(rows):
              "n": [r[3] for r in rows]},
             schema={"ts": pl.Datetime("us"), "host": pl.String, "cpu": pl.Float64, "n": pl.Int64})
         want = [(idempotency_key(rule, rec), encode_record(rec)) for rec in frame_records(frame)]
-        assert frame_deliveries(rule, frame) == want
+        got = frame_deliveries(rule, frame)
+        assert got == want
+        assert all(encode_record(decode_record(text)) == text for _, text in got)  # the worker reads it back
 
 
 def test_columnar_encoding_of_nested_and_duration_columns():
