@@ -1,16 +1,28 @@
 """Per-group baselines for anomaly rules, one Numba pass over rows in time order.
 
-Each kernel takes the rows' slots and values (NaN = null: skipped) and the state
-arrays (updated in place), and returns the anomalies as
-(row index, score, baseline_n, stat 1, stat 2).
+State layout: one float64 row per group slot in a single flat array (`st`,
+`width` values per slot): a header of `HEADER` values (counters stored as floats,
+exact below 2**53), then the ring buffer of the last N values, and for iqr the
+same values kept sorted.  Rows of a batch hit random slots; with every field of a
+slot on one cache line (header) next to its ring, a row costs one or two cache
+misses instead of one per field array, and the slot of row i + `AHEAD` is
+prefetched while row i is worked on.
 
-zscore keeps shifted sums S1 = Σ(v − K), S2 = Σ(v − K)² over a ring buffer, with
-the shift K an actual baseline value: for values near 1e9 with small noise, the
-sums stay small and var = S2/n − (S1/n)² loses nothing to cancellation.  Every N
+Each kernel takes the rows' slots and values (NaN = null: skipped) and the state
+(updated in place), and returns the anomalies as (row index, baseline_n) and
+(score, stat 1, stat 2).
+
+zscore keeps shifted sums S1 = Σ(v − K), S2 = Σ(v − K)² over the ring, with the
+shift K an actual baseline value: for values near 1e9 with small noise, the sums
+stay small and var = S2/n − (S1/n)² loses nothing to cancellation.  Every N
 appends the sums are recomputed from the ring with K = the newest value, so
 rounding from add/remove never accumulates and K follows a drifting series.  A
 run counter of equal trailing values makes a constant baseline exact (mean = the
 value, std = 0), which the spec's std = 0 rule depends on.
+
+iqr removes the oldest value and inserts the new one in the sorted copy with one
+shift of the values between the two positions (binary search for both), so a
+row costs O(distance) moves, not O(N) twice.
 """
 
 from __future__ import annotations
@@ -19,6 +31,26 @@ import math
 
 import numba as nb
 import numpy as np
+
+from cepdsl.backends.numba.prefetch import AHEAD, prefetch
+
+#: Header values per slot (one 64-byte cache line).
+HEADER = 8
+# zscore header
+_Z_COUNT, _Z_HEAD, _Z_SHIFT, _Z_S1, _Z_S2, _Z_SINCE, _Z_EQ = range(7)
+# iqr header
+_Q_COUNT, _Q_HEAD = range(2)
+# ema: count, mean, var (no ring)
+EMA_WIDTH = 4
+
+
+def width_of(method: str, n_max: int) -> int:
+    """Values per slot of `method`'s state row."""
+    if method == "ema":
+        return EMA_WIDTH
+    if method == "iqr":
+        return HEADER + 2 * n_max
+    return HEADER + n_max
 
 
 @nb.njit(cache=True)
@@ -45,69 +77,92 @@ def _deviation(x: float, centre: float, spread: float) -> float:
 
 
 @nb.njit(cache=True)
-def zscore_scan(slots, x, ring, count, head, shift, s1, s2, since, eq_run, n_max, warmup, threshold):  # type: ignore[no-untyped-def]
+def zscore_scan(slots, x, st, width, n_max, warmup, threshold):  # type: ignore[no-untyped-def]
     out_i = np.empty((16, 2), np.int64)
     out_f = np.empty((16, 3), np.float64)
     m = 0
     need = max(warmup, 1)
-    for i in range(slots.shape[0]):
+    rows = slots.shape[0]
+    for i in range(rows):
+        if i + 2 * AHEAD < rows:
+            prefetch(st, slots[i + 2 * AHEAD] * width)
+        if i + AHEAD < rows:  # its header is near by now: the ring around its head
+            pb = slots[i + AHEAD] * width
+            ph = pb + HEADER + np.int64(st[pb + _Z_HEAD])
+            prefetch(st, ph)
+            prefetch(st, ph - 1)
         v = x[i]
         if math.isnan(v):
             continue
-        s = slots[i]
-        n = count[s]
+        b = slots[i] * width
+        r = b + HEADER  # ring
+        n = np.int64(st[b + _Z_COUNT])
+        head = np.int64(st[b + _Z_HEAD])
+        last = head + n - 1
+        if last >= n_max:
+            last -= n_max
         if n >= need:
-            if eq_run[s] >= n:  # constant baseline: exact
-                mean = ring[s, (head[s] + n - 1) % n_max]
+            if st[b + _Z_EQ] >= n:  # constant baseline: exact
+                mean = st[r + last]
                 std = 0.0
             else:
-                d1 = s1[s] / n
-                mean = shift[s] + d1
-                var = s2[s] / n - d1 * d1
+                d1 = st[b + _Z_S1] / n
+                mean = st[b + _Z_SHIFT] + d1
+                var = st[b + _Z_S2] / n - d1 * d1
                 std = math.sqrt(var) if var > 0.0 else 0.0
             score = _deviation(v, mean, std)
             if score > threshold:
                 out_i, out_f, m = _emit(out_i, out_f, m, i, score, n, mean, std)
         # append v, the oldest out first
         if n == 0:
-            shift[s] = v
-        newest = ring[s, (head[s] + n - 1) % n_max] if n > 0 else np.nan
-        eq_run[s] = eq_run[s] + 1 if v == newest else 1
-        k = shift[s]
-        if n == n_max:
-            old = ring[s, head[s]]
-            s1[s] -= old - k
-            s2[s] -= (old - k) * (old - k)
-            ring[s, head[s]] = v
-            head[s] = (head[s] + 1) % n_max
+            st[b + _Z_SHIFT] = v
+            st[b + _Z_EQ] = 1.0
+        elif v == st[r + last]:
+            st[b + _Z_EQ] += 1.0
         else:
-            ring[s, (head[s] + n) % n_max] = v
-            count[s] = n + 1
-        s1[s] += v - k
-        s2[s] += (v - k) * (v - k)
-        since[s] += 1
-        if since[s] >= n_max:
-            _recompute(ring, count, head, shift, s1, s2, s, n_max, v)
-            since[s] = 0
+            st[b + _Z_EQ] = 1.0
+        k = st[b + _Z_SHIFT]
+        s1 = st[b + _Z_S1]
+        s2 = st[b + _Z_S2]
+        if n == n_max:
+            old = st[r + head] - k
+            s1 -= old
+            s2 -= old * old
+            st[r + head] = v
+            head += 1
+            if head == n_max:
+                head = 0
+            st[b + _Z_HEAD] = head
+        else:
+            pos = head + n
+            if pos >= n_max:
+                pos -= n_max
+            st[r + pos] = v
+            n += 1
+            st[b + _Z_COUNT] = n
+        d = v - k
+        s1 += d
+        s2 += d * d
+        since = st[b + _Z_SINCE] + 1.0
+        if since >= n_max:
+            # Recompute the sums from the ring around the newest value.
+            s1 = 0.0
+            s2 = 0.0
+            for j in range(n):
+                d = st[r + j] - v
+                s1 += d
+                s2 += d * d
+            st[b + _Z_SHIFT] = v
+            since = 0.0
+        st[b + _Z_S1] = s1
+        st[b + _Z_S2] = s2
+        st[b + _Z_SINCE] = since
     return out_i[:m].copy(), out_f[:m].copy()
 
 
 @nb.njit(cache=True)
-def _recompute(ring, count, head, shift, s1, s2, s, n_max, k):  # type: ignore[no-untyped-def]
-    a = 0.0
-    b = 0.0
-    for j in range(count[s]):
-        d = ring[s, (head[s] + j) % n_max] - k
-        a += d
-        b += d * d
-    shift[s] = k
-    s1[s] = a
-    s2[s] = b
-
-
-@nb.njit(cache=True)
-def _quantile(v, n: int, q: float) -> float:  # type: ignore[no-untyped-def]
-    """numpy's default ("linear") quantile of sorted v[:n], step for step."""
+def _quantile(st, o: int, n: int, q: float) -> float:  # type: ignore[no-untyped-def]
+    """numpy's default ("linear") quantile of sorted st[o:o+n], step for step."""
     virtual = (n - 1) * q
     lo = math.floor(virtual)
     gamma = virtual - lo
@@ -117,8 +172,8 @@ def _quantile(v, n: int, q: float) -> float:  # type: ignore[no-untyped-def]
     else:
         lo_i = int(lo)
         hi_i = lo_i + 1
-    a = v[lo_i]
-    b = v[hi_i]
+    a = st[o + lo_i]
+    b = st[o + hi_i]
     diff = b - a
     if gamma >= 0.5:
         return b - diff * (1.0 - gamma)
@@ -126,21 +181,49 @@ def _quantile(v, n: int, q: float) -> float:  # type: ignore[no-untyped-def]
 
 
 @nb.njit(cache=True)
-def iqr_scan(slots, x, ring, ordered, count, head, n_max, warmup, multiplier):  # type: ignore[no-untyped-def]
+def _lower_bound(st, o: int, n: int, v: float) -> int:  # type: ignore[no-untyped-def]
+    """First position p in sorted st[o:o+n] with st[o+p] >= v (np.searchsorted 'left')."""
+    lo = 0
+    hi = n
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if st[o + mid] < v:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@nb.njit(cache=True)
+def iqr_scan(slots, x, st, width, n_max, warmup, multiplier):  # type: ignore[no-untyped-def]
     out_i = np.empty((16, 2), np.int64)
     out_f = np.empty((16, 3), np.float64)
     m = 0
     need = max(warmup, 1)
-    for i in range(slots.shape[0]):
+    rows = slots.shape[0]
+    for i in range(rows):
+        if i + AHEAD < rows:
+            # The whole slot: header, sorted values (binary searches, the shift, the
+            # quantiles) and the ring line at its head.
+            pb = slots[i + AHEAD] * width
+            prefetch(st, pb)
+            po = pb + HEADER + n_max
+            for line in range(0, n_max, 8):
+                prefetch(st, po + line)
+        if i + AHEAD // 2 < rows:  # its header is near by now: the ring line at its head
+            pb = slots[i + AHEAD // 2] * width
+            prefetch(st, pb + HEADER + np.int64(st[pb + _Q_HEAD]))
         v = x[i]
         if math.isnan(v):
             continue
-        s = slots[i]
-        n = count[s]
-        row = ordered[s]
+        b = slots[i] * width
+        r = b + HEADER  # ring
+        o = r + n_max  # sorted values
+        n = np.int64(st[b + _Q_COUNT])
+        head = np.int64(st[b + _Q_HEAD])
         if n >= need:
-            q1 = _quantile(row, n, 0.25)
-            q3 = _quantile(row, n, 0.75)
+            q1 = _quantile(st, o, n, 0.25)
+            q3 = _quantile(st, o, n, 0.75)
             spread = q3 - q1
             low = q1 - multiplier * spread
             high = q3 + multiplier * spread
@@ -148,47 +231,70 @@ def iqr_scan(slots, x, ring, ordered, count, head, n_max, warmup, multiplier):  
             if past > 0.0:
                 score = np.inf if spread == 0.0 else past / spread
                 out_i, out_f, m = _emit(out_i, out_f, m, i, score, n, q1, q3)
-        if n == n_max:  # drop the oldest from the sorted window
-            old = ring[s, head[s]]
-            p = np.searchsorted(row[:n], old)
-            for j in range(p, n - 1):  # shift left over the removed value (no temporaries)
-                row[j] = row[j + 1]
-            ring[s, head[s]] = v
-            head[s] = (head[s] + 1) % n_max
-            n -= 1
+        if n == n_max:
+            # Replace the oldest value: remove it at p, insert v, shifting only between.
+            old = st[r + head]
+            st[r + head] = v
+            head += 1
+            if head == n_max:
+                head = 0
+            st[b + _Q_HEAD] = head
+            p = _lower_bound(st, o, n, old)
+            if v >= old:
+                # v goes after the values < v; among positions > p (old's slot is freed).
+                q = p
+                while q + 1 < n and st[o + q + 1] < v:
+                    st[o + q] = st[o + q + 1]
+                    q += 1
+                st[o + q] = v
+            else:
+                q = p
+                while q > 0 and st[o + q - 1] >= v:
+                    st[o + q] = st[o + q - 1]
+                    q -= 1
+                st[o + q] = v
         else:
-            ring[s, (head[s] + n) % n_max] = v
-            count[s] = n + 1
-        p = np.searchsorted(row[:n], v)
-        for j in range(n, p, -1):
-            row[j] = row[j - 1]
-        row[p] = v
+            pos = head + n
+            if pos >= n_max:
+                pos -= n_max
+            st[r + pos] = v
+            st[b + _Q_COUNT] = n + 1
+            q = n
+            while q > 0 and st[o + q - 1] > v:
+                st[o + q] = st[o + q - 1]
+                q -= 1
+            st[o + q] = v
     return out_i[:m].copy(), out_f[:m].copy()
 
 
 @nb.njit(cache=True)
-def ema_scan(slots, x, count, mean, var, warmup, alpha, threshold):  # type: ignore[no-untyped-def]
+def ema_scan(slots, x, st, width, warmup, alpha, threshold):  # type: ignore[no-untyped-def]
     out_i = np.empty((16, 2), np.int64)
     out_f = np.empty((16, 3), np.float64)
     m = 0
     need = max(warmup, 1)
-    for i in range(slots.shape[0]):
+    rows = slots.shape[0]
+    for i in range(rows):
+        if i + AHEAD < rows:
+            prefetch(st, slots[i + AHEAD] * width)
         v = x[i]
         if math.isnan(v):
             continue
-        s = slots[i]
-        n = count[s]
+        b = slots[i] * width
+        n = np.int64(st[b])
+        mean = st[b + 1]
+        var = st[b + 2]
         if n >= need:
-            std = math.sqrt(var[s])
-            score = _deviation(v, mean[s], std)
+            std = math.sqrt(var)
+            score = _deviation(v, mean, std)
             if score > threshold:
-                out_i, out_f, m = _emit(out_i, out_f, m, i, score, n, mean[s], std)
+                out_i, out_f, m = _emit(out_i, out_f, m, i, score, n, mean, std)
         if n == 0:
-            mean[s] = v
-            var[s] = 0.0
+            st[b + 1] = v
+            st[b + 2] = 0.0
         else:
-            d = v - mean[s]
-            mean[s] = mean[s] + alpha * d
-            var[s] = (1.0 - alpha) * (var[s] + alpha * d * d)
-        count[s] = n + 1
+            d = v - mean
+            st[b + 1] = mean + alpha * d
+            st[b + 2] = (1.0 - alpha) * (var + alpha * d * d)
+        st[b] = n + 1
     return out_i[:m].copy(), out_f[:m].copy()

@@ -58,8 +58,9 @@ class GroupTable:
         ids, firsts = group_ids(frame, self.keys)
         uniq = frame.select(self.keys).select(pl.all().gather(pl.Series(firsts, dtype=pl.Int64)))
         if self.table.height == 0:
-            slot_of_group = np.arange(uniq.height, dtype=np.int64)
+            # Ids follow first appearance, so they are the slots: no gather.
             self.table = uniq
+            return ids
         else:
             known = uniq.with_row_index("__u").join(
                 self.table.with_row_index("__slot"), on=list(self.keys), how="left", nulls_equal=True
