@@ -86,7 +86,7 @@ class PatternExecutor(Executor):
         p = self.program
         within = -1 if self.spec.within_us is None else int(self.spec.within_us)
         m_first, m_last, m_counts, undecided = match_groups(
-            t, conds, offsets, p.op, p.a, p.b, p.memo, p.n_registers, within, int(bound), final
+            t, conds, offsets, p.op, p.a, p.b, p.memo, p.n_registers, p.first, within, int(bound), final
         )
         open_groups = np.flatnonzero(undecided >= 0)
         if len(open_groups):

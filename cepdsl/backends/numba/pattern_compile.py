@@ -43,6 +43,7 @@ class Program:
     b: np.ndarray  # int32
     memo: np.ndarray  # bool: whether (pc, row) may be memoised (outside SAVE/CHECK regions)
     n_registers: int
+    first: np.ndarray  # bool[n_steps]: steps a match can begin with (a superset)
 
     def __len__(self) -> int:
         return int(self.op.shape[0])
@@ -145,12 +146,37 @@ class _Emitter:
             self.code[s][2] = len(self.code)
 
 
+def first_steps(code: np.ndarray, n_steps: int) -> np.ndarray:
+    """Steps reachable from pc 0 without taking a row (SPLIT/JMP/SAVE/CHECK followed; CHECK
+    counted as passable, so this is a superset).  A start row that satisfies none of
+    them cannot begin a match: the search from it fails at once, so the matcher skips it."""
+    first = np.zeros(n_steps, dtype=np.bool_)
+    seen = set()
+    todo = [0]
+    while todo:
+        pc = todo.pop()
+        if pc in seen or pc >= len(code):
+            continue
+        seen.add(pc)
+        op, a, b = int(code[pc, 0]), int(code[pc, 1]), int(code[pc, 2])
+        if op == STEP:
+            first[a] = True
+        elif op == SPLIT:
+            todo += [a, b]
+        elif op == JMP:
+            todo.append(a)
+        elif op in (SAVE, CHECK):
+            todo.append(pc + 1)
+    return first
+
+
 def compile_pattern(spec: PatternSpec) -> Program:
     e = _Emitter(spec.steps)
     e.node(spec.regex)
     e.emit(MATCH)
     code = np.array(e.code, dtype=np.int32).reshape(-1, 4)
     return Program(
+        first=first_steps(code, len(spec.steps)),
         op=np.ascontiguousarray(code[:, 0]),
         a=np.ascontiguousarray(code[:, 1]),
         b=np.ascontiguousarray(code[:, 2]),

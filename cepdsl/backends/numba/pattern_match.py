@@ -45,6 +45,7 @@ def match_groups(
     b: np.ndarray,
     memo: np.ndarray,
     n_registers: int,
+    first: np.ndarray,  # bool[n_steps]: steps a match can begin with
     within: int,  # microseconds, or -1 for no limit
     bound: int,  # no future row is earlier than this
     final: bool,  # no future rows at all (end of input)
@@ -76,6 +77,15 @@ def match_groups(
         hi = offsets[g + 1]
         s = lo
         while s < hi:
+            # A row that satisfies no first step fails at once: skip the search set-up.
+            can_start = False
+            for k in range(n_steps):
+                if first[k] and conds[k, s]:
+                    can_start = True
+                    break
+            if not can_start:
+                s += 1
+                continue
             stamp += 1
             if stamp == 2147483647:  # int32 stamps wrap: start the memo afresh
                 visited[:, :] = 0
