@@ -262,6 +262,9 @@ def backpressure_run(url: str, frame: Any) -> dict[str, Any]:
     from cepdsl.frontend import compile_source
     from runtime.notify import DestinationPolicy, Notifier
 
+    import logging
+
+    logging.getLogger("cep.notify").setLevel(logging.ERROR)  # the over-capacity warnings are the point here
     prog = compile_source(SOURCE)
     with tempfile.TemporaryDirectory() as tmp:
         notifier = Notifier(prog, outbox=Path(tmp) / "outbox.sqlite", env={"HOOK_URL": url + "/slow"},
