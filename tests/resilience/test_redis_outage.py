@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from cepdsl.engine import ENGINE_STATE_VERSION
-from tests.resilience.helpers import (
+from tests.support.live import (
     Receiver,
     append,
     as_multiset,

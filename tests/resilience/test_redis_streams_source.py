@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.resilience.helpers import (
+from tests.support.live import (
     Receiver,
     as_multiset,
     killable_redis,

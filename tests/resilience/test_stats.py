@@ -22,7 +22,7 @@ from runtime.engine import StreamingEngine
 from runtime.run import render_stats
 from runtime.sources import open_source
 from runtime.state import MemoryStore
-from tests.resilience.helpers import ROOT, append, iso, replay
+from tests.support.live import ROOT, append, iso, replay
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.resilience.helpers import (
+from tests.support.live import (
     append,
     as_multiset,
     iso,

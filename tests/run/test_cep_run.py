@@ -14,7 +14,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -23,6 +23,7 @@ import polars as pl
 import pytest
 
 import cepdsl
+from tests.support.live import append, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 # Live events carry live times: a silent stream's watermark follows the wall clock
@@ -66,12 +67,6 @@ def events(n_users: int, start: int = 0) -> list[dict]:
     return out
 
 
-def append(path: Path, rows: list[dict]) -> None:
-    with open(path, "a", encoding="utf-8") as f:
-        for r in rows:
-            f.write(json.dumps(r) + "\n")
-
-
 class Receiver(BaseHTTPRequestHandler):
     got: list[tuple[str, dict]] = []
     lock = threading.Lock()
@@ -106,15 +101,6 @@ def start_run(tmp: Path, rules: Path, source: str, *extra: str) -> subprocess.Po
         cwd=tmp, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
-
-
-def wait_for(cond: Callable[[], bool], timeout: float = 60.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.05)
-    return cond()
 
 
 def keys_by_rule() -> dict[str, set[str]]:
