@@ -240,6 +240,7 @@ def notify() -> None:
 @click.option("--allow-host", "allow_hosts", multiple=True, help="Allow this host/network (e.g. 127.0.0.1).")
 def notify_test(file: str, rule_id: str, channel: str, record: str | None, dry_run: bool, allow_hosts: tuple[str, ...]) -> None:
     """Render a rule's message and send it through a channel, to see it before anything fires."""
+    from runtime.notify import DestinationPolicy
     from runtime.notify import notify_test as send_test
 
     program = _program(file)
@@ -254,18 +255,10 @@ def notify_test(file: str, rule_id: str, channel: str, record: str | None, dry_r
         except json.JSONDecodeError as e:
             _fail(f"--record: invalid JSON: {e.msg}", 2)
     try:
-        result = send_test(program, rule_id, channel, rec, send=not dry_run, policy=allow_policy(allow_hosts))
+        result = send_test(program, rule_id, channel, rec, send=not dry_run, policy=DestinationPolicy.from_entries(allow_hosts))
     except Exception as e:  # channel errors are the user's to see, secrets already redacted
         _fail(str(e))
     click.echo(result if isinstance(result, str) else json.dumps(result, indent=2, default=str))
-
-
-def allow_policy(entries: tuple[str, ...]) -> Any:
-    """`--allow-host` values: host names or addresses, or networks such as 10.0.0.0/8."""
-    from runtime.notify import DestinationPolicy
-
-    nets = [e for e in entries if "/" in e]
-    return DestinationPolicy.allowing(hosts=[e for e in entries if "/" not in e], networks=nets)
 
 
 @main.command()

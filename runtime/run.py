@@ -174,8 +174,7 @@ def run_forever(
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    nets = [h for h in allow_hosts if "/" in h]
-    policy = DestinationPolicy.allowing(hosts=[h for h in allow_hosts if "/" not in h], networks=nets)
+    policy = DestinationPolicy.from_entries(allow_hosts)
     try:
         notifier = Notifier(program, outbox=outbox or DEFAULT_OUTBOX, policy=policy)
     except ChannelConfigError as e:  # a missing env() variable: a clear error at start

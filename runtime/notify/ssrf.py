@@ -166,6 +166,12 @@ class DestinationPolicy:
             tuple(ipaddress.ip_network(n, strict=False) for n in networks),
         )
 
+    @classmethod
+    def from_entries(cls, entries: Iterable[str]) -> DestinationPolicy:
+        """`--allow-host` values: host names or addresses, or networks such as 10.0.0.0/8."""
+        entries = list(entries)
+        return cls.allowing(hosts=[e for e in entries if "/" not in e], networks=[e for e in entries if "/" in e])
+
     def host_allowed(self, host: str) -> bool:
         return _canonical_host(host) in self.allow_hosts
 

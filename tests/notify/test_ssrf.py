@@ -187,3 +187,15 @@ rule r from metrics where cpu > 1 notify hook
                       resolver=to_loopback)
     assert out["ok"] is False and "refused" in out["error"] and out["retryable"] is False
     assert receiver.received() == []
+
+
+def test_allow_entries_split_hosts_and_networks() -> None:
+    import ipaddress
+
+    from runtime.notify import DestinationPolicy
+
+    p = DestinationPolicy.from_entries(["127.0.0.1", "10.0.0.0/8", "localhost"])
+    assert p.host_allowed("127.0.0.1") and p.host_allowed("localhost")
+    assert not p.host_allowed("10.1.2.3")
+    assert p.ip_allowed(ipaddress.ip_address("10.1.2.3"))
+    assert not p.ip_allowed(ipaddress.ip_address("192.168.0.1"))
