@@ -36,6 +36,7 @@ import polars as pl
 from cepdsl.plan import FieldPlan, StreamPlan
 from cepdsl.types import Type
 from runtime.deadletter import dead_letters, empty_dead_letters
+from runtime.sources import rfc3339
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 # Epoch milliseconds that still fit int64 microseconds.
@@ -247,6 +248,14 @@ def _timestamp_column(f: FieldPlan, vals: list[Any], kinds: set[type]) -> tuple[
 
 def _parse_rfc3339(s: pl.Series) -> tuple[pl.Series, list[int]]:
     """RFC 3339 strings → naive UTC datetimes, and the rows that did not parse."""
+    parsed, status, missed = rfc3339.parse_common(s)
+    if not missed:
+        return parsed, []
+    rest, failed = _parse_rfc3339_general(pl.select(pl.when(pl.Series(status == rfc3339.NOT_HANDLED)).then(s)).to_series())
+    return parsed.fill_null(rest), failed
+
+
+def _parse_rfc3339_general(s: pl.Series) -> tuple[pl.Series, list[int]]:
     # The usual form (`T`, `Z`) parses directly, ~4× faster than normalising; any other
     # form anywhere in the column takes the general path for all of it.
     quick = s.str.to_datetime("%Y-%m-%dT%H:%M:%S%.fZ", strict=False, time_unit="us")
