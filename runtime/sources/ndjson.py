@@ -35,10 +35,12 @@ from typing import Any
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 
 from cepdsl.plan import StreamPlan
 from cepdsl.types import Type
 from runtime.deadletter import concat_dead_letters, empty_dead_letters
+from runtime.sources import jsonscan
 from runtime.sources.records import _MAX_EPOCH_MS, _parse_rfc3339, parse_json_lines, records_to_frame, type_rows
 
 #: Polars dtype each declared type is read as (timestamps as text: RFC 3339 or epoch ms).
@@ -70,6 +72,17 @@ class _Layout:  # noqa: PLW1641 - cached per stream
     text_exprs: list[pl.Expr]  # the read columns of `str` fields
     text_keys: list[bytes]  # quoted keys of `str` fields (Polars stringifies other JSON there;
     # timestamps need no such check: text that is neither RFC 3339 nor a number is refused anyway)
+
+    @functools.cached_property
+    def flat(self) -> bool:
+        """Every field a top-level key: jsonscan.py reads the block in one pass."""
+        return all("." not in name for name in self.schema) and all(not isinstance(t, pl.Struct) for t in self.schema.values())
+
+    @functools.cached_property
+    def key_table(self) -> tuple[np.ndarray, np.ndarray]:
+        """The declared names as one byte buffer and its offsets, in field order."""
+        names = [name.encode() for name in self.schema]
+        return np.frombuffer(b"".join(names), dtype=np.uint8), np.cumsum([0] + [len(n) for n in names], dtype=np.int64)
 
     @functools.cached_property
     def present(self) -> list[pl.Expr]:
@@ -185,7 +198,7 @@ def block_to_frame(stream: StreamPlan, block: bytes) -> tuple[pl.DataFrame, pl.D
             deads.append(d)
             start = end
         return pl.concat(goods), concat_dead_letters(deads)
-    if not block.strip():
+    if not block or block.isspace():  # not .strip(): that copies the block
         return pl.DataFrame(schema=stream.schema), empty_dead_letters()
     lines: list[bytes] | None = None
 
@@ -213,6 +226,8 @@ def fast_block(
     layout = _layout(stream)
     if layout is None:
         return None
+    if layout.flat:
+        return _scan_block(stream, block, reparse, expect_rows)
     try:
         raw = pl.read_ndjson(io.BytesIO(block), schema=layout.schema)
     except Exception:  # noqa: BLE001 - any refusal means: do it line by line
@@ -239,6 +254,112 @@ def fast_block(
     return _merge(stream, typed, bad.arg_true().to_list(), reparse)
 
 
+#: The value kinds a field takes on the columnar path; any other kind defers the row.
+_ACCEPTS: dict[Type, tuple[int, ...]] = {
+    Type.INT: (jsonscan.INT,),
+    Type.FLOAT: (jsonscan.INT, jsonscan.NUMBER, jsonscan.SLOW_NUMBER),
+    Type.STR: (jsonscan.STRING,),
+    Type.BOOL: (jsonscan.TRUE, jsonscan.FALSE),
+    Type.TIMESTAMP: (jsonscan.STRING, jsonscan.INT, jsonscan.NUMBER, jsonscan.SLOW_NUMBER),
+}
+_WANT = {Type.INT: jsonscan.AS_INT, Type.FLOAT: jsonscan.AS_FLOAT, Type.TIMESTAMP: jsonscan.AS_FLOAT}
+
+
+@functools.lru_cache(maxsize=256)
+def _scan_tables(stream: StreamPlan) -> tuple[np.ndarray, np.ndarray]:
+    """Per field: which value kinds it accepts, and what the kernel computes of its numbers."""
+    accept = np.zeros((len(stream.fields), jsonscan.SLOW_NUMBER + 1), dtype=np.bool_)
+    accept[:, [jsonscan.MISSING, jsonscan.NULL]] = True
+    for j, f in enumerate(stream.fields):
+        accept[j, list(_ACCEPTS[f.type])] = True
+    want = np.array([_WANT.get(f.type, jsonscan.SPAN) for f in stream.fields], dtype=np.int8)
+    return accept, want
+
+
+def _scan_block(
+    stream: StreamPlan, block: bytes, reparse: Reparse, expect_rows: int | None
+) -> tuple[pl.DataFrame, pl.DataFrame] | None:
+    """`fast_block` for a flat schema: one kernel pass finds every value and computes the
+    numbers (jsonscan.py), the rest is typed column by column in bulk, and the rows the
+    kernel deferred go the per-line way."""
+    if not block.isascii():
+        try:
+            block.decode()
+        except UnicodeDecodeError:
+            return None  # json.loads decodes with surrogatepass: let the general path decide
+    data = np.frombuffer(block, dtype=np.uint8)
+    cap = int(np.count_nonzero(data == 10)) + 1  # ~10x bytes.count here
+    nf = len(stream.fields)
+    kind = np.empty((nf, cap), dtype=np.uint8)
+    start = np.empty((nf, cap), dtype=np.int64)
+    stop = np.empty((nf, cap), dtype=np.int64)
+    num = np.empty((nf, cap), dtype=np.int64)
+    deferred = np.empty(cap, dtype=np.bool_)
+    key_data, key_off = _layout(stream).key_table  # type: ignore[union-attr]
+    accept, want = _scan_tables(stream)
+    rows = jsonscan.scan(data, key_data, key_off, accept, want, kind, start, stop, num, deferred)
+    if expect_rows is not None and rows != expect_rows:
+        return None
+    columns: list[pl.Series] = []
+    bad = deferred[:rows]
+    for j, f in enumerate(stream.fields):
+        k = kind[j, :rows]
+        if f.type is Type.STR:
+            col = _text_column(f.name, data, start[j, :rows], stop[j, :rows], k == jsonscan.STRING)
+        elif f.type is Type.BOOL:
+            col = _with_nulls(pl.Series(f.name, k == jsonscan.TRUE, dtype=pl.Boolean), k <= jsonscan.NULL)
+        elif f.type is Type.INT:
+            col = _with_nulls(pl.Series(f.name, num[j, :rows]), k <= jsonscan.NULL)
+        elif f.type is Type.FLOAT:
+            col = _numbers(f.name, data, k, start[j, :rows], stop[j, :rows], num[j, :rows])
+        else:  # timestamp: RFC 3339 text or epoch milliseconds, or both
+            text = k == jsonscan.STRING
+            col = None
+            if not text.all():
+                col, refused = _epoch_us(_numbers(f.name, data, k, start[j, :rows], stop[j, :rows], num[j, :rows]))
+                bad = bad | refused.to_numpy()
+            if text.any():
+                parsed, refused = _timestamps(_text_column(f.name, data, start[j, :rows], stop[j, :rows], text))
+                col = parsed if col is None else col.fill_null(parsed)
+                bad = bad | refused.to_numpy()
+        if f.name == stream.time_field:
+            bad = bad | (k <= jsonscan.NULL)
+        columns.append(col.alias(f.name))
+    typed = pl.DataFrame(columns)
+    if not bad.any():
+        return typed, empty_dead_letters()
+    return _merge(stream, typed, np.flatnonzero(bad).tolist(), reparse)
+
+
+def _numbers(name: str, data: np.ndarray, k: np.ndarray, start: np.ndarray, stop: np.ndarray, num: np.ndarray) -> pl.Series:
+    """A float column from the kernel's values, the few it left exact-cast from their text."""
+    col = _with_nulls(pl.Series(name, num.view(np.float64)), (k != jsonscan.INT) & (k != jsonscan.NUMBER))
+    slow = k == jsonscan.SLOW_NUMBER
+    if slow.any():
+        col = col.fill_null(_text_column(name, data, start, stop, slow).cast(pl.Float64, strict=True))
+    return col
+
+
+def _with_nulls(col: pl.Series, null: np.ndarray) -> pl.Series:
+    return col.scatter(np.flatnonzero(null), None) if null.any() else col
+
+
+def _epoch_us(ms: pl.Series) -> tuple[pl.Series, pl.Series]:
+    """Epoch milliseconds → Datetime(us) as records.py types them, and the rows refused
+    (not finite or out of range; null stays null and is not refused)."""
+    ok = (ms.is_finite() & (ms.abs() <= _MAX_EPOCH_MS)).fill_null(False)
+    us = pl.select(pl.when(ok).then((ms * 1000).round()).otherwise(None).cast(pl.Int64)).to_series()
+    return us.cast(pl.Datetime("us")).alias(ms.name), (ms.is_not_null() & ~ok).alias("refused")
+
+
+def _text_column(name: str, data: np.ndarray, start: np.ndarray, stop: np.ndarray, take: np.ndarray) -> pl.Series:
+    """The byte spans of the taken rows as a String column (null elsewhere)."""
+    offsets, chars = jsonscan.gather(data, start, stop, take)
+    validity = None if take.all() else pa.py_buffer(np.packbits(take, bitorder="little"))
+    arr = pa.LargeStringArray.from_buffers(len(take), pa.py_buffer(offsets), pa.py_buffer(chars), validity)
+    return pl.Series(name, arr)
+
+
 def _timestamps(text: pl.Series) -> tuple[pl.Series, pl.Series]:
     """Timestamp text → Datetime(us) as records.py types it, and the rows left to the slow path
     (neither RFC 3339 nor plainly a number, or out of range: their reasons are the slow path's).
@@ -251,10 +372,7 @@ def _timestamps(text: pl.Series) -> tuple[pl.Series, pl.Series]:
         if not failed:
             return parsed.alias(text.name), pl.Series("refused", [False] * text.len(), dtype=pl.Boolean)
     is_num = text.str.contains(_JSON_NUMBER).fill_null(False)
-    f = pl.select(pl.when(is_num).then(text.cast(pl.Float64, strict=False))).to_series()
-    ok = (f.is_finite() & (f.abs() <= _MAX_EPOCH_MS)).fill_null(False)
-    us = pl.select(pl.when(ok).then((f * 1000).round()).otherwise(None).cast(pl.Int64)).to_series().cast(pl.Datetime("us"))
-    refused = is_num & ~ok
+    us, refused = _epoch_us(pl.select(pl.when(is_num).then(text.cast(pl.Float64, strict=False))).to_series())
     rest = text.is_not_null() & ~is_num
     if rest.any():
         parsed, _ = _parse_rfc3339(pl.select(pl.when(rest).then(text)).to_series())

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import math
 import os
 
 import polars as pl
@@ -20,6 +22,9 @@ settings.register_profile("dev", max_examples=300, deadline=None, suppress_healt
 settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 S = plan("ev", ts="timestamp", n="int", x="float", s="str", b="bool", **{"data.avg": "float", "data.tag": "str"})
+#: Only top-level keys: read by the one-pass kernel (jsonscan.py) instead of Polars' reader.
+FLAT = plan("ev", ts="timestamp", n="int", x="float", s="str", b="bool")
+BOTH = pytest.mark.parametrize("schema", [S, FLAT], ids=["nested", "flat"])
 
 
 def per_line(stream, block: bytes) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -76,13 +81,20 @@ def test_clean_block_is_typed_without_dead_letters() -> None:
         b'{"ts": 0, "s": "\xff"}',
         b'{"ts": "2024-01-01 00:00:00+0100", "x": -0}',
         b"\x0c",
+        b'\x0b{"ts": 0}',  # blank to bytes.strip, not whitespace to json.loads
+        b'{"ts": 0, "x": 0.1000000000000000055511151231257827021181583404541015625}',  # > 19 digits
+        b'{"ts": 0, "x": 123456789012345678901234567890, "n": 123456789012345678}',
+        b'{"ts": 0, "x": 5e-324, "n": -9223372036854775808}',  # subnormal; int64 min (19 digits)
+        b'{"ts": 1.7e12, "x": -0.0, "n": -0}',
+        b'{"ts": 0, "x": 2.5, "n": 1E2}',
         b'{"ts": 0, "meta": {"n": 5}, "n": 1}',
     ],
 )
-def test_each_odd_line_among_good_ones(line: bytes) -> None:
+@BOTH
+def test_each_odd_line_among_good_ones(schema, line: bytes) -> None:  # noqa: ANN001
     good_line = b'{"ts": 1000, "n": 1, "x": 2.5, "s": "a", "b": true, "data": {"avg": 1.0, "tag": "q"}}'
-    same(S, b"\n".join([good_line, line, good_line, b"", b"  ", good_line]) + b"\n")
-    same(S, line + b"\r\n" + good_line)
+    same(schema, b"\n".join([good_line, line, good_line, b"", b"  ", good_line]) + b"\n")
+    same(schema, line + b"\r\n" + good_line)
 
 
 def test_blank_and_empty_blocks() -> None:
@@ -105,7 +117,7 @@ _values = st.one_of(_scalars, st.lists(_scalars, max_size=2), st.dictionaries(st
 
 @st.composite
 def _line(draw: st.DrawFn) -> bytes:
-    kind = draw(st.sampled_from(["good", "good", "good", "random", "text", "dup", "blank"]))
+    kind = draw(st.sampled_from(["good", "good", "good", "random", "text", "dup", "blank", "mutated", "mutated"]))
     if kind == "good":
         rec = {
             "ts": draw(st.one_of(st.integers(0, 2**41), st.sampled_from(["2024-03-01T10:00:00Z", "2024-03-01T10:00:00.123456Z"]))),
@@ -124,15 +136,31 @@ def _line(draw: st.DrawFn) -> bytes:
     if kind == "dup":
         a, b = draw(st.sampled_from(["n", "s", "ts", "data"])), draw(_scalars)
         return b'{"ts": 5, "%s": %s, "%s": %s}' % (a.encode(), json.dumps(draw(_scalars)).encode(), a.encode(), json.dumps(b).encode())
+    if kind == "mutated":  # a good line with a few bytes changed: grammar edge cases
+        rec = {"ts": 5, "n": 1, "x": -0.5e-3, "s": "h", "b": False, "other": {"k": [1, "a", None, {"z": True}]}, "o2": []}
+        text = bytearray(json.dumps(rec, separators=draw(st.sampled_from([(",", ":"), (", ", ": ")]))).encode())
+        for _ in range(draw(st.integers(1, 3))):
+            at = draw(st.integers(0, len(text)))
+            op = draw(st.sampled_from(["insert", "delete", "replace"]))
+            ch = draw(st.sampled_from(b'{}[]":,\\ntfule0123456789.-+ \t\x0b\x00\x1fNI'))
+            if op == "insert":
+                text.insert(at, ch)
+            elif at < len(text):
+                if op == "delete":
+                    del text[at]
+                else:
+                    text[at] = ch
+        return bytes(text)
     if kind == "blank":
         return draw(st.sampled_from([b"", b" ", b"\t", b"\r"]))
     return draw(st.one_of(st.binary(max_size=12), st.text(max_size=12).map(str.encode)))
 
 
-@given(st.lists(_line(), max_size=12), st.sampled_from([b"\n", b"\r\n"]), st.booleans())
-def test_any_mix_of_lines_gives_the_per_line_result(lines: list[bytes], eol: bytes, final_eol: bool) -> None:
+@BOTH
+@given(lines=st.lists(_line(), max_size=12), eol=st.sampled_from([b"\n", b"\r\n"]), final_eol=st.booleans())
+def test_any_mix_of_lines_gives_the_per_line_result(schema, lines: list[bytes], eol: bytes, final_eol: bool) -> None:  # noqa: ANN001
     block = eol.join(ln.replace(b"\n", b" ") for ln in lines) + (eol if final_eol else b"")
-    same(S, block)
+    same(schema, block)
 
 
 @given(st.lists(_line(), max_size=8))
@@ -160,6 +188,25 @@ def test_the_columnar_path_is_taken_and_odd_rows_alone_go_line_by_line(monkeypat
     assert dead["reason"].to_list() == ["missing time field 'ts'"]
     nd.block_to_frame(S, b"\n".join([good_line] * 50 + [b"{bad"]))
     assert calls[-1] == 51  # Polars refused the block: all of it line by line
+
+
+def test_flat_schemas_take_the_one_pass_kernel_and_only_odd_rows_go_line_by_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    import runtime.sources.ndjson as nd
+
+    calls: list[int] = []
+    real = nd.parse_json_lines
+    monkeypatch.setattr(nd, "parse_json_lines", lambda lines: calls.append(len(lines)) or real(lines))
+    monkeypatch.setattr(nd.pl, "read_ndjson", None)  # the kernel path must not need Polars' reader
+    good_line = b'{"ts": "2024-01-01T00:00:00.25Z", "n": 1, "x": -0, "s": "a", "b": true, "extra": {"deep": [1, {"y": null}]}}'
+    good, dead = nd.block_to_frame(FLAT, b"\n".join([good_line] * 50) + b"\n\n")
+    assert calls == [] and good.height == 50 and dead.height == 0
+    assert good.row(0) == (dt.datetime(2024, 1, 1, 0, 0, 0, 250_000), 1, 0.0, "a", True)
+    assert math.copysign(1, good["x"][0]) == 1  # the integer -0 is 0.0, as json.loads has it
+    odd = [b'{"ts": 0, "s": "tab\\u0009", "n": 2}', b'{"ts": 0, "n": 3, "n": 4}', b'{"ts": NaN}', b'{"n": 1}']
+    good, dead = nd.block_to_frame(FLAT, b"\n".join([good_line] * 10 + odd))
+    assert calls == [4]
+    assert good["s"].to_list()[-2:] == ["tab\t", None] and good["n"].to_list()[-1] == 4
+    assert [r.split(":")[0] for r in dead["reason"].to_list()] == ["field 'ts'", "missing time field 'ts'"]  # json.loads takes NaN
 
 
 def test_epoch_ms_numbers_and_rfc3339_strings_in_one_block() -> None:
