@@ -200,21 +200,28 @@ class StreamingEngine:
                 closer()
 
     # ------------------------------------------------------------------ the loop
-    def feed(self, source: str, batch: Batch) -> dict[str, pl.DataFrame]:
-        """Process one batch now (the loop calls this; so can tests)."""
+    def feed(self, source: str, batch: Batch | list[Batch]) -> dict[str, pl.DataFrame]:
+        """Process a batch now (the loop calls this; so can tests). A list of one source's
+        consecutive batches is pushed as one frame: the session's fixed cost per push is
+        paid once, and matches do not depend on how rows are split into pushes."""
+        batches = batch if isinstance(batch, list) else [batch]
         now = self.clock()
         outs: dict[str, pl.DataFrame] = {}
-        if batch.dead.height:
-            self._dead(batch.dead)
-        if batch.frame.height:
-            outs = self.session.push(batch.stream, batch.frame)
+        for b in batches:
+            if b.dead.height:
+                self._dead(b.dead)
+        frames = [b.frame for b in batches if b.frame.height]
+        if frames:
+            frame = frames[0] if len(frames) == 1 else pl.concat(frames)
+            outs = self.session.push(batches[0].stream, frame)
             # After the push: a slow push (first JIT, a big batch) must not make the stream look silent.
-            self._last_rows_at[batch.stream] = max(now, self.clock())
-            self.counters["rows"] += batch.frame.height
-        self.counters["batches"] += 1
-        if batch.offsets:
-            self.offsets[source] = dict(batch.offsets)
-        self._unacked.append((source, batch))
+            self._last_rows_at[batches[0].stream] = max(now, self.clock())
+            self.counters["rows"] += frame.height
+        for b in batches:
+            self.counters["batches"] += 1
+            if b.offsets:
+                self.offsets[source] = dict(b.offsets)
+            self._unacked.append((source, b))
         self._deliver(outs)
         self._dead(self.session.take_dead_letters())
         return outs
@@ -223,10 +230,10 @@ class StreamingEngine:
         """Take what the sources have produced (synchronously when no thread runs),
         then follow the wall clock on silent streams and checkpoint when due."""
         report = StepReport()
-        for source, batch in self._pull(timeout):
-            outs = self.feed(source, batch)
-            report.batches += 1
-            report.rows += batch.frame.height
+        for source, batches in _runs(self._pull(timeout)):
+            outs = self.feed(source, batches)
+            report.batches += len(batches)
+            report.rows += sum(b.frame.height for b in batches)
             for rid, f in outs.items():
                 if f.height:
                     report.matches[rid] = report.matches.get(rid, 0) + f.height
@@ -410,3 +417,15 @@ class StreamingEngine:
             "sources": sources,
             "errors": list(self.errors),
         }
+
+
+def _runs(pulled: list[tuple[str, Batch]]) -> list[tuple[str, list[Batch]]]:
+    """Consecutive batches of the same source and stream, grouped (order kept): what
+    queued up while the engine was busy is processed as one push."""
+    runs: list[tuple[str, list[Batch]]] = []
+    for name, batch in pulled:
+        if runs and runs[-1][0] == name and runs[-1][1][-1].stream == batch.stream:
+            runs[-1][1].append(batch)
+        else:
+            runs.append((name, [batch]))
+    return runs

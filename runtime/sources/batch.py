@@ -86,6 +86,8 @@ class Chunk:
     lines: int = 0
     frame: pl.DataFrame | None = None
     dead: pl.DataFrame | None = None
+    #: Nothing more was waiting at the source when this was read (a short read).
+    caught_up: bool = False
 
     @property
     def rows(self) -> int:
@@ -104,12 +106,17 @@ class Source(ABC):
         max_rows: int = 10_000,
         max_delay_s: float = 0.5,
         clock: Clock | None = None,
+        flush_when_caught_up: bool = True,
     ) -> None:
         if max_rows < 1 or max_delay_s <= 0:
             raise ValueError("max_rows must be ≥ 1 and max_delay_s > 0")
         self.stream = stream
         self.max_rows = max_rows
         self.max_delay_s = max_delay_s
+        # Cut a batch as soon as the source has nothing more waiting, instead of holding rows
+        # for up to max_delay_s: the engine groups whatever queued up while it was busy into
+        # one push (runtime.engine), so batches grow with load and latency stays low.
+        self.flush_when_caught_up = flush_when_caught_up
         self.clock: Clock = clock or SystemClock()
         self.closed = False
 
@@ -151,7 +158,8 @@ class Source(ABC):
                 parts.append(chunk)
                 rows += n
             due = self.clock.monotonic() - started >= self.max_delay_s
-            if rows >= self.max_rows or due or (chunk.eof and rows):
+            caught_up = self.flush_when_caught_up and chunk.caught_up
+            if rows >= self.max_rows or due or ((chunk.eof or caught_up) and rows):
                 yield self._batch_parts(parts)
                 parts, rows = [], 0
                 started = self.clock.monotonic()

@@ -50,6 +50,7 @@ class JsonlSource(Source):
         self._done_pos = 0  # end of the last line handed out
         self._inode: int | None = None
         self._file: BinaryIO | None = None
+        self._short_read = False  # the last read got less than asked: nothing more is waiting
         self._fd: int | None = None
         if self.path == "-":
             src = stdin if stdin is not None else sys.stdin.buffer
@@ -87,7 +88,7 @@ class JsonlSource(Source):
             parts.append(data)
             taken += n
             self._done_pos = end
-        return Chunk(block=b"".join(parts), lines=taken)
+        return Chunk(block=b"".join(parts), lines=taken, caught_up=not self._pending and self._short_read)
 
     # -- reading
 
@@ -102,6 +103,7 @@ class JsonlSource(Source):
             return False
         assert self._file is not None
         data = self._file.read(_READ_SIZE)
+        self._short_read = len(data) < _READ_SIZE
         if data:
             self._split(data)
             return False
@@ -119,6 +121,7 @@ class JsonlSource(Source):
         if not ready:
             return False
         data = os.read(self._fd, _READ_SIZE)
+        self._short_read = len(data) < _READ_SIZE
         if not data:
             self._flush_partial()
             return True

@@ -83,6 +83,9 @@ def test_redis_down_mid_stream_keeps_running_and_writes_state_back(tmp_path: Pat
                 append(src, chunk)
                 assert wait_for(lambda n=failed_so_far: len(written(tmp_path / "out", "failed")) == n), stderr_of(p)
             assert wait_for(lambda: len(written(tmp_path / "out", "brute_force")) == 8), stderr_of(p)
+            # The next checkpoint (every 0.2 s) is what finds Redis gone.
+            assert wait_for(lambda: (get_json(health_url) or {}).get("status") == "degraded")
+            assert wait_for(lambda: (get_json(health_url) or {}).get("state_store", {}).get("failures", 0) >= 2)
             health = get_json(health_url)
             assert health is not None and health["status"] == "degraded" and health["degraded"] is True
             store = health["state_store"]
