@@ -37,8 +37,11 @@ class JsonlSource(Source):
         max_rows: int = 10_000,
         max_delay_s: float = 0.5,
         clock: Clock | None = None,
+        flush_when_caught_up: bool = True,
     ) -> None:
-        super().__init__(stream, max_rows=max_rows, max_delay_s=max_delay_s, clock=clock)
+        super().__init__(
+            stream, max_rows=max_rows, max_delay_s=max_delay_s, clock=clock, flush_when_caught_up=flush_when_caught_up
+        )
         self.path = os.fspath(path)
         self.follow = follow
         self.poll_s = poll_s

@@ -146,3 +146,16 @@ def test_async_iteration(tmp_path: Path) -> None:
     p.write_bytes(line(0, 1) + line(0, 2))
     batches = asyncio.run(_collect(JsonlSource(S, p, follow=False, clock=ManualClock())))
     assert [v for b in batches for v in b.frame["v"].to_list()] == [1, 2]
+
+
+def test_a_batch_is_cut_once_nothing_more_is_waiting_unless_told_to_wait(tmp_path: Path) -> None:
+    p = tmp_path / "e.jsonl"
+    p.write_bytes(line(0, 1) + line(0, 2))
+    clock = ManualClock()
+    it = iter(JsonlSource(S, p, max_rows=100, max_delay_s=5.0, poll_s=0.1, clock=clock))
+    assert next(it).frame["v"].to_list() == [1, 2]
+    assert clock.now == 1_700_000_000.0  # cut at once: no waiting out max_delay_s
+    append(p, line(0, 3))
+    waiting = iter(JsonlSource(S, p, max_rows=100, max_delay_s=5.0, poll_s=0.1, clock=clock, flush_when_caught_up=False))
+    assert next(waiting).frame["v"].to_list() == [1, 2, 3]
+    assert clock.now >= 1_700_000_005.0  # held for max_delay_s
