@@ -9,6 +9,7 @@ expression typed, every duration in microseconds, every output column named.
 from __future__ import annotations
 
 import enum
+import functools
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -262,9 +263,8 @@ class RulePlan:
         return {f.name: f.dtype for f in self.output}
 
     def empty_output(self) -> pl.DataFrame:
-        import polars as pl
-
-        return pl.DataFrame(schema=self.output_schema)
+        # Executors ask for this on every batch; building a frame from a schema costs ~0.3 ms.
+        return _empty_frame(self.output).clear()
 
 
 @dataclass(frozen=True)
@@ -347,3 +347,11 @@ def output_columns(
         for s in anomaly.stat_columns:
             add(FieldPlan(s, Type.FLOAT))
     return tuple(cols)
+
+
+@functools.lru_cache(maxsize=1024)
+def _empty_frame(fields: tuple[FieldPlan, ...]) -> pl.DataFrame:
+    """An empty frame of these fields, shared: callers get `.clear()` copies, never this one."""
+    import polars as pl
+
+    return pl.DataFrame(schema={f.name: f.dtype for f in fields})

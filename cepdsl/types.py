@@ -7,6 +7,8 @@ inside the engine: one unit means no silent rescaling between kernels.
 
 from __future__ import annotations
 
+import functools
+
 import enum
 from typing import TYPE_CHECKING
 
@@ -39,8 +41,9 @@ TIME_UNIT = "us"
 US_PER = {"ms": 1_000, "s": 1_000_000, "m": 60_000_000, "h": 3_600_000_000, "d": 86_400_000_000}
 
 
+@functools.lru_cache(maxsize=None)
 def polars_dtype(t: Type) -> pl.DataType:
-    """The in-engine dtype of a declared field type."""
+    """The in-engine dtype of a declared field type (cached: executors ask per batch)."""
     import polars as pl
 
     return {
