@@ -68,3 +68,33 @@ def test_group_table_keeps_slots_across_batches() -> None:
     assert table.slots(pl.DataFrame({"u": ["b", "a", "b"]})).tolist() == [0, 1, 0]
     assert table.slots(pl.DataFrame({"u": ["c", None, "a", "c"]})).tolist() == [2, 3, 1, 2]
     assert table.table.get_column("u").to_list() == ["b", "a", "c", None]
+
+
+@pytest.mark.parametrize("rows_by_dict", [0, 4_096], ids=["per-group", "per-row"])
+@pytest.mark.parametrize("column", ["s", "i", "f"])
+def test_group_table_dict_and_join_paths_give_the_same_slots(column: str, rows_by_dict: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Single string/int keys take a dict (per row for small batches, per distinct key
+    otherwise); anything else a join. All must number alike, across batches and through a
+    snapshot restore."""
+    import cepdsl.backends.numba.groups as groups
+
+    monkeypatch.setattr(groups, "_ROWS_BY_DICT", rows_by_dict)
+    schema = {column: frames(0).schema[column]}
+    fast, slow = GroupTable(schema), GroupTable(schema)
+    slow._by_dict = False
+    assert fast._by_dict == (column != "f")
+    seen: dict[object, int] = {}
+    for seed in range(12):
+        df = frames(seed).select(column)
+        got, want = fast.slots(df), slow.slots(df)
+        assert got.tolist() == want.tolist()
+        for key, slot in zip(reference_keys(df), got.tolist()):
+            assert seen.setdefault(key, slot) == slot  # a key keeps its slot for good
+        if seed == 6:  # restore both from a snapshot mid-way
+            fast.load_state(fast.state())
+            slow.load_state(slow.state())
+    assert fast.table.equals(slow.table)
+
+
+def reference_keys(df: pl.DataFrame) -> list[object]:
+    return ["NaN" if isinstance(v, float) and math.isnan(v) else v for v in df.to_series()]
