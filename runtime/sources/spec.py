@@ -1,7 +1,10 @@
 """`--source` strings → live sources.
 
     jsonl:-                                  JSON lines on stdin
-    jsonl:/path/events.jsonl[?follow=false]  a file, tailed (follow) by default
+    jsonl:/path/events.jsonl[?follow=false&eager=false]
+                                             a file, tailed (follow) by default; a batch is
+                                             cut as soon as nothing more is waiting unless
+                                             eager=false (then: max_rows or max_delay)
     parquet-dir:/path/dir[?poll=1s&settle=5s]
     redis://HOST:PORT/DB?stream=KEY[&group=cep&consumer=c1&start=0&claim_idle=60s]
     rediss://...                             the same over TLS
@@ -86,6 +89,8 @@ def open_source(spec: str, stream: StreamPlan, **opts: Any) -> Source:
             kw["follow"] = _bool(query.pop("follow"))
         if "poll" in query:
             kw["poll_s"] = parse_duration_s(query.pop("poll"))
+        if "eager" in query:
+            kw["flush_when_caught_up"] = _bool(query.pop("eager"))
         _reject_unknown(query, spec)
         return JsonlSource(stream, path, **{**kw, **opts})
 

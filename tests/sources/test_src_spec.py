@@ -26,6 +26,8 @@ def test_durations() -> None:
 def test_kinds(tmp_path: Path) -> None:
     j = open_source(f"jsonl:{tmp_path}/e.jsonl?follow=false&max_rows=5&max_delay=2s", S)
     assert isinstance(j, JsonlSource) and not j.follow and j.max_rows == 5 and j.max_delay_s == 2.0
+    assert j.flush_when_caught_up  # the default: cut a batch once nothing more is waiting
+    assert not open_source(f"jsonl:{tmp_path}/e.jsonl?eager=false", S).flush_when_caught_up
     assert isinstance(open_source("jsonl:-", S, stdin=0), JsonlSource)
     d = open_source(f"parquet-dir:{tmp_path}?poll=250ms", S)
     assert isinstance(d, ParquetDirSource) and d.poll_s == 0.25
