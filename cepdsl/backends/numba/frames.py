@@ -31,8 +31,16 @@ def frame_from_bytes(payload: bytes | None) -> pl.DataFrame | None:
     return pl.read_ipc(io.BytesIO(payload))
 
 
+#: Row positions as Polars' own index dtype: `frame[series]` then gathers with no
+#: conversion and no query plan (a `select(pl.all().gather(...))` costs ~0.1 ms more).
+_INDEX = pl.get_index_type()
+
+
 def take(frame: pl.DataFrame, idx: np.ndarray) -> pl.DataFrame:
-    return frame.select(pl.all().gather(pl.Series(idx, dtype=pl.Int64)))
+    """Rows `idx` (non-negative positions) of `frame`, in that order."""
+    if frame.width == 0:
+        return frame.clear()
+    return frame[pl.Series(idx, dtype=_INDEX)]
 
 
 def concat_rows(old: pl.DataFrame | None, new: pl.DataFrame) -> pl.DataFrame:
@@ -40,4 +48,6 @@ def concat_rows(old: pl.DataFrame | None, new: pl.DataFrame) -> pl.DataFrame:
         return new
     if new.height == 0:
         return old
-    return pl.concat([old, new.select(old.columns).cast(dict(old.schema))], how="vertical")
+    if new.columns != old.columns or new.dtypes != old.dtypes:
+        new = new.select(old.columns).cast(dict(old.schema))
+    return old.vstack(new)
