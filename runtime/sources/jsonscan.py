@@ -23,14 +23,19 @@ from __future__ import annotations
 
 import numba as nb
 import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.extending import intrinsic
 
-from runtime.sources import floatparse
+from runtime.sources import floatparse, rfc3339
 
 # Value kinds, per field and row. SLOW_NUMBER: a number whose value the kernel left to an
 # exact cast of its text (more than 19 digits, or a float Eisel-Lemire could not decide).
-MISSING, NULL, STRING, INT, NUMBER, TRUE, FALSE, OTHER, SLOW_NUMBER = range(9)
-#: What the kernel computes for a declared field's numbers (`want`).
-SPAN, AS_INT, AS_FLOAT = 0, 1, 2
+# TIME: a string of the common RFC 3339 shape, its µs since the epoch in `num`.
+MISSING, NULL, STRING, INT, NUMBER, TRUE, FALSE, OTHER, SLOW_NUMBER, TIME = range(10)
+#: What the kernel computes for a declared field (`want`): nothing, numbers as int64 or
+#: float64, or numbers as float64 and RFC 3339 strings as µs.
+SPAN, AS_INT, AS_FLOAT, AS_TIME = 0, 1, 2, 3
 #: Integer literals with more digits than this may leave int64: typed as NUMBER.
 _INT_DIGITS = 18
 #: Number literals longer than this go the per-line way (Python's float() of a huge int
@@ -41,6 +46,38 @@ _MAX_DEPTH = 64
 _SP, _TAB, _LF, _CR, _VT, _FF = 32, 9, 10, 13, 11, 12
 _QUOTE, _BSLASH, _COLON, _COMMA = 34, 92, 58, 44
 _LBRACE, _RBRACE, _LBRACK, _RBRACK = 123, 125, 91, 93
+
+
+@intrinsic
+def _load64(typingctx, arr, idx):  # noqa: ANN001, ANN202, ARG001
+    """Eight bytes of a uint8 array from byte `idx` as a little-endian uint64 (unaligned load;
+    the caller keeps idx + 8 within the array)."""
+    sig = types.uint64(arr, idx)
+
+    def codegen(context, builder, signature, args):  # noqa: ANN001, ANN202, ARG001
+        ary = context.make_array(signature.args[0])(context, builder, value=args[0])
+        ptr = builder.gep(ary.data, [args[1]])
+        word = builder.bitcast(ptr, ir.IntType(64).as_pointer())
+        load = builder.load(word)
+        load.align = 1
+        return load
+
+    return sig, codegen
+
+
+_ONES = np.uint64(0x0101010101010101)
+_HIGHS = np.uint64(0x8080808080808080)
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def _has_special(w: np.uint64) -> bool:
+    """Some byte of `w` is '"', '\\' or below 0x20 (or maybe: false positives are fine)."""
+    q = w ^ np.uint64(0x2222222222222222)
+    b = w ^ np.uint64(0x5C5C5C5C5C5C5C5C)
+    zq = (q - _ONES) & ~q
+    zb = (b - _ONES) & ~b
+    lo = (w - np.uint64(0x2020202020202020)) & ~w
+    return ((zq | zb | lo) & _HIGHS) != np.uint64(0)
 
 
 @nb.njit(cache=True, nogil=True, inline="always")
@@ -57,6 +94,13 @@ def _ws(data: np.ndarray, p: int, end: int) -> int:
 def _string(data: np.ndarray, p: int, end: int) -> tuple[int, bool]:
     """`p` just past an opening quote → (just past the closing quote or -1, had escapes)."""
     escaped = False
+    # Eight bytes at a time while none of them is a quote, a backslash or a control byte
+    # (the classic "has zero byte" bit trick; it may flag a clean word, never miss one).
+    while p + 8 <= end:
+        w = _load64(data, p)
+        if _has_special(w):
+            break
+        p += 8
     while p < end:
         c = data[p]
         if c == _QUOTE:
@@ -291,6 +335,11 @@ def _line(data, p, end, key_data, key_off, accept, want, row, kind, start, stop,
                     return -1
                 if (k == INT or k == NUMBER) and want[j] != SPAN:
                     k = _value(data, p, q, k, want[j], num, j, row)
+                elif k == STRING and want[j] == AS_TIME:
+                    us, ok = rfc3339.parse_span(data, p + 1, q - 1)
+                    if ok:
+                        k = TIME
+                        num[j, row] = us
                 if not accept[j, k]:
                     return -1
                 kind[j, row] = k
@@ -322,7 +371,7 @@ def _value(data, a, b, k, want, num, j, row) -> int:  # noqa: ANN001
         d = data[p] - 48
         if digits or d:
             if digits == 19:
-                return SLOW_NUMBER if want == AS_FLOAT else k
+                return k if want == AS_INT else SLOW_NUMBER
             man = man * np.uint64(10) + np.uint64(d)
             digits += 1
         p += 1

@@ -260,15 +260,15 @@ _ACCEPTS: dict[Type, tuple[int, ...]] = {
     Type.FLOAT: (jsonscan.INT, jsonscan.NUMBER, jsonscan.SLOW_NUMBER),
     Type.STR: (jsonscan.STRING,),
     Type.BOOL: (jsonscan.TRUE, jsonscan.FALSE),
-    Type.TIMESTAMP: (jsonscan.STRING, jsonscan.INT, jsonscan.NUMBER, jsonscan.SLOW_NUMBER),
+    Type.TIMESTAMP: (jsonscan.STRING, jsonscan.TIME, jsonscan.INT, jsonscan.NUMBER, jsonscan.SLOW_NUMBER),
 }
-_WANT = {Type.INT: jsonscan.AS_INT, Type.FLOAT: jsonscan.AS_FLOAT, Type.TIMESTAMP: jsonscan.AS_FLOAT}
+_WANT = {Type.INT: jsonscan.AS_INT, Type.FLOAT: jsonscan.AS_FLOAT, Type.TIMESTAMP: jsonscan.AS_TIME}
 
 
 @functools.lru_cache(maxsize=256)
 def _scan_tables(stream: StreamPlan) -> tuple[np.ndarray, np.ndarray]:
     """Per field: which value kinds it accepts, and what the kernel computes of its numbers."""
-    accept = np.zeros((len(stream.fields), jsonscan.SLOW_NUMBER + 1), dtype=np.bool_)
+    accept = np.zeros((len(stream.fields), jsonscan.TIME + 1), dtype=np.bool_)
     accept[:, [jsonscan.MISSING, jsonscan.NULL]] = True
     for j, f in enumerate(stream.fields):
         accept[j, list(_ACCEPTS[f.type])] = True
@@ -312,15 +312,17 @@ def _scan_block(
             col = _with_nulls(pl.Series(f.name, num[j, :rows]), k <= jsonscan.NULL)
         elif f.type is Type.FLOAT:
             col = _numbers(f.name, data, k, start[j, :rows], stop[j, :rows], num[j, :rows])
-        else:  # timestamp: RFC 3339 text or epoch milliseconds, or both
+        else:  # timestamp: RFC 3339 text (parsed by the kernel when of the usual shape), epoch ms
+            parsed_us = k == jsonscan.TIME
             text = k == jsonscan.STRING
-            col = None
-            if not text.all():
-                col, refused = _epoch_us(_numbers(f.name, data, k, start[j, :rows], stop[j, :rows], num[j, :rows]))
+            col = _with_nulls(pl.Series(f.name, num[j, :rows]), ~parsed_us).cast(pl.Datetime("us"))
+            if not (parsed_us | text | (k <= jsonscan.NULL)).all():
+                ms, refused = _epoch_us(_numbers(f.name, data, k, start[j, :rows], stop[j, :rows], num[j, :rows]))
+                col = col.fill_null(ms)
                 bad = bad | refused.to_numpy()
             if text.any():
                 parsed, refused = _timestamps(_text_column(f.name, data, start[j, :rows], stop[j, :rows], text))
-                col = parsed if col is None else col.fill_null(parsed)
+                col = col.fill_null(parsed)
                 bad = bad | refused.to_numpy()
         if f.name == stream.time_field:
             bad = bad | (k <= jsonscan.NULL)

@@ -20,6 +20,7 @@ import pyarrow as pa
 
 #: Per-value status from the kernel.
 OK, NULL, NOT_HANDLED = 0, 1, 2
+_MONTH_DAYS = np.array([31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype=np.int64)
 
 
 @nb.njit(cache=True, nogil=True)
@@ -48,57 +49,60 @@ def _days_from_civil(y: int, m: int, d: int) -> int:
 
 
 @nb.njit(cache=True, nogil=True)
+def parse_span(data: np.ndarray, a: int, b: int) -> tuple[int, bool]:
+    """The text data[a:b] of the common shape → (µs since the epoch, True), else (0, False).
+    Also called from jsonscan.py on the JSON string's bytes in place."""
+    n = b - a
+    # YYYY-MM-DDTHH:MM:SS is 19 bytes; then ".f{1,9}" or nothing; then "Z".
+    if n < 20 or n > 30 or data[b - 1] != 90:  # 'Z'
+        return 0, False
+    if data[a + 4] != 45 or data[a + 7] != 45 or data[a + 10] != 84 or data[a + 13] != 58 or data[a + 16] != 58:
+        return 0, False
+    y = _digits(data, a, 4)
+    mo = _digits(data, a + 5, 2)
+    d = _digits(data, a + 8, 2)
+    h = _digits(data, a + 11, 2)
+    mi = _digits(data, a + 14, 2)
+    s = _digits(data, a + 17, 2)
+    if y < 1 or mo < 1 or mo > 12 or d < 1 or h < 0 or h > 23 or mi < 0 or mi > 59 or s < 0 or s > 59:
+        return 0, False
+    dim = _MONTH_DAYS[mo - 1]
+    if mo == 2 and (y % 4 == 0 and (y % 100 != 0 or y % 400 == 0)):
+        dim = 29
+    if d > dim:
+        return 0, False
+    frac_us = 0
+    if n > 20:
+        nfrac = n - 21  # bytes between the dot and the 'Z'
+        if data[a + 19] != 46 or nfrac < 1:
+            return 0, False
+        keep = nfrac if nfrac < 6 else 6
+        f = _digits(data, a + 20, keep)
+        rest = _digits(data, a + 20 + keep, nfrac - keep)  # only checked: digits, truncated
+        if f < 0 or rest < 0:
+            return 0, False
+        for _ in range(6 - keep):
+            f *= 10
+        frac_us = f
+    days = _days_from_civil(y, mo, d)
+    return (days * 86400 + h * 3600 + mi * 60 + s) * 1_000_000 + frac_us, True
+
+
+@nb.njit(cache=True, nogil=True)
 def _parse(offsets: np.ndarray, data: np.ndarray, valid: np.ndarray, out: np.ndarray, status: np.ndarray) -> int:
     """Fill `out` (µs since the epoch) and `status`; returns how many values are NOT_HANDLED."""
-    month_days = np.array([31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])
     missed = 0
     for i in range(out.shape[0]):
         if not valid[i]:
             status[i] = NULL
             continue
-        a, b = offsets[i], offsets[i + 1]
-        status[i] = NOT_HANDLED
-        n = b - a
-        # YYYY-MM-DDTHH:MM:SS is 19 bytes; then ".f{1,9}" or nothing; then "Z".
-        if n < 20 or n > 30 or data[b - 1] != 90:  # 'Z'
+        us, ok = parse_span(data, offsets[i], offsets[i + 1])
+        if ok:
+            out[i] = us
+            status[i] = OK
+        else:
+            status[i] = NOT_HANDLED
             missed += 1
-            continue
-        if data[a + 4] != 45 or data[a + 7] != 45 or data[a + 10] != 84 or data[a + 13] != 58 or data[a + 16] != 58:
-            missed += 1
-            continue
-        y = _digits(data, a, 4)
-        mo = _digits(data, a + 5, 2)
-        d = _digits(data, a + 8, 2)
-        h = _digits(data, a + 11, 2)
-        mi = _digits(data, a + 14, 2)
-        s = _digits(data, a + 17, 2)
-        if y < 1 or mo < 1 or mo > 12 or d < 1 or h < 0 or h > 23 or mi < 0 or mi > 59 or s < 0 or s > 59:
-            missed += 1
-            continue
-        dim = month_days[mo - 1]
-        if mo == 2 and (y % 4 == 0 and (y % 100 != 0 or y % 400 == 0)):
-            dim = 29
-        if d > dim:
-            missed += 1
-            continue
-        frac_us = 0
-        if n > 20:
-            nfrac = n - 21  # bytes between the dot and the 'Z'
-            if data[a + 19] != 46 or nfrac < 1:
-                missed += 1
-                continue
-            keep = nfrac if nfrac < 6 else 6
-            f = _digits(data, a + 20, keep)
-            rest = _digits(data, a + 20 + keep, nfrac - keep)  # only checked: digits, truncated
-            if f < 0 or rest < 0:
-                missed += 1
-                continue
-            for _ in range(6 - keep):
-                f *= 10
-            frac_us = f
-        days = _days_from_civil(y, mo, d)
-        out[i] = (days * 86400 + h * 3600 + mi * 60 + s) * 1_000_000 + frac_us
-        status[i] = OK
     return missed
 
 
