@@ -13,18 +13,21 @@ strings and epoch-millisecond strings for timestamps).
 
 How reading is kept cheap (a backlog of 1M entries is the measured case):
 
-- Commands go straight to connections of the client's pool and replies come
-  back as hiredis builds them (bytes in nested lists): no redis-py response
-  callbacks (a dict per entry, in Python) and no decoding, whatever the
-  client's `decode_responses`.
-- A read whose entries are all one one-line JSON payload each is typed in one
-  Polars call (ndjson.py) on the payloads joined as they came.
+- XREADGROUP goes over a RESP2 connection of our own, built like the client's,
+  and its reply is read off the socket as bytes. A Numba kernel (`_scan`)
+  walks it: when every entry is one `data`/`json` field holding one line, it
+  gives the ids and the payloads joined by newlines, which Polars types in one
+  call (ndjson.py) — no Python object per entry but the id string. Any other
+  reply (flat fields, entries trimmed while pending, errors) is parsed by
+  hiredis into lists and handled entry by entry. An `ECHO` of a random token
+  follows each XREADGROUP, so the end of a reply is seen without parsing it.
+- Other commands go to connections of the client's pool with replies kept raw:
+  no redis-py response callbacks (a dict per entry, in Python) and no
+  decoding, whatever the client's `decode_responses`.
 - Reads take at most `_READ_COUNT` entries, and while there is a backlog the
   next XREADGROUP is sent before the current reply is typed, so Redis builds
   one reply while we type the other. Entries read ahead are in our pending
   list like any delivered entry: if we stop first, a restart re-reads them.
-- The cyclic garbage collector is paused while a reply is alive (see
-  `_gc_paused`).
 
 Redis being unreachable never ends the iteration: reads back off (up to 5 s),
 the error is counted in `errors` and logged once per outage.
@@ -32,19 +35,21 @@ the error is counted in `errors` and logged once per outage.
 
 from __future__ import annotations
 
-import gc
 import itertools
 import json
 import logging
-import threading
+import secrets
+import socket
 from collections.abc import Iterator
-from contextlib import contextmanager
 from operator import itemgetter
 from typing import Any
 
 import hiredis
+import numba as nb
+import numpy as np
 import polars as pl
 import redis
+from redis.connection import AbstractConnection
 
 from cepdsl.plan import StreamPlan
 from runtime.sources.batch import Batch, Chunk, Clock, Source
@@ -64,6 +69,26 @@ _first, _second = itemgetter(0), itemgetter(1)
 #: A stream entry as hiredis gives it: [id, [field, value, ...]], the fields None when the
 #: entry was trimmed from the stream while pending.
 Entry = list[Any]
+
+
+class _Payloads:
+    """A read whose entries are each one `data`/`json` field on one line, as `_scan` left it."""
+
+    __slots__ = ("block", "ids", "starts")
+
+    def __init__(self, ids: list[str], block: bytes, starts: np.ndarray) -> None:
+        self.ids = ids
+        self.block = block  # the payloads joined by newlines
+        self.starts = starts  # payload i is block[starts[i] : starts[i + 1] - 1]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def payload(self, i: int) -> bytes:
+        return self.block[self.starts[i] : self.starts[i + 1] - 1]
+
+
+Read = list[Entry] | _Payloads
 
 
 class RedisStreamSource(Source):
@@ -100,10 +125,15 @@ class RedisStreamSource(Source):
         self._claim_cursor = "0-0"
         self._next_claim = 0.0
         self._backoff = 0.0
-        # The reading thread's own connection (ack() comes from another thread and takes
-        # another one), and the COUNT of an XREADGROUP sent on it whose reply is not read yet.
-        self._conn: Any = None
+        # The reading thread's own connection for XREADGROUP (ack() comes from another thread
+        # and takes one from the pool), the buffer its replies land in, and the COUNT of an
+        # XREADGROUP sent on it whose reply is not read yet.
+        self._conn: AbstractConnection | None = None
+        self._buf = bytearray(1 << 20)
         self._ahead: int | None = None
+        token = secrets.token_hex(16).encode()
+        self._echo = hiredis.pack_command(("ECHO", token))
+        self._echo_reply = b"$%d\r\n%s\r\n" % (len(token), token)
 
     # -- Source
 
@@ -152,39 +182,31 @@ class RedisStreamSource(Source):
     # -- talking to Redis
 
     def _call(self, *commands: tuple[Any, ...]) -> list[Any]:
-        """Run `commands` in one round trip on a connection of the client's pool; their replies raw."""
+        """Run `commands` in one round trip on a connection of the client's pool; their replies
+        raw (bytes, no response callbacks). All replies are read, errors too, so the connection
+        stays in step; then the first error is raised."""
         pool = self.redis.connection_pool
         conn = pool.get_connection()
         try:
-            _send(conn, commands)
-            return _replies(conn, len(commands))
+            # hiredis packs in C; redis-py's packer adds a Python step per argument (an XACK has 10,000).
+            conn.send_packed_command([hiredis.pack_command(c) for c in commands])
+            replies: list[Any] = []
+            error: redis.ResponseError | None = None
+            for _ in commands:
+                try:
+                    replies.append(conn.read_response(disable_decoding=True))
+                except redis.ResponseError as e:
+                    error = error or e
+                    replies.append(None)
         finally:
             pool.release(conn)  # read_response has closed it on anything but a reply error
-
-    def _reader(self) -> Any:
-        if self._conn is None:
-            self._conn = self.redis.connection_pool.get_connection()
-        return self._conn
-
-    def _drop_conn(self) -> None:
-        conn, ahead, self._conn, self._ahead = self._conn, self._ahead, None, None
-        if conn is not None:
-            if ahead is not None:
-                conn.disconnect()  # a reply still on its way: the connection is out of step
-            self.redis.connection_pool.release(conn)
+        if error is not None:
+            raise error
+        return replies
 
     def _xack(self, ids: Any) -> None:
         if ids:
             self._call(*(("XACK", self.key, self.group, *ids[i : i + _ACK_CHUNK]) for i in range(0, len(ids), _ACK_CHUNK)))
-
-    def _xreadgroup_cmd(self, from_id: str, count: int, block_ms: int | None) -> tuple[Any, ...]:
-        block = ("BLOCK", block_ms) if block_ms is not None else ()
-        return ("XREADGROUP", "GROUP", self.group, self.consumer, "COUNT", count, *block, "STREAMS", self.key, from_id)
-
-    def _xreadgroup(self, from_id: str, count: int, block_ms: int | None = None) -> list[Entry]:
-        conn = self._reader()
-        _send(conn, (self._xreadgroup_cmd(from_id, count, block_ms),))
-        return _entries(_replies(conn, 1)[0])
 
     def _ensure_group(self) -> None:
         if self._group_ready:
@@ -196,17 +218,90 @@ class RedisStreamSource(Source):
                 raise
         self._group_ready = True
 
+    def _reader(self) -> AbstractConnection | None:
+        """Our connection for XREADGROUP: the client's connection class and settings, RESP2 (no
+        push messages can come between our replies); None when the pool's connections cannot
+        be made that way (then reads go through the pool, parsed by hiredis)."""
+        if self._conn is None:
+            pool = self.redis.connection_pool
+            cls = getattr(pool, "connection_class", None)
+            if isinstance(cls, type) and issubclass(cls, AbstractConnection):
+                self._conn = cls(**{**pool.connection_kwargs, "protocol": 2})
+        return self._conn
+
+    def _drop_conn(self) -> None:
+        conn, self._conn, self._ahead = self._conn, None, None
+        if conn is not None:
+            conn.disconnect()
+
+    def _xreadgroup_cmd(self, from_id: str, count: int, block_ms: int | None) -> bytes:
+        block = ("BLOCK", block_ms) if block_ms is not None else ()
+        cmd = ("XREADGROUP", "GROUP", self.group, self.consumer, "COUNT", count, *block, "STREAMS", self.key, from_id)
+        return hiredis.pack_command(cmd)
+
+    def _send_read(self, from_id: str, count: int, block_ms: int | None = None) -> None:
+        conn = self._reader()
+        assert conn is not None
+        conn.send_packed_command([self._xreadgroup_cmd(from_id, count, block_ms) + self._echo])
+
+    def _xreadgroup(self, from_id: str, count: int, block_ms: int | None = None) -> Read:
+        if self._reader() is None:
+            block = ("BLOCK", block_ms) if block_ms is not None else ()
+            (reply,) = self._call(("XREADGROUP", "GROUP", self.group, self.consumer, "COUNT", count, *block,
+                                   "STREAMS", self.key, from_id))
+            return _entries(reply)
+        self._send_read(from_id, count, block_ms)
+        return self._receive(block_ms)
+
+    def _receive(self, block_ms: int | None = None) -> Read:
+        """The reply to the XREADGROUP sent last on our connection, read up to its ECHO."""
+        conn = self._conn
+        assert conn is not None
+        tail = self._echo_reply
+        buf, n = self._buf, 0
+        try:
+            sock = conn._sock  # noqa: SLF001 - the reply is read raw; redis-py has no public way
+            if sock is None:
+                raise redis.ConnectionError("connection lost")
+            if block_ms and conn.socket_timeout:
+                # Redis answers a BLOCK read when it ends: allow for it on top of the timeout.
+                sock.settimeout(conn.socket_timeout + block_ms / 1000)
+            while True:
+                if n == len(buf):
+                    grown = bytearray(2 * len(buf))
+                    grown[:n] = buf
+                    buf = self._buf = grown
+                got = sock.recv_into(memoryview(buf)[n:])
+                if not got:
+                    raise redis.ConnectionError("Connection closed by server.")
+                n += got
+                if n >= len(tail) and buf[n - len(tail) : n] == tail:
+                    read = _parse_read(buf, n - len(tail), n)
+                    if read is not None:
+                        if block_ms and conn.socket_timeout:
+                            sock.settimeout(conn.socket_timeout)
+                        return read
+                    # Else the token's bytes ended a recv inside a payload: read on.
+        except redis.ResponseError:
+            raise  # a reply, read whole: the connection is in step
+        except socket.timeout as e:
+            self._drop_conn()
+            raise redis.TimeoutError(f"Timeout reading from redis: {e}") from e
+        except OSError as e:
+            self._drop_conn()
+            raise redis.ConnectionError(f"Error while reading from redis: {e}") from e
+        except BaseException:
+            self._drop_conn()  # whatever happened, the connection is out of step
+            raise
+
     # -- reading
 
     def _read_entries(self, timeout_s: float, limit: int) -> Chunk:
         self._ensure_group()
-        with _gc_paused():  # nothing in here waits for Redis beyond a round trip
-            chunk = self._read_ready(limit)  # its reply is freed when it returns, collector off
+        chunk = self._read_ready(limit)
         if chunk is not None:
             return chunk
-        # Caught up: wait for new entries with the collector on (the wait may be long, and what
-        # arrives during it is usually a handful of entries).
-        block = int(timeout_s * 1000)
+        block = int(timeout_s * 1000)  # caught up: wait for new entries
         return self._chunk(self._xreadgroup(">", min(limit, _READ_COUNT), block)) if block > 0 else Chunk()
 
     def _read_ready(self, limit: int) -> Chunk | None:
@@ -214,16 +309,17 @@ class RedisStreamSource(Source):
         pending entries (after a restart), else other consumers' stuck ones when a claim is
         due, else new ones."""
         count = min(limit, _READ_COUNT)
+        got: Read
         if self._ahead is not None:
             count, self._ahead = self._ahead, None
-            got = _entries(_replies(self._conn, 1)[0])
+            got = self._receive()
         else:
             if self._own_pending_from is not None:
                 got = self._xreadgroup(self._own_pending_from, count)
-                if got:
+                if len(got):
                     # From the last entry seen, trimmed ones included: a read of trimmed
                     # entries only must not end the re-reading of those after them.
-                    self._own_pending_from = got[-1][0].decode()
+                    self._own_pending_from = got.ids[-1] if isinstance(got, _Payloads) else got[-1][0].decode()
                     return self._chunk(got)
                 self._own_pending_from = None
             now = self.clock.monotonic()
@@ -236,24 +332,26 @@ class RedisStreamSource(Source):
                 if claimed:
                     return self._chunk(claimed)
             got = self._xreadgroup(">", count)
-        if not got:
+        if not len(got):
             return None
-        if len(got) == count:
+        if len(got) == count and self._conn is not None:
             # A full read: more is likely waiting. Ask for it now so Redis builds that reply
-            # while we type this one. Never more than the batch being cut can take next: the
-            # batch holds at most `limit - len(got)` more rows, or is cut (then max_rows).
+            # while we type this one. Never more than the batch being cut can take next: it
+            # holds at most `limit - len(got)` more rows, or is cut (then max_rows).
             room = limit - len(got)
             ahead = min(room if room > 0 else self.max_rows, _READ_COUNT)
             try:
-                _send(self._conn, (self._xreadgroup_cmd(">", ahead, None),))
+                self._send_read(">", ahead)
                 self._ahead = ahead
             except (redis.ConnectionError, redis.TimeoutError, OSError):
                 self._drop_conn()  # `got` is ours all the same; the next read reconnects or reports
         return self._chunk(got)
 
-    def _chunk(self, entries: list[Entry]) -> Chunk:
-        fields: list[list[bytes] | None] = list(map(_second, entries))
-        raw_ids: list[bytes] = list(map(_first, entries))
+    def _chunk(self, got: Read) -> Chunk:
+        if isinstance(got, _Payloads):
+            return self._chunk_payloads(got)
+        fields: list[list[bytes] | None] = list(map(_second, got))
+        raw_ids: list[bytes] = list(map(_first, got))
         if None in fields:  # pending entries trimmed from the stream meanwhile: nothing left to process
             self._xack(_decode_ids([i for i, f in zip(raw_ids, fields) if f is None]))
             kept = [k for k, f in enumerate(fields) if f is not None]
@@ -261,11 +359,12 @@ class RedisStreamSource(Source):
         if not raw_ids:
             return Chunk()
         ids = _decode_ids(raw_ids)
+        if all(len(f) == 2 and f[0] in _JSON_FIELDS for f in fields):  # type: ignore[arg-type]
+            # Came as lists (claimed, or read through the pool): the same as from the kernel.
+            payloads = list(map(_second, fields))  # type: ignore[arg-type]
+            return self._chunk_payloads(_Payloads(ids, b"\n".join(payloads), np.cumsum([0, *(len(p) + 1 for p in payloads)])))
         self._ids.append(ids)
         self._held.update(ids)  # until acked: never claimed back by us
-        fast = self._fast_chunk(ids, fields)  # type: ignore[arg-type]
-        if fast is not None:
-            return fast
         records: list[Any] = []
         raws: list[str | bytes] = []
         for entry_id, flat in zip(ids, fields):
@@ -285,57 +384,56 @@ class RedisStreamSource(Source):
             raws.append(raw)
         return Chunk(records, raws)
 
-    def _fast_chunk(self, ids: list[str], fields: list[list[bytes]]) -> Chunk | None:
-        """Every entry a single JSON payload on one line: type them all at once with Polars
-        (ndjson.py), exactly as entry by entry; None when that cannot be done for this read."""
-        n = len(fields)
-        if n < _FAST_MIN:
-            return None
-        # C-speed checks over the whole read: one field each, named data or json.
-        if set(map(len, fields)) != {2} or not set(map(_first, fields)) <= _JSON_FIELDS:
-            return None
-        payloads: list[bytes] = list(map(_second, fields))
-        joined = b"\n".join(payloads)
-        if joined.count(b"\n") != n - 1:
-            return None  # a payload spanning lines: entry by entry
+    def _chunk_payloads(self, got: _Payloads) -> Chunk:
+        """Entries that are each one JSON payload: typed all at once by Polars (ndjson.py), exactly
+        as one by one, when there are enough of them and all are on one line."""
+        ids = got.ids
+        self._ids.append(ids)
+        self._held.update(ids)  # until acked: never claimed back by us
 
-        def reparse(rows: list[int]) -> tuple[list[Any], list[Any]]:
-            return [_loads(ids[i], payloads[i]) for i in rows], [payloads[i] for i in rows]
+        def reparse(rows: Any) -> tuple[list[Any], list[Any]]:
+            payloads = [got.payload(i) for i in rows]
+            return [_loads(ids[i], p) for i, p in zip(rows, payloads)], payloads
 
-        typed = fast_block(self.stream, joined, reparse, expect_rows=n)
-        if typed is None:
-            return None
-        return Chunk(frame=typed[0], dead=typed[1])
-
-
-def _send(conn: Any, commands: tuple[tuple[Any, ...], ...]) -> None:
-    # hiredis packs in C; redis-py's packer adds a Python step per argument (an XACK has 10,000).
-    conn.send_packed_command([hiredis.pack_command(c) for c in commands])
-
-
-def _replies(conn: Any, n: int) -> list[Any]:
-    """The next `n` replies on `conn`, raw (bytes, no response callbacks). All are read, errors
-    too, so the connection stays in step; then the first error is raised."""
-    replies: list[Any] = []
-    error: redis.ResponseError | None = None
-    for _ in range(n):
-        try:
-            replies.append(conn.read_response(disable_decoding=True))
-        except redis.ResponseError as e:
-            error = error or e
-            replies.append(None)
-    if error is not None:
-        raise error
-    return replies
+        n = len(ids)
+        if n >= _FAST_MIN and got.block.count(b"\n") == n - 1:  # else a payload spans lines
+            typed = fast_block(self.stream, got.block, reparse, expect_rows=n)
+            if typed is not None:
+                return Chunk(frame=typed[0], dead=typed[1])
+        records, raws = reparse(range(n))
+        return Chunk(records, raws)
 
 
 def _entries(reply: Any) -> list[Entry]:
     """The entries of an XREADGROUP reply for one key: [[key, entries]] in RESP2, {key: entries}
-    in RESP3 (a client made with protocol=3), nil when there is nothing."""
+    in RESP3, nil when there is nothing."""
     if not reply:
         return []
     streams = list(reply.values()) if isinstance(reply, dict) else [s[1] for s in reply]
     return streams[0] if len(streams) == 1 else [e for s in streams for e in s]
+
+
+def _parse_read(buf: bytearray, end: int, n: int) -> Read | None:
+    """The XREADGROUP reply in `buf[:end]` (our ECHO's reply follows it, up to `n`); None if
+    the reply is not whole after all."""
+    status, stop, ids, block, starts = _scan(np.frombuffer(buf, np.uint8, end), end)
+    if status == _NIL and stop == end:
+        return []
+    if status == _OK and stop == end:
+        if not starts.shape[0] - 1:
+            return []
+        return _Payloads(ids.tobytes().decode("ascii").split(" "), block.tobytes(), starts)
+    reader = hiredis.Reader()
+    reader.feed(memoryview(buf)[:n])
+    try:
+        reply = reader.gets()
+        if reply is False or reader.gets() is False:
+            return None
+    except hiredis.ProtocolError as e:  # never from a sane server; out of step for sure
+        raise redis.ConnectionError(f"protocol error reading the stream: {e}") from e
+    if isinstance(reply, hiredis.ReplyError):
+        raise redis.ResponseError(str(reply))
+    return _entries(reply)
 
 
 def _decode_ids(raw: list[bytes]) -> list[str]:
@@ -353,30 +451,114 @@ def _loads(entry_id: str, raw: str | bytes) -> Any:
         return Rejected(f"malformed JSON in entry {entry_id}: nested too deeply")
 
 
-_gc_lock = threading.Lock()
-_gc_depth = 0
-_gc_was_enabled = False
+# -- the reply scanner
+
+#: `_scan` statuses: every entry a one-line `data`/`json` payload; a nil reply (nothing new);
+#: anything else (left to hiredis).
+_OK, _NIL, _OTHER = 0, 1, 2
+_STAR, _DOLLAR, _CR, _LF, _SPACE = 42, 36, 13, 10, 32
 
 
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """No cyclic GC while a read's reply is alive. hiredis builds two lists per entry; with the
-    collector on, 10k entries set off young collections by the dozen and, as the lists
-    survive until the read is typed, full collections of the whole process heap (the
-    engine's state included): measured, more time than the parse itself. A reply holds no
-    cycles and is freed by reference counting when the read is done, so the pause leaves
-    nothing for the collector. The switch is process-wide: it is counted, so sources
-    reading in several threads nest, and left off if it was off."""
-    global _gc_depth, _gc_was_enabled
-    with _gc_lock:
-        if _gc_depth == 0:
-            _gc_was_enabled = gc.isenabled()
-            gc.disable()
-        _gc_depth += 1
-    try:
-        yield
-    finally:
-        with _gc_lock:
-            _gc_depth -= 1
-            if _gc_depth == 0 and _gc_was_enabled:
-                gc.enable()
+@nb.njit(cache=True, nogil=True)
+def _int_line(buf: np.ndarray, pos: int, n: int) -> tuple[int, int]:
+    """The integer written from `pos` to CRLF, and the position past the CRLF (-1: no such line)."""
+    neg = pos < n and buf[pos] == 45
+    if neg:
+        pos += 1
+    start = pos
+    v = 0
+    while pos < n and 48 <= buf[pos] <= 57 and pos - start < 18:
+        v = v * 10 + (buf[pos] - 48)
+        pos += 1
+    if pos == start or pos + 1 >= n or buf[pos] != _CR or buf[pos + 1] != _LF:
+        return 0, -1
+    return (-v if neg else v), pos + 2
+
+
+@nb.njit(cache=True, nogil=True)
+def _head(buf: np.ndarray, pos: int, n: int, kind: int) -> tuple[int, int]:
+    """A `kind` header (`*` array, `$` bulk) at `pos`: its count or length, and where it ends (-1: not one)."""
+    if pos >= n or buf[pos] != kind:
+        return 0, -1
+    return _int_line(buf, pos + 1, n)
+
+
+@nb.njit(cache=True, nogil=True)
+def _bulk(buf: np.ndarray, pos: int, n: int) -> tuple[int, int, int]:
+    """A bulk string at `pos`: where its bytes start, how many, and where it ends (-1: not one)."""
+    ln, p = _head(buf, pos, n, _DOLLAR)
+    if p < 0 or ln < 0 or p + ln + 2 > n or buf[p + ln] != _CR or buf[p + ln + 1] != _LF:
+        return 0, 0, -1
+    return p, ln, p + ln + 2
+
+
+@nb.njit(cache=True, nogil=True)
+def _scan(buf: np.ndarray, n: int) -> tuple[int, int, np.ndarray, np.ndarray, np.ndarray]:
+    """An XREADGROUP reply for one key, RESP2, in `buf[:n]`:
+    (status, where it ends, the ids joined by spaces, the payloads joined by newlines, where
+    each payload starts in those plus one past the end). Only `_OK` fills the arrays; it is
+    returned when each entry is `[id, ["data" or "json", payload]]`. A payload holding a
+    newline still counts: the caller checks the line count."""
+    no8 = np.empty(0, np.uint8)
+    no64 = np.empty(0, np.int64)
+    v, p = _head(buf, 0, n, _STAR)
+    if p < 0:
+        return _OTHER, 0, no8, no8, no64
+    if v == -1:
+        return _NIL, p, no8, no8, no64
+    if v != 1:
+        return _OTHER, 0, no8, no8, no64
+    v, p = _head(buf, p, n, _STAR)  # [key, entries]
+    if p < 0 or v != 2:
+        return _OTHER, 0, no8, no8, no64
+    _, _, p = _bulk(buf, p, n)
+    if p < 0:
+        return _OTHER, 0, no8, no8, no64
+    count, p = _head(buf, p, n, _STAR)
+    if p < 0 or count < 0:
+        return _OTHER, 0, no8, no8, no64
+    id_at = np.empty(count, np.int64)
+    id_len = np.empty(count, np.int64)
+    pay_at = np.empty(count, np.int64)
+    pay_len = np.empty(count, np.int64)
+    for i in range(count):
+        v, p = _head(buf, p, n, _STAR)  # [id, fields]
+        if p < 0 or v != 2:
+            return _OTHER, 0, no8, no8, no64
+        id_at[i], id_len[i], p = _bulk(buf, p, n)
+        if p < 0:
+            return _OTHER, 0, no8, no8, no64
+        v, p = _head(buf, p, n, _STAR)  # exactly one field: not flat fields, not nil (trimmed)
+        if p < 0 or v != 2:
+            return _OTHER, 0, no8, no8, no64
+        at, ln, p = _bulk(buf, p, n)
+        if p < 0 or ln != 4:
+            return _OTHER, 0, no8, no8, no64
+        c0, c1, c2, c3 = buf[at], buf[at + 1], buf[at + 2], buf[at + 3]
+        data = c0 == 100 and c1 == 97 and c2 == 116 and c3 == 97
+        json_ = c0 == 106 and c1 == 115 and c2 == 111 and c3 == 110
+        if not (data or json_):
+            return _OTHER, 0, no8, no8, no64
+        pay_at[i], pay_len[i], p = _bulk(buf, p, n)
+        if p < 0:
+            return _OTHER, 0, no8, no8, no64
+    ids = np.empty(max(id_len.sum() + count - 1, 0), np.uint8)
+    payloads = np.empty(max(pay_len.sum() + count - 1, 0), np.uint8)
+    starts = np.empty(count + 1, np.int64)
+    q = 0
+    r = 0
+    for i in range(count):
+        if i:
+            ids[q] = _SPACE
+            payloads[r] = _LF
+            q += 1
+            r += 1
+        ln = id_len[i]
+        ids[q : q + ln] = buf[id_at[i] : id_at[i] + ln]
+        q += ln
+        starts[i] = r
+        ln = pay_len[i]
+        payloads[r : r + ln] = buf[pay_at[i] : pay_at[i] + ln]
+        r += ln
+    starts[count] = r + 1
+    return _OK, p, ids, payloads, starts
