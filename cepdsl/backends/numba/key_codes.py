@@ -74,6 +74,8 @@ def _same_bytes(data: np.ndarray, a: np.int64, arena: np.ndarray, b: np.int64, l
 
 
 _LO32 = np.uint64(0xFFFFFFFF)
+#: Arrow string views (zero copy); `newest()` reads the environment on each call.
+_NEWEST = pl.CompatLevel.newest()
 
 
 @nb.njit(cache=True, inline="always")
@@ -127,15 +129,41 @@ def code_keys(
     bytes is also compared byte for byte.  `valid`: uint8[n] or empty (no nulls); null is one key of its own.  The
     output arrays come from the caller: numpy allocates large arrays on huge pages, which
     saves most of the page-fault time of a fresh 80 MB array."""
+    table = np.zeros(4 * 1024, np.uint64)
+    arena = np.empty(4096 if views.shape[0] > 0 else 0, np.uint8)
+    meta = np.zeros(3, np.int64)
+    meta[1] = -1
+    code_keys_into(k0, k1, valid, views, data, base, codes, firsts, table, arena, meta)
+    return meta[0]
+
+
+@nb.njit(cache=True)
+def code_keys_into(
+    k0: np.ndarray,
+    k1: np.ndarray,
+    valid: np.ndarray,
+    views: np.ndarray,
+    data: np.ndarray,
+    base: np.ndarray,
+    codes: np.ndarray,
+    firsts: np.ndarray,
+    table: np.ndarray,
+    arena: np.ndarray,
+    meta: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """`code_keys` continuing from the keys of earlier calls: `table` and `arena` (returned,
+    grown when needed) and `meta` = [codes so far, null's code or -1, arena bytes used]
+    (updated) carry them, so a key keeps its code across batches.  `firsts[j]` is the first
+    row of the j-th new code (code meta[0] before the call + j).  The arena holds copies,
+    so nothing refers to an earlier batch's buffers."""
     strings = views.shape[0] > 0
     n = k0.shape[0]
-    table = np.zeros(4 * 1024, np.uint64)
-    mask = 1023
-    ng = 0
-    null_code = -1
+    mask = table.shape[0] // 4 - 1
+    ng0 = meta[0]
+    ng = ng0
+    null_code = meta[1]
     has_valid = valid.shape[0] > 0
-    arena = np.empty(4096 if strings else 0, np.uint8)
-    used = 0
+    used = meta[2]
     for i in range(n):
         ahead = i + AHEAD
         if ahead < n:
@@ -143,7 +171,7 @@ def code_keys(
         if has_valid and valid[i] == 0:
             if null_code < 0:
                 null_code = ng
-                firsts[ng] = i
+                firsts[ng - ng0] = i
                 ng += 1
             codes[i] = null_code
             continue
@@ -169,7 +197,7 @@ def code_keys(
                     table[4 * j + 3] = np.uint64(used)
                     used += length
                 codes[i] = ng
-                firsts[ng] = i
+                firsts[ng - ng0] = i
                 ng += 1
                 if ng * 2 > mask + 1:
                     table = _grow(table)
@@ -185,7 +213,10 @@ def code_keys(
                     codes[i] = np.int64(c) - 1
                     break
             j = (j + 1) & mask
-    return ng
+    meta[0] = ng
+    meta[1] = null_code
+    meta[2] = used
+    return table, arena
 
 
 _NO_NULLS = np.zeros(0, np.uint8)
@@ -201,9 +232,14 @@ def _valid(s: pl.Series) -> np.ndarray:
 
 
 def _string_codes(s: pl.Series) -> tuple[np.ndarray, np.ndarray]:
+    return _coded(*_string_keys(s))
+
+
+def _string_keys(s: pl.Series) -> tuple[np.ndarray, ...]:
+    """`code_keys`' (k0, k1, valid, views, data, base) for a String column."""
     if s.n_chunks() > 1:
         s = s.rechunk()
-    arr = s.to_arrow(compat_level=pl.CompatLevel.newest())  # string_view: zero copy
+    arr = s.to_arrow(compat_level=_NEWEST)  # string_view: zero copy
     bufs = arr.buffers()
     n = len(arr)
     views = np.frombuffer(bufs[1], dtype=np.uint64).reshape(-1, 2)[arr.offset : arr.offset + n]
@@ -219,7 +255,7 @@ def _string_codes(s: pl.Series) -> tuple[np.ndarray, np.ndarray]:
     flat = views.reshape(-1)
     k0, k1 = np.empty(n, np.uint64), np.empty(n, np.uint64)
     view_keys(flat, data, base, k0, k1)
-    return _coded(k0, k1, _valid(s), flat, data, base)
+    return k0, k1, _valid(s), flat, data, base
 
 
 def _words(s: pl.Series) -> np.ndarray:
@@ -234,7 +270,11 @@ def _words(s: pl.Series) -> np.ndarray:
     phys = s.to_physical()
     if not phys.dtype.is_integer():
         raise TypeError(f"no exact key codes for {dt}")
-    return np.ascontiguousarray(phys.fill_null(0).cast(pl.Int64).to_numpy()).view(np.uint64)
+    if phys.null_count():  # each Polars call costs µs: a micro-batch of keys has few to spare
+        phys = phys.fill_null(0)
+    if phys.dtype != pl.Int64:
+        phys = phys.cast(pl.Int64)
+    return np.ascontiguousarray(phys.to_numpy()).view(np.uint64)
 
 
 def column_codes(s: pl.Series) -> tuple[np.ndarray, np.ndarray]:
@@ -269,3 +309,63 @@ def frame_codes(keys: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         combined = codes * np.int64(other_firsts.shape[0]) + other
         codes, firsts = code_words(combined.view(np.uint64), _NO_NULLS)
     return codes, firsts
+
+
+class StableCodes:
+    """Exact codes of group keys that hold across batches: a key keeps the code it got
+    in the batch where it first appeared (codes follow first appearance over all batches).
+
+    For executors that keep state per group and see micro-batches: one `code_keys_into`
+    pass per key column against tables kept from earlier batches, no Polars join or
+    hash per batch.  Columns must keep their kind across batches (a String key column
+    may come as Categorical/Enum: coded through its strings)."""
+
+    def __init__(self, n_columns: int) -> None:
+        if n_columns < 1:
+            raise ValueError("StableCodes needs at least one key column")
+        # One table per column; with several columns, one more per combination step over
+        # (codes so far, next column's code) pairs.
+        self._columns = [_Table() for _ in range(n_columns)]
+        self._pairs = [_Table() for _ in range(n_columns - 1)]
+
+    def __len__(self) -> int:
+        return int((self._pairs or self._columns)[-1].meta[0])
+
+    def codes(self, columns: list[pl.Series]) -> tuple[np.ndarray, np.ndarray]:
+        """Each row's code and the first row of each code new in this batch (in code order)."""
+        codes, firsts = self._columns[0].column(columns[0])
+        for c in range(1, len(columns)):
+            other, _ = self._columns[c].column(columns[c])
+            codes, firsts = self._pairs[c - 1].code(
+                codes.view(np.uint64), other.view(np.uint64), _NO_NULLS, _NO_WORDS, _NO_BYTES, _NO_BASE
+            )
+        return codes, firsts
+
+
+class _Table:
+    """One `code_keys_into` table and what it carries between batches."""
+
+    def __init__(self) -> None:
+        self.table = np.zeros(4 * 64, np.uint64)
+        self.arena = np.empty(0, np.uint8)
+        self.meta = np.array([0, -1, 0], np.int64)
+
+    def column(self, s: pl.Series) -> tuple[np.ndarray, np.ndarray]:
+        if isinstance(s.dtype, (pl.Categorical, pl.Enum)):
+            s = s.cast(pl.String)
+        if s.dtype == pl.String:
+            return self.code(*_string_keys(s))
+        return self.code(_words(s), _ZEROS[: s.len()] if s.len() <= _ZEROS.shape[0] else np.zeros(s.len(), np.uint64),
+                         _valid(s), _NO_WORDS, _NO_BYTES, _NO_BASE)  # fmt: skip
+
+    def code(self, k0: np.ndarray, k1: np.ndarray, valid: np.ndarray, views: np.ndarray, data: np.ndarray, base: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        n = k0.shape[0]
+        codes = np.empty(n, np.int64)
+        firsts = np.empty(max(n, 1), np.int64)
+        before = int(self.meta[0])
+        self.table, self.arena = code_keys_into(k0, k1, valid, views, data, base, codes, firsts, self.table, self.arena, self.meta)
+        return codes, firsts[: int(self.meta[0]) - before]
+
+
+#: Second key words of numeric columns (always zero): shared, read only by the kernel.
+_ZEROS = np.zeros(1 << 16, np.uint64)

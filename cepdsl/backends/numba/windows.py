@@ -9,17 +9,18 @@ aggregated field is numeric (or only counted); `percentile` and `distinct` keep 
 so those rules stay on the Polars path (see docs/windows.md).
 
 Pieces:
-* `KeyCodes`: group key → dense slot, stable across batches: 64-bit hashes of the key
-  columns (two seeds; the second is checked on every row, so a collision of the first
-  is detected and falls back to an exact join) probed in a persistent open-addressing
-  table.  Categorical/Enum key columns are hashed through their categories, so the
-  same key gets the same slot whatever the column's dtype in a batch.
+* `KeyCodes`: group key → dense slot, stable across batches: exact codes from
+  `key_codes.StableCodes` (one Numba pass per key column against tables kept from
+  earlier batches; Categorical/Enum columns through their strings, so a key gets the
+  same slot whatever the column's dtype in a batch).
 * `reduce_cells`: rows → one partial per (pane, slot) ("cell"): rows, and per field
   count, sum, min, max and (mean, M2) — Welford per row, Chan's merge across cells.
-* `merge_cells`: cells sorted by (pane, slot) → one cell per (pane, slot) (state
-  compaction after each batch).
-* `window_cells`: due windows from cells sorted by pane, two pointers over the panes
-  each window covers; windows with no cell are skipped, never enumerated.
+* `absorb_cells`: a batch's cells merged in place into the state (one cell per
+  (pane, slot), found through a hash table): the cost per batch follows the batch,
+  not the state, which matters for micro-batches.
+* `window_cells`: due windows from cells sorted by pane (sorted only when a window
+  is due), two pointers over the panes each window covers; windows with no cell are
+  skipped, never enumerated.
 
 Kernels are specialised by dtype only; rule parameters (sizes, which statistics) are
 arguments, so 1,000 window rules compile each kernel once (and `cache=True` keeps the
@@ -37,124 +38,14 @@ import numpy as np
 import polars as pl
 
 from cepdsl.backends.base import TIME, Executor, Progress, finalize
+from cepdsl.backends.numba.key_codes import StableCodes, _mix
 from cepdsl.plan import RulePlan, TAgg
 from cepdsl.types import Type
 
 # --------------------------------------------------------------------------- group codes
 
-_SEED1, _SEED2 = 0x5EED, 0xC0FFEE
-_MIX = np.uint64(0x9E3779B97F4A7C15)
-
-
-def _column_hash(s: pl.Series, seed: int) -> np.ndarray:
-    """64-bit hash per row, equal for equal values whatever the string dtype."""
-    dt = s.dtype
-    if isinstance(dt, (pl.Categorical, pl.Enum)):
-        # Hash the (few) category strings once and gather by physical code: the
-        # same key hashes alike as String, Categorical or Enum.
-        null_h = pl.Series([None], dtype=pl.String).hash(seed).to_numpy()[0]
-        if isinstance(dt, pl.Enum):
-            cats = pl.Series(dt.categories, dtype=pl.String)
-            lut = cats.hash(seed).to_numpy()
-            codes = pl.Series(np.arange(len(cats), dtype=np.uint32)).cast(s.to_physical().dtype)
-        else:
-            u = s.unique().drop_nulls()
-            codes = u.to_physical()
-            lut_vals = u.cast(pl.String).hash(seed).to_numpy()
-            size = int(codes.max()) + 1 if len(codes) else 1  # type: ignore[arg-type]
-            lut = np.full(size, null_h, dtype=np.uint64)
-            lut[codes.to_numpy().astype(np.int64)] = lut_vals
-        phys = s.to_physical()
-        idx = phys.fill_null(0).to_numpy().astype(np.int64)
-        out = lut[idx]
-        if phys.null_count():
-            out = np.where(phys.is_null().to_numpy(), null_h, out)
-        return out.astype(np.uint64, copy=False)
-    if dt == pl.Null:
-        s = s.cast(pl.String)
-    return s.hash(seed).to_numpy().astype(np.uint64, copy=False)
-
-
-def _key_hash(frame: pl.DataFrame, keys: tuple[str, ...], seed: int) -> np.ndarray:
-    h = None
-    for k in keys:
-        col = _column_hash(frame.get_column(k), seed)
-        h = col if h is None else (h * _MIX) ^ col
-    assert h is not None
-    return np.ascontiguousarray(h)
-
-
-@nb.njit(cache=True)
-def _shift(cap: int) -> np.uint64:
-    bits = 0
-    while (1 << bits) < cap:
-        bits += 1
-    return np.uint64(64 - bits)
-
-
-@nb.njit(cache=True)
-def _home(x: np.uint64, shift: np.uint64) -> np.int64:
-    # Fibonacci hashing: the top bits of x·φ spread even poorly mixed hashes evenly.
-    return np.int64((x * np.uint64(0x9E3779B97F4A7C15)) >> shift)
-
-
-@nb.njit(cache=True)
-def _probe(h1: np.ndarray, h2: np.ndarray, tab_h1: np.ndarray, tab_h2: np.ndarray, tab_slot: np.ndarray, n_slots: int):
-    """Slot per row; new keys get the next slots (their first rows returned).
-    `ok` is False when two different keys share a first hash (then: exact fallback).
-    The table is open addressing, load ≤ 1/2; it grows in place of the caller's arrays
-    (returned)."""
-    n = h1.shape[0]
-    out = np.empty(n, np.int64)
-    firsts = np.empty(16, np.int64)
-    n_new = 0
-    cap = tab_slot.shape[0]
-    mask = cap - 1
-    shift = _shift(cap)
-    ok = True
-    for i in range(n):
-        x = h1[i]
-        j = _home(x, shift)
-        while True:
-            s = tab_slot[j]
-            if s < 0:
-                s = n_slots + n_new
-                tab_h1[j] = x
-                tab_h2[j] = h2[i]
-                tab_slot[j] = s
-                if n_new == firsts.shape[0]:
-                    grown = np.empty(n_new * 2, np.int64)
-                    grown[:n_new] = firsts
-                    firsts = grown
-                firsts[n_new] = i
-                n_new += 1
-                out[i] = s
-                if (n_slots + n_new) * 4 > cap:  # load ≤ 1/4: one probe almost always
-                    ncap = cap * 4
-                    nshift = _shift(ncap)
-                    nh1 = np.zeros(ncap, np.uint64)
-                    nh2 = np.zeros(ncap, np.uint64)
-                    ns = np.full(ncap, -1, np.int64)
-                    for q in range(cap):
-                        if tab_slot[q] >= 0:
-                            y = tab_h1[q]
-                            jj = _home(y, nshift)
-                            while ns[jj] >= 0:
-                                jj = (jj + 1) & (ncap - 1)
-                            nh1[jj] = y
-                            nh2[jj] = tab_h2[q]
-                            ns[jj] = tab_slot[q]
-                    tab_h1, tab_h2, tab_slot, cap = nh1, nh2, ns, ncap
-                    mask = cap - 1
-                    shift = nshift
-                break
-            if tab_h1[j] == x:
-                if tab_h2[j] != h2[i]:
-                    ok = False
-                out[i] = s
-                break
-            j = (j + 1) & mask
-    return out, firsts[:n_new].copy(), tab_h1, tab_h2, tab_slot, ok
+#: Up to this many new keys in a batch are read one by one (~0.5 µs each); more are gathered.
+_SCALARS_MAX = 256
 
 
 class KeyCodes:
@@ -163,71 +54,78 @@ class KeyCodes:
     def __init__(self, schema: dict[str, pl.DataType]) -> None:
         self.keys = tuple(schema)
         self.schema = schema
+        self._index = StableCodes(len(self.keys)) if self.keys else None
         self.table = pl.DataFrame(schema=schema)
-        self._reset_index()
 
-    def _reset_index(self) -> None:
-        self._h1 = np.zeros(1024, np.uint64)
-        self._h2 = np.zeros(1024, np.uint64)
-        self._slot = np.full(1024, -1, np.int64)
-        self._indexed = 0
+    @property
+    def table(self) -> pl.DataFrame:
+        if self._n > self._table.height:
+            new = pl.DataFrame(self._pending, schema=self.schema, orient="col")
+            self._table = pl.concat([self._table, new]) if self._table.height else new
+            self._pending = [[] for _ in self.keys]
+        return self._table
+
+    @table.setter
+    def table(self, table: pl.DataFrame) -> None:
+        # New keys wait as Python values until the table is read (emission, snapshot):
+        # a Polars gather + concat per batch costs ~0.1–0.5 ms, a few scalars ~1 µs.
+        self._table = table
+        self._pending: list[list[Any]] = [[] for _ in self.keys]
+        self._n = table.height
+        self._rank: np.ndarray | None = None  # `order()` until the table grows
 
     def __len__(self) -> int:
-        return self.table.height if self.keys else 1
+        return self._n if self.keys else 1
 
-    def _index(self, frame: pl.DataFrame) -> tuple[np.ndarray, np.ndarray, bool]:
-        h1, h2 = _key_hash(frame, self.keys, _SEED1), _key_hash(frame, self.keys, _SEED2)
-        slots, firsts, self._h1, self._h2, self._slot, ok = _probe(h1, h2, self._h1, self._h2, self._slot, self._indexed)
-        self._indexed += len(firsts)
-        return slots, firsts, ok
+    def _columns(self, frame: pl.DataFrame) -> list[pl.Series]:
+        cols = []
+        for k, dt in self.schema.items():
+            s = frame.get_column(k)
+            if dt == pl.String or dt == pl.Null:
+                # Dictionary-encoded batches are coded through their strings (StableCodes).
+                if s.dtype != pl.String and not isinstance(s.dtype, (pl.Categorical, pl.Enum)):
+                    s = s.cast(pl.String)
+            elif s.dtype != dt:
+                s = s.cast(dt)
+            cols.append(s)
+        return cols
 
     def codes(self, frame: pl.DataFrame) -> np.ndarray:
         """Each row's slot; unseen keys get new slots at the end of `table`."""
-        if not self.keys:
+        if self._index is None:
             return np.zeros(frame.height, np.int64)
-        if self._indexed < self.table.height:  # restored from a snapshot: rebuild the hash index
-            table = self.table
-            self._reset_index()
-            _, _, ok = self._index(table)
-            if not ok:
-                return self._exact(frame)
-        slots, firsts, ok = self._index(frame)
-        if not ok:
-            return self._exact(frame)
+        if len(self._index) != self._n:  # restored from a snapshot: index the table's keys
+            self._index = StableCodes(len(self.keys))
+            self._index.codes(self._columns(self.table))
+        cols = self._columns(frame)
+        slots, firsts = self._index.codes(cols)
         if len(firsts):
-            new = frame.select(self.keys).cast(self.schema).select(pl.all().gather(pl.Series(firsts, dtype=pl.Int64)))
-            self.table = pl.concat([self.table, new]) if self.table.height else new
+            if len(firsts) <= _SCALARS_MAX:
+                for pending, s in zip(self._pending, cols, strict=True):
+                    pending.extend(s[int(i)] for i in firsts)
+            else:
+                new = frame.select(self.keys).cast(self.schema).select(pl.all().gather(pl.Series(firsts, dtype=pl.Int64)))
+                table = self.table
+                self._table = pl.concat([table, new]) if table.height else new
+            self._n += len(firsts)
+            self._rank = None
         return slots
-
-    def _exact(self, frame: pl.DataFrame) -> np.ndarray:
-        # A 64-bit hash collision between two keys (astronomically rare): number keys by
-        # an exact join; the hash index is not used again for this executor.
-        keys = frame.select(self.keys).cast(self.schema)
-        uniq = keys.unique(maintain_order=True)
-        known = uniq.join(self.table.with_row_index("__slot"), on=list(self.keys), how="left", nulls_equal=True)
-        new = known.filter(pl.col("__slot").is_null()).drop("__slot")
-        if new.height:
-            self.table = pl.concat([self.table, new]) if self.table.height else new
-        mapped = keys.with_row_index("__r").join(
-            self.table.with_row_index("__slot"), on=list(self.keys), how="left", nulls_equal=True
-        ).sort("__r")
-        self._indexed = 1 << 62  # never rebuild: stay exact
-        self.codes = self._exact  # type: ignore[method-assign]
-        return mapped.get_column("__slot").cast(pl.Int64).to_numpy()
 
     def order(self) -> np.ndarray:
         """Rank of each slot in group-key order, null keys first (the output order)."""
         if not self.keys or self.table.height == 0:
             return np.zeros(max(len(self), 1), np.int64)
-        idx = (
-            self.table.with_row_index("__slot")
-            .sort(list(self.keys), nulls_last=False, maintain_order=True)
-            .get_column("__slot")
-            .to_numpy()
-        )
-        rank = np.empty(len(idx), np.int64)
-        rank[idx] = np.arange(len(idx), dtype=np.int64)
-        return rank
+        if self._rank is None:
+            idx = (
+                self.table.with_row_index("__slot")
+                .sort(list(self.keys), nulls_last=False, maintain_order=True)
+                .get_column("__slot")
+                .to_numpy()
+            )
+            rank = np.empty(len(idx), np.int64)
+            rank[idx] = np.arange(len(idx), dtype=np.int64)
+            self._rank = rank
+        return self._rank
 
 
 # --------------------------------------------------------------------------- cells
@@ -267,9 +165,6 @@ class Cells:
     def take(self, idx: np.ndarray) -> Cells:
         return Cells(*(a[idx] if a.ndim == 1 else a[:, idx] for a in self.arrays()))
 
-    @staticmethod
-    def concat(a: Cells, b: Cells) -> Cells:
-        return Cells(*(np.concatenate([x, y], axis=x.ndim - 1) for x, y in zip(a.arrays(), b.arrays(), strict=True)))
 
 
 @nb.njit(cache=True)
@@ -290,7 +185,7 @@ def _count_cells(pane: np.ndarray, slot: np.ndarray, n_slots: int) -> int:
 @nb.njit(cache=True)
 def reduce_cells(pane, slot, n_slots, fv, iv, valid, is_int, moments, n_cells):  # noqa: ANN001, ANN201
     """One partial per (run of equal pane, slot), rows in any order (unsorted input only
-    makes more cells, which `merge_cells` folds).  fv/iv: float64/int64 [f, n] values
+    makes more cells, which `absorb_cells` folds).  fv/iv: float64/int64 [f, n] values
     (an int field's values in iv, a float field's in fv); valid: bool [f, n]."""
     nf = valid.shape[0]
     n = pane.shape[0]
@@ -350,73 +245,117 @@ def reduce_cells(pane, slot, n_slots, fv, iv, valid, is_int, moments, n_cells): 
     return c_pane, c_slot, c_n, cnt, fsum, fmin, fmax, isum, imin, imax, mean, m2
 
 
-@nb.njit(cache=True, inline="always")  # called per (cell, window): a real call costs ~200 ns
-def _merge_into(k, j, src_n, cnt, fsum, fmin, fmax, isum, imin, imax, mean, m2,
-                o_n, o_cnt, o_fsum, o_fmin, o_fmax, o_isum, o_imin, o_imax, o_mean, o_m2, is_int, moments):  # fmt: skip  # noqa: ANN001
-    """Merge source cell j into output cell k (Chan's formula for mean/M2)."""
-    o_n[k] += src_n[j]
-    for f in range(cnt.shape[0]):
-        b = cnt[f, j]
-        if b == 0:
-            continue
-        a = o_cnt[f, k]
-        o_cnt[f, k] = a + b
-        if is_int[f]:
-            o_isum[f, k] += isum[f, j]
-            if a == 0 or imin[f, j] < o_imin[f, k]:
-                o_imin[f, k] = imin[f, j]
-            if a == 0 or imax[f, j] > o_imax[f, k]:
-                o_imax[f, k] = imax[f, j]
-        else:
-            o_fsum[f, k] += fsum[f, j]
-            x, y = fmin[f, j], o_fmin[f, k]
-            if a == 0 or x < y or (y != y and x == x):
-                o_fmin[f, k] = x
-            x, y = fmax[f, j], o_fmax[f, k]
-            if a == 0 or x > y or (y != y and x == x):
-                o_fmax[f, k] = x
-        if moments:
-            if a == 0:
-                o_mean[f, k] = mean[f, j]
-                o_m2[f, k] = m2[f, j]
+@nb.njit(cache=True)
+def _merge_pairs(dst, srcs, count, src_n, cnt, fsum, fmin, fmax, isum, imin, imax, mean, m2,
+                 o_n, o_cnt, o_fsum, o_fmin, o_fmax, o_isum, o_imin, o_imax, o_mean, o_m2, is_int, moments):  # fmt: skip  # noqa: ANN001
+    """Merge source cell srcs[q] into output cell dst[q], q = 0 .. count - 1 in order
+    (Chan's formula for mean/M2).  A batch of pairs per call, not a call per pair: a call
+    with these 24 arrays costs ~150 ns even inlined (their reference counts), the merge
+    itself ~15 ns."""
+    for q in range(count):
+        k = dst[q]
+        j = srcs[q]
+        o_n[k] += src_n[j]
+        for f in range(cnt.shape[0]):
+            b = cnt[f, j]
+            if b == 0:
+                continue
+            a = o_cnt[f, k]
+            o_cnt[f, k] = a + b
+            if is_int[f]:
+                o_isum[f, k] += isum[f, j]
+                if a == 0 or imin[f, j] < o_imin[f, k]:
+                    o_imin[f, k] = imin[f, j]
+                if a == 0 or imax[f, j] > o_imax[f, k]:
+                    o_imax[f, k] = imax[f, j]
             else:
-                tot = a + b
-                d = mean[f, j] - o_mean[f, k]
-                o_mean[f, k] += d * b / tot
-                o_m2[f, k] += m2[f, j] + d * d * a * b / tot
+                o_fsum[f, k] += fsum[f, j]
+                x, y = fmin[f, j], o_fmin[f, k]
+                if a == 0 or x < y or (y != y and x == x):
+                    o_fmin[f, k] = x
+                x, y = fmax[f, j], o_fmax[f, k]
+                if a == 0 or x > y or (y != y and x == x):
+                    o_fmax[f, k] = x
+            if moments:
+                if a == 0:
+                    o_mean[f, k] = mean[f, j]
+                    o_m2[f, k] = m2[f, j]
+                else:
+                    tot = a + b
+                    d = mean[f, j] - o_mean[f, k]
+                    o_mean[f, k] += d * b / tot
+                    o_m2[f, k] += m2[f, j] + d * d * a * b / tot
+
+
+@nb.njit(cache=True, inline="always")
+def _cell_home(pane: np.int64, slot: np.int64, mask: np.int64) -> np.int64:
+    return np.int64(_mix(np.uint64(pane) * np.uint64(0x9E3779B97F4A7C15) ^ np.uint64(slot)) & np.uint64(mask))
 
 
 @nb.njit(cache=True)
-def merge_cells(order, pane, slot, n, cnt, fsum, fmin, fmax, isum, imin, imax, mean, m2, is_int, moments):  # noqa: ANN001, ANN201
-    """Cells visited in `order` (sorted by (pane, slot)) → one cell per (pane, slot)."""
-    nf = cnt.shape[0]
-    m = 0
-    for q in range(order.shape[0]):
-        i = order[q]
-        if q == 0 or pane[i] != pane[order[q - 1]] or slot[i] != slot[order[q - 1]]:
-            m += 1
-    o_pane = np.empty(m, np.int64)
-    o_slot = np.empty(m, np.int64)
-    o_n = np.zeros(m, np.int64)
-    o_cnt = np.zeros((nf, m), np.int64)
-    o_fsum = np.zeros((nf, m))
-    o_fmin = np.full((nf, m), np.nan)
-    o_fmax = np.full((nf, m), np.nan)
-    o_isum = np.zeros((nf, m), np.int64)
-    o_imin = np.zeros((nf, m), np.int64)
-    o_imax = np.zeros((nf, m), np.int64)
-    o_mean = np.zeros((nf, m))
-    o_m2 = np.zeros((nf, m))
-    k = -1
-    for q in range(order.shape[0]):
-        i = order[q]
-        if q == 0 or pane[i] != pane[order[q - 1]] or slot[i] != slot[order[q - 1]]:
-            k += 1
-            o_pane[k] = pane[i]
-            o_slot[k] = slot[i]
-        _merge_into(k, i, n, cnt, fsum, fmin, fmax, isum, imin, imax, mean, m2,
-                    o_n, o_cnt, o_fsum, o_fmin, o_fmax, o_isum, o_imin, o_imax, o_mean, o_m2, is_int, moments)  # fmt: skip
-    return o_pane, o_slot, o_n, o_cnt, o_fsum, o_fmin, o_fmax, o_isum, o_imin, o_imax, o_mean, o_m2
+def index_cells(pane: np.ndarray, slot: np.ndarray, m: int, cap: int) -> np.ndarray:
+    """Open-addressing table (cell + 1, 0 = empty) of the first `m` cells by (pane, slot)."""
+    tab = np.zeros(cap, np.int64)
+    mask = cap - 1
+    for k in range(m):
+        q = _cell_home(pane[k], slot[k], mask)
+        while tab[q] != 0:
+            q = (q + 1) & mask
+        tab[q] = k + 1
+    return tab
+
+
+@nb.njit(cache=True)
+def absorb_cells(tab, m, s_pane, s_slot, s_n, s_cnt, s_fsum, s_fmin, s_fmax, s_isum, s_imin, s_imax, s_mean, s_m2,
+                 pane, slot, n, cnt, fsum, fmin, fmax, isum, imin, imax, mean, m2, is_int, moments):  # fmt: skip  # noqa: ANN001, ANN201
+    """Merge a batch's cells into the state's first `m` cells (one per (pane, slot), found
+    through `tab`); a new (pane, slot) takes cell m, m + 1, ... (capacity and table room
+    are the caller's).  Returns the new count.  A cell is merged into in batch order,
+    starting from an empty cell, exactly as merging (state, batch) into fresh cells would."""
+    nf = s_cnt.shape[0]
+    mask = tab.shape[0] - 1
+    c = pane.shape[0]
+    dst = np.empty(c, np.int64)
+    for j in range(c):
+        q = _cell_home(pane[j], slot[j], mask)
+        while True:
+            e = tab[q]
+            if e == 0:
+                k = m
+                m += 1
+                tab[q] = k + 1
+                s_pane[k] = pane[j]
+                s_slot[k] = slot[j]
+                s_n[k] = 0
+                for f in range(nf):
+                    s_cnt[f, k] = 0
+                    s_fsum[f, k] = 0.0
+                    s_fmin[f, k] = np.nan
+                    s_fmax[f, k] = np.nan
+                    s_isum[f, k] = 0
+                    s_imin[f, k] = 0
+                    s_imax[f, k] = 0
+                    s_mean[f, k] = 0.0
+                    s_m2[f, k] = 0.0
+                break
+            k = e - 1
+            if s_pane[k] == pane[j] and s_slot[k] == slot[j]:
+                break
+            q = (q + 1) & mask
+        dst[j] = k
+    _merge_pairs(dst, np.arange(c), c, n, cnt, fsum, fmin, fmax, isum, imin, imax, mean, m2,
+                 s_n, s_cnt, s_fsum, s_fmin, s_fmax, s_isum, s_imin, s_imax, s_mean, s_m2, is_int, moments)  # fmt: skip
+    return m
+
+
+@nb.njit(cache=True)
+def add_rows(tab, m, s_pane, s_slot, s_n, s_cnt, s_fsum, s_fmin, s_fmax, s_isum, s_imin, s_imax, s_mean, s_m2,
+             pane, slot, n_slots, fv, iv, valid, is_int, moments, n_cells):  # fmt: skip  # noqa: ANN001, ANN201
+    """`reduce_cells` then `absorb_cells` in one call: the batch's cells are never boxed
+    as Python objects (~1 µs an array)."""
+    c = reduce_cells(pane, slot, n_slots, fv, iv, valid, is_int, moments, n_cells)
+    return absorb_cells(tab, m, s_pane, s_slot, s_n, s_cnt, s_fsum, s_fmin, s_fmax, s_isum, s_imin, s_imax, s_mean, s_m2,
+                        c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8], c[9], c[10], c[11], is_int, moments)  # fmt: skip
 
 
 @nb.njit(cache=True)
@@ -451,6 +390,11 @@ def window_cells(pane, slot, n, cnt, fsum, fmin, fmax, isum, imin, imax, mean, m
     lo = 0
     if c == 0:
         return rows, w_k, w_slot, o_n, o_cnt, o_fsum, o_fmin, o_fmax, o_isum, o_imin, o_imax, o_mean, o_m2
+    # (row, cell) merges, in order, a buffer at a time (see _merge_pairs).
+    buf = 4096 if out_n else 0
+    dst = np.empty(buf, np.int64)
+    srcs = np.empty(buf, np.int64)
+    pending = 0
     k = max(k_lo, _first_k(pane[0] * p, size, every, p))
     while k <= k_hi:
         first_pane = (k * every) // p
@@ -474,15 +418,23 @@ def window_cells(pane, slot, n, cnt, fsum, fmin, fmax, isum, imin, imax, mean, m
                     w_k[r] = k
                     w_slot[r] = s
             if out_n:
-                _merge_into(r, hi, n, cnt, fsum, fmin, fmax, isum, imin, imax, mean, m2,
-                            o_n, o_cnt, o_fsum, o_fmin, o_fmax, o_isum, o_imin, o_imax, o_mean, o_m2, is_int, moments)  # fmt: skip
+                dst[pending] = r
+                srcs[pending] = hi
+                pending += 1
+                if pending == buf:
+                    _merge_pairs(dst, srcs, pending, n, cnt, fsum, fmin, fmax, isum, imin, imax, mean, m2,
+                                 o_n, o_cnt, o_fsum, o_fmin, o_fmax, o_isum, o_imin, o_imax, o_mean, o_m2, is_int, moments)  # fmt: skip
+                    pending = 0
             hi += 1
         k += 1
+    if pending:
+        _merge_pairs(dst, srcs, pending, n, cnt, fsum, fmin, fmax, isum, imin, imax, mean, m2,
+                     o_n, o_cnt, o_fsum, o_fmin, o_fmax, o_isum, o_imin, o_imax, o_mean, o_m2, is_int, moments)  # fmt: skip
     return rows, w_k, w_slot, o_n, o_cnt, o_fsum, o_fmin, o_fmax, o_isum, o_imin, o_imax, o_mean, o_m2
 
 
 def _sorted_unique(cells: Cells) -> bool:
-    """Cells sorted by pane with each (pane, slot) once: what one sorted batch gives."""
+    """Cells sorted by pane (a batch's cells then hold each (pane, slot) once)."""
     return bool(np.all(np.diff(cells.pane) >= 0))
 
 
@@ -531,26 +483,67 @@ class KernelPaneExecutor(Executor):
         self.is_int = np.array([t in (Type.INT, Type.TIMESTAMP) for t in self.types], dtype=np.bool_)
         self.moments = any(a.func == "std" for a in rule.aggregates)
         self.codes = KeyCodes({f.name: f.dtype for f in rule.group_by})
-        self.cells = Cells.empty(len(fields))
+        self._set_cells(Cells.empty(len(fields)))
         self.emitted_us: int | None = None
         self._empty = rule.empty_output()  # building one costs ~2 ms: once per executor
+        self._having: pl.Expr | None = None
+        if rule.having is not None:
+            from cepdsl.backends.polars.expressions import compile_expr
+
+            self._having = compile_expr(rule.having)
+
+    # -- state cells ------------------------------------------------------------------
+    # The state is one cell per (pane, slot) in the first `_m` entries of arrays with
+    # room to grow, found through a hash table (`_tab`, None until needed): a batch's
+    # cells merge in place, at a cost that follows the batch, not the state.  Cells are
+    # in no order; emission sorts them by pane (only when a window is due).
+
+    def _set_cells(self, cells: Cells) -> None:
+        self._store, self._m, self._tab = cells, cells.size, None
+
+    @property
+    def cells(self) -> Cells:
+        """The live cells (views, no order)."""
+        m = self._m
+        return Cells(*(a[:m] if a.ndim == 1 else a[:, :m] for a in self._store.arrays()))
+
+    def _room(self, extra: int) -> None:
+        need = self._m + extra
+        store = self._store
+        if need > store.size:
+            cap = max(2 * store.size, need, 64)
+            grown = []
+            for a in store.arrays():
+                b = np.empty((*a.shape[:-1], cap), a.dtype)
+                b[..., : self._m] = a[..., : self._m]
+                grown.append(b)
+            self._store = Cells(*grown)
+        if self._tab is None or 2 * need > self._tab.shape[0]:
+            cap = 1 << max(6, (4 * need - 1).bit_length())  # load ≤ 1/4 after the batch
+            self._tab = index_cells(self._store.pane, self._store.slot, self._m, cap)
 
     # -- rows → cells -----------------------------------------------------------------
     def _matrices(self, rows: pl.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        # Null-free columns (the common case) cost two cheap Polars calls a field: no
+        # fill_null (a lazy query each), and values of null rows are never read.
         n, nf = rows.height, len(self.fields)
         fv = np.zeros((nf, n))
         iv = np.zeros((nf, n), np.int64)
         valid = np.ones((nf, n), np.bool_)
         for f, (name, t) in enumerate(zip(self.fields, self.types, strict=True)):
             s = rows.get_column(name)
-            if s.null_count():
+            nulls = s.null_count()
+            if nulls:
                 valid[f] = s.is_not_null().to_numpy()
             if t is Type.TIMESTAMP:
-                iv[f] = s.dt.epoch("us").fill_null(0).to_numpy()
+                if s.dtype != pl.Datetime("us"):
+                    s = s.dt.epoch("us")
+                s = s.to_physical()
+                iv[f] = (s.fill_null(0) if nulls else s).to_numpy()
             elif t is Type.INT:
-                iv[f] = s.fill_null(0).to_numpy()
+                iv[f] = (s.fill_null(0) if nulls else s).to_numpy()
             elif t is Type.FLOAT:
-                fv[f] = s.fill_null(0.0).to_numpy()
+                fv[f] = s.to_numpy()  # nulls: NaN, skipped (`valid`)
             # other types: only counted (valid mask)
         return fv, iv, valid
 
@@ -562,29 +555,22 @@ class KernelPaneExecutor(Executor):
             fv, iv, valid = self._matrices(rows)
             n_slots = len(self.codes)
             n_cells = _count_cells(pane, slot, n_slots)
-            new = Cells(*reduce_cells(pane, slot, n_slots, fv, iv, valid, self.is_int, self.moments, n_cells))
-            self._add(new)
+            if self._m == 0 and bool(np.all(pane[1:] >= pane[:-1])):
+                # Cells of one batch are unique per (pane run, slot); rows in time order
+                # make them sorted by pane and unique: the state as they are.
+                self._set_cells(Cells(*reduce_cells(pane, slot, n_slots, fv, iv, valid, self.is_int, self.moments, n_cells)))
+            else:
+                self._room(n_cells)
+                self._m = add_rows(self._tab, self._m, *self._store.arrays(), pane, slot, n_slots, fv, iv, valid,
+                                   self.is_int, self.moments, n_cells)  # fmt: skip
         return self._emit(progress.watermark_us)
-
-    def _add(self, new: Cells) -> None:
-        # Cells of one batch are unique per (pane run, slot); sorted input makes them
-        # sorted by pane and unique, so compaction is only needed across batches (or for
-        # unsorted rows).
-        if self.cells.size == 0 and _sorted_unique(new):
-            self.cells = new
-            return
-        self.cells = self._compact(new if self.cells.size == 0 else Cells.concat(self.cells, new))
-
-    def _compact(self, cells: Cells) -> Cells:
-        order = np.lexsort((cells.slot, cells.pane))
-        return Cells(*merge_cells(order, *cells.arrays(), self.is_int, self.moments))
 
     # -- emission ---------------------------------------------------------------------
     def advance(self, progress: Progress) -> pl.DataFrame:
         return self._emit(progress.watermark_us)
 
     def finish(self, progress: Progress) -> pl.DataFrame:
-        if self.cells.size == 0:
+        if self._m == 0:
             return self._empty
         last_pane = int(self.cells.pane.max()) * self.pane
         return self._emit(max(progress.watermark_us, (last_pane // self.every) * self.every + self.size))
@@ -601,9 +587,14 @@ class KernelPaneExecutor(Executor):
         lo_k = -(1 << 62) if self.emitted_us is None else (self.emitted_us - self.size) // self.every + 1
         hi_k = (watermark - self.size) // self.every  # last window with end ≤ watermark
         self.emitted_us = watermark
-        cells = self.cells
-        if cells.size == 0 or hi_k < lo_k:
+        if self._m == 0 or hi_k < lo_k:
             return self._empty
+        cells = self.cells
+        if _sorted_unique(cells):
+            cells = Cells(*(np.ascontiguousarray(a) for a in cells.arrays()))  # one kernel specialisation
+        else:  # window_cells walks panes in order
+            cells = cells.take(np.argsort(cells.pane, kind="stable"))
+        self._set_cells(cells)
         n_slots = max(len(self.codes), 1)
         args = (*cells.arrays(), lo_k, hi_k, self.size, self.every, self.pane, n_slots, self.is_int, self.moments)
         rows = window_cells(*args, 0)[0]
@@ -614,7 +605,7 @@ class KernelPaneExecutor(Executor):
         # Keep a cell while some window holding its pane is still to come.
         keep = ((cells.pane * self.pane) // self.every) * self.every + self.size > watermark
         if not keep.all():
-            self.cells = cells.take(np.flatnonzero(keep))
+            self._set_cells(cells.take(np.flatnonzero(keep)))
         return out if out is not None else self._empty
 
     def _records(self, k, slot, n, cnt, fsum, fmin, fmax, isum, imin, imax, mean, m2) -> pl.DataFrame:  # noqa: ANN001
@@ -633,10 +624,8 @@ class KernelPaneExecutor(Executor):
         if rule.group_by:
             keys = self.codes.table.select(pl.all().gather(pl.Series(slot, dtype=pl.Int64)))
             frame = pl.concat([keys, frame], how="horizontal")
-        if rule.having is not None:
-            from cepdsl.backends.polars.expressions import compile_expr
-
-            frame = frame.filter(compile_expr(rule.having))
+        if self._having is not None:
+            frame = frame.filter(self._having)
             if frame.height == 0:
                 return self._empty
         return finalize(rule, frame.with_columns(pl.col("window_end").alias("ts")))
@@ -676,14 +665,18 @@ class KernelPaneExecutor(Executor):
 
     # -- state ------------------------------------------------------------------------
     def state(self) -> Any:
+        cells = self.cells
         return {
-            "cells": self.cells.arrays(),
+            # Sorted by (pane, slot), one cell each: the same snapshot whatever order the
+            # cells were merged in.
+            "cells": cells.take(np.lexsort((cells.slot, cells.pane))).arrays(),
             "emitted_us": self.emitted_us,
             "keys": self.codes.table.to_dict(as_series=False),
         }
 
     def load_state(self, state: Any) -> None:
-        self.cells = Cells(*state["cells"])
+        # Copies: the state's arrays are merged into in place.
+        self._set_cells(Cells(*(np.array(a, copy=True) for a in state["cells"])))
         self.emitted_us = state["emitted_us"]
         self.codes = KeyCodes(self.codes.schema)
         self.codes.table = pl.DataFrame(state["keys"], schema=self.codes.schema)
