@@ -15,7 +15,7 @@ import numpy as np
 import polars as pl
 
 from cepdsl.backends.base import SEQ, TIME, Executor, Progress, finalize
-from cepdsl.backends.numba.frames import concat_rows, frame_from_bytes, frame_to_bytes, input_columns, take
+from cepdsl.backends.numba.frames import concat_rows, frame_from_bytes, frame_to_bytes, input_columns, positions, take
 from cepdsl.backends.numba.groups import counting_sort
 from cepdsl.backends.numba.key_codes import column_codes, frame_codes
 from cepdsl.backends.numba.pattern_compile import compile_pattern
@@ -24,17 +24,21 @@ from cepdsl.backends.polars.expressions import compile_many
 from cepdsl.plan import PatternSpec, RulePlan
 
 _NO_TIME = np.iinfo(np.int64).min
-#: Frames grow a chunk per batch while a group's start stays undecided; gathers over
-#: many chunks get slow, so past this many they are joined.
-_MAX_CHUNKS = 16
+_NO_ROWS = np.empty(0, np.int64)
+#: The rows frame gets a chunk per batch and keeps rows no longer buffered until it is
+#: compacted: when it holds more than 4x the buffered rows and more than this many...
+_COMPACT_ROWS = 8192
+#: ...or more chunks than this (gathers over many chunks get slow).
+_MAX_CHUNKS = 32
 
 
 class PatternExecutor(Executor):
     """Small batches cost what their Polars calls cost (tens of µs each, whatever the
     height), so per batch: the `define` conditions are evaluated once per row (the
-    buffered rows keep their step columns and times as numpy arrays), frames are
-    stacked and gathered without query plans, and a batch that decides no match
-    returns before building any frame."""
+    buffered rows keep their step columns and times as numpy arrays), new rows are
+    stacked under the rows already received and the buffer is a list of positions
+    in them (compacted now and then, not gathered every batch), and a batch that
+    emits no match returns before building any frame."""
 
     STATE_VERSION = 1
 
@@ -53,13 +57,27 @@ class PatternExecutor(Executor):
         self._count_names = [f"{s}_count" for s in self.spec.steps]
         # An input field named like a record column is replaced, not duplicated.
         self._records_replace = bool(self._column_set & {"match_start", *self._count_names})
-        self._buffer: pl.DataFrame | None = None  # rows from each group's earliest undecided start
-        self._buffer_t = np.empty(0, np.int64)  # their TIME
-        self._buffer_conds: np.ndarray | None = None  # their step columns (None: not evaluated yet)
-        self._held: pl.DataFrame | None = None  # decided matches that may not be emitted yet (order)
+        # The buffer (each group's rows from its earliest undecided start) is `_rows` at
+        # positions `_live`; `_buffer_t` and `_buffer_conds` are their TIME and step columns.
+        self._rows: pl.DataFrame | None = None
+        self._live = _NO_ROWS
+        self._buffer_t = _NO_ROWS
+        self._buffer_conds: np.ndarray | None = None  # None: not evaluated yet (after load_state)
+        # Decided matches that may not be emitted yet (order): frames, each in (TIME, SEQ)
+        # order, merged only when some are emitted; their TIME and SEQ, in part order.
+        self._held: list[pl.DataFrame] = []
+        self._held_t = _NO_ROWS
+        self._held_seq = _NO_ROWS
         self._max_t = _NO_TIME  # largest event time released to this rule
         self._bound = _NO_TIME  # rows earlier than this can no longer be taken
         self._earliest_undecided = _NO_TIME  # time of the earliest undecided start, if any
+
+    @property
+    def _buffer(self) -> pl.DataFrame | None:
+        """The buffered rows as a frame (snapshots, tests)."""
+        if self._rows is None:
+            return None
+        return self._rows if len(self._live) == self._rows.height else take(self._rows, self._live)
 
     # -- Executor ----------------------------------------------------------------------
     def process(self, rows: pl.DataFrame, progress: Progress) -> pl.DataFrame:
@@ -71,27 +89,32 @@ class PatternExecutor(Executor):
         if rows.height:
             self._max_t = max(self._max_t, int(t_new.max()))
         conds_new = self._step_columns(rows)
-        if self._buffer is None:
-            frame, t, conds = rows, t_new, conds_new
-        else:
-            frame = concat_rows(self._buffer, rows)
-            t = np.concatenate((self._buffer_t, t_new))
-            conds = np.concatenate((self._buffered_conds(), conds_new), axis=1)
-        return self._run(frame, t, conds, max(self._max_t, progress.watermark_us), final=False)
+        bound = max(self._max_t, progress.watermark_us)
+        if self._rows is None:
+            return self._run(rows, None, t_new, conds_new, bound, final=False)
+        n_old = self._rows.height
+        return self._run(
+            concat_rows(self._rows, rows),
+            np.concatenate((self._live, np.arange(n_old, n_old + rows.height, dtype=np.int64))),
+            np.concatenate((self._buffer_t, t_new)),
+            np.concatenate((self._buffered_conds(), conds_new), axis=1),
+            bound,
+            final=False,
+        )
 
     def advance(self, progress: Progress) -> pl.DataFrame:
         w = self.spec.within_us
         bound = max(self._max_t, progress.watermark_us)
-        if self._buffer is None or w is None or bound - self._earliest_undecided <= w:
+        if self._rows is None or w is None or bound - self._earliest_undecided <= w:
             return self.rule.empty_output()
-        return self._run(self._buffer, self._buffer_t, self._buffered_conds(), bound, final=False)
+        return self._run(self._rows, self._live, self._buffer_t, self._buffered_conds(), bound, final=False)
 
     def finish(self, progress: Progress) -> pl.DataFrame:
         bound = max(self._max_t, progress.watermark_us)
-        if self._buffer is None:
+        if self._rows is None:
             self._bound = max(self._bound, bound)
             return self._release(None, final=True, has_undecided=False)
-        return self._run(self._buffer, self._buffer_t, self._buffered_conds(), bound, final=True)
+        return self._run(self._rows, self._live, self._buffer_t, self._buffered_conds(), bound, final=True)
 
     def late_mask(self, ts_us: np.ndarray, released_us: int) -> np.ndarray:
         # Starts were decided assuming no row earlier than `_bound` would come.
@@ -111,28 +134,33 @@ class PatternExecutor(Executor):
 
     def _buffered_conds(self) -> np.ndarray:
         if self._buffer_conds is None:
-            assert self._buffer is not None
-            self._buffer_conds = self._step_columns(self._buffer)
+            buffer = self._buffer
+            assert buffer is not None
+            self._buffer_conds = self._step_columns(buffer)
         return self._buffer_conds
 
-    def _group_ids(self, frame: pl.DataFrame) -> tuple[np.ndarray, int]:
-        n = frame.height
+    def _group_ids(self, rows: pl.DataFrame, live: np.ndarray | None, n: int) -> tuple[np.ndarray, int]:
         if not self.keys:
             return np.zeros(n, np.int64), 1
+        at = None if live is None else positions(live)
         if len(self.keys) == 1:
-            ids, firsts = column_codes(frame.get_column(self.keys[0]))
+            key = rows.get_column(self.keys[0])
+            ids, firsts = column_codes(key if at is None else key[at])
         else:
-            ids, firsts = frame_codes(frame[list(self.keys)])
+            keys = rows[list(self.keys)]
+            ids, firsts = frame_codes(keys if at is None else keys[at])
         return ids, len(firsts)
 
-    def _run(self, frame: pl.DataFrame, t: np.ndarray, conds: np.ndarray, bound: int, final: bool) -> pl.DataFrame:
-        """Match over `frame` (buffered rows then new rows, in (TIME, SEQ) order) whose
-        TIME is `t` and step columns `conds`."""
+    def _run(
+        self, rows: pl.DataFrame, live: np.ndarray | None, t: np.ndarray, conds: np.ndarray, bound: int, final: bool
+    ) -> pl.DataFrame:
+        """Match over `rows` at positions `live` (None: all of them), in (TIME, SEQ)
+        order: buffered rows, then new rows.  `t` and `conds` are theirs."""
         self._bound = max(self._bound, bound)
-        n = frame.height
+        n = len(t)
         if n == 0:
             return self._release(None, final, has_undecided=False)
-        ids, n_groups = self._group_ids(frame)
+        ids, n_groups = self._group_ids(rows, live, n)
         perm, offsets = counting_sort(ids, n_groups)
         t_sorted = t[perm]
         p = self.program
@@ -142,25 +170,10 @@ class PatternExecutor(Executor):
             self._within, int(bound), final,
         )  # fmt: skip
         is_open = undecided >= 0
-        if is_open.any():
-            # Keep each open group's rows from its undecided start on.  Sorting is stable,
-            # so those are the group's rows at or after the start's row in the frame.
-            start_row = np.full(n_groups, n, np.int64)
-            start_row[is_open] = perm[undecided[is_open]]
-            self._earliest_undecided = int(t[start_row[is_open]].min())
-            keep = np.flatnonzero(np.arange(n) >= start_row[ids])
-            if len(keep) == n:
-                if frame.n_chunks() > _MAX_CHUNKS:
-                    frame = frame.rechunk()
-                self._buffer, self._buffer_t, self._buffer_conds = frame, t, conds
-            else:
-                self._buffer, self._buffer_t, self._buffer_conds = take(frame, keep), t[keep], conds[:, keep]
-        else:
-            self._buffer, self._buffer_t, self._buffer_conds = None, np.empty(0, np.int64), None
-            self._earliest_undecided = _NO_TIME
+        has_undecided = bool(is_open.any())
         records = None
         if len(m_first):
-            # The frame is in (TIME, SEQ) order, so ordering matches by their last row's
+            # Rows are in (TIME, SEQ) order, so ordering matches by their last row's
             # position orders them for output without a frame sort.
             last = perm[m_last]
             order = np.argsort(last, kind="stable")
@@ -169,55 +182,94 @@ class PatternExecutor(Executor):
                 pl.Series("match_start", t_sorted[m_first[order]], dtype=pl.Int64),
                 *(pl.Series(name, m_counts[:, k], dtype=pl.Int64) for k, name in enumerate(self._count_names)),
             ]
-            records = take(frame, last[order])
+            last = last[order]
+            records = take(rows, last if live is None else live[last])
             records = records.with_columns(extra) if self._records_replace else records.hstack(extra)
-        return self._release(records, final, has_undecided=bool(is_open.any()))
+        if has_undecided:
+            # Keep each open group's rows from its undecided start on.  Sorting is stable,
+            # so those are the group's rows at or after the start's row.
+            start = np.full(n_groups, n, np.int64)
+            start[is_open] = perm[undecided[is_open]]
+            self._earliest_undecided = int(t[start[is_open]].min())
+            keep = np.flatnonzero(np.arange(n) >= start[ids])
+            if len(keep) == n:
+                self._keep(rows, np.arange(n, dtype=np.int64) if live is None else live, t, conds)
+            else:
+                self._keep(rows, keep if live is None else live[keep], t[keep], conds[:, keep])
+        else:
+            self._rows, self._live, self._buffer_t, self._buffer_conds = None, _NO_ROWS, _NO_ROWS, None
+            self._earliest_undecided = _NO_TIME
+        return self._release(records, final, has_undecided)
+
+    def _keep(self, rows: pl.DataFrame, live: np.ndarray, t: np.ndarray, conds: np.ndarray) -> None:
+        if rows.height > max(4 * len(live), _COMPACT_ROWS) or rows.n_chunks() > _MAX_CHUNKS:
+            rows, live = take(rows, live), np.arange(len(live), dtype=np.int64)
+        self._rows, self._live, self._buffer_t, self._buffer_conds = rows, live, t, conds
 
     def _release(self, records: pl.DataFrame | None, final: bool, has_undecided: bool) -> pl.DataFrame:
         """Emit decided matches in (ts, last row) order; hold back those an undecided
         start could still precede, so the output order does not depend on batching."""
-        if self._held is None:
-            pending = records  # already in order
-        elif records is None:
-            pending = self._held
-        else:
-            both = concat_rows(self._held, records)
-            order = np.lexsort((both.get_column(SEQ).to_numpy(), both.get_column(TIME).to_numpy()))
-            pending = take(both, order)
-        if pending is None or pending.height == 0:
-            self._held = None
+        if records is not None and records.height:
+            self._held.append(records)
+            self._held_t = np.concatenate((self._held_t, records.get_column(TIME).to_numpy()))
+            self._held_seq = np.concatenate((self._held_seq, records.get_column(SEQ).to_numpy()))
+        n = len(self._held_t)
+        n_out = n if final or not has_undecided else int(np.count_nonzero(self._held_t < self._earliest_undecided))
+        if n_out == 0:  # the common case while a start is open: nothing to build
             return self.rule.empty_output()
-        if final or not has_undecided:
-            out, self._held = pending, None
+        pending, order = self._merged_held()
+        if n_out == n:
+            out = pending if order is None else take(pending, order)
+            self._held, self._held_t, self._held_seq = [], _NO_ROWS, _NO_ROWS
         else:
-            early = pending.get_column(TIME).to_numpy() < self._earliest_undecided
-            n_early = int(early.sum())
-            if n_early == 0:  # the common case while a start is open: nothing to build
-                self._held = pending
-                return self.rule.empty_output()
-            if n_early == pending.height:
-                out, self._held = pending, None
-            elif early[:n_early].all():  # pending is in TIME order: early rows come first
-                out, self._held = pending.slice(0, n_early), pending.slice(n_early)
-            else:
-                out, self._held = take(pending, np.flatnonzero(early)), take(pending, np.flatnonzero(~early))
+            # In (TIME, SEQ) order the matches before the earliest undecided start come first.
+            if order is None:
+                order = np.arange(n, dtype=np.int64)
+            out, rest = take(pending, order[:n_out]), order[n_out:]
+            self._held = [take(pending, rest)]
+            self._held_t, self._held_seq = self._held_t[rest], self._held_seq[rest]
         return finalize(self.rule, out, {"ts": TIME})
+
+    def _merged_held(self) -> tuple[pl.DataFrame, np.ndarray | None]:
+        """The held matches as one frame, and the order that sorts it (None: sorted)."""
+        parts = self._held
+        if len(parts) == 1:
+            return parts[0], None
+        merged = parts[0]
+        for part in parts[1:]:
+            merged = concat_rows(merged, part)
+        return merged, np.lexsort((self._held_seq, self._held_t))
 
     # -- state ---------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
         return {
             "buffer": frame_to_bytes(self._buffer),
-            "held": frame_to_bytes(self._held),
+            "held": frame_to_bytes(self._held_frame()),
             "max_t": self._max_t,
             "bound": self._bound,
             "earliest_undecided": self._earliest_undecided,
         }
 
+    def _held_frame(self) -> pl.DataFrame | None:
+        if not self._held:
+            return None
+        merged, order = self._merged_held()
+        return merged if order is None else take(merged, order)
+
     def load_state(self, state: dict[str, Any]) -> None:
-        self._buffer = frame_from_bytes(state["buffer"])
-        self._buffer_t = np.empty(0, np.int64) if self._buffer is None else self._buffer.get_column(TIME).to_numpy()
+        self._rows = frame_from_bytes(state["buffer"])
+        if self._rows is None:
+            self._live, self._buffer_t = _NO_ROWS, _NO_ROWS
+        else:
+            self._live = np.arange(self._rows.height, dtype=np.int64)
+            self._buffer_t = self._rows.get_column(TIME).to_numpy()
         self._buffer_conds = None
-        self._held = frame_from_bytes(state["held"])
+        held = frame_from_bytes(state["held"])
+        if held is None or held.height == 0:
+            self._held, self._held_t, self._held_seq = [], _NO_ROWS, _NO_ROWS
+        else:
+            self._held = [held]
+            self._held_t, self._held_seq = held.get_column(TIME).to_numpy(), held.get_column(SEQ).to_numpy()
         self._max_t = int(state["max_t"])
         self._bound = int(state["bound"])
         self._earliest_undecided = int(state["earliest_undecided"])

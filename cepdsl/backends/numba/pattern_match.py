@@ -14,6 +14,13 @@ Streaming: if the search wants a row past the last buffered one while that row
 could still be within `within` of the start (future rows are never earlier than
 `bound`), the start is undecided: the group stops there and its rows from that
 start on are kept for the next call.
+
+Layout: the group loop, the scan for a row that can start a match, and the search
+from one start are three functions, and the search's stack and memo table have a
+fixed size inside it (when one is too small the search says so, the caller grows
+it and runs that start again from scratch).  With everything in one function,
+Numba kept the growable arrays' reference counts up to date on every loop turn,
+which cost ~40 ns per row even for rows no search looked at.
 """
 
 from __future__ import annotations
@@ -24,15 +31,122 @@ import numpy as np
 from cepdsl.backends.numba.pattern_compile import CHECK, JMP, MATCH, SAVE, SPLIT, STEP
 
 _BRANCH, _UNDO_COUNT, _UNDO_REG = 0, 1, 2
+_FITS, _STACK_FULL, _SPAN_SHORT = 0, 1, 2
 
 
 @nb.njit(cache=True)
-def _grow1(arr: np.ndarray, need: int) -> np.ndarray:
-    if need <= arr.shape[0]:
-        return arr
-    out = np.empty(max(need, 2 * arr.shape[0]), arr.dtype)
-    out[: arr.shape[0]] = arr
-    return out
+def _next_start(conds: np.ndarray, first: np.ndarray, s: int, hi: int) -> int:
+    """The first row in [s, hi) satisfying a step a match can begin with (hi: none).
+    Any other row fails at once: no search set-up for it."""
+    n_steps = conds.shape[0]
+    while s < hi:
+        for k in range(n_steps):
+            if first[k] and conds[k, s]:
+                return s
+        s += 1
+    return hi
+
+
+@nb.njit(cache=True)
+def _search(
+    t: np.ndarray,
+    conds: np.ndarray,
+    op: np.ndarray,
+    a: np.ndarray,
+    b: np.ndarray,
+    memo: np.ndarray,
+    within: int,
+    bound: int,
+    final: bool,
+    s: int,  # start row
+    hi: int,  # end of the group's rows
+    visited: np.ndarray,  # int32[n_prog, span]: stamp of the (pc, row - s) pairs explored
+    stamp: int,  # this search's stamp (not in `visited` yet)
+    sk: np.ndarray,  # stack: kind, x, y
+    sx: np.ndarray,
+    sy: np.ndarray,
+    counts: np.ndarray,  # out: rows taken per step by the match
+    regs: np.ndarray,
+) -> tuple[int, bool, int, int]:
+    """(end row of the preferred match or -1, whether a path ran out of rows that a
+    future row could extend, _FITS or what was too small, the size it needs)."""
+    for k in range(counts.shape[0]):
+        counts[k] = 0
+    span = visited.shape[1]
+    cap = sk.shape[0]
+    t0 = t[s]
+    sk[0] = _BRANCH
+    sx[0] = 0
+    sy[0] = s
+    sp = 1
+    end_hit = False
+    while sp > 0:
+        sp -= 1
+        kind = sk[sp]
+        if kind == _UNDO_COUNT:
+            counts[sx[sp]] -= 1
+            continue
+        if kind == _UNDO_REG:
+            regs[sx[sp]] = sy[sp]
+            continue
+        pc = sx[sp]
+        row = sy[sp]
+        while True:
+            if memo[pc]:
+                off = row - s
+                if off >= span:
+                    return -1, end_hit, _SPAN_SHORT, off + 1
+                if visited[pc, off] == stamp:
+                    break
+                visited[pc, off] = stamp
+            o = op[pc]
+            if o == STEP:
+                if row >= hi:
+                    if not final and (within < 0 or bound - t0 <= within):
+                        end_hit = True
+                    break
+                if within >= 0 and t[row] - t0 > within:
+                    break
+                k = a[pc]
+                if not conds[k, row]:
+                    break
+                if sp >= cap:
+                    return -1, end_hit, _STACK_FULL, sp + 1
+                counts[k] += 1
+                sk[sp] = _UNDO_COUNT
+                sx[sp] = k
+                sp += 1
+                row += 1
+                pc += 1
+            elif o == SPLIT:
+                if sp >= cap:
+                    return -1, end_hit, _STACK_FULL, sp + 1
+                sk[sp] = _BRANCH
+                sx[sp] = b[pc]
+                sy[sp] = row
+                sp += 1
+                pc = a[pc]
+            elif o == JMP:
+                pc = a[pc]
+            elif o == SAVE:
+                if sp >= cap:
+                    return -1, end_hit, _STACK_FULL, sp + 1
+                r = a[pc]
+                sk[sp] = _UNDO_REG
+                sx[sp] = r
+                sy[sp] = regs[r]
+                sp += 1
+                regs[r] = row
+                pc += 1
+            elif o == CHECK:
+                if row == regs[a[pc]]:
+                    break
+                pc += 1
+            else:  # MATCH: zero-row matches do not count
+                if row > s:
+                    return row, end_hit, _FITS, 0
+                break
+    return -1, end_hit, _FITS, 0
 
 
 @nb.njit(cache=True)
@@ -63,118 +177,42 @@ def match_groups(
     n_matches = 0
     undecided = np.full(n_groups, -1, np.int64)
 
-    span = 64
-    visited = np.zeros((n_prog, span), np.int32)
+    visited = np.zeros((n_prog, 64), np.int32)
     stamp = 0
-    sk = np.empty(256, np.int64)  # stack: kind, x, y
+    sk = np.empty(256, np.int64)
     sx = np.empty(256, np.int64)
     sy = np.empty(256, np.int64)
     counts = np.zeros(n_steps, np.int64)
     regs = np.full(max(n_registers, 1), -1, np.int64)
+    regs_at_start = regs.copy()
 
     for g in range(n_groups):
-        lo = offsets[g]
         hi = offsets[g + 1]
-        s = lo
-        while s < hi:
-            # A row that satisfies no first step fails at once: skip the search set-up.
-            can_start = False
-            for k in range(n_steps):
-                if first[k] and conds[k, s]:
-                    can_start = True
+        s = offsets[g]
+        while True:
+            s = _next_start(conds, first, s, hi)
+            if s >= hi:
+                break
+            regs_at_start[:] = regs
+            while True:
+                stamp += 1  # a fresh stamp also forgets what a cut-short try explored
+                if stamp == 2147483647:  # int32 stamps wrap: start the memo afresh
+                    visited[:, :] = 0
+                    stamp = 1
+                found, end_hit, short, need = _search(
+                    t, conds, op, a, b, memo, within, bound, final, s, hi, visited, stamp, sk, sx, sy, counts, regs
+                )
+                if short == _FITS:
                     break
-            if not can_start:
-                s += 1
-                continue
-            stamp += 1
-            if stamp == 2147483647:  # int32 stamps wrap: start the memo afresh
-                visited[:, :] = 0
-                stamp = 1
-            counts[:] = 0
-            t0 = t[s]
-            sp = 0
-            sk[0] = _BRANCH
-            sx[0] = 0
-            sy[0] = s
-            sp = 1
-            end_hit = False
-            found = -1
-            while sp > 0 and found < 0:
-                sp -= 1
-                kind = sk[sp]
-                if kind == _UNDO_COUNT:
-                    counts[sx[sp]] -= 1
-                    continue
-                if kind == _UNDO_REG:
-                    regs[sx[sp]] = sy[sp]
-                    continue
-                pc = sx[sp]
-                row = sy[sp]
-                while True:
-                    if memo[pc]:
-                        off = row - s
-                        if off >= span:
-                            nspan = max(2 * span, off + 1)
-                            nv = np.zeros((n_prog, nspan), np.int32)
-                            nv[:, :span] = visited
-                            visited = nv
-                            span = nspan
-                        if visited[pc, off] == stamp:
-                            break
-                        visited[pc, off] = stamp
-                    o = op[pc]
-                    if o == STEP:
-                        if row >= hi:
-                            if not final and (within < 0 or bound - t0 <= within):
-                                end_hit = True
-                            break
-                        if within >= 0 and t[row] - t0 > within:
-                            break
-                        k = a[pc]
-                        if not conds[k, row]:
-                            break
-                        counts[k] += 1
-                        if sp >= sk.shape[0]:
-                            sk = _grow1(sk, sp + 1)
-                            sx = _grow1(sx, sp + 1)
-                            sy = _grow1(sy, sp + 1)
-                        sk[sp] = _UNDO_COUNT
-                        sx[sp] = k
-                        sp += 1
-                        row += 1
-                        pc += 1
-                    elif o == SPLIT:
-                        if sp >= sk.shape[0]:
-                            sk = _grow1(sk, sp + 1)
-                            sx = _grow1(sx, sp + 1)
-                            sy = _grow1(sy, sp + 1)
-                        sk[sp] = _BRANCH
-                        sx[sp] = b[pc]
-                        sy[sp] = row
-                        sp += 1
-                        pc = a[pc]
-                    elif o == JMP:
-                        pc = a[pc]
-                    elif o == SAVE:
-                        r = a[pc]
-                        if sp >= sk.shape[0]:
-                            sk = _grow1(sk, sp + 1)
-                            sx = _grow1(sx, sp + 1)
-                            sy = _grow1(sy, sp + 1)
-                        sk[sp] = _UNDO_REG
-                        sx[sp] = r
-                        sy[sp] = regs[r]
-                        sp += 1
-                        regs[r] = row
-                        pc += 1
-                    elif o == CHECK:
-                        if row == regs[a[pc]]:
-                            break
-                        pc += 1
-                    else:  # MATCH: zero-row matches do not count
-                        if row > s:
-                            found = row
-                        break
+                regs[:] = regs_at_start
+                if short == _STACK_FULL:
+                    size = max(need, 2 * sk.shape[0])
+                    sk = np.empty(size, np.int64)
+                    sx = np.empty(size, np.int64)
+                    sy = np.empty(size, np.int64)
+                else:
+                    visited = np.zeros((n_prog, max(need, 2 * visited.shape[1])), np.int32)
+                    stamp = 0
             if end_hit:
                 # A preferred path ran out of rows while a future row could still join it.
                 undecided[g] = s
@@ -184,11 +222,15 @@ def match_groups(
                 continue
             if n_matches == cap:
                 cap *= 2
-                m_first = _grow1(m_first, cap)
-                m_last = _grow1(m_last, cap)
-                nc = np.empty((cap, n_steps), np.int64)
-                nc[:n_matches] = m_counts[:n_matches]
-                m_counts = nc
+                grown = np.empty(cap, np.int64)
+                grown[:n_matches] = m_first
+                m_first = grown
+                grown = np.empty(cap, np.int64)
+                grown[:n_matches] = m_last
+                m_last = grown
+                grown_counts = np.empty((cap, n_steps), np.int64)
+                grown_counts[:n_matches] = m_counts
+                m_counts = grown_counts
             m_first[n_matches] = s
             m_last[n_matches] = found - 1
             m_counts[n_matches] = counts

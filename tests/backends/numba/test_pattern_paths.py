@@ -1,0 +1,134 @@
+"""Pattern executor paths that small batches take: matches held back while an earlier
+start is open (nothing built, then part of them emitted), the buffer kept as positions
+in the rows received and compacted, searches that outgrow the kernel's stack and memo
+table.  Expected values are written out by hand."""
+
+from __future__ import annotations
+
+import polars as pl
+import pytest
+from harness import at, released, rule_of, run_batches, us
+
+import cepdsl.backends.numba.pattern as pattern_mod
+from cepdsl.backends.base import Progress
+from cepdsl.backends.numba import executor_for
+
+AUTH = "stream auth (ts: timestamp, user: str, event_type: str, price: float)\n"
+FFO = """rule ffo
+  from auth
+  group by user
+  pattern f{2,} o within 10m
+  define f as event_type == "f", o as event_type == "o"
+"""
+
+
+def frame(events: list[tuple[float, str, str]]) -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "ts": [at(t) for t, _, _ in events],
+            "user": [u for _, u, _ in events],
+            "event_type": [e for _, _, e in events],
+            "price": [None] * len(events),
+        },
+        schema={"ts": pl.Datetime("us"), "user": pl.String, "event_type": pl.String, "price": pl.Float64},
+    )
+
+
+def summary(out: pl.DataFrame, steps: tuple[str, ...]) -> list[tuple]:
+    cols = ["user", "match_start", "ts", *(f"{s}_count" for s in steps)]
+    return [
+        (r[0], (r[1] - at(0)).total_seconds(), (r[2] - at(0)).total_seconds(), *r[3:])
+        for r in out.select(cols).iter_rows()
+    ]
+
+
+# u opens a start at 0; v's match (ts 4) is decided but must wait for it; w opens a start
+# at 5; u's match (ts 7) lets v's go but waits for w's start; w's match releases the rest.
+HELD = [(0, "u", "f"), (1, "u", "f"), (2, "v", "f"), (3, "v", "f"), (4, "v", "o"),
+        (5, "w", "f"), (6, "w", "f"), (7, "u", "o"), (8, "w", "o")]  # fmt: skip
+HELD_MATCHES = [("v", 2, 4, 2, 1), ("u", 0, 7, 2, 1), ("w", 5, 8, 2, 1)]
+
+
+def test_held_matches_wait_then_leave_in_order_one_row_per_batch() -> None:
+    _, rule = rule_of(AUTH + FFO)
+    rows = released(rule, frame(HELD))
+    ex = executor_for(rule)
+    per_row = []
+    for i in range(rows.height):
+        t = us(HELD[i][0])
+        per_row.append(summary(ex.process(rows.slice(i, 1), Progress(t, us(0), t)), ("f", "o")))
+    # Row 4 decides v's match, held (u's start at 0 is open): nothing out.  Row 7 lets
+    # v's out but holds u's (w's start at 5 is open).  Row 8 releases u's and w's.
+    assert per_row[4] == [] and per_row[5] == [] and per_row[6] == []
+    assert per_row[7] == [HELD_MATCHES[0]]
+    assert per_row[8] == HELD_MATCHES[1:]
+    assert ex.finish(Progress(us(8), us(0), us(8))).height == 0
+
+
+@pytest.mark.parametrize("snapshot_at", [None, 5, 6, 7, 8])
+def test_held_matches_any_split_and_snapshot(snapshot_at: int | None) -> None:
+    _, rule = rule_of(AUTH + FFO)
+    df = frame(HELD)
+    assert summary(run_batches(rule, df), ("f", "o")) == HELD_MATCHES
+    every = list(range(df.height))
+    assert summary(run_batches(rule, df, every, snapshot_at=snapshot_at), ("f", "o")) == HELD_MATCHES
+    assert summary(run_batches(rule, df, [3, 5, 8], snapshot_at=snapshot_at and 2), ("f", "o")) == HELD_MATCHES
+
+
+def test_long_run_outgrows_the_stack_and_memo_table() -> None:
+    # 700 f's from one start: ~1,400 stack entries and memo offsets up to 700 (the
+    # kernel starts with 256 and 64, grows them and searches that start again).
+    _, rule = rule_of(AUTH + FFO.replace(" within 10m", ""))
+    df = frame([(i, "u", "f") for i in range(700)] + [(700, "u", "o"), (701, "v", "f"), (702, "v", "f")])
+    want = [("u", 0, 700, 700, 1)]
+    assert summary(run_batches(rule, df), ("f", "o")) == want
+    assert summary(run_batches(rule, df, [1, 300, 699, 700, 702]), ("f", "o")) == want
+
+
+def test_long_run_through_save_and_check() -> None:
+    # `(a?)*` can match nothing, so its iterations are wrapped in SAVE/CHECK; a search
+    # cut short must start again with the registers it began with.
+    text = """rule sac
+  from auth
+  group by user
+  pattern s (a?)* e
+  define s as event_type == "s", a as event_type == "a", e as event_type == "e"
+"""
+    _, rule = rule_of(AUTH + text)
+    ev = [(0, "u", "s"), *((1 + i, "u", "a") for i in range(400)), (401, "u", "e"),
+          (402, "u", "s"), (403, "u", "e")]  # fmt: skip
+    want = [("u", 0, 401, 1, 400, 1), ("u", 402, 403, 1, 0, 1)]
+    assert summary(run_batches(rule, frame(ev)), ("s", "a", "e")) == want
+    assert summary(run_batches(rule, frame(ev), [2, 200, 401, 402]), ("s", "a", "e")) == want
+
+
+def test_buffer_compaction_keeps_the_matches(monkeypatch: pytest.MonkeyPatch) -> None:
+    _, rule = rule_of(AUTH + FFO)
+    users = ["u", "v", "w", "x"]
+    ev = [(i, users[i % 4], "o" if i % 7 == 6 else "f") for i in range(120)]
+    df = frame(ev)
+    cuts = list(range(0, df.height, 3))
+    want = summary(run_batches(rule, df), ("f", "o"))
+    assert len(want) > 5
+    for compact_rows, max_chunks in ((0, 32), (1 << 30, 1), (1 << 30, 1 << 30)):
+        monkeypatch.setattr(pattern_mod, "_COMPACT_ROWS", compact_rows)
+        monkeypatch.setattr(pattern_mod, "_MAX_CHUNKS", max_chunks)
+        assert summary(run_batches(rule, df, cuts), ("f", "o")) == want
+        assert summary(run_batches(rule, df, cuts, snapshot_at=9), ("f", "o")) == want
+
+
+def test_input_columns_in_another_order_or_with_extras() -> None:
+    _, rule = rule_of(AUTH + FFO)
+    rows = released(rule, frame(HELD))
+    outs = {}
+    for name, batch in (
+        ("as is", rows),
+        ("reversed", rows.select(reversed(rows.columns))),
+        ("extra", rows.with_columns(pl.lit(1).alias("zz"))),
+    ):
+        ex = executor_for(rule)
+        first = ex.process(batch.slice(0, 5), Progress(us(4), us(0), us(4)))
+        rest = ex.process(batch.slice(5), Progress(us(8), us(0), us(8)))
+        outs[name] = pl.concat([first, rest])
+    assert summary(outs["as is"], ("f", "o")) == HELD_MATCHES
+    assert outs["reversed"].equals(outs["as is"]) and outs["extra"].equals(outs["as is"])
