@@ -19,7 +19,7 @@ from cepdsl.backends.numba.frames import concat_rows, frame_from_bytes, frame_to
 from cepdsl.backends.numba.groups import counting_sort
 from cepdsl.backends.numba.key_codes import column_codes, frame_codes
 from cepdsl.backends.numba.pattern_compile import compile_pattern
-from cepdsl.backends.numba.pattern_match import match_groups
+from cepdsl.backends.numba.pattern_match import kept_rows, match_groups
 from cepdsl.backends.polars.expressions import compile_many
 from cepdsl.plan import PatternSpec, RulePlan
 
@@ -169,8 +169,8 @@ class PatternExecutor(Executor):
             t_sorted, np.take(conds, perm, axis=1), offsets, p.op, p.a, p.b, p.memo, p.n_registers, p.first,
             self._within, int(bound), final,
         )  # fmt: skip
-        is_open = undecided >= 0
-        has_undecided = bool(is_open.any())
+        keep, earliest = kept_rows(ids, perm, undecided, t)
+        has_undecided = len(keep) > 0  # an open group keeps at least its start row
         records = None
         if len(m_first):
             # Rows are in (TIME, SEQ) order, so ordering matches by their last row's
@@ -178,20 +178,15 @@ class PatternExecutor(Executor):
             last = perm[m_last]
             order = np.argsort(last, kind="stable")
             m_counts = m_counts[order]
-            extra = [
-                pl.Series("match_start", t_sorted[m_first[order]], dtype=pl.Int64),
-                *(pl.Series(name, m_counts[:, k], dtype=pl.Int64) for k, name in enumerate(self._count_names)),
+            extra = [  # int64 arrays: Series of numpy's dtype, no cast
+                pl.Series("match_start", t_sorted[m_first[order]]),
+                *(pl.Series(name, m_counts[:, k]) for k, name in enumerate(self._count_names)),
             ]
             last = last[order]
             records = take(rows, last if live is None else live[last])
             records = records.with_columns(extra) if self._records_replace else records.hstack(extra)
         if has_undecided:
-            # Keep each open group's rows from its undecided start on.  Sorting is stable,
-            # so those are the group's rows at or after the start's row.
-            start = np.full(n_groups, n, np.int64)
-            start[is_open] = perm[undecided[is_open]]
-            self._earliest_undecided = int(t[start[is_open]].min())
-            keep = np.flatnonzero(np.arange(n) >= start[ids])
+            self._earliest_undecided = int(earliest)
             if len(keep) == n:
                 self._keep(rows, np.arange(n, dtype=np.int64) if live is None else live, t, conds)
             else:

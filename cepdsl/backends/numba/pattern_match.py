@@ -237,3 +237,26 @@ def match_groups(
             n_matches += 1
             s = found  # AFTER MATCH SKIP PAST LAST ROW
     return m_first[:n_matches].copy(), m_last[:n_matches].copy(), m_counts[:n_matches].copy(), undecided
+
+
+@nb.njit(cache=True)
+def kept_rows(ids: np.ndarray, perm: np.ndarray, undecided: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, int]:
+    """The rows to keep for the next call (frame order): each open group's rows from
+    its undecided start on; and the earliest such start's time (int64 max: none).
+    Sorting is stable, so those are the group's rows at or after the start's row."""
+    n = ids.shape[0]
+    start = np.empty(undecided.shape[0], np.int64)
+    earliest = np.iinfo(np.int64).max
+    for g in range(undecided.shape[0]):
+        if undecided[g] >= 0:
+            start[g] = perm[undecided[g]]
+            earliest = min(earliest, t[start[g]])
+        else:
+            start[g] = n
+    keep = np.empty(n, np.int64)
+    m = 0
+    for i in range(n):
+        if i >= start[ids[i]]:
+            keep[m] = i
+            m += 1
+    return keep[:m], earliest
