@@ -40,6 +40,7 @@ import json
 import logging
 import secrets
 import socket
+from collections import OrderedDict
 from collections.abc import Iterator
 from operator import itemgetter
 from typing import Any
@@ -64,6 +65,8 @@ _ACK_CHUNK = 10_000
 _READ_COUNT = 10_000
 #: Fewer entries than this are typed one by one (the bulk path's fixed cost is ~1 ms).
 _FAST_MIN = 64
+#: Batches whose packed XACK arguments are kept until they are acked.
+_PACKED_MAX = 64
 _first, _second = itemgetter(0), itemgetter(1)
 
 #: A stream entry as hiredis gives it: [id, [field, value, ...]], the fields None when the
@@ -72,14 +75,15 @@ Entry = list[Any]
 
 
 class _Payloads:
-    """A read whose entries are each one `data`/`json` field on one line, as `_scan` left it."""
+    """A read whose entries are each one `data`/`json` field, as `_scan` left it."""
 
-    __slots__ = ("block", "ids", "starts")
+    __slots__ = ("acks", "block", "ids", "starts")
 
-    def __init__(self, ids: list[str], block: bytes, starts: np.ndarray) -> None:
+    def __init__(self, ids: list[str], block: bytes, starts: np.ndarray, acks: bytes | None = None) -> None:
         self.ids = ids
         self.block = block  # the payloads joined by newlines
         self.starts = starts  # payload i is block[starts[i] : starts[i + 1] - 1]
+        self.acks = acks  # the ids as XACK's arguments, packed (from the reply, where they are so)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -116,6 +120,11 @@ class RedisStreamSource(Source):
         self.errors = 0
         self.last_error: str | None = None
         self._ids: list[list[str]] = []  # delivered since the last batch was cut, one list per read
+        # Per read, its ids packed as XACK arguments (None: pack them at ack time), and per
+        # batch not acked yet, those of its reads: packing 50k ids costs the acking (engine)
+        # thread ~10 ms, copying them out of the reply costs the kernel next to nothing.
+        self._acks: list[bytes | None] = []
+        self._packed: OrderedDict[tuple[str, str, int], tuple[list[str], list[bytes | None], list[int]]] = OrderedDict()
         # Delivered to us and not acked yet. XAUTOCLAIM hands a consumer its *own* idle entries
         # too: without this, a batch waiting longer than claim_idle for its checkpoint would be
         # claimed back and processed twice.
@@ -142,7 +151,22 @@ class RedisStreamSource(Source):
 
     def ack(self, batch: Batch) -> None:
         ids = batch.offsets.get("ids", ())
-        self._xack(ids)
+        if not ids:
+            return  # an idle tick
+        packed = self._packed.pop((ids[0], ids[-1], len(ids)), None)
+        if packed is not None and (packed[0] is ids or packed[0] == ids):  # a batch _emit made
+            head = b"$4\r\nXACK\r\n" + _bulk_arg(self.key) + _bulk_arg(self.group)
+            commands: list[Any] = []
+            at = 0
+            for acks, n in zip(packed[1], packed[2]):
+                if acks is None:
+                    commands += _xack_commands(self.key, self.group, ids[at : at + n])
+                else:
+                    commands.append(b"*%d\r\n%s%s" % (n + 3, head, acks))
+                at += n
+            self._call(*commands)
+        else:
+            self._call(*_xack_commands(self.key, self.group, ids))
         self._held.difference_update(ids)
 
     def __iter__(self) -> Iterator[Batch]:
@@ -153,7 +177,12 @@ class RedisStreamSource(Source):
 
     def _emit(self, frame: pl.DataFrame, dead: pl.DataFrame) -> Batch:
         batch = super()._emit(frame, dead)
-        self._ids = []
+        ids = batch.offsets["ids"]
+        if ids and any(a is not None for a in self._acks):
+            while len(self._packed) >= _PACKED_MAX:  # batches never acked (a caller that does not)
+                self._packed.popitem(last=False)  # one step: ack() pops from another thread
+            self._packed[(ids[0], ids[-1], len(ids))] = (ids, self._acks, [len(i) for i in self._ids])
+        self._ids, self._acks = [], []
         return batch
 
     def _read(self, timeout_s: float, limit: int) -> Chunk:
@@ -181,15 +210,15 @@ class RedisStreamSource(Source):
 
     # -- talking to Redis
 
-    def _call(self, *commands: tuple[Any, ...]) -> list[Any]:
-        """Run `commands` in one round trip on a connection of the client's pool; their replies
-        raw (bytes, no response callbacks). All replies are read, errors too, so the connection
-        stays in step; then the first error is raised."""
+    def _call(self, *commands: tuple[Any, ...] | bytes) -> list[Any]:
+        """Run `commands` (argument tuples, or packed) in one round trip on a connection of the
+        client's pool; their replies raw (bytes, no response callbacks). All replies are read,
+        errors too, so the connection stays in step; then the first error is raised."""
         pool = self.redis.connection_pool
         conn = pool.get_connection()
         try:
             # hiredis packs in C; redis-py's packer adds a Python step per argument (an XACK has 10,000).
-            conn.send_packed_command([hiredis.pack_command(c) for c in commands])
+            conn.send_packed_command([c if isinstance(c, bytes) else hiredis.pack_command(c) for c in commands])
             replies: list[Any] = []
             error: redis.ResponseError | None = None
             for _ in commands:
@@ -203,10 +232,6 @@ class RedisStreamSource(Source):
         if error is not None:
             raise error
         return replies
-
-    def _xack(self, ids: Any) -> None:
-        if ids:
-            self._call(*(("XACK", self.key, self.group, *ids[i : i + _ACK_CHUNK]) for i in range(0, len(ids), _ACK_CHUNK)))
 
     def _ensure_group(self) -> None:
         if self._group_ready:
@@ -353,7 +378,7 @@ class RedisStreamSource(Source):
         fields: list[list[bytes] | None] = list(map(_second, got))
         raw_ids: list[bytes] = list(map(_first, got))
         if None in fields:  # pending entries trimmed from the stream meanwhile: nothing left to process
-            self._xack(_decode_ids([i for i, f in zip(raw_ids, fields) if f is None]))
+            self._call(*_xack_commands(self.key, self.group, [i for i, f in zip(raw_ids, fields) if f is None]))
             kept = [k for k, f in enumerate(fields) if f is not None]
             raw_ids, fields = [raw_ids[k] for k in kept], [fields[k] for k in kept]
         if not raw_ids:
@@ -364,6 +389,7 @@ class RedisStreamSource(Source):
             payloads = list(map(_second, fields))  # type: ignore[arg-type]
             return self._chunk_payloads(_Payloads(ids, b"\n".join(payloads), np.cumsum([0, *(len(p) + 1 for p in payloads)])))
         self._ids.append(ids)
+        self._acks.append(None)
         self._held.update(ids)  # until acked: never claimed back by us
         records: list[Any] = []
         raws: list[str | bytes] = []
@@ -389,6 +415,7 @@ class RedisStreamSource(Source):
         as one by one, when there are enough of them and all are on one line."""
         ids = got.ids
         self._ids.append(ids)
+        self._acks.append(got.acks)
         self._held.update(ids)  # until acked: never claimed back by us
 
         def reparse(rows: Any) -> tuple[list[Any], list[Any]]:
@@ -416,13 +443,13 @@ def _entries(reply: Any) -> list[Entry]:
 def _parse_read(buf: bytearray, end: int, n: int) -> Read | None:
     """The XREADGROUP reply in `buf[:end]` (our ECHO's reply follows it, up to `n`); None if
     the reply is not whole after all."""
-    status, stop, ids, block, starts = _scan(np.frombuffer(buf, np.uint8, end), end)
+    status, stop, ids, block, starts, acks = _scan(np.frombuffer(buf, np.uint8, end), end)
     if status == _NIL and stop == end:
         return []
     if status == _OK and stop == end:
         if not starts.shape[0] - 1:
             return []
-        return _Payloads(ids.tobytes().decode("ascii").split(" "), block.tobytes(), starts)
+        return _Payloads(ids.tobytes().decode("ascii").split(" "), block.tobytes(), starts, acks.tobytes())
     reader = hiredis.Reader()
     reader.feed(memoryview(buf)[:n])
     try:
@@ -434,6 +461,15 @@ def _parse_read(buf: bytearray, end: int, n: int) -> Read | None:
     if isinstance(reply, hiredis.ReplyError):
         raise redis.ResponseError(str(reply))
     return _entries(reply)
+
+
+def _bulk_arg(text: str) -> bytes:
+    b = text.encode()
+    return b"$%d\r\n%s\r\n" % (len(b), b)
+
+
+def _xack_commands(key: str, group: str, ids: Any) -> list[tuple[Any, ...]]:
+    return [("XACK", key, group, *ids[i : i + _ACK_CHUNK]) for i in range(0, len(ids), _ACK_CHUNK)]
 
 
 def _decode_ids(raw: list[bytes]) -> list[str]:
@@ -493,30 +529,31 @@ def _bulk(buf: np.ndarray, pos: int, n: int) -> tuple[int, int, int]:
 
 
 @nb.njit(cache=True, nogil=True)
-def _scan(buf: np.ndarray, n: int) -> tuple[int, int, np.ndarray, np.ndarray, np.ndarray]:
-    """An XREADGROUP reply for one key, RESP2, in `buf[:n]`:
-    (status, where it ends, the ids joined by spaces, the payloads joined by newlines, where
-    each payload starts in those plus one past the end). Only `_OK` fills the arrays; it is
-    returned when each entry is `[id, ["data" or "json", payload]]`. A payload holding a
-    newline still counts: the caller checks the line count."""
+def _scan(buf: np.ndarray, n: int) -> tuple[int, int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """An XREADGROUP reply for one key, RESP2, in `buf[:n]`: (status, where it ends, the ids
+    joined by spaces, the payloads joined by newlines, where each payload starts in those
+    plus one past the end, the ids as packed XACK arguments). Only `_OK` fills the arrays;
+    it is returned when each entry is `[id, ["data" or "json", payload]]`. A payload holding
+    a newline still counts: the caller checks the line count."""
     no8 = np.empty(0, np.uint8)
     no64 = np.empty(0, np.int64)
     v, p = _head(buf, 0, n, _STAR)
     if p < 0:
-        return _OTHER, 0, no8, no8, no64
+        return _OTHER, 0, no8, no8, no64, no8
     if v == -1:
-        return _NIL, p, no8, no8, no64
+        return _NIL, p, no8, no8, no64, no8
     if v != 1:
-        return _OTHER, 0, no8, no8, no64
+        return _OTHER, 0, no8, no8, no64, no8
     v, p = _head(buf, p, n, _STAR)  # [key, entries]
     if p < 0 or v != 2:
-        return _OTHER, 0, no8, no8, no64
+        return _OTHER, 0, no8, no8, no64, no8
     _, _, p = _bulk(buf, p, n)
     if p < 0:
-        return _OTHER, 0, no8, no8, no64
+        return _OTHER, 0, no8, no8, no64, no8
     count, p = _head(buf, p, n, _STAR)
-    if p < 0 or count < 0:
-        return _OTHER, 0, no8, no8, no64
+    if p < 0 or count < 0 or count > n:
+        return _OTHER, 0, no8, no8, no64, no8
+    arg_at = np.empty(count, np.int64)  # the id's bulk string: `$<len>\r\n<id>\r\n`
     id_at = np.empty(count, np.int64)
     id_len = np.empty(count, np.int64)
     pay_at = np.empty(count, np.int64)
@@ -524,29 +561,33 @@ def _scan(buf: np.ndarray, n: int) -> tuple[int, int, np.ndarray, np.ndarray, np
     for i in range(count):
         v, p = _head(buf, p, n, _STAR)  # [id, fields]
         if p < 0 or v != 2:
-            return _OTHER, 0, no8, no8, no64
+            return _OTHER, 0, no8, no8, no64, no8
+        arg_at[i] = p
         id_at[i], id_len[i], p = _bulk(buf, p, n)
         if p < 0:
-            return _OTHER, 0, no8, no8, no64
+            return _OTHER, 0, no8, no8, no64, no8
         v, p = _head(buf, p, n, _STAR)  # exactly one field: not flat fields, not nil (trimmed)
         if p < 0 or v != 2:
-            return _OTHER, 0, no8, no8, no64
+            return _OTHER, 0, no8, no8, no64, no8
         at, ln, p = _bulk(buf, p, n)
         if p < 0 or ln != 4:
-            return _OTHER, 0, no8, no8, no64
+            return _OTHER, 0, no8, no8, no64, no8
         c0, c1, c2, c3 = buf[at], buf[at + 1], buf[at + 2], buf[at + 3]
         data = c0 == 100 and c1 == 97 and c2 == 116 and c3 == 97
         json_ = c0 == 106 and c1 == 115 and c2 == 111 and c3 == 110
         if not (data or json_):
-            return _OTHER, 0, no8, no8, no64
+            return _OTHER, 0, no8, no8, no64, no8
         pay_at[i], pay_len[i], p = _bulk(buf, p, n)
         if p < 0:
-            return _OTHER, 0, no8, no8, no64
-    ids = np.empty(max(id_len.sum() + count - 1, 0), np.uint8)
+            return _OTHER, 0, no8, no8, no64, no8
+    n_ids = id_len.sum()
+    ids = np.empty(max(n_ids + count - 1, 0), np.uint8)
     payloads = np.empty(max(pay_len.sum() + count - 1, 0), np.uint8)
+    acks = np.empty(n_ids + (id_at - arg_at).sum() + 2 * count, np.uint8)
     starts = np.empty(count + 1, np.int64)
     q = 0
     r = 0
+    a = 0
     for i in range(count):
         if i:
             ids[q] = _SPACE
@@ -556,9 +597,12 @@ def _scan(buf: np.ndarray, n: int) -> tuple[int, int, np.ndarray, np.ndarray, np
         ln = id_len[i]
         ids[q : q + ln] = buf[id_at[i] : id_at[i] + ln]
         q += ln
+        ln = id_at[i] + id_len[i] + 2 - arg_at[i]  # the id as it came: already a command's argument
+        acks[a : a + ln] = buf[arg_at[i] : arg_at[i] + ln]
+        a += ln
         starts[i] = r
         ln = pay_len[i]
         payloads[r : r + ln] = buf[pay_at[i] : pay_at[i] + ln]
         r += ln
     starts[count] = r + 1
-    return _OK, p, ids, payloads, starts
+    return _OK, p, ids, payloads, starts, acks

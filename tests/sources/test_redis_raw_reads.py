@@ -309,3 +309,40 @@ def test_a_blocking_read_longer_than_the_socket_timeout_is_no_error(redis_server
     assert next(it).empty and src.errors == 0  # waited 0.8 s in one XREADGROUP BLOCK
     redis_client.xadd("quiet", {"data": json.dumps({"ts": 1, "host": "h", "cpu": 2})})
     assert next_nonempty(it).frame["cpu"].to_list() == [2.0] and src.errors == 0
+
+
+def test_acks_of_reads_of_every_kind_in_one_batch(redis_client: redis.Redis, monkeypatch) -> None:
+    monkeypatch.setattr(rs, "_READ_COUNT", 100)
+    pipe = redis_client.pipeline()
+    for i in range(400):
+        row = {"ts": i, "host": "h", "cpu": i}
+        flat = 100 <= i < 200  # the second read is flat fields: packed at ack time, the others come packed
+        pipe.xadd("acks", {k: str(v) for k, v in row.items()} if flat else {"data": json.dumps(row)})
+    pipe.execute()
+    src = RedisStreamSource(S, redis_client, key="acks", group="g", max_rows=300, max_delay_s=5)
+    it = iter(src)
+    b = next_nonempty(it)
+    assert b.frame["cpu"].to_list() == [float(i) for i in range(300)]
+    assert [a is None for a in next(iter(src._packed.values()))[1]] == [False, True, False]  # noqa: SLF001
+    src.ack(b)
+    assert redis_client.xpending("acks", "g")["pending"] == 100  # the read sent ahead: delivered, not acked
+    rest = next_nonempty(it)
+    # Offsets that went through a checkpoint (JSON) are acked all the same.
+    src.ack(type(rest)(rest.stream, rest.frame, rest.dead, json.loads(json.dumps(rest.offsets))))
+    assert redis_client.xpending("acks", "g")["pending"] == 0 and not src._packed  # noqa: SLF001
+
+
+def test_without_a_connection_of_our_own_reads_go_through_the_pool(redis_client: redis.Redis, monkeypatch) -> None:
+    ids = mixed(redis_client, "pool")
+    for i in range(100):
+        redis_client.xadd("pool", {"data": json.dumps({"ts": i, "host": "p", "cpu": i})})
+    monkeypatch.setattr(RedisStreamSource, "_reader", lambda self: None)  # a pool we cannot copy
+    src = RedisStreamSource(S, redis_client, key="pool", group="g", max_rows=200, max_delay_s=0.2)
+    it = iter(src)
+    first = next_nonempty(it)  # mixed entries: entry by entry
+    assert first.offsets["ids"] == ids and first.frame.height == 199 and first.frame["host"][7] == "f7"
+    second = next_nonempty(it)  # all payloads: typed at once, from hiredis' lists
+    assert second.frame["cpu"].to_list() == [float(i) for i in range(100)]
+    src.ack(first)
+    src.ack(second)
+    assert redis_client.xpending("pool", "g")["pending"] == 0 and src._ahead is None  # noqa: SLF001
