@@ -17,10 +17,10 @@ import polars as pl
 from cepdsl.backends.base import SEQ, TIME, Executor, Progress, finalize
 from cepdsl.backends.numba.frames import concat_rows, frame_from_bytes, frame_to_bytes, input_columns, positions, take
 from cepdsl.backends.numba.groups import counting_sort
-from cepdsl.backends.numba.key_codes import column_codes, frame_codes
+from cepdsl.backends.numba.key_codes import StableCodes, column_codes, frame_codes
 from cepdsl.backends.numba.pattern_compile import compile_pattern
 from cepdsl.backends.numba.pattern_match import kept_rows, match_groups
-from cepdsl.backends.polars.expressions import compile_many
+from cepdsl.backends.polars.expressions import compile_many, compile_predicate
 from cepdsl.plan import PatternSpec, RulePlan
 
 _NO_TIME = np.iinfo(np.int64).min
@@ -30,6 +30,9 @@ _NO_ROWS = np.empty(0, np.int64)
 _COMPACT_ROWS = 8192
 #: ...or more chunks than this (gathers over many chunks get slow).
 _MAX_CHUNKS = 32
+#: `define` conditions that read one (non-float) column are evaluated once per distinct
+#: value, the results kept by value; past this many values they are evaluated per row.
+_MAX_VALUES = 4096
 
 
 class PatternExecutor(Executor):
@@ -54,6 +57,11 @@ class PatternExecutor(Executor):
         self._within = -1 if self.spec.within_us is None else int(self.spec.within_us)
         self._conditions = [(k, c) for k, (_, c) in enumerate(self.spec.defines) if c is not None]
         self._condition_exprs = compile_many([c for _, c in self._conditions]) if self._conditions else []
+        # A Polars select costs ~0.1 ms whatever the height; coding one column against
+        # the values seen before costs a third of that, and values are few (`status`).
+        self._value_column = self._single_condition_column(rule)
+        self._values = StableCodes(1) if self._value_column is not None else None
+        self._value_conds = np.ones((self._n_steps, 0), dtype=np.bool_)  # [step, value code]
         self._count_names = [f"{s}_count" for s in self.spec.steps]
         # An input field named like a record column is replaced, not duplicated.
         self._records_replace = bool(self._column_set & {"match_start", *self._count_names})
@@ -121,8 +129,33 @@ class PatternExecutor(Executor):
         return ts_us < max(released_us, self._bound)
 
     # -- matching ------------------------------------------------------------------------
+    def _single_condition_column(self, rule: RulePlan) -> str | None:
+        """The one column every `define` reads, if its values can be told apart exactly
+        (floats cannot: -0.0 and 0.0 are one key)."""
+        names = {n for _, c in self._conditions for n in compile_predicate(c).meta.root_names()}
+        if len(names) != 1:
+            return None
+        (name,) = names
+        dtype = next((f.dtype for f in rule.stream.fields if f.name == name), None)
+        if dtype is None or not (dtype == pl.String or dtype == pl.Boolean or dtype.is_integer()):
+            return None
+        return name
+
     def _step_columns(self, frame: pl.DataFrame) -> np.ndarray:
         """bool[n_steps, rows]: row satisfies step k (steps without `define`: every row)."""
+        if self._values is not None and frame.height:
+            column = frame.get_column(self._value_column)  # type: ignore[arg-type]
+            codes, new = self._values.codes([column])
+            if len(self._values) > _MAX_VALUES:
+                self._values, self._value_conds = None, self._value_conds[:, :0]
+            else:
+                if len(new):
+                    sample = column[positions(new)].to_frame()
+                    self._value_conds = np.concatenate((self._value_conds, self._evaluate(sample)), axis=1)
+                return np.take(self._value_conds, codes, axis=1)
+        return self._evaluate(frame)
+
+    def _evaluate(self, frame: pl.DataFrame) -> np.ndarray:
         conds = np.ones((self._n_steps, frame.height), dtype=np.bool_)
         if self._conditions and frame.height:
             # Eager select: the lazy engine's optimiser costs more than it saves on two

@@ -132,3 +132,43 @@ def test_input_columns_in_another_order_or_with_extras() -> None:
         outs[name] = pl.concat([first, rest])
     assert summary(outs["as is"], ("f", "o")) == HELD_MATCHES
     assert outs["reversed"].equals(outs["as is"]) and outs["extra"].equals(outs["as is"])
+
+
+@pytest.mark.parametrize("max_values", [4096, 2, 0])
+def test_conditions_on_one_column_by_value(monkeypatch: pytest.MonkeyPatch, max_values: int) -> None:
+    # Conditions reading only `event_type` are evaluated once per value (null included);
+    # past `_MAX_VALUES` values, per row again.  Same matches either way.
+    monkeypatch.setattr(pattern_mod, "_MAX_VALUES", max_values)
+    text = """rule nv
+  from auth
+  group by user
+  pattern f+ n
+  define f as event_type == "f", n as event_type is null or event_type == "x"
+"""
+    _, rule = rule_of(AUTH + text)
+    ev = [(0, "u", "f"), (1, "u", "g"), (2, "u", "f"), (3, "u", "f"), (4, "u", None), (5, "v", "f"),
+          (6, "v", "x"), (7, "u", "f"), (8, "u", "h"), (9, "u", "f"), (10, "u", "x")]  # fmt: skip
+    want = [("u", 2, 4, 2, 1), ("v", 5, 6, 1, 1), ("u", 9, 10, 1, 1)]
+    for cuts, snap in (([], None), (list(range(11)), None), ([3, 6, 9], 2)):
+        ex = executor_for(rule)
+        assert summary(run_batches(rule, frame(ev), cuts, snapshot_at=snap, executor=ex), ("f", "n")) == want
+
+
+def test_conditions_on_an_int_column_by_value() -> None:
+    stream = "stream m (ts: timestamp, user: str, code: int)\n"
+    text = """rule ic
+  from m
+  group by user
+  pattern e{2} ok
+  define e as code >= 500, ok as code < 300
+"""
+    _, rule = rule_of(stream + text)
+    df = pl.DataFrame(
+        {"ts": [at(i) for i in range(7)], "user": ["u"] * 7, "code": [500, 503, 200, None, 502, 599, 204]},
+        schema={"ts": pl.Datetime("us"), "user": pl.String, "code": pl.Int64},
+    )
+    out = run_batches(rule, df, [1, 2, 3, 4, 5, 6])
+    assert [(r["match_start"], r["ts"]) for r in out.select("match_start", "ts").iter_rows(named=True)] == [
+        (at(0), at(2)),
+        (at(4), at(6)),
+    ]
