@@ -440,6 +440,9 @@ def _sorted_unique(cells: Cells) -> bool:
 
 # --------------------------------------------------------------------------- executor
 
+#: Into an empty state, a batch of at least this many cells in pane order is taken as is.
+_ADOPT_MIN = 1 << 14
+
 _KERNEL_FUNCS = frozenset({"count", "sum", "avg", "min", "max", "std"})
 
 
@@ -555,9 +558,11 @@ class KernelPaneExecutor(Executor):
             fv, iv, valid = self._matrices(rows)
             n_slots = len(self.codes)
             n_cells = _count_cells(pane, slot, n_slots)
-            if self._m == 0 and bool(np.all(pane[1:] >= pane[:-1])):
+            if self._m == 0 and n_cells >= _ADOPT_MIN and bool(np.all(pane[1:] >= pane[:-1])):
                 # Cells of one batch are unique per (pane run, slot); rows in time order
-                # make them sorted by pane and unique: the state as they are.
+                # make them sorted by pane and unique: the state as they are, with no hash
+                # table (one big batch may never need one).  Small batches take the common
+                # path, so a warm-up batch loads its kernels.
                 self._set_cells(Cells(*reduce_cells(pane, slot, n_slots, fv, iv, valid, self.is_int, self.moments, n_cells)))
             else:
                 self._room(n_cells)

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 
 import numpy as np
 import polars as pl
+import pytest
 
 import cepdsl
 from cepdsl import interpret
@@ -62,10 +63,13 @@ def exact(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.drop("std_n")
 
 
-def test_micro_batches_equal_one_batch_and_the_interpreter() -> None:
+@pytest.mark.parametrize("adopt_min", [1, kw._ADOPT_MIN], ids=["adopt", "merge"])
+def test_micro_batches_equal_one_batch_and_the_interpreter(adopt_min: int, monkeypatch: pytest.MonkeyPatch) -> None:
     """Hundreds of keys over many panes in batches of 37 rows, disorder within the
     lateness: the state outgrows its first arrays and table and is evicted at each
-    emission."""
+    emission.  `adopt`: a batch in pane order into an empty state becomes the state as
+    it is (big batches only, by default)."""
+    monkeypatch.setattr(kw, "_ADOPT_MIN", adopt_min)
     frame = events(4_000, n_keys=300, seconds=600, seed=1, disorder_s=20)
     for window in ("sliding 1m every 20s", "tumbling 30s", "sliding 50s every 20s"):
         rules = compile_rule(window)
@@ -86,9 +90,11 @@ def test_micro_batches_equal_one_batch_and_the_interpreter() -> None:
         assert 0 < len(pane_start) and ((pane_start // ex.every) * ex.every + ex.size > ex.emitted_us).all()
 
 
-def test_late_rows_into_open_windows_equal_the_polars_pane_path() -> None:
+@pytest.mark.parametrize("adopt_min", [1, kw._ADOPT_MIN], ids=["adopt", "merge"])
+def test_late_rows_into_open_windows_equal_the_polars_pane_path(adopt_min: int, monkeypatch: pytest.MonkeyPatch) -> None:
     """Rows past the lateness go into windows still open: cells of older panes arrive
     after newer ones, so the state is out of pane order at emission and must be sorted."""
+    monkeypatch.setattr(kw, "_ADOPT_MIN", adopt_min)
     frame = events(4_000, n_keys=300, seconds=600, seed=4, disorder_s=50)
     ts = frame["ts"].dt.epoch("us").to_numpy()
     watermarks = np.maximum.accumulate([ts[i : i + 37].max() for i in range(0, len(ts), 37)]) - 30_000_000
