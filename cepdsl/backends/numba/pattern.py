@@ -2,9 +2,15 @@
 
 Per call: the buffered rows (each group's rows from its earliest undecided start)
 plus the new rows are numbered by group, the `define` conditions become one
-boolean column per step (one vectorised Polars select), rows are put group by
-group with a stable counting sort, and `match_groups` runs every group in one
-Numba pass.  See docs/patterns-absence-anomaly.md for when a match is decided.
+boolean column per step, rows are put group by group with a stable counting sort,
+and `match_groups` runs every group in one Numba pass.  See
+docs/patterns-absence-anomaly.md for when a match is decided.
+
+Small batches cost what their Polars calls cost (tens of µs each, whatever the
+height), so per batch only the new rows are evaluated and coded: buffered rows keep
+their time, step columns and group code as numpy arrays, and stay where they are in
+the rows received (the buffer is a list of positions, compacted now and then).  A
+batch that emits no match returns before building any frame.
 """
 
 from __future__ import annotations
@@ -17,9 +23,9 @@ import polars as pl
 from cepdsl.backends.base import SEQ, TIME, Executor, Progress, finalize
 from cepdsl.backends.numba.frames import concat_rows, frame_from_bytes, frame_to_bytes, input_columns, positions, take
 from cepdsl.backends.numba.groups import counting_sort
-from cepdsl.backends.numba.key_codes import StableCodes, column_codes, frame_codes
+from cepdsl.backends.numba.key_codes import StableCodes
 from cepdsl.backends.numba.pattern_compile import compile_pattern
-from cepdsl.backends.numba.pattern_match import kept_rows, match_groups
+from cepdsl.backends.numba.pattern_match import dense_ids, kept_rows, match_groups, take_columns
 from cepdsl.backends.polars.expressions import compile_many, compile_predicate
 from cepdsl.plan import PatternSpec, RulePlan
 
@@ -33,16 +39,12 @@ _MAX_CHUNKS = 32
 #: `define` conditions that read one (non-float) column are evaluated once per distinct
 #: value, the results kept by value; past this many values they are evaluated per row.
 _MAX_VALUES = 4096
+#: Group codes are kept across batches (each batch codes its new rows only); the table
+#: is started afresh when it holds this many more keys than 4x the buffered rows.
+_STALE_KEYS = 65536
 
 
 class PatternExecutor(Executor):
-    """Small batches cost what their Polars calls cost (tens of µs each, whatever the
-    height), so per batch: the `define` conditions are evaluated once per row (the
-    buffered rows keep their step columns and times as numpy arrays), new rows are
-    stacked under the rows already received and the buffer is a list of positions
-    in them (compacted now and then, not gathered every batch), and a batch that
-    emits no match returns before building any frame."""
-
     STATE_VERSION = 1
 
     def __init__(self, rule: RulePlan) -> None:
@@ -62,15 +64,20 @@ class PatternExecutor(Executor):
         self._value_column = self._single_condition_column(rule)
         self._values = StableCodes(1) if self._value_column is not None else None
         self._value_conds = np.ones((self._n_steps, 0), dtype=np.bool_)  # [step, value code]
+        self._groups = StableCodes(len(self.keys)) if self.keys else None
+        self._scratch = np.full(64, -1, np.int64)  # for `dense_ids`: longer than the largest code
         self._count_names = [f"{s}_count" for s in self.spec.steps]
         # An input field named like a record column is replaced, not duplicated.
         self._records_replace = bool(self._column_set & {"match_start", *self._count_names})
+        self._empty: tuple[RulePlan, pl.DataFrame] | None = None
         # The buffer (each group's rows from its earliest undecided start) is `_rows` at
-        # positions `_live`; `_buffer_t` and `_buffer_conds` are their TIME and step columns.
+        # positions `_live`; their TIME, step columns and group codes (None: not known
+        # yet, after load_state or a fresh code table).
         self._rows: pl.DataFrame | None = None
         self._live = _NO_ROWS
         self._buffer_t = _NO_ROWS
-        self._buffer_conds: np.ndarray | None = None  # None: not evaluated yet (after load_state)
+        self._buffer_conds: np.ndarray | None = None
+        self._buffer_codes: np.ndarray | None = None
         # Decided matches that may not be emitted yet (order): frames, each in (TIME, SEQ)
         # order, merged only when some are emitted; their TIME and SEQ, in part order.
         self._held: list[pl.DataFrame] = []
@@ -96,16 +103,17 @@ class PatternExecutor(Executor):
         t_new = rows.get_column(TIME).to_numpy()
         if rows.height:
             self._max_t = max(self._max_t, int(t_new.max()))
-        conds_new = self._step_columns(rows)
         bound = max(self._max_t, progress.watermark_us)
         if self._rows is None:
-            return self._run(rows, None, t_new, conds_new, bound, final=False)
+            return self._run(rows, None, t_new, self._step_columns(rows), self._group_codes(rows), bound, final=False)
+        conds_old, codes_old = self._buffered()
         n_old = self._rows.height
         return self._run(
             concat_rows(self._rows, rows),
             np.concatenate((self._live, np.arange(n_old, n_old + rows.height, dtype=np.int64))),
             np.concatenate((self._buffer_t, t_new)),
-            np.concatenate((self._buffered_conds(), conds_new), axis=1),
+            np.concatenate((conds_old, self._step_columns(rows)), axis=1),
+            np.concatenate((codes_old, self._group_codes(rows))),
             bound,
             final=False,
         )
@@ -114,21 +122,27 @@ class PatternExecutor(Executor):
         w = self.spec.within_us
         bound = max(self._max_t, progress.watermark_us)
         if self._rows is None or w is None or bound - self._earliest_undecided <= w:
-            return self.rule.empty_output()
-        return self._run(self._rows, self._live, self._buffer_t, self._buffered_conds(), bound, final=False)
+            return self._empty_output()
+        return self._run(self._rows, self._live, self._buffer_t, *self._buffered(), bound, final=False)
 
     def finish(self, progress: Progress) -> pl.DataFrame:
         bound = max(self._max_t, progress.watermark_us)
         if self._rows is None:
             self._bound = max(self._bound, bound)
             return self._release(None, final=True, has_undecided=False)
-        return self._run(self._rows, self._live, self._buffer_t, self._buffered_conds(), bound, final=True)
+        return self._run(self._rows, self._live, self._buffer_t, *self._buffered(), bound, final=True)
 
     def late_mask(self, ts_us: np.ndarray, released_us: int) -> np.ndarray:
         # Starts were decided assuming no row earlier than `_bound` would come.
         return ts_us < max(released_us, self._bound)
 
-    # -- matching ------------------------------------------------------------------------
+    def _empty_output(self) -> pl.DataFrame:
+        # `rule.empty_output()` hashes the rule's output fields on every call.
+        if self._empty is None or self._empty[0] is not self.rule:
+            self._empty = (self.rule, self.rule.empty_output())
+        return self._empty[1].clear()
+
+    # -- per-row columns ---------------------------------------------------------------
     def _single_condition_column(self, rule: RulePlan) -> str | None:
         """The one column every `define` reads, if its values can be told apart exactly
         (floats cannot: -0.0 and 0.0 are one key)."""
@@ -152,7 +166,7 @@ class PatternExecutor(Executor):
                 if len(new):
                     sample = column[positions(new)].to_frame()
                     self._value_conds = np.concatenate((self._value_conds, self._evaluate(sample)), axis=1)
-                return np.take(self._value_conds, codes, axis=1)
+                return take_columns(self._value_conds, codes)
         return self._evaluate(frame)
 
     def _evaluate(self, frame: pl.DataFrame) -> np.ndarray:
@@ -165,41 +179,49 @@ class PatternExecutor(Executor):
                 conds[k] = values.to_series(j).to_numpy()
         return conds
 
-    def _buffered_conds(self) -> np.ndarray:
-        if self._buffer_conds is None:
+    def _group_codes(self, frame: pl.DataFrame) -> np.ndarray:
+        """Each row's group code (the same for the same key in every batch: exact)."""
+        if self._groups is None:
+            return np.zeros(frame.height, np.int64)
+        codes, _ = self._groups.codes([frame.get_column(k) for k in self.keys])
+        return codes
+
+    def _buffered(self) -> tuple[np.ndarray, np.ndarray]:
+        """The buffered rows' step columns and group codes."""
+        if self._buffer_conds is None or self._buffer_codes is None:
             buffer = self._buffer
             assert buffer is not None
-            self._buffer_conds = self._step_columns(buffer)
-        return self._buffer_conds
+            if self._buffer_conds is None:
+                self._buffer_conds = self._step_columns(buffer)
+            if self._buffer_codes is None:
+                self._buffer_codes = self._group_codes(buffer)
+        return self._buffer_conds, self._buffer_codes
 
-    def _group_ids(self, rows: pl.DataFrame, live: np.ndarray | None, n: int) -> tuple[np.ndarray, int]:
-        if not self.keys:
-            return np.zeros(n, np.int64), 1
-        at = None if live is None else positions(live)
-        if len(self.keys) == 1:
-            key = rows.get_column(self.keys[0])
-            ids, firsts = column_codes(key if at is None else key[at])
-        else:
-            keys = rows[list(self.keys)]
-            ids, firsts = frame_codes(keys if at is None else keys[at])
-        return ids, len(firsts)
-
+    # -- matching ------------------------------------------------------------------------
     def _run(
-        self, rows: pl.DataFrame, live: np.ndarray | None, t: np.ndarray, conds: np.ndarray, bound: int, final: bool
+        self,
+        rows: pl.DataFrame,
+        live: np.ndarray | None,
+        t: np.ndarray,
+        conds: np.ndarray,
+        codes: np.ndarray,
+        bound: int,
+        final: bool,
     ) -> pl.DataFrame:
         """Match over `rows` at positions `live` (None: all of them), in (TIME, SEQ)
-        order: buffered rows, then new rows.  `t` and `conds` are theirs."""
+        order: buffered rows, then new rows.  `t`, `conds` and `codes` are theirs."""
         self._bound = max(self._bound, bound)
         n = len(t)
         if n == 0:
             return self._release(None, final, has_undecided=False)
-        ids, n_groups = self._group_ids(rows, live, n)
+        if self._groups is not None and len(self._groups) > self._scratch.shape[0]:
+            self._scratch = np.full(2 * len(self._groups), -1, np.int64)
+        ids, n_groups = dense_ids(codes, self._scratch)
         perm, offsets = counting_sort(ids, n_groups)
         t_sorted = t[perm]
         p = self.program
-        # np.take, not conds[:, perm]: the kernel is compiled for C-contiguous arrays.
         m_first, m_last, m_counts, undecided = match_groups(
-            t_sorted, np.take(conds, perm, axis=1), offsets, p.op, p.a, p.b, p.memo, p.n_registers, p.first,
+            t_sorted, take_columns(conds, perm), offsets, p.op, p.a, p.b, p.memo, p.n_registers, p.first,
             self._within, int(bound), final,
         )  # fmt: skip
         keep, earliest = kept_rows(ids, perm, undecided, t)
@@ -221,18 +243,22 @@ class PatternExecutor(Executor):
         if has_undecided:
             self._earliest_undecided = int(earliest)
             if len(keep) == n:
-                self._keep(rows, np.arange(n, dtype=np.int64) if live is None else live, t, conds)
+                self._keep(rows, np.arange(n, dtype=np.int64) if live is None else live, t, conds, codes)
             else:
-                self._keep(rows, keep if live is None else live[keep], t[keep], conds[:, keep])
+                self._keep(rows, keep if live is None else live[keep], t[keep], conds[:, keep], codes[keep])
         else:
-            self._rows, self._live, self._buffer_t, self._buffer_conds = None, _NO_ROWS, _NO_ROWS, None
+            self._rows, self._live, self._buffer_t, self._buffer_conds, self._buffer_codes = None, _NO_ROWS, _NO_ROWS, None, None
             self._earliest_undecided = _NO_TIME
+        if self._groups is not None and len(self._groups) > 4 * len(self._live) + _STALE_KEYS:
+            # Keys no longer buffered would stay in the table for ever: start it afresh
+            # (the buffered rows are coded again on the next call).
+            self._groups, self._buffer_codes = StableCodes(len(self.keys)), None
         return self._release(records, final, has_undecided)
 
-    def _keep(self, rows: pl.DataFrame, live: np.ndarray, t: np.ndarray, conds: np.ndarray) -> None:
+    def _keep(self, rows: pl.DataFrame, live: np.ndarray, t: np.ndarray, conds: np.ndarray, codes: np.ndarray) -> None:
         if rows.height > max(4 * len(live), _COMPACT_ROWS) or rows.n_chunks() > _MAX_CHUNKS:
             rows, live = take(rows, live), np.arange(len(live), dtype=np.int64)
-        self._rows, self._live, self._buffer_t, self._buffer_conds = rows, live, t, conds
+        self._rows, self._live, self._buffer_t, self._buffer_conds, self._buffer_codes = rows, live, t, conds, codes
 
     def _release(self, records: pl.DataFrame | None, final: bool, has_undecided: bool) -> pl.DataFrame:
         """Emit decided matches in (ts, last row) order; hold back those an undecided
@@ -244,7 +270,7 @@ class PatternExecutor(Executor):
         n = len(self._held_t)
         n_out = n if final or not has_undecided else int(np.count_nonzero(self._held_t < self._earliest_undecided))
         if n_out == 0:  # the common case while a start is open: nothing to build
-            return self.rule.empty_output()
+            return self._empty_output()
         pending, order = self._merged_held()
         if n_out == n:
             out = pending if order is None else take(pending, order)
@@ -291,7 +317,7 @@ class PatternExecutor(Executor):
         else:
             self._live = np.arange(self._rows.height, dtype=np.int64)
             self._buffer_t = self._rows.get_column(TIME).to_numpy()
-        self._buffer_conds = None
+        self._buffer_conds = self._buffer_codes = None
         held = frame_from_bytes(state["held"])
         if held is None or held.height == 0:
             self._held, self._held_t, self._held_seq = [], _NO_ROWS, _NO_ROWS

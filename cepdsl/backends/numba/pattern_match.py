@@ -260,3 +260,32 @@ def kept_rows(ids: np.ndarray, perm: np.ndarray, undecided: np.ndarray, t: np.nd
             keep[m] = i
             m += 1
     return keep[:m], earliest
+
+
+@nb.njit(cache=True)
+def dense_ids(codes: np.ndarray, scratch: np.ndarray) -> tuple[np.ndarray, int]:
+    """Codes (group codes kept across calls) → ids 0, 1, ... in order of first
+    appearance, and how many.  `scratch` (-1 everywhere, longer than the largest code)
+    is left as it was found: only the entries of codes present are touched."""
+    n = codes.shape[0]
+    ids = np.empty(n, np.int64)
+    n_ids = 0
+    for i in range(n):
+        c = codes[i]
+        if scratch[c] < 0:
+            scratch[c] = n_ids
+            n_ids += 1
+        ids[i] = scratch[c]
+    for i in range(n):
+        scratch[codes[i]] = -1
+    return ids, n_ids
+
+
+@nb.njit(cache=True)
+def take_columns(a: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """a[:, idx], C-contiguous (what the kernels are compiled for)."""
+    out = np.empty((a.shape[0], idx.shape[0]), a.dtype)
+    for k in range(a.shape[0]):
+        for i in range(idx.shape[0]):
+            out[k, i] = a[k, idx[i]]
+    return out

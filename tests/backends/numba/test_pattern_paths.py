@@ -172,3 +172,31 @@ def test_conditions_on_an_int_column_by_value() -> None:
         (at(0), at(2)),
         (at(4), at(6)),
     ]
+
+
+@pytest.mark.parametrize("stale_keys", [65536, 0])
+def test_group_codes_kept_across_batches_two_keys_and_nulls(monkeypatch: pytest.MonkeyPatch, stale_keys: int) -> None:
+    # Group codes of new rows only, kept with the buffered rows; with `_STALE_KEYS` 0 the
+    # code table starts afresh after every call and the buffered rows are coded again.
+    monkeypatch.setattr(pattern_mod, "_STALE_KEYS", stale_keys)
+    stream = "stream k (ts: timestamp, a: str, b: int, e: str)\n"
+    text = """rule two
+  from k
+  group by a, b
+  pattern f{2,} o
+  define f as e == "f", o as e == "o"
+"""
+    _, rule = rule_of(stream + text)
+    keys = [("x", 1), ("x", 2), (None, 1), ("x", None), ("x", 1), ("x", 2), (None, 1), ("x", None),
+            (None, 1), ("x", 1), ("x", 2), ("x", None), ("x", 1)]  # fmt: skip
+    es = ["f", "f", "f", "f", "f", "f", "f", "f", "o", "o", "f", "o", "o"]
+    df = pl.DataFrame(
+        {"ts": [at(i) for i in range(13)], "a": [k[0] for k in keys], "b": [k[1] for k in keys], "e": es},
+        schema={"ts": pl.Datetime("us"), "a": pl.String, "b": pl.Int64, "e": pl.String},
+    )
+    want = [(None, 1, 2, 8), ("x", 1, 0, 9), ("x", None, 3, 11)]  # (x, 2) takes f f f, then ends
+    for cuts in ([], list(range(13)), [4, 9]):
+        out = run_batches(rule, df, cuts)
+        got = [(r["a"], r["b"], (r["match_start"] - at(0)).total_seconds(), (r["ts"] - at(0)).total_seconds())
+               for r in out.iter_rows(named=True)]  # fmt: skip
+        assert got == want
