@@ -65,6 +65,12 @@ def concat_rows(old: pl.DataFrame | None, new: pl.DataFrame) -> pl.DataFrame:
         return new
     if new.height == 0:
         return old
-    if new.columns != old.columns or new.dtypes != old.dtypes:
-        new = new.select(old.columns).cast(dict(old.schema))
-    return old.vstack(new)
+    if new.columns == old.columns:
+        # vstack checks the dtypes itself (and refuses any difference but a Null column
+        # taking the other's dtype, which the cast below would also do): comparing them
+        # here first cost more than the stacking.
+        try:
+            return old.vstack(new)
+        except pl.exceptions.PolarsError:
+            pass
+    return old.vstack(new.select(old.columns).cast(dict(old.schema)))

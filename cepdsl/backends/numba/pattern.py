@@ -22,10 +22,9 @@ import polars as pl
 
 from cepdsl.backends.base import SEQ, TIME, Executor, Progress, finalize
 from cepdsl.backends.numba.frames import concat_rows, frame_from_bytes, frame_to_bytes, input_columns, positions, take
-from cepdsl.backends.numba.groups import counting_sort
 from cepdsl.backends.numba.key_codes import StableCodes
 from cepdsl.backends.numba.pattern_compile import compile_pattern
-from cepdsl.backends.numba.pattern_match import dense_ids, kept_rows, match_groups, take_columns
+from cepdsl.backends.numba.pattern_match import match_rows, take_columns
 from cepdsl.backends.polars.expressions import compile_many, compile_predicate
 from cepdsl.plan import PatternSpec, RulePlan
 
@@ -216,28 +215,21 @@ class PatternExecutor(Executor):
             return self._release(None, final, has_undecided=False)
         if self._groups is not None and len(self._groups) > self._scratch.shape[0]:
             self._scratch = np.full(2 * len(self._groups), -1, np.int64)
-        ids, n_groups = dense_ids(codes, self._scratch)
-        perm, offsets = counting_sort(ids, n_groups)
-        t_sorted = t[perm]
         p = self.program
-        m_first, m_last, m_counts, undecided = match_groups(
-            t_sorted, take_columns(conds, perm), offsets, p.op, p.a, p.b, p.memo, p.n_registers, p.first,
+        # One array layout for the kernel, so it is compiled (and cached) once: the
+        # TIME column's numpy view is read-only, kept step columns are strided.
+        t, conds, codes = np.require(t, np.int64, "CW"), np.require(conds, np.bool_, "CW"), np.require(codes, np.int64, "CW")
+        last, start_t, counts, keep, earliest = match_rows(
+            t, conds, codes, self._scratch, p.op, p.a, p.b, p.memo, p.n_registers, p.first,
             self._within, int(bound), final,
         )  # fmt: skip
-        keep, earliest = kept_rows(ids, perm, undecided, t)
         has_undecided = len(keep) > 0  # an open group keeps at least its start row
         records = None
-        if len(m_first):
-            # Rows are in (TIME, SEQ) order, so ordering matches by their last row's
-            # position orders them for output without a frame sort.
-            last = perm[m_last]
-            order = np.argsort(last, kind="stable")
-            m_counts = m_counts[order]
+        if len(last):
             extra = [  # int64 arrays: Series of numpy's dtype, no cast
-                pl.Series("match_start", t_sorted[m_first[order]]),
-                *(pl.Series(name, m_counts[:, k]) for k, name in enumerate(self._count_names)),
+                pl.Series("match_start", start_t),
+                *(pl.Series(name, counts[:, k]) for k, name in enumerate(self._count_names)),
             ]
-            last = last[order]
             records = take(rows, last if live is None else live[last])
             records = records.with_columns(extra) if self._records_replace else records.hstack(extra)
         if has_undecided:

@@ -289,3 +289,61 @@ def take_columns(a: np.ndarray, idx: np.ndarray) -> np.ndarray:
         for i in range(idx.shape[0]):
             out[k, i] = a[k, idx[i]]
     return out
+
+
+@nb.njit(cache=True)
+def match_rows(
+    t: np.ndarray,  # int64[n] event times of rows in (TIME, SEQ) order
+    conds: np.ndarray,  # bool[n_steps, n]
+    codes: np.ndarray,  # int64[n] group codes (any numbering)
+    scratch: np.ndarray,  # for `dense_ids`
+    op: np.ndarray,
+    a: np.ndarray,
+    b: np.ndarray,
+    memo: np.ndarray,
+    n_registers: int,
+    first: np.ndarray,
+    within: int,
+    bound: int,
+    final: bool,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+    """`match_groups` over rows in arrival order: rows are put group by group (stable
+    counting sort) and the results mapped back, all in one call (each call from Python
+    costs its argument checks).  Returns, for the decided matches in output order (by
+    their last row): that row, the first row's time, the step counts; then the rows to
+    keep and the earliest undecided start's time (see `kept_rows`)."""
+    n = t.shape[0]
+    ids, n_groups = dense_ids(codes, scratch)
+    offsets = np.zeros(n_groups + 1, np.int64)
+    for i in range(n):
+        offsets[ids[i] + 1] += 1
+    for g in range(n_groups):
+        offsets[g + 1] += offsets[g]
+    perm = np.empty(n, np.int64)
+    fill = offsets[:-1].copy()
+    for i in range(n):
+        perm[fill[ids[i]]] = i
+        fill[ids[i]] += 1
+    t_sorted = np.empty(n, np.int64)
+    for i in range(n):
+        t_sorted[i] = t[perm[i]]
+    m_first, m_last, m_counts, undecided = match_groups(
+        t_sorted, take_columns(conds, perm), offsets, op, a, b, memo, n_registers, first, within, bound, final
+    )
+    keep, earliest = kept_rows(ids, perm, undecided, t)
+    n_matches = m_first.shape[0]
+    last = np.empty(n_matches, np.int64)
+    for j in range(n_matches):
+        last[j] = perm[m_last[j]]
+    # Rows are in (TIME, SEQ) order, so ordering matches by their last row orders
+    # them for output.
+    order = np.argsort(last, kind="mergesort")
+    last_out = np.empty(n_matches, np.int64)
+    start_t = np.empty(n_matches, np.int64)
+    counts = np.empty_like(m_counts)
+    for j in range(n_matches):
+        o = order[j]
+        last_out[j] = last[o]
+        start_t[j] = t_sorted[m_first[o]]
+        counts[j] = m_counts[o]
+    return last_out, start_t, counts, keep, earliest
