@@ -36,6 +36,7 @@ from typing import Any
 import numba as nb
 import numpy as np
 import polars as pl
+import pyarrow as pa
 
 from cepdsl.backends.base import TIME, Executor, Progress, finalize
 from cepdsl.backends.numba.key_codes import StableCodes, _mix
@@ -501,6 +502,9 @@ class KernelPaneExecutor(Executor):
             from cepdsl.backends.polars.expressions import compile_expr
 
             self._having = compile_expr(rule.having)
+        # `having` reads only aggregates: it can run before the group keys are joined on.
+        names = {a.name for a in rule.aggregates} | {"window_start", "window_end"}
+        self._having_on_aggregates = self._having is not None and set(self._having.meta.root_names()) <= names
 
     # -- state cells ------------------------------------------------------------------
     # The state is one cell per (pane, slot) in the first `_m` entries of arrays with
@@ -626,18 +630,24 @@ class KernelPaneExecutor(Executor):
         rank = self.codes.order()
         order = np.lexsort((rank[slot], k))
         k, slot, n = k[order], slot[order], n[order]
-        cols: dict[str, Any] = {}
-        for a in rule.aggregates:
-            cols[a.name] = self._aggregate(a, order, n, cnt, fsum, fmin, fmax, isum, imin, imax, m2)
+        cols = [self._aggregate(a, order, n, cnt, fsum, fmin, fmax, isum, imin, imax, m2) for a in rule.aggregates]
         start = k * self.every
-        frame = pl.DataFrame(
-            [pl.Series("window_start", start), pl.Series("window_end", start + self.size), *cols.values()]
-        )
+        frame = pl.DataFrame([pl.Series("window_start", start), pl.Series("window_end", start + self.size), *cols])
+        having = self._having
+        if having is not None and self._having_on_aggregates:
+            # `having` first, keys only for the windows that pass: most emissions of a
+            # selective rule then end here, without the keys' gather and the record casts.
+            passed = frame.with_row_index("__r").filter(having)
+            if passed.height == 0:
+                return self._empty
+            if passed.height < frame.height:
+                slot = slot[passed.get_column("__r").to_numpy()]
+            frame, having = passed.drop("__r"), None
         if rule.group_by:
             keys = self.codes.table.select(pl.all().gather(pl.Series(slot, dtype=pl.Int64)))
             frame = pl.concat([keys, frame], how="horizontal")
-        if self._having is not None:
-            frame = frame.filter(self._having)
+        if having is not None:
+            frame = frame.filter(having)
             if frame.height == 0:
                 return self._empty
         return finalize(rule, frame.with_columns(pl.col("window_end").alias("ts")))
@@ -668,9 +678,8 @@ class KernelPaneExecutor(Executor):
             empty = c < 2
         else:  # pragma: no cover - kernel_fields refuses the rest
             raise ValueError(a.func)
-        s = pl.Series(a.name, vals)
-        if empty.any():
-            s = pl.select(pl.when(pl.Series(empty)).then(None).otherwise(s).alias(a.name)).to_series()
+        # Nulls through an Arrow validity mask: ~10 µs where a Polars when/then costs ~250.
+        s = pl.Series(a.name, pa.array(vals, mask=empty)) if empty.any() else pl.Series(a.name, vals)
         if t is Type.TIMESTAMP and a.func in ("min", "max"):
             s = s.cast(pl.Datetime("us"))
         return s
