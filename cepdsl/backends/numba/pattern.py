@@ -264,27 +264,35 @@ class PatternExecutor(Executor):
         if n_out == 0:  # the common case while a start is open: nothing to build
             return self._empty_output()
         pending, order = self._merged_held()
-        if n_out == n:
-            out = pending if order is None else take(pending, order)
-            self._held, self._held_t, self._held_seq = [], _NO_ROWS, _NO_ROWS
+        rest: pl.DataFrame | None = None
+        if order is None:  # already in order: slices, no gathers
+            out = pending if n_out == n else pending.slice(0, n_out)
+            if n_out < n:
+                rest = pending.slice(n_out)
+                if rest.n_chunks() > _MAX_CHUNKS:
+                    rest = rest.rechunk()
+            self._held_t, self._held_seq = self._held_t[n_out:], self._held_seq[n_out:]
         else:
             # In (TIME, SEQ) order the matches before the earliest undecided start come first.
-            if order is None:
-                order = np.arange(n, dtype=np.int64)
-            out, rest = take(pending, order[:n_out]), order[n_out:]
-            self._held = [take(pending, rest)]
-            self._held_t, self._held_seq = self._held_t[rest], self._held_seq[rest]
+            out = take(pending, order[:n_out])
+            if n_out < n:
+                rest = take(pending, order[n_out:])
+            self._held_t, self._held_seq = self._held_t[order[n_out:]], self._held_seq[order[n_out:]]
+        self._held = [] if rest is None else [rest]
         return finalize(self.rule, out, {"ts": TIME})
 
     def _merged_held(self) -> tuple[pl.DataFrame, np.ndarray | None]:
-        """The held matches as one frame, and the order that sorts it (None: sorted)."""
+        """The held matches as one frame, and the order that sorts it (None: sorted;
+        parts are, and usually follow each other: a match ending on a row it needed
+        no later row to decide is decided in the batch of that row)."""
         parts = self._held
         if len(parts) == 1:
             return parts[0], None
         merged = parts[0]
         for part in parts[1:]:
             merged = concat_rows(merged, part)
-        return merged, np.lexsort((self._held_seq, self._held_t))
+        order = np.lexsort((self._held_seq, self._held_t))
+        return merged, None if np.array_equal(order, np.arange(len(order))) else order
 
     # -- state ---------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:

@@ -200,3 +200,33 @@ def test_group_codes_kept_across_batches_two_keys_and_nulls(monkeypatch: pytest.
         got = [(r["a"], r["b"], (r["match_start"] - at(0)).total_seconds(), (r["ts"] - at(0)).total_seconds())
                for r in out.iter_rows(named=True)]  # fmt: skip
         assert got == want
+
+
+# `a b+` is decided when a row that is not b comes, so a match ending earlier can be
+# decided later: u's (ts 3) after v's (ts 5), both held while w's start (0) is open;
+# x's start (5.5) stays open to the end, so w's match (ts 8) waits for `finish`.
+LATE = [(0, "w", "a"), (1, "u", "a"), (2, "u", "b"), (3, "u", "b"), (4, "v", "a"), (5, "v", "b"),
+        (5.5, "x", "a"), (6, "v", "c"), (7, "u", "c"), (8, "w", "b"), (9, "w", "c")]  # fmt: skip
+LATE_MATCHES = [("u", 1, 3, 1, 2), ("v", 4, 5, 1, 1), ("w", 0, 8, 1, 1)]
+AB = """rule ab
+  from auth
+  group by user
+  pattern a b+
+  define a as event_type == "a", b as event_type == "b"
+"""
+
+
+def test_held_matches_decided_out_of_order_leave_sorted() -> None:
+    _, rule = rule_of(AUTH + AB)
+    rows = released(rule, frame(LATE))
+    ex = executor_for(rule)
+    outs = []
+    for i in range(rows.height):
+        t = us(LATE[i][0])
+        outs.append(summary(ex.process(rows.slice(i, 1), Progress(t, us(0), t)), ("a", "b")))
+    assert outs[:10] == [[]] * 10
+    assert outs[10] == LATE_MATCHES[:2]  # w's match is held: x's start (5.5) is before it
+    assert summary(ex.finish(Progress(us(9), us(0), us(9))), ("a", "b")) == LATE_MATCHES[2:]
+    df = frame(LATE)
+    for cuts, snap in (([], None), (list(range(df.height)), 9), ([7, 8, 10], 2)):
+        assert summary(run_batches(rule, df, cuts, snapshot_at=snap), ("a", "b")) == LATE_MATCHES
