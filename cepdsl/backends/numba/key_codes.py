@@ -219,6 +219,26 @@ def code_keys_into(
     return table, arena
 
 
+@nb.njit(cache=True)
+def code_strings_into(
+    views: np.ndarray,
+    data: np.ndarray,
+    base: np.ndarray,
+    valid: np.ndarray,
+    codes: np.ndarray,
+    firsts: np.ndarray,
+    table: np.ndarray,
+    arena: np.ndarray,
+    meta: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """`view_keys` then `code_keys_into`: one call (and no key arrays in Python) per batch."""
+    n = codes.shape[0]
+    k0 = np.empty(n, np.uint64)
+    k1 = np.empty(n, np.uint64)
+    view_keys(views, data, base, k0, k1)
+    return code_keys_into(k0, k1, valid, views, data, base, codes, firsts, table, arena, meta)
+
+
 _NO_NULLS = np.zeros(0, np.uint8)
 #: One data buffer (offsets from 0) / no data buffer (inline strings only); read only by the kernels.
 _BASE0 = np.zeros(1, np.int64)
@@ -240,6 +260,15 @@ def _string_codes(s: pl.Series) -> tuple[np.ndarray, np.ndarray]:
 
 def _string_keys(s: pl.Series) -> tuple[np.ndarray, ...]:
     """`code_keys`' (k0, k1, valid, views, data, base) for a String column."""
+    views, data, base = _string_views(s)
+    n = views.shape[0] // 2
+    k0, k1 = np.empty(n, np.uint64), np.empty(n, np.uint64)
+    view_keys(views, data, base, k0, k1)
+    return k0, k1, _valid(s), views, data, base
+
+
+def _string_views(s: pl.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A String column's Arrow views (flat uint64[2n]), data bytes and buffer offsets."""
     if s.n_chunks() > 1:
         s = s.rechunk()
     arr = s.to_arrow(compat_level=_NEWEST)  # string_view: zero copy
@@ -255,9 +284,7 @@ def _string_keys(s: pl.Series) -> tuple[np.ndarray, ...]:
         base = np.concatenate([[0], np.cumsum([b.shape[0] for b in data_bufs])[:-1]]).astype(np.int64)
     else:
         data, base = _DATA0, _BASE0
-    k0, k1 = np.empty(n, np.uint64), np.empty(n, np.uint64)
-    view_keys(flat, data, base, k0, k1)
-    return k0, k1, _valid(s), flat, data, base
+    return flat, data, base
 
 
 def _words(s: pl.Series) -> np.ndarray:
@@ -357,7 +384,13 @@ class _Table:
         if isinstance(dt, (pl.Categorical, pl.Enum)):
             s, dt = s.cast(pl.String), pl.String()
         if dt.__class__ is pl.String:  # not `==`: DataType.__eq__ costs ~2 µs
-            return self.code(*_string_keys(s))
+            views, data, base = _string_views(s)
+            n = s.len()
+            codes = np.empty(n, np.int64)
+            firsts = np.empty(max(n, 1), np.int64)
+            before = int(self.meta[0])
+            self.table, self.arena = code_strings_into(views, data, base, _valid(s), codes, firsts, self.table, self.arena, self.meta)
+            return codes, firsts[: int(self.meta[0]) - before]
         return self.code(_words(s), _ZEROS[: s.len()] if s.len() <= _ZEROS.shape[0] else np.zeros(s.len(), np.uint64),
                          _valid(s), _NO_WORDS, _NO_BYTES, _NO_BASE)  # fmt: skip
 

@@ -358,10 +358,10 @@ def absorb_cells(tab, m, s_pane, s_slot, s_n, s_cnt, s_fsum, s_fmin, s_fmax, s_i
 
 @nb.njit(cache=True)
 def add_rows(tab, m, s_pane, s_slot, s_n, s_cnt, s_fsum, s_fmin, s_fmax, s_isum, s_imin, s_imax, s_mean, s_m2,
-             pane, slot, n_slots, fv, iv, valid, is_int, moments, n_cells):  # fmt: skip  # noqa: ANN001, ANN201
+             pane, slot, n_slots, fv, iv, valid, is_int, moments):  # fmt: skip  # noqa: ANN001, ANN201
     """`reduce_cells` then `absorb_cells` in one call: the batch's cells are never boxed
     as Python objects (~1 µs an array)."""
-    c = reduce_cells(pane, slot, n_slots, fv, iv, valid, is_int, moments, n_cells)
+    c = reduce_cells(pane, slot, n_slots, fv, iv, valid, is_int, moments, _count_cells(pane, slot, n_slots))
     return absorb_cells(tab, m, s_pane, s_slot, s_n, s_cnt, s_fsum, s_fmin, s_fmax, s_isum, s_imin, s_imax, s_mean, s_m2,
                         c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8], c[9], c[10], c[11], is_int, moments)  # fmt: skip
 
@@ -493,6 +493,9 @@ class KernelPaneExecutor(Executor):
         self.types = [rule.stream.field(f).type for f in fields]  # type: ignore[union-attr]
         self.is_int = np.array([t in (Type.INT, Type.TIMESTAMP) for t in self.types], dtype=np.bool_)
         self.moments = any(a.func == "std" for a in rule.aggregates)
+        nf = len(fields)
+        self._no_values = (np.zeros((nf, 0)), np.zeros((nf, 0), np.int64), np.ones((nf, 0), np.bool_))
+        self._reads_fv, self._reads_iv = bool((~self.is_int).any()), bool(self.is_int.any())
         self.codes = KeyCodes({f.name: f.dtype for f in rule.group_by})
         self._set_cells(Cells.empty(len(fields)))
         self.emitted_us: int | None = None
@@ -541,8 +544,11 @@ class KernelPaneExecutor(Executor):
         # Null-free columns (the common case) cost two cheap Polars calls a field: no
         # fill_null (a lazy query each), and values of null rows are never read.
         n, nf = rows.height, len(self.fields)
-        fv = np.zeros((nf, n))
-        iv = np.zeros((nf, n), np.int64)
+        if nf == 0:  # count() only
+            return self._no_values
+        # The kernel reads fv only for float (or only counted) fields, iv only for int ones.
+        fv = np.zeros((nf, n)) if self._reads_fv else self._no_values[0]
+        iv = np.zeros((nf, n), np.int64) if self._reads_iv else self._no_values[1]
         valid = np.ones((nf, n), np.bool_)
         for f, (name, t) in enumerate(zip(self.fields, self.types, strict=True)):
             s = rows.get_column(name)
@@ -550,7 +556,7 @@ class KernelPaneExecutor(Executor):
             if nulls:
                 valid[f] = s.is_not_null().to_numpy()
             if t is Type.TIMESTAMP:
-                if s.dtype != pl.Datetime("us"):
+                if getattr(s.dtype, "time_unit", None) != "us":
                     s = s.dt.epoch("us")
                 s = s.to_physical()
                 iv[f] = (s.fill_null(0) if nulls else s).to_numpy()
@@ -568,17 +574,19 @@ class KernelPaneExecutor(Executor):
             pane = t // self.pane
             fv, iv, valid = self._matrices(rows)
             n_slots = len(self.codes)
-            n_cells = _count_cells(pane, slot, n_slots)
-            if self._m == 0 and n_cells >= _ADOPT_MIN and bool(np.all(pane[1:] >= pane[:-1])):
+            n = rows.height
+            # A batch has at most a cell per row: small ones skip the counting pass.
+            bound = n if n < _ADOPT_MIN else _count_cells(pane, slot, n_slots)
+            if self._m == 0 and bound >= _ADOPT_MIN and bool(np.all(pane[1:] >= pane[:-1])):
                 # Cells of one batch are unique per (pane run, slot); rows in time order
                 # make them sorted by pane and unique: the state as they are, with no hash
                 # table (one big batch may never need one).  Small batches take the common
                 # path, so a warm-up batch loads its kernels.
-                self._set_cells(Cells(*reduce_cells(pane, slot, n_slots, fv, iv, valid, self.is_int, self.moments, n_cells)))
+                self._set_cells(Cells(*reduce_cells(pane, slot, n_slots, fv, iv, valid, self.is_int, self.moments, bound)))
             else:
-                self._room(n_cells)
+                self._room(bound)
                 self._m = add_rows(self._tab, self._m, *self._store.arrays(), pane, slot, n_slots, fv, iv, valid,
-                                   self.is_int, self.moments, n_cells)  # fmt: skip
+                                   self.is_int, self.moments)  # fmt: skip
         return self._emit(progress.watermark_us)
 
     # -- emission ---------------------------------------------------------------------
