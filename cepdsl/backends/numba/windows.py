@@ -194,7 +194,11 @@ def _count_cells(pane: np.ndarray, slot: np.ndarray, n_slots: int) -> int:
 def reduce_cells(pane, slot, n_slots, fv, iv, valid, is_int, moments, n_cells):  # noqa: ANN001, ANN201
     """One partial per (run of equal pane, slot), rows in any order (unsorted input only
     makes more cells, which `absorb_cells` folds).  fv/iv: float64/int64 [f, n] values
-    (an int field's values in iv, a float field's in fv); valid: bool [f, n]."""
+    (an int field's values in iv, a float field's in fv); valid: bool [f, n].
+
+    A pass for the cells, then one per field over 1-D rows: ~2x faster than all fields
+    per row through 2-D indexing.  Each statistic still takes its cell's rows in row
+    order, so the results are the same."""
     nf = valid.shape[0]
     n = pane.shape[0]
     c_pane = np.empty(n_cells, np.int64)
@@ -209,6 +213,7 @@ def reduce_cells(pane, slot, n_slots, fv, iv, valid, is_int, moments, n_cells): 
     imax = np.zeros((nf, n_cells), np.int64)
     mean = np.zeros((nf, n_cells))
     m2 = np.zeros((nf, n_cells))
+    cell = np.empty(n if nf else 0, np.int64)
     cell_of = np.full(n_slots, -1, np.int64)
     mark = np.full(n_slots, -1, np.int64)
     run = -1
@@ -225,31 +230,48 @@ def reduce_cells(pane, slot, n_slots, fv, iv, valid, is_int, moments, n_cells): 
             c += 1
         k = cell_of[s]
         c_n[k] += 1
-        for f in range(nf):
-            if not valid[f, i]:
-                continue
-            cnt[f, k] += 1
-            m = cnt[f, k]
-            if is_int[f]:
-                y = iv[f, i]
-                isum[f, k] += y
-                if m == 1 or y < imin[f, k]:
-                    imin[f, k] = y
-                if m == 1 or y > imax[f, k]:
-                    imax[f, k] = y
-                x = np.float64(y)
-            else:
-                x = fv[f, i]
-                fsum[f, k] += x
+        if nf:
+            cell[i] = k
+    for f in range(nf):
+        ok, cn, mu, sq = valid[f], cnt[f], mean[f], m2[f]
+        if is_int[f]:
+            y_, sm, lo, hi = iv[f], isum[f], imin[f], imax[f]
+            for i in range(n):
+                if not ok[i]:
+                    continue
+                k = cell[i]
+                cn[k] += 1
+                m = cn[k]
+                y = y_[i]
+                sm[k] += y
+                if m == 1 or y < lo[k]:
+                    lo[k] = y
+                if m == 1 or y > hi[k]:
+                    hi[k] = y
+                if moments:
+                    x = np.float64(y)
+                    d = x - mu[k]
+                    mu[k] += d / m
+                    sq[k] += d * (x - mu[k])
+        else:
+            x_, sm, lo, hi = fv[f], fsum[f], fmin[f], fmax[f]
+            for i in range(n):
+                if not ok[i]:
+                    continue
+                k = cell[i]
+                cn[k] += 1
+                m = cn[k]
+                x = x_[i]
+                sm[k] += x
                 # NaN is skipped by min/max unless every value is NaN (as Polars).
-                if m == 1 or x < fmin[f, k] or fmin[f, k] != fmin[f, k]:
-                    fmin[f, k] = x
-                if m == 1 or x > fmax[f, k] or fmax[f, k] != fmax[f, k]:
-                    fmax[f, k] = x
-            if moments:
-                d = x - mean[f, k]
-                mean[f, k] += d / m
-                m2[f, k] += d * (x - mean[f, k])
+                if m == 1 or x < lo[k] or lo[k] != lo[k]:
+                    lo[k] = x
+                if m == 1 or x > hi[k] or hi[k] != hi[k]:
+                    hi[k] = x
+                if moments:
+                    d = x - mu[k]
+                    mu[k] += d / m
+                    sq[k] += d * (x - mu[k])
     return c_pane, c_slot, c_n, cnt, fsum, fmin, fmax, isum, imin, imax, mean, m2
 
 
@@ -259,40 +281,45 @@ def _merge_pairs(dst, srcs, count, src_n, cnt, fsum, fmin, fmax, isum, imin, ima
     """Merge source cell srcs[q] into output cell dst[q], q = 0 .. count - 1 in order
     (Chan's formula for mean/M2).  A batch of pairs per call, not a call per pair: a call
     with these 24 arrays costs ~150 ns even inlined (their reference counts), the merge
-    itself ~15 ns."""
+    itself ~15 ns.  One pass per field over 1-D rows (as `reduce_cells`); each output
+    cell still takes its sources in order."""
     for q in range(count):
-        k = dst[q]
-        j = srcs[q]
-        o_n[k] += src_n[j]
-        for f in range(cnt.shape[0]):
-            b = cnt[f, j]
+        o_n[dst[q]] += src_n[srcs[q]]
+    for f in range(cnt.shape[0]):
+        b_, a_, mu_b, mu_a, sq_b, sq_a = cnt[f], o_cnt[f], mean[f], o_mean[f], m2[f], o_m2[f]
+        sm_b, sm_a, lo_b, lo_a, hi_b, hi_a = isum[f], o_isum[f], imin[f], o_imin[f], imax[f], o_imax[f]
+        fsm_b, fsm_a, flo_b, flo_a, fhi_b, fhi_a = fsum[f], o_fsum[f], fmin[f], o_fmin[f], fmax[f], o_fmax[f]
+        for q in range(count):
+            k = dst[q]
+            j = srcs[q]
+            b = b_[j]
             if b == 0:
                 continue
-            a = o_cnt[f, k]
-            o_cnt[f, k] = a + b
+            a = a_[k]
+            a_[k] = a + b
             if is_int[f]:
-                o_isum[f, k] += isum[f, j]
-                if a == 0 or imin[f, j] < o_imin[f, k]:
-                    o_imin[f, k] = imin[f, j]
-                if a == 0 or imax[f, j] > o_imax[f, k]:
-                    o_imax[f, k] = imax[f, j]
+                sm_a[k] += sm_b[j]
+                if a == 0 or lo_b[j] < lo_a[k]:
+                    lo_a[k] = lo_b[j]
+                if a == 0 or hi_b[j] > hi_a[k]:
+                    hi_a[k] = hi_b[j]
             else:
-                o_fsum[f, k] += fsum[f, j]
-                x, y = fmin[f, j], o_fmin[f, k]
+                fsm_a[k] += fsm_b[j]
+                x, y = flo_b[j], flo_a[k]
                 if a == 0 or x < y or (y != y and x == x):
-                    o_fmin[f, k] = x
-                x, y = fmax[f, j], o_fmax[f, k]
+                    flo_a[k] = x
+                x, y = fhi_b[j], fhi_a[k]
                 if a == 0 or x > y or (y != y and x == x):
-                    o_fmax[f, k] = x
+                    fhi_a[k] = x
             if moments:
                 if a == 0:
-                    o_mean[f, k] = mean[f, j]
-                    o_m2[f, k] = m2[f, j]
+                    mu_a[k] = mu_b[j]
+                    sq_a[k] = sq_b[j]
                 else:
                     tot = a + b
-                    d = mean[f, j] - o_mean[f, k]
-                    o_mean[f, k] += d * b / tot
-                    o_m2[f, k] += m2[f, j] + d * d * a * b / tot
+                    d = mu_b[j] - mu_a[k]
+                    mu_a[k] += d * b / tot
+                    sq_a[k] += sq_b[j] + d * d * a * b / tot
 
 
 @nb.njit(cache=True, inline="always")
