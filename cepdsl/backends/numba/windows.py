@@ -641,11 +641,11 @@ class KernelPaneExecutor(Executor):
         if self._m == 0 or hi_k < lo_k:
             return self._empty
         cells = self.cells
-        if _sorted_unique(cells):
+        in_order = _sorted_unique(cells)
+        if in_order:
             cells = Cells(*(np.ascontiguousarray(a) for a in cells.arrays()))  # one kernel specialisation
         else:  # window_cells walks panes in order
             cells = cells.take(np.argsort(cells.pane, kind="stable"))
-        self._set_cells(cells)
         n_slots = max(len(self.codes), 1)
         args = (*cells.arrays(), lo_k, hi_k, self.size, self.every, self.pane, n_slots, self.is_int, self.moments)
         rows = window_cells(*args, 0)[0]
@@ -655,9 +655,16 @@ class KernelPaneExecutor(Executor):
             out = self._records(*w[1:])
         # Keep a cell while some window holding its pane is still to come.
         keep = ((cells.pane * self.pane) // self.every) * self.every + self.size > watermark
-        if not keep.all():
-            self._set_cells(cells.take(np.flatnonzero(keep)))
+        if not in_order or not keep.all():
+            self._keep(cells, np.flatnonzero(keep))
         return out if out is not None else self._empty
+
+    def _keep(self, cells: Cells, idx: np.ndarray) -> None:
+        """The state becomes cells[idx] (in pane order), in the arrays it has: the next
+        batch needs no regrowth (only the hash table is rebuilt)."""
+        for dst, src in zip(self._store.arrays(), cells.arrays(), strict=True):
+            dst[..., : len(idx)] = src[..., idx]  # `src[..., idx]` is a copy: `src` may view `dst`
+        self._m, self._tab = len(idx), None
 
     def _records(self, k, slot, n, cnt, fsum, fmin, fmax, isum, imin, imax, mean, m2) -> pl.DataFrame:  # noqa: ANN001
         rule = self.rule
