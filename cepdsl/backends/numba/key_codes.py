@@ -240,9 +240,11 @@ def code_strings_into(
 
 
 _NO_NULLS = np.zeros(0, np.uint8)
-#: One data buffer (offsets from 0) / no data buffer (inline strings only); read only by the kernels.
+#: One data buffer (offsets from 0) / no data buffer (inline strings only).  Read-only,
+#: as Arrow's buffers are: the kernels then have one specialisation whatever the column.
 _BASE0 = np.zeros(1, np.int64)
 _DATA0 = np.zeros(1, np.uint8)
+_BASE0.flags.writeable = _DATA0.flags.writeable = False
 _NO_WORDS = np.zeros(0, np.uint64)
 _NO_BYTES = np.zeros(0, np.uint8)
 _NO_BASE = np.zeros(0, np.int64)
@@ -282,6 +284,7 @@ def _string_views(s: pl.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     elif data_bufs:
         data = np.concatenate(data_bufs)
         base = np.concatenate([[0], np.cumsum([b.shape[0] for b in data_bufs])[:-1]]).astype(np.int64)
+        data.flags.writeable = base.flags.writeable = False
     else:
         data, base = _DATA0, _BASE0
     return flat, data, base
