@@ -15,12 +15,12 @@ How reading is kept cheap (a backlog of 1M entries is the measured case):
 
 - XREADGROUP goes over a RESP2 connection of our own, built like the client's,
   and its reply is read off the socket as bytes. A Numba kernel (`_scan`)
-  walks it: when every entry is one `data`/`json` field holding one line, it
-  gives the ids and the payloads joined by newlines, which Polars types in one
-  call (ndjson.py) — no Python object per entry but the id string. Any other
-  reply (flat fields, entries trimmed while pending, errors) is parsed by
-  hiredis into lists and handled entry by entry. An `ECHO` of a random token
-  follows each XREADGROUP, so the end of a reply is seen without parsing it.
+  walks it: when every entry is one `data`/`json` field, it gives the ids, the
+  payloads joined by newlines (typed by Polars in one call, ndjson.py) and the
+  ids as packed XACK arguments — no Python object per entry but the id string.
+  Any other reply (flat fields, entries trimmed while pending, errors) is
+  parsed by hiredis into lists and handled entry by entry. An ECHO of a random
+  token follows each XREADGROUP, so the end of a reply is seen without parsing.
 - Other commands go to connections of the client's pool with replies kept raw:
   no redis-py response callbacks (a dict per entry, in Python) and no
   decoding, whatever the client's `decode_responses`.
@@ -138,6 +138,7 @@ class RedisStreamSource(Source):
         # and takes one from the pool), the buffer its replies land in, and the COUNT of an
         # XREADGROUP sent on it whose reply is not read yet.
         self._conn: AbstractConnection | None = None
+        self._own_conn = True  # False when the client's pool cannot give us one
         self._buf = bytearray(1 << 20)
         self._ahead: int | None = None
         token = secrets.token_hex(16).encode()
@@ -247,11 +248,16 @@ class RedisStreamSource(Source):
         """Our connection for XREADGROUP: the client's connection class and settings, RESP2 (no
         push messages can come between our replies); None when the pool's connections cannot
         be made that way (then reads go through the pool, parsed by hiredis)."""
-        if self._conn is None:
+        if self._conn is None and self._own_conn:
             pool = self.redis.connection_pool
             cls = getattr(pool, "connection_class", None)
-            if isinstance(cls, type) and issubclass(cls, AbstractConnection):
+            try:
+                if not (isinstance(cls, type) and issubclass(cls, AbstractConnection)):
+                    raise TypeError(f"{cls!r} is not a redis-py connection class")
                 self._conn = cls(**{**pool.connection_kwargs, "protocol": 2})
+            except (redis.RedisError, TypeError, ValueError) as e:
+                log.info("redis stream %s: reading through the client's pool (%s)", self.key, e)
+                self._own_conn = False
         return self._conn
 
     def _drop_conn(self) -> None:

@@ -332,12 +332,19 @@ def test_acks_of_reads_of_every_kind_in_one_batch(redis_client: redis.Redis, mon
     assert redis_client.xpending("acks", "g")["pending"] == 0 and not src._packed  # noqa: SLF001
 
 
-def test_without_a_connection_of_our_own_reads_go_through_the_pool(redis_client: redis.Redis, monkeypatch) -> None:
+class Resp3OnlyConnection(redis.Connection):
+    def __init__(self, **kwargs) -> None:
+        if kwargs.get("protocol") != 3:
+            raise redis.RedisError("this deployment speaks RESP3 only")
+        super().__init__(**kwargs)
+
+
+def test_without_a_connection_of_our_own_reads_go_through_the_pool(redis_server, redis_client: redis.Redis) -> None:
     ids = mixed(redis_client, "pool")
     for i in range(100):
         redis_client.xadd("pool", {"data": json.dumps({"ts": i, "host": "p", "cpu": i})})
-    monkeypatch.setattr(RedisStreamSource, "_reader", lambda self: None)  # a pool we cannot copy
-    src = RedisStreamSource(S, redis_client, key="pool", group="g", max_rows=200, max_delay_s=0.2)
+    pool = redis.ConnectionPool(connection_class=Resp3OnlyConnection, port=redis_server.port, protocol=3)
+    src = RedisStreamSource(S, redis.Redis(connection_pool=pool), key="pool", group="g", max_rows=200, max_delay_s=0.2)
     it = iter(src)
     first = next_nonempty(it)  # mixed entries: entry by entry
     assert first.offsets["ids"] == ids and first.frame.height == 199 and first.frame["host"][7] == "f7"
@@ -345,4 +352,19 @@ def test_without_a_connection_of_our_own_reads_go_through_the_pool(redis_client:
     assert second.frame["cpu"].to_list() == [float(i) for i in range(100)]
     src.ack(first)
     src.ack(second)
-    assert redis_client.xpending("pool", "g")["pending"] == 0 and src._ahead is None  # noqa: SLF001
+    assert redis_client.xpending("pool", "g")["pending"] == 0 and src._conn is None  # noqa: SLF001
+
+
+def test_entries_held_unacked_are_not_claimed_back_by_us(redis_client: redis.Redis) -> None:
+    import time
+
+    for i in range(100):
+        redis_client.xadd("held", {"data": json.dumps({"ts": i, "host": "h", "cpu": i})})
+    src = RedisStreamSource(S, redis_client, key="held", group="g", consumer="c1", claim_idle_ms=50,
+                            max_rows=1000, max_delay_s=0.1)
+    it = iter(src)
+    b = next_nonempty(it)  # not acked yet: its checkpoint is slow
+    time.sleep(0.2)  # idle past claim_idle: XAUTOCLAIM hands them to us again, and we skip them
+    assert all(next(it).empty for _ in range(5))
+    src.ack(b)
+    assert redis_client.xpending("held", "g")["pending"] == 0
