@@ -22,7 +22,7 @@ import polars as pl
 
 from cepdsl.backends.base import SEQ, TIME, Executor, Progress, finalize
 from cepdsl.backends.numba.frames import concat_rows, frame_from_bytes, frame_to_bytes, input_columns, positions, take
-from cepdsl.backends.numba.key_codes import StableCodes
+from cepdsl.backends.numba.key_codes import StableCodes, column_codes, frame_codes
 from cepdsl.backends.numba.pattern_compile import compile_pattern
 from cepdsl.backends.numba.pattern_match import match_rows, take_columns
 from cepdsl.backends.polars.expressions import compile_many, compile_predicate
@@ -41,6 +41,12 @@ _MAX_VALUES = 4096
 #: Group codes are kept across batches (each batch codes its new rows only); the table
 #: is started afresh when it holds this many more keys than 4x the buffered rows.
 _STALE_KEYS = 65536
+#: From this many new rows on, a batch is not small: its conditions are evaluated per
+#: row (one Polars select, ~5 ns a row, beats coding values at ~30) and...
+_VALUE_ROWS = 8192
+#: ...from this many, its groups are numbered afresh over buffered and new rows in one
+#: pass (faster per row than coding against a table kept across batches).
+_FRESH_GROUP_ROWS = 1 << 16
 
 
 class PatternExecutor(Executor):
@@ -103,16 +109,19 @@ class PatternExecutor(Executor):
         if rows.height:
             self._max_t = max(self._max_t, int(t_new.max()))
         bound = max(self._max_t, progress.watermark_us)
+        fresh = rows.height >= _FRESH_GROUP_ROWS  # group codes: None, numbered in `_run`
         if self._rows is None:
-            return self._run(rows, None, t_new, self._step_columns(rows), self._group_codes(rows), bound, final=False)
-        conds_old, codes_old = self._buffered()
+            codes = None if fresh else self._group_codes(rows)
+            return self._run(rows, None, t_new, self._step_columns(rows), codes, bound, final=False)
+        conds_old = self._buffered_conds()
+        codes_old = None if fresh else self._buffered_codes()
         n_old = self._rows.height
         return self._run(
             concat_rows(self._rows, rows),
             np.concatenate((self._live, np.arange(n_old, n_old + rows.height, dtype=np.int64))),
             np.concatenate((self._buffer_t, t_new)),
             np.concatenate((conds_old, self._step_columns(rows)), axis=1),
-            np.concatenate((codes_old, self._group_codes(rows))),
+            None if codes_old is None else np.concatenate((codes_old, self._group_codes(rows))),
             bound,
             final=False,
         )
@@ -122,14 +131,14 @@ class PatternExecutor(Executor):
         bound = max(self._max_t, progress.watermark_us)
         if self._rows is None or w is None or bound - self._earliest_undecided <= w:
             return self._empty_output()
-        return self._run(self._rows, self._live, self._buffer_t, *self._buffered(), bound, final=False)
+        return self._run(self._rows, self._live, self._buffer_t, self._buffered_conds(), self._buffered_codes(), bound, final=False)
 
     def finish(self, progress: Progress) -> pl.DataFrame:
         bound = max(self._max_t, progress.watermark_us)
         if self._rows is None:
             self._bound = max(self._bound, bound)
             return self._release(None, final=True, has_undecided=False)
-        return self._run(self._rows, self._live, self._buffer_t, *self._buffered(), bound, final=True)
+        return self._run(self._rows, self._live, self._buffer_t, self._buffered_conds(), self._buffered_codes(), bound, final=True)
 
     def late_mask(self, ts_us: np.ndarray, released_us: int) -> np.ndarray:
         # Starts were decided assuming no row earlier than `_bound` would come.
@@ -156,7 +165,7 @@ class PatternExecutor(Executor):
 
     def _step_columns(self, frame: pl.DataFrame) -> np.ndarray:
         """bool[n_steps, rows]: row satisfies step k (steps without `define`: every row)."""
-        if self._values is not None and frame.height:
+        if self._values is not None and 0 < frame.height < _VALUE_ROWS:
             column = frame.get_column(self._value_column)  # type: ignore[arg-type]
             codes, new = self._values.codes([column])
             if len(self._values) > _MAX_VALUES:
@@ -185,16 +194,32 @@ class PatternExecutor(Executor):
         codes, _ = self._groups.codes([frame.get_column(k) for k in self.keys])
         return codes
 
-    def _buffered(self) -> tuple[np.ndarray, np.ndarray]:
-        """The buffered rows' step columns and group codes."""
-        if self._buffer_conds is None or self._buffer_codes is None:
+    def _buffered_conds(self) -> np.ndarray:
+        if self._buffer_conds is None:
             buffer = self._buffer
             assert buffer is not None
-            if self._buffer_conds is None:
-                self._buffer_conds = self._step_columns(buffer)
-            if self._buffer_codes is None:
-                self._buffer_codes = self._group_codes(buffer)
-        return self._buffer_conds, self._buffer_codes
+            self._buffer_conds = self._step_columns(buffer)
+        return self._buffer_conds
+
+    def _buffered_codes(self) -> np.ndarray:
+        if self._buffer_codes is None:
+            buffer = self._buffer
+            assert buffer is not None
+            self._buffer_codes = self._group_codes(buffer)
+        return self._buffer_codes
+
+    def _fresh_group_ids(self, rows: pl.DataFrame, live: np.ndarray | None, n: int) -> tuple[np.ndarray, int]:
+        """Group ids 0.. numbered over these rows alone, and how many."""
+        if not self.keys:
+            return np.zeros(n, np.int64), 1
+        at = None if live is None else positions(live)
+        if len(self.keys) == 1:
+            key = rows.get_column(self.keys[0])
+            ids, firsts = column_codes(key if at is None else key[at])
+        else:
+            keys = rows[list(self.keys)]
+            ids, firsts = frame_codes(keys if at is None else keys[at])
+        return ids, len(firsts)
 
     # -- matching ------------------------------------------------------------------------
     def _run(
@@ -203,18 +228,27 @@ class PatternExecutor(Executor):
         live: np.ndarray | None,
         t: np.ndarray,
         conds: np.ndarray,
-        codes: np.ndarray,
+        codes: np.ndarray | None,
         bound: int,
         final: bool,
     ) -> pl.DataFrame:
         """Match over `rows` at positions `live` (None: all of them), in (TIME, SEQ)
-        order: buffered rows, then new rows.  `t`, `conds` and `codes` are theirs."""
+        order: buffered rows, then new rows.  `t`, `conds` and `codes` (group codes
+        kept across batches; None: number the groups here) are theirs."""
         self._bound = max(self._bound, bound)
         n = len(t)
         if n == 0:
             return self._release(None, final, has_undecided=False)
-        if self._groups is not None and len(self._groups) > self._scratch.shape[0]:
-            self._scratch = np.full(2 * len(self._groups), -1, np.int64)
+        kept_codes = codes is not None
+        if codes is None:
+            codes, n_codes = self._fresh_group_ids(rows, live, n)
+            # These ids are not the kept codes: the buffered rows are coded again next time,
+            # against a fresh table (the old one would only hold keys no longer buffered).
+            self._groups = StableCodes(len(self.keys)) if self.keys else None
+        else:
+            n_codes = len(self._groups) if self._groups is not None else 1
+        if n_codes > self._scratch.shape[0]:
+            self._scratch = np.full(2 * n_codes, -1, np.int64)
         p = self.program
         # One array layout for the kernel, so it is compiled (and cached) once: the
         # TIME column's numpy view is read-only, kept step columns are strided.
@@ -235,9 +269,9 @@ class PatternExecutor(Executor):
         if has_undecided:
             self._earliest_undecided = int(earliest)
             if len(keep) == n:
-                self._keep(rows, np.arange(n, dtype=np.int64) if live is None else live, t, conds, codes)
+                self._keep(rows, np.arange(n, dtype=np.int64) if live is None else live, t, conds, codes if kept_codes else None)
             else:
-                self._keep(rows, keep if live is None else live[keep], t[keep], conds[:, keep], codes[keep])
+                self._keep(rows, keep if live is None else live[keep], t[keep], conds[:, keep], codes[keep] if kept_codes else None)
         else:
             self._rows, self._live, self._buffer_t, self._buffer_conds, self._buffer_codes = None, _NO_ROWS, _NO_ROWS, None, None
             self._earliest_undecided = _NO_TIME
@@ -247,7 +281,7 @@ class PatternExecutor(Executor):
             self._groups, self._buffer_codes = StableCodes(len(self.keys)), None
         return self._release(records, final, has_undecided)
 
-    def _keep(self, rows: pl.DataFrame, live: np.ndarray, t: np.ndarray, conds: np.ndarray, codes: np.ndarray) -> None:
+    def _keep(self, rows: pl.DataFrame, live: np.ndarray, t: np.ndarray, conds: np.ndarray, codes: np.ndarray | None) -> None:
         if rows.height > max(4 * len(live), _COMPACT_ROWS) or rows.n_chunks() > _MAX_CHUNKS:
             rows, live = take(rows, live), np.arange(len(live), dtype=np.int64)
         self._rows, self._live, self._buffer_t, self._buffer_conds, self._buffer_codes = rows, live, t, conds, codes

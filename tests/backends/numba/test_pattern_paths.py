@@ -230,3 +230,19 @@ def test_held_matches_decided_out_of_order_leave_sorted() -> None:
     df = frame(LATE)
     for cuts, snap in (([], None), (list(range(df.height)), 9), ([7, 8, 10], 2)):
         assert summary(run_batches(rule, df, cuts, snapshot_at=snap), ("a", "b")) == LATE_MATCHES
+
+
+@pytest.mark.parametrize(("fresh_rows", "value_rows"), [(1 << 30, 1 << 30), (3, 3), (1, 1), (3, 1 << 30), (1 << 30, 2)])
+def test_big_batches_number_groups_afresh_and_evaluate_per_row(
+    monkeypatch: pytest.MonkeyPatch, fresh_rows: int, value_rows: int
+) -> None:
+    # Batches of at least `_FRESH_GROUP_ROWS` rows number the groups over buffered and
+    # new rows (the kept code table starts afresh); from `_VALUE_ROWS` rows, conditions
+    # are evaluated per row.  Batches of mixed sizes alternate between the ways.
+    monkeypatch.setattr(pattern_mod, "_FRESH_GROUP_ROWS", fresh_rows)
+    monkeypatch.setattr(pattern_mod, "_VALUE_ROWS", value_rows)
+    _, held_rule = rule_of(AUTH + FFO)
+    _, late_rule = rule_of(AUTH + AB)
+    for cuts in ([], [1, 2, 6, 7], [4, 5, 9], list(range(11))):
+        assert summary(run_batches(held_rule, frame(HELD), cuts), ("f", "o")) == HELD_MATCHES
+        assert summary(run_batches(late_rule, frame(LATE), cuts, snapshot_at=2), ("a", "b")) == LATE_MATCHES
