@@ -74,6 +74,8 @@ def _same_bytes(data: np.ndarray, a: np.int64, arena: np.ndarray, b: np.int64, l
 
 
 _LO32 = np.uint64(0xFFFFFFFF)
+#: Table size (slots of 32 bytes) from which `code_keys_into` prefetches.
+_PREFETCH_SLOTS = 1 << 15
 #: Arrow string views (zero copy); `newest()` reads the environment on each call.
 _NEWEST = pl.CompatLevel.newest()
 
@@ -157,6 +159,9 @@ def code_keys_into(
     strings = views.shape[0] > 0
     n = k0.shape[0]
     mask = table.shape[0] // 4 - 1
+    # Prefetching costs a second hash per row: worth it only once the table outgrows the
+    # caches (~1 MB); a persistent table of a few thousand keys is always cached.
+    far = mask >= _PREFETCH_SLOTS
     ng0 = meta[0]
     ng = ng0
     null_code = meta[1]
@@ -164,7 +169,7 @@ def code_keys_into(
     used = meta[2]
     for i in range(n):
         ahead = i + AHEAD
-        if ahead < n:
+        if far and ahead < n:
             prefetch(table, 4 * np.int64(_mix(k0[ahead] ^ (k1[ahead] * _M1)) & np.uint64(mask)))
         if has_valid and valid[i] == 0:
             if null_code < 0:
@@ -201,6 +206,7 @@ def code_keys_into(
                 if ng * 2 > mask + 1:
                     table = _grow(table)
                     mask = table.shape[0] // 4 - 1
+                    far = mask >= _PREFETCH_SLOTS
                 break
             if table[4 * j] == a and table[4 * j + 1] == b:
                 length = np.int64(a & _LO32)
