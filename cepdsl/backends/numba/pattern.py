@@ -131,14 +131,14 @@ class PatternExecutor(Executor):
         bound = max(self._max_t, progress.watermark_us)
         if self._rows is None or w is None or bound - self._earliest_undecided <= w:
             return self._empty_output()
-        return self._run(self._rows, self._live, self._buffer_t, self._buffered_conds(), self._buffered_codes(), bound, final=False)
+        return self._run(self._rows, self._live, self._buffer_t, *self._buffered(), bound, final=False)
 
     def finish(self, progress: Progress) -> pl.DataFrame:
         bound = max(self._max_t, progress.watermark_us)
         if self._rows is None:
             self._bound = max(self._bound, bound)
             return self._release(None, final=True, has_undecided=False)
-        return self._run(self._rows, self._live, self._buffer_t, self._buffered_conds(), self._buffered_codes(), bound, final=True)
+        return self._run(self._rows, self._live, self._buffer_t, *self._buffered(), bound, final=True)
 
     def late_mask(self, ts_us: np.ndarray, released_us: int) -> np.ndarray:
         # Starts were decided assuming no row earlier than `_bound` would come.
@@ -193,6 +193,9 @@ class PatternExecutor(Executor):
             return np.zeros(frame.height, np.int64)
         codes, _ = self._groups.codes([frame.get_column(k) for k in self.keys])
         return codes
+
+    def _buffered(self) -> tuple[np.ndarray, np.ndarray]:
+        return self._buffered_conds(), self._buffered_codes()
 
     def _buffered_conds(self) -> np.ndarray:
         if self._buffer_conds is None:
@@ -252,7 +255,9 @@ class PatternExecutor(Executor):
         p = self.program
         # One array layout for the kernel, so it is compiled (and cached) once: the
         # TIME column's numpy view is read-only, kept step columns are strided.
-        t, conds, codes = np.require(t, np.int64, "CW"), np.require(conds, np.bool_, "CW"), np.require(codes, np.int64, "CW")
+        t = np.require(t, np.int64, "CW")
+        conds = np.require(conds, np.bool_, "CW")
+        codes = np.require(codes, np.int64, "CW")
         last, start_t, counts, keep, earliest = match_rows(
             t, conds, codes, self._scratch, p.op, p.a, p.b, p.memo, p.n_registers, p.first,
             self._within, int(bound), final,
@@ -269,11 +274,14 @@ class PatternExecutor(Executor):
         if has_undecided:
             self._earliest_undecided = int(earliest)
             if len(keep) == n:
-                self._keep(rows, np.arange(n, dtype=np.int64) if live is None else live, t, conds, codes if kept_codes else None)
+                live = np.arange(n, dtype=np.int64) if live is None else live
+                self._keep(rows, live, t, conds, codes if kept_codes else None)
             else:
-                self._keep(rows, keep if live is None else live[keep], t[keep], conds[:, keep], codes[keep] if kept_codes else None)
+                live = keep if live is None else live[keep]
+                self._keep(rows, live, t[keep], conds[:, keep], codes[keep] if kept_codes else None)
         else:
-            self._rows, self._live, self._buffer_t, self._buffer_conds, self._buffer_codes = None, _NO_ROWS, _NO_ROWS, None, None
+            self._rows, self._live, self._buffer_t = None, _NO_ROWS, _NO_ROWS
+            self._buffer_conds = self._buffer_codes = None
             self._earliest_undecided = _NO_TIME
         if self._groups is not None and len(self._groups) > 4 * len(self._live) + _STALE_KEYS:
             # Keys no longer buffered would stay in the table for ever: start it afresh
@@ -281,10 +289,13 @@ class PatternExecutor(Executor):
             self._groups, self._buffer_codes = StableCodes(len(self.keys)), None
         return self._release(records, final, has_undecided)
 
-    def _keep(self, rows: pl.DataFrame, live: np.ndarray, t: np.ndarray, conds: np.ndarray, codes: np.ndarray | None) -> None:
+    def _keep(
+        self, rows: pl.DataFrame, live: np.ndarray, t: np.ndarray, conds: np.ndarray, codes: np.ndarray | None
+    ) -> None:
         if rows.height > max(4 * len(live), _COMPACT_ROWS) or rows.n_chunks() > _MAX_CHUNKS:
             rows, live = take(rows, live), np.arange(len(live), dtype=np.int64)
-        self._rows, self._live, self._buffer_t, self._buffer_conds, self._buffer_codes = rows, live, t, conds, codes
+        self._rows, self._live, self._buffer_t = rows, live, t
+        self._buffer_conds, self._buffer_codes = conds, codes
 
     def _release(self, records: pl.DataFrame | None, final: bool, has_undecided: bool) -> pl.DataFrame:
         """Emit decided matches in (ts, last row) order; hold back those an undecided
