@@ -30,9 +30,10 @@ from cepdsl.plan import PatternSpec, RulePlan
 
 _NO_TIME = np.iinfo(np.int64).min
 _NO_ROWS = np.empty(0, np.int64)
-#: The rows frame gets a chunk per batch and keeps rows no longer buffered until it is
-#: compacted: when it holds more than 4x the buffered rows and more than this many...
-_COMPACT_ROWS = 8192
+#: The rows frame gets a chunk per batch and keeps rows no longer buffered (after the
+#: first buffered one) until it is compacted: when it holds more than 4x the buffered
+#: rows and more than this many...
+_COMPACT_ROWS = 32768
 #: ...or more chunks than this (gathers over many chunks get slow).
 _MAX_CHUNKS = 32
 #: `define` conditions that read one (non-float) column are evaluated once per distinct
@@ -47,6 +48,12 @@ _VALUE_ROWS = 8192
 #: ...from this many, its groups are numbered afresh over buffered and new rows in one
 #: pass (faster per row than coding against a table kept across batches).
 _FRESH_GROUP_ROWS = 1 << 16
+
+
+def _own(a: np.ndarray) -> np.ndarray:
+    """`a` as a writable C-contiguous array (np.require costs several µs)."""
+    flags = a.flags
+    return a if flags.writeable and flags.c_contiguous else np.array(a, order="C")
 
 
 class PatternExecutor(Executor):
@@ -255,9 +262,7 @@ class PatternExecutor(Executor):
         p = self.program
         # One array layout for the kernel, so it is compiled (and cached) once: the
         # TIME column's numpy view is read-only, kept step columns are strided.
-        t = np.require(t, np.int64, "CW")
-        conds = np.require(conds, np.bool_, "CW")
-        codes = np.require(codes, np.int64, "CW")
+        t, conds, codes = _own(t), _own(conds), _own(codes)
         last, start_t, counts, keep, earliest = match_rows(
             t, conds, codes, self._scratch, p.op, p.a, p.b, p.memo, p.n_registers, p.first,
             self._within, int(bound), final,
@@ -292,6 +297,8 @@ class PatternExecutor(Executor):
     def _keep(
         self, rows: pl.DataFrame, live: np.ndarray, t: np.ndarray, conds: np.ndarray, codes: np.ndarray | None
     ) -> None:
+        if live[0] > 0:  # rows before the first buffered one: dropped by a zero-copy slice
+            rows, live = rows.slice(int(live[0])), live - live[0]
         if rows.height > max(4 * len(live), _COMPACT_ROWS) or rows.n_chunks() > _MAX_CHUNKS:
             rows, live = take(rows, live), np.arange(len(live), dtype=np.int64)
         self._rows, self._live, self._buffer_t = rows, live, t
