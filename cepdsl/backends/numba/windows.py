@@ -532,9 +532,11 @@ class KernelPaneExecutor(Executor):
             from cepdsl.backends.polars.expressions import compile_expr
 
             self._having = compile_expr(rule.having)
-        # `having` reads only aggregates: it can run before the group keys are joined on.
-        names = {a.name for a in rule.aggregates} | {"window_start", "window_end"}
-        self._having_on_aggregates = self._having is not None and set(self._having.meta.root_names()) <= names
+        # The aggregates `having` reads when it reads nothing else (no group key): then it
+        # runs before the keys are joined on; else empty.
+        reads = set(self._having.meta.root_names()) if self._having is not None else set()
+        named = {a.name: a for a in rule.aggregates}
+        self._having_on_aggregates = [named[r] for r in sorted(reads)] if reads and reads <= named.keys() else []
 
     # -- state cells ------------------------------------------------------------------
     # The state is one cell per (pane, slot) in the first `_m` entries of arrays with
@@ -671,20 +673,23 @@ class KernelPaneExecutor(Executor):
         # Output order: (window_end, window_start, group key, nulls first) — by integer ranks.
         rank = self.codes.order()
         order = np.lexsort((rank[slot], k))
+        having = self._having
+        if having is not None and self._having_on_aggregates:
+            # `having` first, over only the columns it reads; everything else (keys, other
+            # aggregates, record casts) for the windows that pass: most emissions of a
+            # selective rule end here.
+            n_ord = n[order]
+            cols = [self._aggregate(a, order, n_ord, cnt, fsum, fmin, fmax, isum, imin, imax, m2) for a in self._having_on_aggregates]
+            ok = pl.DataFrame(cols).select(having.fill_null(False)).to_series().to_numpy()
+            if not ok.any():
+                return self._empty
+            if not ok.all():
+                order = order[ok]
+            having = None
         k, slot, n = k[order], slot[order], n[order]
         cols = [self._aggregate(a, order, n, cnt, fsum, fmin, fmax, isum, imin, imax, m2) for a in rule.aggregates]
         start = k * self.every
         frame = pl.DataFrame([pl.Series("window_start", start), pl.Series("window_end", start + self.size), *cols])
-        having = self._having
-        if having is not None and self._having_on_aggregates:
-            # `having` first, keys only for the windows that pass: most emissions of a
-            # selective rule then end here, without the keys' gather and the record casts.
-            passed = frame.with_row_index("__r").filter(having)
-            if passed.height == 0:
-                return self._empty
-            if passed.height < frame.height:
-                slot = slot[passed.get_column("__r").to_numpy()]
-            frame, having = passed.drop("__r"), None
         if rule.group_by:
             keys = self.codes.table.select(pl.all().gather(pl.Series(slot, dtype=pl.Int64)))
             frame = pl.concat([keys, frame], how="horizontal")
