@@ -133,7 +133,7 @@ def code_keys(
     arena = np.empty(4096 if views.shape[0] > 0 else 0, np.uint8)
     meta = np.zeros(3, np.int64)
     meta[1] = -1
-    code_keys_into(k0, k1, valid, views, data, base, codes, firsts, table, arena, meta)
+    code_keys_into(k0, k1, valid, views, data, base, codes, firsts, table, arena, meta, False)
     return meta[0]
 
 
@@ -150,18 +150,22 @@ def code_keys_into(
     table: np.ndarray,
     arena: np.ndarray,
     meta: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray]:
-    """`code_keys` continuing from the keys of earlier calls: `table` and `arena` (returned,
-    grown when needed) and `meta` = [codes so far, null's code or -1, arena bytes used]
-    (updated) carry them, so a key keeps its code across batches.  `firsts[j]` is the first
-    row of the j-th new code (code meta[0] before the call + j).  The arena holds copies,
-    so nothing refers to an earlier batch's buffers."""
+    fused: bool,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`code_keys` continuing from the keys of earlier calls: `table` and `arena` and
+    `meta` = [codes so far, null's code or -1, arena bytes used] (updated) carry them, so a
+    key keeps its code across batches.  `firsts[j]` is the first row of the j-th new code
+    (code meta[0] before the call + j).  Returns (table, arena, firsts), each grown when
+    needed.  The arena holds copies, so nothing refers to an earlier batch's buffers.
+
+    `fused`: k0/k1 are not given (empty); each string's key is computed from its view as
+    the row is coded, in the same pass (no key arrays written and read back; no prefetch)."""
     strings = views.shape[0] > 0
-    n = k0.shape[0]
+    n = views.shape[0] // 2 if fused else k0.shape[0]
     mask = table.shape[0] // 4 - 1
     # Prefetching costs a second hash per row: worth it only once the table outgrows the
     # caches (~1 MB); a persistent table of a few thousand keys is always cached.
-    far = mask >= _PREFETCH_SLOTS
+    far = mask >= _PREFETCH_SLOTS and not fused
     ng0 = meta[0]
     ng = ng0
     null_code = meta[1]
@@ -173,13 +177,24 @@ def code_keys_into(
             prefetch(table, 4 * np.int64(_mix(k0[ahead] ^ (k1[ahead] * _M1)) & np.uint64(mask)))
         if has_valid and valid[i] == 0:
             if null_code < 0:
+                if ng - ng0 == firsts.shape[0]:
+                    firsts = _doubled(firsts)
                 null_code = ng
                 firsts[ng - ng0] = i
                 ng += 1
             codes[i] = null_code
             continue
-        a = k0[i]
-        b = k1[i]
+        if fused:
+            a = views[2 * i]
+            v1 = views[2 * i + 1]
+            length = np.int64(a & _LO32)
+            if length > 12:
+                b = _bytes_hash(data, base[np.int64(v1 & _LO32)] + np.int64(v1 >> np.uint64(32)), length)
+            else:
+                a, b = _short_key(a, v1, length)
+        else:
+            a = k0[i]
+            b = k1[i]
         j = np.int64(_mix(a ^ (b * _M1)) & np.uint64(mask))
         while True:
             c = table[4 * j + 2]
@@ -201,12 +216,14 @@ def code_keys_into(
                     table[4 * j + 3] = np.uint64(used)
                     used += length
                 codes[i] = ng
+                if ng - ng0 == firsts.shape[0]:
+                    firsts = _doubled(firsts)
                 firsts[ng - ng0] = i
                 ng += 1
                 if ng * 2 > mask + 1:
                     table = _grow(table)
                     mask = table.shape[0] // 4 - 1
-                    far = mask >= _PREFETCH_SLOTS
+                    far = mask >= _PREFETCH_SLOTS and not fused
                 break
             if table[4 * j] == a and table[4 * j + 1] == b:
                 length = np.int64(a & _LO32)
@@ -222,7 +239,14 @@ def code_keys_into(
     meta[0] = ng
     meta[1] = null_code
     meta[2] = used
-    return table, arena
+    return table, arena, firsts
+
+
+@nb.njit(cache=True)
+def _doubled(a: np.ndarray) -> np.ndarray:
+    b = np.empty(max(2 * a.shape[0], 16), a.dtype)
+    b[: a.shape[0]] = a
+    return b
 
 
 @nb.njit(cache=True)
@@ -236,13 +260,17 @@ def code_strings_into(
     table: np.ndarray,
     arena: np.ndarray,
     meta: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray]:
-    """`view_keys` then `code_keys_into`: one call (and no key arrays in Python) per batch."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`code_keys_into` of a String column's views, in one call: while the table is
+    cached, keys are computed in the coding pass itself; a table past the caches takes
+    `view_keys` first, so the coding pass can prefetch."""
+    if table.shape[0] // 4 - 1 < _PREFETCH_SLOTS:
+        return code_keys_into(_NO_WORDS, _NO_WORDS, valid, views, data, base, codes, firsts, table, arena, meta, True)
     n = codes.shape[0]
     k0 = np.empty(n, np.uint64)
     k1 = np.empty(n, np.uint64)
     view_keys(views, data, base, k0, k1)
-    return code_keys_into(k0, k1, valid, views, data, base, codes, firsts, table, arena, meta)
+    return code_keys_into(k0, k1, valid, views, data, base, codes, firsts, table, arena, meta, False)
 
 
 _NO_NULLS = np.zeros(0, np.uint8)
@@ -387,6 +415,8 @@ class _Table:
         self.table = np.zeros(4 * 64, np.uint64)
         self.arena = np.empty(0, np.uint8)
         self.meta = np.array([0, -1, 0], np.int64)
+        # New codes' first rows: few per batch once the keys are known; grown by the kernel.
+        self._firsts = np.empty(64, np.int64)
 
     def column(self, s: pl.Series) -> tuple[np.ndarray, np.ndarray]:
         dt = s.dtype
@@ -394,22 +424,22 @@ class _Table:
             s, dt = s.cast(pl.String), pl.String()
         if dt.__class__ is pl.String:  # not `==`: DataType.__eq__ costs ~2 µs
             views, data, base = _string_views(s)
-            n = s.len()
-            codes = np.empty(n, np.int64)
-            firsts = np.empty(max(n, 1), np.int64)
+            codes = np.empty(s.len(), np.int64)
             before = int(self.meta[0])
-            self.table, self.arena = code_strings_into(views, data, base, _valid(s), codes, firsts, self.table, self.arena, self.meta)
-            return codes, firsts[: int(self.meta[0]) - before]
+            self.table, self.arena, firsts = code_strings_into(
+                views, data, base, _valid(s), codes, self._firsts, self.table, self.arena, self.meta
+            )
+            return codes, firsts[: int(self.meta[0]) - before].copy()
         return self.code(_words(s), _ZEROS[: s.len()] if s.len() <= _ZEROS.shape[0] else np.zeros(s.len(), np.uint64),
                          _valid(s), _NO_WORDS, _NO_BYTES, _NO_BASE)  # fmt: skip
 
     def code(self, k0: np.ndarray, k1: np.ndarray, valid: np.ndarray, views: np.ndarray, data: np.ndarray, base: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        n = k0.shape[0]
-        codes = np.empty(n, np.int64)
-        firsts = np.empty(max(n, 1), np.int64)
+        codes = np.empty(k0.shape[0], np.int64)
         before = int(self.meta[0])
-        self.table, self.arena = code_keys_into(k0, k1, valid, views, data, base, codes, firsts, self.table, self.arena, self.meta)
-        return codes, firsts[: int(self.meta[0]) - before]
+        self.table, self.arena, firsts = code_keys_into(
+            k0, k1, valid, views, data, base, codes, self._firsts, self.table, self.arena, self.meta, False
+        )
+        return codes, firsts[: int(self.meta[0]) - before].copy()
 
 
 #: Second key words of numeric columns (always zero): shared, read only by the kernel.

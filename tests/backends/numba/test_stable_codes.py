@@ -47,3 +47,24 @@ def test_codes_hold_across_batches(cols: tuple[str, ...]) -> None:
         assert len(codes) == len(seen)
         # firsts: the first row of each code new in this batch, in code order
         assert firsts.tolist() == [want.index(c) for c in range(before, len(seen))]
+
+
+def test_many_keys_past_the_cached_table_size() -> None:
+    """Past ~16k keys the string table no longer fits the caches and the coding pass
+    switches from keys computed in place to a key pass first (with prefetching); codes
+    must not notice.  Thousands of new keys per batch also grow the first-rows buffer."""
+    rng = np.random.default_rng(9)
+    pool = [f"k{i}" if i % 2 else f"a-long-key-of-many-bytes-{i:06d}" for i in range(30_000)]
+    codes = StableCodes(1)
+    seen: dict[object, int] = {}
+    for size in (5_000, 20_000, 20_000, 300):
+        keys = [None if v == 0 else pool[v] for v in rng.integers(0, len(pool), size)]
+        got, firsts = codes.codes([pl.Series(keys, dtype=pl.String)])
+        before = len(seen)
+        want = [seen.setdefault(k, len(seen)) for k in keys]
+        assert got.tolist() == want
+        first_row: dict[int, int] = {}
+        for i, c in enumerate(want):
+            first_row.setdefault(c, i)
+        assert firsts.tolist() == [first_row[c] for c in range(before, len(seen))]
+    assert len(seen) > 16_384
