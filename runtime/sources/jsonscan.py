@@ -130,6 +130,15 @@ def _string(data: np.ndarray, p: int, end: int) -> tuple[int, bool]:
 
 
 @nb.njit(cache=True, nogil=True, inline="always")
+def _digit_run(data: np.ndarray, p: int, end: int) -> int:
+    """Just past one or more digits at `p`, or -1 when there is none (JSON wants one)."""
+    q = p
+    while p < end and 48 <= data[p] <= 57:
+        p += 1
+    return p if p > q else -1
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
 def _number(data: np.ndarray, p: int, end: int) -> tuple[int, int]:
     """A JSON number at `p` → (just past it or -1, INT or NUMBER or OTHER)."""
     start = p
@@ -147,21 +156,16 @@ def _number(data: np.ndarray, p: int, end: int) -> tuple[int, int]:
     digits = p - start - (1 if data[start] == 45 else 0)
     kind = INT if digits <= _INT_DIGITS else NUMBER
     if p < end and data[p] == 46:  # '.'
-        p += 1
-        q = p
-        while p < end and 48 <= data[p] <= 57:
-            p += 1
-        if p == q:
+        p = _digit_run(data, p + 1, end)
+        if p < 0:
             return -1, OTHER
         kind = NUMBER
     if p < end and (data[p] == 101 or data[p] == 69):  # e E
         p += 1
         if p < end and (data[p] == 43 or data[p] == 45):
             p += 1
-        q = p
-        while p < end and 48 <= data[p] <= 57:
-            p += 1
-        if p == q:
+        p = _digit_run(data, p, end)
+        if p < 0:
             return -1, OTHER
         kind = NUMBER
     if p - start > _MAX_NUMBER:
