@@ -215,3 +215,21 @@ def test_batches_that_queued_up_are_pushed_as_one_and_each_is_still_acked() -> N
     assert sink.rows("hot")["cpu"].to_list() == [90.0, 95.0, 99.0]
     assert pl.concat(dead)["reason"].to_list() == ["bad json"]
     assert [b.offsets["pos"] for b in src.acked] == [1, 2, 3] and eng.offsets["src"] == {"pos": 3}
+
+
+def test_with_source_threads_acks_run_on_their_own_thread_and_all_land_by_close() -> None:
+    program = compile_source(RULES)
+    acked_on: list[str] = []
+
+    class ThreadNoting(AckingSource):
+        def ack(self, batch: Batch) -> None:
+            import threading
+
+            acked_on.append(threading.current_thread().name)
+            super().ack(batch)
+
+    src = ThreadNoting([batch([i], [float(i)], i + 1) for i in range(20)])
+    eng = StreamingEngine(program, {"src": src}, notifier=Sink(), clock=Clock(), store=MemoryStore(), checkpoint_every_s=0.0)
+    eng.run(poll_s=0.01)
+    assert [b.offsets["pos"] for b in src.acked] == list(range(1, 21))  # every batch, in order, by close()
+    assert set(acked_on) == {"cep-ack"}
