@@ -76,21 +76,27 @@ def needs_values(aggs: tuple[TAgg, ...]) -> bool:
 # --------------------------------------------------------------------------- from rows
 
 
-def raw_exprs(aggs: tuple[TAgg, ...]) -> list[pl.Expr]:
-    """Each aggregate computed from the rows of a group (agg / rolling context)."""
+def raw_exprs(aggs: tuple[TAgg, ...], *, from_scratch: bool = False) -> list[pl.Expr]:
+    """Each aggregate computed from the rows of a group (agg / rolling context).
+
+    `from_scratch`: in a `rolling` context Polars slides sums along (adds the new value,
+    subtracts the old), so rounding error builds up over a long stream and an average that
+    is exactly 2.0 comes out 2.0000000000000004 — then `having avg(x) > 2` fires where the
+    reference does not. Summing each window's values afresh avoids that."""
     out: list[pl.Expr] = []
     for a in aggs:
         if a.field is None:
             e = pl.len()
         else:
             x = pl.col(a.field)
+            values = x.implode().list
             e = {
                 "count": lambda: x.count(),
-                "sum": lambda: pl.when(x.count() > 0).then(x.sum()),
-                "avg": lambda: x.mean(),
+                "sum": lambda: pl.when(x.count() > 0).then(values.sum() if from_scratch else x.sum()),
+                "avg": lambda: values.mean() if from_scratch else x.mean(),
                 "min": lambda: x.min(),
                 "max": lambda: x.max(),
-                "std": lambda: x.std(ddof=1),
+                "std": lambda: values.std(ddof=1) if from_scratch else x.std(ddof=1),
                 "percentile": lambda: x.quantile(float(a.q) / 100.0, interpolation="linear"),
                 "distinct": lambda: x.drop_nulls().n_unique(),
             }[a.func]()

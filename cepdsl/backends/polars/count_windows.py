@@ -38,7 +38,7 @@ class CountWindowExecutor(Executor):
             pl.col(TIME).last().alias(END),
             pl.col(SEQ).last(),
             pl.col(NEW).last(),
-            *agg.raw_exprs(rule.aggregates),
+            *agg.raw_exprs(rule.aggregates, from_scratch=True),
         ]
         self.tail: pl.DataFrame | None = None  # per group, its last N − 1 rows
 

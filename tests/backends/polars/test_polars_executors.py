@@ -234,3 +234,24 @@ def test_state_is_plain_data() -> None:
     st = ex.state()
     assert set(st) == {"panes", "emitted_us"} and isinstance(st["panes"], bytes)
     assert pickle.loads(pickle.dumps(st)) == st
+
+
+def test_last_n_averages_are_summed_afresh_not_slid_along() -> None:
+    """Found by the differential test: Polars' rolling mean slides its sum along, so the
+    window (4.0, 0.0, null) came out 2.0000000000000004 and `having avg(x) > 2` fired;
+    the reference (and exact arithmetic) says 2.0."""
+    import datetime as dt
+
+    import cepdsl
+    from cepdsl import interpret
+
+    text = "stream s (ts: timestamp, x: float)\nrule r from s\n  window last 3 events\n  having avg(x) > 2\n"
+    rows = pl.DataFrame(
+        {"ts": [dt.datetime(2024, 1, 1)] * 4, "x": [0.6362270271430072, 4.0, 0.0, None]},
+        schema={"ts": pl.Datetime("us"), "x": pl.Float64},
+    )
+    rules = cepdsl.compile(text)
+    session = rules.session()
+    got = pl.concat([session.push("s", rows)["r"], session.flush()["r"]])
+    assert got["avg_x"].to_list() == [(0.6362270271430072 + 4.0) / 2]
+    assert interpret.run(rules.program, {"s": rows})["r"]["avg_x"].to_list() == got["avg_x"].to_list()
