@@ -167,8 +167,7 @@ class Cells:
     @staticmethod
     def empty(nf: int) -> Cells:
         z = np.zeros(0, np.int64)
-        return Cells(z, z, z, *(np.zeros((nf, 0), np.int64),), *(np.zeros((nf, 0)) for _ in range(3)),
-                     *(np.zeros((nf, 0), np.int64) for _ in range(3)), np.zeros((nf, 0)), np.zeros((nf, 0)))  # fmt: skip
+        return Cells(z, z, z, *_empty_stats(nf, 0))
 
     def take(self, idx: np.ndarray) -> Cells:
         return Cells(*(a[idx] if a.ndim == 1 else a[:, idx] for a in self.arrays()))
@@ -191,6 +190,23 @@ def _count_cells(pane: np.ndarray, slot: np.ndarray, n_slots: int) -> int:
 
 
 @nb.njit(cache=True)
+def _empty_stats(nf: int, n: int):  # noqa: ANN202
+    """Per field and cell, the statistics a cell carries, empty: count, float sum/min/max,
+    int sum/min/max, Welford mean/M2 (cells and merged windows hold the same ones)."""
+    return (
+        np.zeros((nf, n), np.int64),
+        np.zeros((nf, n)),
+        np.full((nf, n), np.nan),
+        np.full((nf, n), np.nan),
+        np.zeros((nf, n), np.int64),
+        np.zeros((nf, n), np.int64),
+        np.zeros((nf, n), np.int64),
+        np.zeros((nf, n)),
+        np.zeros((nf, n)),
+    )
+
+
+@nb.njit(cache=True)
 def reduce_cells(pane, slot, n_slots, fv, iv, valid, is_int, moments, n_cells):  # noqa: ANN001, ANN201
     """One partial per (run of equal pane, slot), rows in any order (unsorted input only
     makes more cells, which `absorb_cells` folds).  fv/iv: float64/int64 [f, n] values
@@ -204,15 +220,7 @@ def reduce_cells(pane, slot, n_slots, fv, iv, valid, is_int, moments, n_cells): 
     c_pane = np.empty(n_cells, np.int64)
     c_slot = np.empty(n_cells, np.int64)
     c_n = np.zeros(n_cells, np.int64)
-    cnt = np.zeros((nf, n_cells), np.int64)
-    fsum = np.zeros((nf, n_cells))
-    fmin = np.full((nf, n_cells), np.nan)
-    fmax = np.full((nf, n_cells), np.nan)
-    isum = np.zeros((nf, n_cells), np.int64)
-    imin = np.zeros((nf, n_cells), np.int64)
-    imax = np.zeros((nf, n_cells), np.int64)
-    mean = np.zeros((nf, n_cells))
-    m2 = np.zeros((nf, n_cells))
+    cnt, fsum, fmin, fmax, isum, imin, imax, mean, m2 = _empty_stats(nf, n_cells)
     cell = np.empty(n if nf else 0, np.int64)
     cell_of = np.full(n_slots, -1, np.int64)
     mark = np.full(n_slots, -1, np.int64)
@@ -411,15 +419,7 @@ def window_cells(pane, slot, n, cnt, fsum, fmin, fmax, isum, imin, imax, mean, m
     w_k = np.empty(out_n, np.int64)
     w_slot = np.empty(out_n, np.int64)
     o_n = np.zeros(out_n, np.int64)
-    o_cnt = np.zeros((nf, out_n), np.int64)
-    o_fsum = np.zeros((nf, out_n))
-    o_fmin = np.full((nf, out_n), np.nan)
-    o_fmax = np.full((nf, out_n), np.nan)
-    o_isum = np.zeros((nf, out_n), np.int64)
-    o_imin = np.zeros((nf, out_n), np.int64)
-    o_imax = np.zeros((nf, out_n), np.int64)
-    o_mean = np.zeros((nf, out_n))
-    o_m2 = np.zeros((nf, out_n))
+    o_cnt, o_fsum, o_fmin, o_fmax, o_isum, o_imin, o_imax, o_mean, o_m2 = _empty_stats(nf, out_n)
     slot_row = np.full(n_slots, -1, np.int64)
     per_pane = size // p
     lo = 0
