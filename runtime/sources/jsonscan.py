@@ -27,6 +27,7 @@ from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
 
+from cepdsl.backends.numba.borrow import borrow
 from runtime.sources import floatparse, rfc3339
 
 # Value kinds, per field and row. SLOW_NUMBER: a number whose value the kernel left to an
@@ -61,25 +62,6 @@ def _load64(typingctx, arr, idx):  # noqa: ANN001, ANN202, ARG001
         load = builder.load(word)
         load.align = 1
         return load
-
-    return sig, codegen
-
-
-@intrinsic
-def _borrow(typingctx, arr):  # noqa: ANN001, ANN202, ARG001
-    """`arr` without its owner (a null meminfo): Numba increfs and decrefs every array it
-    passes to a function it calls, even an inlined one, and on these per-byte paths the atomic
-    count updates were over half the kernel's time; on a borrowed array they are no-ops. Only
-    for arrays the caller keeps alive for the whole call and that are not returned."""
-    sig = arr(arr)
-
-    def codegen(context, builder, signature, args):  # noqa: ANN001, ANN202, ARG001
-        src = context.make_array(signature.args[0])(context, builder, value=args[0])
-        dst = context.make_array(signature.return_type)(context, builder)
-        context.populate_array(
-            dst, data=src.data, shape=src.shape, strides=src.strides, itemsize=src.itemsize, meminfo=None, parent=None
-        )
-        return dst._getvalue()
 
     return sig, codegen
 
@@ -449,8 +431,8 @@ def scan(data, key_data, key_off, accept, want, kind, start, stop, num, deferred
     `bytes.strip` sees it). Row r gets `kind[:, r]`, spans, numbers (`want`) and
     `deferred[r]`; a line holding a kind its field does not `accept` is deferred. Returns
     the row count. Arrays must have room for one row per newline plus one."""
-    data, key_data, key_off, accept, want = _borrow(data), _borrow(key_data), _borrow(key_off), _borrow(accept), _borrow(want)
-    kind, start, stop, num, deferred = _borrow(kind), _borrow(start), _borrow(stop), _borrow(num), _borrow(deferred)
+    data, key_data, key_off, accept, want = borrow(data), borrow(key_data), borrow(key_off), borrow(accept), borrow(want)
+    kind, start, stop, num, deferred = borrow(kind), borrow(start), borrow(stop), borrow(num), borrow(deferred)
     n = data.shape[0]
     nf = kind.shape[0]
     row = 0

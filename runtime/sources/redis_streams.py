@@ -52,6 +52,7 @@ import polars as pl
 import redis
 from redis.connection import AbstractConnection
 
+from cepdsl.backends.numba.borrow import borrow
 from cepdsl.plan import StreamPlan
 from runtime.sources.batch import Batch, Chunk, Clock, Source
 from runtime.sources.ndjson import fast_block
@@ -541,6 +542,7 @@ def _scan(buf: np.ndarray, n: int) -> tuple[int, int, np.ndarray, np.ndarray, np
     plus one past the end, the ids as packed XACK arguments). Only `_OK` fills the arrays;
     it is returned when each entry is `[id, ["data" or "json", payload]]`. A payload holding
     a newline still counts: the caller checks the line count."""
+    buf = borrow(buf)
     no8 = np.empty(0, np.uint8)
     no64 = np.empty(0, np.int64)
     v, p = _head(buf, 0, n, _STAR)
