@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 import time
 
 import jinja2
@@ -94,6 +95,9 @@ def straight_line(draw: st.DrawFn) -> str:
     return "".join(parts)
 
 
+_ADDRESS = re.compile(r"0x[0-9a-f]+")
+
+
 def jinja_render(text: str, record: dict) -> tuple[str, str | None]:
     """The same render() with the compiled fast path switched off: Jinja's own generated code."""
     saved = templates_module._fast_renderer
@@ -116,7 +120,8 @@ def test_compiled_straight_line_templates_match_jinja(text, cpu, host):
     except TemplateError as exc:
         assert error is not None and str(exc).split(":")[0] == error.split(":")[0], (text, want, error)
         return
-    assert error is None and got == want, text
+    # A method's repr (`data.items`) holds an address that differs between two renders.
+    assert error is None and _ADDRESS.sub("0x", got) == _ADDRESS.sub("0x", want), text
 
 
 def test_the_fast_path_is_taken_for_straight_line_text_only():
