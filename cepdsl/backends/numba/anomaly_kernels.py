@@ -32,6 +32,7 @@ import math
 import numba as nb
 import numpy as np
 
+from cepdsl.backends.numba.borrow import borrow
 from cepdsl.backends.numba.prefetch import AHEAD, prefetch
 
 #: Header values per slot (one 64-byte cache line).
@@ -196,6 +197,7 @@ def _lower_bound(st, o: int, n: int, v: float) -> int:  # type: ignore[no-untype
 
 @nb.njit(cache=True)
 def iqr_scan(slots, x, st, width, n_max, warmup, multiplier):  # type: ignore[no-untyped-def]
+    st = borrow(st)  # passed to the per-row quantile and search calls (borrow.py)
     out_i = np.empty((16, 2), np.int64)
     out_f = np.empty((16, 3), np.float64)
     m = 0

@@ -20,6 +20,7 @@ import numba as nb
 import numpy as np
 import polars as pl
 
+from cepdsl.backends.numba.borrow import borrow
 from cepdsl.backends.numba.prefetch import AHEAD, prefetch
 
 _M1 = np.uint64(0x9E3779B97F4A7C15)
@@ -98,7 +99,8 @@ def view_keys(views: np.ndarray, data: np.ndarray, base: np.ndarray, k0: np.ndar
     string (≤ 12 bytes; bytes past the end cleared), else (length + prefix, hash of the
     bytes).  A pass of its own: the table lookups then run without a hash's latency in
     front of each.  Helpers inlined here take scalars only: an inlined helper taking
-    arrays costs reference counting per row (~4x this loop's time)."""
+    arrays costs reference counting per row (~4x this loop's time), unless borrowed."""
+    data = borrow(data)
     for i in range(k0.shape[0]):
         v0 = views[2 * i]
         v1 = views[2 * i + 1]
@@ -160,6 +162,7 @@ def code_keys_into(
 
     `fused`: k0/k1 are not given (empty); each string's key is computed from its view as
     the row is coded, in the same pass (no key arrays written and read back; no prefetch)."""
+    data = borrow(data)  # passed to the per-row hash and compare of long strings (borrow.py)
     strings = views.shape[0] > 0
     n = views.shape[0] // 2 if fused else k0.shape[0]
     mask = table.shape[0] // 4 - 1

@@ -28,6 +28,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
+from cepdsl.backends.numba.borrow import borrow
 from cepdsl.backends.numba.pattern_compile import CHECK, JMP, MATCH, SAVE, SPLIT, STEP
 
 _BRANCH, _UNDO_COUNT, _UNDO_REG = 0, 1, 2
@@ -166,6 +167,11 @@ def match_groups(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(first row, last row, step counts) of every decided match, and per group the
     first undecided start row (-1: all decided)."""
+    # The caller keeps its arrays alive: borrowed, the per-start calls below skip their
+    # atomic reference counting (borrow.py).
+    t, conds, offsets, op, a, b, memo, first = (
+        borrow(t), borrow(conds), borrow(offsets), borrow(op), borrow(a), borrow(b), borrow(memo), borrow(first)
+    )
     n_steps = conds.shape[0]
     n_groups = offsets.shape[0] - 1
     n_prog = op.shape[0]
