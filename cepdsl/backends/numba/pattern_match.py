@@ -167,11 +167,29 @@ def match_groups(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(first row, last row, step counts) of every decided match, and per group the
     first undecided start row (-1: all decided)."""
-    # The caller keeps its arrays alive: borrowed, the per-start calls below skip their
-    # atomic reference counting (borrow.py).
+    # The search's scratch is made here and lent to `_match_all`, which borrows it with
+    # the caller's arrays: the per-start calls then skip their atomic reference counting
+    # (borrow.py). Scratch grown there is its own (rare: deep or long searches).
+    n_steps = conds.shape[0]
+    visited = np.zeros((op.shape[0], 64), np.int32)
+    sk = np.empty(256, np.int64)
+    sx = np.empty(256, np.int64)
+    sy = np.empty(256, np.int64)
+    counts = np.zeros(n_steps, np.int64)
+    regs = np.full(max(n_registers, 1), -1, np.int64)
+    regs_at_start = regs.copy()
+    return _match_all(
+        t, conds, offsets, op, a, b, memo, first, within, bound, final, visited, sk, sx, sy, counts, regs, regs_at_start
+    )
+
+
+@nb.njit(cache=True)
+def _match_all(t, conds, offsets, op, a, b, memo, first, within, bound, final, visited, sk, sx, sy, counts, regs, regs_at_start):  # noqa: ANN001, ANN202, PLR0913
     t, conds, offsets, op, a, b, memo, first = (
         borrow(t), borrow(conds), borrow(offsets), borrow(op), borrow(a), borrow(b), borrow(memo), borrow(first)
     )
+    visited, sk, sx, sy = borrow(visited), borrow(sk), borrow(sx), borrow(sy)
+    counts, regs, regs_at_start = borrow(counts), borrow(regs), borrow(regs_at_start)
     n_steps = conds.shape[0]
     n_groups = offsets.shape[0] - 1
     n_prog = op.shape[0]
@@ -182,15 +200,7 @@ def match_groups(
     m_counts = np.empty((cap, n_steps), np.int64)
     n_matches = 0
     undecided = np.full(n_groups, -1, np.int64)
-
-    visited = np.zeros((n_prog, 64), np.int32)
     stamp = 0
-    sk = np.empty(256, np.int64)
-    sx = np.empty(256, np.int64)
-    sy = np.empty(256, np.int64)
-    counts = np.zeros(n_steps, np.int64)
-    regs = np.full(max(n_registers, 1), -1, np.int64)
-    regs_at_start = regs.copy()
 
     for g in range(n_groups):
         hi = offsets[g + 1]
