@@ -32,9 +32,9 @@ def _group_fields(rule: RulePlan, rows: Sequence[Row]) -> dict[str, Any]:
     return {k: rows[0][k] for k in rule.group_keys}
 
 
-def _window_match(rule: RulePlan, key: tuple[Any, ...], record: dict[str, Any], seq: int = 0) -> Match:
-    # Ordered by ts, then window_start, then group key; `seq` keeps `last N` ties in input order.
-    return Match((record["ts"], record["window_start"], group_order(key), seq), key, record)
+def _window_match(rule: RulePlan, key: tuple[Any, ...], record: dict[str, Any]) -> Match:
+    # Ordered by ts, then window_start, then group key.
+    return Match((record["ts"], record["window_start"], group_order(key)), key, record)
 
 
 def _time_windows(rule: RulePlan, rows: list[Row], bounds: Any) -> list[Match]:
@@ -92,7 +92,9 @@ def _last_n(rule: RulePlan, rows: list[Row], n: int) -> list[Match]:
             start, end = members[0][TIME], row[TIME]
             record = judge_window(rule, fields, start, end, members, end)
             if record is not None:
-                out.append(_window_match(rule, key, record, row[SEQ]))
+                # Ordered by ts, then the input order of the row closing the window: `last N`
+                # matches are due with their row, so streaming can emit them no other way.
+                out.append(Match((record["ts"], row[SEQ]), key, record))
     return out
 
 

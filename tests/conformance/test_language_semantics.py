@@ -158,6 +158,19 @@ def test_last_n_events_after_every_row() -> None:
     ))
 
 
+def test_last_n_events_ties_come_in_input_order() -> None:
+    """Rows of several groups at one time: their `last N` matches come in the order of the
+    rows, not of the group keys, in replay as in a session fed one row at a time (whose
+    earlier matches are out before a later row arrives)."""
+    text = METRICS + "rule r from m group by host window last 2 events having count() >= 1"
+    rows = [(at(0), "c", 1.0, "x"), (at(0), "a", 2.0, "x"), (at(0), None, 3.0, "x"), (at(0), "b", 4.0, "x"),
+            (at(1), "a", 5.0, "x"), (at(1), "c", 6.0, "x")]
+    check(text, {"m": frame(M, rows)}, "r", lambda o: (
+        assert_eq(o["host"].to_list(), ["c", "a", None, "b", "a", "c"]),
+        assert_eq(o["window_start"].to_list(), [at(0)] * 6),
+    ))
+
+
 def test_aggregate_names_and_values() -> None:
     text = (
         "stream m (ts: timestamp, host: str, cpu: float, data.avg: float)\n"

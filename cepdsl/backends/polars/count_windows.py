@@ -53,13 +53,13 @@ class CountWindowExecutor(Executor):
             frame.rolling(index_column=IDX, period=f"{self.n}i", group_by=self.keys or None)
             .agg(self._aggs)
             .filter(pl.col(NEW))
-            .sort([END, SEQ])
         )
         if self.n > 1:
             tail = frame.drop(IDX).with_columns(pl.lit(False).alias(NEW))
             self.tail = tail.group_by(self.keys, maintain_order=True).tail(self.n - 1) if self.keys else tail.tail(self.n - 1)
-        out = window_records(self.rule, rolled.drop(IDX, SEQ, NEW))
-        return out
+        # In the order of the rows that close the windows (docs/semantics.md): matches are
+        # due at once, so a later push can only add after this one's.
+        return window_records(self.rule, rolled.drop(IDX, NEW), order=[END, SEQ])
 
     def state(self) -> Any:
         return {"tail": frame_state(self.tail)}

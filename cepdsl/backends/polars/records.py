@@ -11,10 +11,11 @@ from cepdsl.plan import RulePlan
 START, END = "window_start", "window_end"
 
 
-def window_records(rule: RulePlan, frame: pl.DataFrame) -> pl.DataFrame:
+def window_records(rule: RulePlan, frame: pl.DataFrame, order: list[str] | None = None) -> pl.DataFrame:
     """`frame` holds the group keys, `window_start`/`window_end` (int µs) and every
     aggregate column; keep the rows where `having` is true and order them by
-    (ts = window_end, window_start, group key), null keys first (as the interpreter)."""
+    (ts = window_end, window_start, group key), null keys first (as the interpreter),
+    or by the columns `order` names."""
     if frame.height == 0:
         return rule.empty_output()
     if rule.having is not None:
@@ -22,7 +23,7 @@ def window_records(rule: RulePlan, frame: pl.DataFrame) -> pl.DataFrame:
         if frame.height == 0:
             return rule.empty_output()
     keys = list(rule.group_keys)
-    frame = frame.sort([END, START, *keys], nulls_last=False, maintain_order=True)
+    frame = frame.sort(order or [END, START, *keys], nulls_last=False, maintain_order=True)
     return finalize(rule, frame.with_columns(pl.col(END).alias("ts")))
 
 
