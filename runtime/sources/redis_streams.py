@@ -197,6 +197,8 @@ class RedisStreamSource(Source):
             return Chunk()
         except (redis.ConnectionError, redis.TimeoutError, OSError) as e:
             self._drop_conn()
+            if self.closed:
+                return Chunk()  # stopped while a read was out (the server may be gone too): not an outage
             self.errors += 1
             if self.last_error is None:
                 log.warning("redis stream %s unreachable, retrying: %s", self.key, e)

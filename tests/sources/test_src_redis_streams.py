@@ -96,6 +96,26 @@ def test_unreachable_redis_is_counted_not_raised() -> None:
     assert next(it).empty and src.errors >= 1 and src.last_error
 
 
+def test_a_closed_source_reports_no_outage(caplog) -> None:
+    """A source stopped while a read is out (the server may go away with it, as at the end
+    of a run) counts no error and logs nothing; the same failure while open is an outage."""
+    import logging
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    client = redis.Redis(port=port, socket_connect_timeout=0.1, decode_responses=True, retry=Retry(NoBackoff(), 0))
+    src = RedisStreamSource(S, client, key="x", max_delay_s=0.2)
+    with caplog.at_level(logging.INFO, logger="runtime.sources.redis_streams"):
+        src.close()
+        assert src._read(0.01, 10).rows == 0
+        assert src.errors == 0 and src.last_error is None and not caplog.records
+        src.closed = False
+        assert src._read(0.01, 10).rows == 0
+        assert src.errors == 1 and "unreachable" in caplog.text
+
+
 def test_bulk_typed_payloads_equal_entry_by_entry(redis_server, redis_client: redis.Redis, monkeypatch) -> None:
     import runtime.sources.redis_streams as rs
 
