@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 import cepdsl
 from cepdsl import interpret
+from cepdsl.backends.polars import rowsets
 from tests.support.frames import assert_frames_match
 from tests.support.generators import cuts, streams, window_rules
 
@@ -55,6 +56,26 @@ def test_any_batching_equals_interpreter(data: st.DataObject) -> None:
     expected = interpret.run(rules.program, {"s": frame})["r"]
     got = session_output(rules, pieces(frame, bounds))
     assert_frames_match(got, expected, ordered=True, label=f"{text} cuts={bounds}")
+
+
+@given(st.data())
+def test_big_batch_filter_path_equals_interpreter(data: st.DataObject) -> None:
+    """The lazy-`filter` way of finding a rule's rows (rowsets.py, for big batches), forced
+    on the small generated batches."""
+    text = data.draw(window_rules(), label="rule")
+    frame = data.draw(streams(), label="stream")
+    bounds = data.draw(cuts(frame.height), label="cuts")
+    rules = cepdsl.compile(text)
+    expected = interpret.run(rules.program, {"s": frame})["r"]
+    saved = rowsets._FILTER_ROWS
+    rowsets._FILTER_ROWS = 0
+    try:
+        got = session_output(rules, pieces(frame, bounds))
+        replayed = rules.replay({"s": frame})["r"]
+    finally:
+        rowsets._FILTER_ROWS = saved
+    assert_frames_match(got, expected, ordered=True, label=f"{text} cuts={bounds}")
+    assert_frames_match(replayed, expected, ordered=True, label=text)
 
 
 @given(st.data())
