@@ -28,7 +28,8 @@ from cepdsl.backends.polars.expressions import MANY_OPTS, compile_expr
 from cepdsl.plan import TBinary, TExpr, TUnary
 
 
-#: From this many rows, one rule's matching rows are found by a lazy `filter` (see `split`).
+#: From this many rows a batch is big (see `split`): one rule's matching rows come from a
+#: lazy `filter`, several rules' from an `arg_true` per predicate column.
 _FILTER_ROWS = 65_536
 _ROW = "__where_row"
 
@@ -102,10 +103,13 @@ class WhereSet:
         elif len(self._exprs) == 1:
             # `arg_true`, like `filter`, skips null: no `fill_null` pass.
             idx = [rows.select(self._exprs[0].arg_true()).to_series()]
+        elif self._exprs and rows.height >= _FILTER_ROWS:
+            masks = self._predicates(rows)
+            idx = [masks.to_series(k).arg_true() for k in range(len(self._exprs))]
         elif self._exprs:
             # All masks to numpy at once (null → false, as `arg_true` has it), then one
             # flatnonzero per rule: a Polars call per rule costs more than the work at
-            # micro-batch sizes.
+            # micro-batch sizes (but a big batch's 2-D copy costs more than those calls).
             masks = self._predicates(rows).select(pl.all().fill_null(False)).to_numpy()
             idx = [pl.Series(np.flatnonzero(masks[:, k]), dtype=pl.UInt32) for k in range(len(self._exprs))]
         # One schema look for all rules (it costs ~10 µs a call).

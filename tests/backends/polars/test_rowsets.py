@@ -5,8 +5,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import polars as pl
+import pytest
 
 import cepdsl
+from cepdsl.backends.polars import rowsets
 from cepdsl.backends.polars.rowsets import WhereSet, decode
 from cepdsl.frontend import compile_source
 from tests.support.frames import assert_frames_match
@@ -24,7 +26,10 @@ FRAME = pl.DataFrame(
 
 
 
-def test_split_equals_filter_per_rule() -> None:
+@pytest.mark.parametrize("big_from", [None, 0], ids=["as sized", "every batch big"])
+def test_split_equals_filter_per_rule(big_from: int | None, monkeypatch: pytest.MonkeyPatch) -> None:
+    if big_from is not None:  # the big-batch ways (lazy filter; arg_true per predicate column)
+        monkeypatch.setattr(rowsets, "_FILTER_ROWS", big_from)
     wheres = ['g == "a"', "x > 1", "n % 2 == 0 or x < 0", 'g in ["b", null]', "x is null"]
     prog = compile_source(STREAM + "\n".join(f"rule r{i} from s where {w}" for i, w in enumerate(wheres)))
     ws = WhereSet([r.where for r in prog.rules] + [None])
