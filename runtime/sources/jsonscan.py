@@ -254,7 +254,7 @@ def _container(data: np.ndarray, p: int, end: int) -> int:
         return -1
 
 
-@nb.njit(cache=True, nogil=True, inline="always")
+@nb.njit(cache=True, nogil=True)
 def _key(data: np.ndarray, p: int, end: int) -> int:
     """An object key and its colon at `p` → just past the colon (and spaces), or -1."""
     if p >= end or data[p] != _QUOTE:
@@ -268,7 +268,7 @@ def _key(data: np.ndarray, p: int, end: int) -> int:
     return p + 1
 
 
-@nb.njit(cache=True, nogil=True, inline="always")
+@nb.njit(cache=True, nogil=True)
 def _field_of(data: np.ndarray, a: int, b: int, key_data: np.ndarray, key_off: np.ndarray) -> int:
     n = b - a
     for j in range(key_off.shape[0] - 1):

@@ -23,7 +23,7 @@ OK, NULL, NOT_HANDLED = 0, 1, 2
 _MONTH_DAYS = np.array([31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype=np.int64)
 
 
-@nb.njit(cache=True, nogil=True, inline="always")
+@nb.njit(cache=True, nogil=True)
 def _digits(data: np.ndarray, at: int, n: int) -> int:
     """The `n` ASCII digits at `at` as a number, or -1 when one is not a digit."""
     v = 0
@@ -48,7 +48,7 @@ def _days_from_civil(y: int, m: int, d: int) -> int:
     return era * 146097 + doe - 719468
 
 
-@nb.njit(cache=True, nogil=True, inline="always")
+@nb.njit(cache=True, nogil=True)
 def parse_span(data: np.ndarray, a: int, b: int) -> tuple[int, bool]:
     """The text data[a:b] of the common shape → (µs since the epoch, True), else (0, False).
     Also called from jsonscan.py on the JSON string's bytes in place."""
