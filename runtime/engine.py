@@ -405,7 +405,10 @@ class StreamingEngine:
         """For the live table: engine counters, per-stream progress, per-rule stats."""
         streams = {}
         for s in self.program.streams:
-            p = self.session.progress(s.name)
+            try:
+                p = self.session.progress(s.name)
+            except KeyError:  # read from another thread while a reload swaps the streams
+                continue
             streams[s.name] = {
                 "watermark_us": p.watermark_us,
                 "max_ts_us": p.max_ts_us,

@@ -135,16 +135,18 @@ class Session:
     def _build(self, program: Program, old_rules: dict[str, RuleRun], old_streams: dict[str, StreamRun]) -> None:
         from cepdsl.backends.polars.rowsets import WhereSet
 
-        self._rules = {}
+        # Built aside and swapped in whole: `stats()` may read from another thread (the live
+        # table, the HTTP API) while a reload builds, and must see the old set or the new one.
+        rules: dict[str, RuleRun] = {}
         for rule in program.rules:
             old = old_rules.get(rule.id)
             if old is not None and same_matching(old.plan, rule):
                 old.plan = old.executor.rule = rule  # new title/message/notify, same state
-                self._rules[rule.id] = old
+                rules[rule.id] = old
             else:
                 throttle = Throttle(rule.throttle_us, rule.group_keys) if rule.throttle_us else None
-                self._rules[rule.id] = RuleRun(rule, self._make_executor(rule), throttle)
-        self._streams = {}
+                rules[rule.id] = RuleRun(rule, self._make_executor(rule), throttle)
+        streams: dict[str, StreamRun] = {}
         for stream in program.streams:
             state = StreamState(stream, external_watermark=self.replay)
             rules_here = [r for r in program.rules if r.stream.name == stream.name]
@@ -153,8 +155,9 @@ class Session:
             previous = old_streams.get(stream.name)
             if previous is not None:
                 state.adopt(previous.state)
-            runs = [self._rules[r.id] for r in program.rules if r.stream.name == stream.name]
-            self._streams[stream.name] = StreamRun(state, runs, WhereSet([run.plan.where for run in runs]))
+            runs = [rules[r.id] for r in program.rules if r.stream.name == stream.name]
+            streams[stream.name] = StreamRun(state, runs, WhereSet([run.plan.where for run in runs]))
+        self._rules, self._streams = rules, streams
 
     def _stream(self, name: str) -> StreamRun:
         try:
@@ -339,7 +342,7 @@ class Session:
         """Per rule: events in, passed `where`, matches, suppressed, late, batches, mean and
         p99 evaluation time per batch (ms), and the size of its snapshot in bytes."""
         out = {}
-        for rid, rule in self._rules.items():
+        for rid, rule in list(self._rules.items()):  # one step under the GIL: safe from another thread
             row: dict[str, Any] = {"stream": rule.plan.stream.name, "kind": rule.plan.kind.value}
             row.update(rule.stats.summary())
             if state_size:
