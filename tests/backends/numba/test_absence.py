@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import polars as pl
+import pytest
 from harness import at, released, rule_of, run_batches, us
 
 from cepdsl.backends.base import Progress
 from cepdsl.backends.numba import executor_for
+from cepdsl.backends.numba.absence import by_rank
 
 SRC = """stream m (ts: timestamp, host: str, event_type: str)
 rule lost
@@ -79,3 +81,20 @@ def test_without_group_by() -> None:
     out = run_batches(rule, frame(EVENTS))
     assert [(t - at(0)).total_seconds() for t in out.get_column("ts")] == [300]
     assert out.columns == ["rule", "ts", "severity", "last_seen"]
+
+
+@pytest.mark.parametrize(
+    ("n", "spread", "dupes"),
+    [(1, 1, False), (500, 2, False), (500, 1, True), (500, 100_000, False), (20_000, 3, False)],
+    ids=["one", "dense", "duplicate ranks", "sparse: sorted", "many"],
+)
+def test_by_rank_orders_columns_by_rank(n: int, spread: int, dupes: bool) -> None:
+    """Placed by value over a dense range, sorted over a sparse one or with a repeated rank:
+    the columns come in stable rank order either way."""
+    rng = np.random.default_rng(n + spread)
+    ranks = rng.choice(n * spread, size=n, replace=False).astype(np.int64) + 7_000_000
+    if dupes:
+        ranks[::3] = ranks[0]
+    items = np.stack([rng.integers(0, 1 << 40, n), rng.integers(0, 1 << 40, n), np.arange(n), ranks])
+    order = np.argsort(ranks, kind="stable")
+    assert np.array_equal(by_rank(items), items[:, order])
