@@ -8,7 +8,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from cepdsl.backends.numba.groups import GroupTable, group_ids
+from cepdsl.backends.numba.groups import GroupTable
 from cepdsl.backends.numba.key_codes import frame_codes
 
 WORDS = ["", "a", "ab", "abc", "abcd", "abcde", "abcdefghijk", "abcdefghijkl", "abcdefghijklm",
@@ -18,11 +18,7 @@ WORDS = ["", "a", "ab", "abc", "abcd", "abcde", "abcdefghijk", "abcdefghijkl", "
 def reference(df: pl.DataFrame) -> list[int]:
     """The interpreter's notion of a group: NaN is one key, 0.0 == -0.0, null is a key."""
     seen: dict[tuple[object, ...], int] = {}
-    out = []
-    for row in df.iter_rows():
-        key = tuple("NaN" if isinstance(v, float) and math.isnan(v) else v for v in row)
-        out.append(seen.setdefault(key, len(seen)))
-    return out
+    return [seen.setdefault(key, len(seen)) for key in reference_rows(df)]
 
 
 def frames(seed: int) -> pl.DataFrame:
@@ -58,9 +54,9 @@ def test_long_strings_with_equal_length_and_prefix_are_told_apart() -> None:
     assert frame_codes(df)[0].tolist() == [0, 1, 0, 1, 2, 3, 2]
 
 
-def test_group_ids_without_keys_is_one_group() -> None:
-    ids, firsts = group_ids(pl.DataFrame({"x": [1, 2, 3]}), ())
-    assert ids.tolist() == [0, 0, 0] and firsts.tolist() == [0]
+def test_group_table_without_keys_is_one_group() -> None:
+    table = GroupTable({})
+    assert table.slots(pl.DataFrame({"x": [1, 2, 3]})).tolist() == [0, 0, 0] and len(table) == 1
 
 
 def test_group_table_keeps_slots_across_batches() -> None:
@@ -70,31 +66,24 @@ def test_group_table_keeps_slots_across_batches() -> None:
     assert table.table.get_column("u").to_list() == ["b", "a", "c", None]
 
 
-@pytest.mark.parametrize("rows_by_dict", [0, 4_096], ids=["per-group", "per-row"])
-@pytest.mark.parametrize("column", ["s", "i", "f"])
-def test_group_table_dict_and_join_paths_give_the_same_slots(column: str, rows_by_dict: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Single string/int keys take a dict (per row for small batches, per distinct key
-    otherwise); anything else a join. All must number alike, across batches and through a
-    snapshot restore."""
-    import cepdsl.backends.numba.groups as groups
-
-    monkeypatch.setattr(groups, "_ROWS_BY_DICT", rows_by_dict)
-    schema = {column: frames(0).schema[column]}
-    fast, slow = GroupTable(schema), GroupTable(schema)
-    slow._by_dict = False
-    assert fast._by_dict == (column != "f")
-    seen: dict[object, int] = {}
+@pytest.mark.parametrize("cols", [("s",), ("i",), ("f",), ("i", "b"), ("s", "f", "i", "b")])
+def test_group_table_numbers_keys_for_good_across_batches_and_restores(cols: tuple[str, ...]) -> None:
+    """Slots number the keys in order of first appearance over all batches (the partition of
+    Python dict keys: NaN one key, 0.0 == -0.0, null a key), survive a snapshot restore, and
+    the table holds each slot's key."""
+    table = GroupTable({c: frames(0).schema[c] for c in cols})
+    seen: dict[tuple[object, ...], int] = {}
     for seed in range(12):
-        df = frames(seed).select(column)
-        got, want = fast.slots(df), slow.slots(df)
-        assert got.tolist() == want.tolist()
-        for key, slot in zip(reference_keys(df), got.tolist()):
-            assert seen.setdefault(key, slot) == slot  # a key keeps its slot for good
-        if seed == 6:  # restore both from a snapshot mid-way
-            fast.load_state(fast.state())
-            slow.load_state(slow.state())
-    assert fast.table.equals(slow.table)
+        df = frames(seed).select(cols)
+        got = table.slots(df).tolist()
+        want = [seen.setdefault(key, len(seen)) for key in reference_rows(df)]
+        assert got == want
+        if seed == 6:  # restore from a snapshot mid-way
+            table.load_state(table.state())
+    assert len(table) == len(seen)
+    assert reference_rows(table.table) == list(seen)
 
 
-def reference_keys(df: pl.DataFrame) -> list[object]:
-    return ["NaN" if isinstance(v, float) and math.isnan(v) else v for v in df.to_series()]
+def reference_rows(df: pl.DataFrame) -> list[tuple[object, ...]]:
+    return [tuple("NaN" if isinstance(v, float) and math.isnan(v) else v for v in row) for row in df.iter_rows()]
+
