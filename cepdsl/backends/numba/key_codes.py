@@ -12,6 +12,11 @@ merge two groups: every hit is an exact comparison.
 
 Several key columns: each column is coded, then the codes are combined pairwise
 (`a * n_b + b`, exact) and coded again.  Codes follow first appearance.
+
+The table is linear-probed, at most half full, and at most 1/8 full while small
+(< 16k slots, ≤ 2k keys): with few keys most of a row's time was the probe loop's
+mispredicted exit, and a sparser table that still sits in L2 probes once (10M rows of
+1,000 hosts: 128 → 82 ms; the sliding-window bench 29 → 35M ev/s).
 """
 
 from __future__ import annotations
@@ -77,6 +82,9 @@ def _same_bytes(data: np.ndarray, a: np.int64, arena: np.ndarray, b: np.int64, l
 _LO32 = np.uint64(0xFFFFFFFF)
 #: Table size (slots of 32 bytes) from which `code_keys_into` prefetches.
 _PREFETCH_SLOTS = 1 << 15
+#: Tables below this many slots are kept at most 1/4 full (else 1/2): fewer probes, so
+#: fewer mispredicted probe loops, for a table that still sits in L2.
+_SPARSE_SLOTS = 1 << 14
 #: Arrow string views (zero copy); `newest()` reads the environment on each call.
 _NEWEST = pl.CompatLevel.newest()
 
@@ -223,7 +231,7 @@ def code_keys_into(
                     firsts = _doubled(firsts)
                 firsts[ng - ng0] = i
                 ng += 1
-                if ng * 2 > mask + 1:
+                if ng * 2 > mask + 1 or (ng * 8 > mask + 1 and mask < _SPARSE_SLOTS):
                     table = _grow(table)
                     mask = table.shape[0] // 4 - 1
                     far = mask >= _PREFETCH_SLOTS and not fused
