@@ -43,6 +43,13 @@ def test_split_equals_filter_per_rule(big_from: int | None, monkeypatch: pytest.
         assert WhereSet([prog.rules[i].where]).split(FRAME)[0].equals(FRAME[rows])
 
 
+def test_big_batch_path_with_a_field_named_like_its_row_index(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(rowsets, "_FILTER_ROWS", 0)
+    frame = FRAME.with_columns(pl.col("n").alias(rowsets._ROW))
+    prog = compile_source(STREAM.replace("n: int)", f"n: int, {rowsets._ROW}: int)") + "rule r from s where x > 1")
+    assert WhereSet([prog.rules[0].where]).split(frame)[0].equals(frame[[0, 3, 6]])
+
+
 def test_decode_only_touches_encoded_columns() -> None:
     enc = FRAME.with_columns(pl.col("g").cast(pl.Enum(["zz", "c", "b", "a"])))
     assert decode(enc).schema == FRAME.schema
