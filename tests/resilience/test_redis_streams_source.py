@@ -75,7 +75,8 @@ def test_xack_after_outbox_and_a_dead_consumers_entries_are_claimed(tmp_path: Pa
             xadd(batches[0])
             assert wait_for(lambda: len(written(tmp_path / "out1", "brute_force")) == 4), stderr_of(c1)
             # Matches out and in the outbox, entries still pending: nothing is acked before that.
-            assert outbox_rows(outbox) == 16
+            # (Each rule's matches go to the file, then to the outbox: wait for both rules'.)
+            assert wait_for(lambda: outbox_rows(outbox) == 16)
             assert pending() == 16
         finally:
             code, err = stop_process(c1)
@@ -86,7 +87,7 @@ def test_xack_after_outbox_and_a_dead_consumers_entries_are_claimed(tmp_path: Pa
         try:
             xadd(batches[1])
             assert wait_for(lambda: len(written(tmp_path / "out1", "brute_force")) == 8), stderr_of(c1)
-            assert outbox_rows(outbox) == 32
+            assert wait_for(lambda: outbox_rows(outbox) == 32)
             assert pending() == 16
             assert wait_for(lambda: outbox_sent(outbox) == 32)
         finally:
