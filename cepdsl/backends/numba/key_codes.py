@@ -82,7 +82,7 @@ def _same_bytes(data: np.ndarray, a: np.int64, arena: np.ndarray, b: np.int64, l
 _LO32 = np.uint64(0xFFFFFFFF)
 #: Table size (slots of 32 bytes) from which `code_keys_into` prefetches.
 _PREFETCH_SLOTS = 1 << 15
-#: Tables below this many slots are kept at most 1/4 full (else 1/2): fewer probes, so
+#: Tables below this many slots are kept at most 1/8 full (else 1/2): fewer probes, so
 #: fewer mispredicted probe loops, for a table that still sits in L2.
 _SPARSE_SLOTS = 1 << 14
 #: Arrow string views (zero copy); `newest()` reads the environment on each call.
