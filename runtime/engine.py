@@ -404,15 +404,11 @@ class StreamingEngine:
     def stats(self) -> dict[str, Any]:
         """For the live table: engine counters, per-stream progress, per-rule stats."""
         streams = {}
-        for s in self.program.streams:
-            try:
-                p = self.session.progress(s.name)
-            except KeyError:  # read from another thread while a reload swaps the streams
-                continue
-            streams[s.name] = {
+        for name, p in self.session.progresses().items():
+            streams[name] = {
                 "watermark_us": p.watermark_us,
                 "max_ts_us": p.max_ts_us,
-                "idle_s": (self.clock() - self._last_rows_at[s.name]) if s.name in self._last_rows_at else None,
+                "idle_s": (self.clock() - self._last_rows_at[name]) if name in self._last_rows_at else None,
             }
         rules = self.session.stats(state_size=False)
         for rid, row in rules.items():

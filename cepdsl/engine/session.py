@@ -338,6 +338,11 @@ class Session:
     def progress(self, stream: str) -> Progress:
         return self._stream(stream).state.progress()
 
+    def progresses(self) -> dict[str, Progress]:
+        """Every stream's progress, from one view of the stream set (safe to call from
+        another thread while a reload swaps it)."""
+        return {name: run.state.progress() for name, run in list(self._streams.items())}
+
     def stats(self, *, state_size: bool = True) -> dict[str, dict[str, Any]]:
         """Per rule: events in, passed `where`, matches, suppressed, late, batches, mean and
         p99 evaluation time per batch (ms), and the size of its snapshot in bytes."""

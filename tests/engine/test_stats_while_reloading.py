@@ -26,6 +26,7 @@ def test_stats_from_another_thread_during_reloads() -> None:
         while not stop.is_set():
             try:
                 seen.add(len(session.stats(state_size=False)))
+                assert set(session.progresses()) == {"m"}
             except BaseException as e:  # noqa: BLE001 - reported below
                 errors.append(e)
                 return
