@@ -81,7 +81,6 @@ def _deviation(x: float, centre: float, spread: float) -> float:
 
 @nb.njit(cache=True)
 def zscore_scan(slots, x, st, width, n_max, warmup, threshold):  # type: ignore[no-untyped-def]
-    st = borrow(st)  # prefetch() counts references of an owned array on every call (borrow.py)
     out_i = np.empty((16, 2), np.int64)
     out_f = np.empty((16, 3), np.float64)
     m = 0
@@ -215,15 +214,13 @@ def _lower_bound(st, o: int, n: int, v: float) -> int:  # type: ignore[no-untype
 
 @nb.njit(cache=True)
 def iqr_scan(slots, x, st, width, n_max, warmup, multiplier):  # type: ignore[no-untyped-def]
-    st = borrow(st)  # passed to prefetch() and the per-row quantile and search calls (borrow.py)
+    st = borrow(st)  # passed to the per-row quantile and search calls (borrow.py)
     out_i = np.empty((16, 2), np.int64)
     out_f = np.empty((16, 3), np.float64)
     m = 0
     need = max(warmup, 1)
     rows = slots.shape[0]
-    # Rows in runs that end when the output is full: the arrays are grown between runs,
-    # never inside one, so the loop carries no array whose references Numba would count
-    # on every row (that was 3/4 of the kernel's time).
+    # Rows in runs that end when the output is full (see zscore_scan).
     i0 = 0
     while True:
         cap = out_i.shape[0]
@@ -304,15 +301,12 @@ def iqr_scan(slots, x, st, width, n_max, warmup, multiplier):  # type: ignore[no
 
 @nb.njit(cache=True)
 def ema_scan(slots, x, st, width, warmup, alpha, threshold):  # type: ignore[no-untyped-def]
-    st = borrow(st)  # prefetch() counts references of an owned array on every call (borrow.py)
     out_i = np.empty((16, 2), np.int64)
     out_f = np.empty((16, 3), np.float64)
     m = 0
     need = max(warmup, 1)
     rows = slots.shape[0]
-    # Rows in runs that end when the output is full: the arrays are grown between runs,
-    # never inside one, so the loop carries no array whose references Numba would count
-    # on every row (that was 3/4 of the kernel's time).
+    # Rows in runs that end when the output is full (see zscore_scan).
     i0 = 0
     while True:
         cap = out_i.shape[0]
