@@ -14,7 +14,7 @@ import numpy as np
 import polars as pl
 
 from cepdsl.backends.base import TIME, Executor, Progress, finalize
-from cepdsl.backends.numba.anomaly_kernels import ema_scan, iqr_scan, width_of, zscore_scan
+from cepdsl.backends.numba.anomaly_kernels import ema_scan, iqr_scan, run_scan, width_of, zscore_scan
 from cepdsl.backends.numba.frames import take
 from cepdsl.backends.numba.groups import GroupTable
 from cepdsl.plan import AnomalySpec, RulePlan
@@ -53,11 +53,11 @@ class AnomalyExecutor(Executor):
         x = np.ascontiguousarray(x, dtype=np.float64)
         spec, st, w = self.spec, self.st, self.width
         if spec.method == "zscore":
-            out_i, out_f = zscore_scan(slots, x, st, w, self.n_max, int(spec.warmup), float(spec.threshold))
+            out_i, out_f = run_scan(zscore_scan, slots, x, st, w, self.n_max, int(spec.warmup), float(spec.threshold))
         elif spec.method == "iqr":
-            out_i, out_f = iqr_scan(slots, x, st, w, self.n_max, int(spec.warmup), float(spec.multiplier))
+            out_i, out_f = run_scan(iqr_scan, slots, x, st, w, self.n_max, int(spec.warmup), float(spec.multiplier))
         else:
-            out_i, out_f = ema_scan(slots, x, st, w, int(spec.warmup), float(spec.alpha), float(spec.threshold))
+            out_i, out_f = run_scan(ema_scan, slots, x, st, w, int(spec.warmup), float(spec.alpha), float(spec.threshold))
         if out_i.shape[0] == 0:
             return self.rule.empty_output()
         s1, s2 = spec.stat_columns
