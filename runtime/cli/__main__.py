@@ -1,0 +1,5 @@
+"""`python -m runtime.cli` runs the `cep` command."""
+
+from runtime.cli import main
+
+main()
