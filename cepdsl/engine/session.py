@@ -215,6 +215,16 @@ class Session:
             self._release(run, outs)
         return self._finish_outputs(outs)
 
+    def note_extent(self, stream: str, first_ts_us: int | None = None, max_ts_us: int | None = None) -> None:
+        """Event times seen on `stream` by other readers: a key partition of a distributed run
+        (runtime.distributed) gets only its keys' rows, yet a schedule starts at the stream's
+        first event (§5.3) and `flush` closes up to its last.  Only ever widens the extent."""
+        st = self._stream(stream).state
+        if first_ts_us is not None:
+            st.first_ts = int(first_ts_us) if st.first_ts is None else min(st.first_ts, int(first_ts_us))
+        if max_ts_us is not None:
+            st.max_ts = int(max_ts_us) if st.max_ts is None else max(st.max_ts, int(max_ts_us))
+
     def flush(self) -> dict[str, pl.DataFrame]:
         """End of replay input: release every buffered row, close windows and sessions, and
         fire schedule ticks and absence deadlines up to the largest event time seen (§6)."""

@@ -1,0 +1,192 @@
+"""Rule changes while a flow runs: a control feed every reader follows.
+
+A control feed is an ordered list of commands (`register`, `enable`, `disable`,
+`delete`) that anything can append to: a JSON lines file, a Redis stream, or
+an in-process `MemoryFeed` (what a rule catalogue in the same process feeds).
+Every source partition of the flow reads the whole feed and folds it into a
+`RuleTable` (the compiled program's rules, then each command in order), so
+every worker ends up with the same rules: the feed is the broadcast.  The fold
+is deterministic, so a restarted partition rebuilds it by reading the feed again.
+
+What a command does (docs/distributed.md):
+- `register` (rule text, a self-contained .cep source declaring the stream it
+  reads): adds its rules, or replaces rules with the same ID; a replaced rule
+  whose matching is unchanged keeps its key partitions and state.
+- `disable` / `enable`: a disabled rule gets no rows and its matches are dropped;
+  its state is kept and its key partitions still follow time.
+- `delete`: the rule stops; its key partitions get nothing more.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from cepdsl.plan import Program, RulePlan
+
+OPS = ("register", "enable", "disable", "delete")
+
+
+@dataclass(frozen=True)
+class Command:
+    op: str
+    rule: str = ""  # rule ID (register: optional, the text says)
+    text: str = ""  # register: .cep source
+
+    @staticmethod
+    def of(data: dict[str, Any]) -> Command:
+        op = str(data.get("op", ""))
+        if op not in OPS:
+            raise ValueError(f"control command {data!r}: `op` must be one of {', '.join(OPS)}")
+        return Command(op, str(data.get("rule", "")), str(data.get("text", "")))
+
+    def as_dict(self) -> dict[str, str]:
+        return {"op": self.op, "rule": self.rule, "text": self.text}
+
+
+class ControlFeed(Protocol):
+    def read(self, after: int) -> list[Command]:
+        """Commands after the first `after` ones, in order."""
+        ...
+
+
+class MemoryFeed:
+    """An in-process feed: `append` from any thread (a catalogue, a test, an HTTP handler)."""
+
+    def __init__(self, commands: Iterable[Command] = ()) -> None:
+        self._commands = list(commands)
+        self._lock = threading.Lock()
+
+    def append(self, command: Command | dict[str, Any]) -> int:
+        cmd = command if isinstance(command, Command) else Command.of(command)
+        with self._lock:
+            self._commands.append(cmd)
+            return len(self._commands)
+
+    def read(self, after: int) -> list[Command]:
+        with self._lock:
+            return self._commands[after:]
+
+
+class FileFeed:
+    """A JSON lines file, one command per line; shared by processes on one machine."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def append(self, command: Command | dict[str, Any]) -> None:
+        cmd = command if isinstance(command, Command) else Command.of(command)
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(cmd.as_dict()) + "\n")
+
+    def read(self, after: int) -> list[Command]:
+        try:
+            lines = self.path.read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            return []
+        # Only complete lines: a writer may be half-way through the last one.
+        complete = lines if self.path.read_bytes().endswith(b"\n") else lines[:-1]
+        return [Command.of(json.loads(line)) for line in complete[after:] if line.strip()]
+
+
+class RedisFeed:
+    """A Redis stream of commands (field `data`: the command as JSON); shared by machines."""
+
+    def __init__(self, url: str, key: str = "cep:control") -> None:
+        import redis
+
+        self.redis = redis.Redis.from_url(url)
+        self.key = key
+
+    def append(self, command: Command | dict[str, Any]) -> None:
+        cmd = command if isinstance(command, Command) else Command.of(command)
+        self.redis.xadd(self.key, {"data": json.dumps(cmd.as_dict())})
+
+    def read(self, after: int) -> list[Command]:
+        entries = self.redis.xrange(self.key)
+        return [Command.of(json.loads(fields[b"data"])) for _, fields in entries[after:]]
+
+
+def open_feed(spec: str | None) -> ControlFeed | None:
+    """`--control` values: a file path, or redis://HOST:PORT/DB?key=KEY."""
+    if not spec:
+        return None
+    if spec.startswith(("redis://", "rediss://")):
+        from urllib.parse import parse_qsl, urlsplit, urlunsplit
+
+        parts = urlsplit(spec)
+        key = dict(parse_qsl(parts.query)).get("key", "cep:control")
+        return RedisFeed(urlunsplit((parts.scheme, parts.netloc, parts.path, "", "")), key)
+    return FileFeed(spec)
+
+
+@dataclass
+class RuleTable:
+    """The rules in force: the program's, then every command applied in order."""
+
+    program: Program
+    rules: dict[str, RulePlan] = field(default_factory=dict)
+    enabled: dict[str, bool] = field(default_factory=dict)
+    applied: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.rules:
+            self.rules = {r.id: r for r in self.program.rules}
+            self.enabled = {r.id: True for r in self.program.rules}
+
+    def apply(self, commands: Iterable[Command]) -> bool:
+        """Apply commands; True when the rule set or a flag changed."""
+        changed = False
+        for cmd in commands:
+            self.applied += 1
+            try:
+                changed |= self._apply(cmd)
+            except Exception as e:  # noqa: BLE001 - a bad command is reported, the flow keeps running
+                self.errors.append(f"control command {self.applied} ({cmd.op} {cmd.rule}): {e}")
+        return changed
+
+    def _apply(self, cmd: Command) -> bool:
+        if cmd.op == "register":
+            from cepdsl.frontend import compile_source
+
+            new = compile_source(cmd.text, f"<control {self.applied}>")
+            streams = {s.name: s for s in self.program.streams}
+            for rule in new.rules:
+                if cmd.rule and rule.id != cmd.rule:
+                    continue
+                known = streams.get(rule.stream.name)
+                if known is None or known != rule.stream:
+                    raise ValueError(f"rule {rule.id} reads stream {rule.stream.name}, not declared so by the running flow")
+                self.rules[rule.id] = rule
+                self.enabled.setdefault(rule.id, True)
+            return True
+        if cmd.rule not in self.rules:
+            raise KeyError(f"no rule {cmd.rule!r}")
+        if cmd.op == "delete":
+            del self.rules[cmd.rule]
+            self.enabled.pop(cmd.rule, None)
+            return True
+        want = cmd.op == "enable"
+        if self.enabled.get(cmd.rule) == want:
+            return False
+        self.enabled[cmd.rule] = want
+        return True
+
+    def listing(self) -> list[dict[str, Any]]:
+        """`list_registered_rules`: every rule in force, its stream, kind and flag."""
+        return [{"rule": rid, "stream": r.stream.name, "kind": r.kind.value, "enabled": self.enabled.get(rid, True)}
+                for rid, r in self.rules.items()]
+
+
+def replay_table(program: Program, feed: ControlFeed | None, upto: int | None = None) -> RuleTable:
+    """The table as a reader that applied `upto` commands (None: all) has it."""
+    table = RuleTable(program)
+    if feed is not None:
+        commands = feed.read(0)
+        table.apply(commands if upto is None else commands[:upto])
+    return table

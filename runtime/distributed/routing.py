@@ -1,0 +1,170 @@
+"""The reader side: what happens to a micro-batch on the worker that read it.
+
+Stateless filter rules run right here, in a session of those rules alone (no
+exchange).  For each stateful rule, the rows that pass its `where` are split
+by a hash of the rule's group key into `buckets` key partitions (an ungrouped
+rule has one: a constant key) and sent, one Slice per key partition, rows or
+not, numbered per (input partition, rule).  Rows without an event time are
+dead letters here, once, rather than once per rule downstream.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import polars as pl
+
+from cepdsl.backends.base import TIME
+from cepdsl.backends.polars.rowsets import WhereSet, decode
+from cepdsl.engine import Session
+from cepdsl.engine.deadletter import rows_as_dead_letters
+from cepdsl.engine.frames import conform
+from cepdsl.engine.session import fingerprint
+from cepdsl.plan import Program, RuleKind, RulePlan, StreamPlan
+from runtime.distributed.slices import OFFSET, PART, Slice
+
+#: Fixed seeds: every worker and every execution must send a key to the same partition.
+HASH_SEED = 0x0CE95EED
+
+
+def is_stateless(rule: RulePlan) -> bool:
+    """Filter rules without throttle remember nothing: they run where rows are read."""
+    return rule.kind is RuleKind.FILTER and not rule.throttle_us
+
+
+def rule_key(rule: RulePlan) -> str:
+    """A rule's key prefix: a rule whose matching changes gets fresh key partitions (and
+    state), an unchanged one (title, message, channels edited) keeps them."""
+    return f"{rule.id}@{fingerprint(rule)}"
+
+
+def bucket_count(rule: RulePlan, buckets: int) -> int:
+    return buckets if rule.group_keys else 1
+
+
+def keys_of(rule: RulePlan, buckets: int) -> list[str]:
+    prefix = rule_key(rule)
+    return [f"{prefix}#{b}" for b in range(bucket_count(rule, buckets))]
+
+
+def bucket_of(frame: pl.DataFrame, keys: tuple[str, ...], n: int) -> pl.Series:
+    """Per row, its key partition: a seeded hash of the group key (strings decoded first,
+    so a dictionary-encoded batch hashes like a plain one)."""
+    cols = decode(frame.select(keys))
+    return (cols.hash_rows(seed=HASH_SEED) % n).cast(pl.Int64)
+
+
+@dataclass
+class RouterState:
+    """What a reader must remember across executions (kept in the source's snapshot)."""
+
+    next_offset: int = 0
+    lo: int | None = None
+    hi: int | None = None
+    seqs: dict[str, int] = field(default_factory=dict)  # per rule key prefix: next Slice number
+
+
+class Router:
+    def __init__(self, stream: StreamPlan, part: int, parts: int, buckets: int, state: RouterState | None = None) -> None:
+        self.stream = stream
+        self.part, self.parts, self.buckets = part, parts, buckets
+        self.state = state or RouterState()
+        self.rules: tuple[RulePlan, ...] = ()
+        self.enabled: dict[str, bool] = {}
+        self._filters: Session | None = None
+        self._stateful: list[RulePlan] = []
+        self._wheres: WhereSet | None = None
+
+    def set_rules(self, rules: tuple[RulePlan, ...], enabled: dict[str, bool]) -> None:
+        """The rules of this stream as the control feed now has them."""
+        mine = tuple(r for r in rules if r.stream.name == self.stream.name)
+        self.enabled = dict(enabled)
+        if mine == self.rules:
+            return
+        self.rules = mine
+        filters = tuple(r for r in mine if is_stateless(r))
+        self._filters = Session(Program((self.stream,), (), filters), replay=True) if filters else None
+        self._stateful = [r for r in mine if not is_stateless(r)]
+        self._wheres = WhereSet([r.where for r in self._stateful]) if self._stateful else None
+
+    def route(self, frame: pl.DataFrame | None, horizon: int) -> list[tuple]:
+        """Records for one micro-batch (None: no rows, only progress): ("k", key, Slice) for
+        key partitions, ("m", rule, matches) from filters, ("d", dead letters)."""
+        st = self.state
+        out: list[tuple] = []
+        rows = None
+        if frame is not None and frame.height:
+            rows = conform(self.stream, frame, source=f"a batch of stream {self.stream.name}")
+            n = rows.height
+            rows = rows.with_columns(pl.int_range(st.next_offset, st.next_offset + n, dtype=pl.Int64).alias(OFFSET))
+            st.next_offset += n
+            if self.stream.time_field is not None:
+                rows = rows.with_columns(pl.col(self.stream.time_field).dt.epoch("us").alias(TIME))
+                missing = rows[TIME].is_null()
+                if missing.any():
+                    dead = rows.filter(missing).select(self.stream.schema.keys())
+                    out.append(("d", rows_as_dead_letters(self.stream.name, decode(dead), "missing time")))
+                    rows = rows.filter(~missing)
+                if rows.height:
+                    lo, hi = int(rows[TIME].min()), int(rows[TIME].max())  # type: ignore[arg-type]
+                    st.lo = lo if st.lo is None else min(st.lo, lo)
+                    st.hi = hi if st.hi is None else max(st.hi, hi)
+            else:
+                rows = rows.with_columns(pl.lit(None, pl.Int64).alias(TIME))
+            rows = rows.with_columns(pl.lit(self.part, pl.Int64).alias(PART))
+            if rows.height and self._filters is not None:
+                out.extend(self._run_filters(rows))
+        subs = self._wheres.split(rows) if (self._wheres is not None and rows is not None and rows.height) else None
+        for i, rule in enumerate(self._stateful):
+            out.extend(self._slices(rule, None if subs is None else subs[i], horizon))
+        return out
+
+    def _run_filters(self, rows: pl.DataFrame) -> list[tuple]:
+        session = self._filters
+        assert session is not None
+        name = self.stream.name
+        got = [session.push(name, rows.select(self.stream.schema.keys()))]
+        if self.stream.time_field is not None:
+            # Filters need no order: release the whole batch now.
+            got.append(session.advance(name, int(rows[TIME].max())))  # type: ignore[arg-type]
+        out: list[tuple] = []
+        for outs in got:
+            for rid, matches in outs.items():
+                if matches.height and self.enabled.get(rid, True):
+                    out.append(("m", rid, matches))
+        dead = session.take_dead_letters()
+        if dead.height:
+            out.append(("d", dead))
+        return out
+
+    def _slices(self, rule: RulePlan, rows: pl.DataFrame | None, horizon: int) -> list[tuple]:
+        st = self.state
+        prefix = rule_key(rule)
+        seq = st.seqs.get(prefix, 0)
+        st.seqs[prefix] = seq + 1
+        enabled = self.enabled.get(rule.id, True)
+        keys = keys_of(rule, self.buckets)
+        per_key: dict[int, pl.DataFrame] = {}
+        if rows is not None and rows.height and enabled:
+            if len(keys) == 1:
+                per_key[0] = rows
+            else:
+                tagged = rows.with_columns(bucket_of(rows, rule.group_keys, len(keys)).alias("__b"))
+                for (b,), part in tagged.partition_by("__b", as_dict=True, maintain_order=True).items():
+                    per_key[int(b)] = part.drop("__b")
+        first = rule if seq == 0 else None
+        return [
+            ("k", key, Slice(self.part, self.parts, seq, horizon, st.lo, st.hi, per_key.get(b), enabled, first))
+            for b, key in enumerate(keys)
+        ]
+
+    def snapshot(self) -> dict[str, Any]:
+        st = self.state
+        return {"next_offset": st.next_offset, "lo": st.lo, "hi": st.hi, "seqs": dict(st.seqs)}
+
+    @staticmethod
+    def state_of(data: dict[str, Any] | None) -> RouterState | None:
+        if data is None:
+            return None
+        return RouterState(data["next_offset"], data["lo"], data["hi"], dict(data["seqs"]))

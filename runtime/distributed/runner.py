@@ -1,0 +1,233 @@
+"""Running the flow: `cep replay --workers N` over Parquet, `cep run --workers N` over live sources.
+
+Workers are threads of one process (`workers`), or several processes that find
+each other by Bytewax's own addressing: every process gets the same list of
+`host:port` addresses and its index in it (`process_id`), as `python -m
+bytewax.run -i/-a` does.  Worker ports and the recovery directory are trusted:
+Bytewax exchanges and stores Python pickles there (docs/distributed.md).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from cepdsl.plan import Program, RulePlan
+from runtime.distributed.control import ControlFeed
+from runtime.distributed.flow import RecordSink, build_flow
+from runtime.distributed.inputs import InputPartition, LivePartition, split_parquet
+
+DEAD_LETTER_PART = "_dead_letter"
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """Where the workers are: `workers` threads in each process; with `addresses`, this
+    process is number `process_id` of them (Bytewax's `-i/-a`)."""
+
+    workers: int = 1
+    process_id: int | None = None
+    addresses: tuple[str, ...] | None = None
+    recovery_dir: str | None = None
+    snapshot_every_s: float = 10.0  # Bytewax epoch: how often state is snapshotted
+
+    @property
+    def processes(self) -> int:
+        return len(self.addresses) if self.addresses else 1
+
+
+def execute(flow: Any, cluster: Cluster) -> None:
+    """Run `flow` on this process's share of `cluster`; returns when the input has ended."""
+    from bytewax._bytewax import cli_main
+    from bytewax.recovery import RecoveryConfig
+
+    recovery = None
+    if cluster.recovery_dir:
+        recovery = RecoveryConfig(Path(prepare_recovery(cluster.recovery_dir, cluster.workers * cluster.processes)))
+    cli_main(
+        flow,
+        workers_per_process=cluster.workers,
+        process_id=cluster.process_id,
+        addresses=list(cluster.addresses) if cluster.addresses else None,
+        epoch_interval=timedelta(seconds=cluster.snapshot_every_s),
+        recovery_config=recovery,
+    )
+
+
+def prepare_recovery(db_dir: str, partitions: int) -> str:
+    """Create Bytewax's recovery partitions once (what `python -m bytewax.recovery DIR N` does)."""
+    from bytewax._bytewax import init_db_dir
+
+    path = Path(db_dir)
+    path.mkdir(parents=True, exist_ok=True)
+    if not any(path.glob("part-*.sqlite3")):
+        init_db_dir(path, max(1, partitions))
+    return str(path)
+
+
+# ----------------------------------------------------------------------------- replay
+
+
+class _RuleFile:
+    """One rule's matches into OUT/<rule>.parquet; at the end, sorted by time and group key
+    (key partitions finish in any order; one process writes each time's matches in order)."""
+
+    def __init__(self, rule: RulePlan, out: Path) -> None:
+        from runtime.replay import MatchWriter
+
+        self.rule = rule
+        self.writer = MatchWriter(rule, out / f".{rule.id}.unsorted.parquet")
+        self.final = out / f"{rule.id}.parquet"
+
+    def write(self, records: list[tuple]) -> None:
+        for record in records:
+            self.writer.add(record[2])
+
+    def close(self) -> None:
+        self.writer.close()
+        frame = pl.read_parquet(self.writer.path)
+        frame = sort_matches(self.rule, frame)
+        frame.write_parquet(self.final)
+        os.unlink(self.writer.path)
+
+
+def sort_matches(rule: RulePlan, frame: pl.DataFrame) -> pl.DataFrame:
+    keys = [c for c in ("ts", *(k.replace(".", "_") for k in rule.group_keys)) if c in frame.columns]
+    keys = list(dict.fromkeys(keys))
+    return frame.sort(keys, maintain_order=True, nulls_last=False) if keys and frame.height else frame
+
+
+class _DeadLetterFile:
+    def __init__(self, out: Path) -> None:
+        from runtime.deadletter import DeadLetterWriter
+        from runtime.replay import DEAD_LETTER_FILE
+
+        self.writer = DeadLetterWriter(out / DEAD_LETTER_FILE)
+
+    def write(self, records: list[tuple]) -> None:
+        for record in records:
+            self.writer.write(record[1])
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def _record_part(record: tuple) -> str:
+    return record[1] if record[0] == "m" else DEAD_LETTER_PART
+
+
+@dataclass(frozen=True)
+class DistributedSummary:
+    rows: int
+    seconds: float
+    out_dir: Path
+    matches: dict[str, int]
+
+
+def replay_distributed(
+    program: Program,
+    data: Mapping[str, Sequence[Path | str]],
+    out_dir: str | os.PathLike[str],
+    cluster: Cluster = Cluster(),
+    *,
+    partitions: int | None = None,
+    buckets: int = 16,
+    batch_rows: int = 500_000,
+) -> DistributedSummary:
+    """`cep replay --workers N`: each stream's Parquet rows split into contiguous ranges
+    (default: one per worker in the cluster), rules on Bytewax, matches to OUT/<rule>.parquet."""
+    from runtime.sources.parquet import count_rows, resolve_paths
+
+    started = time.perf_counter()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    n_parts = partitions or cluster.workers * cluster.processes
+    inputs: list[InputPartition] = []
+    rows = 0
+    for name, specs in data.items():
+        plan = program.stream(name)
+        paths = [p for s in ([specs] if isinstance(specs, (str, Path)) else specs) for p in resolve_paths(s)]
+        rows += count_rows(paths)
+        inputs.extend(split_parquet(plan, paths, n_parts, batch_rows))
+    rules = {r.id: r for r in program.rules}
+
+    def open_part(name: str) -> Any:
+        return _DeadLetterFile(out) if name == DEAD_LETTER_PART else _RuleFile(rules[name], out)
+
+    sink = RecordSink([*rules, DEAD_LETTER_PART], open_part)
+    flow = build_flow(program, inputs, sink, _record_part, buckets=buckets)
+    execute(flow, cluster)
+    matches = {}
+    for rid in rules:
+        path = out / f"{rid}.parquet"
+        matches[rid] = pl.scan_parquet(path).select(pl.len()).collect().item() if path.exists() else 0
+    return DistributedSummary(rows, time.perf_counter() - started, out, matches)
+
+
+# ----------------------------------------------------------------------------- live
+
+
+class _Outbox:
+    """The notification outbox (and DIR/<rule>.jsonl when asked) for every match of the flow:
+    one partition, so one notifier owns the outbox file; redelivery after a restart is
+    harmless, the outbox drops a match whose idempotency key it already has."""
+
+    def __init__(self, program: Program, outbox: str | None, out_dir: str | None, allow_hosts: Sequence[str]) -> None:
+        from runtime.notify import DestinationPolicy, Notifier
+        from runtime.run import DEFAULT_OUTBOX, JsonlSink
+
+        self.notifier = Notifier(program, outbox=outbox or DEFAULT_OUTBOX, policy=DestinationPolicy.from_entries(allow_hosts))
+        self.notifier.start()
+        self.sink = JsonlSink(out_dir) if out_dir else None
+        self.known = {r.id for r in program.rules}
+
+    def write(self, records: list[tuple]) -> None:
+        for record in records:
+            if record[0] == "m":
+                rid, frame = record[1], record[2]
+                if self.sink is not None:
+                    self.sink.matches(rid, frame)
+                if rid in self.known:
+                    self.notifier.submit(rid, frame)
+            elif record[0] == "d" and self.sink is not None:
+                self.sink.dead(record[1])
+
+    def close(self) -> None:
+        self.notifier.stop(drain=True, timeout=30.0)
+
+
+def live_partitions(program: Program, specs: Mapping[str, tuple[str, str]], idle_after_s: float = 1.0) -> list[LivePartition]:
+    """One partition per `--source` (their order within a stream is their ordinal)."""
+    by_stream: dict[str, list[str]] = {}
+    for stream, spec in specs.values():
+        by_stream.setdefault(stream, []).append(spec)
+    parts: list[LivePartition] = []
+    for stream, listed in by_stream.items():
+        parts.extend(LivePartition(stream, i, len(listed), s, idle_after_s) for i, s in enumerate(listed))
+    return parts
+
+
+def run_distributed(
+    program: Program,
+    specs: Mapping[str, tuple[str, str]],
+    cluster: Cluster = Cluster(),
+    *,
+    outbox: str | None = None,
+    out_dir: str | None = None,
+    allow_hosts: Sequence[str] = (),
+    buckets: int = 16,
+    control: ControlFeed | None = None,
+    idle_after_s: float = 1.0,
+) -> None:
+    """`cep run --workers N`: live sources as input partitions, matches to the outbox."""
+    inputs = live_partitions(program, specs, idle_after_s)
+    sink = RecordSink(["outbox"], lambda _name: _Outbox(program, outbox, out_dir, allow_hosts))
+    flow = build_flow(program, inputs, sink, lambda _r: "outbox", buckets=buckets, control=control)
+    execute(flow, cluster)
