@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from runtime.cli.common import fail, load_program
+from runtime.cli.distributing import cluster_options, make_cluster
 from runtime.cli.group import main
 
 
@@ -38,13 +39,29 @@ def _data_specs(program: Any, specs: tuple[str, ...]) -> dict[str, list[Path]]:
 @click.option("--out", "out_dir", required=True, help="Directory for <rule>.parquet and _dead_letter.parquet.")
 @click.option("--batch-rows", default=1_000_000, show_default=True, help="Rows read per chunk.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
-def replay(file: str, data: tuple[str, ...], out_dir: str, batch_rows: int, progress: bool | None) -> None:
+@cluster_options
+def replay(file: str, data: tuple[str, ...], out_dir: str, batch_rows: int, progress: bool | None,
+           workers: int | None = None, process_id: int | None = None, addresses: str | None = None,
+           key_partitions: int = 16) -> None:
     """Replay Parquet history through the rules; write matches per rule."""
     from runtime.replay import replay as run_replay
     from runtime.sources.errors import SchemaError
 
     program = load_program(file)
     paths = _data_specs(program, data)
+    if workers is not None or addresses:
+        from runtime.distributed.runner import replay_distributed
+
+        cluster = make_cluster(workers, process_id, addresses)
+        try:
+            done = replay_distributed(program, paths, Path(out_dir), cluster, buckets=key_partitions,
+                                      batch_rows=min(batch_rows, 500_000))
+        except SchemaError as e:
+            fail(str(e))
+        click.echo(f"{done.rows:,} rows in {done.seconds:.2f}s on {cluster.workers} worker(s) x "
+                   f"{cluster.processes} process(es); matches: "
+                   + ", ".join(f"{rid}={n}" for rid, n in done.matches.items()), err=True)
+        return
     show = sys.stderr.isatty() if progress is None else progress
     try:
         if show:
