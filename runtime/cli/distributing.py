@@ -39,3 +39,39 @@ def make_cluster(workers: int | None, process_id: int | None, addresses: str | N
     if addrs and not 0 <= process_id < len(addrs):  # type: ignore[operator]
         fail(f"-i {process_id}: the address list has {len(addrs)} entries (0..{len(addrs) - 1})", 2)
     return Cluster(workers=workers or 1, process_id=process_id, addresses=addrs, **extra)
+
+
+def distributed_run_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """What only a live flow on workers has: Bytewax recovery, the control feed, idle time."""
+    options = [
+        click.option("--recovery", "recovery_dir", default=None, metavar="DIR",
+                     help="Bytewax recovery directory (trusted: it holds pickles). Resume from it after a crash."),
+        click.option("--snapshot-every", type=float, default=5.0, show_default=True,
+                     help="Seconds between state snapshots (Bytewax epoch length)."),
+        click.option("--control", default=None, metavar="FILE|redis://...?key=K",
+                     help="Control feed of rule changes (register/enable/disable/delete), followed while running."),
+        click.option("--idle-after", type=float, default=1.0, show_default=True,
+                     help="Seconds of silence after which an input partition's time follows the wall clock."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def run_on_workers(program: Any, sources: tuple[str, ...], *, outbox: str | None, out_dir: str | None,
+                   allow_hosts: tuple[str, ...], workers: int | None, process_id: int | None, addresses: str | None,
+                   key_partitions: int, recovery_dir: str | None, snapshot_every: float, control: str | None,
+                   idle_after: float) -> int:
+    """`cep run/serve --workers N`: the flow on Bytewax; returns the exit code."""
+    from runtime.distributed.control import open_feed
+    from runtime.distributed.runner import run_distributed
+    from runtime.run import source_specs
+
+    try:
+        specs = source_specs(program, sources)
+    except ValueError as e:
+        fail(str(e), 2)
+    cluster = make_cluster(workers, process_id, addresses, recovery_dir=recovery_dir, snapshot_every_s=snapshot_every)
+    run_distributed(program, specs, cluster, outbox=outbox, out_dir=out_dir, allow_hosts=allow_hosts,
+                    buckets=key_partitions, control=open_feed(control), idle_after_s=idle_after)
+    return 0

@@ -7,6 +7,7 @@ import sys
 import click
 
 from runtime.cli.common import load_program
+from runtime.cli.distributing import cluster_options, distributed_run_options, run_on_workers
 from runtime.cli.group import main
 
 
@@ -20,12 +21,17 @@ from runtime.cli.group import main
 @click.option("--stats/--no-stats", default=None, help="Live per-rule table (default: on a terminal).")
 @click.option("--allow-host", "allow_hosts", multiple=True, help="Allow notifications to this host/network (e.g. 127.0.0.1).")
 @click.option("--api", "api", default=None, metavar="HOST:PORT", help="Serve /cep/health, /cep/stats (and the rest of the API) while running.")
+@cluster_options
+@distributed_run_options
 def run(file: str, sources: tuple[str, ...], state: str | None, outbox: str | None, checkpoint_every: float,
-        out_dir: str | None, stats: bool | None, allow_hosts: tuple[str, ...], api: str | None = None) -> None:
+        out_dir: str | None, stats: bool | None, allow_hosts: tuple[str, ...], api: str | None = None,
+        **distributed: object) -> None:
     """Run rules continuously over live sources (reloads FILE on change or SIGHUP)."""
     from runtime.run import run_forever
 
     program = load_program(file)
+    if distributed.get("workers") is not None or distributed.get("addresses"):
+        sys.exit(run_on_workers(program, sources, outbox=outbox, out_dir=out_dir, allow_hosts=allow_hosts, **distributed))
     show = sys.stderr.isatty() if stats is None else stats
     code = run_forever(
         file,

@@ -10,8 +10,8 @@ still produce has an event time ≥ the horizon (END once it has ended).
   straight through, unsorted ones are held until the statistics allow.
 - `LivePartition`: one live source (`--source` spec: a JSON lines file, a
   Redis stream key) read on a thread of its own.  Its horizon is its largest
-  event time less the stream's lateness (plus 1 µs: a row at exactly that
-  time is still on time), and, once it has been silent for `idle_after_s`,
+  event time less the stream's lateness (a time-ordered partition never sends
+  a row below it again, so ties keep input order), and, once it has been silent for `idle_after_s`,
   the wall clock less lateness, so a quiet partition never holds the others back.
 - `RedisStreamPartition`: entries of one Redis stream key, read by entry id
   (XRANGE), the last id read being the resume offset.
@@ -173,7 +173,7 @@ class _ClockedHorizon:
             hi = frame[self.plan.time_field].max()
             if hi is not None:
                 us = int(pl.Series([hi]).dt.epoch("us")[0])
-                self.value = max(self.value, us - self.plan.lateness_us + 1)
+                self.value = max(self.value, us - self.plan.lateness_us)
             self.last_rows_at = self.clock()
 
     def tick(self, held_s: float) -> int:

@@ -9,6 +9,7 @@ Bytewax exchanges and stores Python pickles there (docs/distributed.md).
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Mapping, Sequence
@@ -25,6 +26,7 @@ from runtime.distributed.flow import RecordSink, build_flow
 from runtime.distributed.inputs import InputPartition, LivePartition, split_parquet
 
 DEAD_LETTER_PART = "_dead_letter"
+log = logging.getLogger("cep.distributed")
 
 
 @dataclass(frozen=True)
@@ -179,10 +181,12 @@ class _Outbox:
     one partition, so one notifier owns the outbox file; redelivery after a restart is
     harmless, the outbox drops a match whose idempotency key it already has."""
 
-    def __init__(self, program: Program, outbox: str | None, out_dir: str | None, allow_hosts: Sequence[str]) -> None:
+    def __init__(self, program: Program, outbox: str | None, out_dir: str | None, allow_hosts: Sequence[str],
+                 control: ControlFeed | None = None) -> None:
         from runtime.notify import DestinationPolicy, Notifier
         from runtime.run import DEFAULT_OUTBOX, JsonlSink
 
+        self.program, self.control = program, control
         self.notifier = Notifier(program, outbox=outbox or DEFAULT_OUTBOX, policy=DestinationPolicy.from_entries(allow_hosts))
         self.notifier.start()
         self.sink = JsonlSink(out_dir) if out_dir else None
@@ -194,10 +198,25 @@ class _Outbox:
                 rid, frame = record[1], record[2]
                 if self.sink is not None:
                     self.sink.matches(rid, frame)
+                if rid not in self.known:
+                    self._learn_rules()
                 if rid in self.known:
                     self.notifier.submit(rid, frame)
+                else:
+                    log.error("rule %s: %d match(es) not notified (unknown to the notifier)", rid, frame.height)
             elif record[0] == "d" and self.sink is not None:
                 self.sink.dead(record[1])
+
+    def _learn_rules(self) -> None:
+        """A rule registered through the control feed: the notifier learns it (and its channels)."""
+        from runtime.distributed.control import replay_table
+
+        if self.control is None:
+            return
+        table = replay_table(self.program, self.control)
+        program = Program(self.program.streams, self.program.channels, tuple(table.rules.values()))
+        self.notifier.reload(program)
+        self.known |= set(table.rules)
 
     def close(self) -> None:
         self.notifier.stop(drain=True, timeout=30.0)
@@ -228,6 +247,6 @@ def run_distributed(
 ) -> None:
     """`cep run --workers N`: live sources as input partitions, matches to the outbox."""
     inputs = live_partitions(program, specs, idle_after_s)
-    sink = RecordSink(["outbox"], lambda _name: _Outbox(program, outbox, out_dir, allow_hosts))
+    sink = RecordSink(["outbox"], lambda _name: _Outbox(program, outbox, out_dir, allow_hosts, control))
     flow = build_flow(program, inputs, sink, lambda _r: "outbox", buckets=buckets, control=control)
     execute(flow, cluster)
