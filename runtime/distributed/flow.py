@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta, timezone
@@ -34,8 +35,9 @@ _CONTROL_EVERY_S = 0.2
 
 class CepSource(FixedPartitionedSource):
     def __init__(self, program: Program, partitions: Sequence[InputPartition], buckets: int,
-                 control: ControlFeed | None) -> None:
+                 control: ControlFeed | None, stop: threading.Event | None = None) -> None:
         self.program = program
+        self.stop = stop
         self.partitions = {p.name: p for p in partitions}
         self.buckets = buckets
         self.control = control
@@ -54,6 +56,7 @@ class CepSourcePartition(StatefulSourcePartition):
         plan = source.program.stream(spec.stream)
         self.spec = spec
         self.control = source.control
+        self.stop = source.stop
         self.reader: PartitionReader = spec.open(plan, resume["reader"] if resume else None)
         self.router = Router(plan, spec.ordinal, spec.of, source.buckets, Router.state_of(resume["router"] if resume else None))
         self.table = RuleTable(source.program)
@@ -74,7 +77,8 @@ class CepSourcePartition(StatefulSourcePartition):
             self.router.set_rules(tuple(self.table.rules.values()), self.table.enabled)
 
     def next_batch(self) -> list[tuple]:
-        if self._ended:
+        if self._ended or (self.stop is not None and self.stop.is_set()):
+            # Stopped (not ended): the state snapshot keeps where reading stood, nothing is flushed.
             raise StopIteration
         self._follow_control()
         read = self.reader.poll()
@@ -158,11 +162,12 @@ def build_flow(
     *,
     buckets: int = 16,
     control: ControlFeed | None = None,
+    stop: threading.Event | None = None,
     flow_id: str = "cep",
 ) -> Dataflow:
     """The dataflow: `partitions` read, rules applied, records to `sink` (by `route`)."""
     flow = Dataflow(flow_id)
-    items = op.input("read", flow, CepSource(program, partitions, buckets, control))
+    items = op.input("read", flow, CepSource(program, partitions, buckets, control, stop))
     to_keys = op.branch("to_keys", items, lambda r: r[0] == "k")
     keyed = op.map("key", to_keys.trues, lambda r: (r[1], r[2]))
     ruled = op.stateful_batch("rules", keyed, RulePartition)

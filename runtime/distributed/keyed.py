@@ -72,6 +72,10 @@ class RulePartition(StatefulBatchLogic):
             out.append(("s", self.stats()))
         return out, StatefulBatchLogic.RETAIN
 
+    def on_eof(self) -> tuple[list[tuple], bool]:
+        # The input stopped (or ended): the last word on this partition's stats.
+        return ([("s", self.stats())] if self.rule is not None else []), StatefulBatchLogic.RETAIN
+
     def snapshot(self) -> dict[str, Any]:
         return {
             "version": KEYED_STATE_VERSION,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -244,9 +245,12 @@ def run_distributed(
     buckets: int = 16,
     control: ControlFeed | None = None,
     idle_after_s: float = 1.0,
+    stop: threading.Event | None = None,
 ) -> None:
-    """`cep run --workers N`: live sources as input partitions, matches to the outbox."""
+    """`cep run --workers N`: live sources as input partitions, matches to the outbox.
+    Returns when every source has ended, or soon after `stop` is set (state snapshotted,
+    open windows left open for the next run)."""
     inputs = live_partitions(program, specs, idle_after_s)
     sink = RecordSink(["outbox"], lambda _name: _Outbox(program, outbox, out_dir, allow_hosts, control))
-    flow = build_flow(program, inputs, sink, lambda _r: "outbox", buckets=buckets, control=control)
+    flow = build_flow(program, inputs, sink, lambda _r: "outbox", buckets=buckets, control=control, stop=stop)
     execute(flow, cluster)
