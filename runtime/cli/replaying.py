@@ -48,11 +48,12 @@ def replay(file: str, data: tuple[str, ...], out_dir: str, batch_rows: int, prog
     from runtime.sources.errors import SchemaError
 
     program = load_program(file)
+    distributed = workers is not None or addresses or process_id is not None
+    cluster = make_cluster(workers, process_id, addresses) if distributed else None
     paths = _data_specs(program, data)
-    if workers is not None or addresses:
+    if cluster is not None:
         from runtime.distributed.runner import replay_distributed
 
-        cluster = make_cluster(workers, process_id, addresses)
         try:
             done = replay_distributed(program, paths, Path(out_dir), cluster, buckets=key_partitions,
                                       batch_rows=min(batch_rows, 500_000))

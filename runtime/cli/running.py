@@ -30,7 +30,7 @@ def run(file: str, sources: tuple[str, ...], state: str | None, outbox: str | No
     from runtime.run import run_forever
 
     program = load_program(file)
-    if distributed.get("workers") is not None or distributed.get("addresses"):
+    if any(distributed.get(k) is not None for k in ("workers", "addresses", "process_id")):
         sys.exit(run_on_workers(program, sources, outbox=outbox, out_dir=out_dir, allow_hosts=allow_hosts, **distributed))
     show = sys.stderr.isatty() if stats is None else stats
     code = run_forever(

@@ -64,6 +64,8 @@ class CepSourcePartition(StatefulSourcePartition):
             self.table.apply(self.control.read(0)[: resume["control"]])  # as it was at the snapshot
         self.router.set_rules(tuple(self.table.rules.values()), self.table.enabled)
         self._control_at = 0.0
+        self._stats_at = 0.0
+        self._horizon: int | None = None
         self._ended = False
         self._idle = False
 
@@ -89,9 +91,20 @@ class CepSourcePartition(StatefulSourcePartition):
         items = self.router.route(read.frame, read.horizon)
         if read.dead is not None and read.dead.height:
             items.append(("d", read.dead))
+        self._horizon = read.horizon
+        now = time.monotonic()
+        if read.done or now - self._stats_at >= 1.0:
+            self._stats_at = now
+            items.append(("s", f"input:{self.spec.name}", self.status()))
         if read.done:
             self._ended = True
         return items
+
+    def status(self) -> dict[str, Any]:
+        """For `/cep/health`: how far this input partition has read."""
+        st = self.router.state
+        return {"rows": st.next_offset, "horizon_us": self._horizon, "max_ts_us": st.hi,
+                "control_applied": self.table.applied, "control_errors": list(self.table.errors)}
 
     def next_awake(self) -> datetime | None:
         return datetime.now(timezone.utc) + _IDLE if self._idle else None

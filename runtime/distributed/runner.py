@@ -254,3 +254,39 @@ def run_distributed(
     sink = RecordSink(["outbox"], lambda _name: _Outbox(program, outbox, out_dir, allow_hosts, control))
     flow = build_flow(program, inputs, sink, lambda _r: "outbox", buckets=buckets, control=control, stop=stop)
     execute(flow, cluster)
+
+
+class FlowHandle:
+    """What the HTTP API asks a running engine (`stats()`, `health()`, `program`), for a flow
+    on workers: rule stats summed over key partitions, input partitions and their lag."""
+
+    def __init__(self, program: Program, cluster: Cluster, control: ControlFeed | None = None) -> None:
+        self.program = program
+        self.cluster = cluster
+        self.control = control
+
+    def list_registered_rules(self) -> list[dict[str, Any]]:
+        from runtime.distributed.control import replay_table
+
+        return replay_table(self.program, self.control).listing()
+
+    def stats(self) -> dict[str, Any]:
+        from runtime.distributed.stats import BOARD
+
+        return {"engine": {"workers": self.cluster.workers, "processes": self.cluster.processes},
+                "streams": {}, "rules": BOARD.all_rules(), "health": self.health()}
+
+    def health(self) -> dict[str, Any]:
+        from runtime.distributed.stats import BOARD
+
+        now_us = int(time.time() * 1_000_000)
+        inputs = {}
+        for name, row in BOARD.inputs().items():
+            horizon = row.get("horizon_us")
+            lag = (now_us - horizon) / 1e6 if isinstance(horizon, int) and 0 < horizon < 2**62 else None
+            inputs[name] = {**row, "lag_s": lag}
+        errors = [e for row in inputs.values() for e in row.get("control_errors", [])]
+        return {"degraded": False, "errors": errors,
+                "bytewax": {"workers_per_process": self.cluster.workers, "processes": self.cluster.processes,
+                            "process_id": self.cluster.process_id, "input_partitions": inputs,
+                            "key_partitions": BOARD.key_partitions()}}

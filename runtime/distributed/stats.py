@@ -43,7 +43,15 @@ class StatsBoard:
         return out
 
     def all_rules(self) -> dict[str, dict[str, Any]]:
-        return {rid: self.rule_stats(rid) for rid in sorted({k.split("@", 1)[0] for k in self.rows()})}
+        rules = {k.split("@", 1)[0] for k in self.rows() if not k.startswith("input:")}
+        return {rid: self.rule_stats(rid) for rid in sorted(rules)}
+
+    def inputs(self) -> dict[str, dict[str, Any]]:
+        return {k[len("input:"):]: v for k, v in self.rows().items() if k.startswith("input:")}
+
+    def key_partitions(self) -> dict[str, dict[str, Any]]:
+        return {k: {"watermark_us": v.get("watermark_us"), "held_rows": v.get("held_rows", 0)}
+                for k, v in self.rows().items() if not k.startswith("input:")}
 
 
 BOARD = StatsBoard()
