@@ -181,6 +181,8 @@ class RulePartition(StatefulBatchLogic):
         if not self.pending:
             return None
         held = self.pending[0] if len(self.pending) == 1 else pl.concat(self.pending, how="vertical")
+        if below is not None and held[TIME].max() < below:  # type: ignore[operator]
+            below = None  # the common case (time-ordered input): all of it, no filter pass
         if below is not None:
             go = held[TIME] < below
             out, rest = held.filter(go), held.filter(~go)
@@ -190,7 +192,11 @@ class RulePartition(StatefulBatchLogic):
         if out.height == 0:
             return None
         order = [TIME, PART, OFFSET] if self.rule is not None and self.rule.stream.time_field else [PART, OFFSET]
-        return out.sort(order).drop(TIME, PART, OFFSET)
+        if len(self.progress) > 1 or not out[TIME].is_sorted():
+            out = out.sort(order)  # rows of several input partitions interleave by time
+        assert self.rule is not None
+        # `select` of the declared fields: the session's conform() then costs nothing.
+        return out.select(self.rule.stream.schema.keys())
 
     def _records(self, outs: list[dict[str, pl.DataFrame]]) -> list[tuple]:
         assert self.session is not None and self.rule is not None

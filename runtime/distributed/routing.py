@@ -151,8 +151,8 @@ class Router:
                 per_key[0] = rows
             else:
                 tagged = rows.with_columns(bucket_of(rows, rule.group_keys, len(keys)).alias("__b"))
-                for (b,), part in tagged.partition_by("__b", as_dict=True, maintain_order=True).items():
-                    per_key[int(b)] = part.drop("__b")
+                for (b,), part in tagged.partition_by("__b", as_dict=True, maintain_order=True, include_key=False).items():
+                    per_key[int(b)] = part
         first = rule if seq == 0 else None
         return [
             ("k", key, Slice(self.part, self.parts, seq, horizon, st.lo, st.hi, per_key.get(b), enabled, first))

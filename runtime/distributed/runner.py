@@ -97,8 +97,25 @@ class _RuleFile:
         self.writer.close()
         frame = pl.read_parquet(self.writer.path)
         frame = sort_matches(self.rule, frame)
-        frame.write_parquet(self.final)
+        staged = self.final.with_name(f".{self.rule.id}.sorted.parquet")
+        frame.write_parquet(staged)
+        os.replace(staged, self.final)  # wins over an empty file another process put there
         os.unlink(self.writer.path)
+
+
+def write_empty_if_absent(final: Path, empty: pl.DataFrame) -> None:
+    """A rule no key partition emitted for has no sink partition (Bytewax builds them on first
+    use): its file is written empty, never over one a sink partition wrote (link fails if present)."""
+    if final.exists():
+        return
+    staged = final.with_name(f".{final.stem}.{os.getpid()}.empty.parquet")
+    empty.write_parquet(staged)
+    try:
+        os.link(staged, final)
+    except FileExistsError:
+        pass
+    finally:
+        os.unlink(staged)
 
 
 def sort_matches(rule: RulePlan, frame: pl.DataFrame) -> pl.DataFrame:
@@ -112,7 +129,8 @@ class _DeadLetterFile:
         from runtime.deadletter import DeadLetterWriter
         from runtime.replay import DEAD_LETTER_FILE
 
-        self.writer = DeadLetterWriter(out / DEAD_LETTER_FILE)
+        self.final = out / DEAD_LETTER_FILE
+        self.writer = DeadLetterWriter(out / f".{DEAD_LETTER_FILE}.staged")
 
     def write(self, records: list[tuple]) -> None:
         for record in records:
@@ -120,6 +138,7 @@ class _DeadLetterFile:
 
     def close(self) -> None:
         self.writer.close()
+        os.replace(self.writer.path, self.final)
 
 
 def _record_part(record: tuple) -> str:
@@ -146,6 +165,7 @@ def replay_distributed(
 ) -> DistributedSummary:
     """`cep replay --workers N`: each stream's Parquet rows split into contiguous ranges
     (default: one per worker in the cluster), rules on Bytewax, matches to OUT/<rule>.parquet."""
+    from runtime.replay import DEAD_LETTER_FILE
     from runtime.sources.parquet import count_rows, resolve_paths
 
     started = time.perf_counter()
@@ -167,6 +187,11 @@ def replay_distributed(
     sink = RecordSink([*rules, DEAD_LETTER_PART], open_part)
     flow = build_flow(program, inputs, sink, _record_part, buckets=buckets)
     execute(flow, cluster)
+    from runtime.deadletter import empty_dead_letters
+
+    for rule in program.rules:
+        write_empty_if_absent(out / f"{rule.id}.parquet", rule.empty_output())
+    write_empty_if_absent(out / DEAD_LETTER_FILE, empty_dead_letters())
     matches = {}
     for rid in rules:
         path = out / f"{rid}.parquet"

@@ -1,0 +1,178 @@
+"""Issue 16: the same 10 mixed rules on Bytewax workers against the single-process engine.
+
+    .venv/bin/python bench/bench_distributed.py                 # 10M events
+    .venv/bin/python bench/bench_distributed.py --events 2000000
+
+Every case runs in a process of its own, Polars and Numba limited to one thread per
+worker (POLARS_MAX_THREADS / NUMBA_NUM_THREADS = workers in that process):
+
+* single-1t  — `cep replay` engine (runtime.replay), one process, one thread
+* single     — the same with Polars' default thread pool (both cores)
+* bytewax-1w — `replay_distributed`, 1 worker
+* bytewax-2w — 2 worker threads in one process
+* bytewax-2p — 2 processes × 1 worker, Bytewax -i/-a on 127.0.0.1 (wall time of the slower)
+* peer       — a plain Bytewax flow doing the first filter rule's work the way Bytewax
+               examples do: one dict per event, `op.filter`, `op.key_on` + `op.stateful_map`
+               counting matches per host (on a sample, events/s extrapolated).
+
+Matches of every case are checked equal to single-1t's (row counts per rule).
+Targets (issue 16): 2 workers ≥ 1.6 × 1 worker; 1 worker ≥ 0.5 × single-1t.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.bench_streaming import RULES, STREAM  # noqa: E402
+
+PROGRAM = STREAM.format(lateness="0s") + RULES
+
+
+def _data(events: int, root: Path) -> list[Path]:
+    from bench.common import events as make_events
+
+    frame = make_events(events)
+    paths = []
+    per = max(1, events // 4)
+    for i in range(4):  # four files, 1M-row groups: what a history directory looks like
+        part = frame.slice(i * per, per if i < 3 else events - 3 * per)
+        path = root / f"metrics-{i}.parquet"
+        part.write_parquet(path, row_group_size=1_000_000)
+        paths.append(path)
+    return paths
+
+
+def _child(case: str, data: str, out: str, extra: dict) -> None:
+    import cepdsl
+
+    program = cepdsl.compile(PROGRAM).program
+    paths = sorted(Path(data).glob("metrics-*.parquet"))
+    t0 = time.perf_counter()
+    if case.startswith("single"):
+        from runtime.replay import replay
+
+        replay(program, {"metrics": paths}, out, batch_rows=500_000)
+    elif case == "peer":
+        _peer(paths, extra["sample"])
+    else:
+        from runtime.distributed.runner import Cluster, replay_distributed
+
+        cluster = Cluster(workers=extra["workers"], process_id=extra.get("process_id"),
+                          addresses=tuple(extra["addresses"]) if extra.get("addresses") else None,
+                          snapshot_every_s=3600)
+        replay_distributed(program, {"metrics": paths}, out, cluster, buckets=extra.get("buckets", 16))
+    seconds = time.perf_counter() - t0
+    counts = {}
+    if case != "peer":
+        import polars as pl
+
+        counts = {r.id: pl.scan_parquet(Path(out) / f"{r.id}.parquet").select(pl.len()).collect().item()
+                  for r in program.rules}
+    print(json.dumps({"seconds": seconds, "counts": counts}))
+
+
+def _peer(paths: list[Path], sample: int) -> None:
+    """The seed design's way on Bytewax: per-event dicts through op.filter and op.stateful_map."""
+    import bytewax.operators as op
+    import polars as pl
+    from bytewax.dataflow import Dataflow
+    from bytewax.testing import TestingSink, TestingSource, run_main
+
+    rows = pl.read_parquet(paths[0]).head(sample).to_dicts()
+    flow = Dataflow("peer")
+    s = op.input("in", flow, TestingSource(rows, batch_size=1000))
+    hot = op.filter("high_cpu", s, lambda e: e["cpu"] > 99 and e["memory"] > 70 and e["status"] != "healthy")
+    keyed = op.key_on("host", hot, lambda e: e["host"])
+
+    def count(n: int | None, e: dict) -> tuple[int, tuple[str, int]]:
+        n = (n or 0) + 1
+        return n, (e["host"], n)
+
+    counted = op.stateful_map("count", keyed, count)
+    got: list = []
+    op.output("out", counted, TestingSink(got))
+    run_main(flow)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _run(case: str, data: Path, threads: int | None, extra: dict, procs: int = 1) -> dict:
+    env = dict(os.environ)
+    if threads is not None:
+        env["POLARS_MAX_THREADS"] = env["NUMBA_NUM_THREADS"] = str(threads)
+    out = tempfile.mkdtemp(prefix=f"bench-{case}-")
+    if procs == 1:
+        cmd = [sys.executable, __file__, "--child", case, str(data), out, json.dumps(extra)]
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
+        return json.loads(done.stdout.strip().splitlines()[-1])
+    addresses = [f"127.0.0.1:{_free_port()}" for _ in range(procs)]
+    t0 = time.perf_counter()
+    children = [subprocess.Popen([sys.executable, __file__, "--child", case, str(data), out,
+                                  json.dumps({**extra, "process_id": i, "addresses": addresses})],
+                                 env=env, stdout=subprocess.PIPE, text=True) for i in range(procs)]
+    outs = [c.communicate()[0] for c in children]
+    wall = time.perf_counter() - t0
+    results = [json.loads(o.strip().splitlines()[-1]) for o in outs]
+    return {"seconds": max(r["seconds"] for r in results), "wall": wall, "counts": results[0]["counts"]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--events", type=int, default=int(os.environ.get("BENCH_EVENTS", 10_000_000)))
+    parser.add_argument("--peer-sample", type=int, default=500_000)
+    parser.add_argument("--child", nargs=4)
+    args = parser.parse_args()
+    if args.child:
+        case, data, out, extra = args.child
+        _child(case, data, out, json.loads(extra))
+        return
+    with tempfile.TemporaryDirectory(prefix="bench-distributed-") as tmp:
+        data = Path(tmp)
+        t0 = time.perf_counter()
+        _data(args.events, data)
+        print(f"data: {args.events:,} events in {time.perf_counter() - t0:.1f}s", flush=True)
+        cases = [
+            ("single-1t", 1, {}, 1),
+            ("single", None, {}, 1),
+            ("bytewax-1w", 1, {"workers": 1}, 1),
+            ("bytewax-2w", 2, {"workers": 2}, 1),
+            ("bytewax-2p", 1, {"workers": 1}, 2),
+        ]
+        results = {}
+        for name, threads, extra, procs in cases:
+            results[name] = _run(name, data, threads, extra, procs)
+            r = results[name]
+            print(f"{name:12s} {r['seconds']:7.2f} s  {args.events / r['seconds'] / 1e6:6.2f}M ev/s", flush=True)
+        base = results["single-1t"]["counts"]
+        for name, r in results.items():
+            assert r["counts"] == base, f"{name}: matches differ from single-1t: {r['counts']} vs {base}"
+        peer = _run("peer", data, 1, {"sample": args.peer_sample})
+        peer_rate = args.peer_sample / peer["seconds"]
+        print(f"{'peer':12s} {peer['seconds']:7.2f} s  {peer_rate / 1e6:6.2f}M ev/s "
+              f"(plain Bytewax op.filter + stateful_map, {args.peer_sample:,}-event sample, one filter rule)")
+        one, two = results["bytewax-1w"]["seconds"], results["bytewax-2w"]["seconds"]
+        print(f"2 workers / 1 worker: {one / two:.2f}x (target >= 1.6)")
+        print(f"2 processes / 1 worker: {one / results['bytewax-2p']['seconds']:.2f}x")
+        print(f"1 worker / single-1t: {results['single-1t']['seconds'] / one:.2f}x (target >= 0.5)")
+        ours_rate = args.events / one
+        print(f"1 worker (10 rules) / peer (1 rule): {ours_rate / peer_rate:.1f}x")
+        print(f"matches per rule (all cases equal): {base}")
+
+
+if __name__ == "__main__":
+    main()
