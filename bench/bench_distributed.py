@@ -58,32 +58,38 @@ def _child(case: str, data: str, out: str, extra: dict) -> None:
 
     program = cepdsl.compile(PROGRAM).program
     paths = sorted(Path(data).glob("metrics-*.parquet"))
+    import resource
+
+    cpu0 = resource.getrusage(resource.RUSAGE_SELF)
     t0 = time.perf_counter()
     if case.startswith("single"):
         from runtime.replay import replay
 
         replay(program, {"metrics": paths}, out, batch_rows=500_000)
     elif case == "peer":
-        _peer(paths, extra["sample"])
+        t0 = time.perf_counter() - _peer(paths, extra["sample"])  # the flow's run only
     else:
         from runtime.distributed.runner import Cluster, replay_distributed
 
         cluster = Cluster(workers=extra["workers"], process_id=extra.get("process_id"),
                           addresses=tuple(extra["addresses"]) if extra.get("addresses") else None,
-                          snapshot_every_s=3600)
+                          snapshot_every_s=3600)  # no recovery: an epoch per hour
         replay_distributed(program, {"metrics": paths}, out, cluster, buckets=extra.get("buckets", 16))
     seconds = time.perf_counter() - t0
+    cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
     counts = {}
     if case != "peer":
         import polars as pl
 
         counts = {r.id: pl.scan_parquet(Path(out) / f"{r.id}.parquet").select(pl.len()).collect().item()
                   for r in program.rules}
-    print(json.dumps({"seconds": seconds, "counts": counts}))
+    print(json.dumps({"seconds": seconds, "cpu": cpu, "counts": counts}))
 
 
-def _peer(paths: list[Path], sample: int) -> None:
-    """The seed design's way on Bytewax: per-event dicts through op.filter and op.stateful_map."""
+def _peer(paths: list[Path], sample: int) -> float:
+    """The seed design's way on Bytewax: per-event dicts through op.filter and op.stateful_map.
+    Returns the seconds of the flow's run (making the dicts is not counted)."""
     import bytewax.operators as op
     import polars as pl
     from bytewax.dataflow import Dataflow
@@ -102,7 +108,9 @@ def _peer(paths: list[Path], sample: int) -> None:
     counted = op.stateful_map("count", keyed, count)
     got: list = []
     op.output("out", counted, TestingSink(got))
+    t0 = time.perf_counter()
     run_main(flow)
+    return time.perf_counter() - t0
 
 
 def _free_port() -> int:
@@ -128,13 +136,15 @@ def _run(case: str, data: Path, threads: int | None, extra: dict, procs: int = 1
     outs = [c.communicate()[0] for c in children]
     wall = time.perf_counter() - t0
     results = [json.loads(o.strip().splitlines()[-1]) for o in outs]
-    return {"seconds": max(r["seconds"] for r in results), "wall": wall, "counts": results[0]["counts"]}
+    return {"seconds": max(r["seconds"] for r in results), "cpu": sum(r["cpu"] for r in results), "wall": wall,
+            "counts": results[0]["counts"]}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=int(os.environ.get("BENCH_EVENTS", 10_000_000)))
     parser.add_argument("--peer-sample", type=int, default=500_000)
+    parser.add_argument("--repeat", type=int, default=2, help="runs per case; the fastest is kept (a loaded machine)")
     parser.add_argument("--child", nargs=4)
     args = parser.parse_args()
     if args.child:
@@ -154,10 +164,14 @@ def main() -> None:
             ("bytewax-2p", 1, {"workers": 1}, 2),
         ]
         results = {}
-        for name, threads, extra, procs in cases:
-            results[name] = _run(name, data, threads, extra, procs)
-            r = results[name]
-            print(f"{name:12s} {r['seconds']:7.2f} s  {args.events / r['seconds'] / 1e6:6.2f}M ev/s", flush=True)
+        for _ in range(args.repeat):  # cases interleaved: a load burst does not hit one case only
+            for name, threads, extra, procs in cases:
+                r = _run(name, data, threads, extra, procs)
+                if name not in results or r["seconds"] < results[name]["seconds"]:
+                    results[name] = r
+        for name, r in results.items():
+            print(f"{name:12s} {r['seconds']:7.2f} s  {args.events / r['seconds'] / 1e6:6.2f}M ev/s  "
+                  f"cpu {r['cpu']:6.2f} s", flush=True)
         base = results["single-1t"]["counts"]
         for name, r in results.items():
             assert r["counts"] == base, f"{name}: matches differ from single-1t: {r['counts']} vs {base}"
@@ -168,7 +182,8 @@ def main() -> None:
         one, two = results["bytewax-1w"]["seconds"], results["bytewax-2w"]["seconds"]
         print(f"2 workers / 1 worker: {one / two:.2f}x (target >= 1.6)")
         print(f"2 processes / 1 worker: {one / results['bytewax-2p']['seconds']:.2f}x")
-        print(f"1 worker / single-1t: {results['single-1t']['seconds'] / one:.2f}x (target >= 0.5)")
+        print(f"1 worker / single-1t: {results['single-1t']['seconds'] / one:.2f}x (target >= 0.5); "
+              f"by CPU time {results['single-1t']['cpu'] / results['bytewax-1w']['cpu']:.2f}x")
         ours_rate = args.events / one
         print(f"1 worker (10 rules) / peer (1 rule): {ours_rate / peer_rate:.1f}x")
         print(f"matches per rule (all cases equal): {base}")

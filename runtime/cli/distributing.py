@@ -20,6 +20,8 @@ def cluster_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option("-a", "--addresses", default=None, metavar="HOST:PORT;HOST:PORT",
                      help="Every process's worker address, ';'-separated, the same list for all (Bytewax -a). "
                           "Trusted network only: workers exchange pickles."),
+        click.option("--trusted-network", is_flag=True, default=False,
+                     help="Allow -a addresses off this machine (workers exchange pickles: only on a network you trust)."),
         click.option("--key-partitions", type=click.IntRange(1, 4096), default=16, show_default=True,
                      help="Key partitions per grouped rule (keep it across restarts: state is stored per partition)."),
     ]
@@ -28,10 +30,18 @@ def cluster_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
-def make_cluster(workers: int | None, process_id: int | None, addresses: str | None, **extra: Any) -> Any:
+LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
+
+
+def make_cluster(workers: int | None, process_id: int | None, addresses: str | None,
+                 trusted_network: bool = False, **extra: Any) -> Any:
     from runtime.distributed.runner import Cluster
 
     addrs = tuple(a.strip() for a in addresses.split(";") if a.strip()) if addresses else None
+    remote = [a for a in addrs or () if a.rpartition(":")[0] not in LOOPBACK]
+    if remote and not trusted_network:
+        fail(f"-a {remote[0]}: not a loopback address; workers exchange Python pickles, so an address off "
+             "this machine needs --trusted-network (and a network only your workers can reach)", 2)
     if addrs and process_id is None:
         fail("-a/--addresses needs -i/--process-id (this process's index in the list)", 2)
     if process_id is not None and not addrs:
@@ -60,7 +70,7 @@ def distributed_run_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 def run_on_workers(program: Any, sources: tuple[str, ...], *, outbox: str | None, out_dir: str | None,
                    allow_hosts: tuple[str, ...], workers: int | None, process_id: int | None, addresses: str | None,
-                   key_partitions: int, recovery_dir: str | None, snapshot_every: float, control: str | None,
+                   trusted_network: bool, key_partitions: int, recovery_dir: str | None, snapshot_every: float, control: str | None,
                    idle_after: float) -> int:
     """`cep run/serve --workers N`: the flow on Bytewax; returns the exit code."""
     from runtime.distributed.control import open_feed
@@ -71,7 +81,8 @@ def run_on_workers(program: Any, sources: tuple[str, ...], *, outbox: str | None
         specs = source_specs(program, sources)
     except ValueError as e:
         fail(str(e), 2)
-    cluster = make_cluster(workers, process_id, addresses, recovery_dir=recovery_dir, snapshot_every_s=snapshot_every)
+    cluster = make_cluster(workers, process_id, addresses, trusted_network, recovery_dir=recovery_dir,
+                           snapshot_every_s=snapshot_every)
     run_distributed(program, specs, cluster, outbox=outbox, out_dir=out_dir, allow_hosts=allow_hosts,
                     buckets=key_partitions, control=open_feed(control), idle_after_s=idle_after)
     return 0

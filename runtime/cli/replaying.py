@@ -42,14 +42,14 @@ def _data_specs(program: Any, specs: tuple[str, ...]) -> dict[str, list[Path]]:
 @cluster_options
 def replay(file: str, data: tuple[str, ...], out_dir: str, batch_rows: int, progress: bool | None,
            workers: int | None = None, process_id: int | None = None, addresses: str | None = None,
-           key_partitions: int = 16) -> None:
+           trusted_network: bool = False, key_partitions: int = 16) -> None:
     """Replay Parquet history through the rules; write matches per rule."""
     from runtime.replay import replay as run_replay
     from runtime.sources.errors import SchemaError
 
     program = load_program(file)
     distributed = workers is not None or addresses or process_id is not None
-    cluster = make_cluster(workers, process_id, addresses) if distributed else None
+    cluster = make_cluster(workers, process_id, addresses, trusted_network) if distributed else None
     paths = _data_specs(program, data)
     if cluster is not None:
         from runtime.distributed.runner import replay_distributed

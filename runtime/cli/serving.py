@@ -46,7 +46,7 @@ def _start_flow(program: object, sources: tuple[str, ...], outbox: str | None, o
         specs = source_specs(program, sources)  # type: ignore[arg-type]
     except ValueError as e:
         fail(str(e), 2)
-    cluster = make_cluster(opts["workers"], opts["process_id"], opts["addresses"],
+    cluster = make_cluster(opts["workers"], opts["process_id"], opts["addresses"], opts["trusted_network"],
                            recovery_dir=opts["recovery_dir"], snapshot_every_s=opts["snapshot_every"])
     control = open_feed(opts["control"])  # type: ignore[arg-type]
     threading.Thread(target=run_distributed, name="cep-flow", daemon=True, args=(program, specs, cluster),

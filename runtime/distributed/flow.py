@@ -88,7 +88,7 @@ class CepSourcePartition(StatefulSourcePartition):
             self._idle = True
             return []
         self._idle = False
-        items = self.router.route(read.frame, read.horizon)
+        items = self.router.route(read.frame, read.horizon, read.offset)
         if read.dead is not None and read.dead.height:
             items.append(("d", read.dead))
         self._horizon = read.horizon

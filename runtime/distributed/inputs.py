@@ -3,8 +3,9 @@
 Every partition reports, with each micro-batch, its *horizon*: every row it will
 still produce has an event time ≥ the horizon (END once it has ended).
 
-- `ParquetRange`: a contiguous row range of a stream's Parquet files (the files
-  in `cep replay`'s order), read in chunks.  Its horizon is the smallest
+- `ParquetRange`: row blocks of a stream's Parquet files (the files in `cep
+  replay`'s order), read a block at a time; each row keeps its index in the whole
+  input, so equal times keep file order whichever partition read them.  Its horizon is the smallest
   event time of the row groups it has not finished, from the footers'
   statistics, as `cep replay` does for a whole stream; time-sorted files flow
   straight through, unsorted ones are held until the statistics allow.
@@ -42,6 +43,9 @@ class Read:
     dead: pl.DataFrame | None  # rows the source could not type
     horizon: int
     done: bool
+    #: the first row's index in the whole input of the stream (files read as one): ties in
+    #: time then follow it, whichever partition read the row. None: the partition numbers rows.
+    offset: int | None = None
 
 
 class PartitionReader:
@@ -78,9 +82,13 @@ class InputPartition:
 
 @dataclass(frozen=True)
 class ParquetRange(InputPartition):
+    """Row blocks of a stream's Parquet files (global row indices over `files` concatenated):
+    blocks of `batch_rows` dealt round-robin to the partitions, so every partition moves
+    through time together and the watermark, their minimum, moves with them (contiguous
+    halves would hold the second half's rows until the first half is read)."""
+
     files: tuple[str, ...] = ()
-    start: int = 0  # global row index over `files` concatenated
-    stop: int = 0
+    blocks: tuple[tuple[int, int], ...] = ()
     batch_rows: int = 500_000
 
     def open(self, plan: StreamPlan, resume: dict[str, Any] | None) -> PartitionReader:
@@ -88,14 +96,15 @@ class ParquetRange(InputPartition):
 
 
 def split_parquet(plan: StreamPlan, paths: Sequence[Path | str], parts: int, batch_rows: int = 500_000) -> list[ParquetRange]:
-    """`parts` contiguous row ranges of about equal size over `paths` (in order)."""
+    """`parts` partitions of `paths` (in order): blocks of `batch_rows` rows, round-robin."""
     import pyarrow.parquet as pq
 
     total = sum(pq.ParquetFile(p).metadata.num_rows for p in paths)
     parts = max(1, parts)
-    cuts = [round(total * i / parts) for i in range(parts + 1)]
     files = tuple(str(p) for p in paths)
-    return [ParquetRange(plan.name, i, parts, files, cuts[i], cuts[i + 1], batch_rows) for i in range(parts)]
+    cuts = list(range(0, total, batch_rows)) + [total]
+    blocks = [(cuts[i], cuts[i + 1]) for i in range(len(cuts) - 1)]
+    return [ParquetRange(plan.name, i, parts, files, tuple(blocks[i::parts]), batch_rows) for i in range(parts)]
 
 
 class _ParquetRangeReader(PartitionReader):
@@ -118,28 +127,44 @@ class _ParquetRangeReader(PartitionReader):
         self.file_starts = np.cumsum([0, *self.file_rows])
         if plan.time_field is None:
             self.rg_mins = np.full_like(self.rg_mins, END)
+        sizes = np.array([b - a for a, b in spec.blocks], dtype=np.int64)
+        self.block_ends = np.cumsum(sizes)  # rows of this partition up to each block's end
+        self.total = int(sizes.sum())
+
+    def _position(self) -> tuple[int, int] | None:
+        """(global row index of the next row to read, end of its block); None when done."""
+        if self.read >= self.total:
+            return None
+        i = int(np.searchsorted(self.block_ends, self.read, side="right"))
+        start, stop = self.spec.blocks[i]
+        before = int(self.block_ends[i]) - (stop - start)
+        return start + self.read - before, stop
 
     def horizon(self) -> int:
-        at = self.spec.start + self.read
-        if at >= self.spec.stop:
+        pos = self._position()
+        if pos is None:
             return END
-        open_groups = (self.rg_ends > at) & (self.rg_starts < self.spec.stop)
-        return int(self.rg_mins[open_groups].min()) if open_groups.any() else END
+        at, stop = pos
+        # Row groups holding rows of this partition not read yet: the rest of this block, later blocks.
+        later = [(a, b) for a, b in self.spec.blocks if a >= stop]
+        lo = int(self.rg_mins[(self.rg_ends > at) & (self.rg_starts < stop)].min(initial=END))
+        for a, b in later:
+            lo = min(lo, int(self.rg_mins[(self.rg_ends > a) & (self.rg_starts < b)].min(initial=END)))
+        return lo
 
     def poll(self) -> Read | None:
         from runtime.sources.parquet import scan
 
-        at = self.spec.start + self.read
-        if at >= self.spec.stop:
+        pos = self._position()
+        if pos is None:
             return Read(None, None, END, True)
-        n = min(self.spec.batch_rows, self.spec.stop - at)
+        at, stop = pos
         f = int(np.searchsorted(self.file_starts, at, side="right")) - 1
         local = at - int(self.file_starts[f])
-        n = min(n, self.file_rows[f] - local)  # one file per read
+        n = min(stop - at, self.file_rows[f] - local)  # one file per read
         frame = scan(self.plan, self.spec.files[f]).slice(local, n).collect()
         self.read += frame.height
-        done = self.spec.start + self.read >= self.spec.stop
-        return Read(frame, None, self.horizon(), done)
+        return Read(frame, None, self.horizon(), self.read >= self.total, offset=at)
 
     def snapshot(self) -> dict[str, Any]:
         return {"read": self.read}

@@ -52,7 +52,8 @@ class RulePartition(StatefulBatchLogic):
         self.parts_total = 0
         self.progress: dict[int, PartProgress] = {}
         self.inbox: dict[int, dict[int, Slice]] = {}  # arrived ahead of their turn
-        self.pending: list[pl.DataFrame] = []
+        #: rows waiting for the watermark, as arrived: (smallest TIME, largest TIME, rows)
+        self.pending: list[tuple[Any, Any, pl.DataFrame]] = []
         self.released = NO_WATERMARK  # the session has every row with TIME < released
         self.flushed = False
         self.enabled = True
@@ -84,7 +85,7 @@ class RulePartition(StatefulBatchLogic):
             "parts_total": self.parts_total,
             "progress": {p: (g.next_seq, g.horizon, g.lo, g.hi) for p, g in self.progress.items()},
             "inbox": {p: {q: _slice_state(s) for q, s in byseq.items()} for p, byseq in self.inbox.items()},
-            "pending": frame_bytes(pl.concat(self.pending, how="vertical")) if self.pending else None,
+            "pending": frame_bytes(pl.concat([c for _, _, c in self.pending], how="vertical")) if self.pending else None,
             "released": self.released,
             "flushed": self.flushed,
             "enabled": self.enabled,
@@ -102,7 +103,9 @@ class RulePartition(StatefulBatchLogic):
         self.progress = {p: PartProgress(*g) for p, g in state["progress"].items()}
         self.inbox = {p: {q: _slice_of(s) for q, s in byseq.items()} for p, byseq in state["inbox"].items()}
         pending = frame_of(state["pending"])
-        self.pending = [pending] if pending is not None else []
+        self.pending = []
+        if pending is not None:
+            self._hold(pending)
         self.released = state["released"]
         self.flushed = state["flushed"]
         self.enabled = state["enabled"]
@@ -130,7 +133,7 @@ class RulePartition(StatefulBatchLogic):
                 prog.hi = ready.hi if prog.hi is None else max(prog.hi, ready.hi)
             self.enabled = ready.enabled
             if ready.rows is not None and ready.rows.height:
-                self.pending.append(ready.rows)
+                self._hold(ready.rows)
         if not waiting:
             del self.inbox[s.part]
 
@@ -175,20 +178,37 @@ class RulePartition(StatefulBatchLogic):
             self.flushed = True
         return self._records(outs)
 
+    def _hold(self, rows: pl.DataFrame) -> None:
+        times = rows[TIME]
+        self.pending.append((times.min(), times.max(), rows))
+
     def _take(self, below: int | None) -> pl.DataFrame | None:
         """Held rows with TIME < `below` (None: all), in (TIME, PART, OFFSET) order, as the
         session wants them (declared fields only)."""
         if not self.pending:
             return None
-        held = self.pending[0] if len(self.pending) == 1 else pl.concat(self.pending, how="vertical")
-        if below is not None and held[TIME].max() < below:  # type: ignore[operator]
-            below = None  # the common case (time-ordered input): all of it, no filter pass
-        if below is not None:
-            go = held[TIME] < below
-            out, rest = held.filter(go), held.filter(~go)
-            self.pending = [rest] if rest.height else []
+        if below is None:
+            parts, self.pending = [c for _, _, c in self.pending], []
         else:
-            out, self.pending = held, []
+            # Per held chunk, by its time range: whole, kept, or split. Touching only what is
+            # due keeps this linear when one input partition runs far ahead of another.
+            parts, keep = [], []
+            for lo, hi, chunk in self.pending:
+                if hi is not None and hi < below:
+                    parts.append(chunk)
+                elif lo is not None and lo >= below:
+                    keep.append((lo, hi, chunk))
+                else:
+                    go = chunk[TIME] < below
+                    parts.append(chunk.filter(go))
+                    rest = chunk.filter(~go)
+                    if rest.height:
+                        keep.append((rest[TIME].min(), hi, rest))
+            self.pending = keep
+        parts = [p for p in parts if p.height]
+        if not parts:
+            return None
+        out = parts[0] if len(parts) == 1 else pl.concat(parts, how="vertical")
         if out.height == 0:
             return None
         order = [TIME, PART, OFFSET] if self.rule is not None and self.rule.stream.time_field else [PART, OFFSET]
@@ -218,7 +238,7 @@ class RulePartition(StatefulBatchLogic):
         assert self.session is not None and self.rule is not None
         row = self.session.stats(state_size=False)[self.rule.id]
         row["disabled_suppressed"] = self.suppressed
-        row["held_rows"] = sum(f.height for f in self.pending)
+        row["held_rows"] = sum(c.height for _, _, c in self.pending)
         row["watermark_us"] = self.released
         row["flushed"] = self.flushed
         return row

@@ -88,7 +88,7 @@ class Router:
         self._stateful = [r for r in mine if not is_stateless(r)]
         self._wheres = WhereSet([r.where for r in self._stateful]) if self._stateful else None
 
-    def route(self, frame: pl.DataFrame | None, horizon: int) -> list[tuple]:
+    def route(self, frame: pl.DataFrame | None, horizon: int, offset: int | None = None) -> list[tuple]:
         """Records for one micro-batch (None: no rows, only progress): ("k", key, Slice) for
         key partitions, ("m", rule, matches) from filters, ("d", dead letters)."""
         st = self.state
@@ -97,7 +97,8 @@ class Router:
         if frame is not None and frame.height:
             rows = conform(self.stream, frame, source=f"a batch of stream {self.stream.name}")
             n = rows.height
-            rows = rows.with_columns(pl.int_range(st.next_offset, st.next_offset + n, dtype=pl.Int64).alias(OFFSET))
+            first = st.next_offset if offset is None else offset
+            rows = rows.with_columns(pl.int_range(first, first + n, dtype=pl.Int64).alias(OFFSET))
             st.next_offset += n
             if self.stream.time_field is not None:
                 rows = rows.with_columns(pl.col(self.stream.time_field).dt.epoch("us").alias(TIME))
@@ -112,7 +113,8 @@ class Router:
                     st.hi = hi if st.hi is None else max(st.hi, hi)
             else:
                 rows = rows.with_columns(pl.lit(None, pl.Int64).alias(TIME))
-            rows = rows.with_columns(pl.lit(self.part, pl.Int64).alias(PART))
+            # Rows numbered across the whole input (Parquet) all rank as partition 0.
+            rows = rows.with_columns(pl.lit(self.part if offset is None else 0, pl.Int64).alias(PART))
             if rows.height and self._filters is not None:
                 out.extend(self._run_filters(rows))
         subs = self._wheres.split(rows) if (self._wheres is not None and rows is not None and rows.height) else None

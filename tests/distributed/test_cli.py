@@ -108,6 +108,7 @@ def test_serve_with_workers_reports_rules_and_partitions(tmp_path: Path) -> None
         (["-a", "127.0.0.1:1;127.0.0.1:2"], "needs -i/--process-id"),
         (["-i", "0"], "needs -a/--addresses"),
         (["-i", "5", "-a", "127.0.0.1:1;127.0.0.1:2"], "the address list has 2 entries"),
+        (["-i", "0", "-a", "127.0.0.1:1;10.1.2.3:2"], "needs --trusted-network"),
     ],
 )
 def test_cluster_usage_errors_name_the_option(tmp_path: Path, args: list[str], message: str) -> None:
