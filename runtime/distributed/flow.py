@@ -79,9 +79,13 @@ class CepSourcePartition(StatefulSourcePartition):
             self.router.set_rules(tuple(self.table.rules.values()), self.table.enabled)
 
     def next_batch(self) -> list[tuple]:
-        if self._ended or (self.stop is not None and self.stop.is_set()):
-            # Stopped (not ended): the state snapshot keeps where reading stood, nothing is flushed.
+        if self._ended:
             raise StopIteration
+        if self.stop is not None and self.stop.is_set():
+            # Stopped (not ended): the state snapshot keeps where reading stood, nothing is
+            # flushed; the last word is this partition's stats.
+            self._ended = True
+            return self._stats_items()
         self._follow_control()
         read = self.reader.poll()
         if read is None:
@@ -95,9 +99,14 @@ class CepSourcePartition(StatefulSourcePartition):
         now = time.monotonic()
         if read.done or now - self._stats_at >= 1.0:
             self._stats_at = now
-            items.append(("s", f"input:{self.spec.name}", self.status()))
+            items.extend(self._stats_items())
         if read.done:
             self._ended = True
+        return items
+
+    def _stats_items(self) -> list[tuple]:
+        items: list[tuple] = [("s", f"input:{self.spec.name}", self.status())]
+        items.extend(("s", key, row) for key, row in self.router.filter_stats().items())
         return items
 
     def status(self) -> dict[str, Any]:

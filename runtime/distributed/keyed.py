@@ -16,6 +16,7 @@ rows and Slices still held (Arrow IPC) and per-partition progress.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +28,7 @@ from cepdsl.backends.base import TIME
 from cepdsl.engine import Session
 from cepdsl.engine.ordering import NO_WATERMARK
 from cepdsl.plan import Program, RulePlan
+from runtime.distributed.routing import carried_fields
 from runtime.distributed.slices import END, OFFSET, PART, Slice, frame_bytes, frame_of
 
 #: Layout of the snapshot below; bumped when it changes.
@@ -49,6 +51,7 @@ class RulePartition(StatefulBatchLogic):
     def __init__(self, resume: dict[str, Any] | None) -> None:
         self.rule: RulePlan | None = None
         self.session: Session | None = None
+        self._fill: list[pl.Expr] = []
         self.parts_total = 0
         self.progress: dict[int, PartProgress] = {}
         self.inbox: dict[int, dict[int, Slice]] = {}  # arrived ahead of their turn
@@ -114,7 +117,11 @@ class RulePartition(StatefulBatchLogic):
     # ------------------------------------------------------------------ the work
     def _start(self, rule: RulePlan) -> None:
         self.rule = rule
-        self.session = Session(Program(streams=(rule.stream,), channels=(), rules=(rule,)), replay=True)
+        # The reader has applied `where` (and may have left out fields the rule does not read).
+        engine_rule = dataclasses.replace(rule, where=None)
+        self.session = Session(Program(streams=(rule.stream,), channels=(), rules=(engine_rule,)), replay=True)
+        self._fill = [pl.lit(None, f.dtype).alias(f.name) for f in rule.stream.fields
+                      if f.name not in (carried_fields(rule) or rule.stream.schema)]
 
     def _accept(self, s: Slice) -> None:
         if s.rule is not None and self.rule is None:
@@ -215,7 +222,9 @@ class RulePartition(StatefulBatchLogic):
         if len(self.progress) > 1 or not out[TIME].is_sorted():
             out = out.sort(order)  # rows of several input partitions interleave by time
         assert self.rule is not None
-        # `select` of the declared fields: the session's conform() then costs nothing.
+        if self._fill:
+            out = out.with_columns(self._fill)
+        # `select` of the declared fields, in order: the session's conform() then costs nothing.
         return out.select(self.rule.stream.schema.keys())
 
     def _records(self, outs: list[dict[str, pl.DataFrame]]) -> list[tuple]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from cepdsl.backends.base import TIME
@@ -48,6 +49,23 @@ def keys_of(rule: RulePlan, buckets: int) -> list[str]:
     return [f"{prefix}#{b}" for b in range(bucket_count(rule, buckets))]
 
 
+#: Kinds whose match record holds no row fields but group keys and aggregates (§7): their
+#: rows travel with only the fields the executor reads.
+_AGGREGATING = (RuleKind.WINDOW, RuleKind.SCHEDULE, RuleKind.ABSENT)
+
+
+def carried_fields(rule: RulePlan) -> tuple[str, ...] | None:
+    """The declared fields a key partition of `rule` needs (None: all of them). Its `where`
+    has been applied by the reader, so only the time field, group keys and aggregated
+    fields remain; the others travel as nothing and arrive as nulls."""
+    if rule.kind not in _AGGREGATING:
+        return None
+    wanted = {*rule.group_keys, *(a.field for a in rule.aggregates if a.field is not None)}
+    if rule.stream.time_field is not None:
+        wanted.add(rule.stream.time_field)
+    return tuple(f.name for f in rule.stream.fields if f.name in wanted)
+
+
 def bucket_of(frame: pl.DataFrame, keys: tuple[str, ...], n: int) -> pl.Series:
     """Per row, its key partition: a seeded hash of the group key (strings decoded first,
     so a dictionary-encoded batch hashes like a plain one)."""
@@ -74,7 +92,8 @@ class Router:
         self.enabled: dict[str, bool] = {}
         self._filters: Session | None = None
         self._stateful: list[RulePlan] = []
-        self._wheres: WhereSet | None = None
+        #: stateful rules by routing (group keys, key partition count), each with its `where`s
+        self._groups: list[tuple[tuple[str, ...], int, list[RulePlan], WhereSet]] = []
 
     def set_rules(self, rules: tuple[RulePlan, ...], enabled: dict[str, bool]) -> None:
         """The rules of this stream as the control feed now has them."""
@@ -86,7 +105,10 @@ class Router:
         filters = tuple(r for r in mine if is_stateless(r))
         self._filters = Session(Program((self.stream,), (), filters), replay=True) if filters else None
         self._stateful = [r for r in mine if not is_stateless(r)]
-        self._wheres = WhereSet([r.where for r in self._stateful]) if self._stateful else None
+        by_route: dict[tuple[tuple[str, ...], int], list[RulePlan]] = {}
+        for r in self._stateful:
+            by_route.setdefault((r.group_keys, bucket_count(r, self.buckets)), []).append(r)
+        self._groups = [(keys, n, rs, WhereSet([r.where for r in rs])) for (keys, n), rs in by_route.items()]
 
     def route(self, frame: pl.DataFrame | None, horizon: int, offset: int | None = None) -> list[tuple]:
         """Records for one micro-batch (None: no rows, only progress): ("k", key, Slice) for
@@ -117,9 +139,36 @@ class Router:
             rows = rows.with_columns(pl.lit(self.part if offset is None else 0, pl.Int64).alias(PART))
             if rows.height and self._filters is not None:
                 out.extend(self._run_filters(rows))
-        subs = self._wheres.split(rows) if (self._wheres is not None and rows is not None and rows.height) else None
-        for i, rule in enumerate(self._stateful):
-            out.extend(self._slices(rule, None if subs is None else subs[i], horizon))
+        per_rule = self._split(rows) if rows is not None and rows.height else {}
+        for rule in self._stateful:
+            out.extend(self._slices(rule, per_rule.get(rule.id, {}), horizon))
+        return out
+
+    def _split(self, rows: pl.DataFrame) -> dict[str, dict[int, pl.DataFrame]]:
+        """Per stateful rule, per key partition: its rows that pass its `where`.  Rows are
+        put in key-partition order once per distinct group key (one gather of the batch),
+        then each key partition's contiguous slice is split by the `where`s of the rules
+        routed that way (no gather for a rule without `where`)."""
+        out: dict[str, dict[int, pl.DataFrame]] = {r.id: {} for r in self._stateful}
+        for keys, n, rules, wheres in self._groups:
+            live = [r for r in rules if self.enabled.get(r.id, True)]
+            if not live:
+                continue
+            if n == 1:
+                pieces = [(0, rows)]
+            else:
+                b = bucket_of(rows, keys, n).to_numpy()
+                order = np.argsort(b, kind="stable")  # stable: offset order within a partition
+                grouped = rows[pl.Series(order)]
+                ends = np.cumsum(np.bincount(b, minlength=n))
+                pieces = [(k, grouped.slice(int(ends[k - 1]) if k else 0, int(ends[k] - (ends[k - 1] if k else 0))))
+                          for k in range(n)]
+            for k, piece in pieces:
+                if not piece.height:
+                    continue
+                for rule, sub in zip(rules, wheres.split(piece)):
+                    if sub.height:
+                        out[rule.id][k] = sub
         return out
 
     def _run_filters(self, rows: pl.DataFrame) -> list[tuple]:
@@ -140,26 +189,32 @@ class Router:
             out.append(("d", dead))
         return out
 
-    def _slices(self, rule: RulePlan, rows: pl.DataFrame | None, horizon: int) -> list[tuple]:
+    def _slices(self, rule: RulePlan, per_key: dict[int, pl.DataFrame], horizon: int) -> list[tuple]:
         st = self.state
         prefix = rule_key(rule)
         seq = st.seqs.get(prefix, 0)
         st.seqs[prefix] = seq + 1
         enabled = self.enabled.get(rule.id, True)
         keys = keys_of(rule, self.buckets)
-        per_key: dict[int, pl.DataFrame] = {}
-        if rows is not None and rows.height and enabled:
-            if len(keys) == 1:
-                per_key[0] = rows
-            else:
-                tagged = rows.with_columns(bucket_of(rows, rule.group_keys, len(keys)).alias("__b"))
-                for (b,), part in tagged.partition_by("__b", as_dict=True, maintain_order=True, include_key=False).items():
-                    per_key[int(b)] = part
+        carried = carried_fields(rule)
+        if not enabled:
+            per_key = {}  # a disabled rule gets time, no rows
+        elif carried is not None:
+            per_key = {k: f.select(*carried, TIME, PART, OFFSET) for k, f in per_key.items()}
         first = rule if seq == 0 else None
         return [
             ("k", key, Slice(self.part, self.parts, seq, horizon, st.lo, st.hi, per_key.get(b), enabled, first))
             for b, key in enumerate(keys)
         ]
+
+    def filter_stats(self) -> dict[str, dict[str, Any]]:
+        """Stats of the filter rules evaluated here, by stats key `RULE@FP#rPART` (summed per
+        rule with the key partitions' by the stats board)."""
+        if self._filters is None:
+            return {}
+        by_id = {r.id: r for r in self.rules}
+        return {f"{rule_key(by_id[rid])}#r{self.part}": row
+                for rid, row in self._filters.stats(state_size=False).items() if rid in by_id}
 
     def snapshot(self) -> dict[str, Any]:
         st = self.state

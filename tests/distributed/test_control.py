@@ -109,6 +109,8 @@ def test_enable_disable_register_delete_during_a_run(tmp_path: Path) -> None:
     assert {r["host"] for r in third[:3]} == set(hosts)
     assert [r["ts"] for r in _records(out, "cool")] == [
         (T0 + timedelta(seconds=200 + i)).strftime("%Y-%m-%dT%H:%M:%S.000000Z") for i in range(5)]
+    hot = BOARD.rule_stats("hot")  # a filter: counted where rows are read
+    assert hot["key_partitions"] == 1 and hot["events_in"] == 36 and hot["matches"] == 36
     stats = BOARD.rule_stats("pair")
     assert stats["key_partitions"] == 3 and stats["matches"] == 20 and stats["disabled_suppressed"] == 1
 
