@@ -37,6 +37,10 @@ from cepdsl.plan import StreamPlan
 from runtime.distributed.slices import END
 
 
+#: Seconds between clock-driven horizon steps of a silent live partition.
+CLOCK_STEP_S = 0.25
+
+
 @dataclass
 class Read:
     frame: pl.DataFrame | None  # rows (declared fields), None: nothing new
@@ -192,6 +196,7 @@ class _ClockedHorizon:
         self.plan, self.idle_after_s, self.clock = plan, idle_after_s, clock
         self.value = NO_WATERMARK
         self.last_rows_at = clock()
+        self.last_step_at = 0.0
 
     def rows(self, frame: pl.DataFrame | None) -> None:
         if frame is not None and frame.height and self.plan.time_field is not None:
@@ -202,8 +207,11 @@ class _ClockedHorizon:
             self.last_rows_at = self.clock()
 
     def tick(self, held_s: float) -> int:
+        """The horizon now; on a silent partition it follows the clock in steps of at least
+        `CLOCK_STEP_S` (each step is a Slice to every key partition)."""
         now = self.clock()
-        if now - self.last_rows_at >= self.idle_after_s:
+        if now - self.last_rows_at >= self.idle_after_s and now - self.last_step_at >= CLOCK_STEP_S:
+            self.last_step_at = now
             self.value = max(self.value, int((now - held_s) * 1_000_000) - self.plan.lateness_us)
         return self.value
 
