@@ -13,7 +13,9 @@ still produce has an event time ≥ the horizon (END once it has ended).
   Redis stream key) read on a thread of its own.  Its horizon is its largest
   event time less the stream's lateness (a time-ordered partition never sends
   a row below it again, so ties keep input order), and, once it has been silent for `idle_after_s`,
-  the wall clock less lateness, so a quiet partition never holds the others back.
+  the wall clock less lateness, so a quiet partition does not hold the others
+  back (only once it has had rows, as in one process: a partition that has never
+  had one holds its stream's time back).
 - `RedisStreamPartition`: entries of one Redis stream key, read by entry id
   (XRANGE), the last id read being the resume offset.
 """
@@ -210,7 +212,10 @@ class _ClockedHorizon:
         """The horizon now; on a silent partition it follows the clock in steps of at least
         `CLOCK_STEP_S` (each step is a Slice to every key partition)."""
         now = self.clock()
-        if now - self.last_rows_at >= self.idle_after_s and now - self.last_step_at >= CLOCK_STEP_S:
+        # As in one process, only after rows have been seen: a partition still catching up on
+        # history (or not yet started) must not declare the other partitions' rows late.
+        seen = self.value > NO_WATERMARK
+        if seen and now - self.last_rows_at >= self.idle_after_s and now - self.last_step_at >= CLOCK_STEP_S:
             self.last_step_at = now
             self.value = max(self.value, int((now - held_s) * 1_000_000) - self.plan.lateness_us)
         return self.value

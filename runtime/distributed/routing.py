@@ -103,7 +103,13 @@ class Router:
             return
         self.rules = mine
         filters = tuple(r for r in mine if is_stateless(r))
-        self._filters = Session(Program((self.stream,), (), filters), replay=True) if filters else None
+        program = Program((self.stream,), (), filters)
+        if not filters:
+            self._filters = None
+        elif self._filters is None:
+            self._filters = Session(program, replay=True)
+        else:
+            self._filters.reload(program)  # unchanged filters keep their counters
         self._stateful = [r for r in mine if not is_stateless(r)]
         by_route: dict[tuple[tuple[str, ...], int], list[RulePlan]] = {}
         for r in self._stateful:

@@ -55,7 +55,10 @@ def test_run_on_two_workers_over_two_files_matches_replay(tmp_path: Path) -> Non
     for i, f in enumerate(parts):
         (tmp_path / f"p{i}.jsonl").write_text(f.with_columns(pl.col("ts").dt.strftime("%Y-%m-%dT%H:%M:%SZ")).write_ndjson())
     out = tmp_path / "out"
+    # --idle-after: a loaded machine must not stall a partition long enough to move its time
+    # by the wall clock (which would make the other partition's history late).
     done = subprocess.run([*CEP, "run", str(rule_file), "--workers", "2", "--no-stats", "--out", str(out),
+                           "--idle-after", "3600",
                            "--outbox", str(tmp_path / "outbox.sqlite"),
                            "--source", f"m=jsonl:{tmp_path / 'p0.jsonl'}?follow=false",
                            "--source", f"m=jsonl:{tmp_path / 'p1.jsonl'}?follow=false"],
