@@ -1,0 +1,48 @@
+"""Generated rules (filter, every window, schedule, with or without where/group by/having/
+throttle) on generated streams (ties, gaps, null times and values, shuffled order), split
+across files, row blocks and 2 workers: the single-process replay's matches, row for row."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import polars as pl
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+pytest.importorskip("bytewax")
+
+import cepdsl  # noqa: E402
+from runtime.distributed.runner import Cluster, replay_distributed  # noqa: E402
+from tests.support.frames import assert_frames_match  # noqa: E402
+from tests.support.generators import streams, window_rules  # noqa: E402
+
+pytestmark = pytest.mark.timeout(240)
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=window_rules(), data=streams(max_rows=80), shuffle_seed=st.one_of(st.none(), st.integers(0, 99)),
+       split=st.integers(0, 80), block=st.integers(3, 40), buckets=st.integers(1, 5))
+def test_two_workers_equal_single_process(text: str, data: pl.DataFrame, shuffle_seed: int | None, split: int,
+                                          block: int, buckets: int) -> None:
+    rules = cepdsl.compile(text)
+    if shuffle_seed is not None:
+        data = data.sample(fraction=1.0, shuffle=True, seed=shuffle_seed)
+    expected = rules.replay({"s": data})["r"]
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        cut = min(split, data.height)
+        files = []
+        for i, part in enumerate((data[:cut], data[cut:])):
+            if part.height:
+                path = root / f"s{i}.parquet"
+                part.write_parquet(path, row_group_size=max(1, block // 2))
+                files.append(path)
+        if not files:
+            return
+        replay_distributed(rules.program, {"s": files}, root / "out", Cluster(workers=2), buckets=buckets,
+                           batch_rows=block)
+        got = pl.read_parquet(root / "out" / "r.parquet")
+    assert_frames_match(got, expected, ordered=False, label=text)
