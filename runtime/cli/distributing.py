@@ -81,8 +81,15 @@ def run_on_workers(program: Any, sources: tuple[str, ...], *, outbox: str | None
         specs = source_specs(program, sources)
     except ValueError as e:
         fail(str(e), 2)
+    import signal
+    import threading
+
     cluster = make_cluster(workers, process_id, addresses, trusted_network, recovery_dir=recovery_dir,
                            snapshot_every_s=snapshot_every)
+    stop = threading.Event()
+    # SIGINT/SIGTERM stop the inputs: the flow ends with its state snapshotted and the outbox drained.
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     run_distributed(program, specs, cluster, outbox=outbox, out_dir=out_dir, allow_hosts=allow_hosts,
-                    buckets=key_partitions, control=open_feed(control), idle_after_s=idle_after)
+                    buckets=key_partitions, control=open_feed(control), idle_after_s=idle_after, stop=stop)
     return 0

@@ -138,3 +138,18 @@ def test_control_commands_fold_and_report_errors(tmp_path: Path) -> None:
     assert "no rule 'nope'" in table.errors[0] and "stream x" in table.errors[1]
     with pytest.raises(ValueError, match="op"):
         Command.of({"op": "explode"})
+
+
+def test_redis_feed_is_shared_by_readers(redis_client, redis_server) -> None:  # noqa: ANN001
+    """Two processes' readers see one catalogue through a Redis stream (a real redis-server)."""
+    from runtime.distributed.control import open_feed
+
+    program = cepdsl.compile(RULES).program
+    writer = open_feed(f"{redis_server.url}?key=cep:control:test")
+    reader = open_feed(f"{redis_server.url}?key=cep:control:test")
+    writer.append({"op": "disable", "rule": "pair"})
+    writer.append(Command("register", text="stream m (ts: timestamp, host: str, cpu: float)\nrule cool from m"))
+    assert [c.op for c in reader.read(0)] == ["disable", "register"]
+    assert [c.op for c in reader.read(1)] == ["register"]
+    table = replay_table(program, reader)
+    assert table.enabled == {"all_rows": True, "hot": True, "pair": False, "cool": True}
