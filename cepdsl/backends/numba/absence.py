@@ -22,7 +22,7 @@ from cepdsl.backends.numba.prefetch import AHEAD, prefetch
 from cepdsl.plan import RulePlan
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def silent_gaps(
     slots: np.ndarray,
     t: np.ndarray,
@@ -77,7 +77,7 @@ def by_rank(items: np.ndarray) -> np.ndarray:
     return np.stack([np.take(items[r], order) for r in range(4)])
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _placed(items: np.ndarray, lo: int, span: int) -> tuple[np.ndarray, bool]:
     """`items`' columns in rank order, ranks lo..lo+span-1 placed by value; False when two
     columns share a rank."""

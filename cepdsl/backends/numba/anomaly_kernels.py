@@ -54,7 +54,7 @@ def width_of(method: str, n_max: int) -> int:
     return HEADER + n_max
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _put(out_i, out_f, m, i, score, n, s1, s2):  # type: ignore[no-untyped-def]
     out_i[m, 0] = i
     out_i[m, 1] = n
@@ -83,14 +83,14 @@ def run_scan(kernel, slots, x, st, *params):  # type: ignore[no-untyped-def]
         out_f = np.concatenate([out_f, np.empty_like(out_f)])
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _deviation(x: float, centre: float, spread: float) -> float:
     if spread == 0.0:
         return 0.0 if x == centre else np.inf
     return abs(x - centre) / spread
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def zscore_scan(slots, x, st, width, n_max, warmup, threshold, out_i, out_f, m, i0):  # type: ignore[no-untyped-def]
     need = max(warmup, 1)
     rows = slots.shape[0]
@@ -174,7 +174,7 @@ def zscore_scan(slots, x, st, width, n_max, warmup, threshold, out_i, out_f, m, 
     return m, rows
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _quantile(st, o: int, n: int, q: float) -> float:  # type: ignore[no-untyped-def]
     """numpy's default ("linear") quantile of sorted st[o:o+n], step for step."""
     virtual = (n - 1) * q
@@ -194,7 +194,7 @@ def _quantile(st, o: int, n: int, q: float) -> float:  # type: ignore[no-untyped
     return a + diff * gamma
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _lower_bound(st, o: int, n: int, v: float) -> int:  # type: ignore[no-untyped-def]
     """First position p in sorted st[o:o+n] with st[o+p] >= v (np.searchsorted 'left')."""
     lo = 0
@@ -208,7 +208,7 @@ def _lower_bound(st, o: int, n: int, v: float) -> int:  # type: ignore[no-untype
     return lo
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def iqr_scan(slots, x, st, width, n_max, warmup, multiplier, out_i, out_f, m, i0):  # type: ignore[no-untyped-def]
     st = borrow(st)  # passed to the per-row quantile and search calls (borrow.py)
     need = max(warmup, 1)
@@ -282,7 +282,7 @@ def iqr_scan(slots, x, st, width, n_max, warmup, multiplier, out_i, out_f, m, i0
     return m, rows
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def ema_scan(slots, x, st, width, warmup, alpha, threshold, out_i, out_f, m, i0):  # type: ignore[no-untyped-def]
     need = max(warmup, 1)
     rows = slots.shape[0]

@@ -41,7 +41,7 @@ def _mix(x: np.uint64) -> np.uint64:
     return x ^ (x >> np.uint64(31))
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _grow(table: np.ndarray) -> np.ndarray:
     """Double a flat open-addressing table of [k0, k1, code + 1, arena offset] entries (code + 1 = 0: empty)."""
     cap = table.shape[0] // 4
@@ -58,7 +58,7 @@ def _grow(table: np.ndarray) -> np.ndarray:
     return nt
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _bytes_hash(data: np.ndarray, start: np.int64, length: np.int64) -> np.uint64:
     h = np.uint64(length) * _M1
     i = 0
@@ -71,7 +71,7 @@ def _bytes_hash(data: np.ndarray, start: np.int64, length: np.int64) -> np.uint6
     return h
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _same_bytes(data: np.ndarray, a: np.int64, arena: np.ndarray, b: np.int64, length: np.int64) -> bool:
     for i in range(length):
         if data[a + i] != arena[b + i]:
@@ -102,7 +102,7 @@ def _short_key(v0: np.uint64, v1: np.uint64, length: np.int64) -> tuple[np.uint6
     return v0, v1
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def view_keys(views: np.ndarray, data: np.ndarray, base: np.ndarray, k0: np.ndarray, k1: np.ndarray) -> None:
     """Fill (k0, k1) with two 64-bit words per string: the view itself for an inline
     string (≤ 12 bytes; bytes past the end cleared), else (length + prefix, hash of the
@@ -121,7 +121,7 @@ def view_keys(views: np.ndarray, data: np.ndarray, base: np.ndarray, k0: np.ndar
             k0[i], k1[i] = _short_key(v0, v1, length)
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def code_keys(
     k0: np.ndarray,
     k1: np.ndarray,
@@ -148,7 +148,7 @@ def code_keys(
     return meta[0]
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def code_keys_into(
     k0: np.ndarray,
     k1: np.ndarray,
@@ -254,14 +254,14 @@ def code_keys_into(
     return table, arena, firsts
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _doubled(a: np.ndarray) -> np.ndarray:
     b = np.empty(max(2 * a.shape[0], 16), a.dtype)
     b[: a.shape[0]] = a
     return b
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def code_strings_into(
     views: np.ndarray,
     data: np.ndarray,

@@ -35,7 +35,7 @@ _BRANCH, _UNDO_COUNT, _UNDO_REG = 0, 1, 2
 _FITS, _STACK_FULL, _SPAN_SHORT = 0, 1, 2
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _next_start(conds: np.ndarray, first: np.ndarray, s: int, hi: int) -> int:
     """The first row in [s, hi) satisfying a step a match can begin with (hi: none).
     Any other row fails at once: no search set-up for it."""
@@ -48,7 +48,7 @@ def _next_start(conds: np.ndarray, first: np.ndarray, s: int, hi: int) -> int:
     return hi
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _search(
     t: np.ndarray,
     conds: np.ndarray,
@@ -150,7 +150,7 @@ def _search(
     return -1, end_hit, _FITS, 0
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def match_groups(
     t: np.ndarray,  # int64[n] event times, group-sorted (time order inside a group)
     conds: np.ndarray,  # bool[n_steps, n]: row satisfies step k
@@ -183,7 +183,7 @@ def match_groups(
     )
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _match_all(t, conds, offsets, op, a, b, memo, first, within, bound, final, visited, sk, sx, sy, counts, regs, regs_at_start):  # noqa: ANN001, ANN202, PLR0913
     t, conds, offsets, op, a, b, memo, first = (
         borrow(t), borrow(conds), borrow(offsets), borrow(op), borrow(a), borrow(b), borrow(memo), borrow(first)
@@ -255,7 +255,7 @@ def _match_all(t, conds, offsets, op, a, b, memo, first, within, bound, final, v
     return m_first[:n_matches].copy(), m_last[:n_matches].copy(), m_counts[:n_matches].copy(), undecided
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def kept_rows(ids: np.ndarray, perm: np.ndarray, undecided: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, int]:
     """The rows to keep for the next call (frame order): each open group's rows from
     its undecided start on; and the earliest such start's time (int64 max: none).
@@ -278,7 +278,7 @@ def kept_rows(ids: np.ndarray, perm: np.ndarray, undecided: np.ndarray, t: np.nd
     return keep[:m], earliest
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def dense_ids(codes: np.ndarray, scratch: np.ndarray) -> tuple[np.ndarray, int]:
     """Codes (group codes kept across calls) → ids 0, 1, ... in order of first
     appearance, and how many.  `scratch` (-1 everywhere, longer than the largest code)
@@ -297,7 +297,7 @@ def dense_ids(codes: np.ndarray, scratch: np.ndarray) -> tuple[np.ndarray, int]:
     return ids, n_ids
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def take_columns(a: np.ndarray, idx: np.ndarray) -> np.ndarray:
     """a[:, idx], C-contiguous (what the kernels are compiled for)."""
     out = np.empty((a.shape[0], idx.shape[0]), a.dtype)
@@ -307,7 +307,7 @@ def take_columns(a: np.ndarray, idx: np.ndarray) -> np.ndarray:
     return out
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def match_rows(
     t: np.ndarray,  # int64[n] event times of rows in (TIME, SEQ) order
     conds: np.ndarray,  # bool[n_steps, n]

@@ -174,7 +174,7 @@ class Cells:
 
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _count_cells(pane: np.ndarray, slot: np.ndarray, n_slots: int) -> int:
     mark = np.full(n_slots, -1, np.int64)
     cells = 0
@@ -189,7 +189,7 @@ def _count_cells(pane: np.ndarray, slot: np.ndarray, n_slots: int) -> int:
     return cells
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _empty_stats(nf: int, n: int):  # noqa: ANN202
     """Per field and cell, the statistics a cell carries, empty: count, float sum/min/max,
     int sum/min/max, Welford mean/M2 (cells and merged windows hold the same ones)."""
@@ -206,7 +206,7 @@ def _empty_stats(nf: int, n: int):  # noqa: ANN202
     )
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def reduce_cells(pane, slot, n_slots, fv, iv, valid, is_int, moments, n_cells):  # noqa: ANN001, ANN201
     """One partial per (run of equal pane, slot), rows in any order (unsorted input only
     makes more cells, which `absorb_cells` folds).  fv/iv: float64/int64 [f, n] values
@@ -283,7 +283,7 @@ def reduce_cells(pane, slot, n_slots, fv, iv, valid, is_int, moments, n_cells): 
     return c_pane, c_slot, c_n, cnt, fsum, fmin, fmax, isum, imin, imax, mean, m2
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _merge_pairs(dst, srcs, count, src_n, cnt, fsum, fmin, fmax, isum, imin, imax, mean, m2,
                  o_n, o_cnt, o_fsum, o_fmin, o_fmax, o_isum, o_imin, o_imax, o_mean, o_m2, is_int, moments):  # fmt: skip  # noqa: ANN001
     """Merge source cell srcs[q] into output cell dst[q], q = 0 .. count - 1 in order
@@ -335,7 +335,7 @@ def _cell_home(pane: np.int64, slot: np.int64, mask: np.int64) -> np.int64:
     return np.int64(_mix(np.uint64(pane) * np.uint64(0x9E3779B97F4A7C15) ^ np.uint64(slot)) & np.uint64(mask))
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def index_cells(pane: np.ndarray, slot: np.ndarray, m: int, cap: int) -> np.ndarray:
     """Open-addressing table (cell + 1, 0 = empty) of the first `m` cells by (pane, slot)."""
     tab = np.zeros(cap, np.int64)
@@ -348,7 +348,7 @@ def index_cells(pane: np.ndarray, slot: np.ndarray, m: int, cap: int) -> np.ndar
     return tab
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def absorb_cells(tab, m, s_pane, s_slot, s_n, s_cnt, s_fsum, s_fmin, s_fmax, s_isum, s_imin, s_imax, s_mean, s_m2,
                  pane, slot, n, cnt, fsum, fmin, fmax, isum, imin, imax, mean, m2, is_int, moments):  # fmt: skip  # noqa: ANN001, ANN201
     """Merge a batch's cells into the state's first `m` cells (one per (pane, slot), found
@@ -391,7 +391,7 @@ def absorb_cells(tab, m, s_pane, s_slot, s_n, s_cnt, s_fsum, s_fmin, s_fmax, s_i
     return m
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def add_rows(tab, m, s_pane, s_slot, s_n, s_cnt, s_fsum, s_fmin, s_fmax, s_isum, s_imin, s_imax, s_mean, s_m2,
              pane, slot, n_slots, fv, iv, valid, is_int, moments):  # fmt: skip  # noqa: ANN001, ANN201
     """`reduce_cells` then `absorb_cells` in one call: the batch's cells are never boxed
@@ -401,13 +401,13 @@ def add_rows(tab, m, s_pane, s_slot, s_n, s_cnt, s_fsum, s_fmin, s_fmax, s_isum,
                         c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8], c[9], c[10], c[11], is_int, moments)  # fmt: skip
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _first_k(pane_start: np.int64, size: np.int64, every: np.int64, p: np.int64) -> np.int64:
     # smallest k with kS + D ≥ pane_start + P (the window covers the whole pane)
     return -((size - p - pane_start) // every)
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def window_cells(pane, slot, n, cnt, fsum, fmin, fmax, isum, imin, imax, mean, m2,
                  k_lo, k_hi, size, every, p, n_slots, is_int, moments, out_n):  # fmt: skip  # noqa: ANN001, ANN201
     """Windows k in [k_lo, k_hi] from cells sorted by pane: one merged cell per
