@@ -90,6 +90,16 @@ def run_on_workers(program: Any, sources: tuple[str, ...], *, outbox: str | None
     # SIGINT/SIGTERM stop the inputs: the flow ends with its state snapshotted and the outbox drained.
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    run_distributed(program, specs, cluster, outbox=outbox, out_dir=out_dir, allow_hosts=allow_hosts,
-                    buckets=key_partitions, control=open_feed(control), idle_after_s=idle_after, stop=stop)
+    try:
+        run_distributed(program, specs, cluster, outbox=outbox, out_dir=out_dir, allow_hosts=allow_hosts,
+                        buckets=key_partitions, control=open_feed(control), idle_after_s=idle_after, stop=stop)
+    except Exception as e:  # Bytewax wraps what a source or sink raised: name the cause, not the runtime
+        fail(root_cause(e))
     return 0
+
+
+def root_cause(error: BaseException) -> str:
+    """The innermost exception's message (Bytewax chains a runtime error per operator)."""
+    while error.__cause__ is not None:
+        error = error.__cause__
+    return f"{type(error).__name__}: {error}" if not str(error).startswith(type(error).__name__) else str(error)

@@ -303,6 +303,10 @@ class RedisStreamReader(PartitionReader):
         parts = urlsplit(spec)
         query = dict(parse_qsl(parts.query))
         self.key = query.get("stream", "")
+        if not self.key:
+            from runtime.sources.errors import SourceSpecError
+
+            raise SourceSpecError(f"{spec}: missing ?stream=KEY (each Redis stream key is one input partition)")
         self.count = int(query.get("max_rows", 10_000))
         self.redis = redis.Redis.from_url(urlunsplit((parts.scheme, parts.netloc, parts.path, "", "")))
         self.plan = plan
