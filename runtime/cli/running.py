@@ -31,6 +31,12 @@ def run(file: str, sources: tuple[str, ...], state: str | None, outbox: str | No
 
     program = load_program(file)
     if any(distributed.get(k) is not None for k in ("workers", "addresses", "process_id")):
+        from runtime.cli.common import fail
+
+        if state:
+            fail("--state is for one process; with --workers state is kept by Bytewax: use --recovery DIR", 2)
+        if api:
+            fail("--api with --workers: use `cep serve FILE --workers N --source ...`", 2)
         sys.exit(run_on_workers(program, sources, outbox=outbox, out_dir=out_dir, allow_hosts=allow_hosts, **distributed))
     show = sys.stderr.isatty() if stats is None else stats
     code = run_forever(

@@ -122,3 +122,12 @@ def test_cluster_usage_errors_name_the_option(tmp_path: Path, args: list[str], m
                           timeout=60)
     assert done.returncode == 2
     assert message in done.stderr and "Traceback" not in done.stderr
+
+
+def test_run_refuses_single_process_options_with_workers(tmp_path: Path) -> None:
+    rule_file = tmp_path / "rules.cep"
+    rule_file.write_text(RULES)
+    for extra, message in ((["--state", "x.sqlite"], "use --recovery DIR"), (["--api", "127.0.0.1:1"], "cep serve")):
+        done = subprocess.run([*CEP, "run", str(rule_file), "--workers", "2", "--source", "jsonl:-", *extra],
+                              env=ENV, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 2 and message in done.stderr, done.stderr
