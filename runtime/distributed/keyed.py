@@ -61,6 +61,7 @@ class RulePartition(StatefulBatchLogic):
         self.flushed = False
         self.enabled = True
         self.suppressed = 0  # matches dropped while disabled
+        self.gone: set[int] = set()  # input partitions that said the rule is gone
         self._stats_at = 0.0
         if resume is not None:
             self._load(resume)
@@ -70,6 +71,10 @@ class RulePartition(StatefulBatchLogic):
         for s in values:
             self._accept(s)
         out = self._step()
+        if self.gone and self.gone >= set(self.progress):
+            # Every input partition that ever sent to it says the rule is deleted (or changed):
+            # nothing more will come; Bytewax drops this state.
+            return out, StatefulBatchLogic.DISCARD
         now = time.monotonic()
         if self.rule is not None and (now - self._stats_at >= STATS_EVERY_S or self.flushed):
             self._stats_at = now
@@ -93,6 +98,7 @@ class RulePartition(StatefulBatchLogic):
             "flushed": self.flushed,
             "enabled": self.enabled,
             "suppressed": self.suppressed,
+            "gone": sorted(self.gone),
         }
 
     def _load(self, state: dict[str, Any]) -> None:
@@ -113,6 +119,7 @@ class RulePartition(StatefulBatchLogic):
         self.flushed = state["flushed"]
         self.enabled = state["enabled"]
         self.suppressed = state["suppressed"]
+        self.gone = set(state["gone"])
 
     # ------------------------------------------------------------------ the work
     def _start(self, rule: RulePlan) -> None:
@@ -139,6 +146,8 @@ class RulePartition(StatefulBatchLogic):
                 prog.lo = ready.lo if prog.lo is None else min(prog.lo, ready.lo)
                 prog.hi = ready.hi if prog.hi is None else max(prog.hi, ready.hi)
             self.enabled = ready.enabled
+            if ready.gone:
+                self.gone.add(s.part)
             if ready.rows is not None and ready.rows.height:
                 self._hold(ready.rows)
         if not waiting:
@@ -254,9 +263,9 @@ class RulePartition(StatefulBatchLogic):
 
 
 def _slice_state(s: Slice) -> tuple:
-    return (s.part, s.parts, s.seq, s.horizon, s.lo, s.hi, frame_bytes(s.rows), s.enabled, s.rule)
+    return (s.part, s.parts, s.seq, s.horizon, s.lo, s.hi, frame_bytes(s.rows), s.enabled, s.rule, s.gone)
 
 
 def _slice_of(t: tuple) -> Slice:
-    part, parts, seq, horizon, lo, hi, rows, enabled, rule = t
-    return Slice(part, parts, seq, horizon, lo, hi, frame_of(rows), enabled, rule)
+    part, parts, seq, horizon, lo, hi, rows, enabled, rule, gone = t
+    return Slice(part, parts, seq, horizon, lo, hi, frame_of(rows), enabled, rule, gone)

@@ -92,6 +92,8 @@ class Router:
         self.enabled: dict[str, bool] = {}
         self._filters: Session | None = None
         self._stateful: list[RulePlan] = []
+        #: stateful rules deleted or changed since the last batch: their key partitions get a last Slice
+        self._gone: list[RulePlan] = []
         #: stateful rules by routing (group keys, key partition count), each with its `where`s
         self._groups: list[tuple[tuple[str, ...], int, list[RulePlan], WhereSet]] = []
 
@@ -101,6 +103,8 @@ class Router:
         self.enabled = dict(enabled)
         if mine == self.rules:
             return
+        kept = {rule_key(r) for r in mine if not is_stateless(r)}
+        self._gone.extend(r for r in self._stateful if rule_key(r) not in kept)
         self.rules = mine
         filters = tuple(r for r in mine if is_stateless(r))
         program = Program((self.stream,), (), filters)
@@ -148,6 +152,9 @@ class Router:
         per_rule = self._split(rows) if rows is not None and rows.height else {}
         for rule in self._stateful:
             out.extend(self._slices(rule, per_rule.get(rule.id, {}), horizon))
+        for rule in self._gone:
+            out.extend(self._slices(rule, {}, horizon, gone=True))
+        self._gone = []
         return out
 
     def _split(self, rows: pl.DataFrame) -> dict[str, dict[int, pl.DataFrame]]:
@@ -195,11 +202,16 @@ class Router:
             out.append(("d", dead))
         return out
 
-    def _slices(self, rule: RulePlan, per_key: dict[int, pl.DataFrame], horizon: int) -> list[tuple]:
+    def _slices(self, rule: RulePlan, per_key: dict[int, pl.DataFrame], horizon: int, gone: bool = False) -> list[tuple]:
         st = self.state
         prefix = rule_key(rule)
         seq = st.seqs.get(prefix, 0)
-        st.seqs[prefix] = seq + 1
+        if gone:
+            st.seqs.pop(prefix, None)  # registered again later: new key partitions, from Slice 0
+            if seq == 0:
+                return []  # this partition never sent it anything
+        else:
+            st.seqs[prefix] = seq + 1
         enabled = self.enabled.get(rule.id, True)
         keys = keys_of(rule, self.buckets)
         carried = carried_fields(rule)
@@ -209,7 +221,7 @@ class Router:
             per_key = {k: f.select(*carried, TIME, PART, OFFSET) for k, f in per_key.items()}
         first = rule if seq == 0 else None
         return [
-            ("k", key, Slice(self.part, self.parts, seq, horizon, st.lo, st.hi, per_key.get(b), enabled, first))
+            ("k", key, Slice(self.part, self.parts, seq, horizon, st.lo, st.hi, per_key.get(b), enabled, first, gone))
             for b, key in enumerate(keys)
         ]
 

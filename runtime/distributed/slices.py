@@ -38,6 +38,7 @@ class Slice:
     rows: pl.DataFrame | None  # this key partition's rows (declared fields + TIME, PART, OFFSET)
     enabled: bool  # the rule's state in the control feed as this reader last read it
     rule: RulePlan | None = None  # sent with seq 0: a key partition builds its engine from it
+    gone: bool = False  # the rule was deleted or changed: this partition sends nothing more
 
 
 def frame_bytes(frame: pl.DataFrame | None) -> bytes | None:

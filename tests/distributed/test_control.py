@@ -153,3 +153,38 @@ def test_redis_feed_is_shared_by_readers(redis_client, redis_server) -> None:  #
     assert [c.op for c in reader.read(1)] == ["register"]
     table = replay_table(program, reader)
     assert table.enabled == {"all_rows": True, "hot": True, "pair": False, "cool": True}
+
+
+def test_deleted_rule_key_partitions_are_dropped() -> None:
+    """A deleted rule's key partitions hear it from every input partition and are discarded."""
+    from runtime.distributed.keyed import RulePartition
+    from runtime.distributed.routing import Router
+
+    program = cepdsl.compile(RULES).program
+    stream = program.stream("m")
+    routers = [Router(stream, p, 2, buckets=2) for p in range(2)]
+    for r in routers:
+        r.set_rules(program.rules, {})
+    logic: dict[str, RulePartition] = {}
+    frame = pl.DataFrame({"ts": [T0, T0 + timedelta(seconds=1)], "host": ["a", "b"], "cpu": [1.0, 2.0]})
+
+    def deliver(records: list[tuple]) -> dict[str, bool]:
+        dropped = {}
+        for rec in records:
+            if rec[0] != "k":
+                continue
+            part = logic.setdefault(rec[1], RulePartition(None))
+            _, discard = part.on_batch([rec[2]])
+            dropped[rec[1]] = discard
+        return dropped
+
+    for r in routers:
+        deliver(r.route(frame, horizon=0))
+    pair_keys = {k for k in logic if k.startswith("pair@")}
+    assert len(pair_keys) == 2
+    remaining = tuple(x for x in program.rules if x.id != "pair")
+    routers[0].set_rules(remaining, {})
+    assert not any(deliver(routers[0].route(None, horizon=0)).get(k) for k in pair_keys)  # one of two said so
+    routers[1].set_rules(remaining, {})
+    got = deliver(routers[1].route(None, horizon=0))
+    assert all(got[k] for k in pair_keys)
