@@ -178,7 +178,8 @@ def replay_distributed(
         plan = program.stream(name)
         paths = [p for s in ([specs] if isinstance(specs, (str, Path)) else specs) for p in resolve_paths(s)]
         rows += count_rows(paths)
-        inputs.extend(split_parquet(plan, paths, n_parts, batch_rows))
+        # No event time, no order but input order: such a stream is read by one partition.
+        inputs.extend(split_parquet(plan, paths, n_parts if plan.time_field else 1, batch_rows))
     rules = {r.id: r for r in program.rules}
 
     def open_part(name: str) -> Any:
