@@ -74,7 +74,7 @@ def _child(case: str, data: str, out: str, extra: dict) -> None:
         cluster = Cluster(workers=extra["workers"], process_id=extra.get("process_id"),
                           addresses=tuple(extra["addresses"]) if extra.get("addresses") else None,
                           snapshot_every_s=3600)  # no recovery: an epoch per hour
-        replay_distributed(program, {"metrics": paths}, out, cluster, buckets=extra.get("buckets", 16))
+        replay_distributed(program, {"metrics": paths}, out, cluster, buckets=extra.get("buckets"))
     seconds = time.perf_counter() - t0
     cpu1 = resource.getrusage(resource.RUSAGE_SELF)
     cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
@@ -144,8 +144,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=int(os.environ.get("BENCH_EVENTS", 10_000_000)))
     parser.add_argument("--peer-sample", type=int, default=500_000)
-    parser.add_argument("--key-partitions", type=int, default=4,
-                        help="per grouped rule (the CLI's default is 16; 2 per worker is enough here)")
+    parser.add_argument("--key-partitions", type=int, default=None,
+                        help="per grouped rule (default: replay's, 2 per worker, 1 for one worker)")
     parser.add_argument("--repeat", type=int, default=2, help="runs per case; the fastest is kept (a loaded machine)")
     parser.add_argument("--child", nargs=4)
     args = parser.parse_args()
@@ -158,7 +158,8 @@ def main() -> None:
         t0 = time.perf_counter()
         _data(args.events, data)
         print(f"data: {args.events:,} events in {time.perf_counter() - t0:.1f}s; best of {args.repeat}; "
-              f"{args.key_partitions} key partitions per grouped rule", flush=True)
+              f"key partitions per grouped rule: {args.key_partitions or 'replay default (2 per worker, 1 for one)'}",
+              flush=True)
         cases = [
             ("single-1t", 1, {}, 1),
             ("single", None, {}, 1),

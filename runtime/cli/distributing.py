@@ -22,8 +22,9 @@ def cluster_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                           "Trusted network only: workers exchange pickles."),
         click.option("--trusted-network", is_flag=True, default=False,
                      help="Allow -a addresses off this machine (workers exchange pickles: only on a network you trust)."),
-        click.option("--key-partitions", type=click.IntRange(1, 4096), default=16, show_default=True,
-                     help="Key partitions per grouped rule (keep it across restarts: state is stored per partition)."),
+        click.option("--key-partitions", type=click.IntRange(1, 4096), default=None,
+                     help="Key partitions per grouped rule [run/serve: 16; replay: 2 per worker, 1 for one]. "
+                          "Keep it across restarts: state is stored per partition."),
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -31,6 +32,8 @@ def cluster_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
+#: Key partitions per grouped rule of a live flow: fixed, since recovered state is stored per partition.
+LIVE_KEY_PARTITIONS = 16
 
 
 def make_cluster(workers: int | None, process_id: int | None, addresses: str | None,
@@ -70,7 +73,7 @@ def distributed_run_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 def run_on_workers(program: Any, sources: tuple[str, ...], *, outbox: str | None, out_dir: str | None,
                    allow_hosts: tuple[str, ...], workers: int | None, process_id: int | None, addresses: str | None,
-                   trusted_network: bool, key_partitions: int, recovery_dir: str | None, snapshot_every: float, control: str | None,
+                   trusted_network: bool, key_partitions: int | None, recovery_dir: str | None, snapshot_every: float, control: str | None,
                    idle_after: float) -> int:
     """`cep run/serve --workers N`: the flow on Bytewax; returns the exit code."""
     from runtime.distributed.control import open_feed
@@ -92,7 +95,7 @@ def run_on_workers(program: Any, sources: tuple[str, ...], *, outbox: str | None
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
         run_distributed(program, specs, cluster, outbox=outbox, out_dir=out_dir, allow_hosts=allow_hosts,
-                        buckets=key_partitions, control=open_feed(control), idle_after_s=idle_after, stop=stop)
+                        buckets=key_partitions or LIVE_KEY_PARTITIONS, control=open_feed(control), idle_after_s=idle_after, stop=stop)
     except Exception as e:  # Bytewax wraps what a source or sink raised: name the cause, not the runtime
         fail(root_cause(e))
     return 0

@@ -42,7 +42,7 @@ def _data_specs(program: Any, specs: tuple[str, ...]) -> dict[str, list[Path]]:
 @cluster_options
 def replay(file: str, data: tuple[str, ...], out_dir: str, batch_rows: int, progress: bool | None,
            workers: int | None = None, process_id: int | None = None, addresses: str | None = None,
-           trusted_network: bool = False, key_partitions: int = 16) -> None:
+           trusted_network: bool = False, key_partitions: int | None = None) -> None:
     """Replay Parquet history through the rules; write matches per rule."""
     from runtime.replay import replay as run_replay
     from runtime.sources.errors import SchemaError

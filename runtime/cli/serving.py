@@ -35,7 +35,7 @@ def _start_flow(program: object, sources: tuple[str, ...], outbox: str | None, o
     """The flow of `cep run --workers` on a thread of its own; the API reads its stats."""
     import threading
 
-    from runtime.cli.distributing import make_cluster
+    from runtime.cli.distributing import LIVE_KEY_PARTITIONS, make_cluster
     from runtime.distributed.control import open_feed
     from runtime.distributed.runner import FlowHandle, run_distributed
     from runtime.run import source_specs
@@ -50,6 +50,6 @@ def _start_flow(program: object, sources: tuple[str, ...], outbox: str | None, o
                            recovery_dir=opts["recovery_dir"], snapshot_every_s=opts["snapshot_every"])
     control = open_feed(opts["control"])  # type: ignore[arg-type]
     threading.Thread(target=run_distributed, name="cep-flow", daemon=True, args=(program, specs, cluster),
-                     kwargs=dict(outbox=outbox, buckets=opts["key_partitions"], control=control,
+                     kwargs=dict(outbox=outbox, buckets=opts["key_partitions"] or LIVE_KEY_PARTITIONS, control=control,
                                  idle_after_s=opts["idle_after"])).start()
     return FlowHandle(program, cluster, control)  # type: ignore[arg-type]

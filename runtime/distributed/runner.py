@@ -160,7 +160,7 @@ def replay_distributed(
     cluster: Cluster = Cluster(),
     *,
     partitions: int | None = None,
-    buckets: int = 16,
+    buckets: int | None = None,
     batch_rows: int = 500_000,
 ) -> DistributedSummary:
     """`cep replay --workers N`: each stream's Parquet rows split into contiguous ranges
@@ -171,7 +171,12 @@ def replay_distributed(
     started = time.perf_counter()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    n_parts = partitions or cluster.workers * cluster.processes
+    workers = cluster.workers * cluster.processes
+    n_parts = partitions or workers
+    if buckets is None:
+        # Replay keeps no state across runs: key partitions need only spread the keys over
+        # the workers (two per worker evens out Bytewax's placement; one worker needs one).
+        buckets = 1 if workers == 1 else 2 * workers
     inputs: list[InputPartition] = []
     rows = 0
     for name, specs in data.items():
