@@ -66,6 +66,11 @@ def carried_fields(rule: RulePlan) -> tuple[str, ...] | None:
     return tuple(f.name for f in rule.stream.fields if f.name in wanted)
 
 
+def _carry(rule: RulePlan, rows: pl.DataFrame) -> pl.DataFrame:
+    carried = carried_fields(rule)
+    return rows if carried is None else rows.select(*carried, TIME, PART, OFFSET)
+
+
 def bucket_of(frame: pl.DataFrame, keys: tuple[str, ...], n: int) -> pl.Series:
     """Per row, its key partition: a seeded hash of the group key (strings decoded first,
     so a dictionary-encoded batch hashes like a plain one)."""
@@ -158,30 +163,37 @@ class Router:
         return out
 
     def _split(self, rows: pl.DataFrame) -> dict[str, dict[int, pl.DataFrame]]:
-        """Per stateful rule, per key partition: its rows that pass its `where`.  Rows are
-        put in key-partition order once per distinct group key (one gather of the batch),
-        then each key partition's contiguous slice is split by the `where`s of the rules
-        routed that way (no gather for a rule without `where`)."""
+        """Per stateful rule, per key partition: its rows that pass its `where`, with only the
+        fields it carries.  One ungrouped key partition: the `where`s split the batch in one
+        pass.  Several: every rule's `where` mask and the rows' key partitions are computed
+        once, then each (rule, key partition) gathers exactly its rows — no gather of the
+        whole batch into key-partition order first (strings make gathers the main cost)."""
         out: dict[str, dict[int, pl.DataFrame]] = {r.id: {} for r in self._stateful}
         for keys, n, rules, wheres in self._groups:
             live = [r for r in rules if self.enabled.get(r.id, True)]
             if not live:
                 continue
             if n == 1:
-                pieces = [(0, rows)]
-            else:
-                b = bucket_of(rows, keys, n).to_numpy()
-                order = np.argsort(b, kind="stable")  # stable: offset order within a partition
-                grouped = rows[pl.Series(order)]
-                ends = np.cumsum(np.bincount(b, minlength=n))
-                pieces = [(k, grouped.slice(int(ends[k - 1]) if k else 0, int(ends[k] - (ends[k - 1] if k else 0))))
-                          for k in range(n)]
-            for k, piece in pieces:
-                if not piece.height:
-                    continue
-                for rule, sub in zip(rules, wheres.split(piece)):
+                for rule, sub in zip(rules, wheres.split(rows)):
                     if sub.height:
-                        out[rule.id][k] = sub
+                        out[rule.id][0] = _carry(rule, sub)
+                continue
+            b = bucket_of(rows, keys, n).to_numpy()
+            order = np.argsort(b, kind="stable")  # within a key partition: row (offset) order
+            ends = np.cumsum(np.bincount(b, minlength=n))
+            starts = ends - np.bincount(b, minlength=n)
+            masks = wheres.masks(rows)
+            for rule, mask in zip(rules, masks):
+                if rule not in live:
+                    continue
+                source = _carry(rule, rows)
+                keep = None if mask is None else mask.fill_null(False).to_numpy()
+                for k in range(n):
+                    idx = order[starts[k] : ends[k]]
+                    if keep is not None:
+                        idx = idx[keep[idx]]
+                    if idx.size:
+                        out[rule.id][k] = decode(source[pl.Series(idx, dtype=pl.UInt32)])
         return out
 
     def _run_filters(self, rows: pl.DataFrame) -> list[tuple]:
@@ -214,11 +226,8 @@ class Router:
             st.seqs[prefix] = seq + 1
         enabled = self.enabled.get(rule.id, True)
         keys = keys_of(rule, self.buckets)
-        carried = carried_fields(rule)
         if not enabled:
             per_key = {}  # a disabled rule gets time, no rows
-        elif carried is not None:
-            per_key = {k: f.select(*carried, TIME, PART, OFFSET) for k, f in per_key.items()}
         first = rule if seq == 0 else None
         return [
             ("k", key, Slice(self.part, self.parts, seq, horizon, st.lo, st.hi, per_key.get(b), enabled, first, gone))
