@@ -224,12 +224,16 @@ class RulePartition(StatefulBatchLogic):
         parts = [p for p in parts if p.height]
         if not parts:
             return None
+        if len(parts) > 1:
+            # Chunks in input order (each is a run of one partition's rows in offset order):
+            # time-sorted input then needs no row sort, only the check below.
+            parts.sort(key=lambda c: (c[PART][0], c[OFFSET][0]))
         out = parts[0] if len(parts) == 1 else pl.concat(parts, how="vertical")
-        if out.height == 0:
-            return None
         order = [TIME, PART, OFFSET] if self.rule is not None and self.rule.stream.time_field else [PART, OFFSET]
-        if len(self.progress) > 1 or not out[TIME].is_sorted():
-            out = out.sort(order)  # rows of several input partitions interleave by time
+        if not out[TIME].is_sorted():
+            # In input order but not in time order (unsorted files, several live partitions):
+            # (time, partition, offset) is the order one process would have given them.
+            out = out.sort(order)
         assert self.rule is not None
         if self._fill:
             out = out.with_columns(self._fill)
