@@ -156,7 +156,8 @@ class ControlPlane:
         entries: dict[tuple[str, str], str] = {}
         for kind in ("channel", "rule", "template"):
             for v in self.catalogue.latest(kind):
-                entries[(kind, v.id)] = v.text
+                if (kind, v.id) not in self._left_out:  # did not check at start: out until it is changed
+                    entries[(kind, v.id)] = v.text
         for key, text in (override or {}).items():
             if text is None:
                 entries.pop(key, None)
@@ -202,8 +203,8 @@ class ControlPlane:
                 else:
                     self.problems.append(f"catalogue {kind} `{v.id}` (version {v.version}) does not check "
                                          "against the rule files; it is not loaded")
-        self.assembly = self.assemble(kept)
         self._left_out = {k for k, t in kept.items() if t is None}
+        self.assembly = self.assemble()
         return self.assembly
 
     @property
@@ -320,6 +321,7 @@ class ControlPlane:
                 raise Refused(422, "check-failed", "the change does not check; nothing was changed",
                               [diagnostic_json(d, candidate.sources) for d in candidate.diagnostics])
             versions = commit()
+            self._left_out -= set(override)
             rec = self.call(lambda: self._apply(candidate, "api", versions))
             return versions, rec
 
