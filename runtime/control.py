@@ -97,6 +97,7 @@ class ReloadRecord:
     diagnostics: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None
     report: dict[str, list[str]] | None = None
+    offsets: dict[str, Any] | None = None  # the sources' offsets when it applied (from the next batch on)
 
 
 @dataclass
@@ -283,7 +284,7 @@ class ControlPlane:
         self.assembly = assembly
         for v in versions:
             self.catalogue.mark_applied(v.kind, v.id, v.version, now, offsets)
-        rec = ReloadRecord(now, True, origin, report=report)
+        rec = ReloadRecord(now, True, origin, report=report, offsets=offsets)
         self.reloads.append(rec)
         del self.reloads[:-50]
         return rec

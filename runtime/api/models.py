@@ -54,6 +54,8 @@ class ReloadOut(BaseModel):
     error: str | None = None
     diagnostics: list[DiagnosticOut] = []
     report: dict[str, list[str]] | None = Field(None, description="kept / changed / added / removed rule IDs")
+    offsets: JsonObject | None = Field(None, description="the sources' offsets when the change applied: it holds "
+                                                         "from the next batch on")
 
 
 class RuleOut(BaseModel):

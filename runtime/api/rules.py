@@ -50,7 +50,7 @@ def reload_out(r: ReloadRecord | None) -> ReloadOut | None:
     if r is None:
         return None
     return ReloadOut(at=rfc3339_s(r.at), ok=r.ok, origin=r.origin, error=r.error, diagnostics=r.diagnostics,
-                     report=r.report)
+                     report=r.report, offsets=r.offsets)
 
 
 async def rule_text(request: Request, o: ControlPlane) -> str:
