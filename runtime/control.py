@@ -450,7 +450,7 @@ class ControlPlane:
 
         try:
             precompile(body)
-        except TemplateError as e:
+        except (TemplateError, SyntaxError, ValueError, RecursionError) as e:
             raise Refused(422, "template-error", f"template `{name}` does not compile: {e}") from None
         if grammar_has_templates():
             versions, _ = self._change({("template", name): body}, None,

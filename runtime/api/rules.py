@@ -162,15 +162,18 @@ def versions(rule_id: RuleId, o: Ops) -> list[VersionOut]:
     return [version_out(v) for v in got]
 
 
-@router.get("/cep/rules/{rule_id}/explain", response_class=PlainTextResponse,
-            responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}})
-def explain_rule(rule_id: RuleId, o: Ops) -> str:
+TEXT_200: dict[int | str, dict[str, Any]] = {200: {"content": {"text/plain": {"schema": {"type": "string"}}},
+                                                   "description": "the plan, as `cep explain` prints it"}}
+
+
+@router.get("/cep/rules/{rule_id}/explain", response_model=None, responses=TEXT_200)
+def explain_rule(rule_id: RuleId, o: Ops) -> PlainTextResponse:
     from cepdsl.explain import explain_rule as explain_one
 
     view = o.rule_view(rule_id)
     if view.plan is None:
         raise Refused(409, "not-loaded", f"rule `{rule_id}` is not running (disabled or not checking): no plan to explain")
-    return explain_one(view.plan, o.program)
+    return PlainTextResponse(explain_one(view.plan, o.program))
 
 
 @router.get("/cep/rules/{rule_id}/metrics", response_model=RuleMetrics, tags=["numbers"])
@@ -196,14 +199,13 @@ async def check(request: Request, filename: Annotated[str, Query(max_length=200)
                        diagnostics=[diagnostic_json(d, {filename: text}) for d in diags])  # type: ignore[misc]
 
 
-@router.get("/cep/explain", response_class=PlainTextResponse,
-            responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}})
-def explain_all(o: Ops) -> str:
+@router.get("/cep/explain", response_model=None, responses=TEXT_200)
+def explain_all(o: Ops) -> PlainTextResponse:
     from cepdsl.explain import explain
 
     if o.program is None:
         raise Refused(404, "not-found", "no program loaded")
-    return explain(o.program)
+    return PlainTextResponse(explain(o.program))
 
 
 async def _threaded(fn: Any, *args: Any) -> Any:
