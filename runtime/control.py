@@ -321,10 +321,22 @@ class ControlPlane:
             if not candidate.ok:
                 raise Refused(422, "check-failed", "the change does not check; nothing was changed",
                               [diagnostic_json(d, candidate.sources) for d in candidate.diagnostics])
+            self._channels_resolve(candidate.program)
             versions = commit()
             self._left_out -= set(override)
             rec = self.call(lambda: self._apply(candidate, "api", versions))
             return versions, rec
+
+    def _channels_resolve(self, program: Program | None) -> None:
+        """Channels must resolve as the notifier will (env() set, destination allowed) before anything is stored."""
+        if self.notifier is None or program is None:
+            return
+        from runtime.notify import ChannelConfigError, resolve_channels
+
+        try:
+            resolve_channels(program, getattr(self.notifier, "_env", None), self.notifier._policy)
+        except ChannelConfigError as e:
+            raise Refused(422, "channel-config", f"nothing was changed: {e}") from None
 
     # ------------------------------------------------------------------ rules
     def rule_views(self) -> list[RuleView]:
