@@ -52,6 +52,8 @@ def test_serve_prints_its_address_and_reports_health(tmp_path: Path) -> None:
             while c.get("/cep/health").status_code != 200 and time.monotonic() < deadline:
                 time.sleep(0.2)
             assert c.get("/cep/health").status_code == 200
+            while c.get("/cep/stats/summary").json()["events_today"] < 1 and time.monotonic() < deadline:
+                time.sleep(0.2)
             # A rule file that does not check: the running rules stay, health says so with the diagnostics.
             rules.write_text(RULES.replace('event_type == "login_failed"', "event_typo == 1"))
             deadline = time.monotonic() + 20
