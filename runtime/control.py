@@ -15,7 +15,6 @@ running loop (tests, `create_app(program)`), `call` runs the function at once.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import queue
 import threading
@@ -33,7 +32,7 @@ from cepdsl.plan import Program, RulePlan
 from runtime.catalogue import Catalogue, Version
 from runtime.catalogue.program import Assembly, Declared, assemble, declarations, entry_file, grammar_has_templates, template_decl_text
 from runtime.deadletter import empty_dead_letters
-from runtime.history import AlertRow, SqlHistory, to_us
+from runtime.history import SqlHistory
 from runtime.sources.batch import Batch
 
 log = logging.getLogger("cep.control")
@@ -143,6 +142,7 @@ class ControlPlane:
         self.ingest_counts: dict[str, int] = {}
         self.dead_by_stream: dict[str, int] = {}
         self.redis_degraded_since: float | None = None
+        self.history_writer: Any = None
         self._left_out: set[tuple[str, str]] = set()
 
     # ------------------------------------------------------------------ program
@@ -495,6 +495,7 @@ class ControlPlane:
             return {rid: f.height for rid, f in outs.items() if f.height}
 
         matches = self.call(feed)
+        self.history_flush()
         return {"accepted": frame.height, "dead_letters": dead.height, "matches": sum(matches.values())}
 
     def count_dead(self, frame: pl.DataFrame) -> None:
@@ -505,27 +506,22 @@ class ControlPlane:
 
     # ------------------------------------------------------------------ matches out
     def record_matches(self, rule_id: str, frame: pl.DataFrame, *, test: bool = False) -> None:
-        """Every emitted match into the alert history (rules without channels too)."""
+        """Every emitted match into the alert history (rules without channels too), written
+        by the history's own thread: the engine only hands the frame over."""
         if self.history is None or frame.height == 0:
             return
         program = self.program
         rule = next((r for r in program.rules if r.id == rule_id), None) if program else None
-        from runtime.notify.records import idempotency_key, json_safe
+        if self.history_writer is None:
+            from runtime.history import HistoryWriter
 
-        rows = []
-        for rec in frame.to_dicts():
-            sev = str(rec.get("severity") or (rule.severity if rule else "medium"))
-            keys = rule.group_keys if rule else ()
-            group = "|".join("" if rec.get(k) is None else str(rec.get(k)) for k in keys)
-            key = idempotency_key(rule, rec) if rule else ""
-            rows.append(AlertRow(rule_id, sev, to_us(rec.get("ts")), group, key,
-                                 json.dumps(json_safe(rec), allow_nan=False, default=str),
-                                 rec.get("silenced") if isinstance(rec.get("silenced"), str) else None, test,
-                                 list(rule.notify) if rule else []))
-        try:
-            self.history.add(rows, self.clock())
-        except Exception as e:  # noqa: BLE001 - the history must never stop the engine
-            log.error("alert history: %d match(es) of %s not stored: %s", len(rows), rule_id, e)
+            self.history_writer = HistoryWriter(self.history, self.clock)
+        self.history_writer.submit(rule_id, rule, frame, test)
+
+    def history_flush(self, timeout: float = 30.0) -> None:
+        """Wait until every match handed over so far is stored (the API reads its own writes)."""
+        if self.history_writer is not None:
+            self.history_writer.flush(timeout)
 
     # ------------------------------------------------------------------ health
     def source_problems(self) -> dict[str, str]:

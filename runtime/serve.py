@@ -244,6 +244,8 @@ def serve_forever(
         thread.join(timeout=10)
         notifier.stop(drain=True, timeout=30.0)
         store.close()
+        if ops.history_writer is not None:
+            ops.history_writer.close()
         hist.close()
         cat.close()
     if engine.errors:
