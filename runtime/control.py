@@ -137,7 +137,7 @@ class ControlPlane:
         self._loop_thread: threading.Thread | None = None
         self._file_texts: dict[str, str] = {}
         self.assembly: Assembly | None = None
-        self.recent: dict[str, list[dict[str, Any]]] = {}  # last input events per stream (for simulate)
+        self.recent: dict[str, list[pl.DataFrame]] = {}  # last input rows per stream (for simulate)
         self.recent_max = 1000
         self.ingest_counts: dict[str, int] = {}
         self.dead_by_stream: dict[str, int] = {}
@@ -472,21 +472,27 @@ class ControlPlane:
 
     # ------------------------------------------------------------------ events in
     def remember(self, stream: str, frame: pl.DataFrame) -> None:
+        """Keep the last input rows of a stream (as frames: converted only when asked for)."""
         if frame.height == 0:
             return
-        tail = frame.tail(self.recent_max)
+        got = self.recent.setdefault(stream, [])
+        got.append(frame.tail(self.recent_max))
+        while len(got) > 1 and sum(f.height for f in got[1:]) >= self.recent_max:
+            got.pop(0)
+
+    def recent_events(self, stream: str, n: int) -> list[dict[str, Any]]:
         from runtime.notify.records import json_safe
 
-        rows = [json_safe(r) for r in tail.to_dicts()]
-        got = self.recent.setdefault(stream, [])
-        got.extend(rows)
-        del got[: max(0, len(got) - self.recent_max)]
+        frames = list(self.recent.get(stream, []))
+        if not frames:
+            return []
+        tail = pl.concat(frames, how="diagonal_relaxed").tail(n)
+        return [json_safe(r) for r in tail.to_dicts()]
 
     def ingest(self, stream: str, frame: pl.DataFrame, dead: pl.DataFrame) -> dict[str, int]:
         """Rows that arrived over HTTP, fed to the engine like any source's batch."""
         batch = Batch(stream, frame, dead)
         self.ingest_counts[stream] = self.ingest_counts.get(stream, 0) + frame.height
-        self.remember(stream, frame)
         if self.engine is None:
             raise Refused(409, "no-engine", "no engine runs in this process")
 

@@ -178,7 +178,15 @@ def serve_forever(
         if sink is not None:
             sink.dead(frame)
 
-    engine = StreamingEngine(program, open_sources, notifier=notifier, on_matches=on_matches, store=store,
+    class ServedEngine(StreamingEngine):
+        """Remembers the last input rows of each stream (GET /cep/streams/{stream}/recent)."""
+
+        def feed(self, source: str, batch: Any) -> Any:
+            for b in batch if isinstance(batch, list) else [batch]:
+                ops.remember(b.stream, b.frame)
+            return super().feed(source, batch)
+
+    engine = ServedEngine(program, open_sources, notifier=notifier, on_matches=on_matches, store=store,
                              dead_letters=on_dead, clock=clock, checkpoint_every_s=checkpoint_every)
     ops.attach(engine, notifier, specs)
     ops.reloads.append(ReloadRecord(clock(), True, "start"))

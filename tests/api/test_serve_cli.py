@@ -76,6 +76,9 @@ def test_serve_prints_its_address_and_reports_health(tmp_path: Path) -> None:
             assert summary["events_today"] == 1 and summary["matches_today"] == 1 and summary["active_rules"] == 1
             perf = c.get("/cep/rules/performance").json()
             assert perf[0]["id"] == "failed" and perf[0]["matches"] == 1 and perf[0]["last_execution"] is not None
+            recent = c.get("/cep/streams/auth/recent", params={"n": 5}).json()
+            assert recent == {"stream": "auth", "events": [{"ts": "2026-01-01T00:00:00Z", "user": "u",
+                                                             "event_type": "login_failed", "host": "h"}]}
             streams = c.get("/cep/streams").json()
             assert streams[0]["name"] == "auth" and streams[0]["events_in"] == 1
             assert streams[0]["watermark"].endswith("Z")
