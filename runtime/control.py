@@ -21,6 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -251,15 +252,22 @@ class ControlPlane:
             except BaseException as e:  # noqa: BLE001 - handed to the caller
                 fut.set_exception(e)
 
-    def call(self, fn: Callable[[], Any], timeout: float = 30.0) -> Any:
-        """Run `fn` on the engine thread between batches (at once when no loop runs)."""
+    def call(self, fn: Callable[[], Any], timeout: float = 60.0) -> Any:
+        """Run `fn` on the engine thread between batches (at once when no loop runs).
+        An engine busy past `timeout` (a first kernel compilation, a huge batch) is a 503:
+        the work stays queued and is done when the engine gets to it."""
         if self._loop_thread is None or self._wake is None or threading.current_thread() is self._loop_thread:
             with self._lock:
                 return fn()
         fut: Future[Any] = Future()
         self._calls.put((fn, fut))
         self._wake.wake()
-        return fut.result(timeout=timeout)
+        try:
+            return fut.result(timeout=timeout)
+        except FutureTimeout:
+            raise Refused(503, "engine-busy", f"the engine did not reach a batch boundary within {timeout:.0f} s "
+                          "(compiling kernels or a large batch?); the request is queued and will be done "
+                          "when it does") from None
 
     # ------------------------------------------------------------------ applying changes
     def _apply(self, assembly: Assembly, origin: str, versions: list[Version] = ()) -> ReloadRecord:  # type: ignore[assignment]
