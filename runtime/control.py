@@ -15,6 +15,7 @@ running loop (tests, `create_app(program)`), `call` runs the function at once.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import logging
 import queue
 import threading
@@ -37,6 +38,10 @@ from runtime.history import SqlHistory
 from runtime.sources.batch import Batch
 
 log = logging.getLogger("cep.control")
+
+
+#: Names the API can put in a path (runtime.api.models.ID_PATTERN).
+ADDRESSABLE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 
 
 class Refused(Exception):
@@ -110,7 +115,8 @@ class RuleView:
     enabled: bool
     loaded: bool
     version: int | None
-    plan: RulePlan | None
+    plan: RulePlan | None  # the running plan (None: disabled or not loaded)
+    written: RulePlan | None = None  # the plan as written, also for a disabled rule (for display)
 
 
 class ControlPlane:
@@ -361,12 +367,30 @@ class ControlPlane:
             out.append(RuleView(d.name, origin, d.file, d.line, d.text, toggles.get(d.name, True),
                                 d.name in loaded, versions[d.name].version if origin == "catalogue" and d.name in versions
                                 else None, loaded.get(d.name)))
+        if any(v.plan is None and not v.enabled for v in out):
+            written = self._written_plans(assembly, toggles)
+            for v in out:
+                v.written = v.plan or written.get(v.id)
+        else:
+            for v in out:
+                v.written = v.plan
         seen = {v.id for v in out}
         for rid, v in versions.items():  # stored but not loaded (did not check at start)
             if rid not in seen:
                 out.append(RuleView(rid, "catalogue", entry_file("rule", rid), 1, v.text, toggles.get(rid, True),
                                     False, v.version, None))
         return out
+
+    def _written_plans(self, assembly: Assembly | None, toggles: dict[str, bool]) -> dict[str, RulePlan]:
+        """Plans of every rule with the disabled ones enabled (cached until the program or toggles change)."""
+        key = (id(assembly), tuple(sorted(toggles.items())))
+        cached = getattr(self, "_written_cache", None)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        trial = self.assemble(toggles={rid: True for rid in toggles})
+        plans = {r.id: r for r in trial.program.rules} if trial.program is not None else {}
+        self._written_cache = (key, plans)
+        return plans
 
     def rule_view(self, rule_id: str) -> RuleView:
         for v in self.rule_views():
@@ -382,7 +406,11 @@ class ControlPlane:
         if len(decls) != 1 or decls[0][1].kind != kind:
             found = ", ".join(f"{d.kind} `{d.name}`" for _, d in decls) or "nothing"
             raise Refused(422, "one-declaration", f"expected exactly one {kind} declaration, found {found}")
-        return decls[0][1].name
+        name = decls[0][1].name
+        if not ADDRESSABLE.fullmatch(name):
+            raise Refused(422, "invalid-name", f"{kind} `{name}`: names created over HTTP use letters, digits, "
+                          "`_`, `.` and `-` (at most 128), so that a URL can name them")
+        return name
 
     def _file_rule(self, rule_id: str) -> Declared | None:
         for d in (self.assembly.declared if self.assembly else []):

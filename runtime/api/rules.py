@@ -32,7 +32,7 @@ RuleId = Annotated[str, Path(pattern=ID_PATTERN, description="a rule ID")]
 def rule_out(v: RuleView) -> RuleOut:
     out = RuleOut(id=v.id, origin=v.origin, file=v.file, line=v.line, enabled=v.enabled, loaded=v.loaded,
                   version=v.version, text=v.text, source=f"{v.file}:{v.line}")
-    r = v.plan
+    r = v.plan or v.written
     if r is not None:
         out.title, out.kind, out.stream, out.severity = r.title, r.kind.value, r.stream.name, r.severity
         out.group_by, out.notify, out.fallback = list(r.group_keys), list(r.notify), r.fallback
@@ -55,15 +55,42 @@ def reload_out(r: ReloadRecord | None) -> ReloadOut | None:
 
 async def rule_text(request: Request, o: ControlPlane) -> str:
     """The body as `.cep` text: text/plain, JSON `{"text": ...}`, or a seed-design JSON rule."""
+    text, _ = await rule_text_and_baseline(request, o)
+    return text
+
+
+async def rule_text_and_baseline(request: Request, o: ControlPlane) -> tuple[str, list[float] | None]:
+    """The rule text, and a seed rule's pre-seeded anomaly baseline (`baseline_values`)."""
     data = await body_bytes(request)
     if not is_json(request):
-        return decode_text(data)
+        return decode_text(data), None
     doc = parse_json(data)
     if isinstance(doc, dict) and isinstance(doc.get("text"), str):
-        return doc["text"]
+        return doc["text"], None
     if isinstance(doc, dict) and ("trigger_type" in doc or "rule_id" in doc):
-        return seed_rule_text(doc, o, request.query_params.get("stream"))
+        values = None
+        spec = doc.get("trigger_spec")
+        for holder in (spec, spec.get("anomaly_config") if isinstance(spec, dict) else None):
+            if isinstance(holder, dict) and "baseline_values" in holder:
+                holder = dict(holder)
+                values = holder.pop("baseline_values")
+                if holder is not None:
+                    doc = _without_baseline(doc)
+        if values is not None and (not isinstance(values, list) or
+                                   not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)):
+            raise Refused(422, "import-failed", "trigger_spec.baseline_values: expected a list of numbers")
+        return seed_rule_text(doc, o, request.query_params.get("stream")), values or None
     raise Refused(422, "invalid-request", 'expected .cep text, {"text": "..."} or a rule in the original design\'s JSON shape')
+
+
+def _without_baseline(doc: dict[str, Any]) -> dict[str, Any]:
+    doc = dict(doc)
+    spec = dict(doc["trigger_spec"])
+    spec.pop("baseline_values", None)
+    if isinstance(spec.get("anomaly_config"), dict):
+        spec["anomaly_config"] = {k: v for k, v in spec["anomaly_config"].items() if k != "baseline_values"}
+    doc["trigger_spec"] = spec
+    return doc
 
 
 def seed_rule_text(doc: dict[str, Any], o: ControlPlane, stream: str | None) -> str:
@@ -108,8 +135,13 @@ def list_rules(o: Ops) -> list[RuleOut]:
 @router.post("/cep/rules", status_code=201, response_model=RuleChange, openapi_extra=CEP_TEXT_BODY,
              summary="Create a rule (checked first: 422 with diagnostics when it does not check)")
 async def create_rule(request: Request, o: Ops) -> RuleChange:
-    text = await rule_text(request, o)
+    text, baseline = await rule_text_and_baseline(request, o)
     version, rec = await _threaded(o.create_rule, text)
+    if baseline:
+        # The seed's stored baseline (one per rule) becomes the rule's state, as if seen in the stream.
+        from runtime.api.anomaly import seed
+
+        await _threaded(o.call, lambda: seed(o, version.id, {"": [float(v) for v in baseline]}))
     return change_out(o, version, rec)
 
 

@@ -110,3 +110,19 @@ def test_baselines_under_the_design_key_with_redis_state(serve, redis_server, re
         assert redis_client.lrange("cep:anomaly:baseline:cpu_odd:web1", 0, -1) == ["1.0", "2.0", "3.0"]
         redis = c.get("/cep/health/redis").json()
         assert redis["configured"] is True and redis["status"] == "up" and redis["latency_ms"] >= 0
+
+
+@pytest.mark.timeout(180)
+def test_seed_rule_with_baseline_values(serve) -> None:  # noqa: ANN001
+    s: Served = serve("stream metrics (ts: timestamp, host: str, cpu: float)\n")
+    seed = {"rule_id": "cpu-anomaly", "rule_name": "CPU anomaly", "trigger_type": "anomaly",
+            "trigger_spec": {"anomaly_method": "zscore", "value_path": "cpu", "baseline_window": 50,
+                             "baseline_values": [20.0, 21.0, 20.0, 21.0, 20.0, 21.0, 20.0, 21.0, 20.0, 21.0]}}
+    with s.client() as c:
+        r = c.post("/cep/rules", json=seed)
+        assert r.status_code == 201, r.text
+        rid = r.json()["rule"]["id"]
+        st = c.get(f"/cep/rules/{rid}/anomaly-status").json()
+        assert [(g["group"], g["n"]) for g in st["groups"]] == [("", 10)]
+        hit = c.post("/cep/streams/metrics/events", content=metric("x", 90.0, 1) + "\n").json()
+        assert hit["matches"] == 1  # scored against the imported baseline at once (warmup met)

@@ -74,6 +74,7 @@ def test_rule_lifecycle_on_a_running_engine(serve) -> None:  # noqa: ANN001
         assert ingest(c, event("bob", "login_failed", 4))["matches"] == 0
         view = c.get("/cep/rules/failed").json()
         assert (view["enabled"], view["loaded"]) == (False, False)
+        assert (view["title"], view["kind"], view["severity"]) == ("Failed login", "filter", "high")  # shown as written
 
         explain = c.get("/cep/rules/root_login/explain")
         assert explain.status_code == 200 and explain.text.startswith("rule root_login")
