@@ -309,11 +309,15 @@ class ControlPlane:
 
         try:
             files = self.read_files()
+            candidate = self.assemble(files=files)
         except (OSError, CheckError) as e:
             rec = ReloadRecord(self.clock(), False, "file", error=str(e))
             self.reloads.append(rec)
             return rec
-        candidate = self.assemble(files=files)
+        except Exception as e:  # noqa: BLE001 - the catalogue store is down: keep running, say so, retry on the next change
+            rec = ReloadRecord(self.clock(), False, "file", error=f"the rule catalogue is unavailable: {e}")
+            self.reloads.append(rec)
+            return rec
         if not candidate.ok:
             rec = ReloadRecord(self.clock(), False, "file",
                                diagnostics=[diagnostic_json(d, candidate.sources) for d in candidate.diagnostics],

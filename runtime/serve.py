@@ -121,8 +121,7 @@ def serve_forever(
     hosts = list(http_hosts) or [*LOOPBACK_HOSTS, *([] if host in ("0.0.0.0", "::") else [host])]
     try:
         cat = open_catalogue(catalogue or beside(state, ".cep-catalogue.sqlite"))
-        hist_spec = history or beside(state if not state.startswith(("redis", "unix")) else DEFAULT_STATE,
-                                      ".cep-history.sqlite")
+        hist_spec = history or beside(state, ".cep-history.sqlite")
         hist = open_history(hist_spec, retention_s or DEFAULT_RETENTION_S)
     except Exception as e:  # noqa: BLE001 - a store that cannot be opened: one line, exit 2
         return fail(f"cannot open the catalogue or history store: {e}")

@@ -267,12 +267,14 @@ class LegacyStats(BaseModel):
 # --------------------------------------------------------------------------- health
 class HealthOut(BaseModel):
     status: Literal["ok", "degraded"]
+    degraded: bool = False
     reasons: list[str] = []
     timestamp: str
     uptime_s: float
     rules: int
     files: list[str] = []
     last_reload: ReloadOut | None = None
+    state_store: JsonObject = Field({}, description="the engine state store: kind, degraded, last_error, failures")
     components: JsonObject = {}
 
 
