@@ -241,10 +241,15 @@ def serve_forever(
             last_prune = clock()
             hist.prune(clock())
 
+    from runtime.sources.errors import SourceSpecError
+
     notifier.start()
     ops.loop_started()
+    spec_error: str | None = None
     try:
         engine.run(stop, on_step=between_steps)
+    except SourceSpecError as e:  # sources open when the engine starts: a typo in a spec is one line, exit 2
+        spec_error = str(e)
     finally:
         ops.loop_stopped()
         server.should_exit = True
@@ -255,6 +260,8 @@ def serve_forever(
             ops.history_writer.close()
         hist.close()
         cat.close()
+    if spec_error is not None:
+        return fail(spec_error)
     if engine.errors:
         for err in engine.errors:
             print(f"cep: {err}", file=sys.stderr)
