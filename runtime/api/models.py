@@ -189,6 +189,9 @@ class AlertPage(BaseModel):
 class DeliveryOut(BaseModel):
     channel: str
     status: str | None = Field(None, description="pending / in_flight / sent / failed; null when never enqueued")
+    attempts: int | None = None
+    last_error: str | None = None
+    updated_at: str | None = None
 
 
 class AlertDetail(AlertOut):
