@@ -262,7 +262,9 @@ class ControlPlane:
         """Run `fn` on the engine thread between batches (at once when no loop runs).
         An engine busy past `timeout` (a first kernel compilation, a huge batch) is a 503:
         the work stays queued and is done when the engine gets to it."""
-        if self._loop_thread is None or self._wake is None or threading.current_thread() is self._loop_thread:
+        if threading.current_thread() is self._loop_thread:
+            return fn()  # already between batches (a file reload): never wait for the API's lock here
+        if self._loop_thread is None or self._wake is None:
             with self._lock:
                 return fn()
         fut: Future[Any] = Future()
