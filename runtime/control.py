@@ -283,6 +283,13 @@ class ControlPlane:
         assert assembly.program is not None
         now = self.clock()
         report = None
+        try:
+            # Before the session switches: the engine reloads the notifier after it, and a channel
+            # that fails there would leave the two on different programs.
+            self._channels_resolve(assembly.program)
+        except Refused as e:
+            self.reloads.append(ReloadRecord(now, False, origin, error=e.message))
+            raise
         if self.engine is not None:
             try:
                 result = self.engine.reload(assembly.program)
@@ -326,11 +333,13 @@ class ControlPlane:
                                error="the rule files do not check; the running rules keep running")
             self.reloads.append(rec)
             return rec
-        self._file_texts = files
         try:
-            return self.call(lambda: self._apply(candidate, "file"))
+            rec = self.call(lambda: self._apply(candidate, "file"))
         except Refused as e:
-            return ReloadRecord(self.clock(), False, "file", error=e.message)
+            return self.reloads[-1] if self.reloads and not self.reloads[-1].ok else ReloadRecord(
+                self.clock(), False, "file", error=e.message)
+        self._file_texts = files
+        return rec
 
     def _change(self, override: dict[tuple[str, str], str | None], toggles: dict[str, bool] | None,
                 commit: Callable[[], list[Version]]) -> tuple[list[Version], ReloadRecord]:
