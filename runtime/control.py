@@ -137,7 +137,7 @@ class ControlPlane:
         self.sources: dict[str, tuple[str, str]] = {}  # source name → (stream, spec)
         self.started_at = clock()
         self.reloads: list[ReloadRecord] = []
-        self.problems: list[str] = []  # catalogue entries that no longer check at start
+        self._problems: dict[tuple[str, str], str] = {}  # catalogue entries that no longer checked at start
         self._lock = threading.RLock()
         self._calls: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]]] = queue.SimpleQueue()
         self._wake: WakeSource | None = None
@@ -209,11 +209,15 @@ class ControlPlane:
                 if self.assemble(trial).ok:
                     kept = trial
                 else:
-                    self.problems.append(f"catalogue {kind} `{v.id}` (version {v.version}) does not check "
-                                         "against the rule files; it is not loaded")
+                    self._problems[(kind, v.id)] = (f"catalogue {kind} `{v.id}` (version {v.version}) does not "
+                                                    "check against the rule files; it is not loaded")
         self._left_out = {k for k, t in kept.items() if t is None}
         self.assembly = self.assemble()
         return self.assembly
+
+    @property
+    def problems(self) -> list[str]:
+        return list(self._problems.values())
 
     @property
     def program(self) -> Program | None:
@@ -353,6 +357,8 @@ class ControlPlane:
             self._channels_resolve(candidate.program)
             versions = commit()
             self._left_out -= set(override)
+            for key in override:
+                self._problems.pop(key, None)
             rec = self.call(lambda: self._apply(candidate, "api", versions))
             return versions, rec
 
