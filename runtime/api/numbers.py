@@ -18,9 +18,10 @@ from runtime.control import ControlPlane, rfc3339, rfc3339_s
 
 
 def engine_stats(o: ControlPlane) -> dict[str, Any]:
-    if o.engine is None:
+    if o.engine is None or not hasattr(o.engine, "stats"):
         return {"engine": {}, "streams": {}, "rules": {}}
-    return o.engine.stats()
+    got = o.engine.stats()
+    return got if "rules" in got else {"engine": {}, "streams": {}, "rules": got}
 
 
 def _max_eval_ms(o: ControlPlane, rule_id: str) -> float:
@@ -166,7 +167,7 @@ def legacy_stats(o: ControlPlane) -> dict[str, Any]:
     """The old `/cep/stats` shape, with times as RFC 3339 (no sentinels, no raw microseconds)."""
     if o.engine is None:
         return {"running": False, "engine": {}, "streams": {}, "rules": {}}
-    got = o.engine.stats()
+    got = engine_stats(o)
     streams_ = {}
     for name, row in got.get("streams", {}).items():
         streams_[name] = {"watermark": rfc3339(row.get("watermark_us")), "max_event_time": rfc3339(row.get("max_ts_us")),
