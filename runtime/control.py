@@ -15,9 +15,9 @@ running loop (tests, `create_app(program)`), `call` runs the function at once.
 from __future__ import annotations
 
 import datetime as dt
-import re
 import logging
 import queue
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -32,9 +32,16 @@ import polars as pl
 from cepdsl.diagnostics import Diagnostic, render
 from cepdsl.plan import Program, RulePlan
 from runtime.catalogue import Catalogue, Version
-from runtime.catalogue.program import Assembly, Declared, assemble, declarations, entry_file, grammar_has_templates, template_decl_text
+from runtime.catalogue.program import (
+    Assembly,
+    Declared,
+    assemble,
+    declarations,
+    entry_file,
+    grammar_has_templates,
+    template_decl_text,
+)
 from runtime.deadletter import empty_dead_letters
-from runtime.history import SqlHistory
 from runtime.sources.batch import Batch
 
 log = logging.getLogger("cep.control")
@@ -124,7 +131,7 @@ class ControlPlane:
         self,
         files: list[str],
         catalogue: Catalogue,
-        history: SqlHistory | None = None,
+        history: Any = None,  # runtime.history: SqlHistory or RedisHistory
         *,
         clock: Callable[[], float] = time.time,
     ) -> None:

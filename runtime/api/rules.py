@@ -22,7 +22,7 @@ from runtime.api.models import (
 )
 from runtime.api.numbers import rule_metrics
 from runtime.catalogue import Version
-from runtime.control import ControlPlane, ReloadRecord, Refused, RuleView, diagnostic_json, rfc3339_s
+from runtime.control import ControlPlane, Refused, ReloadRecord, RuleView, diagnostic_json, rfc3339_s
 
 router = APIRouter(tags=["rules"], responses=ERROR_RESPONSES)
 Ops = Annotated[ControlPlane, Depends(ops)]
