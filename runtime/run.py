@@ -74,18 +74,24 @@ class JsonlSink:
 
 
 class FileWatch:
-    """Notices a rule file's change by mtime and size (cheap enough to ask every step)."""
+    """Notices a change of the program's rule files by mtime and size (cheap enough to ask
+    every step); a directory is watched for its `*.cep` files coming and going too."""
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
+    def __init__(self, path: str | Path | list[str]) -> None:
+        self.paths = [path] if isinstance(path, (str, Path)) else list(path)
         self.seen = self._stamp()
 
-    def _stamp(self) -> tuple[float, int] | None:
-        try:
-            st = self.path.stat()
-        except OSError:
-            return None
-        return (st.st_mtime, st.st_size)
+    def _stamp(self) -> tuple[Any, ...] | None:
+        from cepdsl.frontend import program_files
+
+        stamps = []
+        for f in program_files(self.paths):
+            try:
+                st = Path(f).stat()
+            except OSError:
+                return None
+            stamps.append((f, st.st_mtime, st.st_size))
+        return tuple(stamps)
 
     def changed(self) -> bool:
         now = self._stamp()

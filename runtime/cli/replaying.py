@@ -33,17 +33,17 @@ def _data_specs(program: Any, specs: tuple[str, ...]) -> dict[str, list[Path]]:
 
 
 @main.command()
-@click.argument("file")
+@click.argument("files", nargs=-1, required=True)
 @click.option("--data", "data", multiple=True, required=True, help="[STREAM=]PATH: a Parquet file, directory or glob.")
 @click.option("--out", "out_dir", required=True, help="Directory for <rule>.parquet and _dead_letter.parquet.")
 @click.option("--batch-rows", default=1_000_000, show_default=True, help="Rows read per chunk.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
-def replay(file: str, data: tuple[str, ...], out_dir: str, batch_rows: int, progress: bool | None) -> None:
-    """Replay Parquet history through the rules; write matches per rule."""
+def replay(files: tuple[str, ...], data: tuple[str, ...], out_dir: str, batch_rows: int, progress: bool | None) -> None:
+    """Replay Parquet history through the rules (one file, several, or a directory); write matches per rule."""
     from runtime.replay import replay as run_replay
     from runtime.sources.errors import SchemaError
 
-    program = load_program(file)
+    program = load_program(files)
     paths = _data_specs(program, data)
     show = sys.stderr.isatty() if progress is None else progress
     try:
