@@ -167,6 +167,7 @@ def run_forever(
     clock: Callable[[], float] = time.time,
     stop: threading.Event | None = None,
     api: str | None = None,
+    redis: str | None = None,
 ) -> int:
     """Run until every source ends (finite inputs) or a signal stops it. Returns the exit code."""
     from runtime.engine import StreamingEngine
@@ -199,16 +200,25 @@ def run_forever(
             opened[name] = open_source(spec, program.stream(stream), **resume)
         return opened
 
-    engine = StreamingEngine(
-        program,
-        open_sources,
-        notifier=notifier,
-        on_matches=sink.matches if sink else None,
-        store=store,
-        dead_letters=sink.dead if sink else None,
-        clock=clock,
-        checkpoint_every_s=checkpoint_every,
-    )
+    from cepdsl.tables import TableError
+    from runtime.tables import TableWatcher, redis_url_of
+
+    tables = TableWatcher(program, redis_url_of(state, redis), clock=clock) if any(r.joins for r in program.rules) else None
+    try:
+        engine = StreamingEngine(
+            program,
+            open_sources,
+            notifier=notifier,
+            on_matches=sink.matches if sink else None,
+            store=store,
+            dead_letters=sink.dead if sink else None,
+            clock=clock,
+            checkpoint_every_s=checkpoint_every,
+            tables=tables,
+        )
+    except TableError as e:  # a table that cannot be read at start: a clear error, not a traceback
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     stop = stop or threading.Event()
     reload_requested = threading.Event()
     watch = FileWatch(file)

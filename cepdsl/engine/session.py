@@ -519,7 +519,7 @@ class Session:
         return RestoreReport(tuple(restored), tuple(skipped))
 
     # ------------------------------------------------------------------ hot reload
-    def reload(self, program: Program) -> ReloadReport:
+    def reload(self, program: Program, tables: Mapping[str, pl.DataFrame] | None = None) -> ReloadReport:
         """Switch to `program` between batches: unchanged rules (equal RulePlan, leaving out
         where the rule is written and how it is announced: file, line, title, notify,
         fallback, message) keep their state, changed and new rules start fresh, removed rules stop.  Streams keep their
@@ -530,7 +530,7 @@ class Session:
         changed = tuple(r for r in new_by_id if r in old_ids and r not in kept)
         added = tuple(r for r in new_by_id if r not in old_ids)
         removed = tuple(r for r in self._rules if r not in new_by_id)
-        self._load_tables(program, {})
+        self._load_tables(program, tables or {})  # first: a table that cannot load leaves all as it was
         self._build(program, old_rules=self._rules, old_streams=self._streams)
         self.program = program
         return ReloadReport(kept, changed, added, removed)

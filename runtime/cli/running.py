@@ -20,8 +20,9 @@ from runtime.cli.group import main
 @click.option("--stats/--no-stats", default=None, help="Live per-rule table (default: on a terminal).")
 @click.option("--allow-host", "allow_hosts", multiple=True, help="Allow notifications to this host/network (e.g. 127.0.0.1).")
 @click.option("--api", "api", default=None, metavar="HOST:PORT", help="Serve /cep/health, /cep/stats (and the rest of the API) while running.")
+@click.option("--redis", "redis", default=None, metavar="URL", help="Redis for redis(...) lookup tables (default: a redis:// --state).")
 def run(files: tuple[str, ...], sources: tuple[str, ...], state: str | None, outbox: str | None, checkpoint_every: float,
-        out_dir: str | None, stats: bool | None, allow_hosts: tuple[str, ...], api: str | None = None) -> None:
+        out_dir: str | None, stats: bool | None, allow_hosts: tuple[str, ...], api: str | None = None, redis: str | None = None) -> None:
     """Run rules continuously over live sources (reloads FILES on change or SIGHUP).
     Several files, or a directory, form one program."""
     from runtime.run import run_forever
@@ -40,5 +41,6 @@ def run(files: tuple[str, ...], sources: tuple[str, ...], state: str | None, out
         show_stats=show,
         allow_hosts=allow_hosts,
         api=api,
+        redis=redis,
     )
     sys.exit(code)
