@@ -134,8 +134,9 @@ class JoinGroup:
 class StreamRun:
     state: StreamState
     rules: list[RuleRun]
-    wheres: WhereSet  # every rule's `where`, evaluated in one pass (rules with joins: see `joined`)
-    joined: list[JoinGroup] = field(default_factory=list)
+    wheres: WhereSet  # the `where` of every rule without joins (`plain`), evaluated in one pass
+    joined: list[JoinGroup] = field(default_factory=list)  # rules with joins, by join group
+    plain: list[int] | None = None  # positions in `rules` of the rules `wheres` covers (None: all)
 
 
 @dataclass(frozen=True)
@@ -244,8 +245,10 @@ class Session:
                 state.adopt(previous.state)
             runs = [rules[r.id] for r in program.rules if r.stream.name == stream.name]
             # Rules with joins see joined rows: their `where` runs in their join group.
-            wheres = WhereSet([None if run.plan.joins else run.plan.where for run in runs])
-            streams[stream.name] = StreamRun(state, runs, wheres, _join_groups(runs))
+            groups = _join_groups(runs)
+            plain = [i for i, run in enumerate(runs) if not run.plan.joins] if groups else None
+            wheres = WhereSet([runs[i].plan.where for i in plain] if plain is not None else [run.plan.where for run in runs])
+            streams[stream.name] = StreamRun(state, runs, wheres, groups, plain)
         self._rules, self._streams = rules, streams
 
     def _stream(self, name: str) -> StreamRun:
@@ -346,12 +349,20 @@ class Session:
             return
         t0 = time.perf_counter()
         if late:
-            masks = run.wheres.masks(rows)
+            masks = run.wheres.masks(rows) if run.plain is None or run.plain else []
         else:
             # The common path: rows per rule by index gathers, no per-rule filter pass.
             # Filter-only streams (no SEQ) gather without TIME: the filter executor reads
             # the time field itself, one column less to gather per rule.
-            subs = run.wheres.split(rows if run.state.need_seq else rows.drop(TIME))
+            subs = run.wheres.split(rows if run.state.need_seq else rows.drop(TIME)) if run.plain is None or run.plain else []
+        if run.plain is not None:  # spread over every rule's position; join groups fill the rest
+            spread: list[Any] = [None] * len(run.rules)
+            for k, i in enumerate(run.plain):
+                spread[i] = (masks if late else subs)[k]
+            if late:
+                masks = spread
+            else:
+                subs = spread
         rows_for: dict[int, pl.DataFrame] = {}  # rules with joins: the joined rows
         if run.joined:
             from cepdsl.backends.polars.joins import apply_joins, complete_joins
