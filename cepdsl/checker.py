@@ -8,6 +8,7 @@ plan is only handed out when there are no errors at all.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 from typing import Any
@@ -29,6 +30,7 @@ from cepdsl.plan import (
     Program,
     PRepeat,
     ResolveSpec,
+    SILENCED_COLUMN,
     PSeq,
     PStep,
     RuleKind,
@@ -133,6 +135,8 @@ class Checker:
         self.diags.sort(key=sort_key)
         if self.diags:
             return None, self.diags
+        if self.silences:  # every record says whether a silence held it (§9.4)
+            self.rules = [dataclasses.replace(r, output=(*r.output, SILENCED_COLUMN)) for r in self.rules]
         program = Program(
             tuple(self.streams.values()),
             tuple(self.channels.values()),

@@ -47,7 +47,9 @@ PRESENTATION_FIELDS = {"file": "", "line": 0, "title": None, "notify": (), "fall
 
 
 def matching_part(plan: RulePlan) -> RulePlan:
-    return dataclasses.replace(plan, **PRESENTATION_FIELDS)
+    # `silenced` comes and goes with the program's silences (§9.4): not the rule's matching.
+    output = tuple(f for f in plan.output if f.name != "silenced")
+    return dataclasses.replace(plan, output=output, **PRESENTATION_FIELDS)
 
 
 def same_matching(a: RulePlan, b: RulePlan) -> bool:
@@ -249,6 +251,10 @@ class Session:
             plain = [i for i, run in enumerate(runs) if not run.plan.joins] if groups else None
             wheres = WhereSet([runs[i].plan.where for i in plain] if plain is not None else [run.plan.where for run in runs])
             streams[stream.name] = StreamRun(state, runs, wheres, groups, plain)
+        from cepdsl.silences import applicable
+
+        # Per rule, the file's silences that may apply to its records (§9.4).
+        self._silences = {r.id: applicable(r, program.silences) for r in program.rules} if program.silences else {}
         self._rules, self._streams = rules, streams
 
     def _stream(self, name: str) -> StreamRun:
@@ -436,6 +442,12 @@ class Session:
                 before = rule.throttle.suppressed
                 out = rule.throttle.apply(out)
                 rule.stats.suppressed += rule.throttle.suppressed - before
+            sils = self._silences.get(rid)
+            if sils:
+                from cepdsl.silences import apply_silences
+
+                out, n_silenced = apply_silences(out, sils)
+                rule.stats.silenced += n_silenced
             rule.stats.matches += out.height
             result[rid] = out
         return result

@@ -27,6 +27,7 @@ from cepdsl.interpret.absence import absence_matches
 from cepdsl.interpret.anomaly import anomaly_matches
 from cepdsl.interpret.filters import filter_matches
 from cepdsl.interpret.joins import join_rows, table_lookups
+from cepdsl.interpret.silences import silence_of
 from cepdsl.interpret.patterns import pattern_matches
 from cepdsl.interpret.rows import Match, StreamRows, build_frame, read_stream
 from cepdsl.interpret.schedule import schedule_matches
@@ -81,6 +82,9 @@ def run_detailed(
         if rule.joins:
             stream = join_rows(rule, stream, lookups)
         emitted, suppressed = apply_throttle(rule_matches(rule, stream), rule.throttle_us)
+        if program.silences:
+            for m in emitted:
+                m.record["silenced"] = silence_of(rule, m.record, list(program.silences))
         result.matches[rule.id] = build_frame(rule, [m.record for m in emitted])
         result.suppressed[rule.id] = suppressed
     return result
