@@ -125,9 +125,32 @@ def active(s: SilencePlan, ts_us: np.ndarray) -> np.ndarray:
     return ok & (ts_us < last + d)
 
 
-def apply_silences(frame: pl.DataFrame, silences: Sequence[SilencePlan]) -> tuple[pl.DataFrame, int]:
+def _equality(e: TExpr, rule: RulePlan) -> tuple[str, tuple[Any, ...]] | None:
+    """`field == literal` / `field in [literals]` (after dropping conjuncts on `rule` and
+    `severity`, true for this rule by `applicable`): (field, values), else None."""
+    from cepdsl.plan import TIn
+
+    rest = [c for c in _conjuncts(e) if not _fields(c) <= {"rule", "severity"}]
+    if len(rest) != 1:
+        return None
+    c = rest[0]
+    if isinstance(c, TBinary) and c.op == "==":
+        if isinstance(c.left, TField) and isinstance(c.right, TLit) and c.right.value is not None:
+            return c.left.name, (c.right.value,)
+        if isinstance(c.right, TField) and isinstance(c.left, TLit) and c.left.value is not None:
+            return c.right.name, (c.left.value,)
+    if isinstance(c, TIn) and not c.negated and isinstance(c.operand, TField):
+        return c.operand.name, tuple(v for v in c.values if v is not None)
+    return None
+
+
+def apply_silences(frame: pl.DataFrame, silences: Sequence[SilencePlan], rule: RulePlan | None = None) -> tuple[pl.DataFrame, int]:
     """`frame` (one rule's records) with `silenced` set; and how many were silenced.
-    `silences`: those that may apply (see `applicable`), in name order."""
+    `silences`: those that may apply (see `applicable`), in name order.
+
+    Silences that test one field for equality (`host == "db-1"`, the usual matcher
+    beside `rule`) are grouped by field and found with one join of the records on the
+    values; the others are evaluated one by one."""
     from cepdsl.backends.polars.expressions import compile_expr
 
     n = frame.height
@@ -137,23 +160,54 @@ def apply_silences(frame: pl.DataFrame, silences: Sequence[SilencePlan]) -> tupl
         return frame, 0
     schema = dict(frame.schema)
     ts = frame["ts"].dt.epoch("us").fill_null(np.iinfo(np.int64).min).to_numpy()
-    names = np.full(n, None, dtype=object)
-    free = np.ones(n, dtype=bool)
-    for s in silences:
+    none = len(silences)
+    best = np.full(n, none, dtype=np.int64)  # per record, the order of the first silence holding it
+
+    def hold(k: int, rows: np.ndarray) -> None:
+        on = active(silences[k], ts[rows])
+        rows = rows[on]
+        best[rows] = np.minimum(best[rows], k)
+
+    grouped: dict[str, list[tuple[Any, int]]] = {}
+    for k, s in enumerate(silences):
+        eq = _equality(s.match, rule) if s.match is not None and rule is not None else None
+        if eq is not None:
+            field, values = eq
+            dtype = schema.get(field)
+            if dtype is None or dtype != polars_dtype(next(f.type for f in [*_typed(s.match)] if f.name == field)):
+                continue  # a field this rule lacks (or types otherwise) is null: never true
+            grouped.setdefault(field, []).extend((v, k) for v in values)
+            continue
         if s.match is not None:
             hit = frame.select(compile_expr(_bound(s.match, schema)).fill_null(False).alias("m")).to_series()
-            if hit.len() == 1 and n != 1:
-                hit = pl.repeat(hit[0], n, eager=True)
-            mask = hit.to_numpy() & free
+            mask = np.asarray(hit.to_numpy(), dtype=bool) if hit.len() == n else np.full(n, bool(hit[0]))
+            rows = np.flatnonzero(mask)
         else:
-            mask = free.copy()
-        if not mask.any():
+            rows = np.arange(n)
+        if len(rows):
+            hold(k, rows)
+    for field, pairs in grouped.items():
+        lookup = pl.DataFrame({"__v": [v for v, _ in pairs], "__k": [k for _, k in pairs]},
+                              schema={"__v": schema[field], "__k": pl.Int64})
+        found = frame.select(pl.col(field).alias("__v")).with_row_index("__row").join(lookup, on="__v", how="inner")
+        if not found.height:
             continue
-        idx = np.flatnonzero(mask)
-        on = active(s, ts[idx])
-        idx = idx[on]
-        names[idx] = s.name
-        free[idx] = False
-    count = int((~free).sum())
-    column = pl.Series(SILENCED, names.tolist(), dtype=pl.String)
-    return frame.with_columns(column), count
+        for (k,), part in found.group_by("__k"):
+            hold(int(k), part["__row"].to_numpy().astype(np.int64))
+    silenced = best < none
+    count = int(silenced.sum())
+    names = pl.Series(SILENCED, [s.name for s in silences] + [None], dtype=pl.String).gather(best)
+    return frame.with_columns(names), count
+
+
+def _typed(e: Any) -> list[TField]:
+    if isinstance(e, TField):
+        return [e]
+    out: list[TField] = []
+    if dataclasses.is_dataclass(e):
+        for f in dataclasses.fields(e):
+            v = getattr(e, f.name)
+            for x in v if isinstance(v, tuple) else (v,):
+                if dataclasses.is_dataclass(x):
+                    out += _typed(x)
+    return out

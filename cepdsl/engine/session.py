@@ -446,7 +446,7 @@ class Session:
             if sils:
                 from cepdsl.silences import apply_silences
 
-                out, n_silenced = apply_silences(out, sils)
+                out, n_silenced = apply_silences(out, sils, rule.plan)
                 rule.stats.silenced += n_silenced
             rule.stats.matches += out.height
             result[rid] = out
