@@ -33,6 +33,9 @@ from cepdsl.engine.stats import RuleStats
 from cepdsl.engine.throttle import Throttle
 from cepdsl.plan import FieldPlan, Program, RuleKind, RulePlan, StreamPlan
 
+#: From this many rows, a join group of one rule looks keys up only for the rows its
+#: `where`'s join-free conjuncts keep (below it, one pass over all rows is cheaper).
+PREFILTER_ROWS = 4096
 #: Bumped when the layout of `Session.snapshot()` changes.
 ENGINE_STATE_VERSION = 1
 #: Snapshot keys of per-stream state; rule IDs are identifiers, so ":" cannot clash.
@@ -65,7 +68,8 @@ def fingerprint(plan: RulePlan | StreamPlan) -> str:
 
 
 def _join_groups(runs: list[RuleRun]) -> list[JoinGroup]:
-    from cepdsl.plan import TField
+    from cepdsl.plan import TBinary, TField
+    from cepdsl.types import Type
 
     def fields(e: Any) -> set[str]:
         if isinstance(e, TField):
@@ -91,8 +95,24 @@ def _join_groups(runs: list[RuleRun]) -> list[JoinGroup]:
                 needed |= fields(runs[i].plan.where)
         for j in joins:
             needed |= fields(j.on)
-        groups.append(JoinGroup(joins, idx, WhereSet([runs[i].plan.where for i in idx]), frozenset(needed)))
+        pre = None
+        where = runs[idx[0]].plan.where
+        if len(idx) == 1 and where is not None:
+            joined_cols = {c.name for j in joins for c in j.columns}
+            parts = _conjuncts(where)
+            free = [c for c in parts if not fields(c) & joined_cols]
+            if free and len(free) < len(parts):
+                pre = functools.reduce(lambda a, b: TBinary(Type.BOOL, "and", a, b), free)
+        groups.append(JoinGroup(joins, idx, WhereSet([runs[i].plan.where for i in idx]), frozenset(needed), pre))
     return groups
+
+
+def _conjuncts(e: Any) -> list[Any]:
+    from cepdsl.plan import TBinary
+
+    if isinstance(e, TBinary) and e.op == "and":
+        return _conjuncts(e.left) + _conjuncts(e.right)
+    return [e]
 
 
 def _iso(us: int) -> str:
@@ -130,6 +150,9 @@ class JoinGroup:
     rules: list[int]  # positions in StreamRun.rules
     wheres: WhereSet
     needed: frozenset[str]  # joined columns `where` (or a later join) reads: gathered before `where`
+    #: The conjuncts of `where` that read no joined column, when the group is one rule: only
+    #: rows they keep are looked up (the others are dropped by `where` whatever they join).
+    pre: Any = None
 
 
 @dataclass
@@ -374,7 +397,12 @@ class Session:
             from cepdsl.backends.polars.joins import apply_joins, complete_joins
 
             for g in run.joined:
-                joined = apply_joins(rows, g.joins, self._tables, g.needed)
+                only = None
+                if g.pre is not None and not late and rows.height >= PREFILTER_ROWS:
+                    from cepdsl.backends.polars.expressions import compile_expr
+
+                    only = rows.select(compile_expr(g.pre).arg_true()).to_series().to_numpy()
+                joined = apply_joins(rows, g.joins, self._tables, g.needed, only)
                 if late:
                     for i, m in zip(g.rules, g.wheres.masks(joined)):
                         masks[i] = m
