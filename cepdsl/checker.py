@@ -71,7 +71,7 @@ class Checker:
 
     def __init__(self, file: ast.File | list[ast.File]):
         self.files = [file] if isinstance(file, ast.File) else list(file)
-        self.file = self.files[0]
+        self.file = self.files[0] if self.files else ast.File(())
         self.broken = frozenset().union(*(f.broken for f in self.files))
         self.diags: list[Diagnostic] = []
         self.typer = Typer(self.diags)
