@@ -31,7 +31,9 @@ JOINS = [
 WHERES = ["", "t.region == \"eu\"", "t.w > 1 or t.w is null", "nt.label is not null", "a.k >= 1", "x > 1 and t.k != 2",
           "n > 0 and t.region == \"eu\" and x is not null", "a.w > 0.5 and g != \"b\""]
 SHAPES = ["", "group by g\n  window tumbling 1m\n  having count() >= 1", "group by t.region\n  window sliding 1m every 20s",
-          "group by g\n  anomaly zscore(n) baseline 5 warmup 2"]
+          "group by g\n  anomaly zscore(n) baseline 5 warmup 2",
+          "group by g\n  pattern a b within 1m\n  define a as n > 1, b as x > 1",
+          "group by g\n  absent for 30s"]
 
 
 @st.composite
