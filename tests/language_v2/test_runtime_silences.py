@@ -96,3 +96,13 @@ def test_expire_early_and_matcher_forms() -> None:
         book.create(program, 'rule == "hot"', expires_at=clock.now - 1)
     with pytest.raises(SilenceRefused, match="op"):
         matcher_text([{"name": "host", "value": "x", "op": "~~"}])
+
+
+def test_engine_stats_count_runtime_silences_per_rule() -> None:
+    program = compile_source(RULES)
+    clock, feed = Clock(), Feed()
+    eng = StreamingEngine(program, {"src": feed}, clock=clock).start()
+    eng.silences.create(program, 'rule == "hot"', expires_at=clock.now + 60)
+    feed.push(0, "a")
+    eng.step()
+    assert eng.stats()["rules"]["hot"]["silenced"] == 1
