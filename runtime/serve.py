@@ -125,6 +125,18 @@ def serve_forever(
         hist = open_history(hist_spec, retention_s or DEFAULT_RETENTION_S)
     except Exception as e:  # noqa: BLE001 - a store that cannot be opened: one line, exit 2
         return fail(f"cannot open the catalogue or history store: {e}")
+    from pathlib import Path
+
+    from cepdsl.frontend import program_files
+
+    expanded: list[str] = []
+    for f in files:  # a directory is its *.cep files (one program, LANGUAGE.md §9.1)
+        for g in (program_files(f) if Path(f).is_dir() else [f]):
+            if g not in expanded:
+                expanded.append(g)
+    if not expanded:
+        return fail(f"{', '.join(files)}: no .cep files")
+    files = expanded
     ops = ControlPlane(files, cat, hist, clock=clock)
     from cepdsl.diagnostics import CheckError, render_all
 
