@@ -222,6 +222,9 @@ def serve_forever(
     print(f"cep: serving {', '.join(files)} on {address}  (API docs: {address}/docs)", flush=True)
     if token is None:
         print("cep: no token set: state-changing requests need the header X-CEP-Request: 1", file=sys.stderr)
+    if not http_hosts and host in ("0.0.0.0", "::"):
+        print(f"cep: answering the Host names {', '.join(hosts)} only; add the names clients use with --http-host",
+              file=sys.stderr)
     if on_ready is not None:
         on_ready(address, ops)
     last_prune = last_export = clock()
