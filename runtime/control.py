@@ -157,6 +157,8 @@ class ControlPlane:
         self.dead_by_stream: dict[str, int] = {}
         self.redis_degraded_since: float | None = None
         self.history_writer: Any = None
+        self._seen_stamp: str | None = None
+        self._changing = False  # an API change is between its commit and its apply
         self._left_out: set[tuple[str, str]] = set()
 
     # ------------------------------------------------------------------ program
@@ -196,6 +198,7 @@ class ControlPlane:
     def load(self) -> Assembly:
         """At start: the files must check; catalogue entries that no longer do are left out and reported."""
         self._file_texts = self.read_files()
+        self._seen_stamp = self._stamp_or_none()
         full = self.assemble()
         if full.ok:
             self.assembly = full
@@ -362,12 +365,50 @@ class ControlPlane:
                 raise Refused(422, "check-failed", "the change does not check; nothing was changed",
                               [diagnostic_json(d, candidate.sources) for d in candidate.diagnostics])
             self._channels_resolve(candidate.program)
-            versions = commit()
-            self._left_out -= set(override)
-            for key in override:
-                self._problems.pop(key, None)
-            rec = self.call(lambda: self._apply(candidate, "api", versions))
+            self._changing = True
+            try:
+                versions = commit()
+                self._seen_stamp = self._stamp_or_none()  # our own change: nothing to pick up from elsewhere
+                self._left_out -= set(override)
+                for key in override:
+                    self._problems.pop(key, None)
+                rec = self.call(lambda: self._apply(candidate, "api", versions))
+            finally:
+                self._changing = False
             return versions, rec
+
+    def _stamp_or_none(self) -> str | None:
+        try:
+            return self.catalogue.stamp()
+        except Exception:  # noqa: BLE001 - a store that is down: look again later
+            return None
+
+    def sync_catalogue(self) -> ReloadRecord | None:
+        """On the engine thread, now and then: apply what other processes sharing the catalogue
+        changed (rules, channels, templates, toggles). None when nothing changed."""
+        # Never the API's lock here (an API change holds it while it waits for this thread); a change
+        # of this process in flight is applied by its own queued call, with its versions' offsets.
+        if self._changing:
+            return None
+        stamp = self._stamp_or_none()
+        if stamp is None or stamp == self._seen_stamp:
+            return None
+        self._seen_stamp = stamp
+        try:
+            candidate = self.assemble()
+        except Exception as e:  # noqa: BLE001
+            log.warning("rule catalogue unavailable: %s", e)
+            return None
+        if candidate.program is None or not candidate.ok:
+            rec = ReloadRecord(self.clock(), False, "catalogue",
+                               diagnostics=[diagnostic_json(d, candidate.sources) for d in candidate.diagnostics],
+                               error="the shared catalogue does not check with these rule files; not applied")
+            self.reloads.append(rec)
+            return rec
+        try:
+            return self._apply(candidate, "catalogue")
+        except Refused as e:
+            return ReloadRecord(self.clock(), False, "catalogue", error=e.message)
 
     def _channels_resolve(self, program: Program | None) -> None:
         """Channels must resolve as the notifier will (env() set, destination allowed) before anything is stored."""

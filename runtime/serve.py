@@ -227,13 +227,19 @@ def serve_forever(
               file=sys.stderr)
     if on_ready is not None:
         on_ready(address, ops)
-    last_prune = last_export = clock()
+    last_prune = last_export = last_sync = clock()
     anomaly_rules = lambda: [r.id for r in engine.program.rules if r.anomaly is not None]  # noqa: E731
     redis_state = state.startswith(("redis://", "rediss://", "unix://"))
 
     def between_steps() -> None:
-        nonlocal last_prune, last_export
+        nonlocal last_prune, last_export, last_sync
         ops.run_pending()
+        if clock() - last_sync >= 1.0:
+            # Other processes sharing the catalogue (PostgreSQL, Redis): their changes apply here too.
+            last_sync = clock()
+            rec = ops.sync_catalogue()
+            if rec is not None and rec.ok:
+                print("cep: applied changes from the shared rule catalogue", file=sys.stderr)
         if redis_state and clock() - last_export >= checkpoint_every:
             # The design's `cep:anomaly:baseline:<rule>:<group>` keys, kept current at checkpoint pace.
             from runtime.api.anomaly import export_baselines

@@ -51,7 +51,7 @@ class CheckResult(BaseModel):
 class ReloadOut(BaseModel):
     at: str | None
     ok: bool
-    origin: str = Field(description="`start`, `file` (the rule files changed) or `api`")
+    origin: str = Field(description="`start`, `file` (the rule files changed), `api`, or `catalogue` (another process sharing it)")
     error: str | None = None
     diagnostics: list[DiagnosticOut] = []
     report: dict[str, list[str]] | None = Field(None, description="kept / changed / added / removed rule IDs")

@@ -34,6 +34,7 @@ class RedisCatalogue:
         v = Version(kind, id, int(n), text, now, deleted)
         self.r.lset(key, n - 1, json.dumps(v.__dict__))
         self.r.sadd(self._key(kind), id)
+        self.r.incr(f"{self.prefix}catalogue:generation")
         return v
 
     def put(self, kind: str, id: str, text: str, now: float) -> Version:
@@ -68,10 +69,15 @@ class RedisCatalogue:
 
     def set_enabled(self, rule_id: str, enabled: bool, now: float) -> None:
         self.r.hset(f"{self.prefix}toggles", rule_id, "1" if enabled else "0")
+        self.r.incr(f"{self.prefix}catalogue:generation")
 
     def toggles(self) -> dict[str, bool]:
         got = self.r.hgetall(f"{self.prefix}toggles")
         return {(k.decode() if isinstance(k, bytes) else k): v in (b"1", "1") for k, v in got.items()}
+
+    def stamp(self) -> str:
+        """Changes when anyone (another process too) writes the catalogue."""
+        return str(self.r.get(f"{self.prefix}catalogue:generation") or 0)
 
     def ping(self) -> None:
         self.r.ping()

@@ -39,6 +39,7 @@ class Catalogue(Protocol):
     def mark_applied(self, kind: str, id: str, version: int, now: float, offsets: dict[str, Any]) -> None: ...
     def set_enabled(self, rule_id: str, enabled: bool, now: float) -> None: ...
     def toggles(self) -> dict[str, bool]: ...
+    def stamp(self) -> str: ...
     def ping(self) -> None: ...
     def close(self) -> None: ...
 
@@ -116,6 +117,12 @@ class SqlCatalogue:
 
     def toggles(self) -> dict[str, bool]:
         return {rid: bool(on) for rid, on in self.db.rows("SELECT rule_id, enabled FROM cep_toggles")}
+
+    def stamp(self) -> str:
+        """Changes when anyone (another process too) writes the catalogue: cheap to ask often."""
+        a = self.db.one("SELECT COUNT(*), COALESCE(MAX(created_at), 0) FROM cep_catalogue")
+        b = self.db.one("SELECT COUNT(*), COALESCE(MAX(updated_at), 0) FROM cep_toggles")
+        return f"{a}{b}"
 
     def ping(self) -> None:
         self.db.ping()

@@ -133,3 +133,32 @@ def test_server_on_postgresql(serve, postgres_url) -> None:  # noqa: ANN001
     with psycopg.connect(postgres_url) as conn:
         assert conn.execute("SELECT id, version FROM cep_catalogue WHERE kind = 'rule'").fetchall() == [("root_login", 1)]
         assert conn.execute("SELECT COUNT(*) FROM cep_alerts WHERE rule = 'root_login'").fetchone()[0] == 1
+
+
+@pytest.mark.timeout(240)
+def test_two_servers_sharing_a_postgresql_catalogue(serve, postgres_url) -> None:  # noqa: ANN001
+    import time
+
+    import psycopg
+
+    from tests.api.test_rules import ROOT, event, ingest
+
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        for table in ("cep_catalogue", "cep_toggles", "cep_alerts"):
+            conn.execute(f"DROP TABLE IF EXISTS {table}")
+    a = serve(sub="a", catalogue=postgres_url, history=postgres_url)
+    b = serve(sub="b", catalogue=postgres_url, history=postgres_url)
+    with a.client() as ca, b.client() as cb:
+        assert ca.post("/cep/rules", content=ROOT).status_code == 201
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not any(r["id"] == "root_login" and r["loaded"]
+                                                      for r in cb.get("/cep/rules").json()):
+            time.sleep(0.2)
+        assert ingest(cb, event("root"))["matches"] == 1  # b applied a's change
+        assert cb.get("/cep/health/reload").json()["origin"] == "catalogue"
+        assert cb.patch("/cep/rules/root_login/toggle", json={"enabled": False}).status_code == 200
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and any(r["id"] == "root_login" and r["loaded"]
+                                                  for r in ca.get("/cep/rules").json()):
+            time.sleep(0.2)
+        assert ingest(ca, event("root", second=1))["matches"] == 0
