@@ -112,4 +112,6 @@ def create_app(program: Program | None = None, file: str | None = None, engine: 
             return {"running": True, **got}
         return {"running": True, "rules": got}
 
-    return app
+    from runtime.console import mount
+
+    return mount(app)

@@ -1,0 +1,109 @@
+/* Overview: today's numbers, matches per minute by severity, latest alerts, busiest rules. */
+"use strict";
+(() => {
+  const { el, $, api, pick, list, num, ms, time, sev, emptyRow, messageOf } = cep;
+  const EVERY_MS = 5000;
+  let previous = null; // {events, at} for the events/s estimate
+
+  function setKpi(name, value) {
+    const node = document.querySelector(`[data-kpi="${name}"]`);
+    if (!node || node.textContent === value) return;
+    node.textContent = value;
+    const card = node.closest(".kpi");
+    card.classList.remove("flash");
+    void card.offsetWidth; // restart the animation
+    card.classList.add("flash");
+  }
+
+  async function kpis() {
+    const s = await api("/cep/stats/summary");
+    const events = pick(s, "events_today", "events_in_today", "events");
+    setKpi("active_rules", num(pick(s, "active_rules", "rules_active")));
+    setKpi("events_today", num(events));
+    setKpi("matches_today", num(pick(s, "matches_today", "matches")));
+    const failed = pick(s, "alerts_failed_today", "alerts_failed", "failed_today") ?? 0;
+    setKpi("alerts_sent", num(pick(s, "alerts_sent_today", "alerts_sent", "sent_today")));
+    setKpi("alerts_failed", num(failed));
+    $("#kpi-alerts").classList.toggle("bad", failed > 0);
+    setKpi("mean_eval_ms", ms(pick(s, "mean_eval_ms", "eval_mean_ms", "mean_ms")));
+    setKpi("p99_eval_ms", ms(pick(s, "p99_eval_ms", "eval_p99_ms", "p99_ms")));
+    const disabled = pick(s, "disabled_rules");
+    $('[data-kpi-sub="rules"]').textContent = typeof disabled === "number" ? `${num(disabled)} disabled` : "\u00a0";
+    const now = Date.now();
+    if (previous && typeof events === "number" && now > previous.at) {
+      const rate = Math.max(0, (events - previous.events) / ((now - previous.at) / 1000));
+      $('[data-kpi-sub="rate"]').textContent = `${rate >= 10 ? rate.toFixed(0) : rate.toFixed(1)} events/s`;
+    }
+    if (typeof events === "number") previous = { events, at: now };
+  }
+
+  /** {severity: {minuteMs: count}} from `/cep/events/summary`'s per-minute series. */
+  function seriesBySeverity(summary) {
+    const out = {};
+    const raw = pick(summary, "series", "per_minute", "minutes") || [];
+    for (const p of raw) {
+      const t = cep.toDate(pick(p, "minute", "ts", "t", "bucket", "start"));
+      if (!t) continue;
+      const m = Math.floor(t.getTime() / 60000) * 60000;
+      const bySev = pick(p, "by_severity", "severities", "counts");
+      if (bySev && typeof bySev === "object") {
+        for (const [k, n] of Object.entries(bySev)) (out[k] ||= {})[m] = ((out[k] || {})[m] || 0) + n;
+      } else {
+        const k = pick(p, "severity") || "_all";
+        (out[k] ||= {})[m] = (out[k][m] || 0) + (pick(p, "count", "n", "matches") || 0);
+      }
+    }
+    return out;
+  }
+
+  async function chart() {
+    const until = new Date();
+    const since = new Date(until.getTime() - 60 * 60000);
+    const query = { since: since.toISOString(), until: new Date(until.getTime() + 60000).toISOString(), bucket: "1m" };
+    let series = seriesBySeverity(await api("/cep/events/summary", { query }));
+    if (series._all && Object.keys(series).length === 1) {
+      // The series is not split by severity: ask once per severity.
+      series = {};
+      const parts = await Promise.all(cep.SEVERITIES.map((s) => api("/cep/events/summary", { query: { ...query, severity: s } })));
+      cep.SEVERITIES.forEach((s, i) => { series[s] = seriesBySeverity(parts[i])._all || {}; });
+    }
+    const buckets = cep.chart.minutes(until.getTime(), 60);
+    const total = cep.chart.bars($("#chart-matches"), buckets, series, { label: "Matches per minute, last hour" });
+    $("#chart-total").textContent = `${num(total)} in the last hour`;
+  }
+
+  async function latest() {
+    const data = await api("/cep/events", { query: { limit: 8 } });
+    const rows = list(data, "events", "alerts");
+    const tbody = $("#recent-alerts").tBodies[0];
+    if (!rows.length) return emptyRow(tbody, 4, "No alert yet.");
+    tbody.replaceChildren(...rows.map((a) => el("tr", {},
+      el("td", { class: "nowrap" }, el("a", { href: `/alerts/${encodeURIComponent(a.id)}` }, time(pick(a, "ts", "time", "emitted_at")))),
+      el("td", {}, sev(a.severity)),
+      el("td", {}, el("a", { href: `/rules/${encodeURIComponent(a.rule)}`, text: a.rule })),
+      el("td", { class: "msg", text: messageOf(a) }))));
+  }
+
+  async function busiest() {
+    const data = await api("/cep/rules/performance", { query: { sort: "matches", limit: 8 } });
+    const rows = list(data, "rules").slice()
+      .sort((x, y) => (pick(y, "matches") || 0) - (pick(x, "matches") || 0)).slice(0, 8);
+    const tbody = $("#busy-rules").tBodies[0];
+    if (!rows.length) return emptyRow(tbody, 3, "No rule loaded.");
+    tbody.replaceChildren(...rows.map((r) => {
+      const id = pick(r, "id", "rule", "name");
+      return el("tr", {},
+        el("td", {}, el("a", { href: `/rules/${encodeURIComponent(id)}`, text: id })),
+        el("td", { class: "num", text: num(pick(r, "matches")) }),
+        el("td", { class: "num", text: ms(pick(r, "p99_ms", "p99_eval_ms")) }));
+    }));
+  }
+
+  cep.poll(async () => {
+    const results = await Promise.allSettled([kpis(), chart(), latest(), busiest()]);
+    cep.ready();
+    const failed = results.find((r) => r.status === "rejected");
+    if (failed) throw failed.reason;
+  }, EVERY_MS);
+  window.addEventListener("resize", () => { clearTimeout(window.__cepResize); window.__cepResize = setTimeout(chart, 200); });
+})();
