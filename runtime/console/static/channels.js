@@ -16,6 +16,9 @@
 
   function row(c, breakers) {
     const b = (breakers || {})[c.name];
+    // Enable/disable needs the API to report and take `enabled` for a channel; until it
+    // does, the cell says so instead of offering a switch that cannot work.
+    const switchable = typeof pick(c, "enabled") === "boolean";
     const enabled = pick(c, "enabled") ?? true;
     const testBtn = el("button", { type: "button", "data-focus": `test:${c.name}`, onclick: () => test(c.name), text: "Test" });
     const actions = el("td", { class: "nowrap" }, testBtn);
@@ -28,7 +31,7 @@
       el("td", { text: c.origin === "file" ? `file ${c.file || ""}` : `catalogue${c.version ? ` v${c.version}` : ""}` }),
       el("td", { class: "msg mono small", text: settings(c) }),
       el("td", { text: b ? `${b.state}${b.failures ? ` (${b.failures} failures)` : ""}` : "closed" }),
-      el("td", {}, switchFor(c, enabled)),
+      el("td", {}, switchable ? switchFor(c, enabled) : el("span", { class: "muted", title: "This server's API has no enable/disable for channels", text: "always on" })),
       actions);
   }
 

@@ -202,7 +202,7 @@ const cep = (() => {
   }
 
   function sev(s) {
-    const name = SEVERITIES.includes(s) ? s : "info";
+    const name = SEVERITIES.includes(s) || s === "other" ? s : "info";
     return el("span", { class: `sev sev-${name}`, text: s || "info" });
   }
 
@@ -337,40 +337,31 @@ const cep = (() => {
   }
 
   // ------------------------------------------------------------------ degraded banner
+  /** What to do about a reason `/cep/health` gives (its reasons are sentences that
+      start with what they are about). */
+  const REMEDIES = [
+    [/^state store|redis/i, "The engine keeps running with its state in memory. Start Redis again (or fix --state); the state is written back as soon as it answers."],
+    [/^source /i, "Check what its --source names: the file must exist, the Redis stream or URL must be reachable. The engine retries by itself and catches up."],
+    [/reload.*refused|refused.*reload/i, "The previous rules keep running. Fix the rule file (`cep check FILE` lists every error) and save it again; it reloads on its own."],
+    [/^channel .*circuit breaker/i, "Deliveries to that channel are paused after repeated failures. Check its endpoint or credentials, then send a test from the Channels page."],
+    [/notification worker/i, "Alerts are stored but not sent. Restart `cep serve`; queued notifications are delivered from the outbox."],
+    [/no program is loaded/i, "Start `cep serve` with a rule file, or create a rule in the Editor."],
+    [/^engine: /i, "See the server's log for the full error."],
+  ];
+
   /** What is wrong, each with what to do about it, from `/cep/health`. */
   function degradedReasons(h) {
+    if (!h || typeof h !== "object") return [];
     const out = [];
-    if (!h || typeof h !== "object") return out;
-    const store = h.state_store || h.redis || (h.components && h.components.redis) || {};
-    if (store.degraded || store.status === "down") {
-      const since = store.degraded_since || store.since;
-      out.push({
-        what: `State store unreachable${store.url ? ` (${store.url})` : ""}${since ? ` since ${new Date(since).toLocaleString()}` : ""}${store.error || store.last_error ? `: ${store.error || store.last_error}` : ""}.`,
-        todo: "The engine keeps running with state in memory. Start or reconnect Redis; the state is written back when it answers again.",
-      });
-    }
-    const sources = h.sources || {};
-    for (const [name, s] of Object.entries(sources)) {
-      const err = s && (s.last_error || s.error);
-      if (err && s.status !== "ok") {
-        out.push({
-          what: `Source ${name} is failing: ${err}`,
-          todo: "Check that the file, Redis stream or URL named by its --source exists and is reachable; the engine retries on its own.",
-        });
-      }
-    }
-    const reload = h.last_reload || h.reload;
-    if (reload && reload.ok === false) {
-      const first = (reload.diagnostics || [])[0];
-      const where = first ? ` (${first.file || reload.file || "rule file"}:${first.line}:${first.col}: ${first.message})` : reload.error ? `: ${String(reload.error).split("\n")[0]}` : "";
-      out.push({
-        what: `A reload was refused${where}.`,
-        todo: `The previous rules keep running. Fix the file (\`cep check ${reload.file || "FILE"}\` shows every error) and save it again.`,
-      });
-    }
     for (const r of h.reasons || []) {
-      const text = typeof r === "string" ? r : r.message || r.reason;
-      if (text && !out.some((o) => o.what.includes(text))) out.push({ what: text, todo: (typeof r === "object" && r.action) || "" });
+      const what = typeof r === "string" ? r : r.message || r.reason || JSON.stringify(r);
+      const remedy = REMEDIES.find(([re]) => re.test(what));
+      let todo = remedy ? remedy[1] : "";
+      if (/reload/i.test(what) && h.last_reload && (h.last_reload.diagnostics || []).length) {
+        const d = h.last_reload.diagnostics[0];
+        todo = `${d.file}:${d.line}:${d.col}: ${d.message}. ${todo}`;
+      }
+      out.push({ what: what.charAt(0).toUpperCase() + what.slice(1), todo });
     }
     if (!out.length && (h.degraded || h.status === "degraded")) {
       out.push({ what: h.reason || "The engine reports itself degraded.", todo: "See /cep/health for the details." });
@@ -506,7 +497,11 @@ const cep = (() => {
   setInterval(() => { if (!document.hidden) checkHealth(); }, 10000);
 
   /** Pages set this when their first data is on screen (tests and the bench wait on it). */
-  function ready() { body.dataset.ready = "1"; }
+  function ready() {
+    if (body.dataset.ready === "1") return;
+    body.dataset.ready = "1";
+    body.dataset.readyMs = String(Math.round(performance.now())); // since navigation start
+  }
 
   return {
     SEVERITIES, el, $, $$, pick, list, emptyRow, toast, api, ApiError, qs, num, ms, bytes, time, ago, duration, toDate,

@@ -130,14 +130,13 @@
   }
 
   // ------------------------------------------------------------------ checking as you type
-  /** Diagnostics of a check/simulate answer, each marked `mine` when it points into this text. */
+  /** Diagnostics of a check/simulate/save answer, each marked `mine` when it points into
+      this text.  The API names unsaved text with a pseudo file (`<simulate>.cep`);
+      diagnostics in the served rule files carry their real path and are listed, not underlined. */
+  let servedFiles = new Set();
   function diagnosticsOf(data) {
     const raw = pick(data, "diagnostics") || (data && data.error && data.error.diagnostics) || [];
-    const files = new Set(raw.map((d) => d.file));
-    // The API names unsaved text with its own pseudo file; diagnostics in the served rule
-    // files carry their real path and are listed, not underlined.
-    const mineFile = raw.find((d) => /^<.*>$/.test(d.file || ""))?.file ?? (files.size === 1 ? [...files][0] : null);
-    return raw.map((d) => ({ ...d, mine: !d.file || d.file === mineFile || /^<.*>$/.test(d.file) }));
+    return raw.map((d) => ({ ...d, mine: !d.file || d.file.startsWith("<") || !servedFiles.has(d.file) }));
   }
 
   async function check() {
@@ -209,7 +208,7 @@
       const stream = streamOf();
       if (document.querySelector('input[name="sim-source"]:checked').value === "recent") {
         if (!stream) throw new Error("The text names no stream (`from STREAM`).");
-        const n = Math.max(1, Math.min(10000, parseInt($("#sim-n").value, 10) || 100));
+        const n = Math.max(1, Math.min(1000, parseInt($("#sim-n").value, 10) || 100));
         const recent = await api(`/cep/streams/${encodeURIComponent(stream)}/recent`, { query: { n } });
         events = { [stream]: list(recent, "events") };
       } else {
@@ -317,6 +316,8 @@
   // ------------------------------------------------------------------ start
   (async () => {
     try {
+      const h = await api("/cep/health", { accept: [503] }).catch(() => ({}));
+      servedFiles = new Set(pick(h, "files") || []);
       if (ruleId) {
         const rule = await api(`/cep/rules/${encodeURIComponent(ruleId)}`);
         origin = pick(rule, "origin");

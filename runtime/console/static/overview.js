@@ -37,21 +37,47 @@
     if (typeof events === "number") previous = { events, at: now };
   }
 
-  /** {severity: {minuteMs: count}} from `/cep/events/summary`'s per-minute series. */
-  function seriesBySeverity(summary) {
+  /** {minuteMs: count} from a summary's per-minute series. */
+  function perMinute(summary) {
     const out = {};
-    const raw = pick(summary, "series", "per_minute", "minutes") || [];
-    for (const p of raw) {
+    for (const p of pick(summary, "per_minute", "series", "minutes") || []) {
       const t = cep.toDate(pick(p, "minute", "ts", "t", "bucket", "start"));
-      if (!t) continue;
-      const m = Math.floor(t.getTime() / 60000) * 60000;
-      const bySev = pick(p, "by_severity", "severities", "counts");
-      if (bySev && typeof bySev === "object") {
-        for (const [k, n] of Object.entries(bySev)) (out[k] ||= {})[m] = ((out[k] || {})[m] || 0) + n;
-      } else {
-        const k = pick(p, "severity") || "_all";
-        (out[k] ||= {})[m] = (out[k][m] || 0) + (pick(p, "count", "n", "matches") || 0);
+      if (t) { const m = Math.floor(t.getTime() / 60000) * 60000; out[m] = (out[m] || 0) + (pick(p, "count", "n") || 0); }
+    }
+    return out;
+  }
+  const sevKeys = (summary) => Object.entries(pick(summary, "by_severity") || {}).filter(([, n]) => n > 0).map(([k]) => k);
+
+  /** Matches per minute by severity.  The summary's per-minute series counts all
+      severities together, so the split is asked for as narrowly as the API allows:
+      one severity in the hour → exact at once; else a per-severity filter when the
+      API honours it (checked, not assumed); else one series per rule that fired,
+      grouped by the rule's severity (a rule has exactly one). */
+  async function seriesBySeverity(query) {
+    const all = await api("/cep/events/summary", { query });
+    const sevs = sevKeys(all);
+    if (sevs.length <= 1) return { [sevs[0] || "medium"]: perMinute(all) };
+    const filtered = await Promise.all(sevs.map((s) => api("/cep/events/summary", { query: { ...query, severity: s } })));
+    if (filtered.every((f, i) => sevKeys(f).every((k) => k === sevs[i]))) {
+      return Object.fromEntries(sevs.map((s, i) => [s, perMinute(filtered[i])]));
+    }
+    const ruleSev = {};
+    for (const c of pick(all, "counts") || []) ruleSev[c.rule] = c.severity;
+    const rules = Object.entries(pick(all, "by_rule") || {}).sort((a, b) => b[1] - a[1]).slice(0, 25).map(([r]) => r);
+    const perRule = await Promise.all(rules.map((r) => api("/cep/events/summary", { query: { ...query, rule: r } })));
+    const out = {};
+    const total = perMinute(all);
+    const covered = {};
+    rules.forEach((r, i) => {
+      const s = ruleSev[r] || "medium";
+      for (const [m, n] of Object.entries(perMinute(perRule[i]))) {
+        (out[s] ||= {})[m] = (out[s][m] || 0) + n;
+        covered[m] = (covered[m] || 0) + n;
       }
+    });
+    for (const [m, n] of Object.entries(total)) {
+      // Beyond the 25 busiest rules: counted, shown without a severity split.
+      if (n > (covered[m] || 0)) (out.other ||= {})[m] = n - (covered[m] || 0);
     }
     return out;
   }
@@ -59,16 +85,11 @@
   async function chart() {
     const until = new Date();
     const since = new Date(until.getTime() - 60 * 60000);
-    const query = { since: since.toISOString(), until: new Date(until.getTime() + 60000).toISOString(), bucket: "1m" };
-    let series = seriesBySeverity(await api("/cep/events/summary", { query }));
-    if (series._all && Object.keys(series).length === 1) {
-      // The series is not split by severity: ask once per severity.
-      series = {};
-      const parts = await Promise.all(cep.SEVERITIES.map((s) => api("/cep/events/summary", { query: { ...query, severity: s } })));
-      cep.SEVERITIES.forEach((s, i) => { series[s] = seriesBySeverity(parts[i])._all || {}; });
-    }
+    const query = { since: since.toISOString(), until: new Date(until.getTime() + 60000).toISOString() };
+    const series = await seriesBySeverity(query);
     const buckets = cep.chart.minutes(until.getTime(), 60);
-    const total = cep.chart.bars($("#chart-matches"), buckets, series, { label: "Matches per minute, last hour" });
+    const order = series.other ? [...cep.SEVERITIES, "other"] : cep.SEVERITIES;
+    const total = cep.chart.bars($("#chart-matches"), buckets, series, { order, label: "Matches per minute, last hour" });
     $("#chart-total").textContent = `${num(total)} in the last hour`;
   }
 
@@ -85,7 +106,7 @@
   }
 
   async function busiest() {
-    const data = await api("/cep/rules/performance", { query: { sort: "matches", limit: 8 } });
+    const data = await api("/cep/rules/performance", { query: { sort: "-matches", limit: 8 } });
     const rows = list(data, "rules").slice()
       .sort((x, y) => (pick(y, "matches") || 0) - (pick(x, "matches") || 0)).slice(0, 8);
     const tbody = $("#busy-rules").tBodies[0];

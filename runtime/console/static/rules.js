@@ -75,7 +75,7 @@
   cep.poll(async () => {
     // A click on a switch in flight must not be undone by a redraw from older numbers.
     if (document.querySelector(".switch:disabled")) return;
-    const [rules, perf] = await Promise.all([api("/cep/rules"), api("/cep/rules/performance").catch(() => [])]);
+    const [rules, perf] = await Promise.all([api("/cep/rules"), api("/cep/rules/performance", { query: { limit: 10000 } }).catch(() => [])]);
     const rows = merge(rules, perf);
     for (const r of rows) r.name = r.id;
     table.set(rows);
