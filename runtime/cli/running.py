@@ -19,10 +19,16 @@ from runtime.cli.group import main
 @click.option("--out", "out_dir", default=None, help="Also append matches to DIR/<rule>.jsonl.")
 @click.option("--stats/--no-stats", default=None, help="Live per-rule table (default: on a terminal).")
 @click.option("--allow-host", "allow_hosts", multiple=True, help="Allow notifications to this host/network (e.g. 127.0.0.1).")
-@click.option("--api", "api", default=None, metavar="HOST:PORT", help="Serve /cep/health, /cep/stats (and the rest of the API) while running.")
+@click.option("--api", "api", default=None, metavar="HOST:PORT", help="Serve the operations API while running (the same as `cep serve --listen HOST:PORT`).")
 def run(file: str, sources: tuple[str, ...], state: str | None, outbox: str | None, checkpoint_every: float,
         out_dir: str | None, stats: bool | None, allow_hosts: tuple[str, ...], api: str | None = None) -> None:
     """Run rules continuously over live sources (reloads FILE on change or SIGHUP)."""
+    if api is not None:
+        # `cep run --api HOST:PORT` is `cep serve --listen HOST:PORT`: one server process.
+        from runtime.serve import serve_forever
+
+        sys.exit(serve_forever([file], sources, state=state, outbox=outbox, listen=api,
+                               checkpoint_every=checkpoint_every, out_dir=out_dir, allow_hosts=allow_hosts))
     from runtime.run import run_forever
 
     program = load_program(file)

@@ -49,15 +49,10 @@ def _asset_version() -> str:
 
 
 def _token_required(request: Request) -> bool:
-    """Whether the API behind this app wants a bearer token on state-changing calls.
-    The API keeps its settings on `app.state`; the console only reads the flag so the
-    page can ask for the token once, up front, instead of after a refused click."""
-    state = request.app.state
-    for name in ("token", "api_token"):
-        if getattr(state, name, None):
-            return True
-    settings = getattr(state, "settings", None)
-    return bool(getattr(settings, "token", None))
+    """Whether the API behind this app wants a bearer token on state-changing calls (the
+    API sets the flag, never the token itself, on `app.state`), so the page can ask for
+    the token once, up front, instead of after a refused click."""
+    return bool(getattr(request.app.state, "token_required", False))
 
 
 def _page(request: Request, template: str, title: str, active: str, **extra: Any) -> HTMLResponse:
