@@ -71,7 +71,7 @@ def browser() -> Iterator[object]:
 RULES = '''\
 stream metrics (ts: timestamp, host: str, cpu: float, status: str)
   time ts
-  lateness 5s
+  lateness 1s
 
 channel ops_log = file(path = "{outdir}/notifications.jsonl")
 
@@ -153,7 +153,7 @@ class Server:
         self.token = token
         cep = shutil.which("cep", path=str(Path(sys.executable).parent)) or "cep"
         cmd = [cep, "serve", str(self.rules), "--source", f"metrics=jsonl:{self.events}",
-               "--state", str(tmp / "state.sqlite"), "--outbox", str(tmp / "outbox.sqlite"),
+               "--state", f"sqlite:{tmp / 'state.sqlite'}", "--outbox", str(tmp / "outbox.sqlite"),
                "--listen", f"127.0.0.1:{self.port}"]
         if token:
             cmd += ["--token", token]

@@ -180,7 +180,10 @@ def test_streams_show_rate_watermark_and_lag(browser, server) -> None:  # noqa: 
     assert int(cells[1].replace(",", "")) > 0
     assert cells[3].split()[-1] in ("ms", "s", "min"), cells  # lag as a duration
     assert cells[4] == "0" and cells[5] == "0", cells
-    wait_for(lambda: '"host"' in by_css(browser, "#recent-events").text, what="recent events of the stream")
+    # Events in over the API's ingest route show up among the stream's recent events.
+    r = server.api("POST", "/cep/streams/metrics/events", json=[Feeder.event("ingest-1", 12.5), Feeder.event("ingest-2", 13.5)])
+    assert r.status_code == 200, r.text
+    wait_for(lambda: '"ingest-2"' in by_css(browser, "#recent-events").text, what="recent events of the stream")
 
 
 # --------------------------------------------------------------------------- editor
@@ -241,7 +244,10 @@ def test_simulate_shows_the_expected_matches(browser, server) -> None:  # noqa: 
     table = by_css(browser, "#sim-result table").text
     assert "a" in table and "c" in table and "50" not in table
 
-    # Against the last N events of its stream: the count equals what the rule keeps of them.
+    # Against the last N events of its stream (some sent through the ingest route):
+    # the count equals what the rule keeps of them.
+    hot = [Feeder.event(f"in-{i}", 91.0 + i) for i in range(3)] + [Feeder.event("in-cool", 40.0)]
+    assert server.api("POST", "/cep/streams/metrics/events", json=hot).status_code == 200
     by_css(browser, 'input[name="sim-source"][value="recent"]').click()
     n = by_css(browser, "#sim-n")
     n.clear()

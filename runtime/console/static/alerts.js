@@ -59,7 +59,7 @@
       el("td", {}, sev(a.severity)),
       el("td", {}, el("a", { href: `/rules/${encodeURIComponent(a.rule)}`, text: a.rule })),
       el("td", { text: groupText(a) }),
-      el("td", { class: "msg" }, messageOf(a), " ", flags),
+      el("td", { class: "msg" }, cep.messageNode(a), " ", flags),
       el("td", {}, outcomes(a)));
   }
 

@@ -206,41 +206,62 @@ const cep = (() => {
     return el("span", { class: `sev sev-${name}`, text: s || "info" });
   }
 
-  // Delivery states by alert id: final ones are kept, pending ones asked again.
-  const deliveryCache = new Map();
+  // The history's list entries name an alert's channels but carry neither the rendered
+  // message nor the delivery outcomes: those are in the alert's own record
+  // (`/cep/events/{id}`), fetched for the rows on screen, a few at a time.  Records
+  // whose deliveries are final are kept; pending ones are asked again on the next poll.
+  const details = new Map(); // id → Promise<detail>
   const detailQueue = [];
   let detailActive = 0;
   function pumpDetails() {
     while (detailActive < 4 && detailQueue.length) {
-      const { id, wrap, alert } = detailQueue.shift();
+      const job = detailQueue.shift();
       detailActive++;
-      api(`/cep/events/${encodeURIComponent(id)}`)
+      api(`/cep/events/${encodeURIComponent(job.id)}`)
         .then((d) => {
-          const got = deliveries(d);
-          if (got.length && got.every((x) => ["sent", "failed"].includes(outcomeClass(x.outcome)))) deliveryCache.set(id, got);
-          fillOutcomes(wrap, { ...alert, deliveries: got });
+          const final = deliveries(d).every((x) => ["sent", "failed"].includes(outcomeClass(x.outcome)));
+          if (!final) details.delete(job.id);
+          job.resolve(d);
         })
-        .catch(() => {})
+        .catch((e) => { details.delete(job.id); job.reject(e); })
         .finally(() => { detailActive--; pumpDetails(); });
     }
   }
+  function alertDetail(id) {
+    if (!details.has(id)) {
+      details.set(id, new Promise((resolve, reject) => { detailQueue.push({ id, resolve, reject }); pumpDetails(); }));
+    }
+    return details.get(id);
+  }
+  const needsDetail = (a) => !a.deliveries && !a.messages && !a.message && (a.channels || []).length > 0;
 
-  /** Delivery outcome per channel, as words (and marks).  A list entry of the history
-      names its channels only; the outcome comes from the alert's own record, fetched
-      for the rows on screen (a few at a time) and kept once final. */
+  /** Delivery outcome per channel, as words (and marks). */
   function outcomes(alert) {
     const wrap = el("span", { class: "outcomes", dataset: { alert: alert.id } });
-    const known = deliveries(alert);
-    const channels = alert.channels || [];
-    if (!known.length && channels.length && !alert.silenced) {
-      const cached = deliveryCache.get(alert.id);
-      if (cached) return fillOutcomes(wrap, { ...alert, deliveries: cached });
-      fillOutcomes(wrap, { ...alert, deliveries: channels.map((c) => ({ channel: typeof c === "string" ? c : c.name, outcome: "…" })) });
-      detailQueue.push({ id: alert.id, wrap, alert });
-      pumpDetails();
+    if (needsDetail(alert)) {
+      fillOutcomes(wrap, { ...alert, deliveries: alert.channels.map((c) => ({ channel: c, outcome: "…" })) });
+      alertDetail(alert.id).then((d) => fillOutcomes(wrap, d), () => {});
       return wrap;
     }
     return fillOutcomes(wrap, alert);
+  }
+
+  /** The rendered message of an alert, as a node that fills in when the record arrives. */
+  function messageNode(alert) {
+    const span = el("span", { class: "message-text" }, messageOf(alert));
+    if (needsDetail(alert)) alertDetail(alert.id).then((d) => { span.textContent = messageOf(d); }, () => {});
+    else if (!messageOf(alert) && !(alert.channels || []).length) {
+      span.append(el("span", { class: "muted", text: summaryOf(alert) }));
+    }
+    return span;
+  }
+
+  /** A rule without channels renders no message: show the record's own fields instead. */
+  function summaryOf(alert) {
+    const r = alert.record || {};
+    const skip = new Set(["rule", "ts", "severity", "title"]);
+    return Object.entries(r).filter(([k]) => !skip.has(k)).slice(0, 6)
+      .map(([k, v]) => `${k}=${typeof v === "number" && !Number.isInteger(v) ? v.toFixed(2) : v}`).join(" ");
   }
 
   function fillOutcomes(wrap, alert) {
@@ -290,7 +311,7 @@ const cep = (() => {
   }
 
   function groupText(alert) {
-    const g = alert.group ?? alert.group_key ?? alert.group_keys ?? alert.key;
+    const g = alert.group ?? alert.group_key ?? alert.group_keys;
     if (g === null || g === undefined || g === "") return "";
     if (typeof g === "object") return Object.entries(g).map(([k, v]) => `${k}=${v}`).join(", ");
     return String(g);
@@ -505,7 +526,7 @@ const cep = (() => {
 
   return {
     SEVERITIES, el, $, $$, pick, list, emptyRow, toast, api, ApiError, qs, num, ms, bytes, time, ago, duration, toDate,
-    sev, outcomes, outcomeClass, deliveries, groupText, messageOf, poll, dataTable, toggleSwitch, degradedReasons,
+    sev, outcomes, outcomeClass, deliveries, groupText, messageOf, messageNode, alertDetail, poll, dataTable, toggleSwitch, degradedReasons,
     checkHealth, ready, token, askToken,
   };
 })();

@@ -102,7 +102,7 @@
       el("td", { class: "nowrap" }, el("a", { href: `/alerts/${encodeURIComponent(a.id)}` }, time(pick(a, "ts", "time", "emitted_at")))),
       el("td", {}, sev(a.severity)),
       el("td", {}, el("a", { href: `/rules/${encodeURIComponent(a.rule)}`, text: a.rule })),
-      el("td", { class: "msg", text: messageOf(a) }))));
+      el("td", { class: "msg" }, cep.messageNode(a)))));
   }
 
   async function busiest() {

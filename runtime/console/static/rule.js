@@ -95,7 +95,7 @@
       el("td", { class: "nowrap" }, el("a", { href: `/alerts/${encodeURIComponent(a.id)}` }, time(pick(a, "ts", "time", "emitted_at")))),
       el("td", {}, sev(a.severity)),
       el("td", { text: groupText(a) }),
-      el("td", { class: "msg", text: messageOf(a) }),
+      el("td", { class: "msg" }, cep.messageNode(a)),
       el("td", {}, outcomes(a)))));
   }
 
