@@ -35,7 +35,7 @@ SEVERITIES = ["info", "low", "medium", "high", "critical"]
 
 
 def rules_text(n: int) -> str:
-    out = ["stream metrics (ts: timestamp, host: str, cpu: float, status: str)\n  time ts\n  lateness 1h\n"]
+    out = ["stream metrics (ts: timestamp, host: str, cpu: float, status: str)\n  time ts\n  lateness 1s\n"]
     for i in range(n):
         out.append(f'rule r{i:04d} "bench rule {i}"\n  from metrics\n  where cpu > {i % 50}\n'
                    f'  severity {SEVERITIES[i % 5]}\n')
@@ -51,7 +51,7 @@ def start_server(tmp: Path, n_rules: int) -> tuple[subprocess.Popen[bytes], str]
     cep = shutil.which("cep", path=str(Path(sys.executable).parent)) or "cep"
     proc = subprocess.Popen(
         [cep, "serve", str(tmp / "rules.cep"), "--source", f"metrics=jsonl:{tmp / 'metrics.jsonl'}",
-         "--state", str(tmp / "state.sqlite"), "--outbox", str(tmp / "outbox.sqlite"),
+         "--state", f"sqlite:{tmp / 'state.sqlite'}", "--outbox", str(tmp / "outbox.sqlite"),
          "--listen", f"127.0.0.1:{port}"],
         cwd=tmp, stdout=(tmp / "serve.log").open("w"), stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
@@ -84,13 +84,13 @@ def fill(url: str, n_alerts: int, n_rules: int) -> float:
         r = httpx.post(url + "/cep/streams/metrics/events", content="\n".join(batch) + "\n",
                        headers={"Content-Type": "application/x-ndjson", "X-CEP-Request": "1"}, timeout=300)
         r.raise_for_status()
-    deadline = time.monotonic() + 600
+    deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         total = httpx.get(url + "/cep/events/summary", params={"since": "1970-01-01T00:00:00Z"}, timeout=60).json()["total"]
         if total >= n_alerts:
             return time.perf_counter() - t0
         time.sleep(1)
-    raise SystemExit(f"only {total} alerts stored after 10 min")
+    raise SystemExit(f"only {total} alerts stored after 5 min")
 
 
 def main() -> None:

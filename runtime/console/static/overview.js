@@ -8,7 +8,9 @@
   function setKpi(name, value) {
     const node = document.querySelector(`[data-kpi="${name}"]`);
     if (!node || node.textContent === value) return;
+    const first = node.textContent === "–";
     node.textContent = value;
+    if (first) return; // flash changes, not the first fill
     const card = node.closest(".kpi");
     card.classList.remove("flash");
     void card.offsetWidth; // restart the animation
