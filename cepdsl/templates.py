@@ -376,7 +376,8 @@ def _fast_renderer(text: str) -> Callable[[Mapping[str, Any]], str] | None:
                 func, args, kwargs = arg
                 expr = f"{const(func)}({expr}, *{const(args)}, **{const(kwargs)})"
         exprs.append(f"_str({expr})")  # str(), as Jinja's generated code does without autoescape
-    source = "def _render(ctx):\n    return ''.join((" + ", ".join(exprs) + ",))\n"
+    # An empty template has no parts: `(,)` would not compile.
+    source = "def _render(ctx):\n    return ''.join((" + "".join(e + ", " for e in exprs) + "))\n"
     namespace: dict[str, Any] = {"_c": tuple(consts), "_str": str, "_ga": _ENV.getattr, "_gi": _ENV.getitem,
                                  "_look": _lookup}
     exec(compile(source, "<cep template>", "exec"), namespace)  # noqa: S102 - fixed code, data via _c

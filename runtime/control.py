@@ -15,13 +15,14 @@ running loop (tests, `create_app(program)`), `call` runs the function at once.
 from __future__ import annotations
 
 import datetime as dt
-import json
+import re
 import logging
 import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,10 +34,14 @@ from cepdsl.plan import Program, RulePlan
 from runtime.catalogue import Catalogue, Version
 from runtime.catalogue.program import Assembly, Declared, assemble, declarations, entry_file, grammar_has_templates, template_decl_text
 from runtime.deadletter import empty_dead_letters
-from runtime.history import AlertRow, SqlHistory, to_us
+from runtime.history import SqlHistory
 from runtime.sources.batch import Batch
 
 log = logging.getLogger("cep.control")
+
+
+#: Names the API can put in a path (runtime.api.models.ID_PATTERN).
+ADDRESSABLE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 
 
 class Refused(Exception):
@@ -97,6 +102,7 @@ class ReloadRecord:
     diagnostics: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None
     report: dict[str, list[str]] | None = None
+    offsets: dict[str, Any] | None = None  # the sources' offsets when it applied (from the next batch on)
 
 
 @dataclass
@@ -109,7 +115,8 @@ class RuleView:
     enabled: bool
     loaded: bool
     version: int | None
-    plan: RulePlan | None
+    plan: RulePlan | None  # the running plan (None: disabled or not loaded)
+    written: RulePlan | None = None  # the plan as written, also for a disabled rule (for display)
 
 
 class ControlPlane:
@@ -137,11 +144,12 @@ class ControlPlane:
         self._loop_thread: threading.Thread | None = None
         self._file_texts: dict[str, str] = {}
         self.assembly: Assembly | None = None
-        self.recent: dict[str, list[dict[str, Any]]] = {}  # last input events per stream (for simulate)
+        self.recent: dict[str, list[pl.DataFrame]] = {}  # last input rows per stream (for simulate)
         self.recent_max = 1000
         self.ingest_counts: dict[str, int] = {}
         self.dead_by_stream: dict[str, int] = {}
         self.redis_degraded_since: float | None = None
+        self.history_writer: Any = None
         self._left_out: set[tuple[str, str]] = set()
 
     # ------------------------------------------------------------------ program
@@ -156,7 +164,8 @@ class ControlPlane:
         entries: dict[tuple[str, str], str] = {}
         for kind in ("channel", "rule", "template"):
             for v in self.catalogue.latest(kind):
-                entries[(kind, v.id)] = v.text
+                if (kind, v.id) not in self._left_out:  # did not check at start: out until it is changed
+                    entries[(kind, v.id)] = v.text
         for key, text in (override or {}).items():
             if text is None:
                 entries.pop(key, None)
@@ -202,8 +211,8 @@ class ControlPlane:
                 else:
                     self.problems.append(f"catalogue {kind} `{v.id}` (version {v.version}) does not check "
                                          "against the rule files; it is not loaded")
-        self.assembly = self.assemble(kept)
         self._left_out = {k for k, t in kept.items() if t is None}
+        self.assembly = self.assemble()
         return self.assembly
 
     @property
@@ -249,15 +258,22 @@ class ControlPlane:
             except BaseException as e:  # noqa: BLE001 - handed to the caller
                 fut.set_exception(e)
 
-    def call(self, fn: Callable[[], Any], timeout: float = 30.0) -> Any:
-        """Run `fn` on the engine thread between batches (at once when no loop runs)."""
+    def call(self, fn: Callable[[], Any], timeout: float = 60.0) -> Any:
+        """Run `fn` on the engine thread between batches (at once when no loop runs).
+        An engine busy past `timeout` (a first kernel compilation, a huge batch) is a 503:
+        the work stays queued and is done when the engine gets to it."""
         if self._loop_thread is None or self._wake is None or threading.current_thread() is self._loop_thread:
             with self._lock:
                 return fn()
         fut: Future[Any] = Future()
         self._calls.put((fn, fut))
         self._wake.wake()
-        return fut.result(timeout=timeout)
+        try:
+            return fut.result(timeout=timeout)
+        except FutureTimeout:
+            raise Refused(503, "engine-busy", f"the engine did not reach a batch boundary within {timeout:.0f} s "
+                          "(compiling kernels or a large batch?); the request is queued and will be done "
+                          "when it does") from None
 
     # ------------------------------------------------------------------ applying changes
     def _apply(self, assembly: Assembly, origin: str, versions: list[Version] = ()) -> ReloadRecord:  # type: ignore[assignment]
@@ -282,7 +298,7 @@ class ControlPlane:
         self.assembly = assembly
         for v in versions:
             self.catalogue.mark_applied(v.kind, v.id, v.version, now, offsets)
-        rec = ReloadRecord(now, True, origin, report=report)
+        rec = ReloadRecord(now, True, origin, report=report, offsets=offsets)
         self.reloads.append(rec)
         del self.reloads[:-50]
         return rec
@@ -319,9 +335,22 @@ class ControlPlane:
             if not candidate.ok:
                 raise Refused(422, "check-failed", "the change does not check; nothing was changed",
                               [diagnostic_json(d, candidate.sources) for d in candidate.diagnostics])
+            self._channels_resolve(candidate.program)
             versions = commit()
+            self._left_out -= set(override)
             rec = self.call(lambda: self._apply(candidate, "api", versions))
             return versions, rec
+
+    def _channels_resolve(self, program: Program | None) -> None:
+        """Channels must resolve as the notifier will (env() set, destination allowed) before anything is stored."""
+        if self.notifier is None or program is None:
+            return
+        from runtime.notify import ChannelConfigError, resolve_channels
+
+        try:
+            resolve_channels(program, getattr(self.notifier, "_env", None), self.notifier._policy)
+        except ChannelConfigError as e:
+            raise Refused(422, "channel-config", f"nothing was changed: {e}") from None
 
     # ------------------------------------------------------------------ rules
     def rule_views(self) -> list[RuleView]:
@@ -338,12 +367,30 @@ class ControlPlane:
             out.append(RuleView(d.name, origin, d.file, d.line, d.text, toggles.get(d.name, True),
                                 d.name in loaded, versions[d.name].version if origin == "catalogue" and d.name in versions
                                 else None, loaded.get(d.name)))
+        if any(v.plan is None and not v.enabled for v in out):
+            written = self._written_plans(assembly, toggles)
+            for v in out:
+                v.written = v.plan or written.get(v.id)
+        else:
+            for v in out:
+                v.written = v.plan
         seen = {v.id for v in out}
         for rid, v in versions.items():  # stored but not loaded (did not check at start)
             if rid not in seen:
                 out.append(RuleView(rid, "catalogue", entry_file("rule", rid), 1, v.text, toggles.get(rid, True),
                                     False, v.version, None))
         return out
+
+    def _written_plans(self, assembly: Assembly | None, toggles: dict[str, bool]) -> dict[str, RulePlan]:
+        """Plans of every rule with the disabled ones enabled (cached until the program or toggles change)."""
+        key = (id(assembly), tuple(sorted(toggles.items())))
+        cached = getattr(self, "_written_cache", None)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        trial = self.assemble(toggles={rid: True for rid in toggles})
+        plans = {r.id: r for r in trial.program.rules} if trial.program is not None else {}
+        self._written_cache = (key, plans)
+        return plans
 
     def rule_view(self, rule_id: str) -> RuleView:
         for v in self.rule_views():
@@ -359,7 +406,11 @@ class ControlPlane:
         if len(decls) != 1 or decls[0][1].kind != kind:
             found = ", ".join(f"{d.kind} `{d.name}`" for _, d in decls) or "nothing"
             raise Refused(422, "one-declaration", f"expected exactly one {kind} declaration, found {found}")
-        return decls[0][1].name
+        name = decls[0][1].name
+        if not ADDRESSABLE.fullmatch(name):
+            raise Refused(422, "invalid-name", f"{kind} `{name}`: names created over HTTP use letters, digits, "
+                          "`_`, `.` and `-` (at most 128), so that a URL can name them")
+        return name
 
     def _file_rule(self, rule_id: str) -> Declared | None:
         for d in (self.assembly.declared if self.assembly else []):
@@ -447,7 +498,7 @@ class ControlPlane:
 
         try:
             precompile(body)
-        except TemplateError as e:
+        except (TemplateError, SyntaxError, ValueError, RecursionError) as e:
             raise Refused(422, "template-error", f"template `{name}` does not compile: {e}") from None
         if grammar_has_templates():
             versions, _ = self._change({("template", name): body}, None,
@@ -457,21 +508,27 @@ class ControlPlane:
 
     # ------------------------------------------------------------------ events in
     def remember(self, stream: str, frame: pl.DataFrame) -> None:
+        """Keep the last input rows of a stream (as frames: converted only when asked for)."""
         if frame.height == 0:
             return
-        tail = frame.tail(self.recent_max)
+        got = self.recent.setdefault(stream, [])
+        got.append(frame.tail(self.recent_max))
+        while len(got) > 1 and sum(f.height for f in got[1:]) >= self.recent_max:
+            got.pop(0)
+
+    def recent_events(self, stream: str, n: int) -> list[dict[str, Any]]:
         from runtime.notify.records import json_safe
 
-        rows = [json_safe(r) for r in tail.to_dicts()]
-        got = self.recent.setdefault(stream, [])
-        got.extend(rows)
-        del got[: max(0, len(got) - self.recent_max)]
+        frames = list(self.recent.get(stream, []))
+        if not frames:
+            return []
+        tail = pl.concat(frames, how="diagonal_relaxed").tail(n)
+        return [json_safe(r) for r in tail.to_dicts()]
 
     def ingest(self, stream: str, frame: pl.DataFrame, dead: pl.DataFrame) -> dict[str, int]:
         """Rows that arrived over HTTP, fed to the engine like any source's batch."""
         batch = Batch(stream, frame, dead)
         self.ingest_counts[stream] = self.ingest_counts.get(stream, 0) + frame.height
-        self.remember(stream, frame)
         if self.engine is None:
             raise Refused(409, "no-engine", "no engine runs in this process")
 
@@ -480,6 +537,7 @@ class ControlPlane:
             return {rid: f.height for rid, f in outs.items() if f.height}
 
         matches = self.call(feed)
+        self.history_flush()
         return {"accepted": frame.height, "dead_letters": dead.height, "matches": sum(matches.values())}
 
     def count_dead(self, frame: pl.DataFrame) -> None:
@@ -490,27 +548,22 @@ class ControlPlane:
 
     # ------------------------------------------------------------------ matches out
     def record_matches(self, rule_id: str, frame: pl.DataFrame, *, test: bool = False) -> None:
-        """Every emitted match into the alert history (rules without channels too)."""
+        """Every emitted match into the alert history (rules without channels too), written
+        by the history's own thread: the engine only hands the frame over."""
         if self.history is None or frame.height == 0:
             return
         program = self.program
         rule = next((r for r in program.rules if r.id == rule_id), None) if program else None
-        from runtime.notify.records import idempotency_key, json_safe
+        if self.history_writer is None:
+            from runtime.history import HistoryWriter
 
-        rows = []
-        for rec in frame.to_dicts():
-            sev = str(rec.get("severity") or (rule.severity if rule else "medium"))
-            keys = rule.group_keys if rule else ()
-            group = "|".join("" if rec.get(k) is None else str(rec.get(k)) for k in keys)
-            key = idempotency_key(rule, rec) if rule else ""
-            rows.append(AlertRow(rule_id, sev, to_us(rec.get("ts")), group, key,
-                                 json.dumps(json_safe(rec), allow_nan=False, default=str),
-                                 rec.get("silenced") if isinstance(rec.get("silenced"), str) else None, test,
-                                 list(rule.notify) if rule else []))
-        try:
-            self.history.add(rows, self.clock())
-        except Exception as e:  # noqa: BLE001 - the history must never stop the engine
-            log.error("alert history: %d match(es) of %s not stored: %s", len(rows), rule_id, e)
+            self.history_writer = HistoryWriter(self.history, self.clock)
+        self.history_writer.submit(rule_id, rule, frame, test)
+
+    def history_flush(self, timeout: float = 30.0) -> None:
+        """Wait until every match handed over so far is stored (the API reads its own writes)."""
+        if self.history_writer is not None:
+            self.history_writer.flush(timeout)
 
     # ------------------------------------------------------------------ health
     def source_problems(self) -> dict[str, str]:

@@ -178,7 +178,15 @@ def serve_forever(
         if sink is not None:
             sink.dead(frame)
 
-    engine = StreamingEngine(program, open_sources, notifier=notifier, on_matches=on_matches, store=store,
+    class ServedEngine(StreamingEngine):
+        """Remembers the last input rows of each stream (GET /cep/streams/{stream}/recent)."""
+
+        def feed(self, source: str, batch: Any) -> Any:
+            for b in batch if isinstance(batch, list) else [batch]:
+                ops.remember(b.stream, b.frame)
+            return super().feed(source, batch)
+
+    engine = ServedEngine(program, open_sources, notifier=notifier, on_matches=on_matches, store=store,
                              dead_letters=on_dead, clock=clock, checkpoint_every_s=checkpoint_every)
     ops.attach(engine, notifier, specs)
     ops.reloads.append(ReloadRecord(clock(), True, "start"))
@@ -205,11 +213,23 @@ def serve_forever(
         print("cep: no token set: state-changing requests need the header X-CEP-Request: 1", file=sys.stderr)
     if on_ready is not None:
         on_ready(address, ops)
-    last_prune = clock()
+    last_prune = last_export = clock()
+    anomaly_rules = lambda: [r.id for r in engine.program.rules if r.anomaly is not None]  # noqa: E731
+    redis_state = state.startswith(("redis://", "rediss://", "unix://"))
 
     def between_steps() -> None:
-        nonlocal last_prune
+        nonlocal last_prune, last_export
         ops.run_pending()
+        if redis_state and clock() - last_export >= checkpoint_every:
+            # The design's `cep:anomaly:baseline:<rule>:<group>` keys, kept current at checkpoint pace.
+            from runtime.api.anomaly import export_baselines
+
+            last_export = clock()
+            for rid in anomaly_rules():
+                try:
+                    export_baselines(ops, rid)
+                except Exception as e:  # noqa: BLE001 - Redis down: the state store reports it
+                    log.debug("baselines of %s not exported: %s", rid, e)
         if reload_requested.is_set() or any([w.changed() for w in watches]):
             reload_requested.clear()
             rec = ops.reload_files()
@@ -232,6 +252,8 @@ def serve_forever(
         thread.join(timeout=10)
         notifier.stop(drain=True, timeout=30.0)
         store.close()
+        if ops.history_writer is not None:
+            ops.history_writer.close()
         hist.close()
         cat.close()
     if engine.errors:

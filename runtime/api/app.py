@@ -9,12 +9,10 @@ their paths must be tried (`/cep/rules/performance` before `/cep/rules/{id}`).
 from __future__ import annotations
 
 import importlib
-import logging
-import time
 from collections.abc import Iterable
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 
 from cepdsl.plan import Program
 from runtime.api import errors
@@ -23,8 +21,6 @@ from runtime.control import ControlPlane
 
 #: Router modules of this package, in order (a new topic = a new module + its name here).
 ROUTERS = ("rules", "simulate", "anomaly", "events", "stats", "streams", "channels", "templates", "health", "docs")
-
-log = logging.getLogger("cep.api.access")
 
 
 def create_app(
@@ -59,14 +55,6 @@ def create_app(
 
     app.state.token_required = bool(token)  # the console asks for the token up front when set
     mount_console(app)
-
-    @app.middleware("http")
-    async def access_log(request: Request, call_next: Any) -> Any:
-        t0 = time.perf_counter()
-        response = await call_next(request)
-        log.info("%s %s %s %.1fms", request.method, request.url.path, response.status_code,
-                 (time.perf_counter() - t0) * 1e3)
-        return response
 
     app.add_middleware(Guard, token=token, hosts=hosts)  # type: ignore[arg-type]
     return app

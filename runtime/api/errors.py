@@ -26,7 +26,8 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     for code, desc in ((400, "malformed body"), (401, "token required"), (403, "X-CEP-Request header required"),
                        (404, "unknown id"), (409, "conflict (e.g. a file rule is read-only)"),
                        (413, "body over the size limit"), (421, "Host not allowed"),
-                       (422, "invalid request, or rule text that does not check"))
+                       (422, "invalid request, or rule text that does not check"),
+                       (503, "the engine is busy; the change is queued"))
 }
 
 

@@ -36,6 +36,7 @@ def parse_time(value: str | None, name: str) -> int | None:
 def history(o: ControlPlane):  # noqa: ANN201
     if o.history is None:
         raise Refused(404, "no-history", "this server keeps no alert history")
+    o.history_flush(timeout=5.0)  # matches emitted before this request are in the answer
     return o.history
 
 

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import hmac
 import json
+import logging
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -22,6 +24,7 @@ LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
 RULE_BODY_MAX = 1 << 20
 INGEST_BODY_MAX = 64 << 20
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+access_log = logging.getLogger("cep.api.access")
 
 
 class BodyTooLarge(Exception):
@@ -54,6 +57,21 @@ class Guard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        t0 = time.perf_counter()
+        status = [0]
+
+        async def logged_send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self._guarded(scope, receive, logged_send)
+        finally:
+            access_log.info("%s %s %s %.1fms", scope["method"], scope["path"], status[0] or "-",
+                            (time.perf_counter() - t0) * 1e3)
+
+    async def _guarded(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
         if not self.any_host and _host_name(headers.get("host", "")) not in self.hosts:
             await _reply(send, 421, "host-not-allowed",

@@ -10,8 +10,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-#: Rule, channel and template IDs are `.cep` identifiers.
-ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
+#: Rule, channel and template IDs as paths take them: identifiers, and backquoted names made of
+#: letters, digits, `_`, `.` and `-` (what `cep import` writes for the seed's ids, e.g. `cpu-high`).
+ID_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"
 STREAM_PATTERN = ID_PATTERN
 JsonObject = dict[str, Any]
 
@@ -54,6 +55,8 @@ class ReloadOut(BaseModel):
     error: str | None = None
     diagnostics: list[DiagnosticOut] = []
     report: dict[str, list[str]] | None = Field(None, description="kept / changed / added / removed rule IDs")
+    offsets: JsonObject | None = Field(None, description="the sources' offsets when the change applied: it holds "
+                                                         "from the next batch on")
 
 
 class RuleOut(BaseModel):

@@ -32,7 +32,7 @@ RuleId = Annotated[str, Path(pattern=ID_PATTERN, description="a rule ID")]
 def rule_out(v: RuleView) -> RuleOut:
     out = RuleOut(id=v.id, origin=v.origin, file=v.file, line=v.line, enabled=v.enabled, loaded=v.loaded,
                   version=v.version, text=v.text, source=f"{v.file}:{v.line}")
-    r = v.plan
+    r = v.plan or v.written
     if r is not None:
         out.title, out.kind, out.stream, out.severity = r.title, r.kind.value, r.stream.name, r.severity
         out.group_by, out.notify, out.fallback = list(r.group_keys), list(r.notify), r.fallback
@@ -50,20 +50,47 @@ def reload_out(r: ReloadRecord | None) -> ReloadOut | None:
     if r is None:
         return None
     return ReloadOut(at=rfc3339_s(r.at), ok=r.ok, origin=r.origin, error=r.error, diagnostics=r.diagnostics,
-                     report=r.report)
+                     report=r.report, offsets=r.offsets)
 
 
 async def rule_text(request: Request, o: ControlPlane) -> str:
     """The body as `.cep` text: text/plain, JSON `{"text": ...}`, or a seed-design JSON rule."""
+    text, _ = await rule_text_and_baseline(request, o)
+    return text
+
+
+async def rule_text_and_baseline(request: Request, o: ControlPlane) -> tuple[str, list[float] | None]:
+    """The rule text, and a seed rule's pre-seeded anomaly baseline (`baseline_values`)."""
     data = await body_bytes(request)
     if not is_json(request):
-        return decode_text(data)
+        return decode_text(data), None
     doc = parse_json(data)
     if isinstance(doc, dict) and isinstance(doc.get("text"), str):
-        return doc["text"]
+        return doc["text"], None
     if isinstance(doc, dict) and ("trigger_type" in doc or "rule_id" in doc):
-        return seed_rule_text(doc, o, request.query_params.get("stream"))
+        values = None
+        spec = doc.get("trigger_spec")
+        for holder in (spec, spec.get("anomaly_config") if isinstance(spec, dict) else None):
+            if isinstance(holder, dict) and "baseline_values" in holder:
+                holder = dict(holder)
+                values = holder.pop("baseline_values")
+                if holder is not None:
+                    doc = _without_baseline(doc)
+        if values is not None and (not isinstance(values, list) or
+                                   not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)):
+            raise Refused(422, "import-failed", "trigger_spec.baseline_values: expected a list of numbers")
+        return seed_rule_text(doc, o, request.query_params.get("stream")), values or None
     raise Refused(422, "invalid-request", 'expected .cep text, {"text": "..."} or a rule in the original design\'s JSON shape')
+
+
+def _without_baseline(doc: dict[str, Any]) -> dict[str, Any]:
+    doc = dict(doc)
+    spec = dict(doc["trigger_spec"])
+    spec.pop("baseline_values", None)
+    if isinstance(spec.get("anomaly_config"), dict):
+        spec["anomaly_config"] = {k: v for k, v in spec["anomaly_config"].items() if k != "baseline_values"}
+    doc["trigger_spec"] = spec
+    return doc
 
 
 def seed_rule_text(doc: dict[str, Any], o: ControlPlane, stream: str | None) -> str:
@@ -108,8 +135,13 @@ def list_rules(o: Ops) -> list[RuleOut]:
 @router.post("/cep/rules", status_code=201, response_model=RuleChange, openapi_extra=CEP_TEXT_BODY,
              summary="Create a rule (checked first: 422 with diagnostics when it does not check)")
 async def create_rule(request: Request, o: Ops) -> RuleChange:
-    text = await rule_text(request, o)
+    text, baseline = await rule_text_and_baseline(request, o)
     version, rec = await _threaded(o.create_rule, text)
+    if baseline:
+        # The seed's stored baseline (one per rule) becomes the rule's state, as if seen in the stream.
+        from runtime.api.anomaly import seed
+
+        await _threaded(o.call, lambda: seed(o, version.id, {"": [float(v) for v in baseline]}))
     return change_out(o, version, rec)
 
 
@@ -162,15 +194,18 @@ def versions(rule_id: RuleId, o: Ops) -> list[VersionOut]:
     return [version_out(v) for v in got]
 
 
-@router.get("/cep/rules/{rule_id}/explain", response_class=PlainTextResponse,
-            responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}})
-def explain_rule(rule_id: RuleId, o: Ops) -> str:
+TEXT_200: dict[int | str, dict[str, Any]] = {200: {"content": {"text/plain": {"schema": {"type": "string"}}},
+                                                   "description": "the plan, as `cep explain` prints it"}}
+
+
+@router.get("/cep/rules/{rule_id}/explain", response_model=None, responses=TEXT_200)
+def explain_rule(rule_id: RuleId, o: Ops) -> PlainTextResponse:
     from cepdsl.explain import explain_rule as explain_one
 
     view = o.rule_view(rule_id)
     if view.plan is None:
         raise Refused(409, "not-loaded", f"rule `{rule_id}` is not running (disabled or not checking): no plan to explain")
-    return explain_one(view.plan, o.program)
+    return PlainTextResponse(explain_one(view.plan, o.program))
 
 
 @router.get("/cep/rules/{rule_id}/metrics", response_model=RuleMetrics, tags=["numbers"])
@@ -196,14 +231,13 @@ async def check(request: Request, filename: Annotated[str, Query(max_length=200)
                        diagnostics=[diagnostic_json(d, {filename: text}) for d in diags])  # type: ignore[misc]
 
 
-@router.get("/cep/explain", response_class=PlainTextResponse,
-            responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}})
-def explain_all(o: Ops) -> str:
+@router.get("/cep/explain", response_model=None, responses=TEXT_200)
+def explain_all(o: Ops) -> PlainTextResponse:
     from cepdsl.explain import explain
 
     if o.program is None:
         raise Refused(404, "not-found", "no program loaded")
-    return explain(o.program)
+    return PlainTextResponse(explain(o.program))
 
 
 async def _threaded(fn: Any, *args: Any) -> Any:

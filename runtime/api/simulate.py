@@ -161,6 +161,7 @@ def _trigger(rule_id: str, o: ControlPlane, given: dict[str, Any] | None) -> Tri
         raise Refused(422, "invalid-record", f"record does not fit the rule's output: {e}") from None
     enqueued = o.notifier.submit(rule_id, frame)
     o.record_matches(rule_id, frame, test=True)
+    o.history_flush()
     return TriggerOut(rule=rule_id, enqueued=enqueued, idempotency_key=idempotency_key(rule, frame.to_dicts()[0]),
                       channels=list(rule.notify))
 

@@ -28,7 +28,7 @@ def stats(o: Ops) -> LegacyStats:
     return LegacyStats(**legacy_stats(o))
 
 
-@router.get("/metrics", response_class=Response, tags=["health"],
+@router.get("/metrics", response_model=None, tags=["health"],
             responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
             summary="Prometheus text format")
 def metrics(request: Request) -> Response:

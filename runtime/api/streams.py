@@ -35,7 +35,7 @@ def list_streams(request: Request, o: Ops) -> list[StreamOut]:
 @router.get("/cep/streams/{stream}/recent", response_model=RecentOut, summary="The last N input events (for simulate)")
 def recent(stream: Stream, o: Ops, n: Annotated[int, Query(ge=1, le=1000)] = 50) -> RecentOut:
     _stream(o, stream)
-    return RecentOut(stream=stream, events=o.recent.get(stream, [])[-n:])
+    return RecentOut(stream=stream, events=o.recent_events(stream, n))
 
 
 @router.post("/cep/streams/{stream}/events", response_model=IngestOut, openapi_extra=EVENTS_BODY,

@@ -9,6 +9,8 @@ the grammar has them.
 
 from __future__ import annotations
 
+import dataclasses
+
 from dataclasses import dataclass, field
 
 from cepdsl import ast
@@ -99,6 +101,11 @@ def assemble(texts: dict[str, str], disabled: frozenset[str] | set[str] = frozen
         return Assembly(None, sorted(diags, key=sort_key), dict(texts), declared)
     program, semantic = check(ast.File(tuple(decls), name="<program>", broken=frozenset(broken)))  # type: ignore[arg-type]
     diags = sorted(diags + semantic, key=sort_key)
+    if program is not None:
+        # The checker names the file it was given (one merged file): each rule gets its own back.
+        where = {d.name: d.file for d in declared if d.kind == "rule"}
+        program = dataclasses.replace(program, rules=tuple(
+            dataclasses.replace(r, file=where.get(r.id, r.file)) for r in program.rules))
     return Assembly(program if not diags else None, diags, dict(texts), declared)
 
 

@@ -1,6 +1,7 @@
 """Alert history: every emitted match, queryable over HTTP (see docs/api.md)."""
 
 from runtime.history.store import DEFAULT_RETENTION_S, Alert, AlertRow, SqlHistory, to_us
+from runtime.history.writer import HistoryWriter
 
 
 def open_history(spec: str, retention_s: float = DEFAULT_RETENTION_S) -> SqlHistory:
@@ -12,4 +13,4 @@ def open_history(spec: str, retention_s: float = DEFAULT_RETENTION_S) -> SqlHist
     raise ValueError(f"unknown alert history store {spec!r} (sqlite:PATH, memory, postgresql://...)")
 
 
-__all__ = ["DEFAULT_RETENTION_S", "Alert", "AlertRow", "SqlHistory", "open_history", "to_us"]
+__all__ = ["DEFAULT_RETENTION_S", "Alert", "AlertRow", "HistoryWriter", "SqlHistory", "open_history", "to_us"]

@@ -69,9 +69,8 @@ class SqlHistory:
                 emitted_us BIGINT NOT NULL, grp TEXT NOT NULL, nkey TEXT NOT NULL, record TEXT NOT NULL,
                 silenced TEXT, test INTEGER NOT NULL, channels TEXT NOT NULL)""",
             "CREATE INDEX IF NOT EXISTS cep_alerts_rule ON cep_alerts (rule, id)",
-            "CREATE INDEX IF NOT EXISTS cep_alerts_severity ON cep_alerts (severity, id)",
+            # Severity alone, and the hourly retention prune, scan: every index costs each insert.
             "CREATE INDEX IF NOT EXISTS cep_alerts_ts ON cep_alerts (ts_us)",
-            "CREATE INDEX IF NOT EXISTS cep_alerts_emitted ON cep_alerts (emitted_us)",
             "CREATE INDEX IF NOT EXISTS cep_alerts_grp ON cep_alerts (grp, id)",
         ])
 
@@ -90,6 +89,17 @@ class SqlHistory:
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [(r.rule, r.severity, r.ts_us, emitted, r.group, r.key, r.record_json, r.silenced, int(r.test),
               json.dumps(r.channels)) for r in rows],
+        )
+
+    def add_rows(self, rows: list[tuple[Any, ...]], now: float | None = None) -> None:
+        """Rows from `runtime.history.rows.alert_rows` (the writer thread's path)."""
+        if not rows:
+            return
+        emitted = int((time.time() if now is None else now) * 1_000_000)
+        self.db.many(
+            "INSERT INTO cep_alerts (rule, severity, ts_us, emitted_us, grp, nkey, record, silenced, test, channels) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(r[0], r[1], r[2], emitted, *r[3:]) for r in rows],
         )
 
     def query(self, *, rule: str | None = None, severity: str | None = None, group: str | None = None,
