@@ -65,13 +65,16 @@ def list_events(
 @router.get("/cep/events/summary", response_model=SummaryOut,
             summary="Counts by rule and severity over a range (default: the last 24 h), and per minute")
 def events_summary(o: Ops, since: Time = None, until: Time = None,
-                   rule: Annotated[str | None, Query(pattern=ID_PATTERN)] = None) -> SummaryOut:
+                   rule: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
+                   severity: Annotated[str | None, Query(pattern="^(info|low|medium|high|critical)$",
+                                                         description="per-minute series of one severity (the console's chart)")] = None,
+                   ) -> SummaryOut:
     since_us = parse_time(since, "since")
     until_us = parse_time(until, "until")
     if since_us is None and until_us is None:
         now_us = int(dt.datetime.now(dt.timezone.utc).timestamp() * 1_000_000)
         since_us = now_us - 86_400_000_000
-    counts, series = history(o).summary(since_us=since_us, until_us=until_us, rule=rule)
+    counts, series = history(o).summary(since_us=since_us, until_us=until_us, rule=rule, severity=severity)
     by_rule: dict[str, int] = {}
     by_sev: dict[str, int] = {}
     for r, s, n in counts:

@@ -135,10 +135,10 @@ class SqlHistory:
             params.append(until_us)
         return where, params
 
-    def summary(self, *, since_us: int | None, until_us: int | None, rule: str | None = None
-                ) -> tuple[list[tuple[str, str, int]], list[tuple[int, int]]]:
+    def summary(self, *, since_us: int | None, until_us: int | None, rule: str | None = None,
+                severity: str | None = None) -> tuple[list[tuple[str, str, int]], list[tuple[int, int]]]:
         """(rule, severity, count) over the range, and (minute start µs, count) per minute."""
-        where, params = self._filters(rule, None, None, since_us, until_us)
+        where, params = self._filters(rule, severity, None, since_us, until_us)
         cond = (" WHERE " + " AND ".join(where)) if where else ""
         counts = self.db.rows(f"SELECT rule, severity, COUNT(*) FROM cep_alerts{cond} GROUP BY rule, severity "
                               "ORDER BY rule, severity", params)

@@ -53,7 +53,7 @@
   /** Matches per minute by severity.  The summary's per-minute series counts all
       severities together, so the split is asked for as narrowly as the API allows:
       one severity in the hour → exact at once; else a per-severity filter when the
-      API honours it (checked, not assumed); else one series per rule that fired,
+      API honours it (checked, not assumed); else one series per busiest rule that fired,
       grouped by the rule's severity (a rule has exactly one). */
   async function seriesBySeverity(query) {
     const all = await api("/cep/events/summary", { query });
@@ -65,7 +65,7 @@
     }
     const ruleSev = {};
     for (const c of pick(all, "counts") || []) ruleSev[c.rule] = c.severity;
-    const rules = Object.entries(pick(all, "by_rule") || {}).sort((a, b) => b[1] - a[1]).slice(0, 25).map(([r]) => r);
+    const rules = Object.entries(pick(all, "by_rule") || {}).sort((a, b) => b[1] - a[1]).slice(0, 8).map(([r]) => r);
     const perRule = await Promise.all(rules.map((r) => api("/cep/events/summary", { query: { ...query, rule: r } })));
     const out = {};
     const total = perMinute(all);
@@ -78,7 +78,7 @@
       }
     });
     for (const [m, n] of Object.entries(total)) {
-      // Beyond the 25 busiest rules: counted, shown without a severity split.
+      // Beyond the 8 busiest rules: counted, shown without a severity split.
       if (n > (covered[m] || 0)) (out.other ||= {})[m] = n - (covered[m] || 0);
     }
     return out;
@@ -108,18 +108,14 @@
   }
 
   async function busiest() {
-    const data = await api("/cep/rules/performance", { query: { sort: "-matches", limit: 8 } });
-    const rows = list(data, "rules").slice()
-      .sort((x, y) => (pick(y, "matches") || 0) - (pick(x, "matches") || 0)).slice(0, 8);
+    const { numbers } = await cep.ruleNumbers({ withRules: false });
+    const rows = [...numbers.values()].sort((x, y) => (y.matches || 0) - (x.matches || 0) || x.id.localeCompare(y.id)).slice(0, 8);
     const tbody = $("#busy-rules").tBodies[0];
     if (!rows.length) return emptyRow(tbody, 3, "No rule loaded.");
-    tbody.replaceChildren(...rows.map((r) => {
-      const id = pick(r, "id", "rule", "name");
-      return el("tr", {},
-        el("td", {}, el("a", { href: `/rules/${encodeURIComponent(id)}`, text: id })),
-        el("td", { class: "num", text: num(pick(r, "matches")) }),
-        el("td", { class: "num", text: ms(pick(r, "p99_ms", "p99_eval_ms")) }));
-    }));
+    tbody.replaceChildren(...rows.map((r) => el("tr", {},
+      el("td", {}, el("a", { href: `/rules/${encodeURIComponent(r.id)}`, text: r.id })),
+      el("td", { class: "num", text: num(r.matches) }),
+      el("td", { class: "num", text: ms(r.p99_ms) }))));
   }
 
   cep.poll(async () => {

@@ -5,8 +5,7 @@
   const EVERY_MS = 10000;
 
   /** One row per rule: the catalogue's description joined with its performance numbers. */
-  function merge(rules, perf) {
-    const byId = new Map(list(perf, "rules").map((p) => [pick(p, "id", "rule", "name"), p]));
+  function merge(rules, byId) {
     return list(rules, "rules").map((r) => {
       const id = pick(r, "id", "name");
       const p = byId.get(id) || {};
@@ -75,8 +74,8 @@
   cep.poll(async () => {
     // A click on a switch in flight must not be undone by a redraw from older numbers.
     if (document.querySelector(".switch:disabled")) return;
-    const [rules, perf] = await Promise.all([api("/cep/rules"), api("/cep/rules/performance", { query: { limit: 10000 } }).catch(() => [])]);
-    const rows = merge(rules, perf);
+    const { rules, numbers } = await cep.ruleNumbers();
+    const rows = merge(rules, numbers);
     for (const r of rows) r.name = r.id;
     table.set(rows);
     cep.ready();
