@@ -50,13 +50,25 @@
   }
   const sevKeys = (summary) => Object.entries(pick(summary, "by_severity") || {}).filter(([, n]) => n > 0).map(([k]) => k);
 
-  /** Matches per minute by severity.  The summary's per-minute series counts all
-      severities together, so the split is asked for as narrowly as the API allows:
-      one severity in the hour → exact at once; else a per-severity filter when the
+  /** Matches per minute by severity: from the summary's per-minute `by_severity` when
+      the API gives it (one call).  Otherwise the split is asked for as narrowly as the
+      API allows: one severity in the hour → exact at once; else a per-severity filter when the
       API honours it (checked, not assumed); else one series per busiest rule that fired,
       grouped by the rule's severity (a rule has exactly one). */
   async function seriesBySeverity(query) {
     const all = await api("/cep/events/summary", { query });
+    const points = pick(all, "per_minute", "series", "minutes") || [];
+    if (points.some((p) => p.by_severity && Object.keys(p.by_severity).length)) {
+      // The series is split already: one call.
+      const out = {};
+      for (const p of points) {
+        const t = cep.toDate(pick(p, "minute", "ts", "t"));
+        if (!t) continue;
+        const m = Math.floor(t.getTime() / 60000) * 60000;
+        for (const [k, n] of Object.entries(p.by_severity)) (out[k] ||= {})[m] = ((out[k] || {})[m] || 0) + n;
+      }
+      return out;
+    }
     const sevs = sevKeys(all);
     if (sevs.length <= 1) return { [sevs[0] || "medium"]: perMinute(all) };
     const filtered = await Promise.all(sevs.map((s) => api("/cep/events/summary", { query: { ...query, severity: s } })));
