@@ -139,7 +139,8 @@ class Feeder:
 
 
 class Server:
-    def __init__(self, tmp: Path, rules_text: str = RULES, token: str | None = None, feed: bool = True) -> None:
+    def __init__(self, tmp: Path, rules_text: str = RULES, token: str | None = None, feed: bool = True,
+                 source_path: Path | None = None) -> None:
         self.tmp = tmp
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -147,8 +148,9 @@ class Server:
         out.mkdir(exist_ok=True)
         self.rules = tmp / "ops.cep"
         self.rules.write_text(rules_text.format(outdir=out))
-        self.events = tmp / "metrics.jsonl"
-        self.events.touch()
+        self.events = source_path or tmp / "metrics.jsonl"
+        if source_path is None:
+            self.events.touch()
         self.feeder = Feeder(self.events)
         self.token = token
         cep = shutil.which("cep", path=str(Path(sys.executable).parent)) or "cep"

@@ -221,6 +221,8 @@ def test_a_typo_is_underlined_under_the_right_word(browser, server) -> None:  # 
     assert abs(geo["top"] - 2 * geo["line"]) < 4, geo
     assert abs(geo["width"] - 4 * geo["ch"]) < 1.5, geo
     assert by_css(browser, "#check-state").text.startswith("1 error")
+    shot = screenshot(browser, "editor-typo")
+    assert non_blank(browser, shot)["colours"] > 20
     # Fixing the word clears the diagnostic.
     before = browser.execute_script("return document.body.dataset.checked")
     set_editor_text(browser, TYPO_RULE.replace("cpux", "cpu"))
@@ -241,6 +243,7 @@ def test_simulate_shows_the_expected_matches(browser, server) -> None:  # noqa: 
     by_css(browser, "#simulate").click()
     summary = wait_for(lambda: all_css(browser, "#sim-result .sim-summary"), what="a simulation result")[0]
     assert summary.text.startswith("2 matches from 3 events")
+    screenshot(browser, "editor-simulate")
     table = by_css(browser, "#sim-result table").text
     assert "a" in table and "c" in table and "50" not in table
 

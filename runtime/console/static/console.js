@@ -168,7 +168,7 @@ const cep = (() => {
       out.set(id, {
         id,
         events_in: r.events_in, matches: r.matches, batches: r.batches,
-        mean_ms: r.mean_eval_ms, p99_ms: r.p99_eval_ms, state_bytes: r.state_bytes,
+        mean_ms: r.batches ? r.mean_eval_ms : null, p99_ms: r.batches ? r.p99_eval_ms : null, state_bytes: r.state_bytes,
         last_execution: r.batches && typeof idle === "number" ? new Date(at - idle * 1000).toISOString() : null,
       });
     }
@@ -420,7 +420,7 @@ const cep = (() => {
     banner.className = `banner${kind === "bad" ? " bad" : ""}`;
     banner.replaceChildren(
       el("strong", { text: kind === "bad" ? "The console cannot reach the server" : "Degraded: the engine runs, but something needs attention" }),
-      el("ul", {}, reasons.map((r) => el("li", {}, r.what, r.todo ? el("span", { class: "todo" }, " ", r.todo) : null))),
+      el("ul", {}, reasons.map((r) => el("li", {}, r.what, r.todo ? el("span", { class: "todo" }, el("b", { text: "What to do: " }), r.todo) : null))),
     );
     banner.hidden = false;
   }
