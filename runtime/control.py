@@ -262,7 +262,9 @@ class ControlPlane:
         """Run `fn` on the engine thread between batches (at once when no loop runs).
         An engine busy past `timeout` (a first kernel compilation, a huge batch) is a 503:
         the work stays queued and is done when the engine gets to it."""
-        if self._loop_thread is None or self._wake is None or threading.current_thread() is self._loop_thread:
+        if threading.current_thread() is self._loop_thread:
+            return fn()  # already between batches (a file reload): never wait for the API's lock here
+        if self._loop_thread is None or self._wake is None:
             with self._lock:
                 return fn()
         fut: Future[Any] = Future()
@@ -281,6 +283,13 @@ class ControlPlane:
         assert assembly.program is not None
         now = self.clock()
         report = None
+        try:
+            # Before the session switches: the engine reloads the notifier after it, and a channel
+            # that fails there would leave the two on different programs.
+            self._channels_resolve(assembly.program)
+        except Refused as e:
+            self.reloads.append(ReloadRecord(now, False, origin, error=e.message))
+            raise
         if self.engine is not None:
             try:
                 result = self.engine.reload(assembly.program)
@@ -309,22 +318,28 @@ class ControlPlane:
 
         try:
             files = self.read_files()
+            candidate = self.assemble(files=files)
         except (OSError, CheckError) as e:
             rec = ReloadRecord(self.clock(), False, "file", error=str(e))
             self.reloads.append(rec)
             return rec
-        candidate = self.assemble(files=files)
+        except Exception as e:  # noqa: BLE001 - the catalogue store is down: keep running, say so, retry on the next change
+            rec = ReloadRecord(self.clock(), False, "file", error=f"the rule catalogue is unavailable: {e}")
+            self.reloads.append(rec)
+            return rec
         if not candidate.ok:
             rec = ReloadRecord(self.clock(), False, "file",
                                diagnostics=[diagnostic_json(d, candidate.sources) for d in candidate.diagnostics],
                                error="the rule files do not check; the running rules keep running")
             self.reloads.append(rec)
             return rec
-        self._file_texts = files
         try:
-            return self.call(lambda: self._apply(candidate, "file"))
+            rec = self.call(lambda: self._apply(candidate, "file"))
         except Refused as e:
-            return ReloadRecord(self.clock(), False, "file", error=e.message)
+            return self.reloads[-1] if self.reloads and not self.reloads[-1].ok else ReloadRecord(
+                self.clock(), False, "file", error=e.message)
+        self._file_texts = files
+        return rec
 
     def _change(self, override: dict[tuple[str, str], str | None], toggles: dict[str, bool] | None,
                 commit: Callable[[], list[Version]]) -> tuple[list[Version], ReloadRecord]:

@@ -121,8 +121,7 @@ def serve_forever(
     hosts = list(http_hosts) or [*LOOPBACK_HOSTS, *([] if host in ("0.0.0.0", "::") else [host])]
     try:
         cat = open_catalogue(catalogue or beside(state, ".cep-catalogue.sqlite"))
-        hist_spec = history or beside(state if not state.startswith(("redis", "unix")) else DEFAULT_STATE,
-                                      ".cep-history.sqlite")
+        hist_spec = history or beside(state, ".cep-history.sqlite")
         hist = open_history(hist_spec, retention_s or DEFAULT_RETENTION_S)
     except Exception as e:  # noqa: BLE001 - a store that cannot be opened: one line, exit 2
         return fail(f"cannot open the catalogue or history store: {e}")
@@ -242,10 +241,15 @@ def serve_forever(
             last_prune = clock()
             hist.prune(clock())
 
+    from runtime.sources.errors import SourceSpecError
+
     notifier.start()
     ops.loop_started()
+    spec_error: str | None = None
     try:
         engine.run(stop, on_step=between_steps)
+    except SourceSpecError as e:  # sources open when the engine starts: a typo in a spec is one line, exit 2
+        spec_error = str(e)
     finally:
         ops.loop_stopped()
         server.should_exit = True
@@ -256,6 +260,8 @@ def serve_forever(
             ops.history_writer.close()
         hist.close()
         cat.close()
+    if spec_error is not None:
+        return fail(spec_error)
     if engine.errors:
         for err in engine.errors:
             print(f"cep: {err}", file=sys.stderr)

@@ -113,11 +113,12 @@ class SqlDb:
 
 def beside(state_spec: str | None, name: str) -> str:
     """The default spec of a record store next to the engine state: `sqlite:DIR/NAME`
-    beside a SQLite state, the same Redis for a Redis state, memory for memory."""
+    beside a SQLite state, memory for memory; for a Redis state a local SQLite file in the
+    working directory (Redis or PostgreSQL for these stores only when asked for)."""
     spec = state_spec or "sqlite:.cep-state.sqlite"
     if spec == "memory":
         return "memory"
     if spec.startswith(("redis://", "rediss://", "unix://")):
-        return spec
+        return f"sqlite:{name}"
     path = spec.removeprefix("sqlite:")
     return "sqlite:" + os.path.join(os.path.dirname(path), name)

@@ -39,6 +39,15 @@ def error_json(status: int, code: str, message: str, diagnostics: list[dict[str,
     return JSONResponse({"error": body}, status_code=status, headers=headers)
 
 
+def store_unavailable(e: BaseException) -> bool:
+    """Connection trouble with Redis, PostgreSQL or a locked SQLite file: a 503, not a bug."""
+    mod = type(e).__module__
+    name = type(e).__name__
+    return ((mod.startswith("redis") and name in ("ConnectionError", "TimeoutError", "BusyLoadingError"))
+            or (mod.startswith("psycopg") and name in ("OperationalError", "InterfaceError"))
+            or (mod == "sqlite3" and name == "OperationalError"))
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(Refused)
     async def refused(_: Request, e: Refused) -> JSONResponse:
@@ -65,5 +74,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def bug(request: Request, e: Exception) -> JSONResponse:
+        if store_unavailable(e):
+            log.warning("%s %s: a store is unavailable: %s", request.method, request.url.path, e)
+            return error_json(503, "store-unavailable", f"a store is unavailable ({type(e).__name__}); try again")
         log.exception("%s %s failed", request.method, request.url.path)
         return error_json(500, "internal", f"internal error ({type(e).__name__}); the server log has the details")

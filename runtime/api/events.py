@@ -110,7 +110,11 @@ def get_event(event_id: Annotated[int, Path(ge=1, le=2**62)], o: Ops) -> AlertDe
             detail.messages.append(RenderedOut(channel=ch, kind=kinds.get(ch, "?"), subject=r.subject, text=r.text,
                                                template_error=r.template_error))
     outbox = getattr(o.notifier, "_outbox", None)
+    rows = _outbox_rows(outbox, a.key) if a.key else {}
     for ch in a.channels:
+        if ch in rows:
+            detail.deliveries.append(rows[ch])
+            continue
         status = None
         if outbox is not None and a.key:
             try:
@@ -119,6 +123,22 @@ def get_event(event_id: Annotated[int, Path(ge=1, le=2**62)], o: Ops) -> AlertDe
                 status = None
         detail.deliveries.append(DeliveryOut(channel=ch, status=status))
     return detail
+
+
+def _outbox_rows(outbox: object, key: str) -> dict[str, DeliveryOut]:
+    """Attempts and the last error per channel, where the outbox is the SQLite one (others: status only)."""
+    db = getattr(outbox, "_db", None)
+    if db is None:
+        return {}
+    from runtime.control import rfc3339_s
+
+    try:
+        got = db().execute("SELECT channel, status, attempts, last_error, updated FROM deliveries WHERE notification_id = ?",
+                           (key,)).fetchall()
+    except Exception:  # noqa: BLE001
+        return {}
+    return {ch: DeliveryOut(channel=ch, status=st, attempts=int(n), last_error=err, updated_at=rfc3339_s(up))
+            for ch, st, n, err, up in got}
 
 
 @router.delete("/cep/events/{event_id}", status_code=204, response_model=None)

@@ -62,7 +62,8 @@ def health(o: Ops) -> Any:
         components["notifier"] = {"worker": h.get("worker"), "queue_depth": h.get("queue_depth"),
                                   "in_flight": h.get("in_flight")}
     components["sources"] = [s.model_dump() for s in sources(o)]
-    body = HealthOut(status="degraded" if why else "ok", reasons=why,
+    body = HealthOut(status="degraded" if why else "ok", degraded=bool(why), reasons=why,
+                     state_store=components["state_store"],
                      timestamp=rfc3339_s(time.time()) or "", uptime_s=round(time.time() - o.started_at, 3),
                      rules=len(o.program.rules) if o.program else 0, files=o.files,
                      last_reload=reload_out(o.last_reload()), components=components)

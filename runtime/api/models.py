@@ -189,6 +189,9 @@ class AlertPage(BaseModel):
 class DeliveryOut(BaseModel):
     channel: str
     status: str | None = Field(None, description="pending / in_flight / sent / failed; null when never enqueued")
+    attempts: int | None = None
+    last_error: str | None = None
+    updated_at: str | None = None
 
 
 class AlertDetail(AlertOut):
@@ -268,12 +271,14 @@ class LegacyStats(BaseModel):
 # --------------------------------------------------------------------------- health
 class HealthOut(BaseModel):
     status: Literal["ok", "degraded"]
+    degraded: bool = False
     reasons: list[str] = []
     timestamp: str
     uptime_s: float
     rules: int
     files: list[str] = []
     last_reload: ReloadOut | None = None
+    state_store: JsonObject = Field({}, description="the engine state store: kind, degraded, last_error, failures")
     components: JsonObject = {}
 
 

@@ -27,7 +27,7 @@ def duration_s(text: str | None) -> float | None:
 @click.option("--outbox", default=None, help="Notification outbox: a SQLite path (default .cep-outbox.sqlite) or redis://...")
 @click.option("--listen", default="127.0.0.1:8080", show_default=True, help="HOST:PORT of the API (port 0: any free port).")
 @click.option("--catalogue", default=None, help="Rule catalogue: sqlite:PATH (default beside the state), postgresql://..., redis://...")
-@click.option("--history", default=None, help="Alert history: sqlite:PATH (default beside the state) or postgresql://...")
+@click.option("--history", default=None, help="Alert history: sqlite:PATH (default beside the state), postgresql://... or redis://...")
 @click.option("--retention", default="7d", show_default=True, help="How long the alert history keeps a match.")
 @click.option("--token", default=None, envvar="CEP_API_TOKEN", help="Bearer token for state-changing routes (env CEP_API_TOKEN).")
 @click.option("--http-host", "http_hosts", multiple=True, help="A Host header name the API answers (default: loopback names and the --listen host).")

@@ -14,7 +14,7 @@ from typing import Any
 import polars as pl
 
 from cepdsl.plan import RulePlan
-from runtime.history.rows import alert_rows
+from runtime.history.rows import alert_frame, alert_rows
 
 log = logging.getLogger("cep.history")
 
@@ -50,8 +50,12 @@ class HistoryWriter:
                     break
                 batch.append(nxt)
             try:
-                rows = [r for rid, rule, frame, test in batch for r in alert_rows(rid, rule, frame, test)]
-                self.history.add_rows(rows, self.clock())
+                if hasattr(self.history, "add_frame"):
+                    frames = [alert_frame(rid, rule, frame, test) for rid, rule, frame, test in batch]
+                    self.history.add_frame(frames[0] if len(frames) == 1 else pl.concat(frames), self.clock())
+                else:
+                    rows = [r for rid, rule, frame, test in batch for r in alert_rows(rid, rule, frame, test)]
+                    self.history.add_rows(rows, self.clock())
             except Exception as e:  # noqa: BLE001 - the history must never stop the engine
                 self.errors += 1
                 self.last_error = str(e)

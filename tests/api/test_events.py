@@ -80,6 +80,7 @@ def test_history(serve, tmp_path) -> None:  # noqa: ANN001
         assert detail["messages"][0]["text"] == f"{failed['record']['user']} failed on {failed['record']['host']}"
         assert detail["deliveries"][0]["channel"] == "out"
         assert detail["deliveries"][0]["status"] in ("pending", "in_flight", "sent")
+        assert detail["deliveries"][0]["attempts"] is not None and detail["deliveries"][0]["updated_at"].endswith("Z")
         assert c.delete(f"/cep/events/{failed['id']}").status_code == 204
         assert c.get(f"/cep/events/{failed['id']}").status_code == 404
         assert c.delete(f"/cep/events/{failed['id']}").status_code == 404

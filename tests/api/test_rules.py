@@ -124,3 +124,36 @@ def test_json_bodies_and_seed_shape(serve) -> None:  # noqa: ANN001
                        params={"filename": "x.cep"}).json()
         assert check["ok"] is False and check["diagnostics"][0]["rendered"].startswith("x.cep:2:21: error:")
         time.sleep(0)
+
+
+@pytest.mark.timeout(120)
+def test_several_files_form_one_program(tmp_path) -> None:  # noqa: ANN001
+    import threading
+
+    import httpx
+
+    from runtime.serve import serve_forever
+
+    (tmp_path / "streams.cep").write_text("stream auth (ts: timestamp, user: str, event_type: str, host: str)\n")
+    (tmp_path / "rules.cep").write_text('rule failed from auth where event_type == "login_failed"\n')
+    got: dict = {}
+    ready, stop = threading.Event(), threading.Event()
+    args = [str(tmp_path / "streams.cep"), str(tmp_path / "rules.cep")]
+
+    def on_ready(address: str, ops) -> None:  # noqa: ANN001
+        got["url"] = address
+        ready.set()
+
+    t = threading.Thread(target=lambda: got.setdefault("code", serve_forever(
+        args, state=f"sqlite:{tmp_path / 'st.sqlite'}", outbox=str(tmp_path / "ob.sqlite"), listen="127.0.0.1:0",
+        stop=stop, on_ready=on_ready)), daemon=True)
+    t.start()
+    assert ready.wait(60)
+    with httpx.Client(base_url=got["url"], headers={"X-CEP-Request": "1"}, timeout=30) as c:
+        (rule,) = c.get("/cep/rules").json()
+        assert (rule["id"], rule["origin"], rule["file"], rule["line"]) == ("failed", "file", args[1], 1)
+        assert ingest(c, event("a", "login_failed"))["matches"] == 1
+        assert c.get("/cep/health").json()["files"] == args
+    stop.set()
+    t.join(60)
+    assert got["code"] == 0

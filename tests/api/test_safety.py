@@ -59,6 +59,9 @@ def test_without_token(serve) -> None:  # noqa: ANN001
                             (b"[1, 2", "application/json"), (b"\xff", "application/json")]:
             r = c.post("/cep/rules", content=body, headers={"X-CEP-Request": "1", "content-type": ctype})
             assert 400 <= r.status_code < 500 and "error" in r.json(), (body, r.status_code, r.text)
+        for path in ("/cep/simulate", "/cep/rules", "/cep/check", "/cep/streams/auth/events"):  # nesting past recursion
+            r = c.post(path, content=b"[" * 200_000, headers={"X-CEP-Request": "1", "content-type": "application/json"})
+            assert r.status_code == 400 and "error" in r.json(), (path, r.status_code, r.text)
         for path in ("/cep/simulate", "/cep/channels", "/cep/form", "/cep/rules/failed/dry-run"):
             r = c.post(path, content=b"\xff\xfe", headers={"X-CEP-Request": "1", "content-type": "application/json"})
             assert 400 <= r.status_code < 500 and "error" in r.json(), (path, r.status_code, r.text)

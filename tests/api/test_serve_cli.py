@@ -87,3 +87,22 @@ def test_serve_prints_its_address_and_reports_health(tmp_path: Path) -> None:
         out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert "Traceback" not in err
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("args, message", [
+    (["--source", "auth=jsonl:x.jsonl?follw=false"], "error: jsonl:x.jsonl?follw=false: unknown option(s) follw"),
+    (["--listen", "127.0.0.1:abc"], "error: --listen 127.0.0.1:abc: the port must be a number"),
+    (["--catalogue", "mysql://x"], "error: cannot open the catalogue or history store: unknown catalogue store"),
+    (["--source", "nostream=jsonl:x.jsonl"], "error: --source nostream=jsonl:x.jsonl: no stream `nostream`"),
+])
+def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, args: list[str], message: str) -> None:
+    (tmp_path / "ops.cep").write_text(RULES)
+    env = {**os.environ, "CEP_LOG": "WARNING"}
+    env.pop("CEP_API_TOKEN", None)
+    p = subprocess.run([sys.executable, "-m", "runtime.cli", "serve", "ops.cep", "--listen", "127.0.0.1:0", *args],
+                       cwd=tmp_path, capture_output=True, text=True, timeout=100, env=env)
+    assert p.returncode == 2, p.stderr
+    assert "Traceback" not in p.stderr
+    errors = [ln for ln in p.stderr.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1 and errors[0].startswith(message), p.stderr

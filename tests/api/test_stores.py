@@ -73,10 +73,13 @@ def test_catalogue_versions_do_not_collide_under_concurrent_writers(catalogue) -
     assert [v.version for v in catalogue.versions("rule", "shared")] == list(range(1, 41))
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", "postgresql", "redis"])
 def history(request, tmp_path) -> Iterator:  # noqa: ANN001
     if request.param == "sqlite":
         h = open_history(f"sqlite:{tmp_path / 'h.sqlite'}", retention_s=100.0)
+    elif request.param == "redis":
+        request.getfixturevalue("redis_client").flushdb()
+        h = open_history(request.getfixturevalue("redis_server").url + "?prefix=h:", retention_s=100.0)
     else:
         h = open_history(request.getfixturevalue("postgres_url"), retention_s=100.0)
         h.db.execute("DELETE FROM cep_alerts")
@@ -108,7 +111,7 @@ def test_history_queries(history) -> None:  # noqa: ANN001
     a = history.get(3)
     assert a.record == {"rule": "a", "n": 60_000_000} and a.group == "g0"
     assert history.delete(3) and not history.delete(3) and history.get(3) is None
-    assert history.prune(now=1120.0) == 9  # retention 100 s: the rows emitted at 1000 go
+    assert history.prune(now=1120.0) == 9  # retention 100 s: the rows emitted at 1000 go (Redis: by score)
     assert len(history.query(limit=100)[0]) == 4
 
 
