@@ -324,7 +324,7 @@ def test_keyboard_navigation(browser, server) -> None:  # noqa: ANN001
     # Tab reaches a rule link and a switch, with a visible focus ring.
     browser.switch_to.active_element.send_keys("\t")
     seen = set()
-    for _ in range(12):
+    for _ in range(20):
         el = browser.switch_to.active_element
         seen.add(el.get_attribute("class") or el.tag_name)
         el.send_keys("\t")
