@@ -140,7 +140,7 @@ class Feeder:
 
 class Server:
     def __init__(self, tmp: Path, rules_text: str = RULES, token: str | None = None, feed: bool = True,
-                 source_path: Path | None = None) -> None:
+                 source_path: Path | None = None, state: str | None = None) -> None:
         self.tmp = tmp
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -155,7 +155,8 @@ class Server:
         self.token = token
         cep = shutil.which("cep", path=str(Path(sys.executable).parent)) or "cep"
         cmd = [cep, "serve", str(self.rules), "--source", f"metrics=jsonl:{self.events}",
-               "--state", f"sqlite:{tmp / 'state.sqlite'}", "--outbox", str(tmp / "outbox.sqlite"),
+               "--state", state or f"sqlite:{tmp / 'state.sqlite'}", "--outbox", str(tmp / "outbox.sqlite"),
+               "--checkpoint-every", "1",
                "--listen", f"127.0.0.1:{self.port}"]
         if token:
             cmd += ["--token", token]
