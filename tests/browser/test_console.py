@@ -125,6 +125,11 @@ def test_rule_page_shows_text_plan_alerts_and_chart(browser, server) -> None:  #
     assert all_css(browser, "#chart-rule svg")
     facts = by_css(browser, "#rule-facts").text
     assert "metrics" in facts and "high" in facts
+    assert not by_css(browser, "#rule-delete").is_displayed()  # a file rule cannot be deleted over HTTP
+    # A test alert goes through the outbox, marked as a test.
+    by_css(browser, "#rule-trigger").click()
+    wait_for(lambda: "queued for ops_log" in by_css(browser, "#toast").text, what="the trigger's answer")
+    wait_for(lambda: any(a["test"] for a in alerts_of(server, "high_cpu")), 20, what="the test alert stored")
 
 
 def test_anomaly_rule_shows_baselines_and_resets_them(browser, server) -> None:  # noqa: ANN001

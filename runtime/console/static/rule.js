@@ -30,6 +30,7 @@
       $("#rule-text").textContent = (last && pick(last, "text")) || "(no text available)";
     }
     const origin = pick(rule, "origin");
+    $("#rule-delete").hidden = origin !== "catalogue";
     if (origin === "file" || pick(rule, "read_only", "readonly")) {
       const edit = document.querySelector('a[href^="/editor/"]');
       edit.textContent = "Edit a copy";
@@ -132,6 +133,25 @@
     }
   }
   $("#anomaly-reset-all").addEventListener("click", () => reset(undefined));
+
+  $("#rule-trigger").addEventListener("click", async () => {
+    try {
+      const r = await api(`${path}/trigger`, { method: "POST", body: {} });
+      const channels = pick(r, "channels") || [];
+      cep.toast(channels.length ? `Test alert queued for ${channels.join(", ")}` : "This rule notifies no channel: nothing to send.");
+    } catch (e) {
+      cep.toast(`Test alert failed: ${e.message}`, true);
+    }
+  });
+  $("#rule-delete").addEventListener("click", async () => {
+    if (!confirm(`Delete rule ${id}? It stops at the next batch; its versions stay in the catalogue.`)) return;
+    try {
+      await api(path, { method: "DELETE" });
+      location.href = "/rules";
+    } catch (e) {
+      cep.toast(`Delete failed: ${e.message}`, true);
+    }
+  });
 
   (async () => {
     try {
