@@ -354,6 +354,9 @@ def test_screenshots_of_every_page_have_content(browser, server, width: int) -> 
             # Nothing wider than the window: narrow screens scroll inside tables, not the page.
             overflow = browser.execute_script("return document.documentElement.scrollWidth - window.innerWidth")
             assert overflow <= 1, (name, width, overflow)
+            # No script error on any page (failed API answers are reported by the page itself).
+            script_errors = [e for e in browser_errors(browser) if "Failed to load resource" not in e]
+            assert not script_errors, (name, script_errors)
     finally:
         browser.set_window_size(1400, 1000)
 
