@@ -15,9 +15,9 @@ running loop (tests, `create_app(program)`), `call` runs the function at once.
 from __future__ import annotations
 
 import datetime as dt
-import re
 import logging
 import queue
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -32,9 +32,16 @@ import polars as pl
 from cepdsl.diagnostics import Diagnostic, render
 from cepdsl.plan import Program, RulePlan
 from runtime.catalogue import Catalogue, Version
-from runtime.catalogue.program import Assembly, Declared, assemble, declarations, entry_file, grammar_has_templates, template_decl_text
+from runtime.catalogue.program import (
+    Assembly,
+    Declared,
+    assemble,
+    declarations,
+    entry_file,
+    grammar_has_templates,
+    template_decl_text,
+)
 from runtime.deadletter import empty_dead_letters
-from runtime.history import SqlHistory
 from runtime.sources.batch import Batch
 
 log = logging.getLogger("cep.control")
@@ -124,7 +131,7 @@ class ControlPlane:
         self,
         files: list[str],
         catalogue: Catalogue,
-        history: SqlHistory | None = None,
+        history: Any = None,  # runtime.history: SqlHistory or RedisHistory
         *,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -137,7 +144,7 @@ class ControlPlane:
         self.sources: dict[str, tuple[str, str]] = {}  # source name → (stream, spec)
         self.started_at = clock()
         self.reloads: list[ReloadRecord] = []
-        self.problems: list[str] = []  # catalogue entries that no longer check at start
+        self._problems: dict[tuple[str, str], str] = {}  # catalogue entries that no longer checked at start
         self._lock = threading.RLock()
         self._calls: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]]] = queue.SimpleQueue()
         self._wake: WakeSource | None = None
@@ -209,11 +216,15 @@ class ControlPlane:
                 if self.assemble(trial).ok:
                     kept = trial
                 else:
-                    self.problems.append(f"catalogue {kind} `{v.id}` (version {v.version}) does not check "
-                                         "against the rule files; it is not loaded")
+                    self._problems[(kind, v.id)] = (f"catalogue {kind} `{v.id}` (version {v.version}) does not "
+                                                    "check against the rule files; it is not loaded")
         self._left_out = {k for k, t in kept.items() if t is None}
         self.assembly = self.assemble()
         return self.assembly
+
+    @property
+    def problems(self) -> list[str]:
+        return list(self._problems.values())
 
     @property
     def program(self) -> Program | None:
@@ -353,6 +364,8 @@ class ControlPlane:
             self._channels_resolve(candidate.program)
             versions = commit()
             self._left_out -= set(override)
+            for key in override:
+                self._problems.pop(key, None)
             rec = self.call(lambda: self._apply(candidate, "api", versions))
             return versions, rec
 

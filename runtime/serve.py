@@ -125,6 +125,18 @@ def serve_forever(
         hist = open_history(hist_spec, retention_s or DEFAULT_RETENTION_S)
     except Exception as e:  # noqa: BLE001 - a store that cannot be opened: one line, exit 2
         return fail(f"cannot open the catalogue or history store: {e}")
+    from pathlib import Path
+
+    from cepdsl.frontend import program_files
+
+    expanded: list[str] = []
+    for f in files:  # a directory is its *.cep files (one program, LANGUAGE.md §9.1)
+        for g in (program_files(f) if Path(f).is_dir() else [f]):
+            if g not in expanded:
+                expanded.append(g)
+    if not expanded:
+        return fail(f"{', '.join(files)}: no .cep files")
+    files = expanded
     ops = ControlPlane(files, cat, hist, clock=clock)
     from cepdsl.diagnostics import CheckError, render_all
 
@@ -210,6 +222,9 @@ def serve_forever(
     print(f"cep: serving {', '.join(files)} on {address}  (API docs: {address}/docs)", flush=True)
     if token is None:
         print("cep: no token set: state-changing requests need the header X-CEP-Request: 1", file=sys.stderr)
+    if not http_hosts and host in ("0.0.0.0", "::"):
+        print(f"cep: answering the Host names {', '.join(hosts)} only; add the names clients use with --http-host",
+              file=sys.stderr)
     if on_ready is not None:
         on_ready(address, ops)
     last_prune = last_export = clock()

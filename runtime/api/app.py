@@ -57,7 +57,29 @@ def create_app(
     mount_console(app)
 
     app.add_middleware(Guard, token=token, hosts=hosts)  # type: ignore[arg-type]
+    app.openapi = lambda: _openapi_with_security(app)  # type: ignore[method-assign]
     return app
+
+
+def _openapi_with_security(app: FastAPI) -> dict[str, Any]:
+    """State-changing operations declare what the guard asks for, so /docs' "Authorize" button can
+    send it (the bearer token, or `X-CEP-Request: 1` on a server without one)."""
+    if app.openapi_schema is not None:
+        return app.openapi_schema
+    from fastapi.openapi.utils import get_openapi
+
+    doc = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+    doc.setdefault("components", {})["securitySchemes"] = {
+        "bearer": {"type": "http", "scheme": "bearer", "description": "when the server has --token / CEP_API_TOKEN"},
+        "cepRequest": {"type": "apiKey", "in": "header", "name": "X-CEP-Request",
+                       "description": "`1`, on a server without a token (a header HTML forms cannot send)"},
+    }
+    for item in doc.get("paths", {}).values():
+        for method, op in item.items():
+            if method.upper() not in ("GET", "HEAD", "OPTIONS") and isinstance(op, dict):
+                op["security"] = [{"bearer": []}, {"cepRequest": []}]
+    app.openapi_schema = doc
+    return doc
 
 
 def _view_of(program: Program | None, file: str | None, engine: Any) -> ControlPlane:

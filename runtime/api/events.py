@@ -9,7 +9,17 @@ from fastapi import APIRouter, Depends, Path, Query
 
 from runtime.api.deps import ops
 from runtime.api.errors import ERROR_RESPONSES
-from runtime.api.models import ID_PATTERN, AlertDetail, AlertOut, AlertPage, CountOut, DeliveryOut, MinuteOut, RenderedOut, SummaryOut
+from runtime.api.models import (
+    ID_PATTERN,
+    AlertDetail,
+    AlertOut,
+    AlertPage,
+    CountOut,
+    DeliveryOut,
+    MinuteOut,
+    RenderedOut,
+    SummaryOut,
+)
 from runtime.control import ControlPlane, Refused, rfc3339
 from runtime.history import Alert
 

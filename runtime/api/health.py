@@ -34,10 +34,14 @@ def reasons(o: ControlPlane) -> list[str]:
     for name, problem in o.source_problems().items():
         out.append(f"source {name}: {problem}")
     if o.engine is not None:
-        for name, src in o.engine.health().get("sources", {}).items():
+        # Any engine with `health()` (the streaming engine, a Bytewax flow handle); the rest is optional.
+        engine_health = o.engine.health() if hasattr(o.engine, "health") else {}
+        for name, src in engine_health.get("sources", {}).items():
             if src.get("last_error"):
                 out.append(f"source {name}: {src['last_error']}")
-        out += [f"engine: {e}" for e in o.engine.errors[-5:]]
+        if engine_health.get("degraded") and not out:
+            out.append("the engine reports itself degraded")
+        out += [f"engine: {e}" for e in list(getattr(o.engine, "errors", []))[-5:]]
     if o.notifier is not None:
         h = o.notifier.health()
         if h.get("worker") != "running":
@@ -133,8 +137,9 @@ def list_sources(o: Ops) -> list[SourceHealth]:
 
 def sources(o: ControlPlane) -> list[SourceHealth]:
     problems = o.source_problems()
-    live = o.engine.health().get("sources", {}) if o.engine is not None else {}
-    progress = o.engine.session.progresses() if o.engine is not None else {}
+    live = o.engine.health().get("sources", {}) if hasattr(o.engine, "health") else {}
+    session = getattr(o.engine, "session", None)
+    progress = session.progresses() if session is not None else {}
     out = []
     for name, (stream, spec) in o.sources.items():
         h = live.get(name, {})

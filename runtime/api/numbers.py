@@ -18,20 +18,21 @@ from runtime.control import ControlPlane, rfc3339, rfc3339_s
 
 
 def engine_stats(o: ControlPlane) -> dict[str, Any]:
-    if o.engine is None:
+    if o.engine is None or not hasattr(o.engine, "stats"):
         return {"engine": {}, "streams": {}, "rules": {}}
-    return o.engine.stats()
+    got = o.engine.stats()
+    return got if "rules" in got else {"engine": {}, "streams": {}, "rules": got}
 
 
-def _rule_timings(o: ControlPlane, rule_id: str) -> tuple[float, float]:
-    """(max ms over the recent batches, wall time of the rule's stream's last batch) — read from the
-    session's per-rule stats (one read of a numpy array; safe from another thread)."""
+def _max_eval_ms(o: ControlPlane, rule_id: str) -> float:
+    """The slowest of the rule's recent batch timings, read from the session's per-rule stats
+    (one read of a numpy array; safe from another thread)."""
     session = getattr(o.engine, "session", None)
     run = getattr(session, "_rules", {}).get(rule_id) if session is not None else None
     if run is None:
-        return 0.0, 0.0
+        return 0.0
     n = min(run.stats.batches, len(run.stats.recent_s))
-    return (float(run.stats.recent_s[:n].max()) * 1e3 if n else 0.0), 0.0
+    return float(run.stats.recent_s[:n].max()) * 1e3 if n else 0.0
 
 
 def delivery_counts(o: ControlPlane) -> dict[str, dict[str, int]]:
@@ -57,7 +58,7 @@ def rule_metrics(o: ControlPlane, rule_id: str, deliveries: dict[str, dict[str, 
         setattr(m, k, int(row.get(k, 0) or 0))
     m.mean_ms = float(row.get("mean_eval_ms", 0.0))
     m.p99_ms = float(row.get("p99_eval_ms", 0.0))
-    m.max_ms, _ = _rule_timings(o, rule_id)
+    m.max_ms = _max_eval_ms(o, rule_id)
     plan = next((r for r in o.program.rules if r.id == rule_id), None) if o.program else None
     if plan is not None and o.engine is not None:
         last = getattr(o.engine, "_last_rows_at", {}).get(plan.stream.name)
@@ -166,7 +167,7 @@ def legacy_stats(o: ControlPlane) -> dict[str, Any]:
     """The old `/cep/stats` shape, with times as RFC 3339 (no sentinels, no raw microseconds)."""
     if o.engine is None:
         return {"running": False, "engine": {}, "streams": {}, "rules": {}}
-    got = o.engine.stats()
+    got = engine_stats(o)
     streams_ = {}
     for name, row in got.get("streams", {}).items():
         streams_[name] = {"watermark": rfc3339(row.get("watermark_us")), "max_event_time": rfc3339(row.get("max_ts_us")),

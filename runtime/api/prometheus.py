@@ -38,7 +38,9 @@ class EngineCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         o = self.ops
         self._observe_timings()
-        stats: dict[str, Any] = o.engine.stats() if o.engine is not None else {"engine": {}, "rules": {}}
+        from runtime.api.numbers import engine_stats
+
+        stats: dict[str, Any] = engine_stats(o)
         eng = stats.get("engine", {})
         up = GaugeMetricFamily("cep_engine_running", "1 while the engine loop runs")
         up.add_metric([], 1.0 if o.engine is not None else 0.0)

@@ -22,7 +22,7 @@ from runtime.api.models import (
 )
 from runtime.api.numbers import rule_metrics
 from runtime.catalogue import Version
-from runtime.control import ControlPlane, ReloadRecord, Refused, RuleView, diagnostic_json, rfc3339_s
+from runtime.control import ControlPlane, Refused, ReloadRecord, RuleView, diagnostic_json, rfc3339_s
 
 router = APIRouter(tags=["rules"], responses=ERROR_RESPONSES)
 Ops = Annotated[ControlPlane, Depends(ops)]
@@ -72,10 +72,9 @@ async def rule_text_and_baseline(request: Request, o: ControlPlane) -> tuple[str
         spec = doc.get("trigger_spec")
         for holder in (spec, spec.get("anomaly_config") if isinstance(spec, dict) else None):
             if isinstance(holder, dict) and "baseline_values" in holder:
-                holder = dict(holder)
-                values = holder.pop("baseline_values")
-                if holder is not None:
-                    doc = _without_baseline(doc)
+                values = holder["baseline_values"]
+        if values is not None:
+            doc = _without_baseline(doc)  # the converter refuses stored baselines; they go into the state below
         if values is not None and (not isinstance(values, list) or
                                    not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)):
             raise Refused(422, "import-failed", "trigger_spec.baseline_values: expected a list of numbers")

@@ -10,7 +10,6 @@ the grammar has them.
 from __future__ import annotations
 
 import dataclasses
-
 from dataclasses import dataclass, field
 
 from cepdsl import ast

@@ -29,10 +29,8 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def base_url() -> Iterator[str]:
+def _serve(app) -> Iterator[str]:  # noqa: ANN001
     port = _free_port()
-    app = create_app(compile_source(RULES, "auth.cep"), "auth.cep")
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -40,9 +38,16 @@ def base_url() -> Iterator[str]:
     while not server.started and time.time() < deadline:
         time.sleep(0.02)
     assert server.started
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def base_url() -> Iterator[str]:
+    yield from _serve(create_app(compile_source(RULES, "auth.cep"), "auth.cep"))
 
 
 @pytest.mark.timeout(30)
@@ -93,3 +98,28 @@ def test_openapi_lists_every_route_and_docs_work_offline(base_url: str) -> None:
         assert "/cep/docs-assets/swagger-ui-bundle.js" in page and "cdn" not in page.lower()
         js = c.get("/cep/docs-assets/swagger-ui-bundle.js")
         assert js.status_code == 200 and len(js.content) > 100_000
+
+
+class StatsOnlyEngine:
+    """An engine that only reports (what a Bytewax flow handle gives the API): the routes must
+    not assume the streaming engine's other attributes."""
+
+    def stats(self) -> dict:
+        return {"failed": {"events_in": 10, "matches": 3}}
+
+    def health(self) -> dict:
+        return {"degraded": True}
+
+
+@pytest.mark.timeout(30)
+def test_an_engine_that_only_reports() -> None:
+    served = _serve(create_app(compile_source(RULES, "auth.cep"), "auth.cep", engine=StatsOnlyEngine()))
+    url = next(served)
+    with httpx.Client(base_url=url, timeout=5) as c:
+        h = c.get("/cep/health")
+        assert h.status_code == 503 and h.json()["reasons"] == ["the engine reports itself degraded"]
+        assert c.get("/cep/stats").json()["rules"] == {"failed": {"events_in": 10, "matches": 3}}
+        assert c.get("/cep/rules/failed/metrics").json()["matches"] == 3
+        for path in ("/cep/stats/summary", "/cep/streams", "/metrics", "/cep/health/sources", "/cep/rules/performance"):
+            assert c.get(path).status_code == 200, path
+    served.close()

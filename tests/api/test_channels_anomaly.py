@@ -62,6 +62,12 @@ def test_channels_templates_form(serve, tmp_path, monkeypatch) -> None:  # noqa:
         assert bad_t.status_code == 422
         names = {t["name"]: t for t in c.get("/cep/templates").json()}
         assert names["oncall"]["origin"] == "catalogue" and names["oncall"]["version"] == 1
+        assert names["oncall"]["in_program"] is True
+        # A rule uses the named template (LANGUAGE.md §9.5) created over HTTP.
+        uses = 'rule paged "Paged"\n  from metrics\n  where cpu > 99\n  message template("oncall")\n'
+        assert c.post("/cep/rules", content=uses).status_code == 201
+        dry = c.post("/cep/rules/paged/dry-run", json={"record": {"host": "db1"}}).json()
+        assert dry["messages"][0]["text"] == "Paged on db1"
         assert any(t["origin"] == "builtin" for t in names.values())
 
         form = c.post("/cep/form", json={"rule_id": "hot", "rule_name": "Hot", "trigger_type": "event",

@@ -85,3 +85,6 @@ def test_history(serve, tmp_path) -> None:  # noqa: ANN001
         assert c.get(f"/cep/events/{failed['id']}").status_code == 404
         assert c.delete(f"/cep/events/{failed['id']}").status_code == 404
         assert c.get("/cep/events/0").status_code == 422
+        breakers = c.get("/cep/health/circuit-breakers").json()
+        assert breakers["channels"]["out"]["state"] == "closed" and breakers["channels"]["out"]["failures"] == 0
+        assert breakers["rules"]["failed"]["out"]["opens_at"] == "5 consecutive failures"

@@ -157,3 +157,28 @@ def test_several_files_form_one_program(tmp_path) -> None:  # noqa: ANN001
     stop.set()
     t.join(60)
     assert got["code"] == 0
+
+
+@pytest.mark.timeout(180)
+def test_a_catalogue_rule_that_stops_checking_is_left_out_and_reported(serve, tmp_path) -> None:  # noqa: ANN001
+    s: Served = serve()
+    with s.client() as c:
+        assert c.post("/cep/rules", content='rule by_host from auth where host == "h1"\n').status_code == 201
+        assert c.post("/cep/rules", content=ROOT).status_code == 201
+    s.shutdown()
+    # The rule file loses the field `host`: by_host no longer checks; the rest starts.
+    (tmp_path / "srv" / "ops.cep").write_text(
+        "stream auth (ts: timestamp, user: str, event_type: str)\n\n"
+        'rule failed "Failed login"\n  from auth\n  where event_type == "login_failed"\n  severity high\n')
+    s2: Served = serve(sub="srv")
+    with s2.client() as c:
+        rules = {r["id"]: r for r in c.get("/cep/rules").json()}
+        assert rules["by_host"]["loaded"] is False and rules["root_login"]["loaded"] is True
+        h = c.get("/cep/health")
+        assert h.status_code == 503
+        assert any("by_host" in r and "does not check" in r for r in h.json()["reasons"])
+        # Other changes still work; fixing the rule brings it back.
+        assert c.patch("/cep/rules/failed/toggle", json={"enabled": True}).status_code == 200
+        fixed = c.put("/cep/rules/by_host", content='rule by_host from auth where user == "h1"\n')
+        assert fixed.status_code == 200 and fixed.json()["rule"]["loaded"] is True
+        assert c.get("/cep/health").status_code == 200

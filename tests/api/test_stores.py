@@ -117,9 +117,9 @@ def test_history_queries(history) -> None:  # noqa: ANN001
 
 @pytest.mark.timeout(180)
 def test_server_on_postgresql(serve, postgres_url) -> None:  # noqa: ANN001
-    from tests.api.test_rules import ROOT, event, ingest
-
     import psycopg
+
+    from tests.api.test_rules import ROOT, event, ingest
 
     with psycopg.connect(postgres_url, autocommit=True) as conn:  # other tests of the session share the database
         for table in ("cep_catalogue", "cep_toggles", "cep_alerts"):
