@@ -21,4 +21,9 @@ class NoInputError(SourceError, FileNotFoundError):
 
 
 class SourceSpecError(SourceError, ValueError):
-    """A source spec (`jsonl:-`, `redis://...`) that cannot be understood."""
+    """A source spec (`jsonl:-`, `redis://...`) that cannot be understood; `hints`
+    say what was probably meant (the CLI prints them as `hint:` lines)."""
+
+    def __init__(self, message: str, hints: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.hints = tuple(hints)

@@ -130,5 +130,23 @@ def test_open_store_specs(tmp_path: Path, redis_server) -> None:
     assert isinstance(open_store(f"sqlite:{tmp_path}/x.db"), SqliteStore)
     r = open_store(redis_server.url + "?prefix=p:")
     assert isinstance(r, ResilientStore) and r.inner.prefix == "p:"
-    with pytest.raises(ValueError, match="unknown state store"):
+    with pytest.raises(ValueError, match="unknown store"):
         open_store("etcd://x")
+
+
+def test_state_spec_spellings_of_a_file_and_typos(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from runtime.state.spec import StateSpecError, sqlite_path
+
+    monkeypatch.chdir(tmp_path)
+    # A bare path is SQLite, as `cep run --help` says; `sqlite:` and SQLAlchemy's `sqlite:///` too.
+    assert isinstance(open_store("x.sqlite"), SqliteStore) and (tmp_path / "x.sqlite").exists()
+    assert sqlite_path("sqlite:y.sqlite") == "y.sqlite"
+    assert sqlite_path("sqlite:///abs/y.sqlite") == "/abs/y.sqlite"
+    assert sqlite_path("memory") is None and sqlite_path("redis://h:1/0") is None
+    with pytest.raises(StateSpecError) as e:
+        open_store("redis://127.0.0.1:1/7?prefx=a")
+    assert "unknown option(s) prefx" in str(e.value) and e.value.hints == ("did you mean `prefix`?",)
+    with pytest.raises(StateSpecError) as e:
+        open_store("reddis://127.0.0.1:1/7")
+    assert e.value.hints == ("did you mean `redis://`?",)
+    assert not any(p.name.startswith(("sqlite:", "reddis")) for p in tmp_path.iterdir())
