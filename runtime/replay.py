@@ -32,7 +32,7 @@ from cepdsl.engine import Session
 from cepdsl.engine.ordering import NO_WATERMARK
 from cepdsl.plan import Program, RulePlan, StreamPlan
 from runtime.deadletter import DeadLetterWriter
-from runtime.sources.errors import SchemaError
+from runtime.sources.errors import UnreadableInputError
 from runtime.sources.parquet import iter_parquet, resolve_paths
 
 DEAD_LETTER_FILE = "_dead_letter.parquet"
@@ -88,7 +88,7 @@ def row_group_bounds(stream: StreamPlan, paths: Sequence[Path]) -> tuple[np.ndar
         try:
             md = pq.ParquetFile(path).metadata
         except (pa.ArrowException, OSError) as e:  # a truncated or non-Parquet file: name it
-            raise SchemaError(f"{path}: cannot read it as Parquet: {e}") from None
+            raise UnreadableInputError(f"{path}: cannot read it as Parquet: {e}") from None
         col = None
         if md.num_row_groups:
             rg = md.row_group(0)

@@ -148,7 +148,7 @@ def serve_api(address: str, program: Program, file: str, engine: Any) -> Any:
 
     host, _, port = address.rpartition(":")
     server = uvicorn.Server(uvicorn.Config(create_app(program, file, engine=engine), host=host or "127.0.0.1",
-                                           port=int(port), log_level="warning"))
+                                           port=int(port), log_level="warning", log_config=None))
     threading.Thread(target=server.run, name="cep-api", daemon=True).start()
     return server
 

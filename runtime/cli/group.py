@@ -39,6 +39,11 @@ def _usage_error(e: click.UsageError) -> tuple[str, list[str]]:
             hints.append(f"did you mean {' or '.join(sorted(e.possibilities))}?")
     else:
         message = _lower_first(e.format_message())
+        # click writes its suggestion into the message ("No such command 'chek'. Did you mean 'check'?")
+        message, sep, guess = message.partition(" Did you mean ")
+        if sep:
+            hints.append(f"did you mean {guess.replace(chr(39), '')}")
+            message = message.rstrip(".")
     if e.ctx is not None:
         hints.append(f"see `{e.ctx.command_path} --help`")
     return message, hints

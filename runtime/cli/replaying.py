@@ -60,7 +60,7 @@ def replay(file: str, data: tuple[str, ...], out_dir: str, batch_rows: int, prog
     from runtime.compile_notice import announce_compilation
     from runtime.progress import print_summary, print_summary_json, replay_progress
     from runtime.replay import replay as run_replay
-    from runtime.sources.errors import SchemaError
+    from runtime.sources.errors import SchemaError, UnreadableInputError
 
     program = load_program(file)
     paths = _data_specs(program, data)
@@ -74,8 +74,10 @@ def replay(file: str, data: tuple[str, ...], out_dir: str, batch_rows: int, prog
         else:
             with announce_compilation():
                 summary = run_replay(program, paths, out, batch_rows=batch_rows)
-    except SchemaError as e:
+    except SchemaError as e:  # the data does not fit the declared stream: a finding, as diagnostics are
         fail(str(e))
+    except UnreadableInputError as e:
+        fail(str(e), EXIT_USAGE)
     if as_json:
         print_summary_json(summary)
     else:

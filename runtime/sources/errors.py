@@ -16,6 +16,10 @@ class SchemaError(SourceError):
     """The data does not fit the declared stream (missing field, incompatible type)."""
 
 
+class UnreadableInputError(SourceError):
+    """An input file that is not what it should be (a truncated or non-Parquet file)."""
+
+
 class NoInputError(SourceError, FileNotFoundError):
     """A path, directory or glob matched no Parquet file."""
 
