@@ -133,3 +133,30 @@ def test_a_state_file_that_is_not_a_database_is_named(tmp_path: Path) -> None:
     assert "Traceback" not in r.stderr, r.stderr
     assert r.returncode == 2, r.stderr
     assert "error: --state" in r.stderr
+
+
+def test_a_bug_is_one_line_exit_3_and_the_traceback_only_with_cep_debug(capsys: pytest.CaptureFixture[str],
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    import click
+
+    from runtime.cli.group import CepGroup
+
+    @click.group(cls=CepGroup)
+    def g() -> None:
+        pass
+
+    @g.command()
+    def boom() -> None:
+        raise RuntimeError("kaboom")
+
+    monkeypatch.delenv("CEP_DEBUG", raising=False)
+    with pytest.raises(SystemExit) as e:
+        g.main(["boom"], prog_name="cep")
+    err = capsys.readouterr().err
+    assert e.value.code == 3
+    assert err.splitlines()[0] == "error: internal error: RuntimeError: kaboom"
+    assert "Traceback" not in err and "CEP_DEBUG=1" in err
+    monkeypatch.setenv("CEP_DEBUG", "1")
+    with pytest.raises(SystemExit):
+        g.main(["boom"], prog_name="cep")
+    assert "Traceback" in capsys.readouterr().err

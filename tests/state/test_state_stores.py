@@ -150,3 +150,38 @@ def test_state_spec_spellings_of_a_file_and_typos(tmp_path: Path, monkeypatch: p
         open_store("reddis://127.0.0.1:1/7")
     assert e.value.hints == ("did you mean `redis://`?",)
     assert not any(p.name.startswith(("sqlite:", "reddis")) for p in tmp_path.iterdir())
+
+
+def test_redis_keys_name_what_they_hold(redis_server) -> None:
+    """Offsets have a key of their own: no `cep:rule:offsets::state` (an empty rule id)."""
+    import redis as redis_lib
+
+    from cepdsl.frontend import compile_source
+    from runtime.engine import OFFSETS_KEY, StreamingEngine
+    from runtime.sources.batch import Batch
+
+    client = redis_lib.Redis.from_url(redis_server.url)
+    client.flushdb()
+    store = open_store(redis_server.url + "?prefix=ux:")
+    program = compile_source("stream s (ts: timestamp, x: int)\nrule hot from s where x > 1\n")
+    engine = StreamingEngine(program, {}, store=store)
+    engine.start()
+    import datetime as dt
+
+    import polars as pl
+
+    frame = pl.DataFrame({"ts": [dt.datetime(2026, 1, 1)], "x": [5]})
+    engine.feed("src", Batch("s", frame, pl.DataFrame(), {"pos": 7}))
+    engine.checkpoint()
+    keys = sorted(k.decode() for k in client.keys("ux:*"))
+    assert "ux:offsets" in keys and "ux:rule:hot:state" in keys
+    assert not any("::" in k or k.startswith("ux:rule:offsets") for k in keys), keys
+    assert store.load(OFFSETS_KEY).offsets == {"src": {"pos": 7}}
+    # A store written by an earlier version (offsets under the old key) still resumes.
+    client.delete("ux:offsets")
+    client.hset("ux:rule:offsets::state", mapping={"version": 1, "payload": b"", "offsets": '{"src": {"pos": 3}}'})
+    inner = store.inner  # the Redis store itself (the resilient wrapper answers from its mirror)
+    assert OFFSETS_KEY in inner.rule_ids() and inner.load(OFFSETS_KEY).offsets == {"src": {"pos": 3}}
+    inner.delete(OFFSETS_KEY)
+    assert client.keys("ux:*offsets*") == []
+    store.close()
