@@ -303,6 +303,12 @@ def run_forever(
         code = 2
     else:
         code = 0
+        for src in engine.sources.values():
+            missing = getattr(src, "missing_input", lambda: None)()
+            if missing is not None:
+                error(missing, ("drop ?follow=false to wait for the file to appear",))
+                code = 2
+                break
     if code:
         notifier.stop(drain=False)
         store.close()

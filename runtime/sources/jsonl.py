@@ -67,9 +67,13 @@ class JsonlSource(Source):
             self._fd = src if isinstance(src, int) else src.fileno()
         else:
             self._resume = start_offsets or {}
-            if not follow and not os.path.exists(self.path):
-                # Not followed: nothing will ever come, so say it now rather than after startup.
-                raise FileNotFoundError(errno.ENOENT, "no such file", self.path)
+
+    def missing_input(self) -> str | None:
+        """A file that is not followed and does not exist: nothing will ever come, so a
+        caller can say so at start (`cep run` exits 2) rather than after startup."""
+        if self._fd is None and not self.follow and not os.path.exists(self.path):
+            return f"{self.path}: no such file"
+        return None
 
     @property
     def unavailable(self) -> bool:
