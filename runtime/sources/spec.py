@@ -20,6 +20,7 @@ cannot hold: `clock`, `start_offsets`, `mapping`, `client`).
 
 from __future__ import annotations
 
+import difflib
 import os
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -131,8 +132,6 @@ def open_source(spec: str, stream: StreamPlan, **opts: Any) -> Source:
         query = dict(parse_qsl(parts.query, keep_blank_values=True))
         kw = _common(query, spec)
         key = query.pop("stream", None) or opts.pop("key", None)
-        if not key:
-            raise SourceSpecError(f"{spec}: missing ?stream=KEY")
         for name in ("group", "consumer"):
             if name in query:
                 kw[name] = query.pop(name)
@@ -140,7 +139,9 @@ def open_source(spec: str, stream: StreamPlan, **opts: Any) -> Source:
             kw["start_id"] = query.pop("start")
         if "claim_idle" in query:
             kw["claim_idle_ms"] = int(parse_duration_s(query.pop("claim_idle")) * 1000)
-        _reject_unknown(query, spec, "redis")
+        _reject_unknown(query, spec, "redis")  # first: `strem=` is a typo before it is a missing stream
+        if not key:
+            raise SourceSpecError(f"{spec}: missing ?stream=KEY")
         url = urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
         return RedisStreamSource(stream, opts.pop("client", url), key=key, **{**kw, **opts})
 
@@ -151,6 +152,13 @@ def open_source(spec: str, stream: StreamPlan, **opts: Any) -> Source:
         pairs = parse_qsl(parts.query, keep_blank_values=True)
         ours = {k: v for k, v in pairs if k in ("interval", "timeout", "max_rows", "max_delay") or k.startswith("map.")}
         theirs = [(k, v) for k, v in pairs if k not in ours]
+        # The rest goes to the server, so a misspelt option would vanish there silently: a
+        # name this close to one of ours (`intervl`) is taken for a typo.
+        for k, _ in theirs:
+            best = difflib.get_close_matches(k, ("interval", "timeout", "max_rows", "max_delay"), n=1, cutoff=0.8)
+            if best and not k.startswith("map"):
+                raise SourceSpecError(f"{spec}: unknown option {k} (an http source takes {', '.join(OPTIONS['http'])}; "
+                                      "other query parameters go to the server)", (f"did you mean `{best[0]}`?",))
         kw = _common(ours, spec)
         if "interval" in ours:
             kw["interval_s"] = parse_duration_s(ours.pop("interval"))
