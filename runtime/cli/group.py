@@ -43,7 +43,7 @@ def _usage_error(e: click.UsageError) -> tuple[str, list[str]]:
         message, sep, guess = message.partition(" Did you mean ")
         if sep:
             hints.append(f"did you mean {guess.replace(chr(39), '')}")
-            message = message.rstrip(".")
+        message = message.rstrip(".")  # one line, like every other `error:` line
     if e.ctx is not None:
         hints.append(f"see `{e.ctx.command_path} --help`")
     return message, hints

@@ -80,8 +80,11 @@ def open_store(spec: str, **opts: Any) -> StateStore:
         return MemoryStore(**opts)
     path = sqlite_path(spec)
     if path is not None:
+        from pathlib import Path
+
         from runtime.state.sqlite import SqliteStore
 
+        Path(path).parent.mkdir(parents=True, exist_ok=True)  # as the outbox does: `--state out/x.sqlite` just works
         return SqliteStore(path, **opts)
     from runtime.state.redis_store import RedisStore, connect
     from runtime.state.resilient import ResilientStore
