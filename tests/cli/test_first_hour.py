@@ -181,7 +181,8 @@ def test_followed_missing_file_is_an_error_in_the_json_log(tmp_path: Path) -> No
     assert p.returncode == 0
 
 
-def test_missing_followed_file_is_on_the_source_and_in_health(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", ["jsonl", "parquet-dir"])
+def test_missing_followed_input_is_on_the_source_and_in_health(tmp_path: Path, kind: str) -> None:
     import threading
 
     from cepdsl.frontend import compile_path
@@ -189,8 +190,8 @@ def test_missing_followed_file_is_on_the_source_and_in_health(tmp_path: Path) ->
     from runtime.sources import open_source
 
     program = compile_path(OPS)
-    missing = tmp_path / "later.jsonl"
-    src = open_source(f"jsonl:{missing}?poll=50ms", program.stream("metrics"))
+    missing = tmp_path / ("later.jsonl" if kind == "jsonl" else "later")
+    src = open_source(f"{kind}:{missing}?poll=50ms", program.stream("metrics"))
     engine = StreamingEngine(program, {"metrics#0": src})
     stop = threading.Event()
     t = threading.Thread(target=engine.run, args=(stop,), daemon=True)
@@ -201,8 +202,8 @@ def test_missing_followed_file_is_on_the_source_and_in_health(tmp_path: Path) ->
             time.sleep(0.05)
         health = engine.health()
         assert health["degraded"] is True
-        assert "no such file" in health["sources"]["metrics#0"]["last_error"]
-        missing.write_text("")  # it appears: no longer an error
+        assert "no such" in health["sources"]["metrics#0"]["last_error"]
+        missing.write_text("") if kind == "jsonl" else missing.mkdir()  # it appears: no longer an error
         deadline = time.monotonic() + 10
         while src.last_error is not None and time.monotonic() < deadline:
             time.sleep(0.05)
