@@ -33,7 +33,6 @@ from runtime.state.store import OFFSETS_KEY  # re-exported: the stores give it a
 log = logging.getLogger(__name__)
 
 
-
 class MatchSink(Protocol):
     def submit(self, rule_id: str, matches: pl.DataFrame) -> int: ...
 
@@ -347,7 +346,9 @@ class StreamingEngine:
         if frame.height == 0:
             return
         self.counters["dead_letters"] += frame.height
-        for reason, n in frame.group_by(pl.col("reason").str.extract(r"^(field '[^']*': [^,(]*|[^:(]*)", 1).str.strip_chars()).len().rows():
+        # Counted by kind ("late for rule x", "field 'ts': expected timestamp") for the exit summary.
+        kinds = pl.col("reason").str.extract(r"^(field '[^']*': [^,(]*|[^:(]*)", 1).str.strip_chars()
+        for reason, n in frame.group_by(kinds).len().rows():
             key = reason or "other"
             if key.startswith("late") and self.restored["watermarks"] and not any(
                     k.startswith("late") for k in self.dead_reasons):
