@@ -321,6 +321,9 @@ def run_forever(
               f"({n} rule{'' if n == 1 else 's'}); --fresh starts over", file=sys.stderr)
     for name, note in notes:
         print(f"cep: source {name.split('#')[0]}: {note}", file=sys.stderr)
+    if any(spec.startswith("jsonl:-") for _, spec in specs.values()) and sys.stdin.isatty():
+        # Not piped: a silent wait would look like a hang.
+        print("cep: reading JSON lines from the terminal (paste or type them; Ctrl-D ends the input)", file=sys.stderr)
 
     stop = stop or threading.Event()
     reload_requested = threading.Event()

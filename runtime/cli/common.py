@@ -61,6 +61,8 @@ def read_rules(path: str) -> str:
 
     try:
         if path == STDIN:
+            if sys.stdin.isatty():  # not piped: say why nothing happens yet
+                click.echo("cep: reading rules from the terminal (Ctrl-D ends the input)", err=True)
             data = sys.stdin.buffer.read()
             try:
                 return data.decode("utf-8")
