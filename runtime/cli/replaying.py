@@ -27,6 +27,9 @@ def _data_specs(program: Any, specs: tuple[str, ...]) -> dict[str, list[Path]]:
         if stream not in names:
             fail(f"--data {spec}: the file declares no stream `{stream}` (streams: {', '.join(names)})", EXIT_USAGE,
                  did_you_mean(stream, names))
+        if Path(path).suffix.lower() in (".jsonl", ".ndjson", ".json"):
+            fail(f"--data {spec}: replay reads Parquet files, not JSON lines", EXIT_USAGE,
+                 (f"for a JSON-lines file: cep run FILE --source '{stream}=jsonl:{path}?follow=false'",))
         try:
             out.setdefault(stream, []).extend(resolve_paths(path))
         except Exception as e:  # a spec that matches nothing names itself

@@ -22,6 +22,7 @@ def place(tmp_path_factory: pytest.TempPathFactory) -> Path:
     d = tmp_path_factory.mktemp("bad")
     (d / "empty").mkdir()
     (d / "a_file").write_text("not a directory\n")
+    (d / "junk.parquet").write_bytes(b"PAR1 this is not parquet at all" * 10)
     (d / "bad.json").write_text("{\n  \"rules\": [,]\n}\n")
     (d / "latin1.cep").write_bytes(b"stream s (ts: timestamp, caf\xe9: int)\n")
     (d / "broken.cep").write_text("stream m (ts: timestamp, cpu: float)\nrule r from m where cpux > 1\n")
@@ -59,7 +60,9 @@ CASES: list[tuple[list[str], int, list[str]]] = [
     # replay
     (["replay", OPS, "--data", f"auths={AUTH_PARQUET}", "--out", "{T}/o"], 2, ["no stream `auths`", "hint: did you mean `auth`?"]),
     (["replay", OPS, "--data", "auth=nope.parquet", "--out", "{T}/o"], 2, ["nope.parquet"]),
-    (["replay", OPS, "--data", f"auth={AUTH_JSONL}", "--out", "{T}/o", "--no-progress"], 2, ["cannot read it as Parquet"]),
+    (["replay", OPS, "--data", f"auth={AUTH_JSONL}", "--out", "{T}/o", "--no-progress"], 2,
+     ["replay reads Parquet files, not JSON lines", f"hint: for a JSON-lines file: cep run FILE --source 'auth=jsonl:{AUTH_JSONL}?follow=false'"]),
+    (["replay", OPS, "--data", "auth={T}/junk.parquet", "--out", "{T}/o", "--no-progress"], 2, ["junk.parquet: cannot read it as Parquet"]),
     (["replay", OPS, "--data", f"auth={AUTH_PARQUET}", "--out", "{T}/a_file"], 2, ["not a directory"]),
     (["replay", OPS, "--data", f"auth={AUTH_PARQUET}", "--out", "{T}/o", "--batch-rows", "0"], 2, ["--batch-rows"]),
     (["replay", OPS, "--data", f"auth={AUTH_PARQUET}", "--out", "{T}/o", "--format", "yaml"], 2, ["--format"]),
