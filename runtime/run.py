@@ -160,6 +160,15 @@ def _store_label(spec: str) -> str:
     return path if path is not None else spec.split("?", 1)[0]
 
 
+def _channels(program: Program, rule_id: str) -> str:
+    """` → ops_console` for a rule that notifies, `` for one that only records."""
+    try:
+        names = program.rule(rule_id).notify
+    except (KeyError, StopIteration):  # a rule removed by a reload
+        return ""
+    return f" → {', '.join(names)}" if names else ""
+
+
 def exit_summary(engine: Any, specs: dict[str, tuple[str, str]], *, notifier: Any, out_dir: str | None,
                  state: str, outbox: str) -> str:
     """What `cep run` did, for the person who ran it: what it read, matched and dead-lettered, and
@@ -172,7 +181,7 @@ def exit_summary(engine: Any, specs: dict[str, tuple[str, str]], *, notifier: An
     n = sum(matches.values())
     line = f"  matched {n:,}"
     if n:
-        line += " (" + ", ".join(f"{rid} {k:,}" for rid, k in matches.items() if k) + ")"
+        line += " (" + ", ".join(f"{rid} {k:,}{_channels(engine.program, rid)}" for rid, k in matches.items() if k) + ")"
         where = []
         if notifier is not None:
             ns = notifier.stats()

@@ -126,7 +126,7 @@ def test_second_run_says_why_it_read_nothing_and_fresh_reads_again(tmp_path: Pat
     first = run_auth(tmp_path, "--out", "out")
     assert first.returncode == 0, first.stderr
     assert "cep run: read 13 rows" in first.stderr
-    assert "matched 1 (brute_force 1)" in first.stderr
+    assert "matched 1 (brute_force 1 → ops_console)" in first.stderr
     assert "records in out/<rule>.jsonl" in first.stderr
     assert "dead letters 1 (field 'ts': expected timestamp: 1) in out/_dead_letter.jsonl" in first.stderr
     assert "state saved in .cep-state.sqlite" in first.stderr
@@ -148,7 +148,7 @@ def test_second_run_says_why_it_read_nothing_and_fresh_reads_again(tmp_path: Pat
     assert fresh.returncode == 0, fresh.stderr
     assert "--fresh: forgot" in fresh.stderr
     assert "cep run: read 13 rows" in fresh.stderr
-    assert "matched 1 (brute_force 1)" in fresh.stderr
+    assert "matched 1 (brute_force 1 → ops_console)" in fresh.stderr
     assert "already sent by an earlier run" in fresh.stderr  # --fresh never touches the outbox's history
 
 
