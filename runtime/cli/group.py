@@ -69,6 +69,9 @@ class CepGroup(click.Group):
              standalone_mode: bool = True, **extra: Any) -> Any:
         try:
             code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.exceptions.NoArgsIsHelpError as e:  # bare `cep` or `cep notify`: the help, not an error
+            click.echo(e.format_message(), err=True)
+            sys.exit(EXIT_USAGE)
         except click.UsageError as e:
             message, hints = _usage_error(e)
             print_error(message, hints)

@@ -142,6 +142,11 @@ def test_a_state_file_that_is_not_a_database_is_named(tmp_path: Path) -> None:
     assert "error: --state" in r.stderr
 
 
+def test_a_bare_group_prints_its_help() -> None:
+    r = cep(["notify"], ROOT)
+    assert r.returncode == 2 and r.stderr.startswith("Usage: cep notify") and "error:" not in r.stderr
+
+
 def test_a_bug_is_one_line_exit_3_and_the_traceback_only_with_cep_debug(capsys: pytest.CaptureFixture[str],
                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     import click
