@@ -105,6 +105,7 @@ CASES: list[tuple[list[str], int, list[str]]] = [
     (["import", "{T}/empty"], 2, ["is a directory"]),
     (["import", "{T}/bad.json"], 1, ["invalid JSON"]),
     (["import", "{T}/bad.json", "--stream"], 2, ["--stream"]),
+    (["import", "tests/cli/data/seed.json", "-o", "{T}/a_file/x.cep"], 2, ["a_file/x.cep"]),
     # serve
     (["serve", "nope.cep"], 2, ["no such file"]),
     (["serve", "--port", "99999"], 2, ["--port"]),
