@@ -25,13 +25,12 @@ from typing import Any, Protocol
 import polars as pl
 
 from cepdsl.engine import ENGINE_STATE_VERSION, ReloadReport, Session
+from cepdsl.engine.ordering import NO_WATERMARK
 from cepdsl.plan import Program
 from runtime.sources.batch import Batch
+from runtime.state.store import OFFSETS_KEY  # re-exported: the stores give it a key of its own
 
 log = logging.getLogger(__name__)
-
-#: Store key holding the checkpoint's source offsets (rule IDs are identifiers: no clash).
-OFFSETS_KEY = "offsets:"
 
 
 class MatchSink(Protocol):
@@ -117,14 +116,19 @@ class StreamingEngine:
         self.errors: list[str] = []
         self.counters = {"batches": 0, "rows": 0, "dead_letters": 0, "matches": 0, "checkpoints": 0}
         self.state_bytes: dict[str, int] = {}  # per rule, as of the last checkpoint (sizing is not free)
+        self.read: dict[str, int] = {}  # rows read per source (used and dead), for the exit summary
+        self.matched: dict[str, int] = {}  # matches per rule in this run (session stats survive restarts)
+        self.dead_reasons: dict[str, int] = {}  # dead letters by kind of reason
+        #: What `start` took from the store: rule states, offsets and each stream's watermark then.
+        self.restored: dict[str, Any] = {"rules": 0, "offsets": {}, "watermarks": {}}
         self.started = False
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> StreamingEngine:
         """Restore state and source offsets from the store, then open the sources."""
         restored: dict[str, dict[str, Any]] = {}
+        snapshot: dict[str, bytes] = {}
         if self.store is not None:
-            snapshot: dict[str, bytes] = {}
             for key in self.store.rule_ids():
                 st = self.store.load(key)
                 if st is None:
@@ -141,6 +145,12 @@ class StreamingEngine:
                 if report.skipped:
                     log.info("rules starting fresh (changed since the checkpoint): %s", ", ".join(report.skipped))
         self.offsets = {k: dict(v) for k, v in restored.items()}
+        self.restored = {
+            "rules": sum(1 for r in self.program.rules if r.id in snapshot),
+            "offsets": {k: dict(v) for k, v in restored.items()},
+            "watermarks": {s.name: w for s in self.program.streams
+                           if (w := self.session.progress(s.name).watermark_us) is not None and w > NO_WATERMARK},
+        }
         now = self.clock()
         for stream in self.program.streams:
             # A restored stream that stays silent must still reach its deadlines.
@@ -230,6 +240,7 @@ class StreamingEngine:
         now = self.clock()
         outs: dict[str, pl.DataFrame] = {}
         for b in batches:
+            self.read[source] = self.read.get(source, 0) + b.frame.height + b.dead.height
             if b.dead.height:
                 self._dead(b.dead)
         frames = [b.frame for b in batches if b.frame.height]
@@ -335,6 +346,7 @@ class StreamingEngine:
                 if rule is not None:
                     frame = self.silences.apply(rule, frame)
             self.counters["matches"] += frame.height
+            self.matched[rid] = self.matched.get(rid, 0) + frame.height
             if self.on_matches is not None:
                 self.on_matches(rid, frame)
             if self.notifier is not None:
@@ -350,6 +362,17 @@ class StreamingEngine:
         if frame.height == 0:
             return
         self.counters["dead_letters"] += frame.height
+        # Counted by kind ("late for rule x", "field 'ts': expected timestamp") for the exit summary.
+        kinds = pl.col("reason").str.extract(r"^(field '[^']*': [^,(]*|[^:(]*)", 1).str.strip_chars()
+        for reason, n in frame.group_by(kinds).len().rows():
+            key = reason or "other"
+            if key.startswith("late") and self.restored["watermarks"] and not any(
+                    k.startswith("late") for k in self.dead_reasons):
+                log.warning(
+                    "rows are late against the watermark restored from the state store (%s): the input is older "
+                    "than what an earlier run processed; to process it again from scratch, run with --fresh",
+                    ", ".join(f"{k} at {_iso_us(w)}" for k, w in self.restored["watermarks"].items()))
+            self.dead_reasons[key] = self.dead_reasons.get(key, 0) + n
         if self.dead_letter_sink is not None:
             self.dead_letter_sink(frame)
 
@@ -394,6 +417,17 @@ class StreamingEngine:
                 self._ack_now(pending)
             except Exception as e:  # noqa: BLE001 - unacked entries are delivered again: at-least-once
                 log.warning("acknowledging batches failed (they will be delivered again): %s", e)
+
+    def forget_state(self) -> list[str]:
+        """`--fresh`: drop every rule state and the source offsets from the store (before
+        `start`), so the run begins as the first one did. Touches nothing else the store
+        may hold (rule catalogue, alert history). Returns the keys removed."""
+        if self.store is None:
+            return []
+        keys = list(self.store.rule_ids())
+        for key in keys:
+            self.store.delete(key)
+        return keys
 
     # ------------------------------------------------------------------ hot reload
     def reload(self, new: Program | str | Path) -> ReloadResult:
@@ -467,8 +501,10 @@ class StreamingEngine:
         from runtime.sources.redis_streams import RedisStreamSource
 
         # A Redis stream that cannot be read is an outage; a failed HTTP poll is a dead letter.
+        # So is a followed file that does not exist (`unavailable`).
         unreachable = [n for n, src in self.sources.items()
-                       if isinstance(src, RedisStreamSource) and src.last_error is not None]
+                       if (isinstance(src, RedisStreamSource) and src.last_error is not None)
+                       or getattr(src, "unavailable", False)]
         out = {
             "degraded": bool(store.get("degraded")) or bool(unreachable),
             "state_store": store,
@@ -478,6 +514,12 @@ class StreamingEngine:
         if self.tables is not None:  # a failed reload keeps the old rows: reported, not degraded
             out["tables"] = self.tables.health()
         return out
+
+
+def _iso_us(us: int) -> str:
+    import datetime as dt
+
+    return (dt.datetime(1970, 1, 1) + dt.timedelta(microseconds=us)).isoformat() + "Z"
 
 
 def _runs(pulled: list[tuple[str, Batch]]) -> list[tuple[str, list[Batch]]]:

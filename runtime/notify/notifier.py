@@ -66,11 +66,20 @@ def open_outbox(spec: Outbox | str | Path | None) -> tuple[Outbox, bool]:
     """(outbox, owned): a path → SQLite, `redis://...` → Redis, an Outbox → itself."""
     if spec is None:
         return SqliteOutbox(DEFAULT_OUTBOX), True
-    if isinstance(spec, str) and spec.startswith(("redis://", "rediss://", "unix://")):
-        from runtime.notify.redis_outbox import RedisOutbox
+    if isinstance(spec, str):
+        from runtime.state.spec import sqlite_path
 
-        return RedisOutbox.from_url(spec), True
-    if isinstance(spec, (str, Path)):
+        path = sqlite_path(spec)  # `x.sqlite` and `sqlite:x.sqlite` are the same file, as for --state
+        if spec == "memory":
+            from runtime.state.spec import StateSpecError
+
+            raise StateSpecError("the outbox must outlive the process: give a file (PATH) or redis://HOST:PORT/DB")
+        if path is None:
+            from runtime.notify.redis_outbox import RedisOutbox
+
+            return RedisOutbox.from_url(spec), True
+        return SqliteOutbox(path), True
+    if isinstance(spec, Path):
         return SqliteOutbox(spec), True
     return spec, False
 

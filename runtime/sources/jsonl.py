@@ -10,6 +10,8 @@ shorter than our position) restarts at 0.
 
 from __future__ import annotations
 
+import errno
+import logging
 import os
 import select
 import sys
@@ -22,6 +24,8 @@ import numpy as np
 from runtime.sources.batch import Chunk, Clock, Source
 
 _READ_SIZE = 1 << 20
+
+log = logging.getLogger(__name__)
 
 
 class JsonlSource(Source):
@@ -55,11 +59,48 @@ class JsonlSource(Source):
         self._file: BinaryIO | None = None
         self._short_read = False  # the last read got less than asked: nothing more is waiting
         self._fd: int | None = None
+        # What `health` shows: a followed file that does not exist yet is an error, not a silent wait.
+        self.last_error: str | None = None
+        self.errors = 0
         if self.path == "-":
             src = stdin if stdin is not None else sys.stdin.buffer
             self._fd = src if isinstance(src, int) else src.fileno()
         else:
             self._resume = start_offsets or {}
+
+    def missing_input(self) -> str | None:
+        """A file that is not followed and does not exist: nothing will ever come, so a
+        caller can say so at start (`cep run` exits 2) rather than after startup."""
+        if self._fd is None and not self.follow and not os.path.exists(self.path):
+            return f"{self.path}: no such file"
+        return None
+
+    @property
+    def unavailable(self) -> bool:
+        """The file to follow is missing (the engine reports it in health)."""
+        return self.last_error is not None
+
+    def resume_note(self) -> str | None:
+        """How the checkpoint's offsets apply to the file as it is now, in words, when a
+        person should know: resuming at its end reads nothing, and an offset past the end
+        or another file means the checkpoint is not this file's."""
+        resume = getattr(self, "_resume", None)
+        if not resume or "pos" not in resume:
+            return None
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return None
+        pos = int(resume.get("pos", 0))
+        if resume.get("inode") != st.st_ino:
+            return f"{self.path}: the checkpoint is for another file at this path (replaced or rotated): reading it from the start"
+        if pos > st.st_size:
+            return (f"{self.path}: the checkpoint's offset (byte {pos:,}) is past the file's end ({st.st_size:,} bytes), "
+                    "so the file was truncated: reading it from the start")
+        if pos == st.st_size:
+            return (f"{self.path}: resuming at byte {pos:,}, the end of the file, where an earlier run stopped: "
+                    "nothing new to read until lines are appended")
+        return f"{self.path}: resuming at byte {pos:,} of {st.st_size:,}, where an earlier run stopped"
 
     # -- Source
 
@@ -101,9 +142,16 @@ class JsonlSource(Source):
             return self._fill_stdin(timeout_s)
         if self._file is None and not self._open():
             if not self.follow:
-                raise FileNotFoundError(self.path)
+                raise FileNotFoundError(errno.ENOENT, "no such file", self.path)
+            if self.last_error is None:
+                self.errors += 1
+                self.last_error = f"{self.path}: no such file (waiting for it to appear)"
+                log.error("source %s: %s", self.stream.name, self.last_error)
             self.clock.sleep(min(timeout_s, self.poll_s))
             return False
+        if self.last_error is not None:
+            log.warning("source %s: %s appeared; reading it", self.stream.name, self.path)
+            self.last_error = None
         assert self._file is not None
         data = self._file.read(_READ_SIZE)
         self._short_read = len(data) < _READ_SIZE

@@ -14,6 +14,7 @@ them. Batches never span two files.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +27,9 @@ from runtime.deadletter import dead_letters, empty_dead_letters
 from runtime.sources.batch import Batch, Chunk, Clock, Source
 from runtime.sources.errors import SchemaError
 from runtime.sources.parquet import iter_parquet, plan_columns
+
+
+log = logging.getLogger(__name__)
 
 
 class ParquetDirSource(Source):
@@ -50,6 +54,12 @@ class ParquetDirSource(Source):
         self._current: str | None = start.get("file")
         self._rows = int(start.get("rows", 0)) if self._current else 0
         self._unreadable: dict[str, tuple[int, float]] = {}  # name → (size, first seen unreadable)
+        self.last_error: str | None = None  # the directory is missing (health shows it)
+        self.errors = 0
+
+    @property
+    def unavailable(self) -> bool:
+        return self.last_error is not None
 
     def offsets(self) -> dict[str, Any]:
         return {"done": sorted(self.done), "file": self._current, "rows": self._rows}
@@ -83,8 +93,15 @@ class ParquetDirSource(Source):
                 for e in os.scandir(self.directory)
                 if e.is_file() and e.name.endswith(".parquet") and e.name[0] not in "._" and e.name not in self.done
             )
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
+            if self.last_error is None:  # said once, in the log and in health, not waited on in silence
+                self.errors += 1
+                self.last_error = f"{self.directory}: no such directory (waiting for it to appear)"
+                log.error("source %s: %s", self.stream.name, self.last_error)
             return []
+        if self.last_error is not None:
+            log.warning("source %s: %s appeared; reading it", self.stream.name, self.directory)
+            self.last_error = None
         if self._current in names:  # a file interrupted by a restart goes first
             names.remove(self._current)
             names.insert(0, self._current)

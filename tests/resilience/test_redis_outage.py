@@ -47,7 +47,7 @@ def receiver():
 
 
 def offsets_in_redis(client, prefix: str) -> dict:
-    raw = client.hget(f"{prefix}rule:offsets::state", "offsets")
+    raw = client.hget(f"{prefix}offsets", "offsets")  # the offsets key of its own (not an empty rule id)
     return json.loads(raw) if raw else {}
 
 
