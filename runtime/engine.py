@@ -381,8 +381,9 @@ class StreamingEngine:
 
     # ------------------------------------------------------------------ hot reload
     def reload(self, new: Program | str | Path) -> ReloadResult:
-        """Switch rules without stopping: a file that does not check is reported and the
-        running rules keep running; see `Session.reload` for what keeps its state."""
+        """Switch rules without stopping: a file that does not check, or a program that cannot
+        be built (an executor, a channel, a template), is reported and the running rules keep
+        running; see `Session.reload` for what keeps its state."""
         if not isinstance(new, Program):
             from cepdsl.diagnostics import CheckError
             from cepdsl.frontend import compile_path
@@ -393,11 +394,26 @@ class StreamingEngine:
                 return ReloadResult(False, error=str(e))
             except OSError as e:
                 return ReloadResult(False, error=f"{new}: {e}")
-        report = self.session.reload(new)
+            except Exception as e:  # noqa: BLE001 - a checker bug must not end the engine
+                log.exception("checking %s failed", new)
+                return ReloadResult(False, error=f"{new}: could not be checked ({type(e).__name__}: {e})")
+        # Both halves are built before either switches: a failure in one leaves both running
+        # the old program (the session builds aside and swaps at the end; the notifier hands
+        # back its switch).
+        try:
+            prepare = getattr(self.notifier, "prepare_reload", None)
+            switch_notifier = prepare(new) if prepare is not None else None
+            report = self.session.reload(new)
+        except Exception as e:  # noqa: BLE001 - reported, and the old program keeps running
+            log.exception("building the reloaded program failed")
+            return ReloadResult(False, error=f"the new rules could not be started ({type(e).__name__}: {e})")
         self.program = new
-        reload_notifier = getattr(self.notifier, "reload", None)
-        if reload_notifier is not None:
-            reload_notifier(new)
+        if switch_notifier is not None:
+            switch_notifier()
+        else:
+            reload_notifier = getattr(self.notifier, "reload", None)
+            if reload_notifier is not None:
+                reload_notifier(new)
         return ReloadResult(True, report)
 
     # ------------------------------------------------------------------ observability

@@ -193,16 +193,22 @@ def run_forever(
             opened[name] = open_source(spec, program.stream(stream), **resume)
         return opened
 
-    engine = StreamingEngine(
-        program,
-        open_sources,
-        notifier=notifier,
-        on_matches=sink.matches if sink else None,
-        store=store,
-        dead_letters=sink.dead if sink else None,
-        clock=clock,
-        checkpoint_every_s=checkpoint_every,
-    )
+    try:
+        engine = StreamingEngine(
+            program,
+            open_sources,
+            notifier=notifier,
+            on_matches=sink.matches if sink else None,
+            store=store,
+            dead_letters=sink.dead if sink else None,
+            clock=clock,
+            checkpoint_every_s=checkpoint_every,
+        )
+    except Exception as e:  # noqa: BLE001 - a checked program that cannot start is our bug: say so, no traceback
+        logging.getLogger(__name__).debug("starting the engine failed", exc_info=True)
+        print(f"error: the rules could not be started ({type(e).__name__}: {e})", file=sys.stderr)
+        store.close()
+        return 1
     stop = stop or threading.Event()
     reload_requested = threading.Event()
     watch = FileWatch(file)

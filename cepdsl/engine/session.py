@@ -137,11 +137,14 @@ class Session:
 
         # Built aside and swapped in whole: `stats()` may read from another thread (the live
         # table, the HTTP API) while a reload builds, and must see the old set or the new one.
+        # Nothing old is touched until every new executor is built: a failure part way leaves
+        # the running program whole (the engine reports it and keeps running).
         rules: dict[str, RuleRun] = {}
+        renamed: list[tuple[RuleRun, RulePlan]] = []
         for rule in program.rules:
             old = old_rules.get(rule.id)
             if old is not None and same_matching(old.plan, rule):
-                old.plan = old.executor.rule = rule  # new title/message/notify, same state
+                renamed.append((old, rule))  # new title/message/notify, same state
                 rules[rule.id] = old
             else:
                 throttle = Throttle(rule.throttle_us, rule.group_keys) if rule.throttle_us else None
@@ -157,6 +160,8 @@ class Session:
                 state.adopt(previous.state)
             runs = [rules[r.id] for r in program.rules if r.stream.name == stream.name]
             streams[stream.name] = StreamRun(state, runs, WhereSet([run.plan.where for run in runs]))
+        for run, plan in renamed:
+            run.plan = run.executor.rule = plan
         self._rules, self._streams = rules, streams
 
     def _stream(self, name: str) -> StreamRun:
