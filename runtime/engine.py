@@ -26,9 +26,20 @@ import polars as pl
 
 from cepdsl.engine import ENGINE_STATE_VERSION, ReloadReport, Session
 from cepdsl.plan import Program
+from runtime.deadletter import rows_as_dead_letters
 from runtime.sources.batch import Batch
 
 log = logging.getLogger(__name__)
+
+#: How far ahead of the wall clock an event's time may be in streaming (docs/security.md).
+DEFAULT_MAX_FUTURE_S = 3600.0
+
+
+def _duration_text(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
 
 #: Store key holding the checkpoint's source offsets (rule IDs are identifiers: no clash).
 OFFSETS_KEY = "offsets:"
@@ -81,6 +92,7 @@ class StreamingEngine:
         checkpoint_every_s: float = 30.0,
         idle_after_s: float = 1.0,
         session: Session | None = None,
+        max_future_s: float | None = DEFAULT_MAX_FUTURE_S,
     ) -> None:
         self.program = program
         self.session = session or Session(program)
@@ -91,6 +103,9 @@ class StreamingEngine:
         self.clock = clock
         self.checkpoint_every_s = checkpoint_every_s
         self.idle_after_s = idle_after_s
+        #: Rows whose event time is further ahead of `clock()` than this are dead letters: one
+        #: event stamped 9999-12-31 must not move the watermark and make every later row late.
+        self.max_future_s = max_future_s
         self._open = sources
         self.sources: dict[str, Iterable[Batch]] = {}
         self._iters: dict[str, Iterator[Batch]] = {}
@@ -225,6 +240,8 @@ class StreamingEngine:
         frames = [b.frame for b in batches if b.frame.height]
         if frames:
             frame = frames[0] if len(frames) == 1 else pl.concat(frames)
+            frame = self._without_future_rows(batches[0].stream, frame, now)
+        if frames and frame.height:
             outs = self.session.push(batches[0].stream, frame)
             # After the push: a slow push (first JIT, a big batch) must not make the stream look silent.
             self._last_rows_at[batches[0].stream] = max(now, self.clock())
@@ -237,6 +254,29 @@ class StreamingEngine:
         self._deliver(outs)
         self._dead(self.session.take_dead_letters())
         return outs
+
+    def _without_future_rows(self, stream: str, frame: pl.DataFrame, now: float) -> pl.DataFrame:
+        """`frame` without the rows too far ahead of the wall clock (those go to dead letters)."""
+        if self.max_future_s is None:
+            return frame
+        try:
+            tf = self.program.stream(stream).time_field
+        except (KeyError, StopIteration):
+            return frame
+        if tf is None or tf not in frame.columns or not isinstance(frame.schema[tf], pl.Datetime):
+            return frame
+        limit_us = int((now + self.max_future_s) * 1_000_000)
+        t = pl.col(tf).dt.epoch("us")
+        latest = frame.select(t.max()).item()
+        if latest is None or latest <= limit_us:  # the common case: one reduction, no copy
+            return frame
+        ahead = t > limit_us
+        why = pl.format(
+            "event time {} is more than {} ahead of the wall clock (max_future): not allowed to move time",
+            pl.col(tf).cast(pl.String), pl.lit(_duration_text(self.max_future_s)),
+        )
+        self._dead(rows_as_dead_letters(stream, frame.filter(ahead), why))
+        return frame.filter(~ahead.fill_null(False))
 
     def step(self, timeout: float = 0.0) -> StepReport:
         """Take what the sources have produced (synchronously when no thread runs),

@@ -161,6 +161,7 @@ def run_forever(
     clock: Callable[[], float] = time.time,
     stop: threading.Event | None = None,
     api: str | None = None,
+    max_future_s: float | None = None,
 ) -> int:
     """Run until every source ends (finite inputs) or a signal stops it. Returns the exit code."""
     from runtime.engine import StreamingEngine
@@ -203,6 +204,7 @@ def run_forever(
             dead_letters=sink.dead if sink else None,
             clock=clock,
             checkpoint_every_s=checkpoint_every,
+            **({"max_future_s": max_future_s} if max_future_s is not None else {}),
         )
     except Exception as e:  # noqa: BLE001 - a checked program that cannot start is our bug: say so, no traceback
         logging.getLogger(__name__).debug("starting the engine failed", exc_info=True)

@@ -20,11 +20,20 @@ from runtime.cli.group import main
 @click.option("--stats/--no-stats", default=None, help="Live per-rule table (default: on a terminal).")
 @click.option("--allow-host", "allow_hosts", multiple=True, help="Allow notifications to this host/network (e.g. 127.0.0.1).")
 @click.option("--api", "api", default=None, metavar="HOST:PORT", help="Serve /cep/health, /cep/stats (and the rest of the API) while running.")
+@click.option("--max-future", "max_future", default="1h", show_default=True, metavar="DURATION",
+              help="Events further ahead of the wall clock are dead letters (they would move time).")
 def run(file: str, sources: tuple[str, ...], state: str | None, outbox: str | None, checkpoint_every: float,
-        out_dir: str | None, stats: bool | None, allow_hosts: tuple[str, ...], api: str | None = None) -> None:
+        out_dir: str | None, stats: bool | None, allow_hosts: tuple[str, ...], api: str | None = None,
+        max_future: str = "1h") -> None:
     """Run rules continuously over live sources (reloads FILE on change or SIGHUP)."""
     from runtime.run import run_forever
 
+    from runtime.sources.spec import parse_duration_s
+
+    try:
+        max_future_s = parse_duration_s(max_future)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--max-future") from None
     program = load_program(file)
     show = sys.stderr.isatty() if stats is None else stats
     code = run_forever(
@@ -38,5 +47,6 @@ def run(file: str, sources: tuple[str, ...], state: str | None, outbox: str | No
         show_stats=show,
         allow_hosts=allow_hosts,
         api=api,
+        max_future_s=max_future_s,
     )
     sys.exit(code)
