@@ -137,7 +137,7 @@ class Channel:
         redact = self.config.redact
         return Sent(self.name, self.kind, redact(url),
                     {"method": method, "headers": self._shown_headers(all_headers), "body": redact(body.decode())},
-                    response.status_code, redact(response.text[:500]))
+                    response.status_code, self.config.redactor.shorten(response.text, 500))
 
 
 class ConsoleChannel(Channel):
