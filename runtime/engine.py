@@ -139,8 +139,9 @@ class StreamingEngine:
                 elif st.version == ENGINE_STATE_VERSION:
                     snapshot[key] = st.payload
                 else:
-                    log.warning("state of %s has version %s, expected %s: starting it fresh",
-                                key, st.version, ENGINE_STATE_VERSION)
+                    # Never decoded: version 1 was pickle. `cep state migrate` converts it.
+                    log.warning("state of %s has version %s, expected %s: starting it fresh "
+                                "(run `cep state migrate` to keep old checkpoints)", key, st.version, ENGINE_STATE_VERSION)
             if snapshot:
                 report = self.session.restore(snapshot)
                 if report.skipped:

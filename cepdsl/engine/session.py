@@ -15,7 +15,6 @@ import dataclasses
 import datetime as _dt
 import functools
 import hashlib
-import pickle
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -32,9 +31,11 @@ from cepdsl.engine.ordering import NO_WATERMARK, StreamState
 from cepdsl.engine.stats import RuleStats
 from cepdsl.engine.throttle import Throttle
 from cepdsl.plan import FieldPlan, Program, RuleKind, RulePlan, StreamPlan
+from cepdsl.state_format import StateFormatError, decode_state, encode_state
 
 #: Bumped when the layout of `Session.snapshot()` changes.
-ENGINE_STATE_VERSION = 1
+#: 2: msgpack checkpoints (cepdsl/state_format.py); 1 was pickle (`cep state migrate` converts).
+ENGINE_STATE_VERSION = 2
 #: Snapshot keys of per-stream state; rule IDs are identifiers, so ":" cannot clash.
 STREAM_KEY = "stream:"
 
@@ -362,15 +363,14 @@ class Session:
 
     # ------------------------------------------------------------------ state
     def _rule_snapshot(self, rule: RuleRun) -> bytes:
-        return pickle.dumps(
+        return encode_state(
             {
                 "version": ENGINE_STATE_VERSION,
                 "plan": fingerprint(rule.plan),
                 "executor": rule.executor.snapshot(),
                 "throttle": rule.throttle.state() if rule.throttle else None,
                 "counters": rule.stats.counters(),
-            },
-            protocol=5,
+            }
         )
 
     def snapshot(self) -> dict[str, bytes]:
@@ -378,18 +378,21 @@ class Session:
         (`stream:NAME`: watermark, arrival counter and the reorder buffer's rows)."""
         snap = {rid: self._rule_snapshot(rule) for rid, rule in self._rules.items()}
         for name, run in self._streams.items():
-            snap[STREAM_KEY + name] = pickle.dumps(
-                {"version": ENGINE_STATE_VERSION, "plan": fingerprint(run.state.plan), "state": run.state.state()},
-                protocol=5,
+            snap[STREAM_KEY + name] = encode_state(
+                {"version": ENGINE_STATE_VERSION, "plan": fingerprint(run.state.plan), "state": run.state.state()}
             )
         return snap
 
     def restore(self, snapshot: Mapping[str, bytes]) -> RestoreReport:
         """Take over a snapshot.  A rule whose plan changed since (or that no longer exists)
-        starts fresh; a stream whose declaration changed keeps its progress and buffered rows."""
+        starts fresh; a stream whose declaration changed keeps its progress and buffered rows.
+        Payloads are read as data only (cepdsl/state_format.py): a pickle, or anything else
+        that is not a checkpoint, raises `StateFormatError` and is never executed."""
         restored, skipped = [], []
         for key, payload in snapshot.items():
-            data = pickle.loads(payload)
+            data = decode_state(payload)
+            if not isinstance(data, dict):
+                raise StateFormatError(f"{key}: a checkpoint entry is a map")
             if data.get("version") != ENGINE_STATE_VERSION:
                 raise ValueError(f"{key}: engine state version {data.get('version')}, expected {ENGINE_STATE_VERSION}")
             if key.startswith(STREAM_KEY):
