@@ -189,11 +189,14 @@ def _kind(v: Any) -> str:
     return type(v).__name__.lstrip("_") or "object"
 
 
+#: Printed as they are, no check: scalars whose text is short (or, for str, already sized).
+PLAIN_TYPES = frozenset({str, int, float, bool, type(None), decimal.Decimal, dt.datetime, dt.date, dt.time, dt.timedelta})
+
+
 def finalize(value: Any) -> Any:
     """What `{{ value }}` prints, checked: text and numbers as they are; containers only when
     their text fits the limit; anything else (functions, loop objects, namespaces) refused."""
-    cls = value.__class__
-    if cls is str or cls is int or cls is float:
+    if value.__class__ in PLAIN_TYPES:
         return value
     limit = _budget().max_chars
     size = text_size(value, limit)
@@ -355,19 +358,32 @@ class _BoundedNamespace(Namespace):
         super().__setitem__(name, value)
 
 
+#: Filters whose result size `_pre_filter` computes before they run.
+_SIZED_FILTERS = frozenset({"format", "join", "replace", "indent", "string", "tojson", "list", "pprint", "sum"})
+
+
 def _guard_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
-    pass_arg = _PassArg.from_obj(func)
+    # Context-taking filters get it first: size the call from the value onwards.
+    skip = 1 if _PassArg.from_obj(func) is not None else 0
+
+    if name not in _SIZED_FILTERS:
+
+        @functools.wraps(func)
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            _tick()
+            _check_int_args(f"filter {name}", (*args, *kwargs.values()))
+            return _check_size(func(*args, **kwargs), f"filter {name}")
+
+        return guarded
 
     @functools.wraps(func)
-    def guarded(*args: Any, **kwargs: Any) -> Any:
+    def sized(*args: Any, **kwargs: Any) -> Any:
         _tick()
         _check_int_args(f"filter {name}", (*args, *kwargs.values()))
-        # Context-taking filters get it first: size the call from the value onwards.
-        skip = 1 if pass_arg is not None else 0
         value_args, kwargs = _pre_filter(name, args[skip:], kwargs)
         return _check_size(func(*args[:skip], *value_args, **kwargs), f"filter {name}")
 
-    return guarded
+    return sized
 
 
 class _BoundedCodeGenerator(CodeGenerator):
@@ -713,9 +729,9 @@ def _fast_renderer(text: str) -> Callable[[Mapping[str, Any]], str] | None:
                 func, args, kwargs, _name = arg
                 expr = f"{const(func)}({expr}, *{const(args)}, **{const(kwargs)})"
         # str() of finalize(), as Jinja's generated code does (text passes straight through).
-        exprs.append(f"(_v if (_v := {expr}).__class__ is _s else _s(_fin(_v)))")
+        exprs.append(f"(_v if (_v := {expr}).__class__ is _s else _s(_v) if _v.__class__ in _P else _s(_fin(_v)))")
     source = "def _render(ctx):\n    return ''.join((" + ", ".join(exprs) + ",))\n"
-    namespace: dict[str, Any] = {"_c": tuple(consts), "_s": str, "_fin": finalize, "_ga": _ENV.getattr,
+    namespace: dict[str, Any] = {"_c": tuple(consts), "_s": str, "_fin": finalize, "_P": PLAIN_TYPES, "_ga": _ENV.getattr,
                                  "_gi": _ENV.getitem, "_look": _lookup}
     exec(compile(source, "<cep template>", "exec"), namespace)  # noqa: S102 - fixed code, data via _c
     return namespace["_render"]  # type: ignore[no-any-return]
