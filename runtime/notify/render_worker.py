@@ -125,6 +125,9 @@ class RenderWorkers:
         self._children: set[_Child] = set()
         self._lock = threading.Lock()
         self.killed = 0  # children stopped at the time limit (or found dead)
+        #: Wall time of the last render sent to a child, from request to reply or kill (starting
+        #: a child not included): what the hard limit bounds.
+        self.last_seconds = 0.0
 
     @staticmethod
     def inline(text: str) -> bool:
@@ -154,7 +157,9 @@ class RenderWorkers:
                 with self._lock:
                     self._children.add(child)
             limit_s = self.hard_timeout_s if self.hard_timeout_s is not None else max_seconds + self.grace_s
+            sent = time.monotonic()
             reply = child.render(body, limit_s)
+            self.last_seconds = time.monotonic() - sent
             if reply is None:
                 self._drop(child)
                 child = None
