@@ -228,6 +228,10 @@ class Checker:
         if kind == "pagerduty" and isinstance(sev, str) and sev not in PAGERDUTY_SEVERITIES:
             self.error(given["severity"].value.span, f"unknown PagerDuty severity `{sev}`", (f"use one of {', '.join(PAGERDUTY_SEVERITIES)}",), code="channel-option")
             ok = False
+        for opt in ("retries", "timeout"):
+            if isinstance(values.get(opt), EnvVar):  # read when the file is checked: must be written out
+                self.error(given[opt].value.span, f"`{opt}` must be written as a literal, not env(...)", code="channel-option")
+                ok = False
         if not ok:
             return
         retries = values.pop("retries", 3)

@@ -730,6 +730,8 @@ def _fast_renderer(text: str) -> Callable[[Mapping[str, Any]], str] | None:
                 expr = f"{const(func)}({expr}, *{const(args)}, **{const(kwargs)})"
         # str() of finalize(), as Jinja's generated code does (text passes straight through).
         exprs.append(f"(_v if (_v := {expr}).__class__ is _s else _s(_v) if _v.__class__ in _P else _s(_fin(_v)))")
+    if not exprs:  # "" or a template of nothing but `{% raw %}{% endraw %}`, comments, ...
+        exprs.append(const(""))
     source = "def _render(ctx):\n    return ''.join((" + ", ".join(exprs) + ",))\n"
     namespace: dict[str, Any] = {"_c": tuple(consts), "_s": str, "_fin": finalize, "_P": PLAIN_TYPES, "_ga": _ENV.getattr,
                                  "_gi": _ENV.getitem, "_look": _lookup}

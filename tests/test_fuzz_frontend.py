@@ -51,6 +51,9 @@ def test_hostile_inputs_give_diagnostics() -> None:
         "huge_digits_having": "stream s (ts: timestamp, x: int)\nrule r from s window tumbling 1m having count() > " + "9" * 23001,
         "huge_digits_everywhere": "stream s (ts: timestamp, x: int)\nrule r from s pattern a{" + "9" * 5000 + "} within "
         + "9" * 5000 + "m\nrule q from s anomaly zscore(x) baseline " + "9" * 5000 + " warmup " + "9" * 5000,
+        # Found by the issue-12 fuzz run: int() of an env() value in the checker.
+        "env_retries": 'stream s (ts: timestamp)\nchannel c = webhook(url = "https://x.example", retries = env("R"))',
+        "env_timeout": 'stream s (ts: timestamp)\nchannel c = webhook(url = "https://x.example", timeout = env("T"))',
         "form_feed_lines": "stream s (ts: timestamp, x: int)\x0c\nrule r from s where\x0b x >",
     }
     stats = fuzz.run(cases.values(), engine=False)

@@ -147,3 +147,14 @@ def test_a_reload_the_notifier_refuses_switches_neither(tmp_path: Path) -> None:
     # Before: the session had switched to the new rules while the notifier kept the old ones.
     assert list(eng.session._rules) == ["hot"] and "new" not in notifier._rules
     notifier.stop(drain=False)
+
+
+@pytest.mark.parametrize("template", ["", "{% raw %}", "{# only a comment #}", "{% raw %}{% endraw %}"])
+def test_fuzz_finding_templates_of_nothing_start_and_render(template: str) -> None:
+    """Found by the extended fuzzer: a template with no output part made the fast renderer
+    generate `''.join((,))`, a SyntaxError at engine start."""
+    program = compile_source(message(template))
+    start_and_run(program)
+    from cepdsl.templates import render
+
+    assert render(template, {}) == ""
