@@ -574,7 +574,13 @@ def compile_template(text: str) -> Any:
     Everything that can go wrong while compiling (syntax, an unknown filter or test, nesting,
     Python's own compiler limits) is a `TemplateError`: the checker calls this too, so a
     template `cep check` accepts always compiles in the engine."""
-    parse_template(text)  # the limits first; Jinja then parses its own copy (its optimiser edits trees)
+    tree = parse_template(text)  # the limits first; Jinja then parses its own copy (its optimiser edits trees)
+    # Jinja defers an unknown filter or test inside `{% if %}` to render time: name it now.
+    for node in tree.find_all((nodes.Filter, nodes.Test)):
+        known = _ENV.filters if isinstance(node, nodes.Filter) else _ENV.tests
+        if node.name not in known:
+            what = "filter" if isinstance(node, nodes.Filter) else "test"
+            raise _syntax_error(TemplateSyntaxError(f"No {what} named '{node.name}'.", node.lineno))
     try:
         return _ENV.from_string(text)
     except TemplateSyntaxError as exc:  # TemplateAssertionError too: unknown filter or test

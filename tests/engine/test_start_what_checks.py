@@ -158,3 +158,10 @@ def test_fuzz_finding_templates_of_nothing_start_and_render(template: str) -> No
     from cepdsl.templates import render
 
     assert render(template, {}) == ""
+
+
+@pytest.mark.parametrize("template", ["{% if cpu is hot %}x{% endif %}", "{% if cpu %}{{ cpu|rond }}{% endif %}"])
+def test_unknown_tests_and_filters_inside_if_are_caught_by_check(template: str) -> None:
+    """Jinja defers these to render time; the checker names them (found writing the corpus)."""
+    program, diags = check_source(message(template), "h.cep")
+    assert program is None and diags[0].message.startswith("invalid message template: unknown")
