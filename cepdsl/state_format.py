@@ -2,16 +2,18 @@
 
 Whoever can write the state store (Redis, a SQLite file) must not be able to run code in
 the engine by writing a checkpoint, so checkpoints are msgpack with a fixed set of types
-and a header:
+behind a header, with numpy arrays' bytes kept out of the msgpack part (as pickle's
+protocol 5 does, so a checkpoint costs one copy of its arrays):
 
-    b"CEPS" + msgpack({"format": STATE_FORMAT, "data": VALUE})
+    b"CEPS" | format (u8) | msgpack length (u64, little-endian) | msgpack VALUE | array bytes
 
 VALUE is built from None, bool, int, float, str, bytes, list and dict (msgpack's own
 types) plus these extension types, each decoded by a function that builds data only:
 
     1 tuple        a msgpack array of values
-    2 ndarray      [dtype string, shape, raw bytes]: numbers, bools, datetime64 and
-                   timedelta64 only (object arrays are refused both ways)
+    2 ndarray      msgpack [dtype string, shape]; its bytes are the next ones after the
+                   msgpack part, in the order the arrays appear. Numbers, bools,
+                   datetime64 and timedelta64 only (object arrays refused both ways)
     3 datetime     ISO 8601 text          4 date   ISO 8601 text
     5 timedelta    [days, seconds, microseconds]
     6 big integer  decimal text (beyond 64 bits)
@@ -27,6 +29,8 @@ which the operator runs; the engine never reads a pickle.
 from __future__ import annotations
 
 import datetime as dt
+import struct
+from collections.abc import Callable
 from typing import Any
 
 import msgpack
@@ -35,6 +39,7 @@ import numpy as np
 MAGIC = b"CEPS"
 #: Bumped when the layout above changes.
 STATE_FORMAT = 1
+_HEAD = struct.Struct("<4sBQ")
 _TUPLE, _NDARRAY, _DATETIME, _DATE, _TIMEDELTA, _BIGINT, _SET = range(1, 8)
 #: numpy kinds an array may have: bool, signed, unsigned, float, complex, datetime64, timedelta64.
 _ARRAY_KINDS = frozenset("biufcMm")
@@ -45,80 +50,57 @@ class StateFormatError(ValueError):
     """A payload that is not a checkpoint in this format (or a value it cannot hold)."""
 
 
-def _pack(value: Any) -> bytes:
-    return msgpack.packb(value, default=_default, use_bin_type=True, strict_types=True)
+def _packer(buffers: list[memoryview]) -> Callable[[Any], bytes]:
+    """A packb whose arrays' bytes go to `buffers` (in the order met)."""
 
+    def pack(value: Any) -> bytes:
+        return msgpack.packb(value, default=default, use_bin_type=True, strict_types=True)
 
-def _default(value: Any) -> Any:
-    if isinstance(value, tuple):
-        return msgpack.ExtType(_TUPLE, _pack(list(value)))
-    if isinstance(value, np.ndarray):
-        if value.dtype.kind not in _ARRAY_KINDS or value.dtype.hasobject:
-            raise StateFormatError(f"an array of {value.dtype} cannot be checkpointed")
-        arr = np.ascontiguousarray(value)
-        return msgpack.ExtType(_NDARRAY, _pack([arr.dtype.str, list(arr.shape), arr.tobytes()]))
-    if isinstance(value, np.generic):  # a numpy scalar: as the Python value it holds
-        return value.item()
-    if isinstance(value, dt.datetime):
-        return msgpack.ExtType(_DATETIME, value.isoformat().encode())
-    if isinstance(value, dt.date):
-        return msgpack.ExtType(_DATE, value.isoformat().encode())
-    if isinstance(value, dt.timedelta):
-        return msgpack.ExtType(_TIMEDELTA, _pack([value.days, value.seconds, value.microseconds]))
-    if isinstance(value, bool):  # strict_types: subclasses come here
-        return bool(value)
-    if isinstance(value, int):
-        if _INT64[0] <= value <= _INT64[1]:
-            return int(value)
-        return msgpack.ExtType(_BIGINT, str(int(value)).encode())
-    if isinstance(value, (set, frozenset)):
-        return msgpack.ExtType(_SET, _pack(list(value)))
-    if isinstance(value, float):
-        return float(value)
-    if isinstance(value, str):
-        return str(value)
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return bytes(value)
-    if isinstance(value, dict):
-        return dict(value)
-    if isinstance(value, list):
-        return list(value)
-    raise StateFormatError(f"a {type(value).__module__}.{type(value).__name__} cannot be checkpointed")
+    def default(value: Any) -> Any:
+        if isinstance(value, tuple):
+            return msgpack.ExtType(_TUPLE, pack(list(value)))
+        if isinstance(value, np.ndarray):
+            if value.dtype.kind not in _ARRAY_KINDS or value.dtype.hasobject:
+                raise StateFormatError(f"an array of {value.dtype} cannot be checkpointed")
+            arr = np.ascontiguousarray(value)
+            buffers.append(memoryview(arr.reshape(-1).view(np.uint8)))
+            return msgpack.ExtType(_NDARRAY, pack([arr.dtype.str, list(arr.shape)]))
+        if isinstance(value, np.generic):  # a numpy scalar: as the Python value it holds
+            return value.item()
+        if isinstance(value, dt.datetime):
+            return msgpack.ExtType(_DATETIME, value.isoformat().encode())
+        if isinstance(value, dt.date):
+            return msgpack.ExtType(_DATE, value.isoformat().encode())
+        if isinstance(value, dt.timedelta):
+            return msgpack.ExtType(_TIMEDELTA, pack([value.days, value.seconds, value.microseconds]))
+        if isinstance(value, bool):  # strict_types: subclasses come here
+            return bool(value)
+        if isinstance(value, int):
+            if _INT64[0] <= value <= _INT64[1]:
+                return int(value)
+            return msgpack.ExtType(_BIGINT, str(int(value)).encode())
+        if isinstance(value, (set, frozenset)):
+            return msgpack.ExtType(_SET, pack(list(value)))
+        if isinstance(value, float):
+            return float(value)
+        if isinstance(value, str):
+            return str(value)
+        if isinstance(value, (bytes, bytearray, memoryview)):
+            return bytes(value)
+        if isinstance(value, dict):
+            return dict(value)
+        if isinstance(value, list):
+            return list(value)
+        raise StateFormatError(f"a {type(value).__module__}.{type(value).__name__} cannot be checkpointed")
 
-
-def _unpack(data: bytes) -> Any:
-    return msgpack.unpackb(data, ext_hook=_ext, raw=False, strict_map_key=False, use_list=True)
-
-
-def _ext(code: int, data: bytes) -> Any:
-    if code == _TUPLE:
-        return tuple(_unpack(data))
-    if code == _NDARRAY:
-        dtype_text, shape, raw = _unpack(data)
-        dtype = np.dtype(dtype_text)
-        if dtype.kind not in _ARRAY_KINDS or dtype.hasobject:
-            raise StateFormatError(f"arrays of {dtype} are not checkpoint data")
-        shape = tuple(int(n) for n in shape)
-        if int(np.prod(shape, dtype=np.int64)) * dtype.itemsize != len(raw):
-            raise StateFormatError("array size does not match its shape")
-        return np.frombuffer(raw, dtype=dtype).reshape(shape).copy()  # writable, as before
-    if code == _DATETIME:
-        return dt.datetime.fromisoformat(data.decode())
-    if code == _DATE:
-        return dt.date.fromisoformat(data.decode())
-    if code == _TIMEDELTA:
-        days, seconds, micros = _unpack(data)
-        return dt.timedelta(days=days, seconds=seconds, microseconds=micros)
-    if code == _BIGINT:
-        return int(data.decode())
-    if code == _SET:
-        return set(_unpack(data))
-    raise StateFormatError(f"unknown extension type {code} in a checkpoint")
+    return pack
 
 
 def encode_state(value: Any) -> bytes:
     """`value` (plain data, see the module doc) as a checkpoint payload."""
-    return MAGIC + _pack({"format": STATE_FORMAT, "data": value})
+    buffers: list[memoryview] = []
+    head = _packer(buffers)(value)
+    return b"".join((_HEAD.pack(MAGIC, STATE_FORMAT, len(head)), head, *buffers))
 
 
 def decode_state(payload: bytes) -> Any:
@@ -127,20 +109,59 @@ def decode_state(payload: bytes) -> Any:
     if not isinstance(payload, (bytes, bytearray, memoryview)):
         raise StateFormatError("a checkpoint payload is bytes")
     payload = bytes(payload)
-    if not payload.startswith(MAGIC):
+    if not payload.startswith(MAGIC) or len(payload) < _HEAD.size:
         if is_pickle(payload):
             raise StateFormatError("this checkpoint is an old pickle: convert it with `cep state migrate`")
         raise StateFormatError("not a cep checkpoint")
+    _, fmt, head_len = _HEAD.unpack_from(payload)
+    if fmt != STATE_FORMAT:
+        raise StateFormatError(f"checkpoint format {fmt}, expected {STATE_FORMAT}")
+    end = _HEAD.size + head_len
+    if end > len(payload):
+        raise StateFormatError("damaged checkpoint: shorter than its header says")
+    view = memoryview(payload)
+    at = [end]  # where the next array's bytes start
+
+    def unpack(data: bytes) -> Any:
+        return msgpack.unpackb(data, ext_hook=ext, raw=False, strict_map_key=False, use_list=True)
+
+    def ext(code: int, data: bytes) -> Any:
+        if code == _TUPLE:
+            return tuple(unpack(data))
+        if code == _NDARRAY:
+            dtype_text, shape = unpack(data)
+            dtype = np.dtype(str(dtype_text))
+            if dtype.kind not in _ARRAY_KINDS or dtype.hasobject:
+                raise StateFormatError(f"arrays of {dtype} are not checkpoint data")
+            shape = tuple(int(n) for n in shape)
+            count = int(np.prod(shape, dtype=np.int64))
+            if any(n < 0 for n in shape) or at[0] + count * dtype.itemsize > len(payload):
+                raise StateFormatError("array size does not match the checkpoint")
+            arr = np.frombuffer(view, dtype=dtype, count=count, offset=at[0]).reshape(shape).copy()  # writable
+            at[0] += count * dtype.itemsize
+            return arr
+        if code == _DATETIME:
+            return dt.datetime.fromisoformat(data.decode())
+        if code == _DATE:
+            return dt.date.fromisoformat(data.decode())
+        if code == _TIMEDELTA:
+            days, seconds, micros = unpack(data)
+            return dt.timedelta(days=days, seconds=seconds, microseconds=micros)
+        if code == _BIGINT:
+            return int(data.decode())
+        if code == _SET:
+            return set(unpack(data))
+        raise StateFormatError(f"unknown extension type {code} in a checkpoint")
+
     try:
-        envelope = _unpack(payload[len(MAGIC) :])
+        value = unpack(view[_HEAD.size : end])
     except StateFormatError:
         raise
     except Exception as e:  # noqa: BLE001 - damaged or crafted bytes: say so, never crash on them
         raise StateFormatError(f"damaged checkpoint: {type(e).__name__}: {e}") from None
-    if not isinstance(envelope, dict) or envelope.get("format") != STATE_FORMAT or "data" not in envelope:
-        found = envelope.get("format") if isinstance(envelope, dict) else None
-        raise StateFormatError(f"checkpoint format {found!r}, expected {STATE_FORMAT}")
-    return envelope["data"]
+    if at[0] != len(payload):
+        raise StateFormatError("damaged checkpoint: bytes left over after its arrays")
+    return value
 
 
 def is_pickle(payload: bytes) -> bool:

@@ -75,18 +75,25 @@ class Executor:
     def load_state(self, state: Any) -> None:
         pass
 
-    def snapshot(self) -> bytes:
-        """`state()` as typed data (cepdsl/state_format.py), never pickle."""
-        return encode_state((self.STATE_VERSION, self.state()))
+    def snapshot_data(self) -> tuple[int, Any]:
+        """`(STATE_VERSION, state())`: what a checkpoint holds for this rule (the session
+        embeds it in its own entry; `snapshot` encodes it alone)."""
+        return (self.STATE_VERSION, self.state())
 
-    def restore(self, payload: bytes) -> None:
-        got = decode_state(payload)
-        if not (isinstance(got, tuple) and len(got) == 2):
+    def restore_data(self, data: Any) -> None:
+        if not (isinstance(data, (tuple, list)) and len(data) == 2):
             raise StateFormatError(f"rule {self.rule.id}: not an executor checkpoint")
-        version, state = got
+        version, state = data
         if version != self.STATE_VERSION:
             raise ValueError(f"rule {self.rule.id}: state version {version}, expected {self.STATE_VERSION}")
         self.load_state(state)
+
+    def snapshot(self) -> bytes:
+        """`state()` as typed data (cepdsl/state_format.py), never pickle."""
+        return encode_state(self.snapshot_data())
+
+    def restore(self, payload: bytes) -> None:
+        self.restore_data(decode_state(payload))
 
 
 def finalize(rule: RulePlan, frame: pl.DataFrame, sources: dict[str, str] | None = None) -> pl.DataFrame:

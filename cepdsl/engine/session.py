@@ -367,7 +367,7 @@ class Session:
             {
                 "version": ENGINE_STATE_VERSION,
                 "plan": fingerprint(rule.plan),
-                "executor": rule.executor.snapshot(),
+                "executor": rule.executor.snapshot_data(),  # embedded: one encoding, no nested payload
                 "throttle": rule.throttle.state() if rule.throttle else None,
                 "counters": rule.stats.counters(),
             }
@@ -412,7 +412,7 @@ class Session:
             if rule is None or data["plan"] != fingerprint(rule.plan):
                 skipped.append(key)
                 continue
-            rule.executor.restore(data["executor"])
+            rule.executor.restore_data(data["executor"])
             if rule.throttle is not None and data["throttle"] is not None:
                 rule.throttle.load_state(data["throttle"])
             rule.stats.load_counters(data["counters"])

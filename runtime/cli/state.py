@@ -61,9 +61,9 @@ def convert(key: str, payload: bytes) -> bytes:
         raise ValueError(f"{key}: not a version-{_OLD_VERSION} checkpoint entry")
     data = dict(data)
     data["version"] = ENGINE_STATE_VERSION
-    if isinstance(data.get("executor"), (bytes, bytearray)):
+    if isinstance(data.get("executor"), (bytes, bytearray)):  # version 1 nested a pickle; version 2 embeds
         version, state = safe_loads(bytes(data["executor"]))
-        data["executor"] = encode_state((version, state))
+        data["executor"] = (version, state)
     return encode_state(data)
 
 

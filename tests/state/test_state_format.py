@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import pickle
+import struct
 from pathlib import Path
 
 import msgpack
@@ -93,15 +94,25 @@ def test_a_crafted_pickle_in_the_store_cannot_run_code(tmp_path: Path) -> None:
     assert not marker.exists()
 
 
+def crafted(value_bytes: bytes, arrays: bytes = b"", fmt: int = 1) -> bytes:
+    return struct.pack("<4sBQ", MAGIC, fmt, len(value_bytes)) + value_bytes + arrays
+
+
 @pytest.mark.parametrize(
     "payload",
     [
-        MAGIC + msgpack.packb({"format": 1, "data": msgpack.ExtType(2, msgpack.packb(["|O8", [1], b"\0" * 8]))}),
-        MAGIC + msgpack.packb({"format": 1, "data": msgpack.ExtType(2, msgpack.packb(["<i8", [10**6], b"\0" * 8]))}),
-        MAGIC + msgpack.packb({"format": 1, "data": msgpack.ExtType(99, b"")}),
-        MAGIC + msgpack.packb({"format": 2, "data": 1}),
-        MAGIC + b"\xc1\xc1garbage",
-        MAGIC + msgpack.packb({"format": 1, "data": msgpack.ExtType(1, b"\xdd\xff\xff\xff\xff")}),  # array of 4G items
+        crafted(msgpack.packb(msgpack.ExtType(2, msgpack.packb(["|O8", [1]]))), b"\0" * 8),
+        crafted(msgpack.packb(msgpack.ExtType(2, msgpack.packb(["<i8", [10**6]]))), b"\0" * 8),
+        crafted(msgpack.packb(msgpack.ExtType(2, msgpack.packb(["<i8", [-1, -8]]))), b"\0" * 8),
+        crafted(msgpack.packb(msgpack.ExtType(2, b"\x92"))),
+        crafted(msgpack.packb(msgpack.ExtType(99, b""))),
+        crafted(msgpack.packb(1), fmt=2),
+        crafted(msgpack.packb(1), b"trailing"),
+        crafted(b"\xc1\xc1garbage"),
+        crafted(msgpack.packb(msgpack.ExtType(1, b"\xdd\xff\xff\xff\xff"))),  # array of 4G items
+        crafted(msgpack.packb(msgpack.ExtType(1, b"\xc1"))),
+        MAGIC + b"\x01\xff\xff\xff\xff\xff\xff\xff\x7f",  # header longer than the payload
+        MAGIC,
         b"not a checkpoint",
         b"",
     ],
@@ -131,7 +142,7 @@ def old_pickled_snapshot(session: Session) -> dict[str, bytes]:
         data = decode_state(payload)
         data["version"] = 1
         if "executor" in data:
-            data["executor"] = pickle.dumps(decode_state(data["executor"]), protocol=5)
+            data["executor"] = pickle.dumps(tuple(data["executor"]), protocol=5)
         out[key] = pickle.dumps(data, protocol=5)
     return out
 
