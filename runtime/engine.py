@@ -143,7 +143,9 @@ class StreamingEngine:
                     log.warning("state of %s has version %s, expected %s: starting it fresh "
                                 "(run `cep state migrate` to keep old checkpoints)", key, st.version, ENGINE_STATE_VERSION)
             if snapshot:
-                report = self.session.restore(snapshot)
+                report = self.session.restore(snapshot, skip_unreadable=True)
+                for key, why in report.unreadable:  # damaged or crafted: never run, never fatal
+                    log.error("state of %s could not be read, starting it fresh: %s", key, why)
                 if report.skipped:
                     log.info("rules starting fresh (changed since the checkpoint): %s", ", ".join(report.skipped))
         self.offsets = {k: dict(v) for k, v in restored.items()}

@@ -108,6 +108,8 @@ class ReloadReport:
 class RestoreReport:
     restored: tuple[str, ...]  # rule IDs and `stream:NAME` keys taken over
     skipped: tuple[str, ...]  # keys whose plan changed or that no longer exist: those start fresh
+    #: With `skip_unreadable`: (key, why) of entries that could not be read; those start fresh.
+    unreadable: tuple[tuple[str, str], ...] = ()
 
 
 class Session:
@@ -383,41 +385,68 @@ class Session:
             )
         return snap
 
-    def restore(self, snapshot: Mapping[str, bytes]) -> RestoreReport:
+    def restore(self, snapshot: Mapping[str, bytes], *, skip_unreadable: bool = False) -> RestoreReport:
         """Take over a snapshot.  A rule whose plan changed since (or that no longer exists)
         starts fresh; a stream whose declaration changed keeps its progress and buffered rows.
         Payloads are read as data only (cepdsl/state_format.py): a pickle, or anything else
-        that is not a checkpoint, raises `StateFormatError` and is never executed."""
-        restored, skipped = [], []
+        that is not a checkpoint, raises `StateFormatError` and is never executed. With
+        `skip_unreadable` (what the streaming engine does on start: a damaged or crafted
+        entry must not stop it), such an entry is reported and its rule or stream starts fresh."""
+        restored, skipped, unreadable = [], [], []
         for key, payload in snapshot.items():
-            data = decode_state(payload)
-            if not isinstance(data, dict):
-                raise StateFormatError(f"{key}: a checkpoint entry is a map")
-            if data.get("version") != ENGINE_STATE_VERSION:
-                raise ValueError(f"{key}: engine state version {data.get('version')}, expected {ENGINE_STATE_VERSION}")
-            if key.startswith(STREAM_KEY):
-                run = self._streams.get(key[len(STREAM_KEY) :])
-                if run is None:
-                    skipped.append(key)
-                    continue
-                old = StreamState(run.state.plan, external_watermark=self.replay)
-                old.load_state(data["state"])
-                if data["plan"] == fingerprint(run.state.plan):
-                    run.state.load_state(data["state"])
+            try:
+                if self._restore_entry(key, payload):
+                    restored.append(key)
                 else:
-                    run.state.adopt(old)
-                restored.append(key)
-                continue
-            rule = self._rules.get(key)
-            if rule is None or data["plan"] != fingerprint(rule.plan):
-                skipped.append(key)
-                continue
-            rule.executor.restore_data(data["executor"])
-            if rule.throttle is not None and data["throttle"] is not None:
-                rule.throttle.load_state(data["throttle"])
-            rule.stats.load_counters(data["counters"])
-            restored.append(key)
-        return RestoreReport(tuple(restored), tuple(skipped))
+                    skipped.append(key)
+            except Exception as e:
+                if not skip_unreadable:
+                    raise
+                self._start_fresh(key)
+                unreadable.append((key, f"{type(e).__name__}: {e}"))
+        return RestoreReport(tuple(restored), tuple(skipped), tuple(unreadable))
+
+    def _restore_entry(self, key: str, payload: bytes) -> bool:
+        data = decode_state(payload)
+        if not isinstance(data, dict):
+            raise StateFormatError(f"{key}: a checkpoint entry is a map")
+        if data.get("version") != ENGINE_STATE_VERSION:
+            raise ValueError(f"{key}: engine state version {data.get('version')}, expected {ENGINE_STATE_VERSION}")
+        if key.startswith(STREAM_KEY):
+            run = self._streams.get(key[len(STREAM_KEY) :])
+            if run is None:
+                return False
+            old = StreamState(run.state.plan, external_watermark=self.replay)
+            old.load_state(data["state"])
+            if data["plan"] == fingerprint(run.state.plan):
+                run.state.load_state(data["state"])
+            else:
+                run.state.adopt(old)
+            return True
+        rule = self._rules.get(key)
+        if rule is None or data["plan"] != fingerprint(rule.plan):
+            return False
+        rule.executor.restore_data(data["executor"])
+        if rule.throttle is not None and data["throttle"] is not None:
+            rule.throttle.load_state(data["throttle"])
+        rule.stats.load_counters(data["counters"])
+        return True
+
+    def _start_fresh(self, key: str) -> None:
+        """Undo whatever part of an entry was loaded before it failed."""
+        if key.startswith(STREAM_KEY):
+            run = self._streams.get(key[len(STREAM_KEY) :])
+            if run is not None:
+                fresh = StreamState(run.state.plan, external_watermark=self.replay)
+                fresh.need_seq = run.state.need_seq
+                run.state = fresh
+            return
+        rule = self._rules.get(key)
+        if rule is not None:
+            rule.executor = self._make_executor(rule.plan)
+            if rule.throttle is not None:
+                rule.throttle = Throttle(rule.plan.throttle_us, rule.plan.group_keys)
+            rule.stats = RuleStats()
 
     # ------------------------------------------------------------------ hot reload
     def reload(self, program: Program) -> ReloadReport:

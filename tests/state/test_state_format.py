@@ -87,11 +87,30 @@ def test_a_crafted_pickle_in_the_store_cannot_run_code(tmp_path: Path) -> None:
     store = SqliteStore(tmp_path / "s.sqlite")
     store.save("hot", ENGINE_STATE_VERSION, evil, {})
     store.save("seq", 1, pickle.dumps(Boom(marker)), {})
-    with pytest.raises(StateFormatError):
-        StreamingEngine(program, {}, store=store).start()
-    store.delete("hot")
-    StreamingEngine(program, {}, store=store).start()  # version 1: never decoded, started fresh
+    # The engine starts: the crafted entry is reported and its rule starts fresh; the
+    # version-1 entry is never decoded (started fresh, `cep state migrate` converts it).
+    eng = StreamingEngine(program, {}, store=store).start()
     assert not marker.exists()
+    assert eng.session.stats()["hot"]["events_in"] == 0
+
+
+def test_a_well_typed_but_wrong_entry_starts_its_rule_fresh_and_the_rest_is_restored() -> None:
+    program = compile_source(RULES)
+    live = Session(program)
+    live.push("m", frame(40))
+    snap = live.snapshot()
+    bad = decode_state(snap["hot"])
+    bad["executor"] = (bad["executor"][0], {"cells": 5})  # decodes fine, loads wrong
+    snap["hot"] = encode_state(bad)
+    with pytest.raises(Exception):
+        Session(program).restore(snap)
+    again = Session(program)
+    report = again.restore(snap, skip_unreadable=True)
+    assert [k for k, _ in report.unreadable] == ["hot"] and "seq" in report.restored
+    assert again.stats()["hot"]["events_in"] == 0
+    assert again.stats()["seq"]["events_in"] == live.stats()["seq"]["events_in"] > 0
+    out = again.push("m", frame(40, 40))  # the fresh rule runs
+    assert set(out) == {"hot", "seq"}
 
 
 def crafted(value_bytes: bytes, arrays: bytes = b"", fmt: int = 1) -> bytes:
