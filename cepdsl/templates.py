@@ -282,9 +282,9 @@ def _pre_filter(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tup
     return args, kwargs
 
 
-#: str methods whose result size follows from the arguments; each is sized before the call.
-def _pre_str_method(s: str, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-    limit = _budget().max_chars
+def _pre_str_method(s: str, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
+    """Size a str method's result from its arguments before the call; the arguments to call
+    it with (a joined iterable comes back materialised: it was consumed to be sized)."""
     if name in ("center", "ljust", "rjust", "zfill"):
         width = args[0] if args else kwargs.get("width", 0)
         if isinstance(width, int):
@@ -297,7 +297,8 @@ def _pre_str_method(s: str, name: str, args: tuple[Any, ...], kwargs: dict[str, 
         count = args[2] if len(args) > 2 else kwargs.get("count", -1)
         _refuse_size(_replace_size(s, args[0], args[1], count if isinstance(count, int) else -1), "str.replace")
     elif name == "join" and args:
-        _join_size(args[0], s)
+        items, _ = _join_size(args[0], s)
+        args = (items, *args[1:])
     elif name in ("format", "format_map"):
         raise SecurityError("str.format is not available in templates; use the format filter")
     elif name in ("__mod__", "__rmod__") and args:
@@ -307,7 +308,7 @@ def _pre_str_method(s: str, name: str, args: tuple[Any, ...], kwargs: dict[str, 
     elif name == "__add__" and args and isinstance(args[0], str):
         _refuse_size(len(s) + len(args[0]), "+")
     _check_int_args(f"str.{name}", (*args, *kwargs.values()))
-    del limit
+    return args
 
 
 # --------------------------------------------------------------------------- sandbox
@@ -450,7 +451,7 @@ class _BoundedSandbox(ImmutableSandboxedEnvironment):
         _tick()
         owner = getattr(__obj, "__self__", None)
         if isinstance(owner, str):
-            _pre_str_method(owner, getattr(__obj, "__name__", ""), args, kwargs)
+            args = _pre_str_method(owner, getattr(__obj, "__name__", ""), args, kwargs)
         return _check_size(super().call(__context, __obj, *args, **kwargs), "call")
 
 

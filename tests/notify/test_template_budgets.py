@@ -160,3 +160,12 @@ rule fine from metrics where cpu > 1 notify hook message "{{ host }} ok"
         assert "host=web-" in g["message"]  # the default message was sent instead
         assert g["template_error"].startswith("template took too long to render (stopped after 1.5 s)")
     assert n.stats()["template_errors"] == 2
+
+
+def test_sized_calls_still_give_the_right_text() -> None:
+    """The pre-checks consume nothing the call needs (a generator joined is materialised once)."""
+    assert render("{{ ','.join(x|map('upper')) }}|{{ '-'.join(range(3)|map('string')) }}", {"x": ["a", "b"]}) == "A,B|0-1-2"
+    assert render("{{ x|map('upper')|join(',') }}|{{ 'a%sc' % 'b' }}|{{ 'ab'.center(6, '*') }}", {"x": ["a", "b"]}) == \
+        "A,B|abc|**ab**"
+    assert render("{{ '%5.1f'|format(3.14159) }}|{{ 'a\nb'|indent(2, true) }}|{{ [1, [2, 'x']] }}", {}) == \
+        "  3.1|  a\n  b|[1, [2, 'x']]"
