@@ -169,3 +169,19 @@ def test_sized_calls_still_give_the_right_text() -> None:
         "A,B|abc|**ab**"
     assert render("{{ '%5.1f'|format(3.14159) }}|{{ 'a\nb'|indent(2, true) }}|{{ [1, [2, 'x']] }}", {}) == \
         "  3.1|  a\n  b|[1, [2, 'x']]"
+
+
+def test_notify_test_renders_a_runaway_template_in_a_worker(receiver) -> None:
+    from conftest import LOCAL, program
+
+    from runtime.notify import notify_test
+
+    prog = program("""
+channel hook = webhook(url = env("HOOK_URL"))
+rule stall from metrics where cpu > 1 notify hook
+  message "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}"
+""")
+    t0 = time.perf_counter()
+    out = notify_test(prog, "stall", "hook", env={"HOOK_URL": receiver.url + "/hook"}, policy=LOCAL, send=False)
+    assert time.perf_counter() - t0 < 10
+    assert out["template_error"].startswith("template took too long")
