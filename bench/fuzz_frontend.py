@@ -128,7 +128,10 @@ def start(program: Any, stats: Stats) -> None:
     from cepdsl.engine import Session
     from cepdsl.templates import TemplateError, precompile, render
 
-    session = Session(program)
+    # Lookup tables come from files or Redis at run time (an I/O condition, not a check one):
+    # the engine is started with a few rows of each, made up like the streams' rows.
+    tables = {t.name: sample_frame(t, rows=4) for t in getattr(program, "tables", ())}
+    session = Session(program, tables=tables) if tables else Session(program)
     for stream in program.streams:
         session.push(stream.name, sample_frame(stream))
     session.flush()

@@ -92,10 +92,20 @@ class StreamingEngine:
         checkpoint_every_s: float = 30.0,
         idle_after_s: float = 1.0,
         session: Session | None = None,
+        tables: Any | None = None,
         max_future_s: float | None = DEFAULT_MAX_FUTURE_S,
     ) -> None:
         self.program = program
-        self.session = session or Session(program)
+        # Lookup tables (§9.2): read at start, reloaded on change or `refresh` (runtime.tables).
+        if tables is None and any(r.joins for r in program.rules):
+            from runtime.tables import TableWatcher
+
+            tables = TableWatcher(program, clock=clock)
+        self.tables = tables
+        from runtime.silences import SilenceBook
+
+        self.silences = SilenceBook(clock)  # run-time silences (§9.4, `/cep/silences`)
+        self.session = session or Session(program, tables=tables.load_all() if tables is not None else None)
         self.notifier = notifier
         self.on_matches = on_matches
         self.store = store
@@ -285,6 +295,8 @@ class StreamingEngine:
         """Take what the sources have produced (synchronously when no thread runs),
         then follow the wall clock on silent streams and checkpoint when due."""
         report = StepReport()
+        if self.tables is not None:
+            self.tables.poll(self.session)
         for source, batches in _runs(self._pull(timeout)):
             outs = self.feed(source, batches)
             report.batches += len(batches)
@@ -361,6 +373,10 @@ class StreamingEngine:
         for rid, frame in outs.items():
             if frame.height == 0:
                 continue
+            if self.silences.silences:
+                rule = next((r for r in self.program.rules if r.id == rid), None)
+                if rule is not None:
+                    frame = self.silences.apply(rule, frame)
             self.counters["matches"] += frame.height
             if self.on_matches is not None:
                 self.on_matches(rid, frame)
@@ -440,16 +456,30 @@ class StreamingEngine:
             except Exception as e:  # noqa: BLE001 - a checker bug must not end the engine
                 log.exception("checking %s failed", new)
                 return ReloadResult(False, error=f"{new}: could not be checked ({type(e).__name__}: {e})")
-        # Both halves are built before either switches: a failure in one leaves both running
-        # the old program (the session builds aside and swaps at the end; the notifier hands
-        # back its switch).
+        # Everything is built before anything switches: a failure in one part leaves all of it
+        # running the old program (the session builds aside and swaps at the end; the notifier
+        # hands back its switch; tables are re-pointed only after both).
         try:
             prepare = getattr(self.notifier, "prepare_reload", None)
             switch_notifier = prepare(new) if prepare is not None else None
-            report = self.session.reload(new)
+            watcher = None
+            if self.tables is not None or any(r.joins for r in new.rules):
+                from cepdsl.tables import TableError
+                from runtime.tables import TableWatcher
+
+                watcher = self.tables or TableWatcher(new, clock=self.clock)
+                try:
+                    report = self.session.reload(new, tables=watcher.fresh_for(new))
+                except TableError as e:
+                    return ReloadResult(False, error=str(e))
+            else:
+                report = self.session.reload(new)
         except Exception as e:  # noqa: BLE001 - reported, and the old program keeps running
             log.exception("building the reloaded program failed")
             return ReloadResult(False, error=f"the new rules could not be started ({type(e).__name__}: {e})")
+        if watcher is not None:
+            watcher.reprogram(new)
+            self.tables = watcher
         self.program = new
         if switch_notifier is not None:
             switch_notifier()
@@ -473,9 +503,11 @@ class StreamingEngine:
         for rid, row in rules.items():
             # Sized at the last checkpoint: pickling every rule for a 2 Hz table would cost more than the rules.
             row["state_bytes"] = self.state_bytes.get(rid, 0)
+            row["silenced"] = row.get("silenced", 0) + self.silences.counts.get(rid, 0)  # file + run-time silences
         health = self.health()
         return {
-            "engine": dict(self.counters, errors=list(self.errors), degraded=health["degraded"]),
+            "engine": dict(self.counters, **(self.tables.counters() if self.tables is not None else {}),
+                           errors=list(self.errors), degraded=health["degraded"]),
             "streams": streams,
             "rules": rules,
             "health": health,
@@ -496,12 +528,15 @@ class StreamingEngine:
         # A Redis stream that cannot be read is an outage; a failed HTTP poll is a dead letter.
         unreachable = [n for n, src in self.sources.items()
                        if isinstance(src, RedisStreamSource) and src.last_error is not None]
-        return {
+        out = {
             "degraded": bool(store.get("degraded")) or bool(unreachable),
             "state_store": store,
             "sources": sources,
             "errors": list(self.errors),
         }
+        if self.tables is not None:  # a failed reload keeps the old rows: reported, not degraded
+            out["tables"] = self.tables.health()
+        return out
 
 
 def _runs(pulled: list[tuple[str, Batch]]) -> list[tuple[str, list[Batch]]]:

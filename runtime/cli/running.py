@@ -11,7 +11,7 @@ from runtime.cli.group import main
 
 
 @main.command()
-@click.argument("file")
+@click.argument("files", nargs=-1, required=True)
 @click.option("--source", "sources", multiple=True, required=True, help="[STREAM=]SPEC: jsonl:-, jsonl:PATH, parquet-dir:DIR, redis://..., http://...")
 @click.option("--state", default=None, help="State store: a SQLite path (default .cep-state.sqlite) or redis://host:port/db.")
 @click.option("--outbox", default=None, help="Notification outbox: a SQLite path (default .cep-outbox.sqlite) or redis://...")
@@ -20,21 +20,23 @@ from runtime.cli.group import main
 @click.option("--stats/--no-stats", default=None, help="Live per-rule table (default: on a terminal).")
 @click.option("--allow-host", "allow_hosts", multiple=True, help="Allow notifications to this host/network (e.g. 127.0.0.1).")
 @click.option("--api", "api", default=None, metavar="HOST:PORT", help="Serve /cep/health, /cep/stats (and the rest of the API) while running.")
+@click.option("--redis", "redis", default=None, metavar="URL", help="Redis for redis(...) lookup tables (default: a redis:// --state).")
 @click.option("--max-future", "max_future", default="1h", show_default=True, metavar="DURATION",
               help="Events further ahead of the wall clock are dead letters (they would move time).")
-def run(file: str, sources: tuple[str, ...], state: str | None, outbox: str | None, checkpoint_every: float,
-        out_dir: str | None, stats: bool | None, allow_hosts: tuple[str, ...], api: str | None = None,
+def run(files: tuple[str, ...], sources: tuple[str, ...], state: str | None, outbox: str | None, checkpoint_every: float,
+        out_dir: str | None, stats: bool | None, allow_hosts: tuple[str, ...], api: str | None = None, redis: str | None = None,
         max_future: str = "1h") -> None:
-    """Run rules continuously over live sources (reloads FILE on change or SIGHUP)."""
+    """Run rules continuously over live sources (reloads FILES on change or SIGHUP).
+    Several files, or a directory, form one program."""
     from runtime.run import run_forever
-
     from runtime.sources.spec import parse_duration_s
 
     try:
         max_future_s = parse_duration_s(max_future)
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--max-future") from None
-    program = load_program(file)
+    program = load_program(files)
+    file: str | list[str] = files[0] if len(files) == 1 else list(files)
     show = sys.stderr.isatty() if stats is None else stats
     code = run_forever(
         file,
@@ -47,6 +49,7 @@ def run(file: str, sources: tuple[str, ...], state: str | None, outbox: str | No
         show_stats=show,
         allow_hosts=allow_hosts,
         api=api,
+        redis=redis,
         max_future_s=max_future_s,
     )
     sys.exit(code)
