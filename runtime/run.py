@@ -230,6 +230,7 @@ def run_forever(
     fresh: bool = False,
     summary: bool = True,
     log_format: str = "text",
+    max_future_s: float | None = None,
 ) -> int:
     """Run until every source ends (finite inputs) or a signal stops it. Returns the exit code:
     0 done, 1 a source or delivery failed while running, 2 a bad spec or file at start."""
@@ -306,9 +307,16 @@ def run_forever(
             clock=clock,
             checkpoint_every_s=checkpoint_every,
             tables=tables,
+            **({"max_future_s": max_future_s} if max_future_s is not None else {}),
         )
     except TableError as e:  # a table that cannot be read at start: a clear error, not a traceback
         error(str(e))
+        notifier.stop(drain=False)
+        store.close()
+        return 1
+    except Exception as e:  # noqa: BLE001 - a checked program that cannot start is our bug: say so, no traceback
+        logging.getLogger(__name__).debug("starting the engine failed", exc_info=True)
+        error(f"the rules could not be started ({type(e).__name__}: {e})")
         notifier.stop(drain=False)
         store.close()
         return 1

@@ -24,9 +24,11 @@ from runtime.cli.group import main
 @click.option("--allow-host", "allow_hosts", multiple=True, help="Allow notifications to this host/network (e.g. 127.0.0.1).")
 @click.option("--api", "api", default=None, metavar="HOST:PORT", help="Serve the operations API while running (the same as `cep serve --listen HOST:PORT`).")
 @click.option("--redis", "redis", default=None, metavar="URL", help="Redis for redis(...) lookup tables (default: a redis:// --state).")
+@click.option("--max-future", "max_future", default="1h", show_default=True, metavar="DURATION",
+              help="Events further ahead of the wall clock are dead letters (they would move time).")
 def run(files: tuple[str, ...], sources: tuple[str, ...], state: str | None, outbox: str | None, checkpoint_every: float,
         fresh: bool, out_dir: str | None, stats: bool | None, log_format: str, allow_hosts: tuple[str, ...],
-        api: str | None = None, redis: str | None = None) -> None:
+        api: str | None = None, redis: str | None = None, max_future: str = "1h") -> None:
     """Run rules continuously over live sources (reloads FILES on change or SIGHUP).
     Several files, or a directory, form one program."""
     from runtime.cli.common import host_port
@@ -41,7 +43,12 @@ def run(files: tuple[str, ...], sources: tuple[str, ...], state: str | None, out
         sys.exit(serve_forever(list(files), sources, state=state, outbox=outbox, listen=api,
                                checkpoint_every=checkpoint_every, out_dir=out_dir, allow_hosts=allow_hosts))
     from runtime.run import run_forever
+    from runtime.sources.spec import parse_duration_s
 
+    try:
+        max_future_s = parse_duration_s(max_future)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--max-future") from None
     program = load_program(files)
     file: str | list[str] = files[0] if len(files) == 1 else list(files)
     show = sys.stderr.isatty() if stats is None else stats
@@ -60,5 +67,6 @@ def run(files: tuple[str, ...], sources: tuple[str, ...], state: str | None, out
         fresh=fresh,
         summary=stats is not False,
         log_format=log_format,
+        max_future_s=max_future_s,
     )
     sys.exit(code)

@@ -15,6 +15,7 @@ them. Batches never span two files.
 from __future__ import annotations
 
 import logging
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +28,7 @@ from runtime.deadletter import dead_letters, empty_dead_letters
 from runtime.sources.batch import Batch, Chunk, Clock, Source
 from runtime.sources.errors import SchemaError
 from runtime.sources.parquet import iter_parquet, plan_columns
+from runtime.sources.records import DEFAULT_MAX_EVENT_BYTES, OVERSIZE_PREVIEW_BYTES, oversize, oversize_raw
 
 
 log = logging.getLogger(__name__)
@@ -44,8 +46,9 @@ class ParquetDirSource(Source):
         max_rows: int = 100_000,
         max_delay_s: float = 1.0,
         clock: Clock | None = None,
+        max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
     ) -> None:
-        super().__init__(stream, max_rows=max_rows, max_delay_s=max_delay_s, clock=clock)
+        super().__init__(stream, max_rows=max_rows, max_delay_s=max_delay_s, clock=clock, max_event_bytes=max_event_bytes)
         self.directory = Path(directory)
         self.poll_s = poll_s
         self.settle_s = settle_s
@@ -131,14 +134,30 @@ class ParquetDirSource(Source):
             # One frame of look-ahead so the file's last batch carries "done" in its offsets.
             if pending is not None:
                 self._rows += pending.height
-                yield Batch(self.stream.name, pending, empty_dead_letters(), self.offsets())
+                yield Batch(self.stream.name, *self._within_limit(pending), self.offsets())
             pending = frame
         if pending is None:
             yield self._finish(name, empty_dead_letters())
             return
         self.done.add(name)
         self._current, self._rows = None, 0
-        yield Batch(self.stream.name, pending, empty_dead_letters(), self.offsets())
+        yield Batch(self.stream.name, *self._within_limit(pending), self.offsets())
+
+    def _within_limit(self, frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """Rows whose text fields together pass `max_event_bytes` become dead letters, as an
+        oversized JSON line does (a Parquet row has no other size worth bounding)."""
+        text = [f.name for f in self.stream.fields if f.dtype == pl.String]
+        if not text or frame.height == 0:
+            return frame, empty_dead_letters()
+        size = pl.sum_horizontal(pl.col(c).str.len_bytes().fill_null(0) for c in text)
+        big = frame.select(size > self.max_event_bytes).to_series()
+        if not big.any():
+            return frame, empty_dead_letters()
+        sizes = frame.select(size).to_series().filter(big).to_list()
+        reasons = [oversize(n, self.max_event_bytes).reason for n in sizes]
+        heads = frame.filter(big).with_columns(pl.col(c).str.slice(0, OVERSIZE_PREVIEW_BYTES) for c in text)
+        raws = [oversize_raw(json.dumps(r, default=str), n) for r, n in zip(heads.rows(named=True), sizes)]
+        return frame.filter(~big), dead_letters(self.stream.name, reasons, raws)
 
     def _finish(self, name: str, dead: pl.DataFrame) -> Batch:
         self.done.add(name)

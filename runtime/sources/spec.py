@@ -11,7 +11,8 @@
     http://HOST:PORT/PATH?interval=5s[&timeout=5s&map.FIELD=PATH]
     https://...
 
-Common query options for every kind: `max_rows=N`, `max_delay=DURATION`.
+Common query options for every kind: `max_rows=N`, `max_delay=DURATION`,
+`max_event=SIZE` (largest event accepted, default 1MB; bigger ones are dead letters).
 Durations are `500ms`, `5s`, `1m`, `1h` or plain seconds. In HTTP specs the
 options above are taken out of the query; the rest of it is sent to the server.
 Keyword arguments to `open_source` override the spec (and pass what a string
@@ -21,6 +22,7 @@ cannot hold: `clock`, `start_offsets`, `mapping`, `client`).
 from __future__ import annotations
 
 import difflib
+import re
 import os
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -37,6 +39,17 @@ def parse_duration_s(text: str) -> float:
         return durations.parse_duration_s(text)
     except durations.DurationError as e:
         raise SourceSpecError(str(e)) from None
+
+
+_SIZE = re.compile(r"^\s*(\d+)\s*(b|kb|mb|gb)?\s*$", re.IGNORECASE)
+_UNIT_B = {"b": 1, "kb": 1 << 10, "mb": 1 << 20, "gb": 1 << 30, None: 1}
+
+
+def parse_size_bytes(text: str) -> int:
+    m = _SIZE.match(text)
+    if not m or int(m.group(1)) < 1:
+        raise SourceSpecError(f"not a size: {text!r} (use e.g. 65536, 512KB, 1MB)")
+    return int(m.group(1)) * _UNIT_B[m.group(2).lower() if m.group(2) else None]
 
 
 def _bool(text: str) -> bool:
@@ -56,6 +69,8 @@ def _common(query: dict[str, str], spec: str) -> dict[str, Any]:
             raise SourceSpecError(f"{spec}: max_rows must be an integer") from e
     if "max_delay" in query:
         out["max_delay_s"] = parse_duration_s(query.pop("max_delay"))
+    if "max_event" in query:
+        out["max_event_bytes"] = parse_size_bytes(query.pop("max_event"))
     return out
 
 
@@ -150,7 +165,7 @@ def open_source(spec: str, stream: StreamPlan, **opts: Any) -> Source:
 
         parts = urlsplit(spec)
         pairs = parse_qsl(parts.query, keep_blank_values=True)
-        ours = {k: v for k, v in pairs if k in ("interval", "timeout", "max_rows", "max_delay") or k.startswith("map.")}
+        ours = {k: v for k, v in pairs if k in ("interval", "timeout", "max_rows", "max_delay", "max_event") or k.startswith("map.")}
         theirs = [(k, v) for k, v in pairs if k not in ours]
         # The rest goes to the server, so a misspelt option would vanish there silently: a
         # name this close to one of ours (`intervl`) is taken for a typo.
