@@ -43,12 +43,25 @@ AGGREGATES = ("count", "sum", "avg", "min", "max", "std", "percentile", "distinc
 _LITERAL_TYPES = {"int": T.INT, "float": T.FLOAT, "str": T.STR, "bool": T.BOOL, "null": T.NULL, "duration": T.DURATION}
 
 
+def _string_number_hints(text_side: ast.Expr, number_side: ast.Expr) -> tuple[str, ...]:
+    """What to do about `str <op> number`, depending on which side was written as a literal:
+    `cpu > "90"` wants the quotes gone, `cpu > "ninety"` a number, `status == 3` quotes."""
+    if isinstance(text_side, ast.Literal) and text_side.kind == "str":
+        value = str(text_side.value).strip()
+        if re.fullmatch(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?", value):
+            return (f"write the number without quotes: `{value}`",)
+        return ("the other side is a number: compare it with a number (e.g. `90`), not with text",)
+    if isinstance(number_side, ast.Literal) and number_side.kind in ("int", "float"):
+        return (f"the other side is a string: quote the number, `\"{number_side.text}\"`",)
+    return ("a string compares only with a string, a number only with a number",)
+
+
 @dataclass
 class Scope:
     """What names mean where an expression stands."""
 
     stream: StreamPlan
-    context: str  # "where" | "having" | "define" | "message"
+    context: str  # "where" | "having" | "define" | "message" | "join" | "silence"
     aggregates_allowed: bool = False
     group_keys: tuple[str, ...] = ()
     aggregates: dict[str, TAgg] = field(default_factory=dict)  # collected, by name
@@ -99,7 +112,25 @@ class Typer:
 
     def _FieldRef(self, e: ast.FieldRef, scope: Scope, agg: bool) -> TExpr | None:
         name = e.path.dotted
+        first = e.path.parts[0]
+        if first.value in ("rule", "severity") and not first.quoted and len(e.path.parts) == 1 and scope.context != "silence":
+            # The grammar reads them as fields only for a silence's `match` (§9.1).
+            self.error(
+                e.span,
+                f"`{name}` is a reserved keyword and cannot be used as a name here",
+                (f"`rule` and `severity` name record fields only in a silence's `match`; for a field, write `` `{name}` ``",),
+                code="keyword-as-name",
+            )
+            return None
         fp = scope.stream.field(name)
+        if fp is None and scope.context == "silence":
+            self.error(
+                e.span,
+                f"no rule's match record has a field `{name}`",
+                did_you_mean(name, [f.name for f in scope.stream.fields]),
+                code="unknown-field",
+            )
+            return None
         if fp is None:
             prefix = [f.name for f in scope.stream.fields if f.name.startswith(name + ".")]
             if prefix:
@@ -110,12 +141,10 @@ class Typer:
                     code="unknown-field",
                 )
             else:
-                self.error(
-                    e.span,
-                    f"unknown field `{name}` in stream `{scope.stream.name}`",
-                    did_you_mean(name, [f.name for f in scope.stream.fields]),
-                    code="unknown-field",
-                )
+                hints = did_you_mean(name, [f.name for f in scope.stream.fields])
+                if not hints and scope.context == "join" and "." in name:
+                    hints = ("a join's fields are known after it: a `join ... on` reads the stream and the joins before it",)
+                self.error(e.span, f"unknown field `{name}` in stream `{scope.stream.name}`", hints, code="unknown-field")
             return None
         if scope.context == "having" and not agg and name not in scope.group_keys:
             self.error(
@@ -174,7 +203,7 @@ class Typer:
             if not _comparable(op, lt, rt):
                 hints: tuple[str, ...] = ()
                 if T.STR in (lt, rt) and (lt.is_numeric or rt.is_numeric):
-                    hints = ("a string compares only with a string; quote the number or compare a numeric field",)
+                    hints = _string_number_hints(e.left if lt is T.STR else e.right, e.right if lt is T.STR else e.left)
                 self.error(where, f"cannot compare `{lt}` with `{rt}` using `{op}`", hints, code="type")
                 return None
             return TBinary(T.BOOL, op, left, right)

@@ -20,7 +20,8 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from typing import Any
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +33,7 @@ from cepdsl.engine import Session
 from cepdsl.engine.ordering import NO_WATERMARK
 from cepdsl.plan import Program, RulePlan, StreamPlan
 from runtime.deadletter import DeadLetterWriter
+from runtime.sources.errors import UnreadableInputError
 from runtime.sources.parquet import iter_parquet, resolve_paths
 
 DEAD_LETTER_FILE = "_dead_letter.parquet"
@@ -84,7 +86,10 @@ def row_group_bounds(stream: StreamPlan, paths: Sequence[Path]) -> tuple[np.ndar
     rows: list[int] = []
     mins: list[int] = []
     for path in paths:
-        md = pq.ParquetFile(path).metadata
+        try:
+            md = pq.ParquetFile(path).metadata
+        except (pa.ArrowException, OSError) as e:  # a truncated or non-Parquet file: name it
+            raise UnreadableInputError(f"{path}: cannot read it as Parquet: {e}") from None
         col = None
         if md.num_row_groups:
             rg = md.row_group(0)
@@ -232,13 +237,14 @@ def replay(
     progress: ProgressCallback | None = None,
     batch_rows: int = 1_000_000,
     session: Session | None = None,
+    tables: Mapping[str, Any] | None = None,
 ) -> ReplaySummary:
     """Replay `data` ({stream: Parquet paths}) through every rule of `program`; write
     `out_dir/<rule>.parquet` for every rule and `out_dir/_dead_letter.parquet`."""
     started = time.perf_counter()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    session = session or Session(program, replay=True)
+    session = session or Session(program, replay=True, tables=tables)
     declared = {s.name: s for s in program.streams}
     readers: list[StreamReader] = []
     for name, spec in data.items():
@@ -273,6 +279,8 @@ def replay(
                 progress(done, total)
         _emit(writers, session.flush())
         dead.write(session.take_dead_letters())
+        if progress:
+            progress(done, total)  # the end of input flushed too: now it is done
     finally:
         for r in readers:
             r.close()

@@ -80,6 +80,11 @@ def run_on_workers(program: Any, sources: tuple[str, ...], *, outbox: str | None
     from runtime.distributed.runner import run_distributed
     from runtime.run import source_specs
 
+    from runtime.distributed.runner import unsupported
+
+    problem = unsupported(program)
+    if problem:
+        fail(problem, 2)
     try:
         specs = source_specs(program, sources)
     except ValueError as e:

@@ -1,55 +1,105 @@
-"""`cep serve`: the HTTP API."""
+"""`cep serve`: the engine and the operations API in one process (`cep run --api` is the same)."""
 
 from __future__ import annotations
 
+import os
+import sys
+
 import click
 
-from runtime.cli.common import fail, load_program
 from runtime.cli.distributing import cluster_options, distributed_run_options
 from runtime.cli.group import main
 
 
+def duration_s(text: str | None) -> float | None:
+    if text is None:
+        return None
+    from runtime.sources.spec import parse_duration_s
+
+    try:
+        return parse_duration_s(text)
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from None
+
+
 @main.command()
-@click.argument("file", required=False)
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8080, show_default=True)
-@click.option("--source", "sources", multiple=True, help="With --workers: [STREAM=]SPEC, as for `cep run`.")
-@click.option("--outbox", default=None, help="With --workers: the notification outbox (as for `cep run`).")
+@click.argument("files", nargs=-1, required=True)
+@click.option("--source", "sources", multiple=True, help="[STREAM=]SPEC: jsonl:PATH, parquet-dir:DIR, redis://..., http://... (events can also be POSTed to /cep/streams/STREAM/events)")
+@click.option("--state", default=None, help="State store: sqlite:PATH (default sqlite:.cep-state.sqlite), redis://host:port/db or memory.")
+@click.option("--outbox", default=None, help="Notification outbox: a SQLite path (default .cep-outbox.sqlite) or redis://...")
+@click.option("--listen", default="127.0.0.1:8080", show_default=True, help="HOST:PORT of the API (port 0: any free port).")
+@click.option("--catalogue", default=None, help="Rule catalogue: sqlite:PATH (default beside the state), postgresql://..., redis://...")
+@click.option("--history", default=None, help="Alert history: sqlite:PATH (default beside the state), postgresql://... or redis://...")
+@click.option("--retention", default="7d", show_default=True, help="How long the alert history keeps a match.")
+@click.option("--token", default=None, envvar="CEP_API_TOKEN", help="Bearer token for state-changing routes (env CEP_API_TOKEN).")
+@click.option("--http-host", "http_hosts", multiple=True, help="A Host header name the API answers (default: loopback names and the --listen host).")
+@click.option("--checkpoint-every", default=5.0, show_default=True, help="Seconds between state checkpoints.")
+@click.option("--out", "out_dir", default=None, help="Also append matches to DIR/<rule>.jsonl.")
+@click.option("--allow-host", "allow_hosts", multiple=True, help="Allow notifications to this host/network (e.g. 127.0.0.1).")
+@click.option("--log-format", type=click.Choice(("text", "json")), default="text", show_default=True,
+              help="Log lines (the server's included) as text or one JSON object per line.")
 @cluster_options
 @distributed_run_options
-def serve(file: str | None, host: str, port: int, sources: tuple[str, ...] = (), outbox: str | None = None,
+def serve(files: tuple[str, ...], sources: tuple[str, ...], state: str | None, outbox: str | None, listen: str,
+          catalogue: str | None, history: str | None, retention: str, token: str | None, http_hosts: tuple[str, ...],
+          checkpoint_every: float, out_dir: str | None, allow_hosts: tuple[str, ...], log_format: str = "text",
           **distributed: object) -> None:
-    """Serve the HTTP API (health, rules, stats, check); with --workers, over a flow running on Bytewax."""
-    import uvicorn
+    """Run the rules in FILES and serve the operations API (rules, events, simulate, stats, health, /docs)."""
+    from runtime import logs
+    from runtime.serve import serve_forever
+
+    logs.configure(log_format, level=os.environ.get("CEP_LOG", "INFO"))
+    if any(distributed.get(k) is not None for k in ("workers", "addresses", "process_id")):
+        sys.exit(_serve_flow(files, sources, outbox, listen, out_dir, allow_hosts, distributed))
+    code = serve_forever(list(files), sources, state=state, outbox=outbox, listen=listen, catalogue=catalogue,
+                         history=history, retention_s=duration_s(retention), token=token, http_hosts=http_hosts,
+                         checkpoint_every=checkpoint_every, out_dir=out_dir, allow_hosts=allow_hosts)
+    sys.exit(code)
+
+
+def _serve_flow(files: tuple[str, ...], sources: tuple[str, ...], outbox: str | None, listen: str,
+                out_dir: str | None, allow_hosts: tuple[str, ...], opts: dict) -> int:
+    """`--workers`: the flow of `cep run --workers` on a thread of its own and a read-only API
+    over it (rules, stats summed over key partitions, health with a `bytewax` section).
+    Rule changes go through the control feed (--control), not the API's catalogue yet."""
+    import threading
+    import time
 
     from runtime.api import create_app
-
-    program = load_program(file) if file else None
-    engine = None
-    if any(distributed.get(k) is not None for k in ("workers", "addresses", "process_id")):
-        engine = _start_flow(program, sources, outbox, distributed)
-    uvicorn.run(create_app(program, file, engine=engine), host=host, port=port, log_level="warning")
-
-
-def _start_flow(program: object, sources: tuple[str, ...], outbox: str | None, opts: dict) -> object:
-    """The flow of `cep run --workers` on a thread of its own; the API reads its stats."""
-    import threading
-
+    from runtime.cli.common import fail, load_program
     from runtime.cli.distributing import LIVE_KEY_PARTITIONS, make_cluster
     from runtime.distributed.control import open_feed
     from runtime.distributed.runner import FlowHandle, run_distributed
     from runtime.run import source_specs
+    from runtime.serve import split_listen, start_api
 
-    if program is None or not sources:
-        fail("--workers needs a rule FILE and at least one --source", 2)
+    from runtime.distributed.runner import unsupported
+
+    program = load_program(files)
+    problem = unsupported(program)
+    if problem:
+        fail(problem, 2)
+    if not sources:
+        fail("--workers needs at least one --source", 2)
     try:
-        specs = source_specs(program, sources)  # type: ignore[arg-type]
+        specs = source_specs(program, sources)
     except ValueError as e:
         fail(str(e), 2)
     cluster = make_cluster(opts["workers"], opts["process_id"], opts["addresses"], opts["trusted_network"],
                            recovery_dir=opts["recovery_dir"], snapshot_every_s=opts["snapshot_every"])
     control = open_feed(opts["control"])  # type: ignore[arg-type]
-    threading.Thread(target=run_distributed, name="cep-flow", daemon=True, args=(program, specs, cluster),
-                     kwargs=dict(outbox=outbox, buckets=opts["key_partitions"] or LIVE_KEY_PARTITIONS, control=control,
-                                 idle_after_s=opts["idle_after"])).start()
-    return FlowHandle(program, cluster, control)  # type: ignore[arg-type]
+    flow = threading.Thread(target=run_distributed, name="cep-flow", daemon=True, args=(program, specs, cluster),
+                            kwargs=dict(outbox=outbox, out_dir=out_dir, allow_hosts=allow_hosts,
+                                        buckets=opts["key_partitions"] or LIVE_KEY_PARTITIONS, control=control,
+                                        idle_after_s=opts["idle_after"]))
+    flow.start()
+    host, port = split_listen(listen)
+    file = files[0] if len(files) == 1 else None
+    _, _, address = start_api(create_app(program, file, engine=FlowHandle(program, cluster, control)), host, port)
+    click.echo(f"cep: serving {' '.join(files)} on {address} ({cluster.workers} worker(s))", err=True)
+    try:
+        while flow.is_alive():
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        return 0
+    return 0

@@ -62,7 +62,8 @@ class CepSourcePartition(StatefulSourcePartition):
         self.table = RuleTable(source.program)
         if self.control is not None and resume is not None:
             self.table.apply(self.control.read(0)[: resume["control"]])  # as it was at the snapshot
-        self.router.set_rules(tuple(self.table.rules.values()), self.table.enabled)
+        self.silences = source.program.silences
+        self.router.set_rules(tuple(self.table.rules.values()), self.table.enabled, self.silences)
         self._control_at = 0.0
         self._stats_at = 0.0
         self._horizon: int | None = None
@@ -76,7 +77,7 @@ class CepSourcePartition(StatefulSourcePartition):
         self._control_at = now
         new = self.control.read(self.table.applied)
         if new and self.table.apply(new):
-            self.router.set_rules(tuple(self.table.rules.values()), self.table.enabled)
+            self.router.set_rules(tuple(self.table.rules.values()), self.table.enabled, self.silences)
 
     def next_batch(self) -> list[tuple]:
         if self._ended:

@@ -50,6 +50,7 @@ class RulePartition(StatefulBatchLogic):
 
     def __init__(self, resume: dict[str, Any] | None) -> None:
         self.rule: RulePlan | None = None
+        self.silences: tuple = ()
         self.session: Session | None = None
         self._fill: list[pl.Expr] = []
         self.parts_total = 0
@@ -89,6 +90,7 @@ class RulePartition(StatefulBatchLogic):
         return {
             "version": KEYED_STATE_VERSION,
             "rule": self.rule,
+            "silences": self.silences,
             "session": self.session.snapshot() if self.session is not None else None,
             "parts_total": self.parts_total,
             "progress": {p: (g.next_seq, g.horizon, g.lo, g.hi) for p, g in self.progress.items()},
@@ -105,7 +107,7 @@ class RulePartition(StatefulBatchLogic):
         if state.get("version") != KEYED_STATE_VERSION:
             raise ValueError(f"key partition state version {state.get('version')}, expected {KEYED_STATE_VERSION}")
         if state["rule"] is not None:
-            self._start(state["rule"])
+            self._start(state["rule"], state.get("silences", ()))
             assert self.session is not None
             self.session.restore(state["session"])
         self.parts_total = state["parts_total"]
@@ -122,17 +124,19 @@ class RulePartition(StatefulBatchLogic):
         self.gone = set(state["gone"])
 
     # ------------------------------------------------------------------ the work
-    def _start(self, rule: RulePlan) -> None:
+    def _start(self, rule: RulePlan, silences: tuple = ()) -> None:
         self.rule = rule
+        self.silences = tuple(silences)
         # The reader has applied `where` (and may have left out fields the rule does not read).
         engine_rule = dataclasses.replace(rule, where=None)
-        self.session = Session(Program(streams=(rule.stream,), channels=(), rules=(engine_rule,)), replay=True)
+        self.session = Session(Program(streams=(rule.stream,), channels=(), rules=(engine_rule,), silences=self.silences),
+                               replay=True)
         self._fill = [pl.lit(None, f.dtype).alias(f.name) for f in rule.stream.fields
                       if f.name not in (carried_fields(rule) or rule.stream.schema)]
 
     def _accept(self, s: Slice) -> None:
         if s.rule is not None and self.rule is None:
-            self._start(s.rule)
+            self._start(s.rule, s.silences)
         self.parts_total = max(self.parts_total, s.parts)
         self.inbox.setdefault(s.part, {})[s.seq] = s
         prog = self.progress.setdefault(s.part, PartProgress())
@@ -267,9 +271,9 @@ class RulePartition(StatefulBatchLogic):
 
 
 def _slice_state(s: Slice) -> tuple:
-    return (s.part, s.parts, s.seq, s.horizon, s.lo, s.hi, frame_bytes(s.rows), s.enabled, s.rule, s.gone)
+    return (s.part, s.parts, s.seq, s.horizon, s.lo, s.hi, frame_bytes(s.rows), s.enabled, s.rule, s.gone, s.silences)
 
 
 def _slice_of(t: tuple) -> Slice:
-    part, parts, seq, horizon, lo, hi, rows, enabled, rule, gone = t
-    return Slice(part, parts, seq, horizon, lo, hi, frame_of(rows), enabled, rule, gone)
+    part, parts, seq, horizon, lo, hi, rows, enabled, rule, gone, silences = t
+    return Slice(part, parts, seq, horizon, lo, hi, frame_of(rows), enabled, rule, gone, silences)

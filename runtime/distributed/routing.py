@@ -95,6 +95,7 @@ class Router:
         self.state = state or RouterState()
         self.rules: tuple[RulePlan, ...] = ()
         self.enabled: dict[str, bool] = {}
+        self.silences: tuple = ()
         self._filters: Session | None = None
         self._stateful: list[RulePlan] = []
         #: stateful rules deleted or changed since the last batch: their key partitions get a last Slice
@@ -102,8 +103,9 @@ class Router:
         #: stateful rules by routing (group keys, key partition count), each with its `where`s
         self._groups: list[tuple[tuple[str, ...], int, list[RulePlan], WhereSet]] = []
 
-    def set_rules(self, rules: tuple[RulePlan, ...], enabled: dict[str, bool]) -> None:
-        """The rules of this stream as the control feed now has them."""
+    def set_rules(self, rules: tuple[RulePlan, ...], enabled: dict[str, bool], silences: tuple = ()) -> None:
+        """The rules of this stream as the control feed now has them (and the program's silences)."""
+        self.silences = tuple(silences)
         mine = tuple(r for r in rules if r.stream.name == self.stream.name)
         self.enabled = dict(enabled)
         if mine == self.rules:
@@ -112,7 +114,7 @@ class Router:
         self._gone.extend(r for r in self._stateful if rule_key(r) not in kept)
         self.rules = mine
         filters = tuple(r for r in mine if is_stateless(r))
-        program = Program((self.stream,), (), filters)
+        program = Program((self.stream,), (), filters, silences=self.silences)
         if not filters:
             self._filters = None
         elif self._filters is None:
@@ -230,7 +232,8 @@ class Router:
             per_key = {}  # a disabled rule gets time, no rows
         first = rule if seq == 0 else None
         return [
-            ("k", key, Slice(self.part, self.parts, seq, horizon, st.lo, st.hi, per_key.get(b), enabled, first, gone))
+            ("k", key, Slice(self.part, self.parts, seq, horizon, st.lo, st.hi, per_key.get(b), enabled, first, gone,
+                             self.silences if first is not None else ()))
             for b, key in enumerate(keys)
         ]
 

@@ -30,6 +30,15 @@ DEAD_LETTER_PART = "_dead_letter"
 log = logging.getLogger("cep.distributed")
 
 
+def unsupported(program: Program) -> str | None:
+    """Why `program` cannot run on workers yet (None: it can)."""
+    joined = [r.id for r in program.rules if r.joins]
+    if joined:
+        return (f"rules with lookup joins (tables, §9.2) do not run on workers yet: {', '.join(joined)}; "
+                "run this program in one process (without --workers)")
+    return None
+
+
 @dataclass(frozen=True)
 class Cluster:
     """Where the workers are: `workers` threads in each process; with `addresses`, this
@@ -246,7 +255,8 @@ class _Outbox:
         if self.control is None:
             return
         table = replay_table(self.program, self.control)
-        program = Program(self.program.streams, self.program.channels, tuple(table.rules.values()))
+        program = Program(self.program.streams, self.program.channels, tuple(table.rules.values()),
+                          silences=self.program.silences)
         self.notifier.reload(program)
         self.known |= set(table.rules)
 

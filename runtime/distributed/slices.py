@@ -39,6 +39,7 @@ class Slice:
     enabled: bool  # the rule's state in the control feed as this reader last read it
     rule: RulePlan | None = None  # sent with seq 0: a key partition builds its engine from it
     gone: bool = False  # the rule was deleted or changed: this partition sends nothing more
+    silences: tuple = ()  # with seq 0: the program's silences (§9.4), applied by the key partition's session
 
 
 def frame_bytes(frame: pl.DataFrame | None) -> bytes | None:

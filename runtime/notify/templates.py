@@ -9,6 +9,7 @@ is sent instead, with a line saying why, and the error is counted.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,10 +47,15 @@ def key_fields(rule: RulePlan) -> list[str]:
     return cols[:_MAX_KEY_FIELDS]
 
 
-def record_context(rule: RulePlan, record: dict[str, Any]) -> dict[str, Any]:
-    """Template variables: the record's columns plus `title` and `rule` (LANGUAGE.md §7)."""
+def record_context(rule: RulePlan, record: dict[str, Any], message: str | None = None) -> dict[str, Any]:
+    """Template variables: the record's columns plus `title` and `rule` (LANGUAGE.md §7),
+    and the original design's aliases (§9.5): `alert_title` = `title`, `alert_message` =
+    the rendered message (given as `message`, e.g. to a resolved record's template)."""
     ctx = dict(record)
     ctx["title"] = rule.title or rule.id
+    ctx["alert_title"] = ctx["title"]
+    if message is not None:
+        ctx["alert_message"] = message
     ctx["rule"] = rule.id
     ctx.setdefault("severity", rule.severity)
     ctx.setdefault("ts", None)
@@ -94,13 +100,16 @@ def render_message(
     *,
     max_chars: int = DEFAULT_MAX_CHARS,
     max_seconds: float = DEFAULT_MAX_SECONDS,
+    renderer: Callable[..., str] | None = None,
 ) -> Rendered:
+    """The rule's message (through `renderer`: the notifier's worker pool, which stops a runaway
+    template; `render` in-process otherwise), or the default one with why the message failed."""
     subject = subject_line(rule, record)
     limits = {"max_chars": max_chars, "max_seconds": max_seconds}
     if rule.message is None:
         return Rendered(subject, render_default(rule, kind, record, **limits))
     try:
-        return Rendered(subject, render(rule.message, record_context(rule, record), **limits))
+        return Rendered(subject, (renderer or render)(rule.message, record_context(rule, record), **limits))
     except TemplateError as exc:
         text = render_default(rule, kind, record, **limits)
         return Rendered(subject, f"{text}\n(message template failed: {exc})", str(exc))

@@ -79,7 +79,7 @@ def test_serve_with_workers_reports_rules_and_partitions(tmp_path: Path) -> None
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen([*CEP, "serve", str(rule_file), "--port", str(port), "--workers", "2",
+    proc = subprocess.Popen([*CEP, "serve", str(rule_file), "--listen", f"127.0.0.1:{port}", "--workers", "2",
                              "--outbox", str(tmp_path / "outbox.sqlite"), "--source", f"jsonl:{source}?follow=false"],
                             env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
@@ -97,9 +97,11 @@ def test_serve_with_workers_reports_rules_and_partitions(tmp_path: Path) -> None
         assert body["rules"]["busy"]["key_partitions"] == 16
         health = httpx.get(f"http://127.0.0.1:{port}/cep/health", timeout=2).json()
         assert health["status"] == "ok"
-        assert health["bytewax"]["workers_per_process"] == 2
-        assert list(health["bytewax"]["input_partitions"]) == ["m.00000"]
-        assert health["bytewax"]["input_partitions"]["m.00000"]["rows"] == 200
+        workers = httpx.get(f"http://127.0.0.1:{port}/cep/health/bytewax", timeout=2).json()
+        assert workers["configured"] is True and workers["workers_per_process"] == 2
+        assert list(workers["input_partitions"]) == ["m.00000"]
+        assert workers["input_partitions"]["m.00000"]["rows"] == 200
+        assert len([k for k in workers["key_partitions"] if k.startswith("busy@")]) == 16
     finally:
         proc.terminate()
         proc.wait(30)
