@@ -40,7 +40,7 @@ from runtime.notify.channels import Channel, Notification, SendContext, build_ch
 from runtime.notify.config import resolve_channels
 from runtime.notify.errors import ChannelConfigError, DeliveryError
 from runtime.notify.outbox import Delivery, NewDelivery, Outbox, SqliteOutbox
-from runtime.notify.records import Record, decode_record, frame_deliveries
+from runtime.notify.records import Record, decode_record, frame_deliveries, notified
 from runtime.notify.retry import PAYLOAD_STATUS, RetryPolicy, classify_exception
 from runtime.notify.ssrf import (
     DEFAULT_POLICY,
@@ -199,6 +199,9 @@ class Notifier:
         if rule is None:
             raise KeyError(f"unknown rule {rule_id!r}")
         if not rule.notify or matches.height == 0:
+            return 0
+        matches = notified(matches)  # silenced and suppressed records stay in the output only
+        if matches.height == 0:
             return 0
         items = [NewDelivery(key, rule.id, ch, encoded)
                  for key, encoded in frame_deliveries(rule, matches) for ch in rule.notify]

@@ -20,6 +20,24 @@ Record = dict[str, Any]
 _EPOCH = dt.datetime(1970, 1, 1)
 
 
+#: Columns that hold a record back from the channels while it stays in the output:
+#: `silenced` (LANGUAGE.md §9.4: the silence's name) and `suppressed` (§9.3: a throttled
+#: firing record, or a resolved record whose firing record was not notified).
+HOLD_COLUMNS = ("silenced", "suppressed")
+
+
+def notified(frame: pl.DataFrame) -> pl.DataFrame:
+    """The records of `frame` that go to the rule's channels (the others stay in the output only)."""
+    conds = []
+    if "silenced" in frame.columns:
+        conds.append(pl.col("silenced").is_null())
+    if "suppressed" in frame.columns:
+        conds.append(~pl.col("suppressed").fill_null(False))
+    if not conds or frame.height == 0:
+        return frame
+    return frame.filter(pl.all_horizontal(conds))
+
+
 def frame_records(frame: pl.DataFrame) -> list[Record]:
     # Polars gives naive datetimes for UTC timestamps (LANGUAGE.md: naive = UTC); kept as they are.
     return frame.to_dicts()
