@@ -101,6 +101,8 @@ class ReloadReport:
     changed: tuple[str, ...]
     added: tuple[str, ...]
     removed: tuple[str, ...]
+    #: §9.3: resolved records of the firing episodes of changed and removed rules
+    resolved: dict[str, pl.DataFrame] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -123,6 +125,14 @@ class Session:
 
     # ------------------------------------------------------------------ construction
     def _make_executor(self, rule: RulePlan) -> Executor:
+        if rule.lifecycle and not isinstance(self._executor_source, Mapping):
+            from cepdsl.engine.lifecycle import LifecycleExecutor
+
+            # §9.3: the rule's own executor, told to emit every evaluation, then the episodes.
+            return LifecycleExecutor(rule, self._plain_executor)
+        return self._plain_executor(rule)
+
+    def _plain_executor(self, rule: RulePlan) -> Executor:
         src = self._executor_source
         if src is None:
             from cepdsl.backends import executor_for
@@ -221,6 +231,11 @@ class Session:
         outs = self._outputs()
         for run in self._streams.values():
             st = run.state
+            for rule in run.rules:
+                before_flush = getattr(rule.executor, "before_flush", None)
+                if before_flush is not None:  # §9.3: evaluations up to the watermark the rows gave
+                    grid = st.watermark if st.max_ts is None else max(st.watermark, st.max_ts - st.lateness)
+                    before_flush(grid)
             if st.max_ts is not None:
                 st.watermark = max(st.watermark, st.max_ts)
             rows = st.release(upto=np.iinfo(np.int64).max)
@@ -316,8 +331,11 @@ class Session:
                 out = out.sort("ts", maintain_order=True, nulls_last=False)
             if rule.throttle is not None:
                 before = rule.throttle.suppressed
-                out = rule.throttle.apply(out)
+                out = rule.throttle.mark_firing(out) if rule.plan.lifecycle else rule.throttle.apply(out)
                 rule.stats.suppressed += rule.throttle.suppressed - before
+            annotate = getattr(rule.executor, "annotate", None)
+            if annotate is not None:  # resolved records follow their firing record's notification
+                out = annotate(out)
             rule.stats.matches += out.height
             result[rid] = out
         return result
@@ -423,6 +441,16 @@ class Session:
         changed = tuple(r for r in new_by_id if r in old_ids and r not in kept)
         added = tuple(r for r in new_by_id if r not in old_ids)
         removed = tuple(r for r in self._rules if r not in new_by_id)
+        resolved: dict[str, pl.DataFrame] = {}
+        for rid in (*changed, *removed):
+            old = self._rules[rid]
+            resolve_all = getattr(old.executor, "resolve_all", None)
+            if resolve_all is not None:
+                stream = self._streams.get(old.plan.stream.name)
+                frame = resolve_all(stream.state.watermark if stream is not None else 0)
+                if frame.height:
+                    old.stats.matches += frame.height
+                    resolved[rid] = frame
         self._build(program, old_rules=self._rules, old_streams=self._streams)
         self.program = program
-        return ReloadReport(kept, changed, added, removed)
+        return ReloadReport(kept, changed, added, removed, resolved)
