@@ -11,9 +11,9 @@ every scored row), and runs the episode state machine over the evaluations:
   group that has had a row.  A window with no rows of a group is not in the
   executor's output; it is an *implicit* non-holding evaluation, generated only
   for groups with an episode under way (for the others it changes nothing).
-  At the end of input the evaluations are the grid up to the watermark the
-  rows gave (max event time − lateness; in replay, max event time) and then the
-  ends of the windows the final flush closes.
+  At the end of input the evaluations are the grid up to the largest event time
+  seen on the stream and then the ends of the windows the final flush closes
+  (the same in streaming as in replay, whatever the lateness: §6).
 * anomaly rules: each scored row, holding iff it is an anomaly.
 * absence rules: each deadline firing holds; each row (after `where`) does not.
 

@@ -233,9 +233,8 @@ class Session:
             st = run.state
             for rule in run.rules:
                 before_flush = getattr(rule.executor, "before_flush", None)
-                if before_flush is not None:  # §9.3: evaluations up to the watermark the rows gave
-                    grid = st.watermark if st.max_ts is None else max(st.watermark, st.max_ts - st.lateness)
-                    before_flush(grid)
+                if before_flush is not None:  # §9.3: the grid up to the largest event time, as replay
+                    before_flush(st.watermark if st.max_ts is None else max(st.watermark, st.max_ts))
             if st.max_ts is not None:
                 st.watermark = max(st.watermark, st.max_ts)
             rows = st.release(upto=np.iinfo(np.int64).max)

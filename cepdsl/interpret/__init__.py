@@ -26,6 +26,7 @@ import polars as pl
 from cepdsl.interpret.absence import absence_matches
 from cepdsl.interpret.anomaly import anomaly_matches
 from cepdsl.interpret.filters import filter_matches
+from cepdsl.interpret.lifecycle import lifecycle_matches, throttle_firing
 from cepdsl.interpret.patterns import pattern_matches
 from cepdsl.interpret.rows import Match, StreamRows, build_frame, read_stream
 from cepdsl.interpret.schedule import schedule_matches
@@ -73,6 +74,12 @@ def run_detailed(program: Program, data: Mapping[str, pl.DataFrame]) -> Interpre
     result = InterpretResult()
     for rule in program.rules:
         stream = streams.get(rule.stream.name) or read_stream(rule.stream, data.get(rule.stream.name))
+        if rule.lifecycle:  # §9.3: one record per episode
+            rows = [r for r in stream.rows if rule.where is None or is_true(eval_expr(rule.where, r))]
+            records, suppressed = throttle_firing(lifecycle_matches(rule, stream, rows), rule.throttle_us)
+            result.matches[rule.id] = build_frame(rule, records)
+            result.suppressed[rule.id] = suppressed
+            continue
         emitted, suppressed = apply_throttle(rule_matches(rule, stream), rule.throttle_us)
         result.matches[rule.id] = build_frame(rule, [m.record for m in emitted])
         result.suppressed[rule.id] = suppressed
