@@ -48,7 +48,9 @@ def lifecycle_rules(draw: st.DrawFn) -> str:
     throttle = draw(st.sampled_from(["", "", "throttle 30s", "throttle 5m"]))
     if throttle:
         parts.append(throttle)
-    return STREAM_DECL + "\n  ".join(parts) + "\n"
+    # Streaming with lateness must give what replay gives for in-order input (§6).
+    decl = STREAM_DECL.replace("\n", draw(st.sampled_from(["", " lateness 10s", " lateness 1m"])) + "\n", 1)
+    return decl + "\n  ".join(parts) + "\n"
 
 
 def session_output(rules: cepdsl.Rules, batches: list[pl.DataFrame], snapshot_at: int | None) -> pl.DataFrame:
