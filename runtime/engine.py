@@ -394,6 +394,9 @@ class StreamingEngine:
             except OSError as e:
                 return ReloadResult(False, error=f"{new}: {e}")
         report = self.session.reload(new)
+        # §9.3: firing episodes of changed and removed rules end with a resolved record,
+        # delivered while the notifier still knows those rules as they were.
+        self._deliver(report.resolved)
         self.program = new
         reload_notifier = getattr(self.notifier, "reload", None)
         if reload_notifier is not None:

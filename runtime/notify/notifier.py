@@ -40,7 +40,7 @@ from runtime.notify.channels import Channel, Notification, SendContext, build_ch
 from runtime.notify.config import resolve_channels
 from runtime.notify.errors import ChannelConfigError, DeliveryError
 from runtime.notify.outbox import Delivery, NewDelivery, Outbox, SqliteOutbox
-from runtime.notify.records import Record, decode_record, frame_deliveries, notified
+from runtime.notify.records import Record, decode_record, episode_key, frame_deliveries, notified
 from runtime.notify.retry import PAYLOAD_STATUS, RetryPolicy, classify_exception
 from runtime.notify.ssrf import (
     DEFAULT_POLICY,
@@ -183,7 +183,8 @@ class Notifier:
     @staticmethod
     def _precompile(program: Program) -> None:
         """Compile every message and default template now, not on the first alert."""
-        for text in (*(r.message for r in program.rules if r.message), *DEFAULT_TEMPLATES.values()):
+        resolve_texts = (r.resolve.message for r in program.rules if r.resolve is not None and r.resolve.message)
+        for text in (*(r.message for r in program.rules if r.message), *resolve_texts, *DEFAULT_TEMPLATES.values()):
             try:
                 precompile(text)
             except TemplateError:
@@ -416,6 +417,7 @@ class Notifier:
             severity=str(record.get("severity") or rule.severity), ts=record.get("ts"),
             subject=rendered.subject, text=rendered.text, record=record,
             group={k: record.get(k) for k in rule.group_keys},
+            state=record.get("state"), episode=episode_key(rule, record),
         )
 
     def _render(self, rule: RulePlan, kind: str, record: Record) -> Rendered:
@@ -437,6 +439,8 @@ class Notifier:
                 self._messages.popitem(last=False)
         record, by_template = entry
         template_key = "message" if rule.message is not None else kind
+        if record.get("state") == "resolved":
+            template_key += ":resolved"
         rendered = by_template.get(template_key)
         if rendered is None:
             rendered = by_template[template_key] = self._render(rule, kind, record)

@@ -16,7 +16,7 @@ from cepdsl.plan import Program, RulePlan
 from cepdsl.types import Type
 from runtime.notify.channels import Notification, SendContext, build_channel
 from runtime.notify.config import resolve_channel
-from runtime.notify.records import idempotency_key
+from runtime.notify.records import episode_key, idempotency_key
 from runtime.notify.retry import classify_exception
 from runtime.notify.ssrf import DEFAULT_POLICY, DestinationPolicy, Resolver, guarded_client, system_resolver
 from runtime.notify.templates import render_message
@@ -77,7 +77,8 @@ async def notify_test_async(
     key = idempotency_key(rule, full)
     n = Notification(id=key, rule=rule.id, title=rule.title or rule.id, severity=str(full.get("severity")),
                      ts=full.get("ts"), subject=rendered.subject, text=rendered.text, record=full,
-                     group={k: full.get(k) for k in rule.group_keys})
+                     group={k: full.get(k) for k in rule.group_keys},
+                     state=full.get("state"), episode=episode_key(rule, full))
     result: dict[str, Any] = {
         "rule": rule.id, "channel": channel_name, "kind": config.kind, "idempotency_key": key,
         "subject": rendered.subject, "text": config.redact(rendered.text),
