@@ -270,7 +270,8 @@ def pattern_text(n: ast.PatNode, top: bool = True) -> str:
     """The parser keeps every parenthesised group as a PatAlt (even `(a)`), so the
     groups printed here are exactly those of the source: none is redundant to the tree."""
     if isinstance(n, ast.PatStep):
-        return name_text(n.name)
+        # `within` ends the regex when bare (`a b within 5m`), so a step named so is quoted.
+        return name_text(n.name) if n.name.value != "within" else "`within`"
     if isinstance(n, ast.PatRepeat):
         return pattern_text(n.item, top=False) + _quantifier(n)
     if isinstance(n, ast.PatSeq):

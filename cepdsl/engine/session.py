@@ -62,6 +62,37 @@ def fingerprint(plan: RulePlan | StreamPlan) -> str:
     return hashlib.sha256(repr(plan).encode()).hexdigest()[:16]
 
 
+def _join_groups(runs: list[RuleRun]) -> list[JoinGroup]:
+    from cepdsl.plan import TField
+
+    def fields(e: Any) -> set[str]:
+        if isinstance(e, TField):
+            return {e.name}
+        out: set[str] = set()
+        if dataclasses.is_dataclass(e):
+            for f in dataclasses.fields(e):
+                v = getattr(e, f.name)
+                for x in v if isinstance(v, tuple) else (v,):
+                    if dataclasses.is_dataclass(x):
+                        out |= fields(x)
+        return out
+
+    by_joins: dict[tuple[Any, ...], list[int]] = {}
+    for i, run in enumerate(runs):
+        if run.plan.joins:
+            by_joins.setdefault(run.plan.joins, []).append(i)
+    groups = []
+    for joins, idx in by_joins.items():
+        needed: set[str] = set()
+        for i in idx:
+            if runs[i].plan.where is not None:
+                needed |= fields(runs[i].plan.where)
+        for j in joins:
+            needed |= fields(j.on)
+        groups.append(JoinGroup(joins, idx, WhereSet([runs[i].plan.where for i in idx]), frozenset(needed)))
+    return groups
+
+
 def _iso(us: int) -> str:
     if us <= NO_WATERMARK:
         return "-inf"
@@ -89,10 +120,22 @@ class RuleRun:
 
 
 @dataclass
+class JoinGroup:
+    """Rules of a stream with the same joins (§9.2): the batch is joined once for them,
+    and their `where`s run on the joined rows."""
+
+    joins: tuple[Any, ...]  # JoinPlan
+    rules: list[int]  # positions in StreamRun.rules
+    wheres: WhereSet
+    needed: frozenset[str]  # joined columns `where` (or a later join) reads: gathered before `where`
+
+
+@dataclass
 class StreamRun:
     state: StreamState
     rules: list[RuleRun]
-    wheres: WhereSet  # every rule's `where`, evaluated in one pass
+    wheres: WhereSet  # every rule's `where`, evaluated in one pass (rules with joins: see `joined`)
+    joined: list[JoinGroup] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -114,14 +157,58 @@ class RestoreReport:
 class Session:
     """Runs every rule of `program`.  See docs/engine.md for the guarantees."""
 
-    def __init__(self, program: Program, *, executors: ExecutorSource = None, replay: bool = False) -> None:
+    def __init__(
+        self,
+        program: Program,
+        *,
+        executors: ExecutorSource = None,
+        replay: bool = False,
+        tables: Mapping[str, pl.DataFrame] | None = None,
+    ) -> None:
+        """`tables`: rows of lookup tables by name (§9.2); tables not given are read from
+        their files (a Redis table must be given: the runtime reads it)."""
         self.program = program
         self.replay = replay
         self._executor_source = executors
         self._dead: list[pl.DataFrame] = []
         self._streams: dict[str, StreamRun] = {}
         self._rules: dict[str, RuleRun] = {}
+        self._tables: dict[str, Any] = {}  # name -> PreparedTable
+        self._load_tables(program, tables or {})
         self._build(program, old_rules={}, old_streams={})
+
+    # ------------------------------------------------------------------ lookup tables
+    def _load_tables(self, program: Program, given: Mapping[str, pl.DataFrame]) -> None:
+        """Tables the program joins: kept when their declaration is unchanged, else loaded."""
+        used = {j.table.name: j.table for r in program.rules for j in r.joins}
+        if not used:
+            self._tables = {}
+            return
+        from cepdsl.backends.polars.joins import PreparedTable
+        from cepdsl.tables import load_file_tables
+
+        keep = {n: t for n, t in self._tables.items() if n in used and t.plan == used[n] and n not in given}
+        missing = {n: f for n, f in given.items() if n in used}
+        fresh = load_file_tables(
+            dataclasses.replace(program, rules=tuple(r for r in program.rules if any(j.table.name not in keep for j in r.joins))),
+            missing,
+        )
+        self._tables = {**keep, **{n: PreparedTable(used[n], f) for n, f in fresh.items()}}
+
+    def set_table(self, name: str, frame: pl.DataFrame) -> None:
+        """Replace a table's rows (a reload in streaming): checked first, so a bad frame
+        raises `TableError` and the previous rows stay."""
+        from cepdsl.backends.polars.joins import PreparedTable
+        from cepdsl.tables import check_table_frame
+
+        plan = next((j.table for r in self.program.rules for j in r.joins if j.table.name == name), None)
+        if plan is None:
+            return  # no rule joins it (any more)
+        self._tables[name] = PreparedTable(plan, check_table_frame(frame, plan, f"table {name}"))
+
+    def table(self, name: str) -> pl.DataFrame | None:
+        t = self._tables.get(name)
+        return None if t is None else t.frame
 
     # ------------------------------------------------------------------ construction
     def _make_executor(self, rule: RulePlan) -> Executor:
@@ -166,7 +253,9 @@ class Session:
             if previous is not None:
                 state.adopt(previous.state)
             runs = [rules[r.id] for r in program.rules if r.stream.name == stream.name]
-            streams[stream.name] = StreamRun(state, runs, WhereSet([run.plan.where for run in runs]))
+            # Rules with joins see joined rows: their `where` runs in their join group.
+            wheres = WhereSet([None if run.plan.joins else run.plan.where for run in runs])
+            streams[stream.name] = StreamRun(state, runs, wheres, _join_groups(runs))
         self._rules, self._streams = rules, streams
 
     def _stream(self, name: str) -> StreamRun:
@@ -277,6 +366,19 @@ class Session:
             # Filter-only streams (no SEQ) gather without TIME: the filter executor reads
             # the time field itself, one column less to gather per rule.
             subs = run.wheres.split(rows if run.state.need_seq else rows.drop(TIME))
+        rows_for: dict[int, pl.DataFrame] = {}  # rules with joins: the joined rows
+        if run.joined:
+            from cepdsl.backends.polars.joins import apply_joins, complete_joins
+
+            for g in run.joined:
+                joined = apply_joins(rows, g.joins, self._tables, g.needed)
+                if late:
+                    for i, m in zip(g.rules, g.wheres.masks(joined)):
+                        masks[i] = m
+                        rows_for[i] = joined
+                else:
+                    for i, sub in zip(g.rules, g.wheres.split(joined if run.state.need_seq else joined.drop(TIME))):
+                        subs[i] = decode(complete_joins(sub, g.joins, self._tables))
         where_share = (time.perf_counter() - t0) / len(run.rules)
         ts_np = rows[TIME].to_numpy() if late else None
         stream = run.state.plan.name
@@ -302,7 +404,12 @@ class Session:
                         rows_as_dead_letters(stream, decode(rows.filter(refused).select(run.state.plan.schema.keys())), reason)
                     )
                     mask = ~refused if mask is None else (mask & ~refused)
-            sub = decode(rows if mask is None else rows.filter(mask))
+            source = rows_for.get(i, rows)
+            sub = decode(source if mask is None else source.filter(mask))
+            if i in rows_for:
+                from cepdsl.backends.polars.joins import complete_joins
+
+                sub = decode(complete_joins(sub, rule.plan.joins, self._tables))
             self._feed(rule, rows.height, sub, progress, outs)
             rule.stats.timed(where_share + time.perf_counter() - t1)
 
@@ -429,7 +536,7 @@ class Session:
         return RestoreReport(tuple(restored), tuple(skipped))
 
     # ------------------------------------------------------------------ hot reload
-    def reload(self, program: Program) -> ReloadReport:
+    def reload(self, program: Program, tables: Mapping[str, pl.DataFrame] | None = None) -> ReloadReport:
         """Switch to `program` between batches: unchanged rules (equal RulePlan, leaving out
         where the rule is written and how it is announced: file, line, title, notify,
         fallback, message) keep their state, changed and new rules start fresh, removed rules stop.  Streams keep their
@@ -440,6 +547,7 @@ class Session:
         changed = tuple(r for r in new_by_id if r in old_ids and r not in kept)
         added = tuple(r for r in new_by_id if r not in old_ids)
         removed = tuple(r for r in self._rules if r not in new_by_id)
+        self._load_tables(program, tables or {})  # first: a table that cannot load leaves all as it was
         resolved: dict[str, pl.DataFrame] = {}
         for rid in (*changed, *removed):
             old = self._rules[rid]
