@@ -211,7 +211,11 @@ class Episodes:
 
 
 class LifecycleExecutor(Executor):
-    """A rule with `for`/`resolve`: its own executor's evaluations through `Episodes`."""
+    """A rule with `for`/`resolve`: its own executor's evaluations through the episodes.
+
+    Tumbling/sliding windows, anomaly and absence rules run the episodes in one Numba
+    pass over per-slot arrays (`lifecycle_kernel`); schedule rules, whose cron grid has
+    no closed form, through `Episodes` (few evaluations: one per tick and group)."""
 
     STATE_VERSION = 1
 
@@ -223,7 +227,18 @@ class LifecycleExecutor(Executor):
             self.inner.emit_all = True  # type: ignore[attr-defined]
         self.keys = rule.group_keys
         self.grid = grid_of(rule)
-        self.episodes = Episodes(rule, self.grid)
+        self.fast = not isinstance(self.grid, _CronGrid)
+        if self.fast:
+            from cepdsl.backends.numba.groups import GroupTable
+
+            self.groups = GroupTable({f.name: f.dtype for f in rule.group_by})
+            self.phase = np.zeros(0, np.int8)
+            self.t0 = np.zeros(0, np.int64)
+            self.t1 = np.zeros(0, np.int64)
+            self.last = np.zeros(0, np.int64)
+            self.grid_until = -_FAR
+        else:
+            self.episodes = Episodes(rule, self.grid)
         self._having = None
         if rule.having is not None:
             from cepdsl.backends.polars.expressions import compile_expr
@@ -279,8 +294,8 @@ class LifecycleExecutor(Executor):
         return self._step(evals, holds, progress.watermark_us)
 
     def before_flush(self, grid_until: int) -> None:
-        """End of input comes next: the grid runs to `grid_until` (the watermark the rows
-        gave); beyond it only the windows the flush closes are evaluations (§9.3)."""
+        """End of input comes next: the grid runs to `grid_until`; beyond it only the
+        windows the flush closes are evaluations (§9.3)."""
         self._flushing = grid_until
 
     def finish(self, progress: Progress) -> pl.DataFrame:
@@ -305,27 +320,60 @@ class LifecycleExecutor(Executor):
 
     # ---------------------------------------------------------------- the episodes
     def _step(self, evals: pl.DataFrame, holds: np.ndarray, grid_until: int, extra: list[int] | None = None) -> pl.DataFrame:
+        if self.fast:
+            return self._fast_step(evals, holds, grid_until, extra or [])
+        return self._py_step(evals, holds, grid_until, extra or [])
+
+    def _grow(self, n: int) -> None:
+        have = self.phase.shape[0]
+        if n <= have:
+            return
+        size = max(n, 2 * have, 16)
+        for name, dtype in (("phase", np.int8), ("t0", np.int64), ("t1", np.int64), ("last", np.int64)):
+            grown = np.zeros(size, dtype)
+            grown[:have] = getattr(self, name)
+            setattr(self, name, grown)
+
+    def _fast_step(self, evals: pl.DataFrame, holds: np.ndarray, grid_until: int, extra: list[int]) -> pl.DataFrame:
+        from cepdsl.engine.lifecycle_kernel import scan
+
+        n = evals.height
+        if n == 0 and not (self.phase.shape[0] and self.phase.any()):
+            if self.grid is not None:
+                self.grid_until = max(self.grid_until, grid_until)
+            return self.rule.empty_output()
+        slots = self.groups.slots(evals) if n else np.zeros(0, np.int64)
+        self._grow(len(self.groups))
+        grid = self.grid if isinstance(self.grid, _StepGrid) else None
+        if grid is not None:
+            self.grid_until = max(self.grid_until, grid_until)
+        ts = evals["ts"].dt.epoch("us").to_numpy().astype(np.int64) if n else np.zeros(0, np.int64)
+        order = np.argsort(ts, kind="stable").astype(np.int64)
+        cap = 2 * n + self.phase.shape[0] + 1
+        out_kind = np.empty(cap, np.int8)
+        out_slot, out_t, out_since, out_row = (np.empty(cap, np.int64) for _ in range(4))
+        m = scan(
+            np.ascontiguousarray(slots, np.int64), ts, np.ascontiguousarray(holds, np.bool_), order,
+            self.phase, self.t0, self.t1, self.last,
+            grid is not None, grid.size if grid else 1, grid.every if grid else 1, self.grid_until,
+            np.asarray(extra, np.int64),
+            -1 if self.rule.for_us is None else int(self.rule.for_us),
+            -1 if self.rule.resolve is None or self.rule.resolve.after_us is None else int(self.rule.resolve.after_us),
+            self.rule.resolve is not None,
+            out_kind, out_slot, out_t, out_since, out_row,
+        )
+        if m == 0:
+            return self.rule.empty_output()
+        kind, slot, t, since, row = out_kind[:m], out_slot[:m], out_t[:m], out_since[:m], out_row[:m]
+        implicit = row < 0
+        keys = self.groups.table[slot[implicit].tolist()] if self.keys and implicit.any() else None
+        return self._records(evals, kind, t, since, row, keys)
+
+    def _py_step(self, evals: pl.DataFrame, holds: np.ndarray, grid_until: int, extra: list[int]) -> pl.DataFrame:
         ep = self.episodes
         if self.grid is not None:
             ep.grid_until = max(ep.grid_until, grid_until)
-        ep.extra = extra or []
-        if evals.height and not holds.all():
-            # Non-holding evaluations matter only to groups with an episode under way at
-            # the start of the batch or holding somewhere in it; the others are dropped here.
-            keep = holds.copy()
-            if not self.keys:
-                keep[:] = bool(ep.open) or bool(holds.any())
-            else:
-                live = evals.filter(pl.Series(holds)).select(self.keys)
-                if ep.open:
-                    live = pl.concat([live, pl.DataFrame([list(k) for k in ep.open], orient="row",
-                                                         schema={k: evals.schema[k] for k in self.keys})])
-                if live.height:
-                    idx = evals.select(self.keys).with_row_index("__i").join(
-                        live.unique(), on=list(self.keys), how="semi", nulls_equal=True)["__i"].to_numpy()
-                    keep[idx] = True
-            if not keep.all():
-                evals, holds = evals.filter(pl.Series(keep)), holds[keep]
+        ep.extra = extra
         records: list[tuple[str, tuple, int, int, int | None]] = []
 
         def emit(kind: str, key: tuple, t: int, since: int, row: int | None) -> None:
@@ -335,95 +383,128 @@ class LifecycleExecutor(Executor):
             ts = evals["ts"].dt.epoch("us").to_numpy()
             order = np.argsort(ts, kind="stable")
             keys = evals.select(self.keys).rows() if self.keys else [()] * evals.height
-            quiet = self.grid is not None or bool(ep.extra)
             for i in order.tolist():
                 key, t = keys[i], int(ts[i])
-                if quiet:
-                    ep.quiet(key, t, emit)
+                ep.quiet(key, t, emit)
                 ep.step(key, t, bool(holds[i]), i, emit)
-        if self.grid is not None or ep.extra:
-            until = max(ep.grid_until, ep.extra[-1] if ep.extra else -_FAR) + 1
-            for key in list(ep.open):
-                ep.quiet(key, until, emit)
-            for v in ep.open.values():
-                v[3] = max(v[3], until - 1)
+        until = max(ep.grid_until, ep.extra[-1] if ep.extra else -_FAR) + 1
+        for key in list(ep.open):
+            ep.quiet(key, until, emit)
+        for v in ep.open.values():
+            v[3] = max(v[3], until - 1)
         ep.extra = []
-        return self._records(evals, records)
-
-    def _records(self, evals: pl.DataFrame, records: list[tuple[str, tuple, int, int, int | None]]) -> pl.DataFrame:
         if not records:
             return self.rule.empty_output()
-        explicit = [r for r in records if r[4] is not None]
-        implicit = [r for r in records if r[4] is None]
+        kind = np.array([0 if r[0] == FIRING else 1 for r in records], np.int8)
+        row = np.array([-1 if r[4] is None else r[4] for r in records], np.int64)
+        implicit = [r[1] for r in records if r[4] is None]
+        keys = (pl.DataFrame([list(k) for k in implicit], schema={k: self.rule.output_schema[k] for k in self.keys},
+                             orient="row") if self.keys and implicit else None)
+        return self._records(evals, kind, np.array([r[2] for r in records], np.int64),
+                             np.array([r[3] for r in records], np.int64), row, keys)
+
+    def _records(self, evals: pl.DataFrame, kind: np.ndarray, t: np.ndarray, since: np.ndarray, row: np.ndarray,
+                 implicit_keys: pl.DataFrame | None) -> pl.DataFrame:
+        """Records of `kind` (0 firing, 1 resolved) at `t`: of evaluation `row`, or (row −1) of
+        a window without rows of the group, whose keys are `implicit_keys` in order."""
+        is_resolved = pl.Series(kind == 1)
+        # Built by Polars from the flags: a numpy string array costs ~1 µs a value to convert.
+        state, resolved_at = pl.select(
+            pl.when(is_resolved).then(pl.lit(RESOLVED)).otherwise(pl.lit(FIRING)).alias("state"),
+            pl.when(is_resolved).then(pl.Series(t)).alias("resolved_at"),
+        ).get_columns()
+        explicit = row >= 0
         parts = []
-        if explicit:
-            f = evals[[r[4] for r in explicit]]
-            parts.append(f.with_columns(
-                pl.Series("state", [r[0] for r in explicit], dtype=pl.String),
-                pl.Series("firing_since", [r[3] for r in explicit], dtype=pl.Int64),
-                pl.Series("resolved_at", [r[2] if r[0] == RESOLVED else None for r in explicit], dtype=pl.Int64),
-            ))
-        if implicit:
-            parts.append(self._quiet_records(implicit))
-        out = finalize(self.rule, parts[0] if len(parts) == 1 else pl.concat(
-            [finalize(self.rule, p) for p in parts], how="vertical"))
+        if explicit.any():
+            mask = pl.Series(explicit)
+            all_explicit = bool(explicit.all())
+            f = evals.select(pl.all().gather(row if all_explicit else row[explicit]))
+            parts.append(finalize(self.rule, f.with_columns(
+                state if all_explicit else state.filter(mask),
+                pl.Series("firing_since", since[explicit], dtype=pl.Int64),
+                resolved_at if all_explicit else resolved_at.filter(mask),
+            )))
+        if not explicit.all():
+            assert self.grid is not None
+            q = ~explicit
+            tq = t[q]
+            span = np.array([self.grid.span(int(e)) for e in tq], np.int64) if isinstance(self.grid, _CronGrid) \
+                else np.full(tq.shape[0], self.grid.span(0), np.int64)
+            data = {k: implicit_keys.get_column(k) for k in self.keys} if implicit_keys is not None else {}
+            data.update({
+                "ts": pl.Series("ts", tq, dtype=pl.Int64),
+                "window_start": pl.Series("window_start", tq - span, dtype=pl.Int64),
+                "window_end": pl.Series("window_end", tq, dtype=pl.Int64),
+                "state": state.filter(pl.Series(q)),
+                "firing_since": pl.Series("firing_since", since[q], dtype=pl.Int64),
+                "resolved_at": pl.Series("resolved_at", tq, dtype=pl.Int64),
+            })
+            parts.append(finalize(self.rule, pl.DataFrame(data)))
+        out = parts[0] if len(parts) == 1 else pl.concat(parts, how="vertical")
         return out.with_columns(pl.lit(False).alias("suppressed")) if "suppressed" in out.columns else out
 
-    def _quiet_records(self, implicit: list[tuple[str, tuple, int, int, int | None]]) -> pl.DataFrame:
-        """Resolved records at evaluations of windows without rows of the group: aggregates null."""
-        assert self.grid is not None
-        types = self.rule.output_schema
-        data: dict[str, pl.Series] = {
-            k: pl.Series(k, [r[1][j] for r in implicit], dtype=types[k]) for j, k in enumerate(self.keys)
-        }
-        data["ts"] = pl.Series("ts", [r[2] for r in implicit], dtype=pl.Int64)
-        data["window_start"] = pl.Series("window_start", [r[2] - self.grid.span(r[2]) for r in implicit], dtype=pl.Int64)
-        data["window_end"] = pl.Series("window_end", [r[2] for r in implicit], dtype=pl.Int64)
-        data["state"] = pl.Series("state", [r[0] for r in implicit], dtype=pl.String)
-        data["firing_since"] = pl.Series("firing_since", [r[3] for r in implicit], dtype=pl.Int64)
-        data["resolved_at"] = pl.Series("resolved_at", [r[2] for r in implicit], dtype=pl.Int64)
-        return pl.DataFrame(data)
-
     # ---------------------------------------------------------------- run-time changes
+    def _firing(self) -> tuple[pl.DataFrame | None, list[int], list[int]]:
+        """(keys, firing_since, last evaluation) of the episodes that fired and are not resolved."""
+        if self.fast:
+            idx = np.flatnonzero(self.phase >= 2)
+            keys = self.groups.table[idx.tolist()] if self.keys else None
+            return keys, self.t0[idx].tolist(), self.last[idx].tolist()
+        firing = self.episodes.firing()
+        keys = (pl.DataFrame([list(f[0]) for f in firing], schema={k: self.rule.output_schema[k] for k in self.keys},
+                             orient="row") if self.keys and firing else None)
+        return keys, [f[1] for f in firing], [f[2] for f in firing]
+
     def resolve_all(self, t: int) -> pl.DataFrame:
         """Resolved records for every firing episode (the rule is changed, disabled or removed)."""
-        firing = self.episodes.firing()
-        self.episodes.open.clear()
-        if not firing or self.rule.resolve is None:  # `for` alone: no resolved records (§9.3)
+        keys, since, last = self._firing()
+        if self.fast:
+            self.phase[:] = 0
+        else:
+            self.episodes.open.clear()
+        if not since or self.rule.resolve is None:  # `for` alone: no resolved records (§9.3)
             return self.rule.empty_output()
-        types = self.rule.output_schema
-        data: dict[str, pl.Series] = {
-            k: pl.Series(k, [f[0][j] for f in firing], dtype=types[k]) for j, k in enumerate(self.keys)
-        }
-        times = [max(t, f[2]) for f in firing]
-        data["ts"] = pl.Series("ts", times, dtype=pl.Int64)
-        data["state"] = pl.Series("state", [RESOLVED] * len(firing), dtype=pl.String)
-        data["firing_since"] = pl.Series("firing_since", [f[1] for f in firing], dtype=pl.Int64)
-        data["resolved_at"] = pl.Series("resolved_at", times, dtype=pl.Int64)
-        data["suppressed"] = pl.Series("suppressed", [False] * len(firing), dtype=pl.Boolean)
+        data = {k: keys.get_column(k) for k in self.keys} if keys is not None else {}
+        times = [max(t, x) for x in last]
+        data.update({
+            "ts": pl.Series("ts", times, dtype=pl.Int64),
+            "state": pl.Series("state", [RESOLVED] * len(since), dtype=pl.String),
+            "firing_since": pl.Series("firing_since", since, dtype=pl.Int64),
+            "resolved_at": pl.Series("resolved_at", times, dtype=pl.Int64),
+            "suppressed": pl.Series("suppressed", [False] * len(since), dtype=pl.Boolean),
+        })
         return self.annotate(finalize(self.rule, pl.DataFrame(data)))
 
     def annotate(self, out: pl.DataFrame) -> pl.DataFrame:
         """A resolved record is notified iff its firing record was (§9.3): it takes over the
-        firing record's `suppressed` and `silenced`.  `out` is in ts order."""
+        firing record's `suppressed` and `silenced`.  `out` is in ts order.  Only episodes
+        whose firing was held back are remembered, so the common case is two column scans."""
         if out.height == 0 or "state" not in out.columns:
             return out
+        firing = (out["state"] == FIRING).fill_null(False)
+        held = out["suppressed"].fill_null(False) if "suppressed" in out.columns else pl.repeat(False, out.height, eager=True)
+        if "silenced" in out.columns:
+            held = held | out["silenced"].is_not_null()
+        if not self.flags and not held.any():
+            return out
         keys = out.select(self.keys).rows() if self.keys else [()] * out.height
-        states = out["state"].to_list()
         since = out["firing_since"].dt.epoch("us").to_list()
+        states = out["state"].to_list()
         supp = out["suppressed"].to_list() if "suppressed" in out.columns else [False] * out.height
         sil = out["silenced"].to_list() if "silenced" in out.columns else None
         changed = False
         for i, state in enumerate(states):
             k = (keys[i], since[i])
             if state == FIRING:
-                self.flags[k] = (bool(supp[i]), sil[i] if sil is not None else None)
+                if supp[i] or (sil is not None and sil[i] is not None):
+                    self.flags[k] = (bool(supp[i]), sil[i] if sil is not None else None)
             else:
                 flag = self.flags.pop(k, None)
-                if flag is not None:
-                    supp[i] = flag[0]
+                if flag is not None or supp[i] or (sil is not None and sil[i] is not None):
+                    # Notified firing → notified resolved, whatever silences its own time.
+                    supp[i] = flag[0] if flag is not None else False
                     if sil is not None:
-                        sil[i] = flag[1]
+                        sil[i] = flag[1] if flag is not None else None
                     changed = True
         if not changed:
             return out
@@ -434,16 +515,29 @@ class LifecycleExecutor(Executor):
 
     # ---------------------------------------------------------------- state
     def state(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "inner": self.inner.snapshot(),
-            "episodes": self.episodes.state(),
             "flags": [(list(k[0]), k[1], v[0], v[1]) for k, v in self.flags.items()],
         }
+        if self.fast:
+            n = len(self.groups) if self.keys else min(1, self.phase.shape[0])
+            out["groups"] = self.groups.state()
+            out["slots"] = {name: getattr(self, name)[:n].copy() for name in ("phase", "t0", "t1", "last")}
+            out["grid_until"] = self.grid_until
+        else:
+            out["episodes"] = self.episodes.state()
+        return out
 
     def load_state(self, state: dict[str, Any]) -> None:
         self.inner.restore(state["inner"])
-        self.episodes.load_state(state["episodes"])
         self.flags = {(tuple(k), int(s)): (bool(a), b) for k, s, a, b in state["flags"]}
+        if self.fast:
+            self.groups.load_state(state["groups"])
+            for name, values in state["slots"].items():
+                setattr(self, name, np.array(values, np.int8 if name == "phase" else np.int64))
+            self.grid_until = int(state["grid_until"])
+        else:
+            self.episodes.load_state(state["episodes"])
 
     def snapshot(self) -> bytes:
         return pickle.dumps((self.STATE_VERSION, self.state()), protocol=5)
