@@ -47,7 +47,11 @@ PRESENTATION_FIELDS = {"file": "", "line": 0, "title": None, "notify": (), "fall
 
 
 def matching_part(plan: RulePlan) -> RulePlan:
-    return dataclasses.replace(plan, **PRESENTATION_FIELDS)
+    plan = dataclasses.replace(plan, **PRESENTATION_FIELDS)
+    if plan.resolve is not None and plan.resolve.message is not None:
+        # The resolved message is presentation too: editing it keeps the episodes (§9.3).
+        plan = dataclasses.replace(plan, resolve=dataclasses.replace(plan.resolve, message=None))
+    return plan
 
 
 def same_matching(a: RulePlan, b: RulePlan) -> bool:

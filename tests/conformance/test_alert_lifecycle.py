@@ -157,3 +157,13 @@ def test_changing_or_removing_a_rule_resolves_its_firing_episodes() -> None:
     assert_eq(got["resolved_at"].to_list(), got["ts"].to_list())
     # Removing the (new, not firing) rule resolves nothing.
     assert session.reload(cepdsl.compile(METRICS).program).resolved == {}
+
+
+def test_editing_only_the_resolved_message_keeps_the_episodes() -> None:
+    rules = cepdsl.compile(HOT + 'resolve "{{ host }} ok"')
+    session = rules.session()
+    session.push("m", frame(M, minute_rows("a", [90, 90]) + [(at(150), "b", 1.0, "x")]))
+    report = session.reload(cepdsl.compile(HOT + 'resolve "{{ host }} is fine again"').program)
+    assert report.kept == ("r",) and report.resolved == {}
+    out = session.push("m", frame(M, [(at(200), "a", 10.0, "x"), (at(300), "b", 1.0, "x")]))["r"]
+    assert_eq(states(out), [("resolved", at(180), at(60))])  # a has no rows in [2m, 3m)

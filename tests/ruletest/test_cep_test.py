@@ -279,3 +279,47 @@ def test_undeclared_input_fields_are_warned_about_and_ignored(tmp_path: Path) ->
     assert out.passed
     assert any("`ipp` is not declared" in w and "did you mean `ip`?" in w for w in out.warnings)
     assert FORMATS["text"]([out]).endswith("1 passed, 0 failed")
+
+
+LIFECYCLE_RULES = """
+stream m (ts: timestamp, host: str, cpu: float)
+channel ops = console()
+rule hot "Hot host"
+  from m
+  group by host
+  window tumbling 1m
+  having avg(cpu) > 80
+  resolve
+  throttle 10m
+  notify ops
+  message "{{ host }} is hot"
+"""
+
+
+def test_lifecycle_records_and_their_messages(tmp_path: Path) -> None:
+    body = """
+        rules: rules.cep
+        start: "2026-01-01T00:00:00Z"
+        tests:
+          - name: two episodes, the second throttled
+            input:
+              m: |
+                ts,host,cpu
+                +5s,a,90
+                +65s,a,10
+                +125s,a,95
+                +185s,a,10
+                +245s,b,1
+            expect:
+              hot:
+                - {state: firing, ts: "+1m", firing_since: "+1m", suppressed: false}
+                - {state: resolved, ts: "+2m", resolved_at: "+2m", avg_cpu: 10}
+                - {state: firing, ts: "+3m", suppressed: true}
+                - {state: resolved, ts: "+4m", firing_since: "+3m", suppressed: true}
+            expect_messages:
+              ops:
+                - equals: "a is hot"
+                - equals: "[RESOLVED] a is hot"
+    """
+    out = run(tmp_path, body, rules=LIFECYCLE_RULES)
+    assert out.passed, out.tests[0].failures
