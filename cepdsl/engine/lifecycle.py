@@ -222,7 +222,7 @@ class LifecycleExecutor(Executor):
     def __init__(self, rule: RulePlan, make_inner: Callable[[RulePlan], Executor]) -> None:
         super().__init__(rule)
         self.inner_rule = inner_plan(rule)
-        self.inner = make_inner(self.inner_rule)
+        self.inner = self._window_kernel(rule, make_inner) or make_inner(self.inner_rule)
         if rule.kind is RuleKind.ANOMALY:
             self.inner.emit_all = True  # type: ignore[attr-defined]
         self.keys = rule.group_keys
@@ -248,6 +248,38 @@ class LifecycleExecutor(Executor):
         self.flags: dict[tuple, tuple[bool, str | None]] = {}
         self._flushing: int | None = None
         self._held: list[tuple[pl.DataFrame, np.ndarray]] = []
+
+    def _window_kernel(self, rule: RulePlan, make_inner: Callable[[RulePlan], Executor]) -> Executor | None:
+        """A window rule whose pane kernel applies `having` before building records keeps its
+        `having`, and is told to emit the other windows only of groups with an episode: a
+        rule that rarely holds then builds few records, as it does without the lifecycle."""
+        if rule.kind is not RuleKind.WINDOW or rule.having is None:
+            return None
+        from cepdsl.backends.numba.windows import KernelPaneExecutor
+
+        inner = make_inner(dataclasses.replace(self.inner_rule, having=rule.having))
+        if not isinstance(inner, KernelPaneExecutor) or not inner._having_on_aggregates:
+            return None
+        inner.keep_windows = self._keep_windows
+        return inner
+
+    def _keep_windows(self, table: pl.DataFrame, slots: np.ndarray, ok: np.ndarray) -> np.ndarray:
+        """Windows to emit: holding ones, and all of groups that hold in this emission or have
+        an episode under way.  At the final flush every window (its end may be an evaluation)."""
+        if self._flushing is not None or not self.fast:
+            return np.ones(ok.shape[0], np.bool_)
+        want = np.zeros(max(int(slots.max()) + 1 if slots.shape[0] else 1, table.height, 1), np.bool_)
+        want[slots[ok]] = True
+        active = np.flatnonzero(self.phase[: len(self.groups)] != 0) if self.phase.shape[0] else np.zeros(0, np.int64)
+        if active.shape[0]:
+            if not self.keys:
+                want[:] = True
+            else:
+                idx = table.with_row_index("__slot").join(
+                    self.groups.table[active.tolist()], on=list(self.keys), how="semi", nulls_equal=True
+                )["__slot"].to_numpy()
+                want[idx] = True
+        return ok | want[slots]
 
     # ---------------------------------------------------------------- evaluations
     def _holds(self, evals: pl.DataFrame) -> np.ndarray:
