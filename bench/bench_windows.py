@@ -16,6 +16,7 @@ integer group codes (cepdsl.backends.numba.windows; docs/windows.md).
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 import duckdb
@@ -81,10 +82,19 @@ def lifecycle(df: pl.DataFrame) -> None:
     for threshold in (80, 50):  # ~no window holds; about half hold (many episodes)
         plain = cepdsl.compile(STREAM + rule.replace("THRESHOLD", str(threshold)))
         life = cepdsl.compile(STREAM + rule.replace("THRESHOLD", str(threshold)) + "\n  for 2m\n  resolve after 2m")
-        plain_s, p_out = best_of(lambda: engine_run(plain, ev)["hot"])
-        life_s, l_out = best_of(lambda: engine_run(life, ev)["hot"])
+        # Alternated, best of 7 each, in CPU time (all threads): on a shared machine the
+        # wall-clock load drifts between two back-to-back runs by more than the difference
+        # being measured.
+        plain_s = life_s = float("inf")
+        for _ in range(7):
+            t0 = time.process_time()
+            p_out = engine_run(plain, ev)["hot"]
+            t1 = time.process_time()
+            l_out = engine_run(life, ev)["hot"]
+            t2 = time.process_time()
+            plain_s, life_s = min(plain_s, t1 - t0), min(life_s, t2 - t1)
         print(f"\nlifecycle, avg(cpu) > {threshold}: {p_out.height:,} matches without, {l_out.height:,} records with for/resolve")
-        report(f"sliding 5m every 1m + for 2m + resolve after 2m, avg(cpu) > {threshold} (engine push+flush)",
+        report(f"sliding 5m every 1m + for 2m + resolve after 2m, avg(cpu) > {threshold} (engine push+flush, CPU time)",
                df.height, life_s, {"same rule without for/resolve": plain_s},
                {"lifecycle cost": "≤ 10 % (ratio ≥ 0.91x)"})
 

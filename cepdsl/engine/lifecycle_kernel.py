@@ -90,7 +90,9 @@ def scan(slots, ts, holds, order, phase, t0, t1, last, has_grid, size, every, gr
         s = slots[i]
         t = ts[i]
         h = holds[i]
-        if quiet and phase[s] != 0:
+        # The next window of the group (t − last = S) leaves no window between: no implicit
+        # evaluation to look for (both are grid points), the common case of a busy group.
+        if quiet and phase[s] != 0 and not (has_grid and t - last[s] == every):
             m = _quiet(s, t, phase, t0, t1, last, has_grid, size, every, grid_until, extras, after_us, resolving,
                        out_kind, out_slot, out_t, out_since, out_row, m)
         p = phase[s]
