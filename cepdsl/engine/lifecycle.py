@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
-import pickle
 from collections.abc import Callable
 from typing import Any
 
@@ -570,6 +569,3 @@ class LifecycleExecutor(Executor):
             self.grid_until = int(state["grid_until"])
         else:
             self.episodes.load_state(state["episodes"])
-
-    def snapshot(self) -> bytes:
-        return pickle.dumps((self.STATE_VERSION, self.state()), protocol=5)

@@ -91,7 +91,7 @@ def run_test(file: RuleTestFile, test: RuleTest) -> TestOutcome:
     t0 = time.perf_counter()
     outcome = TestOutcome(test.name, file.path, test.where.line)
     try:
-        matches, dead = Rules(file.program).replay_with_dead_letters(test.inputs)
+        matches, dead = Rules(test.program).replay_with_dead_letters(test.inputs)
     except Exception as e:  # noqa: BLE001 - a frame that does not fit: the test's fault, named
         outcome.failures.append(f"replay failed: {e}")
         outcome.seconds = time.perf_counter() - t0
@@ -100,7 +100,7 @@ def run_test(file: RuleTestFile, test: RuleTest) -> TestOutcome:
         for exp in test.expect:
             outcome.failures += _check_rule(exp, matches[exp.rule], test)
         for mexp in test.expect_messages:
-            outcome.failures += _check_messages(mexp, file.program, matches)
+            outcome.failures += _check_messages(mexp, test.program, matches)
     except MalformedTestFile as e:
         raise _Malformed(render(e.diagnostic, file.source)) from None
     if outcome.failures and dead.height:

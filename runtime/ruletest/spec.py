@@ -32,7 +32,7 @@ from runtime.ruletest.timing import TimeTextError, parse_instant, resolve_time
 from runtime.ruletest.yamlnodes import MalformedTestFile, Node, Where, compose
 
 _FILE_KEYS = ("rules", "start", "tests")
-_TEST_KEYS = ("name", "start", "input", "expect", "expect_messages", "ordered")
+_TEST_KEYS = ("name", "rules", "start", "input", "expect", "expect_messages", "ordered")
 _RULE_EXPECT_KEYS = ("matches", "ordered")
 _MESSAGE_KEYS = ("equals", "contains", "rule")
 
@@ -99,6 +99,7 @@ class RuleTest:
     where: Where
     start: dt.datetime | None
     inputs: dict[str, pl.DataFrame]
+    program: Program
     expect: list[RuleExpectation] = field(default_factory=list)
     expect_messages: list[MessageExpectation] = field(default_factory=list)
 
@@ -139,19 +140,30 @@ def _file_diag(name: str, message: str) -> Diagnostic:
 
 def _read(name: str, source: str) -> RuleTestFile:
     root = compose(source, name)
-    top = root.fields("the test file", _FILE_KEYS, required=("rules", "tests"))
-    rules_node = top["rules"]
-    rules_rel = rules_node.string("`rules` (the rule file to test)")
-    rules_path = str(Path(name).parent / rules_rel)
-    program = _compile_rules(rules_node, rules_path)
+    top = root.fields("the test file", _FILE_KEYS, required=("tests",))
+    compiled: dict[str, Program] = {}
+    rules_path, program = _rules_of(top.get("rules"), name, compiled) if "rules" in top else ("", None)
     start = _start(top.get("start"))
-    out = RuleTestFile(name, source, rules_path, program, [])
+    out = RuleTestFile(name, source, rules_path, program, [])  # type: ignore[arg-type]
     tests = top["tests"].sequence("`tests`")
     if not tests:
         top["tests"].fail("`tests` is empty: there is nothing to run")
     for node in tests:
-        out.tests.append(_read_test(node, program, start, out.warnings))
+        own = node.fields("a test", _TEST_KEYS, required=("name",)).get("rules") if node.is_mapping else None
+        test_program = _rules_of(own, name, compiled)[1] if own is not None else program
+        if test_program is None:
+            node.fail("no rule file to test: give `rules:` at the top of the file (or in this test)")
+        out.tests.append(_read_test(node, test_program, start, out.warnings))
     return out
+
+
+def _rules_of(node: Node | None, test_file: str, compiled: dict[str, Program]) -> tuple[str, Program]:
+    """The rule file a `rules:` names (relative to the test file), checked once per file."""
+    assert node is not None
+    path = str(Path(test_file).parent / node.string("`rules` (the rule file to test)"))
+    if path not in compiled:
+        compiled[path] = _compile_rules(node, path)
+    return path, compiled[path]
 
 
 def _compile_rules(node: Node, rules_path: str) -> Program:
@@ -195,7 +207,7 @@ def _read_test(node: Node, program: Program, start: dt.datetime | None, warnings
                 key.fail(f"the rule file declares no stream `{sname}`",
                          *(did_you_mean(sname, streams) or (f"streams: {', '.join(streams)}",)))
             inputs[sname] = _read_input(value, streams[sname], start, warnings)
-    test = RuleTest(name, node.where, start, inputs)
+    test = RuleTest(name, node.where, start, inputs, program)
     if "expect" in f:
         rules = [r.id for r in program.rules]
         for rid, key, value in f["expect"].items("`expect`"):

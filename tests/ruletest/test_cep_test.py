@@ -250,6 +250,7 @@ def test_messages_per_channel_without_resolving_secrets(tmp_path: Path) -> None:
         (login_test("expect:\n  logins: []").replace('"+10s"', '"+10"'), 8, "is not an offset"),
         ("rules: rules.cep\ntests: []\n", 2, "`tests` is empty"),
         ("rules: missing.cep\ntests: []\n", 1, "does not exist"),
+        ("tests:\n  - name: x\n    expect: {r: []}\n", 2, "no rule file to test"),
         ("rules: rules.cep\ntests:\n  - name: x\n", 3, "checks nothing"),
         ("rules: rules.cep\ntests:\n  - name: [x\n", 4, "not valid YAML"),
         ("rules: rules.cep\ntests:\n  - name: x\n    input:\n      metrics: |\n        ts,host\n        +0s\n"
@@ -323,3 +324,20 @@ def test_lifecycle_records_and_their_messages(tmp_path: Path) -> None:
     """
     out = run(tmp_path, body, rules=LIFECYCLE_RULES)
     assert out.passed, out.tests[0].failures
+
+
+def test_a_test_may_name_its_own_rule_file(tmp_path: Path) -> None:
+    (tmp_path / "life.cep").write_text(LIFECYCLE_RULES)
+    body = login_test("expect:\n  logins: [{user: a}, {user: a}, {user: a}]").replace("rules: rules.cep\n", "", 1)
+    body = body.replace("  - name: logins\n", "  - name: logins\n    rules: rules.cep\n", 1)
+    body += """
+  - name: the other file
+    rules: life.cep
+    input:
+      m: [{ts: "+5s", host: a, cpu: 99}]
+    expect:
+      hot: [{state: firing, ts: "+1m"}]
+"""
+    out = run(tmp_path, body)
+    assert out.passed, (out.error, [t.failures for t in out.tests])
+    assert len(out.tests) == 2
