@@ -45,12 +45,15 @@ def _is_path(source: str | os.PathLike[str]) -> bool:
     return source.endswith(".cep") or Path(source).is_file()
 
 
-def compile(source: str | os.PathLike[str]) -> Rules:  # noqa: A001 - the API's name on purpose
+def compile(source: str | os.PathLike[str] | list[str | os.PathLike[str]]) -> Rules:  # noqa: A001 - the API's name on purpose
     """Check a rule file (a path if it names an existing file or ends in `.cep`, else the
-    rule text itself) and return its rules.  Raises `cepdsl.CheckError` (with
-    `.diagnostics`) when the file does not check."""
+    rule text itself), a directory or a list of paths (one program, LANGUAGE.md §9.1),
+    and return its rules.  Raises `cepdsl.CheckError` (with `.diagnostics`) when the
+    program does not check."""
     from cepdsl.frontend import compile_path, compile_source
 
+    if isinstance(source, (list, tuple)) or (isinstance(source, (str, os.PathLike)) and "\n" not in str(source) and len(str(source)) < 4096 and Path(source).is_dir()):
+        return Rules(compile_path(source))
     if _is_path(source):
         return Rules(compile_path(source))
     return Rules(compile_source(str(source)))

@@ -8,6 +8,7 @@ plan is only handed out when there are no errors at all.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 from typing import Any
@@ -29,6 +30,7 @@ from cepdsl.plan import (
     Program,
     PRepeat,
     ResolveSpec,
+    SILENCED_COLUMN,
     PSeq,
     PStep,
     RuleKind,
@@ -69,7 +71,7 @@ class Checker:
 
     def __init__(self, file: ast.File | list[ast.File]):
         self.files = [file] if isinstance(file, ast.File) else list(file)
-        self.file = self.files[0]
+        self.file = self.files[0] if self.files else ast.File(())
         self.broken = frozenset().union(*(f.broken for f in self.files))
         self.diags: list[Diagnostic] = []
         self.typer = Typer(self.diags)
@@ -133,6 +135,8 @@ class Checker:
         self.diags.sort(key=sort_key)
         if self.diags:
             return None, self.diags
+        if self.silences:  # every record says whether a silence held it (§9.4)
+            self.rules = [dataclasses.replace(r, output=(*r.output, SILENCED_COLUMN)) for r in self.rules]
         program = Program(
             tuple(self.streams.values()),
             tuple(self.channels.values()),

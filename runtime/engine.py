@@ -90,6 +90,9 @@ class StreamingEngine:
 
             tables = TableWatcher(program, clock=clock)
         self.tables = tables
+        from runtime.silences import SilenceBook
+
+        self.silences = SilenceBook(clock)  # run-time silences (§9.4, `/cep/silences`)
         self.session = session or Session(program, tables=tables.load_all() if tables is not None else None)
         self.notifier = notifier
         self.on_matches = on_matches
@@ -327,6 +330,10 @@ class StreamingEngine:
         for rid, frame in outs.items():
             if frame.height == 0:
                 continue
+            if self.silences.silences:
+                rule = next((r for r in self.program.rules if r.id == rid), None)
+                if rule is not None:
+                    frame = self.silences.apply(rule, frame)
             self.counters["matches"] += frame.height
             if self.on_matches is not None:
                 self.on_matches(rid, frame)

@@ -33,6 +33,9 @@ from cepdsl.engine.stats import RuleStats
 from cepdsl.engine.throttle import Throttle
 from cepdsl.plan import FieldPlan, Program, RuleKind, RulePlan, StreamPlan
 
+#: From this many rows, a join group of one rule looks keys up only for the rows its
+#: `where`'s join-free conjuncts keep (below it, one pass over all rows is cheaper).
+PREFILTER_ROWS = 4096
 #: Bumped when the layout of `Session.snapshot()` changes.
 ENGINE_STATE_VERSION = 1
 #: Snapshot keys of per-stream state; rule IDs are identifiers, so ":" cannot clash.
@@ -47,7 +50,9 @@ PRESENTATION_FIELDS = {"file": "", "line": 0, "title": None, "notify": (), "fall
 
 
 def matching_part(plan: RulePlan) -> RulePlan:
-    plan = dataclasses.replace(plan, **PRESENTATION_FIELDS)
+    # `silenced` comes and goes with the program's silences (§9.4): not the rule's matching.
+    output = tuple(f for f in plan.output if f.name != "silenced")
+    plan = dataclasses.replace(plan, output=output, **PRESENTATION_FIELDS)
     if plan.resolve is not None and plan.resolve.message is not None:
         # The resolved message is presentation too: editing it keeps the episodes (§9.3).
         plan = dataclasses.replace(plan, resolve=dataclasses.replace(plan.resolve, message=None))
@@ -67,7 +72,8 @@ def fingerprint(plan: RulePlan | StreamPlan) -> str:
 
 
 def _join_groups(runs: list[RuleRun]) -> list[JoinGroup]:
-    from cepdsl.plan import TField
+    from cepdsl.plan import TBinary, TField
+    from cepdsl.types import Type
 
     def fields(e: Any) -> set[str]:
         if isinstance(e, TField):
@@ -93,8 +99,24 @@ def _join_groups(runs: list[RuleRun]) -> list[JoinGroup]:
                 needed |= fields(runs[i].plan.where)
         for j in joins:
             needed |= fields(j.on)
-        groups.append(JoinGroup(joins, idx, WhereSet([runs[i].plan.where for i in idx]), frozenset(needed)))
+        pre = None
+        where = runs[idx[0]].plan.where
+        if len(idx) == 1 and where is not None:
+            joined_cols = {c.name for j in joins for c in j.columns}
+            parts = _conjuncts(where)
+            free = [c for c in parts if not fields(c) & joined_cols]
+            if free and len(free) < len(parts):
+                pre = functools.reduce(lambda a, b: TBinary(Type.BOOL, "and", a, b), free)
+        groups.append(JoinGroup(joins, idx, WhereSet([runs[i].plan.where for i in idx]), frozenset(needed), pre))
     return groups
+
+
+def _conjuncts(e: Any) -> list[Any]:
+    from cepdsl.plan import TBinary
+
+    if isinstance(e, TBinary) and e.op == "and":
+        return _conjuncts(e.left) + _conjuncts(e.right)
+    return [e]
 
 
 def _iso(us: int) -> str:
@@ -132,14 +154,18 @@ class JoinGroup:
     rules: list[int]  # positions in StreamRun.rules
     wheres: WhereSet
     needed: frozenset[str]  # joined columns `where` (or a later join) reads: gathered before `where`
+    #: The conjuncts of `where` that read no joined column, when the group is one rule: only
+    #: rows they keep are looked up (the others are dropped by `where` whatever they join).
+    pre: Any = None
 
 
 @dataclass
 class StreamRun:
     state: StreamState
     rules: list[RuleRun]
-    wheres: WhereSet  # every rule's `where`, evaluated in one pass (rules with joins: see `joined`)
-    joined: list[JoinGroup] = field(default_factory=list)
+    wheres: WhereSet  # the `where` of every rule without joins (`plain`), evaluated in one pass
+    joined: list[JoinGroup] = field(default_factory=list)  # rules with joins, by join group
+    plain: list[int] | None = None  # positions in `rules` of the rules `wheres` covers (None: all)
 
 
 @dataclass(frozen=True)
@@ -258,8 +284,14 @@ class Session:
                 state.adopt(previous.state)
             runs = [rules[r.id] for r in program.rules if r.stream.name == stream.name]
             # Rules with joins see joined rows: their `where` runs in their join group.
-            wheres = WhereSet([None if run.plan.joins else run.plan.where for run in runs])
-            streams[stream.name] = StreamRun(state, runs, wheres, _join_groups(runs))
+            groups = _join_groups(runs)
+            plain = [i for i, run in enumerate(runs) if not run.plan.joins] if groups else None
+            wheres = WhereSet([runs[i].plan.where for i in plain] if plain is not None else [run.plan.where for run in runs])
+            streams[stream.name] = StreamRun(state, runs, wheres, groups, plain)
+        from cepdsl.silences import applicable
+
+        # Per rule, the file's silences that may apply to its records (§9.4).
+        self._silences = {r.id: applicable(r, program.silences) for r in program.rules} if program.silences else {}
         self._rules, self._streams = rules, streams
 
     def _stream(self, name: str) -> StreamRun:
@@ -364,18 +396,31 @@ class Session:
             return
         t0 = time.perf_counter()
         if late:
-            masks = run.wheres.masks(rows)
+            masks = run.wheres.masks(rows) if run.plain is None or run.plain else []
         else:
             # The common path: rows per rule by index gathers, no per-rule filter pass.
             # Filter-only streams (no SEQ) gather without TIME: the filter executor reads
             # the time field itself, one column less to gather per rule.
-            subs = run.wheres.split(rows if run.state.need_seq else rows.drop(TIME))
+            subs = run.wheres.split(rows if run.state.need_seq else rows.drop(TIME)) if run.plain is None or run.plain else []
+        if run.plain is not None:  # spread over every rule's position; join groups fill the rest
+            spread: list[Any] = [None] * len(run.rules)
+            for k, i in enumerate(run.plain):
+                spread[i] = (masks if late else subs)[k]
+            if late:
+                masks = spread
+            else:
+                subs = spread
         rows_for: dict[int, pl.DataFrame] = {}  # rules with joins: the joined rows
         if run.joined:
             from cepdsl.backends.polars.joins import apply_joins, complete_joins
 
             for g in run.joined:
-                joined = apply_joins(rows, g.joins, self._tables, g.needed)
+                only = None
+                if g.pre is not None and not late and rows.height >= PREFILTER_ROWS:
+                    from cepdsl.backends.polars.expressions import compile_expr
+
+                    only = rows.select(compile_expr(g.pre).arg_true()).to_series().to_numpy()
+                joined = apply_joins(rows, g.joins, self._tables, g.needed, only)
                 if late:
                     for i, m in zip(g.rules, g.wheres.masks(joined)):
                         masks[i] = m
@@ -443,8 +488,14 @@ class Session:
                 before = rule.throttle.suppressed
                 out = rule.throttle.mark_firing(out) if rule.plan.lifecycle else rule.throttle.apply(out)
                 rule.stats.suppressed += rule.throttle.suppressed - before
+            sils = self._silences.get(rid)
+            if sils:
+                from cepdsl.silences import apply_silences
+
+                out, n_silenced = apply_silences(out, sils, rule.plan)
+                rule.stats.silenced += n_silenced
             annotate = getattr(rule.executor, "annotate", None)
-            if annotate is not None:  # resolved records follow their firing record's notification
+            if annotate is not None:  # after silences: a resolved record follows its firing record's notification
                 out = annotate(out)
             rule.stats.matches += out.height
             result[rid] = out

@@ -201,7 +201,15 @@ class Notifier:
             raise KeyError(f"unknown rule {rule_id!r}")
         if not rule.notify or matches.height == 0:
             return 0
-        matches = notified(matches)  # silenced and suppressed records stay in the output only
+        if "silenced" in matches.columns:  # §9.4: silenced matches stay in the output, never notified
+            held = int(matches["silenced"].is_not_null().sum())
+            if held:
+                matches = matches.filter(pl.col("silenced").is_null())
+                with self._cond:
+                    self._stats["silenced"] = self._stats.get("silenced", 0) + held
+                if matches.height == 0:
+                    return 0
+        matches = notified(matches)  # §9.3: suppressed (throttled) lifecycle records too
         if matches.height == 0:
             return 0
         items = [NewDelivery(key, rule.id, ch, encoded)

@@ -167,3 +167,22 @@ def test_editing_only_the_resolved_message_keeps_the_episodes() -> None:
     assert report.kept == ("r",) and report.resolved == {}
     out = session.push("m", frame(M, [(at(200), "a", 10.0, "x"), (at(300), "b", 1.0, "x")]))["r"]
     assert_eq(states(out), [("resolved", at(180), at(60))])  # a has no rows in [2m, 3m)
+
+
+def test_a_resolved_record_follows_its_firing_records_silence() -> None:
+    # The silence covers the firing record's time only: the firing record is silenced and so
+    # is its resolved record. A second silence covers only the second episode's resolved
+    # time: that resolved record is notified, as its firing record was.
+    silences = (
+        'silence early "maintenance"\n  match rule == "r"\n'
+        '  from "2026-01-05T00:00:30Z" until "2026-01-05T00:01:30Z"\n'
+        'silence late "too late to matter"\n  match host == "a"\n'
+        '  from "2026-01-05T00:03:30Z" until "2026-01-05T00:04:30Z"\n'
+    )
+    text = METRICS + silences + "rule r from m group by host window tumbling 1m having avg(cpu) > 80\n  resolve"
+    rows = minute_rows("a", [90, 50, 90, 50, 1])
+    check(text, {"m": frame(M, rows)}, "r", lambda o: (
+        assert_eq(states(o), [("firing", at(60), at(60)), ("resolved", at(120), at(60)),
+                              ("firing", at(180), at(180)), ("resolved", at(240), at(180))]),
+        assert_eq(o["silenced"].to_list(), ["early", "early", None, None]),
+    ))

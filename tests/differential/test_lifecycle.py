@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import polars as pl
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -21,9 +22,11 @@ KINDS = [
     ("window sliding 20s every 15s", "having max(x) > 3"),
     ('schedule "* * * * *" over 30s', "having count() >= 2"),
     ('schedule "*/2 * * * *" over 5m', "having count() < 3"),
-    ("anomaly zscore(x, threshold = 1.0) baseline 5 warmup 2", ""),
+    # Thresholds off the values integer data can score exactly (as in the anomaly tests):
+    # the interpreter decides in exact arithmetic, the kernels in floats.
+    ("anomaly zscore(x, threshold = 0.53) baseline 5 warmup 2", ""),
     ("anomaly iqr(x, multiplier = 0.5) baseline 6 warmup 3", ""),
-    ("anomaly ema(x, alpha = 0.5, threshold = 1.0) warmup 2", ""),
+    ("anomaly ema(x, alpha = 0.5, threshold = 1.07) warmup 2", ""),
     ("absent for 30s", ""),
     ("absent for 2m", ""),
 ]
@@ -66,13 +69,20 @@ def session_output(rules: cepdsl.Rules, batches: list[pl.DataFrame], snapshot_at
     return pl.concat(outs)
 
 
-@settings(max_examples=150, deadline=None)
+# Bounded in time on a loaded machine: a pytest-timeout signal inside an example would be
+# taken by Hypothesis for a failure and shrunk for minutes.
+@pytest.mark.timeout(900)
+@settings(max_examples=80, deadline=None)
 @given(st.data())
 def test_lifecycle_any_batching_equals_interpreter(data: st.DataObject) -> None:
     text = data.draw(lifecycle_rules(), label="rule")
     frame = data.draw(streams(null_times=False), label="stream")
     bounds = data.draw(cuts(frame.height), label="cuts")
     snap = data.draw(st.one_of(st.none(), st.integers(0, len(bounds))), label="snapshot at batch")
+    if "anomaly" in text:
+        # Integer values: subnormal floats (which Hypothesis likes) make float and exact
+        # scores part ways, and whether the CPU flushes them to zero depends on the process.
+        frame = frame.with_columns(pl.col("x").floor())
     rules = cepdsl.compile(text)
     expected = interpret.run(rules.program, {"s": frame})["r"]
     assert_frames_match(rules.replay({"s": frame})["r"], expected, label=f"replay {text}")

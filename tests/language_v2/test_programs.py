@@ -77,3 +77,12 @@ def test_cli_check_and_explain_take_several_files_and_directories(tmp_path: Path
     empty.mkdir()
     none = cep("check", str(empty), cwd=ROOT)
     assert none.returncode == 2 and "without .cep files" in none.stderr
+
+
+def test_public_api_compiles_a_list_or_a_directory(tmp_path: Path) -> None:
+    import cepdsl
+
+    (tmp_path / "a.cep").write_text(STREAM + CHANNEL)
+    (tmp_path / "b.cep").write_text(RULE)
+    assert cepdsl.compile(tmp_path).ids == ("hot",)
+    assert cepdsl.compile([str(tmp_path / "a.cep"), str(tmp_path / "b.cep")]).ids == ("hot",)

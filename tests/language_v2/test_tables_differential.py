@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 import cepdsl
 from cepdsl import interpret
 from cepdsl.backends.polars import rowsets
+from cepdsl.engine import session as session_module
 from tests.differential.test_windows_filters import pieces
 from tests.support.frames import assert_frames_match
 from tests.support.generators import STREAM_DECL, cuts, streams
@@ -27,9 +28,12 @@ JOINS = [
     "join t on g\n  join nt on t.k",
     "join nt on x\n  join t as a on g",
 ]
-WHERES = ["", "t.region == \"eu\"", "t.w > 1 or t.w is null", "nt.label is not null", "a.k >= 1", "x > 1 and t.k != 2"]
+WHERES = ["", "t.region == \"eu\"", "t.w > 1 or t.w is null", "nt.label is not null", "a.k >= 1", "x > 1 and t.k != 2",
+          "n > 0 and t.region == \"eu\" and x is not null", "a.w > 0.5 and g != \"b\""]
 SHAPES = ["", "group by g\n  window tumbling 1m\n  having count() >= 1", "group by t.region\n  window sliding 1m every 20s",
-          "group by g\n  anomaly zscore(n) baseline 5 warmup 2"]
+          "group by g\n  anomaly zscore(n) baseline 5 warmup 2",
+          "group by g\n  pattern a b within 1m\n  define a as n > 1, b as x > 1",
+          "group by g\n  absent for 30s"]
 
 
 @st.composite
@@ -94,12 +98,12 @@ def test_joins_big_batch_path_and_replay_equal_interpreter(data: st.DataObject) 
     frame = data.draw(streams(), label="stream")
     rules = cepdsl.compile(text)
     expected = interpret.run(rules.program, {"s": frame}, tables=tabs)["r"]
-    saved = rowsets._FILTER_ROWS
-    rowsets._FILTER_ROWS = 0
+    saved = rowsets._FILTER_ROWS, session_module.PREFILTER_ROWS
+    rowsets._FILTER_ROWS = session_module.PREFILTER_ROWS = 0  # the big-batch paths, on small batches
     try:
         got = rules.replay({"s": frame}, tables=tabs)["r"]
     finally:
-        rowsets._FILTER_ROWS = saved
+        rowsets._FILTER_ROWS, session_module.PREFILTER_ROWS = saved
     assert_frames_match(got, expected, ordered=True, label=text)
 
 

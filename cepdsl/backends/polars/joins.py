@@ -75,8 +75,16 @@ def prepare_tables(frames: Mapping[str, pl.DataFrame], plans: Mapping[str, Table
     return {name: PreparedTable(plans[name], frame) for name, frame in frames.items()}
 
 
-def _positions(rows: pl.DataFrame, join: JoinPlan, table: PreparedTable) -> pl.Series:
-    """Per row of `rows`, the position of its key in `table` (UInt32, null when absent)."""
+def _positions(rows: pl.DataFrame, join: JoinPlan, table: PreparedTable, only: np.ndarray | None = None) -> pl.Series:
+    """Per row of `rows`, the position of its key in `table` (UInt32, null when absent).
+    `only`: the row numbers worth looking up (the others get null): rows a rule's
+    `where` drops whatever the join finds."""
+    if only is not None and len(only) < rows.height:
+        part = _positions(rows[pl.Series(only, dtype=pl.UInt32)], join, table)
+        full = np.full(rows.height, -1, dtype=np.int64)
+        full[only] = part.cast(pl.Int64).fill_null(-1).to_numpy()
+        out = pl.Series(_POS, full)
+        return out.set(out < 0, None).cast(pl.UInt32)
     on = join.on
     if isinstance(on, TField) and on.name in rows.columns and table.key_type is Type.STR:
         col = rows[on.name]
@@ -127,16 +135,18 @@ def apply_joins(
     joins: tuple[JoinPlan, ...],
     tables: Mapping[str, PreparedTable],
     needed: frozenset[str] | None = None,
+    only: np.ndarray | None = None,
 ) -> pl.DataFrame:
     """`rows` with every join's `ALIAS.field` columns added, in the order written (a
     later join's key may read an earlier join's fields).
 
     With `needed`, only those joined columns are gathered now, and each join's row
     positions are kept (`position_column`): `complete_joins` gathers the others for
-    the rows that passed `where` — usually few, so most of the gather is never done."""
+    the rows that passed `where` — usually few, so most of the gather is never done.
+    With `only` (row numbers), keys are looked up for those rows only."""
     for join in joins:
         table = tables[join.table.name]
-        pos = _positions(rows, join, table)
+        pos = _positions(rows, join, table, only)
         names = {f.name: f"{join.alias}.{f.name}" for f in join.table.fields}
         take = [f for f, n in names.items() if needed is None or n in needed]
         cols = table.gatherable.select(pl.col(take).gather(pos)).rename({f: names[f] for f in take}).get_columns() if take else []
@@ -157,8 +167,9 @@ def complete_joins(rows: pl.DataFrame, joins: tuple[JoinPlan, ...], tables: Mapp
         names = {f.name: f"{join.alias}.{f.name}" for f in join.table.fields}
         take = [f for f, n in names.items() if n not in rows.columns]
         if take:
+            # Few rows here (those that passed `where`): gathered as String, nothing to decode.
             pos = rows[pos_name]
-            cols = table.gatherable.select(pl.col(take).gather(pos)).rename({f: names[f] for f in take}).get_columns()
+            cols = table.frame.select(pl.col(take).gather(pos)).rename({f: names[f] for f in take}).get_columns()
             rows = rows.hstack(cols)
         rows = rows.drop(pos_name)
     return rows
