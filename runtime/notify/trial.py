@@ -38,6 +38,8 @@ def sample_record(rule: RulePlan, now: dt.datetime | None = None) -> dict[str, A
     record["rule"] = rule.id
     record["severity"] = rule.severity
     record.setdefault("ts", now)
+    if rule.lifecycle:  # §9.3: a firing record; `--record '{"state": "resolved"}'` shows the resolved message
+        record.update(state="firing", firing_since=now, resolved_at=None, suppressed=False)
     return record
 
 
