@@ -396,11 +396,12 @@ class RuleLowering:
     def error(self, span: ast.Span, message: str, hints: tuple[str, ...] = (), code: str = "") -> None:
         self.c.error(span, message, hints, code)
 
-    def positive(self, d: ast.Duration | None, what: str) -> int | None:
+    def positive(self, d: ast.Duration | None, what: str, example: str | None = None) -> int | None:
         if d is None:
             return None
         if d.us <= 0:
-            self.error(d.span, f"{what} must be a positive duration, got `{d.text}`", code="duration")
+            hints = (f"for example `{example}`",) if example else ()
+            self.error(d.span, f"{what} must be a positive duration, got `{d.text}`", hints, code="duration")
             return None
         return d.us
 
@@ -611,8 +612,8 @@ class RuleLowering:
                 code="lifecycle",
             )
             ok = False
-        for_us = self.positive(f.duration, "`for`") if f is not None else None
-        after = self.positive(rs.after, "`resolve after`") if rs is not None and rs.after is not None else None
+        for_us = self.positive(f.duration, "`for`", "for 3m") if f is not None else None
+        after = self.positive(rs.after, "`resolve after`", "resolve after 2m") if rs is not None and rs.after is not None else None
         if (f is not None and for_us is None) or (rs is not None and rs.after is not None and after is None) or not ok:
             return None, None
         resolve = None

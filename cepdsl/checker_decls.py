@@ -49,7 +49,7 @@ def check_table(c: Checker, d: ast.TableDecl) -> None:
             ok = False
             continue
         if any(x.name == fname for x in fields):
-            c.error(f.path.span, f"field `{fname}` is declared twice in table `{name}`", code="duplicate-field")
+            c.error(f.path.span, f"field `{fname}` is declared twice in table `{name}`", ("remove one of them",), code="duplicate-field")
             ok = False
             continue
         t = DECLARABLE.get(f.type.value)
@@ -66,7 +66,8 @@ def check_table(c: Checker, d: ast.TableDecl) -> None:
     else:
         key = d.key.dotted
         if not any(f.name == key for f in fields) and all(f.path.dotted != key for f in d.fields):
-            c.error(d.key.span, f"key `{key}` is not a field of table `{name}`", did_you_mean(key, [f.name for f in fields]), code="unknown-field")
+            c.error(d.key.span, f"key `{key}` is not a field of table `{name}`",
+                    did_you_mean(key, [f.name for f in fields]) or (f"the fields are {', '.join(f.name for f in fields)}",), code="unknown-field")
             ok = False
     source = path = None
     if d.source is None:
@@ -92,7 +93,7 @@ def check_table(c: Checker, d: ast.TableDecl) -> None:
     refresh = None
     if d.refresh is not None:
         if d.refresh.us <= 0:
-            c.error(d.refresh.span, f"`refresh` must be a positive duration, got `{d.refresh.text}`", code="duration")
+            c.error(d.refresh.span, f"`refresh` must be a positive duration, got `{d.refresh.text}`", ("for example `refresh 5m`",), code="duration")
             ok = False
         refresh = d.refresh.us
     if not ok:
@@ -231,7 +232,7 @@ def check_silence(c: Checker, d: ast.SilenceDecl, rule_decls: list[ast.RuleDecl]
         cron = d.cron.value
         assert d.duration is not None
         if d.duration.us <= 0:
-            c.error(d.duration.span, f"a silence's `for` must be a positive duration, got `{d.duration.text}`", code="duration")
+            c.error(d.duration.span, f"a silence's `for` must be a positive duration, got `{d.duration.text}`", ("for example `for 2h`",), code="duration")
         duration = d.duration.us
     elif d.start is not None:
         assert d.until is not None

@@ -454,7 +454,7 @@ class _ToAst:
         for kind, value, span in opts:
             if kind in out:
                 self.problems.append(
-                    Diagnostic(span, f"`{kind}` is given more than once for {what} `{name.value}`", code="duplicate-option")
+                    Diagnostic(span, f"`{kind}` is given more than once for {what} `{name.value}`", ("give it once",), code="duplicate-option")
                 )
                 continue
             out[kind] = value

@@ -128,12 +128,10 @@ class Typer:
                     code="unknown-field",
                 )
             else:
-                self.error(
-                    e.span,
-                    f"unknown field `{name}` in stream `{scope.stream.name}`",
-                    did_you_mean(name, [f.name for f in scope.stream.fields]),
-                    code="unknown-field",
-                )
+                hints = did_you_mean(name, [f.name for f in scope.stream.fields])
+                if not hints and scope.context == "join" and "." in name:
+                    hints = ("a join's fields are known after it: a `join ... on` reads the stream and the joins before it",)
+                self.error(e.span, f"unknown field `{name}` in stream `{scope.stream.name}`", hints, code="unknown-field")
             return None
         if scope.context == "having" and not agg and name not in scope.group_keys:
             self.error(

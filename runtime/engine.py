@@ -447,6 +447,7 @@ class StreamingEngine:
         for rid, row in rules.items():
             # Sized at the last checkpoint: pickling every rule for a 2 Hz table would cost more than the rules.
             row["state_bytes"] = self.state_bytes.get(rid, 0)
+            row["silenced"] = row.get("silenced", 0) + self.silences.counts.get(rid, 0)  # file + run-time silences
         health = self.health()
         return {
             "engine": dict(self.counters, **(self.tables.counters() if self.tables is not None else {}),

@@ -141,6 +141,9 @@ class SilenceBook:
         with self._lock:
             active = [s for s in self.silences.values() if s.active(now)]
         if not active or frame.height == 0:
+            # Once run-time silences exist, records keep one shape: `silenced` is always there.
+            if "silenced" not in frame.columns:
+                frame = frame.with_columns(pl.lit(None, dtype=pl.String).alias("silenced"))
             return frame
         # The period is the engine clock's (checked above): within it, every match counts.
         plans = sorted((_always(s) for s in active), key=lambda p: p.name)

@@ -70,8 +70,9 @@ def test_a_runtime_silence_holds_from_creation_to_expiry_by_the_engine_clock() -
     clock.now += 61  # expired
     feed.push(3, "db-1")
     eng.step()
-    # Records of a program without file silences have the column only while run-time ones exist.
-    assert [f["silenced"][0] if "silenced" in f.columns else None for f in outputs] == [None, s.id, None, None]
+    # Records of a program without file silences get the column once run-time ones exist.
+    assert "silenced" not in outputs[0].columns
+    assert [f["silenced"][0] for f in outputs[1:]] == [s.id, None, None]
     assert [f["host"][0] for f in outputs] == ["db-1", "db-1", "web-1", "db-1"]  # all written
     assert eng.silences.counts == {"hot": 1}
     assert s.as_json(clock.now)["state"] == "expired"
@@ -96,3 +97,13 @@ def test_expire_early_and_matcher_forms() -> None:
         book.create(program, 'rule == "hot"', expires_at=clock.now - 1)
     with pytest.raises(SilenceRefused, match="op"):
         matcher_text([{"name": "host", "value": "x", "op": "~~"}])
+
+
+def test_engine_stats_count_runtime_silences_per_rule() -> None:
+    program = compile_source(RULES)
+    clock, feed = Clock(), Feed()
+    eng = StreamingEngine(program, {"src": feed}, clock=clock).start()
+    eng.silences.create(program, 'rule == "hot"', expires_at=clock.now + 60)
+    feed.push(0, "a")
+    eng.step()
+    assert eng.stats()["rules"]["hot"]["silenced"] == 1

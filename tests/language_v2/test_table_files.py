@@ -91,3 +91,23 @@ def test_null_keys_are_dropped_and_never_match(tmp_path: Path) -> None:
     (tmp_path / "ops.cep").write_text(RULES.format(path="hosts.csv"))
     out = cepdsl.compile(str(tmp_path / "ops.cep")).replay({"m": EVENTS.with_columns(pl.col("host").replace("a", None))})["r"]
     assert out["host"].to_list() == ["d"]
+
+
+def test_cli_replay_joins_and_a_load_error_is_one_line(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    write("csv", tmp_path, ROWS)
+    (tmp_path / "ops.cep").write_text(RULES.format(path="hosts.csv"))
+    EVENTS.write_parquet(tmp_path / "m.parquet")
+    run = lambda: subprocess.run(  # noqa: E731
+        [sys.executable, "-m", "runtime.cli", "replay", "ops.cep", "--data", "m=m.parquet", "--out", "out", "--no-progress"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )
+    ok = run()
+    assert ok.returncode == 0, ok.stderr
+    assert pl.read_parquet(tmp_path / "out" / "r.parquet")["h.region"].to_list() == ["eu", None]
+    write("csv", tmp_path, ROWS + [ROWS[0]])
+    bad = run()
+    assert bad.returncode == 1
+    assert bad.stderr.strip().splitlines() == [f"error: {Path('hosts.csv')}: key host = 'a' appears more than once in table `hosts`"]

@@ -77,14 +77,9 @@ def prepare_tables(frames: Mapping[str, pl.DataFrame], plans: Mapping[str, Table
 
 def _positions(rows: pl.DataFrame, join: JoinPlan, table: PreparedTable, only: np.ndarray | None = None) -> pl.Series:
     """Per row of `rows`, the position of its key in `table` (UInt32, null when absent).
-    `only`: the row numbers worth looking up (the others get null): rows a rule's
-    `where` drops whatever the join finds."""
-    if only is not None and len(only) < rows.height:
-        part = _positions(rows[pl.Series(only, dtype=pl.UInt32)], join, table)
-        full = np.full(rows.height, -1, dtype=np.int64)
-        full[only] = part.cast(pl.Int64).fill_null(-1).to_numpy()
-        out = pl.Series(_POS, full)
-        return out.set(out < 0, None).cast(pl.UInt32)
+    `only`: the row numbers worth a hash lookup (the others get null): rows a rule's
+    `where` drops whatever the join finds.  Dictionary-encoded keys ignore it (their
+    lookup per row is an array index, cheaper than choosing rows)."""
     on = join.on
     if isinstance(on, TField) and on.name in rows.columns and table.key_type is Type.STR:
         col = rows[on.name]
@@ -102,6 +97,17 @@ def _positions(rows: pl.DataFrame, join: JoinPlan, table: PreparedTable, only: n
             codes = col.to_physical().cast(pl.Int64).fill_null(0).to_numpy()
             return _valid(lookup[codes], col)
     key = rows.select(compile_expr(on).alias(_KEY)).to_series()
+    if only is not None and len(only) < rows.height:
+        found = _hash_positions(key.gather(pl.Series(only, dtype=pl.UInt32)), table)
+        full = np.full(rows.height, -1, dtype=np.int64)
+        full[only] = found.cast(pl.Int64).fill_null(-1).to_numpy()
+        out = pl.Series(_POS, full)
+        return out.set(out < 0, None).cast(pl.UInt32)
+    return _hash_positions(key, table)
+
+
+def _hash_positions(key: pl.Series, table: PreparedTable) -> pl.Series:
+    """A left join of the key values on the table's key: each one's row position."""
     target = table.positions
     if key.dtype != target.schema[_KEY]:
         if key.dtype.is_numeric() and target.schema[_KEY].is_numeric():
