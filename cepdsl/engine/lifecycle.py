@@ -531,6 +531,9 @@ class LifecycleExecutor(Executor):
                     self.flags[k] = (bool(supp[i]), sil[i] if sil is not None else None)
             else:
                 flag = self.flags.pop(k, None)
+                if flag is not None and flag[1] is not None and sil is None:
+                    # Silenced at run time (no silence in the file): the column comes with it.
+                    sil = [None] * out.height
                 if flag is not None or supp[i] or (sil is not None and sil[i] is not None):
                     # Notified firing → notified resolved, whatever silences its own time.
                     supp[i] = flag[0] if flag is not None else False
@@ -543,6 +546,33 @@ class LifecycleExecutor(Executor):
         if sil is not None:
             cols.append(pl.Series("silenced", sil, dtype=pl.String))
         return out.with_columns(cols)
+
+    def carry_holds(self, out: pl.DataFrame) -> pl.DataFrame:
+        """`annotate` again after the runtime silenced firing records (run-time silences):
+        a firing record now held is remembered, and a resolved record of a held episode is
+        held too.  Only adds holds: what `annotate` decided for the rest stands."""
+        if out.height == 0 or "state" not in out.columns or "silenced" not in out.columns:
+            return out
+        firing_held = ((out["state"] == FIRING) & out["silenced"].is_not_null()).fill_null(False)
+        if not self.flags and not firing_held.any():
+            return out
+        keys = out.select(self.keys).rows() if self.keys else [()] * out.height
+        since = out["firing_since"].dt.epoch("us").to_list()
+        states = out["state"].to_list()
+        supp = out["suppressed"].to_list() if "suppressed" in out.columns else [False] * out.height
+        sil = out["silenced"].to_list()
+        changed = False
+        for i, state in enumerate(states):
+            k = (keys[i], since[i])
+            if state == FIRING:
+                if sil[i] is not None:
+                    self.flags[k] = (bool(supp[i]), sil[i])
+            elif k in self.flags:
+                supp[i], sil[i] = self.flags.pop(k)
+                changed = True
+        if not changed:
+            return out
+        return out.with_columns(pl.Series("suppressed", supp, dtype=pl.Boolean), pl.Series("silenced", sil, dtype=pl.String))
 
     # ---------------------------------------------------------------- state
     def state(self) -> dict[str, Any]:

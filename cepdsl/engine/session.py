@@ -501,6 +501,13 @@ class Session:
             result[rid] = out
         return result
 
+    def carry_holds(self, rule_id: str, frame: pl.DataFrame) -> pl.DataFrame:
+        """After the runtime silenced some of a rule's firing records (run-time silences,
+        §9.4): their episodes' resolved records are held back too (§9.3)."""
+        rule = self._rules.get(rule_id)
+        carry = getattr(rule.executor, "carry_holds", None) if rule is not None else None
+        return carry(frame) if carry is not None else frame
+
     # ------------------------------------------------------------------ observability
     def dead_letters(self) -> pl.DataFrame:
         """Rows the engine could not use so far (not cleared)."""

@@ -21,6 +21,11 @@ rule hot from m group by host window tumbling 10s having avg(cpu) > 80
 """
 
 
+def rows_of(sink: Sink, rule_id: str) -> pl.DataFrame:
+    # Records gain `silenced` once a run-time silence exists: frames of both shapes.
+    return pl.concat([f for r, f in sink.got if r == rule_id], how="diagonal_relaxed")
+
+
 def states(frame: pl.DataFrame) -> list[tuple[str, float]]:
     return [(s, (t - T0).total_seconds()) for s, t in zip(frame["state"], frame["ts"], strict=True)]
 
@@ -66,3 +71,31 @@ def test_changing_a_firing_rule_sends_its_resolved_record() -> None:
     got = sink.rows("hot")
     assert states(got) == [("firing", 10.0), ("resolved", 12.0)]  # at the stream's watermark
     assert got["resolved_at"].to_list()[1] == got["ts"].to_list()[1]
+
+
+def test_a_run_time_silence_of_the_firing_record_holds_its_resolved_record_too() -> None:
+    clock, sink = Clock(), Sink()
+    program = compile_source(RULES)
+    engine = StreamingEngine(program, {"src": [batch([1, 5, 12], [90, 90, 10], 1), batch([25], [10], 2)]},
+                             notifier=sink, clock=clock).start()
+    engine.silences.create(program, 'rule == "hot"', expires_at=T0_S + 3600)
+    engine.step()  # firing at 10 s, silenced
+    engine.silences.expire(engine.silences.list()[0].id)
+    engine.step()  # resolved at 20 s: no silence active now, but its firing was silenced
+    got = rows_of(sink, "hot")
+    assert states(got) == [("firing", 10.0), ("resolved", 20.0)]
+    assert got["silenced"].to_list()[0] is not None
+    assert got["silenced"].to_list()[1] == got["silenced"].to_list()[0]
+
+
+def test_a_run_time_silence_does_not_hold_the_resolved_record_of_a_notified_firing() -> None:
+    clock, sink = Clock(), Sink()
+    program = compile_source(RULES)
+    engine = StreamingEngine(program, {"src": [batch([1, 5, 12], [90, 90, 10], 1), batch([25], [10], 2)]},
+                             notifier=sink, clock=clock).start()
+    engine.step()  # firing at 10 s, notified
+    engine.silences.create(program, 'rule == "hot"', expires_at=T0_S + 3600)
+    engine.step()  # resolved at 20 s while a silence is active: it follows its firing
+    got = rows_of(sink, "hot")
+    assert states(got) == [("firing", 10.0), ("resolved", 20.0)]
+    assert got["silenced"].to_list()[-1] is None
