@@ -99,3 +99,34 @@ def test_a_run_time_silence_does_not_hold_the_resolved_record_of_a_notified_firi
     got = rows_of(sink, "hot")
     assert states(got) == [("firing", 10.0), ("resolved", 20.0)]
     assert got["silenced"].to_list()[-1] is None
+
+
+def test_the_replay_driver_in_chunks_equals_the_interpreter(tmp_path) -> None:  # noqa: ANN001
+    import numpy as np
+
+    from cepdsl import interpret
+    from runtime.replay import replay
+    from tests.support.frames import assert_frames_match
+
+    text = """stream m (ts: timestamp, host: str, cpu: float)
+rule hot from m group by host window sliding 2m every 1m having avg(cpu) > 60
+  for 1m
+  resolve after 2m
+rule sched from m group by host schedule "* * * * *" over 2m having max(cpu) > 90
+  resolve
+rule quiet from m group by host absent for 90s
+  resolve
+"""
+    rng = np.random.default_rng(3)
+    n = 2000
+    t = np.sort(rng.integers(0, 3 * 3600, n)) * 1_000_000 + 1_767_225_600_000_000
+    df = pl.DataFrame({"ts": pl.Series(t).cast(pl.Datetime("us")), "host": rng.choice(["a", "b", "c", "d"], n),
+                       "cpu": rng.uniform(0, 100, n)})
+    df.write_parquet(tmp_path / "m.parquet")
+    program = compile_source(text)
+    replay(program, {"m": [tmp_path / "m.parquet"]}, tmp_path / "out", batch_rows=300)
+    expected = interpret.run(program, {"m": df})
+    for rid in ("hot", "sched", "quiet"):
+        got = pl.read_parquet(tmp_path / "out" / f"{rid}.parquet")
+        assert got.height > 0, rid
+        assert_frames_match(got, expected[rid], label=rid)
