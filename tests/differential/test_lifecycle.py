@@ -20,6 +20,9 @@ KINDS = [
     ("window sliding 30s every 10s", "having sum(n) >= 3"),
     ("window sliding 1m every 20s", ""),
     ("window sliding 20s every 15s", "having max(x) > 3"),
+    # Not decomposable: the Polars window executors, not the pane kernel.
+    ("window tumbling 30s", "having percentile(x, 90) > 3"),
+    ("window sliding 1m every 30s", "having distinct(n) >= 2"),
     ('schedule "* * * * *" over 30s', "having count() >= 2"),
     ('schedule "*/2 * * * *" over 5m', "having count() < 3"),
     # Thresholds off the values integer data can score exactly (as in the anomaly tests):
