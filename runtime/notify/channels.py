@@ -67,6 +67,8 @@ class Notification:
     @property
     def resolved(self) -> bool:
         return self.state == "resolved"
+    #: Why the rule's message template failed (then `text` is the default message with the reason).
+    template_error: str | None = None
 
 
 @dataclass
@@ -144,7 +146,7 @@ class Channel:
         redact = self.config.redact
         return Sent(self.name, self.kind, redact(url),
                     {"method": method, "headers": self._shown_headers(all_headers), "body": redact(body.decode())},
-                    response.status_code, redact(response.text[:500]))
+                    response.status_code, self.config.redactor.shorten(response.text, 500))
 
 
 class ConsoleChannel(Channel):
@@ -168,10 +170,13 @@ class FileChannel(Channel):
 
     async def send(self, n: Notification) -> Sent:
         path = str(self.config.get("path"))
-        line = json.dumps({
+        entry = {
             "id": n.id, "rule": n.rule, "title": n.title, "severity": n.severity,
             "ts": json_safe(n.ts), "subject": n.subject, "message": n.text, "record": json_safe(n.record),
-        }, ensure_ascii=False, allow_nan=False)
+        }
+        if n.template_error:  # the message is the default one: say why, on the alert itself
+            entry["template_error"] = n.template_error
+        line = json.dumps(entry, ensure_ascii=False, allow_nan=False)
         lock = _file_locks.setdefault(path, threading.Lock())
         with lock, open(path, "a", encoding="utf-8") as fh:  # small local append: not worth a thread hop
             fh.write(line + "\n")
@@ -199,6 +204,8 @@ class WebhookChannel(Channel):
             payload.update(status=n.state, episode_key=n.episode,
                            firing_since=json_safe(n.record.get("firing_since")),
                            resolved_at=json_safe(n.record.get("resolved_at")))
+        if n.template_error:
+            payload["template_error"] = n.template_error
         headers = {str(k): str(v) for k, v in (self.config.get("headers") or {}).items()}
         headers["Idempotency-Key"] = n.id
         return await self._http(str(self.config.get("method", "POST")).upper(), str(self.config.get("url")),
