@@ -454,6 +454,9 @@ LIFECYCLE_COLUMNS = (
     FieldPlan("state", Type.STR),
     FieldPlan("firing_since", Type.TIMESTAMP),
     FieldPlan("resolved_at", Type.TIMESTAMP),
+    # Whether the record is held back from the channels while staying in the output: a
+    # throttled firing record, or a resolved one whose firing record was not notified.
+    FieldPlan("suppressed", Type.BOOL),
 )
 
 #: The column a silence sets (§9.4): the silence's name, null when none applies.

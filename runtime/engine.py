@@ -387,7 +387,7 @@ class StreamingEngine:
             if self.silences.silences:
                 rule = next((r for r in self.program.rules if r.id == rid), None)
                 if rule is not None:
-                    frame = self.silences.apply(rule, frame)
+                    frame = self._runtime_silences(rule, frame)
             self.counters["matches"] += frame.height
             self.matched[rid] = self.matched.get(rid, 0) + frame.height
             if self.on_matches is not None:
@@ -400,6 +400,19 @@ class StreamingEngine:
                     # (no `reload` on it): say so loudly, keep the engine running.
                     self.errors.append(f"rule {rid}: {frame.height} match(es) not notified (unknown to the notifier)")
                     log.error("rule %s: matches not notified: the notifier does not know the rule", rid)
+
+    def _runtime_silences(self, rule: Any, frame: pl.DataFrame) -> pl.DataFrame:
+        """Run-time silences on what a rule emits now.  With `for`/`resolve` (§9.3) they see
+        firing records only: a resolved record follows its firing record's notification."""
+        if not rule.lifecycle or "state" not in frame.columns:
+            return self.silences.apply(rule, frame)
+        if "silenced" not in frame.columns:
+            frame = frame.with_columns(pl.lit(None, dtype=pl.String).alias("silenced"))
+        firing = (frame["state"] == "firing").fill_null(False)
+        if firing.any():
+            applied = self.silences.apply(rule, frame.filter(firing))["silenced"]
+            frame = frame.with_columns(frame["silenced"].clone().scatter(firing.arg_true(), applied))
+        return self.session.carry_holds(rule.id, frame)
 
     def _dead(self, frame: pl.DataFrame) -> None:
         if frame.height == 0:
@@ -514,6 +527,9 @@ class StreamingEngine:
         if watcher is not None:
             watcher.reprogram(new)
             self.tables = watcher
+        # §9.3: firing episodes of changed and removed rules end with a resolved record,
+        # delivered while the notifier still knows those rules as they were.
+        self._deliver(report.resolved)
         self.program = new
         if switch_notifier is not None:
             switch_notifier()

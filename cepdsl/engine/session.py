@@ -53,7 +53,11 @@ PRESENTATION_FIELDS = {"file": "", "line": 0, "title": None, "notify": (), "fall
 def matching_part(plan: RulePlan) -> RulePlan:
     # `silenced` comes and goes with the program's silences (§9.4): not the rule's matching.
     output = tuple(f for f in plan.output if f.name != "silenced")
-    return dataclasses.replace(plan, output=output, **PRESENTATION_FIELDS)
+    plan = dataclasses.replace(plan, output=output, **PRESENTATION_FIELDS)
+    if plan.resolve is not None and plan.resolve.message is not None:
+        # The resolved message is presentation too: editing it keeps the episodes (§9.3).
+        plan = dataclasses.replace(plan, resolve=dataclasses.replace(plan.resolve, message=None))
+    return plan
 
 
 def same_matching(a: RulePlan, b: RulePlan) -> bool:
@@ -171,6 +175,8 @@ class ReloadReport:
     changed: tuple[str, ...]
     added: tuple[str, ...]
     removed: tuple[str, ...]
+    #: §9.3: resolved records of the firing episodes of changed and removed rules
+    resolved: dict[str, pl.DataFrame] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -239,6 +245,14 @@ class Session:
 
     # ------------------------------------------------------------------ construction
     def _make_executor(self, rule: RulePlan) -> Executor:
+        if rule.lifecycle and not isinstance(self._executor_source, Mapping):
+            from cepdsl.engine.lifecycle import LifecycleExecutor
+
+            # §9.3: the rule's own executor, told to emit every evaluation, then the episodes.
+            return LifecycleExecutor(rule, self._plain_executor)
+        return self._plain_executor(rule)
+
+    def _plain_executor(self, rule: RulePlan) -> Executor:
         src = self._executor_source
         if src is None:
             from cepdsl.backends import executor_for
@@ -361,6 +375,10 @@ class Session:
         outs = self._outputs()
         for run in self._streams.values():
             st = run.state
+            for rule in run.rules:
+                before_flush = getattr(rule.executor, "before_flush", None)
+                if before_flush is not None:  # §9.3: the grid up to the largest event time, as replay
+                    before_flush(st.watermark if st.max_ts is None else max(st.watermark, st.max_ts))
             if st.max_ts is not None:
                 st.watermark = max(st.watermark, st.max_ts)
             rows = st.release(upto=np.iinfo(np.int64).max)
@@ -487,7 +505,7 @@ class Session:
                 out = out.sort("ts", maintain_order=True, nulls_last=False)
             if rule.throttle is not None:
                 before = rule.throttle.suppressed
-                out = rule.throttle.apply(out)
+                out = rule.throttle.mark_firing(out) if rule.plan.lifecycle else rule.throttle.apply(out)
                 rule.stats.suppressed += rule.throttle.suppressed - before
             sils = self._silences.get(rid)
             if sils:
@@ -495,9 +513,19 @@ class Session:
 
                 out, n_silenced = apply_silences(out, sils, rule.plan)
                 rule.stats.silenced += n_silenced
+            annotate = getattr(rule.executor, "annotate", None)
+            if annotate is not None:  # after silences: a resolved record follows its firing record's notification
+                out = annotate(out)
             rule.stats.matches += out.height
             result[rid] = out
         return result
+
+    def carry_holds(self, rule_id: str, frame: pl.DataFrame) -> pl.DataFrame:
+        """After the runtime silenced some of a rule's firing records (run-time silences,
+        §9.4): their episodes' resolved records are held back too (§9.3)."""
+        rule = self._rules.get(rule_id)
+        carry = getattr(rule.executor, "carry_holds", None) if rule is not None else None
+        return carry(frame) if carry is not None else frame
 
     # ------------------------------------------------------------------ observability
     def dead_letters(self) -> pl.DataFrame:
@@ -630,6 +658,16 @@ class Session:
         added = tuple(r for r in new_by_id if r not in old_ids)
         removed = tuple(r for r in self._rules if r not in new_by_id)
         self._load_tables(program, tables or {})  # first: a table that cannot load leaves all as it was
+        resolved: dict[str, pl.DataFrame] = {}
+        for rid in (*changed, *removed):
+            old = self._rules[rid]
+            resolve_all = getattr(old.executor, "resolve_all", None)
+            if resolve_all is not None:
+                stream = self._streams.get(old.plan.stream.name)
+                frame = resolve_all(stream.state.watermark if stream is not None else 0)
+                if frame.height:
+                    old.stats.matches += frame.height
+                    resolved[rid] = frame
         self._build(program, old_rules=self._rules, old_streams=self._streams)
         self.program = program
-        return ReloadReport(kept, changed, added, removed)
+        return ReloadReport(kept, changed, added, removed, resolved)

@@ -30,8 +30,10 @@ HASH_SEED = 0x0CE95EED
 
 
 def is_stateless(rule: RulePlan) -> bool:
-    """Filter rules without throttle remember nothing: they run where rows are read."""
-    return rule.kind is RuleKind.FILTER and not rule.throttle_us
+    """Filter rules without throttle and without a lifecycle (`for`/`resolve`, §9.3) remember
+    nothing: they run where rows are read."""
+    return (rule.kind is RuleKind.FILTER and not rule.throttle_us
+            and getattr(rule, "for_us", None) is None and getattr(rule, "resolve", None) is None)
 
 
 def rule_key(rule: RulePlan) -> str:
@@ -58,8 +60,8 @@ def carried_fields(rule: RulePlan) -> tuple[str, ...] | None:
     """The declared fields a key partition of `rule` needs (None: all of them). Its `where`
     has been applied by the reader, so only the time field, group keys and aggregated
     fields remain; the others travel as nothing and arrive as nulls."""
-    if rule.kind not in _AGGREGATING:
-        return None
+    if rule.kind not in _AGGREGATING or getattr(rule, "resolve", None) is not None:
+        return None  # a resolve message may name any field
     wanted = {*rule.group_keys, *(a.field for a in rule.aggregates if a.field is not None)}
     if rule.stream.time_field is not None:
         wanted.add(rule.stream.time_field)

@@ -41,7 +41,7 @@ from runtime.notify.config import resolve_channels
 from runtime.notify.errors import ChannelConfigError, DeliveryError
 from runtime.notify.outbox import Delivery, NewDelivery, Outbox, SqliteOutbox
 from runtime.notify.render_worker import RenderWorkers
-from runtime.notify.records import Record, decode_record, frame_deliveries
+from runtime.notify.records import Record, decode_record, episode_key, frame_deliveries, notified
 from runtime.notify.retry import PAYLOAD_STATUS, RetryPolicy, classify_exception
 from runtime.notify.ssrf import (
     DEFAULT_POLICY,
@@ -208,7 +208,8 @@ class Notifier:
     @staticmethod
     def _precompile(program: Program) -> None:
         """Compile every message and default template now, not on the first alert."""
-        for text in (*(r.message for r in program.rules if r.message), *DEFAULT_TEMPLATES.values()):
+        resolve_texts = (r.resolve.message for r in program.rules if r.resolve is not None and r.resolve.message)
+        for text in (*(r.message for r in program.rules if r.message), *resolve_texts, *DEFAULT_TEMPLATES.values()):
             try:
                 precompile(text)
             except TemplateError:
@@ -233,6 +234,9 @@ class Notifier:
                     self._stats["silenced"] = self._stats.get("silenced", 0) + held
                 if matches.height == 0:
                     return 0
+        matches = notified(matches)  # §9.3: suppressed (throttled) lifecycle records too
+        if matches.height == 0:
+            return 0
         items = [NewDelivery(key, rule.id, ch, encoded)
                  for key, encoded in frame_deliveries(rule, matches) for ch in rule.notify]
         self._wait_for_room(len(items))
@@ -447,6 +451,7 @@ class Notifier:
             severity=str(record.get("severity") or rule.severity), ts=record.get("ts"),
             subject=rendered.subject, text=rendered.text, record=record,
             group={k: record.get(k) for k in rule.group_keys}, template_error=rendered.template_error,
+            state=record.get("state"), episode=episode_key(rule, record),
         )
 
     def _render(self, rule: RulePlan, kind: str, record: Record) -> Rendered:
@@ -469,7 +474,8 @@ class Notifier:
     async def _notification_async(self, d: Delivery, rule: RulePlan, kind: str) -> Notification:
         """`_notification_for` on the event loop: a template that needs a worker is rendered
         on a render thread, so a slow one delays its own notification only."""
-        if rule.message is None or self.renderer.inline(rule.message):
+        texts = [t for t in (rule.message, rule.resolve.message if rule.resolve is not None else None) if t]
+        if all(self.renderer.inline(t) for t in texts):  # the resolve template (§9.3) counts too
             return self._notification_for(d, rule, kind)
         record, by_template, template_key = self._message_entry(d, rule, kind)
         rendered = by_template.get(template_key)
@@ -486,7 +492,10 @@ class Notifier:
             self._messages[d.notification_id] = entry
             if len(self._messages) > self._messages_max:
                 self._messages.popitem(last=False)
-        return entry[0], entry[1], "message" if rule.message is not None else kind
+        key = "message" if rule.message is not None else kind
+        if entry[0].get("state") == "resolved":  # §9.3: its own text (resolve template or prefix)
+            key += ":resolved"
+        return entry[0], entry[1], key
 
     def _flush_sent(self, inline: bool = False) -> None:
         """Mark every delivery sent since the last flush, in one transaction (on the outbox thread)."""

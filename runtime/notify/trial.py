@@ -16,7 +16,7 @@ from cepdsl.plan import Program, RulePlan
 from cepdsl.types import Type
 from runtime.notify.channels import Notification, SendContext, build_channel
 from runtime.notify.config import resolve_channel
-from runtime.notify.records import idempotency_key
+from runtime.notify.records import episode_key, idempotency_key
 from runtime.notify.retry import classify_exception
 from runtime.notify.ssrf import DEFAULT_POLICY, DestinationPolicy, Resolver, guarded_client, system_resolver
 from runtime.notify.render_worker import RenderWorkers
@@ -39,6 +39,8 @@ def sample_record(rule: RulePlan, now: dt.datetime | None = None) -> dict[str, A
     record["rule"] = rule.id
     record["severity"] = rule.severity
     record.setdefault("ts", now)
+    if rule.lifecycle:  # §9.3: a firing record; `--record '{"state": "resolved"}'` shows the resolved message
+        record.update(state="firing", firing_since=now, resolved_at=None, suppressed=False)
     return record
 
 
@@ -92,7 +94,8 @@ async def notify_test_async(
     key = idempotency_key(rule, full)
     n = Notification(id=key, rule=rule.id, title=rule.title or rule.id, severity=str(full.get("severity")),
                      ts=full.get("ts"), subject=rendered.subject, text=rendered.text, record=full,
-                     group={k: full.get(k) for k in rule.group_keys}, template_error=rendered.template_error)
+                     group={k: full.get(k) for k in rule.group_keys}, template_error=rendered.template_error,
+                     state=full.get("state"), episode=episode_key(rule, full))
     result: dict[str, Any] = {
         "rule": rule.id, "channel": channel_name, "kind": config.kind, "idempotency_key": key,
         "subject": rendered.subject, "text": config.redact(rendered.text),

@@ -1,7 +1,8 @@
 """Every rule kind on Bytewax workers gives exactly the single-process replay's matches.
 
 One program holds a rule of every kind of the conformance tests (filters, every
-window, schedule, throttle, pattern, absence, zscore/iqr/ema) over two streams;
+window, schedule, throttle, pattern, absence, zscore/iqr/ema, `for`/`resolve`
+lifecycles, silences) over two streams;
 generated data (ties, null times, several files, small row groups, a file out
 of time order) is replayed by the single-process engine and by
 `replay_distributed` with 1, 2 and 4 worker threads and by two `cep replay`
@@ -54,6 +55,14 @@ rule brute from auth group by user pattern fail{3,} ok within 10m
   define fail as event_type == "login_failed", ok as event_type == "login_ok"
 rule alternation from auth pattern (p | q) q
   define p as user == "u1", q as event_type == "login_ok"
+
+rule life_window from m group by host window tumbling 1m having count() >= 2 for 2m resolve after 1m
+rule life_anomaly from m group by host anomaly zscore(cpu, threshold = 1.2) baseline 5 warmup 3 for 30s resolve after 1m
+rule life_absent from m where status == "hb" group by host absent for 2m resolve
+rule life_all from m window tumbling 5m having avg(cpu) > 45 for 10m resolve
+
+silence h1_morning match host == "h1" from "2026-01-05T01:00:00Z" until "2026-01-05T04:00:00Z"
+silence brute_u2 match rule == "brute" and user == "u2" every "0 */3 * * *" for 1h
 """
 
 RULES = cepdsl.compile(PROGRAM)
