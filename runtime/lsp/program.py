@@ -1,0 +1,118 @@
+"""A program's analysis: every file parsed (incrementally), all declarations checked
+together, each diagnostic handed back to the file it points into.
+
+`cep check FILE` is `cepdsl.frontend.check_source`: parse, and when the file parsed,
+check it and sort everything by position.  Here several files form one program
+(LANGUAGE.md §9.1): their declarations are checked as one file whose declarations
+come in path order, so a stream declared in `streams.cep` is known in `rules.cep`, and
+a name declared in two files is reported where the checker reports a second
+declaration.  For a program of one file the diagnostics are exactly `cep check`'s.
+
+Besides diagnostics the analysis keeps what the editor features read: each file's
+tree and the checker's typed streams, channels and rule plans (clean rules get plans
+even when another rule of the program has errors).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from cepdsl import ast
+from cepdsl.checker import Checker
+from cepdsl.diagnostics import Diagnostic, sort_key
+from cepdsl.parser import gc_paused
+from cepdsl.plan import ChannelPlan, RulePlan, StreamPlan
+from runtime.lsp.documents import Document
+from runtime.lsp.incremental import IncrementalParser
+
+
+@dataclass
+class FileAnalysis:
+    doc: Document
+    text: str
+    version: int | None
+    tree: ast.File | None
+    diagnostics: list[Diagnostic]
+
+
+@dataclass
+class ProgramAnalysis:
+    files: dict[str, FileAnalysis] = field(default_factory=dict)  # by path
+    streams: dict[str, StreamPlan] = field(default_factory=dict)
+    channels: dict[str, ChannelPlan] = field(default_factory=dict)
+    rules: dict[str, RulePlan] = field(default_factory=dict)
+
+    def decls(self) -> list[tuple[str, ast.Decl]]:
+        """(path, declaration) over the whole program, in program order."""
+        return [(path, d) for path, f in self.files.items() if f.tree is not None for d in f.tree.decls]
+
+    def declared(self, kind: type, name: str) -> list[tuple[str, ast.Decl]]:
+        return [(p, d) for p, d in self.decls() if isinstance(d, kind) and decl_name(d) == name]
+
+    def stream_fields(self, stream: str) -> dict[str, str]:
+        """A stream's fields and their types, from the plan or, for a stream with
+        errors, from its declaration."""
+        plan = self.streams.get(stream)
+        if plan is not None:
+            return {f.name: str(f.type) for f in plan.fields}
+        for _, d in self.declared(ast.StreamDecl, stream):
+            return {f.path.dotted: f.type.value for f in d.fields}  # type: ignore[attr-defined]
+        return {}
+
+
+def decl_name(d: ast.Decl) -> str:
+    if isinstance(d, ast.RuleDecl):
+        return d.id.value
+    return d.name.value  # type: ignore[union-attr]
+
+
+class ProgramAnalyzer:
+    """Keeps one incremental parser per file; `analyze` is called from one thread at a time."""
+
+    def __init__(self) -> None:
+        self._parsers: dict[str, IncrementalParser] = {}
+        self._parsed: dict[str, tuple[str, ast.File | None, list[Diagnostic]]] = {}
+
+    def analyze(self, docs: list[Document]) -> ProgramAnalysis:
+        out = ProgramAnalysis()
+        trees: list[ast.File] = []
+        with gc_paused():
+            for doc in docs:
+                tree, diags = self._parse(doc)
+                out.files[doc.path] = FileAnalysis(doc, doc.text, doc.version, tree, list(diags))
+                if tree is not None:
+                    trees.append(tree)
+            if not trees:
+                return out
+            name = trees[0].name if len(trees) == 1 else "<program>"
+            whole = ast.File(
+                tuple(d for t in trees for d in t.decls),
+                (),
+                name,
+                frozenset().union(*(t.broken for t in trees)),
+            )
+            checker = Checker(whole)
+            _, semantic = checker.run()
+        for d in semantic:
+            f = out.files.get(d.span.file)
+            if f is not None:
+                f.diagnostics.append(d)
+        for f in out.files.values():
+            f.diagnostics.sort(key=sort_key)
+        out.streams = dict(checker.streams)
+        out.channels = dict(checker.channels)
+        out.rules = {r.id: r for r in checker.rules}
+        return out
+
+    def _parse(self, doc: Document) -> tuple[ast.File | None, list[Diagnostic]]:
+        cached = self._parsed.get(doc.path)
+        if cached is not None and cached[0] == doc.text:
+            return cached[1], cached[2]
+        parser = self._parsers.setdefault(doc.path, IncrementalParser())
+        tree, diags = parser.parse(doc.text, doc.path)
+        self._parsed[doc.path] = (doc.text, tree, diags)
+        return tree, diags
+
+    def forget(self, path: str) -> None:
+        self._parsers.pop(path, None)
+        self._parsed.pop(path, None)
