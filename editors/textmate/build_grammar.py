@@ -6,7 +6,7 @@ parser's recovery pattern, functions and aggregates from the checker, channel ki
 from `cepdsl.channels`: a keyword added to the grammar is highlighted after a rebuild,
 and tests/lsp/test_textmate.py fails until the committed file is rebuilt.
 
-    python editors/textmate/build_grammar.py          # rewrite the file
+    python editors/textmate/build_grammar.py          # rewrite the file (and the VS Code copy)
     python editors/textmate/build_grammar.py --check  # exit 1 if it is stale
 """
 
@@ -20,6 +20,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 OUT = HERE / "cep.tmLanguage.json"
+#: The VS Code extension packages its own copy (vsce takes files from its folder only).
+OUTS = (OUT, ROOT / "editors" / "vscode" / "syntaxes" / "cep.tmLanguage.json")
 
 OPERATOR_WORDS = ("and", "or", "not", "in", "is", "contains", "starts_with", "ends_with", "matches")
 CONSTANTS = ("true", "false", "null")
@@ -165,11 +167,13 @@ def render() -> str:
 def main(argv: list[str]) -> int:
     text = render()
     if "--check" in argv:
-        if not OUT.exists() or OUT.read_text(encoding="utf-8") != text:
-            print(f"{OUT} is stale: run python {Path(__file__).relative_to(ROOT)}", file=sys.stderr)
-            return 1
-        return 0
-    OUT.write_text(text, encoding="utf-8")
+        stale = [out for out in OUTS if not out.exists() or out.read_text(encoding="utf-8") != text]
+        for out in stale:
+            print(f"{out} is stale: run python {Path(__file__).relative_to(ROOT)}", file=sys.stderr)
+        return 1 if stale else 0
+    for out in OUTS:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text, encoding="utf-8")
     return 0
 
 
