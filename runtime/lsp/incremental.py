@@ -134,12 +134,16 @@ class IncrementalParser:
     def __init__(self, cache_size: int = 4_000):
         self._alone: _Lru = _Lru(cache_size)  # (piece text, file) -> [_Placed] (a text may repeat) | None
         self._context: _Lru = _Lru(256)  # (text, file, first line, next keyword) -> Piece | None
+        self._brackets: _Lru = _Lru(cache_size)  # piece text -> balanced and shallow on its own
 
     def parse(self, text: str, file: str) -> tuple[ast.File | None, list[Diagnostic]]:
-        if len(text.encode("utf-8", "surrogatepass")) > MAX_FILE_BYTES or not _brackets_fine(text):
+        if len(text) > MAX_FILE_BYTES // 4 and len(text.encode("utf-8", "surrogatepass")) > MAX_FILE_BYTES:
             return parse(text, file)
         starts = [m.start() for m in _TOP_LEVEL.finditer(text)]
         bounds = ([0] if not starts or starts[0] != 0 else []) + starts + [len(text)]
+        chunks = [text[bounds[k] : bounds[k + 1]] for k in range(len(bounds) - 1)]
+        if not all(self._brackets.get_or(c, lambda c=c: _balanced(c)) for c in chunks) and not _brackets_fine(text):
+            return parse(text, file)
         first_lines = _line_numbers(text, bounds)
         if not self._alone and len(bounds) > 8:
             seeded = self._seed(text, file, bounds, first_lines)
@@ -152,7 +156,7 @@ class IncrementalParser:
         while i < len(bounds) - 1:
             j = i + 1
             while True:
-                chunk = text[bounds[i] : bounds[j]]
+                chunk = chunks[i] if j == i + 1 else text[bounds[i] : bounds[j]]
                 piece = self._piece(chunk, file, first_lines[i], text, bounds, j, used)
                 if piece is not None:
                     break
@@ -213,6 +217,26 @@ class IncrementalParser:
         last = next_index >= len(bounds) - 1
         keyword = "" if last else _keyword_at(text, bounds[next_index])
         return self._context.get_or((chunk, file, line, keyword), lambda: _parse_in_context(chunk, file, line, keyword))
+
+
+def _balanced(chunk: str) -> bool:
+    """Brackets that close within the piece and nest at most MAX_NESTING deep: then the
+    pieces together cannot reach the whole parser's limit (checked on the whole text
+    otherwise)."""
+    if "(" not in chunk and "[" not in chunk and "{" not in chunk and ")" not in chunk and "]" not in chunk and "}" not in chunk:
+        return True
+    depth = 0
+    for m in _BRACKETS.finditer(chunk):
+        tok = m.group(0)
+        if tok in "([{":
+            depth += 1
+            if depth > MAX_NESTING:
+                return False
+        elif tok in ")]}":
+            depth -= 1
+            if depth < 0:
+                return False
+    return depth == 0
 
 
 def _brackets_fine(text: str) -> bool:
