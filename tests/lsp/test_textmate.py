@@ -100,3 +100,21 @@ def test_every_corpus_token_gets_its_scope() -> None:
                     assert any(s.startswith(want) for s in sc), f"{path.name}:{line}: {tok.type} {tok.value!r} scoped {sc}, want {want}"
             checked += 1
     assert checked > 2000
+
+
+def test_vim_syntax_file(tmp_path: Path) -> None:
+    vim = shutil.which("vim")
+    if vim is None:
+        pytest.skip("vim not installed")  # optional: the Vim file is a convenience, the LSP is the feature
+    src = tmp_path / "t.cep"
+    src.write_text('# note\nrule r "t {{ x }}" from metrics where cpu > 5m\n')
+    out = tmp_path / "out"
+    spots = [[1, 3], [2, 1], [2, 8], [2, 12], [2, 35], [2, 45]]
+    subprocess.run(
+        [vim, "-es", "-N", "-u", "NONE", "-i", "NONE", "-c", f"set rtp^={ROOT / 'editors/vim'}", "-c", "filetype on",
+         "-c", "syntax on", "-c", f"e {src}", "-c", "let out = []",
+         "-c", f"for [l,c] in {spots} | call add(out, synIDattr(synID(l,c,1),'name')) | endfor",
+         "-c", f"call writefile(out, '{out}')", "-c", "qa!"],
+        timeout=60, check=False, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert out.read_text().split() == ["cepComment", "cepDeclaration", "cepString", "cepTemplate", "cepClause", "cepDuration"]
