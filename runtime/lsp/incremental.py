@@ -99,8 +99,11 @@ class _Placed:
 
 
 def _collect(node: Any, out: dict[int, ast.Span]) -> None:
+    if isinstance(node, _PLAIN):
+        return
     if isinstance(node, ast.Span):
-        out[id(node)] = node
+        if node is not ast.NO_SPAN and node.line > 0:  # the shared "no position" span never moves
+            out[id(node)] = node
         return
     if isinstance(node, tuple):
         for x in node:
@@ -114,7 +117,7 @@ def _collect(node: Any, out: dict[int, ast.Span]) -> None:
 
 
 _FIELDS: dict[type, tuple[str, ...] | None] = {}
-_PLAIN = frozenset({"value", "kind", "text", "op", "message", "hints", "severity", "code", "quoted", "negated", "min", "max", "us"})
+_PLAIN = (str, int, float, bool, type(None))
 
 
 def _node_fields(cls: type) -> tuple[str, ...] | None:
@@ -123,7 +126,7 @@ def _node_fields(cls: type) -> tuple[str, ...] | None:
         if not dataclasses.is_dataclass(cls) or not (cls.__module__ == ast.__name__ or cls is Diagnostic):
             _FIELDS[cls] = None
         else:
-            _FIELDS[cls] = tuple(f.name for f in dataclasses.fields(cls) if f.name not in _PLAIN)
+            _FIELDS[cls] = tuple(f.name for f in dataclasses.fields(cls))
     return _FIELDS[cls]
 
 

@@ -4,12 +4,14 @@ of it, and after edits that move declarations up and down."""
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import re
 from pathlib import Path
 
 import pytest
 
+from cepdsl import ast
 from cepdsl.parser import parse
 from runtime.lsp.incremental import IncrementalParser
 
@@ -20,12 +22,25 @@ CORPUS = sorted(Path(__file__).resolve().parents[1].joinpath("corpus").glob("*/*
 _INDENTED_KEYWORD = re.compile(r"^[ \t]+(stream|channel|rule)\b", re.M)
 
 
+def _spans(node, out: list) -> list:
+    """Every span in a tree, depth first (equality of AST nodes ignores spans)."""
+    if isinstance(node, ast.Span):
+        out.append((node.file, node.line, node.col, node.end_line, node.end_col))
+    elif isinstance(node, tuple):
+        for x in node:
+            _spans(x, out)
+    elif dataclasses.is_dataclass(node):
+        for f in dataclasses.fields(node):
+            _spans(getattr(node, f.name), out)
+    return out
+
+
 def _summary(result):
     tree, diags = result
     d = sorted((str(x.span), x.span.end_line, x.span.end_col, x.message, x.hints, x.code) for x in diags)
     if tree is None:
         return None, d
-    spans = [(x.span.line, x.span.col, x.span.end_line, x.span.end_col) for x in tree.decls]
+    spans = _spans(tree.decls, [])
     comments = [(c.text, c.span.line) for c in tree.comments]
     return (tree.decls, spans, comments, tree.broken), d
 
@@ -61,9 +76,61 @@ def test_pieces_parse_as_the_whole_file() -> None:
 
 def test_edits_that_move_declarations() -> None:
     base = "stream s (ts: timestamp, x: int)\n\n" + "".join(f"rule r{i}\n  from s\n  where x > {i}\n\n" for i in range(30))
+    base += 'channel c = slack(webhook_url = env("U"), channel = "#x")\n'
+    base += 'rule a from s group by x anomaly zscore(x, threshold = 2.0) notify c message "{{ x }}"\n\n' 
     inc = IncrementalParser()
     texts = [base, "\n" + base, "\n\n\n" + base, base.replace("rule r5\n", "rule r5\n\n\n"), base.replace("where x > 7", "where x >"), base]
     texts.append(base.replace("rule r9\n", "rule r9\n  rule r9b from s\n"))  # duplicate text, moved
     texts.append(base + base.split("\n\n", 1)[1])  # the same rules twice: each copy keeps its own lines
     for t in texts:
         assert _summary(inc.parse(t, "f.cep")) == _summary(parse(t, "f.cep"))
+    assert ast.NO_SPAN == ast.Span("<none>", 0, 0, 0, 0)  # the shared "no position" span never moved
+
+
+def _diag_key(d):
+    return (d.span.file, d.span.line, d.span.col, d.span.end_line, d.span.end_col, d.message, d.hints, d.code)
+
+
+def test_program_analysis_equals_cep_check_through_a_run_of_edits() -> None:
+    """The analyzer reuses pieces and per-rule results between edits; after every edit
+    its diagnostics and plans must equal a fresh `check_source` of the text."""
+    from cepdsl.frontend import check_source
+    from cepdsl.parser import parse as whole_parse
+    from cepdsl.checker import check
+    from runtime.lsp.documents import Document
+    from runtime.lsp.program import ProgramAnalyzer
+
+    sys_path = str(Path(__file__).resolve().parents[2])
+    import sys
+
+    if sys_path not in sys.path:
+        sys.path.insert(0, sys_path)
+    from bench.bench_check import generate
+
+    text, _ = generate(60, seed=3)
+    rng = random.Random(5)
+    analyzer = ProgramAnalyzer()
+    doc = Document("file:///t/rules.cep", "/t/rules.cep", text, 1)
+    words = ["cpu", "cpux", "\n", "\n\n", "x", "rule dup from metrics\n", "", ")", '"']
+    for step in range(60):
+        if step % 3 == 0:  # a line above many rules, in and out
+            pos = text.index("rule ", rng.randrange(len(text) // 2))
+        else:
+            pos = rng.randrange(len(text))
+        op = rng.random()
+        if op < 0.5:
+            text = text[:pos] + rng.choice(words) + text[pos:]
+        else:
+            text = text[:pos] + text[pos + rng.randint(1, 3) :]
+        doc.text, doc.version = text, step + 2
+        got = analyzer.analyze([doc])
+        _, expected = check_source(text, "/t/rules.cep")
+        assert sorted(map(_diag_key, got.files["/t/rules.cep"].diagnostics)) == sorted(map(_diag_key, expected)), step
+        tree, syntax = whole_parse(text, "/t/rules.cep")
+        if tree is not None and not syntax:
+            from cepdsl.checker import Checker
+
+            fresh = Checker(tree)
+            fresh.run()
+            assert list(got.rules.values()) == fresh.rules, step
+    assert analyzer._rules.hits > 0
