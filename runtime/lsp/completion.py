@@ -47,6 +47,7 @@ class Context:
     tokens: list[str]  # before the cursor, the word being typed left out
     prefix: str
     rest: list[str]  # the whole declaration's tokens
+    patched: str = ""  # template: the rule up to the message, with an empty message
 
 
 def context_at(text: str, offset: int) -> Context | None:
@@ -61,6 +62,12 @@ def context_at(text: str, offset: int) -> Context | None:
     prefix = ""
     if before and before[-1].end() == offset:
         last = tokens[-1]
+        if last.startswith('"') and len(tokens) >= 2 and tokens[-2] == "message" and _in_template_hole(last):
+            hole = last[last.rindex("{") + 1 :]
+            word = re.search(r"[A-Za-z_][A-Za-z0-9_]*$", hole)
+            rest = [m.group(0) for m in _TOKEN.finditer(text, begin, end)]
+            patched = text[begin : before[-1].start()] + '""\n'
+            return Context("template", tokens[:-1], word.group(0) if word else "", rest, patched)
         if last.startswith(('"', "#", "`")):
             return None  # inside a string, comment or backquoted name
         if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", last):
@@ -80,6 +87,8 @@ def complete(text: str, offset: int, prog: ProgramAnalysis | None) -> list[types
     prog = prog or ProgramAnalysis()
     if not ctx.tokens or (len(ctx.tokens) == 1 and ctx.decl == "" ):
         return _keywords(DECLARATIONS)
+    if ctx.decl == "template":
+        return _template(ctx, prog)
     if ctx.decl == "rule":
         return _rule(ctx, prog)
     if ctx.decl == "channel":
@@ -128,6 +137,42 @@ def _rule(ctx: Context, prog: ProgramAnalysis) -> list[types.CompletionItem]:
             return items + _keywords(("not", "true", "false", "null"))
         return _keywords(EXPRESSION_WORDS[:10]) + _keywords(CLAUSES)
     return _keywords(CLAUSES)
+
+
+def _in_template_hole(string_so_far: str) -> bool:
+    """Whether the cursor, at the end of this unfinished string, is inside `{{ ... }}`."""
+    opened = max(string_so_far.rfind("{{"), string_so_far.rfind("{%"))
+    closed = max(string_so_far.rfind("}}"), string_so_far.rfind("%}"))
+    return opened > closed
+
+
+def _template(ctx: Context, prog: ProgramAnalysis) -> list[types.CompletionItem]:
+    """Inside `message "... {{ `: the names the match record has (LANGUAGE.md §7)."""
+    rule_id = ctx.tokens[1].strip("`") if len(ctx.tokens) > 1 else ""
+    plan = _plan_of(ctx.patched, rule_id, prog)  # this declaration's, not another of the same id
+    if plan is not None:
+        names = {c.name: str(c.type) for c in plan.output}
+    else:  # a rule with errors: at least its stream's fields
+        names = dict(prog.stream_fields(_after(ctx.rest, "from") or ""))
+    names["title"] = "str"
+    return [_item(n, K.Variable, t, "match record field") for n, t in names.items()]
+
+
+def _plan_of(rule_text: str, rule_id: str, prog: ProgramAnalysis) -> object | None:
+    """The plan of a rule being typed (its message string is not closed yet, so the
+    document does not parse): the rule with an empty message, checked with the
+    program's other declarations."""
+    from cepdsl import ast
+    from cepdsl.checker import Checker
+    from cepdsl.parser import parse
+
+    tree, _ = parse(rule_text, "<completion>")
+    if tree is None:
+        return None
+    others = tuple(d for _, d in prog.decls() if not isinstance(d, ast.RuleDecl))
+    checker = Checker(ast.File(others + tree.decls, (), "<completion>"))
+    checker.run()
+    return next((r for r in checker.rules if r.id == rule_id), None)
 
 
 def _after(tokens: list[str], word: str) -> str | None:

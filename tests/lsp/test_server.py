@@ -130,7 +130,9 @@ def test_completion_after_where_lists_the_stream_fields(client: LspClient, tmp_p
 
 def test_completion_of_names_in_context(client: LspClient, tmp_path: Path) -> None:
     def labels(text: str) -> set[str]:
-        uri, _ = _doc(tmp_path, text, f"c{abs(hash(text))}.cep")
+        d = tmp_path / f"c{abs(hash(text))}"  # a directory each: the files of one directory form one program
+        d.mkdir()
+        uri, _ = _doc(d, text)
         client.open(uri, text)
         end = {"line": text.count("\n"), "character": len(text.split("\n")[-1])}
         return {i["label"] for i in client.request("textDocument/completion", {"textDocument": {"uri": uri}, "position": end})["items"]}
@@ -146,7 +148,11 @@ def test_completion_of_names_in_context(client: LspClient, tmp_path: Path) -> No
     assert labels("channel c = ") >= {"slack", "webhook", "pagerduty", "email", "sms", "file", "console"}
     assert labels(STREAMS + "\nrule r from ") >= {"metrics"}
     assert labels(STREAMS + "\nrule r from metrics severity ") == {"info", "low", "medium", "high", "critical"}
-    assert labels(STREAMS + '\nrule r from metrics message "{{ ') == set()  # inside a string
+    assert labels(STREAMS + '\nrule r from metrics message "cpu is ') == set()  # inside a string
+    assert labels(STREAMS + '\nrule r from metrics where cpu > 1 # a note ') == set()  # inside a comment
+    # Inside a message's `{{ }}`: the match record's names, aggregates included.
+    record = labels(STREAMS + '\nrule r from metrics group by host window tumbling 1m having avg(cpu) > 1\n  message "{{ ')
+    assert record == {"rule", "ts", "severity", "host", "window_start", "window_end", "avg_cpu", "title"}
 
 
 def test_formatting_returns_the_formatters_output(client: LspClient, tmp_path: Path) -> None:
