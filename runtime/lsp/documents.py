@@ -4,8 +4,8 @@ form one program.
 Open documents hold the editor's text (newer than the disk); the other `.cep` files of a
 program are read from disk, re-read when their modification time changes.  Files given
 together form one program (LANGUAGE.md §9.1); in an editor the program of a file is the
-`.cep` files of its directory, as `cep check DIR` sees them (the `program` setting
-`"file"` checks each file alone).  Positions: the parser counts columns in characters,
+`.cep` files of its directory; with the `program` setting `"workspace"`, every `.cep`
+file under its workspace folder (as `cep check FOLDER`); with `"file"`, each file alone.  Positions: the parser counts columns in characters,
 LSP clients in UTF-16 units (or what was negotiated); `Lines` converts.
 """
 
@@ -70,10 +70,15 @@ class Lines:
         return sum(len(x) + 1 for x in self.lines[:line0]) + col0
 
 
+#: Directories never searched for rule files in "workspace" mode.
+_SKIP_DIRS = frozenset({".git", ".hg", ".venv", "venv", "node_modules", "__pycache__", ".tox", ".mypy_cache"})
+
+
 @dataclass
 class DocumentStore:
-    mode: str = "directory"  # directory | file
+    mode: str = "directory"  # directory | workspace | file
     documents: dict[str, Document] = field(default_factory=dict)  # open, by URI
+    folders: list[str] = field(default_factory=list)  # workspace folders (paths)
     _disk: dict[str, Document] = field(default_factory=dict)  # by path
 
     def open(self, uri: str, text: str, version: int | None) -> Document:
@@ -114,7 +119,32 @@ class DocumentStore:
         path = path_of(uri)
         if self.mode == "file" or not uri.startswith("file:"):
             return uri
+        if self.mode == "workspace":
+            inside = [f for f in self.folders if path.startswith(f.rstrip(os.sep) + os.sep)]
+            if inside:
+                return max(inside, key=len)
         return str(Path(path).parent)
+
+    def _names(self, key: str) -> list[str]:
+        """The rule files of a program's directory: its own `.cep` files, or in
+        "workspace" mode every `.cep` file under it (as `cep check FOLDER`)."""
+        if self.mode != "workspace" or key not in self.folders:
+            try:
+                return sorted(os.path.join(key, n) for n in os.listdir(key) if n.endswith(".cep"))
+            except OSError:
+                return []
+        out: list[str] = []
+        for top, dirs, files in os.walk(key):
+            dirs[:] = sorted(d for d in dirs if d not in _SKIP_DIRS and not d.startswith("."))
+            out += [os.path.join(top, n) for n in files if n.endswith(".cep")]
+            if len(out) > MAX_PROGRAM_FILES:
+                break
+        return sorted(out)
+
+    def _member(self, key: str, path: str) -> bool:
+        if self.mode == "workspace" and key in self.folders:
+            return path.startswith(key.rstrip(os.sep) + os.sep)
+        return str(Path(path).parent) == key
 
     def program(self, uri: str) -> list[Document]:
         """The documents of the program `uri` belongs to, ordered by path (as `cep check DIR`)."""
@@ -123,17 +153,14 @@ class DocumentStore:
         if key == uri:
             return [own] if own is not None else []
         docs: dict[str, Document] = {}
-        try:
-            names = sorted(n for n in os.listdir(key) if n.endswith(".cep"))
-        except OSError:
-            names = []
+        names = self._names(key)
         if len(names) <= MAX_PROGRAM_FILES:
             for n in names:
-                d = self.by_path(os.path.join(key, n))
+                d = self.by_path(n)
                 if d is not None:
                     docs[d.path] = d
-        for d in self.documents.values():  # open but not yet saved to this directory
-            if d.uri.startswith("file:") and str(Path(d.path).parent) == key:
+        for d in self.documents.values():  # open but not yet saved there
+            if d.uri.startswith("file:") and self._member(key, d.path):
                 docs[d.path] = d
         if own is not None:
             docs[own.path] = own

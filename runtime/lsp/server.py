@@ -5,7 +5,8 @@ caches are not shared between threads, and the event loop stays free to read the
 client's messages (so a newer change can cancel a pending check).  Diagnostics are
 debounced: a change waits `debounceMs` (default 50) for the next keystroke before the
 program is checked again; requests (hover, completion, ...) analyse the current text
-at once.  Initialization options: `{"program": "directory" | "file", "debounceMs": N}`.
+at once.  Initialization options: `{"program": "directory" | "workspace" | "file",
+"debounceMs": N}` (docs/editors.md).
 """
 
 from __future__ import annotations
@@ -138,9 +139,11 @@ server = CepLanguageServer()
 
 @server.feature(types.INITIALIZE)
 def initialize(ls: CepLanguageServer, params: types.InitializeParams) -> None:
+    folders = [f.uri for f in params.workspace_folders or []] or ([params.root_uri] if params.root_uri else [])
+    ls.store.folders = [path_of(u).rstrip("/") for u in folders if u.startswith("file:")]
     opts = params.initialization_options or {}
     if isinstance(opts, dict):
-        if opts.get("program") in ("directory", "file"):
+        if opts.get("program") in ("directory", "workspace", "file"):
             ls.store.mode = opts["program"]
         if isinstance(opts.get("debounceMs"), (int, float)):
             ls.debounce_s = max(0.0, float(opts["debounceMs"]) / 1000)

@@ -277,3 +277,36 @@ def test_positions_count_utf16_units(client: LspClient, tmp_path: Path) -> None:
     line = text.split("\n")[1]
     col = len(line[: line.index("y }}")].encode("utf-16-le")) // 2
     assert d["range"]["start"] == {"line": 1, "character": col}
+
+
+def test_program_modes_and_debounce(tmp_path: Path) -> None:
+    """`workspace` reads rule files in subdirectories; `file` checks a file alone; with a
+    long debounce, quick edits are checked once, at the last version."""
+    (tmp_path / "decls").mkdir()
+    (tmp_path / "decls" / "streams.cep").write_text(STREAMS)
+    (tmp_path / "rules").mkdir()
+    rules = "rule r\n  from metrics\n  where cpu > 1\n"
+    uri, _ = _doc(tmp_path / "rules", rules)
+
+    ws = LspClient()
+    try:
+        ws.initialize(tmp_path, {"program": "workspace", "debounceMs": 400})
+        ws.open(uri, rules)
+        assert ws.diagnostics(uri, version=1) == []
+        n = len(ws.notifications)
+        for v, ch in enumerate("abc", start=2):  # `cpu` -> `cpua`, `cpuab`, `cpuabc` within the debounce
+            ws.change(uri, v, (2, 11 + v - 2), (2, 11 + v - 2), ch)
+        got = ws.diagnostics(uri, version=4, after=n)
+        assert [d["message"] for d in got] == ["unknown field `cpuabc` in stream `metrics`"]
+        published = [m for _, m in ws.notifications[n:] if m.get("method") == "textDocument/publishDiagnostics" and m["params"]["uri"] == uri]
+        assert [m["params"]["version"] for m in published] == [4]
+    finally:
+        ws.close()
+
+    alone = LspClient()
+    try:
+        alone.initialize(tmp_path, {"program": "file"})
+        alone.open(uri, rules)
+        assert [d["code"] for d in alone.diagnostics(uri)] == ["unknown-stream"]
+    finally:
+        alone.close()
