@@ -1,7 +1,7 @@
 """Writes editors/textmate/cep.tmLanguage.json from the language's own tables.
 
 The keyword lists come from the Lark grammar (every word-like string terminal of
-grammar/cep.lark, via `cepdsl.parser.keywords()`), the declaration keywords from the
+grammar/cep.lark, reserved or contextual), the declaration keywords from the
 parser's recovery pattern, functions and aggregates from the checker, channel kinds
 from `cepdsl.channels`: a keyword added to the grammar is highlighted after a rebuild,
 and tests/lsp/test_textmate.py fails until the committed file is rebuilt.
@@ -33,15 +33,31 @@ def _alternation(words: list[str]) -> str:
     return "|".join(sorted(words, key=lambda w: (-len(w), w)))
 
 
+def grammar_words() -> frozenset[str]:
+    """Every word-like string terminal of grammar/cep.lark: reserved and contextual
+    keywords alike (an editor cannot tell a contextual keyword from a name)."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from cepdsl.parser import grammar, keywords
+
+    words = set()
+    for term in grammar().terminals:
+        value = getattr(term.pattern, "value", "")
+        if term.pattern.type == "str" and re.fullmatch(r"[a-z_]+", value):
+            words.add(value)
+    assert keywords() <= words, sorted(keywords() - words)
+    return frozenset(words)
+
+
 def vocabulary() -> dict[str, list[str]]:
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
     from cepdsl.channels import KINDS
-    from cepdsl.parser import _TOP_LEVEL, keywords  # noqa: PLC2701
+    from cepdsl.parser import _TOP_LEVEL  # noqa: PLC2701
     from cepdsl.plan import SEVERITIES
     from cepdsl.typecheck import AGGREGATES, SCALAR_FUNCTIONS
 
-    words = sorted(keywords())
+    words = sorted(grammar_words())
     decl = re.search(r"\(([a-z|]+)\)", _TOP_LEVEL.pattern)
     assert decl, _TOP_LEVEL.pattern
     declarations = sorted(decl.group(1).split("|"))
