@@ -74,6 +74,7 @@ class ProgramAnalyzer:
         self._parsers: dict[str, IncrementalParser] = {}
         self._parsed: dict[str, tuple[str, ast.File | None, list[Diagnostic]]] = {}
         self._rules = RuleCache()
+        self._analyses = 0
 
     def analyze(self, docs: list[Document]) -> ProgramAnalysis:
         out = ProgramAnalysis()
@@ -99,7 +100,12 @@ class ProgramAnalyzer:
             # The trees cached for the next keystroke and the plans are many and
             # long-lived: without this the cyclic collector walks everything allocated
             # here as soon as it is enabled again (~40-90 ms for a 1,000-rule file).
-            # They hold no cycles, so reference counting still frees them.
+            # They hold no cycles, so reference counting still frees them; what cyclic
+            # garbage got frozen with them (exceptions, frames) is collected now and then.
+            self._analyses += 1
+            if self._analyses % 500 == 0:
+                gc.unfreeze()
+                gc.collect()
             gc.freeze()
         for d in semantic:
             f = out.files.get(d.span.file)

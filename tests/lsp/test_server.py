@@ -310,3 +310,15 @@ def test_program_modes_and_debounce(tmp_path: Path) -> None:
         assert [d["code"] for d in alone.diagnostics(uri)] == ["unknown-stream"]
     finally:
         alone.close()
+
+
+def test_unsaved_buffers_and_closing(client: LspClient) -> None:
+    """An untitled buffer is a program of its own; closing it clears its diagnostics."""
+    uri = "untitled:Untitled-1"
+    text = "stream s (ts: timestamp, x: int)\nrule r from s where y > 1\n"
+    client.open(uri, text)
+    (d,) = client.diagnostics(uri)
+    assert d["message"] == "unknown field `y` in stream `s`" and d["range"]["start"] == {"line": 1, "character": 20}
+    n = len(client.notifications)
+    client.notify("textDocument/didClose", {"textDocument": {"uri": uri}})
+    assert client.diagnostics(uri, after=n) == []
