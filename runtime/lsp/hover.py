@@ -49,7 +49,23 @@ def hover_text(occ: Occurrence, prog: ProgramAnalysis, path: str) -> str | None:
         return _stream(occ.name, prog)
     if k == "step":
         return _step(occ, prog)
+    if k == "template_var":
+        return _template_var(occ, prog)
     return None
+
+
+def _template_var(occ: Occurrence, prog: ProgramAnalysis) -> str | None:
+    rule_id, stream = occ.scope.split("/", 1)
+    plan = prog.rules.get(rule_id)
+    if occ.name in ("title", "alert_title"):
+        return f"`{occ.name}`: str — the rule's title"
+    if plan is not None:
+        col = next((c for c in plan.output if c.name == occ.name or c.name.split(".")[0] == occ.name), None)
+        if col is not None:
+            return f"```\n{col.name}: {col.type}\n```\nmatch record field of rule `{rule_id}`"
+        return None
+    t = prog.stream_fields(stream).get(occ.name)
+    return f"```\n{occ.name}: {t}\n```\nfield of stream `{stream}`" if t else None
 
 
 def _known_kind(kind: str) -> bool:

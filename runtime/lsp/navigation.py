@@ -22,7 +22,7 @@ def _locations(occs: list[Occurrence], lines_of: Callable[[str], Lines | None]) 
 
 
 def definition(index: Index, occ: Occurrence | None, lines_of: Callable[[str], Lines | None]) -> list[types.Location]:
-    if occ is None or occ.kind not in DECLARED:
+    if occ is None or occ.kind not in DECLARED + ("template_var",):
         return []
     return _locations(index.definitions(occ), lines_of)
 

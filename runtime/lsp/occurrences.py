@@ -8,6 +8,7 @@ its rule), or a function, aggregate, channel kind or channel option.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
@@ -55,6 +56,9 @@ class Index:
         return best
 
     def definitions(self, occ: Occurrence) -> list[Occurrence]:
+        if occ.kind == "template_var":  # a record field that comes from the stream
+            stream = occ.scope.split("/", 1)[1]
+            return [o for o in self.by_key.get(("field", stream, occ.name), []) if o.definition]
         same = self.by_key.get(occ.key, [])
         defs = [o for o in same if o.definition]
         if not defs and occ.kind == "step":  # a step without `define`: its first use
@@ -111,9 +115,28 @@ def _rule(r: ast.RuleDecl) -> list[Occurrence]:
             for a in c.args:
                 if a.name is None:
                     _expr(a.value, stream, rid, out)
+        elif isinstance(c, ast.Message):
+            out.extend(_template_vars(c.template, rid, stream))
         elif isinstance(c, ast.Notify):
             for ch in (*c.channels, *([c.fallback] if c.fallback is not None else [])):
                 out.append(Occurrence("channel", ch.value, ch.span))
+    return out
+
+
+_HOLE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def _template_vars(lit: Any, rid: str, stream: str) -> list[Occurrence]:
+    """The names read by `{{ name ... }}` in a message, where they stand in the file
+    (scope: `rule/stream`, for hover and go to definition)."""
+    text = getattr(lit, "text", "") or ""
+    out = []
+    for m in _HOLE.finditer(text):
+        before = text[: m.start(1)]
+        line = lit.span.line + before.count("\n")
+        col = lit.span.col + len(before) if "\n" not in before else len(before) - before.rfind("\n")
+        span = ast.Span(lit.span.file, line, col, line, col + len(m.group(1)))
+        out.append(Occurrence("template_var", m.group(1), span, False, f"{rid}/{stream}"))
     return out
 
 

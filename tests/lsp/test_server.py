@@ -48,6 +48,7 @@ rule brute
   define fail as status == "down",
          ok as status == "up"
   notify oncall fallback ops_slack
+  message "{{ host }} failed {{ fail_count }} times"
 """
 
 
@@ -197,6 +198,7 @@ rule hot "Hot hosts"
   window tumbling 5m
   having avg(cpu) > 85 and percentile(memory, 95) > 1
   notify ops_slack
+  message "{{ host }}: {{ avg_cpu }}"
 """
     uri, path = _doc(tmp_path, text)
     client.open(uri, text)
@@ -216,6 +218,8 @@ rule hot "Hot hosts"
     plan = hover("hot", 1)
     assert explain_rule(program.rule("hot"), program).rstrip() in plan
     assert "host: str" in hover("metrics\n  group", 2)
+    # A template variable: the match record column it reads.
+    assert "avg_cpu: float" in hover("{{ avg_cpu", 4) and "rule `hot`" in hover("{{ avg_cpu", 4)
 
 
 def test_definition_and_references(client: LspClient, tmp_path: Path) -> None:
@@ -234,6 +238,7 @@ def test_definition_and_references(client: LspClient, tmp_path: Path) -> None:
     assert at("textDocument/definition", "oncall fallback") == [where("oncall =")]
     assert at("textDocument/definition", "metrics\n  group") == [where("metrics (")]
     assert at("textDocument/definition", "host\n  pattern") == [where("host: str")]
+    assert at("textDocument/definition", "{{ host", 4) == [where("host: str")]  # a template variable
     refs = at("textDocument/references", "fail as", context={"includeDeclaration": True})
     assert sorted(refs) == sorted([where("fail{3,}"), where("fail as")])
     refs = at("textDocument/references", "ops_slack =", context={"includeDeclaration": False})
