@@ -28,6 +28,7 @@ from runtime.lsp.hover import hover_text
 from runtime.lsp.navigation import definition, references
 from runtime.lsp.occurrences import Index
 from runtime.lsp.program import ProgramAnalysis, ProgramAnalyzer
+from runtime.lsp.signatures import signature_help
 from runtime.lsp.symbols import document_symbols
 
 log = logging.getLogger("cep.lsp")
@@ -212,6 +213,19 @@ def _at(ls: CepLanguageServer, uri: str, pos: types.Position) -> tuple[ProgramAn
     line, col = lines.from_client(pos.line, pos.character)
     idx = ls.index(prog)
     return prog, idx, idx.at(path, line + 1, col + 1), path
+
+
+@server.feature(types.TEXT_DOCUMENT_SIGNATURE_HELP, types.SignatureHelpOptions(trigger_characters=["(", ","]))
+async def signature(ls: CepLanguageServer, params: types.SignatureHelpParams) -> types.SignatureHelp | None:
+    def work() -> types.SignatureHelp | None:
+        doc = ls.store.get(params.text_document.uri)
+        if doc is None:
+            return None
+        lines = ls.lines(doc.text)
+        line, col = lines.from_client(params.position.line, params.position.character)
+        return signature_help(doc.text, lines.offset(line, col))
+
+    return await ls.run(work)
 
 
 @server.feature(types.TEXT_DOCUMENT_HOVER)

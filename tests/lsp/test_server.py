@@ -327,3 +327,19 @@ def test_unsaved_buffers_and_closing(client: LspClient) -> None:
     n = len(client.notifications)
     client.notify("textDocument/didClose", {"textDocument": {"uri": uri}})
     assert client.diagnostics(uri, after=n) == []
+
+
+def test_signature_help(client: LspClient, tmp_path: Path) -> None:
+    text = STREAMS + "\nrule r from metrics window tumbling 1m having percentile(cpu, "
+    uri, _ = _doc(tmp_path, text)
+    client.open(uri, text)
+    end = {"line": text.count("\n"), "character": len(text.split("\n")[-1])}
+    help_ = client.request("textDocument/signatureHelp", {"textDocument": {"uri": uri}, "position": end})
+    (sig,) = help_["signatures"]
+    assert sig["label"].startswith("percentile(f: number, q: literal 0..100)")
+    assert help_["activeParameter"] == 1
+    text2 = 'channel c = email(smtp_host = "m", '
+    uri2, _ = _doc(tmp_path, text2, "ch.cep")
+    client.open(uri2, text2)
+    help2 = client.request("textDocument/signatureHelp", {"textDocument": {"uri": uri2}, "position": {"line": 0, "character": len(text2)}})
+    assert help2["signatures"][0]["label"].startswith("email(smtp_host, smtp_port?, sender, to,")
