@@ -667,9 +667,52 @@ class _Lexer:
             pos, line = end_pos, end_line
 
 
+#: The Lark releases whose parse-table and lexer internals the driver was written
+#: against (pyproject allows only these); any other falls back to Lark's own parser.
+DRIVER_LARK_VERSIONS = ("1.3.",)
+
+
+def driver_supports(version: str) -> bool:
+    return version.startswith(DRIVER_LARK_VERSIONS)
+
+
+class _LarkFallback:
+    """Lark's own LALR parser with an inline transformer calling the same `_ToAst`
+    methods: slower (it builds a tree first), but independent of Lark's internals."""
+
+    def __init__(self, lark: Lark):
+        self.lark = lark
+
+    def parse(self, text: str, builder: _ToAst) -> _Node:
+        from lark import Transformer, v_args
+
+        def method(name: str) -> Any:
+            def call(_self: Any, meta: Any, children: list[Any]) -> Any:
+                pos = None if meta.empty else (meta.line, meta.column, meta.end_line, meta.end_column)
+                return getattr(builder, name)(pos, children)
+
+            return call
+
+        names = {r.alias or r.options.template_source or r.origin.name for r in self.lark.rules}
+        methods = {n: method(n) for n in names if not n.startswith("_") and hasattr(_ToAst, n)}
+        try:
+            tree = self.lark.parse(text)
+        except UnexpectedInput:
+            raise _SyntaxError from None
+        height = MAX_TREE_DEPTH + 1 if _too_deep_node(tree) is not None else 0
+        if height:
+            return _Node(None, 1, 1, 1, 1, height)
+        value = v_args(meta=True)(type("LarkToAst", (Transformer,), methods))().transform(tree)
+        return _Node(value, 1, 1, 1, 1, height)
+
+
 @functools.cache
-def _driver() -> _Driver:
-    return _Driver(grammar())
+def _driver() -> _Driver | _LarkFallback:
+    import lark
+
+    if driver_supports(lark.__version__):
+        return _Driver(grammar())
+    return _LarkFallback(grammar())
 
 
 # ----------------------------------------------------------------------------- limits and recovery
