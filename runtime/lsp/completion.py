@@ -33,10 +33,10 @@ _TOKEN = re.compile(
     r"|[A-Za-z_][A-Za-z0-9_]*|[0-9][0-9A-Za-z_.]*|==|!=|<=|>=|\S",
     re.M,
 )
-_CLAUSE_WORDS = frozenset(c.split()[0] for c in CLAUSES)
+_CLAUSE_WORDS = frozenset(c.split()[0] for c in CLAUSES) | {"on"}
 _OPERAND_BEFORE = frozenset(
     {"where", "having", "as", "and", "or", "not", "(", ",", "==", "!=", "<", "<=", ">", ">=", "+", "-", "*", "/", "%",
-     "in", "contains", "starts_with", "ends_with", "matches", "["}
+     "in", "contains", "starts_with", "ends_with", "matches", "[", "on"}
 )  # fmt: skip
 K = types.CompletionItemKind
 
@@ -47,7 +47,7 @@ class Context:
     tokens: list[str]  # before the cursor, the word being typed left out
     prefix: str
     rest: list[str]  # the whole declaration's tokens
-    patched: str = ""  # template: the rule up to the message, with an empty message
+    patched: str = ""  # message-hole: the rule up to the message, with an empty message
 
 
 def context_at(text: str, offset: int) -> Context | None:
@@ -67,7 +67,9 @@ def context_at(text: str, offset: int) -> Context | None:
             word = re.search(r"[A-Za-z_][A-Za-z0-9_]*$", hole)
             rest = [m.group(0) for m in _TOKEN.finditer(text, begin, end)]
             patched = text[begin : before[-1].start()] + '""\n'
-            return Context("template", tokens[:-1], word.group(0) if word else "", rest, patched)
+            return Context("message-hole", tokens[:-1], word.group(0) if word else "", rest, patched)
+        if last.startswith('"') and tokens[-3:-1] == ["template", "("]:
+            return Context("template-name", tokens[:-1], "", [])
         if last.startswith(('"', "#", "`")):
             return None  # inside a string, comment or backquoted name
         if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", last):
@@ -87,13 +89,15 @@ def complete(text: str, offset: int, prog: ProgramAnalysis | None) -> list[types
     prog = prog or ProgramAnalysis()
     if not ctx.tokens or (len(ctx.tokens) == 1 and ctx.decl == "" ):
         return _keywords(DECLARATIONS)
-    if ctx.decl == "template":
+    if ctx.decl == "message-hole":
         return _template(ctx, prog)
+    if ctx.decl == "template-name":
+        return [_item(t, K.Text, "named template") for t in _names(prog, "template")]
     if ctx.decl == "rule":
         return _rule(ctx, prog)
     if ctx.decl == "channel":
         return _channel(ctx, prog)
-    if ctx.decl == "stream":
+    if ctx.decl in ("stream", "table"):
         return _stream(ctx)
     return _keywords(DECLARATIONS)
 
@@ -110,6 +114,8 @@ def _rule(ctx: Context, prog: ProgramAnalysis) -> list[types.CompletionItem]:
         return _keywords(CLAUSES)  # after `rule NAME ["Title"]`
     if prev == "from":
         return [_item(s, K.Class, _stream_detail(prog, s)) for s in _names(prog, "stream")]
+    if prev == "join":
+        return [_item(t, K.Class, _stream_detail(prog, t, "table")) for t in _names(prog, "table")]
     if clause == "notify":
         if prev in ("notify", ",", "fallback"):
             return [_item(c, K.Event, _channel_detail(prog, c)) for c in _names(prog, "channel")]
@@ -127,11 +133,11 @@ def _rule(ctx: Context, prog: ProgramAnalysis) -> list[types.CompletionItem]:
         return [_item(s, K.EnumMember, "pattern step") for s in _steps(ctx.rest) if s not in defined]
     if clause == "group":
         if prev in ("by", ","):
-            return _fields(prog, stream)
+            return _fields(prog, stream, ctx.rest)
         return _keywords(CLAUSES)
-    if clause in ("where", "having", "define", "anomaly"):
+    if clause in ("where", "having", "define", "anomaly", "on"):
         if prev in _OPERAND_BEFORE or (clause == "anomaly" and prev == "("):
-            items = _fields(prog, stream) + [_item(f, K.Function, sig, doc) for f, (sig, doc) in FUNCTIONS.items()]
+            items = _fields(prog, stream, ctx.rest) + [_item(f, K.Function, sig, doc) for f, (sig, doc) in FUNCTIONS.items()]
             if clause == "having":
                 items += [_item(a, K.Function, sig, doc) for a, (sig, doc) in AGGREGATE_DOCS.items()]
             return items + _keywords(("not", "true", "false", "null"))
@@ -153,7 +159,7 @@ def _template(ctx: Context, prog: ProgramAnalysis) -> list[types.CompletionItem]
     if plan is not None:
         names = {c.name: str(c.type) for c in plan.output}
     else:  # a rule with errors: at least its stream's fields
-        names = dict(prog.stream_fields(_after(ctx.rest, "from") or ""))
+        names = dict(prog.fields_of(_after(ctx.rest, "from") or ""))
     names["title"] = "str"
     return [_item(n, K.Variable, t, "match record field") for n, t in names.items()]
 
@@ -203,10 +209,24 @@ def _defined(tokens: list[str]) -> set[str]:
     return {tokens[i] for i in range(len(tokens) - 1) if tokens[i + 1] == "as"}
 
 
-def _fields(prog: ProgramAnalysis, stream: str | None) -> list[types.CompletionItem]:
-    if not stream:
-        return []
-    return [_item(_quoted(n), K.Field, t, f"field of stream `{stream}`") for n, t in prog.stream_fields(stream).items()]
+def _fields(prog: ProgramAnalysis, stream: str | None, rest: list[str] | None = None) -> list[types.CompletionItem]:
+    items = []
+    if stream:
+        items = [_item(_quoted(n), K.Field, t, f"field of stream `{stream}`") for n, t in prog.fields_of(stream).items()]
+    for prefix, table in _joins(rest or []).items():  # `join hosts as h`: h.region, ...
+        items += [_item(f"{prefix}.{_quoted(n)}", K.Field, t, f"field of table `{table}`") for n, t in prog.fields_of(table).items()]
+    return items
+
+
+def _joins(tokens: list[str]) -> dict[str, str]:
+    """`join TABLE [as ALIAS]` clauses of a rule's tokens: prefix -> table."""
+    out = {}
+    for i, t in enumerate(tokens[:-1]):
+        if t == "join":
+            table = tokens[i + 1].strip("`")
+            alias = tokens[i + 3].strip("`") if i + 3 < len(tokens) and tokens[i + 2] == "as" else table
+            out[alias] = table
+    return out
 
 
 def _quoted(name: str) -> str:
@@ -259,7 +279,7 @@ def _stream(ctx: Context) -> list[types.CompletionItem]:
 def _names(prog: ProgramAnalysis, kind: str) -> list[str]:
     from cepdsl import ast
 
-    cls = {"stream": ast.StreamDecl, "channel": ast.ChannelDecl}[kind]
+    cls = {"stream": ast.StreamDecl, "channel": ast.ChannelDecl, "table": getattr(ast, "TableDecl", ()), "template": getattr(ast, "TemplateDecl", ())}[kind]
     seen: list[str] = []
     for _, d in prog.decls():
         if isinstance(d, cls) and d.name.value not in seen:
@@ -267,8 +287,8 @@ def _names(prog: ProgramAnalysis, kind: str) -> list[str]:
     return seen
 
 
-def _stream_detail(prog: ProgramAnalysis, s: str) -> str:
-    return "stream (" + ", ".join(f"{n}: {t}" for n, t in prog.stream_fields(s).items()) + ")"
+def _stream_detail(prog: ProgramAnalysis, s: str, what: str = "stream") -> str:
+    return f"{what} (" + ", ".join(f"{n}: {t}" for n, t in prog.fields_of(s).items()) + ")"
 
 
 def _channel_detail(prog: ProgramAnalysis, c: str) -> str:

@@ -13,7 +13,7 @@ from cepdsl.fmt import format_expr
 from cepdsl.plan import aggregate_name, aggregate_type
 from cepdsl.types import DECLARABLE
 from runtime.lsp.occurrences import Occurrence
-from runtime.lsp.program import ProgramAnalysis
+from runtime.lsp.program import ProgramAnalysis, decl_name
 from runtime.lsp.vocabulary import AGGREGATE_DOCS, FUNCTIONS
 
 
@@ -45,8 +45,17 @@ def hover_text(occ: Occurrence, prog: ProgramAnalysis, path: str) -> str | None:
         return f"option `{occ.name}` of `{occ.scope}`: {', '.join(bits)}"
     if k == "rule":
         return _rule(occ.name, prog, path)
-    if k == "stream":
-        return _stream(occ.name, prog)
+    if k in ("stream", "table"):
+        return _stream(occ.name, prog, k)
+    if k == "template":
+        plan = prog.templates.get(occ.name)
+        text = getattr(plan, "text", None)
+        return f"named template `{occ.name}`:\n```\n{text}\n```" if text is not None else None
+    if k == "silence":
+        for _, d in prog.decls():
+            if type(d).__name__ == "SilenceDecl" and decl_name(d) == occ.name and getattr(d, "match", None) is not None:
+                return f"silence `{occ.name}`: matches `{format_expr(d.match)}`"  # type: ignore[attr-defined]
+        return None
     if k == "step":
         return _step(occ, prog)
     if k == "template_var":
@@ -64,7 +73,7 @@ def _template_var(occ: Occurrence, prog: ProgramAnalysis) -> str | None:
         if col is not None:
             return f"```\n{col.name}: {col.type}\n```\nmatch record field of rule `{rule_id}`"
         return None
-    t = prog.stream_fields(stream).get(occ.name)
+    t = prog.fields_of(stream).get(occ.name)
     return f"```\n{occ.name}: {t}\n```\nfield of stream `{stream}`" if t else None
 
 
@@ -75,13 +84,14 @@ def _known_kind(kind: str) -> bool:
 
 
 def _field(occ: Occurrence, prog: ProgramAnalysis) -> str | None:
-    fields = prog.stream_fields(occ.scope)
+    fields = prog.fields_of(occ.scope)
     t = fields.get(occ.name)
     if t is None:
         return None
     plan = prog.streams.get(occ.scope)
     note = " (event time)" if plan is not None and plan.time_field == occ.name else ""
-    return f"```\n{occ.name}: {t}\n```\nfield of stream `{occ.scope}`{note}"
+    what = "table" if occ.scope in prog.tables or occ.scope not in prog.streams and prog.is_table(occ.scope) else "stream"
+    return f"```\n{occ.name}: {t}\n```\nfield of {what} `{occ.scope}`{note}"
 
 
 def _aggregate(occ: Occurrence, prog: ProgramAnalysis) -> str | None:
@@ -100,7 +110,7 @@ def _aggregate(occ: Occurrence, prog: ProgramAnalysis) -> str | None:
     column = aggregate_name(func, field, q)
     rule = prog.rules.get(occ.scope)
     stream = rule.stream.name if rule is not None else _rule_stream(occ.scope, prog)
-    ftype = prog.stream_fields(stream).get(field or "") if stream else None
+    ftype = prog.fields_of(stream).get(field or "") if stream else None
     out_type = aggregate_type(func, DECLARABLE.get(ftype or ""))
     return head + f"`{written}` → output column `{column}`: {out_type}"
 
@@ -133,16 +143,19 @@ def _rule(rule_id: str, prog: ProgramAnalysis, path: str) -> str | None:
     return f"```\n{explain_rule(plan, program).rstrip()}\n```"  # type: ignore[arg-type]
 
 
-def _stream(name: str, prog: ProgramAnalysis) -> str | None:
-    fields = prog.stream_fields(name)
+def _stream(name: str, prog: ProgramAnalysis, what: str = "stream") -> str | None:
+    fields = prog.fields_of(name)
     if not fields:
         return None
-    plan = prog.streams.get(name)
     extra = ""
-    if plan is not None:
+    plan = prog.streams.get(name)
+    if what == "stream" and plan is not None:
         extra = f"\ntime {plan.time_field or '(none)'}, lateness {plan.lateness_us / 1e6:g}s"
+    table = prog.tables.get(name)
+    if what == "table" and table is not None:
+        extra = f"\nkey {table.key}, from {table.source} `{table.path}`"
     body = ",\n  ".join(f"{n}: {t}" for n, t in fields.items())
-    return f"```\nstream {name} (\n  {body}\n)\n```{extra}"
+    return f"```\n{what} {name} (\n  {body}\n)\n```{extra}"
 
 
 def _step(occ: Occurrence, prog: ProgramAnalysis) -> str | None:

@@ -17,16 +17,24 @@ from cepdsl import ast
 from cepdsl.typecheck import AGGREGATES
 
 #: Kinds that have a declaration to go to.
-DECLARED = ("stream", "table", "channel", "rule", "step", "field")
+DECLARED = ("stream", "table", "channel", "template", "silence", "rule", "step", "field")
+
+# Declarations and clauses of LANGUAGE.md §9 (tables, named templates, silences, joins),
+# read when the language has them.
+_TABLE = getattr(ast, "TableDecl", ())
+_TEMPLATE = getattr(ast, "TemplateDecl", ())
+_SILENCE = getattr(ast, "SilenceDecl", ())
+_JOIN = getattr(ast, "Join", ())
+_RESOLVE = getattr(ast, "Resolve", ())
 
 
 @dataclass(frozen=True)
 class Occurrence:
-    kind: str  # stream table channel rule step field aggregate function channel_kind option
+    kind: str  # stream table channel template silence rule step field aggregate function channel_kind option template_var
     name: str
     span: ast.Span
     definition: bool = False
-    scope: str = ""  # field: its stream; step: its rule; option: the channel kind; aggregate: its rule
+    scope: str = ""  # field: its stream or table; step: its rule; option: the channel kind; aggregate: its rule
     node: Any = None  # the AST node the name belongs to (declaration, call, ...)
 
     @property
@@ -90,6 +98,17 @@ def _decl(d: ast.Decl) -> list[Occurrence]:
                 out.append(Occurrence("option", a.name.value, a.name.span, False, d.kind.value, a))
     elif isinstance(d, ast.RuleDecl):
         out.extend(_rule(d))
+    elif isinstance(d, _TABLE):
+        t = d.name.value
+        out.append(Occurrence("table", t, d.name.span, True, node=d))
+        for f in d.fields:
+            out.append(Occurrence("field", f.path.dotted, f.path.span, True, t, f))
+        if d.key is not None:
+            out.append(Occurrence("field", d.key.dotted, d.key.span, False, t))
+    elif isinstance(d, _TEMPLATE):
+        out.append(Occurrence("template", d.name.value, d.name.span, True, node=d))
+    elif isinstance(d, _SILENCE):
+        out.append(Occurrence("silence", d.name.value, d.name.span, True, node=d))
     return out
 
 
@@ -98,24 +117,35 @@ def _rule(r: ast.RuleDecl) -> list[Occurrence]:
     out = [Occurrence("rule", rid, r.id.span, True, node=r)]
     frm = r.clause(ast.From)
     stream = frm.stream.value if frm is not None else ""
+    # `join hosts as h`: `h.region` is the field `region` of table `hosts`.
+    joined = {c.prefix: c.table.value for c in r.clauses if isinstance(c, _JOIN)}
+    scope = Scope(stream, joined)
     for c in r.clauses:
         if isinstance(c, ast.From):
             out.append(Occurrence("stream", stream, c.stream.span))
+        elif isinstance(c, _JOIN):
+            out.append(Occurrence("table", c.table.value, c.table.span))
+            _expr(c.on, scope, rid, out)
         elif isinstance(c, (ast.Where, ast.Having)):
-            _expr(c.expr, stream, rid, out)
+            _expr(c.expr, scope, rid, out)
         elif isinstance(c, ast.GroupBy):
-            out.extend(Occurrence("field", k.dotted, k.span, False, stream) for k in c.keys)
+            out.extend(scope.field(k, k.span) for k in c.keys)
         elif isinstance(c, ast.Pattern):
             _pattern(c.regex, rid, out)
         elif isinstance(c, ast.Define):
             for item in c.items:
                 out.append(Occurrence("step", item.name.value, item.name.span, True, rid, item))
-                _expr(item.expr, stream, rid, out)
+                _expr(item.expr, scope, rid, out)
         elif isinstance(c, ast.Anomaly):
             for a in c.args:
                 if a.name is None:
-                    _expr(a.value, stream, rid, out)
+                    _expr(a.value, scope, rid, out)
         elif isinstance(c, ast.Message):
+            if getattr(c, "named", False):  # `message template("NAME")`
+                out.append(Occurrence("template", c.template.value, c.template.span))
+            else:
+                out.extend(_template_vars(c.template, rid, stream))
+        elif isinstance(c, _RESOLVE) and c.template is not None:
             out.extend(_template_vars(c.template, rid, stream))
         elif isinstance(c, ast.Notify):
             for ch in (*c.channels, *([c.fallback] if c.fallback is not None else [])):
@@ -153,12 +183,26 @@ def _pattern(n: ast.PatNode, rid: str, out: list[Occurrence]) -> None:
         _pattern(n.item, rid, out)
 
 
-def _expr(e: ast.Expr, stream: str, rid: str, out: list[Occurrence]) -> None:
+@dataclass(frozen=True)
+class Scope:
+    """What a field name means in a rule: the stream's field, or `prefix.field` of a joined table."""
+
+    stream: str
+    joined: dict[str, str]
+
+    def field(self, path: ast.Path, span: ast.Span) -> Occurrence:
+        parts = path.dotted.split(".", 1)
+        if len(parts) == 2 and parts[0] in self.joined:
+            return Occurrence("field", parts[1], span, False, self.joined[parts[0]])
+        return Occurrence("field", path.dotted, span, False, self.stream)
+
+
+def _expr(e: ast.Expr, scope: Scope, rid: str, out: list[Occurrence]) -> None:
     stack: list[Any] = [e]
     while stack:
         x = stack.pop()
         if isinstance(x, ast.FieldRef):
-            out.append(Occurrence("field", x.path.dotted, x.path.span, False, stream))
+            out.append(scope.field(x.path, x.path.span))
         elif isinstance(x, ast.Call):
             kind = "aggregate" if x.func.value in AGGREGATES else "function"
             out.append(Occurrence(kind, x.func.value, x.func.span, False, rid if kind == "aggregate" else "", x))

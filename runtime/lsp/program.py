@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import gc
 from dataclasses import dataclass, field
+from typing import Any
 
 from cepdsl import ast
 from cepdsl.diagnostics import Diagnostic, sort_key
@@ -42,6 +43,8 @@ class ProgramAnalysis:
     streams: dict[str, StreamPlan] = field(default_factory=dict)
     channels: dict[str, ChannelPlan] = field(default_factory=dict)
     rules: dict[str, RulePlan] = field(default_factory=dict)
+    tables: dict[str, Any] = field(default_factory=dict)  # TablePlan, once the language has tables
+    templates: dict[str, Any] = field(default_factory=dict)
 
     def decls(self) -> list[tuple[str, ast.Decl]]:
         """(path, declaration) over the whole program, in program order."""
@@ -50,15 +53,22 @@ class ProgramAnalysis:
     def declared(self, kind: type, name: str) -> list[tuple[str, ast.Decl]]:
         return [(p, d) for p, d in self.decls() if isinstance(d, kind) and decl_name(d) == name]
 
-    def stream_fields(self, stream: str) -> dict[str, str]:
-        """A stream's fields and their types, from the plan or, for a stream with
-        errors, from its declaration."""
-        plan = self.streams.get(stream)
+    def is_table(self, name: str) -> bool:
+        return any(isinstance(d, _TABLE) and decl_name(d) == name for _, d in self.decls())
+
+    def fields_of(self, name: str) -> dict[str, str]:
+        """A stream's or table's fields and their types, from the plan or, for a
+        declaration with errors, from the declaration."""
+        plan = self.streams.get(name) or self.tables.get(name)
         if plan is not None:
             return {f.name: str(f.type) for f in plan.fields}
-        for _, d in self.declared(ast.StreamDecl, stream):
-            return {f.path.dotted: f.type.value for f in d.fields}  # type: ignore[attr-defined]
+        for _, d in self.decls():
+            if isinstance(d, (ast.StreamDecl, *_TABLE)) and decl_name(d) == name:
+                return {f.path.dotted: f.type.value for f in d.fields}  # type: ignore[union-attr]
         return {}
+
+
+_TABLE = tuple(c for c in (getattr(ast, "TableDecl", None),) if c is not None)
 
 
 def decl_name(d: ast.Decl) -> str:
@@ -116,6 +126,8 @@ class ProgramAnalyzer:
         out.streams = dict(checker.streams)
         out.channels = dict(checker.channels)
         out.rules = {r.id: r for r in checker.rules}
+        out.tables = dict(getattr(checker, "tables", {}))
+        out.templates = dict(getattr(checker, "templates", {}))
         return out
 
     def _parse(self, doc: Document) -> tuple[ast.File | None, list[Diagnostic]]:

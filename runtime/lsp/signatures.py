@@ -16,7 +16,7 @@ _PARAMS = re.compile(r"\((.*)\)")
 
 def signature_help(text: str, offset: int) -> types.SignatureHelp | None:
     ctx = context_at(text, offset)
-    if ctx is None or ctx.decl == "template":
+    if ctx is None or ctx.decl in ("message-hole", "template-name"):
         return None
     depth, commas, name = 0, 0, None
     for i in range(len(ctx.tokens) - 1, -1, -1):

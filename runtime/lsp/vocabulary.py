@@ -6,6 +6,7 @@ when the checker learns a name this module has no signature for.
 
 from __future__ import annotations
 
+from cepdsl import ast
 from cepdsl.plan import SEVERITIES
 from cepdsl.typecheck import AGGREGATES, SCALAR_FUNCTIONS
 
@@ -48,12 +49,10 @@ ANOMALY_METHODS: dict[str, str] = {
     "ema": "ema(field, alpha = 0.3, threshold = 3.0)",
 }
 
-#: Clause keywords a rule may continue with (LANGUAGE.md §3.3), as they are typed.
-CLAUSES = (
-    "from", "where", "group by", "window", "having", "schedule", "pattern", "define",
-    "absent for", "anomaly", "severity", "throttle", "notify", "message",
-)  # fmt: skip
-DECLARATIONS = ("stream", "channel", "rule")
+#: Clause keywords a rule may continue with (LANGUAGE.md §3.3, §9), as they are typed.
+CLAUSES = tuple(ast.CLAUSE_KEYWORD.values())
+#: Words that start a declaration.
+DECLARATIONS = tuple(getattr(ast, "DECL_KEYWORD", {}).values()) or ("stream", "channel", "rule")
 WINDOW_KINDS = ("tumbling", "sliding", "session gap", "last")
 FIELD_TYPES = ("int", "float", "str", "bool", "timestamp")
 SEVERITY_LEVELS = tuple(SEVERITIES)
