@@ -80,7 +80,7 @@ def test_edits_that_move_declarations() -> None:
     base += 'rule a from s group by x anomaly zscore(x, threshold = 2.0) notify c message "{{ x }}"\n\n' 
     inc = IncrementalParser()
     texts = [base, "\n" + base, "\n\n\n" + base, base.replace("rule r5\n", "rule r5\n\n\n"), base.replace("where x > 7", "where x >"), base]
-    texts.append(base.replace("rule r9\n", "rule r9\n  rule r9b from s\n"))  # duplicate text, moved
+    texts.append(base.replace("rule r9\n", "rule r9\nrule r9b from s\n"))  # a new rule in the middle
     texts.append(base + base.split("\n\n", 1)[1])  # the same rules twice: each copy keeps its own lines
     for t in texts:
         assert _summary(inc.parse(t, "f.cep")) == _summary(parse(t, "f.cep"))

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from cepdsl.parser import grammar
+from cepdsl.parser import grammar, keywords
 
 ROOT = Path(__file__).resolve().parents[2]
 HARNESS = Path(__file__).resolve().parent / "textmate"
@@ -76,6 +76,8 @@ def _expected(tok_type: str, value: str) -> tuple[str, ...]:
         return ("variable.other.quoted", "entity.name")
     if tok_type == "NAME":
         return ("variable.", "entity.name", "support.", "constant.language.severity")
+    if value in _words() - keywords():  # contextual (§9.1): a keyword or, where a name fits, a name
+        return ("keyword.", "storage.type", "constant.language", "variable.", "entity.name")
     if value in _words():
         return ("keyword.", "storage.type", "constant.language")
     return ("keyword.operator", "punctuation.")
