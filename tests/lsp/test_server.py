@@ -295,7 +295,7 @@ def test_program_modes_and_debounce(tmp_path: Path) -> None:
 
     ws = LspClient()
     try:
-        ws.initialize(tmp_path, {"program": "workspace", "debounceMs": 400})
+        ws.initialize(tmp_path, {"program": "workspace", "debounceMs": 1000})
         ws.open(uri, rules)
         assert ws.diagnostics(uri, version=1) == []
         n = len(ws.notifications)
