@@ -243,6 +243,8 @@ def test_definition_and_references(client: LspClient, tmp_path: Path) -> None:
     assert sorted(refs) == sorted([where("fail{3,}"), where("fail as")])
     refs = at("textDocument/references", "ops_slack =", context={"includeDeclaration": False})
     assert refs == [where("ops_slack\n")]
+    refs = at("textDocument/references", "metrics (", context={"includeDeclaration": True})
+    assert sorted(refs) == sorted([where("metrics ("), where("metrics\n  group")])
     refs = at("textDocument/references", "status: str", context={"includeDeclaration": False})
     assert sorted(refs) == sorted([where('status == "down"'), where('status == "up"')])
 
