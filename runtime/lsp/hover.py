@@ -139,7 +139,15 @@ def _rule(rule_id: str, prog: ProgramAnalysis, path: str) -> str | None:
     where = next((p for p, d in prog.declared(ast.RuleDecl, rule_id)), path)
     if dataclasses.is_dataclass(plan):
         plan = dataclasses.replace(plan, file=where)
-    program = SimpleNamespace(channels=tuple(prog.channels.values()))
+    # What explain_rule reads of a program (the whole program may not check while a rule does).
+    program = SimpleNamespace(
+        streams=tuple(prog.streams.values()),
+        channels=tuple(prog.channels.values()),
+        tables=tuple(prog.tables.values()),
+        templates=tuple(prog.templates.values()),
+        rules=tuple(prog.rules.values()),
+        silences=(),
+    )
     return f"```\n{explain_rule(plan, program).rstrip()}\n```"  # type: ignore[arg-type]
 
 
