@@ -38,7 +38,10 @@ def test_manifest_points_at_files_that_exist() -> None:
     (gram,) = manifest["contributes"]["grammars"]
     assert (EXT / gram["path"]).read_text() == (ROOT / "editors/textmate/cep.tmLanguage.json").read_text()
     assert manifest["contributes"]["configuration"]["properties"]["cep.server.command"]["default"] == ["cep", "lsp"]
-    assert "vscode-languageclient/node" in (EXT / manifest["main"]).read_text()
+    main = (EXT / manifest["main"]).read_text()
+    assert "vscode-languageclient/node" in main
+    for cmd in manifest["contributes"]["commands"]:  # every command shown is registered
+        assert f'registerCommand("{cmd["command"]}"' in main
 
 
 def test_vsce_packages_the_extension(tmp_path: Path) -> None:
