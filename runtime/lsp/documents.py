@@ -28,6 +28,7 @@ class Document:
     text: str
     version: int | None = None  # None: read from disk
     mtime: float = 0.0
+    unreadable: tuple = ()  # diagnostics of a file on disk that is not UTF-8 (as `cep check` says)
 
 
 class Lines:
@@ -174,11 +175,17 @@ class DocumentStore:
         cached = self._disk.get(path)
         if cached is not None and cached.mtime == mtime:
             return cached
+        from cepdsl.diagnostics import CheckError
+        from cepdsl.frontend import read_rule_file
+
+        unreadable: tuple = ()
         try:
-            text = Path(path).read_bytes().decode("utf-8", errors="replace")
+            text = read_rule_file(path)
+        except CheckError as e:  # kept for positions only; never parsed
+            text, unreadable = Path(path).read_bytes().decode("utf-8", errors="replace"), e.diagnostics
         except OSError:
             return None
-        doc = Document(uris.from_fs_path(path) or path, path, text, None, mtime)
+        doc = Document(uris.from_fs_path(path) or path, path, text, None, mtime, unreadable)
         self._disk[path] = doc
         return doc
 

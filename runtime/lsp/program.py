@@ -91,7 +91,7 @@ class ProgramAnalyzer:
         trees: list[ast.File] = []
         with gc_paused():
             for doc in docs:
-                tree, diags = self._parse(doc)
+                tree, diags = (None, list(doc.unreadable)) if doc.unreadable else self._parse(doc)
                 out.files[doc.path] = FileAnalysis(doc, doc.text, doc.version, tree, list(diags))
                 if tree is not None:
                     trees.append(tree)

@@ -258,6 +258,14 @@ def test_files_of_a_directory_form_one_program(client: LspClient, tmp_path: Path
     res = client.request("textDocument/definition", {"textDocument": {"uri": uri}, "position": _pos(rules, "oncall", 1)})
     assert [r["uri"] for r in res] == [streams_uri]
     assert res[0]["range"]["start"] == _pos(STREAMS, "oncall =")
+    # A file of the directory that is not UTF-8: the error `cep check` gives, on that file.
+    bad = tmp_path / "c_bad.cep"
+    bad.write_bytes(b"# caf\xe9\n")
+    n = len(client.notifications)
+    client.notify("workspace/didChangeWatchedFiles", {"changes": [{"uri": bad.as_uri(), "type": 1}]})
+    (d,) = client.wait_for("textDocument/publishDiagnostics", lambda p: p["uri"] == bad.as_uri(), after=n)["diagnostics"]
+    assert d["message"] == "the file is not valid UTF-8" and d["range"]["start"] == {"line": 0, "character": 5}
+    bad.unlink()
     # A rule using a stream nobody declares: the same error `cep check` gives.
     n = len(client.notifications)
     client.change(uri, 2, (1, 7), (1, 14), "metricz")
