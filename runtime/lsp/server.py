@@ -17,15 +17,17 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, TypeVar
 
 from lsprotocol import types
+from pygls.exceptions import FeatureRequestError
 from pygls.lsp.server import LanguageServer
 
 from runtime.lsp.code_actions import quick_fixes
 from runtime.lsp.completion import complete
-from runtime.lsp.diagnostics import to_lsp
+from runtime.lsp.diagnostics import span_range, to_lsp
 from runtime.lsp.documents import DocumentStore, Lines, path_of, uri_of
 from runtime.lsp.formatting import format_document
 from runtime.lsp.hover import hover_text
-from runtime.lsp.navigation import definition, references
+from runtime.lsp.navigation import definition, references, rename
+from runtime.lsp.navigation import rename_refused
 from runtime.lsp.occurrences import Index
 from runtime.lsp.program import ProgramAnalysis, ProgramAnalyzer
 from runtime.lsp.signatures import signature_help
@@ -237,8 +239,6 @@ async def hover(ls: CepLanguageServer, params: types.HoverParams) -> types.Hover
         text = hover_text(occ, prog, path)
         if text is None:
             return None
-        from runtime.lsp.diagnostics import span_range
-
         rng = span_range(occ.span, ls.lines(prog.files[path].text))
         return types.Hover(types.MarkupContent(types.MarkupKind.Markdown, text), rng)
 
@@ -259,6 +259,32 @@ async def find_references(ls: CepLanguageServer, params: types.ReferenceParams) 
     def work() -> list[types.Location]:
         prog, idx, occ, _ = _at(ls, params.text_document.uri, params.position)
         return references(idx, occ, params.context.include_declaration, ls.lines_of(prog))
+
+    return await ls.run(work)
+
+
+@server.feature(types.TEXT_DOCUMENT_PREPARE_RENAME)
+async def prepare_rename(ls: CepLanguageServer, params: types.PrepareRenameParams) -> types.Range | None:
+    def work() -> types.Range | None:
+        prog, _, occ, path = _at(ls, params.text_document.uri, params.position)
+        if rename_refused(occ) is not None:
+            raise FeatureRequestError(rename_refused(occ))
+        return span_range(occ.span, ls.lines(prog.files[path].text))
+
+    return await ls.run(work)
+
+
+@server.feature(types.TEXT_DOCUMENT_RENAME)
+async def rename_symbol(ls: CepLanguageServer, params: types.RenameParams) -> types.WorkspaceEdit | None:
+    def work() -> types.WorkspaceEdit | None:
+        prog, idx, occ, _ = _at(ls, params.text_document.uri, params.position)
+        why = rename_refused(occ)
+        if why is not None:
+            raise FeatureRequestError(why)
+        try:
+            return rename(idx, occ, params.new_name, ls.lines_of(prog))
+        except ValueError as e:
+            raise FeatureRequestError(str(e)) from None
 
     return await ls.run(work)
 

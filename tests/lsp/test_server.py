@@ -353,3 +353,23 @@ def test_signature_help(client: LspClient, tmp_path: Path) -> None:
     client.open(uri2, text2)
     help2 = client.request("textDocument/signatureHelp", {"textDocument": {"uri": uri2}, "position": {"line": 0, "character": len(text2)}})
     assert help2["signatures"][0]["label"].startswith("email(smtp_host, smtp_port?, sender, to,")
+
+
+def test_rename_a_channel_across_files(client: LspClient, tmp_path: Path) -> None:
+    _doc(tmp_path, STREAMS, "a_decls.cep")
+    rules = "rule r\n  from metrics\n  notify oncall fallback ops_slack\n"
+    uri, _ = _doc(tmp_path, rules, "b_rules.cep")
+    client.open(uri, rules)
+    client.diagnostics(uri)
+    pos = {"textDocument": {"uri": uri}, "position": _pos(rules, "oncall", 2)}
+    rng = client.request("textDocument/prepareRename", pos)
+    assert rng["start"] == _pos(rules, "oncall")
+    edit = client.request("textDocument/rename", {**pos, "newName": "pager"})["changes"]
+    decls_uri = (tmp_path / "a_decls.cep").as_uri()
+    assert {u: [e["newText"] for e in es] for u, es in edit.items()} == {decls_uri: ["pager"], uri: ["pager"]}
+    assert edit[decls_uri][0]["range"]["start"] == _pos(STREAMS, "oncall =")
+    # A field may be used inside message templates: not offered.
+    with pytest.raises(RuntimeError, match="not supported"):
+        client.request("textDocument/prepareRename", {"textDocument": {"uri": uri}, "position": _pos(rules, "metrics", 1)} | {"position": _pos(STREAMS, "cpu", 1), "textDocument": {"uri": decls_uri}})
+    with pytest.raises(RuntimeError, match="is not a name"):
+        client.request("textDocument/rename", {**pos, "newName": "2x"})
