@@ -43,7 +43,7 @@ K = types.CompletionItemKind
 
 @dataclass
 class Context:
-    decl: str  # "" (top level), stream, channel, rule
+    decl: str  # "" (top level), a declaration keyword, "message-hole" ({{ in a message), "template-name"
     tokens: list[str]  # before the cursor, the word being typed left out
     prefix: str
     rest: list[str]  # the whole declaration's tokens
