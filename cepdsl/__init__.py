@@ -45,12 +45,15 @@ def _is_path(source: str | os.PathLike[str]) -> bool:
     return source.endswith(".cep") or Path(source).is_file()
 
 
-def compile(source: str | os.PathLike[str]) -> Rules:  # noqa: A001 - the API's name on purpose
+def compile(source: str | os.PathLike[str] | list[str | os.PathLike[str]]) -> Rules:  # noqa: A001 - the API's name on purpose
     """Check a rule file (a path if it names an existing file or ends in `.cep`, else the
-    rule text itself) and return its rules.  Raises `cepdsl.CheckError` (with
-    `.diagnostics`) when the file does not check."""
+    rule text itself), a directory or a list of paths (one program, LANGUAGE.md §9.1),
+    and return its rules.  Raises `cepdsl.CheckError` (with `.diagnostics`) when the
+    program does not check."""
     from cepdsl.frontend import compile_path, compile_source
 
+    if isinstance(source, (list, tuple)) or (isinstance(source, (str, os.PathLike)) and "\n" not in str(source) and len(str(source)) < 4096 and Path(source).is_dir()):
+        return Rules(compile_path(source))
     if _is_path(source):
         return Rules(compile_path(source))
     return Rules(compile_source(str(source)))
@@ -78,26 +81,31 @@ class Rules:
     def __getitem__(self, rule_id: str) -> RulePlan:
         return self.program.rule(rule_id)
 
-    def session(self) -> Session:
+    def session(self, tables: Mapping[str, Any] | None = None) -> Session:
         """A streaming session: `push(stream, frame)`, `advance(stream, watermark_us)`,
-        `flush()`, `dead_letters()`, `stats()`, `snapshot()` / `restore()`."""
+        `flush()`, `dead_letters()`, `stats()`, `snapshot()` / `restore()`.
+        `tables`: lookup-table rows by name (default: read from the table files)."""
         from cepdsl.engine import Session
 
-        return Session(self.program)
+        return Session(self.program, tables=tables)
 
-    def replay(self, data: Mapping[str, Any]) -> dict[str, pl.DataFrame]:
+    def replay(self, data: Mapping[str, Any], tables: Mapping[str, Any] | None = None) -> dict[str, pl.DataFrame]:
         """Run finished history: `{stream: frame | path | [frames or paths]}` → every rule's
         matches (an empty frame with the right columns when nothing matched).  Rows are
-        ordered by event time (ties keep input order); a stream left out has no rows."""
-        return self.replay_with_dead_letters(data)[0]
+        ordered by event time (ties keep input order); a stream left out has no rows.
+        Lookup tables are read from their files as they are at the start (§9.2), unless
+        given in `tables` (name → frame)."""
+        return self.replay_with_dead_letters(data, tables)[0]
 
-    def replay_with_dead_letters(self, data: Mapping[str, Any]) -> tuple[dict[str, pl.DataFrame], pl.DataFrame]:
+    def replay_with_dead_letters(
+        self, data: Mapping[str, Any], tables: Mapping[str, Any] | None = None
+    ) -> tuple[dict[str, pl.DataFrame], pl.DataFrame]:
         """`replay`, plus the rows that could not be used (no event time, ...)."""
         import polars as pl
 
         from cepdsl.engine import Session, conform
 
-        session = Session(self.program, replay=True)
+        session = Session(self.program, replay=True, tables=tables)
         parts: dict[str, list[pl.DataFrame]] = {r.id: [] for r in self.program.rules}
         for name, value in data.items():
             plan = self.program.stream(name) if any(s.name == name for s in self.program.streams) else None

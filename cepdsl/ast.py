@@ -304,13 +304,49 @@ class Notify:
 
 @dataclass(frozen=True)
 class Message:
+    """`message "TEMPLATE"`, or `message template("NAME")` (`named`: `template` holds the name)."""
+
     template: Literal
+    span: Span = _span()
+    named: bool = False
+
+
+@dataclass(frozen=True)
+class Join:
+    """`join TABLE [as ALIAS] on EXPR` (§9.2); the one clause a rule may repeat."""
+
+    table: Name
+    alias: Name | None
+    on: Expr
+    span: Span = _span()
+
+    @property
+    def prefix(self) -> str:
+        """The name the table's fields go by in the rule: `ALIAS.field`, ALIAS defaulting to TABLE."""
+        return (self.alias or self.table).value
+
+
+@dataclass(frozen=True)
+class For:
+    """`for D` (§9.3): how long the condition must hold before an episode fires."""
+
+    duration: Duration
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Resolve:
+    """`resolve [after D] ["TEMPLATE"]` (§9.3)."""
+
+    after: Duration | None = None
+    template: Literal | None = None
     span: Span = _span()
 
 
 Clause = Union[
-    From, Where, GroupBy, Window, Having, Schedule, Pattern, Define, Absent, Anomaly, Severity, Throttle, Notify, Message
-]
+    From, Where, GroupBy, Window, Having, Schedule, Pattern, Define, Absent, Anomaly, Severity, Throttle, Notify, Message,
+    Join, For, Resolve,
+]  # fmt: skip
 
 #: The keyword that introduces each clause, for messages and the formatter.
 CLAUSE_KEYWORD: dict[type, str] = {
@@ -328,7 +364,13 @@ CLAUSE_KEYWORD: dict[type, str] = {
     Throttle: "throttle",
     Notify: "notify",
     Message: "message",
+    Join: "join",
+    For: "for",
+    Resolve: "resolve",
 }
+
+#: Clauses a rule may give more than once (§9.2: "an exception to at most once").
+REPEATABLE_CLAUSES: frozenset[type] = frozenset({Join})
 
 
 @dataclass(frozen=True)
@@ -343,7 +385,54 @@ class RuleDecl:
         return next((c for c in self.clauses if isinstance(c, kind)), None)
 
 
-Decl = Union[StreamDecl, ChannelDecl, RuleDecl]
+@dataclass(frozen=True)
+class TableDecl:
+    """`table NAME (field: type, ...) key F from "file" | from redis("hash") [refresh D]` (§9.2).
+
+    `source` is the file name literal, or the call (`redis("cep:table:hosts")`)."""
+
+    name: Name
+    fields: tuple[FieldDecl, ...]
+    key: Path | None = None
+    source: Literal | Call | None = None
+    refresh: Duration | None = None
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class TemplateDecl:
+    """`template NAME = "..."` (§9.5)."""
+
+    name: Name
+    text: Literal
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class SilenceDecl:
+    """`silence NAME ["Title"] match EXPR` with `every "CRON" for D` or `from "T1" until "T2"` (§9.4)."""
+
+    name: Name
+    title: Literal | None = None
+    match: Expr | None = None
+    cron: Literal | None = None
+    duration: Duration | None = None
+    start: Literal | None = None
+    until: Literal | None = None
+    span: Span = _span()
+
+
+Decl = Union[StreamDecl, ChannelDecl, TableDecl, TemplateDecl, SilenceDecl, RuleDecl]
+
+#: The keyword each declaration starts with.
+DECL_KEYWORD: dict[type, str] = {
+    StreamDecl: "stream",
+    ChannelDecl: "channel",
+    TableDecl: "table",
+    TemplateDecl: "template",
+    SilenceDecl: "silence",
+    RuleDecl: "rule",
+}
 
 
 @dataclass(frozen=True)

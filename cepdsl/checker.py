@@ -8,6 +8,7 @@ plan is only handed out when there are no errors at all.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 from typing import Any
@@ -28,6 +29,8 @@ from cepdsl.plan import (
     PNode,
     Program,
     PRepeat,
+    ResolveSpec,
+    SILENCED_COLUMN,
     PSeq,
     PStep,
     RuleKind,
@@ -55,30 +58,59 @@ _ANOMALY_PARAMS = {
 # The clause kinds of which a rule may have one at most (§3.3).
 _SHAPES = (ast.Window, ast.Schedule, ast.Pattern, ast.Absent, ast.Anomaly)
 
+#: Rule kinds on which `for`/`resolve` are check errors (§9.3), as named in the message.
+_LIFECYCLE_REFUSED = {RuleKind.FILTER: "a filter rule", RuleKind.PATTERN: "a pattern rule"}
+
+#: Names every template sees besides the record's columns: `title`, and the original
+#: design's alias of it (§9.5).
+TEMPLATE_NAMES = ("title", "alert_title")
+
 
 class Checker:
-    def __init__(self, file: ast.File):
-        self.file = file
+    """Checks one program: one file, or several files that share one namespace (§9.1)."""
+
+    def __init__(self, file: ast.File | list[ast.File]):
+        self.files = [file] if isinstance(file, ast.File) else list(file)
+        self.file = self.files[0] if self.files else ast.File(())
+        self.broken = frozenset().union(*(f.broken for f in self.files))
         self.diags: list[Diagnostic] = []
         self.typer = Typer(self.diags)
         self.streams: dict[str, StreamPlan] = {}
         self.stream_decls: dict[str, ast.StreamDecl] = {}
         self.channels: dict[str, ChannelPlan] = {}
         self.channel_names: set[str] = set()
+        self.channel_decls: dict[str, ast.ChannelDecl] = {}
         self.rules: list[RulePlan] = []
+        self.tables: dict[str, Any] = {}  # name -> TablePlan
+        self.table_decls: dict[str, ast.TableDecl] = {}
+        self.templates: dict[str, Any] = {}  # name -> TemplatePlan
+        self.template_decls: dict[str, ast.TemplateDecl] = {}
+        self.silences: list[Any] = []
 
     def error(self, span: ast.Span, message: str, hints: tuple[str, ...] = (), code: str = "") -> None:
         self.diags.append(Diagnostic(span, message, hints, code=code))
 
+    def twice(self, what: str, name: ast.Name, first: ast.Span, code: str, verb: str = "declared") -> None:
+        """`NAME` declared a second time: the error is at the second, the hint names the first."""
+        where = f"line {first.line}" if first.file == name.span.file else f"{first.file}:{first.line}:{first.col}"
+        self.error(name.span, f"{what} `{name.value}` is {verb} twice", (f"the first {'definition' if verb == 'defined' else 'declaration'} is at {where}",), code=code)
+
     # ------------------------------------------------------------------ driver
     def run(self) -> tuple[Program | None, list[Diagnostic]]:
-        decls = self.file.decls
+        from cepdsl.checker_decls import check_silence, check_table, check_template
+
+        decls = [d for f in self.files for d in f.decls]
         for d in decls:
             if isinstance(d, ast.StreamDecl):
                 self.stream(d)
         for d in decls:
             if isinstance(d, ast.ChannelDecl):
                 self.channel(d)
+        for d in decls:
+            if isinstance(d, ast.TableDecl):
+                check_table(self, d)
+            elif isinstance(d, ast.TemplateDecl):
+                check_template(self, d)
         rule_ids: dict[str, ast.RuleDecl] = {}
         rules = [d for d in decls if isinstance(d, ast.RuleDecl)]
         if len(rules) > MAX_RULES:
@@ -87,26 +119,39 @@ class Checker:
         for r in rules:
             first = rule_ids.get(r.id.value)
             if first is not None:
-                self.error(
-                    r.id.span,
-                    f"rule `{r.id.value}` is defined twice",
-                    (f"the first definition is at line {first.id.span.line}",),
-                    code="duplicate-rule",
-                )
+                self.twice("rule", r.id, first.id.span, "duplicate-rule", verb="defined")
                 continue
             rule_ids[r.id.value] = r
             self.rule(r)
+        silence_names: dict[str, ast.SilenceDecl] = {}
+        for d in decls:
+            if isinstance(d, ast.SilenceDecl):
+                first_silence = silence_names.get(d.name.value)
+                if first_silence is not None:
+                    self.twice("silence", d.name, first_silence.name.span, "duplicate-silence")
+                    continue
+                silence_names[d.name.value] = d
+                check_silence(self, d, [r for r in rules if rule_ids.get(r.id.value) is r])
         self.diags.sort(key=sort_key)
         if self.diags:
             return None, self.diags
-        program = Program(tuple(self.streams.values()), tuple(self.channels.values()), tuple(self.rules))
+        if self.silences:  # every record says whether a silence held it (§9.4)
+            self.rules = [dataclasses.replace(r, output=(*r.output, SILENCED_COLUMN)) for r in self.rules]
+        program = Program(
+            tuple(self.streams.values()),
+            tuple(self.channels.values()),
+            tuple(self.rules),
+            tables=tuple(self.tables.values()),
+            templates=tuple(self.templates.values()),
+            silences=tuple(sorted(self.silences, key=lambda x: x.name)),
+        )
         return program, []
 
     # ------------------------------------------------------------------ streams
     def stream(self, d: ast.StreamDecl) -> None:
         name = d.name.value
         if name in self.stream_decls:
-            self.error(d.name.span, f"stream `{name}` is declared twice", code="duplicate-stream")
+            self.twice("stream", d.name, self.stream_decls[name].name.span, "duplicate-stream")
             return
         self.stream_decls[name] = d
         fields: list[FieldPlan] = []
@@ -168,9 +213,10 @@ class Checker:
     def channel(self, d: ast.ChannelDecl) -> None:
         name = d.name.value
         if name in self.channel_names:
-            self.error(d.name.span, f"channel `{name}` is declared twice", code="duplicate-channel")
+            self.twice("channel", d.name, self.channel_decls[name].name.span, "duplicate-channel")
             return
         self.channel_names.add(name)
+        self.channel_decls[name] = d
         kind = d.kind.value
         if kind not in KINDS:
             self.error(d.kind.span, f"unknown channel kind `{kind}`", did_you_mean(kind, KINDS) or (f"the kinds are {', '.join(KINDS)}",), code="unknown-channel-kind")
@@ -298,6 +344,8 @@ class Checker:
         rid = r.id.value
         seen: dict[type, Any] = {}
         for c in r.clauses:
+            if type(c) in ast.REPEATABLE_CLAUSES:
+                continue
             if type(c) in seen:
                 kw = ast.CLAUSE_KEYWORD[type(c)]
                 self.error(keyword_span(c), f"rule `{rid}` has more than one `{kw}` clause", (f"the first is at line {seen[type(c)].span.line}",), code="duplicate-clause")
@@ -325,7 +373,7 @@ class Checker:
         sname = frm.stream.value
         stream = self.streams.get(sname)
         if stream is None:
-            if sname not in self.stream_decls and sname not in self.file.broken:
+            if sname not in self.stream_decls and sname not in self.broken:
                 self.error(frm.stream.span, f"unknown stream `{sname}`", name_hints(sname, list(self.stream_decls), "streams"), code="unknown-stream")
             return
         RuleLowering(self, r, stream, seen, shape_types[0] if shape_types else None).lower()
@@ -348,15 +396,23 @@ class RuleLowering:
     def error(self, span: ast.Span, message: str, hints: tuple[str, ...] = (), code: str = "") -> None:
         self.c.error(span, message, hints, code)
 
-    def positive(self, d: ast.Duration | None, what: str) -> int | None:
+    def positive(self, d: ast.Duration | None, what: str, example: str | None = None) -> int | None:
         if d is None:
             return None
         if d.us <= 0:
-            self.error(d.span, f"{what} must be a positive duration, got `{d.text}`", code="duration")
+            hints = (f"for example `{example}`",) if example else ()
+            self.error(d.span, f"{what} must be a positive duration, got `{d.text}`", hints, code="duration")
             return None
         return d.us
 
     def lower(self) -> None:
+        from cepdsl.checker_decls import lower_joins
+
+        joins_ast = [c for c in self.r.clauses if isinstance(c, ast.Join)]
+        joins: tuple[Any, ...] = ()
+        if joins_ast:
+            # The rule sees the stream with the joined columns (`A.field`) added (§9.2).
+            self.stream, joins = lower_joins(self, joins_ast)
         cl, stream, rid = self.clauses, self.stream, self.r.id.value
         typer = self.c.typer
 
@@ -444,6 +500,11 @@ class RuleLowering:
                 named.add(ch.value)
             fallback = n.fallback.value if n.fallback else None
 
+        # -- lifecycle (§9.3)
+        for_us, resolve = self.lifecycle(kind, window)
+        if (for_us is not None or resolve is not None) and needs_time is None:
+            needs_time = keyword_span(cl.get(ast.For) or cl[ast.Resolve])
+
         # -- time
         if needs_time is not None and stream.time_field is None:
             ts = stream.field("ts")
@@ -458,14 +519,34 @@ class RuleLowering:
         # clauses that shape the record failed, its columns are unknown: only the
         # template's own syntax is checked then, so one mistake gives one message.
         agg_tuple = tuple(aggregates.values())
-        output = output_columns(kind, stream, tuple(group), agg_tuple, pattern, anomaly)
+        lifecycle = ast.For in cl or ast.Resolve in cl
+        output = output_columns(kind, stream, tuple(group), agg_tuple, pattern, anomaly, lifecycle)
         record_known = len(self.c.diags) == self.errors_before
-        message = None
+        names = [f.name for f in output] + list(TEMPLATE_NAMES)
+        message = message_template = None
         m: ast.Message | None = cl.get(ast.Message)
-        if m is not None:
+        if m is not None and m.named:
+            message_template = m.template.value
+            decl = self.c.template_decls.get(message_template)
+            tp = self.c.templates.get(message_template)
+            if decl is None:
+                self.error(
+                    m.template.span,
+                    f"unknown template `{_short(message_template)}`",
+                    name_hints(message_template, sorted(self.c.template_decls), "templates"),
+                    code="unknown-template",
+                )
+            elif tp is not None:
+                message = tp.text
+                self.check_template(decl.text, names, record_known, where=f"template `{message_template}`", at=m.template.span)
+        elif m is not None:
             message = m.template.value
             if not has_bad_escape(m.template):
-                self.check_template(m.template, [f.name for f in output] + ["title"], record_known)
+                self.check_template(m.template, names, record_known)
+        rs: ast.Resolve | None = cl.get(ast.Resolve)
+        if rs is not None and rs.template is not None and not has_bad_escape(rs.template):
+            # The resolved message may quote the firing one (`alert_message`).
+            self.check_template(rs.template, names + ["alert_message"], record_known, where="`resolve`")
         if len(self.c.diags) > self.errors_before:
             return
         title = self.r.title.value if self.r.title is not None else None
@@ -489,11 +570,56 @@ class RuleLowering:
                 notify=tuple(notify),
                 fallback=fallback,
                 message=message,
-                file=self.c.file.name,
+                file=self.r.span.file if self.r.span.file != ast.NO_SPAN.file else self.c.file.name,
                 line=self.r.span.line,
                 output=output,
+                joins=joins,
+                for_us=for_us,
+                resolve=resolve,
+                message_template=message_template,
             )
         )
+
+    def lifecycle(self, kind: RuleKind, window: WindowSpec | None) -> tuple[int | None, ResolveSpec | None]:
+        """`for` and `resolve` (§9.3): only on tumbling/sliding window, schedule, absence
+        and anomaly rules; `for` not on absence; their durations positive."""
+        f: ast.For | None = self.clauses.get(ast.For)
+        rs: ast.Resolve | None = self.clauses.get(ast.Resolve)
+        if f is None and rs is None:
+            return None, None
+        what = _LIFECYCLE_REFUSED.get(kind)
+        if kind is RuleKind.WINDOW and self.shape is ast.Window:
+            wkind = self.clauses[ast.Window].kind
+            what = {"session": "a session window rule", "count": "a `last N events` rule"}.get(wkind)
+        ok = True
+        for clause in (f, rs):
+            if clause is None:
+                continue
+            kw = ast.CLAUSE_KEYWORD[type(clause)]
+            if what is not None:
+                self.error(
+                    keyword_span(clause),
+                    f"`{kw}` cannot be used on {what}",
+                    ("`for` and `resolve` apply to tumbling and sliding window, schedule, absence and anomaly rules",),
+                    code="lifecycle",
+                )
+                ok = False
+        if f is not None and kind is RuleKind.ABSENT:
+            self.error(
+                keyword_span(f),
+                "`for` cannot be used on an absence rule",
+                ("the silence is already held for the `absent for` duration; lengthen that instead",),
+                code="lifecycle",
+            )
+            ok = False
+        for_us = self.positive(f.duration, "`for`", "for 3m") if f is not None else None
+        after = self.positive(rs.after, "`resolve after`", "resolve after 2m") if rs is not None and rs.after is not None else None
+        if (f is not None and for_us is None) or (rs is not None and rs.after is not None and after is None) or not ok:
+            return None, None
+        resolve = None
+        if rs is not None:
+            resolve = ResolveSpec(after, rs.template.value if rs.template is not None else None)
+        return for_us, resolve
 
     # ------------------------------------------------------------------ shapes
     def window(self, w: ast.Window) -> WindowSpec | None:
@@ -641,20 +767,24 @@ class RuleLowering:
             return None
         return AnomalySpec(method, fref.path.dotted, baseline=baseline, warmup=warmup, **params)
 
-    def check_template(self, lit: ast.Literal, names: list[str], record_known: bool = True) -> None:
+    def check_template(
+        self, lit: ast.Literal, names: list[str], record_known: bool = True, where: str = "`message`", at: ast.Span | None = None
+    ) -> None:
+        """`at`: where to report (a `template("x")` reference reports at the reference,
+        since the same template may suit one rule's record and not another's)."""
         # A dotted field `data.avg` is read as `data` by the template.
         names = names + sorted({n.split(".")[0] for n in names if "." in n})
         used = _template_names(lit.value)
         if isinstance(used, str):
-            self.error(lit.span, f"invalid message template: {used}", code="template")
+            self.error(at or lit.span, f"invalid message template: {used}", code="template")
             return
         if not record_known:
             return
         for var in sorted(used - set(names)):
             self.error(
-                _template_var_span(lit, var),
-                f"unknown template variable `{var}` in `message`",
-                did_you_mean(var, names) or (f"the match record has {', '.join(names)}",),
+                at or _template_var_span(lit, var),
+                f"unknown template variable `{var}` in {where}",
+                did_you_mean(var, names) or (f"the match record has {', '.join(n for n in names if not n.startswith('alert_'))}",),
                 code="template-variable",
             )
 
@@ -756,7 +886,8 @@ def _short(text: str) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def check(file: ast.File) -> tuple[Program | None, list[Diagnostic]]:
-    """Check a parsed file; the plan comes back only when there is no error."""
+def check(file: ast.File | list[ast.File]) -> tuple[Program | None, list[Diagnostic]]:
+    """Check a parsed file, or the files of one program; the plan comes back only when
+    there is no error."""
     with gc_paused():
         return Checker(file).run()

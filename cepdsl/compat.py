@@ -97,6 +97,17 @@ _CHANNEL_OPTIONS = {
 }  # fmt: skip
 _CHANNEL_KIND_ALIASES = {"log": "console", "stdout": "console", "http": "webhook", "pager_duty": "pagerduty"}
 
+#: The integration guide's metric-trigger keys (trigger_spec of a `metric` rule).
+_METRIC_TRIGGER_KEYS = {"endpoint", "value_path", "op", "threshold"}
+#: The seed's EnrichmentProcessor has no documented settings: any such key is refused by
+#: name, with the `.cep` way to enrich (a lookup table and `join`).
+_ENRICHMENT_KEYS = {"enrichment", "enrich", "enrichments", "lookup", "lookups"}
+_ENRICHMENT_REFUSAL = (
+    "{key!r}: the seed's EnrichmentProcessor settings are not converted (the design documents no format for them); "
+    "declare a lookup table and join it in the rule: `table hosts (...) key host from \"hosts.csv\"` and "
+    "`join hosts on host` (LANGUAGE.md §9.2)"
+)
+
 
 def _name(text: str) -> str:
     """A name as the language writes it: backquoted when a keyword or not an identifier."""
@@ -466,7 +477,9 @@ class _RuleConverter:
         known = _META_KEYS | {"trigger_type", "trigger_spec", "action_spec", "actions", "severity", "group_by",
                               "throttle", "cooldown", "message", "window"}  # fmt: skip
         for k in r:
-            if k not in known:
+            if k in _ENRICHMENT_KEYS:
+                self.fail(f"{p}.{k}", _ENRICHMENT_REFUSAL.format(key=k))
+            elif k not in known:
                 self.fail(f"{p}.{k}", f"unknown rule key {k!r}")
         spec = r.get("trigger_spec", {})
         if not isinstance(spec, dict):
@@ -481,12 +494,16 @@ class _RuleConverter:
             raise _Skip
         spec_keys = {"conditions", "logic", "operator", "aggregation", "aggregations", "window", "group_by", "event_type",
                      "throttle", "cooldown", "severity", "message"}  # fmt: skip
+        if ttype in ("metric", "event"):
+            spec_keys |= _METRIC_TRIGGER_KEYS
         if ttype == "schedule":
             spec_keys |= {"cron", "schedule", "cron_expression", "interval", "over", "lookback"}
         if ttype == "anomaly":
             spec_keys |= {"anomaly_method", "anomaly_config", "value_path", "baseline_window", "baseline_values", "warmup", "min_samples"}
         for k in spec:
-            if k not in spec_keys:
+            if k in _ENRICHMENT_KEYS:
+                self.fail(f"{sp}.{k}", _ENRICHMENT_REFUSAL.format(key=k))
+            elif k not in spec_keys:
                 hint = ""
                 if k in ("anomaly_method", "value_path", "anomaly_config", "baseline_window"):
                     hint = " (only with trigger_type \"anomaly\")"
@@ -501,6 +518,14 @@ class _RuleConverter:
                 wheres.append(self.group(spec["conditions"], logic if lkey else "AND", f"{sp}.conditions", f"{sp}.{lkey or 'logic'}"))
             except _Skip:
                 pass
+        metric_having = None
+        if ttype in ("metric", "event") and _METRIC_TRIGGER_KEYS & set(spec):
+            try:
+                metric_where, metric_having = self.metric_trigger(spec, sp)
+            except _Skip:
+                metric_where = None
+            if metric_where:
+                wheres.append(metric_where)
         if "event_type" in spec:
             et = spec["event_type"]
             try:
@@ -532,6 +557,12 @@ class _RuleConverter:
         window_text, window_path = self.window(spec, r, sp, p, ttype)
         shape = self.shape(ttype, spec, sp, window_text, window_path)
         having = self.havings(spec, sp, windowed=bool(window_path) or ttype == "schedule")
+        if metric_having is not None:
+            if not window_path:
+                self.fail(f"{sp}.aggregation", f"`aggregation` {spec.get('aggregation')!r} of a metric trigger needs a window: "
+                          "add trigger_spec.window {\"type\": \"tumbling\", \"size\": \"5m\"} (an aggregate is taken over one)")
+            else:
+                having = f"({having}) and ({metric_having})" if having else metric_having
         severity = self.severity(r, spec, p, sp)
         throttle = self.throttle(r, spec, p, sp)
         notify, message = self.actions(rid, r, spec, p, sp)
@@ -718,9 +749,69 @@ class _RuleConverter:
             self.fail(f"{sp}.baseline_values", "stored baseline values cannot be imported: the baseline is rebuilt from the stream")
         return None if self.bad() else text
 
+    def metric_trigger(self, spec: dict, sp: str) -> tuple[str | None, str | None]:
+        """The integration guide's metric trigger: `value_path` `op` `threshold`, read from
+        `endpoint`, optionally as an `aggregation` ("avg", ...) over the rule's window.
+        Returns (a `where` condition, a `having` condition); each key is converted or
+        refused by name."""
+        if "endpoint" in spec:
+            ep = spec["endpoint"]
+            if not isinstance(ep, str) or not ep.strip():
+                self.fail(f"{sp}.endpoint", "`endpoint` is the URL the metric is polled from, a string")
+            else:
+                # A rule does not read sources: the endpoint becomes the `cep run` source.
+                self.notes.append(
+                    f"endpoint {ep!r}: the metric is polled from there; run with `cep run FILE --source {self.imp.stream}=http://...` "
+                    "(the HTTP poll source) to feed this stream"
+                )
+        if "value_path" not in spec:
+            for k in ("op", "threshold"):
+                if k in spec:
+                    self.fail(f"{sp}.{k}", f"`{k}` of a metric trigger needs `value_path` (the metric it compares)")
+            if isinstance(spec.get("aggregation"), str):
+                self.fail(f"{sp}.aggregation", "an `aggregation` name needs `value_path` (the metric it aggregates)")
+            raise _Skip
+        vp = spec["value_path"]
+        if not isinstance(vp, str) or not vp.strip():
+            self.fail(f"{sp}.value_path", "`value_path` is the metric's field path, e.g. \"data.cpu_percent\"")
+            raise _Skip
+        field = self.fields.use(vp.strip().lstrip("$.").replace("/", "."), "float", f"{sp}.value_path")
+        has_op, has_threshold = "op" in spec, "threshold" in spec
+        if has_op != has_threshold:
+            missing = "threshold" if has_op else "op"
+            self.fail(f"{sp}.{'op' if has_op else 'threshold'}", f"a metric trigger compares with both `op` and `threshold`; `{missing}` is missing")
+            raise _Skip
+        cmp = None
+        if has_op:
+            op = spec["op"]
+            cmp = _COMPARE.get(op.lower() if isinstance(op, str) else op)
+            if cmp is None:
+                self.fail(f"{sp}.op", f"`op` {op!r} is not a comparison: use > >= < <= == !=")
+                raise _Skip
+            t = spec["threshold"]
+            if isinstance(t, bool) or not isinstance(t, (int, float)) or (isinstance(t, float) and not math.isfinite(t)):
+                self.fail(f"{sp}.threshold", f"`threshold` is a finite number, got {t!r}")
+                raise _Skip
+            cond = f"{cmp} {_literal(t, f'{sp}.threshold', self.problems)}"
+        agg = spec.get("aggregation")
+        if isinstance(agg, str):
+            func = _AGG_ALIASES.get(agg.lower(), agg.lower())
+            if func not in _AGGREGATES or func == "percentile":
+                self.fail(f"{sp}.aggregation", f"`aggregation` {agg!r} is not one of {', '.join(a for a in _AGGREGATES if a != 'percentile')}")
+                raise _Skip
+            call = "count()" if func == "count" else f"{func}({field})"
+            if cmp is None:
+                self.notes.append(f"aggregation {agg!r} without op/threshold only annotated the alert: not converted")
+                return None, None
+            return None, f"{call} {cond}"
+        if cmp is None:
+            self.notes.append(f"value_path {vp!r} without op/threshold: every event of the stream matches")
+            return None, None
+        return f"{field} {cond}", None
+
     def havings(self, spec: dict, sp: str, windowed: bool) -> str | None:
         items: list[tuple[Any, str]] = []
-        if "aggregation" in spec:
+        if "aggregation" in spec and not isinstance(spec["aggregation"], str):  # a name: see metric_trigger
             a = spec["aggregation"]
             items += [(x, f"{sp}.aggregation[{i}]") for i, x in enumerate(a)] if isinstance(a, list) else [(a, f"{sp}.aggregation")]
         if "aggregations" in spec:
@@ -1126,7 +1217,7 @@ def import_rules(data: Any, source: str = "rules.json", stream: str = "events") 
     """Seed JSON rules (a rule, a list of rules, or `{"rules": [...], "channels": ...}`)
     → the text of a formatted `.cep` file that checks clean.  Raises `ImportFailed`
     (with `.problems`, each an `ImportProblem` with `.path` and `.message`)."""
-    # `events` (the default) is a keyword (`last N events`): it is written `\`events\``.
+    # `events` (the default) is a contextual keyword (§9.1): written bare, like any name.
     if not stream or "`" in stream or "\n" in stream:
         raise ImportFailed([ImportProblem("$", f"stream name {stream!r} cannot be written as a .cep name")], source)
     return _Importer(source, stream).run(data)

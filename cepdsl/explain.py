@@ -262,7 +262,10 @@ def explain_rule(r: RulePlan, program: Program | None = None) -> str:
     lines.out.append(f"rule {r.id}{title}{where}")
     lines.add("kind", r.kind.value)
     lines.add("executor", executor_hint(r))
-    lines.add("stream", _stream(r.stream))
+    lines.add("stream", _stream(r.source_stream))
+    for j in r.joins:
+        t = j.table
+        lines.add("join", f"{t.name} as {j.alias} on {t.key} == {typed_expr(j.on)} (left hash join, before where)")
     lines.add("where", typed_expr(r.where) if r.where is not None else "(every row)")
     if r.group_by:
         lines.add("group by", _columns(r.group_by))
@@ -282,6 +285,14 @@ def explain_rule(r: RulePlan, program: Program | None = None) -> str:
             lines.out.append(f"    {a.name}: {a.type} = {typed_expr(a).rsplit(':', 1)[0]}")
     if r.having is not None:
         lines.add("having", typed_expr(r.having))
+    if r.for_us is not None:
+        lines.add("for", f"{_dur(r.for_us)} (the condition holds this long before an episode fires)")
+    if r.resolve is not None:
+        after = f"after {_dur(r.resolve.after_us)}" if r.resolve.after_us is not None else "at the first evaluation that does not hold"
+        message = f", message {quote_string(r.resolve.message, long=False)}" if r.resolve.message is not None else ""
+        lines.add("resolve", after + message)
+    elif r.for_us is not None:
+        lines.add("resolve", "none (one firing record per episode)")
     lines.wrapped("output", [f"{c.name}: {c.type}" for c in r.output])
     lines.add("severity", r.severity)
     throttle = "none"
@@ -297,7 +308,8 @@ def explain_rule(r: RulePlan, program: Program | None = None) -> str:
     else:
         lines.add("notify", "none (matches go to the output only)")
     if r.message is not None:
-        lines.add("message", quote_string(r.message, long=False))
+        named = f"template {r.message_template}: " if r.message_template is not None else ""
+        lines.add("message", named + quote_string(r.message, long=False))
     return "\n".join(lines.out) + "\n"
 
 
@@ -309,6 +321,15 @@ def _pattern(lines: _Lines, p: PatternSpec) -> None:
         lines.out.append(f"    {step.ljust(width)}  {typed_expr(cond) if cond is not None else '(any row)'}")
 
 
+def _instant(us: int | None) -> str:
+    import datetime as dt
+
+    if us is None:
+        return "?"
+    t = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc) + dt.timedelta(microseconds=us)
+    return t.isoformat().replace("+00:00", "Z")
+
+
 def explain(program: Program) -> str:
     """Every stream, channel and rule of a checked file, as `cep explain` prints it."""
     out: list[str] = []
@@ -317,6 +338,22 @@ def explain(program: Program) -> str:
         out.append(f"  fields  {_columns(s.fields)}")
     for c in program.channels:
         out.append(f"channel {c.name} = {channel_text(c)}")
+    for t in program.tables:
+        where = f'file "{t.path}" (relative to {t.base_dir})' if t.source == "file" else f'redis hash "{t.path}"'
+        refresh = f", refresh {_dur(t.refresh_us)}" if t.refresh_us else ""
+        out.append(f"table {t.name} ({_columns(t.fields)}) key {t.key} from {where}{refresh}")
+    for tp in program.templates:
+        out.append(f"template {tp.name} = {quote_string(tp.text, long=False)}")
+    for si in program.silences:
+        title = f" {quote_string(si.title, long=False)}" if si.title is not None else ""
+        match = typed_expr(si.match) if si.match is not None else "(every match)"
+        if si.cron is not None:
+            period = f'every "{si.cron}" for {_dur(si.duration_us or 0)} (UTC, event time)'
+        else:
+            period = f"from {_instant(si.start_us)} until {_instant(si.until_us)} (event time, half-open)"
+        out.append(f"silence {si.name}{title}")
+        out.append(f"  match   {match}")
+        out.append(f"  period  {period}")
     blocks = ["\n".join(out) + "\n"] if out else []
     blocks += [explain_rule(r, program) for r in program.rules]
     return "\n".join(blocks)

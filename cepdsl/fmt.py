@@ -51,6 +51,9 @@ _CLAUSE_RANK: dict[type, float] = {
     ast.Throttle: 6,
     ast.Notify: 7,
     ast.Message: 8,
+    ast.Join: 0.5,  # after `from`, in the order written
+    ast.For: 4.5,
+    ast.Resolve: 4.6,
 }
 
 
@@ -81,9 +84,7 @@ _QUANTIFIER = re.compile(r"[?*+]|\{[0-9]+(,([0-9]+)?)?\}")
 
 #: Keywords that may stand bare as an option or parameter name (`slack(channel = ...)`):
 #: the grammar's `arg_name` rule.
-_BARE_ARG_NAMES = frozenset(
-    "channel severity from time window message pattern group every over baseline warmup within last session gap".split()
-)
+_BARE_ARG_NAMES = frozenset("channel severity from window message pattern group".split())
 _UNITS = (("d", 86_400_000_000), ("h", 3_600_000_000), ("m", 60_000_000), ("s", 1_000_000), ("ms", 1_000))
 
 
@@ -201,6 +202,9 @@ def _expr(e: ast.Expr) -> str:
     if isinstance(e, ast.Literal):
         return literal_text(e)
     if isinstance(e, ast.FieldRef):
+        first = e.path.parts[0]
+        if len(e.path.parts) == 1 and first.value in ("rule", "severity") and not first.quoted:
+            return first.value  # a silence's record field, written bare (§9.1)
         return path_text(e.path)
     if isinstance(e, ast.Binary):
         lo, ro = _operand_levels(e)
@@ -266,7 +270,8 @@ def pattern_text(n: ast.PatNode, top: bool = True) -> str:
     """The parser keeps every parenthesised group as a PatAlt (even `(a)`), so the
     groups printed here are exactly those of the source: none is redundant to the tree."""
     if isinstance(n, ast.PatStep):
-        return name_text(n.name)
+        # `within` ends the regex when bare (`a b within 5m`), so a step named so is quoted.
+        return name_text(n.name) if n.name.value != "within" else "`within`"
     if isinstance(n, ast.PatRepeat):
         return pattern_text(n.item, top=False) + _quantifier(n)
     if isinstance(n, ast.PatSeq):
@@ -394,7 +399,21 @@ def _clause_lines(c: ast.Clause) -> list[str]:
             text += f" fallback {name_text(c.fallback)}"
         return [text]
     if isinstance(c, ast.Message):
+        if c.named:
+            return [f"{k}message template({literal_text(c.template)})"]
         return [f"{k}message {literal_text(c.template)}"]
+    if isinstance(c, ast.Join):
+        alias = f" as {name_text(c.alias)}" if c.alias is not None else ""
+        return [f"{k}join {name_text(c.table)}{alias} on {format_expr(c.on)}"]
+    if isinstance(c, ast.For):
+        return [f"{k}for {duration_text(c.duration)}"]
+    if isinstance(c, ast.Resolve):
+        text = f"{k}resolve"
+        if c.after is not None:
+            text += f" after {duration_text(c.after)}"
+        if c.template is not None:
+            text += f" {literal_text(c.template)}"
+        return [text]
     raise TypeError(f"no layout for clause {type(c).__name__}")
 
 
@@ -425,11 +444,53 @@ def _rule_units(d: ast.RuleDecl) -> list[_Unit]:
     return units
 
 
+def _table_units(d: ast.TableDecl, multiline: bool) -> tuple[list[_Unit], int, int]:
+    head = f"table {name_text(d.name)} ("
+    items = [f"{path_text(f.path)}: {name_text(f.type)}" for f in d.fields]
+    starts = [_start(d.span)] + [_start(f.span) for f in d.fields[1:]]
+    ends = [_end(f.span) for f in d.fields]
+    units = _listed(head, items, ")", starts, ends, multiline)
+    if d.key is not None:
+        units.append(_Unit(_start(d.key.span), _end(d.key.span), [f"{INDENT}key {path_text(d.key)}"], INDENT))
+    if d.source is not None:
+        src = literal_text(d.source) if isinstance(d.source, ast.Literal) else format_expr(d.source)
+        units.append(_Unit(_start(d.source.span), _end(d.source.span), [f"{INDENT}from {src}"], INDENT))
+    if d.refresh is not None:
+        sp = d.refresh.span
+        units.append(_Unit(_start(sp), _end(sp), [f"{INDENT}refresh {duration_text(d.refresh)}"], INDENT))
+    return units, len(items), len(head) + len(", ".join(items)) + 1
+
+
+def _silence_units(d: ast.SilenceDecl) -> list[_Unit]:
+    head = f"silence {name_text(d.name)}"
+    end = _end(d.name.span)
+    if d.title is not None:
+        head += f" {literal_text(d.title)}"
+        end = _end(d.title.span)
+    units = [_Unit(_start(d.span), end, [head], "")]
+    if d.match is not None:
+        units.append(_Unit(_start(d.match.span), _end(d.match.span), _condition_lines("match", d.match), INDENT))
+    if d.cron is not None and d.duration is not None:
+        line = f"{INDENT}every {literal_text(d.cron)} for {duration_text(d.duration)}"
+        units.append(_Unit(_start(d.cron.span), _end(d.duration.span), [line], INDENT))
+    if d.start is not None and d.until is not None:
+        line = f"{INDENT}from {literal_text(d.start)} until {literal_text(d.until)}"
+        units.append(_Unit(_start(d.start.span), _end(d.until.span), [line], INDENT))
+    return units
+
+
 def _decl_units(d: ast.Decl, multiline: bool = True) -> tuple[list[_Unit], int, int]:
     if isinstance(d, ast.StreamDecl):
         return _stream_units(d, multiline)
     if isinstance(d, ast.ChannelDecl):
         return _channel_units(d, multiline)
+    if isinstance(d, ast.TableDecl):
+        return _table_units(d, multiline)
+    if isinstance(d, ast.TemplateDecl):
+        line = f"template {name_text(d.name)} = {literal_text(d.text)}"
+        return [_Unit(_start(d.span), _end(d.span), [line], "")], 0, 0
+    if isinstance(d, ast.SilenceDecl):
+        return _silence_units(d), 0, 0
     return _rule_units(d), 0, 0
 
 
@@ -441,7 +502,7 @@ def _layout(decls: tuple[ast.Decl, ...], comments: list[ast.Comment], source_lin
     _attach([u for units, _, _ in tentative for u in units], comments, source_lines)
     out = []
     for d, (units, n, width) in zip(decls, tentative):
-        if isinstance(d, ast.RuleDecl):  # one layout only: keep it, drop the trial comments
+        if isinstance(d, (ast.RuleDecl, ast.TemplateDecl, ast.SilenceDecl)):  # one layout only: keep it, drop the trial comments
             out.append([dataclasses.replace(u, leading=[], trailing=[]) for u in units])
             continue
         inline = n and width <= WIDTH and not _list_pinned(units, n)

@@ -22,6 +22,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedTok
 
 from cepdsl import ast
 from cepdsl.diagnostics import Diagnostic
+from cepdsl.keywords import DECL_KEYWORDS, RESERVED
 from cepdsl.syntax_errors import syntax_diagnostic
 from cepdsl.types import US_PER
 
@@ -63,15 +64,10 @@ def grammar() -> Lark:
     )
 
 
-@functools.cache
 def keywords() -> frozenset[str]:
-    """Every reserved word: the grammar's string terminals that look like names."""
-    words = set()
-    for term in grammar().terminals:
-        value = getattr(term.pattern, "value", "")
-        if term.pattern.type == "str" and re.fullmatch(r"[a-z_]+", value):
-            words.add(value)
-    return frozenset(words)
+    """Every reserved word (§9.1): a name spelt so must be backquoted. The other
+    words of the grammar are contextual (`cepdsl.keywords.CONTEXTUAL`)."""
+    return RESERVED
 
 
 # ----------------------------------------------------------------------------- transformer
@@ -163,6 +159,8 @@ class _ToAst:
         if tok.type == "QUOTED_NAME":
             return ast.Name(tok.value[1:-1], quoted=True, span=span)
         return ast.Name(tok.value, span=span)
+
+    step_name = name
 
     def arg_name(self, meta, children):
         (x,) = children
@@ -434,6 +432,86 @@ class _ToAst:
 
     def message_clause(self, meta, c):
         return ast.Message(c[0], self._span(meta))
+
+    def message_ref_clause(self, meta, c):
+        return ast.Message(c[0], self._span(meta), named=True)
+
+    def join_clause(self, meta, c):
+        table, _as, alias, on = c
+        return ast.Join(table, alias, on, self._span(meta))
+
+    def for_clause(self, meta, c):
+        return ast.For(self._duration(c[0]), self._span(meta))
+
+    def resolve_clause(self, meta, c):
+        _after, dur, template = c
+        return ast.Resolve(self._duration(dur) if dur is not None else None, template, self._span(meta))
+
+    # -- §9 declarations -------------------------------------------------------------
+    def _options(self, what: str, name: ast.Name, opts: list[tuple[str, Any, ast.Span]]) -> dict[str, Any]:
+        """Options of a declaration by kind; a repeated one is reported (the first counts)."""
+        out: dict[str, Any] = {}
+        for kind, value, span in opts:
+            if kind in out:
+                self.problems.append(
+                    Diagnostic(span, f"`{kind}` is given more than once for {what} `{name.value}`", ("give it once",), code="duplicate-option")
+                )
+                continue
+            out[kind] = value
+        return out
+
+    def key_opt(self, meta, c):
+        return ("key", c[0], self._span(meta))
+
+    def table_file(self, meta, c):
+        return ("from", c[0], self._span(meta))
+
+    def table_source(self, meta, c):
+        call = ast.Call(c[0], tuple(a for a in c[1:] if a is not None), self._span(meta))
+        return ("from", call, self._span(meta))
+
+    def refresh_opt(self, meta, c):
+        return ("refresh", self._duration(c[0]), self._span(meta))
+
+    def table_decl(self, meta, c):
+        name, rest = c[0], c[1:]
+        fields = tuple(x for x in rest if isinstance(x, ast.FieldDecl))
+        opts = self._options("table", name, [x for x in rest if isinstance(x, tuple)])
+        return ast.TableDecl(name, fields, opts.get("key"), opts.get("from"), opts.get("refresh"), self._span(meta))
+
+    def template_decl(self, meta, c):
+        return ast.TemplateDecl(c[0], c[1], self._span(meta))
+
+    def match_opt(self, meta, c):
+        return ("match", c[0], self._span(meta))
+
+    def every_opt(self, meta, c):
+        return ("every", (c[0], self._duration(c[1])), self._span(meta))
+
+    def period_opt(self, meta, c):
+        return ("from", (c[0], c[1]), self._span(meta))
+
+    def silence_decl(self, meta, c):
+        name, title, rest = c[0], c[1], c[2:]
+        opts = self._options("silence", name, list(rest))
+        cron, duration = opts.get("every", (None, None))
+        start, until = opts.get("from", (None, None))
+        if "every" in opts and "from" in opts:
+            span = next(sp for k, _, sp in rest if k == "from")
+            self.problems.append(
+                Diagnostic(
+                    span,
+                    f"silence `{name.value}` has both `every` and `from ... until`",
+                    ("a silence is either recurring (`every \"CRON\" for D`) or one period (`from \"T1\" until \"T2\"`)",),
+                    code="duplicate-option",
+                )
+            )
+        return ast.SilenceDecl(name, title, opts.get("match"), cron, duration, start, until, self._span(meta))
+
+    def keyword_field(self, meta, c):
+        (tok,) = c
+        name = ast.Name(tok.value, span=_tok_span(self.file, tok))
+        return ast.FieldRef(ast.Path((name,), name.span), self._span(meta))
 
 # ----------------------------------------------------------------------------- the LALR driver
 #
@@ -717,7 +795,7 @@ def _driver() -> _Driver | _LarkFallback:
 
 # ----------------------------------------------------------------------------- limits and recovery
 
-_TOP_LEVEL = re.compile(r"^[ \t]*(stream|channel|rule)\b", re.M)
+_TOP_LEVEL = re.compile(r"^[ \t]*(stream|channel|table|template|silence|rule)\b", re.M)
 
 # Strings, comments and backquoted names hold brackets that are not nesting.
 _NESTING_TOKENS = re.compile(r'"""(?:.|\n)*?"""|"(?:\\.|[^"\\\n])*"|`[^`\n]*`|#[^\n]*|[()\[\]{}]')
@@ -793,7 +871,7 @@ def _error_offset(err: UnexpectedInput, work: str) -> int:
             return max(len(work) - 1, 0)
         offset = err.token.start_pos or 0
         # An unexpected top-level keyword means the declaration *before* it broke.
-        if err.token.value in ("stream", "channel", "rule") and err.token.type != "QUOTED_NAME":
+        if err.token.value in DECL_KEYWORDS and err.token.type != "QUOTED_NAME":
             offset = max(offset - 1, 0)
         return offset
     if isinstance(err, UnexpectedCharacters):
@@ -878,7 +956,7 @@ def _parse(text: str, file: str) -> tuple[ast.File | None, list[Diagnostic]]:
         begin, end = _failed_region(work, offset)
         if not work[begin:end].strip():
             return None, diags
-        head = re.match(r"\s*(?:stream|channel|rule)\s+`?([A-Za-z_][A-Za-z0-9_]*)", work[begin:end])
+        head = re.match(r"\s*(?:stream|channel|table|template|silence|rule)\s+`?([A-Za-z_][A-Za-z0-9_]*)", work[begin:end])
         if head:
             broken.add(head.group(1))
         work = _blank(work, begin, end)

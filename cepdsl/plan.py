@@ -231,6 +231,77 @@ SEVERITIES = ("info", "low", "medium", "high", "critical")
 
 
 @dataclass(frozen=True)
+class ResolveSpec:
+    """`resolve [after D] ["TEMPLATE"]` (§9.3): `after_us` None = resolve at the first
+    non-holding evaluation; `message` None = the firing message prefixed `[RESOLVED] `."""
+
+    after_us: int | None = None
+    message: str | None = None
+
+
+@dataclass(frozen=True)
+class TablePlan:
+    """A lookup table (§9.2). `source` is "file" (`path` as written, relative to
+    `base_dir`, the directory of the rule file that declares it) or "redis" (`path` is
+    the hash name). `fields` are the declared columns, `key` one of them."""
+
+    name: str
+    fields: tuple[FieldPlan, ...]
+    key: str
+    source: str  # "file" | "redis"
+    path: str
+    refresh_us: int | None = None
+    base_dir: str = "."
+    file: str = "<string>"
+    line: int = 0
+
+    def field(self, name: str) -> FieldPlan | None:
+        return next((f for f in self.fields if f.name == name), None)
+
+    @property
+    def schema(self) -> dict[str, pl.DataType]:
+        return {f.name: f.dtype for f in self.fields}
+
+
+@dataclass(frozen=True)
+class JoinPlan:
+    """`join TABLE [as ALIAS] on EXPR`: a left lookup of `on` (typed over the stream and
+    the joins before it) in the table's key. Joined columns are named `ALIAS.field`."""
+
+    table: TablePlan
+    alias: str
+    on: TExpr
+
+    @property
+    def columns(self) -> tuple[FieldPlan, ...]:
+        return tuple(FieldPlan(f"{self.alias}.{f.name}", f.type) for f in self.table.fields)
+
+
+@dataclass(frozen=True)
+class TemplatePlan:
+    """`template NAME = "..."` (§9.5)."""
+
+    name: str
+    text: str
+
+
+@dataclass(frozen=True)
+class SilencePlan:
+    """A silence (§9.4). `match` is typed over match-record fields (`TField` names are
+    record columns; a rule whose records lack one reads it as null). Either a cron
+    period (`cron`, `duration_us`) or one period [`start_us`, `until_us`), in event time."""
+
+    name: str
+    title: str | None
+    match: TExpr | None
+    fields: tuple[str, ...] = ()  # the record fields `match` reads
+    cron: str | None = None
+    duration_us: int | None = None
+    start_us: int | None = None
+    until_us: int | None = None
+
+
+@dataclass(frozen=True)
 class RulePlan:
     id: str
     title: str | None
@@ -253,6 +324,26 @@ class RulePlan:
     file: str = "<string>"
     line: int = 0
     output: tuple[FieldPlan, ...] = field(default=())
+    #: §9: lookup joins (applied before `where`, in order), `for`, `resolve`, and the
+    #: name of the `template("...")` the message came from (`message` holds its text).
+    joins: tuple[JoinPlan, ...] = ()
+    for_us: int | None = None
+    resolve: ResolveSpec | None = None
+    message_template: str | None = None
+
+    @property
+    def source_stream(self) -> StreamPlan:
+        """The stream as the source delivers it: `stream` without the joined columns."""
+        if not self.joins:
+            return self.stream
+        joined = {c.name for j in self.joins for c in j.columns}
+        s = self.stream
+        return StreamPlan(s.name, tuple(f for f in s.fields if f.name not in joined), s.time_field, s.lateness_us)
+
+    @property
+    def lifecycle(self) -> bool:
+        """Whether records are episodes (§9.3): `for` or `resolve` given."""
+        return self.for_us is not None or self.resolve is not None
 
     @property
     def group_keys(self) -> tuple[str, ...]:
@@ -272,6 +363,15 @@ class Program:
     streams: tuple[StreamPlan, ...]
     channels: tuple[ChannelPlan, ...]
     rules: tuple[RulePlan, ...]
+    tables: tuple[TablePlan, ...] = ()
+    templates: tuple[TemplatePlan, ...] = ()
+    silences: tuple[SilencePlan, ...] = ()
+
+    def table(self, name: str) -> TablePlan:
+        return next(t for t in self.tables if t.name == name)
+
+    def template(self, name: str) -> TemplatePlan:
+        return next(t for t in self.templates if t.name == name)
 
     def stream(self, name: str) -> StreamPlan:
         return next(s for s in self.streams if s.name == name)
@@ -309,6 +409,17 @@ def aggregate_type(func: str, arg_type: Type | None) -> Type:
 
 HEAD = (FieldPlan("rule", Type.STR), FieldPlan("ts", Type.TIMESTAMP), FieldPlan("severity", Type.STR))
 
+#: Columns a rule with `for` or `resolve` adds to its records (§9.3); `resolved_at` is
+#: null on firing records.
+LIFECYCLE_COLUMNS = (
+    FieldPlan("state", Type.STR),
+    FieldPlan("firing_since", Type.TIMESTAMP),
+    FieldPlan("resolved_at", Type.TIMESTAMP),
+)
+
+#: The column a silence sets (§9.4): the silence's name, null when none applies.
+SILENCED_COLUMN = FieldPlan("silenced", Type.STR)
+
 
 def output_columns(
     kind: RuleKind,
@@ -317,8 +428,10 @@ def output_columns(
     aggregates: tuple[TAgg, ...] = (),
     pattern: PatternSpec | None = None,
     anomaly: AnomalySpec | None = None,
+    lifecycle: bool = False,
 ) -> tuple[FieldPlan, ...]:
-    """The ordered columns of a rule's match record (LANGUAGE.md §7)."""
+    """The ordered columns of a rule's match record (LANGUAGE.md §7, §9.3).
+    `stream` is the rule's view of it: joined columns (`A.field`) included."""
     cols: list[FieldPlan] = [*HEAD, *group_by]
 
     def add(fp: FieldPlan) -> None:
@@ -346,6 +459,9 @@ def output_columns(
         add(FieldPlan("baseline_n", Type.INT))
         for s in anomaly.stat_columns:
             add(FieldPlan(s, Type.FLOAT))
+    if lifecycle:
+        for c in LIFECYCLE_COLUMNS:
+            add(c)
     return tuple(cols)
 
 

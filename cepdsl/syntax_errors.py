@@ -19,8 +19,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 
 from cepdsl import ast
 from cepdsl.diagnostics import Diagnostic, nearest
-
-DECL_KEYWORDS = ("stream", "channel", "rule")
+from cepdsl.keywords import CONTEXTUAL, DECL_KEYWORDS
 
 _EXPR_START = {"INT", "FLOAT", "STRING", "LONG_STRING", "NAME", "QUOTED_NAME", "LPAR", "LSQB"}
 _OPERATORS = {
@@ -29,9 +28,9 @@ _OPERATORS = {
 }  # fmt: skip
 _CLAUSES = {
     "FROM", "WHERE", "GROUP", "WINDOW", "HAVING", "SCHEDULE", "PATTERN", "DEFINE",
-    "ABSENT", "ANOMALY", "SEVERITY", "THROTTLE", "NOTIFY", "MESSAGE",
+    "ABSENT", "ANOMALY", "SEVERITY", "THROTTLE", "NOTIFY", "MESSAGE", "JOIN", "FOR", "RESOLVE",
 }  # fmt: skip
-_DECLS = {"STREAM", "CHANNEL", "RULE"}
+_DECLS = {"STREAM", "CHANNEL", "TABLE", "TEMPLATE", "SILENCE", "RULE"}
 #: What a clause keyword is called in a hint (`group` is always `group by`).
 _CLAUSE_WORD = {"GROUP": "group by", "ABSENT": "absent for"}
 
@@ -67,6 +66,9 @@ def describe_expected(lark: Lark, expected: set[str]) -> str:
     """Name what the parser would have accepted, by category where one fits."""
     parts: list[str] = []
     rest = set(expected)
+    if "NAME" in rest:
+        # Contextual keywords are names there (§9.1): "a name" says it, listing them would not.
+        rest = {t for t in rest if (_terminal_text(lark, t) or "") not in CONTEXTUAL}
     if _EXPR_START <= rest | {"LONG_STRING", "QUOTED_NAME"} and {"INT", "NAME", "LPAR"} <= rest:
         parts.append("an expression")
         rest -= _EXPR_START | {"FLOAT", "MINUS", "NOT", "TRUE", "FALSE", "NULL", "DURATION", "LBRACE"}
@@ -80,7 +82,7 @@ def describe_expected(lark: Lark, expected: set[str]) -> str:
         parts.append("another clause (`where`, `window`, `severity`, ...)")
         rest -= _CLAUSES
     if _DECLS <= rest:
-        parts.append("a new `stream`, `channel` or `rule`")
+        parts.append("a new declaration (`stream`, `channel`, `table`, `template`, `silence` or `rule`)")
         rest -= _DECLS | {"$END"}
     singles = set()
     for term in rest:
@@ -166,6 +168,20 @@ def _unexpected_token(lark: Lark, keywords: frozenset[str], file: str, err: Unex
             _end_of_code_span(file, text, tok.start_pos or 0),
             "unexpected end of declaration",
             (f"expected {expected}", f"the next declaration starts at line {tok.line}"),
+            code="syntax",
+        )
+    kw_field = re.search(r"(?<![A-Za-z0-9_`])(rule|severity)$", before)
+    if kw_field and "PLUS" in accepted:  # PLUS: the word was read as an operand
+        # `rule`/`severity` parse as fields for silences (§9.1); anywhere else, an
+        # expression that stops at them was most likely left unfinished.
+        start = len(before) - len(kw_field.group(1))
+        line = text.count("\n", 0, start) + 1
+        col = start - (text.rfind("\n", 0, start) + 1) + 1
+        word = kw_field.group(1)
+        return Diagnostic(
+            ast.Span(file, line, col, line, col + len(word)),
+            f"expected an expression, found the keyword `{word}`",
+            (f"if `{word}` is a field, write it in backquotes: `` `{word}` ``",),
             code="syntax",
         )
     if tok.value in keywords and tok.type != "QUOTED_NAME" and "NAME" in accepted:

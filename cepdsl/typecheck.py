@@ -48,7 +48,7 @@ class Scope:
     """What names mean where an expression stands."""
 
     stream: StreamPlan
-    context: str  # "where" | "having" | "define" | "message"
+    context: str  # "where" | "having" | "define" | "message" | "join" | "silence"
     aggregates_allowed: bool = False
     group_keys: tuple[str, ...] = ()
     aggregates: dict[str, TAgg] = field(default_factory=dict)  # collected, by name
@@ -99,7 +99,25 @@ class Typer:
 
     def _FieldRef(self, e: ast.FieldRef, scope: Scope, agg: bool) -> TExpr | None:
         name = e.path.dotted
+        first = e.path.parts[0]
+        if first.value in ("rule", "severity") and not first.quoted and len(e.path.parts) == 1 and scope.context != "silence":
+            # The grammar reads them as fields only for a silence's `match` (§9.1).
+            self.error(
+                e.span,
+                f"`{name}` is a reserved keyword and cannot be used as a name here",
+                (f"`rule` and `severity` name record fields only in a silence's `match`; for a field, write `` `{name}` ``",),
+                code="keyword-as-name",
+            )
+            return None
         fp = scope.stream.field(name)
+        if fp is None and scope.context == "silence":
+            self.error(
+                e.span,
+                f"no rule's match record has a field `{name}`",
+                did_you_mean(name, [f.name for f in scope.stream.fields]),
+                code="unknown-field",
+            )
+            return None
         if fp is None:
             prefix = [f.name for f in scope.stream.fields if f.name.startswith(name + ".")]
             if prefix:
@@ -110,12 +128,10 @@ class Typer:
                     code="unknown-field",
                 )
             else:
-                self.error(
-                    e.span,
-                    f"unknown field `{name}` in stream `{scope.stream.name}`",
-                    did_you_mean(name, [f.name for f in scope.stream.fields]),
-                    code="unknown-field",
-                )
+                hints = did_you_mean(name, [f.name for f in scope.stream.fields])
+                if not hints and scope.context == "join" and "." in name:
+                    hints = ("a join's fields are known after it: a `join ... on` reads the stream and the joins before it",)
+                self.error(e.span, f"unknown field `{name}` in stream `{scope.stream.name}`", hints, code="unknown-field")
             return None
         if scope.context == "having" and not agg and name not in scope.group_keys:
             self.error(

@@ -81,9 +81,19 @@ class StreamingEngine:
         checkpoint_every_s: float = 30.0,
         idle_after_s: float = 1.0,
         session: Session | None = None,
+        tables: Any | None = None,
     ) -> None:
         self.program = program
-        self.session = session or Session(program)
+        # Lookup tables (§9.2): read at start, reloaded on change or `refresh` (runtime.tables).
+        if tables is None and any(r.joins for r in program.rules):
+            from runtime.tables import TableWatcher
+
+            tables = TableWatcher(program, clock=clock)
+        self.tables = tables
+        from runtime.silences import SilenceBook
+
+        self.silences = SilenceBook(clock)  # run-time silences (§9.4, `/cep/silences`)
+        self.session = session or Session(program, tables=tables.load_all() if tables is not None else None)
         self.notifier = notifier
         self.on_matches = on_matches
         self.store = store
@@ -242,6 +252,8 @@ class StreamingEngine:
         """Take what the sources have produced (synchronously when no thread runs),
         then follow the wall clock on silent streams and checkpoint when due."""
         report = StepReport()
+        if self.tables is not None:
+            self.tables.poll(self.session)
         for source, batches in _runs(self._pull(timeout)):
             outs = self.feed(source, batches)
             report.batches += len(batches)
@@ -318,6 +330,10 @@ class StreamingEngine:
         for rid, frame in outs.items():
             if frame.height == 0:
                 continue
+            if self.silences.silences:
+                rule = next((r for r in self.program.rules if r.id == rid), None)
+                if rule is not None:
+                    frame = self.silences.apply(rule, frame)
             self.counters["matches"] += frame.height
             if self.on_matches is not None:
                 self.on_matches(rid, frame)
@@ -393,7 +409,21 @@ class StreamingEngine:
                 return ReloadResult(False, error=str(e))
             except OSError as e:
                 return ReloadResult(False, error=f"{new}: {e}")
-        report = self.session.reload(new)
+        fresh = None
+        if self.tables is not None or any(r.joins for r in new.rules):
+            from cepdsl.tables import TableError
+            from runtime.tables import TableWatcher
+
+            watcher = self.tables or TableWatcher(new, clock=self.clock)
+            try:
+                fresh = watcher.fresh_for(new)
+                report = self.session.reload(new, tables=fresh)
+            except TableError as e:
+                return ReloadResult(False, error=str(e))
+            watcher.reprogram(new)
+            self.tables = watcher
+        else:
+            report = self.session.reload(new)
         self.program = new
         reload_notifier = getattr(self.notifier, "reload", None)
         if reload_notifier is not None:
@@ -414,9 +444,11 @@ class StreamingEngine:
         for rid, row in rules.items():
             # Sized at the last checkpoint: pickling every rule for a 2 Hz table would cost more than the rules.
             row["state_bytes"] = self.state_bytes.get(rid, 0)
+            row["silenced"] = row.get("silenced", 0) + self.silences.counts.get(rid, 0)  # file + run-time silences
         health = self.health()
         return {
-            "engine": dict(self.counters, errors=list(self.errors), degraded=health["degraded"]),
+            "engine": dict(self.counters, **(self.tables.counters() if self.tables is not None else {}),
+                           errors=list(self.errors), degraded=health["degraded"]),
             "streams": streams,
             "rules": rules,
             "health": health,
@@ -437,12 +469,15 @@ class StreamingEngine:
         # A Redis stream that cannot be read is an outage; a failed HTTP poll is a dead letter.
         unreachable = [n for n, src in self.sources.items()
                        if isinstance(src, RedisStreamSource) and src.last_error is not None]
-        return {
+        out = {
             "degraded": bool(store.get("degraded")) or bool(unreachable),
             "state_store": store,
             "sources": sources,
             "errors": list(self.errors),
         }
+        if self.tables is not None:  # a failed reload keeps the old rows: reported, not degraded
+            out["tables"] = self.tables.health()
+        return out
 
 
 def _runs(pulled: list[tuple[str, Batch]]) -> list[tuple[str, list[Batch]]]:

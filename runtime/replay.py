@@ -20,6 +20,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -232,13 +233,14 @@ def replay(
     progress: ProgressCallback | None = None,
     batch_rows: int = 1_000_000,
     session: Session | None = None,
+    tables: Mapping[str, Any] | None = None,
 ) -> ReplaySummary:
     """Replay `data` ({stream: Parquet paths}) through every rule of `program`; write
     `out_dir/<rule>.parquet` for every rule and `out_dir/_dead_letter.parquet`."""
     started = time.perf_counter()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    session = session or Session(program, replay=True)
+    session = session or Session(program, replay=True, tables=tables)
     declared = {s.name: s for s in program.streams}
     readers: list[StreamReader] = []
     for name, spec in data.items():

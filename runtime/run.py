@@ -74,18 +74,24 @@ class JsonlSink:
 
 
 class FileWatch:
-    """Notices a rule file's change by mtime and size (cheap enough to ask every step)."""
+    """Notices a change of the program's rule files by mtime and size (cheap enough to ask
+    every step); a directory is watched for its `*.cep` files coming and going too."""
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
+    def __init__(self, path: str | Path | list[str]) -> None:
+        self.paths = [path] if isinstance(path, (str, Path)) else list(path)
         self.seen = self._stamp()
 
-    def _stamp(self) -> tuple[float, int] | None:
-        try:
-            st = self.path.stat()
-        except OSError:
-            return None
-        return (st.st_mtime, st.st_size)
+    def _stamp(self) -> tuple[Any, ...] | None:
+        from cepdsl.frontend import program_files
+
+        stamps = []
+        for f in program_files(self.paths):
+            try:
+                st = Path(f).stat()
+            except OSError:
+                return None
+            stamps.append((f, st.st_mtime, st.st_size))
+        return tuple(stamps)
 
     def changed(self) -> bool:
         now = self._stamp()
@@ -161,6 +167,7 @@ def run_forever(
     clock: Callable[[], float] = time.time,
     stop: threading.Event | None = None,
     api: str | None = None,
+    redis: str | None = None,
 ) -> int:
     """Run until every source ends (finite inputs) or a signal stops it. Returns the exit code."""
     from runtime.engine import StreamingEngine
@@ -193,16 +200,25 @@ def run_forever(
             opened[name] = open_source(spec, program.stream(stream), **resume)
         return opened
 
-    engine = StreamingEngine(
-        program,
-        open_sources,
-        notifier=notifier,
-        on_matches=sink.matches if sink else None,
-        store=store,
-        dead_letters=sink.dead if sink else None,
-        clock=clock,
-        checkpoint_every_s=checkpoint_every,
-    )
+    from cepdsl.tables import TableError
+    from runtime.tables import TableWatcher, redis_url_of
+
+    tables = TableWatcher(program, redis_url_of(state, redis), clock=clock) if any(r.joins for r in program.rules) else None
+    try:
+        engine = StreamingEngine(
+            program,
+            open_sources,
+            notifier=notifier,
+            on_matches=sink.matches if sink else None,
+            store=store,
+            dead_letters=sink.dead if sink else None,
+            clock=clock,
+            checkpoint_every_s=checkpoint_every,
+            tables=tables,
+        )
+    except TableError as e:  # a table that cannot be read at start: a clear error, not a traceback
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     stop = stop or threading.Event()
     reload_requested = threading.Event()
     watch = FileWatch(file)

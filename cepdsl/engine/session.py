@@ -33,6 +33,9 @@ from cepdsl.engine.stats import RuleStats
 from cepdsl.engine.throttle import Throttle
 from cepdsl.plan import FieldPlan, Program, RuleKind, RulePlan, StreamPlan
 
+#: From this many rows, a join group of one rule looks keys up only for the rows its
+#: `where`'s join-free conjuncts keep (below it, one pass over all rows is cheaper).
+PREFILTER_ROWS = 4096
 #: Bumped when the layout of `Session.snapshot()` changes.
 ENGINE_STATE_VERSION = 1
 #: Snapshot keys of per-stream state; rule IDs are identifiers, so ":" cannot clash.
@@ -47,7 +50,9 @@ PRESENTATION_FIELDS = {"file": "", "line": 0, "title": None, "notify": (), "fall
 
 
 def matching_part(plan: RulePlan) -> RulePlan:
-    return dataclasses.replace(plan, **PRESENTATION_FIELDS)
+    # `silenced` comes and goes with the program's silences (§9.4): not the rule's matching.
+    output = tuple(f for f in plan.output if f.name != "silenced")
+    return dataclasses.replace(plan, output=output, **PRESENTATION_FIELDS)
 
 
 def same_matching(a: RulePlan, b: RulePlan) -> bool:
@@ -60,6 +65,54 @@ def fingerprint(plan: RulePlan | StreamPlan) -> str:
     if isinstance(plan, RulePlan):
         plan = matching_part(plan)
     return hashlib.sha256(repr(plan).encode()).hexdigest()[:16]
+
+
+def _join_groups(runs: list[RuleRun]) -> list[JoinGroup]:
+    from cepdsl.plan import TBinary, TField
+    from cepdsl.types import Type
+
+    def fields(e: Any) -> set[str]:
+        if isinstance(e, TField):
+            return {e.name}
+        out: set[str] = set()
+        if dataclasses.is_dataclass(e):
+            for f in dataclasses.fields(e):
+                v = getattr(e, f.name)
+                for x in v if isinstance(v, tuple) else (v,):
+                    if dataclasses.is_dataclass(x):
+                        out |= fields(x)
+        return out
+
+    by_joins: dict[tuple[Any, ...], list[int]] = {}
+    for i, run in enumerate(runs):
+        if run.plan.joins:
+            by_joins.setdefault(run.plan.joins, []).append(i)
+    groups = []
+    for joins, idx in by_joins.items():
+        needed: set[str] = set()
+        for i in idx:
+            if runs[i].plan.where is not None:
+                needed |= fields(runs[i].plan.where)
+        for j in joins:
+            needed |= fields(j.on)
+        pre = None
+        where = runs[idx[0]].plan.where
+        if len(idx) == 1 and where is not None:
+            joined_cols = {c.name for j in joins for c in j.columns}
+            parts = _conjuncts(where)
+            free = [c for c in parts if not fields(c) & joined_cols]
+            if free and len(free) < len(parts):
+                pre = functools.reduce(lambda a, b: TBinary(Type.BOOL, "and", a, b), free)
+        groups.append(JoinGroup(joins, idx, WhereSet([runs[i].plan.where for i in idx]), frozenset(needed), pre))
+    return groups
+
+
+def _conjuncts(e: Any) -> list[Any]:
+    from cepdsl.plan import TBinary
+
+    if isinstance(e, TBinary) and e.op == "and":
+        return _conjuncts(e.left) + _conjuncts(e.right)
+    return [e]
 
 
 def _iso(us: int) -> str:
@@ -89,10 +142,26 @@ class RuleRun:
 
 
 @dataclass
+class JoinGroup:
+    """Rules of a stream with the same joins (§9.2): the batch is joined once for them,
+    and their `where`s run on the joined rows."""
+
+    joins: tuple[Any, ...]  # JoinPlan
+    rules: list[int]  # positions in StreamRun.rules
+    wheres: WhereSet
+    needed: frozenset[str]  # joined columns `where` (or a later join) reads: gathered before `where`
+    #: The conjuncts of `where` that read no joined column, when the group is one rule: only
+    #: rows they keep are looked up (the others are dropped by `where` whatever they join).
+    pre: Any = None
+
+
+@dataclass
 class StreamRun:
     state: StreamState
     rules: list[RuleRun]
-    wheres: WhereSet  # every rule's `where`, evaluated in one pass
+    wheres: WhereSet  # the `where` of every rule without joins (`plain`), evaluated in one pass
+    joined: list[JoinGroup] = field(default_factory=list)  # rules with joins, by join group
+    plain: list[int] | None = None  # positions in `rules` of the rules `wheres` covers (None: all)
 
 
 @dataclass(frozen=True)
@@ -112,14 +181,58 @@ class RestoreReport:
 class Session:
     """Runs every rule of `program`.  See docs/engine.md for the guarantees."""
 
-    def __init__(self, program: Program, *, executors: ExecutorSource = None, replay: bool = False) -> None:
+    def __init__(
+        self,
+        program: Program,
+        *,
+        executors: ExecutorSource = None,
+        replay: bool = False,
+        tables: Mapping[str, pl.DataFrame] | None = None,
+    ) -> None:
+        """`tables`: rows of lookup tables by name (§9.2); tables not given are read from
+        their files (a Redis table must be given: the runtime reads it)."""
         self.program = program
         self.replay = replay
         self._executor_source = executors
         self._dead: list[pl.DataFrame] = []
         self._streams: dict[str, StreamRun] = {}
         self._rules: dict[str, RuleRun] = {}
+        self._tables: dict[str, Any] = {}  # name -> PreparedTable
+        self._load_tables(program, tables or {})
         self._build(program, old_rules={}, old_streams={})
+
+    # ------------------------------------------------------------------ lookup tables
+    def _load_tables(self, program: Program, given: Mapping[str, pl.DataFrame]) -> None:
+        """Tables the program joins: kept when their declaration is unchanged, else loaded."""
+        used = {j.table.name: j.table for r in program.rules for j in r.joins}
+        if not used:
+            self._tables = {}
+            return
+        from cepdsl.backends.polars.joins import PreparedTable
+        from cepdsl.tables import load_file_tables
+
+        keep = {n: t for n, t in self._tables.items() if n in used and t.plan == used[n] and n not in given}
+        missing = {n: f for n, f in given.items() if n in used}
+        fresh = load_file_tables(
+            dataclasses.replace(program, rules=tuple(r for r in program.rules if any(j.table.name not in keep for j in r.joins))),
+            missing,
+        )
+        self._tables = {**keep, **{n: PreparedTable(used[n], f) for n, f in fresh.items()}}
+
+    def set_table(self, name: str, frame: pl.DataFrame) -> None:
+        """Replace a table's rows (a reload in streaming): checked first, so a bad frame
+        raises `TableError` and the previous rows stay."""
+        from cepdsl.backends.polars.joins import PreparedTable
+        from cepdsl.tables import check_table_frame
+
+        plan = next((j.table for r in self.program.rules for j in r.joins if j.table.name == name), None)
+        if plan is None:
+            return  # no rule joins it (any more)
+        self._tables[name] = PreparedTable(plan, check_table_frame(frame, plan, f"table {name}"))
+
+    def table(self, name: str) -> pl.DataFrame | None:
+        t = self._tables.get(name)
+        return None if t is None else t.frame
 
     # ------------------------------------------------------------------ construction
     def _make_executor(self, rule: RulePlan) -> Executor:
@@ -156,7 +269,15 @@ class Session:
             if previous is not None:
                 state.adopt(previous.state)
             runs = [rules[r.id] for r in program.rules if r.stream.name == stream.name]
-            streams[stream.name] = StreamRun(state, runs, WhereSet([run.plan.where for run in runs]))
+            # Rules with joins see joined rows: their `where` runs in their join group.
+            groups = _join_groups(runs)
+            plain = [i for i, run in enumerate(runs) if not run.plan.joins] if groups else None
+            wheres = WhereSet([runs[i].plan.where for i in plain] if plain is not None else [run.plan.where for run in runs])
+            streams[stream.name] = StreamRun(state, runs, wheres, groups, plain)
+        from cepdsl.silences import applicable
+
+        # Per rule, the file's silences that may apply to its records (§9.4).
+        self._silences = {r.id: applicable(r, program.silences) for r in program.rules} if program.silences else {}
         self._rules, self._streams = rules, streams
 
     def _stream(self, name: str) -> StreamRun:
@@ -257,12 +378,38 @@ class Session:
             return
         t0 = time.perf_counter()
         if late:
-            masks = run.wheres.masks(rows)
+            masks = run.wheres.masks(rows) if run.plain is None or run.plain else []
         else:
             # The common path: rows per rule by index gathers, no per-rule filter pass.
             # Filter-only streams (no SEQ) gather without TIME: the filter executor reads
             # the time field itself, one column less to gather per rule.
-            subs = run.wheres.split(rows if run.state.need_seq else rows.drop(TIME))
+            subs = run.wheres.split(rows if run.state.need_seq else rows.drop(TIME)) if run.plain is None or run.plain else []
+        if run.plain is not None:  # spread over every rule's position; join groups fill the rest
+            spread: list[Any] = [None] * len(run.rules)
+            for k, i in enumerate(run.plain):
+                spread[i] = (masks if late else subs)[k]
+            if late:
+                masks = spread
+            else:
+                subs = spread
+        rows_for: dict[int, pl.DataFrame] = {}  # rules with joins: the joined rows
+        if run.joined:
+            from cepdsl.backends.polars.joins import apply_joins, complete_joins
+
+            for g in run.joined:
+                only = None
+                if g.pre is not None and not late and rows.height >= PREFILTER_ROWS:
+                    from cepdsl.backends.polars.expressions import compile_expr
+
+                    only = rows.select(compile_expr(g.pre).arg_true()).to_series().to_numpy()
+                joined = apply_joins(rows, g.joins, self._tables, g.needed, only)
+                if late:
+                    for i, m in zip(g.rules, g.wheres.masks(joined)):
+                        masks[i] = m
+                        rows_for[i] = joined
+                else:
+                    for i, sub in zip(g.rules, g.wheres.split(joined if run.state.need_seq else joined.drop(TIME))):
+                        subs[i] = decode(complete_joins(sub, g.joins, self._tables))
         where_share = (time.perf_counter() - t0) / len(run.rules)
         ts_np = rows[TIME].to_numpy() if late else None
         stream = run.state.plan.name
@@ -288,7 +435,12 @@ class Session:
                         rows_as_dead_letters(stream, decode(rows.filter(refused).select(run.state.plan.schema.keys())), reason)
                     )
                     mask = ~refused if mask is None else (mask & ~refused)
-            sub = decode(rows if mask is None else rows.filter(mask))
+            source = rows_for.get(i, rows)
+            sub = decode(source if mask is None else source.filter(mask))
+            if i in rows_for:
+                from cepdsl.backends.polars.joins import complete_joins
+
+                sub = decode(complete_joins(sub, rule.plan.joins, self._tables))
             self._feed(rule, rows.height, sub, progress, outs)
             rule.stats.timed(where_share + time.perf_counter() - t1)
 
@@ -318,6 +470,12 @@ class Session:
                 before = rule.throttle.suppressed
                 out = rule.throttle.apply(out)
                 rule.stats.suppressed += rule.throttle.suppressed - before
+            sils = self._silences.get(rid)
+            if sils:
+                from cepdsl.silences import apply_silences
+
+                out, n_silenced = apply_silences(out, sils, rule.plan)
+                rule.stats.silenced += n_silenced
             rule.stats.matches += out.height
             result[rid] = out
         return result
@@ -412,7 +570,7 @@ class Session:
         return RestoreReport(tuple(restored), tuple(skipped))
 
     # ------------------------------------------------------------------ hot reload
-    def reload(self, program: Program) -> ReloadReport:
+    def reload(self, program: Program, tables: Mapping[str, pl.DataFrame] | None = None) -> ReloadReport:
         """Switch to `program` between batches: unchanged rules (equal RulePlan, leaving out
         where the rule is written and how it is announced: file, line, title, notify,
         fallback, message) keep their state, changed and new rules start fresh, removed rules stop.  Streams keep their
@@ -423,6 +581,7 @@ class Session:
         changed = tuple(r for r in new_by_id if r in old_ids and r not in kept)
         added = tuple(r for r in new_by_id if r not in old_ids)
         removed = tuple(r for r in self._rules if r not in new_by_id)
+        self._load_tables(program, tables or {})  # first: a table that cannot load leaves all as it was
         self._build(program, old_rules=self._rules, old_streams=self._streams)
         self.program = program
         return ReloadReport(kept, changed, added, removed)

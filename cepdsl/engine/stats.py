@@ -17,6 +17,7 @@ class RuleStats:
     matches: int = 0  # emitted (after throttle)
     suppressed: int = 0  # dropped by throttle
     late: int = 0  # rows refused as late
+    silenced: int = 0  # emitted matches held back from notification by a silence (§9.4)
     batches: int = 0
     total_eval_s: float = 0.0
     recent_s: np.ndarray = field(default_factory=lambda: np.zeros(TIMING_WINDOW))
@@ -34,6 +35,7 @@ class RuleStats:
             "matches": self.matches,
             "suppressed": self.suppressed,
             "late": self.late,
+            "silenced": self.silenced,
             "batches": self.batches,
             "eval_s": self.total_eval_s,
             "mean_eval_ms": 1e3 * self.total_eval_s / self.batches if self.batches else 0.0,
@@ -41,7 +43,7 @@ class RuleStats:
         }
 
     def counters(self) -> dict[str, int]:
-        return {k: getattr(self, k) for k in ("events_in", "passed", "matches", "suppressed", "late")}
+        return {k: getattr(self, k) for k in ("events_in", "passed", "matches", "suppressed", "late", "silenced")}
 
     def load_counters(self, counters: dict[str, int]) -> None:
         for k, v in counters.items():

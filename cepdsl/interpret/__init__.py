@@ -26,6 +26,8 @@ import polars as pl
 from cepdsl.interpret.absence import absence_matches
 from cepdsl.interpret.anomaly import anomaly_matches
 from cepdsl.interpret.filters import filter_matches
+from cepdsl.interpret.joins import join_rows, table_lookups
+from cepdsl.interpret.silences import silence_of
 from cepdsl.interpret.patterns import pattern_matches
 from cepdsl.interpret.rows import Match, StreamRows, build_frame, read_stream
 from cepdsl.interpret.schedule import schedule_matches
@@ -67,18 +69,29 @@ def rule_matches(rule: RulePlan, stream: StreamRows) -> list[Match]:
     return sorted(found, key=lambda m: m.order)  # stable: equal keys keep generation order
 
 
-def run_detailed(program: Program, data: Mapping[str, pl.DataFrame]) -> InterpretResult:
-    """Replay `data` (stream name -> frame; a stream left out has no rows) through every rule."""
+def run_detailed(
+    program: Program, data: Mapping[str, pl.DataFrame], tables: Mapping[str, pl.DataFrame] | None = None
+) -> InterpretResult:
+    """Replay `data` (stream name -> frame; a stream left out has no rows) through every rule.
+    `tables`: lookup-table rows by name (default: read from the table files)."""
     streams = {s.name: read_stream(s, data.get(s.name)) for s in program.streams}
+    lookups = table_lookups(program, tables)
     result = InterpretResult()
     for rule in program.rules:
-        stream = streams.get(rule.stream.name) or read_stream(rule.stream, data.get(rule.stream.name))
+        stream = streams.get(rule.stream.name) or read_stream(rule.source_stream, data.get(rule.stream.name))
+        if rule.joins:
+            stream = join_rows(rule, stream, lookups)
         emitted, suppressed = apply_throttle(rule_matches(rule, stream), rule.throttle_us)
+        if program.silences:
+            for m in emitted:
+                m.record["silenced"] = silence_of(rule, m.record, list(program.silences))
         result.matches[rule.id] = build_frame(rule, [m.record for m in emitted])
         result.suppressed[rule.id] = suppressed
     return result
 
 
-def run(program: Program, data: Mapping[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:
+def run(
+    program: Program, data: Mapping[str, pl.DataFrame], tables: Mapping[str, pl.DataFrame] | None = None
+) -> dict[str, pl.DataFrame]:
     """Replay `data` through every rule of `program`: rule id -> frame with exactly `rule.output`."""
-    return run_detailed(program, data).matches
+    return run_detailed(program, data, tables).matches

@@ -15,18 +15,9 @@ from runtime.cli.group import main
 @main.command()
 @click.argument("files", nargs=-1, required=True)
 def check(files: tuple[str, ...]) -> None:
-    """Check rule files; print every error as FILE:LINE:COL with the line and a caret."""
-    from cepdsl.frontend import check_source
-
-    failed = False
-    for path in files:
-        text = read_rules(path)
-        _, diags = check_source(text, path)
-        if diags:
-            failed = True
-            click.echo(render_all(diags, {path: text}), err=True)
-    if failed:
-        sys.exit(1)
+    """Check rule files; print every error as FILE:LINE:COL with the line and a caret.
+    Files given together (or a directory) form one program (one namespace)."""
+    load_program(files)
 
 
 @main.command()
@@ -56,9 +47,9 @@ def fmt(file: str, write: bool, check_only: bool) -> None:
 
 
 @main.command()
-@click.argument("file")
-def explain(file: str) -> None:
-    """Print the compiled plan of each rule."""
+@click.argument("files", nargs=-1, required=True)
+def explain(files: tuple[str, ...]) -> None:
+    """Print the compiled plan of each rule (of one file, several, or a directory)."""
     from cepdsl.explain import explain as explain_program
 
-    click.echo(explain_program(load_program(file)), nl=False)
+    click.echo(explain_program(load_program(files)), nl=False)

@@ -29,13 +29,36 @@ def read_rules(path: str) -> str:
         sys.exit(1)
 
 
-def load_program(path: str) -> Any:
-    """The checked plan of a rule file, or exit 1 with every diagnostic on stderr."""
-    from cepdsl.frontend import check_source
+def read_program_files(paths: str | tuple[str, ...] | list[str]) -> dict[str, str]:
+    """{file: text} of the rule files given (directories expanded to their `*.cep`
+    files); a missing path or an empty directory exits 2."""
+    from pathlib import Path
 
-    text = read_rules(path)
-    program, diags = check_source(text, path)
+    from cepdsl.frontend import program_files
+
+    given = [paths] if isinstance(paths, str) else list(paths)
+    sources: dict[str, str] = {}
+    for p in given:
+        if Path(p).is_dir():
+            files = program_files(p)
+            if not files:
+                fail(f"{p}: a directory without .cep files", 2)
+        else:
+            files = [p]
+        for f in files:
+            if f not in sources:
+                sources[f] = read_rules(f)
+    return sources
+
+
+def load_program(path: str | tuple[str, ...] | list[str]) -> Any:
+    """The checked plan of a rule file, of several or of a directory (one program,
+    LANGUAGE.md §9.1), or exit 1 with every diagnostic on stderr."""
+    from cepdsl.frontend import check_sources
+
+    sources = read_program_files(path)
+    program, diags = check_sources(sources)
     if diags:
-        click.echo(render_all(diags, {path: text}), err=True)
+        click.echo(render_all(diags, sources), err=True)
         sys.exit(1)
     return program

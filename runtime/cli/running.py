@@ -11,7 +11,7 @@ from runtime.cli.group import main
 
 
 @main.command()
-@click.argument("file")
+@click.argument("files", nargs=-1, required=True)
 @click.option("--source", "sources", multiple=True, required=True, help="[STREAM=]SPEC: jsonl:-, jsonl:PATH, parquet-dir:DIR, redis://..., http://...")
 @click.option("--state", default=None, help="State store: a SQLite path (default .cep-state.sqlite) or redis://host:port/db.")
 @click.option("--outbox", default=None, help="Notification outbox: a SQLite path (default .cep-outbox.sqlite) or redis://...")
@@ -20,12 +20,15 @@ from runtime.cli.group import main
 @click.option("--stats/--no-stats", default=None, help="Live per-rule table (default: on a terminal).")
 @click.option("--allow-host", "allow_hosts", multiple=True, help="Allow notifications to this host/network (e.g. 127.0.0.1).")
 @click.option("--api", "api", default=None, metavar="HOST:PORT", help="Serve /cep/health, /cep/stats (and the rest of the API) while running.")
-def run(file: str, sources: tuple[str, ...], state: str | None, outbox: str | None, checkpoint_every: float,
-        out_dir: str | None, stats: bool | None, allow_hosts: tuple[str, ...], api: str | None = None) -> None:
-    """Run rules continuously over live sources (reloads FILE on change or SIGHUP)."""
+@click.option("--redis", "redis", default=None, metavar="URL", help="Redis for redis(...) lookup tables (default: a redis:// --state).")
+def run(files: tuple[str, ...], sources: tuple[str, ...], state: str | None, outbox: str | None, checkpoint_every: float,
+        out_dir: str | None, stats: bool | None, allow_hosts: tuple[str, ...], api: str | None = None, redis: str | None = None) -> None:
+    """Run rules continuously over live sources (reloads FILES on change or SIGHUP).
+    Several files, or a directory, form one program."""
     from runtime.run import run_forever
 
-    program = load_program(file)
+    program = load_program(files)
+    file: str | list[str] = files[0] if len(files) == 1 else list(files)
     show = sys.stderr.isatty() if stats is None else stats
     code = run_forever(
         file,
@@ -38,5 +41,6 @@ def run(file: str, sources: tuple[str, ...], state: str | None, outbox: str | No
         show_stats=show,
         allow_hosts=allow_hosts,
         api=api,
+        redis=redis,
     )
     sys.exit(code)

@@ -279,7 +279,7 @@ def _stream(ctx: Context) -> list[types.CompletionItem]:
 def _names(prog: ProgramAnalysis, kind: str) -> list[str]:
     from cepdsl import ast
 
-    cls = {"stream": ast.StreamDecl, "channel": ast.ChannelDecl, "table": getattr(ast, "TableDecl", ()), "template": getattr(ast, "TemplateDecl", ())}[kind]
+    cls = {"stream": ast.StreamDecl, "channel": ast.ChannelDecl, "table": ast.TableDecl, "template": ast.TemplateDecl}[kind]
     seen: list[str] = []
     for _, d in prog.decls():
         if isinstance(d, cls) and d.name.value not in seen:

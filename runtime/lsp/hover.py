@@ -53,8 +53,8 @@ def hover_text(occ: Occurrence, prog: ProgramAnalysis, path: str) -> str | None:
         return f"named template `{occ.name}`:\n```\n{text}\n```" if text is not None else None
     if k == "silence":
         for _, d in prog.decls():
-            if type(d).__name__ == "SilenceDecl" and decl_name(d) == occ.name and getattr(d, "match", None) is not None:
-                return f"silence `{occ.name}`: matches `{format_expr(d.match)}`"  # type: ignore[attr-defined]
+            if isinstance(d, ast.SilenceDecl) and decl_name(d) == occ.name and d.match is not None:
+                return f"silence `{occ.name}`: matches `{format_expr(d.match)}`"
         return None
     if k == "step":
         return _step(occ, prog)

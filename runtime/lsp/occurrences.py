@@ -19,13 +19,6 @@ from cepdsl.typecheck import AGGREGATES
 #: Kinds that have a declaration to go to.
 DECLARED = ("stream", "table", "channel", "template", "silence", "rule", "step", "field")
 
-# Declarations and clauses of LANGUAGE.md §9 (tables, named templates, silences, joins),
-# read when the language has them.
-_TABLE = getattr(ast, "TableDecl", ())
-_TEMPLATE = getattr(ast, "TemplateDecl", ())
-_SILENCE = getattr(ast, "SilenceDecl", ())
-_JOIN = getattr(ast, "Join", ())
-_RESOLVE = getattr(ast, "Resolve", ())
 
 
 @dataclass(frozen=True)
@@ -98,16 +91,16 @@ def _decl(d: ast.Decl) -> list[Occurrence]:
                 out.append(Occurrence("option", a.name.value, a.name.span, False, d.kind.value, a))
     elif isinstance(d, ast.RuleDecl):
         out.extend(_rule(d))
-    elif isinstance(d, _TABLE):
+    elif isinstance(d, ast.TableDecl):
         t = d.name.value
         out.append(Occurrence("table", t, d.name.span, True, node=d))
         for f in d.fields:
             out.append(Occurrence("field", f.path.dotted, f.path.span, True, t, f))
         if d.key is not None:
             out.append(Occurrence("field", d.key.dotted, d.key.span, False, t))
-    elif isinstance(d, _TEMPLATE):
+    elif isinstance(d, ast.TemplateDecl):
         out.append(Occurrence("template", d.name.value, d.name.span, True, node=d))
-    elif isinstance(d, _SILENCE):
+    elif isinstance(d, ast.SilenceDecl):
         out.append(Occurrence("silence", d.name.value, d.name.span, True, node=d))
     return out
 
@@ -118,12 +111,12 @@ def _rule(r: ast.RuleDecl) -> list[Occurrence]:
     frm = r.clause(ast.From)
     stream = frm.stream.value if frm is not None else ""
     # `join hosts as h`: `h.region` is the field `region` of table `hosts`.
-    joined = {c.prefix: c.table.value for c in r.clauses if isinstance(c, _JOIN)}
+    joined = {c.prefix: c.table.value for c in r.clauses if isinstance(c, ast.Join)}
     scope = Scope(stream, joined)
     for c in r.clauses:
         if isinstance(c, ast.From):
             out.append(Occurrence("stream", stream, c.stream.span))
-        elif isinstance(c, _JOIN):
+        elif isinstance(c, ast.Join):
             out.append(Occurrence("table", c.table.value, c.table.span))
             _expr(c.on, scope, rid, out)
         elif isinstance(c, (ast.Where, ast.Having)):
@@ -141,11 +134,11 @@ def _rule(r: ast.RuleDecl) -> list[Occurrence]:
                 if a.name is None:
                     _expr(a.value, scope, rid, out)
         elif isinstance(c, ast.Message):
-            if getattr(c, "named", False):  # `message template("NAME")`
+            if c.named:  # `message template("NAME")`
                 out.append(Occurrence("template", c.template.value, c.template.span))
             else:
                 out.extend(_template_vars(c.template, rid, stream))
-        elif isinstance(c, _RESOLVE) and c.template is not None:
+        elif isinstance(c, ast.Resolve) and c.template is not None:
             out.extend(_template_vars(c.template, rid, stream))
         elif isinstance(c, ast.Notify):
             for ch in (*c.channels, *([c.fallback] if c.fallback is not None else [])):

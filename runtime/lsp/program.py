@@ -1,12 +1,11 @@
 """A program's analysis: every file parsed (incrementally), all declarations checked
 together, each diagnostic handed back to the file it points into.
 
-`cep check FILE` is `cepdsl.frontend.check_source`: parse, and when the file parsed,
-check it and sort everything by position.  Here several files form one program
-(LANGUAGE.md §9.1): their declarations are checked as one file whose declarations
-come in path order, so a stream declared in `streams.cep` is known in `rules.cep`, and
-a name declared in two files is reported where the checker reports a second
-declaration.  For a program of one file the diagnostics are exactly `cep check`'s.
+`cep check a.cep b.cep` is `cepdsl.frontend.check_sources`: parse every file, and when
+all parsed, check them as one program (LANGUAGE.md §9.1: one namespace; a name
+declared twice is reported at the second place, naming the first) and sort everything
+by position.  The same happens here, with the files in path order, so the diagnostics
+are `cep check`'s for the same files.
 
 Besides diagnostics the analysis keeps what the editor features read: each file's
 tree and the checker's typed streams, channels and rule plans (clean rules get plans
@@ -17,12 +16,11 @@ from __future__ import annotations
 
 import gc
 from dataclasses import dataclass, field
-from typing import Any
 
 from cepdsl import ast
 from cepdsl.diagnostics import Diagnostic, sort_key
 from cepdsl.parser import gc_paused
-from cepdsl.plan import ChannelPlan, RulePlan, StreamPlan
+from cepdsl.plan import ChannelPlan, RulePlan, StreamPlan, TablePlan, TemplatePlan
 from runtime.lsp.documents import Document
 from runtime.lsp.incremental import IncrementalParser
 from runtime.lsp.rule_cache import RuleCache
@@ -43,8 +41,8 @@ class ProgramAnalysis:
     streams: dict[str, StreamPlan] = field(default_factory=dict)
     channels: dict[str, ChannelPlan] = field(default_factory=dict)
     rules: dict[str, RulePlan] = field(default_factory=dict)
-    tables: dict[str, Any] = field(default_factory=dict)  # TablePlan, once the language has tables
-    templates: dict[str, Any] = field(default_factory=dict)
+    tables: dict[str, TablePlan] = field(default_factory=dict)
+    templates: dict[str, TemplatePlan] = field(default_factory=dict)
 
     def decls(self) -> list[tuple[str, ast.Decl]]:
         """(path, declaration) over the whole program, in program order."""
@@ -54,7 +52,7 @@ class ProgramAnalysis:
         return [(p, d) for p, d in self.decls() if isinstance(d, kind) and decl_name(d) == name]
 
     def is_table(self, name: str) -> bool:
-        return any(isinstance(d, _TABLE) and decl_name(d) == name for _, d in self.decls())
+        return any(isinstance(d, ast.TableDecl) and decl_name(d) == name for _, d in self.decls())
 
     def fields_of(self, name: str) -> dict[str, str]:
         """A stream's or table's fields and their types, from the plan or, for a
@@ -63,12 +61,9 @@ class ProgramAnalysis:
         if plan is not None:
             return {f.name: str(f.type) for f in plan.fields}
         for _, d in self.decls():
-            if isinstance(d, (ast.StreamDecl, *_TABLE)) and decl_name(d) == name:
+            if isinstance(d, (ast.StreamDecl, ast.TableDecl)) and decl_name(d) == name:
                 return {f.path.dotted: f.type.value for f in d.fields}  # type: ignore[union-attr]
         return {}
-
-
-_TABLE = tuple(c for c in (getattr(ast, "TableDecl", None),) if c is not None)
 
 
 def decl_name(d: ast.Decl) -> str:
@@ -95,16 +90,11 @@ class ProgramAnalyzer:
                 out.files[doc.path] = FileAnalysis(doc, doc.text, doc.version, tree, list(diags))
                 if tree is not None:
                     trees.append(tree)
-            if not trees:
+            # As `cep check a.cep b.cep` (`check_sources`): a file that did not parse at
+            # all leaves its names unknown, so the program is not checked further.
+            if not trees or len(trees) < len(docs):
                 return out
-            name = trees[0].name if len(trees) == 1 else "<program>"
-            whole = ast.File(
-                tuple(d for t in trees for d in t.decls),
-                (),
-                name,
-                frozenset().union(*(t.broken for t in trees)),
-            )
-            checker = self._rules.checker(whole)
+            checker = self._rules.checker(trees)
             _, semantic = checker.run()
             self._rules.prune(checker)
             # The trees cached for the next keystroke and the plans are many and
@@ -126,8 +116,8 @@ class ProgramAnalyzer:
         out.streams = dict(checker.streams)
         out.channels = dict(checker.channels)
         out.rules = {r.id: r for r in checker.rules}
-        out.tables = dict(getattr(checker, "tables", {}))
-        out.templates = dict(getattr(checker, "templates", {}))
+        out.tables = dict(checker.tables)
+        out.templates = dict(checker.templates)
         return out
 
     def _parse(self, doc: Document) -> tuple[ast.File | None, list[Diagnostic]]:

@@ -3,7 +3,7 @@
 After the incremental parse, checking the program is most of a keystroke's cost (about
 60 ms of a 1,000-rule file on a quiet machine, several times that on a loaded one).
 The checker checks each rule on its own (`Checker.rule`) against the declarations
-that are not rules; so while those are unchanged, a rule whose tree is the very same
+that are not rules (streams, tables, channels, templates); so while those are unchanged, a rule whose tree is the very same
 object at the same line (the incremental parser hands back the same objects for
 untouched declarations) gets the same diagnostics and plan as before; one that only
 moved (lines inserted above it) and had no diagnostics gets its plan with the new line.  What a rule's
@@ -35,12 +35,14 @@ class RuleCache:
         self._entries: dict[int, _Entry] = {}
         self.hits = 0
 
-    def checker(self, file: ast.File) -> Checker:
-        context = (tuple(d for d in file.decls if not isinstance(d, ast.RuleDecl)), file.broken, file.name)
-        if context != self._context:  # a stream or channel changed: every rule may read it
+    def checker(self, files: list[ast.File]) -> Checker:
+        """A checker of the program made of `files` (cepdsl.checker.Checker's input)."""
+        others = tuple(d for f in files for d in f.decls if not isinstance(d, ast.RuleDecl))
+        context = (others, frozenset().union(*(f.broken for f in files)), tuple(f.name for f in files))
+        if context != self._context:  # a stream, table, channel, template or silence changed
             self._entries.clear()
             self._context = context
-        checker = _CachingChecker(file)
+        checker = _CachingChecker(files if len(files) > 1 else files[0])
         checker.cache = self
         return checker
 

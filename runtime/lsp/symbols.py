@@ -29,12 +29,12 @@ def document_symbols(tree: ast.File | None, lines: Lines) -> list[types.Document
                 steps = [_symbol(i.name.value, S.EnumMember, i.span, i.name.span, lines, "step") for i in define.items]
             title = d.title.value if d.title is not None else "rule"
             out.append(_symbol(d.id.value, S.Function, d.span, d.id.span, lines, title, steps))
-        elif type(d).__name__ == "TableDecl":  # §9.2
+        elif isinstance(d, ast.TableDecl):  # §9.2
             children = [_symbol(f.path.dotted, S.Field, f.span, f.path.span, lines, f.type.value) for f in d.fields]
             out.append(_symbol(d.name.value, S.Struct, d.span, d.name.span, lines, "table", children))
-        elif type(d).__name__ == "TemplateDecl":  # §9.5
+        elif isinstance(d, ast.TemplateDecl):  # §9.5
             out.append(_symbol(d.name.value, S.String, d.span, d.name.span, lines, "template"))
-        elif type(d).__name__ == "SilenceDecl":  # §9.4
+        elif isinstance(d, ast.SilenceDecl):  # §9.4
             out.append(_symbol(d.name.value, S.Null, d.span, d.name.span, lines, "silence"))
     return out
 

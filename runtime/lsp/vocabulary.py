@@ -52,7 +52,7 @@ ANOMALY_METHODS: dict[str, str] = {
 #: Clause keywords a rule may continue with (LANGUAGE.md §3.3, §9), as they are typed.
 CLAUSES = tuple(ast.CLAUSE_KEYWORD.values())
 #: Words that start a declaration.
-DECLARATIONS = tuple(getattr(ast, "DECL_KEYWORD", {}).values()) or ("stream", "channel", "rule")
+DECLARATIONS = tuple(ast.DECL_KEYWORD.values())
 WINDOW_KINDS = ("tumbling", "sliding", "session gap", "last")
 FIELD_TYPES = ("int", "float", "str", "bool", "timestamp")
 SEVERITY_LEVELS = tuple(SEVERITIES)

@@ -200,6 +200,14 @@ class Notifier:
             raise KeyError(f"unknown rule {rule_id!r}")
         if not rule.notify or matches.height == 0:
             return 0
+        if "silenced" in matches.columns:  # §9.4: silenced matches stay in the output, never notified
+            held = int(matches["silenced"].is_not_null().sum())
+            if held:
+                matches = matches.filter(pl.col("silenced").is_null())
+                with self._cond:
+                    self._stats["silenced"] = self._stats.get("silenced", 0) + held
+                if matches.height == 0:
+                    return 0
         items = [NewDelivery(key, rule.id, ch, encoded)
                  for key, encoded in frame_deliveries(rule, matches) for ch in rule.notify]
         self._wait_for_room(len(items))

@@ -46,10 +46,15 @@ def key_fields(rule: RulePlan) -> list[str]:
     return cols[:_MAX_KEY_FIELDS]
 
 
-def record_context(rule: RulePlan, record: dict[str, Any]) -> dict[str, Any]:
-    """Template variables: the record's columns plus `title` and `rule` (LANGUAGE.md §7)."""
+def record_context(rule: RulePlan, record: dict[str, Any], message: str | None = None) -> dict[str, Any]:
+    """Template variables: the record's columns plus `title` and `rule` (LANGUAGE.md §7),
+    and the original design's aliases (§9.5): `alert_title` = `title`, `alert_message` =
+    the rendered message (given as `message`, e.g. to a resolved record's template)."""
     ctx = dict(record)
     ctx["title"] = rule.title or rule.id
+    ctx["alert_title"] = ctx["title"]
+    if message is not None:
+        ctx["alert_message"] = message
     ctx["rule"] = rule.id
     ctx.setdefault("severity", rule.severity)
     ctx.setdefault("ts", None)

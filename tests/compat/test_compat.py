@@ -60,8 +60,8 @@ RULE = {"rule_id": "r1", "trigger_type": "metric", "trigger_spec": {"conditions"
 def test_a_rule_a_list_or_a_rules_object(shape: str) -> None:
     data = {"object": RULE, "list": [RULE], "rules": {"rules": [RULE]}}[shape]
     text = import_rules(data)
-    assert "rule r1\n  from `events`\n  where cpu > 80\n" in text
-    assert "stream `events` (ts: timestamp, cpu: float)\n  time ts\n" in text
+    assert "rule r1\n  from events\n  where cpu > 80\n" in text
+    assert "stream events (ts: timestamp, cpu: float)\n  time ts\n" in text
 
 
 def test_stream_name_option() -> None:

@@ -13,14 +13,17 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
+# The reserved words of §9.1 (backquoted as names) and the contextual ones (bare names).
 KEYWORDS = (
-    "absent and anomaly as baseline by channel contains define ends_with events every fallback false for from gap "
-    "group having in is last lateness matches message not notify null or over pattern rule schedule session "
-    "severity sliding starts_with stream throttle time true tumbling warmup where window within"
+    "stream channel table template silence rule from where group by window having schedule pattern define "
+    "absent anomaly severity throttle notify message join for resolve and or not in is null true false "
+    "contains starts_with ends_with matches"
 ).split()
-BARE_ARG_KEYWORDS = (
-    "channel severity from time window message pattern group every over baseline warmup within last session gap"
+CONTEXTUAL = (
+    "tumbling sliding every session gap last events over within as baseline warmup fallback time lateness "
+    "key refresh after until on match"
 ).split()
+BARE_ARG_KEYWORDS = "channel severity from window message pattern group".split()
 
 OR, AND, NOT, CMP, SUM, PROD, UNARY, PRIMARY = range(1, 9)
 
@@ -69,7 +72,9 @@ _plain_ident = st.builds(
 
 @st.composite
 def name(draw) -> str:
-    kind = draw(st.integers(0, 9))
+    kind = draw(st.integers(0, 10))
+    if kind == 10:
+        return draw(st.sampled_from(CONTEXTUAL))  # contextual keywords are bare names (§9.1)
     if kind == 0:
         return f"`{draw(st.sampled_from(KEYWORDS))}`"
     if kind == 1:
@@ -143,6 +148,8 @@ def leaf(draw) -> Expr:
         return [draw(st.sampled_from(["true", "false", "null"]))], PRIMARY
     if kind == 4:
         return ["-", draw(number)], UNARY
+    if kind == 5 and draw(st.integers(0, 3)) == 0:
+        return [draw(st.sampled_from(["rule", "severity"]))], PRIMARY  # record fields in a silence's match
     return draw(path()), PRIMARY
 
 
@@ -251,7 +258,8 @@ def pat_seq(draw, depth: int) -> list[str]:
         if depth > 0 and draw(st.integers(0, 3)) == 0:
             atom = ["(", *draw(pat_alt(depth - 1)), ")"]
         else:
-            atom = [draw(name())]
+            step = draw(name())
+            atom = ["`within`" if step == "within" else step]  # a bare `within` ends the regex
         if draw(st.booleans()):
             atom += draw(quantifier())
         out += atom
@@ -348,6 +356,21 @@ def clause(draw) -> list[str]:
         return ["severity", draw(st.sampled_from(["info", "low", "medium", "high", "critical"]) | name())]
     if kind == 11:
         return ["throttle", draw(duration)]
+    if kind == 13 and draw(st.booleans()):
+        return draw(
+            st.sampled_from(["join", "for", "resolve", "template"]).flatmap(
+                lambda k: {
+                    "join": st.tuples(name(), st.booleans(), name(), expr(2)).map(
+                        lambda t: ["join", t[0], *(["as", t[2]] if t[1] else []), "on", *t[3][0]]
+                    ),
+                    "for": duration.map(lambda d: ["for", d]),
+                    "resolve": st.tuples(st.booleans(), duration, st.booleans(), string()).map(
+                        lambda t: ["resolve", *(["after", t[1]] if t[0] else []), *([t[3]] if t[2] else [])]
+                    ),
+                    "template": string().map(lambda x: ["message", "template", "(", x, ")"]),
+                }[k]
+            )
+        )
     if kind == 12:
         chans = [draw(name()) for _ in range(draw(st.integers(1, 3)))]
         tokens = ["notify", *_commas(draw, [[c] for c in chans], False)]
@@ -355,6 +378,47 @@ def clause(draw) -> list[str]:
             tokens += ["fallback", draw(name())]
         return tokens
     return ["message", draw(string())]
+
+
+@st.composite
+def table_decl(draw) -> list[str]:
+    fields = [[draw(name()), ":", draw(st.sampled_from(["int", "float", "str", "bool", "timestamp"]))] for _ in range(draw(st.integers(1, 4)))]
+    tokens = ["table", draw(name()), "(", *_commas(draw, fields, True), ")"]
+    opts = []
+    if draw(st.booleans()):
+        opts.append(["key", *draw(path())])
+    if draw(st.booleans()):
+        opts.append(["from", draw(st.sampled_from(['"hosts.csv"', '"t.parquet"']) | string())])
+    elif draw(st.booleans()):
+        opts.append(["from", "redis", "(", draw(string()), ")"])
+    if draw(st.booleans()):
+        opts.append(["refresh", draw(duration)])
+    for o in draw(st.permutations(opts)):
+        tokens += o
+    return tokens
+
+
+@st.composite
+def template_decl(draw) -> list[str]:
+    return ["template", draw(name()), "=", draw(string())]
+
+
+@st.composite
+def silence_decl(draw) -> list[str]:
+    tokens = ["silence", draw(name())]
+    if draw(st.booleans()):
+        tokens.append(draw(string()))
+    opts = []
+    if draw(st.booleans()):
+        opts.append(["match", *draw(expr())[0]])
+    kind = draw(st.integers(0, 2))
+    if kind == 1:
+        opts.append(["every", draw(st.sampled_from(['"0 2 * * *"']) | string()), "for", draw(duration)])
+    elif kind == 2:
+        opts.append(["from", draw(string()), "until", draw(string())])
+    for o in draw(st.permutations(opts)):
+        tokens += o
+    return tokens
 
 
 @st.composite
@@ -371,7 +435,9 @@ def rule_decl(draw) -> list[str]:
 def cep_file(draw) -> str:
     """A whole file: declarations in any order, noise between every two tokens,
     sometimes comments before the first and after the last."""
-    decls = draw(st.lists(st.one_of(stream_decl(), channel_decl(), rule_decl()), max_size=5))
+    decls = draw(
+        st.lists(st.one_of(stream_decl(), channel_decl(), rule_decl(), table_decl(), template_decl(), silence_decl()), max_size=5)
+    )
     parts = []
     if draw(st.booleans()):
         parts.append(draw(_comment_text) + "\n" + ("\n" if draw(st.booleans()) else ""))

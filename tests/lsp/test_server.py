@@ -373,3 +373,54 @@ def test_rename_a_channel_across_files(client: LspClient, tmp_path: Path) -> Non
         client.request("textDocument/prepareRename", {"textDocument": {"uri": uri}, "position": _pos(rules, "metrics", 1)} | {"position": _pos(STREAMS, "cpu", 1), "textDocument": {"uri": decls_uri}})
     with pytest.raises(RuntimeError, match="is not a name"):
         client.request("textDocument/rename", {**pos, "newName": "2x"})
+
+
+TABLES = STREAMS + """
+table hosts (host: str, region: str, tier: int)
+  key host
+  from "hosts.csv"
+
+template oncall = "{{ title }} on {{ host }}"
+
+rule by_region
+  from metrics
+  join hosts as h on host
+  where h.region == "eu" and cpu > 90
+  message template("oncall")
+
+silence nightly "Backups"
+  match rule in ["by_region"] and host starts_with "db-"
+  every "0 2 * * *" for 2h
+"""
+
+
+def test_tables_joins_templates_silences(client: LspClient, tmp_path: Path) -> None:
+    (tmp_path / "hosts.csv").write_text("host,region,tier\na,eu,1\n")
+    uri, path = _doc(tmp_path, TABLES)
+    client.open(uri, TABLES)
+    assert client.diagnostics(uri) == check_source(TABLES, str(path))[1] == []
+
+    def at(method: str, needle: str, after: int = 1, **extra):
+        return client.request(method, {"textDocument": {"uri": uri}, "position": _pos(TABLES, needle, after), **extra})
+
+    # Definitions: the table from `join`, its field from `h.region`, the template from `template("oncall")`.
+    assert [r["range"]["start"] for r in at("textDocument/definition", "hosts as h")] == [_pos(TABLES, "hosts (")]
+    assert [r["range"]["start"] for r in at("textDocument/definition", "h.region ==")] == [_pos(TABLES, "region: str")]
+    assert [r["range"]["start"] for r in at("textDocument/definition", '"oncall")', 2)] == [_pos(TABLES, 'oncall = "{{')]
+    assert "field of table `hosts`" in at("textDocument/hover", "h.region ==", 3)["contents"]["value"]
+    assert "table hosts" in at("textDocument/hover", "hosts as h")["contents"]["value"]
+    syms = client.request("textDocument/documentSymbol", {"textDocument": {"uri": uri}})
+    assert [s["name"] for s in syms] == ["metrics", "ops_slack", "oncall", "hosts", "oncall", "by_region", "nightly"]
+
+    def labels(text: str) -> set[str]:
+        d = tmp_path / f"c{abs(hash(text))}"
+        d.mkdir()
+        u, _ = _doc(d, text)
+        client.open(u, text)
+        end = {"line": text.count("\n"), "character": len(text.split("\n")[-1])}
+        return {i["label"] for i in client.request("textDocument/completion", {"textDocument": {"uri": u}, "position": end})["items"]}
+
+    head = TABLES.split("rule by_region")[0]
+    assert labels(head + "rule r from metrics join ") >= {"hosts"}
+    assert labels(head + "rule r from metrics join hosts as h on host where ") >= {"h.region", "h.tier", "cpu"}
+    assert labels(head + 'rule r from metrics message template("') == {"oncall"}

@@ -57,7 +57,7 @@ def test_driver_builds_larks_ast_on_the_corpus(path: Path) -> None:
 def test_driver_builds_larks_ast_on_fuzzed_inputs() -> None:
     fuzz = _fuzz_module()
     agreed = refused = 0
-    for i, text in enumerate(fuzz.inputs(400, seed=424242, texts=fuzz.corpus_texts())):
+    for i, text in enumerate(fuzz.inputs(600, seed=424242, texts=fuzz.corpus_texts())):
         if len(text) > 200_000 or parser._too_deep_bracket(text) is not None:
             continue
         same = _same(text, f"fuzz-{i}")

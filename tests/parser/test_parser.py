@@ -239,8 +239,10 @@ def test_parenthesised_expression_span_includes_the_parens() -> None:
 
 def test_keywords_are_reserved_and_backquotes_free_them() -> None:
     kw = keywords()
-    for word in ("stream", "rule", "from", "where", "window", "time", "last", "as", "in", "is", "not", "null", "within"):
+    for word in ("stream", "rule", "from", "where", "window", "in", "is", "not", "null", "join", "for", "resolve"):
         assert word in kw
+    for word in ("time", "last", "as", "within", "events", "match", "key"):  # contextual since v2 (§9.1)
+        assert word not in kw
     assert "count" not in kw and "avg" not in kw  # functions are names
     (d,) = errors("stream s (ts: timestamp, window: int)")
     assert d.code == "keyword-as-name" and "`window`" in d.message
