@@ -15,7 +15,6 @@ import dataclasses
 import datetime as _dt
 import functools
 import hashlib
-import pickle
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -26,18 +25,20 @@ import polars as pl
 
 from cepdsl.backends.base import SEQ, TIME, Executor, Progress
 from cepdsl.backends.polars.rowsets import WhereSet, decode
-from cepdsl.engine.deadletter import concat_dead_letters, empty_dead_letters, rows_as_dead_letters
+from cepdsl.engine.deadletter import concat_dead_letters, rows_as_dead_letters
 from cepdsl.engine.frames import conform
 from cepdsl.engine.ordering import NO_WATERMARK, StreamState
 from cepdsl.engine.stats import RuleStats
 from cepdsl.engine.throttle import Throttle
 from cepdsl.plan import FieldPlan, Program, RuleKind, RulePlan, StreamPlan
+from cepdsl.state_format import StateFormatError, decode_state, encode_state
 
 #: From this many rows, a join group of one rule looks keys up only for the rows its
 #: `where`'s join-free conjuncts keep (below it, one pass over all rows is cheaper).
 PREFILTER_ROWS = 4096
 #: Bumped when the layout of `Session.snapshot()` changes.
-ENGINE_STATE_VERSION = 1
+#: 2: msgpack checkpoints (cepdsl/state_format.py); 1 was pickle (`cep state migrate` converts).
+ENGINE_STATE_VERSION = 2
 #: Snapshot keys of per-stream state; rule IDs are identifiers, so ":" cannot clash.
 STREAM_KEY = "stream:"
 
@@ -176,6 +177,8 @@ class ReloadReport:
 class RestoreReport:
     restored: tuple[str, ...]  # rule IDs and `stream:NAME` keys taken over
     skipped: tuple[str, ...]  # keys whose plan changed or that no longer exist: those start fresh
+    #: With `skip_unreadable`: (key, why) of entries that could not be read; those start fresh.
+    unreadable: tuple[tuple[str, str], ...] = ()
 
 
 class Session:
@@ -250,11 +253,14 @@ class Session:
 
         # Built aside and swapped in whole: `stats()` may read from another thread (the live
         # table, the HTTP API) while a reload builds, and must see the old set or the new one.
+        # Nothing old is touched until every new executor is built: a failure part way leaves
+        # the running program whole (the engine reports it and keeps running).
         rules: dict[str, RuleRun] = {}
+        renamed: list[tuple[RuleRun, RulePlan]] = []
         for rule in program.rules:
             old = old_rules.get(rule.id)
             if old is not None and same_matching(old.plan, rule):
-                old.plan = old.executor.rule = rule  # new title/message/notify, same state
+                renamed.append((old, rule))  # new title/message/notify, same state
                 rules[rule.id] = old
             else:
                 throttle = Throttle(rule.throttle_us, rule.group_keys) if rule.throttle_us else None
@@ -277,7 +283,10 @@ class Session:
         from cepdsl.silences import applicable
 
         # Per rule, the file's silences that may apply to its records (§9.4).
-        self._silences = {r.id: applicable(r, program.silences) for r in program.rules} if program.silences else {}
+        silences = {r.id: applicable(r, program.silences) for r in program.rules} if program.silences else {}
+        for run, plan in renamed:
+            run.plan = run.executor.rule = plan
+        self._silences = silences
         self._rules, self._streams = rules, streams
 
     def _stream(self, name: str) -> StreamRun:
@@ -515,15 +524,14 @@ class Session:
 
     # ------------------------------------------------------------------ state
     def _rule_snapshot(self, rule: RuleRun) -> bytes:
-        return pickle.dumps(
+        return encode_state(
             {
                 "version": ENGINE_STATE_VERSION,
                 "plan": fingerprint(rule.plan),
-                "executor": rule.executor.snapshot(),
+                "executor": rule.executor.snapshot_data(),  # embedded: one encoding, no nested payload
                 "throttle": rule.throttle.state() if rule.throttle else None,
                 "counters": rule.stats.counters(),
-            },
-            protocol=5,
+            }
         )
 
     def snapshot(self) -> dict[str, bytes]:
@@ -531,43 +539,73 @@ class Session:
         (`stream:NAME`: watermark, arrival counter and the reorder buffer's rows)."""
         snap = {rid: self._rule_snapshot(rule) for rid, rule in self._rules.items()}
         for name, run in self._streams.items():
-            snap[STREAM_KEY + name] = pickle.dumps(
-                {"version": ENGINE_STATE_VERSION, "plan": fingerprint(run.state.plan), "state": run.state.state()},
-                protocol=5,
+            snap[STREAM_KEY + name] = encode_state(
+                {"version": ENGINE_STATE_VERSION, "plan": fingerprint(run.state.plan), "state": run.state.state()}
             )
         return snap
 
-    def restore(self, snapshot: Mapping[str, bytes]) -> RestoreReport:
+    def restore(self, snapshot: Mapping[str, bytes], *, skip_unreadable: bool = False) -> RestoreReport:
         """Take over a snapshot.  A rule whose plan changed since (or that no longer exists)
-        starts fresh; a stream whose declaration changed keeps its progress and buffered rows."""
-        restored, skipped = [], []
+        starts fresh; a stream whose declaration changed keeps its progress and buffered rows.
+        Payloads are read as data only (cepdsl/state_format.py): a pickle, or anything else
+        that is not a checkpoint, raises `StateFormatError` and is never executed. With
+        `skip_unreadable` (what the streaming engine does on start: a damaged or crafted
+        entry must not stop it), such an entry is reported and its rule or stream starts fresh."""
+        restored, skipped, unreadable = [], [], []
         for key, payload in snapshot.items():
-            data = pickle.loads(payload)
-            if data.get("version") != ENGINE_STATE_VERSION:
-                raise ValueError(f"{key}: engine state version {data.get('version')}, expected {ENGINE_STATE_VERSION}")
-            if key.startswith(STREAM_KEY):
-                run = self._streams.get(key[len(STREAM_KEY) :])
-                if run is None:
-                    skipped.append(key)
-                    continue
-                old = StreamState(run.state.plan, external_watermark=self.replay)
-                old.load_state(data["state"])
-                if data["plan"] == fingerprint(run.state.plan):
-                    run.state.load_state(data["state"])
+            try:
+                if self._restore_entry(key, payload):
+                    restored.append(key)
                 else:
-                    run.state.adopt(old)
-                restored.append(key)
-                continue
-            rule = self._rules.get(key)
-            if rule is None or data["plan"] != fingerprint(rule.plan):
-                skipped.append(key)
-                continue
-            rule.executor.restore(data["executor"])
-            if rule.throttle is not None and data["throttle"] is not None:
-                rule.throttle.load_state(data["throttle"])
-            rule.stats.load_counters(data["counters"])
-            restored.append(key)
-        return RestoreReport(tuple(restored), tuple(skipped))
+                    skipped.append(key)
+            except Exception as e:
+                if not skip_unreadable:
+                    raise
+                self._start_fresh(key)
+                unreadable.append((key, f"{type(e).__name__}: {e}"))
+        return RestoreReport(tuple(restored), tuple(skipped), tuple(unreadable))
+
+    def _restore_entry(self, key: str, payload: bytes) -> bool:
+        data = decode_state(payload)
+        if not isinstance(data, dict):
+            raise StateFormatError(f"{key}: a checkpoint entry is a map")
+        if data.get("version") != ENGINE_STATE_VERSION:
+            raise ValueError(f"{key}: engine state version {data.get('version')}, expected {ENGINE_STATE_VERSION}")
+        if key.startswith(STREAM_KEY):
+            run = self._streams.get(key[len(STREAM_KEY) :])
+            if run is None:
+                return False
+            old = StreamState(run.state.plan, external_watermark=self.replay)
+            old.load_state(data["state"])
+            if data["plan"] == fingerprint(run.state.plan):
+                run.state.load_state(data["state"])
+            else:
+                run.state.adopt(old)
+            return True
+        rule = self._rules.get(key)
+        if rule is None or data["plan"] != fingerprint(rule.plan):
+            return False
+        rule.executor.restore_data(data["executor"])
+        if rule.throttle is not None and data["throttle"] is not None:
+            rule.throttle.load_state(data["throttle"])
+        rule.stats.load_counters(data["counters"])
+        return True
+
+    def _start_fresh(self, key: str) -> None:
+        """Undo whatever part of an entry was loaded before it failed."""
+        if key.startswith(STREAM_KEY):
+            run = self._streams.get(key[len(STREAM_KEY) :])
+            if run is not None:
+                fresh = StreamState(run.state.plan, external_watermark=self.replay)
+                fresh.need_seq = run.state.need_seq
+                run.state = fresh
+            return
+        rule = self._rules.get(key)
+        if rule is not None:
+            rule.executor = self._make_executor(rule.plan)
+            if rule.throttle is not None:
+                rule.throttle = Throttle(rule.plan.throttle_us, rule.plan.group_keys)
+            rule.stats = RuleStats()
 
     # ------------------------------------------------------------------ hot reload
     def reload(self, program: Program, tables: Mapping[str, pl.DataFrame] | None = None) -> ReloadReport:

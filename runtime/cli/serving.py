@@ -1,22 +1,51 @@
-"""`cep serve`: the HTTP API."""
+"""`cep serve`: the engine and the operations API in one process (`cep run --api` is the same)."""
 
 from __future__ import annotations
 
+import os
+import sys
+
 import click
 
-from runtime.cli.common import load_program
 from runtime.cli.group import main
 
 
+def duration_s(text: str | None) -> float | None:
+    if text is None:
+        return None
+    from runtime.sources.spec import parse_duration_s
+
+    try:
+        return parse_duration_s(text)
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from None
+
+
 @main.command()
-@click.argument("file", required=False)
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8080, show_default=True)
-def serve(file: str | None, host: str, port: int) -> None:
-    """Serve the HTTP API (health, rules, stats, check)."""
-    import uvicorn
+@click.argument("files", nargs=-1, required=True)
+@click.option("--source", "sources", multiple=True, help="[STREAM=]SPEC: jsonl:PATH, parquet-dir:DIR, redis://..., http://... (events can also be POSTed to /cep/streams/STREAM/events)")
+@click.option("--state", default=None, help="State store: sqlite:PATH (default sqlite:.cep-state.sqlite), redis://host:port/db or memory.")
+@click.option("--outbox", default=None, help="Notification outbox: a SQLite path (default .cep-outbox.sqlite) or redis://...")
+@click.option("--listen", default="127.0.0.1:8080", show_default=True, help="HOST:PORT of the API (port 0: any free port).")
+@click.option("--catalogue", default=None, help="Rule catalogue: sqlite:PATH (default beside the state), postgresql://..., redis://...")
+@click.option("--history", default=None, help="Alert history: sqlite:PATH (default beside the state), postgresql://... or redis://...")
+@click.option("--retention", default="7d", show_default=True, help="How long the alert history keeps a match.")
+@click.option("--token", default=None, envvar="CEP_API_TOKEN", help="Bearer token for state-changing routes (env CEP_API_TOKEN).")
+@click.option("--http-host", "http_hosts", multiple=True, help="A Host header name the API answers (default: loopback names and the --listen host).")
+@click.option("--checkpoint-every", default=5.0, show_default=True, help="Seconds between state checkpoints.")
+@click.option("--out", "out_dir", default=None, help="Also append matches to DIR/<rule>.jsonl.")
+@click.option("--allow-host", "allow_hosts", multiple=True, help="Allow notifications to this host/network (e.g. 127.0.0.1).")
+@click.option("--log-format", type=click.Choice(("text", "json")), default="text", show_default=True,
+              help="Log lines (the server's included) as text or one JSON object per line.")
+def serve(files: tuple[str, ...], sources: tuple[str, ...], state: str | None, outbox: str | None, listen: str,
+          catalogue: str | None, history: str | None, retention: str, token: str | None, http_hosts: tuple[str, ...],
+          checkpoint_every: float, out_dir: str | None, allow_hosts: tuple[str, ...], log_format: str = "text") -> None:
+    """Run the rules in FILES and serve the operations API (rules, events, simulate, stats, health, /docs)."""
+    from runtime import logs
+    from runtime.serve import serve_forever
 
-    from runtime.api import create_app
-
-    program = load_program(file) if file else None
-    uvicorn.run(create_app(program, file), host=host, port=port, log_level="warning")
+    logs.configure(log_format, level=os.environ.get("CEP_LOG", "INFO"))
+    code = serve_forever(list(files), sources, state=state, outbox=outbox, listen=listen, catalogue=catalogue,
+                         history=history, retention_s=duration_s(retention), token=token, http_hosts=http_hosts,
+                         checkpoint_every=checkpoint_every, out_dir=out_dir, allow_hosts=allow_hosts)
+    sys.exit(code)

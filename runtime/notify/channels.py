@@ -58,6 +58,8 @@ class Notification:
     text: str
     record: dict[str, Any] = field(repr=False)
     group: dict[str, Any] = field(default_factory=dict)
+    #: Why the rule's message template failed (then `text` is the default message with the reason).
+    template_error: str | None = None
 
 
 @dataclass
@@ -135,7 +137,7 @@ class Channel:
         redact = self.config.redact
         return Sent(self.name, self.kind, redact(url),
                     {"method": method, "headers": self._shown_headers(all_headers), "body": redact(body.decode())},
-                    response.status_code, redact(response.text[:500]))
+                    response.status_code, self.config.redactor.shorten(response.text, 500))
 
 
 class ConsoleChannel(Channel):
@@ -159,10 +161,13 @@ class FileChannel(Channel):
 
     async def send(self, n: Notification) -> Sent:
         path = str(self.config.get("path"))
-        line = json.dumps({
+        entry = {
             "id": n.id, "rule": n.rule, "title": n.title, "severity": n.severity,
             "ts": json_safe(n.ts), "subject": n.subject, "message": n.text, "record": json_safe(n.record),
-        }, ensure_ascii=False, allow_nan=False)
+        }
+        if n.template_error:  # the message is the default one: say why, on the alert itself
+            entry["template_error"] = n.template_error
+        line = json.dumps(entry, ensure_ascii=False, allow_nan=False)
         lock = _file_locks.setdefault(path, threading.Lock())
         with lock, open(path, "a", encoding="utf-8") as fh:  # small local append: not worth a thread hop
             fh.write(line + "\n")
@@ -186,6 +191,8 @@ class WebhookChannel(Channel):
             "id": n.id, "idempotency_key": n.id, "rule": n.rule, "title": n.title, "severity": n.severity,
             "ts": json_safe(n.ts), "subject": n.subject, "message": n.text, "record": json_safe(n.record),
         }
+        if n.template_error:
+            payload["template_error"] = n.template_error
         headers = {str(k): str(v) for k, v in (self.config.get("headers") or {}).items()}
         headers["Idempotency-Key"] = n.id
         return await self._http(str(self.config.get("method", "POST")).upper(), str(self.config.get("url")),

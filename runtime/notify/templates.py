@@ -9,6 +9,7 @@ is sent instead, with a line saying why, and the error is counted.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -99,13 +100,16 @@ def render_message(
     *,
     max_chars: int = DEFAULT_MAX_CHARS,
     max_seconds: float = DEFAULT_MAX_SECONDS,
+    renderer: Callable[..., str] | None = None,
 ) -> Rendered:
+    """The rule's message (through `renderer`: the notifier's worker pool, which stops a runaway
+    template; `render` in-process otherwise), or the default one with why the message failed."""
     subject = subject_line(rule, record)
     limits = {"max_chars": max_chars, "max_seconds": max_seconds}
     if rule.message is None:
         return Rendered(subject, render_default(rule, kind, record, **limits))
     try:
-        return Rendered(subject, render(rule.message, record_context(rule, record), **limits))
+        return Rendered(subject, (renderer or render)(rule.message, record_context(rule, record), **limits))
     except TemplateError as exc:
         text = render_default(rule, kind, record, **limits)
         return Rendered(subject, f"{text}\n(message template failed: {exc})", str(exc))

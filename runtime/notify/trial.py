@@ -19,6 +19,7 @@ from runtime.notify.config import resolve_channel
 from runtime.notify.records import idempotency_key
 from runtime.notify.retry import classify_exception
 from runtime.notify.ssrf import DEFAULT_POLICY, DestinationPolicy, Resolver, guarded_client, system_resolver
+from runtime.notify.render_worker import RenderWorkers
 from runtime.notify.templates import render_message
 
 _SAMPLE_BY_TYPE: dict[Type, Any] = {Type.INT: 42, Type.FLOAT: 42.5, Type.BOOL: True}
@@ -55,6 +56,17 @@ def _coerce(rule: RulePlan, given: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+_WORKERS: RenderWorkers | None = None
+
+
+def _workers() -> RenderWorkers:
+    """One render worker for trial sends (`cep notify test`, the API), started on first need."""
+    global _WORKERS
+    if _WORKERS is None:
+        _WORKERS = RenderWorkers(1)
+    return _WORKERS
+
+
 async def notify_test_async(
     program: Program,
     rule_id: str,
@@ -73,11 +85,14 @@ async def notify_test_async(
     full = sample_record(rule)
     if record is not None:
         full.update(_coerce(rule, record))
-    rendered = render_message(rule, config.kind, full)
+    if rule.message is None or RenderWorkers.inline(rule.message):
+        rendered = render_message(rule, config.kind, full)
+    else:  # a template that may run away: in a worker stopped at the time limit, off the event loop
+        rendered = await asyncio.to_thread(render_message, rule, config.kind, full, renderer=_workers().render)
     key = idempotency_key(rule, full)
     n = Notification(id=key, rule=rule.id, title=rule.title or rule.id, severity=str(full.get("severity")),
                      ts=full.get("ts"), subject=rendered.subject, text=rendered.text, record=full,
-                     group={k: full.get(k) for k in rule.group_keys})
+                     group={k: full.get(k) for k in rule.group_keys}, template_error=rendered.template_error)
     result: dict[str, Any] = {
         "rule": rule.id, "channel": channel_name, "kind": config.kind, "idempotency_key": key,
         "subject": rendered.subject, "text": config.redact(rendered.text),

@@ -1,0 +1,177 @@
+"""/cep/rules/{id}/anomaly-status and anomaly-reset: the baselines an anomaly rule keeps per group.
+
+Read and changed on the engine thread (between batches).  Pre-seeded values go
+through the rule's own kernel, so the state is exactly what seeing those values
+in the stream would have left (sums, run counters and sorted copies included).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import numpy as np
+import polars as pl
+from fastapi import APIRouter, Depends, Path
+from starlette.concurrency import run_in_threadpool
+
+from runtime.api.deps import ops
+from runtime.api.errors import ERROR_RESPONSES
+from runtime.api.models import ID_PATTERN, AnomalyGroup, AnomalyResetIn, AnomalyResetOut, AnomalyStatus, BaselineIn
+from runtime.control import ControlPlane, Refused
+
+router = APIRouter(tags=["anomaly"], responses=ERROR_RESPONSES)
+Ops = Annotated[ControlPlane, Depends(ops)]
+RuleId = Annotated[str, Path(pattern=ID_PATTERN)]
+
+
+def executor_of(o: ControlPlane, rule_id: str) -> Any:
+    o.rule_view(rule_id)  # 404 when unknown
+    session = getattr(o.engine, "session", None)
+    run = getattr(session, "_rules", {}).get(rule_id) if session is not None else None
+    if run is None:
+        raise Refused(409, "not-loaded", f"rule `{rule_id}` is not running")
+    if run.plan.anomaly is None:
+        raise Refused(409, "not-anomaly", f"rule `{rule_id}` is not an anomaly rule")
+    return run.executor
+
+
+def group_keys(ex: Any) -> list[str]:
+    table = ex.groups.table
+    if not ex.groups.keys:
+        return [""]
+    return ["|".join("" if v is None else str(v) for v in row) for row in table.iter_rows()]
+
+
+def values_of(ex: Any, slot: int) -> list[float]:
+    from cepdsl.backends.numba.anomaly_kernels import HEADER
+
+    w, n_max = ex.width, ex.n_max
+    if ex.st.shape[0] < (slot + 1) * w:
+        return []
+    b = slot * w
+    if ex.spec.method == "ema":
+        return []
+    n, head = int(ex.st[b]), int(ex.st[b + 1])
+    ring = ex.st[b + HEADER : b + HEADER + n_max]
+    return [float(ring[(head + j) % n_max]) for j in range(n)]
+
+
+def status(o: ControlPlane, rule_id: str) -> AnomalyStatus:
+    ex = executor_of(o, rule_id)
+    spec = ex.spec
+    groups = []
+    last_scores = _last_scores(o, rule_id)
+    for slot, key in enumerate(group_keys(ex)):
+        g = AnomalyGroup(group=key, n=0, last_score=last_scores.get(key))
+        if ex.st.shape[0] >= (slot + 1) * ex.width:
+            if spec.method == "ema":
+                b = slot * ex.width
+                g.n, g.mean, g.std = int(ex.st[b]), float(ex.st[b + 1]), float(np.sqrt(max(ex.st[b + 2], 0.0)))
+            else:
+                vals = values_of(ex, slot)
+                g.n = len(vals)
+                if vals:
+                    a = np.asarray(vals)
+                    if spec.method == "zscore":
+                        g.mean, g.std = float(a.mean()), float(a.std())
+                    else:
+                        g.q1, g.q3 = float(np.quantile(a, 0.25)), float(np.quantile(a, 0.75))
+                g.values = vals
+        if g.n == 0 and g.mean is None:
+            g.mean = None
+        groups.append(g)
+    return AnomalyStatus(rule=rule_id, method=spec.method, field=spec.field, baseline=ex.n_max,
+                         warmup=int(spec.warmup), groups=groups)
+
+
+def _last_scores(o: ControlPlane, rule_id: str) -> dict[str, float]:
+    out: dict[str, float] = {}
+    if o.history is None:
+        return out
+    rows, _ = o.history.query(rule=rule_id, limit=200)
+    for a in rows:  # newest first: the first seen per group is its last score
+        score = a.record.get("score")
+        if a.group not in out and isinstance(score, (int, float)):
+            out[a.group] = float(score)
+    return out
+
+
+def reset(o: ControlPlane, rule_id: str, group: str | None) -> int:
+    ex = executor_of(o, rule_id)
+    keys = group_keys(ex)
+    targets = range(len(keys)) if group is None else [i for i, k in enumerate(keys) if k == group]
+    if group is not None and not targets:
+        raise Refused(404, "not-found", f"rule `{rule_id}` has no group `{group}`")
+    for slot in targets:
+        if ex.st.shape[0] >= (slot + 1) * ex.width:
+            ex.st[slot * ex.width : (slot + 1) * ex.width] = 0.0  # a zeroed slot is a fresh one
+    return len(targets)
+
+
+def seed(o: ControlPlane, rule_id: str, baselines: dict[str, list[float]]) -> None:
+    """Reset each named group and feed it `values` through the rule's kernel."""
+    from cepdsl.backends.numba import anomaly_kernels as k
+
+    ex = executor_of(o, rule_id)
+    schema = ex.groups.schema
+    for group, values in baselines.items():
+        if len(values) > 1000:
+            raise Refused(422, "invalid-request", f"group `{group}`: at most 1000 values")
+        if not all(np.isfinite(v) for v in values):
+            raise Refused(422, "invalid-request", f"group `{group}`: values must be finite numbers")
+        parts = group.split("|") if schema else []
+        if len(parts) != len(schema):
+            raise Refused(422, "invalid-request", f"group `{group}`: expected {len(schema)} key value(s) joined by `|`")
+        try:
+            frame = pl.DataFrame({name: [p] for name, p in zip(schema, parts, strict=True)}).cast(schema)  # type: ignore[arg-type]
+        except Exception:  # noqa: BLE001 - a key value that is not of the key's type
+            raise Refused(422, "invalid-request", f"group `{group}`: key values do not fit {dict(schema)}") from None
+        slot = int(ex.groups.slots(frame)[0]) if schema else 0
+        ex._alloc(max(len(ex.groups), slot + 1))
+        ex.st[slot * ex.width : (slot + 1) * ex.width] = 0.0
+        x = np.ascontiguousarray(values, dtype=np.float64)
+        slots = np.full(len(values), slot, np.int64)
+        spec = ex.spec
+        if spec.method == "zscore":
+            k.run_scan(k.zscore_scan, slots, x, ex.st, ex.width, ex.n_max, int(spec.warmup), float(spec.threshold))
+        elif spec.method == "iqr":
+            k.run_scan(k.iqr_scan, slots, x, ex.st, ex.width, ex.n_max, int(spec.warmup), float(spec.multiplier))
+        else:
+            k.run_scan(k.ema_scan, slots, x, ex.st, ex.width, int(spec.warmup), float(spec.alpha), float(spec.threshold))
+    export_baselines(o, rule_id)
+
+
+def export_baselines(o: ControlPlane, rule_id: str) -> None:
+    """With a Redis state, also write the baselines under the design's `cep:anomaly:baseline:<rule>:<group>`."""
+    store = getattr(o.engine, "store", None)
+    setter = getattr(getattr(store, "inner", store), "baseline_set", None)
+    if setter is None or not hasattr(getattr(store, "inner", store), "redis"):
+        return
+    ex = executor_of(o, rule_id)
+    for slot, key in enumerate(group_keys(ex)):
+        vals = values_of(ex, slot)
+        if vals:
+            setter(rule_id, key, vals)
+
+
+@router.get("/cep/rules/{rule_id}/anomaly-status", response_model=AnomalyStatus,
+            summary="Per group: baseline size, mean/std (zscore, ema) or q1/q3 (iqr), last reported score")
+async def anomaly_status(rule_id: RuleId, o: Ops) -> AnomalyStatus:
+    return await run_in_threadpool(o.call, lambda: status(o, rule_id))
+
+
+@router.put("/cep/rules/{rule_id}/anomaly-status", response_model=AnomalyStatus,
+            summary="Pre-seed baselines: group → values (oldest first), as if seen in the stream")
+async def seed_baselines(rule_id: RuleId, body: BaselineIn, o: Ops) -> AnomalyStatus:
+    def run() -> AnomalyStatus:
+        seed(o, rule_id, body.baselines)
+        return status(o, rule_id)
+
+    return await run_in_threadpool(o.call, run)
+
+
+@router.post("/cep/rules/{rule_id}/anomaly-reset", response_model=AnomalyResetOut,
+             summary="Forget the baseline of every group, or of one")
+async def anomaly_reset(rule_id: RuleId, o: Ops, body: AnomalyResetIn | None = None) -> AnomalyResetOut:
+    n = await run_in_threadpool(o.call, lambda: reset(o, rule_id, body.group if body else None))
+    return AnomalyResetOut(rule=rule_id, reset=n)

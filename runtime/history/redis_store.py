@@ -1,0 +1,152 @@
+"""The alert history in Redis (when several processes share it, or Redis is the only store).
+
+    {prefix}alerts:seq                 INCR: alert ids
+    {prefix}alert:{id}                 JSON of the alert, expiring after the retention
+    {prefix}alerts:by:all              zset id → id (newest first by score)
+    {prefix}alerts:by:rule:{rule}      zset id → id
+    {prefix}alerts:by:grp:{group}      zset id → id
+    {prefix}alerts:by:sev:{severity}   zset id → id
+    {prefix}alerts:ts                  zset id → event time (µs)
+    {prefix}alerts:emitted             zset id → emission time (µs), for retention and "today"
+
+A page walks the most selective index newest first and checks the other filters on
+the fetched alerts; the time-range summary reads the range from the ts index.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from runtime.history.store import DEFAULT_RETENTION_S, Alert, AlertRow
+
+
+class RedisHistory:
+    def __init__(self, client: Any, prefix: str = "cep:", retention_s: float = DEFAULT_RETENTION_S) -> None:
+        self.r = client
+        self.p = prefix
+        self.retention_s = retention_s
+
+    def _k(self, *parts: str) -> str:
+        return self.p + ":".join(parts)
+
+    def add(self, rows: list[AlertRow], now: float | None = None) -> None:
+        self.add_rows([(r.rule, r.severity, r.ts_us, r.group, r.key, r.record_json, r.silenced, int(r.test),
+                        json.dumps(r.channels)) for r in rows], now)
+
+    def add_rows(self, rows: list[tuple[Any, ...]], now: float | None = None) -> None:
+        if not rows:
+            return
+        emitted = int((time.time() if now is None else now) * 1_000_000)
+        last = self.r.incrby(self._k("alerts", "seq"), len(rows))
+        ttl = max(1, int(self.retention_s))
+        pipe = self.r.pipeline(transaction=False)
+        for i, (rule, sev, ts, grp, key, record, silenced, test, channels) in enumerate(rows):
+            aid = last - len(rows) + 1 + i
+            doc = {"id": aid, "rule": rule, "severity": sev, "ts_us": ts, "emitted_us": emitted, "group": grp,
+                   "key": key, "record": record, "silenced": silenced, "test": bool(test), "channels": channels}
+            pipe.set(self._k("alert", str(aid)), json.dumps(doc), ex=ttl)
+            for index in (("alerts", "by", "all"), ("alerts", "by", "rule", rule), ("alerts", "by", "grp", grp),
+                          ("alerts", "by", "sev", sev)):
+                pipe.zadd(self._k(*index), {aid: aid})
+            if ts is not None:
+                pipe.zadd(self._k("alerts", "ts"), {aid: ts})
+            pipe.zadd(self._k("alerts", "emitted"), {aid: emitted})
+        pipe.execute()
+
+    @staticmethod
+    def _alert(raw: bytes | str) -> Alert:
+        d = json.loads(raw)
+        return Alert(d["id"], d["rule"], d["severity"], d["ts_us"], d["emitted_us"], d["group"], d["key"],
+                     json.loads(d["record"]), d["silenced"], d["test"], json.loads(d["channels"]))
+
+    def _fetch(self, ids: list[int]) -> list[Alert]:
+        if not ids:
+            return []
+        raws = self.r.mget([self._k("alert", str(i)) for i in ids])
+        return [self._alert(x) for x in raws if x is not None]
+
+    def query(self, *, rule: str | None = None, severity: str | None = None, group: str | None = None,
+              since_us: int | None = None, until_us: int | None = None, cursor: int | None = None,
+              limit: int = 50) -> tuple[list[Alert], int | None]:
+        if rule is not None:
+            index = self._k("alerts", "by", "rule", rule)
+        elif group is not None:
+            index = self._k("alerts", "by", "grp", group)
+        elif severity is not None:
+            index = self._k("alerts", "by", "sev", severity)
+        else:
+            index = self._k("alerts", "by", "all")
+        out: list[Alert] = []
+        top = "+inf" if cursor is None else f"({cursor}"
+        while len(out) <= limit:
+            ids = [int(x) for x in self.r.zrevrangebyscore(index, top, "-inf", start=0, num=max(limit * 2, 100))]
+            if not ids:
+                break
+            for a in self._fetch(ids):
+                if ((severity is None or a.severity == severity) and (group is None or a.group == group)
+                        and (rule is None or a.rule == rule)
+                        and (since_us is None or (a.ts_us is not None and a.ts_us >= since_us))
+                        and (until_us is None or (a.ts_us is not None and a.ts_us < until_us))):
+                    out.append(a)
+            top = f"({ids[-1]}"
+        more = len(out) > limit
+        out = out[:limit]
+        return out, (out[-1].id if more and out else None)
+
+    def summary(self, *, since_us: int | None, until_us: int | None, rule: str | None = None
+                ) -> tuple[list[tuple[str, str, int]], list[tuple[int, int]]]:
+        lo = "-inf" if since_us is None else since_us
+        hi = "+inf" if until_us is None else f"({until_us}"
+        ids = [int(x) for x in self.r.zrangebyscore(self._k("alerts", "ts"), lo, hi)]
+        counts: dict[tuple[str, str], int] = {}
+        minutes: dict[int, int] = {}
+        for start in range(0, len(ids), 1000):
+            for a in self._fetch(ids[start : start + 1000]):
+                if rule is not None and a.rule != rule:
+                    continue
+                counts[(a.rule, a.severity)] = counts.get((a.rule, a.severity), 0) + 1
+                if a.ts_us is not None:
+                    m = a.ts_us // 60_000_000 * 60_000_000
+                    minutes[m] = minutes.get(m, 0) + 1
+        return ([(r, s, n) for (r, s), n in sorted(counts.items())], sorted(minutes.items()))
+
+    def count_since(self, emitted_us: int) -> int:
+        ids = [int(x) for x in self.r.zrangebyscore(self._k("alerts", "emitted"), emitted_us, "+inf")]
+        return sum(1 for a in self._fetch(ids) if not a.test) if ids else 0
+
+    def get(self, alert_id: int) -> Alert | None:
+        got = self._fetch([alert_id])
+        return got[0] if got else None
+
+    def delete(self, alert_id: int) -> bool:
+        a = self.get(alert_id)
+        if a is None:
+            return False
+        pipe = self.r.pipeline(transaction=False)
+        pipe.delete(self._k("alert", str(alert_id)))
+        for index in (("alerts", "by", "all"), ("alerts", "by", "rule", a.rule), ("alerts", "by", "grp", a.group),
+                      ("alerts", "by", "sev", a.severity), ("alerts", "ts"), ("alerts", "emitted")):
+            pipe.zrem(self._k(*index), alert_id)
+        pipe.execute()
+        return True
+
+    def prune(self, now: float | None = None) -> int:
+        before = int(((time.time() if now is None else now) - self.retention_s) * 1_000_000)
+        ids = [int(x) for x in self.r.zrangebyscore(self._k("alerts", "emitted"), "-inf", f"({before}")]
+        n = 0
+        for aid in ids:
+            if self.delete(aid):
+                n += 1
+            else:  # expired already: drop it from the indexes it is still in
+                self.r.zrem(self._k("alerts", "emitted"), aid)
+                self.r.zrem(self._k("alerts", "ts"), aid)
+                self.r.zrem(self._k("alerts", "by", "all"), aid)
+        return n
+
+    def ping(self) -> None:
+        self.r.ping()
+
+    def close(self) -> None:
+        self.r.close()

@@ -1,0 +1,193 @@
+"""Alert history: every emitted match, kept for `retention` (default 7 days).
+
+One row per match record: its rule, severity, event time, group key, the
+record as JSON (times RFC 3339), the notification's idempotency key (to find its
+deliveries in the outbox), whether it was silenced and whether it came from a
+`trigger` test.  Listing is newest first with an opaque cursor (the last row's
+id), so a page costs one index range scan however deep it is.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from runtime.sqldb import SqlDb
+
+DEFAULT_RETENTION_S = 7 * 86400.0
+_EPOCH = dt.datetime(1970, 1, 1)
+
+
+@dataclass(frozen=True)
+class Alert:
+    id: int
+    rule: str
+    severity: str
+    ts_us: int | None
+    emitted_us: int
+    group: str
+    key: str
+    record: dict[str, Any]
+    silenced: str | None
+    test: bool
+    channels: list[str]
+
+
+@dataclass(frozen=True)
+class AlertRow:
+    """What the engine hands the history for one match (before it has an id)."""
+
+    rule: str
+    severity: str
+    ts_us: int | None
+    group: str
+    key: str
+    record_json: str
+    silenced: str | None
+    test: bool
+    channels: list[str]
+
+
+def to_us(value: Any) -> int | None:
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        return (value - _EPOCH) // dt.timedelta(microseconds=1)
+    return None
+
+
+class SqlHistory:
+    def __init__(self, db: SqlDb, retention_s: float = DEFAULT_RETENTION_S) -> None:
+        self.db = db
+        self.retention_s = retention_s
+        db.script([
+            f"""CREATE TABLE IF NOT EXISTS cep_alerts (
+                id {db.serial}, rule TEXT NOT NULL, severity TEXT NOT NULL, ts_us BIGINT,
+                emitted_us BIGINT NOT NULL, grp TEXT NOT NULL, nkey TEXT NOT NULL, record TEXT NOT NULL,
+                silenced TEXT, test INTEGER NOT NULL, channels TEXT NOT NULL)""",
+            "CREATE INDEX IF NOT EXISTS cep_alerts_rule ON cep_alerts (rule, id)",
+            # Severity alone, and the hourly retention prune, scan: every index costs each insert.
+            "CREATE INDEX IF NOT EXISTS cep_alerts_ts ON cep_alerts (ts_us)",
+            "CREATE INDEX IF NOT EXISTS cep_alerts_grp ON cep_alerts (grp, id)",
+        ])
+
+    _COLS = "id, rule, severity, ts_us, emitted_us, grp, nkey, record, silenced, test, channels"
+
+    @staticmethod
+    def _alert(row: tuple[Any, ...]) -> Alert:
+        id_, rule, sev, ts, emitted, grp, key, record, silenced, test, channels = row
+        return Alert(int(id_), rule, sev, None if ts is None else int(ts), int(emitted), grp, key,
+                     json.loads(record), silenced, bool(test), json.loads(channels))
+
+    def add(self, rows: list[AlertRow], now: float | None = None) -> None:
+        emitted = int((time.time() if now is None else now) * 1_000_000)
+        self.db.many(
+            "INSERT INTO cep_alerts (rule, severity, ts_us, emitted_us, grp, nkey, record, silenced, test, channels) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(r.rule, r.severity, r.ts_us, emitted, r.group, r.key, r.record_json, r.silenced, int(r.test),
+              json.dumps(r.channels)) for r in rows],
+        )
+
+    def add_rows(self, rows: list[tuple[Any, ...]], now: float | None = None) -> None:
+        """Rows from `runtime.history.rows.alert_rows` (the writer thread's path)."""
+        if not rows:
+            return
+        emitted = int((time.time() if now is None else now) * 1_000_000)
+        self.db.many(
+            "INSERT INTO cep_alerts (rule, severity, ts_us, emitted_us, grp, nkey, record, silenced, test, channels) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(r[0], r[1], r[2], emitted, *r[3:]) for r in rows],
+        )
+
+    def add_frame(self, frame: Any, now: float | None = None) -> None:
+        """An alert frame (`runtime.history.rows.alert_frame`): its rows come out of Polars as
+        tuples (no per-match Python work here) and go in with one executemany."""
+        if frame.height == 0:
+            return
+        import polars as pl
+
+        emitted = int((time.time() if now is None else now) * 1_000_000)
+        rows = frame.select("rule", "severity", "ts_us", pl.lit(emitted, pl.Int64).alias("emitted_us"), "grp", "nkey",
+                            "record", "silenced", "test", "channels").rows()
+        self.db.many(
+            "INSERT INTO cep_alerts (rule, severity, ts_us, emitted_us, grp, nkey, record, silenced, test, channels) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+
+    def query(self, *, rule: str | None = None, severity: str | None = None, group: str | None = None,
+              since_us: int | None = None, until_us: int | None = None, cursor: int | None = None,
+              limit: int = 50) -> tuple[list[Alert], int | None]:
+        where, params = self._filters(rule, severity, group, since_us, until_us)
+        if cursor is not None:
+            where.append("id < ?")
+            params.append(cursor)
+        sql = f"SELECT {self._COLS} FROM cep_alerts"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY id DESC LIMIT ?"
+        rows = [self._alert(r) for r in self.db.rows(sql, [*params, limit + 1])]
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return rows, (rows[-1].id if more and rows else None)
+
+    @staticmethod
+    def _filters(rule: str | None, severity: str | None, group: str | None, since_us: int | None,
+                 until_us: int | None) -> tuple[list[str], list[Any]]:
+        where: list[str] = []
+        params: list[Any] = []
+        for col, value in (("rule", rule), ("severity", severity), ("grp", group)):
+            if value is not None:
+                where.append(f"{col} = ?")
+                params.append(value)
+        if since_us is not None:
+            where.append("ts_us >= ?")
+            params.append(since_us)
+        if until_us is not None:
+            where.append("ts_us < ?")
+            params.append(until_us)
+        return where, params
+
+    def summary(self, *, since_us: int | None, until_us: int | None, rule: str | None = None,
+                severity: str | None = None) -> tuple[list[tuple[str, str, int]], list[tuple[int, int]]]:
+        """(rule, severity, count) over the range, and (minute start µs, count) per minute."""
+        where, params = self._filters(rule, severity, None, since_us, until_us)
+        cond = (" WHERE " + " AND ".join(where)) if where else ""
+        counts = self.db.rows(f"SELECT rule, severity, COUNT(*) FROM cep_alerts{cond} GROUP BY rule, severity "
+                              "ORDER BY rule, severity", params)
+        minute = "(ts_us / 60000000) * 60000000"
+        series = self.db.rows(f"SELECT {minute} AS m, COUNT(*) FROM cep_alerts{cond}"
+                              f"{' AND' if cond else ' WHERE'} ts_us IS NOT NULL GROUP BY m ORDER BY m", params)
+        return ([(r, s, int(n)) for r, s, n in counts], [(int(m), int(n)) for m, n in series])
+
+    def minutes_by_severity(self, *, since_us: int | None, until_us: int | None, rule: str | None = None,
+                            severity: str | None = None) -> list[tuple[int, str, int]]:
+        """(minute start µs, severity, count): the console's chart of matches by severity, in one scan."""
+        where, params = self._filters(rule, severity, None, since_us, until_us)
+        where.append("ts_us IS NOT NULL")
+        minute = "(ts_us / 60000000) * 60000000"
+        rows = self.db.rows(f"SELECT {minute} AS m, severity, COUNT(*) FROM cep_alerts WHERE {' AND '.join(where)} "
+                            "GROUP BY m, severity ORDER BY m", params)
+        return [(int(m), s, int(n)) for m, s, n in rows]
+
+    def count_since(self, emitted_us: int) -> int:
+        row = self.db.one("SELECT COUNT(*) FROM cep_alerts WHERE emitted_us >= ? AND test = 0", (emitted_us,))
+        return int(row[0]) if row else 0
+
+    def get(self, alert_id: int) -> Alert | None:
+        row = self.db.one(f"SELECT {self._COLS} FROM cep_alerts WHERE id = ?", (alert_id,))
+        return None if row is None else self._alert(row)
+
+    def delete(self, alert_id: int) -> bool:
+        return self.db.execute("DELETE FROM cep_alerts WHERE id = ?", (alert_id,)) > 0
+
+    def prune(self, now: float | None = None) -> int:
+        before = int(((time.time() if now is None else now) - self.retention_s) * 1_000_000)
+        return self.db.execute("DELETE FROM cep_alerts WHERE emitted_us < ?", (before,))
+
+    def ping(self) -> None:
+        self.db.ping()
+
+    def close(self) -> None:
+        self.db.close()
