@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cepdsl import ast
 from cepdsl.channels import HTTP_METHODS, KINDS, PAGERDUTY_SEVERITIES, options_for
@@ -24,6 +24,7 @@ from cepdsl.plan import (
     ChannelPlan,
     EnvVar,
     FieldPlan,
+    MAX_PATTERN_PROGRAM,
     PAlt,
     PatternSpec,
     PNode,
@@ -39,9 +40,13 @@ from cepdsl.plan import (
     StreamPlan,
     WindowSpec,
     output_columns,
+    pattern_program_size,
 )
 from cepdsl.typecheck import Scope, Typer, literal_problem
 from cepdsl.types import DECLARABLE, Type
+
+if TYPE_CHECKING:
+    from cepdsl.templates import TemplateError
 
 MAX_RULES = 10_000
 MAX_BASELINE = 1000
@@ -269,6 +274,10 @@ class Checker:
         if kind == "pagerduty" and isinstance(sev, str) and sev not in PAGERDUTY_SEVERITIES:
             self.error(given["severity"].value.span, f"unknown PagerDuty severity `{sev}`", (f"use one of {', '.join(PAGERDUTY_SEVERITIES)}",), code="channel-option")
             ok = False
+        for opt in ("retries", "timeout"):
+            if isinstance(values.get(opt), EnvVar):  # read when the file is checked: must be written out
+                self.error(given[opt].value.span, f"`{opt}` must be written as a literal, not env(...)", code="channel-option")
+                ok = False
         if not ok:
             return
         retries = values.pop("retries", 3)
@@ -678,6 +687,14 @@ class RuleLowering:
                 if cond is None:
                     ok = False
                 defines[nm] = cond
+        if regex is not None and (size := pattern_program_size(regex) + 1) > MAX_PATTERN_PROGRAM:
+            self.error(
+                p.regex.span,
+                f"pattern too large: bounded repeats unroll to {size} matcher steps, over the limit of {MAX_PATTERN_PROGRAM}",
+                ("use `+` or `*` for long runs, or smaller bounds (nested bounds multiply)",),
+                code="pattern-size",
+            )
+            ok = False
         if not ok or (p.within is not None and within is None):
             return None
         return PatternSpec(regex, within, tuple(steps), tuple((s, defines.get(s)) for s in steps))  # type: ignore[arg-type]
@@ -775,8 +792,8 @@ class RuleLowering:
         # A dotted field `data.avg` is read as `data` by the template.
         names = names + sorted({n.split(".")[0] for n in names if "." in n})
         used = _template_names(lit.value)
-        if isinstance(used, str):
-            self.error(at or lit.span, f"invalid message template: {used}", code="template")
+        if not isinstance(used, frozenset):
+            self.error(at or _template_error_span(lit, used), f"invalid message template: {used.message}", used.hints, code="template")
             return
         if not record_known:
             return
@@ -814,8 +831,8 @@ _JINJA_NAMES = frozenset({"true", "false", "none", "True", "False", "None", "ran
 
 
 @functools.lru_cache(maxsize=4096)
-def _template_names(text: str) -> frozenset[str] | str:
-    """The record names a template reads, or why it does not parse.
+def _template_names(text: str) -> frozenset[str] | TemplateError:
+    """The record names a template reads, or why the engine could not compile it.
 
     Most messages are text with `{{ field }}` holes; those are read with a regex
     (parsing each with Jinja was most of the checker's time). Anything else
@@ -829,7 +846,31 @@ def _template_names(text: str) -> frozenset[str] | str:
     try:
         return frozenset(template_variables(text))
     except TemplateError as e:
-        return str(e)
+        return e
+
+
+def _template_error_span(lit: ast.Literal, err: TemplateError) -> ast.Span:
+    """Where a template error is in the string as written: the offending text when the
+    error names it (an unknown filter), else the start of its line, else the whole string."""
+    start = None
+    if err.near:
+        found = re.search(err.near, lit.text)
+        if found:
+            start, length = found.start(), found.end() - found.start()
+    if start is None and err.lineno and err.lineno > 1:
+        at = -1
+        for _ in range(err.lineno - 1):
+            at = lit.text.find("\n", at + 1)
+            if at < 0:
+                return lit.span
+        start = at + 1
+        length = max(len(lit.text[start:].split("\n", 1)[0]), 1)
+    if start is None:
+        return lit.span
+    before = lit.text[:start]
+    line = lit.span.line + before.count("\n")
+    col = (lit.span.col + len(before)) if "\n" not in before else len(before) - before.rfind("\n")
+    return ast.Span(lit.span.file, line, col, line, col + length)
 
 
 _TEMPLATE_BLOCK = re.compile(r"\{\{.*?\}\}|\{%.*?%\}", re.S)

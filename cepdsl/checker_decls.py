@@ -161,7 +161,7 @@ def lower_joins(lw: RuleLowering, joins: list[ast.Join]) -> tuple[StreamPlan, tu
 
 
 def check_template(c: Checker, d: ast.TemplateDecl) -> None:
-    from cepdsl.checker import _template_names
+    from cepdsl.checker import _template_error_span, _template_names
     from cepdsl.parser import has_bad_escape
 
     name = d.name.value
@@ -172,8 +172,8 @@ def check_template(c: Checker, d: ast.TemplateDecl) -> None:
     if has_bad_escape(d.text):
         return
     used = _template_names(d.text.value)
-    if isinstance(used, str):
-        c.error(d.text.span, f"invalid template `{name}`: {used}", code="template")
+    if not isinstance(used, frozenset):  # a TemplateError: what, where and a hint
+        c.error(_template_error_span(d.text, used), f"invalid template `{name}`: {used.message}", used.hints, code="template")
         return
     c.templates[name] = TemplatePlan(name, d.text.value)
 

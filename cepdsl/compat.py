@@ -26,7 +26,8 @@ from urllib.parse import urlparse
 from cepdsl.channels import HTTP_METHODS, KINDS
 from cepdsl.fmt import duration_text, format_source, quote_string
 from cepdsl.parser import keywords
-from cepdsl.types import US_PER
+from cepdsl.durations import DurationError
+from cepdsl.durations import parse_duration_us as read_duration_us
 
 __all__ = ["ImportFailed", "ImportProblem", "import_rules"]
 
@@ -55,13 +56,6 @@ class ImportFailed(Exception):
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _SAFE_ID = re.compile(r"[A-Za-z0-9_-]+")
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|env:([A-Za-z_][A-Za-z0-9_]*)")
-_DURATION_WORDS = {
-    "ms": "ms", "msec": "ms", "millisecond": "ms", "milliseconds": "ms",
-    "s": "s", "sec": "s", "secs": "s", "second": "s", "seconds": "s",
-    "m": "m", "min": "m", "mins": "m", "minute": "m", "minutes": "m",
-    "h": "h", "hr": "h", "hrs": "h", "hour": "h", "hours": "h",
-    "d": "d", "day": "d", "days": "d",
-}  # fmt: skip
 _SEVERITY = {
     "info": "info", "low": "low", "medium": "medium", "high": "high", "critical": "critical",
     "warning": "medium", "warn": "medium", "error": "high", "fatal": "critical",
@@ -155,18 +149,15 @@ def parse_duration_us(value: Any) -> int:
             raise ValueError(f"{value} s is not a whole number of milliseconds")
         return us
     if isinstance(value, str):
-        m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z]+)?\s*", value)
-        if m:
-            unit = _DURATION_WORDS.get((m.group(2) or "s").lower())
-            if unit is not None:
-                amount = float(m.group(1))
-                us = amount * US_PER[unit]
-                if amount <= 0:
-                    raise ValueError(f"a duration must be positive, got {value!r}")
-                if us != int(us) or int(us) % 1_000:
-                    raise ValueError(f"{value!r} is not a whole number of milliseconds")
-                return int(us)
-        raise ValueError(f"cannot read {value!r} as a duration (use seconds, or e.g. \"5m\", \"30s\", \"1h\")")
+        try:
+            us = read_duration_us(value, words=True)  # the one duration reader (cepdsl.durations)
+        except DurationError:
+            raise ValueError(f"cannot read {value!r} as a duration (use seconds, or e.g. \"5m\", \"30s\", \"1h\")") from None
+        if us <= 0:
+            raise ValueError(f"a duration must be positive, got {value!r}")
+        if us % 1_000:
+            raise ValueError(f"{value!r} is not a whole number of milliseconds")
+        return us
     raise ValueError(f"expected a duration (seconds, or a string like \"5m\"), got {type(value).__name__}")
 
 

@@ -140,10 +140,11 @@ def _option_value(value: Any, secret: bool) -> str:
 
 
 def channel_text(c: ChannelPlan) -> str:
-    """`slack(webhook_url = env("SLACK_URL"), channel = "#ops"; retries 3, timeout 10s)`."""
-    opts = ", ".join(f"{k} = {_option(c.kind, k, v)}" for k, v in c.options)
-    timeout = _dur(round(c.timeout_s * 1_000_000))
-    return f"{c.kind}({opts}; retries {c.retries}, timeout {timeout})"
+    """`slack(webhook_url = env("SLACK_URL"), channel = "#ops", retries = 3, timeout = 10s)`: the
+    declaration as it could be written, with the delivery defaults spelled out."""
+    opts = [f"{k} = {_option(c.kind, k, v)}" for k, v in c.options]
+    opts += [f"retries = {c.retries}", f"timeout = {_dur(round(c.timeout_s * 1_000_000))}"]
+    return f"{c.kind}({', '.join(opts)})"
 
 
 def _simplify(n: PNode) -> PNode:

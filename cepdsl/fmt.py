@@ -23,7 +23,7 @@ import dataclasses
 import re
 from dataclasses import dataclass, field
 
-from cepdsl import ast
+from cepdsl import ast, durations
 from cepdsl.diagnostics import CheckError
 from cepdsl.parser import keywords, parse
 
@@ -78,14 +78,13 @@ def canonical(file: ast.File) -> ast.File:
 # --------------------------------------------------------------------------- tokens
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_DURATION = re.compile(r"[0-9]+(ms|s|m|h|d)")
+_DURATION = durations.LITERAL
 _NUMBER = re.compile(r"[0-9]+(\.[0-9]+([eE][+-]?[0-9]+)?|[eE][+-]?[0-9]+)?")
 _QUANTIFIER = re.compile(r"[?*+]|\{[0-9]+(,([0-9]+)?)?\}")
 
 #: Keywords that may stand bare as an option or parameter name (`slack(channel = ...)`):
 #: the grammar's `arg_name` rule.
 _BARE_ARG_NAMES = frozenset("channel severity from window message pattern group".split())
-_UNITS = (("d", 86_400_000_000), ("h", 3_600_000_000), ("m", 60_000_000), ("s", 1_000_000), ("ms", 1_000))
 
 
 def name_text(n: ast.Name, bare_keywords: frozenset[str] = frozenset()) -> str:
@@ -118,10 +117,7 @@ def duration_text(d: ast.Duration | None = None, us: int | None = None) -> str:
         return d.text
     us = d.us if d is not None else us
     assert us is not None
-    for unit, size in _UNITS:
-        if us % size == 0:
-            return f"{us // size}{unit}"
-    raise ValueError(f"{us} µs is not a whole number of milliseconds: no duration literal spells it")
+    return durations.duration_text(us)
 
 
 def _number_text(lit: ast.Literal) -> str:

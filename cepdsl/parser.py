@@ -24,7 +24,7 @@ from cepdsl import ast
 from cepdsl.diagnostics import Diagnostic
 from cepdsl.keywords import DECL_KEYWORDS, RESERVED
 from cepdsl.syntax_errors import syntax_diagnostic
-from cepdsl.types import US_PER
+from cepdsl.durations import US_PER, parse_duration_us
 
 #: Limits that keep a hostile or broken file from exhausting the machine.
 MAX_FILE_BYTES = 4 * 1024 * 1024
@@ -78,9 +78,7 @@ def _tok_span(file: str, tok: Token) -> ast.Span:
 
 
 def _parse_duration(text: str) -> int:
-    m = re.fullmatch(r"([0-9]+)(ms|s|m|h|d)", text)
-    assert m, text  # the lexer guarantees the shape
-    return _int(m.group(1)) * US_PER[m.group(2)]
+    return parse_duration_us(text, literal=True)  # the lexer guarantees the shape
 
 
 #: An integer of more digits than this is past every limit; it is held as this

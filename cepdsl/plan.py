@@ -195,6 +195,45 @@ class PRepeat(PNode):
     max: int | None  # None = unbounded; greedy always
 
 
+#: Instructions a pattern may take once bounded repeats are unrolled (`e{2,4}` = e e (e (e)?)?).
+#: The checker refuses bigger ones, so every checked pattern compiles (the Numba matcher's
+#: memo is program size × rows: bigger programs cost memory nobody can afford).
+MAX_PATTERN_PROGRAM = 100_000
+
+
+def pattern_nullable(node: PNode) -> bool:
+    """Whether `node` can match zero rows."""
+    if isinstance(node, PStep):
+        return False
+    if isinstance(node, PSeq):
+        return all(pattern_nullable(i) for i in node.items)
+    if isinstance(node, PAlt):
+        return any(pattern_nullable(o) for o in node.options)
+    if isinstance(node, PRepeat):
+        return node.min == 0 or pattern_nullable(node.item)
+    raise TypeError(f"unknown pattern node {type(node).__name__}")
+
+
+def pattern_program_size(node: PNode) -> int:
+    """How many instructions the backtracking program of `node` has (without the final MATCH),
+    computed without unrolling anything: the emitter in backends/numba/pattern_compile.py,
+    counted (STEP 1; alternation: options + SPLIT/JMP per extra option; repeat: `min` copies,
+    then per optional iteration a SPLIT and the item, wrapped in SAVE/CHECK when nullable)."""
+    if isinstance(node, PStep):
+        return 1
+    if isinstance(node, PSeq):
+        return sum(pattern_program_size(i) for i in node.items)
+    if isinstance(node, PAlt):
+        return sum(pattern_program_size(o) for o in node.options) + 2 * (len(node.options) - 1)
+    if isinstance(node, PRepeat):
+        item = pattern_program_size(node.item)
+        body = item + (2 if pattern_nullable(node.item) else 0)
+        if node.max is None:
+            return node.min * item + body + 2
+        return node.min * item + (node.max - node.min) * (body + 1)
+    raise TypeError(f"unknown pattern node {type(node).__name__}")
+
+
 @dataclass(frozen=True)
 class PatternSpec:
     regex: PNode
@@ -415,6 +454,9 @@ LIFECYCLE_COLUMNS = (
     FieldPlan("state", Type.STR),
     FieldPlan("firing_since", Type.TIMESTAMP),
     FieldPlan("resolved_at", Type.TIMESTAMP),
+    # Whether the record is held back from the channels while staying in the output: a
+    # throttled firing record, or a resolved one whose firing record was not notified.
+    FieldPlan("suppressed", Type.BOOL),
 )
 
 #: The column a silence sets (§9.4): the silence's name, null when none applies.

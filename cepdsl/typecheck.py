@@ -43,6 +43,19 @@ AGGREGATES = ("count", "sum", "avg", "min", "max", "std", "percentile", "distinc
 _LITERAL_TYPES = {"int": T.INT, "float": T.FLOAT, "str": T.STR, "bool": T.BOOL, "null": T.NULL, "duration": T.DURATION}
 
 
+def _string_number_hints(text_side: ast.Expr, number_side: ast.Expr) -> tuple[str, ...]:
+    """What to do about `str <op> number`, depending on which side was written as a literal:
+    `cpu > "90"` wants the quotes gone, `cpu > "ninety"` a number, `status == 3` quotes."""
+    if isinstance(text_side, ast.Literal) and text_side.kind == "str":
+        value = str(text_side.value).strip()
+        if re.fullmatch(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?", value):
+            return (f"write the number without quotes: `{value}`",)
+        return ("the other side is a number: compare it with a number (e.g. `90`), not with text",)
+    if isinstance(number_side, ast.Literal) and number_side.kind in ("int", "float"):
+        return (f"the other side is a string: quote the number, `\"{number_side.text}\"`",)
+    return ("a string compares only with a string, a number only with a number",)
+
+
 @dataclass
 class Scope:
     """What names mean where an expression stands."""
@@ -190,7 +203,7 @@ class Typer:
             if not _comparable(op, lt, rt):
                 hints: tuple[str, ...] = ()
                 if T.STR in (lt, rt) and (lt.is_numeric or rt.is_numeric):
-                    hints = ("a string compares only with a string; quote the number or compare a numeric field",)
+                    hints = _string_number_hints(e.left if lt is T.STR else e.right, e.right if lt is T.STR else e.left)
                 self.error(where, f"cannot compare `{lt}` with `{rt}` using `{op}`", hints, code="type")
                 return None
             return TBinary(T.BOOL, op, left, right)

@@ -7,10 +7,11 @@ inside the engine: one unit means no silent rescaling between kernels.
 
 from __future__ import annotations
 
-import functools
-
 import enum
+import functools
 from typing import TYPE_CHECKING
+
+from cepdsl import durations
 
 if TYPE_CHECKING:  # Polars loads on first use: `cep check` never needs it
     import polars as pl
@@ -38,7 +39,7 @@ class Type(enum.Enum):
 DECLARABLE = {t.value: t for t in (Type.INT, Type.FLOAT, Type.STR, Type.BOOL, Type.TIMESTAMP)}
 
 TIME_UNIT = "us"
-US_PER = {"ms": 1_000, "s": 1_000_000, "m": 60_000_000, "h": 3_600_000_000, "d": 86_400_000_000}
+US_PER = durations.US_PER  # one table for the language, specs and flags
 
 
 @functools.lru_cache(maxsize=None)

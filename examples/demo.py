@@ -6,6 +6,7 @@ go to the console and to out/notifications.jsonl.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -19,7 +20,9 @@ CEP = [sys.executable, "-m", "runtime.cli"]
 
 
 def step(title: str) -> None:
-    print(f"\n\033[1m== {title}\033[0m", flush=True)
+    # Bold on a terminal, plain with NO_COLOR (https://no-color.org) or into a file.
+    bold = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+    print(f"\n\033[1m== {title}\033[0m" if bold else f"\n== {title}", flush=True)
 
 
 def cep(*args: str) -> None:
@@ -35,7 +38,6 @@ def main() -> None:
 
     step("1. Check the rules like a compiler would")
     cep("check", "examples/ops.cep")
-    print("examples/ops.cep: ok")
     step("   ... and a file with mistakes")
     subprocess.run([*CEP, "check", "examples/broken.cep"], cwd=ROOT)
 
@@ -57,7 +59,7 @@ def main() -> None:
 
     step("4. Stream events through `cep run` (JSON lines; notifications to the console)")
     cep("run", "examples/ops.cep", "--source", "auth=jsonl:examples/data/auth.jsonl?follow=false",
-        "--out", "out/run", "--state", "sqlite:out/state.sqlite", "--outbox", "out/outbox.sqlite", "--no-stats")
+        "--out", "out/run", "--state", "out/state.sqlite", "--outbox", "out/outbox.sqlite")
     dead = (out / "run" / "_dead_letter.jsonl").read_text().splitlines()
     print(f"dead letters: {len(dead)} -> {dead[0][:160]}")
 

@@ -25,13 +25,23 @@ from typing import Any, Protocol
 import polars as pl
 
 from cepdsl.engine import ENGINE_STATE_VERSION, ReloadReport, Session
+from cepdsl.engine.ordering import NO_WATERMARK
 from cepdsl.plan import Program
+from runtime.deadletter import rows_as_dead_letters
 from runtime.sources.batch import Batch
+from runtime.state.store import OFFSETS_KEY  # re-exported: the stores give it a key of its own
 
 log = logging.getLogger(__name__)
 
-#: Store key holding the checkpoint's source offsets (rule IDs are identifiers: no clash).
-OFFSETS_KEY = "offsets:"
+#: How far ahead of the wall clock an event's time may be in streaming (docs/security.md).
+DEFAULT_MAX_FUTURE_S = 3600.0
+
+
+def _duration_text(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
 
 
 class MatchSink(Protocol):
@@ -82,6 +92,7 @@ class StreamingEngine:
         idle_after_s: float = 1.0,
         session: Session | None = None,
         tables: Any | None = None,
+        max_future_s: float | None = DEFAULT_MAX_FUTURE_S,
     ) -> None:
         self.program = program
         # Lookup tables (§9.2): read at start, reloaded on change or `refresh` (runtime.tables).
@@ -101,6 +112,9 @@ class StreamingEngine:
         self.clock = clock
         self.checkpoint_every_s = checkpoint_every_s
         self.idle_after_s = idle_after_s
+        #: Rows whose event time is further ahead of `clock()` than this are dead letters: one
+        #: event stamped 9999-12-31 must not move the watermark and make every later row late.
+        self.max_future_s = max_future_s
         self._open = sources
         self.sources: dict[str, Iterable[Batch]] = {}
         self._iters: dict[str, Iterator[Batch]] = {}
@@ -117,14 +131,19 @@ class StreamingEngine:
         self.errors: list[str] = []
         self.counters = {"batches": 0, "rows": 0, "dead_letters": 0, "matches": 0, "checkpoints": 0}
         self.state_bytes: dict[str, int] = {}  # per rule, as of the last checkpoint (sizing is not free)
+        self.read: dict[str, int] = {}  # rows read per source (used and dead), for the exit summary
+        self.matched: dict[str, int] = {}  # matches per rule in this run (session stats survive restarts)
+        self.dead_reasons: dict[str, int] = {}  # dead letters by kind of reason
+        #: What `start` took from the store: rule states, offsets and each stream's watermark then.
+        self.restored: dict[str, Any] = {"rules": 0, "offsets": {}, "watermarks": {}}
         self.started = False
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> StreamingEngine:
         """Restore state and source offsets from the store, then open the sources."""
         restored: dict[str, dict[str, Any]] = {}
+        snapshot: dict[str, bytes] = {}
         if self.store is not None:
-            snapshot: dict[str, bytes] = {}
             for key in self.store.rule_ids():
                 st = self.store.load(key)
                 if st is None:
@@ -134,13 +153,22 @@ class StreamingEngine:
                 elif st.version == ENGINE_STATE_VERSION:
                     snapshot[key] = st.payload
                 else:
-                    log.warning("state of %s has version %s, expected %s: starting it fresh",
-                                key, st.version, ENGINE_STATE_VERSION)
+                    # Never decoded: version 1 was pickle. `cep state migrate` converts it.
+                    log.warning("state of %s has version %s, expected %s: starting it fresh "
+                                "(run `cep state migrate` to keep old checkpoints)", key, st.version, ENGINE_STATE_VERSION)
             if snapshot:
-                report = self.session.restore(snapshot)
+                report = self.session.restore(snapshot, skip_unreadable=True)
+                for key, why in report.unreadable:  # damaged or crafted: never run, never fatal
+                    log.error("state of %s could not be read, starting it fresh: %s", key, why)
                 if report.skipped:
                     log.info("rules starting fresh (changed since the checkpoint): %s", ", ".join(report.skipped))
         self.offsets = {k: dict(v) for k, v in restored.items()}
+        self.restored = {
+            "rules": sum(1 for r in self.program.rules if r.id in snapshot),
+            "offsets": {k: dict(v) for k, v in restored.items()},
+            "watermarks": {s.name: w for s in self.program.streams
+                           if (w := self.session.progress(s.name).watermark_us) is not None and w > NO_WATERMARK},
+        }
         now = self.clock()
         for stream in self.program.streams:
             # A restored stream that stays silent must still reach its deadlines.
@@ -230,11 +258,14 @@ class StreamingEngine:
         now = self.clock()
         outs: dict[str, pl.DataFrame] = {}
         for b in batches:
+            self.read[source] = self.read.get(source, 0) + b.frame.height + b.dead.height
             if b.dead.height:
                 self._dead(b.dead)
         frames = [b.frame for b in batches if b.frame.height]
         if frames:
             frame = frames[0] if len(frames) == 1 else pl.concat(frames)
+            frame = self._without_future_rows(batches[0].stream, frame, now)
+        if frames and frame.height:
             outs = self.session.push(batches[0].stream, frame)
             # After the push: a slow push (first JIT, a big batch) must not make the stream look silent.
             self._last_rows_at[batches[0].stream] = max(now, self.clock())
@@ -247,6 +278,29 @@ class StreamingEngine:
         self._deliver(outs)
         self._dead(self.session.take_dead_letters())
         return outs
+
+    def _without_future_rows(self, stream: str, frame: pl.DataFrame, now: float) -> pl.DataFrame:
+        """`frame` without the rows too far ahead of the wall clock (those go to dead letters)."""
+        if self.max_future_s is None:
+            return frame
+        try:
+            tf = self.program.stream(stream).time_field
+        except (KeyError, StopIteration):
+            return frame
+        if tf is None or tf not in frame.columns or not isinstance(frame.schema[tf], pl.Datetime):
+            return frame
+        limit_us = int((now + self.max_future_s) * 1_000_000)
+        t = pl.col(tf).dt.epoch("us")
+        latest = frame.select(t.max()).item()
+        if latest is None or latest <= limit_us:  # the common case: one reduction, no copy
+            return frame
+        ahead = t > limit_us
+        why = pl.format(
+            "event time {} is more than {} ahead of the wall clock (max_future): not allowed to move time",
+            pl.col(tf).cast(pl.String), pl.lit(_duration_text(self.max_future_s)),
+        )
+        self._dead(rows_as_dead_letters(stream, frame.filter(ahead), why))
+        return frame.filter(~ahead.fill_null(False))
 
     def step(self, timeout: float = 0.0) -> StepReport:
         """Take what the sources have produced (synchronously when no thread runs),
@@ -333,8 +387,9 @@ class StreamingEngine:
             if self.silences.silences:
                 rule = next((r for r in self.program.rules if r.id == rid), None)
                 if rule is not None:
-                    frame = self.silences.apply(rule, frame)
+                    frame = self._runtime_silences(rule, frame)
             self.counters["matches"] += frame.height
+            self.matched[rid] = self.matched.get(rid, 0) + frame.height
             if self.on_matches is not None:
                 self.on_matches(rid, frame)
             if self.notifier is not None:
@@ -346,10 +401,34 @@ class StreamingEngine:
                     self.errors.append(f"rule {rid}: {frame.height} match(es) not notified (unknown to the notifier)")
                     log.error("rule %s: matches not notified: the notifier does not know the rule", rid)
 
+    def _runtime_silences(self, rule: Any, frame: pl.DataFrame) -> pl.DataFrame:
+        """Run-time silences on what a rule emits now.  With `for`/`resolve` (§9.3) they see
+        firing records only: a resolved record follows its firing record's notification."""
+        if not rule.lifecycle or "state" not in frame.columns:
+            return self.silences.apply(rule, frame)
+        if "silenced" not in frame.columns:
+            frame = frame.with_columns(pl.lit(None, dtype=pl.String).alias("silenced"))
+        firing = (frame["state"] == "firing").fill_null(False)
+        if firing.any():
+            applied = self.silences.apply(rule, frame.filter(firing))["silenced"]
+            frame = frame.with_columns(frame["silenced"].clone().scatter(firing.arg_true(), applied))
+        return self.session.carry_holds(rule.id, frame)
+
     def _dead(self, frame: pl.DataFrame) -> None:
         if frame.height == 0:
             return
         self.counters["dead_letters"] += frame.height
+        # Counted by kind ("late for rule x", "field 'ts': expected timestamp") for the exit summary.
+        kinds = pl.col("reason").str.extract(r"^(field '[^']*': [^,(]*|[^:(]*)", 1).str.strip_chars()
+        for reason, n in frame.group_by(kinds).len().rows():
+            key = reason or "other"
+            if key.startswith("late") and self.restored["watermarks"] and not any(
+                    k.startswith("late") for k in self.dead_reasons):
+                log.warning(
+                    "rows are late against the watermark restored from the state store (%s): the input is older "
+                    "than what an earlier run processed; to process it again from scratch, run with --fresh",
+                    ", ".join(f"{k} at {_iso_us(w)}" for k, w in self.restored["watermarks"].items()))
+            self.dead_reasons[key] = self.dead_reasons.get(key, 0) + n
         if self.dead_letter_sink is not None:
             self.dead_letter_sink(frame)
 
@@ -395,10 +474,22 @@ class StreamingEngine:
             except Exception as e:  # noqa: BLE001 - unacked entries are delivered again: at-least-once
                 log.warning("acknowledging batches failed (they will be delivered again): %s", e)
 
+    def forget_state(self) -> list[str]:
+        """`--fresh`: drop every rule state and the source offsets from the store (before
+        `start`), so the run begins as the first one did. Touches nothing else the store
+        may hold (rule catalogue, alert history). Returns the keys removed."""
+        if self.store is None:
+            return []
+        keys = list(self.store.rule_ids())
+        for key in keys:
+            self.store.delete(key)
+        return keys
+
     # ------------------------------------------------------------------ hot reload
     def reload(self, new: Program | str | Path) -> ReloadResult:
-        """Switch rules without stopping: a file that does not check is reported and the
-        running rules keep running; see `Session.reload` for what keeps its state."""
+        """Switch rules without stopping: a file that does not check, or a program that cannot
+        be built (an executor, a channel, a template), is reported and the running rules keep
+        running; see `Session.reload` for what keeps its state."""
         if not isinstance(new, Program):
             from cepdsl.diagnostics import CheckError
             from cepdsl.frontend import compile_path
@@ -409,25 +500,43 @@ class StreamingEngine:
                 return ReloadResult(False, error=str(e))
             except OSError as e:
                 return ReloadResult(False, error=f"{new}: {e}")
-        fresh = None
-        if self.tables is not None or any(r.joins for r in new.rules):
-            from cepdsl.tables import TableError
-            from runtime.tables import TableWatcher
+            except Exception as e:  # noqa: BLE001 - a checker bug must not end the engine
+                log.exception("checking %s failed", new)
+                return ReloadResult(False, error=f"{new}: could not be checked ({type(e).__name__}: {e})")
+        # Everything is built before anything switches: a failure in one part leaves all of it
+        # running the old program (the session builds aside and swaps at the end; the notifier
+        # hands back its switch; tables are re-pointed only after both).
+        try:
+            prepare = getattr(self.notifier, "prepare_reload", None)
+            switch_notifier = prepare(new) if prepare is not None else None
+            watcher = None
+            if self.tables is not None or any(r.joins for r in new.rules):
+                from cepdsl.tables import TableError
+                from runtime.tables import TableWatcher
 
-            watcher = self.tables or TableWatcher(new, clock=self.clock)
-            try:
-                fresh = watcher.fresh_for(new)
-                report = self.session.reload(new, tables=fresh)
-            except TableError as e:
-                return ReloadResult(False, error=str(e))
+                watcher = self.tables or TableWatcher(new, clock=self.clock)
+                try:
+                    report = self.session.reload(new, tables=watcher.fresh_for(new))
+                except TableError as e:
+                    return ReloadResult(False, error=str(e))
+            else:
+                report = self.session.reload(new)
+        except Exception as e:  # noqa: BLE001 - reported, and the old program keeps running
+            log.exception("building the reloaded program failed")
+            return ReloadResult(False, error=f"the new rules could not be started ({type(e).__name__}: {e})")
+        if watcher is not None:
             watcher.reprogram(new)
             self.tables = watcher
-        else:
-            report = self.session.reload(new)
+        # §9.3: firing episodes of changed and removed rules end with a resolved record,
+        # delivered while the notifier still knows those rules as they were.
+        self._deliver(report.resolved)
         self.program = new
-        reload_notifier = getattr(self.notifier, "reload", None)
-        if reload_notifier is not None:
-            reload_notifier(new)
+        if switch_notifier is not None:
+            switch_notifier()
+        else:
+            reload_notifier = getattr(self.notifier, "reload", None)
+            if reload_notifier is not None:
+                reload_notifier(new)
         return ReloadResult(True, report)
 
     # ------------------------------------------------------------------ observability
@@ -467,8 +576,10 @@ class StreamingEngine:
         from runtime.sources.redis_streams import RedisStreamSource
 
         # A Redis stream that cannot be read is an outage; a failed HTTP poll is a dead letter.
+        # So is a followed file that does not exist (`unavailable`).
         unreachable = [n for n, src in self.sources.items()
-                       if isinstance(src, RedisStreamSource) and src.last_error is not None]
+                       if (isinstance(src, RedisStreamSource) and src.last_error is not None)
+                       or getattr(src, "unavailable", False)]
         out = {
             "degraded": bool(store.get("degraded")) or bool(unreachable),
             "state_store": store,
@@ -478,6 +589,12 @@ class StreamingEngine:
         if self.tables is not None:  # a failed reload keeps the old rows: reported, not degraded
             out["tables"] = self.tables.health()
         return out
+
+
+def _iso_us(us: int) -> str:
+    import datetime as dt
+
+    return (dt.datetime(1970, 1, 1) + dt.timedelta(microseconds=us)).isoformat() + "Z"
 
 
 def _runs(pulled: list[tuple[str, Batch]]) -> list[tuple[str, list[Batch]]]:

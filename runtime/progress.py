@@ -1,23 +1,41 @@
-"""Terminal output for replay: a progress bar while it runs, a summary table after."""
+"""Terminal output for replay: a progress bar while it runs, a summary after (a table
+for people, JSON for scripts)."""
 
 from __future__ import annotations
 
 import contextlib
-import sys
-from collections.abc import Callable, Iterator
+import json
+from collections.abc import Iterator
 from typing import Any
 
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from runtime.terminal import console as make_console
+
+
+class ReplayBar:
+    """`bar(rows_done, rows_total)` drives the bar; `bar.compiling(True)` says kernels are
+    compiling, so a bar whose rows are all read never looks finished while work goes on."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.task = progress.add_task("replay", total=None, rate="", phase="replay")
+
+    def __call__(self, done: int, total: int | None) -> None:
+        elapsed = self.progress.tasks[0].elapsed or 0.0
+        rate = f"{done / elapsed / 1e6:,.1f}M rows/s" if elapsed > 0 else ""
+        self.progress.update(self.task, completed=done, total=total, rate=rate)
+
+    def compiling(self, on: bool) -> None:
+        self.progress.update(self.task, phase="compiling kernels (first run only)…" if on else "replay")
+
 
 @contextlib.contextmanager
-def replay_progress() -> Iterator[Callable[[int, int | None], None]]:
-    """A callback `(rows_done, rows_total)` that drives a rich progress bar on stderr."""
-    console = Console(file=sys.stderr)
+def replay_progress() -> Iterator[ReplayBar]:
+    """A rich progress bar on stderr."""
     columns = (
-        TextColumn("replay"),
+        TextColumn("{task.fields[phase]}"),
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("rows"),
@@ -26,20 +44,36 @@ def replay_progress() -> Iterator[Callable[[int, int | None], None]]:
         TextColumn("ETA"),
         TimeRemainingColumn(),
     )
-    with Progress(*columns, console=console, transient=False) as bar:
-        task = bar.add_task("replay", total=None, rate="")
+    with Progress(*columns, console=make_console(), transient=False) as progress:
+        yield ReplayBar(progress)
 
-        def update(done: int, total: int | None) -> None:
-            elapsed = bar.tasks[0].elapsed or 0.0
-            rate = f"{done / elapsed / 1e6:,.1f}M rows/s" if elapsed > 0 else ""
-            bar.update(task, completed=done, total=total, rate=rate)
 
-        yield update
+def summary_dict(summary: Any) -> dict[str, Any]:
+    """The replay summary for scripts (`cep replay --format json`)."""
+    return {
+        "rows": summary.rows,
+        "seconds": round(summary.seconds, 6),
+        "rows_per_s": round(summary.rows_per_s, 1) if summary.seconds > 0 else None,
+        "dead_letters": summary.dead_letters,
+        "dead_letter_path": str(summary.dead_letter_path),
+        "output": str(summary.dead_letter_path.parent),
+        "rules": {
+            r.rule: {"matches": r.matches, "suppressed": r.suppressed, "late": r.late,
+                     "seconds": round(r.seconds, 6), "path": str(r.path)}
+            for r in summary.rules
+        },
+    }
+
+
+def print_summary_json(summary: Any) -> None:
+    print(json.dumps(summary_dict(summary), indent=2))
 
 
 def print_summary(summary: Any) -> None:
     """The per-rule table: rule, matches, suppressed, late, time; then totals."""
-    console = Console()
+    import sys
+
+    console = make_console(sys.stdout)
     table = Table(title=None, show_edge=False)
     for col, just in (("rule", "left"), ("matches", "right"), ("suppressed", "right"), ("late", "right"), ("time", "right")):
         table.add_column(col, justify=just)
@@ -48,5 +82,6 @@ def print_summary(summary: Any) -> None:
     console.print(table)
     console.print(
         f"{summary.rows:,} rows in {summary.seconds:.2f}s ({summary.rows_per_s:,.0f} rows/s); "
-        f"dead letters: {summary.dead_letters:,} ({summary.dead_letter_path}); output: {summary.dead_letter_path.parent}"
+        f"dead letters: {summary.dead_letters:,} ({summary.dead_letter_path}); output: {summary.dead_letter_path.parent}",
+        highlight=False,
     )

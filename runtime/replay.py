@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +33,7 @@ from cepdsl.engine import Session
 from cepdsl.engine.ordering import NO_WATERMARK
 from cepdsl.plan import Program, RulePlan, StreamPlan
 from runtime.deadletter import DeadLetterWriter
+from runtime.sources.errors import UnreadableInputError
 from runtime.sources.parquet import iter_parquet, resolve_paths
 
 DEAD_LETTER_FILE = "_dead_letter.parquet"
@@ -85,7 +86,10 @@ def row_group_bounds(stream: StreamPlan, paths: Sequence[Path]) -> tuple[np.ndar
     rows: list[int] = []
     mins: list[int] = []
     for path in paths:
-        md = pq.ParquetFile(path).metadata
+        try:
+            md = pq.ParquetFile(path).metadata
+        except (pa.ArrowException, OSError) as e:  # a truncated or non-Parquet file: name it
+            raise UnreadableInputError(f"{path}: cannot read it as Parquet: {e}") from None
         col = None
         if md.num_row_groups:
             rg = md.row_group(0)
@@ -275,6 +279,8 @@ def replay(
                 progress(done, total)
         _emit(writers, session.flush())
         dead.write(session.take_dead_letters())
+        if progress:
+            progress(done, total)  # the end of input flushed too: now it is done
     finally:
         for r in readers:
             r.close()

@@ -13,10 +13,10 @@ running rules keep running.  SIGHUP reloads too; SIGINT/SIGTERM stop cleanly
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import signal
+import sqlite3
 import sys
 import threading
 import time
@@ -26,7 +26,9 @@ from typing import Any
 
 import polars as pl
 
+from cepdsl.diagnostics import nearest
 from cepdsl.plan import Program
+from runtime.sources.errors import SourceSpecError
 
 log = logging.getLogger("cep.run")
 
@@ -42,10 +44,13 @@ def source_specs(program: Program, specs: Iterable[str]) -> dict[str, tuple[str,
         stream, sep, spec = raw.partition("=")
         if not sep or "://" in stream or ":" in stream:
             if len(names) != 1:
-                raise ValueError(f"--source {raw}: say which stream it feeds, e.g. {names[0] if names else 'STREAM'}={raw}")
+                raise SourceSpecError(f"--source {raw}: say which stream it feeds (streams: {', '.join(names)})",
+                                      (f"e.g. --source {names[0] if names else 'STREAM'}={raw}",))
             stream, spec = names[0], raw
         if stream not in names:
-            raise ValueError(f"--source {raw}: no stream `{stream}` (streams: {', '.join(names)})")
+            best = nearest(stream, names)
+            raise SourceSpecError(f"--source {raw}: the file declares no stream `{stream}` (streams: {', '.join(names)})",
+                                  (f"did you mean `{best}`?",) if best else ())
         out[f"{stream}#{i}"] = (stream, spec)
     return out
 
@@ -148,9 +153,63 @@ def serve_api(address: str, program: Program, file: str, engine: Any) -> Any:
 
     host, _, port = address.rpartition(":")
     server = uvicorn.Server(uvicorn.Config(create_app(program, file, engine=engine), host=host or "127.0.0.1",
-                                           port=int(port), log_level="warning"))
+                                           port=int(port), log_level="warning", log_config=None))
     threading.Thread(target=server.run, name="cep-api", daemon=True).start()
     return server
+
+
+def _store_label(spec: str) -> str:
+    from runtime.state.spec import sqlite_path
+
+    path = sqlite_path(spec)
+    return path if path is not None else spec.split("?", 1)[0]
+
+
+def _channels(program: Program, rule_id: str) -> str:
+    """` → ops_console` for a rule that notifies, `` for one that only records."""
+    try:
+        names = program.rule(rule_id).notify
+    except (KeyError, StopIteration):  # a rule removed by a reload
+        return ""
+    return f" → {', '.join(names)}" if names else ""
+
+
+def exit_summary(engine: Any, specs: dict[str, tuple[str, str]], *, notifier: Any, out_dir: str | None,
+                 state: str, outbox: str) -> str:
+    """What `cep run` did, for the person who ran it: what it read, matched and dead-lettered, and
+    where each of those went (docs/cli.md)."""
+    read = engine.read
+    total = sum(read.values())
+    per_source = ", ".join(f"{name.split('#')[0]}={spec}: {read.get(name, 0):,}" for name, (_, spec) in specs.items())
+    lines = [f"cep run: read {total:,} row{'s' if total != 1 else ''} ({per_source})"]
+    matches = engine.matched
+    n = sum(matches.values())
+    line = f"  matched {n:,}"
+    if n:
+        line += " (" + ", ".join(f"{rid} {k:,}{_channels(engine.program, rid)}" for rid, k in matches.items() if k) + ")"
+        where = []
+        if notifier is not None:
+            ns = notifier.stats()
+            dup = ns.get("suppressed_duplicates", 0)
+            where.append(f"notifications: {ns.get('sent', 0):,} sent, {ns.get('failed', 0):,} failed, "
+                         + (f"{dup:,} already sent by an earlier run, " if dup else "")
+                         + f"{ns.get('queue_depth', 0):,} still queued in {_store_label(outbox)}")
+        where.append(f"records in {out_dir}/<rule>.jsonl" if out_dir else "records not kept (add --out DIR to keep them)")
+        line += "; " + "; ".join(where)
+    lines.append(line)
+    dead = engine.counters["dead_letters"]
+    line = f"  dead letters {dead:,}"
+    if dead:
+        line += " (" + ", ".join(f"{reason}: {k:,}" for reason, k in sorted(engine.dead_reasons.items())) + ")"
+        line += f" in {out_dir}/_dead_letter.jsonl" if out_dir else "; not kept (add --out DIR to keep them with their reasons)"
+    lines.append(line)
+    if engine.store is not None:
+        lines.append(f"  state saved in {_store_label(state)}: the next run resumes here (--fresh starts over)")
+    if total == 0 and engine.restored["offsets"]:
+        lines.append("  nothing new was read: the sources resumed where an earlier run stopped (--fresh reads them again)")
+    if any(k.startswith("late") for k in engine.dead_reasons) and engine.restored["watermarks"]:
+        lines.append("  late rows: the input is older than the state an earlier run saved (--fresh processes it from scratch)")
+    return "\n".join(lines)
 
 
 def run_forever(
@@ -168,26 +227,59 @@ def run_forever(
     stop: threading.Event | None = None,
     api: str | None = None,
     redis: str | None = None,
+    fresh: bool = False,
+    summary: bool = True,
+    log_format: str = "text",
+    max_future_s: float | None = None,
 ) -> int:
-    """Run until every source ends (finite inputs) or a signal stops it. Returns the exit code."""
+    """Run until every source ends (finite inputs) or a signal stops it. Returns the exit code:
+    0 done, 1 a source or delivery failed while running, 2 a bad spec or file at start."""
+    from runtime import logs
+    from runtime.compile_notice import announce_compilation
     from runtime.engine import StreamingEngine
     from runtime.notify import ChannelConfigError, DestinationPolicy, Notifier
-    from runtime.sources import open_source
-    from runtime.state.spec import open_store
+    from runtime.sources import SourceSpecError, open_source
+    from runtime.state.spec import StateSpecError, open_store
 
-    logging.basicConfig(level=os.environ.get("CEP_LOG", "WARNING"), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure(log_format)
+
+    def error(message: str, hints: Iterable[str] = ()) -> None:
+        print(f"error: {message}", file=sys.stderr)
+        for hint in hints:
+            print(f"hint: {hint}", file=sys.stderr)
+
     try:
         specs = source_specs(program, sources)
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
+    except SourceSpecError as e:
+        error(str(e), e.hints)
+        return 2
+    state = state or DEFAULT_STATE
+    outbox = outbox or DEFAULT_OUTBOX
+    if out_dir is not None and Path(out_dir).exists() and not Path(out_dir).is_dir():
+        error(f"--out {out_dir}: exists and is not a directory")
         return 2
     policy = DestinationPolicy.from_entries(allow_hosts)
     try:
-        notifier = Notifier(program, outbox=outbox or DEFAULT_OUTBOX, policy=policy)
+        notifier = Notifier(program, outbox=outbox, policy=policy)
     except ChannelConfigError as e:  # a missing env() variable: a clear error at start
-        print(f"error: {e}", file=sys.stderr)
+        error(str(e))
         return 1
-    store = open_store(state or DEFAULT_STATE)
+    except StateSpecError as e:
+        error(f"--outbox: {e}", e.hints)
+        return 2
+    except (OSError, sqlite3.Error) as e:
+        error(f"--outbox {outbox}: cannot open it: {e}")
+        return 2
+    try:
+        store = open_store(state)
+    except StateSpecError as e:
+        error(f"--state: {e}", e.hints)
+        notifier.stop(drain=False)
+        return 2
+    except (OSError, sqlite3.Error) as e:
+        error(f"--state {state}: cannot open it: {e}")
+        notifier.stop(drain=False)
+        return 2
     sink = JsonlSink(out_dir) if out_dir else None
 
     def open_sources(offsets: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -215,10 +307,58 @@ def run_forever(
             clock=clock,
             checkpoint_every_s=checkpoint_every,
             tables=tables,
+            **({"max_future_s": max_future_s} if max_future_s is not None else {}),
         )
     except TableError as e:  # a table that cannot be read at start: a clear error, not a traceback
-        print(f"error: {e}", file=sys.stderr)
+        error(str(e))
+        notifier.stop(drain=False)
+        store.close()
         return 1
+    except Exception as e:  # noqa: BLE001 - a checked program that cannot start is our bug: say so, no traceback
+        logging.getLogger(__name__).debug("starting the engine failed", exc_info=True)
+        error(f"the rules could not be started ({type(e).__name__}: {e})")
+        notifier.stop(drain=False)
+        store.close()
+        return 1
+    if fresh:
+        forgotten = engine.forget_state()
+        print(f"cep: --fresh: forgot {len(forgotten)} saved state entr{'y' if len(forgotten) == 1 else 'ies'} "
+              f"(rule states and source offsets) in {_store_label(state)}", file=sys.stderr)
+    try:
+        engine.start()
+    except SourceSpecError as e:
+        error(str(e), e.hints)
+        code = 2
+    except OSError as e:
+        error(f"{e.filename}: {e.strerror or e}" if e.filename else str(e))
+        code = 2
+    except ValueError as e:  # a source's own check of its options (max_rows=0, ...)
+        error(str(e))
+        code = 2
+    else:
+        code = 0
+        for src in engine.sources.values():
+            missing = getattr(src, "missing_input", lambda: None)()
+            if missing is not None:
+                error(missing, ("drop ?follow=false to wait for the file to appear",))
+                code = 2
+                break
+    if code:
+        notifier.stop(drain=False)
+        store.close()
+        return code
+    notes = [(name, note) for name, src in engine.sources.items()
+             if (note := getattr(src, "resume_note", lambda: None)()) is not None]
+    if engine.restored["rules"] or notes:
+        n = engine.restored["rules"]
+        print(f"cep: resuming from the state an earlier run saved in {_store_label(state)} "
+              f"({n} rule{'' if n == 1 else 's'}); --fresh starts over", file=sys.stderr)
+    for name, note in notes:
+        print(f"cep: source {name.split('#')[0]}: {note}", file=sys.stderr)
+    if any(spec.startswith("jsonl:-") for _, spec in specs.values()) and sys.stdin.isatty():
+        # Not piped: a silent wait would look like a hang.
+        print("cep: reading JSON lines from the terminal (paste or type them; Ctrl-D ends the input)", file=sys.stderr)
+
     stop = stop or threading.Event()
     reload_requested = threading.Event()
     watch = FileWatch(file)
@@ -240,25 +380,39 @@ def run_forever(
             signal.signal(signal.SIGHUP, lambda *_: reload_requested.set())
 
     live = None
+    compiling = threading.Event()
     if show_stats:
-        from rich.console import Console
         from rich.live import Live
 
-        live = Live(stats_table(engine.stats()), console=Console(file=sys.stderr), refresh_per_second=2)
+        from runtime.terminal import console
+
+        live = Live(stats_table(engine.stats()), console=console(sys.stderr), refresh_per_second=2)
         live.start()
     last_draw = 0.0
+
+    def draw() -> Any:
+        table = stats_table(engine.stats())
+        if compiling.is_set():
+            table.caption = f"{table.caption}\ncompiling kernels (first run only)…"
+        return table
+
+    def on_compile(on: bool) -> None:
+        compiling.set() if on else compiling.clear()
+        if live is not None:
+            live.update(draw())
 
     def between_steps() -> None:
         nonlocal last_draw
         reload_if_asked()
         if live is not None and clock() - last_draw >= 0.5:
-            live.update(stats_table(engine.stats()))
+            live.update(draw())
             last_draw = clock()
 
     notifier.start()
     server = serve_api(api, program, file, engine) if api else None
     try:
-        engine.run(stop, on_step=between_steps)
+        with announce_compilation(print_line=live is None, on_change=on_compile):
+            engine.run(stop, on_step=between_steps)
     finally:
         if server is not None:
             server.should_exit = True
@@ -267,10 +421,11 @@ def run_forever(
             live.stop()
         notifier.stop(drain=True, timeout=30.0)
         store.close()
+    if summary:
+        print(exit_summary(engine, specs, notifier=notifier, out_dir=out_dir, state=state, outbox=outbox),
+              file=sys.stderr)
     if engine.errors:
         for err in engine.errors:
             print(f"cep: {err}", file=sys.stderr)
         return 1
-    summary = engine.stats()["engine"]
-    print(json.dumps({k: v for k, v in summary.items() if k != "errors"}), file=sys.stderr)
     return 0

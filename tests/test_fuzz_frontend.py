@@ -21,9 +21,11 @@ N = int(os.environ.get("CEP_FUZZ_INPUTS", "2000"))
 def test_mutated_corpus_never_raises_and_never_stalls() -> None:
     texts = fuzz.corpus_texts()
     assert len(texts) >= 100  # the corpus is the seed; an empty one would fuzz nothing
-    stats = fuzz.run(fuzz.inputs(N, seed=20240611, texts=texts))
+    # Check only here (fast); tests/engine/test_start_what_checks.py starts the engine on a share.
+    stats = fuzz.run(fuzz.inputs(N, seed=20240611, texts=texts), engine=False)
     assert stats.count == N
     assert stats.crashes == [], stats.crashes[0][1]
+    assert stats.slow == [], stats.slow[0][1][:200]
     # Some mutations leave a file valid: the fuzzer reaches the checker, not only the parser.
     assert stats.clean > 0
     assert stats.slowest[0] < 2.0, f"slowest input took {stats.slowest[0]:.2f} s: {stats.slowest[1][:200]!r}"
@@ -49,8 +51,11 @@ def test_hostile_inputs_give_diagnostics() -> None:
         "huge_digits_having": "stream s (ts: timestamp, x: int)\nrule r from s window tumbling 1m having count() > " + "9" * 23001,
         "huge_digits_everywhere": "stream s (ts: timestamp, x: int)\nrule r from s pattern a{" + "9" * 5000 + "} within "
         + "9" * 5000 + "m\nrule q from s anomaly zscore(x) baseline " + "9" * 5000 + " warmup " + "9" * 5000,
+        # Found by the issue-12 fuzz run: int() of an env() value in the checker.
+        "env_retries": 'stream s (ts: timestamp)\nchannel c = webhook(url = "https://x.example", retries = env("R"))',
+        "env_timeout": 'stream s (ts: timestamp)\nchannel c = webhook(url = "https://x.example", timeout = env("T"))',
         "form_feed_lines": "stream s (ts: timestamp, x: int)\x0c\nrule r from s where\x0b x >",
     }
-    stats = fuzz.run(cases.values())
+    stats = fuzz.run(cases.values(), engine=False)
     assert stats.crashes == [], stats.crashes[0][1]
     assert stats.clean == 0  # every one of them is an error

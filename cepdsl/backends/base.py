@@ -10,7 +10,6 @@ it has already been given, except where `late_mask` says it can still take them.
 
 from __future__ import annotations
 
-import pickle
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +17,7 @@ import numpy as np
 import polars as pl
 
 from cepdsl.plan import RulePlan
+from cepdsl.state_format import StateFormatError, decode_state, encode_state
 
 #: Column the engine adds to every released frame: the row's arrival index on its
 #: stream (int64, increasing across batches). Ties in time are broken by it.
@@ -75,14 +75,25 @@ class Executor:
     def load_state(self, state: Any) -> None:
         pass
 
-    def snapshot(self) -> bytes:
-        return pickle.dumps((self.STATE_VERSION, self.state()), protocol=5)
+    def snapshot_data(self) -> tuple[int, Any]:
+        """`(STATE_VERSION, state())`: what a checkpoint holds for this rule (the session
+        embeds it in its own entry; `snapshot` encodes it alone)."""
+        return (self.STATE_VERSION, self.state())
 
-    def restore(self, payload: bytes) -> None:
-        version, state = pickle.loads(payload)
+    def restore_data(self, data: Any) -> None:
+        if not (isinstance(data, (tuple, list)) and len(data) == 2):
+            raise StateFormatError(f"rule {self.rule.id}: not an executor checkpoint")
+        version, state = data
         if version != self.STATE_VERSION:
             raise ValueError(f"rule {self.rule.id}: state version {version}, expected {self.STATE_VERSION}")
         self.load_state(state)
+
+    def snapshot(self) -> bytes:
+        """`state()` as typed data (cepdsl/state_format.py), never pickle."""
+        return encode_state(self.snapshot_data())
+
+    def restore(self, payload: bytes) -> None:
+        self.restore_data(decode_state(payload))
 
 
 def finalize(rule: RulePlan, frame: pl.DataFrame, sources: dict[str, str] | None = None) -> pl.DataFrame:

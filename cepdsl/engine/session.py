@@ -15,7 +15,6 @@ import dataclasses
 import datetime as _dt
 import functools
 import hashlib
-import pickle
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -26,18 +25,20 @@ import polars as pl
 
 from cepdsl.backends.base import SEQ, TIME, Executor, Progress
 from cepdsl.backends.polars.rowsets import WhereSet, decode
-from cepdsl.engine.deadletter import concat_dead_letters, empty_dead_letters, rows_as_dead_letters
+from cepdsl.engine.deadletter import concat_dead_letters, rows_as_dead_letters
 from cepdsl.engine.frames import conform
 from cepdsl.engine.ordering import NO_WATERMARK, StreamState
 from cepdsl.engine.stats import RuleStats
 from cepdsl.engine.throttle import Throttle
 from cepdsl.plan import FieldPlan, Program, RuleKind, RulePlan, StreamPlan
+from cepdsl.state_format import StateFormatError, decode_state, encode_state
 
 #: From this many rows, a join group of one rule looks keys up only for the rows its
 #: `where`'s join-free conjuncts keep (below it, one pass over all rows is cheaper).
 PREFILTER_ROWS = 4096
 #: Bumped when the layout of `Session.snapshot()` changes.
-ENGINE_STATE_VERSION = 1
+#: 2: msgpack checkpoints (cepdsl/state_format.py); 1 was pickle (`cep state migrate` converts).
+ENGINE_STATE_VERSION = 2
 #: Snapshot keys of per-stream state; rule IDs are identifiers, so ":" cannot clash.
 STREAM_KEY = "stream:"
 
@@ -52,7 +53,11 @@ PRESENTATION_FIELDS = {"file": "", "line": 0, "title": None, "notify": (), "fall
 def matching_part(plan: RulePlan) -> RulePlan:
     # `silenced` comes and goes with the program's silences (§9.4): not the rule's matching.
     output = tuple(f for f in plan.output if f.name != "silenced")
-    return dataclasses.replace(plan, output=output, **PRESENTATION_FIELDS)
+    plan = dataclasses.replace(plan, output=output, **PRESENTATION_FIELDS)
+    if plan.resolve is not None and plan.resolve.message is not None:
+        # The resolved message is presentation too: editing it keeps the episodes (§9.3).
+        plan = dataclasses.replace(plan, resolve=dataclasses.replace(plan.resolve, message=None))
+    return plan
 
 
 def same_matching(a: RulePlan, b: RulePlan) -> bool:
@@ -170,12 +175,16 @@ class ReloadReport:
     changed: tuple[str, ...]
     added: tuple[str, ...]
     removed: tuple[str, ...]
+    #: §9.3: resolved records of the firing episodes of changed and removed rules
+    resolved: dict[str, pl.DataFrame] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class RestoreReport:
     restored: tuple[str, ...]  # rule IDs and `stream:NAME` keys taken over
     skipped: tuple[str, ...]  # keys whose plan changed or that no longer exist: those start fresh
+    #: With `skip_unreadable`: (key, why) of entries that could not be read; those start fresh.
+    unreadable: tuple[tuple[str, str], ...] = ()
 
 
 class Session:
@@ -236,6 +245,14 @@ class Session:
 
     # ------------------------------------------------------------------ construction
     def _make_executor(self, rule: RulePlan) -> Executor:
+        if rule.lifecycle and not isinstance(self._executor_source, Mapping):
+            from cepdsl.engine.lifecycle import LifecycleExecutor
+
+            # §9.3: the rule's own executor, told to emit every evaluation, then the episodes.
+            return LifecycleExecutor(rule, self._plain_executor)
+        return self._plain_executor(rule)
+
+    def _plain_executor(self, rule: RulePlan) -> Executor:
         src = self._executor_source
         if src is None:
             from cepdsl.backends import executor_for
@@ -250,11 +267,14 @@ class Session:
 
         # Built aside and swapped in whole: `stats()` may read from another thread (the live
         # table, the HTTP API) while a reload builds, and must see the old set or the new one.
+        # Nothing old is touched until every new executor is built: a failure part way leaves
+        # the running program whole (the engine reports it and keeps running).
         rules: dict[str, RuleRun] = {}
+        renamed: list[tuple[RuleRun, RulePlan]] = []
         for rule in program.rules:
             old = old_rules.get(rule.id)
             if old is not None and same_matching(old.plan, rule):
-                old.plan = old.executor.rule = rule  # new title/message/notify, same state
+                renamed.append((old, rule))  # new title/message/notify, same state
                 rules[rule.id] = old
             else:
                 throttle = Throttle(rule.throttle_us, rule.group_keys) if rule.throttle_us else None
@@ -277,7 +297,10 @@ class Session:
         from cepdsl.silences import applicable
 
         # Per rule, the file's silences that may apply to its records (§9.4).
-        self._silences = {r.id: applicable(r, program.silences) for r in program.rules} if program.silences else {}
+        silences = {r.id: applicable(r, program.silences) for r in program.rules} if program.silences else {}
+        for run, plan in renamed:
+            run.plan = run.executor.rule = plan
+        self._silences = silences
         self._rules, self._streams = rules, streams
 
     def _stream(self, name: str) -> StreamRun:
@@ -342,6 +365,10 @@ class Session:
         outs = self._outputs()
         for run in self._streams.values():
             st = run.state
+            for rule in run.rules:
+                before_flush = getattr(rule.executor, "before_flush", None)
+                if before_flush is not None:  # §9.3: the grid up to the largest event time, as replay
+                    before_flush(st.watermark if st.max_ts is None else max(st.watermark, st.max_ts))
             if st.max_ts is not None:
                 st.watermark = max(st.watermark, st.max_ts)
             rows = st.release(upto=np.iinfo(np.int64).max)
@@ -468,7 +495,7 @@ class Session:
                 out = out.sort("ts", maintain_order=True, nulls_last=False)
             if rule.throttle is not None:
                 before = rule.throttle.suppressed
-                out = rule.throttle.apply(out)
+                out = rule.throttle.mark_firing(out) if rule.plan.lifecycle else rule.throttle.apply(out)
                 rule.stats.suppressed += rule.throttle.suppressed - before
             sils = self._silences.get(rid)
             if sils:
@@ -476,9 +503,19 @@ class Session:
 
                 out, n_silenced = apply_silences(out, sils, rule.plan)
                 rule.stats.silenced += n_silenced
+            annotate = getattr(rule.executor, "annotate", None)
+            if annotate is not None:  # after silences: a resolved record follows its firing record's notification
+                out = annotate(out)
             rule.stats.matches += out.height
             result[rid] = out
         return result
+
+    def carry_holds(self, rule_id: str, frame: pl.DataFrame) -> pl.DataFrame:
+        """After the runtime silenced some of a rule's firing records (run-time silences,
+        §9.4): their episodes' resolved records are held back too (§9.3)."""
+        rule = self._rules.get(rule_id)
+        carry = getattr(rule.executor, "carry_holds", None) if rule is not None else None
+        return carry(frame) if carry is not None else frame
 
     # ------------------------------------------------------------------ observability
     def dead_letters(self) -> pl.DataFrame:
@@ -515,15 +552,14 @@ class Session:
 
     # ------------------------------------------------------------------ state
     def _rule_snapshot(self, rule: RuleRun) -> bytes:
-        return pickle.dumps(
+        return encode_state(
             {
                 "version": ENGINE_STATE_VERSION,
                 "plan": fingerprint(rule.plan),
-                "executor": rule.executor.snapshot(),
+                "executor": rule.executor.snapshot_data(),  # embedded: one encoding, no nested payload
                 "throttle": rule.throttle.state() if rule.throttle else None,
                 "counters": rule.stats.counters(),
-            },
-            protocol=5,
+            }
         )
 
     def snapshot(self) -> dict[str, bytes]:
@@ -531,43 +567,73 @@ class Session:
         (`stream:NAME`: watermark, arrival counter and the reorder buffer's rows)."""
         snap = {rid: self._rule_snapshot(rule) for rid, rule in self._rules.items()}
         for name, run in self._streams.items():
-            snap[STREAM_KEY + name] = pickle.dumps(
-                {"version": ENGINE_STATE_VERSION, "plan": fingerprint(run.state.plan), "state": run.state.state()},
-                protocol=5,
+            snap[STREAM_KEY + name] = encode_state(
+                {"version": ENGINE_STATE_VERSION, "plan": fingerprint(run.state.plan), "state": run.state.state()}
             )
         return snap
 
-    def restore(self, snapshot: Mapping[str, bytes]) -> RestoreReport:
+    def restore(self, snapshot: Mapping[str, bytes], *, skip_unreadable: bool = False) -> RestoreReport:
         """Take over a snapshot.  A rule whose plan changed since (or that no longer exists)
-        starts fresh; a stream whose declaration changed keeps its progress and buffered rows."""
-        restored, skipped = [], []
+        starts fresh; a stream whose declaration changed keeps its progress and buffered rows.
+        Payloads are read as data only (cepdsl/state_format.py): a pickle, or anything else
+        that is not a checkpoint, raises `StateFormatError` and is never executed. With
+        `skip_unreadable` (what the streaming engine does on start: a damaged or crafted
+        entry must not stop it), such an entry is reported and its rule or stream starts fresh."""
+        restored, skipped, unreadable = [], [], []
         for key, payload in snapshot.items():
-            data = pickle.loads(payload)
-            if data.get("version") != ENGINE_STATE_VERSION:
-                raise ValueError(f"{key}: engine state version {data.get('version')}, expected {ENGINE_STATE_VERSION}")
-            if key.startswith(STREAM_KEY):
-                run = self._streams.get(key[len(STREAM_KEY) :])
-                if run is None:
-                    skipped.append(key)
-                    continue
-                old = StreamState(run.state.plan, external_watermark=self.replay)
-                old.load_state(data["state"])
-                if data["plan"] == fingerprint(run.state.plan):
-                    run.state.load_state(data["state"])
+            try:
+                if self._restore_entry(key, payload):
+                    restored.append(key)
                 else:
-                    run.state.adopt(old)
-                restored.append(key)
-                continue
-            rule = self._rules.get(key)
-            if rule is None or data["plan"] != fingerprint(rule.plan):
-                skipped.append(key)
-                continue
-            rule.executor.restore(data["executor"])
-            if rule.throttle is not None and data["throttle"] is not None:
-                rule.throttle.load_state(data["throttle"])
-            rule.stats.load_counters(data["counters"])
-            restored.append(key)
-        return RestoreReport(tuple(restored), tuple(skipped))
+                    skipped.append(key)
+            except Exception as e:
+                if not skip_unreadable:
+                    raise
+                self._start_fresh(key)
+                unreadable.append((key, f"{type(e).__name__}: {e}"))
+        return RestoreReport(tuple(restored), tuple(skipped), tuple(unreadable))
+
+    def _restore_entry(self, key: str, payload: bytes) -> bool:
+        data = decode_state(payload)
+        if not isinstance(data, dict):
+            raise StateFormatError(f"{key}: a checkpoint entry is a map")
+        if data.get("version") != ENGINE_STATE_VERSION:
+            raise ValueError(f"{key}: engine state version {data.get('version')}, expected {ENGINE_STATE_VERSION}")
+        if key.startswith(STREAM_KEY):
+            run = self._streams.get(key[len(STREAM_KEY) :])
+            if run is None:
+                return False
+            old = StreamState(run.state.plan, external_watermark=self.replay)
+            old.load_state(data["state"])
+            if data["plan"] == fingerprint(run.state.plan):
+                run.state.load_state(data["state"])
+            else:
+                run.state.adopt(old)
+            return True
+        rule = self._rules.get(key)
+        if rule is None or data["plan"] != fingerprint(rule.plan):
+            return False
+        rule.executor.restore_data(data["executor"])
+        if rule.throttle is not None and data["throttle"] is not None:
+            rule.throttle.load_state(data["throttle"])
+        rule.stats.load_counters(data["counters"])
+        return True
+
+    def _start_fresh(self, key: str) -> None:
+        """Undo whatever part of an entry was loaded before it failed."""
+        if key.startswith(STREAM_KEY):
+            run = self._streams.get(key[len(STREAM_KEY) :])
+            if run is not None:
+                fresh = StreamState(run.state.plan, external_watermark=self.replay)
+                fresh.need_seq = run.state.need_seq
+                run.state = fresh
+            return
+        rule = self._rules.get(key)
+        if rule is not None:
+            rule.executor = self._make_executor(rule.plan)
+            if rule.throttle is not None:
+                rule.throttle = Throttle(rule.plan.throttle_us, rule.plan.group_keys)
+            rule.stats = RuleStats()
 
     # ------------------------------------------------------------------ hot reload
     def reload(self, program: Program, tables: Mapping[str, pl.DataFrame] | None = None) -> ReloadReport:
@@ -582,6 +648,16 @@ class Session:
         added = tuple(r for r in new_by_id if r not in old_ids)
         removed = tuple(r for r in self._rules if r not in new_by_id)
         self._load_tables(program, tables or {})  # first: a table that cannot load leaves all as it was
+        resolved: dict[str, pl.DataFrame] = {}
+        for rid in (*changed, *removed):
+            old = self._rules[rid]
+            resolve_all = getattr(old.executor, "resolve_all", None)
+            if resolve_all is not None:
+                stream = self._streams.get(old.plan.stream.name)
+                frame = resolve_all(stream.state.watermark if stream is not None else 0)
+                if frame.height:
+                    old.stats.matches += frame.height
+                    resolved[rid] = frame
         self._build(program, old_rules=self._rules, old_streams=self._streams)
         self.program = program
-        return ReloadReport(kept, changed, added, removed)
+        return ReloadReport(kept, changed, added, removed, resolved)

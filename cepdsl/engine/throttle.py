@@ -73,17 +73,39 @@ class Throttle:
         )["__k"]
         return local_to_slot[local.to_numpy().astype(np.int64)]
 
-    def apply(self, out: pl.DataFrame) -> pl.DataFrame:
-        """Keep the matches that are not repeats; `out` is sorted by ts."""
+    def keep_mask(self, out: pl.DataFrame) -> np.ndarray:
+        """Which matches of `out` (sorted by ts) are not repeats; the kept ones are remembered."""
         if out.height == 0:
-            return out
+            return np.zeros(0, np.bool_)
         codes = self._codes(out)
         # Throttle needs time (the checker ensures it), so `ts` is never null here.
         ts = out["ts"].dt.epoch("us").to_numpy().astype(np.int64)
         keep = _keep_mask()(codes, ts, self.last, np.int64(self.period_us))
-        n_keep = int(keep.sum())
-        self.suppressed += out.height - n_keep
-        return out if n_keep == out.height else out.filter(pl.Series(keep))
+        self.suppressed += out.height - int(keep.sum())
+        return keep
+
+    def apply(self, out: pl.DataFrame) -> pl.DataFrame:
+        """Keep the matches that are not repeats; `out` is sorted by ts."""
+        if out.height == 0:
+            return out
+        keep = self.keep_mask(out)
+        return out if bool(keep.all()) else out.filter(pl.Series(keep))
+
+    def mark_firing(self, out: pl.DataFrame) -> pl.DataFrame:
+        """A rule with `for`/`resolve` (§9.3): throttle applies to firing records only, and a
+        throttled one stays in the output with `suppressed` set (it is not notified)."""
+        if out.height == 0:
+            return out
+        firing = (out["state"] == "firing").fill_null(False).to_numpy()
+        if not firing.any():
+            return out
+        idx = np.flatnonzero(firing)
+        keep = self.keep_mask(out[idx.tolist()] if idx.shape[0] < out.height else out)
+        if bool(keep.all()):
+            return out
+        held = np.zeros(out.height, np.bool_)
+        held[idx[~keep]] = True
+        return out.with_columns((pl.col("suppressed").fill_null(False) | pl.Series(held)).alias("suppressed"))
 
     # -- state ---------------------------------------------------------------------
     def state(self) -> dict[str, Any]:

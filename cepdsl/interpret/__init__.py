@@ -27,6 +27,7 @@ from cepdsl.interpret.absence import absence_matches
 from cepdsl.interpret.anomaly import anomaly_matches
 from cepdsl.interpret.filters import filter_matches
 from cepdsl.interpret.joins import join_rows, table_lookups
+from cepdsl.interpret.lifecycle import lifecycle_matches, throttle_firing
 from cepdsl.interpret.silences import silence_of
 from cepdsl.interpret.patterns import pattern_matches
 from cepdsl.interpret.rows import Match, StreamRows, build_frame, read_stream
@@ -81,6 +82,20 @@ def run_detailed(
         stream = streams.get(rule.stream.name) or read_stream(rule.source_stream, data.get(rule.stream.name))
         if rule.joins:
             stream = join_rows(rule, stream, lookups)
+        if rule.lifecycle:  # §9.3: one record per episode
+            rows = [r for r in stream.rows if rule.where is None or is_true(eval_expr(rule.where, r))]
+            records, suppressed = throttle_firing(lifecycle_matches(rule, stream, rows), rule.throttle_us)
+            if program.silences:  # a firing record by its own time; a resolved one as its firing (§9.3)
+                silenced: dict[tuple, str | None] = {}
+                for rec in records:
+                    episode = (tuple(rec.get(k) for k in rule.group_keys), rec["firing_since"])
+                    if rec["state"] == "firing":
+                        rec["silenced"] = silenced[episode] = silence_of(rule, rec, list(program.silences))
+                    else:
+                        rec["silenced"] = silenced.pop(episode, None)
+            result.matches[rule.id] = build_frame(rule, records)
+            result.suppressed[rule.id] = suppressed
+            continue
         emitted, suppressed = apply_throttle(rule_matches(rule, stream), rule.throttle_us)
         if program.silences:
             for m in emitted:

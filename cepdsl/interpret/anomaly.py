@@ -162,9 +162,10 @@ def _record(row: Row, spec: AnomalySpec, baseline_n: int, scored: Scored) -> dic
     return record
 
 
-def _group_anomalies(spec: AnomalySpec, rows: list[Row]) -> list[tuple[Row, dict[str, Any]]]:
-    """(row, record) of every anomaly in one group's rows."""
-    out: list[tuple[Row, dict[str, Any]]] = []
+def group_scores(spec: AnomalySpec, rows: list[Row]) -> list[tuple[Row, dict[str, Any], bool]]:
+    """(row, record, is anomaly) of every scored row of one group (the alert lifecycle's
+    evaluations, LANGUAGE.md §9.3)."""
+    out: list[tuple[Row, dict[str, Any], bool]] = []
     if spec.method == "ema":
         ema = _Ema(spec.alpha)
         for row in rows:
@@ -175,9 +176,8 @@ def _group_anomalies(spec: AnomalySpec, rows: list[Row]) -> list[tuple[Row, dict
             if ema.n >= max(spec.warmup, 1):
                 std = math.sqrt(ema.v)
                 score = deviation_score(x, ema.m, std)
-                if score > spec.threshold:
-                    stats = {"baseline_mean": ema.m, "baseline_std": std}
-                    out.append((row, _record(row, spec, ema.n, (score, stats))))
+                stats = {"baseline_mean": ema.m, "baseline_std": std}
+                out.append((row, _record(row, spec, ema.n, (score, stats)), score > spec.threshold))
             ema.update(x)
         return out
     method = {"zscore": zscore, "iqr": iqr}.get(spec.method)
@@ -190,10 +190,14 @@ def _group_anomalies(spec: AnomalySpec, rows: list[Row]) -> list[tuple[Row, dict
             continue
         if len(baseline) >= max(spec.warmup, 1):
             is_anomaly, scored = method(spec, baseline, x)
-            if is_anomaly:
-                out.append((row, _record(row, spec, len(baseline), scored)))
+            out.append((row, _record(row, spec, len(baseline), scored), is_anomaly))
         baseline.append(x)  # whether or not it was an anomaly; the oldest drops out
     return out
+
+
+def _group_anomalies(spec: AnomalySpec, rows: list[Row]) -> list[tuple[Row, dict[str, Any]]]:
+    """(row, record) of every anomaly in one group's rows."""
+    return [(row, record) for row, record, is_anomaly in group_scores(spec, rows) if is_anomaly]
 
 
 def anomaly_matches(rule: RulePlan, rows: list[Row]) -> list[Match]:

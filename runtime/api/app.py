@@ -51,6 +51,10 @@ def create_app(
     for name in ROUTERS:
         app.include_router(importlib.import_module(f"runtime.api.{name}").router)
     mount_assets(app)
+    from runtime.console import mount as mount_console
+
+    app.state.token_required = bool(token)  # the console asks for the token up front when set
+    mount_console(app)
 
     app.add_middleware(Guard, token=token, hosts=hosts)  # type: ignore[arg-type]
     app.openapi = lambda: _openapi_with_security(app)  # type: ignore[method-assign]

@@ -75,13 +75,21 @@ def list_events(
 @router.get("/cep/events/summary", response_model=SummaryOut,
             summary="Counts by rule and severity over a range (default: the last 24 h), and per minute")
 def events_summary(o: Ops, since: Time = None, until: Time = None,
-                   rule: Annotated[str | None, Query(pattern=ID_PATTERN)] = None) -> SummaryOut:
+                   rule: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
+                   severity: Annotated[str | None, Query(pattern="^(info|low|medium|high|critical)$",
+                                                         description="per-minute series of one severity (the console's chart)")] = None,
+                   ) -> SummaryOut:
     since_us = parse_time(since, "since")
     until_us = parse_time(until, "until")
     if since_us is None and until_us is None:
         now_us = int(dt.datetime.now(dt.timezone.utc).timestamp() * 1_000_000)
         since_us = now_us - 86_400_000_000
-    counts, series = history(o).summary(since_us=since_us, until_us=until_us, rule=rule)
+    counts, _ = history(o).summary(since_us=since_us, until_us=until_us, rule=rule, severity=severity)
+    minutes: dict[int, MinuteOut] = {}
+    for m, sev, n in history(o).minutes_by_severity(since_us=since_us, until_us=until_us, rule=rule, severity=severity):
+        out = minutes.setdefault(m, MinuteOut(minute=rfc3339(m) or "", count=0))
+        out.count += n
+        out.by_severity[sev] = n
     by_rule: dict[str, int] = {}
     by_sev: dict[str, int] = {}
     for r, s, n in counts:
@@ -89,7 +97,7 @@ def events_summary(o: Ops, since: Time = None, until: Time = None,
         by_sev[s] = by_sev.get(s, 0) + n
     return SummaryOut(since=rfc3339(since_us), until=rfc3339(until_us), total=sum(by_rule.values()),
                       counts=[CountOut(rule=r, severity=s, count=n) for r, s, n in counts], by_rule=by_rule,
-                      by_severity=by_sev, per_minute=[MinuteOut(minute=rfc3339(m) or "", count=n) for m, n in series])
+                      by_severity=by_sev, per_minute=list(minutes.values()))
 
 
 @router.get("/cep/events/{event_id}", response_model=AlertDetail,

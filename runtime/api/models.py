@@ -208,6 +208,7 @@ class CountOut(BaseModel):
 class MinuteOut(BaseModel):
     minute: str
     count: int
+    by_severity: dict[str, int] = Field({}, description="the minute's count split by severity")
 
 
 class SummaryOut(BaseModel):

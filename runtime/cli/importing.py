@@ -21,9 +21,15 @@ def import_(json_file: str, output: str | None, stream: str) -> None:
     from cepdsl import compat
 
     try:
-        data = json.loads(Path(json_file).read_text(encoding="utf-8"))
+        data = json.loads(sys.stdin.read() if json_file == "-" else Path(json_file).read_text(encoding="utf-8"))
     except FileNotFoundError:
         fail(f"{json_file}: no such file", 2)
+    except IsADirectoryError:
+        fail(f"{json_file}: is a directory, not a JSON file", 2)
+    except OSError as e:
+        fail(f"{json_file}: {e.strerror or e}", 2)
+    except UnicodeDecodeError:
+        fail(f"{json_file}: not UTF-8 text", 2)
     except json.JSONDecodeError as e:
         fail(f"{json_file}:{e.lineno}:{e.colno}: invalid JSON: {e.msg}")
     try:

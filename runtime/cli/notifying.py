@@ -6,7 +6,7 @@ import json
 
 import click
 
-from runtime.cli.common import fail, load_program
+from runtime.cli.common import did_you_mean, fail, load_program
 from runtime.cli.group import main
 
 
@@ -28,10 +28,12 @@ def notify_test(file: str, rule_id: str, channel: str, record: str | None, dry_r
     from runtime.notify import notify_test as send_test
 
     program = load_program(file)
-    if rule_id not in {r.id for r in program.rules}:
-        fail(f"{file}: no rule `{rule_id}` (rules: {', '.join(r.id for r in program.rules)})", 2)
-    if channel not in {c.name for c in program.channels}:
-        fail(f"{file}: no channel `{channel}` (channels: {', '.join(c.name for c in program.channels) or 'none'})", 2)
+    rules = [r.id for r in program.rules]
+    channels = [c.name for c in program.channels]
+    if rule_id not in rules:
+        fail(f"{file}: no rule `{rule_id}` (rules: {', '.join(rules)})", 2, did_you_mean(rule_id, rules))
+    if channel not in channels:
+        fail(f"{file}: no channel `{channel}` (channels: {', '.join(channels) or 'none'})", 2, did_you_mean(channel, channels))
     rec = None
     if record:
         try:
@@ -43,3 +45,9 @@ def notify_test(file: str, rule_id: str, channel: str, record: str | None, dry_r
     except Exception as e:  # channel errors are the user's to see, secrets already redacted
         fail(str(e))
     click.echo(result if isinstance(result, str) else json.dumps(result, indent=2, default=str))
+    # A script asks "did it arrive?" with the exit code: a failed delivery or a template that
+    # did not render is a failure, as `amtool` and `curl --fail` would have it.
+    if isinstance(result, dict) and result.get("ok") is False:
+        fail(f"delivery through `{channel}` failed: {result.get('error')}", 1)
+    if isinstance(result, dict) and result.get("template_error"):
+        fail(f"the message template of `{rule_id}` did not render: {result['template_error']}", 1)

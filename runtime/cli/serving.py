@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -34,12 +35,16 @@ def duration_s(text: str | None) -> float | None:
 @click.option("--checkpoint-every", default=5.0, show_default=True, help="Seconds between state checkpoints.")
 @click.option("--out", "out_dir", default=None, help="Also append matches to DIR/<rule>.jsonl.")
 @click.option("--allow-host", "allow_hosts", multiple=True, help="Allow notifications to this host/network (e.g. 127.0.0.1).")
+@click.option("--log-format", type=click.Choice(("text", "json")), default="text", show_default=True,
+              help="Log lines (the server's included) as text or one JSON object per line.")
 def serve(files: tuple[str, ...], sources: tuple[str, ...], state: str | None, outbox: str | None, listen: str,
           catalogue: str | None, history: str | None, retention: str, token: str | None, http_hosts: tuple[str, ...],
-          checkpoint_every: float, out_dir: str | None, allow_hosts: tuple[str, ...]) -> None:
+          checkpoint_every: float, out_dir: str | None, allow_hosts: tuple[str, ...], log_format: str = "text") -> None:
     """Run the rules in FILES and serve the operations API (rules, events, simulate, stats, health, /docs)."""
+    from runtime import logs
     from runtime.serve import serve_forever
 
+    logs.configure(log_format, level=os.environ.get("CEP_LOG", "INFO"))
     code = serve_forever(list(files), sources, state=state, outbox=outbox, listen=listen, catalogue=catalogue,
                          history=history, retention_s=duration_s(retention), token=token, http_hosts=http_hosts,
                          checkpoint_every=checkpoint_every, out_dir=out_dir, allow_hosts=allow_hosts)

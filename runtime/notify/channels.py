@@ -38,6 +38,7 @@ SEVERITY_COLOURS = {  # Slack attachment colours, cool to hot
     "high": "#E8912D",
     "critical": "#E01E5A",
 }
+RESOLVED_COLOUR = "#2eb886"
 PAGERDUTY_SEVERITY = {"info": "info", "low": "warning", "medium": "warning", "high": "error", "critical": "critical"}
 PAGERDUTY_MAX_BYTES = 512 * 1024
 PAGERDUTY_SUMMARY_MAX = 1024
@@ -58,6 +59,16 @@ class Notification:
     text: str
     record: dict[str, Any] = field(repr=False)
     group: dict[str, Any] = field(default_factory=dict)
+    #: §9.3: "firing" or "resolved" for rules with `for`/`resolve`, else None
+    state: str | None = None
+    #: the alert episode's key (rule, group key, firing_since): shared by its firing and resolved records
+    episode: str | None = None
+
+    @property
+    def resolved(self) -> bool:
+        return self.state == "resolved"
+    #: Why the rule's message template failed (then `text` is the default message with the reason).
+    template_error: str | None = None
 
 
 @dataclass
@@ -135,7 +146,7 @@ class Channel:
         redact = self.config.redact
         return Sent(self.name, self.kind, redact(url),
                     {"method": method, "headers": self._shown_headers(all_headers), "body": redact(body.decode())},
-                    response.status_code, redact(response.text[:500]))
+                    response.status_code, self.config.redactor.shorten(response.text, 500))
 
 
 class ConsoleChannel(Channel):
@@ -159,10 +170,13 @@ class FileChannel(Channel):
 
     async def send(self, n: Notification) -> Sent:
         path = str(self.config.get("path"))
-        line = json.dumps({
+        entry = {
             "id": n.id, "rule": n.rule, "title": n.title, "severity": n.severity,
             "ts": json_safe(n.ts), "subject": n.subject, "message": n.text, "record": json_safe(n.record),
-        }, ensure_ascii=False, allow_nan=False)
+        }
+        if n.template_error:  # the message is the default one: say why, on the alert itself
+            entry["template_error"] = n.template_error
+        line = json.dumps(entry, ensure_ascii=False, allow_nan=False)
         lock = _file_locks.setdefault(path, threading.Lock())
         with lock, open(path, "a", encoding="utf-8") as fh:  # small local append: not worth a thread hop
             fh.write(line + "\n")
@@ -186,6 +200,12 @@ class WebhookChannel(Channel):
             "id": n.id, "idempotency_key": n.id, "rule": n.rule, "title": n.title, "severity": n.severity,
             "ts": json_safe(n.ts), "subject": n.subject, "message": n.text, "record": json_safe(n.record),
         }
+        if n.state is not None:  # Alertmanager's webhook says `status: firing | resolved`, so do we
+            payload.update(status=n.state, episode_key=n.episode,
+                           firing_since=json_safe(n.record.get("firing_since")),
+                           resolved_at=json_safe(n.record.get("resolved_at")))
+        if n.template_error:
+            payload["template_error"] = n.template_error
         headers = {str(k): str(v) for k, v in (self.config.get("headers") or {}).items()}
         headers["Idempotency-Key"] = n.id
         return await self._http(str(self.config.get("method", "POST")).upper(), str(self.config.get("url")),
@@ -214,7 +234,8 @@ class SlackChannel(Channel):
                     f"rule `{n.rule}` · severity *{n.severity}* · {when}")}]},
             ],
             "attachments": [{
-                "color": SEVERITY_COLOURS.get(n.severity, SEVERITY_COLOURS["medium"]),
+                # Resolved alerts are green, as Alertmanager's Slack notifications show them.
+                "color": RESOLVED_COLOUR if n.resolved else SEVERITY_COLOURS.get(n.severity, SEVERITY_COLOURS["medium"]),
                 "fallback": _slack_escape(n.subject),
                 "fields": fields,
                 "footer": f"cep · {n.id}",
@@ -268,6 +289,10 @@ class PagerDutyChannel(Channel):
             raise ChannelConfigError(self.name, "severity", "must be a cep severity or critical/error/warning/info")
 
     def payload(self, n: Notification) -> dict[str, Any]:
+        if n.episode is not None and n.resolved:
+            # Events API v2: a resolve needs only the dedup_key of the incident it closes.
+            return {"routing_key": str(self.config.get("routing_key")), "event_action": "resolve",
+                    "dedup_key": n.episode, "client": "cep"}
         sev = self.config.get("severity") or n.severity
         sev = PAGERDUTY_SEVERITY.get(sev, sev)
         source = ", ".join(f"{k}={json_safe(v)}" for k, v in n.group.items()) or f"cep:{n.rule}"
@@ -275,7 +300,8 @@ class PagerDutyChannel(Channel):
         body: dict[str, Any] = {
             "routing_key": str(self.config.get("routing_key")),
             "event_action": "trigger",
-            "dedup_key": n.id,
+            # An episode's trigger and resolve share the key (§9.3); other matches dedupe per match.
+            "dedup_key": n.episode or n.id,
             "client": "cep",
             "payload": {
                 "summary": summary[:PAGERDUTY_SUMMARY_MAX],
@@ -332,14 +358,22 @@ class EmailChannel(Channel):
         msg["From"] = str(self.config.get("sender"))
         msg["To"] = ", ".join(self.recipients())
         msg["Date"] = formatdate(usegmt=True)
-        msg["Message-ID"] = make_msgid(idstring=n.id, domain="cep.local")
+        if n.episode is not None and not n.resolved:
+            msg["Message-ID"] = f"<{n.episode}@cep.local>"  # the resolved mail answers it: one thread
+        else:
+            msg["Message-ID"] = make_msgid(idstring=n.id, domain="cep.local")
+        if n.episode is not None and n.resolved:
+            msg["In-Reply-To"] = f"<{n.episode}@cep.local>"
+            msg["References"] = f"<{n.episode}@cep.local>"
+        if n.state is not None:
+            msg["X-CEP-State"] = n.state
         msg["X-CEP-Idempotency-Key"] = n.id
         msg["X-CEP-Rule"] = n.rule
         msg["X-CEP-Severity"] = n.severity
         msg.set_content(n.text or n.subject)
         rows = "".join(f"<tr><th align='left'>{html.escape(str(k))}</th><td>{html.escape(str(json_safe(v)))}</td></tr>"
                        for k, v in n.record.items())
-        colour = SEVERITY_COLOURS.get(n.severity, SEVERITY_COLOURS["medium"])
+        colour = RESOLVED_COLOUR if n.resolved else SEVERITY_COLOURS.get(n.severity, SEVERITY_COLOURS["medium"])
         msg.add_alternative(
             f"<html><body><h2 style='border-left:6px solid {colour};padding-left:8px'>{html.escape(n.subject)}</h2>"
             f"<pre>{html.escape(n.text)}</pre><table>{rows}</table>"

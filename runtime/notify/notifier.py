@@ -40,7 +40,8 @@ from runtime.notify.channels import Channel, Notification, SendContext, build_ch
 from runtime.notify.config import resolve_channels
 from runtime.notify.errors import ChannelConfigError, DeliveryError
 from runtime.notify.outbox import Delivery, NewDelivery, Outbox, SqliteOutbox
-from runtime.notify.records import Record, decode_record, frame_deliveries
+from runtime.notify.render_worker import RenderWorkers
+from runtime.notify.records import Record, decode_record, episode_key, frame_deliveries, notified
 from runtime.notify.retry import PAYLOAD_STATUS, RetryPolicy, classify_exception
 from runtime.notify.ssrf import (
     DEFAULT_POLICY,
@@ -66,11 +67,20 @@ def open_outbox(spec: Outbox | str | Path | None) -> tuple[Outbox, bool]:
     """(outbox, owned): a path → SQLite, `redis://...` → Redis, an Outbox → itself."""
     if spec is None:
         return SqliteOutbox(DEFAULT_OUTBOX), True
-    if isinstance(spec, str) and spec.startswith(("redis://", "rediss://", "unix://")):
-        from runtime.notify.redis_outbox import RedisOutbox
+    if isinstance(spec, str):
+        from runtime.state.spec import sqlite_path
 
-        return RedisOutbox.from_url(spec), True
-    if isinstance(spec, (str, Path)):
+        path = sqlite_path(spec)  # `x.sqlite` and `sqlite:x.sqlite` are the same file, as for --state
+        if spec == "memory":
+            from runtime.state.spec import StateSpecError
+
+            raise StateSpecError("the outbox must outlive the process: give a file (PATH) or redis://HOST:PORT/DB")
+        if path is None:
+            from runtime.notify.redis_outbox import RedisOutbox
+
+            return RedisOutbox.from_url(spec), True
+        return SqliteOutbox(path), True
+    if isinstance(spec, Path):
         return SqliteOutbox(spec), True
     return spec, False
 
@@ -97,6 +107,7 @@ class Notifier:
         template_max_seconds: float = DEFAULT_MAX_SECONDS,
         seed: int | None = None,
         http_client: str = "http11",
+        template_workers: int = 2,
     ) -> None:
         self.program = program
         self._rules: dict[str, RulePlan] = {r.id: r for r in program.rules}
@@ -122,6 +133,10 @@ class Notifier:
         self.max_pending = max_pending
         self.max_submit_wait_s = max_submit_wait_s
         self._template_limits = {"max_chars": template_max_chars, "max_seconds": template_max_seconds}
+        # Templates that are more than text with holes render in child processes stopped at
+        # the time limit, called from these threads: the event loop never waits on one.
+        self.renderer = RenderWorkers(template_workers)
+        self._render_threads = ThreadPoolExecutor(max(template_workers, 1), thread_name_prefix="cep-render")
         # Breakers exist up front, so the health snapshot never races a dict insertion.
         self.breakers = BreakerBoard(breaker, clock)
         for name in self._channels:
@@ -162,28 +177,39 @@ class Notifier:
         """Take a hot-reloaded rule file: new rules and channels are known from now on.
         A channel whose configuration cannot be resolved (a missing env() variable)
         raises ChannelConfigError and leaves the running configuration untouched."""
+        self.prepare_reload(program)()
+
+    def prepare_reload(self, program: Program) -> Callable[[], None]:
+        """Everything `reload` does that can fail, done now without touching the running
+        configuration; returns the switch (which cannot fail). The engine prepares the
+        notifier and the session first and switches both only when both are ready."""
         configs = resolve_channels(program, self._env, self._policy)
         for rule in program.rules:
             for ch in (*rule.notify, *([rule.fallback] if rule.fallback else [])):
                 if ch not in configs:
                     raise ChannelConfigError(ch, None, f"used by rule {rule.id!r} but not declared")
         channels = {n: build_channel(c, self._ctx) for n, c in configs.items()}
-        for name in channels:
-            self.breakers.channel(name)
-        for rule in program.rules:
-            for ch in (*rule.notify, *([rule.fallback] if rule.fallback else [])):
-                self.breakers.rule(rule.id, ch)
-        # Deliveries already in the outbox for removed rules or channels still go out
-        # through the old objects they were enqueued for.
         self._precompile(program)
-        self._channels = {**self._channels, **channels}
-        self._rules = {**self._rules, **{r.id: r for r in program.rules}}
-        self.program = program
+
+        def switch() -> None:
+            for name in channels:
+                self.breakers.channel(name)
+            for rule in program.rules:
+                for ch in (*rule.notify, *([rule.fallback] if rule.fallback else [])):
+                    self.breakers.rule(rule.id, ch)
+            # Deliveries already in the outbox for removed rules or channels still go out
+            # through the old objects they were enqueued for.
+            self._channels = {**self._channels, **channels}
+            self._rules = {**self._rules, **{r.id: r for r in program.rules}}
+            self.program = program
+
+        return switch
 
     @staticmethod
     def _precompile(program: Program) -> None:
         """Compile every message and default template now, not on the first alert."""
-        for text in (*(r.message for r in program.rules if r.message), *DEFAULT_TEMPLATES.values()):
+        resolve_texts = (r.resolve.message for r in program.rules if r.resolve is not None and r.resolve.message)
+        for text in (*(r.message for r in program.rules if r.message), *resolve_texts, *DEFAULT_TEMPLATES.values()):
             try:
                 precompile(text)
             except TemplateError:
@@ -208,6 +234,9 @@ class Notifier:
                     self._stats["silenced"] = self._stats.get("silenced", 0) + held
                 if matches.height == 0:
                     return 0
+        matches = notified(matches)  # §9.3: suppressed (throttled) lifecycle records too
+        if matches.height == 0:
+            return 0
         items = [NewDelivery(key, rule.id, ch, encoded)
                  for key, encoded in frame_deliveries(rule, matches) for ch in rule.notify]
         self._wait_for_room(len(items))
@@ -294,6 +323,7 @@ class Notifier:
         if self._owns_outbox and not self._closed:
             self._outbox.close()
             self._closed = True
+        self.renderer.close()
         return drained
 
     def __enter__(self) -> Notifier:
@@ -420,11 +450,12 @@ class Notifier:
             id=notification_id, rule=rule.id, title=rule.title or rule.id,
             severity=str(record.get("severity") or rule.severity), ts=record.get("ts"),
             subject=rendered.subject, text=rendered.text, record=record,
-            group={k: record.get(k) for k in rule.group_keys},
+            group={k: record.get(k) for k in rule.group_keys}, template_error=rendered.template_error,
+            state=record.get("state"), episode=episode_key(rule, record),
         )
 
     def _render(self, rule: RulePlan, kind: str, record: Record) -> Rendered:
-        rendered = render_message(rule, kind, record, **self._template_limits)
+        rendered = render_message(rule, kind, record, renderer=self.renderer.render, **self._template_limits)
         if rendered.template_error:
             self._count("template_errors")
             log.warning("rule %s: message template failed, default template used: %s", rule.id,
@@ -434,18 +465,37 @@ class Notifier:
     def _notification_for(self, d: Delivery, rule: RulePlan, kind: str) -> Notification:
         """Decode and render once per notification: its other channels reuse the record and,
         when the rule has a `message` (the same text for every kind), the rendered text."""
+        record, by_template, template_key = self._message_entry(d, rule, kind)
+        rendered = by_template.get(template_key)
+        if rendered is None:
+            rendered = by_template[template_key] = self._render(rule, kind, record)
+        return self.notification(rule, kind, d.notification_id, record, rendered)
+
+    async def _notification_async(self, d: Delivery, rule: RulePlan, kind: str) -> Notification:
+        """`_notification_for` on the event loop: a template that needs a worker is rendered
+        on a render thread, so a slow one delays its own notification only."""
+        texts = [t for t in (rule.message, rule.resolve.message if rule.resolve is not None else None) if t]
+        if all(self.renderer.inline(t) for t in texts):  # the resolve template (§9.3) counts too
+            return self._notification_for(d, rule, kind)
+        record, by_template, template_key = self._message_entry(d, rule, kind)
+        rendered = by_template.get(template_key)
+        if rendered is None:
+            assert self._loop is not None
+            rendered = await self._loop.run_in_executor(self._render_threads, self._render, rule, kind, record)
+            by_template[template_key] = rendered
+        return self.notification(rule, kind, d.notification_id, record, rendered)
+
+    def _message_entry(self, d: Delivery, rule: RulePlan, kind: str) -> tuple[Record, dict[str, Rendered], str]:
         entry = self._messages.get(d.notification_id)
         if entry is None:
             entry = (decode_record(d.record), {})
             self._messages[d.notification_id] = entry
             if len(self._messages) > self._messages_max:
                 self._messages.popitem(last=False)
-        record, by_template = entry
-        template_key = "message" if rule.message is not None else kind
-        rendered = by_template.get(template_key)
-        if rendered is None:
-            rendered = by_template[template_key] = self._render(rule, kind, record)
-        return self.notification(rule, kind, d.notification_id, record, rendered)
+        key = "message" if rule.message is not None else kind
+        if entry[0].get("state") == "resolved":  # §9.3: its own text (resolve template or prefix)
+            key += ":resolved"
+        return entry[0], entry[1], key
 
     def _flush_sent(self, inline: bool = False) -> None:
         """Mark every delivery sent since the last flush, in one transaction (on the outbox thread)."""
@@ -511,13 +561,14 @@ class Notifier:
             self._count("failed")
             self._finished()
             return
+        # Rendered before the breakers are asked: between their check and acquire nothing may wait.
+        notification = await self._notification_async(d, rule, channel.kind)
         cb, rb = self.breakers.channel(d.channel), self.breakers.rule(d.rule, d.channel)
         if not (cb.allows() and rb.allows()):
             self._short_circuit(d, rule, max(cb.retry_at, rb.retry_at), now)
             return
         cb.acquire()
         rb.acquire()
-        notification = self._notification_for(d, rule, channel.kind)
         try:
             async with asyncio.timeout(channel.config.timeout_s):  # no extra task, unlike wait_for
                 await channel.send(notification)

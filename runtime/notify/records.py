@@ -20,6 +20,24 @@ Record = dict[str, Any]
 _EPOCH = dt.datetime(1970, 1, 1)
 
 
+#: Columns that hold a record back from the channels while it stays in the output:
+#: `silenced` (LANGUAGE.md §9.4: the silence's name) and `suppressed` (§9.3: a throttled
+#: firing record, or a resolved record whose firing record was not notified).
+HOLD_COLUMNS = ("silenced", "suppressed")
+
+
+def notified(frame: pl.DataFrame) -> pl.DataFrame:
+    """The records of `frame` that go to the rule's channels (the others stay in the output only)."""
+    conds = []
+    if "silenced" in frame.columns:
+        conds.append(pl.col("silenced").is_null())
+    if "suppressed" in frame.columns:
+        conds.append(~pl.col("suppressed").fill_null(False))
+    if not conds or frame.height == 0:
+        return frame
+    return frame.filter(pl.all_horizontal(conds))
+
+
 def frame_records(frame: pl.DataFrame) -> list[Record]:
     # Polars gives naive datetimes for UTC timestamps (LANGUAGE.md: naive = UTC); kept as they are.
     return frame.to_dicts()
@@ -119,7 +137,20 @@ def _key_columns(rule: RulePlan, record: Mapping[str, Any]) -> list[str]:
     if rule.kind in (RuleKind.FILTER, RuleKind.ANOMALY):
         return sorted(record)
     extra = [c for c in ("window_start", "match_start", "last_seen") if c in record]
+    # §9.3: a firing and a resolved record of one episode can share everything else.
+    extra += [c for c in ("state", "firing_since") if c in record]
     return [*rule.group_keys, "ts", *extra]
+
+
+def episode_key(rule: RulePlan, record: Mapping[str, Any]) -> str | None:
+    """The key of the alert episode a lifecycle record belongs to (§9.3): derived from (rule,
+    group key, `firing_since`), so the resolved record names the incident its firing opened
+    (PagerDuty's `dedup_key`, the email thread).  None for records without a lifecycle."""
+    if record.get("state") not in ("firing", "resolved"):
+        return None
+    pairs = [[k, json_safe(record.get(k))] for k in rule.group_keys]
+    pairs.append(["firing_since", json_safe(record.get("firing_since"))])
+    return _key_of(rule.id, [["episode", None], *pairs])
 
 
 _KEY_ENCODER = json.JSONEncoder(separators=(",", ":"), sort_keys=False, default=str)

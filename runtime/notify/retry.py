@@ -68,7 +68,7 @@ def check_response(response: Any, redactor: Redactor) -> None:
     code = response.status_code
     if 200 <= code < 300:
         return
-    snippet = redactor.redact(response.text[:200].strip()) if response.content else ""
+    snippet = redactor.shorten(response.text, 200).strip() if response.content else ""
     detail = f"HTTP {code}" + (f": {snippet}" if snippet else "")
     if 300 <= code < 400:
         where = redactor.redact(response.headers.get("location", "?"))

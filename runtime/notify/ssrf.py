@@ -126,6 +126,8 @@ def forbidden_reason(ip: IPAddress) -> str | None:
         return "unspecified address"
     if ip.is_link_local:
         return "link-local address"
+    if isinstance(ip, ipaddress.IPv6Address) and ip.is_site_local:  # fec0::/10: deprecated, still internal
+        return "site-local address"
     if ip.is_multicast:
         return "multicast address"
     if ip.is_private:

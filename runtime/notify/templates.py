@@ -9,6 +9,7 @@ is sent instead, with a line saying why, and the error is counted.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,9 +62,17 @@ def record_context(rule: RulePlan, record: dict[str, Any], message: str | None =
     return ctx
 
 
+RESOLVED_PREFIX = "[RESOLVED] "
+
+
+def _resolved(record: dict[str, Any]) -> bool:
+    return record.get("state") == "resolved"
+
+
 def subject_line(rule: RulePlan, record: dict[str, Any]) -> str:
     severity = str(record.get("severity") or rule.severity)
-    return f"[{severity.upper()}] {rule.title or rule.id}"
+    subject = f"[{severity.upper()}] {rule.title or rule.id}"
+    return RESOLVED_PREFIX + subject if _resolved(record) else subject
 
 
 @dataclass(frozen=True)
@@ -99,13 +108,22 @@ def render_message(
     *,
     max_chars: int = DEFAULT_MAX_CHARS,
     max_seconds: float = DEFAULT_MAX_SECONDS,
+    renderer: Callable[..., str] | None = None,
 ) -> Rendered:
+    """The rule's message (through `renderer`: the notifier's worker pool, which stops a runaway
+    template; `render` in-process otherwise), or the default one with why the message failed."""
     subject = subject_line(rule, record)
     limits = {"max_chars": max_chars, "max_seconds": max_seconds}
-    if rule.message is None:
-        return Rendered(subject, render_default(rule, kind, record, **limits))
+    # §9.3: a resolved record is rendered with the `resolve` clause's template, or else with
+    # the firing message (the rule's `message`, or the default) prefixed `[RESOLVED] `.
+    resolved = _resolved(record)
+    own = rule.resolve.message if resolved and rule.resolve is not None and rule.resolve.message is not None else None
+    prefix = RESOLVED_PREFIX if resolved and own is None else ""
+    template = own if own is not None else rule.message
+    if template is None:
+        return Rendered(subject, prefix + render_default(rule, kind, record, **limits))
     try:
-        return Rendered(subject, render(rule.message, record_context(rule, record), **limits))
+        return Rendered(subject, prefix + (renderer or render)(template, record_context(rule, record), **limits))
     except TemplateError as exc:
         text = render_default(rule, kind, record, **limits)
-        return Rendered(subject, f"{text}\n(message template failed: {exc})", str(exc))
+        return Rendered(subject, f"{prefix}{text}\n(message template failed: {exc})", str(exc))

@@ -16,9 +16,10 @@ from cepdsl.plan import Program, RulePlan
 from cepdsl.types import Type
 from runtime.notify.channels import Notification, SendContext, build_channel
 from runtime.notify.config import resolve_channel
-from runtime.notify.records import idempotency_key
+from runtime.notify.records import episode_key, idempotency_key
 from runtime.notify.retry import classify_exception
 from runtime.notify.ssrf import DEFAULT_POLICY, DestinationPolicy, Resolver, guarded_client, system_resolver
+from runtime.notify.render_worker import RenderWorkers
 from runtime.notify.templates import render_message
 
 _SAMPLE_BY_TYPE: dict[Type, Any] = {Type.INT: 42, Type.FLOAT: 42.5, Type.BOOL: True}
@@ -38,6 +39,8 @@ def sample_record(rule: RulePlan, now: dt.datetime | None = None) -> dict[str, A
     record["rule"] = rule.id
     record["severity"] = rule.severity
     record.setdefault("ts", now)
+    if rule.lifecycle:  # §9.3: a firing record; `--record '{"state": "resolved"}'` shows the resolved message
+        record.update(state="firing", firing_since=now, resolved_at=None, suppressed=False)
     return record
 
 
@@ -53,6 +56,17 @@ def _coerce(rule: RulePlan, given: Mapping[str, Any]) -> dict[str, Any]:
             elif isinstance(value, (int, float)) and not isinstance(value, bool):
                 out[name] = dt.datetime(1970, 1, 1) + dt.timedelta(milliseconds=value)
     return out
+
+
+_WORKERS: RenderWorkers | None = None
+
+
+def _workers() -> RenderWorkers:
+    """One render worker for trial sends (`cep notify test`, the API), started on first need."""
+    global _WORKERS
+    if _WORKERS is None:
+        _WORKERS = RenderWorkers(1)
+    return _WORKERS
 
 
 async def notify_test_async(
@@ -73,11 +87,15 @@ async def notify_test_async(
     full = sample_record(rule)
     if record is not None:
         full.update(_coerce(rule, record))
-    rendered = render_message(rule, config.kind, full)
+    if rule.message is None or RenderWorkers.inline(rule.message):
+        rendered = render_message(rule, config.kind, full)
+    else:  # a template that may run away: in a worker stopped at the time limit, off the event loop
+        rendered = await asyncio.to_thread(render_message, rule, config.kind, full, renderer=_workers().render)
     key = idempotency_key(rule, full)
     n = Notification(id=key, rule=rule.id, title=rule.title or rule.id, severity=str(full.get("severity")),
                      ts=full.get("ts"), subject=rendered.subject, text=rendered.text, record=full,
-                     group={k: full.get(k) for k in rule.group_keys})
+                     group={k: full.get(k) for k in rule.group_keys}, template_error=rendered.template_error,
+                     state=full.get("state"), episode=episode_key(rule, full))
     result: dict[str, Any] = {
         "rule": rule.id, "channel": channel_name, "kind": config.kind, "idempotency_key": key,
         "subject": rendered.subject, "text": config.redact(rendered.text),

@@ -21,7 +21,7 @@ import polars as pl
 from cepdsl.plan import StreamPlan
 from runtime.deadletter import concat_dead_letters, empty_dead_letters
 from runtime.sources.ndjson import blocks_to_frame
-from runtime.sources.records import records_to_frame
+from runtime.sources.records import DEFAULT_MAX_EVENT_BYTES, records_to_frame
 
 
 @dataclass(frozen=True)
@@ -107,10 +107,15 @@ class Source(ABC):
         max_delay_s: float = 0.5,
         clock: Clock | None = None,
         flush_when_caught_up: bool = True,
+        max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
     ) -> None:
         if max_rows < 1 or max_delay_s <= 0:
             raise ValueError("max_rows must be ≥ 1 and max_delay_s > 0")
+        if max_event_bytes < 1:
+            raise ValueError("max_event_bytes must be ≥ 1")
         self.stream = stream
+        #: An event (line, entry, poll body) longer than this is a dead letter, never parsed.
+        self.max_event_bytes = max_event_bytes
         self.max_rows = max_rows
         self.max_delay_s = max_delay_s
         # Cut a batch as soon as the source has nothing more waiting, instead of holding rows
@@ -189,7 +194,7 @@ class Source(ABC):
 
         def flush() -> None:
             if blocks:
-                f, d = blocks_to_frame(self.stream, blocks)
+                f, d = blocks_to_frame(self.stream, blocks, self.max_event_bytes)
                 frames.append(f)
                 deads.append(d)
                 blocks.clear()

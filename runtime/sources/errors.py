@@ -16,9 +16,18 @@ class SchemaError(SourceError):
     """The data does not fit the declared stream (missing field, incompatible type)."""
 
 
+class UnreadableInputError(SourceError):
+    """An input file that is not what it should be (a truncated or non-Parquet file)."""
+
+
 class NoInputError(SourceError, FileNotFoundError):
     """A path, directory or glob matched no Parquet file."""
 
 
 class SourceSpecError(SourceError, ValueError):
-    """A source spec (`jsonl:-`, `redis://...`) that cannot be understood."""
+    """A source spec (`jsonl:-`, `redis://...`) that cannot be understood; `hints`
+    say what was probably meant (the CLI prints them as `hint:` lines)."""
+
+    def __init__(self, message: str, hints: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.hints = tuple(hints)

@@ -12,13 +12,14 @@ a slow request was running are skipped, not bunched up.
 from __future__ import annotations
 
 from collections.abc import Mapping
+import json
 from typing import Any
 
 import httpx
 
 from cepdsl.plan import StreamPlan
 from runtime.sources.batch import Chunk, Clock, Source
-from runtime.sources.records import Rejected
+from runtime.sources.records import DEFAULT_MAX_EVENT_BYTES, Rejected, oversize, oversize_raw
 
 _MISSING = object()
 
@@ -54,8 +55,9 @@ class HttpPollSource(Source):
         max_rows: int = 1_000,
         max_delay_s: float = 0.5,
         clock: Clock | None = None,
+        max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
     ) -> None:
-        super().__init__(stream, max_rows=max_rows, max_delay_s=max_delay_s, clock=clock)
+        super().__init__(stream, max_rows=max_rows, max_delay_s=max_delay_s, clock=clock, max_event_bytes=max_event_bytes)
         if interval_s <= 0:
             raise ValueError("interval_s must be > 0")
         self.url = url
@@ -96,14 +98,25 @@ class HttpPollSource(Source):
         """One GET → (record or `Rejected`, raw text)."""
         polled_at_ms = self.clock.time() * 1000
         self.polls += 1
+        text = ""
         try:
-            response = self._client.get(self.url, timeout=self.timeout_s)
-            response.raise_for_status()
-            body = response.json()
+            # Streamed, so a body over the limit is refused after max_event_bytes, not buffered.
+            with self._client.stream("GET", self.url, timeout=self.timeout_s) as response:
+                content = bytearray()
+                for part in response.iter_bytes():
+                    content += part
+                    if len(content) > self.max_event_bytes:
+                        self.errors += 1
+                        self.last_error = f"response body over {self.max_event_bytes} bytes"
+                        why = oversize(len(content), self.max_event_bytes).reason
+                        return Rejected(f"poll {self.url}: {why}"), oversize_raw(bytes(content), len(content))
+                text = content.decode(response.encoding or "utf-8", errors="replace")
+                response.raise_for_status()
+            body = json.loads(text)
         except Exception as e:  # noqa: BLE001 - one bad poll must never end the stream
             self.errors += 1
             self.last_error = f"{type(e).__name__}: {e}"
-            text = getattr(getattr(e, "response", None), "text", "") if isinstance(e, httpx.HTTPStatusError) else ""
+            text = text if isinstance(e, httpx.HTTPStatusError) else ""
             return Rejected(f"poll {self.url} failed: {self.last_error}"), text or self.last_error
         record: dict[str, Any] = {}
         for f in self.stream.fields:
@@ -111,4 +124,4 @@ class HttpPollSource(Source):
                 record[f.name] = polled_at_ms
             else:
                 record[f.name] = pick(body, self.mapping.get(f.name, f.name))
-        return record, response.text
+        return record, text

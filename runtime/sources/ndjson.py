@@ -41,7 +41,14 @@ from cepdsl.plan import StreamPlan
 from cepdsl.types import Type
 from runtime.deadletter import concat_dead_letters, empty_dead_letters
 from runtime.sources import jsonscan
-from runtime.sources.records import _MAX_EPOCH_MS, _parse_rfc3339, parse_json_lines, records_to_frame, type_rows
+from runtime.sources.records import (
+    DEFAULT_MAX_EVENT_BYTES,
+    _MAX_EPOCH_MS,
+    _parse_rfc3339,
+    parse_json_lines,
+    records_to_frame,
+    type_rows,
+)
 
 #: Polars dtype each declared type is read as (timestamps as text: RFC 3339 or epoch ms).
 _READ_AS: dict[Type, pl.DataType] = {
@@ -164,7 +171,9 @@ def split_lines(block: bytes) -> list[bytes]:
     return [ln.rstrip(b"\r") for ln in lines]
 
 
-def blocks_to_frame(stream: StreamPlan, blocks: list[bytes]) -> tuple[pl.DataFrame, pl.DataFrame]:
+def blocks_to_frame(
+    stream: StreamPlan, blocks: list[bytes], max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
+) -> tuple[pl.DataFrame, pl.DataFrame]:
     """`block_to_frame(stream, b"".join(blocks))`, joining only up to ~2 MB at a time
     (each block must end at a line end)."""
     goods, deads = [], []
@@ -174,7 +183,7 @@ def blocks_to_frame(stream: StreamPlan, blocks: list[bytes]) -> tuple[pl.DataFra
         piece.append(b)
         size += len(b)
         if size >= _PIECE or i == len(blocks) - 1:
-            g, d = block_to_frame(stream, piece[0] if len(piece) == 1 else b"".join(piece))
+            g, d = block_to_frame(stream, piece[0] if len(piece) == 1 else b"".join(piece), max_event_bytes)
             goods.append(g)
             deads.append(d)
             piece, size = [], 0
@@ -183,23 +192,35 @@ def blocks_to_frame(stream: StreamPlan, blocks: list[bytes]) -> tuple[pl.DataFra
     return (pl.concat(goods) if len(goods) > 1 else goods[0]), concat_dead_letters(deads)
 
 
-def block_to_frame(stream: StreamPlan, block: bytes) -> tuple[pl.DataFrame, pl.DataFrame]:
+def block_to_frame(
+    stream: StreamPlan, block: bytes, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
+) -> tuple[pl.DataFrame, pl.DataFrame]:
     """JSON lines (newline-separated, blank lines skipped) → (good rows, dead letters),
-    exactly as `records_to_frame(stream, *parse_json_lines(split_lines(block)))`."""
-    if len(block) > 2 * _PIECE:
-        # Big buffers cost more than they save (allocation and page faults dominate, and
-        # Polars' reader gains nothing past a few MB): type ~2 MB pieces cut at line ends.
-        goods, deads = [], []
-        start = 0
-        while start < len(block):
-            end = block.find(b"\n", start + _PIECE) + 1 or len(block)
-            g, d = block_to_frame(stream, block[start:end])
-            goods.append(g)
-            deads.append(d)
-            start = end
-        return pl.concat(goods), concat_dead_letters(deads)
+    exactly as `records_to_frame(stream, *parse_json_lines(split_lines(block), max_event_bytes))`.
+
+    Big buffers cost more than they save (allocation and page faults dominate, and
+    Polars' reader gains nothing past a few MB): ~2 MB pieces cut at line ends are typed
+    one by one. A loop, not recursion: a piece may be one line longer than the cut."""
+    if len(block) <= 2 * _PIECE:
+        return _piece_to_frame(stream, block, max_event_bytes)
+    goods, deads = [], []
+    start = 0
+    while start < len(block):
+        end = block.find(b"\n", start + _PIECE) + 1 or len(block)
+        g, d = _piece_to_frame(stream, block[start:end], max_event_bytes)
+        goods.append(g)
+        deads.append(d)
+        start = end
+    return pl.concat(goods), concat_dead_letters(deads)
+
+
+def _piece_to_frame(stream: StreamPlan, block: bytes, max_event_bytes: int) -> tuple[pl.DataFrame, pl.DataFrame]:
     if not block or block.isspace():  # not .strip(): that copies the block
         return pl.DataFrame(schema=stream.schema), empty_dead_letters()
+    if len(block) > max_event_bytes and _longest_line(block) > max_event_bytes:
+        # An oversized line is never handed to a parser: the per-line path refuses it by
+        # its length and types the other lines of the piece as usual.
+        return records_to_frame(stream, *parse_json_lines(split_lines(block), max_event_bytes))
     lines: list[bytes] | None = None
 
     def reparse(rows: list[int]) -> tuple[list[Any], list[Any]]:
@@ -211,7 +232,14 @@ def block_to_frame(stream: StreamPlan, block: bytes) -> tuple[pl.DataFrame, pl.D
     fast = fast_block(stream, block, reparse)
     if fast is not None:
         return fast
-    return records_to_frame(stream, *parse_json_lines(split_lines(block)))
+    return records_to_frame(stream, *parse_json_lines(split_lines(block)))  # every line within the limit
+
+
+def _longest_line(block: bytes) -> int:
+    """Length of the longest line of `block`, its line end not counted."""
+    ends = np.flatnonzero(np.frombuffer(block, dtype=np.uint8) == 10)
+    bounds = np.concatenate(([-1], ends, [len(block)]))
+    return int(np.diff(bounds).max()) - 1
 
 
 def fast_block(

@@ -14,6 +14,8 @@ them. Batches never span two files.
 
 from __future__ import annotations
 
+import logging
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +28,10 @@ from runtime.deadletter import dead_letters, empty_dead_letters
 from runtime.sources.batch import Batch, Chunk, Clock, Source
 from runtime.sources.errors import SchemaError
 from runtime.sources.parquet import iter_parquet, plan_columns
+from runtime.sources.records import DEFAULT_MAX_EVENT_BYTES, OVERSIZE_PREVIEW_BYTES, oversize, oversize_raw
+
+
+log = logging.getLogger(__name__)
 
 
 class ParquetDirSource(Source):
@@ -40,8 +46,9 @@ class ParquetDirSource(Source):
         max_rows: int = 100_000,
         max_delay_s: float = 1.0,
         clock: Clock | None = None,
+        max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
     ) -> None:
-        super().__init__(stream, max_rows=max_rows, max_delay_s=max_delay_s, clock=clock)
+        super().__init__(stream, max_rows=max_rows, max_delay_s=max_delay_s, clock=clock, max_event_bytes=max_event_bytes)
         self.directory = Path(directory)
         self.poll_s = poll_s
         self.settle_s = settle_s
@@ -50,6 +57,12 @@ class ParquetDirSource(Source):
         self._current: str | None = start.get("file")
         self._rows = int(start.get("rows", 0)) if self._current else 0
         self._unreadable: dict[str, tuple[int, float]] = {}  # name → (size, first seen unreadable)
+        self.last_error: str | None = None  # the directory is missing (health shows it)
+        self.errors = 0
+
+    @property
+    def unavailable(self) -> bool:
+        return self.last_error is not None
 
     def offsets(self) -> dict[str, Any]:
         return {"done": sorted(self.done), "file": self._current, "rows": self._rows}
@@ -83,8 +96,15 @@ class ParquetDirSource(Source):
                 for e in os.scandir(self.directory)
                 if e.is_file() and e.name.endswith(".parquet") and e.name[0] not in "._" and e.name not in self.done
             )
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
+            if self.last_error is None:  # said once, in the log and in health, not waited on in silence
+                self.errors += 1
+                self.last_error = f"{self.directory}: no such directory (waiting for it to appear)"
+                log.error("source %s: %s", self.stream.name, self.last_error)
             return []
+        if self.last_error is not None:
+            log.warning("source %s: %s appeared; reading it", self.stream.name, self.directory)
+            self.last_error = None
         if self._current in names:  # a file interrupted by a restart goes first
             names.remove(self._current)
             names.insert(0, self._current)
@@ -114,14 +134,30 @@ class ParquetDirSource(Source):
             # One frame of look-ahead so the file's last batch carries "done" in its offsets.
             if pending is not None:
                 self._rows += pending.height
-                yield Batch(self.stream.name, pending, empty_dead_letters(), self.offsets())
+                yield Batch(self.stream.name, *self._within_limit(pending), self.offsets())
             pending = frame
         if pending is None:
             yield self._finish(name, empty_dead_letters())
             return
         self.done.add(name)
         self._current, self._rows = None, 0
-        yield Batch(self.stream.name, pending, empty_dead_letters(), self.offsets())
+        yield Batch(self.stream.name, *self._within_limit(pending), self.offsets())
+
+    def _within_limit(self, frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """Rows whose text fields together pass `max_event_bytes` become dead letters, as an
+        oversized JSON line does (a Parquet row has no other size worth bounding)."""
+        text = [f.name for f in self.stream.fields if f.dtype == pl.String]
+        if not text or frame.height == 0:
+            return frame, empty_dead_letters()
+        size = pl.sum_horizontal(pl.col(c).str.len_bytes().fill_null(0) for c in text)
+        big = frame.select(size > self.max_event_bytes).to_series()
+        if not big.any():
+            return frame, empty_dead_letters()
+        sizes = frame.select(size).to_series().filter(big).to_list()
+        reasons = [oversize(n, self.max_event_bytes).reason for n in sizes]
+        heads = frame.filter(big).with_columns(pl.col(c).str.slice(0, OVERSIZE_PREVIEW_BYTES) for c in text)
+        raws = [oversize_raw(json.dumps(r, default=str), n) for r, n in zip(heads.rows(named=True), sizes)]
+        return frame.filter(~big), dead_letters(self.stream.name, reasons, raws)
 
     def _finish(self, name: str, dead: pl.DataFrame) -> Batch:
         self.done.add(name)

@@ -43,6 +43,13 @@ _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _MAX_EPOCH_MS = _INT64_MAX // 1000
 _NONE = type(None)
 
+#: Largest event (one JSON line, stream entry or poll body) a source types, in bytes:
+#: a bigger one is a dead letter, so one huge line can neither exhaust memory nor stall
+#: a batch (docs/security.md). Sources take `max_event_bytes=` to change it.
+DEFAULT_MAX_EVENT_BYTES = 1 << 20
+#: How much of an oversized event its dead letter keeps (the rest is counted, not stored).
+OVERSIZE_PREVIEW_BYTES = 1024
+
 
 @dataclass(frozen=True, slots=True)
 class Rejected:
@@ -59,8 +66,23 @@ class _NotObject:
     value: Any
 
 
-def parse_json_lines(lines: Sequence[str | bytes]) -> tuple[list[Any], list[str | bytes]]:
-    """Parse JSON lines; blank lines are skipped, bad ones become `Rejected`.
+def oversize(size: int, limit: int) -> Rejected:
+    """The dead-letter reason of an event of `size` bytes over `limit`."""
+    return Rejected(f"event too large: {size} bytes, over the limit of {limit} bytes (max_event_bytes)")
+
+
+def oversize_raw(raw: str | bytes, size: int | None = None) -> str:
+    """What an oversized event's dead letter keeps: its first bytes and its size."""
+    head = raw[:OVERSIZE_PREVIEW_BYTES]
+    text = head.decode("utf-8", errors="replace") if isinstance(head, bytes) else head
+    return f"{text}... [{size if size is not None else len(raw)} bytes, truncated]"
+
+
+def parse_json_lines(
+    lines: Sequence[str | bytes], max_event_bytes: int | None = None
+) -> tuple[list[Any], list[str | bytes]]:
+    """Parse JSON lines; blank lines are skipped, bad ones become `Rejected`, and so do lines
+    longer than `max_event_bytes` (never parsed; their raw text is cut to a preview).
 
     Returns the records and the raw lines they came from (kept undecoded: only
     dead letters ever need the text).
@@ -70,6 +92,10 @@ def parse_json_lines(lines: Sequence[str | bytes]) -> tuple[list[Any], list[str 
     loads = json.loads
     for line in lines:
         if not line.strip():
+            continue
+        if max_event_bytes is not None and len(line) > max_event_bytes:
+            records.append(oversize(len(line), max_event_bytes))
+            raws.append(oversize_raw(line))
             continue
         try:
             records.append(loads(line))

@@ -56,7 +56,7 @@ from cepdsl.backends.numba.borrow import borrow
 from cepdsl.plan import StreamPlan
 from runtime.sources.batch import Batch, Chunk, Clock, Source
 from runtime.sources.ndjson import fast_block
-from runtime.sources.records import Rejected
+from runtime.sources.records import DEFAULT_MAX_EVENT_BYTES, Rejected, oversize, oversize_raw
 
 log = logging.getLogger(__name__)
 _JSON_FIELDS = frozenset((b"data", b"json"))
@@ -111,8 +111,9 @@ class RedisStreamSource(Source):
         max_rows: int = 10_000,
         max_delay_s: float = 0.5,
         clock: Clock | None = None,
+        max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
     ) -> None:
-        super().__init__(stream, max_rows=max_rows, max_delay_s=max_delay_s, clock=clock)
+        super().__init__(stream, max_rows=max_rows, max_delay_s=max_delay_s, clock=clock, max_event_bytes=max_event_bytes)
         self.redis = redis.Redis.from_url(client, decode_responses=True) if isinstance(client, str) else client
         self.key, self.group, self.consumer = key, group, consumer
         self.start_id = start_id
@@ -403,9 +404,14 @@ class RedisStreamSource(Source):
         records: list[Any] = []
         raws: list[str | bytes] = []
         for entry_id, flat in zip(ids, fields):
+            raw: str | bytes
             pairs = dict(zip(flat[::2], flat[1::2]))  # type: ignore[index]
-            if len(pairs) == 1 and next(iter(pairs)) in _JSON_FIELDS:
-                raw: str | bytes = next(iter(pairs.values()))
+            size = sum(map(len, flat))  # type: ignore[arg-type]
+            if size > self.max_event_bytes:
+                records.append(oversize(size, self.max_event_bytes))
+                raw = oversize_raw(b" ".join(flat)[: 2 * 1024], size)  # type: ignore[arg-type]
+            elif len(pairs) == 1 and next(iter(pairs)) in _JSON_FIELDS:
+                raw = next(iter(pairs.values()))
                 records.append(_loads(entry_id, raw))
             else:
                 try:
@@ -427,12 +433,18 @@ class RedisStreamSource(Source):
         self._acks.append(got.acks)
         self._held.update(ids)  # until acked: never claimed back by us
 
+        limit = self.max_event_bytes
+
         def reparse(rows: Any) -> tuple[list[Any], list[Any]]:
             payloads = [got.payload(i) for i in rows]
-            return [_loads(ids[i], p) for i, p in zip(rows, payloads)], payloads
+            records = [
+                _loads(ids[i], p) if len(p) <= limit else oversize(len(p), limit) for i, p in zip(rows, payloads)
+            ]
+            return records, [p if len(p) <= limit else oversize_raw(p) for p in payloads]
 
         n = len(ids)
-        if n >= _FAST_MIN and got.block.count(b"\n") == n - 1:  # else a payload spans lines
+        fits = len(got.block) <= limit or int(np.diff(got.starts).max()) - 1 <= limit
+        if fits and n >= _FAST_MIN and got.block.count(b"\n") == n - 1:  # else a payload spans lines
             typed = fast_block(self.stream, got.block, reparse, expect_rows=n)
             if typed is not None:
                 return Chunk(frame=typed[0], dead=typed[1])

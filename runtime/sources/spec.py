@@ -11,7 +11,8 @@
     http://HOST:PORT/PATH?interval=5s[&timeout=5s&map.FIELD=PATH]
     https://...
 
-Common query options for every kind: `max_rows=N`, `max_delay=DURATION`.
+Common query options for every kind: `max_rows=N`, `max_delay=DURATION`,
+`max_event=SIZE` (largest event accepted, default 1MB; bigger ones are dead letters).
 Durations are `500ms`, `5s`, `1m`, `1h` or plain seconds. In HTTP specs the
 options above are taken out of the query; the rest of it is sent to the server.
 Keyword arguments to `open_source` override the spec (and pass what a string
@@ -20,23 +21,35 @@ cannot hold: `clock`, `start_offsets`, `mapping`, `client`).
 
 from __future__ import annotations
 
+import difflib
 import re
+import os
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from cepdsl import durations
+from cepdsl.diagnostics import nearest
 from cepdsl.plan import StreamPlan
 from runtime.sources.batch import Source
 from runtime.sources.errors import SourceSpecError
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
-
-
 def parse_duration_s(text: str) -> float:
-    m = _DURATION.match(text)
-    if not m:
-        raise SourceSpecError(f"not a duration: {text!r} (use e.g. 500ms, 5s, 1m)")
-    return float(m.group(1)) * _UNIT_S[m.group(2)]
+    """Seconds from `500ms`, `5s`, `1m`, `1h` or plain seconds (cepdsl.durations, shared with the language)."""
+    try:
+        return durations.parse_duration_s(text)
+    except durations.DurationError as e:
+        raise SourceSpecError(str(e)) from None
+
+
+_SIZE = re.compile(r"^\s*(\d+)\s*(b|kb|mb|gb)?\s*$", re.IGNORECASE)
+_UNIT_B = {"b": 1, "kb": 1 << 10, "mb": 1 << 20, "gb": 1 << 30, None: 1}
+
+
+def parse_size_bytes(text: str) -> int:
+    m = _SIZE.match(text)
+    if not m or int(m.group(1)) < 1:
+        raise SourceSpecError(f"not a size: {text!r} (use e.g. 65536, 512KB, 1MB)")
+    return int(m.group(1)) * _UNIT_B[m.group(2).lower() if m.group(2) else None]
 
 
 def _bool(text: str) -> bool:
@@ -56,6 +69,8 @@ def _common(query: dict[str, str], spec: str) -> dict[str, Any]:
             raise SourceSpecError(f"{spec}: max_rows must be an integer") from e
     if "max_delay" in query:
         out["max_delay_s"] = parse_duration_s(query.pop("max_delay"))
+    if "max_event" in query:
+        out["max_event_bytes"] = parse_size_bytes(query.pop("max_event"))
     return out
 
 
@@ -66,16 +81,33 @@ def _split_query(rest: str) -> tuple[str, dict[str, str]]:
     return path, dict(parse_qsl(q, keep_blank_values=True))
 
 
-def _reject_unknown(query: dict[str, str], spec: str) -> None:
+_COMMON = ("max_rows", "max_delay")
+#: Every option a kind reads, for the error that names an unknown one.
+OPTIONS = {
+    "jsonl": ("follow", "poll", "eager", *_COMMON),
+    "parquet-dir": ("poll", "settle", *_COMMON),
+    "redis": ("stream", "group", "consumer", "start", "claim_idle", *_COMMON),
+    "http": ("interval", "timeout", "map.FIELD", *_COMMON),
+}
+KINDS = ("jsonl", "parquet-dir", "redis", "rediss", "http", "https")
+
+
+def _reject_unknown(query: dict[str, str], spec: str, kind: str) -> None:
     if query:
-        raise SourceSpecError(f"{spec}: unknown option(s) {', '.join(sorted(query))}")
+        known = OPTIONS[kind]
+        hints = tuple(f"did you mean `{best}`?" for k in sorted(query) if (best := nearest(k, known)))
+        raise SourceSpecError(
+            f"{spec}: unknown option(s) {', '.join(sorted(query))} (a {kind} source takes {', '.join(known)})", hints
+        )
 
 
 def open_source(spec: str, stream: StreamPlan, **opts: Any) -> Source:
     """A live source for `stream` from a spec string (see the module docstring)."""
     kind, sep, rest = spec.partition(":")
     if not sep:
-        raise SourceSpecError(f"source spec {spec!r} has no kind (try jsonl:-, parquet-dir:DIR, redis://, http://)")
+        guess = "parquet-dir" if os.path.isdir(spec) else "jsonl"
+        raise SourceSpecError(f"source spec {spec!r} has no kind (jsonl:-, jsonl:PATH, parquet-dir:DIR, redis://, http://)",
+                              (f"did you mean `{guess}:{spec}`?",))
     kind = kind.lower()
 
     if kind == "jsonl":
@@ -91,7 +123,7 @@ def open_source(spec: str, stream: StreamPlan, **opts: Any) -> Source:
             kw["poll_s"] = parse_duration_s(query.pop("poll"))
         if "eager" in query:
             kw["flush_when_caught_up"] = _bool(query.pop("eager"))
-        _reject_unknown(query, spec)
+        _reject_unknown(query, spec, "jsonl")
         return JsonlSource(stream, path, **{**kw, **opts})
 
     if kind == "parquet-dir":
@@ -105,7 +137,7 @@ def open_source(spec: str, stream: StreamPlan, **opts: Any) -> Source:
             kw["poll_s"] = parse_duration_s(query.pop("poll"))
         if "settle" in query:
             kw["settle_s"] = parse_duration_s(query.pop("settle"))
-        _reject_unknown(query, spec)
+        _reject_unknown(query, spec, "parquet-dir")
         return ParquetDirSource(stream, path, **{**kw, **opts})
 
     if kind in ("redis", "rediss"):
@@ -115,8 +147,6 @@ def open_source(spec: str, stream: StreamPlan, **opts: Any) -> Source:
         query = dict(parse_qsl(parts.query, keep_blank_values=True))
         kw = _common(query, spec)
         key = query.pop("stream", None) or opts.pop("key", None)
-        if not key:
-            raise SourceSpecError(f"{spec}: missing ?stream=KEY")
         for name in ("group", "consumer"):
             if name in query:
                 kw[name] = query.pop(name)
@@ -124,7 +154,9 @@ def open_source(spec: str, stream: StreamPlan, **opts: Any) -> Source:
             kw["start_id"] = query.pop("start")
         if "claim_idle" in query:
             kw["claim_idle_ms"] = int(parse_duration_s(query.pop("claim_idle")) * 1000)
-        _reject_unknown(query, spec)
+        _reject_unknown(query, spec, "redis")  # first: `strem=` is a typo before it is a missing stream
+        if not key:
+            raise SourceSpecError(f"{spec}: missing ?stream=KEY")
         url = urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
         return RedisStreamSource(stream, opts.pop("client", url), key=key, **{**kw, **opts})
 
@@ -133,8 +165,15 @@ def open_source(spec: str, stream: StreamPlan, **opts: Any) -> Source:
 
         parts = urlsplit(spec)
         pairs = parse_qsl(parts.query, keep_blank_values=True)
-        ours = {k: v for k, v in pairs if k in ("interval", "timeout", "max_rows", "max_delay") or k.startswith("map.")}
+        ours = {k: v for k, v in pairs if k in ("interval", "timeout", "max_rows", "max_delay", "max_event") or k.startswith("map.")}
         theirs = [(k, v) for k, v in pairs if k not in ours]
+        # The rest goes to the server, so a misspelt option would vanish there silently: a
+        # name this close to one of ours (`intervl`) is taken for a typo.
+        for k, _ in theirs:
+            best = difflib.get_close_matches(k, ("interval", "timeout", "max_rows", "max_delay"), n=1, cutoff=0.8)
+            if best and not k.startswith("map"):
+                raise SourceSpecError(f"{spec}: unknown option {k} (an http source takes {', '.join(OPTIONS['http'])}; "
+                                      "other query parameters go to the server)", (f"did you mean `{best[0]}`?",))
         kw = _common(ours, spec)
         if "interval" in ours:
             kw["interval_s"] = parse_duration_s(ours.pop("interval"))
@@ -146,4 +185,6 @@ def open_source(spec: str, stream: StreamPlan, **opts: Any) -> Source:
         url = urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(theirs), parts.fragment))
         return HttpPollSource(stream, url, **{**kw, **opts})
 
-    raise SourceSpecError(f"unknown source kind {kind!r} in {spec!r} (jsonl, parquet-dir, redis, http)")
+    best = nearest(kind, KINDS)
+    raise SourceSpecError(f"unknown source kind {kind!r} in {spec!r} (jsonl, parquet-dir, redis, http)",
+                          (f"did you mean `{best}:`?",) if best else ())

@@ -3,6 +3,7 @@
 Keys (the seed design's layout, `prefix` defaults to `cep:`):
 
     cep:rule:<rule_id>:state                HASH  version, payload (bytes), offsets (JSON), saved_at
+    cep:offsets                             HASH  the same fields: the checkpoint's source offsets
     cep:anomaly:baseline:<rule_id>:<group>  LIST  float values, oldest first, ≤ 1000, TTL 24 h
 
 A checkpoint (`save_many`) is one MULTI/EXEC pipeline: one round trip, and
@@ -21,7 +22,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from runtime.state.store import BASELINE_MAX, BASELINE_TTL_S, RuleState, StoredState, bounded
+from runtime.state.store import BASELINE_MAX, BASELINE_TTL_S, OFFSETS_KEY, RuleState, StoredState, bounded
 
 
 def connect(url: str, *, timeout_s: float = 2.0) -> redis.Redis:
@@ -69,7 +70,13 @@ class RedisStore:
     # -- keys
 
     def state_key(self, rule_id: str) -> str:
+        if rule_id == OFFSETS_KEY:
+            return f"{self.prefix}offsets"
         return f"{self.prefix}rule:{rule_id}:state"
+
+    def _legacy_offsets_key(self) -> str:
+        # Where offsets lived before they had a key of their own: read once, then removed.
+        return f"{self.prefix}rule:{OFFSETS_KEY}:state"
 
     def baseline_key(self, rule_id: str, group: str) -> str:
         return f"{self.prefix}anomaly:baseline:{rule_id}:{group}"
@@ -90,16 +97,22 @@ class RedisStore:
                 self.state_key(rule_id),
                 mapping={"version": int(version), "payload": bytes(payload), "offsets": json.dumps(offsets), "saved_at": now},
             )
+            if rule_id == OFFSETS_KEY:
+                pipe.delete(self._legacy_offsets_key())
         pipe.execute()
 
     def load(self, rule_id: str) -> StoredState | None:
         h = self.redis.hgetall(self.state_key(rule_id))
+        if not h and rule_id == OFFSETS_KEY:
+            h = self.redis.hgetall(self._legacy_offsets_key())
         if not h or b"payload" not in h:
             return None
         return StoredState(int(h[b"version"]), h[b"payload"], json.loads(h.get(b"offsets", b"{}")))
 
     def delete(self, rule_id: str) -> None:
         self.redis.delete(self.state_key(rule_id))
+        if rule_id == OFFSETS_KEY:
+            self.redis.delete(self._legacy_offsets_key())
 
     def rule_ids(self) -> list[str]:
         head, tail = f"{self.prefix}rule:".encode(), b":state"
@@ -107,6 +120,8 @@ class RedisStore:
             k[len(head) : -len(tail)].decode()
             for k in self.redis.scan_iter(match=f"{self.prefix}rule:*:state", count=1000)
         }
+        if self.redis.exists(self.state_key(OFFSETS_KEY)):
+            ids.add(OFFSETS_KEY)
         return sorted(ids)
 
     # -- baselines

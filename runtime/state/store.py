@@ -23,6 +23,11 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
+#: The checkpoint's source offsets travel with the rule states (one atomic `save_many`)
+#: under this name, which is not an identifier, so no rule can have it; stores that
+#: name keys after rules give it a key of its own (Redis: `cep:offsets`).
+OFFSETS_KEY = "offsets:"
+
 BASELINE_MAX = 1000
 BASELINE_TTL_S = 24 * 3600.0
 

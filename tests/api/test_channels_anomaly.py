@@ -35,7 +35,7 @@ def test_channels_templates_form(serve, tmp_path, monkeypatch) -> None:  # noqa:
         assert literal.status_code == 422 and literal.json()["error"]["code"] == "literal-secret"
         made = c.post("/cep/channels", json={"name": "hook", "kind": "webhook", "options": {"url": {"env": "HOOK_URL"}}})
         assert made.status_code == 201, made.text
-        assert made.json()["text"] == 'channel hook = webhook(url = env("HOOK_URL"); retries 3, timeout 10s)\n'
+        assert made.json()["text"] == 'channel hook = webhook(url = env("HOOK_URL"), retries = 3, timeout = 10s)\n'
         assert "secret-path" not in json.dumps(c.get("/cep/channels").json())
         monkeypatch.delenv("HOOK_URL")
         unset = c.post("/cep/channels", json={"name": "hook2", "kind": "webhook", "options": {"url": {"env": "HOOK_URL"}}})

@@ -233,3 +233,28 @@ def test_with_source_threads_acks_run_on_their_own_thread_and_all_land_by_close(
     eng.run(poll_s=0.01)
     assert [b.offsets["pos"] for b in src.acked] == list(range(1, 21))  # every batch, in order, by close()
     assert set(acked_on) == {"cep-ack"}
+
+
+def test_a_far_future_event_is_a_dead_letter_and_does_not_move_time() -> None:
+    """Issue 12 item 5: before, one row at 9999-12-31 (even one failing `where`) moved the
+    watermark so every later row was late."""
+    program = compile_source(RULES)
+    sink, dead = Sink(), []
+    future = pl.DataFrame(
+        {"ts": [dt.datetime(9999, 12, 31), T0 + dt.timedelta(hours=2)], "host": ["x", "y"], "cpu": [1.0, 99.0]},
+        schema={"ts": pl.Datetime("us"), "host": pl.String, "cpu": pl.Float64},
+    )
+    batches = [batch([0], [90.0], 1), Batch("m", future, empty_dead_letters(), {"pos": 2}), batch([1], [91.0], 3)]
+    eng = StreamingEngine(program, {"src": batches}, notifier=sink, clock=Clock(), dead_letters=dead.append)
+    eng.start()
+    for _ in range(3):
+        eng.step()
+    assert sink.rows("hot")["cpu"].to_list() == [90.0, 91.0]  # the row after the future ones is not late
+    reasons = [r for f in dead for r in f["reason"].to_list()]
+    assert len(reasons) == 2 and all("ahead of the wall clock" in r and "1h" in r for r in reasons)
+    assert eng.session.progress("m").max_ts_us < int((T0_S + 3600) * 1e6)
+    # The bound is configurable; None turns it off (replay keeps its semantics: it never applies there).
+    eng2 = StreamingEngine(program, {"src": [Batch("m", future, empty_dead_letters(), {})]}, notifier=Sink(),
+                           clock=Clock(), max_future_s=3 * 3600.0)
+    eng2.start().step()
+    assert eng2.counters["dead_letters"] == 1 and eng2.counters["rows"] == 1

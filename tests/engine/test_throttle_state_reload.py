@@ -10,6 +10,7 @@ import pytest
 from cepdsl.engine import Session
 from cepdsl.engine.session import ENGINE_STATE_VERSION
 from cepdsl.plan import RuleKind
+from cepdsl.state_format import decode_state, encode_state
 from tests.support.fakes import echo_executors
 from tests.support.frames import assert_frames_match
 from tests.support.plans import S, at, cmp, field, lit, program, rule, stream
@@ -110,9 +111,9 @@ def test_restore_refuses_another_version_and_skips_changed_rules() -> None:
     sess.push("s", frame([0]))
     snap = sess.snapshot()
     bad = dict(snap)
-    data = pickle.loads(bad["f"])
+    data = decode_state(bad["f"])
     data["version"] = ENGINE_STATE_VERSION + 1
-    bad["f"] = pickle.dumps(data)
+    bad["f"] = encode_state(data)
     with pytest.raises(ValueError, match="version"):
         Session(program(rule("f", s))).restore(bad)
     changed = Session(program(rule("f", s, severity="high"), rule("g", s)))

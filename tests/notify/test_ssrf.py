@@ -33,11 +33,29 @@ CORPUS = [
     "http://192.0.0.8/", "http://user:pw@127.0.0.1:{p}/", "http://127.0.0.1:{p}@localhost:{p}/",
     "https://127.0.0.1:{p}/", "ftp://127.0.0.1:{p}/", "file:///etc/passwd", "gopher://127.0.0.1:{p}/",
     "http://[::ffff:a9fe:a9fe]/", "http://0x7f.0x0.0x0.0x1:{p}/",
+    # issue 12: the corpus kept as a test, grown past 100 spellings
+    "http://127.0.0.2:{p}/", "http://127.255.255.254:{p}/", "http://127.000.000.001:{p}/", "http://0177.0.0.01:{p}/",
+    "http://2130706433.:{p}/", "http://0x7f000001.:{p}/", "http://0x7F.1:{p}/", "http://0X7f.0.0.1:{p}/",
+    "http://127.0.0.1.:{p}/x?y=1#z", "http://0.0.0.0.:{p}/", "http://0.1.2.3/", "http://00000:{p}/",
+    "http://[0::1]:{p}/", "http://[::0:1]:{p}/", "http://[0000::0001]:{p}/", "http://[::ffff:0:7f00:1]:{p}/",
+    "http://[::ffff:127.0.0.2]:{p}/", "http://[::ffff:10.0.0.1]/", "http://[::ffff:192.168.0.1]/",
+    "http://[::ffff:169.254.169.254]/", "http://[64:ff9b::10.0.0.1]/", "http://[64:ff9b::c0a8:101]/",
+    "http://[64:ff9b::169.254.169.254]/", "http://[2002:c0a8:101::1]/", "http://[2002:0a00:0001::]/",
+    "http://[fe80::1%25lo]/", "http://[fec0::1]/", "http://[fd00:ec2::254]/", "http://[100::1]/",
+    "http://[2001:db8::1]/", "http://[::]/", "http://[ff00::]/", "http://169.254.169.254:80/latest/",
+    "http://169.254.43518/", "http://0251.0376.0251.0376/", "http://0xa9.0xfe.0xa9.0xfe/", "http://0xA9FEA9FE/",
+    "http://169.254.0.1/", "http://10.255.255.255/", "http://10.0.0.0/", "http://172.31.255.255/",
+    "http://172.20.1.1/", "http://192.168.255.255/", "http://100.127.255.254/", "http://198.18.0.1/",
+    "http://198.19.255.254/", "http://192.0.2.1/", "http://198.51.100.1/", "http://203.0.113.1/",
+    "http://239.255.255.250/", "http://0xe0000001/", "http://3758096385/",
+    "http://4294967295/", "http://LocalHost.:{p}/", "dict://127.0.0.1:{p}/", "ldap://127.0.0.1:{p}/", "ws://127.0.0.1:{p}/",
+    "data:text/plain,hello", "javascript:alert(1)", "http://10.0.0.1:{p}@127.1:{p}/",
 ]
 
 
 # Spellings whose host is literally the allowlisted 127.0.0.1 (so the test allowlist admits them).
 LOCAL_HOST_LITERAL = {"http://127.0.0.1:{p}/", "http://127.0.0.1.:{p}/", "http://user:pw@127.0.0.1:{p}/",
+                      "http://127.0.0.1.:{p}/x?y=1#z",
                       "https://127.0.0.1:{p}/"}
 
 
@@ -64,7 +82,7 @@ def refused_at_connect(url: str, policy: DestinationPolicy, impl: str) -> bool:
 
 
 def test_corpus_is_big_enough():
-    assert len(CORPUS) >= 40
+    assert len(CORPUS) >= 100 and len(set(CORPUS)) == len(CORPUS)
 
 
 @pytest.mark.parametrize("template", CORPUS)

@@ -28,7 +28,7 @@ from tests.support.live import append, wait_for
 ROOT = Path(__file__).resolve().parents[2]
 # Live events carry live times: a silent stream's watermark follows the wall clock
 # (LANGUAGE.md §6), so history-dated rows would rightly be late here.
-T0 = datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0) + timedelta(hours=1)
+T0 = datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0) + timedelta(minutes=30)  # within --max-future (1 h)
 
 pytestmark = pytest.mark.timeout(180)
 

@@ -130,5 +130,58 @@ def test_open_store_specs(tmp_path: Path, redis_server) -> None:
     assert isinstance(open_store(f"sqlite:{tmp_path}/x.db"), SqliteStore)
     r = open_store(redis_server.url + "?prefix=p:")
     assert isinstance(r, ResilientStore) and r.inner.prefix == "p:"
-    with pytest.raises(ValueError, match="unknown state store"):
+    with pytest.raises(ValueError, match="unknown store"):
         open_store("etcd://x")
+
+
+def test_state_spec_spellings_of_a_file_and_typos(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from runtime.state.spec import StateSpecError, sqlite_path
+
+    monkeypatch.chdir(tmp_path)
+    # A bare path is SQLite, as `cep run --help` says; `sqlite:` and SQLAlchemy's `sqlite:///` too.
+    assert isinstance(open_store("x.sqlite"), SqliteStore) and (tmp_path / "x.sqlite").exists()
+    assert sqlite_path("sqlite:y.sqlite") == "y.sqlite"
+    assert sqlite_path("sqlite:///abs/y.sqlite") == "/abs/y.sqlite"
+    assert sqlite_path("memory") is None and sqlite_path("redis://h:1/0") is None
+    with pytest.raises(StateSpecError) as e:
+        open_store("redis://127.0.0.1:1/7?prefx=a")
+    assert "unknown option(s) prefx" in str(e.value) and e.value.hints == ("did you mean `prefix`?",)
+    with pytest.raises(StateSpecError) as e:
+        open_store("reddis://127.0.0.1:1/7")
+    assert e.value.hints == ("did you mean `redis://`?",)
+    assert not any(p.name.startswith(("sqlite:", "reddis")) for p in tmp_path.iterdir())
+
+
+def test_redis_keys_name_what_they_hold(redis_server) -> None:
+    """Offsets have a key of their own: no `cep:rule:offsets::state` (an empty rule id)."""
+    import redis as redis_lib
+
+    from cepdsl.frontend import compile_source
+    from runtime.engine import OFFSETS_KEY, StreamingEngine
+    from runtime.sources.batch import Batch
+
+    client = redis_lib.Redis.from_url(redis_server.url)
+    client.flushdb()
+    store = open_store(redis_server.url + "?prefix=ux:")
+    program = compile_source("stream s (ts: timestamp, x: int)\nrule hot from s where x > 1\n")
+    engine = StreamingEngine(program, {}, store=store)
+    engine.start()
+    import datetime as dt
+
+    import polars as pl
+
+    frame = pl.DataFrame({"ts": [dt.datetime(2026, 1, 1)], "x": [5]})
+    engine.feed("src", Batch("s", frame, pl.DataFrame(), {"pos": 7}))
+    engine.checkpoint()
+    keys = sorted(k.decode() for k in client.keys("ux:*"))
+    assert "ux:offsets" in keys and "ux:rule:hot:state" in keys
+    assert not any("::" in k or k.startswith("ux:rule:offsets") for k in keys), keys
+    assert store.load(OFFSETS_KEY).offsets == {"src": {"pos": 7}}
+    # A store written by an earlier version (offsets under the old key) still resumes.
+    client.delete("ux:offsets")
+    client.hset("ux:rule:offsets::state", mapping={"version": 1, "payload": b"", "offsets": '{"src": {"pos": 3}}'})
+    inner = store.inner  # the Redis store itself (the resilient wrapper answers from its mirror)
+    assert OFFSETS_KEY in inner.rule_ids() and inner.load(OFFSETS_KEY).offsets == {"src": {"pos": 3}}
+    inner.delete(OFFSETS_KEY)
+    assert client.keys("ux:*offsets*") == []
+    store.close()

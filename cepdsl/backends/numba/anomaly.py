@@ -32,6 +32,9 @@ class AnomalyExecutor(Executor):
         self.width = width_of(self.spec.method, self.n_max)
         self.groups = GroupTable({f.name: f.dtype for f in rule.group_by})
         self.st = np.zeros(0, np.float64)  # slot-major: slot s is st[s * width : (s + 1) * width]
+        #: Every scored row, not only anomalies (the alert lifecycle's evaluations, §9.3):
+        #: zscore/ema with no threshold, iqr with score 0 inside the fences.
+        self.emit_all = False
 
     def _slots_used(self) -> int:
         return len(self.groups) if self.groups.keys else min(1, self.st.shape[0] // self.width)
@@ -52,12 +55,14 @@ class AnomalyExecutor(Executor):
         x = rows.get_column(self.spec.field).cast(pl.Float64).fill_null(np.nan).to_numpy()
         x = np.ascontiguousarray(x, dtype=np.float64)
         spec, st, w = self.spec, self.st, self.width
+        threshold = -np.inf if self.emit_all else float(spec.threshold)
         if spec.method == "zscore":
-            out_i, out_f = run_scan(zscore_scan, slots, x, st, w, self.n_max, int(spec.warmup), float(spec.threshold))
+            out_i, out_f = run_scan(zscore_scan, slots, x, st, w, self.n_max, int(spec.warmup), threshold)
         elif spec.method == "iqr":
-            out_i, out_f = run_scan(iqr_scan, slots, x, st, w, self.n_max, int(spec.warmup), float(spec.multiplier))
+            out_i, out_f = run_scan(iqr_scan, slots, x, st, w, self.n_max, int(spec.warmup), float(spec.multiplier),
+                                    self.emit_all)
         else:
-            out_i, out_f = run_scan(ema_scan, slots, x, st, w, int(spec.warmup), float(spec.alpha), float(spec.threshold))
+            out_i, out_f = run_scan(ema_scan, slots, x, st, w, int(spec.warmup), float(spec.alpha), threshold)
         if out_i.shape[0] == 0:
             return self.rule.empty_output()
         s1, s2 = spec.stat_columns

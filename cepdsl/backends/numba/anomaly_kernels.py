@@ -209,7 +209,7 @@ def _lower_bound(st, o: int, n: int, v: float) -> int:  # type: ignore[no-untype
 
 
 @nb.njit(cache=True)
-def iqr_scan(slots, x, st, width, n_max, warmup, multiplier, out_i, out_f, m, i0):  # type: ignore[no-untyped-def]
+def iqr_scan(slots, x, st, width, n_max, warmup, multiplier, emit_all, out_i, out_f, m, i0):  # type: ignore[no-untyped-def]
     st = borrow(st)  # passed to the per-row quantile and search calls (borrow.py)
     need = max(warmup, 1)
     rows = slots.shape[0]
@@ -242,8 +242,8 @@ def iqr_scan(slots, x, st, width, n_max, warmup, multiplier, out_i, out_f, m, i0
             low = q1 - multiplier * spread
             high = q3 + multiplier * spread
             past = low - v if v < low else (v - high if v > high else 0.0)
-            if past > 0.0:
-                score = np.inf if spread == 0.0 else past / spread
+            if past > 0.0 or emit_all:  # emit_all: every scored row (alert lifecycle, §9.3), score 0 = in range
+                score = (np.inf if spread == 0.0 else past / spread) if past > 0.0 else 0.0
                 _put(out_i, out_f, m, i, score, n, q1, q3)
                 m += 1
         if n == n_max:

@@ -26,14 +26,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cepdsl.plan import PAlt, PatternSpec, PNode, PRepeat, PSeq, PStep
+from cepdsl.plan import MAX_PATTERN_PROGRAM, PAlt, PatternSpec, PNode, PRepeat, PSeq, PStep
+from cepdsl.plan import pattern_nullable as nullable
 
 STEP, SPLIT, JMP, SAVE, CHECK, MATCH = range(6)
 OP_NAMES = ("STEP", "SPLIT", "JMP", "SAVE", "CHECK", "MATCH")
 
-#: Unrolling a bound like {1000} makes a program of thousands of instructions; refuse
-#: absurd sizes instead of allocating memo tables nobody can afford.
-MAX_PROGRAM = 100_000
+#: Unrolling a bound like {1000} makes a program of thousands of instructions; the checker
+#: refuses patterns over this size (plan.pattern_program_size), so this is a last guard.
+MAX_PROGRAM = MAX_PATTERN_PROGRAM
 
 
 @dataclass(frozen=True)
@@ -57,19 +58,6 @@ class Program:
                     SAVE: f" {self.a[pc]}", CHECK: f" {self.a[pc]}"}.get(op, "")
             lines.append(f"{pc:3d} {OP_NAMES[op]}{args}{'' if self.memo[pc] else '  (no memo)'}")
         return "\n".join(lines)
-
-
-def nullable(node: PNode) -> bool:
-    """Whether `node` can match zero rows."""
-    if isinstance(node, PStep):
-        return False
-    if isinstance(node, PSeq):
-        return all(nullable(i) for i in node.items)
-    if isinstance(node, PAlt):
-        return any(nullable(o) for o in node.options)
-    if isinstance(node, PRepeat):
-        return node.min == 0 or nullable(node.item)
-    raise TypeError(f"unknown pattern node {type(node).__name__}")
 
 
 class _Emitter:

@@ -29,7 +29,7 @@ import numba as nb
 import numpy as np
 
 from cepdsl.backends.numba.borrow import borrow
-from cepdsl.backends.numba.pattern_compile import CHECK, JMP, MATCH, SAVE, SPLIT, STEP
+from cepdsl.backends.numba.pattern_compile import CHECK, JMP, SAVE, SPLIT, STEP
 
 _BRANCH, _UNDO_COUNT, _UNDO_REG = 0, 1, 2
 _FITS, _STACK_FULL, _SPAN_SHORT = 0, 1, 2

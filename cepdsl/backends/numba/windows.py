@@ -537,6 +537,10 @@ class KernelPaneExecutor(Executor):
         reads = set(self._having.meta.root_names()) if self._having is not None else set()
         named = {a.name: a for a in rule.aggregates}
         self._having_on_aggregates = [named[r] for r in sorted(reads)] if reads and reads <= named.keys() else []
+        #: Set by the alert lifecycle (cepdsl.engine.lifecycle): given the key table, each
+        #: window's slot and whether `having` holds, which windows to emit anyway (those of
+        #: groups with an episode under way, whose non-holding windows are evaluations too).
+        self.keep_windows: Any = None
 
     # -- state cells ------------------------------------------------------------------
     # The state is one cell per (pane, slot) in the first `_m` entries of arrays with
@@ -681,6 +685,8 @@ class KernelPaneExecutor(Executor):
             n_ord = n[order]
             cols = [self._aggregate(a, order, n_ord, cnt, fsum, fmin, fmax, isum, imin, imax, m2) for a in self._having_on_aggregates]
             ok = pl.DataFrame(cols).select(having.fill_null(False)).to_series().to_numpy()
+            if self.keep_windows is not None:
+                ok = self.keep_windows(self.codes.table, slot[order], ok)
             if not ok.any():
                 return self._empty
             if not ok.all():
