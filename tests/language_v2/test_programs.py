@@ -76,7 +76,7 @@ def test_cli_check_and_explain_take_several_files_and_directories(tmp_path: Path
     empty = tmp_path / "empty"
     empty.mkdir()
     none = cep("check", str(empty), cwd=ROOT)
-    assert none.returncode == 2 and "without .cep files" in none.stderr
+    assert none.returncode == 2 and "no .cep files" in none.stderr
 
 
 def test_public_api_compiles_a_list_or_a_directory(tmp_path: Path) -> None:
