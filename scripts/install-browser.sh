@@ -11,5 +11,5 @@ if [ "$(id -u)" -ne 0 ]; then
 else
     SUDO=
 fi
-$SUDO apt-get update
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y chromium chromium-driver
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium chromium-driver

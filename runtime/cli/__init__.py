@@ -11,6 +11,6 @@ from __future__ import annotations
 from runtime.cli.group import main
 
 # Registration by import: one line per command module.
-from runtime.cli import authoring, importing, notifying, replaying, running, serving, state, testing  # noqa: E402,F401
+from runtime.cli import authoring, importing, lsp, notifying, replaying, running, serving, state, testing  # noqa: E402,F401
 
 __all__ = ["main"]

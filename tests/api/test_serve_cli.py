@@ -94,7 +94,7 @@ def test_serve_prints_its_address_and_reports_health(tmp_path: Path) -> None:
     (["--source", "auth=jsonl:x.jsonl?follw=false"], "error: jsonl:x.jsonl?follw=false: unknown option(s) follw"),
     (["--listen", "127.0.0.1:abc"], "error: --listen 127.0.0.1:abc: the port must be a number"),
     (["--catalogue", "mysql://x"], "error: cannot open the catalogue or history store: unknown catalogue store"),
-    (["--source", "nostream=jsonl:x.jsonl"], "error: --source nostream=jsonl:x.jsonl: no stream `nostream`"),
+    (["--source", "nostream=jsonl:x.jsonl"], "error: --source nostream=jsonl:x.jsonl: the file declares no stream `nostream`"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, args: list[str], message: str) -> None:
     (tmp_path / "ops.cep").write_text(RULES)

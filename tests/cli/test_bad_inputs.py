@@ -55,7 +55,7 @@ CASES: list[tuple[list[str], int, list[str]]] = [
     (["fmt", "--write", "-"], 2, ["stdin cannot be rewritten"]),
     # explain
     (["explain", "nope.cep"], 2, ["no such file"]),
-    (["explain", "{T}/empty"], 2, ["is a directory"]),
+    (["explain", "{T}/empty"], 2, ["no .cep files in this directory"]),
     (["explain", "{T}/broken.cep"], 1, ["unknown field `cpux`"]),
     # replay
     (["replay", OPS, "--data", f"auths={AUTH_PARQUET}", "--out", "{T}/o"], 2, ["no stream `auths`", "hint: did you mean `auth`?"]),
