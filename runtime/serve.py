@@ -197,8 +197,18 @@ def serve_forever(
                 ops.remember(b.stream, b.frame)
             return super().feed(source, batch)
 
-    engine = ServedEngine(program, open_sources, notifier=notifier, on_matches=on_matches, store=store,
-                             dead_letters=on_dead, clock=clock, checkpoint_every_s=checkpoint_every)
+    from cepdsl.tables import TableError
+    from runtime.tables import TableWatcher, redis_url_of
+
+    # Lookup tables (§9.2): `redis(...)` ones from the Redis of a redis:// --state.
+    tables = TableWatcher(program, redis_url_of(state, None), clock=clock) if any(r.joins for r in program.rules) else None
+    try:
+        engine = ServedEngine(program, open_sources, notifier=notifier, on_matches=on_matches, store=store,
+                              dead_letters=on_dead, clock=clock, checkpoint_every_s=checkpoint_every, tables=tables)
+    except TableError as e:
+        notifier.stop(drain=False)
+        store.close()
+        return fail(str(e), 1)
     ops.attach(engine, notifier, specs)
     ops.reloads.append(ReloadRecord(clock(), True, "start"))
     hist.prune(clock())

@@ -20,7 +20,7 @@ from runtime.api.guard import LOOPBACK_HOSTS, Guard
 from runtime.control import ControlPlane
 
 #: Router modules of this package, in order (a new topic = a new module + its name here).
-ROUTERS = ("rules", "simulate", "anomaly", "events", "stats", "streams", "channels", "templates", "health", "docs")
+ROUTERS = ("rules", "simulate", "anomaly", "events", "stats", "streams", "channels", "templates", "silences", "health", "docs")
 
 
 def create_app(

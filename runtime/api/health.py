@@ -66,6 +66,9 @@ def health(o: Ops) -> Any:
         components["notifier"] = {"worker": h.get("worker"), "queue_depth": h.get("queue_depth"),
                                   "in_flight": h.get("in_flight")}
     components["sources"] = [s.model_dump() for s in sources(o)]
+    tables = getattr(o.engine, "tables", None)
+    if tables is not None:  # lookup tables (§9.2): a failed reload keeps the old rows, reported here
+        components["tables"] = tables.health()
     body = HealthOut(status="degraded" if why else "ok", degraded=bool(why), reasons=why,
                      state_store=components["state_store"],
                      timestamp=rfc3339_s(time.time()) or "", uptime_s=round(time.time() - o.started_at, 3),

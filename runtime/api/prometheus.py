@@ -54,8 +54,9 @@ class EngineCollector(Collector):
         dead.add_metric(["_all"], float(eng.get("dead_letters", 0)))
         yield dead
         fams = {k: CounterMetricFamily(f"cep_rule_{k}", f"Per rule: {k.replace('_', ' ')}", labels=["rule"])
-                for k in ("events_in", "matches", "late_rows", "suppressed")}
+                for k in ("events_in", "matches", "late_rows", "suppressed", "silenced")}
         for rid, r in sorted(stats.get("rules", {}).items()):
+            fams["silenced"].add_metric([rid], float(r.get("silenced", 0)))  # LANGUAGE.md §9.4
             fams["events_in"].add_metric([rid], float(r.get("events_in", 0)))
             fams["matches"].add_metric([rid], float(r.get("matches", 0)))
             fams["late_rows"].add_metric([rid], float(r.get("late", 0)))
@@ -95,6 +96,16 @@ class EngineCollector(Collector):
         last = GaugeMetricFamily("cep_last_reload_success", "1 if the last reload was applied")
         last.add_metric([], 1.0 if not o.reloads or o.reloads[-1].ok else 0.0)
         yield last
+        tables = getattr(o.engine, "tables", None)
+        if tables is not None:  # lookup tables (§9.2): a failed reload keeps the old rows, and shows here
+            loads = CounterMetricFamily("cep_table_reloads", "Lookup-table reloads by outcome", labels=["table", "outcome"])
+            rows_ = GaugeMetricFamily("cep_table_rows", "Rows of the loaded version of each lookup table", labels=["table"])
+            for name, t in sorted(tables.health().items()):
+                loads.add_metric([name, "success"], float(t["reloads"]))
+                loads.add_metric([name, "failure"], float(t["reload_failures"]))
+                rows_.add_metric([name], float(t["rows"]))
+            yield loads
+            yield rows_
         yield from self.eval_hist.collect()
 
 
