@@ -201,6 +201,27 @@ class PRepeat(PNode):
 MAX_PATTERN_PROGRAM = 100_000
 
 
+def field_nodes(e: Any) -> list[TField]:
+    """Every `TField` inside a typed expression (or any plan dataclass), in order."""
+    import dataclasses
+
+    if isinstance(e, TField):
+        return [e]
+    out: list[TField] = []
+    if dataclasses.is_dataclass(e):
+        for f in dataclasses.fields(e):
+            v = getattr(e, f.name)
+            for x in v if isinstance(v, tuple) else (v,):
+                if dataclasses.is_dataclass(x):
+                    out += field_nodes(x)
+    return out
+
+
+def fields_read(e: Any) -> set[str]:
+    """The names of the fields a typed expression reads."""
+    return {f.name for f in field_nodes(e)}
+
+
 def pattern_nullable(node: PNode) -> bool:
     """Whether `node` can match zero rows."""
     if isinstance(node, PStep):

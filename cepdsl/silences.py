@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from cepdsl.plan import RulePlan, SilencePlan, TBinary, TExpr, TField, TLit
+from cepdsl.plan import RulePlan, SilencePlan, TBinary, TExpr, TField, TLit, field_nodes, fields_read
 from cepdsl.types import Type, polars_dtype
 
 SILENCED = "silenced"
@@ -36,17 +36,6 @@ def _conjuncts(e: TExpr) -> list[TExpr]:
     return [e]
 
 
-def _fields(e: Any) -> set[str]:
-    if isinstance(e, TField):
-        return {e.name}
-    out: set[str] = set()
-    if dataclasses.is_dataclass(e):
-        for f in dataclasses.fields(e):
-            v = getattr(e, f.name)
-            for x in v if isinstance(v, tuple) else (v,):
-                if dataclasses.is_dataclass(x):
-                    out |= _fields(x)
-    return out
 
 
 def applicable(rule: RulePlan, silences: Sequence[SilencePlan]) -> list[SilencePlan]:
@@ -58,7 +47,7 @@ def applicable(rule: RulePlan, silences: Sequence[SilencePlan]) -> list[SilenceP
     out = []
     for s in sorted(silences, key=lambda x: x.name):
         if s.match is not None and any(
-            _fields(c) <= {"rule", "severity"} and not is_true(eval_expr(c, consts)) for c in _conjuncts(s.match)
+            fields_read(c) <= {"rule", "severity"} and not is_true(eval_expr(c, consts)) for c in _conjuncts(s.match)
         ):
             continue
         out.append(s)
@@ -130,7 +119,7 @@ def _equality(e: TExpr, rule: RulePlan) -> tuple[str, tuple[Any, ...]] | None:
     `severity`, true for this rule by `applicable`): (field, values), else None."""
     from cepdsl.plan import TIn
 
-    rest = [c for c in _conjuncts(e) if not _fields(c) <= {"rule", "severity"}]
+    rest = [c for c in _conjuncts(e) if not fields_read(c) <= {"rule", "severity"}]
     if len(rest) != 1:
         return None
     c = rest[0]
@@ -174,7 +163,7 @@ def apply_silences(frame: pl.DataFrame, silences: Sequence[SilencePlan], rule: R
         if eq is not None:
             field, values = eq
             dtype = schema.get(field)
-            if dtype is None or dtype != polars_dtype(next(f.type for f in [*_typed(s.match)] if f.name == field)):
+            if dtype is None or dtype != polars_dtype(next(f.type for f in [*field_nodes(s.match)] if f.name == field)):
                 continue  # a field this rule lacks (or types otherwise) is null: never true
             grouped.setdefault(field, []).extend((v, k) for v in values)
             continue
@@ -200,14 +189,3 @@ def apply_silences(frame: pl.DataFrame, silences: Sequence[SilencePlan], rule: R
     return frame.with_columns(names), count
 
 
-def _typed(e: Any) -> list[TField]:
-    if isinstance(e, TField):
-        return [e]
-    out: list[TField] = []
-    if dataclasses.is_dataclass(e):
-        for f in dataclasses.fields(e):
-            v = getattr(e, f.name)
-            for x in v if isinstance(v, tuple) else (v,):
-                if dataclasses.is_dataclass(x):
-                    out += _typed(x)
-    return out

@@ -73,20 +73,9 @@ def fingerprint(plan: RulePlan | StreamPlan) -> str:
 
 
 def _join_groups(runs: list[RuleRun]) -> list[JoinGroup]:
-    from cepdsl.plan import TBinary, TField
+    from cepdsl.plan import TBinary
+    from cepdsl.plan import fields_read as fields
     from cepdsl.types import Type
-
-    def fields(e: Any) -> set[str]:
-        if isinstance(e, TField):
-            return {e.name}
-        out: set[str] = set()
-        if dataclasses.is_dataclass(e):
-            for f in dataclasses.fields(e):
-                v = getattr(e, f.name)
-                for x in v if isinstance(v, tuple) else (v,):
-                    if dataclasses.is_dataclass(x):
-                        out |= fields(x)
-        return out
 
     by_joins: dict[tuple[Any, ...], list[int]] = {}
     for i, run in enumerate(runs):
