@@ -82,9 +82,17 @@ class FileWatch:
     """Notices a change of the program's rule files by mtime and size (cheap enough to ask
     every step); a directory is watched for its `*.cep` files coming and going too."""
 
-    def __init__(self, path: str | Path | list[str]) -> None:
+    #: A change counts once the files have stayed the same this long: an editor (or a
+    #: test's write_text) truncates and then writes, and a reload in between would run
+    #: the empty or half-written file (an empty file checks clean: every rule removed).
+    SETTLE_S = 0.3
+
+    def __init__(self, path: str | Path | list[str], clock: Any = time.monotonic) -> None:
         self.paths = [path] if isinstance(path, (str, Path)) else list(path)
+        self.clock = clock
         self.seen = self._stamp()
+        self._pending: tuple[Any, ...] | None = None
+        self._pending_since = 0.0
 
     def _stamp(self) -> tuple[Any, ...] | None:
         from cepdsl.frontend import program_files
@@ -100,10 +108,17 @@ class FileWatch:
 
     def changed(self) -> bool:
         now = self._stamp()
-        if now is not None and now != self.seen:
-            self.seen = now
-            return True
-        return False
+        if now is None or now == self.seen:
+            self._pending = None
+            return False
+        t = self.clock()
+        if now != self._pending:  # still being written: wait for it to settle
+            self._pending, self._pending_since = now, t
+            return False
+        if t - self._pending_since < self.SETTLE_S:
+            return False
+        self.seen, self._pending = now, None
+        return True
 
 
 def stats_table(stats: dict[str, Any]) -> Any:
