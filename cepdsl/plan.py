@@ -106,12 +106,10 @@ class FieldPlan:
         return polars_dtype(self.type)
 
 
-@dataclass(frozen=True)
-class StreamPlan:
-    name: str
+class DeclaredFields:
+    """What a declaration of typed fields (a stream, a table) answers about them."""
+
     fields: tuple[FieldPlan, ...]
-    time_field: str | None
-    lateness_us: int = 0
 
     def field(self, name: str) -> FieldPlan | None:
         return next((f for f in self.fields if f.name == name), None)
@@ -119,6 +117,14 @@ class StreamPlan:
     @property
     def schema(self) -> dict[str, pl.DataType]:
         return {f.name: f.dtype for f in self.fields}
+
+
+@dataclass(frozen=True)
+class StreamPlan(DeclaredFields):
+    name: str
+    fields: tuple[FieldPlan, ...]
+    time_field: str | None
+    lateness_us: int = 0
 
 
 @dataclass(frozen=True)
@@ -300,7 +306,7 @@ class ResolveSpec:
 
 
 @dataclass(frozen=True)
-class TablePlan:
+class TablePlan(DeclaredFields):
     """A lookup table (§9.2). `source` is "file" (`path` as written, relative to
     `base_dir`, the directory of the rule file that declares it) or "redis" (`path` is
     the hash name). `fields` are the declared columns, `key` one of them."""
@@ -314,13 +320,6 @@ class TablePlan:
     base_dir: str = "."
     file: str = "<string>"
     line: int = 0
-
-    def field(self, name: str) -> FieldPlan | None:
-        return next((f for f in self.fields if f.name == name), None)
-
-    @property
-    def schema(self) -> dict[str, pl.DataType]:
-        return {f.name: f.dtype for f in self.fields}
 
 
 @dataclass(frozen=True)
