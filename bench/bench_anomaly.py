@@ -22,7 +22,7 @@ from collections import defaultdict, deque
 import numpy as np
 import polars as pl
 
-from cepdsl.backends.base import SEQ, TIME, Progress
+from cepdsl.executor import SEQ, TIME, Progress
 from cepdsl.backends.numba import executor_for
 from cepdsl.frontend import compile_source
 

@@ -27,7 +27,7 @@ import duckdb
 import numpy as np
 import polars as pl
 
-from cepdsl.backends.base import SEQ, TIME, Progress
+from cepdsl.executor import SEQ, TIME, Progress
 from cepdsl.backends.numba import executor_for
 from cepdsl.frontend import compile_source
 

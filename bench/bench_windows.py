@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import cepdsl  # noqa: E402
 from common import STREAM, best_of, describe, engine_run, metrics, report  # noqa: E402
 
-from cepdsl.backends.base import SEQ, TIME  # noqa: E402
+from cepdsl.executor import SEQ, TIME  # noqa: E402
 
 M_US = 60_000_000
 

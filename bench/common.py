@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from cepdsl.backends.base import SEQ, TIME
+from cepdsl.executor import SEQ, TIME
 
 N_EVENTS = int(os.environ.get("BENCH_EVENTS", 10_000_000))
 N_HOSTS = 1_000

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from cepdsl.plan import RuleKind, RulePlan
 
 if TYPE_CHECKING:
-    from cepdsl.backends.base import Executor
+    from cepdsl.executor import Executor
 
 POLARS_KINDS = frozenset({RuleKind.FILTER, RuleKind.WINDOW, RuleKind.SCHEDULE})
 NUMBA_KINDS = frozenset({RuleKind.PATTERN, RuleKind.ABSENT, RuleKind.ANOMALY})

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from cepdsl.backends.base import TIME, Executor, Progress, finalize
+from cepdsl.executor import TIME, Executor, Progress, finalize
 from cepdsl.plan import LIFECYCLE_COLUMNS, RuleKind, RulePlan
 
 FIRING, RESOLVED = "firing", "resolved"

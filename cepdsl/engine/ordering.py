@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from cepdsl.backends.base import SEQ, TIME, Progress
+from cepdsl.executor import SEQ, TIME, Progress
 from cepdsl.plan import StreamPlan
 
 #: The watermark before any event: far in the past, yet safe to subtract durations from.

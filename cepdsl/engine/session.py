@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from cepdsl.backends.base import SEQ, TIME, Executor, Progress
+from cepdsl.executor import SEQ, TIME, Executor, Progress
 from cepdsl.backends.polars.rowsets import WhereSet, decode
 from cepdsl.engine.deadletter import concat_dead_letters, rows_as_dead_letters
 from cepdsl.engine.frames import conform

@@ -8,8 +8,7 @@ seen on the stream (before `where`): the watermark never passes it otherwise.
 
 from __future__ import annotations
 
-from cepdsl.backends.base import SEQ, TIME
-from cepdsl.interpret.rows import Match, Row, partition
+from cepdsl.interpret.rows import SEQ, TIME, Match, Row, partition
 from cepdsl.plan import RulePlan
 
 

@@ -14,9 +14,8 @@ from collections.abc import Sequence
 from fractions import Fraction
 from typing import Any
 
-from cepdsl.backends.base import SEQ, TIME
 from cepdsl.interpret.aggregates import mean, quantile_linear, variance
-from cepdsl.interpret.rows import Match, Row, partition
+from cepdsl.interpret.rows import SEQ, TIME, Match, Row, partition
 from cepdsl.interpret.values import is_nan
 from cepdsl.plan import AnomalySpec, RulePlan
 

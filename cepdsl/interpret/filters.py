@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from cepdsl.backends.base import SEQ, TIME
-from cepdsl.interpret.rows import Match, Row, group_key
+from cepdsl.interpret.rows import SEQ, TIME, Match, Row, group_key
 from cepdsl.plan import RulePlan
 
 

@@ -15,11 +15,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from cepdsl.backends.base import TIME
 from cepdsl.interpret.absence import absence_matches
 from cepdsl.interpret.aggregates import aggregate_all
 from cepdsl.interpret.anomaly import group_scores
-from cepdsl.interpret.rows import Match, Row, StreamRows, group_key, group_order, partition
+from cepdsl.interpret.rows import TIME, Match, Row, StreamRows, group_key, group_order, partition
 from cepdsl.interpret.schedule import cron_ticks
 from cepdsl.interpret.values import eval_expr, is_true
 from cepdsl.plan import RuleKind, RulePlan

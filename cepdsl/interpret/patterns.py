@@ -17,8 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from cepdsl.backends.base import SEQ, TIME
-from cepdsl.interpret.rows import Match, Row, partition
+from cepdsl.interpret.rows import SEQ, TIME, Match, Row, partition
 from cepdsl.interpret.values import eval_expr, is_true
 from cepdsl.plan import PAlt, PatternSpec, PNode, PRepeat, PSeq, PStep, RulePlan
 

@@ -13,12 +13,18 @@ from typing import Any
 
 import polars as pl
 
-from cepdsl.backends.base import SEQ, TIME, finalize
 from cepdsl.interpret.values import is_nan
 from cepdsl.plan import RulePlan, StreamPlan
 from cepdsl.types import TIME_UNIT, Type
 
 Row = dict[str, Any]
+
+# The executors' frames carry the same two bookkeeping columns (`cepdsl.executor`); the
+# names are written again here on purpose: the oracle shares no code with what it checks.
+#: A row's position in its input frame (ties in time are broken by it).
+SEQ = "__seq"
+#: A row's event time, int µs since the epoch (UTC), whatever the time field is called.
+TIME = "__t"
 
 
 @dataclass(frozen=True)
@@ -126,16 +132,21 @@ class Match:
 
 
 def build_frame(rule: RulePlan, records: Sequence[Mapping[str, Any]]) -> pl.DataFrame:
-    """Match records (timestamps as int µs) → a frame with exactly `rule.output`."""
+    """Match records (timestamps as int µs) → a frame with exactly `rule.output`.
+
+    Written apart from the executors' `finalize` on purpose (the oracle shapes its own
+    records): one Series per output column, built from Python values and cast once."""
     if not records:
         return rule.empty_output()
-    columns = {}
+    constants = {"rule": rule.id, "severity": rule.severity}
+    columns = []
     for f in rule.output:
-        if f.name in ("rule", "severity"):
-            continue
-        values = [rec.get(f.name) for rec in records]
-        if f.type is Type.FLOAT:
-            values = [None if v is None else float(v) for v in values]
-        dtype = pl.Int64() if f.type is Type.TIMESTAMP else f.dtype
-        columns[f.name] = pl.Series(f.name, values, dtype=dtype, strict=True)
-    return finalize(rule, pl.DataFrame(columns))
+        if f.name in constants:
+            series = pl.Series(f.name, [constants[f.name]] * len(records), dtype=pl.String)
+        else:
+            values = [rec.get(f.name) for rec in records]
+            if f.type is Type.FLOAT:
+                values = [None if v is None else float(v) for v in values]
+            series = pl.Series(f.name, values, dtype=pl.Int64() if f.type is Type.TIMESTAMP else f.dtype, strict=True)
+        columns.append(series if series.dtype == f.dtype else series.cast(f.dtype))
+    return pl.DataFrame(columns)

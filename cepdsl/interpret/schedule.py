@@ -14,8 +14,7 @@ from datetime import datetime, timedelta, timezone
 
 from croniter import croniter
 
-from cepdsl.backends.base import TIME
-from cepdsl.interpret.rows import Match, Row, group_order, partition
+from cepdsl.interpret.rows import TIME, Match, Row, group_order, partition
 from cepdsl.interpret.windows import judge_window
 from cepdsl.plan import RulePlan
 

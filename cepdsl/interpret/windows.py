@@ -10,9 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from cepdsl.backends.base import SEQ, TIME
 from cepdsl.interpret.aggregates import aggregate_all
-from cepdsl.interpret.rows import Match, Row, group_order, partition
+from cepdsl.interpret.rows import SEQ, TIME, Match, Row, group_order, partition
 from cepdsl.interpret.values import eval_expr, is_true
 from cepdsl.plan import RulePlan
 

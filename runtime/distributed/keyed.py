@@ -24,7 +24,7 @@ from typing import Any
 import polars as pl
 from bytewax.operators import StatefulBatchLogic
 
-from cepdsl.backends.base import TIME
+from cepdsl.executor import TIME
 from cepdsl.engine import Session
 from cepdsl.engine.ordering import NO_WATERMARK
 from cepdsl.plan import Program, RulePlan

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from cepdsl.backends.base import TIME
+from cepdsl.executor import TIME
 from cepdsl.backends.polars.rowsets import WhereSet, decode
 from cepdsl.engine import Session
 from cepdsl.engine.deadletter import rows_as_dead_letters

@@ -10,7 +10,7 @@ from datetime import datetime
 import polars as pl
 from polars.testing import assert_frame_equal
 
-from cepdsl.backends.base import TIME, finalize
+from cepdsl.executor import TIME, finalize
 from cepdsl.frontend import compile_source
 
 SRC = """

@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 
 import cepdsl
-from cepdsl.backends.base import SEQ, TIME
+from cepdsl.executor import SEQ, TIME
 from cepdsl.engine.ordering import TimeScan
 
 T0 = dt.datetime(2024, 1, 1)

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from cepdsl.backends.base import SEQ, TIME, Executor, Progress, finalize
+from cepdsl.executor import SEQ, TIME, Executor, Progress, finalize
 
 
 class EchoExecutor(Executor):

@@ -8,7 +8,7 @@ cached on disk, so loading many rules compiles each kernel once.
 
 from __future__ import annotations
 
-from cepdsl.backends.base import Executor
+from cepdsl.executor import Executor
 from cepdsl.plan import RuleKind, RulePlan
 
 __all__ = ["executor_for"]

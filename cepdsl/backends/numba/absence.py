@@ -15,7 +15,7 @@ import numba as nb
 import numpy as np
 import polars as pl
 
-from cepdsl.backends.base import TIME, Executor, Progress, finalize
+from cepdsl.executor import TIME, Executor, Progress, finalize
 from cepdsl.backends.numba.frames import take
 from cepdsl.backends.numba.groups import GroupTable
 from cepdsl.backends.numba.prefetch import AHEAD, prefetch

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from cepdsl.backends.base import TIME, Executor, Progress, finalize
+from cepdsl.executor import TIME, Executor, Progress, finalize
 from cepdsl.backends.numba.anomaly_kernels import ema_scan, iqr_scan, run_scan, width_of, zscore_scan
 from cepdsl.backends.numba.frames import take
 from cepdsl.backends.numba.groups import GroupTable

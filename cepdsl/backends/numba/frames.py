@@ -7,7 +7,7 @@ import io
 import numpy as np
 import polars as pl
 
-from cepdsl.backends.base import SEQ, TIME
+from cepdsl.executor import SEQ, TIME
 from cepdsl.plan import RulePlan
 
 

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from cepdsl.backends.base import SEQ, TIME, Executor, Progress, finalize
+from cepdsl.executor import SEQ, TIME, Executor, Progress, finalize
 from cepdsl.backends.numba.frames import concat_rows, frame_from_bytes, frame_to_bytes, input_columns, positions, take
 from cepdsl.backends.numba.key_codes import StableCodes, column_codes, frame_codes
 from cepdsl.backends.numba.pattern_compile import compile_pattern

@@ -38,7 +38,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from cepdsl.backends.base import TIME, Executor, Progress, finalize
+from cepdsl.executor import TIME, Executor, Progress, finalize
 from cepdsl.backends.numba.key_codes import StableCodes, _mix
 from cepdsl.plan import RulePlan, TAgg
 from cepdsl.types import Type

@@ -3,7 +3,7 @@ filter, window and schedule rules (`executor_for`)."""
 
 from __future__ import annotations
 
-from cepdsl.backends.base import Executor
+from cepdsl.executor import Executor
 from cepdsl.backends.polars.expressions import (
     UnsupportedExpression,
     compile_expr,

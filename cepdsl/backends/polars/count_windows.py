@@ -15,7 +15,7 @@ from typing import Any
 
 import polars as pl
 
-from cepdsl.backends.base import SEQ, TIME, Executor, Progress
+from cepdsl.executor import SEQ, TIME, Executor, Progress
 from cepdsl.backends.polars import aggregates as agg
 from cepdsl.backends.polars.records import END, START, frame_from_state, frame_state, window_records
 from cepdsl.plan import RulePlan

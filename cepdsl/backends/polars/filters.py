@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from cepdsl.backends.base import TIME, Executor, Progress, finalize
+from cepdsl.executor import TIME, Executor, Progress, finalize
 from cepdsl.plan import RulePlan
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from cepdsl.backends.base import finalize
+from cepdsl.executor import finalize
 from cepdsl.backends.polars.expressions import compile_predicate
 from cepdsl.plan import RulePlan
 

@@ -21,7 +21,7 @@ import numpy as np
 import polars as pl
 from croniter import croniter
 
-from cepdsl.backends.base import TIME, Executor, Progress
+from cepdsl.executor import TIME, Executor, Progress
 from cepdsl.backends.polars import aggregates as agg
 from cepdsl.backends.polars.records import END, START, frame_from_state, frame_state, window_records
 from cepdsl.plan import RulePlan

@@ -7,7 +7,7 @@ import polars as pl
 import pytest
 from harness import at, released, rule_of, run_batches, us
 
-from cepdsl.backends.base import Progress
+from cepdsl.executor import Progress
 from cepdsl.backends.numba import executor_for
 from cepdsl.backends.numba.absence import by_rank
 

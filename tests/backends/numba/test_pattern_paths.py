@@ -10,7 +10,7 @@ import pytest
 from harness import at, released, rule_of, run_batches, us
 
 import cepdsl.backends.numba.pattern as pattern_mod
-from cepdsl.backends.base import Progress
+from cepdsl.executor import Progress
 from cepdsl.backends.numba import executor_for
 
 AUTH = "stream auth (ts: timestamp, user: str, event_type: str, price: float)\n"

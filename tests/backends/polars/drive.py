@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import polars as pl
 
-from cepdsl.backends.base import SEQ, TIME, Executor, Progress
+from cepdsl.executor import SEQ, TIME, Executor, Progress
 from cepdsl.backends.polars import compile_predicate, executor_for
 from cepdsl.frontend import compile_source
 from cepdsl.plan import RulePlan

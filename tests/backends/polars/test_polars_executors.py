@@ -11,7 +11,7 @@ import pytest
 from drive import M, S, at, frame, rule_of, run_batches, where
 from polars.testing import assert_frame_equal
 
-from cepdsl.backends.base import Progress
+from cepdsl.executor import Progress
 from cepdsl.backends.polars import executor_for
 from cepdsl.backends.polars.count_windows import CountWindowExecutor
 from cepdsl.backends.polars.filters import FilterExecutor

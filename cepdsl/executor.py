@@ -6,6 +6,12 @@ deadlines) and turns released rows into match records.  Keeping that split
 means every executor sees the same simple world: rows that already passed
 `where`, in event-time order (ties in arrival order), never older than what
 it has already been given, except where `late_mask` says it can still take them.
+
+This module is the whole of what the engine and the backends share about records:
+the executor protocol, `Progress`, the `TIME`/`SEQ` columns, match record shaping
+(`finalize`) and the frame codec executors keep state in.  The reference interpreter
+(`cepdsl.interpret`) does not import it: it shapes its own records, so the oracle
+shares no output code with the executors it checks (tests/test_layering.py).
 """
 
 from __future__ import annotations
