@@ -23,7 +23,7 @@ import numpy as np
 import polars as pl
 
 from cepdsl.executor import SEQ, TIME, Progress
-from cepdsl.backends.numba import executor_for
+from cepdsl.backends import executor_for
 from cepdsl.frontend import compile_source
 
 T0 = 1_700_000_000_000_000

@@ -16,6 +16,7 @@ shares no output code with the executors it checks (tests/test_layering.py).
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from typing import Any
 
@@ -100,6 +101,21 @@ class Executor:
 
     def restore(self, payload: bytes) -> None:
         self.restore_data(decode_state(payload))
+
+
+def frame_state(frame: pl.DataFrame | None) -> bytes | None:
+    """A frame an executor keeps as `state()` data: Arrow IPC bytes, exact about dtypes
+    (unlike dicts of lists); lz4 because pane and pattern buffers compress well and
+    reading detects it (checkpoints written uncompressed still load)."""
+    if frame is None:
+        return None
+    buf = io.BytesIO()
+    frame.write_ipc(buf, compression="lz4")
+    return buf.getvalue()
+
+
+def frame_from_state(payload: bytes | None) -> pl.DataFrame | None:
+    return None if payload is None else pl.read_ipc(io.BytesIO(payload))
 
 
 def finalize(rule: RulePlan, frame: pl.DataFrame, sources: dict[str, str] | None = None) -> pl.DataFrame:

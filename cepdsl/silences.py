@@ -140,7 +140,7 @@ def apply_silences(frame: pl.DataFrame, silences: Sequence[SilencePlan], rule: R
     Silences that test one field for equality (`host == "db-1"`, the usual matcher
     beside `rule`) are grouped by field and found with one join of the records on the
     values; the others are evaluated one by one."""
-    from cepdsl.backends.polars.expressions import compile_expr
+    from cepdsl.kernels.polars_expressions import compile_expr
 
     n = frame.height
     if not silences or n == 0:

@@ -228,7 +228,7 @@ class LifecycleExecutor(Executor):
         self.grid = grid_of(rule)
         self.fast = not isinstance(self.grid, _CronGrid)
         if self.fast:
-            from cepdsl.backends.numba.groups import GroupTable
+            from cepdsl.kernels.groups import GroupTable
 
             self.groups = GroupTable({f.name: f.dtype for f in rule.group_by})
             self.phase = np.zeros(0, np.int8)
@@ -240,7 +240,7 @@ class LifecycleExecutor(Executor):
             self.episodes = Episodes(rule, self.grid)
         self._having = None
         if rule.having is not None:
-            from cepdsl.backends.polars.expressions import compile_expr
+            from cepdsl.kernels.polars_expressions import compile_expr
 
             self._having = compile_expr(rule.having).fill_null(False)
         #: (group key, firing_since) -> (suppressed, silenced) of firing records not yet resolved

@@ -425,7 +425,7 @@ class Session:
             for g in run.joined:
                 only = None
                 if g.pre is not None and not late and rows.height >= PREFILTER_ROWS:
-                    from cepdsl.backends.polars.expressions import compile_expr
+                    from cepdsl.kernels.polars_expressions import compile_expr
 
                     only = rows.select(compile_expr(g.pre).arg_true()).to_series().to_numpy()
                 joined = apply_joins(rows, g.joins, self._tables, g.needed, only)

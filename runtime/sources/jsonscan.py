@@ -27,7 +27,7 @@ from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
 
-from cepdsl.backends.numba.borrow import borrow
+from cepdsl.kernels.borrow import borrow
 from runtime.sources import floatparse, rfc3339
 
 # Value kinds, per field and row. SLOW_NUMBER: a number whose value the kernel left to an

@@ -52,7 +52,7 @@ import polars as pl
 import redis
 from redis.connection import AbstractConnection
 
-from cepdsl.backends.numba.borrow import borrow
+from cepdsl.kernels.borrow import borrow
 from cepdsl.plan import StreamPlan
 from runtime.sources.batch import Batch, Chunk, Clock, Source
 from runtime.sources.ndjson import fast_block

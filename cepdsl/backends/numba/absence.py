@@ -17,8 +17,8 @@ import polars as pl
 
 from cepdsl.executor import TIME, Executor, Progress, finalize
 from cepdsl.backends.numba.frames import take
-from cepdsl.backends.numba.groups import GroupTable
-from cepdsl.backends.numba.prefetch import AHEAD, prefetch
+from cepdsl.kernels.groups import GroupTable
+from cepdsl.kernels.prefetch import AHEAD, prefetch
 from cepdsl.plan import RulePlan
 
 

@@ -32,8 +32,8 @@ import math
 import numba as nb
 import numpy as np
 
-from cepdsl.backends.numba.borrow import borrow
-from cepdsl.backends.numba.prefetch import AHEAD, prefetch
+from cepdsl.kernels.borrow import borrow
+from cepdsl.kernels.prefetch import AHEAD, prefetch
 
 #: Header values per slot (one 64-byte cache line).
 HEADER = 8

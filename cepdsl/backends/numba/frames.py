@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 import polars as pl
 
@@ -14,21 +12,6 @@ from cepdsl.plan import RulePlan
 def input_columns(rule: RulePlan) -> list[str]:
     """The columns an executor keeps from released rows: declared fields + SEQ + TIME."""
     return [f.name for f in rule.stream.fields] + [SEQ, TIME]
-
-
-def frame_to_bytes(frame: pl.DataFrame | None) -> bytes | None:
-    """Arrow IPC bytes: plain data for `state()`, exact about dtypes (unlike dicts of lists)."""
-    if frame is None:
-        return None
-    buf = io.BytesIO()
-    frame.write_ipc(buf)
-    return buf.getvalue()
-
-
-def frame_from_bytes(payload: bytes | None) -> pl.DataFrame | None:
-    if payload is None:
-        return None
-    return pl.read_ipc(io.BytesIO(payload))
 
 
 #: Row positions as Polars' own index dtype: `frame[series]` then gathers with no

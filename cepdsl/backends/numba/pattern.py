@@ -20,12 +20,12 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from cepdsl.executor import SEQ, TIME, Executor, Progress, finalize
-from cepdsl.backends.numba.frames import concat_rows, frame_from_bytes, frame_to_bytes, input_columns, positions, take
-from cepdsl.backends.numba.key_codes import StableCodes, column_codes, frame_codes
+from cepdsl.backends.numba.frames import concat_rows, input_columns, positions, take
+from cepdsl.executor import SEQ, TIME, Executor, Progress, finalize, frame_from_state, frame_state
+from cepdsl.kernels.key_codes import StableCodes, column_codes, frame_codes
 from cepdsl.backends.numba.pattern_compile import compile_pattern
 from cepdsl.backends.numba.pattern_match import match_rows, take_columns
-from cepdsl.backends.polars.expressions import compile_many, compile_predicate
+from cepdsl.kernels.polars_expressions import compile_many, compile_predicate
 from cepdsl.plan import PatternSpec, RulePlan
 
 _NO_TIME = np.iinfo(np.int64).min
@@ -349,8 +349,8 @@ class PatternExecutor(Executor):
     # -- state ---------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
         return {
-            "buffer": frame_to_bytes(self._buffer),
-            "held": frame_to_bytes(self._held_frame()),
+            "buffer": frame_state(self._buffer),
+            "held": frame_state(self._held_frame()),
             "max_t": self._max_t,
             "bound": self._bound,
             "earliest_undecided": self._earliest_undecided,
@@ -363,14 +363,14 @@ class PatternExecutor(Executor):
         return merged if order is None else take(merged, order)
 
     def load_state(self, state: dict[str, Any]) -> None:
-        self._rows = frame_from_bytes(state["buffer"])
+        self._rows = frame_from_state(state["buffer"])
         if self._rows is None:
             self._live, self._buffer_t = _NO_ROWS, _NO_ROWS
         else:
             self._live = np.arange(self._rows.height, dtype=np.int64)
             self._buffer_t = self._rows.get_column(TIME).to_numpy()
         self._buffer_conds = self._buffer_codes = None
-        held = frame_from_bytes(state["held"])
+        held = frame_from_state(state["held"])
         if held is None or held.height == 0:
             self._held, self._held_t, self._held_seq = [], _NO_ROWS, _NO_ROWS
         else:

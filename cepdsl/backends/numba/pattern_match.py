@@ -28,7 +28,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-from cepdsl.backends.numba.borrow import borrow
+from cepdsl.kernels.borrow import borrow
 from cepdsl.backends.numba.pattern_compile import CHECK, JMP, SAVE, SPLIT, STEP
 
 _BRANCH, _UNDO_COUNT, _UNDO_REG = 0, 1, 2

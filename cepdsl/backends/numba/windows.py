@@ -29,7 +29,6 @@ machine code on disk).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,7 +38,8 @@ import polars as pl
 import pyarrow as pa
 
 from cepdsl.executor import TIME, Executor, Progress, finalize
-from cepdsl.backends.numba.key_codes import StableCodes, _mix
+from cepdsl.kernels.key_codes import StableCodes, _mix
+from cepdsl.kernels.panes import PaneGrid, first_window
 from cepdsl.plan import RulePlan, TAgg
 from cepdsl.types import Type
 
@@ -206,6 +206,31 @@ def _empty_stats(nf: int, n: int):  # noqa: ANN202
     )
 
 
+@nb.njit(cache=True, nogil=True, inline="always")
+def _reduce_field(values, ok, cell, cn, sm, lo, hi, mu, sq, moments):  # noqa: ANN001, ANN202
+    """One field's rows into their cells (`cell[i]`), in row order: count, sum, min, max
+    and Welford's mean/M2.  Compiled once for int64 and once for float64 values: for an
+    int `lo[k] != lo[k]` is never true and the compiler drops it."""
+    for i in range(ok.shape[0]):
+        if not ok[i]:
+            continue
+        k = cell[i]
+        cn[k] += 1
+        m = cn[k]
+        y = values[i]
+        sm[k] += y
+        # NaN is skipped by min/max unless every value is NaN (as Polars).
+        if m == 1 or y < lo[k] or lo[k] != lo[k]:
+            lo[k] = y
+        if m == 1 or y > hi[k] or hi[k] != hi[k]:
+            hi[k] = y
+        if moments:
+            x = np.float64(y)
+            d = x - mu[k]
+            mu[k] += d / m
+            sq[k] += d * (x - mu[k])
+
+
 @nb.njit(cache=True, nogil=True)
 def reduce_cells(pane, slot, n_slots, fv, iv, valid, is_int, moments, n_cells):  # noqa: ANN001, ANN201
     """One partial per (run of equal pane, slot), rows in any order (unsorted input only
@@ -241,45 +266,10 @@ def reduce_cells(pane, slot, n_slots, fv, iv, valid, is_int, moments, n_cells): 
         if nf:
             cell[i] = k
     for f in range(nf):
-        ok, cn, mu, sq = valid[f], cnt[f], mean[f], m2[f]
         if is_int[f]:
-            y_, sm, lo, hi = iv[f], isum[f], imin[f], imax[f]
-            for i in range(n):
-                if not ok[i]:
-                    continue
-                k = cell[i]
-                cn[k] += 1
-                m = cn[k]
-                y = y_[i]
-                sm[k] += y
-                if m == 1 or y < lo[k]:
-                    lo[k] = y
-                if m == 1 or y > hi[k]:
-                    hi[k] = y
-                if moments:
-                    x = np.float64(y)
-                    d = x - mu[k]
-                    mu[k] += d / m
-                    sq[k] += d * (x - mu[k])
+            _reduce_field(iv[f], valid[f], cell, cnt[f], isum[f], imin[f], imax[f], mean[f], m2[f], moments)
         else:
-            x_, sm, lo, hi = fv[f], fsum[f], fmin[f], fmax[f]
-            for i in range(n):
-                if not ok[i]:
-                    continue
-                k = cell[i]
-                cn[k] += 1
-                m = cn[k]
-                x = x_[i]
-                sm[k] += x
-                # NaN is skipped by min/max unless every value is NaN (as Polars).
-                if m == 1 or x < lo[k] or lo[k] != lo[k]:
-                    lo[k] = x
-                if m == 1 or x > hi[k] or hi[k] != hi[k]:
-                    hi[k] = x
-                if moments:
-                    d = x - mu[k]
-                    mu[k] += d / m
-                    sq[k] += d * (x - mu[k])
+            _reduce_field(fv[f], valid[f], cell, cnt[f], fsum[f], fmin[f], fmax[f], mean[f], m2[f], moments)
     return c_pane, c_slot, c_n, cnt, fsum, fmin, fmax, isum, imin, imax, mean, m2
 
 
@@ -401,10 +391,8 @@ def add_rows(tab, m, s_pane, s_slot, s_n, s_cnt, s_fsum, s_fmin, s_fmax, s_isum,
                         c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8], c[9], c[10], c[11], is_int, moments)  # fmt: skip
 
 
-@nb.njit(cache=True, nogil=True)
-def _first_k(pane_start: np.int64, size: np.int64, every: np.int64, p: np.int64) -> np.int64:
-    # smallest k with kS + D ≥ pane_start + P (the window covers the whole pane)
-    return -((size - p - pane_start) // every)
+#: The shared pane arithmetic (kernels/panes.py), compiled for `window_cells`.
+_first_k = nb.njit(cache=True, nogil=True)(first_window)
 
 
 @nb.njit(cache=True, nogil=True)
@@ -507,15 +495,13 @@ class KernelPaneExecutor(Executor):
 
     STATE_VERSION = 1
 
-    def __init__(self, rule: RulePlan, size_us: int, every_us: int) -> None:
+    def __init__(self, rule: RulePlan, size_us: int | None = None, every_us: int | None = None) -> None:
         super().__init__(rule)
-        if size_us <= 0 or every_us <= 0 or every_us > size_us:
-            raise ValueError(f"rule {rule.id}: bad window size {size_us} / every {every_us}")
+        self.grid = PaneGrid.of(rule, size_us, every_us)
         fields = kernel_fields(rule)
         if fields is None:
             raise ValueError(f"rule {rule.id}: aggregates need the Polars path")
-        self.size, self.every = size_us, every_us
-        self.pane = math.gcd(size_us, every_us)
+        self.size, self.every, self.pane = self.grid.size, self.grid.every, self.grid.pane
         self.fields = fields
         self.types = [rule.stream.field(f).type for f in fields]  # type: ignore[union-attr]
         self.is_int = np.array([t in (Type.INT, Type.TIMESTAMP) for t in self.types], dtype=np.bool_)
@@ -529,7 +515,7 @@ class KernelPaneExecutor(Executor):
         self._empty = rule.empty_output()  # building one costs ~2 ms: once per executor
         self._having: pl.Expr | None = None
         if rule.having is not None:
-            from cepdsl.backends.polars.expressions import compile_expr
+            from cepdsl.kernels.polars_expressions import compile_expr
 
             self._having = compile_expr(rule.having)
         # The aggregates `having` reads when it reads nothing else (no group key): then it
@@ -629,20 +615,16 @@ class KernelPaneExecutor(Executor):
     def finish(self, progress: Progress) -> pl.DataFrame:
         if self._m == 0:
             return self._empty
-        last_pane = int(self.cells.pane.max()) * self.pane
-        return self._emit(max(progress.watermark_us, (last_pane // self.every) * self.every + self.size))
+        return self._emit(self.grid.finish_at(progress.watermark_us, int(self.cells.pane.max())))
 
     def late_mask(self, ts_us: np.ndarray, released_us: int) -> np.ndarray:
-        # Late only when every window holding the row has been emitted (Flink's rule).
-        if self.emitted_us is None:
-            return np.zeros(len(ts_us), dtype=bool)
-        return (ts_us // self.every) * self.every + self.size <= self.emitted_us
+        return self.grid.late_mask(ts_us, self.emitted_us)
 
     def _emit(self, watermark: int) -> pl.DataFrame:
         if self.emitted_us is not None and watermark <= self.emitted_us:
             return self._empty
-        lo_k = -(1 << 62) if self.emitted_us is None else (self.emitted_us - self.size) // self.every + 1
-        hi_k = (watermark - self.size) // self.every  # last window with end ≤ watermark
+        lo, hi_k = self.grid.due(self.emitted_us, watermark)
+        lo_k = -(1 << 62) if lo is None else lo  # the kernel takes an int
         self.emitted_us = watermark
         if self._m == 0 or hi_k < lo_k:
             return self._empty
@@ -660,7 +642,7 @@ class KernelPaneExecutor(Executor):
             w = window_cells(*args, rows)
             out = self._records(*w[1:])
         # Keep a cell while some window holding its pane is still to come.
-        keep = ((cells.pane * self.pane) // self.every) * self.every + self.size > watermark
+        keep = self.grid.last_end(cells.pane * self.pane) > watermark
         if not in_order or not keep.all():
             self._keep(cells, np.flatnonzero(keep))
         return out if out is not None else self._empty

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
-from cepdsl.backends.polars.expressions import compile_expr
+from cepdsl.kernels.polars_expressions import compile_expr
 from cepdsl.plan import JoinPlan, TablePlan, TField
 from cepdsl.types import Type
 

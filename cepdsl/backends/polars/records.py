@@ -5,7 +5,7 @@ from __future__ import annotations
 import polars as pl
 
 from cepdsl.executor import finalize
-from cepdsl.backends.polars.expressions import compile_predicate
+from cepdsl.kernels.polars_expressions import compile_predicate
 from cepdsl.plan import RulePlan
 
 START, END = "window_start", "window_end"
@@ -32,22 +32,3 @@ def concat_records(rule: RulePlan, parts: list[pl.DataFrame]) -> pl.DataFrame:
     if not parts:
         return rule.empty_output()
     return parts[0] if len(parts) == 1 else pl.concat(parts)
-
-
-def frame_state(frame: pl.DataFrame | None) -> object:
-    """A frame as plain picklable data (Arrow IPC bytes keep dtypes exactly)."""
-    if frame is None:
-        return None
-    import io
-
-    buf = io.BytesIO()
-    frame.write_ipc(buf, compression="lz4")
-    return buf.getvalue()
-
-
-def frame_from_state(data: object) -> pl.DataFrame | None:
-    if data is None:
-        return None
-    import io
-
-    return pl.read_ipc(io.BytesIO(data))  # type: ignore[arg-type]

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 import numpy as np
 import polars as pl
 
-from cepdsl.backends.polars.expressions import MANY_OPTS, compile_expr
+from cepdsl.kernels.polars_expressions import MANY_OPTS, compile_expr
 from cepdsl.plan import TBinary, TExpr, TUnary
 
 

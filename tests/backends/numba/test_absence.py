@@ -8,7 +8,7 @@ import pytest
 from harness import at, released, rule_of, run_batches, us
 
 from cepdsl.executor import Progress
-from cepdsl.backends.numba import executor_for
+from cepdsl.backends import executor_for
 from cepdsl.backends.numba.absence import by_rank
 
 SRC = """stream m (ts: timestamp, host: str, event_type: str)

@@ -7,7 +7,7 @@ import pytest
 from harness import at, rule_of, run_batches, us
 
 from cepdsl.executor import Progress
-from cepdsl.backends.numba import executor_for
+from cepdsl.backends import executor_for
 from cepdsl.backends.numba.pattern_compile import compile_pattern
 from harness import released
 

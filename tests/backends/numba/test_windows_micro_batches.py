@@ -16,7 +16,8 @@ import pytest
 import cepdsl
 from cepdsl import interpret
 from cepdsl.backends.numba import windows as kw
-from cepdsl.backends.polars.windows import PaneWindowExecutor, window_executor
+from cepdsl.backends import executor_for as window_executor
+from cepdsl.backends.polars.windows import PaneWindowExecutor
 from cepdsl.engine import Session
 from tests.support.frames import assert_frames_match
 

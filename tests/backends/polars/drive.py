@@ -3,15 +3,21 @@ sorted by (TIME, SEQ), watermark = max time seen − lateness)."""
 
 from __future__ import annotations
 
+from functools import partial
+
 import datetime as dt
 from collections.abc import Sequence
 
 import polars as pl
 
 from cepdsl.executor import SEQ, TIME, Executor, Progress
-from cepdsl.backends.polars import compile_predicate, executor_for
+from cepdsl import backends
+from cepdsl.backends.polars import compile_predicate
 from cepdsl.frontend import compile_source
 from cepdsl.plan import RulePlan
+
+#: The Polars executors alone, whatever `cepdsl.backends.EXECUTORS` prefers for a rule.
+executor_for = partial(backends.executor_for, backend="polars")
 
 EPOCH = dt.datetime(1970, 1, 1)
 S = 1_000_000

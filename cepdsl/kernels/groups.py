@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from cepdsl.backends.numba.key_codes import StableCodes
+from cepdsl.kernels.key_codes import StableCodes
 
 
 class GroupTable:

@@ -9,7 +9,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from cepdsl.backends.numba.key_codes import StableCodes
+from cepdsl.kernels.key_codes import StableCodes
 
 WORDS = ["", "a", "abcd", "abcdefghijkl", "abcdefghijklm", "user-" + "x" * 30 + "1", "user-" + "x" * 30 + "2", "é", None]
 

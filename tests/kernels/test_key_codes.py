@@ -8,8 +8,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from cepdsl.backends.numba.groups import GroupTable
-from cepdsl.backends.numba.key_codes import frame_codes
+from cepdsl.kernels.groups import GroupTable
+from cepdsl.kernels.key_codes import frame_codes
 
 WORDS = ["", "a", "ab", "abc", "abcd", "abcde", "abcdefghijk", "abcdefghijkl", "abcdefghijklm",
          "abcdefghijklmnopqrstuvwxyz", "abcdefghijklmnopqrstuvwxyZ", "Abcdefghijklmnopqrstuvwxyz", "é", "x" * 100, None]

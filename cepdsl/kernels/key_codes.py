@@ -25,8 +25,8 @@ import numba as nb
 import numpy as np
 import polars as pl
 
-from cepdsl.backends.numba.borrow import borrow
-from cepdsl.backends.numba.prefetch import AHEAD, prefetch
+from cepdsl.kernels.borrow import borrow
+from cepdsl.kernels.prefetch import AHEAD, prefetch
 
 _M1 = np.uint64(0x9E3779B97F4A7C15)
 _M2 = np.uint64(0xBF58476D1CE4E5B9)

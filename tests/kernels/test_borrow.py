@@ -6,7 +6,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-from cepdsl.backends.numba.borrow import borrow
+from cepdsl.kernels.borrow import borrow
 
 
 @nb.njit(cache=False)
