@@ -223,7 +223,7 @@ def bench_ingest(tmp: Path, events: int) -> None:
     # Peer: the same bodies parsed and fed in process (no HTTP).
     from cepdsl.frontend import compile_source
     from runtime.api.eventbody import frame_of
-    from runtime.engine import StreamingEngine
+    from runtime.stream_loop import StreamingEngine
     from runtime.sources.batch import Batch
 
     program = compile_source(RULES, "ops.cep")
@@ -245,7 +245,7 @@ def bench_store(tmp: Path, events: int) -> None:
     from runtime.api.eventbody import frame_of
     from runtime.catalogue import open_catalogue
     from runtime.control import ControlPlane
-    from runtime.engine import StreamingEngine
+    from runtime.stream_loop import StreamingEngine
     from runtime.history import open_history
     from runtime.sources.batch import Batch
 

@@ -10,7 +10,7 @@
 Ours = what users run: `cepdsl.compile(text).session()`, `push` of the frame (one batch,
 and separately 100 micro-batches with the watermark following the data), `flush`.
 Tumbling/sliding rules with decomposable aggregates run the Numba pane kernels over
-integer group codes (cepdsl.backends.numba.windows; docs/windows.md).
+integer group codes (cepdsl.backends.numba.window_kernels; docs/windows.md).
 """
 
 from __future__ import annotations

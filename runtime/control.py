@@ -41,7 +41,7 @@ from runtime.catalogue.program import (
     grammar_has_templates,
     template_decl_text,
 )
-from runtime.deadletter import empty_dead_letters
+from runtime.dead_letter_writer import empty_dead_letters
 from runtime.sources.batch import Batch
 
 log = logging.getLogger("cep.control")

@@ -32,7 +32,7 @@ import pyarrow.parquet as pq
 from cepdsl.engine import Session
 from cepdsl.engine.ordering import NO_WATERMARK
 from cepdsl.plan import Program, RulePlan, StreamPlan
-from runtime.deadletter import DeadLetterWriter
+from runtime.dead_letter_writer import DeadLetterWriter
 from runtime.sources.errors import UnreadableInputError
 from runtime.sources.parquet import iter_parquet, resolve_paths
 

@@ -95,7 +95,7 @@ def serve_forever(
     from runtime.api.guard import LOOPBACK_HOSTS
     from runtime.catalogue import open_catalogue
     from runtime.control import ControlPlane, ReloadRecord
-    from runtime.engine import StreamingEngine
+    from runtime.stream_loop import StreamingEngine
     from runtime.history import DEFAULT_RETENTION_S, open_history
     from runtime.notify import ChannelConfigError, DestinationPolicy, Notifier
     from runtime.run import DEFAULT_OUTBOX, DEFAULT_STATE, FileWatch, JsonlSink, source_specs

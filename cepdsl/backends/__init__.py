@@ -43,12 +43,12 @@ EXECUTORS: dict[str, tuple[Route, ...]] = {
     # Decomposable numeric aggregates: Numba kernels over integer group codes (3-10x
     # faster than the group_by path; docs/windows.md has the figures).
     "window tumbling": (
-        Route("numba", "windows:KernelPaneExecutor", accepts="windows:kernel_fields"),
-        Route("polars", "windows:TumblingExecutor"),
+        Route("numba", "window_kernels:KernelPaneExecutor", accepts="window_kernels:kernel_fields"),
+        Route("polars", "pane_windows:TumblingExecutor"),
     ),
     "window sliding": (
-        Route("numba", "windows:KernelPaneExecutor", accepts="windows:kernel_fields"),
-        Route("polars", "windows:SlidingExecutor"),
+        Route("numba", "window_kernels:KernelPaneExecutor", accepts="window_kernels:kernel_fields"),
+        Route("polars", "pane_windows:SlidingExecutor"),
     ),
     "window session": (Route("polars", "sessions:SessionExecutor"),),
     "window count": (Route("polars", "count_windows:CountWindowExecutor"),),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cepdsl.engine.deadletter import DEAD_LETTER_SCHEMA, dead_letters, empty_dead_letters
+from cepdsl.engine.dead_letter_rows import DEAD_LETTER_SCHEMA, dead_letters, empty_dead_letters
 from cepdsl.engine.frames import FrameError, conform, to_polars
 from cepdsl.engine.ordering import NO_WATERMARK
 from cepdsl.engine.session import ENGINE_STATE_VERSION, ReloadReport, RestoreReport, Session

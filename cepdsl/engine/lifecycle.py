@@ -254,7 +254,7 @@ class LifecycleExecutor(Executor):
         rule that rarely holds then builds few records, as it does without the lifecycle."""
         if rule.kind is not RuleKind.WINDOW or rule.having is None:
             return None
-        from cepdsl.backends.numba.windows import KernelPaneExecutor
+        from cepdsl.backends.numba.window_kernels import KernelPaneExecutor
 
         inner = make_inner(dataclasses.replace(self.inner_rule, having=rule.having))
         if not isinstance(inner, KernelPaneExecutor) or not inner._having_on_aggregates:

@@ -25,7 +25,7 @@ import polars as pl
 
 from cepdsl.executor import SEQ, TIME, Executor, Progress
 from cepdsl.backends.polars.rowsets import WhereSet, decode
-from cepdsl.engine.deadletter import concat_dead_letters, rows_as_dead_letters
+from cepdsl.engine.dead_letter_rows import concat_dead_letters, rows_as_dead_letters
 from cepdsl.engine.frames import conform
 from cepdsl.engine.ordering import NO_WATERMARK, StreamState
 from cepdsl.engine.stats import RuleStats

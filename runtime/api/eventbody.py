@@ -48,7 +48,7 @@ def frame_of(stream: StreamPlan, data: bytes, content_type: str) -> tuple[pl.Dat
 
 
 def _empty_dead() -> pl.DataFrame:
-    from runtime.deadletter import empty_dead_letters
+    from runtime.dead_letter_writer import empty_dead_letters
 
     return empty_dead_letters()
 

@@ -19,7 +19,7 @@ import polars as pl
 from cepdsl.executor import TIME
 from cepdsl.backends.polars.rowsets import WhereSet, decode
 from cepdsl.engine import Session
-from cepdsl.engine.deadletter import rows_as_dead_letters
+from cepdsl.engine.dead_letter_rows import rows_as_dead_letters
 from cepdsl.engine.frames import conform
 from cepdsl.engine.session import fingerprint
 from cepdsl.plan import Program, RuleKind, RulePlan, StreamPlan

@@ -135,7 +135,7 @@ def sort_matches(rule: RulePlan, frame: pl.DataFrame) -> pl.DataFrame:
 
 class _DeadLetterFile:
     def __init__(self, out: Path) -> None:
-        from runtime.deadletter import DeadLetterWriter
+        from runtime.dead_letter_writer import DeadLetterWriter
         from runtime.replay import DEAD_LETTER_FILE
 
         self.final = out / DEAD_LETTER_FILE
@@ -202,7 +202,7 @@ def replay_distributed(
     sink = RecordSink([*rules, DEAD_LETTER_PART], open_part)
     flow = build_flow(program, inputs, sink, _record_part, buckets=buckets)
     execute(flow, cluster)
-    from runtime.deadletter import empty_dead_letters
+    from runtime.dead_letter_writer import empty_dead_letters
 
     for rule in program.rules:
         write_empty_if_absent(out / f"{rule.id}.parquet", rule.empty_output())

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 import polars as pl
 
 from cepdsl.plan import StreamPlan
-from runtime.deadletter import concat_dead_letters, empty_dead_letters
+from runtime.dead_letter_writer import concat_dead_letters, empty_dead_letters
 from runtime.sources.ndjson import blocks_to_frame
 from runtime.sources.records import DEFAULT_MAX_EVENT_BYTES, records_to_frame
 
@@ -120,7 +120,7 @@ class Source(ABC):
         self.max_delay_s = max_delay_s
         # Cut a batch as soon as the source has nothing more waiting, instead of holding rows
         # for up to max_delay_s: the engine groups whatever queued up while it was busy into
-        # one push (runtime.engine), so batches grow with load and latency stays low.
+        # one push (runtime.stream_loop), so batches grow with load and latency stays low.
         self.flush_when_caught_up = flush_when_caught_up
         self.clock: Clock = clock or SystemClock()
         self.closed = False

@@ -39,7 +39,7 @@ import pyarrow as pa
 
 from cepdsl.plan import StreamPlan
 from cepdsl.types import Type
-from runtime.deadletter import concat_dead_letters, empty_dead_letters
+from runtime.dead_letter_writer import concat_dead_letters, empty_dead_letters
 from runtime.sources import jsonscan
 from runtime.sources.records import (
     DEFAULT_MAX_EVENT_BYTES,

@@ -24,7 +24,7 @@ from typing import Any
 import polars as pl
 
 from cepdsl.plan import StreamPlan
-from runtime.deadletter import dead_letters, empty_dead_letters
+from runtime.dead_letter_writer import dead_letters, empty_dead_letters
 from runtime.sources.batch import Batch, Chunk, Clock, Source
 from runtime.sources.errors import SchemaError
 from runtime.sources.parquet import iter_parquet, plan_columns

@@ -35,7 +35,7 @@ import polars as pl
 
 from cepdsl.plan import FieldPlan, StreamPlan
 from cepdsl.types import Type
-from runtime.deadletter import dead_letters, empty_dead_letters
+from runtime.dead_letter_writer import dead_letters, empty_dead_letters
 from runtime.sources import rfc3339
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1

@@ -187,7 +187,7 @@ def test_missing_followed_input_is_on_the_source_and_in_health(tmp_path: Path, k
     import threading
 
     from cepdsl.frontend import compile_path
-    from runtime.engine import StreamingEngine
+    from runtime.stream_loop import StreamingEngine
     from runtime.sources import open_source
 
     program = compile_path(OPS)

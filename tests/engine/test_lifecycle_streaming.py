@@ -9,7 +9,7 @@ import datetime as dt
 import polars as pl
 
 from cepdsl.frontend import compile_source
-from runtime.engine import StreamingEngine
+from runtime.stream_loop import StreamingEngine
 from runtime.state import MemoryStore
 from tests.engine.test_streaming import T0, T0_S, Clock, Sink, batch
 

@@ -18,7 +18,7 @@ import pytest
 from cepdsl.diagnostics import render_all
 from cepdsl.frontend import check_source, compile_source
 from cepdsl.plan import PRepeat, PStep
-from runtime.engine import StreamingEngine
+from runtime.stream_loop import StreamingEngine
 from runtime.notify import Notifier
 
 pytestmark = pytest.mark.timeout(600)

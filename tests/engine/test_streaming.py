@@ -1,4 +1,4 @@
-"""runtime.engine: the streaming loop, driven by tests through feed/step with a fake clock."""
+"""runtime.stream_loop: the streaming loop, driven by tests through feed/step with a fake clock."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import polars as pl
 
 from cepdsl.engine import Session
 from cepdsl.frontend import compile_source
-from runtime.deadletter import dead_letters, empty_dead_letters
-from runtime.engine import OFFSETS_KEY, StreamingEngine
+from runtime.dead_letter_writer import dead_letters, empty_dead_letters
+from runtime.stream_loop import OFFSETS_KEY, StreamingEngine
 from runtime.sources.batch import Batch
 from runtime.state import MemoryStore
 from tests.support.fakes import echo_executors

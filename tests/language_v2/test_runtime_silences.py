@@ -9,8 +9,8 @@ import polars as pl
 import pytest
 
 from cepdsl.frontend import compile_source
-from runtime.deadletter import empty_dead_letters
-from runtime.engine import StreamingEngine
+from runtime.dead_letter_writer import empty_dead_letters
+from runtime.stream_loop import StreamingEngine
 from runtime.sources.batch import Batch
 from runtime.silences import SilenceRefused, compile_matcher, matcher_text
 

@@ -14,8 +14,8 @@ import pytest
 
 from cepdsl.frontend import compile_source
 from cepdsl.tables import TableError
-from runtime.deadletter import empty_dead_letters
-from runtime.engine import StreamingEngine
+from runtime.dead_letter_writer import empty_dead_letters
+from runtime.stream_loop import StreamingEngine
 from runtime.sources.batch import Batch
 from runtime.tables import TableWatcher, load_redis_table, redis_url_of
 

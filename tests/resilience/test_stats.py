@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from cepdsl.frontend import compile_source
-from runtime.engine import StreamingEngine
+from runtime.stream_loop import StreamingEngine
 from runtime.run import render_stats
 from runtime.sources import open_source
 from runtime.state import MemoryStore

@@ -157,7 +157,7 @@ def test_redis_keys_name_what_they_hold(redis_server) -> None:
     import redis as redis_lib
 
     from cepdsl.frontend import compile_source
-    from runtime.engine import OFFSETS_KEY, StreamingEngine
+    from runtime.stream_loop import OFFSETS_KEY, StreamingEngine
     from runtime.sources.batch import Batch
 
     client = redis_lib.Redis.from_url(redis_server.url)

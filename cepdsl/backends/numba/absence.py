@@ -16,7 +16,7 @@ import numpy as np
 import polars as pl
 
 from cepdsl.executor import TIME, Executor, Progress, finalize
-from cepdsl.backends.numba.frames import take
+from cepdsl.backends.numba.row_buffers import take
 from cepdsl.kernels.groups import GroupTable
 from cepdsl.kernels.prefetch import AHEAD, prefetch
 from cepdsl.plan import RulePlan

@@ -15,7 +15,7 @@ import polars as pl
 
 from cepdsl.executor import TIME, Executor, Progress, finalize
 from cepdsl.backends.numba.anomaly_kernels import ema_scan, iqr_scan, run_scan, width_of, zscore_scan
-from cepdsl.backends.numba.frames import take
+from cepdsl.backends.numba.row_buffers import take
 from cepdsl.kernels.groups import GroupTable
 from cepdsl.plan import AnomalySpec, RulePlan
 

@@ -1,4 +1,4 @@
-"""The Numba pane kernels (cepdsl.backends.numba.windows) against the reference
+"""The Numba pane kernels (cepdsl.backends.numba.window_kernels) against the reference
 interpreter and the Polars pane path: any batching, Categorical/Enum keys, snapshots,
 late rows into still-open windows, and hash collisions."""
 
@@ -14,9 +14,9 @@ from hypothesis import strategies as st
 
 import cepdsl
 from cepdsl import interpret
-from cepdsl.backends.numba import windows as kw
+from cepdsl.backends.numba import window_kernels as kw
 from cepdsl.backends import executor_for as window_executor
-from cepdsl.backends.polars.windows import PaneWindowExecutor
+from cepdsl.backends.polars.pane_windows import PaneWindowExecutor
 from cepdsl.engine import Session
 from tests.support.frames import assert_frames_match
 

@@ -1,4 +1,4 @@
-"""The window kernels' micro-batch paths (cepdsl.backends.numba.windows): state cells
+"""The window kernels' micro-batch paths (cepdsl.backends.numba.window_kernels): state cells
 merged in place across batches (hash table, growth, eviction, sort at emission), no
 work when no window is due, new group keys held until the key table is read, and
 emissions with more merges than one buffer.  Values are small integers, so sums and
@@ -15,9 +15,9 @@ import pytest
 
 import cepdsl
 from cepdsl import interpret
-from cepdsl.backends.numba import windows as kw
+from cepdsl.backends.numba import window_kernels as kw
 from cepdsl.backends import executor_for as window_executor
-from cepdsl.backends.polars.windows import PaneWindowExecutor
+from cepdsl.backends.polars.pane_windows import PaneWindowExecutor
 from cepdsl.engine import Session
 from tests.support.frames import assert_frames_match
 

@@ -20,7 +20,7 @@ from cepdsl.backends.polars.filters import FilterExecutor
 from cepdsl.state_format import decode_state, encode_state
 from cepdsl.backends.polars.schedule import ScheduleExecutor
 from cepdsl.backends.polars.sessions import SessionExecutor
-from cepdsl.backends.polars.windows import SlidingExecutor, TumblingExecutor
+from cepdsl.backends.polars.pane_windows import SlidingExecutor, TumblingExecutor
 
 #: The Polars executors alone, whatever `cepdsl.backends.EXECUTORS` prefers for a rule.
 executor_for = partial(backends.executor_for, backend="polars")

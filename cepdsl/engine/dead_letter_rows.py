@@ -3,7 +3,7 @@
 Malformed events (missing time, wrong types) and late rows end up here instead
 of vanishing. `raw` keeps the original text, or the row re-encoded as JSON, so
 nothing is lost. The schema lives in `cepdsl` (pure) so the embedding API and
-the runtime write the same thing; `runtime.deadletter` re-exports it.
+the runtime write the same thing; `runtime.dead_letter_writer` re-exports it.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Malformed events (bad JSON, wrong types, missing time) and late rows end up
 here instead of vanishing; `raw` keeps the original text (or the row as JSON)
-so nothing is lost.  The schema is defined once, in `cepdsl.engine.deadletter`
+so nothing is lost.  The schema is defined once, in `cepdsl.engine.dead_letter_rows`
 (the embedding API writes the same thing without importing the runtime); this
 module adds the file the runtime writes it to.
 """
@@ -15,7 +15,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from cepdsl.engine.deadletter import (
+from cepdsl.engine.dead_letter_rows import (
     DEAD_LETTER_SCHEMA,
     concat_dead_letters,
     dead_letters,

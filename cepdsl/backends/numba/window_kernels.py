@@ -1,6 +1,6 @@
 """Tumbling and sliding windows (§5.2) by pane pre-aggregation in Numba kernels.
 
-The same method as `cepdsl.backends.polars.windows.PaneWindowExecutor` (panes of
+The same method as `cepdsl.backends.polars.pane_windows.PaneWindowExecutor` (panes of
 P = gcd(D, S) µs; window `[kS, kS + D)` is the panes it covers), but the per-batch
 reduction and the pane → window merge are linear passes over integer group codes
 instead of Polars `group_by`s over String keys, and the output is ordered by integer

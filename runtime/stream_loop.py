@@ -27,7 +27,7 @@ import polars as pl
 from cepdsl.engine import ENGINE_STATE_VERSION, ReloadReport, Session
 from cepdsl.engine.ordering import NO_WATERMARK
 from cepdsl.plan import Program
-from runtime.deadletter import rows_as_dead_letters
+from runtime.dead_letter_writer import rows_as_dead_letters
 from runtime.sources.batch import Batch
 from runtime.state.store import OFFSETS_KEY  # re-exported: the stores give it a key of its own
 
