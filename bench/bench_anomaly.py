@@ -22,8 +22,8 @@ from collections import defaultdict, deque
 import numpy as np
 import polars as pl
 
-from cepdsl.executor import SEQ, TIME, Progress
 from cepdsl.backends import executor_for
+from cepdsl.executor import SEQ, TIME, Progress
 from cepdsl.frontend import compile_source
 
 T0 = 1_700_000_000_000_000

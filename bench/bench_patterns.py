@@ -27,8 +27,8 @@ import duckdb
 import numpy as np
 import polars as pl
 
-from cepdsl.executor import SEQ, TIME, Progress
 from cepdsl.backends import executor_for
+from cepdsl.executor import SEQ, TIME, Progress
 from cepdsl.frontend import compile_source
 
 SRC = """

@@ -39,8 +39,8 @@ import polars as pl  # noqa: E402
 
 from bench.peers import seed_loop  # noqa: E402
 from cepdsl.frontend import compile_source  # noqa: E402
-from runtime.stream_loop import StreamingEngine  # noqa: E402
 from runtime.sources.jsonl import JsonlSource  # noqa: E402
+from runtime.stream_loop import StreamingEngine  # noqa: E402
 
 STREAM = """
 stream metrics (ts: timestamp, host: str, cpu: float, memory: float,

@@ -24,9 +24,9 @@ from typing import Any
 import polars as pl
 from bytewax.operators import StatefulBatchLogic
 
-from cepdsl.executor import TIME
 from cepdsl.engine import Session
 from cepdsl.engine.ordering import NO_WATERMARK
+from cepdsl.executor import TIME
 from cepdsl.plan import Program, RulePlan
 from runtime.distributed.routing import carried_fields
 from runtime.distributed.slices import END, OFFSET, PART, Slice, frame_bytes, frame_of

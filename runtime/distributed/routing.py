@@ -16,12 +16,12 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from cepdsl.executor import TIME
 from cepdsl.backends.polars.rowsets import WhereSet, decode
 from cepdsl.engine import Session
 from cepdsl.engine.dead_letter_rows import rows_as_dead_letters
 from cepdsl.engine.frames import conform
 from cepdsl.engine.session import fingerprint
+from cepdsl.executor import TIME
 from cepdsl.plan import Program, RuleKind, RulePlan, StreamPlan
 from runtime.distributed.slices import OFFSET, PART, Slice
 

@@ -11,8 +11,8 @@ import polars as pl
 import pytest
 
 import cepdsl
-from cepdsl.executor import SEQ, TIME
 from cepdsl.engine.ordering import TimeScan
+from cepdsl.executor import SEQ, TIME
 
 T0 = dt.datetime(2024, 1, 1)
 HEAD = "stream s (ts: timestamp, host: str, cpu: float) lateness {lat}\n"

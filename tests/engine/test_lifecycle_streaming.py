@@ -9,8 +9,8 @@ import datetime as dt
 import polars as pl
 
 from cepdsl.frontend import compile_source
-from runtime.stream_loop import StreamingEngine
 from runtime.state import MemoryStore
+from runtime.stream_loop import StreamingEngine
 from tests.engine.test_streaming import T0, T0_S, Clock, Sink, batch
 
 RULES = """

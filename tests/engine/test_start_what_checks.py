@@ -18,8 +18,8 @@ import pytest
 from cepdsl.diagnostics import render_all
 from cepdsl.frontend import check_source, compile_source
 from cepdsl.plan import PRepeat, PStep
-from runtime.stream_loop import StreamingEngine
 from runtime.notify import Notifier
+from runtime.stream_loop import StreamingEngine
 
 pytestmark = pytest.mark.timeout(600)
 

@@ -10,9 +10,9 @@ import polars as pl
 from cepdsl.engine import Session
 from cepdsl.frontend import compile_source
 from runtime.dead_letter_writer import dead_letters, empty_dead_letters
-from runtime.stream_loop import OFFSETS_KEY, StreamingEngine
 from runtime.sources.batch import Batch
 from runtime.state import MemoryStore
+from runtime.stream_loop import OFFSETS_KEY, StreamingEngine
 from tests.support.fakes import echo_executors
 
 RULES = """

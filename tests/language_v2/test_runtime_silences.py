@@ -10,9 +10,9 @@ import pytest
 
 from cepdsl.frontend import compile_source
 from runtime.dead_letter_writer import empty_dead_letters
-from runtime.stream_loop import StreamingEngine
-from runtime.sources.batch import Batch
 from runtime.silences import SilenceRefused, compile_matcher, matcher_text
+from runtime.sources.batch import Batch
+from runtime.stream_loop import StreamingEngine
 
 T0 = dt.datetime(2026, 1, 1)
 T0_S = (T0 - dt.datetime(1970, 1, 1)).total_seconds()

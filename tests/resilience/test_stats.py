@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 
 from cepdsl.frontend import compile_source
-from runtime.stream_loop import StreamingEngine
 from runtime.run import render_stats
 from runtime.sources import open_source
 from runtime.state import MemoryStore
+from runtime.stream_loop import StreamingEngine
 from tests.support.live import ROOT, append, iso, replay
 
 pytestmark = pytest.mark.timeout(60)

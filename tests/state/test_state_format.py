@@ -24,8 +24,8 @@ from cepdsl.frontend import compile_source
 from cepdsl.state_format import MAGIC, StateFormatError, decode_state, encode_state
 from runtime.cli import main
 from runtime.cli.state import RefusedPickle, safe_loads
-from runtime.stream_loop import StreamingEngine
 from runtime.state.sqlite import SqliteStore
+from runtime.stream_loop import StreamingEngine
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -15,8 +15,8 @@ import numba as nb
 import numpy as np
 import polars as pl
 
-from cepdsl.executor import TIME, Executor, Progress, finalize
 from cepdsl.backends.numba.row_buffers import take
+from cepdsl.executor import TIME, Executor, Progress, finalize
 from cepdsl.kernels.groups import GroupTable
 from cepdsl.kernels.prefetch import AHEAD, prefetch
 from cepdsl.plan import RulePlan

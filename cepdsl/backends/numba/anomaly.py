@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from cepdsl.executor import TIME, Executor, Progress, finalize
 from cepdsl.backends.numba.anomaly_kernels import ema_scan, iqr_scan, run_scan, width_of, zscore_scan
 from cepdsl.backends.numba.row_buffers import take
+from cepdsl.executor import TIME, Executor, Progress, finalize
 from cepdsl.kernels.groups import GroupTable
 from cepdsl.plan import AnomalySpec, RulePlan
 

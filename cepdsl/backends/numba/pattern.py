@@ -20,11 +20,11 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from cepdsl.backends.numba.pattern_compile import compile_pattern
+from cepdsl.backends.numba.pattern_match import match_rows, take_columns
 from cepdsl.backends.numba.row_buffers import concat_rows, input_columns, positions, take
 from cepdsl.executor import SEQ, TIME, Executor, Progress, finalize, frame_from_state, frame_state
 from cepdsl.kernels.key_codes import StableCodes, column_codes, frame_codes
-from cepdsl.backends.numba.pattern_compile import compile_pattern
-from cepdsl.backends.numba.pattern_match import match_rows, take_columns
 from cepdsl.kernels.polars_expressions import compile_many, compile_predicate
 from cepdsl.plan import PatternSpec, RulePlan
 

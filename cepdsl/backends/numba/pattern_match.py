@@ -28,8 +28,8 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-from cepdsl.kernels.borrow import borrow
 from cepdsl.backends.numba.pattern_compile import CHECK, JMP, SAVE, SPLIT, STEP
+from cepdsl.kernels.borrow import borrow
 
 _BRANCH, _UNDO_COUNT, _UNDO_REG = 0, 1, 2
 _FITS, _STACK_FULL, _SPAN_SHORT = 0, 1, 2

@@ -15,9 +15,9 @@ from typing import Any
 
 import polars as pl
 
-from cepdsl.executor import SEQ, TIME, Executor, Progress, frame_from_state, frame_state
 from cepdsl.backends.polars import aggregates as agg
 from cepdsl.backends.polars.records import END, START, window_records
+from cepdsl.executor import SEQ, TIME, Executor, Progress, frame_from_state, frame_state
 from cepdsl.plan import RulePlan
 
 IDX, NEW = "__i", "__new"

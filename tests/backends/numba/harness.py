@@ -8,9 +8,9 @@ from datetime import datetime, timedelta
 
 import polars as pl
 
-from cepdsl.executor import SEQ, TIME, Executor, Progress
 from cepdsl.backends import executor_for
 from cepdsl.backends.polars import compile_predicate
+from cepdsl.executor import SEQ, TIME, Executor, Progress
 from cepdsl.frontend import compile_source
 from cepdsl.plan import Program, RulePlan
 

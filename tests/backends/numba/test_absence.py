@@ -7,9 +7,9 @@ import polars as pl
 import pytest
 from harness import at, released, rule_of, run_batches, us
 
-from cepdsl.executor import Progress
 from cepdsl.backends import executor_for
 from cepdsl.backends.numba.absence import by_rank
+from cepdsl.executor import Progress
 
 SRC = """stream m (ts: timestamp, host: str, event_type: str)
 rule lost

@@ -6,9 +6,9 @@ import polars as pl
 import pytest
 from harness import at, rule_of, run_batches, us
 
-from cepdsl.executor import Progress
 from cepdsl.backends import executor_for
 from cepdsl.backends.numba.pattern_compile import compile_pattern
+from cepdsl.executor import Progress
 from harness import released
 
 AUTH = "stream auth (ts: timestamp, user: str, event_type: str, price: float)\n"

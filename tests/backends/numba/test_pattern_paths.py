@@ -10,8 +10,8 @@ import pytest
 from harness import at, released, rule_of, run_batches, us
 
 import cepdsl.backends.numba.pattern as pattern_mod
-from cepdsl.executor import Progress
 from cepdsl.backends import executor_for
+from cepdsl.executor import Progress
 
 AUTH = "stream auth (ts: timestamp, user: str, event_type: str, price: float)\n"
 FFO = """rule ffo

@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 
 import cepdsl
 from cepdsl import interpret
+from cepdsl.backends import executor_for
 from cepdsl.backends.numba import window_kernels as kw
-from cepdsl.backends import executor_for as window_executor
 from cepdsl.backends.polars.pane_windows import PaneWindowExecutor
 from cepdsl.engine import Session
 from tests.support.frames import assert_frames_match
@@ -77,7 +77,7 @@ def test_kernels_equal_interpreter_for_any_batching(data: st.DataObject, window:
     frame = data.draw(frames(), label="frame")
     cuts = data.draw(st.lists(st.integers(1, max(frame.height, 1)), max_size=5), label="cuts")
     rules = cepdsl.compile(rule_text(window, aggs, keys))
-    assert isinstance(window_executor(rules["r"]), kw.KernelPaneExecutor)
+    assert isinstance(executor_for(rules["r"]), kw.KernelPaneExecutor)
     expected = interpret.run(rules.program, {"s": frame})["r"]
     got = run_batches(rules, split(frame, cuts))
     assert_frames_match(got, expected, ordered=True, label=rules["r"].having and str(aggs))
@@ -189,4 +189,4 @@ def test_rules_with_values_stay_on_polars_path() -> None:
     for aggs in (["percentile(x, 90)"], ["distinct(g)"], ["min(g)"], ["sum(x)", "distinct(n)"]):
         rule = cepdsl.compile(rule_text("tumbling 1m", aggs, "g"))["r"]
         assert kw.kernel_fields(rule) is None
-        assert isinstance(window_executor(rule), PaneWindowExecutor)
+        assert isinstance(executor_for(rule), PaneWindowExecutor)

@@ -15,8 +15,8 @@ import pytest
 
 import cepdsl
 from cepdsl import interpret
+from cepdsl.backends import executor_for
 from cepdsl.backends.numba import window_kernels as kw
-from cepdsl.backends import executor_for as window_executor
 from cepdsl.backends.polars.pane_windows import PaneWindowExecutor
 from cepdsl.engine import Session
 from tests.support.frames import assert_frames_match
@@ -29,7 +29,7 @@ AGGS = "count() >= 1 or sum(n) is null or avg(x) is null or min(x) is null or ma
 def compile_rule(window: str, keys: str = "g", lateness: str = "30s") -> cepdsl.Rules:
     group = f"group by {keys}\n  " if keys else ""
     rules = cepdsl.compile(STREAM.format(lateness=lateness) + f"rule r from s\n  {group}window {window}\n  having {AGGS}\n")
-    assert isinstance(window_executor(rules["r"]), kw.KernelPaneExecutor)
+    assert isinstance(executor_for(rules["r"]), kw.KernelPaneExecutor)
     return rules
 
 
@@ -82,7 +82,7 @@ def test_micro_batches_equal_one_batch_and_the_interpreter(adopt_min: int, monke
         assert exact(micro).equals(exact(expected)), window
         assert np.allclose(micro["std_n"].fill_null(-1).to_numpy(), expected["std_n"].fill_null(-1).to_numpy(), rtol=1e-9)
         # Emitted panes leave the state: only cells of windows still to come are kept.
-        ex = window_executor(rules["r"])
+        ex = executor_for(rules["r"])
         s = Session(rules.program, executors=lambda _r, ex=ex: ex)
         for i in range(0, frame.height, 37):
             s.push("s", frame.slice(i, 37))
@@ -198,7 +198,7 @@ def test_selective_having_keeps_the_right_windows_and_keys(having: str) -> None:
     frame = events(3_000, n_keys=40, seconds=300, seed=5)
     text = STREAM.format(lateness="30s") + f"rule r from s\n  group by g\n  window sliding 1m every 20s\n  having {having}\n"
     rules = cepdsl.compile(text)
-    ex = window_executor(rules["r"])
+    ex = executor_for(rules["r"])
     assert isinstance(ex, kw.KernelPaneExecutor) and bool(ex._having_on_aggregates) == ("g " not in having)
     got, _ = pushed(rules, frame, 101)
     expected = interpret.run(rules.program, {"s": frame})["r"]

@@ -3,16 +3,15 @@ sorted by (TIME, SEQ), watermark = max time seen − lateness)."""
 
 from __future__ import annotations
 
-from functools import partial
-
 import datetime as dt
 from collections.abc import Sequence
+from functools import partial
 
 import polars as pl
 
-from cepdsl.executor import SEQ, TIME, Executor, Progress
 from cepdsl import backends
 from cepdsl.backends.polars import compile_predicate
+from cepdsl.executor import SEQ, TIME, Executor, Progress
 from cepdsl.frontend import compile_source
 from cepdsl.plan import RulePlan
 

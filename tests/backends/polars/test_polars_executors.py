@@ -6,21 +6,20 @@ from __future__ import annotations
 
 from functools import partial
 
-
 import numpy as np
 import polars as pl
 import pytest
 from drive import M, S, at, frame, rule_of, run_batches, where
 from polars.testing import assert_frame_equal
 
-from cepdsl.executor import Progress
 from cepdsl import backends
 from cepdsl.backends.polars.count_windows import CountWindowExecutor
 from cepdsl.backends.polars.filters import FilterExecutor
-from cepdsl.state_format import decode_state, encode_state
+from cepdsl.backends.polars.pane_windows import SlidingExecutor, TumblingExecutor
 from cepdsl.backends.polars.schedule import ScheduleExecutor
 from cepdsl.backends.polars.sessions import SessionExecutor
-from cepdsl.backends.polars.pane_windows import SlidingExecutor, TumblingExecutor
+from cepdsl.executor import Progress
+from cepdsl.state_format import decode_state, encode_state
 
 #: The Polars executors alone, whatever `cepdsl.backends.EXECUTORS` prefers for a rule.
 executor_for = partial(backends.executor_for, backend="polars")
