@@ -10,6 +10,7 @@ import pytest
 
 from cepdsl.kernels.groups import GroupTable
 from cepdsl.kernels.key_codes import frame_codes
+from tests.support.key_columns import key_frame
 
 WORDS = ["", "a", "ab", "abc", "abcd", "abcde", "abcdefghijk", "abcdefghijkl", "abcdefghijklm",
          "abcdefghijklmnopqrstuvwxyz", "abcdefghijklmnopqrstuvwxyZ", "Abcdefghijklmnopqrstuvwxyz", "é", "x" * 100, None]
@@ -22,16 +23,7 @@ def reference(df: pl.DataFrame) -> list[int]:
 
 
 def frames(seed: int) -> pl.DataFrame:
-    rng = np.random.default_rng(seed)
-    n = int(rng.integers(0, 120))
-    return pl.DataFrame(
-        [
-            pl.Series("s", [WORDS[i] for i in rng.integers(0, len(WORDS), n)], dtype=pl.String),
-            pl.Series("f", [[0.0, -0.0, math.nan, 1.5, None][i] for i in rng.integers(0, 5, n)], dtype=pl.Float64),
-            pl.Series("i", [[1, 2, None, -5][i] for i in rng.integers(0, 4, n)], dtype=pl.Int64),
-            pl.Series("b", [[True, False, None][i] for i in rng.integers(0, 3, n)], dtype=pl.Boolean),
-        ]
-    )
+    return key_frame(seed, WORDS, 120)
 
 
 @pytest.mark.parametrize("seed", range(40))

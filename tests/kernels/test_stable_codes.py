@@ -10,21 +10,13 @@ import polars as pl
 import pytest
 
 from cepdsl.kernels.key_codes import StableCodes
+from tests.support.key_columns import key_frame
 
 WORDS = ["", "a", "abcd", "abcdefghijkl", "abcdefghijklm", "user-" + "x" * 30 + "1", "user-" + "x" * 30 + "2", "é", None]
 
 
 def batch(seed: int) -> pl.DataFrame:
-    rng = np.random.default_rng(seed)
-    n = int(rng.integers(0, 60))
-    return pl.DataFrame(
-        [
-            pl.Series("s", [WORDS[i] for i in rng.integers(0, len(WORDS), n)], dtype=pl.String),
-            pl.Series("f", [[0.0, -0.0, math.nan, 1.5, None][i] for i in rng.integers(0, 5, n)], dtype=pl.Float64),
-            pl.Series("i", [[1, 2, None, -5][i] for i in rng.integers(0, 4, n)], dtype=pl.Int64),
-            pl.Series("b", [[True, False, None][i] for i in rng.integers(0, 3, n)], dtype=pl.Boolean),
-        ]
-    )
+    return key_frame(seed, WORDS, 60)
 
 
 def key(row: tuple[object, ...]) -> tuple[object, ...]:
