@@ -308,7 +308,7 @@ def run_forever(
         return opened
 
     from cepdsl.tables import TableError
-    from runtime.tables import TableWatcher, redis_url_of
+    from runtime.live_tables import TableWatcher, redis_url_of
 
     tables = TableWatcher(program, redis_url_of(state, redis), clock=clock) if any(r.joins for r in program.rules) else None
     try:

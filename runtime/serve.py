@@ -198,7 +198,7 @@ def serve_forever(
             return super().feed(source, batch)
 
     from cepdsl.tables import TableError
-    from runtime.tables import TableWatcher, redis_url_of
+    from runtime.live_tables import TableWatcher, redis_url_of
 
     # Lookup tables (§9.2): `redis(...)` ones from the Redis of a redis:// --state.
     tables = TableWatcher(program, redis_url_of(state, None), clock=clock) if any(r.joins for r in program.rules) else None

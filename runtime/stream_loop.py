@@ -95,13 +95,13 @@ class StreamingEngine:
         max_future_s: float | None = DEFAULT_MAX_FUTURE_S,
     ) -> None:
         self.program = program
-        # Lookup tables (§9.2): read at start, reloaded on change or `refresh` (runtime.tables).
+        # Lookup tables (§9.2): read at start, reloaded on change or `refresh` (runtime.live_tables).
         if tables is None and any(r.joins for r in program.rules):
-            from runtime.tables import TableWatcher
+            from runtime.live_tables import TableWatcher
 
             tables = TableWatcher(program, clock=clock)
         self.tables = tables
-        from runtime.silences import SilenceBook
+        from runtime.silence_book import SilenceBook
 
         self.silences = SilenceBook(clock)  # run-time silences (§9.4, `/cep/silences`)
         self.session = session or Session(program, tables=tables.load_all() if tables is not None else None)
@@ -512,7 +512,7 @@ class StreamingEngine:
             watcher = None
             if self.tables is not None or any(r.joins for r in new.rules):
                 from cepdsl.tables import TableError
-                from runtime.tables import TableWatcher
+                from runtime.live_tables import TableWatcher
 
                 watcher = self.tables or TableWatcher(new, clock=self.clock)
                 try:

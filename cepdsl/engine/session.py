@@ -27,7 +27,7 @@ from cepdsl.backends.polars.rowsets import WhereSet, decode
 from cepdsl.engine.dead_letter_rows import concat_dead_letters, rows_as_dead_letters
 from cepdsl.engine.frames import conform
 from cepdsl.engine.ordering import NO_WATERMARK, StreamState
-from cepdsl.engine.stats import RuleStats
+from cepdsl.engine.rule_stats import RuleStats
 from cepdsl.engine.throttle import Throttle
 from cepdsl.executor import SEQ, TIME, Executor, Progress
 from cepdsl.plan import FieldPlan, Program, RuleKind, RulePlan, StreamPlan

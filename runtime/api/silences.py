@@ -59,7 +59,7 @@ def book(o: ControlPlane) -> Any:
     engine = getattr(o, "engine", None)
     if engine is not None and getattr(engine, "silences", None) is not None:
         return engine.silences
-    from runtime.silences import SilenceBook
+    from runtime.silence_book import SilenceBook
 
     if getattr(o, "_silence_book", None) is None:
         o._silence_book = SilenceBook(o.clock)  # type: ignore[attr-defined]
@@ -115,7 +115,7 @@ def list_silences(o: Ops) -> list[SilenceOut]:
 @router.post("/cep/silences", response_model=SilenceOut, status_code=201,
              summary="Create a silence: a matcher and an expiry; it holds from now to its expiry (engine clock)")
 def create_silence(body: SilenceIn, o: Ops) -> SilenceOut:
-    from runtime.silences import SilenceRefused, matcher_text
+    from runtime.silence_book import SilenceRefused, matcher_text
 
     if (body.match is None) == (body.matchers is None):
         raise Refused(422, "matcher", "give exactly one of `match` (a .cep condition) and `matchers` (a list)")

@@ -94,7 +94,7 @@ def replay(files: tuple[str, ...], data: tuple[str, ...], out_dir: str, batch_ro
     tables = None
     try:
         if any(r.joins for r in program.rules):  # read once, as at the start of replay (§9.2)
-            from runtime.tables import TableWatcher
+            from runtime.live_tables import TableWatcher
 
             tables = TableWatcher(program, redis).load_all()
     except TableError as e:

@@ -92,7 +92,7 @@ class SqlHistory:
         )
 
     def add_rows(self, rows: list[tuple[Any, ...]], now: float | None = None) -> None:
-        """Rows from `runtime.history.rows.alert_rows` (the writer thread's path)."""
+        """Rows from `runtime.history.alert_rows.alert_rows` (the writer thread's path)."""
         if not rows:
             return
         emitted = int((time.time() if now is None else now) * 1_000_000)
@@ -103,7 +103,7 @@ class SqlHistory:
         )
 
     def add_frame(self, frame: Any, now: float | None = None) -> None:
-        """An alert frame (`runtime.history.rows.alert_frame`): its rows come out of Polars as
+        """An alert frame (`runtime.history.alert_rows.alert_frame`): its rows come out of Polars as
         tuples (no per-match Python work here) and go in with one executemany."""
         if frame.height == 0:
             return

@@ -14,7 +14,7 @@ from typing import Any
 import polars as pl
 
 from cepdsl.plan import RulePlan
-from runtime.history.rows import alert_frame, alert_rows
+from runtime.history.alert_rows import alert_frame, alert_rows
 
 log = logging.getLogger("cep.history")
 

@@ -15,7 +15,7 @@ from lsprotocol import types
 
 from cepdsl.channels import KINDS, options_for
 from cepdsl.parser import _TOP_LEVEL  # noqa: PLC2701 - declarations start where the parser says
-from runtime.lsp.program import ProgramAnalysis
+from runtime.lsp.program_analysis import ProgramAnalysis
 from runtime.lsp.vocabulary import (
     AGGREGATE_DOCS,
     ANOMALY_METHODS,

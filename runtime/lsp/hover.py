@@ -13,7 +13,7 @@ from cepdsl.fmt import format_expr
 from cepdsl.plan import aggregate_name, aggregate_type
 from cepdsl.types import DECLARABLE
 from runtime.lsp.occurrences import Occurrence
-from runtime.lsp.program import ProgramAnalysis, decl_name
+from runtime.lsp.program_analysis import ProgramAnalysis, decl_name
 from runtime.lsp.vocabulary import AGGREGATE_DOCS, FUNCTIONS
 
 

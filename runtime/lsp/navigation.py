@@ -8,8 +8,8 @@ from collections.abc import Callable
 
 from lsprotocol import types
 
-from runtime.lsp.diagnostics import span_range
 from runtime.lsp.documents import Lines, uri_of
+from runtime.lsp.lsp_diagnostics import span_range
 from runtime.lsp.occurrences import DECLARED, Index, Occurrence
 
 

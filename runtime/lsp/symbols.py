@@ -6,8 +6,8 @@ from __future__ import annotations
 from lsprotocol import types
 
 from cepdsl import ast
-from runtime.lsp.diagnostics import span_range
 from runtime.lsp.documents import Lines
+from runtime.lsp.lsp_diagnostics import span_range
 
 S = types.SymbolKind
 

@@ -10,7 +10,7 @@ import pytest
 
 from cepdsl.frontend import compile_source
 from runtime.dead_letter_writer import empty_dead_letters
-from runtime.silences import SilenceRefused, compile_matcher, matcher_text
+from runtime.silence_book import SilenceRefused, compile_matcher, matcher_text
 from runtime.sources.batch import Batch
 from runtime.stream_loop import StreamingEngine
 
@@ -81,7 +81,7 @@ def test_a_runtime_silence_holds_from_creation_to_expiry_by_the_engine_clock() -
 def test_expire_early_and_matcher_forms() -> None:
     program = compile_source(RULES)
     clock = Clock()
-    from runtime.silences import SilenceBook
+    from runtime.silence_book import SilenceBook
 
     book = SilenceBook(clock)
     s = book.create(program, matcher_text([{"name": "rule", "value": "hot", "op": "="}, {"name": "host", "value": "db-.*", "op": "=~"}]),

@@ -15,9 +15,9 @@ import pytest
 from cepdsl.frontend import compile_source
 from cepdsl.tables import TableError
 from runtime.dead_letter_writer import empty_dead_letters
+from runtime.live_tables import TableWatcher, load_redis_table, redis_url_of
 from runtime.sources.batch import Batch
 from runtime.stream_loop import StreamingEngine
-from runtime.tables import TableWatcher, load_redis_table, redis_url_of
 
 T0 = dt.datetime(2026, 1, 1)
 T0_S = (T0 - dt.datetime(1970, 1, 1)).total_seconds()

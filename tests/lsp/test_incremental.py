@@ -111,7 +111,7 @@ def test_program_analysis_equals_cep_check_through_a_run_of_edits() -> None:
     from cepdsl.parser import parse as whole_parse
     from cepdsl.checker import check
     from runtime.lsp.documents import Document
-    from runtime.lsp.program import ProgramAnalyzer
+    from runtime.lsp.program_analysis import ProgramAnalyzer
 
     sys_path = str(Path(__file__).resolve().parents[2])
     import sys
@@ -154,7 +154,7 @@ def test_a_program_of_several_files_equals_cep_check_of_them() -> None:
     resolve across the files, a name declared twice is reported naming the first place."""
     from cepdsl.frontend import check_sources
     from runtime.lsp.documents import Document
-    from runtime.lsp.program import ProgramAnalyzer
+    from runtime.lsp.program_analysis import ProgramAnalyzer
 
     a = "stream s (ts: timestamp, x: int)\nchannel c = console()\n"
     b = "stream s (ts: timestamp, y: int)\nrule r from s where x > 1 notify c, d\n"

@@ -16,7 +16,7 @@ from typing import Any
 import polars as pl
 
 from cepdsl.backends.polars import aggregates as agg
-from cepdsl.backends.polars.records import END, START, window_records
+from cepdsl.backends.polars.window_records import END, START, window_records
 from cepdsl.executor import SEQ, TIME, Executor, Progress, frame_from_state, frame_state
 from cepdsl.plan import RulePlan
 

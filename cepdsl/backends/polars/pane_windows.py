@@ -22,7 +22,7 @@ import numpy as np
 import polars as pl
 
 from cepdsl.backends.polars import aggregates as agg
-from cepdsl.backends.polars.records import END, START, window_records
+from cepdsl.backends.polars.window_records import END, START, window_records
 from cepdsl.executor import TIME, Executor, Progress, frame_from_state, frame_state
 from cepdsl.kernels.panes import PaneGrid, first_window, last_window
 from cepdsl.plan import RulePlan

@@ -22,7 +22,7 @@ import polars as pl
 from croniter import croniter
 
 from cepdsl.backends.polars import aggregates as agg
-from cepdsl.backends.polars.records import END, START, window_records
+from cepdsl.backends.polars.window_records import END, START, window_records
 from cepdsl.executor import TIME, Executor, Progress, frame_from_state, frame_state
 from cepdsl.plan import RulePlan
 
