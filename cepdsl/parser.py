@@ -50,8 +50,8 @@ def _collect_comment(tok: Token) -> Token:
 @functools.cache
 def grammar() -> Lark:
     return Lark.open_from_package(
-        "cepdsl",
-        "grammar/cep.lark",
+        "cepdsl.grammar",  # the top-level grammar/ folder, mapped in pyproject.toml
+        "cep.lark",
         parser="lalr",
         # A basic lexer keeps keywords reserved everywhere; the contextual one would
         # read `rule` as a field name after `cpu >` and misplace the error.
