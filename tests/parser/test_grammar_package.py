@@ -29,7 +29,7 @@ print(pathlib.Path(cepdsl.__file__).parent)
 def test_grammar_folder_holds_the_file_itself() -> None:
     folder = ROOT / "grammar"
     assert not folder.is_symlink() and (folder / "cep.lark").is_file() and not (folder / "cep.lark").is_symlink()
-    assert not (ROOT / "cepdsl" / "grammar").exists()  # one copy only
+    assert not (ROOT / "cepdsl" / "grammar" / "cep.lark").exists()  # one copy only
 
 
 def test_editable_install_loads_the_grammar_from_the_folder() -> None:
@@ -57,3 +57,17 @@ def test_regular_install_carries_the_grammar(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     grammar_dir, package_dir = out.stdout.splitlines()[:2]
     assert grammar_dir == str(target / "cepdsl" / "grammar") and package_dir == str(target / "cepdsl")
+
+
+def test_an_install_without_the_grammar_package_says_how_to_fix_it(tmp_path: Path) -> None:
+    """An editable install made before grammar/ became cepdsl.grammar maps only cepdsl/:
+    the parser says to reinstall instead of failing inside Lark."""
+    (tmp_path / "cepdsl").symlink_to(ROOT / "cepdsl")
+    site_packages = next(p for p in sys.path if p.endswith("site-packages"))
+    # -S: no .pth files, so no editable-install finder; the checkout's cepdsl/ alone.
+    code = (f"import sys; sys.path[:0] = [{str(tmp_path)!r}, {site_packages!r}]\n"
+            "from cepdsl.parser import grammar\n"
+            "try:\n    grammar()\nexcept RuntimeError as e:\n    print(e)\n")
+    out = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "cepdsl.grammar" in out.stdout and "pip install -e ." in out.stdout
