@@ -223,8 +223,8 @@ def bench_ingest(tmp: Path, events: int) -> None:
     # Peer: the same bodies parsed and fed in process (no HTTP).
     from cepdsl.frontend import compile_source
     from runtime.api.eventbody import frame_of
-    from runtime.stream_loop import StreamingEngine
     from runtime.sources.batch import Batch
+    from runtime.stream_loop import StreamingEngine
 
     program = compile_source(RULES, "ops.cep")
     eng = StreamingEngine(program, {})
@@ -245,9 +245,9 @@ def bench_store(tmp: Path, events: int) -> None:
     from runtime.api.eventbody import frame_of
     from runtime.catalogue import open_catalogue
     from runtime.control import ControlPlane
-    from runtime.stream_loop import StreamingEngine
     from runtime.history import open_history
     from runtime.sources.batch import Batch
+    from runtime.stream_loop import StreamingEngine
 
     print(f"\n== Alert history's cost to streaming ({events:,} JSON lines typed and fed in batches of 10,000;"
           " CPU seconds, best of 3 alternated: wall time on a shared machine is noise)")

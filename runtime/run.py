@@ -251,10 +251,10 @@ def run_forever(
     0 done, 1 a source or delivery failed while running, 2 a bad spec or file at start."""
     from runtime import logs
     from runtime.compile_notice import announce_compilation
-    from runtime.stream_loop import StreamingEngine
     from runtime.notify import ChannelConfigError, DestinationPolicy, Notifier
     from runtime.sources import SourceSpecError, open_source
     from runtime.state.spec import StateSpecError, open_store
+    from runtime.stream_loop import StreamingEngine
 
     logs.configure(log_format)
 

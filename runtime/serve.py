@@ -95,13 +95,13 @@ def serve_forever(
     from runtime.api.guard import LOOPBACK_HOSTS
     from runtime.catalogue import open_catalogue
     from runtime.control import ControlPlane, ReloadRecord
-    from runtime.stream_loop import StreamingEngine
     from runtime.history import DEFAULT_RETENTION_S, open_history
     from runtime.notify import ChannelConfigError, DestinationPolicy, Notifier
     from runtime.run import DEFAULT_OUTBOX, DEFAULT_STATE, FileWatch, JsonlSink, source_specs
     from runtime.sources import open_source
     from runtime.sqldb import beside
     from runtime.state.spec import open_store
+    from runtime.stream_loop import StreamingEngine
 
     logging.basicConfig(level=os.environ.get("CEP_LOG", "INFO"), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 

@@ -81,9 +81,9 @@ def migrate(spec: str | None, dry_run: bool) -> None:
     Run it once, after upgrading and before `cep run`: the engine itself never reads a
     pickle, and starts a rule fresh when its stored state is not in the current format."""
     from cepdsl.state_format import is_pickle
-    from runtime.stream_loop import OFFSETS_KEY
     from runtime.run import DEFAULT_STATE
     from runtime.state.spec import open_store
+    from runtime.stream_loop import OFFSETS_KEY
 
     target = spec or DEFAULT_STATE
     if "://" not in target and not target.startswith(("sqlite:", "memory")):

@@ -187,8 +187,8 @@ def test_missing_followed_input_is_on_the_source_and_in_health(tmp_path: Path, k
     import threading
 
     from cepdsl.frontend import compile_path
-    from runtime.stream_loop import StreamingEngine
     from runtime.sources import open_source
+    from runtime.stream_loop import StreamingEngine
 
     program = compile_path(OPS)
     missing = tmp_path / ("later.jsonl" if kind == "jsonl" else "later")
