@@ -275,8 +275,14 @@ class HistoryWriter:
 # ---------------------------------------------------------------------- the process itself
 def _child(spec: str, retention_s: float) -> None:
     import select
+    import signal
 
     from runtime.history import open_history
+
+    # Ctrl-C and a service manager's SIGTERM reach the whole process group: the writer outlives
+    # them until the engine's process closes the pipe, so what is queued is still stored.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
     inp = sys.stdin.buffer
     out = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
