@@ -203,7 +203,11 @@ class HistoryWriter:
         retention = str(getattr(self.history, "retention_s", 0.0))
         self._proc = subprocess.Popen([sys.executable, "-c", "import sys; from runtime.history.writer import _child; "
                                        "_child(sys.argv[1], float(sys.argv[2]))", spec, retention],
-                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
+                                      # A session of its own: the terminal's Ctrl-C is not for it (it leaves when
+                                      # the pipe closes), and where the kernel groups CPU time by session
+                                      # (autogroup) the writer does not take it from the engine's share.
+                                      start_new_session=True)
         try:  # a larger pipe: a write of a few frames does not wait for the process to read
             import fcntl
 
