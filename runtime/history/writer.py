@@ -2,11 +2,11 @@
 work on the engine thread) and the writer stores what queued up meanwhile in one write.
 
 Where the store can be opened by another process (a SQLite file, PostgreSQL, Redis) the
-writing happens in a process of its own (`_child` below): converting
-and inserting matches costs ~5-10 µs of CPU each, and in a thread of the engine's process
-that work held the GIL and Polars' thread pool the engine needs.  The writer's thread here
-only pickles each frame (Arrow IPC inside, ~0.1 µs a match) and pipes it over; the process answers with what
-it has stored.  Until the process is up (it imports Polars, ~0.5 s), and for ever if it
+writing happens in a process of its own (`_child` below): converting and inserting matches
+costs ~5-10 µs of CPU each, and in a thread of the engine's process that work held the GIL
+and Polars' thread pool the engine needs.  The writer's thread here only pickles each frame
+(Arrow IPC inside, ~0.5 µs a match with the pipe) and sends it; the process answers with
+what it has stored.  Until the process is up (it imports Polars, ~0.5 s), and for ever if it
 dies, the thread writes itself: alerts are never dropped for want of a process.  With
 `memory` (one connection, this process only) the thread always writes.
 
@@ -142,7 +142,11 @@ class HistoryWriter:
         return self._ready and not self._dead
 
     def close(self, timeout: float = 30.0) -> None:
-        self.flush(timeout)
+        if not self.flush(timeout):
+            with self._cond:
+                left = self._submitted - self._done
+            log.error("alert history: %d frame(s) of matches still not stored after %.0f s", left,
+                      timeout)
         self._q.put(None)
         self._thread.join(timeout)
         if self._proc is not None:

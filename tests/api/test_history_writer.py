@@ -54,7 +54,7 @@ def spec(request, tmp_path) -> Iterator[str]:  # noqa: ANN001
     else:
         url = request.getfixturevalue("postgres_url")
         h = open_history(url)
-        h.db.execute("DELETE FROM cep_alerts")
+        h.db.execute("TRUNCATE cep_alerts RESTART IDENTITY")  # the database is shared by the session's tests
         h.close()
         yield url
 
@@ -168,4 +168,49 @@ def test_floats_json_cannot_hold_still_stored(tmp_path) -> None:  # noqa: ANN001
     w.submit("root", ROOT, frame(2, 3))  # same rule and columns: converted together with the one above
     w.close()
     assert [a.record["cpu"] for a in stored(history)] == ["inf", "nan", 1.5, 3.0, 4.0]
+    history.close()
+
+
+CHILD = """
+import sys, time
+sys.path[:0] = {path!r}
+from tests.api.test_history_writer import ROOT, frame
+from runtime.history import HistoryWriter, open_history
+w = HistoryWriter(open_history(sys.argv[1]))
+assert w.wait_ready(60)
+for i in range(5):
+    w.submit("root", ROOT, frame(10, i * 10))
+assert w.flush(60)
+print(w._proc.pid, flush=True)
+time.sleep(600)
+"""
+
+
+def running(pid: int) -> bool:
+    """Alive and not a zombie (an orphan's reaper may be slow in a container)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.timeout(120)
+def test_the_writer_process_leaves_with_the_engine(tmp_path) -> None:  # noqa: ANN001
+    """An engine killed outright (no close) leaves no writer behind: its pipe closes, it exits."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "h.sqlite"
+    engine = subprocess.Popen([sys.executable, "-c", CHILD.format(path=sys.path), f"sqlite:{path}"],
+                              stdout=subprocess.PIPE, text=True)
+    writer_pid = int(engine.stdout.readline())
+    engine.kill()
+    engine.wait()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and running(writer_pid):
+        time.sleep(0.1)
+    assert not running(writer_pid)
+    history = open_history(f"sqlite:{path}")
+    assert len(stored(history)) == 50
     history.close()
