@@ -295,7 +295,7 @@ def bench_store(tmp: Path, events: int, repeats: int) -> None:
         for mode in ("off", "thread", "process"):
             b = best[mode]
 
-            def cell(k: str, width: int, b: dict[str, float] = b, mode: str = mode) -> str:
+            def cell(k: str, width: int, b: dict[str, float] = b, mode: str = mode, off: dict[str, float] = off) -> str:
                 rel = "" if mode == "off" else f" {100 * (b[k] - off[k]) / off[k]:+.1f}%"
                 return f"{b[k]:.3f} s{rel}".rjust(width)
 

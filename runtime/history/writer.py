@@ -28,7 +28,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import IO, Any
 
 import polars as pl
 
@@ -51,14 +51,14 @@ def store_items(history: Any, items: list[Item]) -> None:
     history.add_frame(batch_frame(items))
 
 
-def _send(out: BinaryIO, obj: Any) -> None:
+def _send(out: IO[bytes], obj: Any) -> None:
     data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
     out.write(_HEADER.pack(len(data)))
     out.write(data)
     out.flush()
 
 
-def _recv(inp: BinaryIO) -> Any:
+def _recv(inp: IO[bytes]) -> Any:
     head = inp.read(_HEADER.size)
     if len(head) < _HEADER.size:
         raise EOFError
@@ -98,7 +98,7 @@ class HistoryWriter:
         self._seq = 0
         self._unacked: dict[int, list[Item]] = {}  # sent, not yet stored: written here if the process dies
         self._rules_sent: dict[int, RulePlan | None] = {}  # id → plan (held so the id is not reused)
-        if process:
+        if process and spec is not None:
             try:
                 self._start_process(spec)
             except OSError as e:
@@ -180,9 +180,9 @@ class HistoryWriter:
                 self._send_batch(batch)
             else:
                 self._write_here(batch)
-        if self._proc is not None and self._proc.stdin is not None:
+        if self._proc is not None:
             try:
-                self._proc.stdin.close()  # the process drains what it has, then exits
+                self._to_proc.close()  # the process drains what it has, then exits
             except OSError:
                 pass
 
@@ -205,17 +205,19 @@ class HistoryWriter:
         root = str(Path(__file__).resolve().parents[2])  # where `runtime` is importable from
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
         retention = str(getattr(self.history, "retention_s", 0.0))
-        self._proc = subprocess.Popen([sys.executable, "-c", "import sys; from runtime.history.writer import _child; "
+        proc = subprocess.Popen([sys.executable, "-c", "import sys; from runtime.history.writer import _child; "
                                        "_child(sys.argv[1], float(sys.argv[2]))", spec, retention],
                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
                                       # A session of its own: the terminal's Ctrl-C is not for it (it leaves when
                                       # the pipe closes), and where the kernel groups CPU time by session
                                       # (autogroup) the writer does not take it from the engine's share.
                                       start_new_session=True)
+        assert proc.stdin is not None and proc.stdout is not None  # both PIPE
+        self._proc, self._to_proc, self._from_proc = proc, proc.stdin, proc.stdout
         try:  # a larger pipe: a write of a few frames does not wait for the process to read
             import fcntl
 
-            fcntl.fcntl(self._proc.stdin.fileno(), 1031, 1 << 20)  # F_SETPIPE_SZ
+            fcntl.fcntl(proc.stdin.fileno(), 1031, 1 << 20)  # F_SETPIPE_SZ
         except (ImportError, OSError):
             pass
         self._acks = threading.Thread(target=self._read_acks, name="cep-history-acks", daemon=True)
@@ -234,13 +236,14 @@ class HistoryWriter:
             seq = self._seq
             self._unacked[seq] = batch
         try:
-            _send(self._proc.stdin, (seq, msg))
+            _send(self._to_proc, (seq, msg))
         except (OSError, ValueError):  # the process is gone: this thread writes from now on
             self._dead = True
             self._take_over()
 
     def _read_acks(self) -> None:
-        out = self._proc.stdout
+        proc, out = self._proc, self._from_proc
+        assert proc is not None
         try:
             while True:
                 kind, *rest = _recv(out)
@@ -265,9 +268,9 @@ class HistoryWriter:
             self._dead = True
             pending = bool(self._unacked)
             self._cond.notify_all()
-        if pending or self._proc.poll() not in (0, None):
+        if pending or proc.poll() not in (0, None):
             log.error("alert history: the writer process stopped (exit %s); this process writes from now on",
-                      self._proc.poll())
+                      proc.poll())
         if pending:
             self._q.put(_CHILD_DIED)
 

@@ -95,6 +95,7 @@ def test_nothing_lost_when_the_writer_process_dies(tmp_path) -> None:  # noqa: A
     assert w.wait_ready(60)
     w.submit("root", ROOT, frame(10, 0))
     assert w.flush(30)
+    assert w._proc is not None  # noqa: SLF001
     pid = w._proc.pid  # noqa: SLF001
     os.kill(pid, signal.SIGSTOP)  # frames reach the pipe and are never stored by the process...
     for i in range(1, 6):
@@ -204,6 +205,7 @@ def test_the_writer_process_leaves_with_the_engine(tmp_path) -> None:  # noqa: A
     path = tmp_path / "h.sqlite"
     engine = subprocess.Popen([sys.executable, "-c", CHILD.format(path=sys.path), f"sqlite:{path}"],
                               stdout=subprocess.PIPE, text=True)
+    assert engine.stdout is not None
     writer_pid = int(engine.stdout.readline())
     engine.kill()
     engine.wait()
