@@ -46,12 +46,13 @@ sys.path.insert(0, str(HERE))
 
 import bench_anomaly as ba  # noqa: E402
 import bench_patterns as bp  # noqa: E402
-import cepdsl  # noqa: E402
 from bench_filters import HAND, WHERE  # noqa: E402
+
+import cepdsl  # noqa: E402
+from cepdsl.backends.base import SEQ, TIME  # noqa: E402
+
 from common import STREAM, metrics  # noqa: E402
 from peers import numba_onepass as nop  # noqa: E402
-
-from cepdsl.backends.base import SEQ, TIME  # noqa: E402
 
 M_US = 60_000_000
 KEYS = (1_000, 10_000, 100_000)
@@ -77,12 +78,20 @@ rule r from auth group by user pattern fail{3,} ok within 10m
 """,
     "absence": "stream hb (ts: timestamp, host: str)\nrule r from hb group by host absent for 2m\n",
     "zscore": "stream m (ts: timestamp, host: str, cpu: float)\n"
-              "rule r from m group by host anomaly zscore(cpu, threshold = 3.0) baseline 100 warmup 10\n",
+    "rule r from m group by host anomaly zscore(cpu, threshold = 3.0) baseline 100 warmup 10\n",
     "ema": "stream m (ts: timestamp, host: str, cpu: float)\n"
-           "rule r from m group by host anomaly ema(cpu, alpha = 0.3, threshold = 3.0) baseline 100 warmup 10\n",
+    "rule r from m group by host anomaly ema(cpu, alpha = 0.3, threshold = 3.0) baseline 100 warmup 10\n",
 }
-STREAM_OF = {"filter2": "metrics", "filter5": "metrics", "sliding": "metrics", "tumbling": "metrics",
-             "pattern": "auth", "absence": "hb", "zscore": "m", "ema": "m"}
+STREAM_OF = {
+    "filter2": "metrics",
+    "filter5": "metrics",
+    "sliding": "metrics",
+    "tumbling": "metrics",
+    "pattern": "auth",
+    "absence": "hb",
+    "zscore": "m",
+    "ema": "m",
+}
 
 
 def best_of(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
@@ -108,8 +117,14 @@ _LAST: dict[tuple, pl.DataFrame] = {}
 def frame_for(section: str, n: int, keys: int, dtype: str) -> pl.DataFrame:
     """The section's frame with the engine's SEQ/TIME columns (dropped for ours); the last
     one is kept for the next section that uses the same data."""
-    kind = {"filter2": "metrics", "filter5": "metrics", "sliding": "metrics", "tumbling": "metrics",
-            "zscore": "anomaly", "ema": "anomaly"}.get(section, section)
+    kind = {
+        "filter2": "metrics",
+        "filter5": "metrics",
+        "sliding": "metrics",
+        "tumbling": "metrics",
+        "zscore": "anomaly",
+        "ema": "anomaly",
+    }.get(section, section)
     if (kind, n, keys, dtype) not in _LAST:
         _LAST.clear()
         _LAST[(kind, n, keys, dtype)] = _make_frame(section, n, keys, dtype)
@@ -154,8 +169,9 @@ def numba_peer(section: str, ev: pl.DataFrame) -> int:
         else:  # strings compared once per row by Polars, the rest in the kernel
             s_codes, healthy = (st == "healthy").to_numpy().view(np.uint8), 1
             t_codes, metric = (ty == "metric").to_numpy().view(np.uint8), 1
-        idx = nop.filter5(ev["cpu"].to_numpy(), ev["memory"].to_numpy(), s_codes, healthy,
-                          ev["latency_ms"].to_numpy(), t_codes, metric)
+        idx = nop.filter5(
+            ev["cpu"].to_numpy(), ev["memory"].to_numpy(), s_codes, healthy, ev["latency_ms"].to_numpy(), t_codes, metric
+        )
         return ev[idx].height
     if section in ("sliding", "tumbling", "absence", "zscore", "ema"):
         key, nk = nop.key_codes(ev["host"])
@@ -182,9 +198,13 @@ def polars_peer(section: str, df: pl.DataFrame) -> tuple[str, int]:
     if section == "filter5":
         return "df.filter", df.drop(SEQ, TIME).filter(HAND).height
     if section == "sliding":
-        out = (df.select("ts", "host", "cpu").sort("ts")
-               .group_by_dynamic("ts", every="1m", period="5m", group_by="host")
-               .agg(pl.col("cpu").mean().alias("avg_cpu")).filter(pl.col("avg_cpu") > 80))
+        out = (
+            df.select("ts", "host", "cpu")
+            .sort("ts")
+            .group_by_dynamic("ts", every="1m", period="5m", group_by="host")
+            .agg(pl.col("cpu").mean().alias("avg_cpu"))
+            .filter(pl.col("avg_cpu") > 80)
+        )
         return "sort + group_by_dynamic", out.height
     if section == "tumbling":
         return "group_by", df.group_by("host", (pl.col(TIME) // M_US).alias("k")).agg(pl.len()).height
@@ -214,13 +234,27 @@ def run_section(section: str, n: int, keys: int, dtype: str, repeat: int, rows_o
     pl_ok = pl_n == ours_n or section == "sliding"
     # zscore's peer keeps running sums: a value on the threshold may fall either side.
     nb_ok = nb_n == ours_n or (section == "zscore" and abs(nb_n - ours_n) <= max(2, ours_n // 1000))
-    row = {"section": section, "keys": keys, "dtype": dtype, "n": n, "ours": ours_s, "numba": nb_s, "polars": pl_s,
-           "polars_what": pl_what, "ours_n": ours_n, "numba_n": nb_n, "polars_n": pl_n}
+    row = {
+        "section": section,
+        "keys": keys,
+        "dtype": dtype,
+        "n": n,
+        "ours": ours_s,
+        "numba": nb_s,
+        "polars": pl_s,
+        "polars_what": pl_what,
+        "ours_n": ours_n,
+        "numba_n": nb_n,
+        "polars_n": pl_n,
+    }
     rows_out.append(row)
-    print(f"  {section:<9} {keys:>7,} keys {dtype:<6} ours {ours_s * 1e3:8.1f} ms {n / ours_s / 1e6:7.1f} M ev/s | "
-          f"polars {pl_what} {pl_s * 1e3:8.1f} ms ({pl_s / ours_s:5.2f}x) | numba {nb_s * 1e3:8.1f} ms "
-          f"({nb_s / ours_s:5.2f}x) | matches {ours_n:,}{'' if pl_ok else f' !! polars {pl_n:,}'}"
-          f"{'' if nb_ok else f' !! numba {nb_n:,}'}", flush=True)
+    print(
+        f"  {section:<9} {keys:>7,} keys {dtype:<6} ours {ours_s * 1e3:8.1f} ms {n / ours_s / 1e6:7.1f} M ev/s | "
+        f"polars {pl_what} {pl_s * 1e3:8.1f} ms ({pl_s / ours_s:5.2f}x) | numba {nb_s * 1e3:8.1f} ms "
+        f"({nb_s / ours_s:5.2f}x) | matches {ours_n:,}{'' if pl_ok else f' !! polars {pl_n:,}'}"
+        f"{'' if nb_ok else f' !! numba {nb_n:,}'}",
+        flush=True,
+    )
 
 
 def table(rows: list[dict]) -> None:
@@ -229,18 +263,23 @@ def table(rows: list[dict]) -> None:
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         n = r["n"]
-        print(f"| {r['section']} | {r['keys']:,} | {r['dtype']} | {n / r['ours'] / 1e6:.1f} M ev/s | "
-              f"{r['polars_what']} {n / r['polars'] / 1e6:.1f} M ev/s | {r['polars'] / r['ours']:.2f}× | "
-              f"{n / r['numba'] / 1e6:.1f} M ev/s | {r['numba'] / r['ours']:.2f}× | {TARGETS[r['section']]} |")
+        print(
+            f"| {r['section']} | {r['keys']:,} | {r['dtype']} | {n / r['ours'] / 1e6:.1f} M ev/s | "
+            f"{r['polars_what']} {n / r['polars'] / 1e6:.1f} M ev/s | {r['polars'] / r['ours']:.2f}× | "
+            f"{n / r['numba'] / 1e6:.1f} M ev/s | {r['numba'] / r['ours']:.2f}× | {TARGETS[r['section']]} |"
+        )
 
 
 # --------------------------------------------------------------------------- the `cep replay` process
 
-TWO_RULES = STREAM + f"""
+TWO_RULES = (
+    STREAM
+    + f"""
 rule hot from metrics where {WHERE}
 
 rule busy from metrics group by host window sliding 5m every 1m having avg(cpu) > 80
 """
+)
 
 FLOOR = """
 import sys, time
@@ -255,8 +294,7 @@ def timed_process(cmd: list[str]) -> tuple[float, float, str]:
     """(wall s, peak RSS MB, stdout+stderr) of a child process, by /usr/bin/time."""
     with tempfile.NamedTemporaryFile("r", suffix=".time") as tf:
         t0 = time.perf_counter()
-        proc = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", tf.name, *cmd], cwd=HERE.parent,
-                              capture_output=True, text=True)
+        proc = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", tf.name, *cmd], cwd=HERE.parent, capture_output=True, text=True)
         wall = time.perf_counter() - t0
         if proc.returncode:
             raise RuntimeError(f"{cmd} failed:\n{proc.stderr[-3000:]}")
@@ -277,20 +315,27 @@ def bench_replay_process(rows: int, repeat: int) -> None:
     timed_process([*cep, "--data", f"metrics={small}", "--out", str(work / "warm")])  # kernels into the cache
     floor = min((timed_process([sys.executable, "-c", FLOOR, str(path)]) for _ in range(repeat)), key=lambda r: r[0])
     read_s = float(floor[2].split()[1])
-    ours = min((timed_process([*cep, "--data", f"metrics={path}", "--out", str(work / f"out{i}")])
-                for i in range(repeat)), key=lambda r: r[0])
+    ours = min(
+        (timed_process([*cep, "--data", f"metrics={path}", "--out", str(work / f"out{i}")]) for i in range(repeat)), key=lambda r: r[0]
+    )
     m = re.search(r"rows in ([\d.]+)s", ours[2])
     own_s = float(m.group(1)) if m else float("nan")
-    print(f"\n== `cep replay` of {path.name} ({rows:,} rows, {path.stat().st_size / 1e6:.0f} MB): "
-          "5-condition filter + sliding 5m every 1m per host, best of "
-          f"{repeat}")
+    print(
+        f"\n== `cep replay` of {path.name} ({rows:,} rows, {path.stat().st_size / 1e6:.0f} MB): "
+        "5-condition filter + sliding 5m every 1m per host, best of "
+        f"{repeat}"
+    )
     print(f"  floor: pl.read_parquet {read_s:.3f} s in a process of {floor[0]:.2f} s, peak RSS {floor[1]:.0f} MB")
     print(f"  ours:  `cep replay` process {ours[0]:.2f} s (its own figure {own_s:.2f} s), peak RSS {ours[1]:.0f} MB")
-    print(f"  speed vs the read floor: {read_s / ours[0]:.2f}x of the process, {read_s / own_s:.2f}x of replay's own "
-          "time (target ≥ 0.5x)")
-    print(f"\n| `cep replay`, two rules | {rows:,} rows | process {ours[0]:.2f} s (replay {own_s:.2f} s), "
-          f"{ours[1]:.0f} MB peak | `pl.read_parquet` {read_s:.3f} s, {floor[1]:.0f} MB peak | "
-          f"{read_s / ours[0]:.2f}× ({read_s / own_s:.2f}×) | ≥ 0.5× |")
+    print(
+        f"  speed vs the read floor: {read_s / ours[0]:.2f}x of the process, {read_s / own_s:.2f}x of replay's own "
+        "time (target ≥ 0.5x)"
+    )
+    print(
+        f"\n| `cep replay`, two rules | {rows:,} rows | process {ours[0]:.2f} s (replay {own_s:.2f} s), "
+        f"{ours[1]:.0f} MB peak | `pl.read_parquet` {read_s:.3f} s, {floor[1]:.0f} MB peak | "
+        f"{read_s / ours[0]:.2f}× ({read_s / own_s:.2f}×) | ≥ 0.5× |"
+    )
 
 
 def main() -> None:
@@ -304,8 +349,7 @@ def main() -> None:
     args = ap.parse_args()
     n = args.rows or (1_000_000 if args.quick else int(os.environ.get("BENCH_EVENTS", 10_000_000)))
     only = args.only.split(",")
-    print(f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} cores; "
-          f"{n:,} rows; best of {args.repeat}")
+    print(f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} cores; {n:,} rows; best of {args.repeat}")
     rows: list[dict] = []
     for keys in (int(k) for k in args.keys.split(",")):
         for dtype in args.dtypes.split(","):

@@ -51,8 +51,7 @@ def filter5(cpu, memory, status, healthy, latency, event_type, metric):  # noqa:
     m = 0
     for i in range(n):
         out[m] = i
-        m += ((cpu[i] > 80.0) & (memory[i] > 70.0) & (status[i] != healthy)) | (
-            (latency[i] > 500.0) & (event_type[i] == metric))
+        m += ((cpu[i] > 80.0) & (memory[i] > 70.0) & (status[i] != healthy)) | ((latency[i] > 500.0) & (event_type[i] == metric))
     return out[:m]
 
 
