@@ -19,6 +19,7 @@ has thrown most of them away.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -26,7 +27,8 @@ import numpy as np
 import polars as pl
 
 from cepdsl.backends.polars.expressions import compile_expr
-from cepdsl.plan import JoinPlan, TablePlan, TField
+from cepdsl.backends.polars.rowsets import decode
+from cepdsl.plan import JoinPlan, TablePlan, TBinary, TExpr, TField, fields_read
 from cepdsl.types import Type
 
 _KEY = "__join_key"
@@ -41,16 +43,26 @@ class PreparedTable:
     plan: TablePlan
     frame: pl.DataFrame  # declared columns, engine dtypes (String as String)
     gatherable: pl.DataFrame = field(init=False)
+    padded_frame: pl.DataFrame = field(init=False)  # `frame` and one all-null row (`absent`)
+    padded_gatherable: pl.DataFrame = field(init=False)
+    absent: int = field(init=False)
     positions: pl.DataFrame = field(init=False)  # _KEY, _POS
     #: The last Enum dictionary looked up, and each of its values' positions: batches of
     #: one source share their dtype, so this is computed once per table per source.
     _dict: tuple[pl.Series, np.ndarray] | None = field(default=None, init=False)
+    #: The same for `dictionary_rows` (absent and null: `absent`).
+    _dict_rows: tuple[pl.Series, np.ndarray] | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self.gatherable = self.frame.with_columns(
             pl.col(f.name).cast(pl.Categorical) for f in self.plan.fields if f.type is Type.STR
         )
         self.positions = self.frame.select(pl.col(self.plan.key).alias(_KEY)).with_row_index(_POS)
+        # One all-null row after the last: where a key is absent, a gather at `absent` gives
+        # the nulls a left join gives, with no null positions to build or test.
+        self.absent = self.frame.height
+        self.padded_frame = pl.concat([self.frame, self.frame.clear(1)])
+        self.padded_gatherable = pl.concat([self.gatherable, self.gatherable.clear(1)])
 
     @property
     def key_type(self) -> Type:
@@ -69,6 +81,22 @@ class PreparedTable:
         lookup = self.positions_of_values(categories)
         self._dict = (categories, lookup)
         return lookup
+
+
+    def dictionary_rows(self, categories: pl.Series) -> np.ndarray:
+        """Per code of an Enum with these `categories`, its table row (UInt32; absent →
+        `absent`), and one more entry, `absent`, for null keys (code `len(categories)`)."""
+        cached = self._dict_rows
+        if cached is not None and cached[0].len() == categories.len() and cached[0].equals(categories):
+            return cached[1]
+        found = self.positions_of_values(categories)
+        rows = np.append(np.where(found < 0, self.absent, found), self.absent).astype(np.uint32)
+        self._dict_rows = (categories, rows)
+        return rows
+
+    def rows_of(self, key: pl.Series) -> np.ndarray:
+        """Per value of `key`, its table row (UInt32; absent or null → `absent`)."""
+        return _hash_positions(key, self).fill_null(self.absent).to_numpy()
 
 
 def prepare_tables(frames: Mapping[str, pl.DataFrame], plans: Mapping[str, TablePlan]) -> dict[str, PreparedTable]:
@@ -179,3 +207,112 @@ def complete_joins(rows: pl.DataFrame, joins: tuple[JoinPlan, ...], tables: Mapp
             rows = rows.hstack(cols)
         rows = rows.drop(pos_name)
     return rows
+
+
+# ----------------------------------------------------------------------------- one rule's joins
+_ROW = "__join_row"
+
+
+def _conjuncts(e: TExpr) -> list[TExpr]:
+    if isinstance(e, TBinary) and e.op == "and":
+        return _conjuncts(e.left) + _conjuncts(e.right)
+    return [e]
+
+
+def _and(parts: list[TExpr]) -> TExpr | None:
+    return functools.reduce(lambda a, b: TBinary(Type.BOOL, "and", a, b), parts) if parts else None
+
+
+@dataclass(frozen=True)
+class JoinedFilter:
+    """A rule's joins and `where` as one filter, for a join group of one rule.
+
+    `where` is cut at its top-level `and`s: the conjuncts reading no joined column
+    (`pre`) run over the whole batch first; keys are looked up only for the rows they
+    keep; the other conjuncts (`rest`) run over those rows with the joined columns they
+    read gathered; the matching rows alone are gathered whole, with every joined
+    column.  `and` is true only where every conjunct is true, so this keeps exactly
+    the rows `where` keeps, and no column is gathered for a row `where` drops."""
+
+    joins: tuple[JoinPlan, ...]
+    pre: pl.Expr | None
+    rest: pl.Expr | None
+    rest_fields: frozenset[str]
+
+    @staticmethod
+    def of(where: TExpr | None, joins: tuple[JoinPlan, ...]) -> JoinedFilter:
+        joined = {c.name for j in joins for c in j.columns}
+        parts = _conjuncts(where) if where is not None else []
+        pre = [c for c in parts if not fields_read(c) & joined]
+        rest = [c for c in parts if fields_read(c) & joined]
+        rest_expr = _and(rest)
+        return JoinedFilter(
+            joins,
+            None if not pre else compile_expr(_and(pre)),  # type: ignore[arg-type]
+            None if rest_expr is None else compile_expr(rest_expr),
+            frozenset(fields_read(rest_expr)) if rest_expr is not None else frozenset(),
+        )
+
+    def run(self, rows: pl.DataFrame, tables: Mapping[str, PreparedTable]) -> pl.DataFrame:
+        """The rows of `rows` the rule keeps, in order, with every `ALIAS.field` added and
+        dictionary-encoded columns decoded to String."""
+        idx: np.ndarray | None = None  # candidate row numbers (None: every row)
+        if self.pre is not None:
+            idx = rows.lazy().with_row_index(_ROW).filter(self.pre).select(_ROW).collect().to_series().to_numpy()
+        stream_cols = set(rows.columns)
+        positions: dict[str, np.ndarray] = {}  # alias -> table row per candidate (absent: the null row)
+        decoders: dict[str, tuple[pl.Series, np.ndarray]] = {}  # Enum column -> (categories, codes of all rows)
+
+        def at_candidates(names: set[str]) -> pl.DataFrame:
+            """The columns `names` for the candidate rows: stream columns gathered, joined ones looked up."""
+            own = [n for n in names if n in stream_cols]
+            frame = None
+            if own:
+                frame = rows.select(own) if idx is None else rows.select(own).gather(pl.Series(idx, dtype=pl.UInt32))
+            cols = []
+            for join in self.joins:
+                if join.alias not in positions:
+                    continue
+                take = [f.name for f in join.table.fields if f"{join.alias}.{f.name}" in names]
+                if take:
+                    pos = pl.Series(positions[join.alias])
+                    got = tables[join.table.name].padded_gatherable.select(pl.col(take).gather(pos))
+                    cols += [c.alias(f"{join.alias}.{c.name}") for c in got.get_columns()]
+            if frame is None:  # (a frame of no columns has no height to add columns to)
+                n = rows.height if idx is None else len(idx)
+                return pl.DataFrame(cols) if cols else pl.DataFrame({_ROW: np.zeros(n, dtype=np.uint8)})
+            return frame.hstack(cols) if cols else frame
+
+        for join in self.joins:
+            table = tables[join.table.name]
+            on = join.on
+            if isinstance(on, TField) and on.name in stream_cols and table.key_type is Type.STR:
+                col = rows.get_column(on.name)
+                dtype = col.dtype  # (each `.dtype` of an Enum builds the dtype anew: ask once)
+                if isinstance(dtype, pl.Enum):
+                    cats = dtype.categories
+                    lookup = table.dictionary_rows(cats)
+                    phys = col.to_physical()
+                    codes = (phys.fill_null(cats.len()) if phys.null_count() else phys).to_numpy()
+                    decoders[on.name] = (cats.extend_constant(None, 1), codes)  # the null code last
+                    positions[join.alias] = lookup[codes if idx is None else codes[idx]]
+                    continue
+            key = at_candidates(fields_read(on)).select(compile_expr(on).alias(_KEY)).to_series()
+            positions[join.alias] = table.rows_of(key)
+        if self.rest is not None:
+            keep = at_candidates(set(self.rest_fields)).select(self.rest.arg_true()).to_series().to_numpy()
+            idx = keep if idx is None else idx[keep]
+            positions = {a: p[keep] for a, p in positions.items()}
+        # The matches, whole: stream columns (Enum ones decoded by their dictionary), joined columns as String.
+        sel = pl.Series(idx, dtype=pl.UInt32) if idx is not None else None
+        plain = [c for c in rows.columns if c not in decoders]
+        out = rows.select(plain) if sel is None else rows.select(plain).gather(sel)
+        extra = [cats.gather(pl.Series(codes if idx is None else codes[idx], dtype=pl.UInt32)).alias(name) for name, (cats, codes) in decoders.items()]
+        for join in self.joins:
+            pos = pl.Series(positions[join.alias], dtype=pl.UInt32)
+            got = tables[join.table.name].padded_frame.select(pl.all().gather(pos))
+            extra += [c.alias(f"{join.alias}.{c.name}") for c in got.get_columns()]
+        out = out.hstack(extra)
+        if decoders:
+            out = out.select(rows.columns + [c.name for c in extra if c.name not in decoders])
+        return decode(out)
