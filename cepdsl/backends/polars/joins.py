@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
+from typing import Any
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -51,7 +52,9 @@ class PreparedTable:
     #: one source share their dtype, so this is computed once per table per source.
     _dict: tuple[pl.Series, np.ndarray] | None = field(default=None, init=False)
     #: The same for `dictionary_rows` (absent and null: `absent`).
-    _dict_rows: tuple[pl.Series, np.ndarray] | None = field(default=None, init=False)
+    _dict_rows: tuple[pl.Series, np.ndarray, pl.Series] | None = field(default=None, init=False)
+    #: String keys: a hash index of the table's keys, built at the first String lookup.
+    _string_index: Any = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self.gatherable = self.frame.with_columns(
@@ -61,8 +64,9 @@ class PreparedTable:
         # One all-null row after the last: where a key is absent, a gather at `absent` gives
         # the nulls a left join gives, with no null positions to build or test.
         self.absent = self.frame.height
-        self.padded_frame = pl.concat([self.frame, self.frame.clear(1)])
-        self.padded_gatherable = pl.concat([self.gatherable, self.gatherable.clear(1)])
+        # (One chunk: a gather from two chunks cost 5x, 10M rows' positions into 100k.)
+        self.padded_frame = pl.concat([self.frame, self.frame.clear(1)], rechunk=True)
+        self.padded_gatherable = pl.concat([self.gatherable, self.gatherable.clear(1)], rechunk=True)
 
     @property
     def key_type(self) -> Type:
@@ -83,19 +87,27 @@ class PreparedTable:
         return lookup
 
 
-    def dictionary_rows(self, categories: pl.Series) -> np.ndarray:
+    def dictionary_rows(self, categories: pl.Series) -> tuple[np.ndarray, pl.Series]:
         """Per code of an Enum with these `categories`, its table row (UInt32; absent →
-        `absent`), and one more entry, `absent`, for null keys (code `len(categories)`)."""
+        `absent`), and one more entry, `absent`, for null keys (code `len(categories)`);
+        and the categories with a null after them, to decode codes by a gather."""
         cached = self._dict_rows
         if cached is not None and cached[0].len() == categories.len() and cached[0].equals(categories):
-            return cached[1]
+            return cached[1], cached[2]
         found = self.positions_of_values(categories)
         rows = np.append(np.where(found < 0, self.absent, found), self.absent).astype(np.uint32)
-        self._dict_rows = (categories, rows)
-        return rows
+        decoded = categories.extend_constant(None, 1).rechunk()
+        self._dict_rows = (categories, rows, decoded)
+        return rows, decoded
 
     def rows_of(self, key: pl.Series) -> np.ndarray:
         """Per value of `key`, its table row (UInt32; absent or null → `absent`)."""
+        if key.dtype == pl.String and self.key_type is Type.STR:
+            if self._string_index is None:
+                from cepdsl.backends.numba.string_keys import StringKeyIndex
+
+                self._string_index = StringKeyIndex(self.frame.get_column(self.plan.key))
+            return self._string_index.rows_of(key, self.absent)
         return _hash_positions(key, self).fill_null(self.absent).to_numpy()
 
 
@@ -291,10 +303,10 @@ class JoinedFilter:
                 dtype = col.dtype  # (each `.dtype` of an Enum builds the dtype anew: ask once)
                 if isinstance(dtype, pl.Enum):
                     cats = dtype.categories
-                    lookup = table.dictionary_rows(cats)
+                    lookup, decoded = table.dictionary_rows(cats)
                     phys = col.to_physical()
                     codes = (phys.fill_null(cats.len()) if phys.null_count() else phys).to_numpy()
-                    decoders[on.name] = (cats.extend_constant(None, 1), codes)  # the null code last
+                    decoders[on.name] = (decoded, codes)
                     positions[join.alias] = lookup[codes if idx is None else codes[idx]]
                     continue
             key = at_candidates(fields_read(on)).select(compile_expr(on).alias(_KEY)).to_series()
