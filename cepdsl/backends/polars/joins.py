@@ -116,7 +116,8 @@ def prepare_tables(frames: Mapping[str, pl.DataFrame], plans: Mapping[str, Table
 
 
 def _positions(rows: pl.DataFrame, join: JoinPlan, table: PreparedTable, only: np.ndarray | None = None) -> pl.Series:
-    """Per row of `rows`, the position of its key in `table` (UInt32, null when absent).
+    """Per row of `rows`, the position of its key in `table` (UInt32; absent: null, or
+    `table.absent` for String keys — both gather nulls from the padded frames).
     `only`: the row numbers worth a hash lookup (the others get null): rows a rule's
     `where` drops whatever the join finds.  Dictionary-encoded keys ignore it (their
     lookup per row is an array index, cheaper than choosing rows)."""
@@ -137,6 +138,13 @@ def _positions(rows: pl.DataFrame, join: JoinPlan, table: PreparedTable, only: n
             codes = col.to_physical().cast(pl.Int64).fill_null(0).to_numpy()
             return _valid(lookup[codes], col)
     key = rows.select(compile_expr(on).alias(_KEY)).to_series()
+    if key.dtype == pl.String and table.key_type is Type.STR:
+        # The table's String-key index (absent → `absent`, the padded frames' null row).
+        if only is not None and len(only) < rows.height:
+            full = np.full(rows.height, table.absent, dtype=np.uint32)
+            full[only] = table.rows_of(key.gather(pl.Series(only, dtype=pl.UInt32)))
+            return pl.Series(_POS, full)
+        return pl.Series(_POS, table.rows_of(key))
     if only is not None and len(only) < rows.height:
         found = _hash_positions(key.gather(pl.Series(only, dtype=pl.UInt32)), table)
         full = np.full(rows.height, -1, dtype=np.int64)
@@ -195,7 +203,7 @@ def apply_joins(
         pos = _positions(rows, join, table, only)
         names = {f.name: f"{join.alias}.{f.name}" for f in join.table.fields}
         take = [f for f, n in names.items() if needed is None or n in needed]
-        cols = table.gatherable.select(pl.col(take).gather(pos)).rename({f: names[f] for f in take}).get_columns() if take else []
+        cols = table.padded_gatherable.select(pl.col(take).gather(pos)).rename({f: names[f] for f in take}).get_columns() if take else []
         if needed is not None:
             cols.append(pos.alias(position_column(join.alias)))
         rows = rows.hstack(cols)
@@ -215,7 +223,7 @@ def complete_joins(rows: pl.DataFrame, joins: tuple[JoinPlan, ...], tables: Mapp
         if take:
             # Few rows here (those that passed `where`): gathered as String, nothing to decode.
             pos = rows[pos_name]
-            cols = table.frame.select(pl.col(take).gather(pos)).rename({f: names[f] for f in take}).get_columns()
+            cols = table.padded_frame.select(pl.col(take).gather(pos)).rename({f: names[f] for f in take}).get_columns()
             rows = rows.hstack(cols)
         rows = rows.drop(pos_name)
     return rows
