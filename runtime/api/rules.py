@@ -20,7 +20,7 @@ from runtime.api.models import (
     ToggleOut,
     VersionOut,
 )
-from runtime.api.numbers import rule_metrics
+from runtime.api.numbers import all_rule_metrics, rule_metrics
 from runtime.catalogue import Version
 from runtime.control import ControlPlane, Refused, ReloadRecord, RuleView, diagnostic_json, rfc3339_s
 
@@ -148,7 +148,7 @@ async def create_rule(request: Request, o: Ops) -> RuleChange:
             summary="Per rule: events in, matches, timings, deliveries, state size")
 def performance(o: Ops, sort: Annotated[str, Query(pattern="^-?[a-z_]+$")] = "-events_in",
                 limit: Annotated[int, Query(ge=1, le=10_000)] = 100) -> list[RuleMetrics]:
-    rows = [rule_metrics(o, v.id) for v in o.rule_views()]
+    rows = all_rule_metrics(o, [v.id for v in o.rule_views()])
     key = sort.lstrip("-")
     if key not in RuleMetrics.model_fields:
         raise Refused(422, "invalid-request", f"cannot sort by `{key}` (fields: {', '.join(RuleMetrics.model_fields)})")

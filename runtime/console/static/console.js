@@ -243,7 +243,7 @@ const cep = (() => {
       detailActive++;
       api(`/cep/events/${encodeURIComponent(job.id)}`)
         .then((d) => {
-          const final = deliveries(d).every((x) => ["sent", "failed"].includes(outcomeClass(x.outcome)));
+          const final = deliveries(d).every((x) => ["sent", "failed", "skipped"].includes(outcomeClass(x.outcome)));
           if (!final) details.delete(job.id);
           job.resolve(d);
         })
@@ -306,7 +306,7 @@ const cep = (() => {
     o = String(o || "").toLowerCase();
     if (["sent", "delivered", "ok", "success", "test"].includes(o)) return "sent";
     if (["failed", "dead", "error", "refused", "gave_up"].includes(o)) return "failed";
-    if (["silenced", "throttled"].includes(o)) return o;
+    if (["silenced", "throttled", "skipped"].includes(o)) return o;
     return "pending";
   }
   /** `deliveries` (or `channels`) of an alert as [{channel, outcome, detail}], whichever
