@@ -84,7 +84,8 @@ def events_summary(o: Ops, since: Time = None, until: Time = None,
     if since_us is None and until_us is None:
         now_us = int(dt.datetime.now(dt.timezone.utc).timestamp() * 1_000_000)
         since_us = now_us - 86_400_000_000
-    counts, _ = history(o).summary(since_us=since_us, until_us=until_us, rule=rule, severity=severity)
+    # The per-minute series comes split by severity below; the plain one would be a third scan.
+    counts, _ = history(o).summary(since_us=since_us, until_us=until_us, rule=rule, severity=severity, series=False)
     minutes: dict[int, MinuteOut] = {}
     for m, sev, n in history(o).minutes_by_severity(since_us=since_us, until_us=until_us, rule=rule, severity=severity):
         out = minutes.setdefault(m, MinuteOut(minute=rfc3339(m) or "", count=0))
