@@ -67,6 +67,8 @@ class SqlHistory:
         # count_since: (since, last id counted, count, when counted in full); see there.
         self._count_cache: tuple[int, int, int, float] | None = None
         self._count_lock = threading.Lock()
+        self.deletions = 0  # bumped by delete/prune: what is counted from the rows so far is stale
+        self.rollup: Any = None  # runtime.history.rollup.MinuteRollup, made when first asked
         db.script([
             f"""CREATE TABLE IF NOT EXISTS cep_alerts (
                 id {db.serial}, rule TEXT NOT NULL, severity TEXT NOT NULL, ts_us BIGINT,
@@ -208,11 +210,13 @@ class SqlHistory:
 
     def delete(self, alert_id: int) -> bool:
         self._count_cache = None
+        self.deletions += 1
         return self.db.execute("DELETE FROM cep_alerts WHERE id = ?", (alert_id,)) > 0
 
     def prune(self, now: float | None = None) -> int:
         before = int(((time.time() if now is None else now) - self.retention_s) * 1_000_000)
         self._count_cache = None
+        self.deletions += 1
         return self.db.execute("DELETE FROM cep_alerts WHERE emitted_us < ?", (before,))
 
     def ping(self) -> None:
