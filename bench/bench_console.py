@@ -98,6 +98,8 @@ def main() -> None:
     ap.add_argument("--rules", type=int, default=1000)
     ap.add_argument("--alerts", type=int, default=100_000)
     ap.add_argument("--loads", type=int, default=3)
+    ap.add_argument("--detail", action="store_true",
+                    help="per page, the API calls of its last load (resource timing) and the time left to draw")
     args = ap.parse_args()
 
     from tests.browser.conftest import CHROMEDRIVER, CHROMIUM, make_driver
@@ -131,6 +133,14 @@ def main() -> None:
                     rows = driver.execute_script("return document.querySelectorAll('tbody tr').length")
                     if i:  # the first load warms the browser's cache of the static files
                         times.append(ms)
+                if args.detail:
+                    calls = driver.execute_script(
+                        "return performance.getEntriesByType('resource').filter(e => e.name.includes('/cep/'))"
+                        ".map(e => [e.name.split(location.host)[1].slice(0, 60), e.startTime, e.responseEnd, e.transferSize])")
+                    last = max((c[2] for c in calls), default=0.0)
+                    for name, start, end, size in sorted(calls, key=lambda c: c[1]):
+                        print(f"    {name:60} {start:7.0f} → {end:7.0f} ms  {end - start:6.0f} ms  {size / 1024:7.1f} KB")
+                    print(f"    drawn {ms - last:.0f} ms after the last answer")
                 med = statistics.median(times)
                 worst = max(worst, max(times))
                 print(f"{page:28} {med:10.0f} {max(times):8.0f} {rows:6d}  {'yes' if max(times) <= 1000 else 'NO'}")

@@ -54,12 +54,27 @@ def rule_metrics(o: ControlPlane, rule_id: str, deliveries: dict[str, dict[str, 
     return all_rule_metrics(o, [rule_id], deliveries)[0]
 
 
+def _rule_rows(o: ControlPlane, rule_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """The engine's per-rule stats rows; for a few rules read from those rules alone (the rule
+    page asks for one; the whole engine's read computes every rule's p99)."""
+    session = getattr(o.engine, "session", None)
+    runs = getattr(session, "_rules", None)
+    if runs is None or len(rule_ids) > 8:
+        return engine_stats(o).get("rules", {})
+    out = {}
+    for rid in rule_ids:
+        run = runs.get(rid)
+        if run is not None:
+            out[rid] = {**run.stats.summary(), "state_bytes": getattr(o.engine, "state_bytes", {}).get(rid, 0)}
+    return out
+
+
 def all_rule_metrics(o: ControlPlane, rule_ids: list[str],
                      deliveries: dict[str, dict[str, int]] | None = None) -> list[RuleMetrics]:
     """Per-rule figures for many rules from one read of each source: the engine's stats, the
     outbox's counts, the latest failures (at 1,000 rules, reading them once per rule was over
     a minute; this is one pass)."""
-    stats = engine_stats(o).get("rules", {})
+    stats = _rule_rows(o, rule_ids)
     plans = {r.id: r for r in o.program.rules} if o.program else {}
     last_rows = getattr(o.engine, "_last_rows_at", {}) if o.engine is not None else {}
     counts_by_rule = deliveries if deliveries is not None else delivery_counts(o)

@@ -58,6 +58,12 @@ def test_the_minute_rollup_answers_as_the_sql_scans_do(history) -> None:  # noqa
     history.add(rows(rng, 500) + rows(rng, 20, test=True), now=NOW_S - 5)
     since = NOW_US - 3600 * 1_000_000 + 1
     assert roll.query(since, None) == slow(history, since, None)
+    # ... an event time far ahead is counted (from the table) without sizing the array by it ...
+    history.add([AlertRow("r1", "high", NOW_US + 100 * 86400 * 1_000_000, "", "k", "{}", None, False, []),
+                 AlertRow("r2", "low", NOW_US + 5 * MINUTE_US, "", "k", "{}", None, False, [])], now=NOW_S - 1)
+    assert roll.query(since, None) == slow(history, since, None)
+    assert roll.query(since, NOW_US + 200 * 86400 * 1_000_000, "r1") == slow(history, since, NOW_US + 200 * 86400 * 1_000_000, "r1")
+    assert roll.counts.shape[0] < 24 * 60
     # ... a delete here makes it recount ...
     first = history.query(limit=1)[0][0]
     assert history.delete(first.id)
@@ -109,3 +115,46 @@ def test_parse_cache_gives_what_a_fresh_parse_gives() -> None:
     diags.clear()  # a caller's list is its own
     assert parse_cached(text, "f.cep")[1] == []  # no syntax errors in the first place
     assert assemble({"f.cep": text}, {"b"}).ok  # leaving out the broken rule
+
+
+PERF_RULES = """\
+stream auth (ts: timestamp, user: str, event_type: str, host: str)
+
+rule failed "Failed login"
+  from auth
+  where event_type == "login_failed"
+  severity high
+
+rule root "Root"
+  from auth
+  where user == "root"
+  severity critical
+
+rule quiet "Never matches"
+  from auth
+  where user == "nobody-at-all"
+  severity low
+"""
+
+
+@pytest.mark.timeout(300)
+def test_performance_reads_each_source_once_and_agrees_with_each_rules_metrics(serve) -> None:  # noqa: ANN001
+    import httpx
+
+    from tests.api.conftest import HEADERS
+
+    s = serve(PERF_RULES)
+    with httpx.Client(base_url=s.url, timeout=180, headers=HEADERS) as c:
+        lines = [f'{{"ts": "2026-01-01T00:00:0{i}Z", "user": "{u}", "event_type": "login_failed", "host": "h"}}'
+                 for i, u in enumerate(["root", "bob", "root"])]
+        r = c.post("/cep/streams/auth/events", content="\n".join(lines) + "\n",
+                   headers={"content-type": "application/x-ndjson"})
+        assert r.status_code == 200 and r.json()["matches"] == 5
+        perf = c.get("/cep/rules/performance", params={"sort": "-matches"}).json()
+        assert [(p["id"], p["matches"]) for p in perf] == [("failed", 3), ("root", 2), ("quiet", 0)]
+        for p in perf:
+            one = c.get(f"/cep/rules/{p['id']}/metrics").json()
+            assert {k: v for k, v in one.items() if k != "max_ms"} == {k: v for k, v in p.items() if k != "max_ms"}
+            assert p["events_in"] == 3 and p["last_execution"] is not None
+        assert [p["id"] for p in c.get("/cep/rules/performance", params={"sort": "id", "limit": 2}).json()] == ["failed", "quiet"]
+    assert s.shutdown() == 0
