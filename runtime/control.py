@@ -424,15 +424,21 @@ class ControlPlane:
             raise Refused(422, "channel-config", f"nothing was changed: {e}") from None
 
     # ------------------------------------------------------------------ rules
-    def rule_views(self) -> list[RuleView]:
+    def rule_views(self, only: str | None = None) -> list[RuleView]:
+        """Every rule as the API shows it (with `only`: that rule's views alone, which the
+        per-rule routes ask for; building all 1,000 for one took ~0.1 s under load)."""
         assembly = self.assembly
         program = self.program
         toggles = self.catalogue.toggles()
         loaded = {r.id: r for r in program.rules} if program else {}
-        versions = {v.id: v for v in self.catalogue.latest("rule")}
+        if only is None:
+            versions = {v.id: v for v in self.catalogue.latest("rule")}
+        else:
+            latest = self.catalogue.get("rule", only)
+            versions = {only: latest} if latest is not None else {}
         out = []
         for d in (assembly.declared if assembly else []):
-            if d.kind != "rule":
+            if d.kind != "rule" or (only is not None and d.name != only):
                 continue
             origin = "file" if d.file in self.files or d.file in self._file_texts else "catalogue"
             out.append(RuleView(d.name, origin, d.file, d.line, d.text, toggles.get(d.name, True),
@@ -464,7 +470,7 @@ class ControlPlane:
         return plans
 
     def rule_view(self, rule_id: str) -> RuleView:
-        for v in self.rule_views():
+        for v in self.rule_views(only=rule_id):
             if v.id == rule_id:
                 return v
         raise Refused(404, "not-found", f"no rule `{rule_id}`")
