@@ -99,7 +99,8 @@ class MinuteRollup:
         or the event times past the cap (hi None: no end)."""
         if hi is not None and hi <= lo:
             return []
-        where, params = ["ts_us >= ?"], [lo]
+        where: list[str] = ["ts_us >= ?"]
+        params: list[Any] = [lo]
         if hi is not None:
             where.append("ts_us < ?")
             params.append(hi)
@@ -149,7 +150,8 @@ class MinuteRollup:
             first = -(-since_us // MINUTE_US) * MINUTE_US  # first whole minute in the range
             end = until_us // MINUTE_US * MINUTE_US if until_us is not None else None  # after the last whole one
             if end is not None and end < first:  # the range is inside one minute
-                counts, minutes = {}, {}
+                counts: dict[tuple[str, str], int] = {}
+                minutes: dict[tuple[int, str], int] = {}
                 edges = self._edges(since_us, until_us, rule, severity)  # type: ignore[arg-type]
             else:
                 inside = end if end is not None and end <= self.cap_us else self.cap_us

@@ -167,9 +167,9 @@ class SqlHistory:
         if not series:
             return [(r, s, int(n)) for r, s, n in counts], []
         minute = "(ts_us / 60000000) * 60000000"
-        series = self.db.rows(f"SELECT {minute} AS m, COUNT(*) FROM cep_alerts{cond}"
-                              f"{' AND' if cond else ' WHERE'} ts_us IS NOT NULL GROUP BY m ORDER BY m", params)
-        return ([(r, s, int(n)) for r, s, n in counts], [(int(m), int(n)) for m, n in series])
+        per_minute = self.db.rows(f"SELECT {minute} AS m, COUNT(*) FROM cep_alerts{cond}"
+                                  f"{' AND' if cond else ' WHERE'} ts_us IS NOT NULL GROUP BY m ORDER BY m", params)
+        return ([(r, s, int(n)) for r, s, n in counts], [(int(m), int(n)) for m, n in per_minute])
 
     def minutes_by_severity(self, *, since_us: int | None, until_us: int | None, rule: str | None = None,
                             severity: str | None = None) -> list[tuple[int, str, int]]:

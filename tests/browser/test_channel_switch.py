@@ -11,7 +11,7 @@ import pytest
 
 from tests.api.test_channel_switch import Hook
 from tests.browser.conftest import Feeder, Server, _need_browser, open_page, wait_for
-from tests.browser.test_console import all_css, alerts_of, by_css
+from tests.browser.test_console import alerts_of, all_css, by_css
 
 pytestmark = pytest.mark.timeout(240)
 
