@@ -160,3 +160,22 @@ def test_performance_reads_each_source_once_and_agrees_with_each_rules_metrics(s
             assert p["events_in"] == 3 and p["last_execution"] is not None
         assert [p["id"] for p in c.get("/cep/rules/performance", params={"sort": "id", "limit": 2}).json()] == ["failed", "quiet"]
     assert s.shutdown() == 0
+
+
+def test_redis_history_gives_the_summary_route_what_sql_gives(tmp_path, redis_server, redis_client) -> None:  # noqa: ANN001
+    """The summary route asks any history for counts (with a severity filter) and minutes by
+    severity; the Redis history lacked both and answered 500."""
+    redis_client.flushdb()
+    sql = open_history(f"sqlite:{tmp_path / 'h.sqlite'}")
+    red = open_history(redis_server.url + "?prefix=sum:")
+    batch = rows(random.Random(18), 300)
+    sql.add(batch, now=NOW_S)
+    red.add(batch, now=NOW_S)
+    since, until = NOW_US - 3600 * 1_000_000 + 7, NOW_US
+    for sev in (None, "high"):
+        assert red.summary(since_us=since, until_us=until, severity=sev, series=False)[0] == \
+            sql.summary(since_us=since, until_us=until, severity=sev, series=False)[0]
+        assert sorted(red.minutes_by_severity(since_us=since, until_us=until, severity=sev)) == \
+            sorted(sql.minutes_by_severity(since_us=since, until_us=until, severity=sev))
+    sql.close()
+    red.close()
