@@ -20,13 +20,17 @@ What a command does (docs/distributed.md):
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from cepdsl.plan import Program, RulePlan
+
+if TYPE_CHECKING:
+    from runtime.sqldb import SqlDb
 
 OPS = ("register", "enable", "disable", "delete")
 
@@ -111,10 +115,95 @@ class RedisFeed:
         return [Command.of(json.loads(fields[b"data"])) for _, fields in entries[after:]]
 
 
+class SqlFeed:
+    """A table of commands in PostgreSQL (shared by every process that reaches the database,
+    like the rule catalogue's PostgreSQL store) or SQLite (processes on one machine).
+
+        TABLE (id BIGSERIAL PRIMARY KEY, data TEXT, created_at)   one command per row, in id order
+
+    Readers count commands by position (`read(after)`), so ids must become visible in id
+    order: a writer takes the table's write lock for its insert, so a later id never commits
+    before an earlier one (readers are not blocked by it)."""
+
+    def __init__(self, spec: str, table: str = "cep_control") -> None:
+        if not IDENTIFIER.fullmatch(table):
+            raise ValueError(f"control feed table {table!r}: letters, digits and `_` (a schema may prefix it: schema.table)")
+        self.spec, self.table = spec, table
+        self._db: SqlDb | None = None
+        self.connect()
+
+    def connect(self) -> SqlDb:
+        """The connection, opened again after one failed (the server restarted, the network blinked)."""
+        from runtime.sqldb import SqlDb
+
+        if self._db is None:
+            db = SqlDb(self.spec)
+            db.script([f"CREATE TABLE IF NOT EXISTS {self.table} (id {db.serial}, data TEXT NOT NULL, "
+                       "created_at DOUBLE PRECISION NOT NULL)"])
+            self._db = db
+        return self._db
+
+    def _failed(self) -> None:
+        db, self._db = self._db, None
+        if db is not None:
+            try:
+                db.close()
+            except Exception:  # noqa: BLE001 - already broken
+                pass
+
+    def append(self, command: Command | dict[str, Any]) -> None:
+        import time
+
+        cmd = command if isinstance(command, Command) else Command.of(command)
+        db = self.connect()
+        try:
+            with db.transaction() as cur:
+                if db.dialect == "postgresql":
+                    # EXCLUSIVE: other writers wait, readers (ACCESS SHARE) do not.
+                    cur.execute(f"LOCK TABLE {self.table} IN EXCLUSIVE MODE")
+                cur.execute(db.sql(f"INSERT INTO {self.table} (data, created_at) VALUES (?, ?)"),
+                            (json.dumps(cmd.as_dict()), time.time()))
+        except Exception:
+            self._failed()
+            raise
+
+    def read(self, after: int) -> list[Command]:
+        db = self.connect()
+        # SQLite needs a LIMIT before an OFFSET; -1 is none.
+        limit = "" if db.dialect == "postgresql" else " LIMIT -1"
+        try:
+            rows = db.rows(f"SELECT data FROM {self.table} ORDER BY id{limit} OFFSET ?", (int(after),))
+        except Exception:
+            self._failed()
+            raise
+        return [Command.of(json.loads(data)) for (data,) in rows]
+
+    def close(self) -> None:
+        self._failed()
+
+
+#: A table name in a control feed spec (optionally schema-qualified): it is spliced into SQL.
+IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}(\.[A-Za-z_][A-Za-z0-9_]{0,62})?")
+
+
 def open_feed(spec: str | None) -> ControlFeed | None:
-    """`--control` values: a file path, or redis://HOST:PORT/DB?key=KEY."""
+    """`--control` values: a file path, redis://HOST:PORT/DB?key=KEY,
+    postgresql://USER@HOST:PORT/DB?table=TABLE or sqlite:PATH?table=TABLE."""
     if not spec:
         return None
+    if spec.startswith(("postgresql://", "postgres://", "sqlite:")):
+        from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+        if spec.startswith("sqlite:"):
+            path, _, query = spec.partition("?")
+            table = dict(parse_qsl(query)).get("table", "cep_control")
+            return SqlFeed(path, table)
+        parts = urlsplit(spec)
+        query = parse_qsl(parts.query)
+        table = dict(query).get("table", "cep_control")
+        # The rest of the query (sslmode=..., connect_timeout=...) is psycopg's.
+        rest = urlencode([(k, v) for k, v in query if k != "table"])
+        return SqlFeed(urlunsplit((parts.scheme, parts.netloc, parts.path, rest, "")), table)
     if spec.startswith(("redis://", "rediss://")):
         from urllib.parse import parse_qsl, urlsplit, urlunsplit
 

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -31,6 +32,7 @@ from runtime.distributed.stats import BOARD
 SOURCE_STATE_VERSION = 1
 _IDLE = timedelta(milliseconds=20)
 _CONTROL_EVERY_S = 0.2
+log = logging.getLogger("cep.distributed")
 
 
 class CepSource(FixedPartitionedSource):
@@ -65,19 +67,29 @@ class CepSourcePartition(StatefulSourcePartition):
         self.silences = source.program.silences
         self.router.set_rules(tuple(self.table.rules.values()), self.table.enabled, self.silences)
         self._control_at = 0.0
+        self._feed_error: str | None = None
         self._stats_at = 0.0
         self._horizon: int | None = None
         self._ended = False
         self._idle = False
 
-    def _follow_control(self) -> None:
+    def _follow_control(self) -> bool:
+        """Read new commands; True when there were any (health should show them at once)."""
         now = time.monotonic()
         if self.control is None or now - self._control_at < _CONTROL_EVERY_S:
-            return
+            return False
         self._control_at = now
-        new = self.control.read(self.table.applied)
+        try:
+            new = self.control.read(self.table.applied)
+        except Exception as e:  # noqa: BLE001 - a feed that cannot be read: keep the rules in force, look again
+            if self._feed_error is None:
+                log.warning("%s: control feed unreadable, rules unchanged until it is back: %s", self.spec.name, e)
+            self._feed_error = f"control feed unreadable: {e}"
+            return False
+        self._feed_error = None
         if new and self.table.apply(new):
             self.router.set_rules(tuple(self.table.rules.values()), self.table.enabled, self.silences)
+        return bool(new)
 
     def next_batch(self) -> list[tuple]:
         if self._ended:
@@ -87,11 +99,11 @@ class CepSourcePartition(StatefulSourcePartition):
             # flushed; the last word is this partition's stats.
             self._ended = True
             return self._stats_items()
-        self._follow_control()
+        followed = self._follow_control()
         read = self.reader.poll()
         if read is None:
             self._idle = True
-            return []
+            return self._stats_items() if followed else []
         self._idle = False
         items = self.router.route(read.frame, read.horizon, read.offset)
         if read.dead is not None and read.dead.height:
@@ -114,7 +126,8 @@ class CepSourcePartition(StatefulSourcePartition):
         """For `/cep/health`: how far this input partition has read."""
         st = self.router.state
         return {"rows": st.next_offset, "horizon_us": self._horizon, "max_ts_us": st.hi,
-                "control_applied": self.table.applied, "control_errors": list(self.table.errors)}
+                "control_applied": self.table.applied,
+                "control_errors": list(self.table.errors) + ([self._feed_error] if self._feed_error else [])}
 
     def next_awake(self) -> datetime | None:
         return datetime.now(timezone.utc) + _IDLE if self._idle else None
