@@ -37,8 +37,9 @@ log = logging.getLogger("cep.distributed")
 
 class CepSource(FixedPartitionedSource):
     def __init__(self, program: Program, partitions: Sequence[InputPartition], buckets: int,
-                 control: ControlFeed | None, stop: threading.Event | None = None) -> None:
+                 control: ControlFeed | None, stop: threading.Event | None = None, place_on: int | None = None) -> None:
         self.program = program
+        self.place_on = place_on
         self.stop = stop
         self.partitions = {p.name: p for p in partitions}
         self.buckets = buckets
@@ -60,7 +61,8 @@ class CepSourcePartition(StatefulSourcePartition):
         self.control = source.control
         self.stop = source.stop
         self.reader: PartitionReader = spec.open(plan, resume["reader"] if resume else None)
-        self.router = Router(plan, spec.ordinal, spec.of, source.buckets, Router.state_of(resume["router"] if resume else None))
+        self.router = Router(plan, spec.ordinal, spec.of, source.buckets, Router.state_of(resume["router"] if resume else None),
+                             source.place_on)
         self.table = RuleTable(source.program)
         if self.control is not None and resume is not None:
             self.table.apply(self.control.read(0)[: resume["control"]])  # as it was at the snapshot
@@ -200,10 +202,11 @@ def build_flow(
     control: ControlFeed | None = None,
     stop: threading.Event | None = None,
     flow_id: str = "cep",
+    place_on: int | None = None,
 ) -> Dataflow:
     """The dataflow: `partitions` read, rules applied, records to `sink` (by `route`)."""
     flow = Dataflow(flow_id)
-    items = op.input("read", flow, CepSource(program, partitions, buckets, control, stop))
+    items = op.input("read", flow, CepSource(program, partitions, buckets, control, stop, place_on))
     to_keys = op.branch("to_keys", items, lambda r: r[0] == "k")
     keyed = op.map("key", to_keys.trues, lambda r: (r[1], r[2]))
     ruled = op.stateful_batch("rules", keyed, RulePartition)

@@ -171,6 +171,7 @@ def replay_distributed(
     partitions: int | None = None,
     buckets: int | None = None,
     batch_rows: int = 500_000,
+    place: bool = True,
 ) -> DistributedSummary:
     """`cep replay --workers N`: each stream's Parquet rows split into contiguous ranges
     (default: one per worker in the cluster), rules on Bytewax, matches to OUT/<rule>.parquet."""
@@ -183,9 +184,11 @@ def replay_distributed(
     workers = cluster.workers * cluster.processes
     n_parts = partitions or workers
     if buckets is None:
-        # Replay keeps no state across runs: key partitions need only spread the keys over
-        # the workers (two per worker evens out Bytewax's placement; one worker needs one).
-        buckets = 1 if workers == 1 else 2 * workers
+        # Replay keeps no state across runs: key partitions need only spread the keys over the
+        # workers. One per worker, each placed on a worker of its own (runtime.distributed.placement),
+        # gives every worker an equal share of every grouped rule: even when one rule costs a
+        # third of the work (a pattern), for ~7% more CPU than whole rules per worker.
+        buckets = workers
     inputs: list[InputPartition] = []
     rows = 0
     for name, specs in data.items():
@@ -200,7 +203,8 @@ def replay_distributed(
         return _DeadLetterFile(out) if name == DEAD_LETTER_PART else _RuleFile(rules[name], out)
 
     sink = RecordSink([*rules, DEAD_LETTER_PART], open_part)
-    flow = build_flow(program, inputs, sink, _record_part, buckets=buckets)
+    # Nothing is recovered in replay, so key names may depend on the worker count: placed evenly.
+    flow = build_flow(program, inputs, sink, _record_part, buckets=buckets, place_on=workers if place else None)
     execute(flow, cluster)
     from runtime.deadletter import empty_dead_letters
 
