@@ -176,7 +176,7 @@ def main() -> None:
         t0 = time.perf_counter()
         _data(args.events, data)
         print(f"data: {args.events:,} events in {time.perf_counter() - t0:.1f}s; best of {args.repeat}; "
-              f"key partitions per grouped rule: {args.key_partitions or 'replay default (2 per worker, 1 for one)'}",
+              f"key partitions per grouped rule: {args.key_partitions or 'replay default (one per worker, placed)'}",
               flush=True)
         cold = {"cold": args.cold}
         cases = [
