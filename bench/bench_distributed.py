@@ -71,8 +71,7 @@ def _child(case: str, data: str, out: str, extra: dict) -> None:
 
         from runtime.replay import replay
 
-        warm = Path(out) / "warm"
-        warm.mkdir()
+        warm = Path(tempfile.mkdtemp(prefix="bench-warm-"))  # per process: 2p's share `out`
         pl.read_parquet(paths[0]).head(20_000).write_parquet(warm / "w.parquet")
         replay(program, {"metrics": [warm / "w.parquet"]}, warm / "out", batch_rows=500_000)
     cpu0 = resource.getrusage(resource.RUSAGE_SELF)
