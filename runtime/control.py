@@ -307,7 +307,13 @@ class ControlPlane:
             raise
         if self.engine is not None:
             try:
-                result = self.engine.reload(assembly.program)
+                # An engine that applies changes elsewhere (a flow on workers: through its control
+                # feed) takes the whole assembly (each rule's text) and the toggles.
+                by_assembly = getattr(self.engine, "reload_assembly", None)
+                if by_assembly is not None:
+                    result = by_assembly(assembly, self.catalogue.toggles())
+                else:
+                    result = self.engine.reload(assembly.program)
             except Exception as e:  # noqa: BLE001 - e.g. a channel whose env() is missing: nothing changes
                 rec = ReloadRecord(now, False, origin, error=str(e))
                 self.reloads.append(rec)
