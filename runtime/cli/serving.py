@@ -50,7 +50,9 @@ def serve(files: tuple[str, ...], sources: tuple[str, ...], state: str | None, o
 
     logs.configure(log_format, level=os.environ.get("CEP_LOG", "INFO"))
     if any(distributed.get(k) is not None for k in ("workers", "addresses", "process_id")):
-        sys.exit(_serve_flow(files, sources, outbox, listen, out_dir, allow_hosts, distributed))
+        sys.exit(_serve_flow(files, sources, outbox, listen, out_dir, allow_hosts, distributed, state=state,
+                             catalogue=catalogue, history=history, retention_s=duration_s(retention), token=token,
+                             http_hosts=http_hosts))
     code = serve_forever(list(files), sources, state=state, outbox=outbox, listen=listen, catalogue=catalogue,
                          history=history, retention_s=duration_s(retention), token=token, http_hosts=http_hosts,
                          checkpoint_every=checkpoint_every, out_dir=out_dir, allow_hosts=allow_hosts)
@@ -58,48 +60,19 @@ def serve(files: tuple[str, ...], sources: tuple[str, ...], state: str | None, o
 
 
 def _serve_flow(files: tuple[str, ...], sources: tuple[str, ...], outbox: str | None, listen: str,
-                out_dir: str | None, allow_hosts: tuple[str, ...], opts: dict) -> int:
-    """`--workers`: the flow of `cep run --workers` on a thread of its own and a read-only API
-    over it (rules, stats summed over key partitions, health with a `bytewax` section).
-    Rule changes go through the control feed (--control), not the API's catalogue yet."""
-    import threading
-    import time
-
-    from runtime.api import create_app
-    from runtime.cli.common import fail, load_program
+                out_dir: str | None, allow_hosts: tuple[str, ...], opts: dict, **api: object) -> int:
+    """`--workers`: the flow of `cep run --workers` on a thread of its own and the operations API
+    over it; rule changes through the API reach every worker by the control feed."""
+    from runtime.cli.common import fail
     from runtime.cli.distributing import LIVE_KEY_PARTITIONS, make_cluster
-    from runtime.distributed.control import open_feed
-    from runtime.distributed.runner import FlowHandle, run_distributed
-    from runtime.run import source_specs
-    from runtime.serve import split_listen, start_api
+    from runtime.distributed.serving import serve_flow
 
-    from runtime.distributed.runner import unsupported
-
-    program = load_program(files)
-    problem = unsupported(program)
-    if problem:
-        fail(problem, 2)
+    if api.pop("state", None) is not None:
+        fail("--state is for one process; with --workers state is kept by Bytewax: use --recovery DIR", 2)
     if not sources:
         fail("--workers needs at least one --source", 2)
-    try:
-        specs = source_specs(program, sources)
-    except ValueError as e:
-        fail(str(e), 2)
     cluster = make_cluster(opts["workers"], opts["process_id"], opts["addresses"], opts["trusted_network"],
                            recovery_dir=opts["recovery_dir"], snapshot_every_s=opts["snapshot_every"])
-    control = open_feed(opts["control"])  # type: ignore[arg-type]
-    flow = threading.Thread(target=run_distributed, name="cep-flow", daemon=True, args=(program, specs, cluster),
-                            kwargs=dict(outbox=outbox, out_dir=out_dir, allow_hosts=allow_hosts,
-                                        buckets=opts["key_partitions"] or LIVE_KEY_PARTITIONS, control=control,
-                                        idle_after_s=opts["idle_after"]))
-    flow.start()
-    host, port = split_listen(listen)
-    file = files[0] if len(files) == 1 else None
-    _, _, address = start_api(create_app(program, file, engine=FlowHandle(program, cluster, control)), host, port)
-    click.echo(f"cep: serving {' '.join(files)} on {address} ({cluster.workers} worker(s))", err=True)
-    try:
-        while flow.is_alive():
-            time.sleep(0.2)
-    except KeyboardInterrupt:
-        return 0
-    return 0
+    return serve_flow(list(files), sources, cluster, buckets=opts["key_partitions"] or LIVE_KEY_PARTITIONS,
+                      control=opts["control"], idle_after_s=opts["idle_after"], outbox=outbox, out_dir=out_dir,
+                      allow_hosts=allow_hosts, listen=listen, **api)  # type: ignore[arg-type]

@@ -19,14 +19,19 @@ What a command does (docs/distributed.md):
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import re
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from cepdsl.plan import Program, RulePlan
+from cepdsl.plan import ChannelPlan, Program, RulePlan
+
+if TYPE_CHECKING:
+    from runtime.sqldb import SqlDb
 
 OPS = ("register", "enable", "disable", "delete")
 
@@ -111,10 +116,95 @@ class RedisFeed:
         return [Command.of(json.loads(fields[b"data"])) for _, fields in entries[after:]]
 
 
+class SqlFeed:
+    """A table of commands in PostgreSQL (shared by every process that reaches the database,
+    like the rule catalogue's PostgreSQL store) or SQLite (processes on one machine).
+
+        TABLE (id BIGSERIAL PRIMARY KEY, data TEXT, created_at)   one command per row, in id order
+
+    Readers count commands by position (`read(after)`), so ids must become visible in id
+    order: a writer takes the table's write lock for its insert, so a later id never commits
+    before an earlier one (readers are not blocked by it)."""
+
+    def __init__(self, spec: str, table: str = "cep_control") -> None:
+        if not IDENTIFIER.fullmatch(table):
+            raise ValueError(f"control feed table {table!r}: letters, digits and `_` (a schema may prefix it: schema.table)")
+        self.spec, self.table = spec, table
+        self._db: SqlDb | None = None
+        self.connect()
+
+    def connect(self) -> SqlDb:
+        """The connection, opened again after one failed (the server restarted, the network blinked)."""
+        from runtime.sqldb import SqlDb
+
+        if self._db is None:
+            db = SqlDb(self.spec)
+            db.script([f"CREATE TABLE IF NOT EXISTS {self.table} (id {db.serial}, data TEXT NOT NULL, "
+                       "created_at DOUBLE PRECISION NOT NULL)"])
+            self._db = db
+        return self._db
+
+    def _failed(self) -> None:
+        db, self._db = self._db, None
+        if db is not None:
+            try:
+                db.close()
+            except Exception:  # noqa: BLE001 - already broken
+                pass
+
+    def append(self, command: Command | dict[str, Any]) -> None:
+        import time
+
+        cmd = command if isinstance(command, Command) else Command.of(command)
+        db = self.connect()
+        try:
+            with db.transaction() as cur:
+                if db.dialect == "postgresql":
+                    # EXCLUSIVE: other writers wait, readers (ACCESS SHARE) do not.
+                    cur.execute(f"LOCK TABLE {self.table} IN EXCLUSIVE MODE")
+                cur.execute(db.sql(f"INSERT INTO {self.table} (data, created_at) VALUES (?, ?)"),
+                            (json.dumps(cmd.as_dict()), time.time()))
+        except Exception:
+            self._failed()
+            raise
+
+    def read(self, after: int) -> list[Command]:
+        db = self.connect()
+        # SQLite needs a LIMIT before an OFFSET; -1 is none.
+        limit = "" if db.dialect == "postgresql" else " LIMIT -1"
+        try:
+            rows = db.rows(f"SELECT data FROM {self.table} ORDER BY id{limit} OFFSET ?", (int(after),))
+        except Exception:
+            self._failed()
+            raise
+        return [Command.of(json.loads(data)) for (data,) in rows]
+
+    def close(self) -> None:
+        self._failed()
+
+
+#: A table name in a control feed spec (optionally schema-qualified): it is spliced into SQL.
+IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}(\.[A-Za-z_][A-Za-z0-9_]{0,62})?")
+
+
 def open_feed(spec: str | None) -> ControlFeed | None:
-    """`--control` values: a file path, or redis://HOST:PORT/DB?key=KEY."""
+    """`--control` values: a file path, redis://HOST:PORT/DB?key=KEY,
+    postgresql://USER@HOST:PORT/DB?table=TABLE or sqlite:PATH?table=TABLE."""
     if not spec:
         return None
+    if spec.startswith(("postgresql://", "postgres://", "sqlite:")):
+        from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+        if spec.startswith("sqlite:"):
+            path, _, query = spec.partition("?")
+            table = dict(parse_qsl(query)).get("table", "cep_control")
+            return SqlFeed(path, table)
+        parts = urlsplit(spec)
+        query = parse_qsl(parts.query)
+        table = dict(query).get("table", "cep_control")
+        # The rest of the query (sslmode=..., connect_timeout=...) is psycopg's.
+        rest = urlencode([(k, v) for k, v in query if k != "table"])
+        return SqlFeed(urlunsplit((parts.scheme, parts.netloc, parts.path, rest, "")), table)
     if spec.startswith(("redis://", "rediss://")):
         from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
@@ -133,11 +223,23 @@ class RuleTable:
     enabled: dict[str, bool] = field(default_factory=dict)
     applied: int = 0
     errors: list[str] = field(default_factory=list)
+    #: Channels and templates as the latest `register` text declared them (the notifier needs
+    #: a registered rule's channels; a changed channel comes with its rules registered again).
+    channels: dict[str, ChannelPlan] = field(default_factory=dict)
+    templates: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.rules:
             self.rules = {r.id: r for r in self.program.rules}
             self.enabled = {r.id: True for r in self.program.rules}
+        self.channels = self.channels or {c.name: c for c in self.program.channels}
+        self.templates = self.templates or {t.name: t for t in self.program.templates}
+
+    def as_program(self, enabled_only: bool = False) -> Program:
+        """The rules in force as a program (the notifier's, the API's view of a running flow)."""
+        rules = tuple(r for rid, r in self.rules.items() if not enabled_only or self.enabled.get(rid, True))
+        return dataclasses.replace(self.program, channels=tuple(self.channels.values()), rules=rules,
+                                   templates=tuple(self.templates.values()))
 
     def apply(self, commands: Iterable[Command]) -> bool:
         """Apply commands; True when the rule set or a flag changed."""
@@ -156,14 +258,18 @@ class RuleTable:
 
             new = compile_source(cmd.text, f"<control {self.applied}>")
             streams = {s.name: s for s in self.program.streams}
-            for rule in new.rules:
-                if cmd.rule and rule.id != cmd.rule:
-                    continue
+            taken = [r for r in new.rules if not cmd.rule or r.id == cmd.rule]
+            if not taken:
+                raise KeyError(f"the text declares no rule {cmd.rule!r}" if cmd.rule else "the text declares no rule")
+            for rule in taken:
                 known = streams.get(rule.stream.name)
                 if known is None or known != rule.stream:
                     raise ValueError(f"rule {rule.id} reads stream {rule.stream.name}, not declared so by the running flow")
+            for rule in taken:
                 self.rules[rule.id] = rule
                 self.enabled.setdefault(rule.id, True)
+            self.channels.update({c.name: c for c in new.channels})
+            self.templates.update({t.name: t for t in new.templates})
             return True
         if cmd.rule not in self.rules:
             raise KeyError(f"no rule {cmd.rule!r}")
@@ -190,3 +296,66 @@ def replay_table(program: Program, feed: ControlFeed | None, upto: int | None = 
         commands = feed.read(0)
         table.apply(commands if upto is None else commands[:upto])
     return table
+
+
+# ----------------------------------------------------------------------------- catalogue → feed
+
+
+@dataclass(frozen=True)
+class Reconciled:
+    """What one catalogue change asked of a running flow (the API's reload report)."""
+
+    commands: tuple[Command, ...]
+    kept: tuple[str, ...] = ()
+    changed: tuple[str, ...] = ()
+    added: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+
+
+def _presented(rule: RulePlan, channels: dict[str, ChannelPlan]) -> tuple[Any, ...]:
+    """A rule as the flow and its notifier use it: where it was written does not count, the
+    channels it notifies do (a changed channel re-registers its rules; their state is kept)."""
+    names = (*rule.notify, *([rule.fallback] if rule.fallback else []))
+    return dataclasses.replace(rule, file="", line=0), tuple(channels.get(n) for n in names)
+
+
+def rule_text(declared: Iterable[Any], rule_id: str) -> str:
+    """A self-contained .cep text for one rule of an assembled program: every declaration that
+    is not a rule (streams, channels, templates, ...) and the rule itself."""
+    parts = [d.text for d in declared if d.kind != "rule"]
+    parts += [d.text for d in declared if d.kind == "rule" and d.name == rule_id]
+    return "\n".join(p.rstrip() + "\n" for p in parts)
+
+
+def reconcile(table: RuleTable, program: Program, declared: Iterable[Any], disabled: set[str] | frozenset[str]) -> Reconciled:
+    """The commands that take a flow whose rules are `table` to `program` (an assembled
+    program: disabled rules are left out of it, and `disabled` names them): a rule left out
+    and disabled is disabled (its state kept), one left out and not disabled is deleted, a new
+    or changed one is registered, one that comes back is enabled.  Rules whose plan, text
+    position aside, is the same get no command: they keep their key partitions and state.
+    Idempotent: on a table that already has the changes it gives nothing."""
+    declared = list(declared)
+    new_channels = {c.name: c for c in program.channels}
+    cmds: list[Command] = []
+    kept, changed, added, removed = [], [], [], []
+    for rule in program.rules:
+        current = table.rules.get(rule.id)
+        if current is None or _presented(current, table.channels) != _presented(rule, new_channels):
+            cmds.append(Command("register", rule.id, rule_text(declared, rule.id)))
+            (added if current is None else changed).append(rule.id)
+        else:
+            kept.append(rule.id)
+        if current is not None and not table.enabled.get(rule.id, True):
+            cmds.append(Command("enable", rule.id))
+    wanted = {r.id for r in program.rules}
+    for rid in table.rules:
+        if rid in wanted:
+            continue
+        if rid in disabled:
+            if table.enabled.get(rid, True):
+                cmds.append(Command("disable", rid))
+                removed.append(rid)
+        else:
+            cmds.append(Command("delete", rid))
+            removed.append(rid)
+    return Reconciled(tuple(cmds), tuple(kept), tuple(changed), tuple(added), tuple(removed))

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -31,12 +32,14 @@ from runtime.distributed.stats import BOARD
 SOURCE_STATE_VERSION = 1
 _IDLE = timedelta(milliseconds=20)
 _CONTROL_EVERY_S = 0.2
+log = logging.getLogger("cep.distributed")
 
 
 class CepSource(FixedPartitionedSource):
     def __init__(self, program: Program, partitions: Sequence[InputPartition], buckets: int,
-                 control: ControlFeed | None, stop: threading.Event | None = None) -> None:
+                 control: ControlFeed | None, stop: threading.Event | None = None, place_on: int | None = None) -> None:
         self.program = program
+        self.place_on = place_on
         self.stop = stop
         self.partitions = {p.name: p for p in partitions}
         self.buckets = buckets
@@ -58,26 +61,37 @@ class CepSourcePartition(StatefulSourcePartition):
         self.control = source.control
         self.stop = source.stop
         self.reader: PartitionReader = spec.open(plan, resume["reader"] if resume else None)
-        self.router = Router(plan, spec.ordinal, spec.of, source.buckets, Router.state_of(resume["router"] if resume else None))
+        self.router = Router(plan, spec.ordinal, spec.of, source.buckets, Router.state_of(resume["router"] if resume else None),
+                             source.place_on)
         self.table = RuleTable(source.program)
         if self.control is not None and resume is not None:
             self.table.apply(self.control.read(0)[: resume["control"]])  # as it was at the snapshot
         self.silences = source.program.silences
         self.router.set_rules(tuple(self.table.rules.values()), self.table.enabled, self.silences)
         self._control_at = 0.0
+        self._feed_error: str | None = None
         self._stats_at = 0.0
         self._horizon: int | None = None
         self._ended = False
         self._idle = False
 
-    def _follow_control(self) -> None:
+    def _follow_control(self) -> bool:
+        """Read new commands; True when there were any (health should show them at once)."""
         now = time.monotonic()
         if self.control is None or now - self._control_at < _CONTROL_EVERY_S:
-            return
+            return False
         self._control_at = now
-        new = self.control.read(self.table.applied)
+        try:
+            new = self.control.read(self.table.applied)
+        except Exception as e:  # noqa: BLE001 - a feed that cannot be read: keep the rules in force, look again
+            if self._feed_error is None:
+                log.warning("%s: control feed unreadable, rules unchanged until it is back: %s", self.spec.name, e)
+            self._feed_error = f"control feed unreadable: {e}"
+            return False
+        self._feed_error = None
         if new and self.table.apply(new):
             self.router.set_rules(tuple(self.table.rules.values()), self.table.enabled, self.silences)
+        return bool(new)
 
     def next_batch(self) -> list[tuple]:
         if self._ended:
@@ -87,11 +101,11 @@ class CepSourcePartition(StatefulSourcePartition):
             # flushed; the last word is this partition's stats.
             self._ended = True
             return self._stats_items()
-        self._follow_control()
+        followed = self._follow_control()
         read = self.reader.poll()
         if read is None:
             self._idle = True
-            return []
+            return self._stats_items() if followed else []
         self._idle = False
         items = self.router.route(read.frame, read.horizon, read.offset)
         if read.dead is not None and read.dead.height:
@@ -114,7 +128,8 @@ class CepSourcePartition(StatefulSourcePartition):
         """For `/cep/health`: how far this input partition has read."""
         st = self.router.state
         return {"rows": st.next_offset, "horizon_us": self._horizon, "max_ts_us": st.hi,
-                "control_applied": self.table.applied, "control_errors": list(self.table.errors)}
+                "control_applied": self.table.applied,
+                "control_errors": list(self.table.errors) + ([self._feed_error] if self._feed_error else [])}
 
     def next_awake(self) -> datetime | None:
         return datetime.now(timezone.utc) + _IDLE if self._idle else None
@@ -187,10 +202,11 @@ def build_flow(
     control: ControlFeed | None = None,
     stop: threading.Event | None = None,
     flow_id: str = "cep",
+    place_on: int | None = None,
 ) -> Dataflow:
     """The dataflow: `partitions` read, rules applied, records to `sink` (by `route`)."""
     flow = Dataflow(flow_id)
-    items = op.input("read", flow, CepSource(program, partitions, buckets, control, stop))
+    items = op.input("read", flow, CepSource(program, partitions, buckets, control, stop, place_on))
     to_keys = op.branch("to_keys", items, lambda r: r[0] == "k")
     keyed = op.map("key", to_keys.trues, lambda r: (r[1], r[2]))
     ruled = op.stateful_batch("rules", keyed, RulePartition)

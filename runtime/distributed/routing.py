@@ -91,9 +91,14 @@ class RouterState:
 
 
 class Router:
-    def __init__(self, stream: StreamPlan, part: int, parts: int, buckets: int, state: RouterState | None = None) -> None:
+    def __init__(self, stream: StreamPlan, part: int, parts: int, buckets: int, state: RouterState | None = None,
+                 place_on: int | None = None) -> None:
         self.stream = stream
         self.part, self.parts, self.buckets = part, parts, buckets
+        #: Replay: key names chosen so that Bytewax spreads them evenly over this many workers
+        #: (runtime.distributed.placement). None: plain names (a live flow's must not depend on it).
+        self.place_on = place_on
+        self._keys: dict[str, list[str]] = {}  # per rule key prefix: its key partitions' names
         self.state = state or RouterState()
         self.rules: tuple[RulePlan, ...] = ()
         self.enabled: dict[str, bool] = {}
@@ -109,6 +114,21 @@ class Router:
         """The rules of this stream as the control feed now has them (and the program's silences)."""
         self.silences = tuple(silences)
         mine = tuple(r for r in rules if r.stream.name == self.stream.name)
+        # Key partition names, once per rule version. Placed: the k-th key partition overall (all
+        # streams' stateful rules in order, each rule's in bucket order) on worker k mod W, so
+        # rules of one key partition go round the workers and a rule of W covers them all.
+        k = 0
+        for r in rules:
+            if is_stateless(r):
+                continue
+            prefix = rule_key(r)
+            names = keys_of(r, self.buckets)
+            if self.place_on and prefix not in self._keys:
+                from runtime.distributed.placement import placed_key
+
+                names = [placed_key(name, (k + b) % self.place_on, self.place_on) for b, name in enumerate(names)]
+            k += len(names)
+            self._keys.setdefault(prefix, names)
         self.enabled = dict(enabled)
         if mine == self.rules:
             return
@@ -183,21 +203,28 @@ class Router:
                         out[rule.id][0] = _carry(rule, sub)
                 continue
             b = bucket_of(rows, keys, n).to_numpy()
-            order = np.argsort(b, kind="stable")  # within a key partition: row (offset) order
+            # Within a key partition: row (offset) order. As uint32, each slice becomes a Polars
+            # index without a conversion pass.
+            order = np.argsort(b, kind="stable").astype(np.uint32)
             ends = np.cumsum(np.bincount(b, minlength=n))
             starts = ends - np.bincount(b, minlength=n)
             masks = wheres.masks(rows)
+            whole: dict[int, pl.DataFrame] = {}  # per key partition, all its rows: shared by rules without `where`
             for rule, mask in zip(rules, masks):
                 if rule not in live:
                     continue
-                source = _carry(rule, rows)
                 keep = None if mask is None else mask.fill_null(False).to_numpy()
                 for k in range(n):
                     idx = order[starts[k] : ends[k]]
-                    if keep is not None:
-                        idx = idx[keep[idx]]
+                    if keep is None:
+                        if idx.size:
+                            if k not in whole:
+                                whole[k] = decode(rows[pl.Series(idx, dtype=pl.UInt32)])
+                            out[rule.id][k] = _carry(rule, whole[k])  # a select: no copy
+                        continue
+                    idx = idx[keep[idx]]
                     if idx.size:
-                        out[rule.id][k] = decode(source[pl.Series(idx, dtype=pl.UInt32)])
+                        out[rule.id][k] = decode(_carry(rule, rows)[pl.Series(idx, dtype=pl.UInt32)])
         return out
 
     def _run_filters(self, rows: pl.DataFrame) -> list[tuple]:
@@ -229,7 +256,7 @@ class Router:
         else:
             st.seqs[prefix] = seq + 1
         enabled = self.enabled.get(rule.id, True)
-        keys = keys_of(rule, self.buckets)
+        keys = self._keys.get(prefix) or keys_of(rule, self.buckets)
         if not enabled:
             per_key = {}  # a disabled rule gets time, no rows
         first = rule if seq == 0 else None

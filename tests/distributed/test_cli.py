@@ -81,7 +81,8 @@ def test_serve_with_workers_reports_rules_and_partitions(tmp_path: Path) -> None
         port = s.getsockname()[1]
     proc = subprocess.Popen([*CEP, "serve", str(rule_file), "--listen", f"127.0.0.1:{port}", "--workers", "2",
                              "--outbox", str(tmp_path / "outbox.sqlite"), "--source", f"jsonl:{source}?follow=false"],
-                            env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                            env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            cwd=tmp_path)  # the catalogue and history default to files in the working directory
     try:
         deadline = time.monotonic() + 90
         body: dict = {}

@@ -188,3 +188,36 @@ def test_deleted_rule_key_partitions_are_dropped() -> None:
     routers[1].set_rules(remaining, {})
     got = deliver(routers[1].route(None, horizon=0))
     assert all(got[k] for k in pair_keys)
+
+
+def test_reconcile_sends_only_what_changed_and_is_idempotent() -> None:
+    """A catalogue change becomes the fewest commands: none for unchanged rules (their state
+    stays), register for new or changed ones (a changed channel counts), disable/enable for
+    toggles, delete for removals; applied once, the same change asks for nothing more."""
+    from runtime.catalogue.program import assemble
+    from runtime.distributed.control import reconcile
+
+    files = {"a.cep": RULES + 'channel ops = console()\n'}
+    base = assemble(files).program
+    table = RuleTable(base)
+
+    def step(texts: dict[str, str], disabled: set[str]) -> list[tuple[str, str]]:
+        asm = assemble({**files, **texts}, disabled)
+        assert asm.ok, asm.diagnostics
+        done = reconcile(table, asm.program, asm.declared, disabled)
+        table.apply(done.commands)
+        assert not table.errors, table.errors
+        assert reconcile(table, asm.program, asm.declared, disabled).commands == ()  # idempotent
+        return [(c.op, c.rule) for c in done.commands]
+
+    assert step({}, set()) == []
+    assert step({"rules/cool.cep": "rule cool from m where cpu < 5 notify ops\n"}, set()) == [("register", "cool")]
+    assert step({"rules/cool.cep": "rule cool from m where cpu < 5 notify ops\n"}, {"pair"}) == [("disable", "pair")]
+    assert table.enabled["pair"] is False and "pair" in table.rules  # kept, with its state
+    # The channel changes: the rule that notifies it is registered again (same matching plan).
+    files["a.cep"] = RULES + 'channel ops = console(retries = 5)\n'
+    assert step({"rules/cool.cep": "rule cool from m where cpu < 5 notify ops\n"}, {"pair"}) == [("register", "cool")]
+    assert step({"rules/cool.cep": "rule cool from m where cpu < 6 notify ops\n"}, set()) == [
+        ("enable", "pair"), ("register", "cool")]
+    assert step({}, set()) == [("delete", "cool")]
+    assert set(table.rules) == {"all_rows", "hot", "pair"}
