@@ -67,20 +67,17 @@ def _distinct_key(v: Any) -> Any:
     return "NaN" if is_nan(v) else v  # every NaN is one value
 
 
-def _min(values: list[Any], agg: TAgg) -> Any:
-    # Same order as `<`: NaN is above every number, so min ignores it unless all are NaN.
-    best = values[0]
-    for v in values[1:]:
-        if compare("<", v, best):
-            best = v
-    return best
+def _best(op: str) -> Any:
+    """min (`<`) or max (`>`) in the order of the comparison operators: NaN is above every
+    number, so min ignores it unless all are NaN."""
 
+    def best(values: list[Any], agg: TAgg) -> Any:
+        out = values[0]
+        for v in values[1:]:
+            if compare(op, v, out):
+                out = v
+        return out
 
-def _max(values: list[Any], agg: TAgg) -> Any:
-    best = values[0]
-    for v in values[1:]:
-        if compare(">", v, best):
-            best = v
     return best
 
 
@@ -106,8 +103,8 @@ for _name, _impl in {
     "distinct": lambda values, agg: len({_distinct_key(v) for v in values}),
     "sum": _sum,
     "avg": lambda values, agg: float(mean(values)),
-    "min": _min,
-    "max": _max,
+    "min": _best("<"),
+    "max": _best(">"),
     "std": _std,
     "percentile": _percentile,
 }.items():

@@ -138,21 +138,27 @@ def open_source(spec: str, stream: StreamPlan, **opts: Any) -> Source:
                           (f"did you mean `{best}:`?",) if best else ())
 
 
+def _path_spec(spec: str, rest: str, kind: str, missing: str,
+               readers: dict[str, tuple[str, Callable[[str], Any]]]) -> tuple[str, dict[str, Any]]:
+    """`PATH?options` kinds: the path, and keyword arguments from the options `readers`
+    knows (option → (keyword, parser)) and the common ones; any other option is refused."""
+    path, query = _split_query(rest)
+    if not path:
+        raise SourceSpecError(f"{spec}: {missing}")
+    kw = _common(query, spec)
+    for option, (keyword, parse) in readers.items():
+        if option in query:
+            kw[keyword] = parse(query.pop(option))
+    _reject_unknown(query, spec, kind)
+    return path, kw
+
+
 @source_kind("jsonl", ("jsonl",), ("follow", "poll", "eager", *_COMMON))
 def _jsonl(spec: str, rest: str, stream: StreamPlan, opts: dict[str, Any]) -> Source:
     from runtime.sources.jsonl import JsonlSource
 
-    path, query = _split_query(rest)
-    if not path:
-        raise SourceSpecError(f"{spec}: missing path (use jsonl:- for stdin)")
-    kw = _common(query, spec)
-    if "follow" in query:
-        kw["follow"] = _bool(query.pop("follow"))
-    if "poll" in query:
-        kw["poll_s"] = parse_duration_s(query.pop("poll"))
-    if "eager" in query:
-        kw["flush_when_caught_up"] = _bool(query.pop("eager"))
-    _reject_unknown(query, spec, "jsonl")
+    path, kw = _path_spec(spec, rest, "jsonl", "missing path (use jsonl:- for stdin)", {
+        "follow": ("follow", _bool), "poll": ("poll_s", parse_duration_s), "eager": ("flush_when_caught_up", _bool)})
     return JsonlSource(stream, path, **{**kw, **opts})
 
 
@@ -160,15 +166,8 @@ def _jsonl(spec: str, rest: str, stream: StreamPlan, opts: dict[str, Any]) -> So
 def _parquet_dir(spec: str, rest: str, stream: StreamPlan, opts: dict[str, Any]) -> Source:
     from runtime.sources.parquet_dir import ParquetDirSource
 
-    path, query = _split_query(rest)
-    if not path:
-        raise SourceSpecError(f"{spec}: missing directory")
-    kw = _common(query, spec)
-    if "poll" in query:
-        kw["poll_s"] = parse_duration_s(query.pop("poll"))
-    if "settle" in query:
-        kw["settle_s"] = parse_duration_s(query.pop("settle"))
-    _reject_unknown(query, spec, "parquet-dir")
+    path, kw = _path_spec(spec, rest, "parquet-dir", "missing directory", {
+        "poll": ("poll_s", parse_duration_s), "settle": ("settle_s", parse_duration_s)})
     return ParquetDirSource(stream, path, **{**kw, **opts})
 
 
