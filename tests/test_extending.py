@@ -6,6 +6,7 @@ channel delivering to a real HTTP server on 127.0.0.1."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import random
 import re
@@ -28,6 +29,7 @@ from cepdsl.diagnostics import CheckError
 from cepdsl.explain import explain
 from cepdsl.frontend import check_source
 from cepdsl.functions import AGGREGATES, FUNCTIONS
+from cepdsl.registry import Registry
 from tests.support.frames import assert_frames_match
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,6 +54,18 @@ def run_blocks(section: str) -> list[str]:
     return files
 
 
+@contextlib.contextmanager
+def added(section: str, registry: Registry, name: str, n_files: int) -> Iterator[None]:
+    """The section's blocks run (registering `name`); the registry complete; `name` gone after."""
+    assert name not in registry
+    assert len(run_blocks(section)) == n_files
+    try:
+        assert registry.missing() == []
+        yield
+    finally:
+        registry.remove(name)
+
+
 def test_the_examples_touch_at_most_three_files_of_code() -> None:
     for section in ("Adding an aggregate", "Adding a function", "Adding a channel kind"):
         files = {f for f, _ in code_blocks(section)}
@@ -64,14 +78,8 @@ def test_the_examples_touch_at_most_three_files_of_code() -> None:
 
 @pytest.fixture
 def spread() -> Iterator[None]:
-    assert "spread" not in AGGREGATES
-    files = run_blocks("Adding an aggregate")
-    assert len(files) == 4
-    try:
-        assert AGGREGATES.missing() == []
+    with added("Adding an aggregate", AGGREGATES, "spread", 4):
         yield
-    finally:
-        AGGREGATES.remove("spread")
 
 
 STREAM = "stream s (ts: timestamp, k: str, x: float, n: int, lo: float)\n  time ts\n"
@@ -144,14 +152,8 @@ def test_the_toy_aggregate_is_typed_named_and_explained(spread: None) -> None:
 
 @pytest.fixture
 def clamp() -> Iterator[None]:
-    assert "clamp" not in FUNCTIONS
-    files = run_blocks("Adding a function")
-    assert len(files) == 3
-    try:
-        assert FUNCTIONS.missing() == []
+    with added("Adding a function", FUNCTIONS, "clamp", 3):
         yield
-    finally:
-        FUNCTIONS.remove("clamp")
 
 
 @pytest.mark.parametrize("condition", [
@@ -180,14 +182,8 @@ def test_the_toy_function_is_typed(clamp: None) -> None:
 
 @pytest.fixture
 def chat() -> Iterator[None]:
-    assert "chat" not in CHANNEL_KINDS
-    files = run_blocks("Adding a channel kind")
-    assert len(files) == 2
-    try:
-        assert CHANNEL_KINDS.missing() == []
+    with added("Adding a channel kind", CHANNEL_KINDS, "chat", 2):
         yield
-    finally:
-        CHANNEL_KINDS.remove("chat")
 
 
 CHAT_RULES = """
