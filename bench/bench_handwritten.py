@@ -24,7 +24,6 @@ The rule: keep ours only where it wins by ≥ 1.5×; the verdict is printed per 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import datetime as dt
 import os
 import sys

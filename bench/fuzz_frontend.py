@@ -273,6 +273,12 @@ def run(cases: Iterable[str], stats: Stats | None = None, *, engine: bool = True
     return stats
 
 
+def _write_crash(out: Path, k: int, text: str, tb: str) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"crash_{k}.cep").write_text(text, encoding="utf-8", errors="surrogateescape")
+    (out / f"crash_{k}.txt").write_text(tb, encoding="utf-8")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("-n", type=int, default=100_000, help="number of inputs (default 100,000)")
@@ -284,13 +290,16 @@ def main(argv: list[str] | None = None) -> int:
     texts = corpus_texts()
     t0 = time.perf_counter()
     stats = Stats()
-    step = max(args.n // 10, 1)
+    step = max(min(args.n // 10, 10_000), 1)  # a line every 10k inputs: long runs show their progress
     gen = inputs(args.n, args.seed, texts)
     done = 0
     while done < args.n:
         batch = [x for _, x in zip(range(min(step, args.n - done)), gen)]
+        found = len(stats.crashes)
         run(batch, stats, engine=not args.check_only)
         done += len(batch)
+        for k in range(found, len(stats.crashes)):  # written as found: a long run may be stopped
+            _write_crash(Path(args.crash_dir), k, *stats.crashes[k])
         print(f"  {done:>7,} inputs  {time.perf_counter() - t0:7.1f} s  crashes {len(stats.crashes)}", flush=True)
     wall = time.perf_counter() - t0
     slow_s, slow_text = stats.slowest
@@ -301,9 +310,6 @@ def main(argv: list[str] | None = None) -> int:
     if stats.crashes or stats.slow:
         out = Path(args.crash_dir)
         out.mkdir(parents=True, exist_ok=True)
-        for k, (text, tb) in enumerate(stats.crashes):
-            (out / f"crash_{k}.cep").write_text(text, encoding="utf-8", errors="surrogateescape")
-            (out / f"crash_{k}.txt").write_text(tb, encoding="utf-8")
         for k, (_, text) in enumerate(stats.slow):
             (out / f"slow_{k}.cep").write_text(text, encoding="utf-8", errors="surrogateescape")
         print(f"crashing and slow inputs written to {out}")

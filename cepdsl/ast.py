@@ -8,7 +8,7 @@ planning are passes in their own modules.  Equality ignores spans
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -132,7 +132,7 @@ class IsNull:
     span: Span = _span()
 
 
-Expr = Union[Literal, ListLit, MapLit, FieldRef, Call, Unary, Binary, InList, IsNull]
+Expr = Literal | ListLit | MapLit | FieldRef | Call | Unary | Binary | InList | IsNull
 
 # ----------------------------------------------------------------------------- patterns
 
@@ -166,7 +166,7 @@ class PatRepeat:
     span: Span = _span()
 
 
-PatNode = Union[PatStep, PatSeq, PatAlt, PatRepeat]
+PatNode = PatStep | PatSeq | PatAlt | PatRepeat
 
 # ----------------------------------------------------------------------------- declarations
 
@@ -343,10 +343,10 @@ class Resolve:
     span: Span = _span()
 
 
-Clause = Union[
-    From, Where, GroupBy, Window, Having, Schedule, Pattern, Define, Absent, Anomaly, Severity, Throttle, Notify, Message,
-    Join, For, Resolve,
-]  # fmt: skip
+Clause = (
+    From | Where | GroupBy | Window | Having | Schedule | Pattern | Define | Absent | Anomaly | Severity | Throttle | Notify
+    | Message | Join | For | Resolve
+)
 
 #: The keyword that introduces each clause, for messages and the formatter.
 CLAUSE_KEYWORD: dict[type, str] = {
@@ -422,7 +422,7 @@ class SilenceDecl:
     span: Span = _span()
 
 
-Decl = Union[StreamDecl, ChannelDecl, TableDecl, TemplateDecl, SilenceDecl, RuleDecl]
+Decl = StreamDecl | ChannelDecl | TableDecl | TemplateDecl | SilenceDecl | RuleDecl
 
 #: The keyword each declaration starts with.
 DECL_KEYWORD: dict[type, str] = {

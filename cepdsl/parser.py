@@ -49,9 +49,16 @@ def _collect_comment(tok: Token) -> Token:
 
 @functools.cache
 def grammar() -> Lark:
+    try:
+        import cepdsl.grammar  # noqa: F401 - the top-level grammar/ folder, mapped by the install
+    except ModuleNotFoundError:
+        # An editable install made before grammar/ became the package cepdsl.grammar maps only
+        # cepdsl/: say how to fix it rather than fail inside Lark.
+        raise RuntimeError("the package cepdsl.grammar (the grammar/ folder) is not installed: "
+                           "re-run `pip install -e .` (or install cep again)") from None
     return Lark.open_from_package(
-        "cepdsl",
-        "grammar/cep.lark",
+        "cepdsl.grammar",  # the top-level grammar/ folder, mapped in pyproject.toml
+        "cep.lark",
         parser="lalr",
         # A basic lexer keeps keywords reserved everywhere; the contextual one would
         # read `rule` as a field name after `cpu >` and misplace the error.

@@ -484,9 +484,11 @@ def output_columns(
     """The ordered columns of a rule's match record (LANGUAGE.md §7, §9.3).
     `stream` is the rule's view of it: joined columns (`A.field`) included."""
     cols: list[FieldPlan] = [*HEAD, *group_by]
+    seen = {c.name for c in cols}  # a set: a scan of `cols` per field made this quadratic in wide streams
 
     def add(fp: FieldPlan) -> None:
-        if all(c.name != fp.name for c in cols):
+        if fp.name not in seen:
+            seen.add(fp.name)
             cols.append(fp)
 
     ts = Type.TIMESTAMP

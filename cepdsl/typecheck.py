@@ -203,7 +203,7 @@ class Typer:
                 # spec does not make it an error, so it type-checks (see docs/diagnostics.md).
                 return TBinary(T.BOOL, op, left, right)
             if not _comparable(op, lt, rt):
-                hints: tuple[str, ...] = ()
+                hints = ()
                 if T.STR in (lt, rt) and (lt.is_numeric or rt.is_numeric):
                     hints = _string_number_hints(e.left if lt is T.STR else e.right, e.right if lt is T.STR else e.left)
                 self.error(where, f"cannot compare `{lt}` with `{rt}` using `{op}`", hints, code="type")

@@ -42,7 +42,7 @@ TIME_UNIT = "us"
 US_PER = durations.US_PER  # one table for the language, specs and flags
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def polars_dtype(t: Type) -> pl.DataType:
     """The in-engine dtype of a declared field type (cached: executors ask per batch)."""
     import polars as pl

@@ -1,4 +1,4 @@
-"""Say so when the first run compiles kernels, instead of sitting silent for 20 s.
+"""The notice `cep` prints while a first run compiles Numba kernels, instead of sitting silent.
 
 Numba compiles a kernel the first time it meets a dtype and caches it on disk
 (`cache=True`), so only the first run of a rule set waits. Numba broadcasts a

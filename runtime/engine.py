@@ -443,7 +443,7 @@ class StreamingEngine:
         offsets = {k: dict(v) for k, v in self.offsets.items()}
         snap = self.session.snapshot()
         self.state_bytes = {key: len(payload) for key, payload in snap.items()}
-        entries = [(key, ENGINE_STATE_VERSION, payload, {}) for key, payload in snap.items()]
+        entries: list[tuple[str, int, bytes, dict]] = [(key, ENGINE_STATE_VERSION, payload, {}) for key, payload in snap.items()]
         entries.append((OFFSETS_KEY, ENGINE_STATE_VERSION, b"", offsets))
         self.store.save_many(entries)
         for key in self.store.rule_ids():

@@ -11,7 +11,7 @@ Protocol on stdin/stdout: frames of a 4-byte big-endian length and a msgpack bod
 Request `{"t": template, "r": record, "c": max_chars, "s": max_seconds}` (times, dates,
 durations and decimals as msgpack extension types, see `ext_encode`), reply `{"ok": text}`
 or `{"err": reason}`. The child writes `READY` once set up. Kept import-light: this module
-is not inside `runtime.notify`, whose package imports Polars and httpx.
+is not inside `runtime.notify`, whose package imports Polars.
 
     python -m runtime.template_child MEMORY_MB
 """

@@ -38,7 +38,7 @@ def test_corpus_is_big_enough() -> None:
 @pytest.mark.parametrize("path", INVALID, ids=lambda p: p.stem)
 def test_invalid_file_prints_its_golden_diagnostics(path: Path) -> None:
     golden = regen.golden_path(path)
-    assert golden.exists(), f"no golden file: run tests/corpus/regen.py"
+    assert golden.exists(), "no golden file: run tests/corpus/regen.py"
     out = regen.stderr_of(path)
     assert out == golden.read_text(encoding="utf-8")
     first = out.splitlines()[0]

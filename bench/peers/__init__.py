@@ -1,0 +1,1 @@
+"""Peers for the benchmarks: the seed design's ways of doing what cep does, timed beside ours."""

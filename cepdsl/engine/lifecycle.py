@@ -512,7 +512,6 @@ class LifecycleExecutor(Executor):
         whose firing was held back are remembered, so the common case is two column scans."""
         if out.height == 0 or "state" not in out.columns:
             return out
-        firing = (out["state"] == FIRING).fill_null(False)
         held = out["suppressed"].fill_null(False) if "suppressed" in out.columns else pl.repeat(False, out.height, eager=True)
         if "silenced" in out.columns:
             held = held | out["silenced"].is_not_null()

@@ -18,12 +18,16 @@ def open_history(spec: str, retention_s: float = DEFAULT_RETENTION_S) -> Any:
         parts = urlsplit(spec)
         query = dict(parse_qsl(parts.query))
         url = urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
-        return RedisHistory(redis.Redis.from_url(url, socket_timeout=5), query.get("prefix", "cep:"), retention_s)
-    if spec == "memory" or spec.startswith(("sqlite:", "postgresql://", "postgres://")):
+        history: Any = RedisHistory(redis.Redis.from_url(url, socket_timeout=5), query.get("prefix", "cep:"),
+                                    retention_s)
+    elif spec == "memory" or spec.startswith(("sqlite:", "postgresql://", "postgres://")):
         from runtime.sqldb import SqlDb
 
-        return SqlHistory(SqlDb(spec), retention_s)
-    raise ValueError(f"unknown alert history store {spec!r} (sqlite:PATH, memory, postgresql://..., redis://...)")
+        history = SqlHistory(SqlDb(spec), retention_s)
+    else:
+        raise ValueError(f"unknown alert history store {spec!r} (sqlite:PATH, memory, postgresql://..., redis://...)")
+    history.spec = spec  # the history writer's process opens the same store
+    return history
 
 
 __all__ = ["DEFAULT_RETENTION_S", "Alert", "AlertRow", "HistoryWriter", "SqlHistory", "open_history", "to_us"]

@@ -19,6 +19,7 @@ import json
 import time
 from typing import Any
 
+from runtime.history.rows import ALERT_COLUMNS
 from runtime.history.store import DEFAULT_RETENTION_S, Alert, AlertRow
 
 
@@ -36,30 +37,52 @@ class RedisHistory:
                         json.dumps(r.channels)) for r in rows], now)
 
     def add_rows(self, rows: list[tuple[Any, ...]], now: float | None = None) -> None:
+        """Rows of `runtime.history.rows.alert_rows`, all emitted at `now`."""
+        emitted = int((time.time() if now is None else now) * 1_000_000)
+        self._add(rows, [emitted] * len(rows))
+
+    def add_frame(self, frame: Any, now: float | None = None) -> None:
+        """An alert frame (`runtime.history.rows.batch_frame`, the writer's path): one pipeline."""
+        if frame.height == 0:
+            return
+        if "emitted_us" in frame.columns:
+            emitted = frame.get_column("emitted_us").to_list()
+        else:
+            emitted = [int((time.time() if now is None else now) * 1_000_000)] * frame.height
+        self._add(frame.select(ALERT_COLUMNS).rows(), emitted)
+
+    def _add(self, rows: list[tuple[Any, ...]], emitted: list[int]) -> None:
         if not rows:
             return
-        emitted = int((time.time() if now is None else now) * 1_000_000)
         last = self.r.incrby(self._k("alerts", "seq"), len(rows))
         ttl = max(1, int(self.retention_s))
         pipe = self.r.pipeline(transaction=False)
+        dumps = json.dumps
+        k_all, k_ts, k_emitted = self._k("alerts", "by", "all"), self._k("alerts", "ts"), self._k("alerts", "emitted")
         for i, (rule, sev, ts, grp, key, record, silenced, test, channels) in enumerate(rows):
             aid = last - len(rows) + 1 + i
-            doc = {"id": aid, "rule": rule, "severity": sev, "ts_us": ts, "emitted_us": emitted, "group": grp,
-                   "key": key, "record": record, "silenced": silenced, "test": bool(test), "channels": channels}
-            pipe.set(self._k("alert", str(aid)), json.dumps(doc), ex=ttl)
-            for index in (("alerts", "by", "all"), ("alerts", "by", "rule", rule), ("alerts", "by", "grp", grp),
-                          ("alerts", "by", "sev", sev)):
-                pipe.zadd(self._k(*index), {aid: aid})
+            # The record and channels are JSON already: embedded as they are, not encoded again as strings.
+            doc = (f'{{"id":{aid},"rule":{dumps(rule)},"severity":{dumps(sev)},"ts_us":{dumps(ts)},'
+                   f'"emitted_us":{emitted[i]},"group":{dumps(grp)},"key":{dumps(key)},"record":{record},'
+                   f'"silenced":{dumps(silenced)},"test":{"true" if test else "false"},"channels":{channels}}}')
+            pipe.set(self._k("alert", str(aid)), doc, ex=ttl)
+            pipe.zadd(k_all, {aid: aid})
+            pipe.zadd(self._k("alerts", "by", "rule", rule), {aid: aid})
+            pipe.zadd(self._k("alerts", "by", "grp", grp), {aid: aid})
+            pipe.zadd(self._k("alerts", "by", "sev", sev), {aid: aid})
             if ts is not None:
-                pipe.zadd(self._k("alerts", "ts"), {aid: ts})
-            pipe.zadd(self._k("alerts", "emitted"), {aid: emitted})
+                pipe.zadd(k_ts, {aid: ts})
+            pipe.zadd(k_emitted, {aid: emitted[i]})
         pipe.execute()
 
     @staticmethod
     def _alert(raw: bytes | str) -> Alert:
         d = json.loads(raw)
+        record, channels = d["record"], d["channels"]
+        # Alerts stored before the record was embedded hold it (and the channels) as JSON strings.
         return Alert(d["id"], d["rule"], d["severity"], d["ts_us"], d["emitted_us"], d["group"], d["key"],
-                     json.loads(d["record"]), d["silenced"], d["test"], json.loads(d["channels"]))
+                     json.loads(record) if isinstance(record, str) else record, d["silenced"], d["test"],
+                     json.loads(channels) if isinstance(channels, str) else channels)
 
     def _fetch(self, ids: list[int]) -> list[Alert]:
         if not ids:

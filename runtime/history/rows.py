@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from cepdsl.plan import RulePlan
@@ -71,7 +72,7 @@ ALERT_COLUMNS = ("rule", "severity", "ts_us", "grp", "nkey", "record", "silenced
 
 def alert_frame(rule_id: str, rule: RulePlan | None, frame: pl.DataFrame, test: bool = False) -> pl.DataFrame:
     """The alert rows of `frame` as a frame (built in Polars, no Python object per match): what
-    the SQL stores insert in one statement through the database's JSON reader."""
+    the stores insert with one statement per write."""
     n = frame.height
     cols = frame.columns
     default_sev = rule.severity if rule is not None else "medium"
@@ -106,3 +107,33 @@ def alert_frame(rule_id: str, rule: RulePlan | None, frame: pl.DataFrame, test: 
     else:
         nkey = pl.Series("nkey", [""] * n, dtype=pl.String) if n else pl.Series("nkey", [], dtype=pl.String)
     return out.with_columns(nkey).select(ALERT_COLUMNS)
+
+
+#: One submitted match frame: (rule id, its plan, the frame, from a `trigger` test, emitted at µs).
+Item = tuple[str, "RulePlan | None", pl.DataFrame, bool, int]
+
+
+def batch_frame(items: list[Item]) -> pl.DataFrame:
+    """Many submitted match frames as one alert frame with an `emitted_us` column.
+
+    Frames of one rule (same plan, same columns) are concatenated first and converted
+    once: the conversion costs ~1 ms per call whatever the rows, which at 1 % of a batch
+    of 10,000 events was more than the insert.  Ids then follow emission order per
+    rule; within one write, a rule's matches are consecutive."""
+    groups: dict[tuple[Any, ...], list[Item]] = {}
+    for it in items:
+        rid, rule, frame, test, _ = it
+        if frame.height:
+            groups.setdefault((rid, id(rule), test, tuple(frame.schema.items())), []).append(it)
+    parts = []
+    for group in groups.values():
+        rid, rule, _, test, _ = group[0]
+        frames = [it[2] for it in group]
+        alerts = alert_frame(rid, rule, frames[0] if len(frames) == 1 else pl.concat(frames, rechunk=False), test)
+        emitted = (pl.lit(group[0][4], pl.Int64) if len(group) == 1 else
+                   pl.Series(np.repeat(np.array([it[4] for it in group], dtype=np.int64), [f.height for f in frames])))
+        parts.append(alerts.with_columns(emitted.alias("emitted_us")))
+    if not parts:
+        return pl.DataFrame(schema={**dict.fromkeys(ALERT_COLUMNS, pl.String), "ts_us": pl.Int64, "test": pl.Int64,
+                                    "emitted_us": pl.Int64})
+    return parts[0] if len(parts) == 1 else pl.concat(parts, rechunk=False)

@@ -102,19 +102,30 @@ class SqlHistory:
             [(r[0], r[1], r[2], emitted, *r[3:]) for r in rows],
         )
 
+    _INSERT = ("INSERT INTO cep_alerts (rule, severity, ts_us, emitted_us, grp, nkey, record, silenced, test, channels) "
+               "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+
     def add_frame(self, frame: Any, now: float | None = None) -> None:
-        """An alert frame (`runtime.history.rows.alert_frame`): its rows come out of Polars as
-        tuples (no per-match Python work here) and go in with one executemany."""
+        """An alert frame (`runtime.history.rows.alert_frame` / `batch_frame`, the writer's path) in
+        one transaction: its rows come out of Polars as tuples, no per-match Python work here.
+        PostgreSQL takes them through COPY (one round trip, no statement per row)."""
         if frame.height == 0:
             return
         import polars as pl
 
-        emitted = int((time.time() if now is None else now) * 1_000_000)
-        rows = frame.select("rule", "severity", "ts_us", pl.lit(emitted, pl.Int64).alias("emitted_us"), "grp", "nkey",
-                            "record", "silenced", "test", "channels").rows()
-        self.db.many(
-            "INSERT INTO cep_alerts (rule, severity, ts_us, emitted_us, grp, nkey, record, silenced, test, channels) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        if "emitted_us" not in frame.columns:
+            emitted = int((time.time() if now is None else now) * 1_000_000)
+            frame = frame.with_columns(pl.lit(emitted, pl.Int64).alias("emitted_us"))
+        rows = frame.select("rule", "severity", "ts_us", "emitted_us", "grp", "nkey", "record", "silenced", "test",
+                            "channels").rows()
+        if self.db.dialect == "postgresql":
+            with self.db.transaction() as cur, cur.copy(
+                    "COPY cep_alerts (rule, severity, ts_us, emitted_us, grp, nkey, record, silenced, test, channels) "
+                    "FROM STDIN") as copy:
+                for r in rows:
+                    copy.write_row(r)
+            return
+        self.db.many(self._INSERT, rows)
 
     def query(self, *, rule: str | None = None, severity: str | None = None, group: str | None = None,
               since_us: int | None = None, until_us: int | None = None, cursor: int | None = None,

@@ -19,8 +19,7 @@ from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from typing import IO, Any
-
-import httpx
+from urllib.parse import urlencode
 
 from cepdsl.channels import CHANNEL_KINDS
 from runtime.notify.config import ResolvedChannel
@@ -91,7 +90,7 @@ class Sent:
 
 @dataclass
 class SendContext:
-    client: Any  # http11.GuardedHttpClient or httpx.AsyncClient (ssrf.guarded_client); None until started
+    client: Any  # http11.GuardedHttpClient (ssrf.guarded_client); None until started
     policy: DestinationPolicy = DEFAULT_POLICY
     ssl_context: ssl.SSLContext | None = None
     console: IO[str] | None = None
@@ -281,8 +280,8 @@ class SmsChannel(Channel):
         body_text = text[:SMS_MAX_CHARS]
         sent: Sent | None = None
         for to in self._recipients():
-            form = httpx.QueryParams({"To": to, "From": str(self.config.get("from_number")), "Body": body_text})
-            sent = await self._http("POST", url, body=str(form).encode(),
+            form = urlencode({"To": to, "From": str(self.config.get("from_number")), "Body": body_text})
+            sent = await self._http("POST", url, body=form.encode(),
                                     content_type="application/x-www-form-urlencoded",
                                     auth=(sid, str(self.config.get("auth_token"))))
         assert sent is not None

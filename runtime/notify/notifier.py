@@ -45,7 +45,6 @@ from runtime.notify.records import Record, decode_record, episode_key, frame_del
 from runtime.notify.retry import PAYLOAD_STATUS, RetryPolicy, classify_exception
 from runtime.notify.ssrf import (
     DEFAULT_POLICY,
-    HTTP_CLIENTS,
     DestinationPolicy,
     Resolver,
     guarded_client,
@@ -106,7 +105,6 @@ class Notifier:
         template_max_chars: int = DEFAULT_MAX_CHARS,
         template_max_seconds: float = DEFAULT_MAX_SECONDS,
         seed: int | None = None,
-        http_client: str = "http11",
         template_workers: int = 2,
     ) -> None:
         self.program = program
@@ -119,9 +117,6 @@ class Notifier:
         self._env = env
         self._policy = policy
         self._resolver = resolver
-        if http_client not in HTTP_CLIENTS:
-            raise ValueError(f"http_client must be one of {', '.join(HTTP_CLIENTS)}")
-        self._http_impl = http_client
         self._ctx = SendContext(None, policy, ssl_context, console, detail=False)
         self._channels: dict[str, Channel] = {n: build_channel(c, self._ctx) for n, c in configs.items()}
         self._outbox, self._owns_outbox = open_outbox(outbox)
@@ -374,8 +369,7 @@ class Notifier:
         self._wake = asyncio.Event()
         self._outbox_thread = ThreadPoolExecutor(1, thread_name_prefix="cep-notify-outbox")
         self._ctx.client = guarded_client(self._policy, resolver=self._resolver,
-                                          ssl_context=self._ctx.ssl_context, max_connections=self.max_in_flight,
-                                          impl=self._http_impl)
+                                          ssl_context=self._ctx.ssl_context, max_connections=self.max_in_flight)
         ready.set()
         try:
             await self._dispatch()

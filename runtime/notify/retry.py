@@ -17,9 +17,6 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import httpcore
-import httpx
-
 from runtime.notify.errors import DeliveryError, DestinationRefused
 from runtime.notify.secrets import Redactor
 
@@ -64,7 +61,7 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
 
 
 def check_response(response: Any, redactor: Redactor) -> None:
-    """Raise `DeliveryError` unless the response (httpx.Response or http11.HttpResponse) is a 2xx."""
+    """Raise `DeliveryError` unless the response (http11.HttpResponse) is a 2xx."""
     code = response.status_code
     if 200 <= code < 300:
         return
@@ -87,7 +84,7 @@ def classify_exception(exc: BaseException, redactor: Redactor) -> DeliveryError:
     text = redactor.redact(str(exc) or name)
     if isinstance(exc, DestinationRefused):
         return DeliveryError(f"refused: {text}", retryable=False)
-    if isinstance(exc, (TimeoutError, httpx.TimeoutException, httpcore.TimeoutException)):
+    if isinstance(exc, TimeoutError):
         return DeliveryError(f"timeout: {text}", retryable=True)
     if isinstance(exc, ssl.SSLCertVerificationError):
         return DeliveryError(f"TLS certificate rejected: {text}", retryable=False)
@@ -99,6 +96,6 @@ def classify_exception(exc: BaseException, redactor: Redactor) -> DeliveryError:
         return DeliveryError(f"SMTP recipients refused: {text}", retryable=False)
     if isinstance(exc, smtplib.SMTPNotSupportedError):
         return DeliveryError(f"SMTP: {text}", retryable=False)
-    if isinstance(exc, (httpx.TransportError, httpcore.NetworkError, OSError, smtplib.SMTPException)):
+    if isinstance(exc, (OSError, smtplib.SMTPException)):
         return DeliveryError(f"{name}: {text}", retryable=True)
     return DeliveryError(f"{name}: {text}", retryable=False)

@@ -6,9 +6,9 @@ ports on localhost, internal services). Checking the URL text is not enough:
 `http://2130706433/`, `http://0x7f.1/`, `[::ffff:127.0.0.1]`, a DNS name that
 resolves to 127.0.0.1, or one that resolves differently the second time (DNS
 rebinding) all reach loopback. So the check runs inside the connection
-machinery: `GuardedBackend.connect_tcp` resolves the name itself, refuses if
-*any* resolved address is forbidden, and connects to the checked address, so
-what was checked is what is used. Redirects are never followed (a 3xx is a
+machinery: each new connection of the notifier's client (http11.py) resolves
+the name itself, refuses if *any* resolved address is forbidden, and connects
+to the checked address, so what was checked is what is used. Redirects are never followed (a 3xx is a
 failed delivery).
 
 Allowlist: `allow_hosts` matches the URL's host as written (canonicalised for IP
@@ -21,27 +21,19 @@ from __future__ import annotations
 import asyncio
 import functools
 import ipaddress
-import itertools
 import socket
 import ssl
-import sys
 import typing
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-import httpcore
-import httpx
+import certifi
 
 from runtime.notify.errors import DestinationRefused
 
-try:  # pragma: no cover - depends on the environment
-    import sniffio  # noqa: F401
-except ImportError:
-    # httpcore runs `import sniffio` on every request to detect the event loop; without sniffio
-    # installed, each failed import walks sys.path (~1 ms a request). A None entry makes the
-    # failure instant and changes nothing else: the module is absent either way.
-    sys.modules.setdefault("sniffio", None)  # type: ignore[arg-type]
+if typing.TYPE_CHECKING:
+    from runtime.notify.http11 import GuardedHttpClient
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], Awaitable[list[str]]]
@@ -216,9 +208,9 @@ class DestinationPolicy:
         try:
             addrs = await resolver(host, port)
         except OSError as exc:
-            raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from None
+            raise ConnectionError(f"cannot resolve {host}: {exc}") from None
         if not addrs:
-            raise httpcore.ConnectError(f"cannot resolve {host}")
+            raise ConnectionError(f"cannot resolve {host}")
         for a in addrs:
             # A name resolving to one public and one internal address is refused outright:
             # picking the public one would leave the choice to whoever controls the DNS.
@@ -232,113 +224,17 @@ class DestinationPolicy:
 DEFAULT_POLICY = DestinationPolicy()
 
 
-# --------------------------------------------------------------------------- httpx plumbing
-
-
-class GuardedBackend(httpcore.AsyncNetworkBackend):
-    """httpcore network backend that connects only to checked addresses."""
-
-    def __init__(self, policy: DestinationPolicy, resolver: Resolver = system_resolver) -> None:
-        self._policy = policy
-        self._resolver = resolver
-        self._inner = httpcore.AnyIOBackend()
-
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: typing.Iterable[typing.Any] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        addrs = await self._policy.resolve(host, port, self._resolver)
-        last: Exception | None = None
-        for addr in addrs:
-            try:
-                return await self._inner.connect_tcp(
-                    addr, port, timeout=timeout, local_address=local_address, socket_options=socket_options
-                )
-            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
-                last = exc
-        assert last is not None
-        raise last
-
-    async def connect_unix_socket(self, *args: typing.Any, **kwargs: typing.Any) -> httpcore.AsyncNetworkStream:
-        raise DestinationRefused("unix sockets are not a notification destination")
-
-    async def sleep(self, seconds: float) -> None:
-        await self._inner.sleep(seconds)
+# --------------------------------------------------------------------------- clients
 
 
 @functools.lru_cache(maxsize=1)
 def default_ssl_context() -> ssl.SSLContext:
-    """Verifying TLS context, built once: loading the CA bundle costs tens of milliseconds."""
-    return httpx.create_ssl_context(trust_env=False)
+    """Verifying TLS context, built once: loading the CA bundle costs tens of milliseconds.
 
-
-class _ShardedPool:
-    """Several small httpcore pools behind one face.
-
-    httpcore's pool re-scans every (queued request × connection) pair on each
-    state change, so one pool of 100 connections with 100 requests in flight
-    spends milliseconds of CPU per request. Shards of a few connections each,
-    picked round-robin, keep that scan tiny; the total stays `max_connections`.
+    certifi's bundle rather than the system store, so a slim container without
+    ca-certificates still verifies the public webhook hosts.
     """
-
-    SHARD = 8
-
-    def __init__(self, ssl_context: ssl.SSLContext, limits: httpx.Limits, backend: GuardedBackend) -> None:
-        total = limits.max_connections or 100
-        n = max(1, -(-total // self.SHARD))
-        self._pools = [
-            httpcore.AsyncConnectionPool(
-                ssl_context=ssl_context,
-                max_connections=max(1, total // n),
-                max_keepalive_connections=max(1, (limits.max_keepalive_connections or total) // n),
-                keepalive_expiry=limits.keepalive_expiry,
-                network_backend=backend,
-            )
-            for _ in range(n)
-        ]
-        self._next = itertools.count()
-
-    async def handle_async_request(self, request: httpcore.Request) -> httpcore.Response:
-        return await self._pools[next(self._next) % len(self._pools)].handle_async_request(request)
-
-    async def aclose(self) -> None:
-        for pool in self._pools:
-            await pool.aclose()
-
-    async def __aenter__(self) -> _ShardedPool:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
-
-
-class GuardedTransport(httpx.AsyncHTTPTransport):
-    """httpx transport: scheme check per request, address check per connection, no proxies."""
-
-    def __init__(
-        self,
-        policy: DestinationPolicy,
-        *,
-        resolver: Resolver = system_resolver,
-        ssl_context: ssl.SSLContext | None = None,
-        limits: httpx.Limits = httpx.Limits(max_connections=100, max_keepalive_connections=100),
-    ) -> None:
-        ssl_context = ssl_context or default_ssl_context()
-        super().__init__(verify=ssl_context, trust_env=False, limits=limits)
-        self._policy = policy
-        self._pool = _ShardedPool(ssl_context, limits, GuardedBackend(policy, resolver))  # type: ignore[assignment]
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        if request.url.scheme not in ("http", "https"):
-            raise DestinationRefused(f"URL scheme {request.url.scheme!r} is not allowed")
-        return await super().handle_async_request(request)
-
-
-HTTP_CLIENTS = ("http11", "httpx")
+    return ssl.create_default_context(cafile=certifi.where())
 
 
 def guarded_client(
@@ -347,28 +243,15 @@ def guarded_client(
     resolver: Resolver = system_resolver,
     ssl_context: ssl.SSLContext | None = None,
     max_connections: int = 100,
-    impl: str = "http11",
-) -> typing.Any:
+) -> GuardedHttpClient:
     """The one pooled client the notifier uses: guarded, no redirects, no env proxies.
 
-    `impl`: "http11" (default: runtime/notify/http11.py, the small asyncio
-    client — several times less CPU per request, see bench/bench_notify.py) or
-    "httpx" (httpx.AsyncClient over `GuardedTransport`). Both check every new
-    connection's resolved address against `policy`.
+    runtime/notify/http11.py, the small asyncio HTTP/1.1 client: it checks every
+    new connection's resolved address against `policy`.
     """
-    if impl == "http11":
-        from runtime.notify.http11 import GuardedHttpClient  # here: http11 imports this module
+    from runtime.notify.http11 import GuardedHttpClient  # here: http11 imports this module
 
-        return GuardedHttpClient(policy, resolver=resolver, ssl_context=ssl_context, max_connections=max_connections)
-    if impl != "httpx":
-        raise ValueError(f"unknown HTTP client {impl!r} (one of {', '.join(HTTP_CLIENTS)})")
-    limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
-    return httpx.AsyncClient(
-        transport=GuardedTransport(policy, resolver=resolver, ssl_context=ssl_context, limits=limits),
-        follow_redirects=False,
-        trust_env=False,
-        timeout=None,  # the caller bounds each attempt (the channel's timeout), as with http11
-    )
+    return GuardedHttpClient(policy, resolver=resolver, ssl_context=ssl_context, max_connections=max_connections)
 
 
 def guarded_socket(policy: DestinationPolicy, host: str, port: int, timeout: float) -> socket.socket:

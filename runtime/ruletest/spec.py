@@ -249,7 +249,7 @@ def _read_input(node: Node, stream: StreamPlan, start: dt.datetime | None, warni
 
 
 def _known(stream: StreamPlan) -> set[str]:
-    names = set()
+    names: set[str] = set()
     for f in stream.fields:
         parts = f.name.split(".")
         names.update(".".join(parts[: i + 1]) for i in range(len(parts)))

@@ -137,7 +137,7 @@ class Source(ABC):
 
     # -- shared behaviour
 
-    def ack(self, batch: Batch) -> None:
+    def ack(self, batch: Batch) -> None:  # noqa: B027 - a no-op by design: most sources have nothing to acknowledge
         """Tell the source `batch`'s results are safely stored (Redis Streams acks then)."""
 
     def close(self) -> None:

@@ -132,7 +132,6 @@ def type_rows(
 ) -> tuple[pl.DataFrame, dict[int, str], pl.DataFrame]:
     """`records_to_frame` before the bad rows are dropped: (a frame of every record,
     {index: reason} of the refused ones, their dead letters)."""
-    n = len(records)
     reasons: dict[int, str] = {}
     rows: Sequence[Any] = records
     if set(map(type, records)) - {dict}:

@@ -39,7 +39,6 @@ import itertools
 import json
 import logging
 import secrets
-import socket
 from collections import OrderedDict
 from collections.abc import Iterator
 from operator import itemgetter
@@ -319,7 +318,7 @@ class RedisStreamSource(Source):
                     # Else the token's bytes ended a recv inside a payload: read on.
         except redis.ResponseError:
             raise  # a reply, read whole: the connection is in step
-        except socket.timeout as e:
+        except TimeoutError as e:
             self._drop_conn()
             raise redis.TimeoutError(f"Timeout reading from redis: {e}") from e
         except OSError as e:

@@ -82,7 +82,7 @@ def history(request, tmp_path) -> Iterator:  # noqa: ANN001
         h = open_history(request.getfixturevalue("redis_server").url + "?prefix=h:", retention_s=100.0)
     else:
         h = open_history(request.getfixturevalue("postgres_url"), retention_s=100.0)
-        h.db.execute("DELETE FROM cep_alerts")
+        h.db.execute("TRUNCATE cep_alerts RESTART IDENTITY")  # the database is shared by the session's tests
     yield h
     h.close()
 

@@ -165,3 +165,24 @@ def test_unknown_tests_and_filters_inside_if_are_caught_by_check(template: str) 
     """Jinja defers these to render time; the checker names them (found writing the corpus)."""
     program, diags = check_source(message(template), "h.cep")
     assert program is None and diags[0].message.startswith("invalid message template: unknown")
+
+
+@pytest.mark.parametrize("where", ['"a" in ["a", "b"]', '"a" in ["x"]', 'not ("a" in ["a"])', "1 in [1, null]", "true"])
+def test_predicates_reading_no_column_run(where: str) -> None:
+    """Found by `bench/fuzz_frontend.py` (seed 1001): `where "…" in ["high", "very high"]`
+    checks clean, and the engine raised Polars' ShapeError on the first push (an `is_in`
+    over a list literal is not a scalar `pl.repeat` accepts)."""
+    import polars as pl
+
+    import cepdsl
+    from cepdsl import interpret
+
+    text = f"stream metrics (ts: timestamp, host: str, cpu: float)\nrule r\n  from metrics\n  where {where}\n"
+    frame = fuzz.sample_frame(cepdsl.compile(text).program.streams[0])
+    rules = cepdsl.compile(text)
+    expected = interpret.run(rules.program, {"metrics": frame})["r"]
+    session = rules.session()
+    got = pl.concat([session.push("metrics", frame[:5])["r"], session.push("metrics", frame[5:])["r"], session.flush()["r"]])
+    assert got.height == expected.height
+    assert got["ts"].to_list() == expected["ts"].to_list()
+    assert rules.replay({"metrics": frame})["r"].height == expected.height

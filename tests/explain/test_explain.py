@@ -111,3 +111,20 @@ def test_pattern_defines_listed_per_step() -> None:
     text = explain(program)
     assert "  pattern    (a b | c)* c{2,} within 1m\n" in text
     assert "    a  (n:int > 1:int):bool\n    b  (any row)\n    c  (any row)\n" in text
+
+
+CORPUS_ROOT = Path(__file__).resolve().parents[2]
+VALID_CORPUS = sorted(CORPUS_ROOT.joinpath("tests", "corpus", "valid").glob("*.cep"))
+
+
+@pytest.mark.parametrize("case", VALID_CORPUS, ids=[c.stem for c in VALID_CORPUS])
+def test_corpus_golden(case: Path) -> None:
+    """Every valid corpus file's plan as `cep explain` prints it, beside the file as X.explain:
+    a change in typing, naming, executor choice or output schema shows up as a reviewed diff."""
+    name = case.relative_to(CORPUS_ROOT).as_posix()  # as a user names it from the repository root
+    out = explain(compile_source(case.read_text(encoding="utf-8"), name))
+    expected = case.with_suffix(".explain")
+    if os.environ.get("CEP_REGEN_GOLDEN") == "1":
+        expected.write_text(out, encoding="utf-8")
+    assert expected.exists(), f"no golden file: CEP_REGEN_GOLDEN=1 pytest {Path(__file__).relative_to(CORPUS_ROOT)}"
+    assert out == expected.read_text(encoding="utf-8")

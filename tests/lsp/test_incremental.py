@@ -90,7 +90,7 @@ def test_pieces_parse_as_the_whole_file() -> None:
 def test_edits_that_move_declarations() -> None:
     base = "stream s (ts: timestamp, x: int)\n\n" + "".join(f"rule r{i}\n  from s\n  where x > {i}\n\n" for i in range(30))
     base += 'channel c = slack(webhook_url = env("U"), channel = "#x")\n'
-    base += 'rule a from s group by x anomaly zscore(x, threshold = 2.0) notify c message "{{ x }}"\n\n' 
+    base += 'rule a from s group by x anomaly zscore(x, threshold = 2.0) notify c message "{{ x }}"\n\n'
     inc = IncrementalParser()
     texts = [base, "\n" + base, "\n\n\n" + base, base.replace("rule r5\n", "rule r5\n\n\n"), base.replace("where x > 7", "where x > (7)"), base]
     texts.append(base.replace("rule r9\n", "rule r9\nrule r9b from s\n"))  # a new rule in the middle
@@ -109,7 +109,6 @@ def test_program_analysis_equals_cep_check_through_a_run_of_edits() -> None:
     its diagnostics and plans must equal a fresh `check_source` of the text."""
     from cepdsl.frontend import check_source
     from cepdsl.parser import parse as whole_parse
-    from cepdsl.checker import check
     from runtime.lsp.documents import Document
     from runtime.lsp.program import ProgramAnalyzer
 

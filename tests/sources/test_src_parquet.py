@@ -132,8 +132,8 @@ def test_resolve_file_dir_glob_and_errors(tmp_path: Path) -> None:
 
 
 def test_several_files_in_order_and_per_file_schemas(tmp_path: Path) -> None:
-    a = write(tmp_path / "1.parquet", pa.table({"ts": pa.array([0], pa.timestamp("ms")), "v": pa.array([1], pa.int8())}))
-    b = write(tmp_path / "2.parquet", pa.table({"v": [2.5], "ts": pa.array([5], pa.timestamp("s", tz="UTC"))}))
+    write(tmp_path / "1.parquet", pa.table({"ts": pa.array([0], pa.timestamp("ms")), "v": pa.array([1], pa.int8())}))
+    write(tmp_path / "2.parquet", pa.table({"v": [2.5], "ts": pa.array([5], pa.timestamp("s", tz="UTC"))}))
     out = read_all(plan(ts="timestamp", v="float"), resolve_paths(str(tmp_path)))
     assert out.rows() == [(datetime(1970, 1, 1), 1.0), (datetime(1970, 1, 1, 0, 0, 5), 2.5)]
 

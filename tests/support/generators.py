@@ -52,6 +52,10 @@ WHERES = [
     "not (x > 1) or n in [1, 2, null]",
     'g in ["a", null] and x >= 0',
     "x / n > 0.5",
+    # Predicates reading no column (issue 12's fuzzing: `"a" in [...]` crashed the engine).
+    '"a" in ["a", "b"]',
+    'not ("a" in ["x"]) and x > 1',
+    "1 in [2, null]",
 ]
 HAVINGS = [
     "",

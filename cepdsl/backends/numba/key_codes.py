@@ -15,8 +15,8 @@ Several key columns: each column is coded, then the codes are combined pairwise
 
 The table is linear-probed, at most half full, and at most 1/8 full while small
 (< 64k slots, ≤ 8k keys): with few keys most of a row's time was the probe loop's
-mispredicted exit, and a sparser table probes about once (10M rows of 1,000 hosts:
-128 → 72 ms; the sliding-window bench 29 → 35M ev/s).
+mispredicted exit, and a sparser table probes about once (figures: bench/README.md,
+"windows").
 """
 
 from __future__ import annotations
@@ -83,8 +83,7 @@ _LO32 = np.uint64(0xFFFFFFFF)
 #: Table size (slots of 32 bytes) from which `code_keys_into` prefetches.
 _PREFETCH_SLOTS = 1 << 15
 #: Tables below this many slots (≤ 8k keys, ≤ 4 MB) are kept at most 1/8 full (else 1/2):
-#: fewer probes, so fewer mispredicted probe loops (10M rows: 1k keys 128 → 72 ms, 10k
-#: keys 114 → 95 ms; 100k keys, past the threshold, unchanged).
+#: fewer probes, so fewer mispredicted probe loops.
 _SPARSE_SLOTS = 1 << 16
 #: Arrow string views (zero copy); `newest()` reads the environment on each call.
 _NEWEST = pl.CompatLevel.newest()

@@ -61,13 +61,14 @@ def compile_many(exprs: Sequence[TExpr], names: Sequence[str] | None = None) -> 
         names = [f"__p{i}" for i in range(len(exprs))]
     if len(names) != len(exprs):
         raise ValueError("compile_many: one name per expression")
-    return [_full_length(compile_predicate(e)).alias(n) for e, n in zip(exprs, names, strict=True)]
+    return [full_length(compile_predicate(e)).alias(n) for e, n in zip(exprs, names, strict=True)]
 
 
-def _full_length(e: pl.Expr) -> pl.Expr:
-    # A predicate reading no column (`where true`) is a scalar; a select of scalars
-    # alone would give one row, so spread it over the frame.
-    return e if e.meta.root_names() else pl.repeat(e, pl.len())
+def full_length(e: pl.Expr) -> pl.Expr:
+    """`e` as a column as long as the frame: a predicate reading no column (`where true`,
+    `where "a" in ["a", "b"]`) is a scalar, and a select of scalars alone gives one row.
+    `first()` makes it a scalar Polars can repeat: `is_in` over a list literal is not one."""
+    return e if e.meta.root_names() else pl.repeat(e.first(), pl.len())
 
 
 #: Optimisations for the many-rules `select`: common sub-expression elimination is the

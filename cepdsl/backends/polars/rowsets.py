@@ -24,7 +24,7 @@ from collections.abc import Sequence
 import numpy as np
 import polars as pl
 
-from cepdsl.backends.polars.expressions import MANY_OPTS, compile_expr
+from cepdsl.backends.polars.expressions import MANY_OPTS, compile_expr, full_length
 from cepdsl.plan import TBinary, TExpr, TUnary
 
 
@@ -32,11 +32,6 @@ from cepdsl.plan import TBinary, TExpr, TUnary
 #: lazy `filter`, several rules' from an `arg_true` per predicate column.
 _FILTER_ROWS = 65_536
 _ROW = "__where_row"
-
-
-def _full_length(e: pl.Expr) -> pl.Expr:
-    # A predicate reading no column (`where true`) is a scalar: spread it over the frame.
-    return e if e.meta.root_names() else pl.repeat(e, pl.len())
 
 
 def decode(frame: pl.DataFrame) -> pl.DataFrame:
@@ -69,7 +64,7 @@ class WhereSet:
         self._slot: list[int | None] = []
         for w in self.wheres:
             self._slot.append(None if w is None else unique.setdefault(w, len(unique)))
-        self._exprs = [_full_length(compile_expr(w)).alias(f"__w{k}") for w, k in unique.items()]
+        self._exprs = [full_length(compile_expr(w)).alias(f"__w{k}") for w, k in unique.items()]
         # Many rules: every distinct condition under and/or/not ("atom") is computed once
         # over the rows, then each rule's predicate is and/or/not of those boolean columns
         # (bitmaps, Kleene like `compile_expr`).  Polars' CSE finds only some shared
@@ -77,7 +72,7 @@ class WhereSet:
         # 12 atoms).
         atoms: dict[TExpr, str] = {}
         combos = [_over_atoms(w, atoms).alias(f"__w{k}") for w, k in unique.items()]
-        self._atoms = [_full_length(compile_expr(a)).alias(name) for a, name in atoms.items()]
+        self._atoms = [full_length(compile_expr(a)).alias(name) for a, name in atoms.items()]
         self._combos = combos
 
     def _predicates(self, rows: pl.DataFrame) -> pl.DataFrame:
