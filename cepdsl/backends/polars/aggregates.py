@@ -109,7 +109,7 @@ def _pct(a: TAgg) -> float:
 # new value, subtracts the old), so rounding error builds up over a long stream and an
 # average that is exactly 2.0 comes out 2.0000000000000004 — then `having avg(x) > 2`
 # fires where the reference does not. Summing each window's values afresh avoids that.
-for _name, _part in {
+for _name, _builtin in {
     "count": PolarsAggregate(lambda x, a, fs: x.count(), ("c",), lambda col, a: col("c")),
     "sum": PolarsAggregate(
         lambda x, a, fs: pl.when(x.count() > 0).then(_values(x).sum() if fs else x.sum()),
@@ -135,7 +135,7 @@ for _name, _part in {
     ),
     "distinct": PolarsAggregate(lambda x, a, fs: x.drop_nulls().n_unique(), ("d",), lambda col, a: col("d").list.len()),
 }.items():
-    polars_aggregate(_name, _part)
+    polars_aggregate(_name, _builtin)
 
 
 def _part(a: TAgg) -> PolarsAggregate:
