@@ -19,6 +19,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 BENCHES = [
+    "bench_frontdoor.py",
     "bench_check.py",
     "bench_filters.py",
     "bench_windows.py",

@@ -23,7 +23,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedTok
 from cepdsl import ast
 from cepdsl.diagnostics import Diagnostic
 from cepdsl.keywords import DECL_KEYWORDS, RESERVED
-from cepdsl.syntax_errors import syntax_diagnostic
+from cepdsl.syntax_errors import declaration_read_as_name, syntax_diagnostic
 from cepdsl.durations import US_PER, parse_duration_us
 
 #: Limits that keep a hostile or broken file from exhausting the machine.
@@ -883,6 +883,11 @@ def _error_offset(err: UnexpectedInput, work: str) -> int:
         # An unexpected top-level keyword means the declaration *before* it broke.
         if err.token.value in DECL_KEYWORDS and err.token.type != "QUOTED_NAME":
             offset = max(offset - 1, 0)
+        # So does a name after a line-leading `rule` read as a field: the rule's own text
+        # stays, to be parsed (and checked) once the broken declaration is blanked out.
+        rule_start = declaration_read_as_name(work, err.token)
+        if rule_start is not None:
+            offset = max(rule_start - 1, 0)
         return offset
     if isinstance(err, UnexpectedCharacters):
         return err.pos_in_stream
@@ -940,7 +945,7 @@ def _parse(text: str, file: str) -> tuple[ast.File | None, list[Diagnostic]]:
             try:
                 lark.parse(work)
             except UnexpectedInput as err:
-                diags.append(syntax_diagnostic(lark, keywords(), file, err, text))
+                diags.append(syntax_diagnostic(lark, keywords(), file, err, text, work))
                 offset = _error_offset(err, work)
             else:  # pragma: no cover - the driver and lark share the table and lexer
                 raise AssertionError("the LALR driver refused what lark accepts")

@@ -139,12 +139,14 @@ def _tok_span(file: str, tok: Token) -> ast.Span:
     return ast.Span(file, tok.line or 1, tok.column or 1, tok.end_line or 1, tok.end_column or 1)
 
 
-def syntax_diagnostic(lark: Lark, keywords: frozenset[str], file: str, err: UnexpectedInput, text: str) -> Diagnostic:
+def syntax_diagnostic(lark: Lark, keywords: frozenset[str], file: str, err: UnexpectedInput, text: str, parsed: str | None = None) -> Diagnostic:
+    """`parsed`: the text the parser read, when recovery blanked broken declarations out of
+    `text` (same positions); what was expected at a point is asked of it."""
     if isinstance(err, UnexpectedToken):
         if err.token.type == "$END":
             expected = describe_expected(lark, _accepted(err))
             return Diagnostic(_eof_span(file, text), "unexpected end of file", (f"expected {expected}",), code="syntax")
-        return _unexpected_token(lark, keywords, file, err, text)
+        return _unexpected_token(lark, keywords, file, err, text, text if parsed is None else parsed)
     if isinstance(err, UnexpectedCharacters):
         return _unexpected_character(file, err, text)
     if isinstance(err, UnexpectedEOF):
@@ -153,7 +155,35 @@ def syntax_diagnostic(lark: Lark, keywords: frozenset[str], file: str, err: Unex
     return Diagnostic(ast.Span(file, line, col, line, col + 1), "syntax error", code="syntax")
 
 
-def _unexpected_token(lark: Lark, keywords: frozenset[str], file: str, err: UnexpectedToken, text: str) -> Diagnostic:
+_RULE_AT_LINE_START = re.compile(r"(?:^|\n)[ \t]*(rule)[ \t]+$")
+
+
+def declaration_read_as_name(text: str, tok: Token) -> int | None:
+    """Offset of a `rule` that starts the token's line and was read as a name, or None.
+
+    `rule` is also a field (silences match on it, §9.1), so after an unfinished clause
+    (`where`, `from`, ...) the parser takes the next declaration's `rule` as that field
+    and only fails at the rule's name.  A name right after a line-leading `rule` is
+    never an expression: the declaration before it is the one that broke."""
+    if tok.start_pos is None or tok.type not in ("NAME", "QUOTED_NAME"):
+        return None
+    m = _RULE_AT_LINE_START.search(text, max(tok.start_pos - 200, 0), tok.start_pos)
+    return None if m is None else m.start(1)
+
+
+def _expected_before(lark: Lark, text: str, offset: int) -> str | None:
+    """What the parser needed at `offset` (the text cut there): exact, from the parser itself."""
+    try:
+        lark.parse(text[:offset])
+    except UnexpectedToken as err:
+        if err.token.type == "$END":
+            return describe_expected(lark, _accepted(err))
+    except UnexpectedInput:
+        return None
+    return None
+
+
+def _unexpected_token(lark: Lark, keywords: frozenset[str], file: str, err: UnexpectedToken, text: str, parsed: str) -> Diagnostic:
     tok = err.token
     span = _tok_span(file, tok)
     accepted = _accepted(err)
@@ -168,6 +198,18 @@ def _unexpected_token(lark: Lark, keywords: frozenset[str], file: str, err: Unex
             _end_of_code_span(file, text, tok.start_pos or 0),
             "unexpected end of declaration",
             (f"expected {expected}", f"the next declaration starts at line {tok.line}"),
+            code="syntax",
+        )
+    rule_start = declaration_read_as_name(text, tok)
+    if rule_start is not None:
+        next_line = text.count("\n", 0, rule_start) + 1
+        # `rule` at the start of a line, read as a name (silences' `rule` field, §9.1) because
+        # the declaration before it was unfinished: report that one, as for `stream`.
+        needed = _expected_before(lark, parsed, rule_start)
+        return Diagnostic(
+            _end_of_code_span(file, parsed, rule_start),  # the code the parser read (recovery blanks some)
+            "unexpected end of declaration",
+            ((f"expected {needed}",) if needed else ()) + (f"the next declaration starts at line {next_line}",),
             code="syntax",
         )
     kw_field = re.search(r"(?<![A-Za-z0-9_`])(rule|severity)$", before)

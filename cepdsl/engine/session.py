@@ -97,7 +97,12 @@ def _join_groups(runs: list[RuleRun]) -> list[JoinGroup]:
             free = [c for c in parts if not fields(c) & joined_cols]
             if free and len(free) < len(parts):
                 pre = functools.reduce(lambda a, b: TBinary(Type.BOOL, "and", a, b), free)
-        groups.append(JoinGroup(joins, idx, WhereSet([runs[i].plan.where for i in idx]), frozenset(needed), pre))
+        direct = None
+        if len(idx) == 1:
+            from cepdsl.backends.polars.joins import JoinedFilter
+
+            direct = JoinedFilter.of(where, joins)
+        groups.append(JoinGroup(joins, idx, WhereSet([runs[i].plan.where for i in idx]), frozenset(needed), pre, direct))
     return groups
 
 
@@ -147,6 +152,9 @@ class JoinGroup:
     #: The conjuncts of `where` that read no joined column, when the group is one rule: only
     #: rows they keep are looked up (the others are dropped by `where` whatever they join).
     pre: Any = None
+    #: A group of one rule: its joins and `where` as one filter (joins.JoinedFilter), which
+    #: gathers joined columns only for the rows that need them.  Late rows take the general path.
+    direct: Any = None
 
 
 @dataclass
@@ -423,6 +431,9 @@ class Session:
             from cepdsl.backends.polars.joins import apply_joins, complete_joins
 
             for g in run.joined:
+                if g.direct is not None and not late:
+                    subs[g.rules[0]] = g.direct.run(rows if run.state.need_seq else rows.drop(TIME), self._tables)
+                    continue
                 only = None
                 if g.pre is not None and not late and rows.height >= PREFILTER_ROWS:
                     from cepdsl.backends.polars.expressions import compile_expr

@@ -24,11 +24,33 @@ from cepdsl.plan import AnomalySpec, RulePlan
 Scored = tuple[float, dict[str, Any]]
 
 
+def to_float(q: Fraction) -> float:
+    """`q` rounded to a float64, ±inf beyond its range (as float arithmetic overflows);
+    below it, 0.0 or a subnormal (as it underflows)."""
+    try:
+        return float(q)
+    except OverflowError:
+        return math.inf if q > 0 else -math.inf
+
+
 def deviation_score(x: float, centre: float, spread: float) -> float:
     """|x − centre| / spread; with no spread, 0 for the centre itself and +inf elsewhere."""
     if spread == 0:
         return 0.0 if x == centre else math.inf
     return abs(x - centre) / spread
+
+
+#: Magnitudes past which float64 quartile arithmetic loses what exact arithmetic keeps: the
+#: kernels' interpolation rounds subnormals to their grid and cancels ~1e300 against ~1e200.
+_TINY = 2.2250738585072014e-308  # the smallest normal float
+_HUGE = 1e150  # squares beyond the float range
+_SCALE = 2**600  # spreads below the float range are scored on values scaled by this
+_TINY_VAR = 1e-280  # ... when their variance is below this (the kernels' bound)
+
+
+def is_extreme(x: float) -> bool:
+    """A subnormal, a value beyond ±1e150, or ±inf."""
+    return x != 0 and not _TINY <= abs(x) <= _HUGE
 
 
 class Baseline:
@@ -47,11 +69,14 @@ class Baseline:
         self.s1 = Fraction(0)  # Σ x over finite values
         self.s2 = Fraction(0)  # Σ x²
         self.infinite = 0  # how many values are ±inf
+        self.extreme = 0  # how many are at the ends of the float range (`is_extreme`)
 
     def __len__(self) -> int:
         return len(self.values)
 
     def _add(self, x: float, sign: int) -> None:
+        if is_extreme(x):
+            self.extreme += sign
         if math.isinf(x):
             self.infinite += sign
             return
@@ -81,15 +106,31 @@ def zscore(spec: AnomalySpec, baseline: Baseline, x: float) -> tuple[bool, Score
     exact_mean = baseline.s1 / n
     exact_var = baseline.s2 / n - exact_mean * exact_mean
     dev = abs(Fraction(x) - exact_mean)
+    # As in the vectorized kernels: a variance beyond the float range is +inf (every finite
+    # value scores 0); one so small its float underflows (subnormal-scale spreads) is
+    # scored on the values scaled by 2**600, like any other spread.
+    mean_f = float(exact_mean)
     if exact_var == 0:
-        is_anomaly = dev != 0 and math.inf > spec.threshold
-        score = 0.0 if dev == 0 else math.inf
+        std = 0.0
+        score = deviation_score(x, mean_f, std)
+        is_anomaly = score > spec.threshold
+    elif math.isinf(to_float(exact_var)):
+        std = math.inf
+        score = deviation_score(x, mean_f, std)
+        is_anomaly = score > spec.threshold
     else:
         t = Fraction(spec.threshold)
         # score > t  ⇔  dev / sqrt(var) > t  ⇔  (t < 0 or dev² > t² · var): exact, no sqrt
         is_anomaly = t < 0 or dev * dev > t * t * exact_var
-        score = float(dev) / math.sqrt(float(exact_var))
-    stats = {"baseline_mean": float(exact_mean), "baseline_std": math.sqrt(float(exact_var))}
+        var_f = to_float(exact_var)
+        if var_f < _TINY_VAR:
+            std_s = math.sqrt(to_float(exact_var * _SCALE * _SCALE))
+            score = to_float(dev * _SCALE) / std_s
+            std = std_s / _SCALE
+        else:
+            std = math.sqrt(var_f)
+            score = to_float(dev) / std
+    stats = {"baseline_mean": mean_f, "baseline_std": std}
     return is_anomaly, (score, stats)
 
 
@@ -102,11 +143,27 @@ def _quantile_exact(ordered: Sequence[float], q: Fraction) -> Fraction:
     return a + (b - a) * (virtual - lo)
 
 
+def _quantile_float(ordered: Sequence[float], q: float) -> float:
+    """`quantile_linear`, with the kernel's guard for neighbours more than the float range
+    apart (their difference overflows; halves do not)."""
+    n = len(ordered)
+    virtual = (n - 1) * q
+    lo = math.floor(virtual)
+    lo_i, hi_i = (n - 1, n - 1) if virtual >= n - 1 else (int(lo), int(lo) + 1)
+    a, b = float(ordered[lo_i]), float(ordered[hi_i])
+    diff = b - a
+    if math.isinf(diff) and math.isfinite(a) and math.isfinite(b):
+        return a + (b * 0.5 - a * 0.5) * (2.0 * (virtual - lo))
+    return quantile_linear(ordered, q)
+
+
 def iqr(spec: AnomalySpec, baseline: Baseline, x: float) -> tuple[bool, Scored]:
     """q1, q3 by linear interpolation; anomaly iff x < q1 − m·iqr or x > q3 + m·iqr."""
     ordered = sorted(baseline.values)
-    if baseline.infinite or math.isinf(x):
-        q1f, q3f = quantile_linear(ordered, 0.25), quantile_linear(ordered, 0.75)
+    if baseline.extreme or is_extreme(x):
+        # Where floats and exact arithmetic part (subnormal grids, cancellation across
+        # 1e100), decide as the vectorized kernel does: its float64 steps, one by one.
+        q1f, q3f = _quantile_float(ordered, 0.25), _quantile_float(ordered, 0.75)
         spread_f = q3f - q1f
         low_f, high_f = q1f - spec.multiplier * spread_f, q3f + spec.multiplier * spread_f
         past_f = low_f - x if x < low_f else x - high_f if x > high_f else 0.0
@@ -125,7 +182,7 @@ def iqr(spec: AnomalySpec, baseline: Baseline, x: float) -> tuple[bool, Scored]:
     elif spread == 0:
         score = math.inf
     else:
-        score = float(past / spread)
+        score = to_float(past / spread)  # a subnormal spread: +inf, as float division gives
     return is_anomaly, (score, {"baseline_q1": float(q1), "baseline_q3": float(q3)})
 
 

@@ -18,7 +18,17 @@ from cepdsl.channels import KINDS, options_for
 from cepdsl.plan import ChannelPlan, EnvVar
 from runtime.api.deps import ops
 from runtime.api.errors import ERROR_RESPONSES
-from runtime.api.models import ID_PATTERN, ChannelIn, ChannelOption, ChannelOut, ChannelTestIn, ChannelTestOut, ChannelType
+from runtime.api.models import (
+    ID_PATTERN,
+    ChannelIn,
+    ChannelOption,
+    ChannelOut,
+    ChannelTestIn,
+    ChannelTestOut,
+    ChannelToggleOut,
+    ChannelType,
+    ToggleIn,
+)
 from runtime.control import ControlPlane, Refused
 
 router = APIRouter(tags=["channels"], responses=ERROR_RESPONSES)
@@ -42,13 +52,15 @@ def shown_text(c: ChannelPlan) -> str:
 @router.get("/cep/channels", response_model=list[ChannelOut], summary="Every channel: from the files and the catalogue")
 def list_channels(o: Ops) -> list[ChannelOut]:
     plans = {c.name: c for c in (o.program.channels if o.program else ())}
+    switches = o.channel_switches()
     out = []
     for d in o.channel_texts():
         origin = "file" if d.file in o._file_texts else "catalogue"
         plan = plans.get(d.name)
         v = o.catalogue.get("channel", d.name) if origin == "catalogue" else None
         out.append(ChannelOut(name=d.name, kind=plan.kind if plan else "?", origin=origin, file=d.file,
-                              text=shown_text(plan) if plan else "", version=v.version if v else None))
+                              text=shown_text(plan) if plan else "", version=v.version if v else None,
+                              enabled=switches.get(d.name, True)))
     return out
 
 
@@ -128,6 +140,13 @@ def get_channel(name: Name, o: Ops) -> ChannelOut:
                summary="Delete a catalogue channel (refused with diagnostics while a rule uses it)")
 async def delete_channel(name: Name, o: Ops) -> None:
     await run_in_threadpool(o.delete_channel, name)
+
+
+@router.patch("/cep/channels/{name}/toggle", response_model=ChannelToggleOut,
+               summary="Enable or disable any channel (file channels too); persisted across restarts")
+async def toggle_channel(name: Name, o: Ops, body: ToggleIn | None = None) -> ChannelToggleOut:
+    enabled = await run_in_threadpool(o.toggle_channel, name, body.enabled if body else None)
+    return ChannelToggleOut(name=name, enabled=enabled)
 
 
 @router.post("/cep/channels/test", response_model=ChannelTestOut,

@@ -188,7 +188,8 @@ class AlertPage(BaseModel):
 
 class DeliveryOut(BaseModel):
     channel: str
-    status: str | None = Field(None, description="pending / in_flight / sent / failed; null when never enqueued")
+    status: str | None = Field(None, description="pending / in_flight / sent / failed / skipped (the channel was "
+                               "disabled: not sent, and not sent later); null when never enqueued")
     attempts: int | None = None
     last_error: str | None = None
     updated_at: str | None = None
@@ -338,6 +339,13 @@ class ChannelOut(BaseModel):
     file: str
     text: str = Field(description="the declaration; secrets are `env(\"NAME\")` references, never values")
     version: int | None = None
+    enabled: bool = Field(True, description="false: switched off (PATCH .../toggle); its deliveries are recorded "
+                          "as `skipped`, not sent")
+
+
+class ChannelToggleOut(BaseModel):
+    name: str
+    enabled: bool
 
 
 class ChannelIn(BaseModel):

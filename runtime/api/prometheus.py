@@ -65,7 +65,7 @@ class EngineCollector(Collector):
         if o.notifier is not None:
             n = o.notifier.stats()
             deliveries = CounterMetricFamily("cep_deliveries", "Notification deliveries by outcome", labels=["outcome"])
-            for k in ("sent", "failed", "retried", "fallback", "short_circuited", "suppressed_duplicates"):
+            for k in ("sent", "failed", "skipped", "retried", "fallback", "short_circuited", "suppressed_duplicates"):
                 deliveries.add_metric([k], float(n.get(k, 0)))
             yield deliveries
             depth = GaugeMetricFamily("cep_outbox_depth", "Deliveries pending in the outbox")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import weakref
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import PlainTextResponse, Response
+from pydantic import TypeAdapter
 
 from runtime.api.deps import CEP_TEXT_BODY, body_bytes, decode_text, is_json, ops, parse_json
 from runtime.api.errors import ERROR_RESPONSES
@@ -20,7 +22,7 @@ from runtime.api.models import (
     ToggleOut,
     VersionOut,
 )
-from runtime.api.numbers import rule_metrics
+from runtime.api.numbers import all_rule_metrics, rule_metrics
 from runtime.catalogue import Version
 from runtime.control import ControlPlane, Refused, ReloadRecord, RuleView, diagnostic_json, rfc3339_s
 
@@ -126,9 +128,25 @@ def change_out(o: ControlPlane, version: Version, rec: ReloadRecord, deleted: bo
     return RuleChange(rule=rule, version=version_out(stored), reload=reload_out(rec))  # type: ignore[arg-type]
 
 
+_RULES_ADAPTER = TypeAdapter(list[RuleOut])
+#: The encoded `/cep/rules` answer per control plane, with what it was built from: the rules
+#: change only when the assembly, the running program or the catalogue (versions, toggles)
+#: does, and building 1,000 rules' answer took ~0.4 s (the console's Rules page asks every 10 s).
+_RULES_JSON: weakref.WeakKeyDictionary[ControlPlane, tuple[tuple[Any, ...], bytes]] = weakref.WeakKeyDictionary()
+
+
 @router.get("/cep/rules", response_model=list[RuleOut], summary="Every rule: file rules and catalogue rules")
-def list_rules(o: Ops) -> list[RuleOut]:
-    return [rule_out(v) for v in o.rule_views()]
+def list_rules(o: Ops) -> Response:
+    stamp = o._stamp_or_none()
+    key = (o.assembly, o.program, stamp)
+    cached = _RULES_JSON.get(o)
+    if stamp is not None and cached is not None and all(a is b or (a == b and isinstance(a, str))
+                                                        for a, b in zip(cached[0], key, strict=True)):
+        return Response(cached[1], media_type="application/json")
+    body = _RULES_ADAPTER.dump_json([rule_out(v) for v in o.rule_views()])
+    if stamp is not None:
+        _RULES_JSON[o] = (key, body)
+    return Response(body, media_type="application/json")
 
 
 @router.post("/cep/rules", status_code=201, response_model=RuleChange, openapi_extra=CEP_TEXT_BODY,
@@ -148,7 +166,7 @@ async def create_rule(request: Request, o: Ops) -> RuleChange:
             summary="Per rule: events in, matches, timings, deliveries, state size")
 def performance(o: Ops, sort: Annotated[str, Query(pattern="^-?[a-z_]+$")] = "-events_in",
                 limit: Annotated[int, Query(ge=1, le=10_000)] = 100) -> list[RuleMetrics]:
-    rows = [rule_metrics(o, v.id) for v in o.rule_views()]
+    rows = all_rule_metrics(o, [v.id for v in o.rule_views()])
     key = sort.lstrip("-")
     if key not in RuleMetrics.model_fields:
         raise Refused(422, "invalid-request", f"cannot sort by `{key}` (fields: {', '.join(RuleMetrics.model_fields)})")

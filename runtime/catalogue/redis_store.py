@@ -2,7 +2,7 @@
 
     {prefix}catalogue:{kind}:{id}   list of JSON versions, oldest first (RPUSH)
     {prefix}catalogue:{kind}        set of ids ever written
-    {prefix}toggles                 hash rule_id → "1" | "0"
+    {prefix}toggles                 hash rule_id → "1" | "0" (a channel's switch: `channel:NAME`)
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from runtime.catalogue.store import Version
+from runtime.catalogue.store import CHANNEL_TOGGLE, Version
 
 
 class RedisCatalogue:
@@ -71,9 +71,18 @@ class RedisCatalogue:
         self.r.hset(f"{self.prefix}toggles", rule_id, "1" if enabled else "0")
         self.r.incr(f"{self.prefix}catalogue:generation")
 
-    def toggles(self) -> dict[str, bool]:
+    def _all_toggles(self) -> dict[str, bool]:
         got = self.r.hgetall(f"{self.prefix}toggles")
         return {(k.decode() if isinstance(k, bytes) else k): v in (b"1", "1") for k, v in got.items()}
+
+    def toggles(self) -> dict[str, bool]:
+        return {k: on for k, on in self._all_toggles().items() if not k.startswith(CHANNEL_TOGGLE)}
+
+    def set_channel_enabled(self, name: str, enabled: bool, now: float) -> None:
+        self.set_enabled(CHANNEL_TOGGLE + name, enabled, now)
+
+    def channel_toggles(self) -> dict[str, bool]:
+        return {k[len(CHANNEL_TOGGLE):]: on for k, on in self._all_toggles().items() if k.startswith(CHANNEL_TOGGLE)}
 
     def stamp(self) -> str:
         """Changes when anyone (another process too) writes the catalogue."""

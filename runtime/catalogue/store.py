@@ -4,7 +4,9 @@ An entry is `.cep` text of one declaration (a rule, a channel, a template) under
 its name; every PUT adds a version, a DELETE adds a tombstone version, nothing is
 overwritten.  `applied_offsets` records where the sources stood when the version
 went live in the engine (the first batch it saw).  Toggles (enabled/disabled)
-are kept per rule ID apart from the text, because file rules can be toggled too.
+are kept per rule ID apart from the text, because file rules can be toggled too;
+a channel's switch is kept in the same place under `channel:NAME` (a `:` is in no
+rule ID), so another process sharing the catalogue sees it through the same stamp.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any, Protocol
 from runtime.sqldb import SqlDb
 
 KINDS = ("rule", "channel", "template")
+CHANNEL_TOGGLE = "channel:"  # prefix of a channel's switch among the toggles
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,8 @@ class Catalogue(Protocol):
     def mark_applied(self, kind: str, id: str, version: int, now: float, offsets: dict[str, Any]) -> None: ...
     def set_enabled(self, rule_id: str, enabled: bool, now: float) -> None: ...
     def toggles(self) -> dict[str, bool]: ...
+    def set_channel_enabled(self, name: str, enabled: bool, now: float) -> None: ...
+    def channel_toggles(self) -> dict[str, bool]: ...
     def stamp(self) -> str: ...
     def ping(self) -> None: ...
     def close(self) -> None: ...
@@ -116,7 +121,15 @@ class SqlCatalogue:
                         (rule_id, int(enabled), now))
 
     def toggles(self) -> dict[str, bool]:
-        return {rid: bool(on) for rid, on in self.db.rows("SELECT rule_id, enabled FROM cep_toggles")}
+        return {rid: bool(on) for rid, on in self.db.rows("SELECT rule_id, enabled FROM cep_toggles")
+                if not rid.startswith(CHANNEL_TOGGLE)}
+
+    def set_channel_enabled(self, name: str, enabled: bool, now: float) -> None:
+        self.set_enabled(CHANNEL_TOGGLE + name, enabled, now)
+
+    def channel_toggles(self) -> dict[str, bool]:
+        rows = self.db.rows("SELECT rule_id, enabled FROM cep_toggles WHERE rule_id LIKE ?", (CHANNEL_TOGGLE + "%",))
+        return {rid[len(CHANNEL_TOGGLE):]: bool(on) for rid, on in rows}
 
     def stamp(self) -> str:
         """Changes when anyone (another process too) writes the catalogue: cheap to ask often."""

@@ -118,7 +118,8 @@ class RedisHistory:
         out = out[:limit]
         return out, (out[-1].id if more and out else None)
 
-    def summary(self, *, since_us: int | None, until_us: int | None, rule: str | None = None
+    def summary(self, *, since_us: int | None, until_us: int | None, rule: str | None = None,
+                severity: str | None = None, series: bool = True,
                 ) -> tuple[list[tuple[str, str, int]], list[tuple[int, int]]]:
         lo = "-inf" if since_us is None else since_us
         hi = "+inf" if until_us is None else f"({until_us}"
@@ -127,13 +128,28 @@ class RedisHistory:
         minutes: dict[int, int] = {}
         for start in range(0, len(ids), 1000):
             for a in self._fetch(ids[start : start + 1000]):
-                if rule is not None and a.rule != rule:
+                if (rule is not None and a.rule != rule) or (severity is not None and a.severity != severity):
                     continue
                 counts[(a.rule, a.severity)] = counts.get((a.rule, a.severity), 0) + 1
                 if a.ts_us is not None:
                     m = a.ts_us // 60_000_000 * 60_000_000
                     minutes[m] = minutes.get(m, 0) + 1
         return ([(r, s, n) for (r, s), n in sorted(counts.items())], sorted(minutes.items()))
+
+    def minutes_by_severity(self, *, since_us: int | None, until_us: int | None, rule: str | None = None,
+                            severity: str | None = None) -> list[tuple[int, str, int]]:
+        """(minute start µs, severity, count), as the SQL history gives it (the console's chart)."""
+        lo = "-inf" if since_us is None else since_us
+        hi = "+inf" if until_us is None else f"({until_us}"
+        ids = [int(x) for x in self.r.zrangebyscore(self._k("alerts", "ts"), lo, hi)]
+        got: dict[tuple[int, str], int] = {}
+        for start in range(0, len(ids), 1000):
+            for a in self._fetch(ids[start : start + 1000]):
+                if a.ts_us is None or (rule is not None and a.rule != rule) or (severity is not None and a.severity != severity):
+                    continue
+                key = (a.ts_us // 60_000_000 * 60_000_000, a.severity)
+                got[key] = got.get(key, 0) + 1
+        return [(m, s, n) for (m, s), n in sorted(got.items())]
 
     def count_since(self, emitted_us: int) -> int:
         ids = [int(x) for x in self.r.zrangebyscore(self._k("alerts", "emitted"), emitted_us, "+inf")]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -63,6 +64,11 @@ class SqlHistory:
     def __init__(self, db: SqlDb, retention_s: float = DEFAULT_RETENTION_S) -> None:
         self.db = db
         self.retention_s = retention_s
+        # count_since: (since, last id counted, count, when counted in full); see there.
+        self._count_cache: tuple[int, int, int, float] | None = None
+        self._count_lock = threading.Lock()
+        self.deletions = 0  # bumped by delete/prune: what is counted from the rows so far is stale
+        self.rollup: Any = None  # runtime.history.rollup.MinuteRollup, made when first asked
         db.script([
             f"""CREATE TABLE IF NOT EXISTS cep_alerts (
                 id {db.serial}, rule TEXT NOT NULL, severity TEXT NOT NULL, ts_us BIGINT,
@@ -161,16 +167,20 @@ class SqlHistory:
         return where, params
 
     def summary(self, *, since_us: int | None, until_us: int | None, rule: str | None = None,
-                severity: str | None = None) -> tuple[list[tuple[str, str, int]], list[tuple[int, int]]]:
-        """(rule, severity, count) over the range, and (minute start µs, count) per minute."""
+                severity: str | None = None, series: bool = True,
+                ) -> tuple[list[tuple[str, str, int]], list[tuple[int, int]]]:
+        """(rule, severity, count) over the range, and (minute start µs, count) per minute
+        (not counted with `series=False`: a scan of the range saved)."""
         where, params = self._filters(rule, severity, None, since_us, until_us)
         cond = (" WHERE " + " AND ".join(where)) if where else ""
         counts = self.db.rows(f"SELECT rule, severity, COUNT(*) FROM cep_alerts{cond} GROUP BY rule, severity "
                               "ORDER BY rule, severity", params)
+        if not series:
+            return [(r, s, int(n)) for r, s, n in counts], []
         minute = "(ts_us / 60000000) * 60000000"
-        series = self.db.rows(f"SELECT {minute} AS m, COUNT(*) FROM cep_alerts{cond}"
-                              f"{' AND' if cond else ' WHERE'} ts_us IS NOT NULL GROUP BY m ORDER BY m", params)
-        return ([(r, s, int(n)) for r, s, n in counts], [(int(m), int(n)) for m, n in series])
+        per_minute = self.db.rows(f"SELECT {minute} AS m, COUNT(*) FROM cep_alerts{cond}"
+                                  f"{' AND' if cond else ' WHERE'} ts_us IS NOT NULL GROUP BY m ORDER BY m", params)
+        return ([(r, s, int(n)) for r, s, n in counts], [(int(m), int(n)) for m, n in per_minute])
 
     def minutes_by_severity(self, *, since_us: int | None, until_us: int | None, rule: str | None = None,
                             severity: str | None = None) -> list[tuple[int, str, int]]:
@@ -183,18 +193,41 @@ class SqlHistory:
         return [(int(m), s, int(n)) for m, s, n in rows]
 
     def count_since(self, emitted_us: int) -> int:
-        row = self.db.one("SELECT COUNT(*) FROM cep_alerts WHERE emitted_us >= ? AND test = 0", (emitted_us,))
-        return int(row[0]) if row else 0
+        """Non-test rows emitted since `emitted_us` (the console's "matches today", asked every
+        few seconds). emitted_us has no index (every index costs each insert), so the range is
+        counted in full once, then only the rows added since (a primary-key range); in full
+        again after a delete here and every minute (another process's deletes, rows another
+        writer committed late)."""
+        with self._count_lock:
+            cached = self._count_cache
+            now = time.monotonic()
+            top = self.db.one("SELECT COALESCE(MAX(id), 0) FROM cep_alerts")
+            top_id = int(top[0]) if top else 0
+            if cached is not None and cached[0] == emitted_us and now - cached[3] < 60 and cached[1] <= top_id:
+                row = self.db.one("SELECT COUNT(*) FROM cep_alerts WHERE id > ? AND id <= ? AND emitted_us >= ? "
+                                  "AND test = 0", (cached[1], top_id, emitted_us))
+                n = cached[2] + (int(row[0]) if row else 0)
+                self._count_cache = (emitted_us, top_id, n, cached[3])
+                return n
+            row = self.db.one("SELECT COUNT(*) FROM cep_alerts WHERE id <= ? AND emitted_us >= ? AND test = 0",
+                              (top_id, emitted_us))
+            n = int(row[0]) if row else 0
+            self._count_cache = (emitted_us, top_id, n, now)
+            return n
 
     def get(self, alert_id: int) -> Alert | None:
         row = self.db.one(f"SELECT {self._COLS} FROM cep_alerts WHERE id = ?", (alert_id,))
         return None if row is None else self._alert(row)
 
     def delete(self, alert_id: int) -> bool:
+        self._count_cache = None
+        self.deletions += 1
         return self.db.execute("DELETE FROM cep_alerts WHERE id = ?", (alert_id,)) > 0
 
     def prune(self, now: float | None = None) -> int:
         before = int(((time.time() if now is None else now) - self.retention_s) * 1_000_000)
+        self._count_cache = None
+        self.deletions += 1
         return self.db.execute("DELETE FROM cep_alerts WHERE emitted_us < ?", (before,))
 
     def ping(self) -> None:

@@ -58,7 +58,7 @@ DEFAULT_OUTBOX = Path(".cep") / "notify-outbox.sqlite"
 _IDLE_POLL_S = 0.5  # upper bound on how late a retry that came due is picked up
 _PROBE_BUSY_S = 0.25  # half-open with its probe out: look again shortly, not in a tight loop
 
-_COUNTERS = ("submitted", "enqueued", "suppressed_duplicates", "sent", "failed", "retried", "fallback",
+_COUNTERS = ("submitted", "enqueued", "suppressed_duplicates", "sent", "failed", "skipped", "retried", "fallback",
              "short_circuited", "queued_by_breaker", "template_errors", "backpressure_waits", "over_capacity")
 
 
@@ -119,6 +119,9 @@ class Notifier:
         self._resolver = resolver
         self._ctx = SendContext(None, policy, ssl_context, console, detail=False)
         self._channels: dict[str, Channel] = {n: build_channel(c, self._ctx) for n, c in configs.items()}
+        # Channels switched off (`PATCH /cep/channels/NAME/toggle`): their deliveries are recorded as
+        # skipped when the worker reaches them, like a receiver muted in Alertmanager (not sent later).
+        self.disabled_channels: frozenset[str] = frozenset()
         self._outbox, self._owns_outbox = open_outbox(outbox)
         self.retry = retry
         self._clock = clock
@@ -553,6 +556,11 @@ class Notifier:
         if channel is None or rule is None:  # the program changed since this was enqueued
             self._outbox.mark_failed(d, d.attempts, f"rule {d.rule!r} or channel {d.channel!r} no longer exists", now)
             self._count("failed")
+            self._finished()
+            return
+        if d.channel in self.disabled_channels:  # switched off: a record of what was not sent, no fallback
+            self._outbox.mark_skipped(d, f"channel {d.channel} is disabled", now)
+            self._count("skipped")
             self._finished()
             return
         # Rendered before the breakers are asked: between their check and acquire nothing may wait.

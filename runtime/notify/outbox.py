@@ -4,7 +4,8 @@ One row per (notification, channel). The row's unique key (notification id =
 idempotency key, channel) doubles as the sent-log: a match re-emitted after a
 crash finds its row already there (sent or pending) and is counted as a
 suppressed duplicate instead of going out twice. A delivery is `pending` →
-`inflight` (claimed by the worker) → `sent` | `failed`; a process killed with
+`inflight` (claimed by the worker) → `sent` | `failed` | `skipped` (its channel
+was switched off: kept as a record, never sent later); a process killed with
 -9 leaves `inflight` rows behind, which `recover()` turns back into `pending` at
 the next start, so nothing enqueued is ever lost (at-least-once).
 
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-PENDING, INFLIGHT, SENT, FAILED = "pending", "inflight", "sent", "failed"
+PENDING, INFLIGHT, SENT, FAILED, SKIPPED = "pending", "inflight", "sent", "failed", "skipped"
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ class Outbox(Protocol):
     def reschedule(self, delivery: Delivery, next_at: float, attempts: int, error: str, now: float) -> None: ...
     def mark_failed(self, delivery: Delivery, attempts: int, reason: str, now: float,
                     fallback: str | None = None) -> bool: ...
+    def mark_skipped(self, delivery: Delivery, reason: str, now: float) -> None: ...
     def recover(self, now: float) -> int: ...
     def depth(self) -> int: ...
     def next_due(self) -> float | None: ...
@@ -190,6 +192,11 @@ class SqliteOutbox:
             raise
         return added
 
+    def mark_skipped(self, delivery: Delivery, reason: str, now: float) -> None:
+        """Final without sending (its channel is switched off): not a failure, no fallback."""
+        self._db().execute("UPDATE deliveries SET status = 'skipped', last_error = ?, updated = ? WHERE id = ?",
+                           (reason, now, delivery.id))
+
     def recover(self, now: float) -> int:
         """Deliveries a dead process had claimed go back to pending."""
         cur = self._db().execute("UPDATE deliveries SET status = 'pending', next_at = ?, updated = ?"
@@ -220,7 +227,7 @@ class SqliteOutbox:
     def prune(self, before: float) -> int:
         """Forget finished deliveries older than `before` (the sent-log's memory horizon)."""
         db = self._db()
-        n = db.execute("DELETE FROM deliveries WHERE status IN ('sent', 'failed') AND updated < ?",
+        n = db.execute("DELETE FROM deliveries WHERE status IN ('sent', 'failed', 'skipped') AND updated < ?",
                        (before,)).rowcount
         db.execute("DELETE FROM failures WHERE at < ?", (before,))
         return n

@@ -152,6 +152,13 @@ class RedisOutbox:
         return self.enqueue([NewDelivery(delivery.notification_id, delivery.rule, fallback, delivery.record,
                                          delivery.channel)], now) > 0
 
+    def mark_skipped(self, delivery: Delivery, reason: str, now: float) -> None:
+        pipe = self.r.pipeline(transaction=True)
+        pipe.zrem(f"{self.p}outbox:inflight", delivery.id)
+        pipe.hset(self._item(delivery.id), mapping={"status": "skipped", "last_error": reason, "updated": now})
+        pipe.expire(self._item(delivery.id), self.retention_s)
+        pipe.execute()
+
     def recover(self, now: float) -> int:
         return int(self._recover(args=[self.p, now - self.lease_s, now]))
 

@@ -140,7 +140,7 @@ class Feeder:
 
 class Server:
     def __init__(self, tmp: Path, rules_text: str = RULES, token: str | None = None, feed: bool = True,
-                 source_path: Path | None = None, state: str | None = None) -> None:
+                 source_path: Path | None = None, state: str | None = None, extra_args: tuple[str, ...] = ()) -> None:
         self.tmp = tmp
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -160,6 +160,7 @@ class Server:
                "--listen", f"127.0.0.1:{self.port}"]
         if token:
             cmd += ["--token", token]
+        cmd += list(extra_args)
         self.log = (tmp / "serve.log").open("w")
         env = dict(os.environ, CEP_LOG="WARNING")
         self.proc = subprocess.Popen(cmd, cwd=tmp, stdout=self.log, stderr=subprocess.STDOUT, env=env)

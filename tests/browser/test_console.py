@@ -311,7 +311,7 @@ def test_channels_list_create_and_test(browser, server) -> None:  # noqa: ANN001
     form.find_element("css selector", "button[type=submit]").click()
     wait_for(lambda: all_css(browser, 'tr[data-channel="extra_log"]'), what="the new channel listed")
     assert server.api("GET", "/cep/channels/extra_log").status_code == 200
-    by_css(browser, 'tr[data-channel="extra_log"] button').click()
+    by_css(browser, 'tr[data-channel="extra_log"] button[data-focus="test:extra_log"]').click()  # not the switch
     wait_for(lambda: "test sent" in by_css(browser, "#channel-test-result").text, 20, what="the test result")
     wait_for(lambda: (server.tmp / "out" / "extra.jsonl").exists(), 10, what="the test message written")
 

@@ -23,7 +23,7 @@ STREAM = "stream s (ts: timestamp, g: str, k: str, v: float, n: int)\n"
 
 
 @st.composite
-def streams(draw: st.DrawFn, max_rows: int = 40) -> pl.DataFrame:
+def streams(draw: st.DrawFn, max_rows: int = 40, values: st.SearchStrategy[float] | None = None) -> pl.DataFrame:
     n = draw(st.integers(0, max_rows))
     # Small time steps give ties and duplicates; an occasional big jump gives gaps.
     steps = draw(st.lists(st.sampled_from([0, 0, 1, 1, 2, 3, 5, 30]), min_size=n, max_size=n))
@@ -36,7 +36,7 @@ def streams(draw: st.DrawFn, max_rows: int = 40) -> pl.DataFrame:
             "ts": ts,
             "g": draw(st.lists(st.sampled_from(["a", "b", "c", None]), min_size=n, max_size=n)),
             "k": draw(st.lists(st.sampled_from(["x", "y", "z", None]), min_size=n, max_size=n)),
-            "v": draw(st.lists(st.one_of(st.none(), st.integers(-3, 8).map(float)), min_size=n, max_size=n)),
+            "v": draw(st.lists(st.one_of(st.none(), values if values is not None else st.integers(-3, 8).map(float)), min_size=n, max_size=n)),
             "n": draw(st.lists(st.one_of(st.none(), st.integers(0, 5)), min_size=n, max_size=n)),
         },
         schema={"ts": pl.Datetime("us"), "g": pl.String, "k": pl.String, "v": pl.Float64, "n": pl.Int64},
@@ -137,5 +137,31 @@ def test_absence_equal_interpreter(frame: pl.DataFrame, d: str, group: str, late
 def test_anomaly_equal_interpreter(
     frame: pl.DataFrame, method: str, baseline: str, warmup: str, group: str, data: st.DataObject
 ) -> None:
+    source = STREAM + f"rule r\n from s\n {group} anomaly {method}{baseline}{warmup}\n"
+    _check(source, frame, _cuts(data.draw, frame.height), data.draw(st.one_of(st.none(), st.integers(1, 3))), exact=False)
+
+
+#: Values at the ends of float64: subnormals (their squares and differences underflow to
+#: 0), huge values (squares overflow to inf; ±1e308 differences too), with ordinary ones.
+EXTREMES = [0.0, -0.0, 5e-324, -5e-324, 1e-310, -3e-310, 2.2250738585072014e-308, 1.0, -3.0,
+            1e200, -1e200, 1e300, -1e300, 1e308, -1e308]  # fmt: skip
+
+
+@given(
+    frame=streams(max_rows=40, values=st.sampled_from(EXTREMES)),
+    method=st.sampled_from(
+        ["zscore(v, threshold = 1.07)", "iqr(v, multiplier = 0.5)", "iqr(v)", "ema(v, alpha = 0.5, threshold = 1.07)"]
+    ),
+    baseline=st.sampled_from(["", " baseline 3", " baseline 5"]),
+    warmup=st.sampled_from([" warmup 1", " warmup 2"]),
+    group=st.sampled_from(["", "group by g\n"]),
+    data=st.data(),
+)
+def test_anomaly_on_subnormal_and_huge_values_equal_interpreter(
+    frame: pl.DataFrame, method: str, baseline: str, warmup: str, group: str, data: st.DataObject
+) -> None:
+    """The variance is a float64 in both: 0 when it underflows (any value but the mean
+    scores inf), inf when it overflows (every finite value scores 0); no division by a
+    zero that was a subnormal, no NaN from overflowed sums."""
     source = STREAM + f"rule r\n from s\n {group} anomaly {method}{baseline}{warmup}\n"
     _check(source, frame, _cuts(data.draw, frame.height), data.draw(st.one_of(st.none(), st.integers(1, 3))), exact=False)

@@ -90,6 +90,27 @@ def _deviation(x: float, centre: float, spread: float) -> float:
     return abs(x - centre) / spread
 
 
+#: Below this the variance of the shifted sums is underflow, not spread (values closer
+#: than ~1e-140 to each other): recomputed on scaled values.
+_TINY_VAR = 1e-280
+_SCALE = 2.0**600
+
+
+@nb.njit(cache=True, nogil=True)
+def _ring_moments(st, r: int, n: int, scale: float):  # type: ignore[no-untyped-def]
+    """Mean and population variance of st[r:r+n] times `scale`, each term divided before
+    it is added (no intermediate overflow: the variance is inf only beyond the float range)."""
+    mean = 0.0
+    for j in range(n):
+        mean += st[r + j] * scale / n
+    root = math.sqrt(n)
+    var = 0.0
+    for j in range(n):
+        e = (st[r + j] * scale - mean) / root
+        var += e * e
+    return mean, var
+
+
 @nb.njit(cache=True, nogil=True)
 def zscore_scan(slots, x, st, width, n_max, warmup, threshold, out_i, out_f, m, i0):  # type: ignore[no-untyped-def]
     need = max(warmup, 1)
@@ -118,12 +139,31 @@ def zscore_scan(slots, x, st, width, n_max, warmup, threshold, out_i, out_f, m, 
             if st[b + _Z_EQ] >= n:  # constant baseline: exact
                 mean = st[r + last]
                 std = 0.0
+                score = _deviation(v, mean, std)
             else:
                 d1 = st[b + _Z_S1] / n
                 mean = st[b + _Z_SHIFT] + d1
                 var = st[b + _Z_S2] / n - d1 * d1
-                std = math.sqrt(var) if var > 0.0 else 0.0
-            score = _deviation(v, mean, std)
+                if not math.isfinite(var):
+                    # The sums overflowed (values ~1e154 apart and more): inf − inf is NaN,
+                    # which read as "no spread" would flag every value.  Two passes over the
+                    # ring instead, each term divided first: only a variance beyond the
+                    # float range is inf.
+                    mean, var = _ring_moments(st, r, n, 1.0)
+                    std = math.sqrt(var) if var > 0.0 else 0.0
+                    score = _deviation(v, mean, std)
+                elif var < _TINY_VAR:
+                    # Squares of subnormal-scale differences underflow to 0 (and the std
+                    # with them, which would score every value inf): the same two passes on
+                    # the values scaled by 2**600 (exact), scored in that scale.
+                    mean_s, var_s = _ring_moments(st, r, n, _SCALE)
+                    std_s = math.sqrt(var_s) if var_s > 0.0 else 0.0
+                    score = _deviation(v * _SCALE, mean_s, std_s)
+                    mean = mean_s / _SCALE
+                    std = std_s / _SCALE
+                else:
+                    std = math.sqrt(var)
+                    score = _deviation(v, mean, std)
             if score > threshold:
                 _put(out_i, out_f, m, i, score, n, mean, std)
                 m += 1
@@ -158,7 +198,8 @@ def zscore_scan(slots, x, st, width, n_max, warmup, threshold, out_i, out_f, m, 
         s1 += d
         s2 += d * d
         since = st[b + _Z_SINCE] + 1.0
-        if since >= n_max:
+        if since >= n_max or not (math.isfinite(s1) and math.isfinite(s2)):
+            # (Overflowed sums are recomputed at once: subtracting an inf out leaves NaN.)
             # Recompute the sums from the ring around the newest value.
             s1 = 0.0
             s2 = 0.0
@@ -189,6 +230,10 @@ def _quantile(st, o: int, n: int, q: float) -> float:  # type: ignore[no-untyped
     a = st[o + lo_i]
     b = st[o + hi_i]
     diff = b - a
+    if math.isinf(diff) and math.isfinite(a) and math.isfinite(b):
+        # Values more than the float range apart (±1e308): the difference overflows, the
+        # interpolated value does not; halves keep it finite.
+        return a + (b * 0.5 - a * 0.5) * (2.0 * gamma)
     if gamma >= 0.5:
         return b - diff * (1.0 - gamma)
     return a + diff * gamma

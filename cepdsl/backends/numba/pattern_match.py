@@ -36,6 +36,50 @@ _FITS, _STACK_FULL, _SPAN_SHORT = 0, 1, 2
 
 
 @nb.njit(cache=True, nogil=True)
+def _copy(dst: np.ndarray, src: np.ndarray, n: int) -> None:
+    """dst[:n] = src[:n] as a loop: Numba's slice assignment compiles a shape-mismatch
+    error message (str/join of the shapes), seconds of first-run compile."""
+    for k in range(n):
+        dst[k] = src[k]
+
+
+@nb.njit(cache=True, nogil=True)
+def _copy_rows(dst: np.ndarray, src: np.ndarray, n: int) -> None:
+    for k in range(n):
+        for c in range(src.shape[1]):
+            dst[k, c] = src[k, c]
+
+
+@nb.njit(cache=True, nogil=True)
+def _argsort_distinct(v: np.ndarray) -> np.ndarray:
+    """Indices ordering `v` (distinct values) ascending: heap sort."""
+    n = v.shape[0]
+    idx = np.empty(n, np.int64)
+    for i in range(n):
+        idx[i] = i
+    for start in range(n // 2 - 1, -1, -1):
+        _sift(v, idx, start, n)
+    for end in range(n - 1, 0, -1):
+        idx[0], idx[end] = idx[end], idx[0]
+        _sift(v, idx, np.int64(0), end)
+    return idx
+
+
+@nb.njit(cache=True, nogil=True)
+def _sift(v: np.ndarray, idx: np.ndarray, root: int, end: int) -> None:
+    while True:
+        child = 2 * root + 1
+        if child >= end:
+            return
+        if child + 1 < end and v[idx[child + 1]] > v[idx[child]]:
+            child += 1
+        if v[idx[root]] >= v[idx[child]]:
+            return
+        idx[root], idx[child] = idx[child], idx[root]
+        root = child
+
+
+@nb.njit(cache=True, nogil=True)
 def _next_start(conds: np.ndarray, first: np.ndarray, s: int, hi: int) -> int:
     """The first row in [s, hi) satisfying a step a match can begin with (hi: none).
     Any other row fails at once: no search set-up for it."""
@@ -209,7 +253,7 @@ def _match_all(t, conds, offsets, op, a, b, memo, first, within, bound, final, v
             s = _next_start(conds, first, s, hi)
             if s >= hi:
                 break
-            regs_at_start[:] = regs
+            _copy(regs_at_start, regs, regs.shape[0])
             while True:
                 stamp += 1  # a fresh stamp also forgets what a cut-short try explored
                 if stamp == 2147483647:  # int32 stamps wrap: start the memo afresh
@@ -220,7 +264,7 @@ def _match_all(t, conds, offsets, op, a, b, memo, first, within, bound, final, v
                 )
                 if short == _FITS:
                     break
-                regs[:] = regs_at_start
+                _copy(regs, regs_at_start, regs.shape[0])
                 if short == _STACK_FULL:
                     size = max(need, 2 * sk.shape[0])
                     sk = np.empty(size, np.int64)
@@ -239,17 +283,18 @@ def _match_all(t, conds, offsets, op, a, b, memo, first, within, bound, final, v
             if n_matches == cap:
                 cap *= 2
                 grown = np.empty(cap, np.int64)
-                grown[:n_matches] = m_first
+                _copy(grown, m_first, n_matches)
                 m_first = grown
                 grown = np.empty(cap, np.int64)
-                grown[:n_matches] = m_last
+                _copy(grown, m_last, n_matches)
                 m_last = grown
                 grown_counts = np.empty((cap, n_steps), np.int64)
-                grown_counts[:n_matches] = m_counts
+                _copy_rows(grown_counts, m_counts, n_matches)
                 m_counts = grown_counts
             m_first[n_matches] = s
             m_last[n_matches] = found - 1
-            m_counts[n_matches] = counts
+            for c in range(n_steps):  # not a row assignment: see _copy
+                m_counts[n_matches, c] = counts[c]
             n_matches += 1
             s = found  # AFTER MATCH SKIP PAST LAST ROW
     return m_first[:n_matches].copy(), m_last[:n_matches].copy(), m_counts[:n_matches].copy(), undecided
@@ -352,8 +397,9 @@ def match_rows(
     for j in range(n_matches):
         last[j] = perm[m_last[j]]
     # Rows are in (TIME, SEQ) order, so ordering matches by their last row orders
-    # them for output.
-    order = np.argsort(last, kind="mergesort")
+    # them for output (last rows are distinct: no stability needed). A heap sort by hand:
+    # np.argsort compiled Numba's merge sort, ~1.5 s of a first run's compile.
+    order = _argsort_distinct(last)
     last_out = np.empty(n_matches, np.int64)
     start_t = np.empty(n_matches, np.int64)
     counts = np.empty_like(m_counts)
@@ -361,5 +407,6 @@ def match_rows(
         o = order[j]
         last_out[j] = last[o]
         start_t[j] = t_sorted[m_first[o]]
-        counts[j] = m_counts[o]
+        for c in range(m_counts.shape[1]):  # not a row assignment: see _copy
+            counts[j, c] = m_counts[o, c]
     return last_out, start_t, counts, keep, earliest

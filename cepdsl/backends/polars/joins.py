@@ -19,14 +19,17 @@ has thrown most of them away.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
+from typing import Any
 from dataclasses import dataclass, field
 
 import numpy as np
 import polars as pl
 
 from cepdsl.backends.polars.expressions import compile_expr
-from cepdsl.plan import JoinPlan, TablePlan, TField
+from cepdsl.backends.polars.rowsets import decode
+from cepdsl.plan import JoinPlan, TablePlan, TBinary, TExpr, TField, fields_read
 from cepdsl.types import Type
 
 _KEY = "__join_key"
@@ -41,16 +44,29 @@ class PreparedTable:
     plan: TablePlan
     frame: pl.DataFrame  # declared columns, engine dtypes (String as String)
     gatherable: pl.DataFrame = field(init=False)
+    padded_frame: pl.DataFrame = field(init=False)  # `frame` and one all-null row (`absent`)
+    padded_gatherable: pl.DataFrame = field(init=False)
+    absent: int = field(init=False)
     positions: pl.DataFrame = field(init=False)  # _KEY, _POS
     #: The last Enum dictionary looked up, and each of its values' positions: batches of
     #: one source share their dtype, so this is computed once per table per source.
     _dict: tuple[pl.Series, np.ndarray] | None = field(default=None, init=False)
+    #: The same for `dictionary_rows` (absent and null: `absent`).
+    _dict_rows: tuple[pl.Series, np.ndarray, pl.Series] | None = field(default=None, init=False)
+    #: String keys: a hash index of the table's keys, built at the first String lookup.
+    _string_index: Any = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self.gatherable = self.frame.with_columns(
             pl.col(f.name).cast(pl.Categorical) for f in self.plan.fields if f.type is Type.STR
         )
         self.positions = self.frame.select(pl.col(self.plan.key).alias(_KEY)).with_row_index(_POS)
+        # One all-null row after the last: where a key is absent, a gather at `absent` gives
+        # the nulls a left join gives, with no null positions to build or test.
+        self.absent = self.frame.height
+        # (One chunk: a gather from two chunks cost 5x, 10M rows' positions into 100k.)
+        self.padded_frame = pl.concat([self.frame, self.frame.clear(1)], rechunk=True)
+        self.padded_gatherable = pl.concat([self.gatherable, self.gatherable.clear(1)], rechunk=True)
 
     @property
     def key_type(self) -> Type:
@@ -71,12 +87,37 @@ class PreparedTable:
         return lookup
 
 
+    def dictionary_rows(self, categories: pl.Series) -> tuple[np.ndarray, pl.Series]:
+        """Per code of an Enum with these `categories`, its table row (UInt32; absent →
+        `absent`), and one more entry, `absent`, for null keys (code `len(categories)`);
+        and the categories with a null after them, to decode codes by a gather."""
+        cached = self._dict_rows
+        if cached is not None and cached[0].len() == categories.len() and cached[0].equals(categories):
+            return cached[1], cached[2]
+        found = self.positions_of_values(categories)
+        rows = np.append(np.where(found < 0, self.absent, found), self.absent).astype(np.uint32)
+        decoded = categories.extend_constant(None, 1).rechunk()
+        self._dict_rows = (categories, rows, decoded)
+        return rows, decoded
+
+    def rows_of(self, key: pl.Series) -> np.ndarray:
+        """Per value of `key`, its table row (UInt32; absent or null → `absent`)."""
+        if key.dtype == pl.String and self.key_type is Type.STR:
+            if self._string_index is None:
+                from cepdsl.backends.numba.string_keys import StringKeyIndex
+
+                self._string_index = StringKeyIndex(self.frame.get_column(self.plan.key))
+            return self._string_index.rows_of(key, self.absent)
+        return _hash_positions(key, self).fill_null(self.absent).to_numpy()
+
+
 def prepare_tables(frames: Mapping[str, pl.DataFrame], plans: Mapping[str, TablePlan]) -> dict[str, PreparedTable]:
     return {name: PreparedTable(plans[name], frame) for name, frame in frames.items()}
 
 
 def _positions(rows: pl.DataFrame, join: JoinPlan, table: PreparedTable, only: np.ndarray | None = None) -> pl.Series:
-    """Per row of `rows`, the position of its key in `table` (UInt32, null when absent).
+    """Per row of `rows`, the position of its key in `table` (UInt32; absent: null, or
+    `table.absent` for String keys — both gather nulls from the padded frames).
     `only`: the row numbers worth a hash lookup (the others get null): rows a rule's
     `where` drops whatever the join finds.  Dictionary-encoded keys ignore it (their
     lookup per row is an array index, cheaper than choosing rows)."""
@@ -97,6 +138,13 @@ def _positions(rows: pl.DataFrame, join: JoinPlan, table: PreparedTable, only: n
             codes = col.to_physical().cast(pl.Int64).fill_null(0).to_numpy()
             return _valid(lookup[codes], col)
     key = rows.select(compile_expr(on).alias(_KEY)).to_series()
+    if key.dtype == pl.String and table.key_type is Type.STR:
+        # The table's String-key index (absent → `absent`, the padded frames' null row).
+        if only is not None and len(only) < rows.height:
+            full = np.full(rows.height, table.absent, dtype=np.uint32)
+            full[only] = table.rows_of(key.gather(pl.Series(only, dtype=pl.UInt32)))
+            return pl.Series(_POS, full)
+        return pl.Series(_POS, table.rows_of(key))
     if only is not None and len(only) < rows.height:
         found = _hash_positions(key.gather(pl.Series(only, dtype=pl.UInt32)), table)
         full = np.full(rows.height, -1, dtype=np.int64)
@@ -155,7 +203,7 @@ def apply_joins(
         pos = _positions(rows, join, table, only)
         names = {f.name: f"{join.alias}.{f.name}" for f in join.table.fields}
         take = [f for f, n in names.items() if needed is None or n in needed]
-        cols = table.gatherable.select(pl.col(take).gather(pos)).rename({f: names[f] for f in take}).get_columns() if take else []
+        cols = table.padded_gatherable.select(pl.col(take).gather(pos)).rename({f: names[f] for f in take}).get_columns() if take else []
         if needed is not None:
             cols.append(pos.alias(position_column(join.alias)))
         rows = rows.hstack(cols)
@@ -175,7 +223,116 @@ def complete_joins(rows: pl.DataFrame, joins: tuple[JoinPlan, ...], tables: Mapp
         if take:
             # Few rows here (those that passed `where`): gathered as String, nothing to decode.
             pos = rows[pos_name]
-            cols = table.frame.select(pl.col(take).gather(pos)).rename({f: names[f] for f in take}).get_columns()
+            cols = table.padded_frame.select(pl.col(take).gather(pos)).rename({f: names[f] for f in take}).get_columns()
             rows = rows.hstack(cols)
         rows = rows.drop(pos_name)
     return rows
+
+
+# ----------------------------------------------------------------------------- one rule's joins
+_ROW = "__join_row"
+
+
+def _conjuncts(e: TExpr) -> list[TExpr]:
+    if isinstance(e, TBinary) and e.op == "and":
+        return _conjuncts(e.left) + _conjuncts(e.right)
+    return [e]
+
+
+def _and(parts: list[TExpr]) -> TExpr | None:
+    return functools.reduce(lambda a, b: TBinary(Type.BOOL, "and", a, b), parts) if parts else None
+
+
+@dataclass(frozen=True)
+class JoinedFilter:
+    """A rule's joins and `where` as one filter, for a join group of one rule.
+
+    `where` is cut at its top-level `and`s: the conjuncts reading no joined column
+    (`pre`) run over the whole batch first; keys are looked up only for the rows they
+    keep; the other conjuncts (`rest`) run over those rows with the joined columns they
+    read gathered; the matching rows alone are gathered whole, with every joined
+    column.  `and` is true only where every conjunct is true, so this keeps exactly
+    the rows `where` keeps, and no column is gathered for a row `where` drops."""
+
+    joins: tuple[JoinPlan, ...]
+    pre: pl.Expr | None
+    rest: pl.Expr | None
+    rest_fields: frozenset[str]
+
+    @staticmethod
+    def of(where: TExpr | None, joins: tuple[JoinPlan, ...]) -> JoinedFilter:
+        joined = {c.name for j in joins for c in j.columns}
+        parts = _conjuncts(where) if where is not None else []
+        pre = [c for c in parts if not fields_read(c) & joined]
+        rest = [c for c in parts if fields_read(c) & joined]
+        rest_expr = _and(rest)
+        return JoinedFilter(
+            joins,
+            None if not pre else compile_expr(_and(pre)),  # type: ignore[arg-type]
+            None if rest_expr is None else compile_expr(rest_expr),
+            frozenset(fields_read(rest_expr)) if rest_expr is not None else frozenset(),
+        )
+
+    def run(self, rows: pl.DataFrame, tables: Mapping[str, PreparedTable]) -> pl.DataFrame:
+        """The rows of `rows` the rule keeps, in order, with every `ALIAS.field` added and
+        dictionary-encoded columns decoded to String."""
+        idx: np.ndarray | None = None  # candidate row numbers (None: every row)
+        if self.pre is not None:
+            idx = rows.lazy().with_row_index(_ROW).filter(self.pre).select(_ROW).collect().to_series().to_numpy()
+        stream_cols = set(rows.columns)
+        positions: dict[str, np.ndarray] = {}  # alias -> table row per candidate (absent: the null row)
+        decoders: dict[str, tuple[pl.Series, np.ndarray]] = {}  # Enum column -> (categories, codes of all rows)
+
+        def at_candidates(names: set[str]) -> pl.DataFrame:
+            """The columns `names` for the candidate rows: stream columns gathered, joined ones looked up."""
+            own = [n for n in names if n in stream_cols]
+            frame = None
+            if own:
+                frame = rows.select(own) if idx is None else rows.select(own).gather(pl.Series(idx, dtype=pl.UInt32))
+            cols = []
+            for join in self.joins:
+                if join.alias not in positions:
+                    continue
+                take = [f.name for f in join.table.fields if f"{join.alias}.{f.name}" in names]
+                if take:
+                    pos = pl.Series(positions[join.alias])
+                    got = tables[join.table.name].padded_gatherable.select(pl.col(take).gather(pos))
+                    cols += [c.alias(f"{join.alias}.{c.name}") for c in got.get_columns()]
+            if frame is None:  # (a frame of no columns has no height to add columns to)
+                n = rows.height if idx is None else len(idx)
+                return pl.DataFrame(cols) if cols else pl.DataFrame({_ROW: np.zeros(n, dtype=np.uint8)})
+            return frame.hstack(cols) if cols else frame
+
+        for join in self.joins:
+            table = tables[join.table.name]
+            on = join.on
+            if isinstance(on, TField) and on.name in stream_cols and table.key_type is Type.STR:
+                col = rows.get_column(on.name)
+                dtype = col.dtype  # (each `.dtype` of an Enum builds the dtype anew: ask once)
+                if isinstance(dtype, pl.Enum):
+                    cats = dtype.categories
+                    lookup, decoded = table.dictionary_rows(cats)
+                    phys = col.to_physical()
+                    codes = (phys.fill_null(cats.len()) if phys.null_count() else phys).to_numpy()
+                    decoders[on.name] = (decoded, codes)
+                    positions[join.alias] = lookup[codes if idx is None else codes[idx]]
+                    continue
+            key = at_candidates(fields_read(on)).select(compile_expr(on).alias(_KEY)).to_series()
+            positions[join.alias] = table.rows_of(key)
+        if self.rest is not None:
+            keep = at_candidates(set(self.rest_fields)).select(self.rest.arg_true()).to_series().to_numpy()
+            idx = keep if idx is None else idx[keep]
+            positions = {a: p[keep] for a, p in positions.items()}
+        # The matches, whole: stream columns (Enum ones decoded by their dictionary), joined columns as String.
+        sel = pl.Series(idx, dtype=pl.UInt32) if idx is not None else None
+        plain = [c for c in rows.columns if c not in decoders]
+        out = rows.select(plain) if sel is None else rows.select(plain).gather(sel)
+        extra = [cats.gather(pl.Series(codes if idx is None else codes[idx], dtype=pl.UInt32)).alias(name) for name, (cats, codes) in decoders.items()]
+        for join in self.joins:
+            pos = pl.Series(positions[join.alias], dtype=pl.UInt32)
+            got = tables[join.table.name].padded_frame.select(pl.all().gather(pos))
+            extra += [c.alias(f"{join.alias}.{c.name}") for c in got.get_columns()]
+        out = out.hstack(extra)
+        if decoders:
+            out = out.select(rows.columns + [c.name for c in extra if c.name not in decoders])
+        return decode(out)

@@ -16,8 +16,8 @@
 
   function row(c, breakers) {
     const b = (breakers || {})[c.name];
-    // Enable/disable needs the API to report and take `enabled` for a channel; until it
-    // does, the cell says so instead of offering a switch that cannot work.
+    // An API without channel switches reports no `enabled`: the cell says so instead of
+    // offering a switch that cannot work.
     const switchable = typeof pick(c, "enabled") === "boolean";
     const enabled = pick(c, "enabled") ?? true;
     const testBtn = el("button", { type: "button", "data-focus": `test:${c.name}`, onclick: () => test(c.name), text: "Test" });
@@ -37,9 +37,9 @@
 
   function switchFor(c, enabled) {
     const sw = toggleSwitch(enabled, `Enable or disable channel ${c.name}`, async (next) => {
-      await api(`/cep/channels/${encodeURIComponent(c.name)}`, { method: "PATCH", body: { enabled: next } });
+      await api(`/cep/channels/${encodeURIComponent(c.name)}/toggle`, { method: "PATCH", body: { enabled: next } });
       sw.closest("tr").classList.toggle("disabled", !next);
-      cep.toast(`${c.name} ${next ? "enabled" : "disabled"}`);
+      cep.toast(next ? `${c.name} enabled` : `${c.name} disabled: its alerts are recorded as skipped, not sent`);
     });
     sw.dataset.focus = `toggle:${c.name}`;
     return sw;
