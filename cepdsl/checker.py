@@ -14,7 +14,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from cepdsl import ast
-from cepdsl.channels import HTTP_METHODS, KINDS, PAGERDUTY_SEVERITIES, options_for
+from cepdsl.channels import KINDS, options_for
 from cepdsl.diagnostics import Diagnostic, did_you_mean, sort_key
 from cepdsl.parser import gc_paused, has_bad_escape
 from cepdsl.plan import (
@@ -266,14 +266,11 @@ class Checker:
                 code="channel-option",
             )
             ok = False
-        method = values.get("method")
-        if isinstance(method, str) and method.upper() not in HTTP_METHODS:
-            self.error(given["method"].value.span, f"unknown HTTP method `{method}`", (f"use one of {', '.join(HTTP_METHODS)}",), code="channel-option")
-            ok = False
-        sev = values.get("severity")
-        if kind == "pagerduty" and isinstance(sev, str) and sev not in PAGERDUTY_SEVERITIES:
-            self.error(given["severity"].value.span, f"unknown PagerDuty severity `{sev}`", (f"use one of {', '.join(PAGERDUTY_SEVERITIES)}",), code="channel-option")
-            ok = False
+        for opt, o in spec.items():
+            value = values.get(opt)
+            if o.choices and isinstance(value, str) and (value.upper() if o.upper else value) not in o.choices:
+                self.error(given[opt].value.span, f"unknown {o.what or opt} `{value}`", (f"use one of {', '.join(o.choices)}",), code="channel-option")
+                ok = False
         for opt in ("retries", "timeout"):
             if isinstance(values.get(opt), EnvVar):  # read when the file is checked: must be written out
                 self.error(given[opt].value.span, f"`{opt}` must be written as a literal, not env(...)", code="channel-option")

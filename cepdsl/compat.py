@@ -9,9 +9,11 @@ importer does not know is a problem, never silently dropped.
 
 Problems carry the JSON path of what could not be converted
 (`$.rules[2].trigger_spec.conditions[1].op`); all of them are collected and
-raised together as `ImportFailed`.  The result is formatted (`cepdsl.fmt`) and
-checked (`check_source`); a rule the checker still refuses is reported at its
-path too, so a returned text always checks clean.
+raised together as `ImportFailed`.  Rules, streams and channels are built as syntax
+trees (`cepdsl.ast`) and printed by the formatter (`cepdsl.fmt`), so the importer
+decides what to write, never how; the result is checked (`check_source`), and a
+rule the checker still refuses is reported at its path too, so a returned text
+always checks clean.
 """
 
 from __future__ import annotations
@@ -23,9 +25,10 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlparse
 
-from cepdsl.channels import HTTP_METHODS, KINDS
-from cepdsl.fmt import duration_text, format_source, quote_string
-from cepdsl.parser import keywords
+from cepdsl import ast
+from cepdsl.channels import CHANNEL_KINDS, COMMON, KINDS
+from cepdsl.fmt import duration_text, format_file, format_source, quote_string
+from cepdsl.functions import AGGREGATES, aggregate_by_import_name
 from cepdsl.durations import DurationError
 from cepdsl.durations import parse_duration_us as read_duration_us
 
@@ -66,8 +69,6 @@ _COMPARE = {
 }  # fmt: skip
 _STRING_OPS = ("contains", "starts_with", "ends_with")
 _LIST_OPS = {"in": "in", "not_in": "not in", "nin": "not in"}
-_AGGREGATES = ("count", "sum", "avg", "min", "max", "std", "percentile")
-_AGG_ALIASES = {"mean": "avg", "average": "avg", "stddev": "std", "stdev": "std"}
 _ANOMALY_PARAMS = {"zscore": ("threshold",), "iqr": ("multiplier",), "ema": ("alpha", "threshold")}
 _INT64 = 2**63
 
@@ -75,20 +76,9 @@ _INT64 = 2**63
 _META_KEYS = {"rule_id", "id", "rule_name", "name", "title", "description", "is_active", "enabled",
               "created_at", "updated_at", "created_by", "owner", "tags", "version"}  # fmt: skip
 
-#: Seed channel option names → `.cep` option names, per kind (blueprint §5 table).
-_CHANNEL_OPTIONS = {
-    "slack": {"webhook_url": "webhook_url", "url": "webhook_url", "channel": "channel"},
-    "email": {"smtp_host": "smtp_host", "host": "smtp_host", "smtp_port": "smtp_port", "port": "smtp_port",
-              "from": "sender", "sender": "sender", "from_email": "sender", "to": "to", "recipients": "to",
-              "starttls": "starttls", "use_tls": "starttls", "username": "username", "password": "password"},
-    "sms": {"account_sid": "account_sid", "auth_token": "auth_token", "from_number": "from_number",
-            "from": "from_number", "phone": "to", "to": "to", "to_number": "to"},
-    "webhook": {"url": "url", "endpoint": "url", "method": "method", "headers": "headers"},
-    "pagerduty": {"routing_key": "routing_key", "integration_key": "routing_key", "severity": "severity"},
-    "console": {},
-    "file": {"path": "path"},
-    "retries": {"retries": "retries", "max_retries": "retries", "timeout": "timeout"},
-}  # fmt: skip
+#: Seed names of the options every channel takes (each kind's own are in its registry
+#: entry, `cepdsl.channels.ChannelKind.import_options`).
+_COMMON_OPTIONS = {"retries": "retries", "max_retries": "retries", "timeout": "timeout"}
 _CHANNEL_KIND_ALIASES = {"log": "console", "stdout": "console", "http": "webhook", "pager_duty": "pagerduty"}
 
 #: The integration guide's metric-trigger keys (trigger_spec of a `metric` rule).
@@ -103,13 +93,53 @@ _ENRICHMENT_REFUSAL = (
 )
 
 
-def _name(text: str) -> str:
-    """A name as the language writes it: backquoted when a keyword or not an identifier."""
-    return text if _IDENT.fullmatch(text) and text not in keywords() else f"`{text}`"
+# --------------------------------------------------------------------------- syntax trees
+# The importer builds `cepdsl.ast` nodes; `cepdsl.fmt` decides how they are written
+# (quoting names, parentheses, layout).
 
 
-def _path_text(path: str) -> str:
-    return ".".join(_name(p) for p in path.split("."))
+def _n(text: str) -> ast.Name:
+    return ast.Name(text)
+
+
+def _path(path: str) -> ast.Path:
+    return ast.Path(tuple(_n(p) for p in path.split(".")))
+
+
+def _ref(path: ast.Path) -> ast.FieldRef:
+    return ast.FieldRef(path)
+
+
+def _str(v: str) -> ast.Literal:
+    return ast.Literal(v, "str", quote_string(v, long=False))  # one line, as written by hand
+
+
+def _int(v: int) -> ast.Literal:
+    return ast.Literal(v, "int", str(v))
+
+
+def _dur(us: int) -> ast.Duration:
+    return ast.Duration(us, duration_text(us=us))
+
+
+def _call(func: str, *args: ast.Expr) -> ast.Call:
+    return ast.Call(_n(func), tuple(ast.Arg(a) for a in args))
+
+
+def _chain(op: str, items: list[ast.Expr]) -> ast.Expr:
+    """`a op b op c`, left-associative as the parser reads it."""
+    out = items[0]
+    for x in items[1:]:
+        out = ast.Binary(op, out, x)
+    return out
+
+
+def _env(var: str) -> ast.Call:
+    return _call("env", _str(var))
+
+
+def _decl_text(decl: ast.Decl) -> str:
+    return format_file(ast.File((decl,)), "").rstrip("\n")
 
 
 def _env_name(*parts: str) -> str:
@@ -197,8 +227,8 @@ class _Fields:
         self.types: dict[str, str] = {}
         self.problems = problems
 
-    def use(self, name: Any, type_: str | None, path: str) -> str:
-        """Record a field use; returns the field as written in `.cep`."""
+    def use(self, name: Any, type_: str | None, path: str) -> ast.Path:
+        """Record a field use; returns the field's path."""
         if not isinstance(name, str) or not name.strip():
             self.problems.add(path, "a field name must be a non-empty string")
             raise _Skip
@@ -215,7 +245,7 @@ class _Fields:
             raise _Skip
         if type_ is not None or known is None:
             self.types[name] = type_ or known or ""
-        return _path_text(name)
+        return _path(name)
 
     def declared(self) -> list[tuple[str, str]]:
         # A field only grouped by (never compared) is taken as a string.
@@ -232,24 +262,24 @@ def _value_type(v: Any) -> str | None:
     return None
 
 
-def _literal(v: Any, path: str, problems: _Problems) -> str:
+def _literal(v: Any, path: str, problems: _Problems) -> ast.Literal:
     if v is None:
-        return "null"
+        return ast.Literal(None, "null", "null")
     if isinstance(v, bool):
-        return "true" if v else "false"
+        return ast.Literal(v, "bool", "true" if v else "false")
     if isinstance(v, int):
         if abs(v) >= _INT64:
             problems.add(path, f"{v} does not fit a 64-bit integer")
             raise _Skip
-        return str(v)
+        return _int(v)
     if isinstance(v, float):
         if not math.isfinite(v):
             problems.add(path, f"{v} is not a finite number")
             raise _Skip
         text = repr(v)
-        return text if "e" in text or "." in text else text + ".0"
+        return ast.Literal(v, "float", text if "e" in text or "." in text else text + ".0")
     if isinstance(v, str):
-        return quote_string(v, long=False)
+        return _str(v)
     problems.add(path, f"expected a number, string or boolean, got {type(v).__name__}")
     raise _Skip
 
@@ -283,8 +313,8 @@ class _RuleConverter:
         return len(self.problems.items) > self.before
 
     # -- conditions ------------------------------------------------------------------
-    def condition(self, c: Any, path: str) -> str:
-        """A leaf `{field, op, value}` or a group `{operator|logic, conditions}` → expression text."""
+    def condition(self, c: Any, path: str) -> ast.Expr:
+        """A leaf `{field, op, value}` or a group `{operator|logic, conditions}` → an expression."""
         if not isinstance(c, dict):
             self.fail(path, f"a condition is an object, got {type(c).__name__}")
             raise _Skip
@@ -314,7 +344,7 @@ class _RuleConverter:
                     self.fail(vpath, f"`{op}` with null is never true; only == and != can test for null")
                     raise _Skip
                 f = self.fields.use(c["field"], None, fpath)
-                return f"{f} is null" if cmp == "==" else f"{f} is not null"
+                return ast.IsNull(_ref(f), negated=cmp != "==")
             vtype = _value_type(value)
             if vtype is None:
                 self.fail(vpath, f"`{op}` compares with a number, string or boolean, got {type(value).__name__}")
@@ -323,13 +353,13 @@ class _RuleConverter:
                 self.fail(opath, f"booleans compare only with == and !=, not `{op}`")
                 raise _Skip
             f = self.fields.use(c["field"], vtype, fpath)
-            return f"{f} {cmp} {_literal(value, vpath, self.problems)}"
+            return ast.Binary(cmp, _ref(f), _literal(value, vpath, self.problems))
         if op_key in _STRING_OPS:
             if not isinstance(value, str):
                 self.fail(vpath, f"`{op}` takes a string value, got {type(value).__name__}")
                 raise _Skip
             f = self.fields.use(c["field"], "str", fpath)
-            return f"{f} {op_key} {_literal(value, vpath, self.problems)}"
+            return ast.Binary(op_key, _ref(f), _literal(value, vpath, self.problems))
         if op_key in _LIST_OPS:
             if not isinstance(value, list):
                 self.fail(vpath, f"`{op}` takes a list of values, got {type(value).__name__}")
@@ -339,13 +369,13 @@ class _RuleConverter:
                 self.fail(vpath, f"the values of `{op}` must all be numbers, all strings or all booleans")
                 raise _Skip
             f = self.fields.use(c["field"], next(iter(types), None), fpath)
-            items = ", ".join(_literal(v, f"{vpath}[{i}]", self.problems) for i, v in enumerate(value))
-            return f"{f} {_LIST_OPS[op_key]} [{items}]"
+            items = tuple(_literal(v, f"{vpath}[{i}]", self.problems) for i, v in enumerate(value))
+            return ast.InList(_ref(f), ast.ListLit(items), negated=_LIST_OPS[op_key] == "not in")
         known = ", ".join([">", ">=", "<", "<=", "==", "!=", *_STRING_OPS, "in", "not_in"])
         self.fail(opath, f"unknown operator {op!r} (the seed's operators are {known})")
         raise _Skip
 
-    def group(self, conds: Any, logic: Any, path: str, logic_path: str, owner: dict | None = None, owner_path: str = "") -> str:
+    def group(self, conds: Any, logic: Any, path: str, logic_path: str, owner: dict | None = None, owner_path: str = "") -> ast.Expr:
         if owner is not None:
             unknown = set(owner) - {"operator", "logic", "op", "conditions"}
             if unknown:
@@ -369,12 +399,11 @@ class _RuleConverter:
         if self.bad():
             raise _Skip
         if logic_key == "NOT":  # "all conditions false" (blueprint §3.2)
-            return "not (" + " or ".join(f"({p})" for p in parts) + ")"
-        joiner = " and " if logic_key == "AND" else " or "
-        return "(" + joiner.join(f"({p})" for p in parts) + ")"
+            return ast.Unary("not", _chain("or", parts))
+        return _chain("and" if logic_key == "AND" else "or", parts)
 
     # -- aggregations ------------------------------------------------------------------
-    def aggregation(self, a: Any, path: str, windowed: bool) -> str | None:
+    def aggregation(self, a: Any, path: str, windowed: bool) -> ast.Expr | None:
         """`{type, field, op, value}` → a `having` condition (None: no condition given)."""
         if not isinstance(a, dict):
             self.fail(path, f"an aggregation is an object, got {type(a).__name__}")
@@ -385,37 +414,40 @@ class _RuleConverter:
             self.fail(f"{path}.{key}", f"unknown key {key!r} in an aggregation")
             raise _Skip
         tkey, func = _get(a, ("type", "function", "func"))
-        func = _AGG_ALIASES.get(func, func) if isinstance(func, str) else func
-        if func not in _AGGREGATES:
-            self.fail(f"{path}.{tkey or 'type'}", f"unknown aggregation {func!r}: use {', '.join(_AGGREGATES)}")
+        spec = aggregate_by_import_name(func) if isinstance(func, str) else None
+        if spec is None:
+            known = ", ".join(x.name for x in AGGREGATES if x.import_names)
+            self.fail(f"{path}.{tkey or 'type'}", f"unknown aggregation {func!r}: use {known}")
             raise _Skip
+        func = spec.name
         fname = a.get("field")
-        if func == "count" and fname is None:
-            call = "count()"
+        if spec.counts_rows and fname is None:
+            call = _call(func)
         else:
             if fname is None:
                 self.fail(path, f"`{func}` needs a `field`")
                 raise _Skip
             # min/max order strings too, but a seed metric is a number unless used as a string elsewhere.
-            hint = None if func == "count" else "float"
-            if func in ("min", "max") and self.fields.types.get(fname):
-                hint = None
+            hint = "float" if spec.fields == "numeric" else None
+            if spec.fields == "ordered" and not self.fields.types.get(fname):
+                hint = "float"
             f = self.fields.use(fname, hint, f"{path}.field")
-            if func == "percentile":
-                qkey, q = _get(a, ("percentile", "q", "p"))
+            if spec.param is not None:
+                qkey, q = _get(a, (func, spec.param.name, "p"))
                 if qkey is None:
-                    self.fail(path, "`percentile` needs the percentile (`percentile`: 95)")
+                    self.fail(path, f"`{func}` needs the {func} (`{func}`: 95)")
                     raise _Skip
-                if isinstance(q, bool) or not isinstance(q, (int, float)) or not 0 <= q <= 100:
-                    self.fail(f"{path}.{qkey}", f"the percentile must be a number from 0 to 100, got {q!r}")
+                lo, hi = spec.param.lo, spec.param.hi
+                if isinstance(q, bool) or not isinstance(q, (int, float)) or not lo <= q <= hi:
+                    self.fail(f"{path}.{qkey}", f"the {func} must be a number from {lo:g} to {hi:g}, got {q!r}")
                     raise _Skip
-                call = f"percentile({f}, {_literal(q, f'{path}.{qkey}', self.problems)})"
+                call = _call(func, _ref(f), _literal(q, f"{path}.{qkey}", self.problems))
             else:
-                call = f"{func}({f})"
+                call = _call(func, _ref(f))
         okey, op = _get(a, ("op", "operator"))
         vkey, value = _get(a, ("value", "threshold"))
         if okey is None and vkey is None:
-            return f"{call} >= 1" if func == "count" else f"{call} is not null"
+            return ast.Binary(">=", call, _int(1)) if spec.counts_rows else ast.IsNull(call, negated=True)
         if okey is None or vkey is None:
             self.fail(path, "an aggregation condition needs both `op` and `value`")
             raise _Skip
@@ -426,23 +458,23 @@ class _RuleConverter:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             self.fail(f"{path}.{vkey}", f"an aggregation compares with a number, got {value!r}")
             raise _Skip
-        return f"{call} {cmp} {_literal(value, f'{path}.{vkey}', self.problems)}"
+        return ast.Binary(cmp, call, _literal(value, f"{path}.{vkey}", self.problems))
 
     # -- the rule ------------------------------------------------------------------------
-    def convert(self) -> tuple[str, str] | None:
-        """(rule id, the rule's text), or None after recording problems."""
+    def convert(self) -> tuple[str, ast.RuleDecl, list[str]] | None:
+        """(rule id, the rule, the comment lines above it), or None after recording problems."""
         r, p = self.rule, self.path
         if not isinstance(r, dict):
             self.fail(p, f"a rule is an object, got {type(r).__name__}")
             return None
         try:
             rid = self.rule_id()
-            text = self.body(rid)
+            rule = self.body(rid)
         except _Skip:
             return None
         if self.bad():
             return None
-        return rid, text
+        return rid, rule, _comment_lines(self._comments())
 
     def rule_id(self) -> str:
         key, rid = _get(self.rule, ("rule_id", "id"))
@@ -463,7 +495,7 @@ class _RuleConverter:
             self.imp.rule_ids[rid] = self.path
         return rid
 
-    def body(self, rid: str) -> str:
+    def body(self, rid: str) -> ast.RuleDecl:
         r, p = self.rule, self.path
         known = _META_KEYS | {"trigger_type", "trigger_spec", "action_spec", "actions", "severity", "group_by",
                               "throttle", "cooldown", "message", "window"}  # fmt: skip
@@ -533,7 +565,7 @@ class _RuleConverter:
             gpath = f"{p}.group_by"
         else:
             gpath = f"{sp}.group_by"
-        keys: list[str] = []
+        keys: list[ast.Path] = []
         if group is not None:
             group = [group] if isinstance(group, str) else group
             if not isinstance(group, list) or not group:
@@ -553,7 +585,7 @@ class _RuleConverter:
                 self.fail(f"{sp}.aggregation", f"`aggregation` {spec.get('aggregation')!r} of a metric trigger needs a window: "
                           "add trigger_spec.window {\"type\": \"tumbling\", \"size\": \"5m\"} (an aggregate is taken over one)")
             else:
-                having = f"({having}) and ({metric_having})" if having else metric_having
+                having = ast.Binary("and", having, metric_having) if having else metric_having
         severity = self.severity(r, spec, p, sp)
         throttle = self.throttle(r, spec, p, sp)
         notify, message = self.actions(rid, r, spec, p, sp)
@@ -561,25 +593,16 @@ class _RuleConverter:
             raise _Skip
 
         key, title = _get(r, ("rule_name", "name", "title"))
-        head = f"rule {_name(rid)}"
-        if title is not None:
-            if not isinstance(title, str):
-                self.fail(f"{p}.{key}", "a rule name is a string")
-                raise _Skip
-            head += f" {quote_string(title, long=False)}"
-        lines = _comment_lines(self._comments()) + [head, f"  from {_name(self.imp.stream)}"]
+        if title is not None and not isinstance(title, str):
+            self.fail(f"{p}.{key}", "a rule name is a string")
+            raise _Skip
+        clauses: list[ast.Clause | None] = [ast.From(_n(self.imp.stream))]
         if wheres:
-            lines.append("  where " + " and ".join(f"({w})" for w in wheres))
+            clauses.append(ast.Where(_chain("and", wheres)))
         if keys:
-            lines.append("  group by " + ", ".join(keys))
-        if shape:
-            lines.append("  " + shape)
-        if having:
-            lines.append("  having " + having)
-        for clause in (severity, throttle, notify, message):
-            if clause:
-                lines.append("  " + clause)
-        return "\n".join(lines)
+            clauses.append(ast.GroupBy(tuple(keys)))
+        clauses += [shape, ast.Having(having) if having else None, severity, throttle, notify, message]
+        return ast.RuleDecl(_n(rid), _str(title) if title is not None else None, tuple(c for c in clauses if c))
 
     def _comments(self) -> list[str]:
         out = []
@@ -592,7 +615,8 @@ class _RuleConverter:
         out += [f"note: {n}" for n in self.notes]
         return out
 
-    def window(self, spec: dict, r: dict, sp: str, p: str, ttype: str) -> tuple[str | None, str]:
+    def window(self, spec: dict, r: dict, sp: str, p: str, ttype: str) -> tuple[ast.Window | ast.Duration | None, str]:
+        """The rule's window (for a schedule rule: the range each tick looks back over), and its path."""
         if "window" in spec:
             w, wp = spec["window"], f"{sp}.window"
         elif "window" in r:
@@ -611,13 +635,13 @@ class _RuleConverter:
             return None, wp
         kind = w.get("type", "tumbling")
 
-        def dur(keys: tuple[str, ...], what: str) -> str | None:
+        def dur(keys: tuple[str, ...], what: str) -> ast.Duration | None:
             key, v = _get(w, keys)
             if key is None:
                 self.fail(wp, f"a {kind} window needs `{keys[0]}` ({what})")
                 return None
             try:
-                return duration_text(us=parse_duration_us(v))
+                return _dur(parse_duration_us(v))
             except ValueError as e:
                 self.fail(f"{wp}.{key}", str(e))
                 return None
@@ -626,36 +650,34 @@ class _RuleConverter:
             if kind not in ("tumbling", "sliding"):
                 self.fail(f"{wp}.type", "a schedule rule aggregates over a range ending at each tick: give `size`")
                 return None, wp
-            size = dur(("size",), "how far back each tick looks")
-            return (f"over {size}" if size else None), wp
+            return dur(("size",), "how far back each tick looks"), wp
         if kind == "tumbling":
             size = dur(("size",), "the window length")
-            return (f"window tumbling {size}" if size else None), wp
+            return (ast.Window("tumbling", size=size) if size else None), wp
         if kind == "sliding":
             size = dur(("size",), "the window length")
             every = dur(("slide", "every", "step", "hop"), "how often a window starts")
             if size and every:
-                s_us, e_us = parse_duration_us(_get(w, ("size",))[1]), parse_duration_us(_get(w, ("slide", "every", "step", "hop"))[1])
-                if e_us > s_us:
-                    self.fail(f"{wp}.slide", f"the slide {every} is longer than the window {size}: rows between windows would be lost")
+                if every.us > size.us:
+                    self.fail(f"{wp}.slide", f"the slide {every.text} is longer than the window {size.text}: rows between windows would be lost")
                     return None, wp
-                return f"window sliding {size} every {every}", wp
+                return ast.Window("sliding", size=size, every=every), wp
             return None, wp
         if kind == "session":
             gap = dur(("gap", "timeout"), "the silence that ends a session")
-            return (f"window session gap {gap}" if gap else None), wp
+            return (ast.Window("session", gap=gap) if gap else None), wp
         if kind in ("count", "last"):
             n = w.get("size")
             if isinstance(n, bool) or not isinstance(n, int) or n < 1:
                 self.fail(f"{wp}.size", f"a count window needs a positive whole `size`, got {n!r}")
                 return None, wp
-            return f"window last {n} events", wp
+            return ast.Window("count", count=_int(n)), wp
         self.fail(f"{wp}.type", f"unknown window type {kind!r}: use tumbling, sliding or session")
         return None, wp
 
-    def shape(self, ttype: str, spec: dict, sp: str, window: str | None, wpath: str) -> str | None:
+    def shape(self, ttype: str, spec: dict, sp: str, window: ast.Window | ast.Duration | None, wpath: str) -> ast.Clause | None:
         if ttype in ("metric", "event"):
-            return window
+            return window if isinstance(window, ast.Window) else None
         if ttype == "schedule":
             key, cron = _get(spec, ("cron", "schedule", "cron_expression"))
             if key is None:
@@ -677,11 +699,11 @@ class _RuleConverter:
                 return None
             from cepdsl.checker import cron_problem
 
-            over = window
+            over = window if isinstance(window, ast.Duration) else None
             okey, ov = _get(spec, ("over", "lookback"))
             if okey is not None:
                 try:
-                    over = f"over {duration_text(us=parse_duration_us(ov))}"
+                    over = _dur(parse_duration_us(ov))
                 except ValueError as e:
                     self.fail(f"{sp}.{okey}", str(e))
             problem = cron_problem(cron)
@@ -691,9 +713,9 @@ class _RuleConverter:
             if self.bad():
                 return None
             if over is None:
-                over = f"over {duration_text(us=_cron_period_us(cron))}"
-                self.notes.append(f"schedule range defaults to the cron period ({over}): each tick sees the rows since the previous one")
-            return f"schedule {quote_string(cron, long=False)} {over}"
+                over = _dur(_cron_period_us(cron))
+                self.notes.append(f"schedule range defaults to the cron period (over {over.text}): each tick sees the rows since the previous one")
+            return ast.Schedule(_str(cron), over)
         # anomaly
         if window is not None:
             self.fail(wpath, "an anomaly rule has no window: its baseline is the last `baseline_window` values")
@@ -701,7 +723,7 @@ class _RuleConverter:
         method = spec.get("anomaly_method", "zscore")
         if method not in _ANOMALY_PARAMS:
             self.fail(f"{sp}.anomaly_method", f"unknown anomaly method {method!r}: use zscore, iqr or ema")
-        f = None
+        f: ast.Path | None = None
         if "value_path" not in spec:
             self.fail(sp, "an anomaly trigger needs `value_path`: the field to watch")
         else:
@@ -709,7 +731,7 @@ class _RuleConverter:
                 f = self.fields.use(spec["value_path"], "float", f"{sp}.value_path")
             except _Skip:
                 pass
-        args = [f or ""]
+        args = [ast.Arg(_ref(f or _path("_")))]
         config = spec.get("anomaly_config", {})
         if not isinstance(config, dict):
             self.fail(f"{sp}.anomaly_config", "`anomaly_config` is an object")
@@ -721,26 +743,28 @@ class _RuleConverter:
             elif isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0 or (k == "alpha" and v > 1):
                 self.fail(kpath, f"`{k}` must be a positive number{' at most 1' if k == 'alpha' else ''}, got {v!r}")
             else:
-                args.append(f"{k} = {_literal(v, kpath, self.problems)}")
-        text = f"anomaly {method}({', '.join(args)})"
+                args.append(ast.Arg(_literal(v, kpath, self.problems), _n(k)))
+        baseline_lit = warmup_lit = None
         baseline = spec.get("baseline_window")
         if baseline is not None:
             if isinstance(baseline, bool) or not isinstance(baseline, int) or not 1 <= baseline <= 1000:
                 self.fail(f"{sp}.baseline_window", f"`baseline_window` must be a whole number from 1 to 1000, got {baseline!r}")
-            text += f" baseline {baseline}"
+            else:
+                baseline_lit = _int(baseline)
         wkey, warmup = _get(spec, ("warmup", "min_samples"))
         if wkey is not None:
             if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 1:
                 self.fail(f"{sp}.{wkey}", f"`{wkey}` must be a whole number ≥ 1, got {warmup!r}")
-            text += f" warmup {warmup}"
-        elif method != "ema" and isinstance(baseline, int) and baseline < 10:
-            text += f" warmup {baseline}"  # the default warmup (10) would exceed the baseline
+            else:
+                warmup_lit = _int(warmup)
+        elif method != "ema" and baseline_lit is not None and baseline < 10:
+            warmup_lit = _int(baseline)  # the default warmup (10) would exceed the baseline
         values = spec.get("baseline_values")
         if values not in (None, []):
             self.fail(f"{sp}.baseline_values", "stored baseline values cannot be imported: the baseline is rebuilt from the stream")
-        return None if self.bad() else text
+        return None if self.bad() else ast.Anomaly(_n(str(method)), tuple(args), baseline_lit, warmup_lit)
 
-    def metric_trigger(self, spec: dict, sp: str) -> tuple[str | None, str | None]:
+    def metric_trigger(self, spec: dict, sp: str) -> tuple[ast.Expr | None, ast.Expr | None]:
         """The integration guide's metric trigger: `value_path` `op` `threshold`, read from
         `endpoint`, optionally as an `aggregation` ("avg", ...) over the rule's window.
         Returns (a `where` condition, a `having` condition); each key is converted or
@@ -773,6 +797,7 @@ class _RuleConverter:
             self.fail(f"{sp}.{'op' if has_op else 'threshold'}", f"a metric trigger compares with both `op` and `threshold`; `{missing}` is missing")
             raise _Skip
         cmp = None
+        threshold = ast.Literal(None, "null", "null")  # set with `op`
         if has_op:
             op = spec["op"]
             cmp = _COMPARE.get(op.lower() if isinstance(op, str) else op)
@@ -783,24 +808,26 @@ class _RuleConverter:
             if isinstance(t, bool) or not isinstance(t, (int, float)) or (isinstance(t, float) and not math.isfinite(t)):
                 self.fail(f"{sp}.threshold", f"`threshold` is a finite number, got {t!r}")
                 raise _Skip
-            cond = f"{cmp} {_literal(t, f'{sp}.threshold', self.problems)}"
+            threshold = _literal(t, f"{sp}.threshold", self.problems)
         agg = spec.get("aggregation")
         if isinstance(agg, str):
-            func = _AGG_ALIASES.get(agg.lower(), agg.lower())
-            if func not in _AGGREGATES or func == "percentile":
-                self.fail(f"{sp}.aggregation", f"`aggregation` {agg!r} is not one of {', '.join(a for a in _AGGREGATES if a != 'percentile')}")
+            # A name alone: aggregates that need a parameter (percentile's q) cannot be named so.
+            a = aggregate_by_import_name(agg.lower())
+            if a is None or a.param is not None:
+                known = ", ".join(x.name for x in AGGREGATES if x.import_names and x.param is None)
+                self.fail(f"{sp}.aggregation", f"`aggregation` {agg!r} is not one of {known}")
                 raise _Skip
-            call = "count()" if func == "count" else f"{func}({field})"
+            call = _call(a.name) if a.counts_rows else _call(a.name, _ref(field))
             if cmp is None:
                 self.notes.append(f"aggregation {agg!r} without op/threshold only annotated the alert: not converted")
                 return None, None
-            return None, f"{call} {cond}"
+            return None, ast.Binary(cmp, call, threshold)
         if cmp is None:
             self.notes.append(f"value_path {vp!r} without op/threshold: every event of the stream matches")
             return None, None
-        return f"{field} {cond}", None
+        return ast.Binary(cmp, _ref(field), threshold), None
 
-    def havings(self, spec: dict, sp: str, windowed: bool) -> str | None:
+    def havings(self, spec: dict, sp: str, windowed: bool) -> ast.Expr | None:
         items: list[tuple[Any, str]] = []
         if "aggregation" in spec and not isinstance(spec["aggregation"], str):  # a name: see metric_trigger
             a = spec["aggregation"]
@@ -830,9 +857,9 @@ class _RuleConverter:
                 conds.append(text)
         if not conds:
             return None
-        return " and ".join(f"({c})" for c in conds)
+        return _chain("and", conds)
 
-    def severity(self, r: dict, spec: dict, p: str, sp: str) -> str | None:
+    def severity(self, r: dict, spec: dict, p: str, sp: str) -> ast.Severity | None:
         if "severity" in r:
             v, path = r["severity"], f"{p}.severity"
         elif "severity" in spec:
@@ -843,20 +870,20 @@ class _RuleConverter:
         if level is None:
             self.fail(path, f"unknown severity {v!r}: use info, low, medium, high or critical")
             return None
-        return f"severity {level}"
+        return ast.Severity(_n(level))
 
-    def throttle(self, r: dict, spec: dict, p: str, sp: str) -> str | None:
+    def throttle(self, r: dict, spec: dict, p: str, sp: str) -> ast.Throttle | None:
         for d, base in ((r, p), (spec, sp)):
             key, v = _get(d, ("throttle", "cooldown"))
             if key is not None:
                 try:
-                    return f"throttle {duration_text(us=parse_duration_us(v))}"
+                    return ast.Throttle(_dur(parse_duration_us(v)))
                 except ValueError as e:
                     self.fail(f"{base}.{key}", str(e))
                     return None
         return None
 
-    def actions(self, rid: str, r: dict, spec: dict, p: str, sp: str) -> tuple[str | None, str | None]:
+    def actions(self, rid: str, r: dict, spec: dict, p: str, sp: str) -> tuple[ast.Notify | None, ast.Message | None]:
         entries: list[tuple[Any, str]] = []
         message: tuple[Any, str] | None = None
         if "message" in r:
@@ -910,18 +937,16 @@ class _RuleConverter:
         if fallback in unique:
             unique.remove(fallback)
         if unique:
-            notify = "notify " + ", ".join(_name(c) for c in unique)
-            if fallback:
-                notify += f" fallback {_name(fallback)}"
+            notify = ast.Notify(tuple(_n(c) for c in unique), _n(fallback) if fallback else None)
         elif fallback:
-            notify = f"notify {_name(fallback)}"
+            notify = ast.Notify((_n(fallback),))
         msg = None
         if message is not None:
             text, mpath = message
             if not isinstance(text, str):
                 self.fail(mpath, "a message is a string")
             else:
-                msg = f"message {quote_string(_template(text), long=False)}"
+                msg = ast.Message(_str(_template(text)))
         return notify, msg
 
 
@@ -955,7 +980,7 @@ class _Channels:
 
     def __init__(self, problems: _Problems):
         self.problems = problems
-        self.decls: dict[str, str] = {}  # name → declaration text
+        self.decls: dict[str, ast.ChannelDecl] = {}
         self.configs: dict[str, tuple[Any, str]] = {}  # id → (config, path), from `channels`
         self.by_endpoint: dict[str, str] = {}
         self.env_vars: list[str] = []
@@ -989,7 +1014,7 @@ class _Channels:
             c, cpath = self.configs[cid]
             self.declare(name, c, cpath, drop=("channel_id", "id", "name"))
         else:
-            self.decls[name] = f"channel {_name(name)} = console()"
+            self.decls[name] = ast.ChannelDecl(_n(name), _n("console"), ())
             self.placeholders.append(name)
         return name
 
@@ -1042,8 +1067,9 @@ class _Channels:
             self.problems.add(f"{path}.config", "a channel config is an object")
             return False
         opts = {**config, **c}
-        names = {**_CHANNEL_OPTIONS[kind], **_CHANNEL_OPTIONS["retries"]}
-        args, ok = [], True
+        names = {**CHANNEL_KINDS[kind].seed_names(), **_COMMON_OPTIONS}
+        args: list[ast.Arg] = []
+        ok = True
         for k, v in opts.items():
             opt = names.get(k)
             opath = f"{path}.config.{k}" if k in config else f"{path}.{k}"
@@ -1051,76 +1077,77 @@ class _Channels:
                 self.problems.add(opath, f"unknown option {k!r} for a {kind} channel (known: {', '.join(sorted(names))})")
                 ok = False
                 continue
-            text = self.option(name, kind, opt, v, opath)
-            if text is None:
+            value = self.option(name, kind, opt, v, opath)
+            if value is None:
                 ok = False
                 continue
-            args.append(f"{_name(opt)} = {text}")
+            args.append(ast.Arg(value, _n(opt)))
         for opt, spec in KINDS[kind].items():
-            if spec.required and not any(a.startswith(f"{_name(opt)} =") for a in args):
+            if spec.required and not any(a.name is not None and a.name.value == opt for a in args):
                 self.problems.add(path, f"a {kind} channel needs `{opt}`")
                 ok = False
         if not ok:
             return False
-        self.decls[name] = f"channel {_name(name)} = {kind}({', '.join(args)})"
+        self.decls[name] = ast.ChannelDecl(_n(name), _n(kind), tuple(args))
         return True
 
-    def option(self, channel: str, kind: str, opt: str, v: Any, path: str) -> str | None:
-        spec = {**KINDS[kind]}.get(opt)
-        secret = spec is not None and spec.secret and not (kind == "webhook" and opt == "url")
-        if opt == "headers":
+    def option(self, channel: str, kind: str, opt: str, v: Any, path: str) -> ast.Expr | None:
+        """A seed option value → the option's value, by the option's type in the kind's entry."""
+        spec = {**KINDS[kind], **COMMON}[opt]
+        secret = spec.secret and not (kind == "webhook" and opt == "url")
+        if spec.type == "map":
             if not isinstance(v, dict) or not all(isinstance(x, str) for x in v.values()):
-                self.problems.add(path, "`headers` is an object of strings")
+                self.problems.add(path, f"`{opt}` is an object of strings")
                 return None
-            items = [f"{quote_string(str(k), long=False)}: {self.secret(channel, f'header_{k}', x)}" for k, x in v.items()]
-            return "{" + ", ".join(items) + "}"
-        if opt in ("retries", "smtp_port"):
+            return ast.MapLit(tuple((_str(str(k)), self.secret(channel, f"header_{k}", x)) for k, x in v.items()))
+        if spec.type == "int":
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:
                 self.problems.add(path, f"`{opt}` is a whole number ≥ 0, got {v!r}")
                 return None
-            return str(v)
-        if opt == "timeout":
+            return _int(v)
+        if spec.type == "duration":
             try:
-                return duration_text(us=parse_duration_us(v))
+                us = parse_duration_us(v)
             except ValueError as e:
                 self.problems.add(path, str(e))
                 return None
-        if opt == "starttls":
+            return ast.Literal(us, "duration", duration_text(us=us))
+        if spec.type == "bool":
             if not isinstance(v, bool):
                 self.problems.add(path, f"`{opt}` is true or false, got {v!r}")
                 return None
-            return "true" if v else "false"
-        if opt == "to" and isinstance(v, list):
+            return ast.Literal(v, "bool", "true" if v else "false")
+        if spec.type == "str|list" and isinstance(v, list):
             if not v or not all(isinstance(x, str) for x in v):
-                self.problems.add(path, "`to` is a string or a non-empty list of strings")
+                self.problems.add(path, f"`{opt}` is a string or a non-empty list of strings")
                 return None
-            return "[" + ", ".join(quote_string(x, long=False) for x in v) + "]"
+            return ast.ListLit(tuple(_str(x) for x in v))
         if not isinstance(v, str):
             self.problems.add(path, f"`{opt}` is a string, got {type(v).__name__}")
             return None
-        if opt == "method" and v.upper() not in HTTP_METHODS:
-            self.problems.add(path, f"unknown HTTP method {v!r}: use {', '.join(HTTP_METHODS)}")
-            return None
-        if opt == "method":
-            v = v.upper()
+        if spec.choices:
+            if (v.upper() if spec.upper else v) not in spec.choices:
+                self.problems.add(path, f"unknown {spec.what or opt} {v!r}: use {', '.join(spec.choices)}")
+                return None
+            v = v.upper() if spec.upper else v
         return self.secret(channel, opt, v) if secret else self._maybe_env(v)
 
-    def secret(self, channel: str, opt: str, v: str) -> str:
+    def secret(self, channel: str, opt: str, v: str) -> ast.Expr:
         """A secret never goes into the rule file: `env("CHANNEL_OPTION")` instead."""
         ref = self._maybe_env(v)
-        if ref.startswith("env("):
+        if isinstance(ref, ast.Call):
             return ref
         var = _env_name(channel, opt)
         if var not in self.env_vars:
             self.env_vars.append(var)
-        return f"env({quote_string(var, long=False)})"
+        return _env(var)
 
     @staticmethod
-    def _maybe_env(v: str) -> str:
+    def _maybe_env(v: str) -> ast.Expr:
         m = _ENV_REF.fullmatch(v)
         if m:
-            return f"env({quote_string(m.group(1) or m.group(2), long=False)})"
-        return quote_string(v, long=False)
+            return _env(m.group(1) or m.group(2))
+        return _str(v)
 
 
 # --------------------------------------------------------------------------- the file
@@ -1156,19 +1183,19 @@ class _Importer:
         return []
 
     def run(self, data: Any) -> str:
-        converted: list[tuple[str, str, str]] = []  # (id, text, path)
+        converted: list[tuple[str, ast.RuleDecl, list[str], str]] = []  # (id, rule, comments, path)
         for i, (rule, path) in enumerate(self.rules(data)):
             self.index = i
             got = _RuleConverter(self, rule, path).convert()
             if got is not None:
-                converted.append((got[0], got[1], path))
+                converted.append((*got, path))
         if self.problems.items:
             raise ImportFailed(self.problems.items, self.source)
         text = self.render(converted)
         self.verify(text, converted)
         return text
 
-    def render(self, converted: list[tuple[str, str, str]]) -> str:
+    def render(self, converted: list[tuple[str, ast.RuleDecl, list[str], str]]) -> str:
         notes = [f"Imported from {self.source} by `cep import`."]
         if self.channels.env_vars:
             notes.append("Secrets were moved out of the rules: set " + ", ".join(self.channels.env_vars) + ".")
@@ -1178,14 +1205,17 @@ class _Importer:
                 + ", ".join(self.channels.placeholders)
                 + "."
             )
-        head = _comment_lines(notes)
-        fields = ["ts: timestamp"] + [f"{_path_text(n)}: {t}" for n, t in self.fields.declared()]
-        parts = ["\n".join(head) + f"\nstream {_name(self.stream)} ({', '.join(fields)})\n  time ts"]
-        parts += list(self.channels.decls.values())
-        parts += [t for _, t, _ in converted]
-        return format_source("\n\n".join(parts) + "\n", self.source)
+        fields = [("ts", "timestamp"), *self.fields.declared()]
+        stream = ast.StreamDecl(_n(self.stream), tuple(ast.FieldDecl(_path(n), _n(t)) for n, t in fields), time=_path("ts"))
+        decls: list[tuple[list[str], ast.Decl]] = [(_comment_lines(notes), stream)]
+        decls += [([], d) for d in self.channels.decls.values()]
+        decls += [(comments, rule) for _, rule, comments, _ in converted]
+        # Each declaration printed by the formatter, its comments above it; the whole file
+        # once more through `format_source`, which places comments as `cep fmt` does.
+        text = "\n\n".join("\n".join([*comments, _decl_text(d)]) for comments, d in decls) + "\n"
+        return format_source(text, self.source)
 
-    def verify(self, text: str, converted: list[tuple[str, str, str]]) -> None:
+    def verify(self, text: str, converted: list[tuple[str, ast.RuleDecl, list[str], str]]) -> None:
         """The result must check clean; a diagnostic is reported at the rule it is in."""
         from cepdsl.frontend import check_source, parse_source
 
@@ -1193,7 +1223,7 @@ class _Importer:
         if not diags:
             return
         tree, _ = parse_source(text, self.source)
-        paths = {rid: path for rid, _, path in converted}
+        paths = {rid: path for rid, _, _, path in converted}
         spans: list[tuple[int, int, str]] = []
         for d in tree.decls if tree is not None else ():
             if hasattr(d, "clauses"):

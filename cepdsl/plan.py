@@ -13,6 +13,7 @@ import functools
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from cepdsl.functions import AGGREGATES
 from cepdsl.types import Type, polars_dtype
 
 if TYPE_CHECKING:  # Polars loads on first use: `cep check` never needs it
@@ -447,23 +448,11 @@ class Program:
 
 def aggregate_name(func: str, field_name: str | None, q: float | None = None) -> str:
     """Column name of an aggregate: `count`, `avg_cpu`, `p95_latency_ms`, `p99_9_f`, dots as `_`."""
-    if field_name is None:
-        return "count"
-    f = field_name.replace(".", "_")
-    if func == "percentile":
-        qs = str(int(q)) if q is not None and float(q).is_integer() else repr(float(q)).replace(".", "_")
-        return f"p{qs}_{f}"
-    return f"{func}_{f}"
+    return AGGREGATES[func].column(field_name, q)
 
 
 def aggregate_type(func: str, arg_type: Type | None) -> Type:
-    if func in ("count", "distinct"):
-        return Type.INT
-    if func in ("min", "max"):
-        return arg_type or Type.FLOAT
-    if func == "sum":
-        return Type.INT if arg_type is Type.INT else Type.FLOAT
-    return Type.FLOAT  # avg std percentile
+    return Type.INT if arg_type is None else AGGREGATES[func].result(arg_type)
 
 
 HEAD = (FieldPlan("rule", Type.STR), FieldPlan("ts", Type.TIMESTAMP), FieldPlan("severity", Type.STR))

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from cepdsl import ast
 from cepdsl.diagnostics import Diagnostic, did_you_mean
+from cepdsl.functions import AGGREGATES, FUNCTIONS
 from cepdsl.parser import has_bad_escape
 from cepdsl.plan import (
     ARITH_OPS,
@@ -37,8 +38,9 @@ from cepdsl.types import Type, unify_numeric
 
 T = Type
 
-SCALAR_FUNCTIONS = ("abs", "round", "floor", "ceil", "lower", "upper", "len", "coalesce", "hour", "minute", "day_of_week")
-AGGREGATES = ("count", "sum", "avg", "min", "max", "std", "percentile", "distinct")
+#: The names the checker knows (registries in cepdsl.functions; read at each call, so an
+#: entry registered later is known too).
+SCALAR_FUNCTIONS = FUNCTIONS
 
 _LITERAL_TYPES = {"int": T.INT, "float": T.FLOAT, "str": T.STR, "bool": T.BOOL, "null": T.NULL, "duration": T.DURATION}
 
@@ -255,14 +257,14 @@ class Typer:
         fname = e.func.value
         if fname in AGGREGATES:
             return self._aggregate(e, scope, agg)
-        if fname not in SCALAR_FUNCTIONS:
+        if fname not in FUNCTIONS:
             if fname == "env":
                 self.error(e.span, "`env(...)` is only allowed in channel options", code="unknown-function")
             else:
                 self.error(
                     e.func.span,
                     f"unknown function `{fname}`",
-                    did_you_mean(fname, SCALAR_FUNCTIONS + (AGGREGATES if scope.aggregates_allowed else ())),
+                    did_you_mean(fname, FUNCTIONS.names() + (AGGREGATES.names() if scope.aggregates_allowed else ())),
                     code="unknown-function",
                 )
             return None
@@ -276,59 +278,11 @@ class Typer:
         return self._scalar(e, fname, args)  # type: ignore[arg-type]
 
     def _scalar(self, e: ast.Call, fname: str, args: list[TExpr]) -> TExpr | None:
-        def arity(lo: int, hi: int) -> bool:
-            if lo <= len(args) <= hi:
-                return True
-            want = str(lo) if lo == hi else f"{lo} to {hi}"
-            self.error(e.span, f"`{fname}` takes {want} argument{'s' if hi != 1 else ''}, got {len(args)}", code="arguments")
-            return False
+        def report(i: int | None, message: str) -> None:
+            self.error(e.span if i is None else e.args[i].span, message, code="arguments" if i is None else "type")
 
-        def need(i: int, allowed: tuple[Type, ...], what: str) -> bool:
-            t = args[i].type
-            if t in allowed or t is T.NULL:
-                return True
-            self.error(e.args[i].span, f"`{fname}` takes {what}, not `{t}`", code="type")
-            return False
-
-        num = (T.INT, T.FLOAT)
-        if fname in ("abs", "floor", "ceil"):
-            if not (arity(1, 1) and need(0, num, "a number")):
-                return None
-            return TCall(args[0].type if args[0].type is not T.NULL else T.FLOAT, fname, tuple(args))
-        if fname == "round":
-            if not (arity(1, 2) and need(0, num, "a number")):
-                return None
-            if len(args) == 2 and not need(1, (T.INT,), "an integer number of digits"):
-                return None
-            return TCall(args[0].type if args[0].type is not T.NULL else T.FLOAT, fname, tuple(args))
-        if fname in ("lower", "upper"):
-            if not (arity(1, 1) and need(0, (T.STR,), "a string")):
-                return None
-            return TCall(T.STR, fname, tuple(args))
-        if fname == "len":
-            if not (arity(1, 1) and need(0, (T.STR,), "a string")):
-                return None
-            return TCall(T.INT, fname, tuple(args))
-        if fname in ("hour", "minute", "day_of_week"):
-            if not (arity(1, 1) and need(0, (T.TIMESTAMP,), "a timestamp")):
-                return None
-            return TCall(T.INT, fname, tuple(args))
-        if fname == "coalesce":
-            if not arity(1, 64):
-                return None
-            result = T.NULL
-            for i, a in enumerate(args):
-                if a.type is T.NULL:
-                    continue
-                if result is T.NULL:
-                    result = a.type
-                elif result.is_numeric and a.type.is_numeric:
-                    result = unify_numeric(result, a.type)
-                elif result is not a.type:
-                    self.error(e.args[i].span, f"`coalesce` arguments must share a type: `{result}` and `{a.type}`", code="type")
-                    return None
-            return TCall(result, fname, tuple(args))
-        raise AssertionError(f"function {fname!r} has no typing rule")
+        t = FUNCTIONS[fname].type_of([a.type for a in args], report)
+        return None if t is None else TCall(t, fname, tuple(args))
 
     def _aggregate(self, e: ast.Call, scope: Scope, agg: bool) -> TExpr | None:
         fname = e.func.value
@@ -351,14 +305,15 @@ class Typer:
         if any(a.name is not None for a in e.args):
             self.error(e.span, f"`{fname}` takes no named arguments", code="arguments")
             return None
+        spec = AGGREGATES[fname]
         args = [a.value for a in e.args]
-        if fname == "count" and not args:
-            return self._register(scope, TAgg(T.INT, "count", None, None, "count"))
-        want = 2 if fname == "percentile" else 1
+        if spec.counts_rows and not args:
+            return self._register(scope, TAgg(T.INT, fname, None, None, spec.column(None)))
+        want = 2 if spec.param is not None else 1
         if len(args) != want:
-            sig = "percentile(field, q)" if fname == "percentile" else f"{fname}(field)"
-            if fname == "count":
-                sig = "count() or count(field)"
+            sig = f"{fname}(field, {spec.param.name})" if spec.param is not None else f"{fname}(field)"
+            if spec.counts_rows:
+                sig = f"{fname}() or {fname}(field)"
             self.error(e.span, f"`{fname}` takes {want} argument{'s' if want > 1 else ''}: {sig}", code="arguments")
             return None
         if isinstance(args[0], ast.Call) and args[0].func.value in AGGREGATES:
@@ -371,21 +326,19 @@ class Typer:
         if f is None:
             return None
         assert isinstance(f, TField)
-        if fname in ("sum", "avg", "std", "percentile") and not f.type.is_numeric:
-            self.error(args[0].span, f"`{fname}` needs a numeric field, but `{f.name}` is `{f.type}`", code="type")
-            return None
-        if fname in ("min", "max") and f.type is T.BOOL:
-            self.error(args[0].span, f"`{fname}` needs an ordered field, but `{f.name}` is `bool`", code="type")
+        if not spec.takes(f.type):
+            what = "a numeric" if spec.fields == "numeric" else "an ordered"
+            self.error(args[0].span, f"`{fname}` needs {what} field, but `{f.name}` is `{f.type}`", code="type")
             return None
         q = None
-        if fname == "percentile":
-            qa = args[1]
+        if spec.param is not None:
+            p, qa = spec.param, args[1]
             if not (isinstance(qa, ast.Literal) and qa.kind in ("int", "float")):
-                self.error(qa.span, "the percentile `q` must be a number literal", code="percentile")
+                self.error(qa.span, f"the {fname} `{p.name}` must be a number literal", code=fname)
                 return None
             q = float(qa.value)
-            if not 0 <= q <= 100:
-                self.error(qa.span, f"percentile `q` must be between 0 and 100, got {_short(qa.text or str(qa.value))}", code="percentile")
+            if not p.lo <= q <= p.hi:
+                self.error(qa.span, f"{fname} `{p.name}` must be between {p.lo:g} and {p.hi:g}, got {_short(qa.text or str(qa.value))}", code=fname)
                 return None
         name = aggregate_name(fname, f.name, q)
         return self._register(scope, TAgg(aggregate_type(fname, f.type), fname, f.name, q, name))

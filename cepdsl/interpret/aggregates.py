@@ -12,6 +12,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from cepdsl.functions import AGGREGATES
 from cepdsl.interpret.values import compare, is_nan, wrap_int64
 from cepdsl.plan import TAgg
 
@@ -66,45 +67,58 @@ def _distinct_key(v: Any) -> Any:
     return "NaN" if is_nan(v) else v  # every NaN is one value
 
 
+def _best(op: str) -> Any:
+    """min (`<`) or max (`>`) in the order of the comparison operators: NaN is above every
+    number, so min ignores it unless all are NaN."""
+
+    def best(values: list[Any], agg: TAgg) -> Any:
+        out = values[0]
+        for v in values[1:]:
+            if compare(op, v, out):
+                out = v
+        return out
+
+    return best
+
+
+def _sum(values: list[Any], agg: TAgg) -> Any:
+    if all(isinstance(v, int) for v in values):
+        return wrap_int64(sum(values))
+    return exact_sum([float(v) for v in values])
+
+
+def _std(values: list[Any], agg: TAgg) -> Any:
+    return None if len(values) < 2 else math.sqrt(variance(values, ddof=1))
+
+
+def _percentile(values: list[Any], agg: TAgg) -> Any:
+    assert agg.q is not None
+    return quantile_linear(sorted(values, key=_sort_key), agg.q / 100.0)
+
+
+# Each takes the field's non-null values — never none: over no values an aggregate is its
+# registry entry's `empty` (0 for the counts, else null), applied by `aggregate`.
+for _name, _impl in {
+    "count": lambda values, agg: len(values),
+    "distinct": lambda values, agg: len({_distinct_key(v) for v in values}),
+    "sum": _sum,
+    "avg": lambda values, agg: float(mean(values)),
+    "min": _best("<"),
+    "max": _best(">"),
+    "std": _std,
+    "percentile": _percentile,
+}.items():
+    AGGREGATES.set_part("interpret", _name, _impl)
+
+
 def aggregate(agg: TAgg, rows: Sequence[Mapping[str, Any]]) -> Any:
     """The value of one aggregate over `rows`."""
     if agg.field is None:
         return len(rows)  # count()
     values = [r[agg.field] for r in rows if r[agg.field] is not None]
-    func = agg.func
-    if func == "count":
-        return len(values)
-    if func == "distinct":
-        return len({_distinct_key(v) for v in values})
     if not values:
-        return None
-    if func == "sum":
-        if all(isinstance(v, int) for v in values):
-            return wrap_int64(sum(values))
-        return exact_sum([float(v) for v in values])
-    if func == "avg":
-        return float(mean(values))
-    if func == "min":
-        # Same order as `<`: NaN is above every number, so min ignores it unless all are NaN.
-        best = values[0]
-        for v in values[1:]:
-            if compare("<", v, best):
-                best = v
-        return best
-    if func == "max":
-        best = values[0]
-        for v in values[1:]:
-            if compare(">", v, best):
-                best = v
-        return best
-    if func == "std":
-        if len(values) < 2:
-            return None
-        return math.sqrt(variance(values, ddof=1))
-    if func == "percentile":
-        assert agg.q is not None
-        return quantile_linear(sorted(values, key=_sort_key), agg.q / 100.0)
-    raise NotImplementedError(f"aggregate {func!r}")
+        return AGGREGATES[agg.func].empty
+    return AGGREGATES.part("interpret", agg.func)(values, agg)
 
 
 def aggregate_all(aggs: Sequence[TAgg], rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from typing import Any
 
 import re2
 
+from cepdsl.functions import FUNCTIONS
 from cepdsl.plan import (
     ARITH_OPS,
     COMPARE_OPS,
@@ -313,42 +314,46 @@ def _utc_field(ts_us: int, unit_us: int, modulo: int) -> int:
     return (ts_us // unit_us) % modulo
 
 
-def call(func: str, args: list[Any], result: Type) -> Any:
-    """A scalar function on evaluated arguments; null in → null out (but `coalesce`)."""
-    if func == "coalesce":
-        return _to_type(next((a for a in args if a is not None), None), result)
-    if not args or args[0] is None:
-        return None
-    x = args[0]
-    if func == "abs":
-        return wrap_int64(abs(x)) if isinstance(x, int) else abs(x)
-    if func == "round":
-        digits = args[1] if len(args) > 1 else 0
-        if digits is None:
-            return None
-        if isinstance(x, int):
-            if digits >= 0:
-                return x
-            return wrap_int64(int(round_half_away(float(x), digits)))  # round(1250, -2) = 1300
-        return _to_type(round_half_away(x, digits), result)
-    if func in ("floor", "ceil"):
-        if isinstance(x, int):
+def _round(x: Any, digits: int = 0, *, result: Type) -> Any:
+    if isinstance(x, int):
+        if digits >= 0:
             return x
-        if math.isnan(x) or math.isinf(x):
+        return wrap_int64(int(round_half_away(float(x), digits)))  # round(1250, -2) = 1300
+    return _to_type(round_half_away(x, digits), result)
+
+
+def _floor_ceil(name: str) -> Callable[..., Any]:
+    def f(x: Any, *, result: Type) -> Any:
+        if isinstance(x, int) or math.isnan(x) or math.isinf(x):
             return x
-        v = math.floor(x) if func == "floor" else math.ceil(x)
+        v = math.floor(x) if name == "floor" else math.ceil(x)
         return float(v) if result is Type.FLOAT else wrap_int64(v)
-    if func == "lower":
-        return x.lower()
-    if func == "upper":
-        return x.upper()
-    if func == "len":
-        return len(x)  # characters (code points), not bytes
-    if func == "hour":
-        return _utc_field(x, US_PER["h"], 24)
-    if func == "minute":
-        return _utc_field(x, US_PER["m"], 60)
-    if func == "day_of_week":
-        # 1970-01-01 was a Thursday (ISO 4); Monday = 1 … Sunday = 7.
-        return (x // US_PER["d"] + 3) % 7 + 1
-    raise NotImplementedError(f"function {func!r}")
+
+    return f
+
+
+# Each part takes the evaluated arguments (never null for a `strict` function: `call`
+# answers null first) and the call's result type.
+for _name, _fn in {
+    "coalesce": lambda *args, result: _to_type(next((a for a in args if a is not None), None), result),
+    "abs": lambda x, *, result: wrap_int64(abs(x)) if isinstance(x, int) else abs(x),
+    "round": _round,
+    "floor": _floor_ceil("floor"),
+    "ceil": _floor_ceil("ceil"),
+    "lower": lambda x, *, result: x.lower(),
+    "upper": lambda x, *, result: x.upper(),
+    "len": lambda x, *, result: len(x),  # characters (code points), not bytes
+    "hour": lambda x, *, result: _utc_field(x, US_PER["h"], 24),
+    "minute": lambda x, *, result: _utc_field(x, US_PER["m"], 60),
+    # 1970-01-01 was a Thursday (ISO 4); Monday = 1 … Sunday = 7.
+    "day_of_week": lambda x, *, result: (x // US_PER["d"] + 3) % 7 + 1,
+}.items():
+    FUNCTIONS.set_part("interpret", _name, _fn)
+
+
+def call(func: str, args: list[Any], result: Type) -> Any:
+    """A scalar function on evaluated arguments; null in → null out for `strict` functions
+    (all but `coalesce`)."""
+    if FUNCTIONS[func].strict and any(a is None for a in args):
+        return None
+    return FUNCTIONS.part("interpret", func)(*args, result=result)

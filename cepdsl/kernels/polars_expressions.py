@@ -26,6 +26,7 @@ from collections.abc import Iterable, Sequence
 
 import polars as pl
 
+from cepdsl.functions import FUNCTIONS
 from cepdsl.plan import TAgg, TBinary, TCall, TExpr, TField, TIn, TIsNull, TLit, TUnary
 from cepdsl.types import Type, polars_dtype
 
@@ -302,7 +303,15 @@ def _floor_ceil(name: str) -> object:
     return f
 
 
-_FUNCTIONS = {
+def _coalesce(args: list[pl.Expr], expr: TCall) -> pl.Expr:
+    if expr.type is not Type.NULL:  # one type for Polars' supertype rules: the checker's
+        args = [a.cast(polars_dtype(expr.type)) for a in args]
+    return pl.coalesce(args)
+
+
+# Each part: (the compiled arguments, the call node) → the expression; `_translate` casts
+# the result to the call's type.
+for _name, _fn in {
     "abs": lambda a, e: a[0].abs(),
     "round": _round,
     "floor": _floor_ceil("floor"),
@@ -310,22 +319,20 @@ _FUNCTIONS = {
     "lower": lambda a, e: a[0].str.to_lowercase(),
     "upper": lambda a, e: a[0].str.to_uppercase(),
     "len": lambda a, e: a[0].str.len_chars(),
-    "coalesce": lambda a, e: pl.coalesce(a),
+    "coalesce": _coalesce,
     "hour": lambda a, e: a[0].dt.hour(),
     "minute": lambda a, e: a[0].dt.minute(),
     "day_of_week": lambda a, e: a[0].dt.weekday(),  # ISO: Monday = 1 ... Sunday = 7
-}
+}.items():
+    FUNCTIONS.set_part("polars", _name, _fn)
 
 
 @_translate.register
 def _(expr: TCall) -> pl.Expr:
-    fn = _FUNCTIONS.get(expr.func)
-    if fn is None:
+    if not FUNCTIONS.has_part("polars", expr.func):
         raise UnsupportedExpression(f"function {expr.func!r}")
-    args = [compile_expr(a) for a in expr.args]
-    if expr.func == "coalesce" and expr.type not in (Type.NULL,):
-        args = [a.cast(polars_dtype(expr.type)) for a in args]
-    out = fn(args, expr)
+    fn = FUNCTIONS.part("polars", expr.func)
+    out = fn([compile_expr(a) for a in expr.args], expr)
     if expr.type in (Type.INT, Type.FLOAT, Type.STR, Type.BOOL, Type.TIMESTAMP):
         out = out.cast(polars_dtype(expr.type))
     return out

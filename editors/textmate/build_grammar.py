@@ -55,7 +55,7 @@ def vocabulary() -> dict[str, list[str]]:
     from cepdsl.channels import KINDS
     from cepdsl.parser import _TOP_LEVEL  # noqa: PLC2701
     from cepdsl.plan import SEVERITIES
-    from cepdsl.typecheck import AGGREGATES, SCALAR_FUNCTIONS
+    from cepdsl.functions import AGGREGATES, FUNCTIONS
 
     words = sorted(grammar_words())
     decl = re.search(r"\(([a-z|]+)\)", _TOP_LEVEL.pattern)
@@ -69,7 +69,7 @@ def vocabulary() -> dict[str, list[str]]:
         "clauses": clauses,
         "operators": list(OPERATOR_WORDS),
         "constants": list(CONSTANTS),
-        "functions": sorted({*SCALAR_FUNCTIONS, *AGGREGATES, "env"}),
+        "functions": sorted({*FUNCTIONS.names(), *AGGREGATES.names(), "env"}),
         "kinds": sorted(KINDS),
         "severities": list(SEVERITIES),
         "types": list(TYPES),

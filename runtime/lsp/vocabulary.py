@@ -1,47 +1,41 @@
 """What the editor offers by name: functions and aggregates with their signatures,
 clause keywords, severities, window kinds.  The names come from the checker's own
-tables (`cepdsl.typecheck`, `cepdsl.channels`); tests/lsp/test_vocabulary.py fails
-when the checker learns a name this module has no signature for.
+tables (the registries of `cepdsl.functions`, `cepdsl.channels`), signatures and docs
+lines included.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
+
 from cepdsl import ast
+from cepdsl.functions import AGGREGATES, FUNCTIONS as _FUNCTIONS
 from cepdsl.plan import SEVERITIES
-from cepdsl.typecheck import AGGREGATES, SCALAR_FUNCTIONS
+from cepdsl.registry import Registry
 
-#: name -> (signature, what it returns / does)
-FUNCTIONS: dict[str, tuple[str, str]] = {
-    "abs": ("abs(x: number) -> number", "absolute value"),
-    "round": ("round(x: number, digits: int = 0) -> number", "rounded half to even"),
-    "floor": ("floor(x: number) -> number", "largest integer not above x"),
-    "ceil": ("ceil(x: number) -> number", "smallest integer not below x"),
-    "lower": ("lower(s: str) -> str", "lower case"),
-    "upper": ("upper(s: str) -> str", "upper case"),
-    "len": ("len(s: str) -> int", "length in characters"),
-    "coalesce": ("coalesce(a, b, ...) -> same type", "the first argument that is not null"),
-    "hour": ("hour(t: timestamp) -> int", "hour of day, UTC (0-23)"),
-    "minute": ("minute(t: timestamp) -> int", "minute of the hour (0-59)"),
-    "day_of_week": ("day_of_week(t: timestamp) -> int", "day of week, UTC"),
-}
 
-AGGREGATE_DOCS: dict[str, tuple[str, str]] = {
-    "count": ("count() -> int  |  count(f) -> int", "rows; with a field, its non-null values (column `count` / `count_f`)"),
-    "sum": ("sum(f: number) -> number", "sum of non-null values (column `sum_f`)"),
-    "avg": ("avg(f: number) -> float", "mean of non-null values (column `avg_f`)"),
-    "min": ("min(f) -> type of f", "smallest value (column `min_f`)"),
-    "max": ("max(f) -> type of f", "largest value (column `max_f`)"),
-    "std": ("std(f: number) -> float", "sample standard deviation, ddof 1 (column `std_f`)"),
-    "percentile": ("percentile(f: number, q: literal 0..100) -> float", "linear interpolation (column `p95_f` for q = 95)"),
-    "distinct": ("distinct(f) -> int", "count of distinct non-null values (column `distinct_f`)"),
-}
+class _Signatures(Mapping[str, tuple[str, str]]):
+    """name -> (signature, what it returns / does), read live from a registry, so an
+    entry registered after import (an extension) is offered too."""
 
-# A function the checker learns before this table does still completes, with a plain
-# signature (tests/lsp/test_vocabulary.py fails until it gets its own).
-for _f in SCALAR_FUNCTIONS:
-    FUNCTIONS.setdefault(_f, (f"{_f}(...)", "function"))
-for _a in AGGREGATES:
-    AGGREGATE_DOCS.setdefault(_a, (f"{_a}(...)", "aggregate"))
+    def __init__(self, registry: Registry) -> None:
+        self._registry = registry
+
+    def __getitem__(self, name: str) -> tuple[str, str]:
+        entry = self._registry.get(name)
+        if entry is None:
+            raise KeyError(name)
+        return entry.signature, entry.doc
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._registry.names())
+
+    def __len__(self) -> int:
+        return len(self._registry)
+
+
+FUNCTIONS: Mapping[str, tuple[str, str]] = _Signatures(_FUNCTIONS)
+AGGREGATE_DOCS: Mapping[str, tuple[str, str]] = _Signatures(AGGREGATES)
 
 ANOMALY_METHODS: dict[str, str] = {
     "zscore": "zscore(field, threshold = 3.0)",

@@ -21,11 +21,13 @@ from email.utils import formatdate, make_msgid
 from typing import IO, Any
 from urllib.parse import urlencode
 
+from cepdsl.channels import CHANNEL_KINDS
 from runtime.notify.config import ResolvedChannel
 from runtime.notify.errors import ChannelConfigError, DeliveryError
 from runtime.notify.records import iso_utc, json_safe
 from runtime.notify.retry import check_response
 from runtime.notify.secrets import MASK, is_secret_option
+from runtime.notify.templates import FIELDS_INLINE, FIELDS_LINES, LINE
 from runtime.notify.ssrf import DEFAULT_POLICY, DestinationPolicy, guarded_socket
 
 USER_AGENT = "cep-notify/0.1"
@@ -105,7 +107,12 @@ def _dumps(payload: Any) -> bytes:
 
 
 class Channel:
+    """A channel kind's sender; `register_sender` attaches it (and its default template) to
+    the kind's entry in `cepdsl.channels.CHANNEL_KINDS`."""
+
     kind = "?"
+    #: the message when a rule has none (Jinja2 over the record, `title`, `rule`, `key_fields`)
+    default_template = ""
 
     def __init__(self, config: ResolvedChannel, ctx: SendContext) -> None:
         self.config = config
@@ -150,6 +157,7 @@ class Channel:
 
 class ConsoleChannel(Channel):
     kind = "console"
+    default_template = LINE + " rule={{ rule }} ts={{ ts }} " + FIELDS_INLINE
 
     async def send(self, n: Notification) -> Sent:
         line = f"{n.subject}: {n.text}" if n.text else n.subject
@@ -166,6 +174,7 @@ class FileChannel(Channel):
     """JSON lines, one per notification, appended."""
 
     kind = "file"
+    default_template = LINE + " (" + FIELDS_INLINE + ")"
 
     async def send(self, n: Notification) -> Sent:
         path = str(self.config.get("path"))
@@ -184,6 +193,7 @@ class FileChannel(Channel):
 
 class WebhookChannel(Channel):
     kind = "webhook"
+    default_template = LINE + ": " + FIELDS_INLINE
     METHODS = ("POST", "PUT", "PATCH", "GET", "DELETE")  # as the checker accepts; the JSON body goes with any
 
     def validate(self) -> None:
@@ -220,6 +230,7 @@ class SlackChannel(Channel):
     """Incoming-webhook payload: header + section + context blocks, and a severity-coloured attachment."""
 
     kind = "slack"
+    default_template = "{% for k, v in key_fields %}*{{ k }}*: {{ v }}\n{% endfor %}"
 
     def payload(self, n: Notification) -> dict[str, Any]:
         fields = [{"title": k, "value": _slack_escape(str(json_safe(v))), "short": True} for k, v in n.group.items()]
@@ -254,6 +265,7 @@ class SmsChannel(Channel):
     """Twilio Messages API: one form POST per recipient, basic auth with the account SID and token."""
 
     kind = "sms"
+    default_template = LINE + " " + FIELDS_INLINE + " @ {{ ts }}"
     DEFAULT_BASE = "https://api.twilio.com"
 
     def _recipients(self) -> list[str]:
@@ -280,6 +292,7 @@ class PagerDutyChannel(Channel):
     """Events API v2 trigger with `dedup_key` = our idempotency key, so PagerDuty itself dedupes."""
 
     kind = "pagerduty"
+    default_template = "{{ title }}: " + FIELDS_INLINE
     DEFAULT_BASE = "https://events.pagerduty.com"
 
     def validate(self) -> None:
@@ -341,6 +354,7 @@ class _GuardedSMTP(smtplib.SMTP):
 
 class EmailChannel(Channel):
     kind = "email"
+    default_template = "{{ title }}\n\nRule: {{ rule }}\nSeverity: {{ severity }}\nTime: {{ ts }} UTC\n\n" + FIELDS_LINES
 
     def validate(self) -> None:
         port = self.config.get("smtp_port", 25)
@@ -414,11 +428,17 @@ class EmailChannel(Channel):
                      "body": self.config.redact(n.text), "message_id": msg["Message-ID"]}, 250)
 
 
-CHANNEL_CLASSES: dict[str, type[Channel]] = {
-    c.kind: c for c in (ConsoleChannel, FileChannel, WebhookChannel, SlackChannel, SmsChannel,
-                        PagerDutyChannel, EmailChannel)
-}
+def register_sender(cls: type[Channel]) -> type[Channel]:
+    """Attach a sender class (and its `default_template`) to its kind's registry entry: the
+    runtime half of a channel kind (the language half is in cepdsl/channels.py)."""
+    CHANNEL_KINDS.set_part("sender", cls.kind, cls)
+    CHANNEL_KINDS.set_part("template", cls.kind, cls.default_template)
+    return cls
+
+
+for _cls in (ConsoleChannel, FileChannel, WebhookChannel, SlackChannel, SmsChannel, PagerDutyChannel, EmailChannel):
+    register_sender(_cls)
 
 
 def build_channel(config: ResolvedChannel, ctx: SendContext) -> Channel:
-    return CHANNEL_CLASSES[config.kind](config, ctx)
+    return CHANNEL_KINDS.part("sender", config.kind)(config, ctx)

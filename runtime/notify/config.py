@@ -13,23 +13,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from cepdsl.channels import CHANNEL_KINDS, required_options
 from cepdsl.channels import KINDS as OPTION_SPECS
 from cepdsl.plan import ChannelPlan, EnvVar, Program
 from runtime.notify.errors import ChannelConfigError, DestinationRefused
 from runtime.notify.secrets import MASK, Redactor, is_secret_option
 from runtime.notify.ssrf import DestinationPolicy
-
-KINDS = ("console", "file", "webhook", "slack", "email", "sms", "pagerduty")
-
-REQUIRED: dict[str, tuple[str, ...]] = {
-    "console": (),
-    "file": ("path",),
-    "webhook": ("url",),
-    "slack": ("webhook_url",),
-    "email": ("smtp_host", "sender", "to"),
-    "sms": ("account_sid", "auth_token", "from_number", "to"),
-    "pagerduty": ("routing_key",),
-}
 
 # Options whose value is a URL we will connect to (checked against the SSRF policy at start).
 URL_OPTIONS = ("url", "webhook_url", "api_base")
@@ -94,7 +83,7 @@ def _resolve_value(channel: str, option: str, value: Any, env: Mapping[str, str]
 def resolve_channel(plan: ChannelPlan, env: Mapping[str, str] | None = None,
                     policy: DestinationPolicy | None = None) -> ResolvedChannel:
     env = os.environ if env is None else env
-    if plan.kind not in KINDS:
+    if plan.kind not in CHANNEL_KINDS:
         raise ChannelConfigError(plan.name, None, f"unknown channel kind {plan.kind!r}")
     secrets: list[str] = []
     options: dict[str, Any] = {}
@@ -111,7 +100,7 @@ def resolve_channel(plan: ChannelPlan, env: Mapping[str, str] | None = None,
                 display = MASK
         options[name] = resolved
         shown[name] = display
-    for req in REQUIRED[plan.kind]:
+    for req in required_options(plan.kind):
         if options.get(req) in (None, ""):
             raise ChannelConfigError(plan.name, req, "required option is missing")
     redactor = Redactor(secrets)

@@ -9,28 +9,38 @@ is sent instead, with a line saying why, and the error is counted.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from cepdsl.channels import CHANNEL_KINDS
 from cepdsl.plan import HEAD, RulePlan
 from cepdsl.templates import DEFAULT_MAX_CHARS, DEFAULT_MAX_SECONDS, TemplateError, render
 
-_LINE = "[{{ severity|upper }}] {{ title }}"
-_FIELDS_INLINE = "{% for k, v in key_fields %}{{ k }}={{ v }}{% if not loop.last %}, {% endif %}{% endfor %}"
-_FIELDS_LINES = "{% for k, v in key_fields %}{{ k }}: {{ v }}\n{% endfor %}"
+# Pieces the channel kinds' default templates are built from (each kind's template is its
+# sender's `default_template`, registered with it in runtime/notify/channels.py).
+LINE = "[{{ severity|upper }}] {{ title }}"
+FIELDS_INLINE = "{% for k, v in key_fields %}{{ k }}={{ v }}{% if not loop.last %}, {% endif %}{% endfor %}"
+FIELDS_LINES = "{% for k, v in key_fields %}{{ k }}: {{ v }}\n{% endfor %}"
 
-DEFAULT_TEMPLATES: dict[str, str] = {
-    "console.default": _LINE + " rule={{ rule }} ts={{ ts }} " + _FIELDS_INLINE,
-    "file.default": _LINE + " (" + _FIELDS_INLINE + ")",
-    "webhook.default": _LINE + ": " + _FIELDS_INLINE,
-    "slack.default": "{% for k, v in key_fields %}*{{ k }}*: {{ v }}\n{% endfor %}",
-    "email.default": (
-        "{{ title }}\n\nRule: {{ rule }}\nSeverity: {{ severity }}\nTime: {{ ts }} UTC\n\n" + _FIELDS_LINES
-    ),
-    "sms.default": _LINE + " " + _FIELDS_INLINE + " @ {{ ts }}",
-    "pagerduty.default": "{{ title }}: " + _FIELDS_INLINE,
-}
+
+class _DefaultTemplates(Mapping[str, str]):
+    """`KIND.default` → that kind's default template, read from the channel-kind registry."""
+
+    def __getitem__(self, name: str) -> str:
+        kind, dot, rest = name.rpartition(".")
+        if not dot or rest != "default" or not CHANNEL_KINDS.has_part("template", kind):
+            raise KeyError(name)
+        return CHANNEL_KINDS.part("template", kind)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([default_template_name(k) for k in CHANNEL_KINDS.names() if CHANNEL_KINDS.has_part("template", k)])
+
+    def __len__(self) -> int:
+        return len(list(iter(self)))
+
+
+DEFAULT_TEMPLATES: Mapping[str, str] = _DefaultTemplates()
 
 # Key fields shown by default templates: group keys first, then what the rule computed.
 _MAX_KEY_FIELDS = 8

@@ -24,12 +24,15 @@ from __future__ import annotations
 import difflib
 import re
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from cepdsl import durations
 from cepdsl.diagnostics import nearest
 from cepdsl.plan import StreamPlan
+from cepdsl.registry import Registry
 from runtime.sources.batch import Source
 from runtime.sources.errors import SourceSpecError
 
@@ -82,19 +85,37 @@ def _split_query(rest: str) -> tuple[str, dict[str, str]]:
 
 
 _COMMON = ("max_rows", "max_delay")
-#: Every option a kind reads, for the error that names an unknown one.
-OPTIONS = {
-    "jsonl": ("follow", "poll", "eager", *_COMMON),
-    "parquet-dir": ("poll", "settle", *_COMMON),
-    "redis": ("stream", "group", "consumer", "start", "claim_idle", *_COMMON),
-    "http": ("interval", "timeout", "map.FIELD", *_COMMON),
-}
-KINDS = ("jsonl", "parquet-dir", "redis", "rediss", "http", "https")
+
+
+@dataclass(frozen=True)
+class SourceKind:
+    """One `--source` kind: its spec prefixes, the options it reads (for the error that
+    names an unknown one), and how a spec string of it becomes a source."""
+
+    name: str
+    schemes: tuple[str, ...]  # what may stand before the first `:` (`rediss` is redis too)
+    options: tuple[str, ...]
+    #: (the spec, what follows `scheme:`, the stream, keyword overrides) → a Source
+    open: Callable[[str, str, StreamPlan, dict[str, Any]], Source]
+
+
+#: The source kinds, in the order messages list them (docs/sources-and-state.md).
+SOURCE_KINDS: Registry[SourceKind] = Registry("source kind")
+
+
+def source_kind(name: str, schemes: tuple[str, ...], options: tuple[str, ...]) -> Callable[[Callable], Callable]:
+    """Decorator: register an opener as the source kind `name`."""
+
+    def register(fn: Callable[[str, str, StreamPlan, dict[str, Any]], Source]) -> Callable:
+        SOURCE_KINDS.add(SourceKind(name, schemes, options, fn))
+        return fn
+
+    return register
 
 
 def _reject_unknown(query: dict[str, str], spec: str, kind: str) -> None:
     if query:
-        known = OPTIONS[kind]
+        known = SOURCE_KINDS[kind].options
         hints = tuple(f"did you mean `{best}`?" for k in sorted(query) if (best := nearest(k, known)))
         raise SourceSpecError(
             f"{spec}: unknown option(s) {', '.join(sorted(query))} (a {kind} source takes {', '.join(known)})", hints
@@ -109,82 +130,91 @@ def open_source(spec: str, stream: StreamPlan, **opts: Any) -> Source:
         raise SourceSpecError(f"source spec {spec!r} has no kind (jsonl:-, jsonl:PATH, parquet-dir:DIR, redis://, http://)",
                               (f"did you mean `{guess}:{spec}`?",))
     kind = kind.lower()
-
-    if kind == "jsonl":
-        from runtime.sources.jsonl import JsonlSource
-
-        path, query = _split_query(rest)
-        if not path:
-            raise SourceSpecError(f"{spec}: missing path (use jsonl:- for stdin)")
-        kw = _common(query, spec)
-        if "follow" in query:
-            kw["follow"] = _bool(query.pop("follow"))
-        if "poll" in query:
-            kw["poll_s"] = parse_duration_s(query.pop("poll"))
-        if "eager" in query:
-            kw["flush_when_caught_up"] = _bool(query.pop("eager"))
-        _reject_unknown(query, spec, "jsonl")
-        return JsonlSource(stream, path, **{**kw, **opts})
-
-    if kind == "parquet-dir":
-        from runtime.sources.parquet_dir import ParquetDirSource
-
-        path, query = _split_query(rest)
-        if not path:
-            raise SourceSpecError(f"{spec}: missing directory")
-        kw = _common(query, spec)
-        if "poll" in query:
-            kw["poll_s"] = parse_duration_s(query.pop("poll"))
-        if "settle" in query:
-            kw["settle_s"] = parse_duration_s(query.pop("settle"))
-        _reject_unknown(query, spec, "parquet-dir")
-        return ParquetDirSource(stream, path, **{**kw, **opts})
-
-    if kind in ("redis", "rediss"):
-        from runtime.sources.redis_streams import RedisStreamSource
-
-        parts = urlsplit(spec)
-        query = dict(parse_qsl(parts.query, keep_blank_values=True))
-        kw = _common(query, spec)
-        key = query.pop("stream", None) or opts.pop("key", None)
-        for name in ("group", "consumer"):
-            if name in query:
-                kw[name] = query.pop(name)
-        if "start" in query:
-            kw["start_id"] = query.pop("start")
-        if "claim_idle" in query:
-            kw["claim_idle_ms"] = int(parse_duration_s(query.pop("claim_idle")) * 1000)
-        _reject_unknown(query, spec, "redis")  # first: `strem=` is a typo before it is a missing stream
-        if not key:
-            raise SourceSpecError(f"{spec}: missing ?stream=KEY")
-        url = urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
-        return RedisStreamSource(stream, opts.pop("client", url), key=key, **{**kw, **opts})
-
-    if kind in ("http", "https"):
-        from runtime.sources.http_poll import HttpPollSource
-
-        parts = urlsplit(spec)
-        pairs = parse_qsl(parts.query, keep_blank_values=True)
-        ours = {k: v for k, v in pairs if k in ("interval", "timeout", "max_rows", "max_delay", "max_event") or k.startswith("map.")}
-        theirs = [(k, v) for k, v in pairs if k not in ours]
-        # The rest goes to the server, so a misspelt option would vanish there silently: a
-        # name this close to one of ours (`intervl`) is taken for a typo.
-        for k, _ in theirs:
-            best = difflib.get_close_matches(k, ("interval", "timeout", "max_rows", "max_delay"), n=1, cutoff=0.8)
-            if best and not k.startswith("map"):
-                raise SourceSpecError(f"{spec}: unknown option {k} (an http source takes {', '.join(OPTIONS['http'])}; "
-                                      "other query parameters go to the server)", (f"did you mean `{best[0]}`?",))
-        kw = _common(ours, spec)
-        if "interval" in ours:
-            kw["interval_s"] = parse_duration_s(ours.pop("interval"))
-        if "timeout" in ours:
-            kw["timeout_s"] = parse_duration_s(ours.pop("timeout"))
-        mapping = {k[4:]: v for k, v in ours.items() if k.startswith("map.")}
-        if mapping:
-            kw["mapping"] = {**mapping, **opts.pop("mapping", {})}
-        url = urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(theirs), parts.fragment))
-        return HttpPollSource(stream, url, **{**kw, **opts})
-
-    best = nearest(kind, KINDS)
-    raise SourceSpecError(f"unknown source kind {kind!r} in {spec!r} (jsonl, parquet-dir, redis, http)",
+    for k in SOURCE_KINDS:
+        if kind in k.schemes:
+            return k.open(spec, rest, stream, opts)
+    best = nearest(kind, [s for k in SOURCE_KINDS for s in k.schemes])
+    raise SourceSpecError(f"unknown source kind {kind!r} in {spec!r} ({', '.join(SOURCE_KINDS.names())})",
                           (f"did you mean `{best}:`?",) if best else ())
+
+
+def _path_spec(spec: str, rest: str, kind: str, missing: str,
+               readers: dict[str, tuple[str, Callable[[str], Any]]]) -> tuple[str, dict[str, Any]]:
+    """`PATH?options` kinds: the path, and keyword arguments from the options `readers`
+    knows (option → (keyword, parser)) and the common ones; any other option is refused."""
+    path, query = _split_query(rest)
+    if not path:
+        raise SourceSpecError(f"{spec}: {missing}")
+    kw = _common(query, spec)
+    for option, (keyword, parse) in readers.items():
+        if option in query:
+            kw[keyword] = parse(query.pop(option))
+    _reject_unknown(query, spec, kind)
+    return path, kw
+
+
+@source_kind("jsonl", ("jsonl",), ("follow", "poll", "eager", *_COMMON))
+def _jsonl(spec: str, rest: str, stream: StreamPlan, opts: dict[str, Any]) -> Source:
+    from runtime.sources.jsonl import JsonlSource
+
+    path, kw = _path_spec(spec, rest, "jsonl", "missing path (use jsonl:- for stdin)", {
+        "follow": ("follow", _bool), "poll": ("poll_s", parse_duration_s), "eager": ("flush_when_caught_up", _bool)})
+    return JsonlSource(stream, path, **{**kw, **opts})
+
+
+@source_kind("parquet-dir", ("parquet-dir",), ("poll", "settle", *_COMMON))
+def _parquet_dir(spec: str, rest: str, stream: StreamPlan, opts: dict[str, Any]) -> Source:
+    from runtime.sources.parquet_dir import ParquetDirSource
+
+    path, kw = _path_spec(spec, rest, "parquet-dir", "missing directory", {
+        "poll": ("poll_s", parse_duration_s), "settle": ("settle_s", parse_duration_s)})
+    return ParquetDirSource(stream, path, **{**kw, **opts})
+
+
+@source_kind("redis", ("redis", "rediss"), ("stream", "group", "consumer", "start", "claim_idle", *_COMMON))
+def _redis(spec: str, rest: str, stream: StreamPlan, opts: dict[str, Any]) -> Source:
+    from runtime.sources.redis_streams import RedisStreamSource
+
+    parts = urlsplit(spec)
+    query = dict(parse_qsl(parts.query, keep_blank_values=True))
+    kw = _common(query, spec)
+    key = query.pop("stream", None) or opts.pop("key", None)
+    for name in ("group", "consumer"):
+        if name in query:
+            kw[name] = query.pop(name)
+    if "start" in query:
+        kw["start_id"] = query.pop("start")
+    if "claim_idle" in query:
+        kw["claim_idle_ms"] = int(parse_duration_s(query.pop("claim_idle")) * 1000)
+    _reject_unknown(query, spec, "redis")  # first: `strem=` is a typo before it is a missing stream
+    if not key:
+        raise SourceSpecError(f"{spec}: missing ?stream=KEY")
+    url = urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+    return RedisStreamSource(stream, opts.pop("client", url), key=key, **{**kw, **opts})
+
+
+@source_kind("http", ("http", "https"), ("interval", "timeout", "map.FIELD", *_COMMON))
+def _http(spec: str, rest: str, stream: StreamPlan, opts: dict[str, Any]) -> Source:
+    from runtime.sources.http_poll import HttpPollSource
+
+    parts = urlsplit(spec)
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    ours = {k: v for k, v in pairs if k in ("interval", "timeout", "max_rows", "max_delay", "max_event") or k.startswith("map.")}
+    theirs = [(k, v) for k, v in pairs if k not in ours]
+    # The rest goes to the server, so a misspelt option would vanish there silently: a
+    # name this close to one of ours (`intervl`) is taken for a typo.
+    for k, _ in theirs:
+        best = difflib.get_close_matches(k, ("interval", "timeout", "max_rows", "max_delay"), n=1, cutoff=0.8)
+        if best and not k.startswith("map"):
+            raise SourceSpecError(f"{spec}: unknown option {k} (an http source takes {', '.join(SOURCE_KINDS['http'].options)}; "
+                                  "other query parameters go to the server)", (f"did you mean `{best[0]}`?",))
+    kw = _common(ours, spec)
+    if "interval" in ours:
+        kw["interval_s"] = parse_duration_s(ours.pop("interval"))
+    if "timeout" in ours:
+        kw["timeout_s"] = parse_duration_s(ours.pop("timeout"))
+    mapping = {k[4:]: v for k, v in ours.items() if k.startswith("map.")}
+    if mapping:
+        kw["mapping"] = {**mapping, **opts.pop("mapping", {})}
+    url = urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(theirs), parts.fragment))
+    return HttpPollSource(stream, url, **{**kw, **opts})

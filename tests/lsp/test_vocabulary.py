@@ -8,14 +8,14 @@ from runtime.lsp import vocabulary
 
 
 def test_every_function_and_aggregate_has_a_signature() -> None:
-    for name in SCALAR_FUNCTIONS:
+    for name in SCALAR_FUNCTIONS.names():
         sig, doc = vocabulary.FUNCTIONS[name]
         assert sig.startswith(f"{name}(") and sig != f"{name}(...)" and doc != "function", name
-    for name in AGGREGATES:
+    for name in AGGREGATES.names():
         sig, doc = vocabulary.AGGREGATE_DOCS[name]
         assert sig.startswith(f"{name}(") and sig != f"{name}(...)" and doc != "aggregate", name
-    assert set(vocabulary.FUNCTIONS) == set(SCALAR_FUNCTIONS)
-    assert set(vocabulary.AGGREGATE_DOCS) == set(AGGREGATES)
+    assert set(vocabulary.FUNCTIONS) == set(SCALAR_FUNCTIONS.names())
+    assert set(vocabulary.AGGREGATE_DOCS) == set(AGGREGATES.names())
 
 
 def test_anomaly_methods_are_the_checkers() -> None:

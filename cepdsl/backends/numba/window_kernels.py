@@ -38,6 +38,7 @@ import polars as pl
 import pyarrow as pa
 
 from cepdsl.executor import TIME, Executor, Progress, finalize
+from cepdsl.functions import AGGREGATES
 from cepdsl.kernels.key_codes import StableCodes, _mix
 from cepdsl.kernels.panes import PaneGrid, first_window
 from cepdsl.plan import RulePlan, TAgg
@@ -466,24 +467,86 @@ def _sorted_unique(cells: Cells) -> bool:
 #: Into an empty state, a batch of at least this many cells in pane order is taken as is.
 _ADOPT_MIN = 1 << 14
 
-_KERNEL_FUNCS = frozenset({"count", "sum", "avg", "min", "max", "std"})
+
+class FieldStats:
+    """One field's statistics per window as the kernels leave them, in output order: the
+    int or float columns as the field is, each gathered only when an aggregate reads it."""
+
+    def __init__(self, order: np.ndarray, count: np.ndarray, sums: np.ndarray, mins: np.ndarray,
+                 maxs: np.ndarray, m2: np.ndarray | None) -> None:
+        self.order, self.count = order, count
+        self._sum, self._min, self._max, self._m2 = sums, mins, maxs, m2
+
+    @property
+    def sum(self) -> np.ndarray:
+        return self._sum[self.order]
+
+    @property
+    def min(self) -> np.ndarray:
+        return self._min[self.order]
+
+    @property
+    def max(self) -> np.ndarray:
+        return self._max[self.order]
+
+    @property
+    def m2(self) -> np.ndarray:
+        assert self._m2 is not None, "an aggregate read m2 without asking for moments"
+        return self._m2[self.order]
+
+
+@dataclass(frozen=True)
+class KernelAggregate:
+    """An aggregate's pane-kernel part (registered as `AGGREGATES` part "numba"): its
+    value from the kernels' statistics.  An aggregate without one runs on the Polars path."""
+
+    #: stats → (values, null mask)
+    final: Any
+    #: whether it also takes timestamp fields (min/max); else int/float only
+    timestamps: bool = False
+    #: whether it reads `m2` (then the kernels keep (mean, M2) per cell)
+    moments: bool = False
+
+
+def _avg(s: FieldStats) -> tuple[np.ndarray, np.ndarray]:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return s.sum.astype(np.float64) / s.count, s.count == 0
+
+
+def _std(s: FieldStats) -> tuple[np.ndarray, np.ndarray]:
+    assert s.m2 is not None
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.sqrt(s.m2 / (s.count - 1)), s.count < 2
+
+
+for _name, _part in {
+    "count": KernelAggregate(lambda s: (s.count, np.zeros(len(s.count), np.bool_)), timestamps=True),
+    "sum": KernelAggregate(lambda s: (s.sum, s.count == 0)),
+    "avg": KernelAggregate(_avg),
+    "min": KernelAggregate(lambda s: (s.min, s.count == 0), timestamps=True),
+    "max": KernelAggregate(lambda s: (s.max, s.count == 0), timestamps=True),
+    "std": KernelAggregate(_std, moments=True),
+}.items():
+    AGGREGATES.set_part("numba", _name, _part)
 
 
 def kernel_fields(rule: RulePlan) -> list[str] | None:
     """The fields the kernels aggregate, or None when the rule needs the Polars path
-    (percentile/distinct, or min/max/sum/avg/std of a non-numeric field)."""
+    (an aggregate with no kernel part — percentile, distinct — or min/max/sum/avg/std
+    of a non-numeric field)."""
     fields: list[str] = []
     for a in rule.aggregates:
-        if a.func not in _KERNEL_FUNCS:
+        if not AGGREGATES.has_part("numba", a.func):
             return None
         if a.field is None:
             continue
         fp = rule.stream.field(a.field)
         if fp is None:
             return None
+        part: KernelAggregate = AGGREGATES.part("numba", a.func)
         if a.func != "count" and fp.type not in (Type.INT, Type.FLOAT, Type.TIMESTAMP):
             return None
-        if a.func in ("sum", "avg", "std") and fp.type is Type.TIMESTAMP:
+        if fp.type is Type.TIMESTAMP and not part.timestamps:
             return None
         if a.field not in fields:
             fields.append(a.field)
@@ -505,7 +568,7 @@ class KernelPaneExecutor(Executor):
         self.fields = fields
         self.types = [rule.stream.field(f).type for f in fields]  # type: ignore[union-attr]
         self.is_int = np.array([t in (Type.INT, Type.TIMESTAMP) for t in self.types], dtype=np.bool_)
-        self.moments = any(a.func == "std" for a in rule.aggregates)
+        self.moments = any(AGGREGATES.part("numba", a.func).moments for a in rule.aggregates)
         nf = len(fields)
         self._no_values = (np.zeros((nf, 0)), np.zeros((nf, 0), np.int64), np.ones((nf, 0), np.bool_))
         self._reads_fv, self._reads_iv = bool((~self.is_int).any()), bool(self.is_int.any())
@@ -691,31 +754,22 @@ class KernelPaneExecutor(Executor):
         if a.field is None:
             return pl.Series(a.name, n, dtype=pl.Int64)
         f = self.fields.index(a.field)
-        c = cnt[f][order]
-        empty = c == 0
-        t = self.types[f]
         is_int = bool(self.is_int[f])
-        if a.func == "count":
-            return pl.Series(a.name, c, dtype=pl.Int64)
-        if a.func == "sum":
-            vals = isum[f][order] if is_int else fsum[f][order]
-        elif a.func == "avg":
-            s = isum[f][order].astype(np.float64) if is_int else fsum[f][order]
-            with np.errstate(invalid="ignore", divide="ignore"):
-                vals = s / c
-        elif a.func == "min":
-            vals = imin[f][order] if is_int else fmin[f][order]
-        elif a.func == "max":
-            vals = imax[f][order] if is_int else fmax[f][order]
-        elif a.func == "std":
-            with np.errstate(invalid="ignore", divide="ignore"):
-                vals = np.sqrt(m2[f][order] / (c - 1))
-            empty = c < 2
-        else:  # pragma: no cover - kernel_fields refuses the rest
-            raise ValueError(a.func)
+        stats = FieldStats(
+            order,
+            cnt[f][order],
+            isum[f] if is_int else fsum[f],
+            imin[f] if is_int else fmin[f],
+            imax[f] if is_int else fmax[f],
+            m2[f] if self.moments else None,
+        )
+        part: KernelAggregate = AGGREGATES.part("numba", a.func)
+        vals, empty = part.final(stats)
+        if a.type is Type.INT and not empty.any():
+            return pl.Series(a.name, vals, dtype=pl.Int64)
         # Nulls through an Arrow validity mask: ~10 µs where a Polars when/then costs ~250.
         s = pl.Series(a.name, pa.array(vals, mask=empty)) if empty.any() else pl.Series(a.name, vals)
-        if t is Type.TIMESTAMP and a.func in ("min", "max"):
+        if a.type is Type.TIMESTAMP:
             s = s.cast(pl.Datetime("us"))
         return s
 
