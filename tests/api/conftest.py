@@ -43,8 +43,9 @@ class Served:
     result: list[int] = field(default_factory=list)
 
     def client(self, **kw: Any) -> httpx.Client:
+        # 120 s: a route's first use may compile Numba kernels (cold cache, loaded machine: >30 s seen).
         headers = {**HEADERS, **kw.pop("headers", {})}
-        return httpx.Client(base_url=self.url, timeout=30, headers=headers, **kw)
+        return httpx.Client(base_url=self.url, timeout=kw.pop("timeout", 120), headers=headers, **kw)
 
     def shutdown(self) -> int:
         self.stop.set()
