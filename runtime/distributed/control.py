@@ -200,10 +200,10 @@ def open_feed(spec: str | None) -> ControlFeed | None:
             table = dict(parse_qsl(query)).get("table", "cep_control")
             return SqlFeed(path, table)
         parts = urlsplit(spec)
-        query = parse_qsl(parts.query)
-        table = dict(query).get("table", "cep_control")
+        pairs = parse_qsl(parts.query)
+        table = dict(pairs).get("table", "cep_control")
         # The rest of the query (sslmode=..., connect_timeout=...) is psycopg's.
-        rest = urlencode([(k, v) for k, v in query if k != "table"])
+        rest = urlencode([(k, v) for k, v in pairs if k != "table"])
         return SqlFeed(urlunsplit((parts.scheme, parts.netloc, parts.path, rest, "")), table)
     if spec.startswith(("redis://", "rediss://")):
         from urllib.parse import parse_qsl, urlsplit, urlunsplit
@@ -337,7 +337,10 @@ def reconcile(table: RuleTable, program: Program, declared: Iterable[Any], disab
     declared = list(declared)
     new_channels = {c.name: c for c in program.channels}
     cmds: list[Command] = []
-    kept, changed, added, removed = [], [], [], []
+    kept: list[str] = []
+    changed: list[str] = []
+    added: list[str] = []
+    removed: list[str] = []
     for rule in program.rules:
         current = table.rules.get(rule.id)
         if current is None or _presented(current, table.channels) != _presented(rule, new_channels):
