@@ -14,8 +14,8 @@ Ours: the Numba executor, one replay batch.  Peers on the same data, same run:
 from __future__ import annotations
 
 import argparse
-import os
 import math
+import os
 import time
 from collections import defaultdict, deque
 
@@ -44,8 +44,13 @@ def metrics(n: int, hosts: int, seed: int = 0) -> pl.DataFrame:
     cpu = rng.normal(50, 5, n)
     cpu[rng.random(n) < 0.001] += 60  # rare spikes
     return pl.DataFrame(
-        {"ts": pl.Series(t).cast(pl.Datetime("us")), "host": pl.Series(rng.integers(0, hosts, n)).cast(pl.String),
-         "cpu": cpu, SEQ: np.arange(n, dtype=np.int64), TIME: t}
+        {
+            "ts": pl.Series(t).cast(pl.Datetime("us")),
+            "host": pl.Series(rng.integers(0, hosts, n)).cast(pl.String),
+            "cpu": cpu,
+            SEQ: np.arange(n, dtype=np.int64),
+            TIME: t,
+        }
     )
 
 
@@ -123,8 +128,10 @@ def main() -> None:
     frame = metrics(args.rows, args.hosts)
     n = frame.height
     for method in args.methods.split(","):
-        src = (f"stream m (ts: timestamp, host: str, cpu: float)\nrule a\n from m\n group by host\n"
-               f" anomaly {METHODS[method]} baseline 100 warmup 10\n")
+        src = (
+            f"stream m (ts: timestamp, host: str, cpu: float)\nrule a\n from m\n group by host\n"
+            f" anomaly {METHODS[method]} baseline 100 warmup 10\n"
+        )
         rule = compile_source(src).rules[0]
         ours(rule, frame.head(10_000))  # JIT warm-up
         print(f"anomaly {method} baseline 100 per host: {n:,} events, {args.hosts:,} hosts")

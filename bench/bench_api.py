@@ -55,9 +55,10 @@ def ndjson(n: int, start: int = 0, root_every: int = 0, hosts: int = 100) -> byt
     for i in range(n):
         j = start + i
         user = "root" if root_every and j % root_every == 0 else f"u{j % 5000}"
-        out.append('{"ts": "2026-01-01T%02d:%02d:%02d.%06dZ", "user": "%s", "event_type": "%s", "host": "h%d"}'
-                   % (j // 3_600_000_000 % 24, j // 60_000_000 % 60, j // 1_000_000 % 60, j % 1_000_000, user,
-                      kinds[i], j % hosts))
+        out.append(
+            '{"ts": "2026-01-01T%02d:%02d:%02d.%06dZ", "user": "%s", "event_type": "%s", "host": "h%d"}'
+            % (j // 3_600_000_000 % 24, j // 60_000_000 % 60, j // 1_000_000 % 60, j % 1_000_000, user, kinds[i], j % hosts)
+        )
     return ("\n".join(out) + "\n").encode()
 
 
@@ -149,14 +150,21 @@ def bench_first_match(tmp: Path, rounds: int) -> None:
         cand = s.ops.assemble({("rule", rid): f'rule {rid}\n  from auth\n  where user == "root"\n'})
         t0 = time.perf_counter()
         s.ops.call(lambda cand=cand: eng.reload(cand.program))
-        s.ops.call(lambda: eng.feed("x", __import__("runtime.sources.batch", fromlist=["Batch"]).Batch(
-            "auth", *__import__("runtime.api.eventbody", fromlist=["frame_of"]).frame_of(
-                eng.program.stream("auth"), ndjson(1, root_every=1), ""))))
+        s.ops.call(
+            lambda: eng.feed(
+                "x",
+                __import__("runtime.sources.batch", fromlist=["Batch"]).Batch(
+                    "auth",
+                    *__import__("runtime.api.eventbody", fromlist=["frame_of"]).frame_of(
+                        eng.program.stream("auth"), ndjson(1, root_every=1), ""
+                    ),
+                ),
+            )
+        )
         floor.append(time.perf_counter() - t0)
     s.shutdown()
     print("\n== POST a filter rule → its first match in the history (1,000 events/s offered over HTTP)")
-    print(f"  ours: p50 {pct(lat, 50) * 1e3:.1f} ms, p90 {pct(lat, 90) * 1e3:.1f} ms, max {max(lat) * 1e3:.1f} ms "
-          f"({len(lat)} rules)")
+    print(f"  ours: p50 {pct(lat, 50) * 1e3:.1f} ms, p90 {pct(lat, 90) * 1e3:.1f} ms, max {max(lat) * 1e3:.1f} ms ({len(lat)} rules)")
     print(f"  floor (engine reload + one batch on its thread, no HTTP/catalogue): p50 {pct(floor, 50) * 1e3:.1f} ms")
     print("  target: ≤ 200 ms")
 
@@ -174,9 +182,20 @@ def bench_events(tmp: Path, alerts: int, requests: int) -> None:
     sev = ["info", "low", "medium", "high", "critical"]
     batch = 50_000
     for b in range(0, alerts, batch):
-        rows = [AlertRow(rules[i % 50], sev[i % 5], 1_767_225_600_000_000 + i * 1_000_000, f"h{i % 1000}",
-                         f"k{i}", '{"user": "u%d", "host": "h%d"}' % (i, i % 1000), None, False, [])
-                for i in range(b, min(alerts, b + batch))]
+        rows = [
+            AlertRow(
+                rules[i % 50],
+                sev[i % 5],
+                1_767_225_600_000_000 + i * 1_000_000,
+                f"h{i % 1000}",
+                f"k{i}",
+                '{"user": "u%d", "host": "h%d"}' % (i, i % 1000),
+                None,
+                False,
+                [],
+            )
+            for i in range(b, min(alerts, b + batch))
+        ]
         hist.add(rows, now=time.time())
     fill = time.perf_counter() - t0
     ops = ControlPlane([], open_catalogue("memory"), hist)
@@ -190,8 +209,13 @@ def bench_events(tmp: Path, alerts: int, requests: int) -> None:
         ("by rule", {"rule": "rule_7"}),
         ("by group", {"group": "h42"}),
         ("by rule + severity", {"rule": "rule_3", "severity": "high"}),
-        ("time range", {"since": rfc3339(1_767_225_600_000_000 + alerts // 2 * 1_000_000),
-                        "until": rfc3339(1_767_225_600_000_000 + (alerts // 2 + 3600) * 1_000_000)}),
+        (
+            "time range",
+            {
+                "since": rfc3339(1_767_225_600_000_000 + alerts // 2 * 1_000_000),
+                "until": rfc3339(1_767_225_600_000_000 + (alerts // 2 + 3600) * 1_000_000),
+            },
+        ),
         ("deep cursor", {"cursor": str(alerts // 2)}),
     ]
     ours: dict[str, list[float]] = in_child(_timed_gets, url, queries, requests)
@@ -200,8 +224,10 @@ def bench_events(tmp: Path, alerts: int, requests: int) -> None:
     # Peer: the same SQL on sqlite3 directly (no HTTP, no JSON).
     db = sqlite3.connect(path)
     peer = []
-    sql = ("SELECT id, rule, severity, ts_us, emitted_us, grp, nkey, record, silenced, test, channels FROM cep_alerts "
-           "WHERE rule = ? ORDER BY id DESC LIMIT 51")
+    sql = (
+        "SELECT id, rule, severity, ts_us, emitted_us, grp, nkey, record, silenced, test, channels FROM cep_alerts "
+        "WHERE rule = ? ORDER BY id DESC LIMIT 51"
+    )
     for _ in range(requests // len(queries)):
         t0 = time.perf_counter()
         db.execute(sql, ("rule_7",)).fetchall()
@@ -210,8 +236,10 @@ def bench_events(tmp: Path, alerts: int, requests: int) -> None:
     print(f"\n== GET /cep/events over {alerts:,} stored alerts (SQLite; filled in {fill:.1f} s; client in another process)")
     for name, xs in ours.items():
         print(f"  {name:<20} p50 {pct(xs, 50) * 1e3:6.2f} ms  p99 {pct(xs, 99) * 1e3:6.2f} ms")
-    print(f"  ours, all queries:   p50 {pct(everything, 50) * 1e3:6.2f} ms  p99 {pct(everything, 99) * 1e3:6.2f} ms "
-          f"({len(everything)} requests)")
+    print(
+        f"  ours, all queries:   p50 {pct(everything, 50) * 1e3:6.2f} ms  p99 {pct(everything, 99) * 1e3:6.2f} ms "
+        f"({len(everything)} requests)"
+    )
     print(f"  peer raw sqlite3 `by rule` (no HTTP/JSON): p50 {pct(peer, 50) * 1e3:6.3f} ms  p99 {pct(peer, 99) * 1e3:6.3f} ms")
     print("  target: p99 ≤ 50 ms")
 
@@ -252,8 +280,10 @@ def bench_store(tmp: Path, events: int, repeats: int) -> None:
     from runtime.sources.batch import Batch
     from runtime.stream_loop import StreamingEngine
 
-    print(f"\n== Alert history's cost to streaming ({events:,} JSON lines typed and fed in batches of 10,000;"
-          f" best of {repeats} alternated, off / writer thread / writer process)")
+    print(
+        f"\n== Alert history's cost to streaming ({events:,} JSON lines typed and fed in batches of 10,000;"
+        f" best of {repeats} alternated, off / writer thread / writer process)"
+    )
     for share, where in (("1 %", 'user == "root"'), ("10 %", 'event_type == "login_failed"')):
         text = f"stream auth (ts: timestamp, user: str, event_type: str, host: str)\nrule r from auth where {where}\n"
         program = compile_source(text, "b.cep")
@@ -290,8 +320,10 @@ def bench_store(tmp: Path, events: int, repeats: int) -> None:
                 b[k] = min(b.get(k, float("inf")), v)
         off = best["off"]
         print(f"  {share} of events match ({matches:,} matches); load average {os.getloadavg()[0]:.1f}")
-        print(f"    {'':9} {'engine thread CPU':>18} {'feed wall':>16} {'wall to stored':>16} "
-              f"{'engine process CPU':>19} {'writer process CPU':>19} {'all CPU':>15}")
+        print(
+            f"    {'':9} {'engine thread CPU':>18} {'feed wall':>16} {'wall to stored':>16} "
+            f"{'engine process CPU':>19} {'writer process CPU':>19} {'all CPU':>15}"
+        )
         for mode in ("off", "thread", "process"):
             b = best[mode]
 
@@ -299,11 +331,12 @@ def bench_store(tmp: Path, events: int, repeats: int) -> None:
                 rel = "" if mode == "off" else f" {100 * (b[k] - off[k]) / off[k]:+.1f}%"
                 return f"{b[k]:.3f} s{rel}".rjust(width)
 
-            print(f"    {mode:9} {cell('thread', 18)} {cell('wall', 16)} {cell('drained', 16)} "
-                  f"{cell('process', 19)} {b['writer']:>17.3f} s {cell('total', 15)}")
+            print(
+                f"    {mode:9} {cell('thread', 18)} {cell('wall', 16)} {cell('drained', 16)} "
+                f"{cell('process', 19)} {b['writer']:>17.3f} s {cell('total', 15)}"
+            )
         rate = events / best["process"]["wall"]
-        print(f"    throughput with the writer process: {rate / 1e6:.2f}M events/s "
-              f"(off {events / off['wall'] / 1e6:.2f}M)")
+        print(f"    throughput with the writer process: {rate / 1e6:.2f}M events/s (off {events / off['wall'] / 1e6:.2f}M)")
     print("  target: the store adds ≤ 5 % (engine thread CPU, feed wall)")
 
 
@@ -329,7 +362,6 @@ def main() -> None:
             bench_ingest(tmp, a.events)
         if a.only in (None, "store"):
             bench_store(tmp, a.events, a.repeats)
-
 
 
 if __name__ == "__main__":

@@ -182,7 +182,9 @@ def peer_validate(text: str) -> list[str]:
             elif want is float and not isinstance(value, (int, float)) or want is str and not isinstance(value, str):
                 errors.append(f"{rid}: {field} value type")
         agg = spec.get("aggregation")
-        if agg is not None and (agg.get("type") not in ("count", "sum", "avg", "min", "max", "std") or agg.get("field") not in _PEER_FIELDS):
+        if agg is not None and (
+            agg.get("type") not in ("count", "sum", "avg", "min", "max", "std") or agg.get("field") not in _PEER_FIELDS
+        ):
             errors.append(f"{rid}: aggregation")
         if rule.get("trigger_type") == "anomaly" and spec.get("anomaly_method") not in ("zscore", "iqr", "ema"):
             errors.append(f"{rid}: anomaly_method")
@@ -261,10 +263,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  grammar load (once per process) {load_s * 1000:8.1f} ms")
     print(f"  parse  (text → AST)             {parse_wall * 1000:8.1f} ms   cpu {parse_cpu * 1000:7.1f} ms")
     print(f"  check  (AST → typed plan)       {check_wall * 1000:8.1f} ms   cpu {check_cpu * 1000:7.1f} ms")
-    print(f"  ours   parse + check            {ours * 1000:8.1f} ms   cpu {(parse_cpu + check_cpu) * 1000:7.1f} ms"
-          f"   target ≤ 1000 ms: {'met' if ours <= 1.0 else 'MISSED'}")
-    print(f"  peer   json.loads + validation  {peer_wall * 1000:8.1f} ms   cpu {peer_cpu * 1000:7.1f} ms"
-          f"   ({len(json_text) / 1024:,.0f} KiB of JSON)")
+    print(
+        f"  ours   parse + check            {ours * 1000:8.1f} ms   cpu {(parse_cpu + check_cpu) * 1000:7.1f} ms"
+        f"   target ≤ 1000 ms: {'met' if ours <= 1.0 else 'MISSED'}"
+    )
+    print(
+        f"  peer   json.loads + validation  {peer_wall * 1000:8.1f} ms   cpu {peer_cpu * 1000:7.1f} ms"
+        f"   ({len(json_text) / 1024:,.0f} KiB of JSON)"
+    )
     print(f"  ratio  ours / peer              {ours / peer_wall:8.1f} x")
 
     cep = shutil.which("cep", path=str(ROOT / ".venv" / "bin"))
@@ -274,8 +280,10 @@ def main(argv: list[str] | None = None) -> int:
         if cep:
             wall, proc = whole_process(args.repeat, [cep, "check", str(path)])
             status = "clean" if proc.returncode == 0 else f"exit {proc.returncode}: {proc.stderr[:200]}"
-            print(f"  `cep check FILE` whole process  {wall * 1000:8.1f} ms   target ≤ 1000 ms: {'met' if wall <= 1.0 else 'MISSED'}"
-                  f"   ({status}; Python start-up, imports, parse, check)")
+            print(
+                f"  `cep check FILE` whole process  {wall * 1000:8.1f} ms   target ≤ 1000 ms: {'met' if wall <= 1.0 else 'MISSED'}"
+                f"   ({status}; Python start-up, imports, parse, check)"
+            )
             print(f"  whole process / peer in-process {wall / peer_wall:8.1f} x")
         _, proc = whole_process(1, [sys.executable, "-c", _COMPILE_PROBE, str(path)])
         if proc.returncode != 0:
@@ -284,7 +292,9 @@ def main(argv: list[str] | None = None) -> int:
         got = json.loads(proc.stdout.strip().splitlines()[-1])
         assert got["rules"] == args.rules, got
         built = got["compile"] + got["session"]
-        print(f"  cepdsl.compile(text)            {got['compile'] * 1000:8.1f} ms   (fresh process; imports before it {got['imports'] * 1000:.0f} ms)")
+        print(
+            f"  cepdsl.compile(text)            {got['compile'] * 1000:8.1f} ms   (fresh process; imports before it {got['imports'] * 1000:.0f} ms)"
+        )
         print(f"  .session()                      {got['session'] * 1000:8.1f} ms   (includes the engine's imports)")
         print(f"  compile + session               {built * 1000:8.1f} ms   target ≤ 2000 ms: {'met' if built <= 2.0 else 'MISSED'}")
         print(f"  Numba compilations meanwhile    {got['jit']:8d}      (must not grow with the rule count)")

@@ -37,8 +37,7 @@ SEVERITIES = ["info", "low", "medium", "high", "critical"]
 def rules_text(n: int) -> str:
     out = ["stream metrics (ts: timestamp, host: str, cpu: float, status: str)\n  time ts\n  lateness 1s\n"]
     for i in range(n):
-        out.append(f'rule r{i:04d} "bench rule {i}"\n  from metrics\n  where cpu > {i % 50}\n'
-                   f'  severity {SEVERITIES[i % 5]}\n')
+        out.append(f'rule r{i:04d} "bench rule {i}"\n  from metrics\n  where cpu > {i % 50}\n  severity {SEVERITIES[i % 5]}\n')
     return "\n".join(out)
 
 
@@ -50,10 +49,23 @@ def start_server(tmp: Path, n_rules: int) -> tuple[subprocess.Popen[bytes], str]
     port = free_port()
     cep = shutil.which("cep", path=str(Path(sys.executable).parent)) or "cep"
     proc = subprocess.Popen(
-        [cep, "serve", str(tmp / "rules.cep"), "--source", f"metrics=jsonl:{tmp / 'metrics.jsonl'}",
-         "--state", f"sqlite:{tmp / 'state.sqlite'}", "--outbox", str(tmp / "outbox.sqlite"),
-         "--listen", f"127.0.0.1:{port}"],
-        cwd=tmp, stdout=(tmp / "serve.log").open("w"), stderr=subprocess.STDOUT)
+        [
+            cep,
+            "serve",
+            str(tmp / "rules.cep"),
+            "--source",
+            f"metrics=jsonl:{tmp / 'metrics.jsonl'}",
+            "--state",
+            f"sqlite:{tmp / 'state.sqlite'}",
+            "--outbox",
+            str(tmp / "outbox.sqlite"),
+            "--listen",
+            f"127.0.0.1:{port}",
+        ],
+        cwd=tmp,
+        stdout=(tmp / "serve.log").open("w"),
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
@@ -78,11 +90,16 @@ def fill(url: str, n_alerts: int, n_rules: int) -> float:
         batch = []
         for _ in range(min(10, n_events - sent)):
             at = now - dt.timedelta(seconds=3500 * (n_events - sent) / n_events)
-            batch.append(json.dumps({"ts": at.isoformat().replace("+00:00", "Z"), "host": f"h{sent % 20}",
-                                     "cpu": 99.0, "status": "ok"}))
+            batch.append(
+                json.dumps({"ts": at.isoformat().replace("+00:00", "Z"), "host": f"h{sent % 20}", "cpu": 99.0, "status": "ok"})
+            )
             sent += 1
-        r = httpx.post(url + "/cep/streams/metrics/events", content="\n".join(batch) + "\n",
-                       headers={"Content-Type": "application/x-ndjson", "X-CEP-Request": "1"}, timeout=300)
+        r = httpx.post(
+            url + "/cep/streams/metrics/events",
+            content="\n".join(batch) + "\n",
+            headers={"Content-Type": "application/x-ndjson", "X-CEP-Request": "1"},
+            timeout=300,
+        )
         r.raise_for_status()
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
@@ -98,8 +115,9 @@ def main() -> None:
     ap.add_argument("--rules", type=int, default=1000)
     ap.add_argument("--alerts", type=int, default=100_000)
     ap.add_argument("--loads", type=int, default=3)
-    ap.add_argument("--detail", action="store_true",
-                    help="per page, the API calls of its last load (resource timing) and the time left to draw")
+    ap.add_argument(
+        "--detail", action="store_true", help="per page, the API calls of its last load (resource timing) and the time left to draw"
+    )
     args = ap.parse_args()
 
     from tests.browser.conftest import CHROMEDRIVER, CHROMIUM, make_driver
@@ -111,11 +129,12 @@ def main() -> None:
     try:
         took = fill(url, args.alerts, args.rules)
         total = httpx.get(url + "/cep/events/summary", params={"since": "1970-01-01T00:00:00Z"}, timeout=60).json()["total"]
-        print(f"# {args.rules} rules, {total:,} stored alerts (filled in {took:.1f} s); "
-              f"load average {os.getloadavg()[0]:.1f}; {args.loads} loads per page, first load discarded")
+        print(
+            f"# {args.rules} rules, {total:,} stored alerts (filled in {took:.1f} s); "
+            f"load average {os.getloadavg()[0]:.1f}; {args.loads} loads per page, first load discarded"
+        )
         driver = make_driver(1400, 1000)
-        pages = ["/", "/rules", "/rules/r0007", "/alerts", "/alerts?severity=critical", "/streams",
-                 "/editor/r0007", "/channels"]
+        pages = ["/", "/rules", "/rules/r0007", "/alerts", "/alerts?severity=critical", "/streams", "/editor/r0007", "/channels"]
         print(f"{'page':28} {'median ms':>10} {'max ms':>8} {'rows':>6} {'all rows ms':>12}  target ≤ 1000 ms")
         worst = 0.0
         try:
@@ -144,15 +163,18 @@ def main() -> None:
                 if args.detail:
                     calls = driver.execute_script(
                         "return performance.getEntriesByType('resource').filter(e => e.name.includes('/cep/'))"
-                        ".map(e => [e.name.split(location.host)[1].slice(0, 60), e.startTime, e.responseEnd, e.transferSize])")
+                        ".map(e => [e.name.split(location.host)[1].slice(0, 60), e.startTime, e.responseEnd, e.transferSize])"
+                    )
                     last = max((c[2] for c in calls), default=0.0)
                     for name, start, end, size in sorted(calls, key=lambda c: c[1]):
                         print(f"    {name:60} {start:7.0f} → {end:7.0f} ms  {end - start:6.0f} ms  {size / 1024:7.1f} KB")
                     print(f"    drawn {ms - last:.0f} ms after the last answer")
                 med = statistics.median(times)
                 worst = max(worst, max(times))
-                print(f"{page:28} {med:10.0f} {max(times):8.0f} {rows:6d} {statistics.median(complete):12.0f}  "
-                      f"{'yes' if max(times) <= 1000 else 'NO'}")
+                print(
+                    f"{page:28} {med:10.0f} {max(times):8.0f} {rows:6d} {statistics.median(complete):12.0f}  "
+                    f"{'yes' if max(times) <= 1000 else 'NO'}"
+                )
         finally:
             driver.quit()
         print(f"worst page load: {worst:.0f} ms ({'meets' if worst <= 1000 else 'misses'} the 1 s target)")

@@ -85,11 +85,13 @@ def _child(case: str, data: str, out: str, extra: dict) -> None:
     else:
         from runtime.distributed.runner import Cluster, replay_distributed
 
-        cluster = Cluster(workers=extra["workers"], process_id=extra.get("process_id"),
-                          addresses=tuple(extra["addresses"]) if extra.get("addresses") else None,
-                          snapshot_every_s=3600)  # no recovery: an epoch per hour
-        replay_distributed(program, {"metrics": paths}, out, cluster, buckets=extra.get("buckets"),
-                           place=extra.get("place", True))
+        cluster = Cluster(
+            workers=extra["workers"],
+            process_id=extra.get("process_id"),
+            addresses=tuple(extra["addresses"]) if extra.get("addresses") else None,
+            snapshot_every_s=3600,
+        )  # no recovery: an epoch per hour
+        replay_distributed(program, {"metrics": paths}, out, cluster, buckets=extra.get("buckets"), place=extra.get("place", True))
     seconds = time.perf_counter() - t0
     cpu1 = resource.getrusage(resource.RUSAGE_SELF)
     cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
@@ -97,8 +99,7 @@ def _child(case: str, data: str, out: str, extra: dict) -> None:
     if case != "peer":
         import polars as pl
 
-        counts = {r.id: pl.scan_parquet(Path(out) / f"{r.id}.parquet").select(pl.len()).collect().item()
-                  for r in program.rules}
+        counts = {r.id: pl.scan_parquet(Path(out) / f"{r.id}.parquet").select(pl.len()).collect().item() for r in program.rules}
     print(json.dumps({"seconds": seconds, "cpu": cpu, "counts": counts}))
 
 
@@ -145,22 +146,41 @@ def _run(case: str, data: Path, threads: int | None, extra: dict, procs: int = 1
         return json.loads(done.stdout.strip().splitlines()[-1])
     addresses = [f"127.0.0.1:{_free_port()}" for _ in range(procs)]
     t0 = time.perf_counter()
-    children = [subprocess.Popen([sys.executable, __file__, "--child", case, str(data), out,
-                                  json.dumps({**extra, "process_id": i, "addresses": addresses})],
-                                 env=env, stdout=subprocess.PIPE, text=True) for i in range(procs)]
+    children = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                __file__,
+                "--child",
+                case,
+                str(data),
+                out,
+                json.dumps({**extra, "process_id": i, "addresses": addresses}),
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(procs)
+    ]
     outs = [c.communicate()[0] for c in children]
     wall = time.perf_counter() - t0
     results = [json.loads(o.strip().splitlines()[-1]) for o in outs]
-    return {"seconds": max(r["seconds"] for r in results), "cpu": sum(r["cpu"] for r in results), "wall": wall,
-            "counts": results[0]["counts"]}
+    return {
+        "seconds": max(r["seconds"] for r in results),
+        "cpu": sum(r["cpu"] for r in results),
+        "wall": wall,
+        "counts": results[0]["counts"],
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=int(os.environ.get("BENCH_EVENTS", 10_000_000)))
     parser.add_argument("--peer-sample", type=int, default=500_000)
-    parser.add_argument("--key-partitions", type=int, default=None,
-                        help="per grouped rule (default: replay's, 2 per worker, 1 for one worker)")
+    parser.add_argument(
+        "--key-partitions", type=int, default=None, help="per grouped rule (default: replay's, 2 per worker, 1 for one worker)"
+    )
     parser.add_argument("--repeat", type=int, default=2, help="runs per case; the fastest is kept (a loaded machine)")
     parser.add_argument("--cold", action="store_true", help="time from process start (imports, Numba's first dispatch)")
     parser.add_argument("--cases", default="", help="comma-separated case names (default: all)")
@@ -174,9 +194,11 @@ def main() -> None:
         data = Path(tmp)
         t0 = time.perf_counter()
         _data(args.events, data)
-        print(f"data: {args.events:,} events in {time.perf_counter() - t0:.1f}s; best of {args.repeat}; "
-              f"key partitions per grouped rule: {args.key_partitions or 'replay default (one per worker, placed)'}",
-              flush=True)
+        print(
+            f"data: {args.events:,} events in {time.perf_counter() - t0:.1f}s; best of {args.repeat}; "
+            f"key partitions per grouped rule: {args.key_partitions or 'replay default (one per worker, placed)'}",
+            flush=True,
+        )
         cold = {"cold": args.cold}
         cases = [
             ("single-1t", 1, {**cold}, 1),
@@ -198,25 +220,32 @@ def main() -> None:
                     results[name] = r
         print(f"load average (1, 5, 15 min) after the runs: {', '.join(f'{x:.1f}' for x in os.getloadavg())}")
         for name, r in results.items():
-            print(f"{name:12s} {r['seconds']:7.2f} s  {args.events / r['seconds'] / 1e6:6.2f}M ev/s  "
-                  f"cpu {r['cpu']:6.2f} s", flush=True)
+            print(
+                f"{name:12s} {r['seconds']:7.2f} s  {args.events / r['seconds'] / 1e6:6.2f}M ev/s  cpu {r['cpu']:6.2f} s", flush=True
+            )
         base = results["single-1t"]["counts"]
         for name, r in results.items():
             assert r["counts"] == base, f"{name}: matches differ from single-1t: {r['counts']} vs {base}"
         peer = _run("peer", data, 1, {"sample": args.peer_sample})
         peer_rate = args.peer_sample / peer["seconds"]
-        print(f"{'peer':12s} {peer['seconds']:7.2f} s  {peer_rate / 1e6:6.2f}M ev/s "
-              f"(plain Bytewax op.filter + stateful_map, {args.peer_sample:,}-event sample, one filter rule)")
+        print(
+            f"{'peer':12s} {peer['seconds']:7.2f} s  {peer_rate / 1e6:6.2f}M ev/s "
+            f"(plain Bytewax op.filter + stateful_map, {args.peer_sample:,}-event sample, one filter rule)"
+        )
         one = results["bytewax-1w"]["seconds"]
         if "bytewax-2w" in results:
             print(f"2 workers / 1 worker: {one / results['bytewax-2w']['seconds']:.2f}x (target >= 1.6)")
         if "bytewax-2p" in results:
             print(f"2 processes / 1 worker: {one / results['bytewax-2p']['seconds']:.2f}x")
         if "bytewax-2w-old" in results:
-            print(f"2 workers, earlier default (4 key partitions per rule, unplaced) / 1 worker: "
-                  f"{one / results['bytewax-2w-old']['seconds']:.2f}x")
-        print(f"1 worker / single-1t: {results['single-1t']['seconds'] / one:.2f}x (target >= 0.5); "
-              f"by CPU time {results['single-1t']['cpu'] / results['bytewax-1w']['cpu']:.2f}x")
+            print(
+                f"2 workers, earlier default (4 key partitions per rule, unplaced) / 1 worker: "
+                f"{one / results['bytewax-2w-old']['seconds']:.2f}x"
+            )
+        print(
+            f"1 worker / single-1t: {results['single-1t']['seconds'] / one:.2f}x (target >= 0.5); "
+            f"by CPU time {results['single-1t']['cpu'] / results['bytewax-1w']['cpu']:.2f}x"
+        )
         ours_rate = args.events / one
         print(f"1 worker (10 rules) / peer (1 rule): {ours_rate / peer_rate:.1f}x")
         print(f"matches per rule (all cases equal): {base}")

@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import cepdsl  # noqa: E402
+
 from common import STREAM, best_of, describe, engine_run, events, report  # noqa: E402
 from peers import seed_loop  # noqa: E402
 
@@ -91,7 +92,9 @@ def main() -> None:
         print("data:", describe(df))
         one_rule(df, label)
         if not categorical:
-            print("\n== N filter rules on one stream, one pass (engine push+flush; where for all rules in one select, rows per rule by arg_true gathers)")
+            print(
+                "\n== N filter rules on one stream, one pass (engine push+flush; where for all rules in one select, rows per rule by arg_true gathers)"
+            )
             for count in (1, 10, 100, 1000):
                 many_rules(df, count)
             print("  target: ≥ 5M events/s at 100 rules")

@@ -78,8 +78,19 @@ def json_block(n: int) -> bytes:
     lines = []
     for i in range(n):
         ts = (t0 + dt.timedelta(microseconds=int(offs[i]))).isoformat().replace("+00:00", "Z")
-        lines.append(orjson.dumps({"ts": ts, "host": f"host-{hosts[i]:04d}", "cpu": float(cpu[i]), "memory": float(mem[i]),
-                                   "status": status[st[i]], "latency_ms": float(lat[i]), "event_type": types[ty[i]]}))
+        lines.append(
+            orjson.dumps(
+                {
+                    "ts": ts,
+                    "host": f"host-{hosts[i]:04d}",
+                    "cpu": float(cpu[i]),
+                    "memory": float(mem[i]),
+                    "status": status[st[i]],
+                    "latency_ms": float(lat[i]),
+                    "event_type": types[ty[i]],
+                }
+            )
+        )
     return b"\n".join(lines) + b"\n"
 
 
@@ -115,7 +126,8 @@ def bench_json(n: int, repeat: int) -> None:
         evs = decoder.decode_lines(block)
         cols = {f: [getattr(e, f) for e in evs] for f in names}
         return pl.DataFrame(cols, schema={**stream.schema, "ts": pl.Datetime("us", "UTC")}).with_columns(
-            pl.col("ts").dt.replace_time_zone(None))
+            pl.col("ts").dt.replace_time_zone(None)
+        )
 
     schema_str = {**stream.schema, "ts": pl.String}
 
@@ -136,7 +148,12 @@ def bench_json(n: int, repeat: int) -> None:
         assert b.select(a.columns).equals(a), f"{name} decoded differently"
         peers[name] = t
     print(f"  rates: ours {n / t_ours / 1e6:.2f}M lines/s; " + ", ".join(f"{k} {n / v / 1e6:.2f}M" for k, v in peers.items()))
-    verdict("JSON scanner", t_ours, {k: v for k, v in peers.items() if k != "polars.read_ndjson"}, "ours also dead-letters bad lines with reasons; peers were given valid lines only")
+    verdict(
+        "JSON scanner",
+        t_ours,
+        {k: v for k, v in peers.items() if k != "polars.read_ndjson"},
+        "ours also dead-letters bad lines with reasons; peers were given valid lines only",
+    )
 
 
 # --------------------------------------------------------------------------- 2. parser
@@ -178,8 +195,7 @@ def bench_http(n: int, repeat: int) -> None:
             await self.s.close()
 
         async def request(self, method: str, url: str, *, content: bytes, timeout: float, headers: dict[str, str]) -> Any:
-            async with self.s.request(method, url, data=content, headers=headers,
-                                      timeout=aiohttp.ClientTimeout(total=timeout)) as r:
+            async with self.s.request(method, url, data=content, headers=headers, timeout=aiohttp.ClientTimeout(total=timeout)) as r:
                 await r.read()
                 r.status_code = r.status
                 return r
@@ -188,17 +204,19 @@ def bench_http(n: int, repeat: int) -> None:
     rx = ReceiverProcess()
     print(f"3. HTTP POSTs, {IN_FLIGHT} in flight, {n:,} per run, local raw asyncio receiver in another process")
     try:
+
         def timed(make: Callable[[], Any]) -> float:
             return min(client_run(rx.url, n, make)[1] for _ in range(repeat))
 
         t_ours = timed(lambda: guarded_client(local))
-        t_httpx = timed(lambda: httpx.AsyncClient(limits=httpx.Limits(max_connections=IN_FLIGHT,
-                                                                      max_keepalive_connections=IN_FLIGHT)))
+        t_httpx = timed(lambda: httpx.AsyncClient(limits=httpx.Limits(max_connections=IN_FLIGHT, max_keepalive_connections=IN_FLIGHT)))
         t_aio = timed(AiohttpClient)
     finally:
         rx.stop()
-    print(f"  rates: ours {n / t_ours:,.0f}/s (SSRF check on each connection); httpx {n / t_httpx:,.0f}/s; "
-          f"aiohttp {n / t_aio:,.0f}/s (no check)")
+    print(
+        f"  rates: ours {n / t_ours:,.0f}/s (SSRF check on each connection); httpx {n / t_httpx:,.0f}/s; "
+        f"aiohttp {n / t_aio:,.0f}/s (no check)"
+    )
     verdict("HTTP/1.1 client", t_ours, {"httpx": t_httpx, "aiohttp": t_aio}, "same requests")
 
 

@@ -23,11 +23,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "notify"), str(ROOT / "tests" / "sources")]
 
-from hostile_events import hostile_lines  # noqa: E402
-from hostile_templates import HOSTILE_TEMPLATES  # noqa: E402
-
 from cepdsl.templates import TemplateError, render  # noqa: E402
 from runtime.notify.render_worker import RenderWorkers  # noqa: E402
+
+from hostile_events import hostile_lines  # noqa: E402
+from hostile_templates import HOSTILE_TEMPLATES  # noqa: E402
 
 ADDRESS = re.compile(r"0x[0-9a-fA-F]{6,}")
 BUDGET_S = 0.25
@@ -67,10 +67,13 @@ def templates() -> None:
             pass
         peak = max(peak, tracemalloc.get_traced_memory()[1])
     tracemalloc.stop()
-    print(f"hostile templates: {len(HOSTILE_TEMPLATES)} through the render worker (budget {BUDGET_S} s, "
-          f"kill at budget + {workers.grace_s:g} s)")
-    print(f"  refused with a TemplateError: {failed}, rendered: {len(HOSTILE_TEMPLATES) - failed}, "
-          f"outputs with an address: {addresses}")
+    print(
+        f"hostile templates: {len(HOSTILE_TEMPLATES)} through the render worker (budget {BUDGET_S} s, "
+        f"kill at budget + {workers.grace_s:g} s)"
+    )
+    print(
+        f"  refused with a TemplateError: {failed}, rendered: {len(HOSTILE_TEMPLATES) - failed}, outputs with an address: {addresses}"
+    )
     print(f"  slowest render {slowest:.2f} s: {slowest_text[:70]!r}")
     print(f"  worker memory high-water above the loaded interpreter: {hwm_kb / 1024:.1f} MB (limit 64 MB)")
     print(f"  in-process, largest Python allocation peak of one render: {peak / 1e6:.2f} MB")
@@ -80,6 +83,7 @@ def events(repeat: int = 20) -> None:
     from runtime.sources import ManualClock
     from runtime.sources.jsonl import JsonlSource
     from runtime.sources.records import DEFAULT_MAX_EVENT_BYTES, parse_json_lines, records_to_frame
+
     from src_helpers import plan
 
     stream = plan("ev", ts="timestamp", v="int", note="str")
@@ -98,8 +102,10 @@ def events(repeat: int = 20) -> None:
     rows = sum(b.frame.height for b in batches)
     dl = sum(b.dead.height for b in batches)
     print(f"hostile events: {len(lines)} lines ({len(block) / 1e6:.1f} MB) x {repeat} through the JSON-lines source")
-    print(f"  {rows:,} rows kept (reference: {good * repeat:,}), {dl:,} dead letters (reference: {dead * repeat:,}), "
-          f"0 crashes, {len(lines) * repeat / elapsed:,.0f} lines/s ({len(block) * repeat / 1e6 / elapsed:.0f} MB/s)")
+    print(
+        f"  {rows:,} rows kept (reference: {good * repeat:,}), {dl:,} dead letters (reference: {dead * repeat:,}), "
+        f"0 crashes, {len(lines) * repeat / elapsed:,.0f} lines/s ({len(block) * repeat / 1e6 / elapsed:.0f} MB/s)"
+    )
 
 
 if __name__ == "__main__":

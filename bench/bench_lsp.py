@@ -110,7 +110,9 @@ def main(argv: list[str] | None = None) -> int:
     peer = min(whole)
     print(f"keystroke in a rule → updated diagnostics ({len(char_times)} edits): {_fmt(char_times)}")
     print(f"line inserted/removed above every rule ({len(line_times)} edits): {_fmt(line_times)}")
-    print(f"peer: whole check_source of the file in process: best {1000 * peer:.0f} ms; `cep check FILE` process: {1000 * process:.0f} ms")
+    print(
+        f"peer: whole check_source of the file in process: best {1000 * peer:.0f} ms; `cep check FILE` process: {1000 * process:.0f} ms"
+    )
     print(f"ratio (peer in process / ours p50, ours with 50 ms debounce and the round trip): {peer / ours:.1f}x")
     worst = max(max(char_times), max(line_times))
     print(f"target ≤ 300 ms: {'met' if worst <= 0.3 else 'NOT met'} (worst {1000 * worst:.0f} ms)")

@@ -78,14 +78,14 @@ class _Receiver(asyncio.Protocol):
                 break
             head = buf[:end].lower()
             at = head.find(b"content-length:")
-            length = int(head[at + 15:].split(b"\r\n", 1)[0]) if at >= 0 else 0
+            length = int(head[at + 15 :].split(b"\r\n", 1)[0]) if at >= 0 else 0
             if len(buf) < end + 4 + length:
                 break
-            if b" /slow" in head[:head.find(b"\r\n")]:
+            if b" /slow" in head[: head.find(b"\r\n")]:
                 slow += 1
             else:
                 answers += 1
-            buf = buf[end + 4 + length:]
+            buf = buf[end + 4 + length :]
         self.buf = buf
         if answers:
             self.transport.write(_RESPONSE * answers)
@@ -141,8 +141,10 @@ class Run:
         return self.n / self.seconds
 
     def describe(self) -> str:
-        return (f"{self.rate:>9,.0f}/s   our CPU {1e6 * self.own_cpu / self.n:,.0f} µs each"
-                f"   receiver busy {100 * self.rx_cpu / self.seconds:.0f}% of a core")
+        return (
+            f"{self.rate:>9,.0f}/s   our CPU {1e6 * self.own_cpu / self.n:,.0f} µs each"
+            f"   receiver busy {100 * self.rx_cpu / self.seconds:.0f}% of a core"
+        )
 
 
 def best_of(repeat: int, rx: ReceiverProcess, fn: Callable[[], tuple[int, float, dict[str, Any]]]) -> Run:
@@ -164,10 +166,17 @@ def match_frame(n: int) -> Any:
 
     rule = compile_source(SOURCE).rule("high_cpu")
     t0 = dt.datetime(2024, 1, 1)
-    return pl.DataFrame({"rule": ["high_cpu"] * n, "ts": [t0 + dt.timedelta(seconds=i) for i in range(n)],
-                         "severity": ["high"] * n, "host": [f"host-{i}" for i in range(n)],
-                         "cpu": [90.0 + i % 10 for i in range(n)], "memory": [70.5] * n},
-                        schema=rule.output_schema)
+    return pl.DataFrame(
+        {
+            "rule": ["high_cpu"] * n,
+            "ts": [t0 + dt.timedelta(seconds=i) for i in range(n)],
+            "severity": ["high"] * n,
+            "host": [f"host-{i}" for i in range(n)],
+            "cpu": [90.0 + i % 10 for i in range(n)],
+            "memory": [70.5] * n,
+        },
+        schema=rule.output_schema,
+    )
 
 
 def notifier_run(url: str, n: int, frame: Any) -> tuple[int, float, dict[str, Any]]:
@@ -176,9 +185,13 @@ def notifier_run(url: str, n: int, frame: Any) -> tuple[int, float, dict[str, An
 
     prog = compile_source(SOURCE)
     with tempfile.TemporaryDirectory() as tmp:
-        notifier = Notifier(prog, outbox=Path(tmp) / "outbox.sqlite", env={"HOOK_URL": url + "/hook"},
-                            max_in_flight=IN_FLIGHT,
-                            policy=DestinationPolicy.allowing(hosts={"127.0.0.1"}))
+        notifier = Notifier(
+            prog,
+            outbox=Path(tmp) / "outbox.sqlite",
+            env={"HOOK_URL": url + "/hook"},
+            max_in_flight=IN_FLIGHT,
+            policy=DestinationPolicy.allowing(hosts={"127.0.0.1"}),
+        )
         notifier.start()
         longest_submit = 0.0
         start = time.perf_counter()
@@ -216,8 +229,11 @@ def body_size(frame: Any) -> int:
 
     channel = Capture(resolve_channel(prog.channel("hook"), {"HOOK_URL": "http://127.0.0.1/hook"}), SendContext(None))
     r = render_message(rule, "webhook", record)
-    asyncio.run(channel.send(Notification("cep-0123456789abcdef0123456789abcdef", rule.id, "High CPU", "high",
-                                          record["ts"], r.subject, r.text, record)))
+    asyncio.run(
+        channel.send(
+            Notification("cep-0123456789abcdef0123456789abcdef", rule.id, "High CPU", "high", record["ts"], r.subject, r.text, record)
+        )
+    )
     return len(captured["body"])
 
 
@@ -233,8 +249,9 @@ def client_run(url: str, n: int, make: Callable[[], Any]) -> tuple[int, float, d
 
             async def one() -> None:
                 async with gate:
-                    r = await client.request("POST", url + "/hook", content=body, timeout=10,
-                                             headers={"Content-Type": "application/json"})
+                    r = await client.request(
+                        "POST", url + "/hook", content=body, timeout=10, headers={"Content-Type": "application/json"}
+                    )
                     assert r.status_code == 200
 
             await asyncio.gather(*[one() for _ in range(IN_FLIGHT)])  # connections open, as in a long run
@@ -260,17 +277,23 @@ def sequential_peer(url: str) -> tuple[int, float, dict[str, Any]]:
 
 def backpressure_run(url: str, frame: Any) -> dict[str, Any]:
     """A receiver that takes 2 s per answer and room for 1,000 pending: submit 5,000 matches."""
+    import logging
+
     from cepdsl.frontend import compile_source
     from runtime.notify import DestinationPolicy, Notifier
-
-    import logging
 
     logging.getLogger("cep.notify").setLevel(logging.ERROR)  # the over-capacity warnings are the point here
     prog = compile_source(SOURCE)
     with tempfile.TemporaryDirectory() as tmp:
-        notifier = Notifier(prog, outbox=Path(tmp) / "outbox.sqlite", env={"HOOK_URL": url + "/slow"},
-                            max_in_flight=IN_FLIGHT, max_pending=1_000, max_submit_wait_s=0.05,
-                            policy=DestinationPolicy.allowing(hosts={"127.0.0.1"}))
+        notifier = Notifier(
+            prog,
+            outbox=Path(tmp) / "outbox.sqlite",
+            env={"HOOK_URL": url + "/slow"},
+            max_in_flight=IN_FLIGHT,
+            max_pending=1_000,
+            max_submit_wait_s=0.05,
+            policy=DestinationPolicy.allowing(hosts={"127.0.0.1"}),
+        )
         notifier.start()
         times = []
         for i in range(0, 5_000, SUBMIT_BATCH):
@@ -279,8 +302,12 @@ def backpressure_run(url: str, frame: Any) -> dict[str, Any]:
             times.append(time.perf_counter() - t)
         stats = notifier.stats()
         notifier.stop(drain=False, timeout=1)
-    return {"longest_submit_ms": 1e3 * max(times), "backpressure_waits": stats["backpressure_waits"],
-            "over_capacity": stats["over_capacity"], "queue_depth": stats["queue_depth"]}
+    return {
+        "longest_submit_ms": 1e3 * max(times),
+        "backpressure_waits": stats["backpressure_waits"],
+        "over_capacity": stats["over_capacity"],
+        "queue_depth": stats["queue_depth"],
+    }
 
 
 # --------------------------------------------------------------------------- 4. templates
@@ -291,11 +318,17 @@ def render_rates(repeat: int) -> dict[str, tuple[float, float]]:
 
     from cepdsl.templates import render
 
-    record = {"severity": "high", "title": "High CPU", "host": "web-17", "cpu": 93.5, "memory": 71.25,
-              "ts": dt.datetime(2024, 1, 1, 12, 0), "rule": "high_cpu"}
+    record = {
+        "severity": "high",
+        "title": "High CPU",
+        "host": "web-17",
+        "cpu": 93.5,
+        "memory": 71.25,
+        "ts": dt.datetime(2024, 1, 1, 12, 0),
+        "rule": "high_cpu",
+    }
     out = {}
-    for name, text, rec in (("straight-line", TEMPLATE, record), ("with a loop", TEMPLATE_LOOP,
-                                                                    {**record, "rec": record})):
+    for name, text, rec in (("straight-line", TEMPLATE, record), ("with a loop", TEMPLATE_LOOP, {**record, "rec": record})):
         assert render(text, rec) == jinja2.Environment().from_string(text).render(rec)  # same text out
         plain = jinja2.Environment().from_string(text)
         best_ours = best_plain = 0.0
@@ -322,47 +355,68 @@ def main() -> None:
     from runtime.notify.ssrf import guarded_client
 
     repeat = 1 if "--quick" in sys.argv else 3
-    print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())} ({os.cpu_count()} CPUs);"
-          f" best of {repeat}")
+    print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())} ({os.cpu_count()} CPUs); best of {repeat}")
     frame = match_frame(N)
     local = DestinationPolicy.allowing(hosts={"127.0.0.1"})
     rx = ReceiverProcess()
     try:
-        print(f"delivery: {N:,} matches of one rule → {N:,} webhook POSTs of {body_size(frame)} bytes, "
-              f"{IN_FLIGHT} in flight; receiver: raw asyncio server in another process")
+        print(
+            f"delivery: {N:,} matches of one rule → {N:,} webhook POSTs of {body_size(frame)} bytes, "
+            f"{IN_FLIGHT} in flight; receiver: raw asyncio server in another process"
+        )
         ours = best_of(repeat, rx, lambda: notifier_run(rx.url, N, frame))
         print(f"  cep notifier (outbox + render + POST), http11: {ours.describe()}   (target ≥ 2,000/s)")
-        print(f"    submit: {ours.extra['submit_rate']:,.0f} matches/s while delivering; longest submit of "
-              f"{SUBMIT_BATCH:,} matches {ours.extra['longest_submit_ms']:.0f} ms")
-        plain = best_of(repeat, rx, lambda: client_run(rx.url, N_HTTPX, lambda: httpx.AsyncClient(
-            limits=httpx.Limits(max_connections=IN_FLIGHT, max_keepalive_connections=IN_FLIGHT))))
-        print(f"  peer: plain httpx.AsyncClient ({N_HTTPX:,}), {IN_FLIGHT} at a time, no outbox/render/SSRF:"
-              f" {plain.describe()}")
+        print(
+            f"    submit: {ours.extra['submit_rate']:,.0f} matches/s while delivering; longest submit of "
+            f"{SUBMIT_BATCH:,} matches {ours.extra['longest_submit_ms']:.0f} ms"
+        )
+        plain = best_of(
+            repeat,
+            rx,
+            lambda: client_run(
+                rx.url,
+                N_HTTPX,
+                lambda: httpx.AsyncClient(limits=httpx.Limits(max_connections=IN_FLIGHT, max_keepalive_connections=IN_FLIGHT)),
+            ),
+        )
+        print(f"  peer: plain httpx.AsyncClient ({N_HTTPX:,}), {IN_FLIGHT} at a time, no outbox/render/SSRF: {plain.describe()}")
         seq = best_of(repeat, rx, lambda: sequential_peer(rx.url))
         print(f"  peer: sequential httpx.post loop ({N_PEER_SEQ}): {seq.describe()}")
-        print(f"  ratio: {ours.rate / plain.rate:.1f}x the async httpx peer, {ours.rate / seq.rate:.0f}x the "
-              f"sequential peer")
+        print(f"  ratio: {ours.rate / plain.rate:.1f}x the async httpx peer, {ours.rate / seq.rate:.0f}x the sequential peer")
 
         print(f"transport alone: POST, {IN_FLIGHT} concurrent; ours guarded (SSRF check per connection)")
         t_ours = best_of(repeat, rx, lambda: client_run(rx.url, N, lambda: guarded_client(local)))
         print(f"  http11.GuardedHttpClient ({N:,}):  {t_ours.describe()}")
-        t_httpx = best_of(repeat, rx, lambda: client_run(rx.url, N_HTTPX, lambda: httpx.AsyncClient(
-            limits=httpx.Limits(max_connections=IN_FLIGHT, max_keepalive_connections=IN_FLIGHT))))
+        t_httpx = best_of(
+            repeat,
+            rx,
+            lambda: client_run(
+                rx.url,
+                N_HTTPX,
+                lambda: httpx.AsyncClient(limits=httpx.Limits(max_connections=IN_FLIGHT, max_keepalive_connections=IN_FLIGHT)),
+            ),
+        )
         print(f"  peer: plain httpx.AsyncClient, no check ({N_HTTPX:,}): {t_httpx.describe()}")
-        print(f"  ratio: {t_ours.rate / t_httpx.rate:.1f}x the rate, "
-              f"{(t_httpx.own_cpu / t_httpx.n) / (t_ours.own_cpu / t_ours.n):.1f}x less CPU per request")
+        print(
+            f"  ratio: {t_ours.rate / t_httpx.rate:.1f}x the rate, "
+            f"{(t_httpx.own_cpu / t_httpx.n) / (t_ours.own_cpu / t_ours.n):.1f}x less CPU per request"
+        )
 
         bp = backpressure_run(rx.url, frame)
         print("engine side: receiver answering after 2 s, max_pending 1,000, max_submit_wait 50 ms, 5 × 1,000 matches")
-        print(f"  longest submit {bp['longest_submit_ms']:.0f} ms; backpressure_waits {bp['backpressure_waits']}, "
-              f"over_capacity {bp['over_capacity']:,} (counted, enqueued anyway), queue depth {bp['queue_depth']:,}")
+        print(
+            f"  longest submit {bp['longest_submit_ms']:.0f} ms; backpressure_waits {bp['backpressure_waits']}, "
+            f"over_capacity {bp['over_capacity']:,} (counted, enqueued anyway), queue depth {bp['queue_depth']:,}"
+        )
     finally:
         rx.stop()
 
     print(f"template rendering: {N_RENDER:,} renders of one record")
     for name, (r_ours, r_plain) in render_rates(repeat).items():
-        print(f"  {name}: cep sandboxed, bounded {r_ours:,.0f}/s; peer plain jinja2 {r_plain:,.0f}/s;"
-              f" ratio {r_ours / r_plain:.2f}x" + ("   (target ≥ 50,000/s)" if name == "straight-line" else ""))
+        print(
+            f"  {name}: cep sandboxed, bounded {r_ours:,.0f}/s; peer plain jinja2 {r_plain:,.0f}/s;"
+            f" ratio {r_ours / r_plain:.2f}x" + ("   (target ≥ 50,000/s)" if name == "straight-line" else "")
+        )
     print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 

@@ -150,8 +150,10 @@ def main() -> None:
     t_py, m_py_sample = timed(lambda: python_nfa(sample))
     t_py_full = t_py * n / sample.height
     _, m_py = (0.0, python_nfa(frame)) if n <= args.sample else (0.0, None)
-    print(f"  python per-event      {t_py_full:7.3f} s  {n / t_py_full / 1e6:7.1f} M events/s  "
-          f"(measured on {sample.height:,} events, extrapolated){'' if m_py is None else f'  matches {m_py:,}'}")
+    print(
+        f"  python per-event      {t_py_full:7.3f} s  {n / t_py_full / 1e6:7.1f} M events/s  "
+        f"(measured on {sample.height:,} events, extrapolated){'' if m_py is None else f'  matches {m_py:,}'}"
+    )
     con = duckdb.connect()
     con.register("auth", frame.drop("ts").to_arrow())
     t_duck, m_duck = timed(lambda: con.execute(DUCK).fetchone()[0])  # type: ignore[index]
@@ -188,8 +190,12 @@ def heartbeats(n: int, hosts: int, seed: int = 1) -> pl.DataFrame:
     rng = np.random.default_rng(seed)
     t = T0 + np.cumsum(rng.integers(0, 3_000, n))
     return pl.DataFrame(
-        {"ts": pl.Series(t).cast(pl.Datetime("us")), "host": pl.Series(rng.integers(0, hosts, n)).cast(pl.String),
-         SEQ: np.arange(n, dtype=np.int64), TIME: t}
+        {
+            "ts": pl.Series(t).cast(pl.Datetime("us")),
+            "host": pl.Series(rng.integers(0, hosts, n)).cast(pl.String),
+            SEQ: np.arange(n, dtype=np.int64),
+            TIME: t,
+        }
     )
 
 
@@ -210,8 +216,11 @@ def absence_python(frame: pl.DataFrame, end: int) -> int:
 def absence_polars(frame: pl.DataFrame, end: int) -> int:
     nxt = pl.col(TIME).shift(-1).over("host")
     return int(
-        frame.lazy().filter((nxt.is_null() & (pl.col(TIME) + TWO_MIN <= end)) | (nxt > pl.col(TIME) + TWO_MIN))
-        .select(pl.len()).collect().item()
+        frame.lazy()
+        .filter((nxt.is_null() & (pl.col(TIME) + TWO_MIN <= end)) | (nxt > pl.col(TIME) + TWO_MIN))
+        .select(pl.len())
+        .collect()
+        .item()
     )
 
 

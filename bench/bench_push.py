@@ -38,9 +38,11 @@ def run(rows: int, batches: int) -> None:
     for i in range(batches):
         s.push("metrics", df.slice(i * rows, rows))
     per_push_ms = (time.perf_counter() - t0) / batches * 1e3
-    print(f"\n== {batches} pushes of {rows:,} rows (10 rules): {per_push_ms:.2f} ms per push; "
-          f"one push of all {df.height:,} rows: {per_row_us:.3f} µs/row "
-          f"→ fixed ≈ {per_push_ms - rows * per_row_us / 1e3:.2f} ms per push")
+    print(
+        f"\n== {batches} pushes of {rows:,} rows (10 rules): {per_push_ms:.2f} ms per push; "
+        f"one push of all {df.height:,} rows: {per_row_us:.3f} µs/row "
+        f"→ fixed ≈ {per_push_ms - rows * per_row_us / 1e3:.2f} ms per push"
+    )
     stats = s.stats(state_size=False)
     print("  rule                 kind       mean ms/push")
     for rid, row in sorted(stats.items(), key=lambda kv: -kv[1]["mean_eval_ms"]):

@@ -242,8 +242,7 @@ def main() -> None:
     ours = results["ours"]
     print(f"\nours: matches {ours['matches']}, evaluation seconds per rule {ours['rule_seconds']}")
     print(
-        f"ours / floor speed = {floor / ours['seconds']:.2f} (target ≥ 0.70); "
-        f"peak RSS {ours['peak_rss_mb']:.0f} MB (target < 2048 MB)"
+        f"ours / floor speed = {floor / ours['seconds']:.2f} (target ≥ 0.70); peak RSS {ours['peak_rss_mb']:.0f} MB (target < 2048 MB)"
     )
 
 

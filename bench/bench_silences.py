@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import cepdsl  # noqa: E402
 from cepdsl.interpret.silences import silence_of  # noqa: E402
 from cepdsl.silences import applicable, apply_silences  # noqa: E402
+
 from common import best_of, report  # noqa: E402
 
 N = int(os.environ.get("BENCH_MATCHES", 1_000_000))
@@ -90,7 +91,10 @@ def main() -> None:
         "100 silences (rule + host matcher, cron periods) applied to match records",
         N,
         ours_s,
-        {"polars hand-written (join_asof per silence)": hand_s, "reference interpreter, per record (10k sample, extrapolated)": loop_s},
+        {
+            "polars hand-written (join_asof per silence)": hand_s,
+            "reference interpreter, per record (10k sample, extrapolated)": loop_s,
+        },
         {"time for 1M matches": "≤ 200 ms"},
     )
 

@@ -109,8 +109,13 @@ rule errors_per_host
 #: The seed design's form of the four filter rules (windows etc. have no seed equivalent;
 #: the peer evaluates these four plus the `where` of the others, per event).
 SEED_RULES = [
-    {"and": [{"field": "cpu", "op": ">", "value": 99}, {"field": "memory", "op": ">", "value": 70},
-             {"not": {"field": "status", "op": "==", "value": "healthy"}}]},
+    {
+        "and": [
+            {"field": "cpu", "op": ">", "value": 99},
+            {"field": "memory", "op": ">", "value": 70},
+            {"not": {"field": "status", "op": "==", "value": "healthy"}},
+        ]
+    },
     {"and": [{"field": "latency_ms", "op": ">", "value": 900}, {"field": "event_type", "op": "==", "value": "metric"}]},
     {"and": [{"field": "status", "op": "==", "value": "down"}, {"field": "cpu", "op": ">", "value": 99.9}]},
     {"field": "memory", "op": ">", "value": 99.95},
@@ -157,7 +162,9 @@ def ndjson(df: pl.DataFrame) -> bytes:
     return buf.encode() if isinstance(buf, str) else buf
 
 
-def _run_engine(prog: Any, sources: dict[str, Any], *, stop_after_rows: int | None = None, **kw: Any) -> tuple[float, StreamingEngine, int]:
+def _run_engine(
+    prog: Any, sources: dict[str, Any], *, stop_after_rows: int | None = None, **kw: Any
+) -> tuple[float, StreamingEngine, int]:
     matches = [0]
 
     def count(_rid: str, frame: pl.DataFrame) -> None:
@@ -345,7 +352,9 @@ def bench_redis(n: int, peer_sample: int = 100_000) -> tuple[float, int, float]:
         server.stop()
     print(f"\n== redis streams: {n:,} entries (XADD took {load_s:.1f} s), consumer group → engine → checkpoint → XACK")
     print(f"  ours: {n / secs / 1e6:6.2f} M events/s ({secs:.2f} s, {matches:,} matches, 0 pending after)   target ≥ 0.3M events/s")
-    print(f"  peer (redis-py XREADGROUP + json.loads + dict conds + XACK): {peer_rate / 1e6:6.2f} M events/s (sample of {len(sample):,})")
+    print(
+        f"  peer (redis-py XREADGROUP + json.loads + dict conds + XACK): {peer_rate / 1e6:6.2f} M events/s (sample of {len(sample):,})"
+    )
     print(f"  ratio ours/peer: {n / secs / peer_rate:6.1f}x")
     return n / secs, n, peer_rate
 
@@ -368,11 +377,29 @@ def main() -> None:
             table.append((case, size, f"{ours / 1e6:.2f}M/s", f"{peer / 1e6:.3f}M/s" if peer else "-", ratio, target, met))
     if a.only in (None, "latency"):
         p50, p99, n = bench_latency(a.rate, a.seconds)
-        table.append((f"latency @ {a.rate:,}/s (p50 / p99)", f"{n:,} events", f"{p50:.0f} / {p99:.0f} ms", "-", "-", "p99 ≤ 100 ms", "yes" if p99 <= 100 else "no"))
+        table.append(
+            (
+                f"latency @ {a.rate:,}/s (p50 / p99)",
+                f"{n:,} events",
+                f"{p50:.0f} / {p99:.0f} ms",
+                "-",
+                "-",
+                "p99 ≤ 100 ms",
+                "yes" if p99 <= 100 else "no",
+            )
+        )
     if a.only in (None, "redis"):
         rate, n, peer = bench_redis(a.redis_events)
         table.append(
-            ("redis streams e2e (events/s)", f"{n:,} entries", f"{rate / 1e6:.2f}M/s", f"{peer / 1e6:.3f}M/s", f"{rate / peer:.1f}x", "≥ 0.3M/s", "yes" if rate >= 3e5 else "no")
+            (
+                "redis streams e2e (events/s)",
+                f"{n:,} entries",
+                f"{rate / 1e6:.2f}M/s",
+                f"{peer / 1e6:.3f}M/s",
+                f"{rate / peer:.1f}x",
+                "≥ 0.3M/s",
+                "yes" if rate >= 3e5 else "no",
+            )
         )
     print("\n| case | data | ours | peer | ratio | target | met? |\n|---|---|---|---|---|---|---|")
     for row in table:

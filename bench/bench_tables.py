@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import cepdsl  # noqa: E402
+
 from common import N_EVENTS, STREAM, best_of, describe, events, report  # noqa: E402
 
 N_ROWS = 100_000
@@ -63,7 +64,9 @@ def main() -> None:
                 (pl.col("tier") >= 3) & (pl.col("cpu") > 50)
             )
             hand_s, hand_out = best_of(hand)
-            assert hand_out.height == out.height and out["hosts.region"].equals(hand_out["region"].cast(pl.String).rename("hosts.region"))
+            assert hand_out.height == out.height and out["hosts.region"].equals(
+                hand_out["region"].cast(pl.String).rename("hosts.region")
+            )
             peers = {"polars hand-written join+filter": hand_s}
             try:
                 import duckdb
@@ -78,8 +81,13 @@ def main() -> None:
             except ImportError:
                 pass
             print(f"\nrule: join hosts on host where {WHERE}  ({out.height:,} matches)")
-            report(f"filter rule joining a {N_ROWS:,}-row table, replay → match records ({label} host)", df.height, ours_s, peers,
-                   {"events/s": "≥ 50M"})
+            report(
+                f"filter rule joining a {N_ROWS:,}-row table, replay → match records ({label} host)",
+                df.height,
+                ours_s,
+                peers,
+                {"events/s": "≥ 50M"},
+            )
 
 
 if __name__ == "__main__":

@@ -26,9 +26,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import cepdsl  # noqa: E402
-from common import STREAM, best_of, describe, engine_run, metrics, report  # noqa: E402
-
 from cepdsl.executor import SEQ, TIME  # noqa: E402
+
+from common import STREAM, best_of, describe, engine_run, metrics, report  # noqa: E402
 
 M_US = 60_000_000
 
@@ -62,7 +62,9 @@ def sliding(df: pl.DataFrame, con: duckdb.DuckDBPyConnection) -> None:
         )
 
     dyn_s, dyn = best_of(polars_dynamic, repeat=2)
-    print(f"\nsliding: {out.height:,} matches (DuckDB {duck.height:,}, group_by_dynamic {dyn.height:,}: it skips windows starting before a host's first row)")
+    print(
+        f"\nsliding: {out.height:,} matches (DuckDB {duck.height:,}, group_by_dynamic {dyn.height:,}: it skips windows starting before a host's first row)"
+    )
     report(
         "sliding 5m every 1m, avg(cpu) > 80 per host (engine push+flush, one batch)",
         n,
@@ -94,9 +96,13 @@ def lifecycle(df: pl.DataFrame) -> None:
             t2 = time.process_time()
             plain_s, life_s = min(plain_s, t1 - t0), min(life_s, t2 - t1)
         print(f"\nlifecycle, avg(cpu) > {threshold}: {p_out.height:,} matches without, {l_out.height:,} records with for/resolve")
-        report(f"sliding 5m every 1m + for 2m + resolve after 2m, avg(cpu) > {threshold} (engine push+flush, CPU time)",
-               df.height, life_s, {"same rule without for/resolve": plain_s},
-               {"lifecycle cost": "≤ 10 % (ratio ≥ 0.91x)"})
+        report(
+            f"sliding 5m every 1m + for 2m + resolve after 2m, avg(cpu) > {threshold} (engine push+flush, CPU time)",
+            df.height,
+            life_s,
+            {"same rule without for/resolve": plain_s},
+            {"lifecycle cost": "≤ 10 % (ratio ≥ 0.91x)"},
+        )
 
 
 def tumbling(df: pl.DataFrame, con: duckdb.DuckDBPyConnection) -> None:

@@ -303,9 +303,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {done:>7,} inputs  {time.perf_counter() - t0:7.1f} s  crashes {len(stats.crashes)}", flush=True)
     wall = time.perf_counter() - t0
     slow_s, slow_text = stats.slowest
-    print(f"fuzz_frontend: {stats.count:,} inputs from {len(texts)} corpus files in {wall:.1f} s "
-          f"({stats.count / wall:,.0f}/s), {stats.clean:,} checked clean, {stats.started:,} started, "
-          f"{stats.rendered:,} messages rendered, {len(stats.crashes)} crashes, {len(stats.slow)} over {SLOW_S:.0f} s (warm)")
+    print(
+        f"fuzz_frontend: {stats.count:,} inputs from {len(texts)} corpus files in {wall:.1f} s "
+        f"({stats.count / wall:,.0f}/s), {stats.clean:,} checked clean, {stats.started:,} started, "
+        f"{stats.rendered:,} messages rendered, {len(stats.crashes)} crashes, {len(stats.slow)} over {SLOW_S:.0f} s (warm)"
+    )
     print(f"slowest input: {slow_s * 1000:.1f} ms ({len(slow_text):,} chars): {slow_text[:120]!r}")
     if stats.crashes or stats.slow:
         out = Path(args.crash_dir)

@@ -52,7 +52,9 @@ def compile(source: str | os.PathLike[str] | list[str | os.PathLike[str]]) -> Ru
     program does not check."""
     from cepdsl.frontend import compile_path, compile_source
 
-    if isinstance(source, (list, tuple)) or (isinstance(source, (str, os.PathLike)) and "\n" not in str(source) and len(str(source)) < 4096 and Path(source).is_dir()):
+    if isinstance(source, (list, tuple)) or (
+        isinstance(source, (str, os.PathLike)) and "\n" not in str(source) and len(str(source)) < 4096 and Path(source).is_dir()
+    ):
         return Rules(compile_path(source))
     if _is_path(source):
         return Rules(compile_path(source))
@@ -119,9 +121,7 @@ class Rules:
         for rid, f in session.flush().items():
             if f.height:
                 parts[rid].append(f)
-        matches = {
-            r.id: pl.concat(parts[r.id]) if parts[r.id] else r.empty_output() for r in self.program.rules
-        }
+        matches = {r.id: pl.concat(parts[r.id]) if parts[r.id] else r.empty_output() for r in self.program.rules}
         return matches, session.take_dead_letters()
 
 

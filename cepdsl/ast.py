@@ -344,8 +344,23 @@ class Resolve:
 
 
 Clause = (
-    From | Where | GroupBy | Window | Having | Schedule | Pattern | Define | Absent | Anomaly | Severity | Throttle | Notify
-    | Message | Join | For | Resolve
+    From
+    | Where
+    | GroupBy
+    | Window
+    | Having
+    | Schedule
+    | Pattern
+    | Define
+    | Absent
+    | Anomaly
+    | Severity
+    | Throttle
+    | Notify
+    | Message
+    | Join
+    | For
+    | Resolve
 )
 
 #: The keyword that introduces each clause, for messages and the formatter.

@@ -18,22 +18,22 @@ from cepdsl.channels import KINDS, options_for
 from cepdsl.diagnostics import Diagnostic, did_you_mean, sort_key
 from cepdsl.parser import gc_paused, has_bad_escape
 from cepdsl.plan import (
+    MAX_PATTERN_PROGRAM,
     SEVERITIES,
+    SILENCED_COLUMN,
     AbsentSpec,
     AnomalySpec,
     ChannelPlan,
     EnvVar,
     FieldPlan,
-    MAX_PATTERN_PROGRAM,
     PAlt,
     PatternSpec,
     PNode,
-    Program,
     PRepeat,
-    ResolveSpec,
-    SILENCED_COLUMN,
+    Program,
     PSeq,
     PStep,
+    ResolveSpec,
     RuleKind,
     RulePlan,
     ScheduleSpec,
@@ -98,7 +98,12 @@ class Checker:
     def twice(self, what: str, name: ast.Name, first: ast.Span, code: str, verb: str = "declared") -> None:
         """`NAME` declared a second time: the error is at the second, the hint names the first."""
         where = f"line {first.line}" if first.file == name.span.file else f"{first.file}:{first.line}:{first.col}"
-        self.error(name.span, f"{what} `{name.value}` is {verb} twice", (f"the first {'definition' if verb == 'defined' else 'declaration'} is at {where}",), code=code)
+        self.error(
+            name.span,
+            f"{what} `{name.value}` is {verb} twice",
+            (f"the first {'definition' if verb == 'defined' else 'declaration'} is at {where}",),
+            code=code,
+        )
 
     # ------------------------------------------------------------------ driver
     def run(self) -> tuple[Program | None, list[Diagnostic]]:
@@ -197,7 +202,12 @@ class Checker:
             tname = d.time.dotted
             fp = next((x for x in fields if x.name == tname), None)
             if fp is None and tname not in seen:
-                self.error(d.time.span, f"time field `{tname}` is not a field of stream `{name}`", did_you_mean(tname, seen), code="unknown-field")
+                self.error(
+                    d.time.span,
+                    f"time field `{tname}` is not a field of stream `{name}`",
+                    did_you_mean(tname, seen),
+                    code="unknown-field",
+                )
                 ok = False
             elif fp is not None and fp.type is not Type.TIMESTAMP:
                 self.error(d.time.span, f"time field `{tname}` must be a timestamp, but it is `{fp.type}`", code="time-type")
@@ -224,7 +234,12 @@ class Checker:
         self.channel_decls[name] = d
         kind = d.kind.value
         if kind not in KINDS:
-            self.error(d.kind.span, f"unknown channel kind `{kind}`", did_you_mean(kind, KINDS) or (f"the kinds are {', '.join(KINDS)}",), code="unknown-channel-kind")
+            self.error(
+                d.kind.span,
+                f"unknown channel kind `{kind}`",
+                did_you_mean(kind, KINDS) or (f"the kinds are {', '.join(KINDS)}",),
+                code="unknown-channel-kind",
+            )
             return
         spec = options_for(kind)
         values: dict[str, Any] = {}
@@ -235,13 +250,23 @@ class Checker:
             if a.name is None:
                 required = [o for o, x in spec.items() if x.required and all(b.name is None or b.name.value != o for b in d.args)]
                 example = f"`{required[0]} = ...`" if required else "`option = value`"
-                self.error(a.span, f"channel options are named: write {example}", (f"`{kind}` takes {', '.join(spec)}",), code="channel-option")
+                self.error(
+                    a.span,
+                    f"channel options are named: write {example}",
+                    (f"`{kind}` takes {', '.join(spec)}",),
+                    code="channel-option",
+                )
                 ok = False
                 positional = True
                 continue
             opt = a.name.value
             if opt not in spec:
-                self.error(a.name.span, f"unknown option `{opt}` for a `{kind}` channel", did_you_mean(opt, spec) or (f"`{kind}` takes {', '.join(spec)}",), code="channel-option")
+                self.error(
+                    a.name.span,
+                    f"unknown option `{opt}` for a `{kind}` channel",
+                    did_you_mean(opt, spec) or (f"`{kind}` takes {', '.join(spec)}",),
+                    code="channel-option",
+                )
                 ok = False
                 continue
             if opt in given:
@@ -269,7 +294,12 @@ class Checker:
         for opt, o in spec.items():
             value = values.get(opt)
             if o.choices and isinstance(value, str) and (value.upper() if o.upper else value) not in o.choices:
-                self.error(given[opt].value.span, f"unknown {o.what or opt} `{value}`", (f"use one of {', '.join(o.choices)}",), code="channel-option")
+                self.error(
+                    given[opt].value.span,
+                    f"unknown {o.what or opt} `{value}`",
+                    (f"use one of {', '.join(o.choices)}",),
+                    code="channel-option",
+                )
                 ok = False
         for opt in ("retries", "timeout"):
             if isinstance(values.get(opt), EnvVar):  # read when the file is checked: must be written out
@@ -283,11 +313,18 @@ class Checker:
 
     def option_value(self, e: ast.Expr, want: str, opt: str) -> Any:
         if isinstance(e, ast.Call) and e.func.value != "env":
-            self.error(e.func.span, f"`{_short(e.func.value)}(...)` cannot be used in a channel option", ('option values are literals or env("NAME")',), code="channel-option")
+            self.error(
+                e.func.span,
+                f"`{_short(e.func.value)}(...)` cannot be used in a channel option",
+                ('option values are literals or env("NAME")',),
+                code="channel-option",
+            )
             return _BAD
         if isinstance(e, ast.Call) and e.func.value == "env":
-            if len(e.args) != 1 or e.args[0].name is not None or not (
-                isinstance(e.args[0].value, ast.Literal) and e.args[0].value.kind == "str"
+            if (
+                len(e.args) != 1
+                or e.args[0].name is not None
+                or not (isinstance(e.args[0].value, ast.Literal) and e.args[0].value.kind == "str")
             ):
                 self.error(e.span, '`env` takes one string: the variable name, e.g. env("SLACK_WEBHOOK_URL")', code="channel-option")
                 return _BAD
@@ -354,7 +391,12 @@ class Checker:
                 continue
             if type(c) in seen:
                 kw = ast.CLAUSE_KEYWORD[type(c)]
-                self.error(keyword_span(c), f"rule `{rid}` has more than one `{kw}` clause", (f"the first is at line {seen[type(c)].span.line}",), code="duplicate-clause")
+                self.error(
+                    keyword_span(c),
+                    f"rule `{rid}` has more than one `{kw}` clause",
+                    (f"the first is at line {seen[type(c)].span.line}",),
+                    code="duplicate-clause",
+                )
             else:
                 seen[type(c)] = c
         shapes = [c for c in r.clauses if isinstance(c, _SHAPES)]
@@ -380,7 +422,12 @@ class Checker:
         stream = self.streams.get(sname)
         if stream is None:
             if sname not in self.stream_decls and sname not in self.broken:
-                self.error(frm.stream.span, f"unknown stream `{sname}`", name_hints(sname, list(self.stream_decls), "streams"), code="unknown-stream")
+                self.error(
+                    frm.stream.span,
+                    f"unknown stream `{sname}`",
+                    name_hints(sname, list(self.stream_decls), "streams"),
+                    code="unknown-stream",
+                )
             return
         RuleLowering(self, r, stream, seen, shape_types[0] if shape_types else None).lower()
 
@@ -429,7 +476,12 @@ class RuleLowering:
             for k in gb.keys:
                 fp = stream.field(k.dotted)
                 if fp is None:
-                    self.error(k.span, f"unknown field `{k.dotted}` in stream `{stream.name}`", did_you_mean(k.dotted, [f.name for f in stream.fields]), code="unknown-field")
+                    self.error(
+                        k.span,
+                        f"unknown field `{k.dotted}` in stream `{stream.name}`",
+                        did_you_mean(k.dotted, [f.name for f in stream.fields]),
+                        code="unknown-field",
+                    )
                 elif any(g.name == fp.name for g in group):
                     self.error(k.span, f"`{k.dotted}` appears twice in `group by`", code="duplicate-key")
                 else:
@@ -474,7 +526,12 @@ class RuleLowering:
             allowed = shape in (ast.Window, ast.Schedule)
             scope = Scope(stream, "having", allowed, tuple(g.name for g in group), aggregates)
             if not allowed:
-                self.error(keyword_span(h), "`having` needs a `window` or `schedule` clause", ("filter single events with `where`",), code="having-without-window")
+                self.error(
+                    keyword_span(h),
+                    "`having` needs a `window` or `schedule` clause",
+                    ("filter single events with `where`",),
+                    code="having-without-window",
+                )
             else:
                 having = typer.condition(h.expr, scope, "having")
 
@@ -483,7 +540,12 @@ class RuleLowering:
         s: ast.Severity | None = cl.get(ast.Severity)
         if s is not None:
             if s.level.value not in SEVERITIES:
-                self.error(s.level.span, f"unknown severity `{s.level.value}`", did_you_mean(s.level.value, SEVERITIES) or (f"use one of {', '.join(SEVERITIES)}",), code="severity")
+                self.error(
+                    s.level.span,
+                    f"unknown severity `{s.level.value}`",
+                    did_you_mean(s.level.value, SEVERITIES) or (f"use one of {', '.join(SEVERITIES)}",),
+                    code="severity",
+                )
             else:
                 severity = s.level.value
         throttle = None
@@ -497,7 +559,12 @@ class RuleLowering:
         if n is not None:
             for ch in (*n.channels, *([n.fallback] if n.fallback else [])):
                 if ch.value not in self.c.channel_names:
-                    self.error(ch.span, f"unknown channel `{ch.value}`", name_hints(ch.value, sorted(self.c.channel_names), "channels"), code="unknown-channel")
+                    self.error(
+                        ch.span,
+                        f"unknown channel `{ch.value}`",
+                        name_hints(ch.value, sorted(self.c.channel_names), "channels"),
+                        code="unknown-channel",
+                    )
             notify = [ch.value for ch in n.channels]
             named: set[str] = set()
             for ch in n.channels:
@@ -519,7 +586,9 @@ class RuleLowering:
                 if ts is not None
                 else f"declare a timestamp field and name it with `time <field>` in stream `{stream.name}`"
             )
-            self.error(needs_time, f"this rule needs event time, but stream `{stream.name}` has no time field", (hint,), code="no-time")
+            self.error(
+                needs_time, f"this rule needs event time, but stream `{stream.name}` has no time field", (hint,), code="no-time"
+            )
 
         # -- message (checked against the record it will be rendered with). When the
         # clauses that shape the record failed, its columns are unknown: only the
@@ -637,7 +706,12 @@ class RuleLowering:
             every = self.positive(w.every, "the slide (`every`)")
             if size and every and every > size:
                 assert w.every is not None and w.size is not None
-                self.error(w.every.span, f"the slide `{w.every.text}` is longer than the window `{w.size.text}`: rows between windows would be skipped", ("use `tumbling` for windows that do not overlap, or a slide ≤ the size",), code="sliding")
+                self.error(
+                    w.every.span,
+                    f"the slide `{w.every.text}` is longer than the window `{w.size.text}`: rows between windows would be skipped",
+                    ("use `tumbling` for windows that do not overlap, or a slide ≤ the size",),
+                    code="sliding",
+                )
                 return None
             return WindowSpec("sliding", size_us=size, every_us=every) if size and every else None
         if w.kind == "session":
@@ -677,7 +751,12 @@ class RuleLowering:
                     ok = False
                     continue
                 if nm not in steps:
-                    self.error(item.name.span, f"unknown pattern variable `{nm}`: it does not appear in the pattern", did_you_mean(nm, steps), code="unknown-pattern-variable")
+                    self.error(
+                        item.name.span,
+                        f"unknown pattern variable `{nm}`: it does not appear in the pattern",
+                        did_you_mean(nm, steps),
+                        code="unknown-pattern-variable",
+                    )
                     ok = False
                     continue
                 cond = self.c.typer.condition(item.expr, Scope(self.stream, "define"), "define")
@@ -722,7 +801,12 @@ class RuleLowering:
     def anomaly(self, a: ast.Anomaly) -> AnomalySpec | None:
         method = a.method.value
         if method not in _ANOMALY_PARAMS:
-            self.error(a.method.span, f"unknown anomaly method `{method}`", (*did_you_mean(method, _ANOMALY_PARAMS), "the methods are zscore, iqr and ema"), code="anomaly")
+            self.error(
+                a.method.span,
+                f"unknown anomaly method `{method}`",
+                (*did_you_mean(method, _ANOMALY_PARAMS), "the methods are zscore, iqr and ema"),
+                code="anomaly",
+            )
             return None
         params = dict(_ANOMALY_PARAMS[method])
         positional = [x for x in a.args if x.name is None]
@@ -742,7 +826,12 @@ class RuleLowering:
                 continue
             k = arg.name.value
             if k not in params:
-                self.error(arg.name.span, f"`{method}` has no parameter `{k}`", did_you_mean(k, params) or (f"its parameters are {', '.join(params)}",), code="anomaly")
+                self.error(
+                    arg.name.span,
+                    f"`{method}` has no parameter `{k}`",
+                    did_you_mean(k, params) or (f"its parameters are {', '.join(params)}",),
+                    code="anomaly",
+                )
                 ok = False
                 continue
             v = arg.value
@@ -766,7 +855,9 @@ class RuleLowering:
         baseline = int(a.baseline.value) if a.baseline is not None else 100
         warmup = int(a.warmup.value) if a.warmup is not None else 10
         if a.baseline is not None and not 1 <= baseline <= MAX_BASELINE:
-            self.error(a.baseline.span, f"`baseline` must be between 1 and {MAX_BASELINE}, got {_short(a.baseline.text)}", code="anomaly")
+            self.error(
+                a.baseline.span, f"`baseline` must be between 1 and {MAX_BASELINE}, got {_short(a.baseline.text)}", code="anomaly"
+            )
             ok = False
         if a.warmup is not None and warmup < 1:
             self.error(a.warmup.span, "`warmup` must be at least 1", code="anomaly")
@@ -811,7 +902,7 @@ def keyword_span(clause: Any) -> ast.Span:
 
 
 def name_hints(word: str, known: list[str], what: str) -> tuple[str, ...]:
-    """"did you mean" when a name is close; else the names there are (when few)."""
+    """ "did you mean" when a name is close; else the names there are (when few)."""
     close = did_you_mean(word, known)
     if close:
         return close
@@ -824,7 +915,9 @@ def name_hints(word: str, known: list[str], what: str) -> tuple[str, ...]:
 
 _SIMPLE_TEMPLATE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)(?:\.[A-Za-z_][A-Za-z0-9_]*)*\s*\}\}")
 # Names Jinja reads as constants or globals, not record fields: these take the slow path.
-_JINJA_NAMES = frozenset({"true", "false", "none", "True", "False", "None", "range", "dict", "lipsum", "cycler", "joiner", "namespace"})
+_JINJA_NAMES = frozenset(
+    {"true", "false", "none", "True", "False", "None", "range", "dict", "lipsum", "cycler", "joiner", "namespace"}
+)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -910,7 +1003,10 @@ def cron_problem(cron: str) -> tuple[str, str] | None:
         # Each field alone, with the others `*`: names the field that is wrong.
         probe = " ".join(f if j == i else "*" for j in range(5))
         if not croniter.is_valid(probe):
-            return (f"the {_CRON_FIELDS[i]} field `{_short(f)}` is invalid", f"the {_CRON_FIELDS[i]} is {_CRON_RANGES[i]}, or `*`, a list, a range or a step")
+            return (
+                f"the {_CRON_FIELDS[i]} field `{_short(f)}` is invalid",
+                f"the {_CRON_FIELDS[i]} is {_CRON_RANGES[i]}, or `*`, a list, a range or a step",
+            )
     if not croniter.is_valid(cron):
         return ("the fields do not fit together", _CRON_HINT)
     try:

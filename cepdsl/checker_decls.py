@@ -45,47 +45,85 @@ def check_table(c: Checker, d: ast.TableDecl) -> None:
     for f in d.fields:
         fname = f.path.dotted
         if len(f.path.parts) > 1:
-            c.error(f.path.span, f"table fields are plain names, not paths: `{fname}`", ("a joined field is read as `ALIAS.field`",), code="table")
+            c.error(
+                f.path.span,
+                f"table fields are plain names, not paths: `{fname}`",
+                ("a joined field is read as `ALIAS.field`",),
+                code="table",
+            )
             ok = False
             continue
         if any(x.name == fname for x in fields):
-            c.error(f.path.span, f"field `{fname}` is declared twice in table `{name}`", ("remove one of them",), code="duplicate-field")
+            c.error(
+                f.path.span, f"field `{fname}` is declared twice in table `{name}`", ("remove one of them",), code="duplicate-field"
+            )
             ok = False
             continue
         t = DECLARABLE.get(f.type.value)
         if t is None:
-            c.error(f.type.span, f"unknown type `{f.type.value}`", did_you_mean(f.type.value, DECLARABLE) or (f"the types are {', '.join(DECLARABLE)}",), code="unknown-type")
+            c.error(
+                f.type.span,
+                f"unknown type `{f.type.value}`",
+                did_you_mean(f.type.value, DECLARABLE) or (f"the types are {', '.join(DECLARABLE)}",),
+                code="unknown-type",
+            )
             ok = False
             continue
         fields.append(FieldPlan(fname, t))
     key = None
     if d.key is None:
         first = fields[0].name if fields else "field"
-        c.error(d.name.span, f"table `{name}` has no `key`", (f"name the field rows are looked up by, e.g. `key {first}`",), code="table")
+        c.error(
+            d.name.span, f"table `{name}` has no `key`", (f"name the field rows are looked up by, e.g. `key {first}`",), code="table"
+        )
         ok = False
     else:
         key = d.key.dotted
         if not any(f.name == key for f in fields) and all(f.path.dotted != key for f in d.fields):
-            c.error(d.key.span, f"key `{key}` is not a field of table `{name}`",
-                    did_you_mean(key, [f.name for f in fields]) or (f"the fields are {', '.join(f.name for f in fields)}",), code="unknown-field")
+            c.error(
+                d.key.span,
+                f"key `{key}` is not a field of table `{name}`",
+                did_you_mean(key, [f.name for f in fields]) or (f"the fields are {', '.join(f.name for f in fields)}",),
+                code="unknown-field",
+            )
             ok = False
     source = path = None
     if d.source is None:
-        c.error(d.name.span, f"table `{name}` has no `from`", ('read it from a file, `from "hosts.csv"` (.csv, .parquet, .jsonl), or `from redis("cep:table:hosts")`',), code="table")
+        c.error(
+            d.name.span,
+            f"table `{name}` has no `from`",
+            ('read it from a file, `from "hosts.csv"` (.csv, .parquet, .jsonl), or `from redis("cep:table:hosts")`',),
+            code="table",
+        )
         ok = False
     elif isinstance(d.source, ast.Literal):
         ext = os.path.splitext(d.source.value)[1].lower()
         if ext not in TABLE_FILE_KINDS:
-            c.error(d.source.span, f"cannot read a table from {_short(d.source.text)}: unknown file kind", ("table files are .csv, .parquet or .jsonl (JSON lines)",), code="table")
+            c.error(
+                d.source.span,
+                f"cannot read a table from {_short(d.source.text)}: unknown file kind",
+                ("table files are .csv, .parquet or .jsonl (JSON lines)",),
+                code="table",
+            )
             ok = False
         source, path = "file", d.source.value
     else:
         fn = d.source.func.value
         args = d.source.args
         if fn not in TABLE_SOURCES:
-            c.error(d.source.func.span, f"unknown table source `{_short(fn)}(...)`", did_you_mean(fn, TABLE_SOURCES) or ('tables come from a file or from redis("HASH")',), code="table")
+            c.error(
+                d.source.func.span,
+                f"unknown table source `{_short(fn)}(...)`",
+                did_you_mean(fn, TABLE_SOURCES) or ('tables come from a file or from redis("HASH")',),
+                code="table",
+            )
             ok = False
-        elif len(args) != 1 or args[0].name is not None or not (isinstance(args[0].value, ast.Literal) and args[0].value.kind == "str") or not args[0].value.value:
+        elif (
+            len(args) != 1
+            or args[0].name is not None
+            or not (isinstance(args[0].value, ast.Literal) and args[0].value.kind == "str")
+            or not args[0].value.value
+        ):
             c.error(d.source.span, '`redis` takes one string: the hash name, e.g. redis("cep:table:hosts")', code="table")
             ok = False
         else:
@@ -93,7 +131,12 @@ def check_table(c: Checker, d: ast.TableDecl) -> None:
     refresh = None
     if d.refresh is not None:
         if d.refresh.us <= 0:
-            c.error(d.refresh.span, f"`refresh` must be a positive duration, got `{d.refresh.text}`", ("for example `refresh 5m`",), code="duration")
+            c.error(
+                d.refresh.span,
+                f"`refresh` must be a positive duration, got `{d.refresh.text}`",
+                ("for example `refresh 5m`",),
+                code="duration",
+            )
             ok = False
         refresh = d.refresh.us
     if not ok:
@@ -119,7 +162,9 @@ def lower_joins(lw: RuleLowering, joins: list[ast.Join]) -> tuple[StreamPlan, tu
             if tname not in c.table_decls and tname not in c.broken:
                 from cepdsl.checker import name_hints
 
-                c.error(j.table.span, f"unknown table `{tname}`", name_hints(tname, sorted(c.table_decls), "tables"), code="unknown-table")
+                c.error(
+                    j.table.span, f"unknown table `{tname}`", name_hints(tname, sorted(c.table_decls), "tables"), code="unknown-table"
+                )
             continue
         alias = j.prefix
         alias_span = (j.alias or j.table).span
@@ -217,7 +262,12 @@ def check_silence(c: Checker, d: ast.SilenceDecl, rule_decls: list[ast.RuleDecl]
     match = None
     used: tuple[str, ...] = ()
     if d.match is None:
-        c.error(d.name.span, f"silence `{name}` has no `match`", ('say which matches it silences, e.g. `match rule == "disk_full"`',), code="silence")
+        c.error(
+            d.name.span,
+            f"silence `{name}` has no `match`",
+            ('say which matches it silences, e.g. `match rule == "disk_full"`',),
+            code="silence",
+        )
     elif len(c.rules) == len(rule_decls):
         # Only when every rule checked clean: the record fields are then all known.
         fields = record_fields(c.rules)
@@ -232,14 +282,21 @@ def check_silence(c: Checker, d: ast.SilenceDecl, rule_decls: list[ast.RuleDecl]
         cron = d.cron.value
         assert d.duration is not None
         if d.duration.us <= 0:
-            c.error(d.duration.span, f"a silence's `for` must be a positive duration, got `{d.duration.text}`", ("for example `for 2h`",), code="duration")
+            c.error(
+                d.duration.span,
+                f"a silence's `for` must be a positive duration, got `{d.duration.text}`",
+                ("for example `for 2h`",),
+                code="duration",
+            )
         duration = d.duration.us
     elif d.start is not None:
         assert d.until is not None
         start, until = parse_instant(d.start.value), parse_instant(d.until.value)
         for lit, value in ((d.start, start), (d.until, until)):
             if value is None:
-                c.error(lit.span, f"{_short(lit.text)} is not an RFC 3339 time", ('write e.g. "2026-12-24T00:00:00Z"',), code="silence")
+                c.error(
+                    lit.span, f"{_short(lit.text)} is not an RFC 3339 time", ('write e.g. "2026-12-24T00:00:00Z"',), code="silence"
+                )
         if start is not None and until is not None and until <= start:
             c.error(d.until.span, "the silence ends before it starts", ("`until` must be later than `from`",), code="silence")
     else:
@@ -262,6 +319,9 @@ def _field_names(e: ast.Expr) -> set[str]:
     for v in vars(e).values():
         items = v if isinstance(v, tuple) else (v,)
         for x in items:
-            if isinstance(x, (ast.Literal, ast.ListLit, ast.MapLit, ast.FieldRef, ast.Call, ast.Unary, ast.Binary, ast.InList, ast.IsNull, ast.Arg)):
+            if isinstance(
+                x,
+                (ast.Literal, ast.ListLit, ast.MapLit, ast.FieldRef, ast.Call, ast.Unary, ast.Binary, ast.InList, ast.IsNull, ast.Arg),
+            ):
                 out |= _field_names(x.value if isinstance(x, ast.Arg) else x)
     return out

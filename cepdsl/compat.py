@@ -27,10 +27,10 @@ from urllib.parse import urlparse
 
 from cepdsl import ast
 from cepdsl.channels import CHANNEL_KINDS, COMMON, KINDS
-from cepdsl.fmt import duration_text, format_file, format_source, quote_string
-from cepdsl.functions import AGGREGATES, aggregate_by_import_name
 from cepdsl.durations import DurationError
 from cepdsl.durations import parse_duration_us as read_duration_us
+from cepdsl.fmt import duration_text, format_file, format_source, quote_string
+from cepdsl.functions import AGGREGATES, aggregate_by_import_name
 
 __all__ = ["ImportFailed", "ImportProblem", "import_rules"]
 
@@ -511,7 +511,13 @@ class _RuleConverter:
         sp = f"{p}.trigger_spec"
         ttype = r.get("trigger_type")
         if ttype is None:
-            ttype = "anomaly" if "anomaly_method" in spec else "schedule" if _get(spec, ("cron", "schedule", "cron_expression", "interval"))[0] else "metric"
+            ttype = (
+                "anomaly"
+                if "anomaly_method" in spec
+                else "schedule"
+                if _get(spec, ("cron", "schedule", "cron_expression", "interval"))[0]
+                else "metric"
+            )
         if ttype not in ("metric", "event", "schedule", "anomaly"):
             self.fail(f"{p}.trigger_type", f"unknown trigger_type {ttype!r}: use metric, event, schedule or anomaly")
             raise _Skip
@@ -522,7 +528,15 @@ class _RuleConverter:
         if ttype == "schedule":
             spec_keys |= {"cron", "schedule", "cron_expression", "interval", "over", "lookback"}
         if ttype == "anomaly":
-            spec_keys |= {"anomaly_method", "anomaly_config", "value_path", "baseline_window", "baseline_values", "warmup", "min_samples"}
+            spec_keys |= {
+                "anomaly_method",
+                "anomaly_config",
+                "value_path",
+                "baseline_window",
+                "baseline_values",
+                "warmup",
+                "min_samples",
+            }
         for k in spec:
             if k in _ENRICHMENT_KEYS:
                 self.fail(f"{sp}.{k}", _ENRICHMENT_REFUSAL.format(key=k))
@@ -582,8 +596,11 @@ class _RuleConverter:
         having = self.havings(spec, sp, windowed=bool(window_path) or ttype == "schedule")
         if metric_having is not None:
             if not window_path:
-                self.fail(f"{sp}.aggregation", f"`aggregation` {spec.get('aggregation')!r} of a metric trigger needs a window: "
-                          "add trigger_spec.window {\"type\": \"tumbling\", \"size\": \"5m\"} (an aggregate is taken over one)")
+                self.fail(
+                    f"{sp}.aggregation",
+                    f"`aggregation` {spec.get('aggregation')!r} of a metric trigger needs a window: "
+                    "add trigger_spec.window {\"type\": \"tumbling\", \"size\": \"5m\"} (an aggregate is taken over one)",
+                )
             else:
                 having = ast.Binary("and", having, metric_having) if having else metric_having
         severity = self.severity(r, spec, p, sp)
@@ -659,7 +676,10 @@ class _RuleConverter:
             every = dur(("slide", "every", "step", "hop"), "how often a window starts")
             if size and every:
                 if every.us > size.us:
-                    self.fail(f"{wp}.slide", f"the slide {every.text} is longer than the window {size.text}: rows between windows would be lost")
+                    self.fail(
+                        f"{wp}.slide",
+                        f"the slide {every.text} is longer than the window {size.text}: rows between windows would be lost",
+                    )
                     return None, wp
                 return ast.Window("sliding", size=size, every=every), wp
             return None, wp
@@ -714,7 +734,9 @@ class _RuleConverter:
                 return None
             if over is None:
                 over = _dur(_cron_period_us(cron))
-                self.notes.append(f"schedule range defaults to the cron period (over {over.text}): each tick sees the rows since the previous one")
+                self.notes.append(
+                    f"schedule range defaults to the cron period (over {over.text}): each tick sees the rows since the previous one"
+                )
             return ast.Schedule(_str(cron), over)
         # anomaly
         if window is not None:
@@ -794,7 +816,10 @@ class _RuleConverter:
         has_op, has_threshold = "op" in spec, "threshold" in spec
         if has_op != has_threshold:
             missing = "threshold" if has_op else "op"
-            self.fail(f"{sp}.{'op' if has_op else 'threshold'}", f"a metric trigger compares with both `op` and `threshold`; `{missing}` is missing")
+            self.fail(
+                f"{sp}.{'op' if has_op else 'threshold'}",
+                f"a metric trigger compares with both `op` and `threshold`; `{missing}` is missing",
+            )
             raise _Skip
         cmp = None
         threshold = ast.Literal(None, "null", "null")  # set with `op`
@@ -843,11 +868,16 @@ class _RuleConverter:
             if not windowed:
                 has_condition = isinstance(a, dict) and any(k in a for k in ("op", "operator", "value", "threshold"))
                 if has_condition:
-                    self.fail(path, "an aggregate condition needs a window: add trigger_spec.window {\"type\": \"tumbling\", \"size\": \"5m\"}")
+                    self.fail(
+                        path,
+                        "an aggregate condition needs a window: add trigger_spec.window {\"type\": \"tumbling\", \"size\": \"5m\"}",
+                    )
                 else:
                     what = a.get("type", "?") if isinstance(a, dict) else "?"
                     fld = a.get("field", "") if isinstance(a, dict) else ""
-                    self.notes.append(f"aggregation {what}({fld}) without a window or threshold was not converted: it only annotated the alert")
+                    self.notes.append(
+                        f"aggregation {what}({fld}) without a window or threshold was not converted: it only annotated the alert"
+                    )
                 continue
             try:
                 text = self.aggregation(a, path, windowed)
@@ -964,6 +994,7 @@ _TEMPLATE_ALIASES = {"alert_title": "title", "rule_name": "title", "rule_id": "r
 
 def _template(text: str) -> str:
     """The seed's template variables that have a `.cep` name (`{{ alert_title }}` → `{{ title }}`)."""
+
     def swap(m: re.Match[str]) -> str:
         return m.group(1) + _TEMPLATE_ALIASES[m.group(2)] + m.group(3)
 

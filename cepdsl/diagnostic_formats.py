@@ -51,12 +51,14 @@ def to_sarif(diags: Sequence[Diagnostic], *, version: str = "") -> str:
             region["endLine"] = d.span.end_line
             if d.span.end_col:
                 region["endColumn"] = d.span.end_col
-        results.append({
-            "ruleId": d.code or "error",
-            "level": "error" if d.severity == "error" else "warning",
-            "message": {"text": text},
-            "locations": [{"physicalLocation": {"artifactLocation": {"uri": d.span.file}, "region": region}}],
-        })
+        results.append(
+            {
+                "ruleId": d.code or "error",
+                "level": "error" if d.severity == "error" else "warning",
+                "message": {"text": text},
+                "locations": [{"physicalLocation": {"artifactLocation": {"uri": d.span.file}, "region": region}}],
+            }
+        )
     run = {
         "tool": {"driver": {"name": "cep", "version": version, "rules": [{"id": c} for c in codes]}},
         "results": results,

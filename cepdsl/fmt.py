@@ -189,8 +189,7 @@ def format_expr(e: ast.Expr, min_level: int = _OR) -> str:
 
 def _args(args: tuple[ast.Arg, ...]) -> str:
     return ", ".join(
-        format_expr(a.value) if a.name is None else f"{name_text(a.name, _BARE_ARG_NAMES)} = {format_expr(a.value)}"
-        for a in args
+        format_expr(a.value) if a.name is None else f"{name_text(a.name, _BARE_ARG_NAMES)} = {format_expr(a.value)}" for a in args
     )
 
 
@@ -320,9 +319,7 @@ def _list_pinned(units: list[_Unit], n: int) -> bool:
     """Whether comments (attached with the one-per-line layout) sit *between* items, so
     the list must stay one per line.  A comment after the last item is not: inline, it
     simply trails the line."""
-    return n >= 2 and bool(
-        units[0].trailing or any(u.leading for u in units[1:n]) or any(u.trailing for u in units[1 : n - 1])
-    )
+    return n >= 2 and bool(units[0].trailing or any(u.leading for u in units[1:n]) or any(u.trailing for u in units[1 : n - 1]))
 
 
 def _stream_units(d: ast.StreamDecl, multiline: bool) -> tuple[list[_Unit], int, int]:

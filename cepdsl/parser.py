@@ -22,9 +22,9 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedTok
 
 from cepdsl import ast
 from cepdsl.diagnostics import Diagnostic
+from cepdsl.durations import US_PER, parse_duration_us
 from cepdsl.keywords import DECL_KEYWORDS, RESERVED
 from cepdsl.syntax_errors import declaration_read_as_name, syntax_diagnostic
-from cepdsl.durations import US_PER, parse_duration_us
 
 #: Limits that keep a hostile or broken file from exhausting the machine.
 MAX_FILE_BYTES = 4 * 1024 * 1024
@@ -54,8 +54,9 @@ def grammar() -> Lark:
     except ModuleNotFoundError:
         # An editable install made before grammar/ became the package cepdsl.grammar maps only
         # cepdsl/: say how to fix it rather than fail inside Lark.
-        raise RuntimeError("the package cepdsl.grammar (the grammar/ folder) is not installed: "
-                           "re-run `pip install -e .` (or install cep again)") from None
+        raise RuntimeError(
+            "the package cepdsl.grammar (the grammar/ folder) is not installed: re-run `pip install -e .` (or install cep again)"
+        ) from None
     return Lark.open_from_package(
         "cepdsl.grammar",  # the top-level grammar/ folder, mapped in pyproject.toml
         "cep.lark",
@@ -459,7 +460,9 @@ class _ToAst:
         for kind, value, span in opts:
             if kind in out:
                 self.problems.append(
-                    Diagnostic(span, f"`{kind}` is given more than once for {what} `{name.value}`", ("give it once",), code="duplicate-option")
+                    Diagnostic(
+                        span, f"`{kind}` is given more than once for {what} `{name.value}`", ("give it once",), code="duplicate-option"
+                    )
                 )
                 continue
             out[kind] = value
@@ -518,6 +521,7 @@ class _ToAst:
         name = ast.Name(tok.value, span=_tok_span(self.file, tok))
         return ast.FieldRef(ast.Path((name,), name.span), self._span(meta))
 
+
 # ----------------------------------------------------------------------------- the LALR driver
 #
 # Lark's own loop builds a `Tree` per reduce through a chain of wrappers
@@ -543,7 +547,14 @@ class _Node:
     __slots__ = ("value", "line", "column", "end_line", "end_column", "height")
 
     def __init__(self, value: Any, line: int, column: int, end_line: int, end_column: int, height: int):
-        self.value, self.line, self.column, self.end_line, self.end_column, self.height = value, line, column, end_line, end_column, height
+        self.value, self.line, self.column, self.end_line, self.end_column, self.height = (
+            value,
+            line,
+            column,
+            end_line,
+            end_column,
+            height,
+        )
 
 
 class _Inline(_Node):
@@ -579,7 +590,15 @@ def _rule_callback(rule: Any, current: threading.local) -> Any:
     trailing = pending + nones[len(expansion)]
     inline = rule.origin.name.startswith("_")
     expand1 = options.expand1 and not rule.alias
-    if expand1 and len(expansion) == 1 and include and not include[0][1] and not include[0][2] and not trailing and not expansion[0].is_term:
+    if (
+        expand1
+        and len(expansion) == 1
+        and include
+        and not include[0][1]
+        and not include[0][2]
+        and not trailing
+        and not expansion[0].is_term
+    ):
         return None  # a unit reduce: the child is the value, positions unchanged
     name = rule.alias or options.template_source or rule.origin.name
     # A `?rule` of one child never builds; any other rule must have a method (a
@@ -926,7 +945,14 @@ def _parse(text: str, file: str) -> tuple[ast.File | None, list[Diagnostic]]:
         line = text.count("\n", 0, deep) + 1
         col = deep - (text.rfind("\n", 0, deep) + 1) + 1
         return None, [
-            _limit(file, line, col, 1, f"brackets are nested more than {MAX_NESTING} levels deep", "simplify the expression or split it over several rules")
+            _limit(
+                file,
+                line,
+                col,
+                1,
+                f"brackets are nested more than {MAX_NESTING} levels deep",
+                "simplify the expression or split it over several rules",
+            )
         ]
 
     diags: list[Diagnostic] = []

@@ -100,9 +100,7 @@ class Registry(Generic[E]):
 
     def missing(self) -> list[str]:
         """Every required part an entry lacks, and every part given for no entry."""
-        out = [
-            f"{self.what} `{n}` has no {p} part" for n in self._entries for p in self.required if n not in self._parts[p]
-        ]
+        out = [f"{self.what} `{n}` has no {p} part" for n in self._entries for p in self.required if n not in self._parts[p]]
         out += [
             f"{p} part given for unknown {self.what} `{n}`" for p, given in self._parts.items() for n in given
             if n not in self._entries

@@ -36,8 +36,6 @@ def _conjuncts(e: TExpr) -> list[TExpr]:
     return [e]
 
 
-
-
 def applicable(rule: RulePlan, silences: Sequence[SilencePlan]) -> list[SilencePlan]:
     """The silences that may apply to `rule`'s records, in name order: a conjunct that
     reads only `rule`/`severity` and is not true for this rule rules the silence out."""
@@ -176,8 +174,9 @@ def apply_silences(frame: pl.DataFrame, silences: Sequence[SilencePlan], rule: R
         if len(rows):
             hold(k, rows)
     for field, pairs in grouped.items():
-        lookup = pl.DataFrame({"__v": [v for v, _ in pairs], "__k": [k for _, k in pairs]},
-                              schema={"__v": schema[field], "__k": pl.Int64})
+        lookup = pl.DataFrame(
+            {"__v": [v for v, _ in pairs], "__k": [k for _, k in pairs]}, schema={"__v": schema[field], "__k": pl.Int64}
+        )
         found = frame.select(pl.col(field).alias("__v")).with_row_index("__row").join(lookup, on="__v", how="inner")
         if not found.height:
             continue
@@ -187,5 +186,3 @@ def apply_silences(frame: pl.DataFrame, silences: Sequence[SilencePlan], rule: R
     count = int(silenced.sum())
     names = pl.Series(SILENCED, [s.name for s in silences] + [None], dtype=pl.String).gather(best)
     return frame.with_columns(names), count
-
-

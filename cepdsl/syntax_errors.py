@@ -139,7 +139,9 @@ def _tok_span(file: str, tok: Token) -> ast.Span:
     return ast.Span(file, tok.line or 1, tok.column or 1, tok.end_line or 1, tok.end_column or 1)
 
 
-def syntax_diagnostic(lark: Lark, keywords: frozenset[str], file: str, err: UnexpectedInput, text: str, parsed: str | None = None) -> Diagnostic:
+def syntax_diagnostic(
+    lark: Lark, keywords: frozenset[str], file: str, err: UnexpectedInput, text: str, parsed: str | None = None
+) -> Diagnostic:
     """`parsed`: the text the parser read, when recovery blanked broken declarations out of
     `text` (same positions); what was expected at a point is asked of it."""
     if isinstance(err, UnexpectedToken):

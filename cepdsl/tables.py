@@ -54,7 +54,12 @@ def _cast(frame: pl.DataFrame, plan: TablePlan, where: str) -> pl.DataFrame:
         elif f.type is Type.BOOL and src == pl.String:
             low = col.str.strip_chars().str.to_lowercase()
             exprs.append(
-                pl.when(low.is_in(["true", "1", "yes"])).then(True).when(low.is_in(["false", "0", "no"])).then(False).otherwise(None).alias(f.name)
+                pl.when(low.is_in(["true", "1", "yes"]))
+                .then(True)
+                .when(low.is_in(["false", "0", "no"]))
+                .then(False)
+                .otherwise(None)
+                .alias(f.name)
             )
         else:
             if src == pl.String and f.type is not Type.STR:
@@ -64,7 +69,9 @@ def _cast(frame: pl.DataFrame, plan: TablePlan, where: str) -> pl.DataFrame:
         return frame.select(exprs)
     except (pl.exceptions.InvalidOperationError, pl.exceptions.ComputeError) as e:
         bad = _first_bad_column(frame, plan, exprs)
-        raise TableError(f"{where}: table `{plan.name}`: column `{bad}` has a value that is not a {plan.field(bad).type}: {_first_line(e)}") from None
+        raise TableError(
+            f"{where}: table `{plan.name}`: column `{bad}` has a value that is not a {plan.field(bad).type}: {_first_line(e)}"
+        ) from None
 
 
 def _first_bad_column(frame: pl.DataFrame, plan: TablePlan, exprs: list[pl.Expr]) -> str:

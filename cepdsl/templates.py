@@ -55,9 +55,7 @@ class TemplateError(ValueError):
     `lineno` is the line inside the template; `near` a regular expression that finds the
     offending text in it (for the checker's caret); `hints` what to do instead."""
 
-    def __init__(
-        self, message: str, lineno: int | None = None, near: str | None = None, hints: tuple[str, ...] = ()
-    ) -> None:
+    def __init__(self, message: str, lineno: int | None = None, near: str | None = None, hints: tuple[str, ...] = ()) -> None:
         super().__init__(message if lineno is None else f"line {lineno}: {message}")
         self.message = message
         self.lineno = lineno
@@ -221,7 +219,7 @@ def _percent_size(fmt: str, args: Any) -> int:
                 raise TemplateError(f"format width {part} is larger than the output limit ({limit})")
             size += int(part or 0)
     values = args if isinstance(args, tuple) else (args,)
-    for v in (values[0].values() if len(values) == 1 and isinstance(values[0], dict) else values):
+    for v in values[0].values() if len(values) == 1 and isinstance(values[0], dict) else values:
         size += text_size(v, limit) + 330  # '%f' of 1e308 has 316 digits
     return size
 
@@ -418,9 +416,7 @@ class _BoundedSandbox(ImmutableSandboxedEnvironment):
     def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
         # str.format / format_map take widths inside the format string that no size check sees;
         # the `format` filter (size-checked) covers the need.
-        if getattr(value, "__name__", None) in ("format", "format_map") and isinstance(
-            getattr(value, "__self__", None), str
-        ):
+        if getattr(value, "__name__", None) in ("format", "format_map") and isinstance(getattr(value, "__self__", None), str):
             raise SecurityError("str.format is not available in templates; use the format filter")
         return super().wrap_str_format(value)
 
@@ -657,9 +653,14 @@ def _fast_steps(node: nodes.Node, steps: list[tuple[str, Any]]) -> str | None:
         root = _fast_steps(node.node, steps)
         steps.append(("item", node.arg.value))
         return root
-    if isinstance(node, nodes.Filter) and node.node is not None and node.dyn_args is None \
-            and node.dyn_kwargs is None and all(isinstance(a, nodes.Const) for a in node.args) \
-            and all(isinstance(k.value, nodes.Const) for k in node.kwargs):
+    if (
+        isinstance(node, nodes.Filter)
+        and node.node is not None
+        and node.dyn_args is None
+        and node.dyn_kwargs is None
+        and all(isinstance(a, nodes.Const) for a in node.args)
+        and all(isinstance(k.value, nodes.Const) for k in node.kwargs)
+    ):
         func = _ENV.filters.get(node.name)
         if func is None or _PassArg.from_obj(func) is not None:  # needs the context: Jinja path
             return None
@@ -740,8 +741,15 @@ def _fast_renderer(text: str) -> Callable[[Mapping[str, Any]], str] | None:
     if not exprs:  # "" or a template of nothing but `{% raw %}{% endraw %}`, comments, ...
         exprs.append(const(""))
     source = "def _render(ctx):\n    return ''.join((" + ", ".join(exprs) + ",))\n"
-    namespace: dict[str, Any] = {"_c": tuple(consts), "_s": str, "_fin": finalize, "_P": PLAIN_TYPES, "_ga": _ENV.getattr,
-                                 "_gi": _ENV.getitem, "_look": _lookup}
+    namespace: dict[str, Any] = {
+        "_c": tuple(consts),
+        "_s": str,
+        "_fin": finalize,
+        "_P": PLAIN_TYPES,
+        "_ga": _ENV.getattr,
+        "_gi": _ENV.getitem,
+        "_look": _lookup,
+    }
     exec(compile(source, "<cep template>", "exec"), namespace)  # noqa: S102 - fixed code, data via _c
     return namespace["_render"]  # type: ignore[no-any-return]
 
@@ -783,8 +791,7 @@ def render(
     template = compile_template(text) if fast is None else None
     # Straight-line text (the fast path) has no loops: its time is bounded by its length, so
     # no clock is read for it; sizes are still checked by every filter and on the result.
-    budget = _Budget(_UNTIMED, max_chars, _UNTIMED) if template is None else \
-        _Budget.starting_now(max_seconds, max_chars)
+    budget = _Budget(_UNTIMED, max_chars, _UNTIMED) if template is None else _Budget.starting_now(max_seconds, max_chars)
     previous = getattr(_local, "budget", None)
     _local.budget = budget
     try:

@@ -233,7 +233,9 @@ class Typer:
         ok = True
         for item in e.items.items:
             if not isinstance(item, ast.Literal):
-                self.error(item.span, "the list after `in` holds literals only", ("compare computed values with `==` instead",), code="type")
+                self.error(
+                    item.span, "the list after `in` holds literals only", ("compare computed values with `==` instead",), code="type"
+                )
                 ok = False
                 continue
             problem = literal_problem(item)
@@ -243,7 +245,11 @@ class Typer:
                 continue
             it = _LITERAL_TYPES[item.kind]
             if it is not T.NULL and not _comparable("==", x.type, it):
-                self.error(item.span, f"`{_short(item.text or str(item.value))}` is `{it}`, but the left side of `in` is `{x.type}`", code="type")
+                self.error(
+                    item.span,
+                    f"`{_short(item.text or str(item.value))}` is `{it}`, but the left side of `in` is `{x.type}`",
+                    code="type",
+                )
                 return None  # the rest of the list is most likely the same mistake
             values.append(float(item.value) if x.type is T.FLOAT and it is T.INT else item.value)
         return TIn(T.BOOL, x, tuple(values), e.negated) if ok else None
@@ -290,7 +296,12 @@ class Typer:
             if scope.context == "having":
                 self.error(e.span, "aggregates need a `window` or `schedule` clause", code="aggregate-context")
             elif scope.context == "define":
-                self.error(e.span, f"aggregate `{fname}(...)` is not allowed in `define`", ("a pattern step tests one row at a time",), code="aggregate-context")
+                self.error(
+                    e.span,
+                    f"aggregate `{fname}(...)` is not allowed in `define`",
+                    ("a pattern step tests one row at a time",),
+                    code="aggregate-context",
+                )
             else:
                 self.error(
                     e.span,
@@ -317,10 +328,17 @@ class Typer:
             self.error(e.span, f"`{fname}` takes {want} argument{'s' if want > 1 else ''}: {sig}", code="arguments")
             return None
         if isinstance(args[0], ast.Call) and args[0].func.value in AGGREGATES:
-            self.error(args[0].span, "aggregates cannot be nested", (f"`{fname}` takes a field of the stream",), code="aggregate-context")
+            self.error(
+                args[0].span, "aggregates cannot be nested", (f"`{fname}` takes a field of the stream",), code="aggregate-context"
+            )
             return None
         if not isinstance(args[0], ast.FieldRef):
-            self.error(args[0].span, f"the argument of `{fname}` must be a field of the stream", ("aggregates take a field, not an expression",), code="arguments")
+            self.error(
+                args[0].span,
+                f"the argument of `{fname}` must be a field of the stream",
+                ("aggregates take a field, not an expression",),
+                code="arguments",
+            )
             return None
         f = self.expr(args[0], scope, True)
         if f is None:
@@ -338,7 +356,11 @@ class Typer:
                 return None
             q = float(qa.value)
             if not p.lo <= q <= p.hi:
-                self.error(qa.span, f"{fname} `{p.name}` must be between {p.lo:g} and {p.hi:g}, got {_short(qa.text or str(qa.value))}", code=fname)
+                self.error(
+                    qa.span,
+                    f"{fname} `{p.name}` must be between {p.lo:g} and {p.hi:g}, got {_short(qa.text or str(qa.value))}",
+                    code=fname,
+                )
                 return None
         name = aggregate_name(fname, f.name, q)
         return self._register(scope, TAgg(aggregate_type(fname, f.type), fname, f.name, q, name))
@@ -395,7 +417,7 @@ def _comparable(op: str, lt: Type, rt: Type) -> bool:
 
 
 def _unsafe_construct(pattern: str) -> str | None:
-    """"backreferences" or "look-around" when the pattern uses one, else None.
+    """ "backreferences" or "look-around" when the pattern uses one, else None.
 
     Scans escapes pairwise and skips character classes, so `\\\\1` (a backslash,
     then 1) and `[(?=]` (literal characters) are not mistaken for them."""

@@ -47,10 +47,17 @@ def main() -> None:
     print(next((b for b in block if "brute_force" in b), text[:1500]))
 
     step("3. Replay four hours of history")
-    cep("replay", "examples/ops.cep",
-        "--data", "metrics=examples/data/metrics.parquet",
-        "--data", "auth=examples/data/auth.parquet",
-        "--out", "out/replay", "--no-progress")
+    cep(
+        "replay",
+        "examples/ops.cep",
+        "--data",
+        "metrics=examples/data/metrics.parquet",
+        "--data",
+        "auth=examples/data/auth.parquet",
+        "--out",
+        "out/replay",
+        "--no-progress",
+    )
     for name in ("hot_host", "brute_force", "heartbeat_lost", "morning_errors"):
         frame = pl.read_parquet(out / "replay" / f"{name}.parquet")
         print(f"\n{name}: {frame.height} match(es)")
@@ -58,8 +65,18 @@ def main() -> None:
             print(frame.head(3))
 
     step("4. Stream events through `cep run` (JSON lines; notifications to the console)")
-    cep("run", "examples/ops.cep", "--source", "auth=jsonl:examples/data/auth.jsonl?follow=false",
-        "--out", "out/run", "--state", "out/state.sqlite", "--outbox", "out/outbox.sqlite")
+    cep(
+        "run",
+        "examples/ops.cep",
+        "--source",
+        "auth=jsonl:examples/data/auth.jsonl?follow=false",
+        "--out",
+        "out/run",
+        "--state",
+        "out/state.sqlite",
+        "--outbox",
+        "out/outbox.sqlite",
+    )
     dead = (out / "run" / "_dead_letter.jsonl").read_text().splitlines()
     print(f"dead letters: {len(dead)} -> {dead[0][:160]}")
 

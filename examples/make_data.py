@@ -35,8 +35,15 @@ def metrics(rng: np.random.Generator) -> pl.DataFrame:
             gap = host == "db-1" and 1080 <= i < 1110  # db-1's heartbeat stops for 5 minutes at 09:00
             if i % 3 == 0 and not gap:
                 rows.append((t, host, None, None, status, None, "heartbeat"))
-    schema = {"ts": pl.Datetime("ms"), "host": pl.String, "cpu": pl.Float64, "memory": pl.Float64,
-              "status": pl.String, "latency_ms": pl.Float64, "event_type": pl.String}
+    schema = {
+        "ts": pl.Datetime("ms"),
+        "host": pl.String,
+        "cpu": pl.Float64,
+        "memory": pl.Float64,
+        "status": pl.String,
+        "latency_ms": pl.Float64,
+        "event_type": pl.String,
+    }
     return pl.DataFrame(rows, schema=schema, orient="row").sort("ts", maintain_order=True)
 
 

@@ -22,8 +22,7 @@ MESSAGE = "compiling kernels (first run only; later runs load them from the cach
 
 
 class CompileWatch(numba_event.Listener):
-    def __init__(self, after_s: float = 1.0, out: IO[str] | None = None,
-                 on_change: Callable[[bool], None] | None = None) -> None:
+    def __init__(self, after_s: float = 1.0, out: IO[str] | None = None, on_change: Callable[[bool], None] | None = None) -> None:
         self.after_s = after_s
         self.out = out
         self.on_change = on_change
@@ -76,8 +75,9 @@ class CompileWatch(numba_event.Listener):
 
 
 @contextmanager
-def announce_compilation(after_s: float = 1.0, *, print_line: bool = True,
-                         on_change: Callable[[bool], None] | None = None) -> Iterator[CompileWatch]:
+def announce_compilation(
+    after_s: float = 1.0, *, print_line: bool = True, on_change: Callable[[bool], None] | None = None
+) -> Iterator[CompileWatch]:
     """While the block runs, print one line on stderr once kernel compilation has taken
     `after_s` (unless `print_line` is off: a progress bar or live table says it instead)."""
     watch = CompileWatch(after_s, sys.stderr if print_line else None, on_change)

@@ -75,9 +75,16 @@ def rfc3339_s(seconds: float | None) -> str | None:
 
 def diagnostic_json(d: Diagnostic, sources: dict[str, str]) -> dict[str, Any]:
     return {
-        "file": d.span.file, "line": d.span.line, "col": d.span.col, "end_line": d.span.end_line,
-        "end_col": d.span.end_col, "severity": d.severity, "code": d.code, "message": d.message,
-        "hints": list(d.hints), "rendered": render(d, sources.get(d.span.file)),
+        "file": d.span.file,
+        "line": d.span.line,
+        "col": d.span.col,
+        "end_line": d.span.end_line,
+        "end_col": d.span.end_col,
+        "severity": d.severity,
+        "code": d.code,
+        "message": d.message,
+        "hints": list(d.hints),
+        "rendered": render(d, sources.get(d.span.file)),
     }
 
 
@@ -188,8 +195,12 @@ class ControlPlane:
             texts[entry_file(kind, id_)] = text
         return texts
 
-    def assemble(self, override: dict[tuple[str, str], str | None] | None = None,
-                 toggles: dict[str, bool] | None = None, files: dict[str, str] | None = None) -> Assembly:
+    def assemble(
+        self,
+        override: dict[tuple[str, str], str | None] | None = None,
+        toggles: dict[str, bool] | None = None,
+        files: dict[str, str] | None = None,
+    ) -> Assembly:
         files = self._file_texts if files is None else files
         toggles = self.catalogue.toggles() if toggles is None else toggles
         disabled = {rid for rid, on in toggles.items() if not on}
@@ -219,8 +230,9 @@ class ControlPlane:
                 if self.assemble(trial).ok:
                     kept = trial
                 else:
-                    self._problems[(kind, v.id)] = (f"catalogue {kind} `{v.id}` (version {v.version}) does not "
-                                                    "check against the rule files; it is not loaded")
+                    self._problems[(kind, v.id)] = (
+                        f"catalogue {kind} `{v.id}` (version {v.version}) does not check against the rule files; it is not loaded"
+                    )
         self._left_out = {k for k, t in kept.items() if t is None}
         self.assembly = self.assemble()
         return self.assembly
@@ -288,9 +300,13 @@ class ControlPlane:
         try:
             return fut.result(timeout=timeout)
         except FutureTimeout:
-            raise Refused(503, "engine-busy", f"the engine did not reach a batch boundary within {timeout:.0f} s "
-                          "(compiling kernels or a large batch?); the request is queued and will be done "
-                          "when it does") from None
+            raise Refused(
+                503,
+                "engine-busy",
+                f"the engine did not reach a batch boundary within {timeout:.0f} s "
+                "(compiling kernels or a large batch?); the request is queued and will be done "
+                "when it does",
+            ) from None
 
     # ------------------------------------------------------------------ applying changes
     def _apply(self, assembly: Assembly, origin: str, versions: list[Version] = ()) -> ReloadRecord:  # type: ignore[assignment]
@@ -320,8 +336,7 @@ class ControlPlane:
                 raise Refused(422, "reload-failed", f"the change was not applied: {e}") from None
             if result.report is not None:
                 r = result.report
-                report = {"kept": list(r.kept), "changed": list(r.changed), "added": list(r.added),
-                          "removed": list(r.removed)}
+                report = {"kept": list(r.kept), "changed": list(r.changed), "added": list(r.added), "removed": list(r.removed)}
             offsets = {k: dict(v) for k, v in getattr(self.engine, "offsets", {}).items()}
         else:
             offsets = {}
@@ -349,28 +364,40 @@ class ControlPlane:
             self.reloads.append(rec)
             return rec
         if not candidate.ok:
-            rec = ReloadRecord(self.clock(), False, "file",
-                               diagnostics=[diagnostic_json(d, candidate.sources) for d in candidate.diagnostics],
-                               error="the rule files do not check; the running rules keep running")
+            rec = ReloadRecord(
+                self.clock(),
+                False,
+                "file",
+                diagnostics=[diagnostic_json(d, candidate.sources) for d in candidate.diagnostics],
+                error="the rule files do not check; the running rules keep running",
+            )
             self.reloads.append(rec)
             return rec
         try:
             rec = self.call(lambda: self._apply(candidate, "file"))
         except Refused as e:
-            return self.reloads[-1] if self.reloads and not self.reloads[-1].ok else ReloadRecord(
-                self.clock(), False, "file", error=e.message)
+            return (
+                self.reloads[-1]
+                if self.reloads and not self.reloads[-1].ok
+                else ReloadRecord(self.clock(), False, "file", error=e.message)
+            )
         self._file_texts = files
         return rec
 
-    def _change(self, override: dict[tuple[str, str], str | None], toggles: dict[str, bool] | None,
-                commit: Callable[[], list[Version]]) -> tuple[list[Version], ReloadRecord]:
+    def _change(
+        self, override: dict[tuple[str, str], str | None], toggles: dict[str, bool] | None, commit: Callable[[], list[Version]]
+    ) -> tuple[list[Version], ReloadRecord]:
         """Check the program with the change; refuse with diagnostics (nothing touched) or
         store it (`commit`) and apply it on the engine thread."""
         with self._lock:
             candidate = self.assemble(override, toggles)
             if not candidate.ok:
-                raise Refused(422, "check-failed", "the change does not check; nothing was changed",
-                              [diagnostic_json(d, candidate.sources) for d in candidate.diagnostics])
+                raise Refused(
+                    422,
+                    "check-failed",
+                    "the change does not check; nothing was changed",
+                    [diagnostic_json(d, candidate.sources) for d in candidate.diagnostics],
+                )
             self._channels_resolve(candidate.program)
             self._changing = True
             try:
@@ -408,9 +435,13 @@ class ControlPlane:
             log.warning("rule catalogue unavailable: %s", e)
             return None
         if candidate.program is None or not candidate.ok:
-            rec = ReloadRecord(self.clock(), False, "catalogue",
-                               diagnostics=[diagnostic_json(d, candidate.sources) for d in candidate.diagnostics],
-                               error="the shared catalogue does not check with these rule files; not applied")
+            rec = ReloadRecord(
+                self.clock(),
+                False,
+                "catalogue",
+                diagnostics=[diagnostic_json(d, candidate.sources) for d in candidate.diagnostics],
+                error="the shared catalogue does not check with these rule files; not applied",
+            )
             self.reloads.append(rec)
             return rec
         try:
@@ -443,13 +474,23 @@ class ControlPlane:
             latest = self.catalogue.get("rule", only)
             versions = {only: latest} if latest is not None else {}
         out = []
-        for d in (assembly.declared if assembly else []):
+        for d in assembly.declared if assembly else []:
             if d.kind != "rule" or (only is not None and d.name != only):
                 continue
             origin = "file" if d.file in self.files or d.file in self._file_texts else "catalogue"
-            out.append(RuleView(d.name, origin, d.file, d.line, d.text, toggles.get(d.name, True),
-                                d.name in loaded, versions[d.name].version if origin == "catalogue" and d.name in versions
-                                else None, loaded.get(d.name)))
+            out.append(
+                RuleView(
+                    d.name,
+                    origin,
+                    d.file,
+                    d.line,
+                    d.text,
+                    toggles.get(d.name, True),
+                    d.name in loaded,
+                    versions[d.name].version if origin == "catalogue" and d.name in versions else None,
+                    loaded.get(d.name),
+                )
+            )
         if any(v.plan is None and not v.enabled for v in out):
             written = self._written_plans(assembly, toggles)
             for v in out:
@@ -460,8 +501,9 @@ class ControlPlane:
         seen = {v.id for v in out}
         for rid, v in versions.items():  # stored but not loaded (did not check at start)
             if rid not in seen:
-                out.append(RuleView(rid, "catalogue", entry_file("rule", rid), 1, v.text, toggles.get(rid, True),
-                                    False, v.version, None))
+                out.append(
+                    RuleView(rid, "catalogue", entry_file("rule", rid), 1, v.text, toggles.get(rid, True), False, v.version, None)
+                )
         return out
 
     def _written_plans(self, assembly: Assembly | None, toggles: dict[str, bool]) -> dict[str, RulePlan]:
@@ -484,19 +526,24 @@ class ControlPlane:
     def _one_decl(self, text: str, kind: str, filename: str) -> str:
         decls, diags = declarations(text, filename)
         if diags:
-            raise Refused(422, "check-failed", f"the {kind} text does not parse",
-                          [diagnostic_json(d, {filename: text}) for d in diags])
+            raise Refused(
+                422, "check-failed", f"the {kind} text does not parse", [diagnostic_json(d, {filename: text}) for d in diags]
+            )
         if len(decls) != 1 or decls[0][1].kind != kind:
             found = ", ".join(f"{d.kind} `{d.name}`" for _, d in decls) or "nothing"
             raise Refused(422, "one-declaration", f"expected exactly one {kind} declaration, found {found}")
         name = decls[0][1].name
         if not ADDRESSABLE.fullmatch(name):
-            raise Refused(422, "invalid-name", f"{kind} `{name}`: names created over HTTP use letters, digits, "
-                          "`_`, `.` and `-` (at most 128), so that a URL can name them")
+            raise Refused(
+                422,
+                "invalid-name",
+                f"{kind} `{name}`: names created over HTTP use letters, digits, "
+                "`_`, `.` and `-` (at most 128), so that a URL can name them",
+            )
         return name
 
     def _file_rule(self, rule_id: str) -> Declared | None:
-        for d in (self.assembly.declared if self.assembly else []):
+        for d in self.assembly.declared if self.assembly else []:
             if d.kind == "rule" and d.name == rule_id and d.file in self._file_texts:
                 return d
         return None
@@ -511,8 +558,12 @@ class ControlPlane:
 
     def replace_rule(self, rule_id: str, text: str) -> tuple[Version, ReloadRecord]:
         if (d := self._file_rule(rule_id)) is not None:
-            raise Refused(409, "read-only", f"rule `{rule_id}` is declared in {d.file}:{d.line}; its text is "
-                          "read-only here (edit the file; PATCH .../toggle works)")
+            raise Refused(
+                409,
+                "read-only",
+                f"rule `{rule_id}` is declared in {d.file}:{d.line}; its text is "
+                "read-only here (edit the file; PATCH .../toggle works)",
+            )
         named = self._one_decl(text, "rule", entry_file("rule", rule_id))
         if named != rule_id:
             raise Refused(422, "id-mismatch", f"the text declares rule `{named}`, the path names `{rule_id}`")
@@ -520,14 +571,18 @@ class ControlPlane:
 
     def _put_rule(self, rule_id: str, text: str) -> tuple[Version, ReloadRecord]:
         text = text if text.endswith("\n") else text + "\n"
-        versions, rec = self._change({("rule", rule_id): text}, None,
-                                     lambda: [self.catalogue.put("rule", rule_id, text, self.clock())])
+        versions, rec = self._change(
+            {("rule", rule_id): text}, None, lambda: [self.catalogue.put("rule", rule_id, text, self.clock())]
+        )
         return versions[0], rec
 
     def delete_rule(self, rule_id: str) -> tuple[Version, ReloadRecord]:
         if (d := self._file_rule(rule_id)) is not None:
-            raise Refused(409, "read-only", f"rule `{rule_id}` is declared in {d.file}:{d.line}; file rules cannot "
-                          "be deleted here (PATCH .../toggle disables it)")
+            raise Refused(
+                409,
+                "read-only",
+                f"rule `{rule_id}` is declared in {d.file}:{d.line}; file rules cannot be deleted here (PATCH .../toggle disables it)",
+            )
         if self.catalogue.get("rule", rule_id) is None:
             raise Refused(404, "not-found", f"no rule `{rule_id}` in the catalogue")
 
@@ -588,8 +643,9 @@ class ControlPlane:
         if not create and not exists:
             raise Refused(404, "not-found", f"no channel `{named}` in the catalogue")
         text = text if text.endswith("\n") else text + "\n"
-        versions, rec = self._change({("channel", named): text}, None,
-                                     lambda: [self.catalogue.put("channel", named, text, self.clock())])
+        versions, rec = self._change(
+            {("channel", named): text}, None, lambda: [self.catalogue.put("channel", named, text, self.clock())]
+        )
         return versions[0], rec
 
     def delete_channel(self, name: str) -> ReloadRecord:
@@ -598,8 +654,9 @@ class ControlPlane:
                 raise Refused(409, "read-only", f"channel `{name}` is declared in {d.file}:{d.line}; read-only here")
         if self.catalogue.get("channel", name) is None:
             raise Refused(404, "not-found", f"no channel `{name}` in the catalogue")
-        _, rec = self._change({("channel", name): None}, None,
-                              lambda: [v for v in [self.catalogue.delete("channel", name, self.clock())] if v])
+        _, rec = self._change(
+            {("channel", name): None}, None, lambda: [v for v in [self.catalogue.delete("channel", name, self.clock())] if v]
+        )
         return rec
 
     def put_template(self, name: str, body: str) -> Version:
@@ -610,8 +667,9 @@ class ControlPlane:
         except (TemplateError, SyntaxError, ValueError, RecursionError) as e:
             raise Refused(422, "template-error", f"template `{name}` does not compile: {e}") from None
         if grammar_has_templates():
-            versions, _ = self._change({("template", name): body}, None,
-                                       lambda: [self.catalogue.put("template", name, body, self.clock())])
+            versions, _ = self._change(
+                {("template", name): body}, None, lambda: [self.catalogue.put("template", name, body, self.clock())]
+            )
             return versions[0]
         return self.catalogue.put("template", name, body, self.clock())
 
@@ -680,11 +738,11 @@ class ControlPlane:
         out = {}
         for name, (_, spec) in self.sources.items():
             if spec.startswith("jsonl:") and not spec.startswith("jsonl:-"):
-                path = spec[len("jsonl:"):].partition("?")[0]
+                path = spec[len("jsonl:") :].partition("?")[0]
                 if not Path(path).exists():
                     out[name] = f"{path}: no such file"
             elif spec.startswith("parquet-dir:"):
-                path = spec[len("parquet-dir:"):].partition("?")[0]
+                path = spec[len("parquet-dir:") :].partition("?")[0]
                 if not Path(path).is_dir():
                     out[name] = f"{path}: no such directory"
         return out

@@ -58,8 +58,13 @@ def summary_dict(summary: Any) -> dict[str, Any]:
         "dead_letter_path": str(summary.dead_letter_path),
         "output": str(summary.dead_letter_path.parent),
         "rules": {
-            r.rule: {"matches": r.matches, "suppressed": r.suppressed, "late": r.late,
-                     "seconds": round(r.seconds, 6), "path": str(r.path)}
+            r.rule: {
+                "matches": r.matches,
+                "suppressed": r.suppressed,
+                "late": r.late,
+                "seconds": round(r.seconds, 6),
+                "path": str(r.path),
+            }
             for r in summary.rules
         },
     }

@@ -44,13 +44,17 @@ def source_specs(program: Program, specs: Iterable[str]) -> dict[str, tuple[str,
         stream, sep, spec = raw.partition("=")
         if not sep or "://" in stream or ":" in stream:
             if len(names) != 1:
-                raise SourceSpecError(f"--source {raw}: say which stream it feeds (streams: {', '.join(names)})",
-                                      (f"e.g. --source {names[0] if names else 'STREAM'}={raw}",))
+                raise SourceSpecError(
+                    f"--source {raw}: say which stream it feeds (streams: {', '.join(names)})",
+                    (f"e.g. --source {names[0] if names else 'STREAM'}={raw}",),
+                )
             stream, spec = names[0], raw
         if stream not in names:
             best = nearest(stream, names)
-            raise SourceSpecError(f"--source {raw}: the file declares no stream `{stream}` (streams: {', '.join(names)})",
-                                  (f"did you mean `{best}`?",) if best else ())
+            raise SourceSpecError(
+                f"--source {raw}: the file declares no stream `{stream}` (streams: {', '.join(names)})",
+                (f"did you mean `{best}`?",) if best else (),
+            )
         out[f"{stream}#{i}"] = (stream, spec)
     return out
 
@@ -167,8 +171,11 @@ def serve_api(address: str, program: Program, file: str, engine: Any) -> Any:
     from runtime.api import create_app
 
     host, _, port = address.rpartition(":")
-    server = uvicorn.Server(uvicorn.Config(create_app(program, file, engine=engine), host=host or "127.0.0.1",
-                                           port=int(port), log_level="warning", log_config=None))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(program, file, engine=engine), host=host or "127.0.0.1", port=int(port), log_level="warning", log_config=None
+        )
+    )
     threading.Thread(target=server.run, name="cep-api", daemon=True).start()
     return server
 
@@ -189,8 +196,9 @@ def _channels(program: Program, rule_id: str) -> str:
     return f" → {', '.join(names)}" if names else ""
 
 
-def exit_summary(engine: Any, specs: dict[str, tuple[str, str]], *, notifier: Any, out_dir: str | None,
-                 state: str, outbox: str) -> str:
+def exit_summary(
+    engine: Any, specs: dict[str, tuple[str, str]], *, notifier: Any, out_dir: str | None, state: str, outbox: str
+) -> str:
     """What `cep run` did, for the person who ran it: what it read, matched and dead-lettered, and
     where each of those went (docs/cli.md)."""
     read = engine.read
@@ -206,9 +214,11 @@ def exit_summary(engine: Any, specs: dict[str, tuple[str, str]], *, notifier: An
         if notifier is not None:
             ns = notifier.stats()
             dup = ns.get("suppressed_duplicates", 0)
-            where.append(f"notifications: {ns.get('sent', 0):,} sent, {ns.get('failed', 0):,} failed, "
-                         + (f"{dup:,} already sent by an earlier run, " if dup else "")
-                         + f"{ns.get('queue_depth', 0):,} still queued in {_store_label(outbox)}")
+            where.append(
+                f"notifications: {ns.get('sent', 0):,} sent, {ns.get('failed', 0):,} failed, "
+                + (f"{dup:,} already sent by an earlier run, " if dup else "")
+                + f"{ns.get('queue_depth', 0):,} still queued in {_store_label(outbox)}"
+            )
         where.append(f"records in {out_dir}/<rule>.jsonl" if out_dir else "records not kept (add --out DIR to keep them)")
         line += "; " + "; ".join(where)
     lines.append(line)
@@ -337,8 +347,11 @@ def run_forever(
         return 1
     if fresh:
         forgotten = engine.forget_state()
-        print(f"cep: --fresh: forgot {len(forgotten)} saved state entr{'y' if len(forgotten) == 1 else 'ies'} "
-              f"(rule states and source offsets) in {_store_label(state)}", file=sys.stderr)
+        print(
+            f"cep: --fresh: forgot {len(forgotten)} saved state entr{'y' if len(forgotten) == 1 else 'ies'} "
+            f"(rule states and source offsets) in {_store_label(state)}",
+            file=sys.stderr,
+        )
     try:
         engine.start()
     except SourceSpecError as e:
@@ -362,12 +375,14 @@ def run_forever(
         notifier.stop(drain=False)
         store.close()
         return code
-    notes = [(name, note) for name, src in engine.sources.items()
-             if (note := getattr(src, "resume_note", lambda: None)()) is not None]
+    notes = [(name, note) for name, src in engine.sources.items() if (note := getattr(src, "resume_note", lambda: None)()) is not None]
     if engine.restored["rules"] or notes:
         n = engine.restored["rules"]
-        print(f"cep: resuming from the state an earlier run saved in {_store_label(state)} "
-              f"({n} rule{'' if n == 1 else 's'}); --fresh starts over", file=sys.stderr)
+        print(
+            f"cep: resuming from the state an earlier run saved in {_store_label(state)} "
+            f"({n} rule{'' if n == 1 else 's'}); --fresh starts over",
+            file=sys.stderr,
+        )
     for name, note in notes:
         print(f"cep: source {name.split('#')[0]}: {note}", file=sys.stderr)
     if any(spec.startswith("jsonl:-") for _, spec in specs.values()) and sys.stdin.isatty():
@@ -437,8 +452,7 @@ def run_forever(
         notifier.stop(drain=True, timeout=30.0)
         store.close()
     if summary:
-        print(exit_summary(engine, specs, notifier=notifier, out_dir=out_dir, state=state, outbox=outbox),
-              file=sys.stderr)
+        print(exit_summary(engine, specs, notifier=notifier, out_dir=out_dir, state=state, outbox=outbox), file=sys.stderr)
     if engine.errors:
         for err in engine.errors:
             print(f"cep: {err}", file=sys.stderr)

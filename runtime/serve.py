@@ -54,8 +54,9 @@ def start_api(app: Any, host: str, port: int, access_log: bool = True) -> tuple[
     """uvicorn in a daemon thread; returns (server, thread, the address it listens on)."""
     import uvicorn
 
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
-                                           timeout_graceful_shutdown=5))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, timeout_graceful_shutdown=5)
+    )
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # the engine loop owns signals
     thread = threading.Thread(target=server.run, name="cep-api", daemon=True)
     thread.start()
@@ -115,8 +116,10 @@ def serve_forever(
     except ValueError as e:
         return fail(str(e))
     if token is None and not is_loopback(host):
-        return fail(f"--listen {listen}: without a token the API binds loopback only "
-                    "(set --token or CEP_API_TOKEN to listen on other addresses)")
+        return fail(
+            f"--listen {listen}: without a token the API binds loopback only "
+            "(set --token or CEP_API_TOKEN to listen on other addresses)"
+        )
     state = state or DEFAULT_STATE
     hosts = list(http_hosts) or [*LOOPBACK_HOSTS, *([] if host in ("0.0.0.0", "::") else [host])]
     try:
@@ -131,7 +134,7 @@ def serve_forever(
 
     expanded: list[str] = []
     for f in files:  # a directory is its *.cep files (one program, LANGUAGE.md §9.1)
-        for g in (program_files(f) if Path(f).is_dir() else [f]):
+        for g in program_files(f) if Path(f).is_dir() else [f]:
             if g not in expanded:
                 expanded.append(g)
     if not expanded:
@@ -203,8 +206,17 @@ def serve_forever(
     # Lookup tables (§9.2): `redis(...)` ones from the Redis of a redis:// --state.
     tables = TableWatcher(program, redis_url_of(state, None), clock=clock) if any(r.joins for r in program.rules) else None
     try:
-        engine = ServedEngine(program, open_sources, notifier=notifier, on_matches=on_matches, store=store,
-                              dead_letters=on_dead, clock=clock, checkpoint_every_s=checkpoint_every, tables=tables)
+        engine = ServedEngine(
+            program,
+            open_sources,
+            notifier=notifier,
+            on_matches=on_matches,
+            store=store,
+            dead_letters=on_dead,
+            clock=clock,
+            checkpoint_every_s=checkpoint_every,
+            tables=tables,
+        )
     except TableError as e:
         notifier.stop(drain=False)
         store.close()
@@ -233,8 +245,7 @@ def serve_forever(
     if token is None:
         print("cep: no token set: state-changing requests need the header X-CEP-Request: 1", file=sys.stderr)
     if not http_hosts and host in ("0.0.0.0", "::"):
-        print(f"cep: answering the Host names {', '.join(hosts)} only; add the names clients use with --http-host",
-              file=sys.stderr)
+        print(f"cep: answering the Host names {', '.join(hosts)} only; add the names clients use with --http-host", file=sys.stderr)
     if on_ready is not None:
         on_ready(address, ops)
     last_prune = last_export = last_sync = clock()

@@ -95,8 +95,16 @@ class RuntimeSilence:
 
     def as_json(self, now: float) -> dict[str, Any]:
         state = "active" if self.active(now) else ("expired" if now >= self.created_at else "pending")
-        return {"id": self.id, "match": self.match_text, "created_at": self.created_at, "expires_at": self.expires_at,
-                "expired_at": self.expired_at, "comment": self.comment, "created_by": self.created_by, "state": state}
+        return {
+            "id": self.id,
+            "match": self.match_text,
+            "created_at": self.created_at,
+            "expires_at": self.expires_at,
+            "expired_at": self.expired_at,
+            "comment": self.comment,
+            "created_by": self.created_by,
+            "state": state,
+        }
 
 
 @dataclass
@@ -108,8 +116,16 @@ class SilenceBook:
     counts: dict[str, int] = field(default_factory=dict)  # per rule, matches silenced at run time
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def create(self, program: Program, match: str, expires_at: float, *, comment: str = "", created_by: str = "",
-               starts_at: float | None = None) -> RuntimeSilence:
+    def create(
+        self,
+        program: Program,
+        match: str,
+        expires_at: float,
+        *,
+        comment: str = "",
+        created_by: str = "",
+        starts_at: float | None = None,
+    ) -> RuntimeSilence:
         now = self.clock()
         start = now if starts_at is None else max(float(starts_at), now)
         if not expires_at > start:

@@ -154,8 +154,12 @@ class StreamingEngine:
                     snapshot[key] = st.payload
                 else:
                     # Never decoded: version 1 was pickle. `cep state migrate` converts it.
-                    log.warning("state of %s has version %s, expected %s: starting it fresh "
-                                "(run `cep state migrate` to keep old checkpoints)", key, st.version, ENGINE_STATE_VERSION)
+                    log.warning(
+                        "state of %s has version %s, expected %s: starting it fresh (run `cep state migrate` to keep old checkpoints)",
+                        key,
+                        st.version,
+                        ENGINE_STATE_VERSION,
+                    )
             if snapshot:
                 report = self.session.restore(snapshot, skip_unreadable=True)
                 for key, why in report.unreadable:  # damaged or crafted: never run, never fatal
@@ -166,8 +170,11 @@ class StreamingEngine:
         self.restored = {
             "rules": sum(1 for r in self.program.rules if r.id in snapshot),
             "offsets": {k: dict(v) for k, v in restored.items()},
-            "watermarks": {s.name: w for s in self.program.streams
-                           if (w := self.session.progress(s.name).watermark_us) is not None and w > NO_WATERMARK},
+            "watermarks": {
+                s.name: w
+                for s in self.program.streams
+                if (w := self.session.progress(s.name).watermark_us) is not None and w > NO_WATERMARK
+            },
         }
         now = self.clock()
         for stream in self.program.streams:
@@ -297,7 +304,8 @@ class StreamingEngine:
         ahead = t > limit_us
         why = pl.format(
             "event time {} is more than {} ahead of the wall clock (max_future): not allowed to move time",
-            pl.col(tf).cast(pl.String), pl.lit(_duration_text(self.max_future_s)),
+            pl.col(tf).cast(pl.String),
+            pl.lit(_duration_text(self.max_future_s)),
         )
         self._dead(rows_as_dead_letters(stream, frame.filter(ahead), why))
         return frame.filter(~ahead.fill_null(False))
@@ -370,9 +378,17 @@ class StreamingEngine:
             if now - self._last_rows_at[stream.name] < self.idle_after_s:
                 continue
             # A row a source has read but not yet cut into a batch can be up to its max_delay old.
-            held_us = int(1_000_000 * max((getattr(src, "max_delay_s", 0.0) for src in self.sources.values()
-                                           if getattr(getattr(src, "stream", None), "name", None) == stream.name),
-                                          default=0.0))
+            held_us = int(
+                1_000_000
+                * max(
+                    (
+                        getattr(src, "max_delay_s", 0.0)
+                        for src in self.sources.values()
+                        if getattr(getattr(src, "stream", None), "name", None) == stream.name
+                    ),
+                    default=0.0,
+                )
+            )
             got = self.session.advance(stream.name, int(now * 1_000_000) - stream.lateness_us - held_us)
             for rid, f in got.items():
                 if f.height:
@@ -422,12 +438,12 @@ class StreamingEngine:
         kinds = pl.col("reason").str.extract(r"^(field '[^']*': [^,(]*|[^:(]*)", 1).str.strip_chars()
         for reason, n in frame.group_by(kinds).len().rows():
             key = reason or "other"
-            if key.startswith("late") and self.restored["watermarks"] and not any(
-                    k.startswith("late") for k in self.dead_reasons):
+            if key.startswith("late") and self.restored["watermarks"] and not any(k.startswith("late") for k in self.dead_reasons):
                 log.warning(
                     "rows are late against the watermark restored from the state store (%s): the input is older "
                     "than what an earlier run processed; to process it again from scratch, run with --fresh",
-                    ", ".join(f"{k} at {_iso_us(w)}" for k, w in self.restored["watermarks"].items()))
+                    ", ".join(f"{k} at {_iso_us(w)}" for k, w in self.restored["watermarks"].items()),
+                )
             self.dead_reasons[key] = self.dead_reasons.get(key, 0) + n
         if self.dead_letter_sink is not None:
             self.dead_letter_sink(frame)
@@ -556,8 +572,12 @@ class StreamingEngine:
             row["silenced"] = row.get("silenced", 0) + self.silences.counts.get(rid, 0)  # file + run-time silences
         health = self.health()
         return {
-            "engine": dict(self.counters, **(self.tables.counters() if self.tables is not None else {}),
-                           errors=list(self.errors), degraded=health["degraded"]),
+            "engine": dict(
+                self.counters,
+                **(self.tables.counters() if self.tables is not None else {}),
+                errors=list(self.errors),
+                degraded=health["degraded"],
+            ),
             "streams": streams,
             "rules": rules,
             "health": health,
@@ -571,15 +591,16 @@ class StreamingEngine:
         sources = {}
         for name, src in self.sources.items():
             last = getattr(src, "last_error", None)
-            sources[name] = {"errors": int(getattr(src, "errors", 0) or 0), "last_error": last,
-                             "finished": name in self._finished}
+            sources[name] = {"errors": int(getattr(src, "errors", 0) or 0), "last_error": last, "finished": name in self._finished}
         from runtime.sources.redis_streams import RedisStreamSource
 
         # A Redis stream that cannot be read is an outage; a failed HTTP poll is a dead letter.
         # So is a followed file that does not exist (`unavailable`).
-        unreachable = [n for n, src in self.sources.items()
-                       if (isinstance(src, RedisStreamSource) and src.last_error is not None)
-                       or getattr(src, "unavailable", False)]
+        unreachable = [
+            n
+            for n, src in self.sources.items()
+            if (isinstance(src, RedisStreamSource) and src.last_error is not None) or getattr(src, "unavailable", False)
+        ]
         out = {
             "degraded": bool(store.get("degraded")) or bool(unreachable),
             "state_store": store,

@@ -11,9 +11,7 @@ from hypothesis import HealthCheck, settings
 
 from tests.support.services import RedisServer
 
-settings.register_profile(
-    "ci", max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True
-)
+settings.register_profile("ci", max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True)
 settings.register_profile("dev", max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 # HYPOTHESIS_PROFILE=soak: a long hunt on the differential tests, by hand.
 settings.register_profile("soak", max_examples=3000, deadline=None, suppress_health_check=list(HealthCheck))

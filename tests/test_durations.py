@@ -11,8 +11,19 @@ from runtime.sources import SourceSpecError, parse_duration_s
 from runtime.state.spec import StateSpecError, open_store
 
 
-@pytest.mark.parametrize(("text", "us"), [("500ms", 500_000), ("5s", 5_000_000), ("1m", 60_000_000), ("1h", 3_600_000_000),
-                                          ("7d", 7 * 86_400_000_000), ("5", 5_000_000), ("1.5s", 1_500_000), (" 2m ", 120_000_000)])
+@pytest.mark.parametrize(
+    ("text", "us"),
+    [
+        ("500ms", 500_000),
+        ("5s", 5_000_000),
+        ("1m", 60_000_000),
+        ("1h", 3_600_000_000),
+        ("7d", 7 * 86_400_000_000),
+        ("5", 5_000_000),
+        ("1.5s", 1_500_000),
+        (" 2m ", 120_000_000),
+    ],
+)
 def test_flags_and_specs_read_units_and_plain_seconds(text: str, us: int) -> None:
     assert durations.parse_duration_us(text) == us
     assert parse_duration_s(text) == us / 1e6
@@ -25,7 +36,9 @@ def test_the_language_takes_only_integer_and_unit(text: str) -> None:
 
 
 def test_the_same_reader_everywhere() -> None:
-    program, diags = check_source("stream s (ts: timestamp, x: int)\nrule r from s group by x window tumbling 90s having count() > 1\n")
+    program, diags = check_source(
+        "stream s (ts: timestamp, x: int)\nrule r from s group by x window tumbling 90s having count() > 1\n"
+    )
     assert not diags and program.rules[0].window.size_us == durations.parse_duration_us("90s")
     assert compat_duration_us("2 hours") == durations.parse_duration_us("2h") == durations.parse_duration_us("2 hours", words=True)
     with pytest.raises(SourceSpecError, match="not a duration: 'soon'"):

@@ -19,8 +19,8 @@ import pytest
 
 import cepdsl
 import cepdsl.backends.polars.aggregates  # noqa: F401  (the parts the docs' blocks sit beside)
-import cepdsl.kernels.polars_expressions  # noqa: F401
 import cepdsl.interpret  # noqa: F401
+import cepdsl.kernels.polars_expressions  # noqa: F401
 import runtime.notify.channels  # noqa: F401
 from cepdsl import interpret
 from cepdsl.backends.numba.window_kernels import kernel_fields

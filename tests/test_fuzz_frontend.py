@@ -4,8 +4,8 @@ back as diagnostics, never as an exception, and none may be slow."""
 from __future__ import annotations
 
 import importlib.util
-import sys
 import os
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,8 +49,14 @@ def test_hostile_inputs_give_diagnostics() -> None:
         "long_line": "stream s (ts: timestamp, x: int)\nrule r from s where x" + "y" * 200_000 + " > 1",
         # Python refuses int() of strings over 4,300 digits: found by the 100k run.
         "huge_digits_having": "stream s (ts: timestamp, x: int)\nrule r from s window tumbling 1m having count() > " + "9" * 23001,
-        "huge_digits_everywhere": "stream s (ts: timestamp, x: int)\nrule r from s pattern a{" + "9" * 5000 + "} within "
-        + "9" * 5000 + "m\nrule q from s anomaly zscore(x) baseline " + "9" * 5000 + " warmup " + "9" * 5000,
+        "huge_digits_everywhere": "stream s (ts: timestamp, x: int)\nrule r from s pattern a{"
+        + "9" * 5000
+        + "} within "
+        + "9" * 5000
+        + "m\nrule q from s anomaly zscore(x) baseline "
+        + "9" * 5000
+        + " warmup "
+        + "9" * 5000,
         # Found by the issue-12 fuzz run: int() of an env() value in the checker.
         "env_retries": 'stream s (ts: timestamp)\nchannel c = webhook(url = "https://x.example", retries = env("R"))',
         "env_timeout": 'stream s (ts: timestamp)\nchannel c = webhook(url = "https://x.example", timeout = env("T"))',

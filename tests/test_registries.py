@@ -12,8 +12,8 @@ import pytest
 
 import cepdsl.backends.numba.window_kernels  # noqa: F401  (registers the kernel parts)
 import cepdsl.backends.polars.aggregates  # noqa: F401  (registers the Polars parts)
-import cepdsl.kernels.polars_expressions  # noqa: F401
 import cepdsl.interpret  # noqa: F401  (registers the interpreter parts)
+import cepdsl.kernels.polars_expressions  # noqa: F401
 import runtime.notify.channels  # noqa: F401  (registers the senders and default templates)
 from cepdsl.channels import CHANNEL_KINDS, KINDS, required_options
 from cepdsl.functions import AGGREGATES, FUNCTIONS, aggregates_table, functions_table, regenerate
@@ -57,8 +57,9 @@ def test_both_halves_of_the_channel_kinds_cover_the_same_kinds() -> None:
 
 def test_every_default_template_renders_a_record() -> None:
     stream = StreamPlan("m", (FieldPlan("ts", Type.TIMESTAMP), FieldPlan("host", Type.STR)), "ts")
-    rule = RulePlan(id="r", title="Hot", severity="high", kind=RuleKind.FILTER, stream=stream,
-                    output=(*HEAD, FieldPlan("host", Type.STR)))
+    rule = RulePlan(
+        id="r", title="Hot", severity="high", kind=RuleKind.FILTER, stream=stream, output=(*HEAD, FieldPlan("host", Type.STR))
+    )
     for kind in CHANNEL_KINDS.names():
         text = render_default(rule, kind, {"rule": "r", "ts": "2024-01-01T00:00:00Z", "severity": "high", "host": "a1"})
         assert "host" in text and "a1" in text, (kind, text)

@@ -86,10 +86,7 @@ def _time_expr(expr: pl.Expr, dtype: pl.DataType) -> pl.Expr:
         return expr.cast(pl.Datetime(TIME_UNIT))
     if dtype == pl.String:
         # RFC 3339 text (offsets honoured); naive text is UTC.
-        return (
-            expr.str.to_datetime(time_unit=TIME_UNIT, time_zone="UTC")
-            .dt.replace_time_zone(None)
-        )
+        return expr.str.to_datetime(time_unit=TIME_UNIT, time_zone="UTC").dt.replace_time_zone(None)
     if dtype == pl.Null:
         return expr.cast(pl.Datetime(TIME_UNIT))
     raise FrameError(f"expected a timestamp, got {dtype}")

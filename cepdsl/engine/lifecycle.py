@@ -50,7 +50,11 @@ def inner_plan(rule: RulePlan) -> RulePlan:
     """The rule as its own executor runs it for the lifecycle: no `having` (every window is
     an evaluation), no lifecycle, no throttle, and the record without the lifecycle columns."""
     return dataclasses.replace(
-        rule, having=None, for_us=None, resolve=None, throttle_us=None,
+        rule,
+        having=None,
+        for_us=None,
+        resolve=None,
+        throttle_us=None,
         output=tuple(f for f in rule.output if f.name not in _LIFE),
     )
 
@@ -274,9 +278,11 @@ class LifecycleExecutor(Executor):
             if not self.keys:
                 want[:] = True
             else:
-                idx = table.with_row_index("__slot").join(
-                    self.groups.table[active.tolist()], on=list(self.keys), how="semi", nulls_equal=True
-                )["__slot"].to_numpy()
+                idx = (
+                    table.with_row_index("__slot")
+                    .join(self.groups.table[active.tolist()], on=list(self.keys), how="semi", nulls_equal=True)["__slot"]
+                    .to_numpy()
+                )
                 want[idx] = True
         return ok | want[slots]
 
@@ -384,14 +390,27 @@ class LifecycleExecutor(Executor):
         out_kind = np.empty(cap, np.int8)
         out_slot, out_t, out_since, out_row = (np.empty(cap, np.int64) for _ in range(4))
         m = scan(
-            np.ascontiguousarray(slots, np.int64), ts, np.ascontiguousarray(holds, np.bool_), order,
-            self.phase, self.t0, self.t1, self.last,
-            grid is not None, grid.size if grid else 1, grid.every if grid else 1, self.grid_until,
+            np.ascontiguousarray(slots, np.int64),
+            ts,
+            np.ascontiguousarray(holds, np.bool_),
+            order,
+            self.phase,
+            self.t0,
+            self.t1,
+            self.last,
+            grid is not None,
+            grid.size if grid else 1,
+            grid.every if grid else 1,
+            self.grid_until,
             np.asarray(extra, np.int64),
             -1 if self.rule.for_us is None else int(self.rule.for_us),
             -1 if self.rule.resolve is None or self.rule.resolve.after_us is None else int(self.rule.resolve.after_us),
             self.rule.resolve is not None,
-            out_kind, out_slot, out_t, out_since, out_row,
+            out_kind,
+            out_slot,
+            out_t,
+            out_since,
+            out_row,
         )
         if m == 0:
             return self.rule.empty_output()
@@ -429,13 +448,24 @@ class LifecycleExecutor(Executor):
         kind = np.array([0 if r[0] == FIRING else 1 for r in records], np.int8)
         row = np.array([-1 if r[4] is None else r[4] for r in records], np.int64)
         implicit = [r[1] for r in records if r[4] is None]
-        keys = (pl.DataFrame([list(k) for k in implicit], schema={k: self.rule.output_schema[k] for k in self.keys},
-                             orient="row") if self.keys and implicit else None)
-        return self._records(evals, kind, np.array([r[2] for r in records], np.int64),
-                             np.array([r[3] for r in records], np.int64), row, keys)
+        keys = (
+            pl.DataFrame([list(k) for k in implicit], schema={k: self.rule.output_schema[k] for k in self.keys}, orient="row")
+            if self.keys and implicit
+            else None
+        )
+        return self._records(
+            evals, kind, np.array([r[2] for r in records], np.int64), np.array([r[3] for r in records], np.int64), row, keys
+        )
 
-    def _records(self, evals: pl.DataFrame, kind: np.ndarray, t: np.ndarray, since: np.ndarray, row: np.ndarray,
-                 implicit_keys: pl.DataFrame | None) -> pl.DataFrame:
+    def _records(
+        self,
+        evals: pl.DataFrame,
+        kind: np.ndarray,
+        t: np.ndarray,
+        since: np.ndarray,
+        row: np.ndarray,
+        implicit_keys: pl.DataFrame | None,
+    ) -> pl.DataFrame:
         """Records of `kind` (0 firing, 1 resolved) at `t`: of evaluation `row`, or (row −1) of
         a window without rows of the group, whose keys are `implicit_keys` in order."""
         is_resolved = pl.Series(kind == 1)
@@ -450,26 +480,36 @@ class LifecycleExecutor(Executor):
             mask = pl.Series(explicit)
             all_explicit = bool(explicit.all())
             f = evals.select(pl.all().gather(row if all_explicit else row[explicit]))
-            parts.append(finalize(self.rule, f.with_columns(
-                state if all_explicit else state.filter(mask),
-                pl.Series("firing_since", since[explicit], dtype=pl.Int64),
-                resolved_at if all_explicit else resolved_at.filter(mask),
-            )))
+            parts.append(
+                finalize(
+                    self.rule,
+                    f.with_columns(
+                        state if all_explicit else state.filter(mask),
+                        pl.Series("firing_since", since[explicit], dtype=pl.Int64),
+                        resolved_at if all_explicit else resolved_at.filter(mask),
+                    ),
+                )
+            )
         if not explicit.all():
             assert self.grid is not None
             q = ~explicit
             tq = t[q]
-            span = np.array([self.grid.span(int(e)) for e in tq], np.int64) if isinstance(self.grid, _CronGrid) \
+            span = (
+                np.array([self.grid.span(int(e)) for e in tq], np.int64)
+                if isinstance(self.grid, _CronGrid)
                 else np.full(tq.shape[0], self.grid.span(0), np.int64)
+            )
             data = {k: implicit_keys.get_column(k) for k in self.keys} if implicit_keys is not None else {}
-            data.update({
-                "ts": pl.Series("ts", tq, dtype=pl.Int64),
-                "window_start": pl.Series("window_start", tq - span, dtype=pl.Int64),
-                "window_end": pl.Series("window_end", tq, dtype=pl.Int64),
-                "state": state.filter(pl.Series(q)),
-                "firing_since": pl.Series("firing_since", since[q], dtype=pl.Int64),
-                "resolved_at": pl.Series("resolved_at", tq, dtype=pl.Int64),
-            })
+            data.update(
+                {
+                    "ts": pl.Series("ts", tq, dtype=pl.Int64),
+                    "window_start": pl.Series("window_start", tq - span, dtype=pl.Int64),
+                    "window_end": pl.Series("window_end", tq, dtype=pl.Int64),
+                    "state": state.filter(pl.Series(q)),
+                    "firing_since": pl.Series("firing_since", since[q], dtype=pl.Int64),
+                    "resolved_at": pl.Series("resolved_at", tq, dtype=pl.Int64),
+                }
+            )
             parts.append(finalize(self.rule, pl.DataFrame(data)))
         out = parts[0] if len(parts) == 1 else pl.concat(parts, how="vertical")
         return out.with_columns(pl.lit(False).alias("suppressed")) if "suppressed" in out.columns else out
@@ -482,8 +522,11 @@ class LifecycleExecutor(Executor):
             keys = self.groups.table[idx.tolist()] if self.keys else None
             return keys, self.t0[idx].tolist(), self.last[idx].tolist()
         firing = self.episodes.firing()
-        keys = (pl.DataFrame([list(f[0]) for f in firing], schema={k: self.rule.output_schema[k] for k in self.keys},
-                             orient="row") if self.keys and firing else None)
+        keys = (
+            pl.DataFrame([list(f[0]) for f in firing], schema={k: self.rule.output_schema[k] for k in self.keys}, orient="row")
+            if self.keys and firing
+            else None
+        )
         return keys, [f[1] for f in firing], [f[2] for f in firing]
 
     def resolve_all(self, t: int) -> pl.DataFrame:
@@ -497,13 +540,15 @@ class LifecycleExecutor(Executor):
             return self.rule.empty_output()
         data = {k: keys.get_column(k) for k in self.keys} if keys is not None else {}
         times = [max(t, x) for x in last]
-        data.update({
-            "ts": pl.Series("ts", times, dtype=pl.Int64),
-            "state": pl.Series("state", [RESOLVED] * len(since), dtype=pl.String),
-            "firing_since": pl.Series("firing_since", since, dtype=pl.Int64),
-            "resolved_at": pl.Series("resolved_at", times, dtype=pl.Int64),
-            "suppressed": pl.Series("suppressed", [False] * len(since), dtype=pl.Boolean),
-        })
+        data.update(
+            {
+                "ts": pl.Series("ts", times, dtype=pl.Int64),
+                "state": pl.Series("state", [RESOLVED] * len(since), dtype=pl.String),
+                "firing_since": pl.Series("firing_since", since, dtype=pl.Int64),
+                "resolved_at": pl.Series("resolved_at", times, dtype=pl.Int64),
+                "suppressed": pl.Series("suppressed", [False] * len(since), dtype=pl.Boolean),
+            }
+        )
         return self.annotate(finalize(self.rule, pl.DataFrame(data)))
 
     def annotate(self, out: pl.DataFrame) -> pl.DataFrame:

@@ -48,8 +48,27 @@ def _emit(out_kind, out_slot, out_t, out_since, out_row, m, kind, s, t, since, r
 
 
 @numba.njit(cache=True, inline="always")  # array arguments cost refcounts per call
-def _quiet(s, before, phase, t0, t1, last, has_grid, size, every, grid_until, extras, after_us, resolving,  # type: ignore[no-untyped-def]
-           out_kind, out_slot, out_t, out_since, out_row, m):
+def _quiet(
+    s,
+    before,
+    phase,
+    t0,
+    t1,
+    last,
+    has_grid,
+    size,
+    every,
+    grid_until,
+    extras,
+    after_us,
+    resolving,  # type: ignore[no-untyped-def]
+    out_kind,
+    out_slot,
+    out_t,
+    out_since,
+    out_row,
+    m,
+):
     """Implicit (non-holding) evaluations of slot `s` strictly before `before`."""
     while True:
         p = phase[s]
@@ -81,8 +100,29 @@ def _quiet(s, before, phase, t0, t1, last, has_grid, size, every, grid_until, ex
 
 
 @numba.njit(cache=True)
-def scan(slots, ts, holds, order, phase, t0, t1, last, has_grid, size, every, grid_until, extras,  # type: ignore[no-untyped-def]
-          for_us, after_us, resolving, out_kind, out_slot, out_t, out_since, out_row):
+def scan(
+    slots,
+    ts,
+    holds,
+    order,
+    phase,
+    t0,
+    t1,
+    last,
+    has_grid,
+    size,
+    every,
+    grid_until,
+    extras,  # type: ignore[no-untyped-def]
+    for_us,
+    after_us,
+    resolving,
+    out_kind,
+    out_slot,
+    out_t,
+    out_since,
+    out_row,
+):
     m = 0
     quiet = has_grid or extras.shape[0] > 0
     for j in range(order.shape[0]):
@@ -93,8 +133,27 @@ def scan(slots, ts, holds, order, phase, t0, t1, last, has_grid, size, every, gr
         # The next window of the group (t − last = S) leaves no window between: no implicit
         # evaluation to look for (both are grid points), the common case of a busy group.
         if quiet and phase[s] != 0 and not (has_grid and t - last[s] == every):
-            m = _quiet(s, t, phase, t0, t1, last, has_grid, size, every, grid_until, extras, after_us, resolving,
-                       out_kind, out_slot, out_t, out_since, out_row, m)
+            m = _quiet(
+                s,
+                t,
+                phase,
+                t0,
+                t1,
+                last,
+                has_grid,
+                size,
+                every,
+                grid_until,
+                extras,
+                after_us,
+                resolving,
+                out_kind,
+                out_slot,
+                out_t,
+                out_since,
+                out_row,
+                m,
+            )
         p = phase[s]
         if p == 0:
             if h:
@@ -134,8 +193,27 @@ def scan(slots, ts, holds, order, phase, t0, t1, last, has_grid, size, every, gr
             until = extras[extras.shape[0] - 1]
         for s in range(phase.shape[0]):
             if phase[s] != 0:
-                m = _quiet(s, until + 1, phase, t0, t1, last, has_grid, size, every, grid_until, extras, after_us,
-                           resolving, out_kind, out_slot, out_t, out_since, out_row, m)
+                m = _quiet(
+                    s,
+                    until + 1,
+                    phase,
+                    t0,
+                    t1,
+                    last,
+                    has_grid,
+                    size,
+                    every,
+                    grid_until,
+                    extras,
+                    after_us,
+                    resolving,
+                    out_kind,
+                    out_slot,
+                    out_t,
+                    out_since,
+                    out_row,
+                    m,
+                )
                 if phase[s] != 0 and last[s] < until:
                     last[s] = until
     return m

@@ -94,11 +94,7 @@ class StreamState:
             self.buffer = rows
             return
         stays_sorted = (
-            scan is not None
-            and scan.sorted
-            and self.has_time
-            and buf[TIME].flags["SORTED_ASC"]
-            and buf[TIME][-1] <= scan.lo
+            scan is not None and scan.sorted and self.has_time and buf[TIME].flags["SORTED_ASC"] and buf[TIME][-1] <= scan.lo
         )
         buf = pl.concat([buf, rows], how="vertical")
         self.buffer = _flag_sorted(buf) if stays_sorted else buf

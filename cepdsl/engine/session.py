@@ -465,8 +465,7 @@ class Session:
                 if n_refused:
                     rule.stats.late += n_refused
                     reason = (
-                        f"late for rule {rule.plan.id}: older than rows already processed "
-                        f"(watermark {_iso(progress.watermark_us)})"
+                        f"late for rule {rule.plan.id}: older than rows already processed (watermark {_iso(progress.watermark_us)})"
                     )
                     self._dead.append(
                         rows_as_dead_letters(stream, decode(rows.filter(refused).select(run.state.plan.schema.keys())), reason)

@@ -28,10 +28,10 @@ from cepdsl.interpret.anomaly import anomaly_matches
 from cepdsl.interpret.filters import filter_matches
 from cepdsl.interpret.joins import join_rows, table_lookups
 from cepdsl.interpret.lifecycle import lifecycle_matches, throttle_firing
-from cepdsl.interpret.silences import silence_of
 from cepdsl.interpret.patterns import pattern_matches
 from cepdsl.interpret.rows import Match, StreamRows, build_frame, read_stream
 from cepdsl.interpret.schedule import schedule_matches
+from cepdsl.interpret.silences import silence_of
 from cepdsl.interpret.throttle import apply_throttle
 from cepdsl.interpret.values import eval_expr, is_true
 from cepdsl.interpret.windows import window_matches

@@ -30,9 +30,7 @@ def table_lookups(program: Program, tables: Mapping[str, pl.DataFrame] | None) -
     out: dict[str, Lookup] = {}
     for name, frame in frames.items():
         plan = program.table(name)
-        typed = frame.select(
-            pl.col(f.name).dt.epoch(TIME_UNIT) if f.type is Type.TIMESTAMP else pl.col(f.name) for f in plan.fields
-        )
+        typed = frame.select(pl.col(f.name).dt.epoch(TIME_UNIT) if f.type is Type.TIMESTAMP else pl.col(f.name) for f in plan.fields)
         out[name] = {row[plan.key]: row for row in typed.to_dicts()}
     return out
 

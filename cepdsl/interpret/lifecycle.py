@@ -27,8 +27,9 @@ from cepdsl.plan import RuleKind, RulePlan
 Evaluation = tuple[int, bool, dict[str, Any]]
 
 
-def _window_evaluation(rule: RulePlan, group: dict[str, Any], start: int, end: int, members: list[Row],
-                       empty_tick: bool = False) -> Evaluation:
+def _window_evaluation(
+    rule: RulePlan, group: dict[str, Any], start: int, end: int, members: list[Row], empty_tick: bool = False
+) -> Evaluation:
     """A window or tick with `having` on its aggregates; a window without rows of its group has
     null aggregates, an ungrouped tick without rows those of §5.3 (`count()` 0)."""
     if members or empty_tick:
@@ -99,8 +100,10 @@ def _schedule_evaluations(rule: RulePlan, rows: list[Row], first_ts: int | None,
 
 def _anomaly_evaluations(rule: RulePlan, rows: list[Row]) -> dict[tuple, list[Evaluation]]:
     assert rule.anomaly is not None
-    return {key: [(rec["ts"], anomalous, rec) for _row, rec, anomalous in group_scores(rule.anomaly, grows)]
-            for key, grows in partition(rows, rule.group_keys).items()}
+    return {
+        key: [(rec["ts"], anomalous, rec) for _row, rec, anomalous in group_scores(rule.anomaly, grows)]
+        for key, grows in partition(rows, rule.group_keys).items()
+    }
 
 
 def _absence_evaluations(rule: RulePlan, rows: list[Row], max_ts: int | None) -> dict[tuple, list[Evaluation]]:

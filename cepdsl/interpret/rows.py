@@ -64,9 +64,7 @@ def read_stream(stream: StreamPlan, frame: pl.DataFrame | None) -> StreamRows:
         frame = pl.DataFrame(schema=stream.schema)
     exprs = [_declared_column(frame, f.name, stream.name) for f in stream.fields]
     raw = frame.select(exprs)
-    typed = raw.select(
-        _engine_column(pl.col(f.name), f.name, f.type, f.dtype, raw.schema[f.name]) for f in stream.fields
-    )
+    typed = raw.select(_engine_column(pl.col(f.name), f.name, f.type, f.dtype, raw.schema[f.name]) for f in stream.fields)
     rows: list[Row] = typed.to_dicts()
     for i, row in enumerate(rows):
         row[SEQ] = i
@@ -128,7 +126,6 @@ class Match:
     @property
     def ts(self) -> int:
         return self.record["ts"]
-
 
 
 def build_frame(rule: RulePlan, records: Sequence[Mapping[str, Any]]) -> pl.DataFrame:

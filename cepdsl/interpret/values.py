@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import functools
 import math
-from datetime import datetime, timedelta, timezone
 from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import re2

@@ -251,7 +251,9 @@ def code_keys_into(
                     break
                 # Same length, prefix and hash: the bytes decide.
                 v1 = views[2 * i + 1]
-                if _same_bytes(data, base[np.int64(v1 & _LO32)] + np.int64(v1 >> np.uint64(32)), arena, np.int64(table[4 * j + 3]), length):
+                if _same_bytes(
+                    data, base[np.int64(v1 & _LO32)] + np.int64(v1 >> np.uint64(32)), arena, np.int64(table[4 * j + 3]), length
+                ):
                     codes[i] = np.int64(c) - 1
                     break
             j = (j + 1) & mask
@@ -455,7 +457,9 @@ class _Table:
         return self.code(_words(s), _ZEROS[: s.len()] if s.len() <= _ZEROS.shape[0] else np.zeros(s.len(), np.uint64),
                          _valid(s), _NO_WORDS, _NO_BYTES, _NO_BASE)  # fmt: skip
 
-    def code(self, k0: np.ndarray, k1: np.ndarray, valid: np.ndarray, views: np.ndarray, data: np.ndarray, base: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def code(
+        self, k0: np.ndarray, k1: np.ndarray, valid: np.ndarray, views: np.ndarray, data: np.ndarray, base: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         codes = np.empty(k0.shape[0], np.int64)
         before = int(self.meta[0])
         self.table, self.arena, firsts = code_keys_into(

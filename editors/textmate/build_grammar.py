@@ -53,9 +53,9 @@ def vocabulary() -> dict[str, list[str]]:
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
     from cepdsl.channels import KINDS
+    from cepdsl.functions import AGGREGATES, FUNCTIONS
     from cepdsl.parser import _TOP_LEVEL  # noqa: PLC2701
     from cepdsl.plan import SEVERITIES
-    from cepdsl.functions import AGGREGATES, FUNCTIONS
 
     words = sorted(grammar_words())
     decl = re.search(r"\(([a-z|]+)\)", _TOP_LEVEL.pattern)
@@ -136,7 +136,10 @@ def build() -> dict:
             "number": {
                 "patterns": [
                     {"match": r"(?<![A-Za-z0-9_])[0-9]+(?:ms|s|m|h|d)(?![A-Za-z0-9_])", "name": "constant.numeric.duration.cep"},
-                    {"match": r"(?<![A-Za-z0-9_])[0-9]+(?:\.[0-9]+(?:[eE][+-]?[0-9]+)?|[eE][+-]?[0-9]+)", "name": "constant.numeric.float.cep"},
+                    {
+                        "match": r"(?<![A-Za-z0-9_])[0-9]+(?:\.[0-9]+(?:[eE][+-]?[0-9]+)?|[eE][+-]?[0-9]+)",
+                        "name": "constant.numeric.float.cep",
+                    },
                     {"match": r"(?<![A-Za-z0-9_])[0-9]+", "name": "constant.numeric.integer.cep"},
                 ]
             },

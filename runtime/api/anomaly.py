@@ -80,8 +80,7 @@ def status(o: ControlPlane, rule_id: str) -> AnomalyStatus:
         if g.n == 0 and g.mean is None:
             g.mean = None
         groups.append(g)
-    return AnomalyStatus(rule=rule_id, method=spec.method, field=spec.field, baseline=ex.n_max,
-                         warmup=int(spec.warmup), groups=groups)
+    return AnomalyStatus(rule=rule_id, method=spec.method, field=spec.field, baseline=ex.n_max, warmup=int(spec.warmup), groups=groups)
 
 
 def _last_scores(o: ControlPlane, rule_id: str) -> dict[str, float]:
@@ -154,14 +153,20 @@ def export_baselines(o: ControlPlane, rule_id: str) -> None:
             setter(rule_id, key, vals)
 
 
-@router.get("/cep/rules/{rule_id}/anomaly-status", response_model=AnomalyStatus,
-            summary="Per group: baseline size, mean/std (zscore, ema) or q1/q3 (iqr), last reported score")
+@router.get(
+    "/cep/rules/{rule_id}/anomaly-status",
+    response_model=AnomalyStatus,
+    summary="Per group: baseline size, mean/std (zscore, ema) or q1/q3 (iqr), last reported score",
+)
 async def anomaly_status(rule_id: RuleId, o: Ops) -> AnomalyStatus:
     return await run_in_threadpool(o.call, lambda: status(o, rule_id))
 
 
-@router.put("/cep/rules/{rule_id}/anomaly-status", response_model=AnomalyStatus,
-            summary="Pre-seed baselines: group → values (oldest first), as if seen in the stream")
+@router.put(
+    "/cep/rules/{rule_id}/anomaly-status",
+    response_model=AnomalyStatus,
+    summary="Pre-seed baselines: group → values (oldest first), as if seen in the stream",
+)
 async def seed_baselines(rule_id: RuleId, body: BaselineIn, o: Ops) -> AnomalyStatus:
     def run() -> AnomalyStatus:
         seed(o, rule_id, body.baselines)
@@ -170,8 +175,9 @@ async def seed_baselines(rule_id: RuleId, body: BaselineIn, o: Ops) -> AnomalySt
     return await run_in_threadpool(o.call, run)
 
 
-@router.post("/cep/rules/{rule_id}/anomaly-reset", response_model=AnomalyResetOut,
-             summary="Forget the baseline of every group, or of one")
+@router.post(
+    "/cep/rules/{rule_id}/anomaly-reset", response_model=AnomalyResetOut, summary="Forget the baseline of every group, or of one"
+)
 async def anomaly_reset(rule_id: RuleId, o: Ops, body: AnomalyResetIn | None = None) -> AnomalyResetOut:
     n = await run_in_threadpool(o.call, lambda: reset(o, rule_id, body.group if body else None))
     return AnomalyResetOut(rule=rule_id, reset=n)

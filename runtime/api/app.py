@@ -39,10 +39,15 @@ def create_app(
 
     if ops is None:
         ops = _view_of(program, file, engine)
-    app = FastAPI(title="cep", version="0.1.0", docs_url=None, redoc_url=None,
-                  description="Operations API of the cep engine: rules, alert history, simulation, numbers, "
-                              "health. State-changing routes need `Authorization: Bearer TOKEN` when the server "
-                              "has a token, else the header `X-CEP-Request: 1`. See docs/api.md.")
+    app = FastAPI(
+        title="cep",
+        version="0.1.0",
+        docs_url=None,
+        redoc_url=None,
+        description="Operations API of the cep engine: rules, alert history, simulation, numbers, "
+        "health. State-changing routes need `Authorization: Bearer TOKEN` when the server "
+        "has a token, else the header `X-CEP-Request: 1`. See docs/api.md.",
+    )
     app.state.ops = ops
     app.state.today = Today()
     app.state.rates = Rates()
@@ -71,8 +76,12 @@ def _openapi_with_security(app: FastAPI) -> dict[str, Any]:
     doc = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
     doc.setdefault("components", {})["securitySchemes"] = {
         "bearer": {"type": "http", "scheme": "bearer", "description": "when the server has --token / CEP_API_TOKEN"},
-        "cepRequest": {"type": "apiKey", "in": "header", "name": "X-CEP-Request",
-                       "description": "`1`, on a server without a token (a header HTML forms cannot send)"},
+        "cepRequest": {
+            "type": "apiKey",
+            "in": "header",
+            "name": "X-CEP-Request",
+            "description": "`1`, on a server without a token (a header HTML forms cannot send)",
+        },
     }
     for item in doc.get("paths", {}).values():
         for method, op in item.items():

@@ -38,8 +38,13 @@ Name = Annotated[str, Path(pattern=ID_PATTERN)]
 
 @router.get("/cep/channels/types", response_model=list[ChannelType], summary="Each kind with its options")
 def channel_types() -> list[ChannelType]:
-    return [ChannelType(kind=k, options=[ChannelOption(name=n, required=o.required, secret=o.secret, type=o.type)
-                                         for n, o in options_for(k).items()]) for k in KINDS]
+    return [
+        ChannelType(
+            kind=k,
+            options=[ChannelOption(name=n, required=o.required, secret=o.secret, type=o.type) for n, o in options_for(k).items()],
+        )
+        for k in KINDS
+    ]
 
 
 def shown_text(c: ChannelPlan) -> str:
@@ -58,9 +63,17 @@ def list_channels(o: Ops) -> list[ChannelOut]:
         origin = "file" if d.file in o._file_texts else "catalogue"
         plan = plans.get(d.name)
         v = o.catalogue.get("channel", d.name) if origin == "catalogue" else None
-        out.append(ChannelOut(name=d.name, kind=plan.kind if plan else "?", origin=origin, file=d.file,
-                              text=shown_text(plan) if plan else "", version=v.version if v else None,
-                              enabled=switches.get(d.name, True)))
+        out.append(
+            ChannelOut(
+                name=d.name,
+                kind=plan.kind if plan else "?",
+                origin=origin,
+                file=d.file,
+                text=shown_text(plan) if plan else "",
+                version=v.version if v else None,
+                enabled=switches.get(d.name, True),
+            )
+        )
     return out
 
 
@@ -104,8 +117,12 @@ def refuse_literal_secrets(text: str) -> None:
                 continue
             values = value.values() if isinstance(value, dict) else [value]
             if not all(isinstance(v, EnvVar) for v in values):
-                raise Refused(422, "literal-secret", f"channel `{c.name}`: option `{opt_name}` is a secret; give it "
-                              "as env(\"VARIABLE\") (or {\"env\": \"VARIABLE\"}) so it is never stored or echoed")
+                raise Refused(
+                    422,
+                    "literal-secret",
+                    f"channel `{c.name}`: option `{opt_name}` is a secret; give it "
+                    "as env(\"VARIABLE\") (or {\"env\": \"VARIABLE\"}) so it is never stored or echoed",
+                )
 
 
 def _out(o: ControlPlane, name: str) -> ChannelOut:
@@ -136,21 +153,31 @@ def get_channel(name: Name, o: Ops) -> ChannelOut:
     return _out(o, name)
 
 
-@router.delete("/cep/channels/{name}", status_code=204, response_model=None,
-               summary="Delete a catalogue channel (refused with diagnostics while a rule uses it)")
+@router.delete(
+    "/cep/channels/{name}",
+    status_code=204,
+    response_model=None,
+    summary="Delete a catalogue channel (refused with diagnostics while a rule uses it)",
+)
 async def delete_channel(name: Name, o: Ops) -> None:
     await run_in_threadpool(o.delete_channel, name)
 
 
-@router.patch("/cep/channels/{name}/toggle", response_model=ChannelToggleOut,
-               summary="Enable or disable any channel (file channels too); persisted across restarts")
+@router.patch(
+    "/cep/channels/{name}/toggle",
+    response_model=ChannelToggleOut,
+    summary="Enable or disable any channel (file channels too); persisted across restarts",
+)
 async def toggle_channel(name: Name, o: Ops, body: ToggleIn | None = None) -> ChannelToggleOut:
     enabled = await run_in_threadpool(o.toggle_channel, name, body.enabled if body else None)
     return ChannelToggleOut(name=name, enabled=enabled)
 
 
-@router.post("/cep/channels/test", response_model=ChannelTestOut,
-             summary="Render a rule's message (or a sample) and send it once through the channel (no outbox)")
+@router.post(
+    "/cep/channels/test",
+    response_model=ChannelTestOut,
+    summary="Render a rule's message (or a sample) and send it once through the channel (no outbox)",
+)
 async def test_channel(body: ChannelTestIn, o: Ops) -> ChannelTestOut:
     return await run_in_threadpool(_test, body, o)
 
@@ -161,8 +188,9 @@ def _test(body: ChannelTestIn, o: ControlPlane) -> ChannelTestOut:
     program = o.program
     if program is None or not any(c.name == body.channel for c in program.channels):
         raise Refused(404, "not-found", f"no channel `{body.channel}`")
-    rule_id = body.rule or next((r.id for r in program.rules if body.channel in r.notify),
-                                program.rules[0].id if program.rules else None)
+    rule_id = body.rule or next(
+        (r.id for r in program.rules if body.channel in r.notify), program.rules[0].id if program.rules else None
+    )
     if rule_id is None or not any(r.id == rule_id for r in program.rules):
         raise Refused(404, "not-found", f"no running rule `{rule_id}` to render a message for")
     policy = getattr(o.notifier, "_policy", None)
@@ -175,5 +203,11 @@ def _test(body: ChannelTestIn, o: ControlPlane) -> ChannelTestOut:
         raise Refused(422, "channel-config", str(e)) from None
     except (ValueError, TypeError, OverflowError) as e:
         raise Refused(422, "invalid-record", f"record: {e}") from None
-    return ChannelTestOut(channel=body.channel, rule=rule_id, ok=got.get("ok"), error=got.get("error"),
-                          subject=got.get("subject", ""), text=got.get("text", ""))
+    return ChannelTestOut(
+        channel=body.channel,
+        rule=rule_id,
+        ok=got.get("ok"),
+        error=got.get("error"),
+        subject=got.get("subject", ""),
+        text=got.get("text", ""),
+    )

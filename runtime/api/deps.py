@@ -15,8 +15,13 @@ CEP_TEXT_BODY: dict[str, Any] = {
         "required": True,
         "content": {
             "text/plain": {"schema": {"type": "string", "maxLength": 1_000_000}},
-            "application/json": {"schema": {"type": "object", "description": "{\"text\": \".cep text\"} or a rule "
-                                            "in the original design's JSON shape (converted as `cep import` does)"}},
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "description": "{\"text\": \".cep text\"} or a rule "
+                    "in the original design's JSON shape (converted as `cep import` does)",
+                }
+            },
         },
     }
 }

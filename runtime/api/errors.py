@@ -16,23 +16,40 @@ from runtime.control import Refused
 
 log = logging.getLogger("cep.api")
 
-_CODES = {400: "bad-request", 401: "unauthorized", 403: "forbidden", 404: "not-found", 405: "method-not-allowed",
-          409: "conflict", 413: "too-large", 415: "unsupported-media-type", 421: "host-not-allowed",
-          422: "invalid-request", 503: "unavailable"}
+_CODES = {
+    400: "bad-request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not-found",
+    405: "method-not-allowed",
+    409: "conflict",
+    413: "too-large",
+    415: "unsupported-media-type",
+    421: "host-not-allowed",
+    422: "invalid-request",
+    503: "unavailable",
+}
 
 #: What error responses look like, for every route's OpenAPI entry.
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody, "description": desc}
-    for code, desc in ((400, "malformed body"), (401, "token required"), (403, "X-CEP-Request header required"),
-                       (404, "unknown id"), (409, "conflict (e.g. a file rule is read-only)"),
-                       (413, "body over the size limit"), (421, "Host not allowed"),
-                       (422, "invalid request, or rule text that does not check"),
-                       (503, "the engine is busy; the change is queued"))
+    for code, desc in (
+        (400, "malformed body"),
+        (401, "token required"),
+        (403, "X-CEP-Request header required"),
+        (404, "unknown id"),
+        (409, "conflict (e.g. a file rule is read-only)"),
+        (413, "body over the size limit"),
+        (421, "Host not allowed"),
+        (422, "invalid request, or rule text that does not check"),
+        (503, "the engine is busy; the change is queued"),
+    )
 }
 
 
-def error_json(status: int, code: str, message: str, diagnostics: list[dict[str, Any]] | None = None,
-               headers: dict[str, str] | None = None) -> JSONResponse:
+def error_json(
+    status: int, code: str, message: str, diagnostics: list[dict[str, Any]] | None = None, headers: dict[str, str] | None = None
+) -> JSONResponse:
     body: dict[str, Any] = {"code": code, "message": message}
     if diagnostics is not None:
         body["diagnostics"] = diagnostics
@@ -43,9 +60,11 @@ def store_unavailable(e: BaseException) -> bool:
     """Connection trouble with Redis, PostgreSQL or a locked SQLite file: a 503, not a bug."""
     mod = type(e).__module__
     name = type(e).__name__
-    return ((mod.startswith("redis") and name in ("ConnectionError", "TimeoutError", "BusyLoadingError"))
-            or (mod.startswith("psycopg") and name in ("OperationalError", "InterfaceError"))
-            or (mod == "sqlite3" and name == "OperationalError"))
+    return (
+        (mod.startswith("redis") and name in ("ConnectionError", "TimeoutError", "BusyLoadingError"))
+        or (mod.startswith("psycopg") and name in ("OperationalError", "InterfaceError"))
+        or (mod == "sqlite3" and name == "OperationalError")
+    )
 
 
 def install(app: FastAPI) -> None:

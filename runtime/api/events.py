@@ -51,8 +51,18 @@ def history(o: ControlPlane):  # noqa: ANN201
 
 
 def alert_out(a: Alert) -> AlertOut:
-    return AlertOut(id=a.id, rule=a.rule, severity=a.severity, ts=rfc3339(a.ts_us), emitted_at=rfc3339(a.emitted_us),
-                    group=a.group, record=a.record, silenced=a.silenced, test=a.test, channels=a.channels)
+    return AlertOut(
+        id=a.id,
+        rule=a.rule,
+        severity=a.severity,
+        ts=rfc3339(a.ts_us),
+        emitted_at=rfc3339(a.emitted_us),
+        group=a.group,
+        record=a.record,
+        silenced=a.silenced,
+        test=a.test,
+        channels=a.channels,
+    )
 
 
 @router.get("/cep/events", response_model=AlertPage, summary="Stored matches, newest first")
@@ -66,19 +76,33 @@ def list_events(
     cursor: Annotated[str | None, Query(pattern="^[0-9]{1,18}$", description="next_cursor of the previous page")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
 ) -> AlertPage:
-    rows, nxt = history(o).query(rule=rule, severity=severity, group=group, since_us=parse_time(since, "since"),
-                                 until_us=parse_time(until, "until"), cursor=int(cursor) if cursor else None,
-                                 limit=limit)
+    rows, nxt = history(o).query(
+        rule=rule,
+        severity=severity,
+        group=group,
+        since_us=parse_time(since, "since"),
+        until_us=parse_time(until, "until"),
+        cursor=int(cursor) if cursor else None,
+        limit=limit,
+    )
     return AlertPage(items=[alert_out(a) for a in rows], next_cursor=None if nxt is None else str(nxt))
 
 
-@router.get("/cep/events/summary", response_model=SummaryOut,
-            summary="Counts by rule and severity over a range (default: the last 24 h), and per minute")
-def events_summary(o: Ops, since: Time = None, until: Time = None,
-                   rule: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
-                   severity: Annotated[str | None, Query(pattern="^(info|low|medium|high|critical)$",
-                                                         description="per-minute series of one severity (the console's chart)")] = None,
-                   ) -> SummaryOut:
+@router.get(
+    "/cep/events/summary",
+    response_model=SummaryOut,
+    summary="Counts by rule and severity over a range (default: the last 24 h), and per minute",
+)
+def events_summary(
+    o: Ops,
+    since: Time = None,
+    until: Time = None,
+    rule: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
+    severity: Annotated[
+        str | None,
+        Query(pattern="^(info|low|medium|high|critical)$", description="per-minute series of one severity (the console's chart)"),
+    ] = None,
+) -> SummaryOut:
     since_us = parse_time(since, "since")
     until_us = parse_time(until, "until")
     if since_us is None and until_us is None:
@@ -105,13 +129,22 @@ def events_summary(o: Ops, since: Time = None, until: Time = None,
     for r, s, n in counts:
         by_rule[r] = by_rule.get(r, 0) + n
         by_sev[s] = by_sev.get(s, 0) + n
-    return SummaryOut(since=rfc3339(since_us), until=rfc3339(until_us), total=sum(by_rule.values()),
-                      counts=[CountOut(rule=r, severity=s, count=n) for r, s, n in counts], by_rule=by_rule,
-                      by_severity=by_sev, per_minute=list(minutes.values()))
+    return SummaryOut(
+        since=rfc3339(since_us),
+        until=rfc3339(until_us),
+        total=sum(by_rule.values()),
+        counts=[CountOut(rule=r, severity=s, count=n) for r, s, n in counts],
+        by_rule=by_rule,
+        by_severity=by_sev,
+        per_minute=list(minutes.values()),
+    )
 
 
-@router.get("/cep/events/{event_id}", response_model=AlertDetail,
-            summary="One stored match: record, rendered messages, delivery status per channel")
+@router.get(
+    "/cep/events/{event_id}",
+    response_model=AlertDetail,
+    summary="One stored match: record, rendered messages, delivery status per channel",
+)
 def get_event(event_id: Annotated[int, Path(ge=1, le=2**62)], o: Ops) -> AlertDetail:
     a = history(o).get(event_id)
     if a is None:
@@ -127,8 +160,9 @@ def get_event(event_id: Annotated[int, Path(ge=1, le=2**62)], o: Ops) -> AlertDe
         kinds = {c.name: c.kind for c in program.channels}
         for ch in a.channels or list(rule.notify):
             r = render_message(rule, kinds.get(ch, "console"), record)
-            detail.messages.append(RenderedOut(channel=ch, kind=kinds.get(ch, "?"), subject=r.subject, text=r.text,
-                                               template_error=r.template_error))
+            detail.messages.append(
+                RenderedOut(channel=ch, kind=kinds.get(ch, "?"), subject=r.subject, text=r.text, template_error=r.template_error)
+            )
     outbox = getattr(o.notifier, "_outbox", None)
     rows = _outbox_rows(outbox, a.key) if a.key else {}
     for ch in a.channels:
@@ -153,12 +187,16 @@ def _outbox_rows(outbox: object, key: str) -> dict[str, DeliveryOut]:
     from runtime.control import rfc3339_s
 
     try:
-        got = db().execute("SELECT channel, status, attempts, last_error, updated FROM deliveries WHERE notification_id = ?",
-                           (key,)).fetchall()
+        got = (
+            db()
+            .execute("SELECT channel, status, attempts, last_error, updated FROM deliveries WHERE notification_id = ?", (key,))
+            .fetchall()
+        )
     except Exception:  # noqa: BLE001
         return {}
-    return {ch: DeliveryOut(channel=ch, status=st, attempts=int(n), last_error=err, updated_at=rfc3339_s(up))
-            for ch, st, n, err, up in got}
+    return {
+        ch: DeliveryOut(channel=ch, status=st, attempts=int(n), last_error=err, updated_at=rfc3339_s(up)) for ch, st, n, err, up in got
+    }
 
 
 @router.delete("/cep/events/{event_id}", status_code=204, response_model=None)

@@ -68,21 +68,24 @@ class Guard:
         try:
             await self._guarded(scope, receive, logged_send)
         finally:
-            access_log.info("%s %s %s %.1fms", scope["method"], scope["path"], status[0] or "-",
-                            (time.perf_counter() - t0) * 1e3)
+            access_log.info("%s %s %s %.1fms", scope["method"], scope["path"], status[0] or "-", (time.perf_counter() - t0) * 1e3)
 
     async def _guarded(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
         if not self.any_host and _host_name(headers.get("host", "")) not in self.hosts:
-            await _reply(send, 421, "host-not-allowed",
-                         f"Host {headers.get('host', '')!r} is not served here (see --http-host)")
+            await _reply(send, 421, "host-not-allowed", f"Host {headers.get('host', '')!r} is not served here (see --http-host)")
             return
         if scope["method"] not in SAFE_METHODS:
             if self.token is not None:
                 given = headers.get("authorization", "")
                 if not hmac.compare_digest(given.encode(), f"Bearer {self.token}".encode()):
-                    await _reply(send, 401, "unauthorized", "this route changes state: send Authorization: Bearer <token>",
-                                 {"www-authenticate": "Bearer"})
+                    await _reply(
+                        send,
+                        401,
+                        "unauthorized",
+                        "this route changes state: send Authorization: Bearer <token>",
+                        {"www-authenticate": "Bearer"},
+                    )
                     return
             elif headers.get("x-cep-request") != "1":
                 await _reply(send, 403, "forbidden", "this route changes state: send the header X-CEP-Request: 1")

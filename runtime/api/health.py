@@ -56,24 +56,34 @@ def reasons(o: ControlPlane) -> list[str]:
     return out
 
 
-@router.get("/cep/health", response_model=HealthOut, responses={503: {"model": HealthOut, "description": "degraded"}},
-            summary="Overall health: 200 ok, 503 degraded (with the reasons and the last reload)")
+@router.get(
+    "/cep/health",
+    response_model=HealthOut,
+    responses={503: {"model": HealthOut, "description": "degraded"}},
+    summary="Overall health: 200 ok, 503 degraded (with the reasons and the last reload)",
+)
 def health(o: Ops) -> Any:
     why = reasons(o)
     components: dict[str, Any] = {"state_store": _store_health(o)}
     if o.notifier is not None:
         h = o.notifier.health()
-        components["notifier"] = {"worker": h.get("worker"), "queue_depth": h.get("queue_depth"),
-                                  "in_flight": h.get("in_flight")}
+        components["notifier"] = {"worker": h.get("worker"), "queue_depth": h.get("queue_depth"), "in_flight": h.get("in_flight")}
     components["sources"] = [s.model_dump() for s in sources(o)]
     tables = getattr(o.engine, "tables", None)
     if tables is not None:  # lookup tables (§9.2): a failed reload keeps the old rows, reported here
         components["tables"] = tables.health()
-    body = HealthOut(status="degraded" if why else "ok", degraded=bool(why), reasons=why,
-                     state_store=components["state_store"],
-                     timestamp=rfc3339_s(time.time()) or "", uptime_s=round(time.time() - o.started_at, 3),
-                     rules=len(o.program.rules) if o.program else 0, files=o.files,
-                     last_reload=reload_out(o.last_reload()), components=components)
+    body = HealthOut(
+        status="degraded" if why else "ok",
+        degraded=bool(why),
+        reasons=why,
+        state_store=components["state_store"],
+        timestamp=rfc3339_s(time.time()) or "",
+        uptime_s=round(time.time() - o.started_at, 3),
+        rules=len(o.program.rules) if o.program else 0,
+        files=o.files,
+        last_reload=reload_out(o.last_reload()),
+        components=components,
+    )
     return JSONResponse(body.model_dump(mode="json"), status_code=503 if why else 200)
 
 
@@ -82,8 +92,12 @@ def live() -> ProbeOut:
     return ProbeOut(status="ok")
 
 
-@router.get("/cep/health/ready", response_model=ProbeOut, responses={503: {"model": ProbeOut}},
-            summary="Readiness: a program is loaded and nothing is degraded")
+@router.get(
+    "/cep/health/ready",
+    response_model=ProbeOut,
+    responses={503: {"model": ProbeOut}},
+    summary="Readiness: a program is loaded and nothing is degraded",
+)
 def ready(o: Ops) -> Any:
     why = reasons(o)
     body = ProbeOut(status="fail" if why else "ok", reason="; ".join(why) or None)
@@ -113,19 +127,32 @@ def redis_health(o: Ops) -> RedisHealth:
     try:
         client.ping()
     except Exception as e:  # noqa: BLE001 - down is an answer here, not an error
-        return RedisHealth(configured=True, status="down", degraded_since=rfc3339_s(o.redis_degraded_since or now),
-                           last_error=str(e)[:500])
-    return RedisHealth(configured=True, status="up", latency_ms=round((time.perf_counter() - t0) * 1e3, 3),
-                       degraded_since=rfc3339_s(o.redis_degraded_since), last_error=h.get("last_error"))
+        return RedisHealth(
+            configured=True, status="down", degraded_since=rfc3339_s(o.redis_degraded_since or now), last_error=str(e)[:500]
+        )
+    return RedisHealth(
+        configured=True,
+        status="up",
+        latency_ms=round((time.perf_counter() - t0) * 1e3, 3),
+        degraded_since=rfc3339_s(o.redis_degraded_since),
+        last_error=h.get("last_error"),
+    )
 
 
 def _breaker(b: dict[str, Any], threshold: int) -> BreakerOut:
-    return BreakerOut(state=str(b.get("state")), failures=int(b.get("consecutive_failures", 0)),
-                      opens_at=f"{threshold} consecutive failures", retry_at=rfc3339_s(b.get("retry_at")))
+    return BreakerOut(
+        state=str(b.get("state")),
+        failures=int(b.get("consecutive_failures", 0)),
+        opens_at=f"{threshold} consecutive failures",
+        retry_at=rfc3339_s(b.get("retry_at")),
+    )
 
 
-@router.get("/cep/health/circuit-breakers", response_model=BreakersOut,
-            summary="Per channel and per rule/channel: state, failures, when it opens, when it retries")
+@router.get(
+    "/cep/health/circuit-breakers",
+    response_model=BreakersOut,
+    summary="Per channel and per rule/channel: state, failures, when it opens, when it retries",
+)
 def breakers(o: Ops) -> BreakersOut:
     if o.notifier is None:
         return BreakersOut(channels={}, rules={})
@@ -138,8 +165,11 @@ def breakers(o: Ops) -> BreakersOut:
     return BreakersOut(channels={k: _breaker(b, threshold) for k, b in snap["channels"].items()}, rules=rules)
 
 
-@router.get("/cep/health/sources", response_model=list[SourceHealth],
-            summary="Each source: ok or its error (a followed file that does not exist is an error)")
+@router.get(
+    "/cep/health/sources",
+    response_model=list[SourceHealth],
+    summary="Each source: ok or its error (a followed file that does not exist is an error)",
+)
 def list_sources(o: Ops) -> list[SourceHealth]:
     return sources(o)
 
@@ -157,8 +187,18 @@ def sources(o: ControlPlane) -> list[SourceHealth]:
         lag = None
         if p is not None and -(2**62) < p.watermark_us < 2**62:
             lag = round(time.time() - p.watermark_us / 1e6, 3)
-        out.append(SourceHealth(name=name, stream=stream, spec=_masked(spec), ok=err is None, error=err,
-                                errors=int(h.get("errors", 0)), finished=bool(h.get("finished")), lag_s=lag))
+        out.append(
+            SourceHealth(
+                name=name,
+                stream=stream,
+                spec=_masked(spec),
+                ok=err is None,
+                error=err,
+                errors=int(h.get("errors", 0)),
+                finished=bool(h.get("finished")),
+                lag_s=lag,
+            )
+        )
     return out
 
 
@@ -178,5 +218,3 @@ def _masked(spec: str) -> str:
 @router.get("/cep/health/reload", response_model=ReloadOut | None, summary="The last reload: ok, or why it was refused")
 def last_reload(o: Ops) -> ReloadOut | None:
     return reload_out(o.last_reload())
-
-

@@ -55,8 +55,9 @@ class ReloadOut(BaseModel):
     error: str | None = None
     diagnostics: list[DiagnosticOut] = []
     report: dict[str, list[str]] | None = Field(None, description="kept / changed / added / removed rule IDs")
-    offsets: JsonObject | None = Field(None, description="the sources' offsets when the change applied: it holds "
-                                                         "from the next batch on")
+    offsets: JsonObject | None = Field(
+        None, description="the sources' offsets when the change applied: it holds from the next batch on"
+    )
 
 
 class RuleOut(BaseModel):
@@ -136,8 +137,7 @@ class SimulateOut(BaseModel):
 
 class SimulateIn(BaseModel):
     text: str = Field(max_length=1_000_000, description="`.cep` text: rules (and streams/channels) not yet saved")
-    events: dict[str, list[JsonObject]] | list[JsonObject] = Field(
-        description="events per stream, or a list for the only stream")
+    events: dict[str, list[JsonObject]] | list[JsonObject] = Field(description="events per stream, or a list for the only stream")
     include_files: bool = Field(True, description="check the text together with the served rule files")
 
 
@@ -188,8 +188,11 @@ class AlertPage(BaseModel):
 
 class DeliveryOut(BaseModel):
     channel: str
-    status: str | None = Field(None, description="pending / in_flight / sent / failed / skipped (the channel was "
-                               "disabled: not sent, and not sent later); null when never enqueued")
+    status: str | None = Field(
+        None,
+        description="pending / in_flight / sent / failed / skipped (the channel was "
+        "disabled: not sent, and not sent later); null when never enqueued",
+    )
     attempts: int | None = None
     last_error: str | None = None
     updated_at: str | None = None
@@ -339,8 +342,9 @@ class ChannelOut(BaseModel):
     file: str
     text: str = Field(description="the declaration; secrets are `env(\"NAME\")` references, never values")
     version: int | None = None
-    enabled: bool = Field(True, description="false: switched off (PATCH .../toggle); its deliveries are recorded "
-                          "as `skipped`, not sent")
+    enabled: bool = Field(
+        True, description="false: switched off (PATCH .../toggle); its deliveries are recorded as `skipped`, not sent"
+    )
 
 
 class ChannelToggleOut(BaseModel):

@@ -69,8 +69,7 @@ def _rule_rows(o: ControlPlane, rule_ids: list[str]) -> dict[str, dict[str, Any]
     return out
 
 
-def all_rule_metrics(o: ControlPlane, rule_ids: list[str],
-                     deliveries: dict[str, dict[str, int]] | None = None) -> list[RuleMetrics]:
+def all_rule_metrics(o: ControlPlane, rule_ids: list[str], deliveries: dict[str, dict[str, int]] | None = None) -> list[RuleMetrics]:
     """Per-rule figures for many rules from one read of each source: the engine's stats, the
     outbox's counts, the latest failures (at 1,000 rules, reading them once per rule was over
     a minute; this is one pass)."""
@@ -134,8 +133,9 @@ def summary(o: ControlPlane, today: Today) -> StatsSummary:
     stats = engine_stats(o)
     eng = stats.get("engine", {})
     notif = o.notifier.stats() if o.notifier is not None else {}
-    counts = today.since_midnight({"events": int(eng.get("rows", 0)), "sent": int(notif.get("sent", 0)),
-                                   "failed": int(notif.get("failed", 0))})
+    counts = today.since_midnight(
+        {"events": int(eng.get("rows", 0)), "sent": int(notif.get("sent", 0)), "failed": int(notif.get("failed", 0))}
+    )
     midnight = dt.datetime.now(dt.timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
     midnight_us = int(midnight.timestamp() * 1_000_000)
     matches_today = o.history.count_since(midnight_us) if o.history is not None else int(eng.get("matches", 0))
@@ -144,11 +144,18 @@ def summary(o: ControlPlane, today: Today) -> StatsSummary:
     p99s = [r.get("p99_eval_ms", 0.0) for r in rules.values() if r.get("batches")]
     views = o.rule_views()
     return StatsSummary(
-        day=midnight.date().isoformat(), running=o.engine is not None, uptime_s=round(time.time() - o.started_at, 3),
-        active_rules=sum(1 for v in views if v.loaded), disabled_rules=sum(1 for v in views if not v.enabled),
-        events_today=counts["events"], matches_today=matches_today, alerts_sent_today=counts["sent"],
-        alerts_failed_today=counts["failed"], dead_letters=int(eng.get("dead_letters", 0)),
-        mean_eval_ms=round(sum(means) / len(means), 4) if means else 0.0, p99_eval_ms=round(max(p99s), 4) if p99s else 0.0,
+        day=midnight.date().isoformat(),
+        running=o.engine is not None,
+        uptime_s=round(time.time() - o.started_at, 3),
+        active_rules=sum(1 for v in views if v.loaded),
+        disabled_rules=sum(1 for v in views if not v.enabled),
+        events_today=counts["events"],
+        matches_today=matches_today,
+        alerts_sent_today=counts["sent"],
+        alerts_failed_today=counts["failed"],
+        dead_letters=int(eng.get("dead_letters", 0)),
+        mean_eval_ms=round(sum(means) / len(means), 4) if means else 0.0,
+        p99_eval_ms=round(max(p99s), 4) if p99s else 0.0,
     )
 
 
@@ -191,10 +198,19 @@ def streams(o: ControlPlane, rates: Rates) -> list[StreamOut]:
         if p is not None and wm is not None:
             lag = round(now - p.watermark_us / 1e6, 3)
         idle = stats.get("streams", {}).get(s.name, {}).get("idle_s")
-        out.append(StreamOut(name=s.name, events_in=int(events), events_per_s=rates.update(s.name, int(events)),
-                             watermark=wm, max_event_time=rfc3339(p.max_ts_us) if p is not None else None,
-                             lag_s=lag, late_rows=late, dead_letters=o.dead_by_stream.get(s.name, 0),
-                             idle_s=None if idle is None else round(idle, 3)))
+        out.append(
+            StreamOut(
+                name=s.name,
+                events_in=int(events),
+                events_per_s=rates.update(s.name, int(events)),
+                watermark=wm,
+                max_event_time=rfc3339(p.max_ts_us) if p is not None else None,
+                lag_s=lag,
+                late_rows=late,
+                dead_letters=o.dead_by_stream.get(s.name, 0),
+                idle_s=None if idle is None else round(idle, 3),
+            )
+        )
     return out
 
 
@@ -205,6 +221,9 @@ def legacy_stats(o: ControlPlane) -> dict[str, Any]:
     got = engine_stats(o)
     streams_ = {}
     for name, row in got.get("streams", {}).items():
-        streams_[name] = {"watermark": rfc3339(row.get("watermark_us")), "max_event_time": rfc3339(row.get("max_ts_us")),
-                          "idle_s": row.get("idle_s")}
+        streams_[name] = {
+            "watermark": rfc3339(row.get("watermark_us")),
+            "max_event_time": rfc3339(row.get("max_ts_us")),
+            "idle_s": row.get("idle_s"),
+        }
     return {"running": True, "engine": got.get("engine", {}), "streams": streams_, "rules": got.get("rules", {})}

@@ -21,8 +21,7 @@ EVAL_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05
 class EngineCollector(Collector):
     def __init__(self, ops: ControlPlane, registry: CollectorRegistry) -> None:
         self.ops = ops
-        self.eval_hist = Histogram("cep_rule_eval_seconds", "Evaluation time per batch", ["rule"],
-                                   buckets=EVAL_BUCKETS, registry=None)
+        self.eval_hist = Histogram("cep_rule_eval_seconds", "Evaluation time per batch", ["rule"], buckets=EVAL_BUCKETS, registry=None)
         self.seen_batches: dict[str, int] = {}
 
     def _observe_timings(self) -> None:
@@ -53,8 +52,10 @@ class EngineCollector(Collector):
             dead.add_metric([s], float(n))
         dead.add_metric(["_all"], float(eng.get("dead_letters", 0)))
         yield dead
-        fams = {k: CounterMetricFamily(f"cep_rule_{k}", f"Per rule: {k.replace('_', ' ')}", labels=["rule"])
-                for k in ("events_in", "matches", "late_rows", "suppressed", "silenced")}
+        fams = {
+            k: CounterMetricFamily(f"cep_rule_{k}", f"Per rule: {k.replace('_', ' ')}", labels=["rule"])
+            for k in ("events_in", "matches", "late_rows", "suppressed", "silenced")
+        }
         for rid, r in sorted(stats.get("rules", {}).items()):
             fams["silenced"].add_metric([rid], float(r.get("silenced", 0)))  # LANGUAGE.md §9.4
             fams["events_in"].add_metric([rid], float(r.get("events_in", 0)))
@@ -71,8 +72,9 @@ class EngineCollector(Collector):
             depth = GaugeMetricFamily("cep_outbox_depth", "Deliveries pending in the outbox")
             depth.add_metric([], float(n.get("queue_depth", 0)))
             yield depth
-            breakers = GaugeMetricFamily("cep_breaker_state", "Circuit breaker: 0 closed, 1 half-open, 2 open",
-                                         labels=["scope", "name"])
+            breakers = GaugeMetricFamily(
+                "cep_breaker_state", "Circuit breaker: 0 closed, 1 half-open, 2 open", labels=["scope", "name"]
+            )
             snap = n.get("breakers", {})
             for name, b in snap.get("channels", {}).items():
                 breakers.add_metric(["channel", name], float(BREAKER_VALUE.get(b.get("state"), -1)))

@@ -32,8 +32,17 @@ RuleId = Annotated[str, Path(pattern=ID_PATTERN, description="a rule ID")]
 
 
 def rule_out(v: RuleView) -> RuleOut:
-    out = RuleOut(id=v.id, origin=v.origin, file=v.file, line=v.line, enabled=v.enabled, loaded=v.loaded,
-                  version=v.version, text=v.text, source=f"{v.file}:{v.line}")
+    out = RuleOut(
+        id=v.id,
+        origin=v.origin,
+        file=v.file,
+        line=v.line,
+        enabled=v.enabled,
+        loaded=v.loaded,
+        version=v.version,
+        text=v.text,
+        source=f"{v.file}:{v.line}",
+    )
     r = v.plan or v.written
     if r is not None:
         out.title, out.kind, out.stream, out.severity = r.title, r.kind.value, r.stream.name, r.severity
@@ -44,15 +53,23 @@ def rule_out(v: RuleView) -> RuleOut:
 
 
 def version_out(v: Version) -> VersionOut:
-    return VersionOut(id=v.id, version=v.version, created_at=rfc3339_s(v.created_at), deleted=v.deleted,
-                      applied_at=rfc3339_s(v.applied_at), applied_offsets=v.applied_offsets, text=v.text)
+    return VersionOut(
+        id=v.id,
+        version=v.version,
+        created_at=rfc3339_s(v.created_at),
+        deleted=v.deleted,
+        applied_at=rfc3339_s(v.applied_at),
+        applied_offsets=v.applied_offsets,
+        text=v.text,
+    )
 
 
 def reload_out(r: ReloadRecord | None) -> ReloadOut | None:
     if r is None:
         return None
-    return ReloadOut(at=rfc3339_s(r.at), ok=r.ok, origin=r.origin, error=r.error, diagnostics=r.diagnostics,
-                     report=r.report, offsets=r.offsets)
+    return ReloadOut(
+        at=rfc3339_s(r.at), ok=r.ok, origin=r.origin, error=r.error, diagnostics=r.diagnostics, report=r.report, offsets=r.offsets
+    )
 
 
 async def rule_text(request: Request, o: ControlPlane) -> str:
@@ -77,8 +94,9 @@ async def rule_text_and_baseline(request: Request, o: ControlPlane) -> tuple[str
                 values = holder["baseline_values"]
         if values is not None:
             doc = _without_baseline(doc)  # the converter refuses stored baselines; they go into the state below
-        if values is not None and (not isinstance(values, list) or
-                                   not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)):
+        if values is not None and (
+            not isinstance(values, list) or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+        ):
             raise Refused(422, "import-failed", "trigger_spec.baseline_values: expected a list of numbers")
         return seed_rule_text(doc, o, request.query_params.get("stream")), values or None
     raise Refused(422, "invalid-request", 'expected .cep text, {"text": "..."} or a rule in the original design\'s JSON shape')
@@ -117,8 +135,12 @@ def seed_rule_text(doc: dict[str, Any], o: ControlPlane, stream: str | None) -> 
     known = {c.name for c in program.channels} if program else set()
     missing = sorted(set(channels) - known)
     if missing:
-        raise Refused(422, "import-failed", f"the rule needs channel(s) {', '.join(missing)}: create them first "
-                      f"with POST /cep/channels:\n" + "".join(channels[m] for m in missing))
+        raise Refused(
+            422,
+            "import-failed",
+            f"the rule needs channel(s) {', '.join(missing)}: create them first "
+            f"with POST /cep/channels:\n" + "".join(channels[m] for m in missing),
+        )
     return rules[0]
 
 
@@ -140,8 +162,11 @@ def list_rules(o: Ops) -> Response:
     stamp = o._stamp_or_none()
     key = (o.assembly, o.program, stamp)
     cached = _RULES_JSON.get(o)
-    if stamp is not None and cached is not None and all(a is b or (a == b and isinstance(a, str))
-                                                        for a, b in zip(cached[0], key, strict=True)):
+    if (
+        stamp is not None
+        and cached is not None
+        and all(a is b or (a == b and isinstance(a, str)) for a, b in zip(cached[0], key, strict=True))
+    ):
         return Response(cached[1], media_type="application/json")
     body = _RULES_ADAPTER.dump_json([rule_out(v) for v in o.rule_views()])
     if stamp is not None:
@@ -149,8 +174,13 @@ def list_rules(o: Ops) -> Response:
     return Response(body, media_type="application/json")
 
 
-@router.post("/cep/rules", status_code=201, response_model=RuleChange, openapi_extra=CEP_TEXT_BODY,
-             summary="Create a rule (checked first: 422 with diagnostics when it does not check)")
+@router.post(
+    "/cep/rules",
+    status_code=201,
+    response_model=RuleChange,
+    openapi_extra=CEP_TEXT_BODY,
+    summary="Create a rule (checked first: 422 with diagnostics when it does not check)",
+)
 async def create_rule(request: Request, o: Ops) -> RuleChange:
     text, baseline = await rule_text_and_baseline(request, o)
     version, rec = await _threaded(o.create_rule, text)
@@ -162,16 +192,22 @@ async def create_rule(request: Request, o: Ops) -> RuleChange:
     return change_out(o, version, rec)
 
 
-@router.get("/cep/rules/performance", response_model=list[RuleMetrics], tags=["numbers"],
-            summary="Per rule: events in, matches, timings, deliveries, state size")
-def performance(o: Ops, sort: Annotated[str, Query(pattern="^-?[a-z_]+$")] = "-events_in",
-                limit: Annotated[int, Query(ge=1, le=10_000)] = 100) -> list[RuleMetrics]:
+@router.get(
+    "/cep/rules/performance",
+    response_model=list[RuleMetrics],
+    tags=["numbers"],
+    summary="Per rule: events in, matches, timings, deliveries, state size",
+)
+def performance(
+    o: Ops, sort: Annotated[str, Query(pattern="^-?[a-z_]+$")] = "-events_in", limit: Annotated[int, Query(ge=1, le=10_000)] = 100
+) -> list[RuleMetrics]:
     rows = all_rule_metrics(o, [v.id for v in o.rule_views()])
     key = sort.lstrip("-")
     if key not in RuleMetrics.model_fields:
         raise Refused(422, "invalid-request", f"cannot sort by `{key}` (fields: {', '.join(RuleMetrics.model_fields)})")
-    rows.sort(key=lambda m: (getattr(m, key) is None, getattr(m, key) or 0) if key != "id" else (False, m.id),
-              reverse=sort.startswith("-"))
+    rows.sort(
+        key=lambda m: (getattr(m, key) is None, getattr(m, key) or 0) if key != "id" else (False, m.id), reverse=sort.startswith("-")
+    )
     return rows[:limit]
 
 
@@ -180,23 +216,33 @@ def get_rule(rule_id: RuleId, o: Ops) -> RuleOut:
     return rule_out(o.rule_view(rule_id))
 
 
-@router.put("/cep/rules/{rule_id}", response_model=RuleChange, openapi_extra=CEP_TEXT_BODY,
-            summary="Replace a catalogue rule's text (a new version); file rules: 409")
+@router.put(
+    "/cep/rules/{rule_id}",
+    response_model=RuleChange,
+    openapi_extra=CEP_TEXT_BODY,
+    summary="Replace a catalogue rule's text (a new version); file rules: 409",
+)
 async def put_rule(rule_id: RuleId, request: Request, o: Ops) -> RuleChange:
     text = await rule_text(request, o)
     version, rec = await _threaded(o.replace_rule, rule_id, text)
     return change_out(o, version, rec)
 
 
-@router.delete("/cep/rules/{rule_id}", response_model=RuleChange,
-               summary="Delete a catalogue rule (a tombstone version; history kept); file rules: 409")
+@router.delete(
+    "/cep/rules/{rule_id}",
+    response_model=RuleChange,
+    summary="Delete a catalogue rule (a tombstone version; history kept); file rules: 409",
+)
 async def delete_rule(rule_id: RuleId, o: Ops) -> RuleChange:
     version, rec = await _threaded(o.delete_rule, rule_id)
     return change_out(o, version, rec, deleted=True)
 
 
-@router.patch("/cep/rules/{rule_id}/toggle", response_model=ToggleOut,
-              summary="Enable or disable any rule (file rules too); persisted across restarts")
+@router.patch(
+    "/cep/rules/{rule_id}/toggle",
+    response_model=ToggleOut,
+    summary="Enable or disable any rule (file rules too); persisted across restarts",
+)
 async def toggle(rule_id: RuleId, o: Ops, body: ToggleIn | None = None) -> ToggleOut:
     enabled, rec = await _threaded(o.toggle, rule_id, body.enabled if body else None)
     return ToggleOut(id=rule_id, enabled=enabled, reload=reload_out(rec))  # type: ignore[arg-type]
@@ -211,8 +257,9 @@ def versions(rule_id: RuleId, o: Ops) -> list[VersionOut]:
     return [version_out(v) for v in got]
 
 
-TEXT_200: dict[int | str, dict[str, Any]] = {200: {"content": {"text/plain": {"schema": {"type": "string"}}},
-                                                   "description": "the plan, as `cep explain` prints it"}}
+TEXT_200: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/plain": {"schema": {"type": "string"}}}, "description": "the plan, as `cep explain` prints it"}
+}
 
 
 @router.get("/cep/rules/{rule_id}/explain", response_model=None, responses=TEXT_200)
@@ -231,8 +278,12 @@ def metrics(rule_id: RuleId, o: Ops) -> RuleMetrics:
     return rule_metrics(o, rule_id)
 
 
-@router.post("/cep/check", response_model=CheckResult, openapi_extra=CEP_TEXT_BODY,
-             summary="Check rule text (as `cep check`); nothing is changed")
+@router.post(
+    "/cep/check",
+    response_model=CheckResult,
+    openapi_extra=CEP_TEXT_BODY,
+    summary="Check rule text (as `cep check`); nothing is changed",
+)
 async def check(request: Request, filename: Annotated[str, Query(max_length=200)] = "<request>") -> CheckResult:
     from cepdsl.frontend import check_source
 
@@ -244,8 +295,11 @@ async def check(request: Request, filename: Annotated[str, Query(max_length=200)
             raise Refused(422, "invalid-request", 'expected {"text": "..."}')
         text = doc["text"]
     prog, diags = await _threaded(check_source, text, filename)
-    return CheckResult(ok=not diags, rules=[r.id for r in prog.rules] if prog else [],
-                       diagnostics=[diagnostic_json(d, {filename: text}) for d in diags])  # type: ignore[misc]
+    return CheckResult(
+        ok=not diags,
+        rules=[r.id for r in prog.rules] if prog else [],
+        diagnostics=[diagnostic_json(d, {filename: text}) for d in diags],
+    )  # type: ignore[misc]
 
 
 @router.get("/cep/explain", response_model=None, responses=TEXT_200)

@@ -33,7 +33,9 @@ class MatcherIn(BaseModel):
 
 
 class SilenceIn(BaseModel):
-    match: str | None = Field(None, max_length=4000, description='a `.cep` condition over match-record fields, e.g. rule == "disk_full"')
+    match: str | None = Field(
+        None, max_length=4000, description='a `.cep` condition over match-record fields, e.g. rule == "disk_full"'
+    )
     matchers: list[MatcherIn] | None = Field(None, max_length=50)
     expires_at: str | None = Field(None, max_length=64, description="RFC 3339")
     duration: str | None = Field(None, max_length=32, description='from now, e.g. "2h" (instead of expires_at)')
@@ -68,9 +70,17 @@ def book(o: ControlPlane) -> Any:
 
 def _out(s: Any, now: float) -> SilenceOut:
     j = s.as_json(now)
-    return SilenceOut(id=s.id, origin="api", match=s.match_text, state=j["state"], created_at=rfc3339_s(s.created_at),
-                      expires_at=rfc3339_s(s.expires_at), expired_at=rfc3339_s(s.expired_at), comment=s.comment,
-                      created_by=s.created_by)
+    return SilenceOut(
+        id=s.id,
+        origin="api",
+        match=s.match_text,
+        state=j["state"],
+        created_at=rfc3339_s(s.created_at),
+        expires_at=rfc3339_s(s.expires_at),
+        expired_at=rfc3339_s(s.expired_at),
+        comment=s.comment,
+        created_by=s.created_by,
+    )
 
 
 def _file_silences(o: ControlPlane) -> list[SilenceOut]:
@@ -78,10 +88,21 @@ def _file_silences(o: ControlPlane) -> list[SilenceOut]:
 
     out = []
     for s in getattr(o.program, "silences", ()) or ():
-        period = (f'every "{s.cron}" for {s.duration_us // 1_000_000}s' if s.cron is not None
-                  else f"from {rfc3339(s.start_us)} until {rfc3339(s.until_us)}")
-        out.append(SilenceOut(id=s.name, origin="file", match=typed_expr(s.match) if s.match is not None else "true",
-                              state="declared", period=period, comment=s.title or ""))
+        period = (
+            f'every "{s.cron}" for {s.duration_us // 1_000_000}s'
+            if s.cron is not None
+            else f"from {rfc3339(s.start_us)} until {rfc3339(s.until_us)}"
+        )
+        out.append(
+            SilenceOut(
+                id=s.name,
+                origin="file",
+                match=typed_expr(s.match) if s.match is not None else "true",
+                state="declared",
+                period=period,
+                comment=s.title or "",
+            )
+        )
     return out
 
 
@@ -112,8 +133,12 @@ def list_silences(o: Ops) -> list[SilenceOut]:
     return _file_silences(o) + [_out(s, now) for s in b.list()]
 
 
-@router.post("/cep/silences", response_model=SilenceOut, status_code=201,
-             summary="Create a silence: a matcher and an expiry; it holds from now to its expiry (engine clock)")
+@router.post(
+    "/cep/silences",
+    response_model=SilenceOut,
+    status_code=201,
+    summary="Create a silence: a matcher and an expiry; it holds from now to its expiry (engine clock)",
+)
 def create_silence(body: SilenceIn, o: Ops) -> SilenceOut:
     from runtime.silence_book import SilenceRefused, matcher_text
 

@@ -49,8 +49,12 @@ def plan_of(o: ControlPlane, rule_id: str) -> RulePlan:
     # Disabled (or not loaded): compile the program with it enabled, without applying anything.
     trial = o.assemble(toggles={**o.catalogue.toggles(), rule_id: True})
     if trial.program is None:
-        raise Refused(409, "not-loaded", f"rule `{rule_id}` does not check against the running program",
-                      [diagnostic_json(d, trial.sources) for d in trial.diagnostics])
+        raise Refused(
+            409,
+            "not-loaded",
+            f"rule `{rule_id}` does not check against the running program",
+            [diagnostic_json(d, trial.sources) for d in trial.diagnostics],
+        )
     return trial.program.rule(rule_id)
 
 
@@ -59,8 +63,12 @@ def one_rule_program(o: ControlPlane, rule: RulePlan) -> Program:
     return Program(streams=(rule.stream,), channels=channels, rules=(rule,))
 
 
-@router.post("/cep/rules/{rule_id}/simulate", response_model=SimulateOut, openapi_extra=EVENTS_BODY,
-             summary="The matches this rule would produce from the events in the body (no state change, nothing sent)")
+@router.post(
+    "/cep/rules/{rule_id}/simulate",
+    response_model=SimulateOut,
+    openapi_extra=EVENTS_BODY,
+    summary="The matches this rule would produce from the events in the body (no state change, nothing sent)",
+)
 async def simulate_rule(rule_id: RuleId, request: Request, o: Ops) -> SimulateOut:
     rule = await run_in_threadpool(plan_of, o, rule_id)
     frame, dead = await events_of(request, rule.stream)
@@ -68,8 +76,11 @@ async def simulate_rule(rule_id: RuleId, request: Request, o: Ops) -> SimulateOu
     return SimulateOut(ok=True, rules=[rule_id], matches=matches, dead_letters=records(dead) + records(late))
 
 
-@router.post("/cep/simulate", response_model=SimulateOut,
-             summary="Rule text not yet saved + events → its diagnostics, or the matches it would produce")
+@router.post(
+    "/cep/simulate",
+    response_model=SimulateOut,
+    summary="Rule text not yet saved + events → its diagnostics, or the matches it would produce",
+)
 async def simulate_text(body: SimulateIn, o: Ops) -> SimulateOut:
     return await run_in_threadpool(_simulate_text, body, o)
 
@@ -100,12 +111,16 @@ def _simulate_text(body: SimulateIn, o: ControlPlane) -> SimulateOut:
         frames[name], dead = records_to_frame(stream, evs)
         deads.append(dead)
     matches, late = run_rules(program, frames)
-    return SimulateOut(ok=True, rules=[r.id for r in program.rules], matches=matches,
-                       dead_letters=[x for d in [*deads, late] for x in records(d)])
+    return SimulateOut(
+        ok=True, rules=[r.id for r in program.rules], matches=matches, dead_letters=[x for d in [*deads, late] for x in records(d)]
+    )
 
 
-@router.post("/cep/rules/{rule_id}/dry-run", response_model=DryRunOut,
-             summary="A record → the message each of the rule's channels would get (nothing is sent)")
+@router.post(
+    "/cep/rules/{rule_id}/dry-run",
+    response_model=DryRunOut,
+    summary="A record → the message each of the rule's channels would get (nothing is sent)",
+)
 async def dry_run(rule_id: RuleId, o: Ops, body: DryRunIn | None = None) -> DryRunOut:
     return await run_in_threadpool(_dry_run, rule_id, o, body.record if body else None)
 
@@ -126,13 +141,17 @@ def _dry_run(rule_id: str, o: ControlPlane, given: dict[str, Any] | None) -> Dry
     messages = []
     for ch in rule.notify or ("console",):
         r = render_message(rule, kinds.get(ch, "console"), record)
-        messages.append(RenderedOut(channel=ch, kind=kinds.get(ch, "console"), subject=r.subject, text=r.text,
-                                    template_error=r.template_error))
+        messages.append(
+            RenderedOut(channel=ch, kind=kinds.get(ch, "console"), subject=r.subject, text=r.text, template_error=r.template_error)
+        )
     return DryRunOut(rule=rule_id, record=json_safe(record), messages=messages)
 
 
-@router.post("/cep/rules/{rule_id}/trigger", response_model=TriggerOut,
-             summary="Send the rule's notification once, through the outbox, marked as a test in the history")
+@router.post(
+    "/cep/rules/{rule_id}/trigger",
+    response_model=TriggerOut,
+    summary="Send the rule's notification once, through the outbox, marked as a test in the history",
+)
 async def trigger(rule_id: RuleId, o: Ops, body: DryRunIn | None = None) -> TriggerOut:
     return await run_in_threadpool(_trigger, rule_id, o, body.record if body else None)
 
@@ -162,7 +181,6 @@ def _trigger(rule_id: str, o: ControlPlane, given: dict[str, Any] | None) -> Tri
     enqueued = o.notifier.submit(rule_id, frame)
     o.record_matches(rule_id, frame, test=True)
     o.history_flush()
-    return TriggerOut(rule=rule_id, enqueued=enqueued, idempotency_key=idempotency_key(rule, frame.to_dicts()[0]),
-                      channels=list(rule.notify))
-
-
+    return TriggerOut(
+        rule=rule_id, enqueued=enqueued, idempotency_key=idempotency_key(rule, frame.to_dicts()[0]), channels=list(rule.notify)
+    )

@@ -17,8 +17,9 @@ router = APIRouter(tags=["numbers"], responses=ERROR_RESPONSES)
 Ops = Annotated[ControlPlane, Depends(ops)]
 
 
-@router.get("/cep/stats/summary", response_model=StatsSummary,
-            summary="Active rules, events/matches/alerts today (UTC), evaluation time")
+@router.get(
+    "/cep/stats/summary", response_model=StatsSummary, summary="Active rules, events/matches/alerts today (UTC), evaluation time"
+)
 def stats_summary(request: Request, o: Ops) -> StatsSummary:
     return summary(o, request.app.state.today)
 
@@ -28,9 +29,13 @@ def stats(o: Ops) -> LegacyStats:
     return LegacyStats(**legacy_stats(o))
 
 
-@router.get("/metrics", response_model=None, tags=["health"],
-            responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
-            summary="Prometheus text format")
+@router.get(
+    "/metrics",
+    response_model=None,
+    tags=["health"],
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+    summary="Prometheus text format",
+)
 def metrics(request: Request) -> Response:
     from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 

@@ -26,8 +26,11 @@ def _stream(o: ControlPlane, name: str):  # noqa: ANN202
     raise Refused(404, "not-found", f"no stream `{name}`")
 
 
-@router.get("/cep/streams", response_model=list[StreamOut],
-            summary="Per stream: events/s, watermark, lag behind the wall clock, late rows, dead letters")
+@router.get(
+    "/cep/streams",
+    response_model=list[StreamOut],
+    summary="Per stream: events/s, watermark, lag behind the wall clock, late rows, dead letters",
+)
 def list_streams(request: Request, o: Ops) -> list[StreamOut]:
     return stream_figures(o, request.app.state.rates)
 
@@ -38,8 +41,12 @@ def recent(stream: Stream, o: Ops, n: Annotated[int, Query(ge=1, le=1000)] = 50)
     return RecentOut(stream=stream, events=o.recent_events(stream, n))
 
 
-@router.post("/cep/streams/{stream}/events", response_model=IngestOut, openapi_extra=EVENTS_BODY,
-             summary="Events in over HTTP (JSON array or NDJSON), fed to the engine like any source")
+@router.post(
+    "/cep/streams/{stream}/events",
+    response_model=IngestOut,
+    openapi_extra=EVENTS_BODY,
+    summary="Events in over HTTP (JSON array or NDJSON), fed to the engine like any source",
+)
 async def ingest(stream: Stream, request: Request, o: Ops) -> IngestOut:
     from starlette.concurrency import run_in_threadpool
 

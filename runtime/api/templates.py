@@ -21,16 +21,16 @@ Ops = Annotated[ControlPlane, Depends(ops)]
 def all_templates(o: ControlPlane) -> list[TemplateOut]:
     from runtime.notify.templates import DEFAULT_TEMPLATES
 
-    out = [TemplateOut(name=f"default_{k}" if not k.startswith("default") else k, body=v, origin="builtin")
-           for k, v in sorted(DEFAULT_TEMPLATES.items())]
+    out = [
+        TemplateOut(name=f"default_{k}" if not k.startswith("default") else k, body=v, origin="builtin")
+        for k, v in sorted(DEFAULT_TEMPLATES.items())
+    ]
     for t in getattr(o.program, "templates", ()) or ():
         name = getattr(t, "name", None)
         if name is not None and o.catalogue.get("template", name) is None:
-            out.append(TemplateOut(name=name, body=str(getattr(t, "text", getattr(t, "body", ""))), origin="file",
-                                   in_program=True))
+            out.append(TemplateOut(name=name, body=str(getattr(t, "text", getattr(t, "body", ""))), origin="file", in_program=True))
     for v in o.catalogue.latest("template"):
-        out.append(TemplateOut(name=v.id, body=v.text, origin="catalogue", version=v.version,
-                               in_program=grammar_has_templates()))
+        out.append(TemplateOut(name=v.id, body=v.text, origin="catalogue", version=v.version, in_program=grammar_has_templates()))
     return out
 
 
@@ -55,12 +55,21 @@ def get_template(name: Annotated[str, Path(pattern=ID_PATTERN)], o: Ops) -> Temp
     raise Refused(404, "not-found", f"no template `{name}`")
 
 
-TRIGGER_TYPES = {"filter": "event", "window": "metric", "schedule": "schedule", "anomaly": "anomaly",
-                 "pattern": "pattern", "absence": "absence"}
+TRIGGER_TYPES = {
+    "filter": "event",
+    "window": "metric",
+    "schedule": "schedule",
+    "anomaly": "anomaly",
+    "pattern": "pattern",
+    "absence": "absence",
+}
 
 
-@router.post("/cep/form", response_model=FormOut,
-             summary="The design's rule form fields → rule text (as `cep import`), or rule text → form fields")
+@router.post(
+    "/cep/form",
+    response_model=FormOut,
+    summary="The design's rule form fields → rule text (as `cep import`), or rule text → form fields",
+)
 async def form(body: FormIn, o: Ops) -> FormOut:
     return await run_in_threadpool(_form, body, o)
 
@@ -106,6 +115,12 @@ def _text_to_form(text: str, o: ControlPlane) -> FormOut:
         spec["window"] = str(r.window)
     if r.throttle_us:
         spec["throttle_seconds"] = r.throttle_us / 1e6
-    form_ = {"rule_id": r.id, "rule_name": r.title or r.id, "trigger_type": TRIGGER_TYPES.get(r.kind.value, r.kind.value),
-             "trigger_spec": spec, "severity": r.severity, "actions": list(r.notify)}
+    form_ = {
+        "rule_id": r.id,
+        "rule_name": r.title or r.id,
+        "trigger_type": TRIGGER_TYPES.get(r.kind.value, r.kind.value),
+        "trigger_spec": spec,
+        "severity": r.severity,
+        "actions": list(r.notify),
+    }
     return FormOut(ok=True, text=text, form=form_)

@@ -1,8 +1,8 @@
 """The rule catalogue in Redis: several `cep serve` processes can share it.
 
-    {prefix}catalogue:{kind}:{id}   list of JSON versions, oldest first (RPUSH)
-    {prefix}catalogue:{kind}        set of ids ever written
-    {prefix}toggles                 hash rule_id → "1" | "0" (a channel's switch: `channel:NAME`)
+{prefix}catalogue:{kind}:{id}   list of JSON versions, oldest first (RPUSH)
+{prefix}catalogue:{kind}        set of ids ever written
+{prefix}toggles                 hash rule_id → "1" | "0" (a channel's switch: `channel:NAME`)
 """
 
 from __future__ import annotations
@@ -24,8 +24,9 @@ class RedisCatalogue:
     @staticmethod
     def _version(raw: bytes | str) -> Version:
         d = json.loads(raw)
-        return Version(d["kind"], d["id"], d["version"], d["text"], d["created_at"], d["deleted"],
-                       d.get("applied_at"), d.get("applied_offsets"))
+        return Version(
+            d["kind"], d["id"], d["version"], d["text"], d["created_at"], d["deleted"], d.get("applied_at"), d.get("applied_offsets")
+        )
 
     def _append(self, kind: str, id: str, text: str, now: float, deleted: bool) -> Version:
         key = self._key(kind, id)
@@ -82,7 +83,7 @@ class RedisCatalogue:
         self.set_enabled(CHANNEL_TOGGLE + name, enabled, now)
 
     def channel_toggles(self) -> dict[str, bool]:
-        return {k[len(CHANNEL_TOGGLE):]: on for k, on in self._all_toggles().items() if k.startswith(CHANNEL_TOGGLE)}
+        return {k[len(CHANNEL_TOGGLE) :]: on for k, on in self._all_toggles().items() if k.startswith(CHANNEL_TOGGLE)}
 
     def stamp(self) -> str:
         """Changes when anyone (another process too) writes the catalogue."""

@@ -8,9 +8,8 @@ User mistakes end with a message and exit code 1 or 2; tracebacks are for bugs.
 
 from __future__ import annotations
 
-from runtime.cli.group import main
-
 # Registration by import: one line per command module.
 from runtime.cli import authoring, importing, lsp, notifying, replaying, running, serving, state, testing  # noqa: E402,F401
+from runtime.cli.group import main
 
 __all__ = ["main"]

@@ -25,8 +25,14 @@ def _plural(n: int, word: str) -> str:
 
 @main.command()
 @click.argument("files", nargs=-1, required=True)
-@click.option("--format", "fmt_", type=click.Choice(FORMATS), default="text", show_default=True,
-              help="text: FILE:LINE:COL with caret and hints on stderr; json, sarif, github: on stdout.")
+@click.option(
+    "--format",
+    "fmt_",
+    type=click.Choice(FORMATS),
+    default="text",
+    show_default=True,
+    help="text: FILE:LINE:COL with caret and hints on stderr; json, sarif, github: on stdout.",
+)
 def check(files: tuple[str, ...], fmt_: str) -> None:
     """Check rule files (FILE, DIR for its *.cep files, - for stdin); exit 1 on errors.
     Files given together (or a directory) form one program (one namespace, LANGUAGE.md §9.1)."""
@@ -75,8 +81,11 @@ def fmt(files: tuple[str, ...], write: bool, check_only: bool, diff: bool) -> No
     if STDIN in paths and write:
         fail("stdin cannot be rewritten in place", EXIT_USAGE, ("drop --write to print the result",))
     if len(paths) > 1 and not (write or check_only or diff):
-        fail(f"{len(paths)} files: say what to do with them", EXIT_USAGE,
-             ("add --write to rewrite them, --check to test them, --diff to see the changes",))
+        fail(
+            f"{len(paths)} files: say what to do with them",
+            EXIT_USAGE,
+            ("add --write to rewrite them, --check to test them, --diff to see the changes",),
+        )
     changed, broken = [], 0
     for path in paths:
         text = read_rules(path)
@@ -94,8 +103,12 @@ def fmt(files: tuple[str, ...], write: bool, check_only: bool, diff: bool) -> No
             continue
         changed.append(name)
         if diff:
-            click.echo("".join(difflib.unified_diff(text.splitlines(True), out.splitlines(True),
-                                                    f"{name} (original)", f"{name} (formatted)")), nl=False)
+            click.echo(
+                "".join(
+                    difflib.unified_diff(text.splitlines(True), out.splitlines(True), f"{name} (original)", f"{name} (formatted)")
+                ),
+                nl=False,
+            )
         if check_only:
             click.echo(f"{name}: would be reformatted", err=True)
         elif write:

@@ -39,8 +39,9 @@ def rule_paths(args: Iterable[str]) -> list[str]:
             continue
         p = Path(arg)
         if p.is_dir():
-            found = sorted(str(f) for f in p.rglob("*.cep") if f.is_file() and not any(
-                part.startswith(".") for part in f.relative_to(p).parts))
+            found = sorted(
+                str(f) for f in p.rglob("*.cep") if f.is_file() and not any(part.startswith(".") for part in f.relative_to(p).parts)
+            )
             if not found:
                 fail(f"{arg}: no .cep files in this directory", EXIT_USAGE)
             out.extend(f for f in found if f not in out)

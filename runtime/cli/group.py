@@ -65,8 +65,14 @@ def user_error(e: BaseException) -> tuple[str, tuple[str, ...]] | None:
 
 
 class CepGroup(click.Group):
-    def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
-             standalone_mode: bool = True, **extra: Any) -> Any:
+    def main(
+        self,
+        args: Any = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
         try:
             code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except click.exceptions.NoArgsIsHelpError as e:  # bare `cep` or `cep notify`: the help, not an error
@@ -92,8 +98,9 @@ class CepGroup(click.Group):
                 sys.exit(EXIT_USAGE)
             if os.environ.get("CEP_DEBUG"):
                 traceback.print_exc()
-            print_error(f"internal error: {type(e).__name__}: {e}",
-                        ("this is a bug in cep; run again with CEP_DEBUG=1 to see the traceback",))
+            print_error(
+                f"internal error: {type(e).__name__}: {e}", ("this is a bug in cep; run again with CEP_DEBUG=1 to see the traceback",)
+            )
             sys.exit(EXIT_BUG)
         if standalone_mode:
             sys.exit(code or 0)

@@ -22,15 +22,24 @@ def _data_specs(program: Any, specs: tuple[str, ...]) -> dict[str, list[Path]]:
         stream, sep, path = spec.partition("=")
         if not sep:
             if len(names) != 1:
-                fail(f"--data {spec}: say which stream it feeds (streams: {', '.join(names)})", EXIT_USAGE,
-                     (f"e.g. --data {names[0] if names else 'STREAM'}={spec}",))
+                fail(
+                    f"--data {spec}: say which stream it feeds (streams: {', '.join(names)})",
+                    EXIT_USAGE,
+                    (f"e.g. --data {names[0] if names else 'STREAM'}={spec}",),
+                )
             stream, path = names[0], spec
         if stream not in names:
-            fail(f"--data {spec}: the file declares no stream `{stream}` (streams: {', '.join(names)})", EXIT_USAGE,
-                 did_you_mean(stream, names))
+            fail(
+                f"--data {spec}: the file declares no stream `{stream}` (streams: {', '.join(names)})",
+                EXIT_USAGE,
+                did_you_mean(stream, names),
+            )
         if Path(path).suffix.lower() in (".jsonl", ".ndjson", ".json"):
-            fail(f"--data {spec}: replay reads Parquet files, not JSON lines", EXIT_USAGE,
-                 (f"for a JSON-lines file: cep run FILE --source '{stream}=jsonl:{path}?follow=false'",))
+            fail(
+                f"--data {spec}: replay reads Parquet files, not JSON lines",
+                EXIT_USAGE,
+                (f"for a JSON-lines file: cep run FILE --source '{stream}=jsonl:{path}?follow=false'",),
+            )
         try:
             out.setdefault(stream, []).extend(resolve_paths(path))
         except Exception as e:  # a spec that matches nothing names itself
@@ -56,14 +65,31 @@ def _out_dir(out_dir: str) -> Path:
 @click.option("--batch-rows", default=1_000_000, show_default=True, type=click.IntRange(min=1), help="Rows read per chunk.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
 @click.option("--redis", "redis", default=None, metavar="URL", help="Redis for redis(...) lookup tables.")
-@click.option("--format", "fmt_", type=click.Choice(("text", "json")), default="text", show_default=True,
-              help="Summary as a table (text) or as one JSON document on stdout (json).")
+@click.option(
+    "--format",
+    "fmt_",
+    type=click.Choice(("text", "json")),
+    default="text",
+    show_default=True,
+    help="Summary as a table (text) or as one JSON document on stdout (json).",
+)
 @click.option("--summary-json", is_flag=True, hidden=True, help="Same as --format json.")
 @cluster_options
-def replay(files: tuple[str, ...], data: tuple[str, ...], out_dir: str, batch_rows: int, progress: bool | None,
-           fmt_: str, summary_json: bool, redis: str | None = None, workers: int | None = None,
-           process_id: int | None = None, addresses: str | None = None, trusted_network: bool = False,
-           key_partitions: int | None = None) -> None:
+def replay(
+    files: tuple[str, ...],
+    data: tuple[str, ...],
+    out_dir: str,
+    batch_rows: int,
+    progress: bool | None,
+    fmt_: str,
+    summary_json: bool,
+    redis: str | None = None,
+    workers: int | None = None,
+    process_id: int | None = None,
+    addresses: str | None = None,
+    trusted_network: bool = False,
+    key_partitions: int | None = None,
+) -> None:
     """Replay Parquet history through the rules (one file, several, or a directory); write matches per rule."""
     from runtime.compile_notice import announce_compilation
     from runtime.progress import print_summary, print_summary_json, replay_progress
@@ -81,13 +107,16 @@ def replay(files: tuple[str, ...], data: tuple[str, ...], out_dir: str, batch_ro
         if problem:
             fail(problem, EXIT_USAGE)
         try:
-            done = replay_distributed(program, paths, _out_dir(out_dir), cluster, buckets=key_partitions,
-                                      batch_rows=min(batch_rows, 500_000))
+            done = replay_distributed(
+                program, paths, _out_dir(out_dir), cluster, buckets=key_partitions, batch_rows=min(batch_rows, 500_000)
+            )
         except SchemaError as e:
             fail(str(e))
-        click.echo(f"{done.rows:,} rows in {done.seconds:.2f}s on {cluster.workers} worker(s) x "
-                   f"{cluster.processes} process(es); matches: "
-                   + ", ".join(f"{rid}={n}" for rid, n in done.matches.items()), err=True)
+        click.echo(
+            f"{done.rows:,} rows in {done.seconds:.2f}s on {cluster.workers} worker(s) x "
+            f"{cluster.processes} process(es); matches: " + ", ".join(f"{rid}={n}" for rid, n in done.matches.items()),
+            err=True,
+        )
         return
     from cepdsl.tables import TableError
 

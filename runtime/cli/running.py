@@ -14,24 +14,81 @@ from runtime.cli.group import main
 
 @main.command()
 @click.argument("files", nargs=-1, required=True)
-@click.option("--source", "sources", multiple=True, required=True, help="[STREAM=]SPEC: jsonl:-, jsonl:PATH, parquet-dir:DIR, redis://..., http://...")
-@click.option("--state", default=None, help="State store: a SQLite path (default .cep-state.sqlite; sqlite:PATH too), memory, or redis://host:port/db.")
-@click.option("--outbox", default=None, help="Notification outbox: a SQLite path (default .cep-outbox.sqlite; sqlite:PATH too) or redis://...")
-@click.option("--checkpoint-every", default="5s", show_default=True, type=DURATION, help="Time between state checkpoints (5s, 500ms, 1m or seconds).")
+@click.option(
+    "--source",
+    "sources",
+    multiple=True,
+    required=True,
+    help="[STREAM=]SPEC: jsonl:-, jsonl:PATH, parquet-dir:DIR, redis://..., http://...",
+)
+@click.option(
+    "--state",
+    default=None,
+    help="State store: a SQLite path (default .cep-state.sqlite; sqlite:PATH too), memory, or redis://host:port/db.",
+)
+@click.option(
+    "--outbox", default=None, help="Notification outbox: a SQLite path (default .cep-outbox.sqlite; sqlite:PATH too) or redis://..."
+)
+@click.option(
+    "--checkpoint-every",
+    default="5s",
+    show_default=True,
+    type=DURATION,
+    help="Time between state checkpoints (5s, 500ms, 1m or seconds).",
+)
 @click.option("--fresh", is_flag=True, help="Start over: forget saved rule state and source offsets (never rules or alert history).")
-@click.option("--out", "out_dir", default=None, help="Also append matches to DIR/<rule>.jsonl and dead letters to DIR/_dead_letter.jsonl.")
-@click.option("--stats/--no-stats", default=None, help="Live per-rule table (default: on a terminal) and the summary on exit; --no-stats prints neither.")
-@click.option("--log-format", type=click.Choice(("text", "json")), default="text", show_default=True, help="Log lines as text or one JSON object per line.")
+@click.option(
+    "--out", "out_dir", default=None, help="Also append matches to DIR/<rule>.jsonl and dead letters to DIR/_dead_letter.jsonl."
+)
+@click.option(
+    "--stats/--no-stats",
+    default=None,
+    help="Live per-rule table (default: on a terminal) and the summary on exit; --no-stats prints neither.",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(("text", "json")),
+    default="text",
+    show_default=True,
+    help="Log lines as text or one JSON object per line.",
+)
 @click.option("--allow-host", "allow_hosts", multiple=True, help="Allow notifications to this host/network (e.g. 127.0.0.1).")
-@click.option("--api", "api", default=None, metavar="HOST:PORT", help="Serve the operations API while running (the same as `cep serve --listen HOST:PORT`).")
-@click.option("--redis", "redis", default=None, metavar="URL", help="Redis for redis(...) lookup tables (default: a redis:// --state).")
-@click.option("--max-future", "max_future", default="1h", show_default=True, metavar="DURATION",
-              help="Events further ahead of the wall clock are dead letters (they would move time).")
+@click.option(
+    "--api",
+    "api",
+    default=None,
+    metavar="HOST:PORT",
+    help="Serve the operations API while running (the same as `cep serve --listen HOST:PORT`).",
+)
+@click.option(
+    "--redis", "redis", default=None, metavar="URL", help="Redis for redis(...) lookup tables (default: a redis:// --state)."
+)
+@click.option(
+    "--max-future",
+    "max_future",
+    default="1h",
+    show_default=True,
+    metavar="DURATION",
+    help="Events further ahead of the wall clock are dead letters (they would move time).",
+)
 @cluster_options
 @distributed_run_options
-def run(files: tuple[str, ...], sources: tuple[str, ...], state: str | None, outbox: str | None, checkpoint_every: float,
-        fresh: bool, out_dir: str | None, stats: bool | None, log_format: str, allow_hosts: tuple[str, ...],
-        api: str | None = None, redis: str | None = None, max_future: str = "1h", **distributed: object) -> None:
+def run(
+    files: tuple[str, ...],
+    sources: tuple[str, ...],
+    state: str | None,
+    outbox: str | None,
+    checkpoint_every: float,
+    fresh: bool,
+    out_dir: str | None,
+    stats: bool | None,
+    log_format: str,
+    allow_hosts: tuple[str, ...],
+    api: str | None = None,
+    redis: str | None = None,
+    max_future: str = "1h",
+    **distributed: object,
+) -> None:
     """Run rules continuously over live sources (reloads FILES on change or SIGHUP).
     Several files, or a directory, form one program."""
     from runtime.cli.common import host_port
@@ -43,8 +100,7 @@ def run(files: tuple[str, ...], sources: tuple[str, ...], state: str | None, out
             fail("--state is for one process; with --workers state is kept by Bytewax: use --recovery DIR", 2)
         if api:
             fail("--api with --workers: use `cep serve FILE --workers N --source ...`", 2)
-        sys.exit(run_on_workers(load_program(files), sources, outbox=outbox, out_dir=out_dir,
-                                allow_hosts=allow_hosts, **distributed))
+        sys.exit(run_on_workers(load_program(files), sources, outbox=outbox, out_dir=out_dir, allow_hosts=allow_hosts, **distributed))
     if api is not None:
         host_port(api, "--api")
         # `cep run --api HOST:PORT` is `cep serve --listen HOST:PORT`: one server process.
@@ -52,8 +108,18 @@ def run(files: tuple[str, ...], sources: tuple[str, ...], state: str | None, out
         from runtime.serve import serve_forever
 
         logs.configure(log_format, level=os.environ.get("CEP_LOG", "INFO"))
-        sys.exit(serve_forever(list(files), sources, state=state, outbox=outbox, listen=api,
-                               checkpoint_every=checkpoint_every, out_dir=out_dir, allow_hosts=allow_hosts))
+        sys.exit(
+            serve_forever(
+                list(files),
+                sources,
+                state=state,
+                outbox=outbox,
+                listen=api,
+                checkpoint_every=checkpoint_every,
+                out_dir=out_dir,
+                allow_hosts=allow_hosts,
+            )
+        )
     from runtime.run import run_forever
     from runtime.sources.spec import parse_duration_s
 

@@ -73,7 +73,9 @@ def state() -> None:
 
 
 @state.command()
-@click.option("--state", "spec", default=None, help="State store: sqlite:PATH, a SQLite path, or redis://... (default .cep-state.sqlite).")
+@click.option(
+    "--state", "spec", default=None, help="State store: sqlite:PATH, a SQLite path, or redis://... (default .cep-state.sqlite)."
+)
 @click.option("--dry-run", is_flag=True, help="Say what would be converted; write nothing.")
 def migrate(spec: str | None, dry_run: bool) -> None:
     """Convert pickled checkpoints (engine state version 1) to the typed format (version 2).

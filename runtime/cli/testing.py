@@ -11,8 +11,14 @@ from runtime.cli.group import main
 
 @main.command(name="test")
 @click.argument("files", nargs=-1, required=True)
-@click.option("--format", "fmt", type=click.Choice(["text", "json", "junit"]), default="text", show_default=True,
-              help="Report format: text for people, json or junit for CI.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "junit"]),
+    default="text",
+    show_default=True,
+    help="Report format: text for people, json or junit for CI.",
+)
 @click.option("--output", "-o", "output", default=None, help="Write the report to this file (default: stdout).")
 def test(files: tuple[str, ...], fmt: str, output: str | None) -> None:
     """Replay each test's input through its rule file and compare the matches and messages.

@@ -66,8 +66,9 @@ def _page(request: Request, template: str, title: str, active: str, **extra: Any
         **extra,
     )
     # Shells are cheap to render and must not be cached past a reload of the console.
-    return HTMLResponse(html, headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff",
-                                       "Referrer-Policy": "no-referrer"})
+    return HTMLResponse(
+        html, headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
+    )
 
 
 def _checked_id(value: str, pattern: re.Pattern[str] = _ID) -> str:

@@ -139,8 +139,9 @@ class SqlFeed:
 
         if self._db is None:
             db = SqlDb(self.spec)
-            db.script([f"CREATE TABLE IF NOT EXISTS {self.table} (id {db.serial}, data TEXT NOT NULL, "
-                       "created_at DOUBLE PRECISION NOT NULL)"])
+            db.script(
+                [f"CREATE TABLE IF NOT EXISTS {self.table} (id {db.serial}, data TEXT NOT NULL, created_at DOUBLE PRECISION NOT NULL)"]
+            )
             self._db = db
         return self._db
 
@@ -162,8 +163,9 @@ class SqlFeed:
                 if db.dialect == "postgresql":
                     # EXCLUSIVE: other writers wait, readers (ACCESS SHARE) do not.
                     cur.execute(f"LOCK TABLE {self.table} IN EXCLUSIVE MODE")
-                cur.execute(db.sql(f"INSERT INTO {self.table} (data, created_at) VALUES (?, ?)"),
-                            (json.dumps(cmd.as_dict()), time.time()))
+                cur.execute(
+                    db.sql(f"INSERT INTO {self.table} (data, created_at) VALUES (?, ?)"), (json.dumps(cmd.as_dict()), time.time())
+                )
         except Exception:
             self._failed()
             raise
@@ -238,8 +240,9 @@ class RuleTable:
     def as_program(self, enabled_only: bool = False) -> Program:
         """The rules in force as a program (the notifier's, the API's view of a running flow)."""
         rules = tuple(r for rid, r in self.rules.items() if not enabled_only or self.enabled.get(rid, True))
-        return dataclasses.replace(self.program, channels=tuple(self.channels.values()), rules=rules,
-                                   templates=tuple(self.templates.values()))
+        return dataclasses.replace(
+            self.program, channels=tuple(self.channels.values()), rules=rules, templates=tuple(self.templates.values())
+        )
 
     def apply(self, commands: Iterable[Command]) -> bool:
         """Apply commands; True when the rule set or a flag changed."""
@@ -285,8 +288,10 @@ class RuleTable:
 
     def listing(self) -> list[dict[str, Any]]:
         """`list_registered_rules`: every rule in force, its stream, kind and flag."""
-        return [{"rule": rid, "stream": r.stream.name, "kind": r.kind.value, "enabled": self.enabled.get(rid, True)}
-                for rid, r in self.rules.items()]
+        return [
+            {"rule": rid, "stream": r.stream.name, "kind": r.kind.value, "enabled": self.enabled.get(rid, True)}
+            for rid, r in self.rules.items()
+        ]
 
 
 def replay_table(program: Program, feed: ControlFeed | None, upto: int | None = None) -> RuleTable:

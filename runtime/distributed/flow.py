@@ -1,10 +1,10 @@
 """The Bytewax dataflow of a compiled program.
 
-    input partitions ─► read + stateless filters + route ─┬─► ("k", RULE@FP#B, Slice) ─► stateful_batch: RulePartition
-      (CepSource)        (runtime.distributed.routing)    │                                  (a Session per key)
-                                                          ├─► ("m", rule, matches) ◄───────────────┘
-                                                          ├─► ("d", dead letters)  ─► sink (replay: Parquet per rule;
-                                                          └─► ("s", key, stats)    ─► stats board       run: the outbox)
+input partitions ─► read + stateless filters + route ─┬─► ("k", RULE@FP#B, Slice) ─► stateful_batch: RulePartition
+  (CepSource)        (runtime.distributed.routing)    │                                  (a Session per key)
+                                                      ├─► ("m", rule, matches) ◄───────────────┘
+                                                      ├─► ("d", dead letters)  ─► sink (replay: Parquet per rule;
+                                                      └─► ("s", key, stats)    ─► stats board       run: the outbox)
 """
 
 from __future__ import annotations
@@ -36,8 +36,15 @@ log = logging.getLogger("cep.distributed")
 
 
 class CepSource(FixedPartitionedSource):
-    def __init__(self, program: Program, partitions: Sequence[InputPartition], buckets: int,
-                 control: ControlFeed | None, stop: threading.Event | None = None, place_on: int | None = None) -> None:
+    def __init__(
+        self,
+        program: Program,
+        partitions: Sequence[InputPartition],
+        buckets: int,
+        control: ControlFeed | None,
+        stop: threading.Event | None = None,
+        place_on: int | None = None,
+    ) -> None:
         self.program = program
         self.place_on = place_on
         self.stop = stop
@@ -61,8 +68,9 @@ class CepSourcePartition(StatefulSourcePartition):
         self.control = source.control
         self.stop = source.stop
         self.reader: PartitionReader = spec.open(plan, resume["reader"] if resume else None)
-        self.router = Router(plan, spec.ordinal, spec.of, source.buckets, Router.state_of(resume["router"] if resume else None),
-                             source.place_on)
+        self.router = Router(
+            plan, spec.ordinal, spec.of, source.buckets, Router.state_of(resume["router"] if resume else None), source.place_on
+        )
         self.table = RuleTable(source.program)
         if self.control is not None and resume is not None:
             self.table.apply(self.control.read(0)[: resume["control"]])  # as it was at the snapshot
@@ -127,16 +135,24 @@ class CepSourcePartition(StatefulSourcePartition):
     def status(self) -> dict[str, Any]:
         """For `/cep/health`: how far this input partition has read."""
         st = self.router.state
-        return {"rows": st.next_offset, "horizon_us": self._horizon, "max_ts_us": st.hi,
-                "control_applied": self.table.applied,
-                "control_errors": list(self.table.errors) + ([self._feed_error] if self._feed_error else [])}
+        return {
+            "rows": st.next_offset,
+            "horizon_us": self._horizon,
+            "max_ts_us": st.hi,
+            "control_applied": self.table.applied,
+            "control_errors": list(self.table.errors) + ([self._feed_error] if self._feed_error else []),
+        }
 
     def next_awake(self) -> datetime | None:
         return datetime.now(timezone.utc) + _IDLE if self._idle else None
 
     def snapshot(self) -> dict[str, Any]:
-        return {"version": SOURCE_STATE_VERSION, "reader": self.reader.snapshot(), "router": self.router.snapshot(),
-                "control": self.table.applied}
+        return {
+            "version": SOURCE_STATE_VERSION,
+            "reader": self.reader.snapshot(),
+            "router": self.router.snapshot(),
+            "control": self.table.applied,
+        }
 
     def close(self) -> None:
         self.reader.close()

@@ -38,7 +38,6 @@ from cepdsl.engine.ordering import NO_WATERMARK
 from cepdsl.plan import StreamPlan
 from runtime.distributed.slices import END
 
-
 #: Seconds between clock-driven horizon steps of a silent live partition.
 CLOCK_STEP_S = 0.25
 

@@ -129,10 +129,12 @@ class RulePartition(StatefulBatchLogic):
         self.silences = tuple(silences)
         # The reader has applied `where` (and may have left out fields the rule does not read).
         engine_rule = dataclasses.replace(rule, where=None)
-        self.session = Session(Program(streams=(rule.stream,), channels=(), rules=(engine_rule,), silences=self.silences),
-                               replay=True)
-        self._fill = [pl.lit(None, f.dtype).alias(f.name) for f in rule.stream.fields
-                      if f.name not in (carried_fields(rule) or rule.stream.schema)]
+        self.session = Session(Program(streams=(rule.stream,), channels=(), rules=(engine_rule,), silences=self.silences), replay=True)
+        self._fill = [
+            pl.lit(None, f.dtype).alias(f.name)
+            for f in rule.stream.fields
+            if f.name not in (carried_fields(rule) or rule.stream.schema)
+        ]
 
     def _accept(self, s: Slice) -> None:
         if s.rule is not None and self.rule is None:

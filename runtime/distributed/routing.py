@@ -32,8 +32,12 @@ HASH_SEED = 0x0CE95EED
 def is_stateless(rule: RulePlan) -> bool:
     """Filter rules without throttle and without a lifecycle (`for`/`resolve`, §9.3) remember
     nothing: they run where rows are read."""
-    return (rule.kind is RuleKind.FILTER and not rule.throttle_us
-            and getattr(rule, "for_us", None) is None and getattr(rule, "resolve", None) is None)
+    return (
+        rule.kind is RuleKind.FILTER
+        and not rule.throttle_us
+        and getattr(rule, "for_us", None) is None
+        and getattr(rule, "resolve", None) is None
+    )
 
 
 def rule_key(rule: RulePlan) -> str:
@@ -91,8 +95,9 @@ class RouterState:
 
 
 class Router:
-    def __init__(self, stream: StreamPlan, part: int, parts: int, buckets: int, state: RouterState | None = None,
-                 place_on: int | None = None) -> None:
+    def __init__(
+        self, stream: StreamPlan, part: int, parts: int, buckets: int, state: RouterState | None = None, place_on: int | None = None
+    ) -> None:
         self.stream = stream
         self.part, self.parts, self.buckets = part, parts, buckets
         #: Replay: key names chosen so that Bytewax spreads them evenly over this many workers
@@ -261,8 +266,23 @@ class Router:
             per_key = {}  # a disabled rule gets time, no rows
         first = rule if seq == 0 else None
         return [
-            ("k", key, Slice(self.part, self.parts, seq, horizon, st.lo, st.hi, per_key.get(b), enabled, first, gone,
-                             self.silences if first is not None else ()))
+            (
+                "k",
+                key,
+                Slice(
+                    self.part,
+                    self.parts,
+                    seq,
+                    horizon,
+                    st.lo,
+                    st.hi,
+                    per_key.get(b),
+                    enabled,
+                    first,
+                    gone,
+                    self.silences if first is not None else (),
+                ),
+            )
             for b, key in enumerate(keys)
         ]
 
@@ -272,8 +292,9 @@ class Router:
         if self._filters is None:
             return {}
         by_id = {r.id: r for r in self.rules}
-        return {f"{rule_key(by_id[rid])}#r{self.part}": row
-                for rid, row in self._filters.stats(state_size=False).items() if rid in by_id}
+        return {
+            f"{rule_key(by_id[rid])}#r{self.part}": row for rid, row in self._filters.stats(state_size=False).items() if rid in by_id
+        }
 
     def snapshot(self) -> dict[str, Any]:
         st = self.state

@@ -34,8 +34,10 @@ def unsupported(program: Program) -> str | None:
     """Why `program` cannot run on workers yet (None: it can)."""
     joined = [r.id for r in program.rules if r.joins]
     if joined:
-        return (f"rules with lookup joins (tables, §9.2) do not run on workers yet: {', '.join(joined)}; "
-                "run this program in one process (without --workers)")
+        return (
+            f"rules with lookup joins (tables, §9.2) do not run on workers yet: {', '.join(joined)}; "
+            "run this program in one process (without --workers)"
+        )
     return None
 
 
@@ -226,9 +228,16 @@ class _Outbox:
     one partition, so one notifier owns the outbox file; redelivery after a restart is
     harmless, the outbox drops a match whose idempotency key it already has."""
 
-    def __init__(self, program: Program, outbox: str | None, out_dir: str | None, allow_hosts: Sequence[str],
-                 control: ControlFeed | None = None, on_matches: Callable[[str, pl.DataFrame], None] | None = None,
-                 notifier: Any = None) -> None:
+    def __init__(
+        self,
+        program: Program,
+        outbox: str | None,
+        out_dir: str | None,
+        allow_hosts: Sequence[str],
+        control: ControlFeed | None = None,
+        on_matches: Callable[[str, pl.DataFrame], None] | None = None,
+        notifier: Any = None,
+    ) -> None:
         from runtime.distributed.control import RuleTable
         from runtime.notify import DestinationPolicy, Notifier
         from runtime.run import DEFAULT_OUTBOX, JsonlSink
@@ -319,8 +328,7 @@ def run_distributed(
     Returns when every source has ended, or soon after `stop` is set (state snapshotted,
     open windows left open for the next run)."""
     inputs = live_partitions(program, specs, idle_after_s)
-    sink = RecordSink(["outbox"], lambda _name: _Outbox(program, outbox, out_dir, allow_hosts, control, on_matches,
-                                                                notifier))
+    sink = RecordSink(["outbox"], lambda _name: _Outbox(program, outbox, out_dir, allow_hosts, control, on_matches, notifier))
     flow = build_flow(program, inputs, sink, lambda _r: "outbox", buckets=buckets, control=control, stop=stop)
     execute(flow, cluster)
 
@@ -393,8 +401,12 @@ class FlowHandle:
     def stats(self) -> dict[str, Any]:
         from runtime.distributed.stats import BOARD
 
-        return {"engine": {"workers": self.cluster.workers, "processes": self.cluster.processes},
-                "streams": {}, "rules": BOARD.all_rules(), "health": self.health()}
+        return {
+            "engine": {"workers": self.cluster.workers, "processes": self.cluster.processes},
+            "streams": {},
+            "rules": BOARD.all_rules(),
+            "health": self.health(),
+        }
 
     def health(self) -> dict[str, Any]:
         from runtime.distributed.stats import BOARD
@@ -406,7 +418,14 @@ class FlowHandle:
             lag = (now_us - horizon) / 1e6 if isinstance(horizon, int) and 0 < horizon < 2**62 else None
             inputs[name] = {**row, "lag_s": lag}
         errors = [e for row in inputs.values() for e in row.get("control_errors", [])]
-        return {"degraded": False, "errors": errors,
-                "bytewax": {"workers_per_process": self.cluster.workers, "processes": self.cluster.processes,
-                            "process_id": self.cluster.process_id, "input_partitions": inputs,
-                            "key_partitions": BOARD.key_partitions()}}
+        return {
+            "degraded": False,
+            "errors": errors,
+            "bytewax": {
+                "workers_per_process": self.cluster.workers,
+                "processes": self.cluster.processes,
+                "process_id": self.cluster.process_id,
+                "input_partitions": inputs,
+                "key_partitions": BOARD.key_partitions(),
+            },
+        }

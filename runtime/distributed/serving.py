@@ -59,8 +59,7 @@ def serve_flow(
     from runtime.distributed.runner import FlowHandle, run_distributed, unsupported
     from runtime.history import DEFAULT_RETENTION_S, open_history
     from runtime.notify import ChannelConfigError, DestinationPolicy, Notifier
-    from runtime.run import DEFAULT_OUTBOX
-    from runtime.run import source_specs
+    from runtime.run import DEFAULT_OUTBOX, source_specs
     from runtime.serve import is_loopback, split_listen, start_api
     from runtime.sqldb import beside
 
@@ -74,12 +73,14 @@ def serve_flow(
     except ValueError as e:
         return fail(str(e))
     if token is None and not is_loopback(host):
-        return fail(f"--listen {listen}: without a token the API binds loopback only "
-                    "(set --token or CEP_API_TOKEN to listen on other addresses)")
+        return fail(
+            f"--listen {listen}: without a token the API binds loopback only "
+            "(set --token or CEP_API_TOKEN to listen on other addresses)"
+        )
     hosts = list(http_hosts) or [*LOOPBACK_HOSTS, *([] if host in ("0.0.0.0", "::") else [host])]
     expanded: list[str] = []
     for f in files:  # a directory is its *.cep files (one program, LANGUAGE.md §9.1)
-        for g in (program_files(f) if Path(f).is_dir() else [f]):
+        for g in program_files(f) if Path(f).is_dir() else [f]:
             if g not in expanded:
                 expanded.append(g)
     if not expanded:
@@ -120,8 +121,7 @@ def serve_flow(
     try:
         # The flow's outbox notifier, here so that the API sees it (health, simulate, deliveries)
         # and checks a changed channel against it before storing the change.
-        notifier = Notifier(assembly.program, outbox=outbox or DEFAULT_OUTBOX,
-                            policy=DestinationPolicy.from_entries(allow_hosts))
+        notifier = Notifier(assembly.program, outbox=outbox or DEFAULT_OUTBOX, policy=DestinationPolicy.from_entries(allow_hosts))
     except ChannelConfigError as e:
         return fail(str(e), 1)
     handle = FlowHandle(base, cluster, feed)
@@ -130,8 +130,11 @@ def serve_flow(
         started = handle.reload_assembly(assembly, cat.toggles())  # the catalogue's rules into the feed
     except Exception as e:  # noqa: BLE001
         return fail(f"the rule catalogue could not be applied to the flow: {e}", 1)
-    ops.reloads.append(ReloadRecord(time.time(), True, "start", report={
-        k: list(getattr(started.report, k)) for k in ("kept", "changed", "added", "removed")}))
+    ops.reloads.append(
+        ReloadRecord(
+            time.time(), True, "start", report={k: list(getattr(started.report, k)) for k in ("kept", "changed", "added", "removed")}
+        )
+    )
 
     stop = stop or threading.Event()
     flow_stop = threading.Event()
@@ -139,9 +142,20 @@ def serve_flow(
 
     def run_flow() -> None:
         try:
-            run_distributed(base, specs, cluster, outbox=outbox, out_dir=out_dir, allow_hosts=tuple(allow_hosts),
-                            buckets=buckets, control=feed, idle_after_s=idle_after_s, stop=flow_stop,
-                            on_matches=ops.record_matches, notifier=notifier)
+            run_distributed(
+                base,
+                specs,
+                cluster,
+                outbox=outbox,
+                out_dir=out_dir,
+                allow_hosts=tuple(allow_hosts),
+                buckets=buckets,
+                control=feed,
+                idle_after_s=idle_after_s,
+                stop=flow_stop,
+                on_matches=ops.record_matches,
+                notifier=notifier,
+            )
         except BaseException as e:  # noqa: BLE001 - reported by the serving loop
             failure.append(e)
 
@@ -158,8 +172,11 @@ def serve_flow(
         flow.join(30)
         notifier.stop(drain=False)
         return fail(f"--listen {listen}: {e}")
-    print(f"cep: serving {', '.join(expanded)} on {address} ({cluster.workers} worker(s) per process, "
-          f"{cluster.processes} process(es); API docs: {address}/docs)", flush=True)
+    print(
+        f"cep: serving {', '.join(expanded)} on {address} ({cluster.workers} worker(s) per process, "
+        f"{cluster.processes} process(es); API docs: {address}/docs)",
+        flush=True,
+    )
     if on_ready is not None:
         on_ready(address, ops)
     last_sync = last_prune = time.monotonic()

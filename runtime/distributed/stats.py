@@ -47,11 +47,14 @@ class StatsBoard:
         return {rid: self.rule_stats(rid) for rid in sorted(rules)}
 
     def inputs(self) -> dict[str, dict[str, Any]]:
-        return {k[len("input:"):]: v for k, v in self.rows().items() if k.startswith("input:")}
+        return {k[len("input:") :]: v for k, v in self.rows().items() if k.startswith("input:")}
 
     def key_partitions(self) -> dict[str, dict[str, Any]]:
-        return {k: {"watermark_us": v.get("watermark_us"), "held_rows": v.get("held_rows", 0)}
-                for k, v in self.rows().items() if not k.startswith("input:")}
+        return {
+            k: {"watermark_us": v.get("watermark_us"), "held_rows": v.get("held_rows", 0)}
+            for k, v in self.rows().items()
+            if not k.startswith("input:")
+        }
 
 
 BOARD = StatsBoard()

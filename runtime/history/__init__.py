@@ -18,8 +18,7 @@ def open_history(spec: str, retention_s: float = DEFAULT_RETENTION_S) -> Any:
         parts = urlsplit(spec)
         query = dict(parse_qsl(parts.query))
         url = urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
-        history: Any = RedisHistory(redis.Redis.from_url(url, socket_timeout=5), query.get("prefix", "cep:"),
-                                    retention_s)
+        history: Any = RedisHistory(redis.Redis.from_url(url, socket_timeout=5), query.get("prefix", "cep:"), retention_s)
     elif spec == "memory" or spec.startswith(("sqlite:", "postgresql://", "postgres://")):
         from runtime.sqldb import SqlDb
 

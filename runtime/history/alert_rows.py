@@ -20,9 +20,11 @@ _EPOCH_US = pl.Datetime("us")
 
 def rfc3339_columns(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.with_columns(
-        pl.col(c).dt.replace_time_zone(None).dt.strftime("%Y-%m-%dT%H:%M:%S%.6fZ") if getattr(t, "time_zone", None)
+        pl.col(c).dt.replace_time_zone(None).dt.strftime("%Y-%m-%dT%H:%M:%S%.6fZ")
+        if getattr(t, "time_zone", None)
         else pl.col(c).dt.strftime("%Y-%m-%dT%H:%M:%S%.6fZ")
-        for c, t in frame.schema.items() if isinstance(t, pl.Datetime)
+        for c, t in frame.schema.items()
+        if isinstance(t, pl.Datetime)
     )
 
 
@@ -37,15 +39,15 @@ def alert_rows(rule_id: str, rule: RulePlan | None, frame: pl.DataFrame, test: b
     else:
         ts = [None] * n
     default_sev = rule.severity if rule is not None else "medium"
-    sev = (frame.get_column("severity").cast(pl.String).fill_null(default_sev).to_list() if "severity" in cols
-           else [default_sev] * n)
+    sev = frame.get_column("severity").cast(pl.String).fill_null(default_sev).to_list() if "severity" in cols else [default_sev] * n
     keys = [k for k in (rule.group_keys if rule is not None else ()) if k in cols]
     if keys:
-        group = frame.select(pl.concat_str([pl.col(k).cast(pl.String).fill_null("") for k in keys],
-                                           separator="|")).to_series().to_list()
+        group = (
+            frame.select(pl.concat_str([pl.col(k).cast(pl.String).fill_null("") for k in keys], separator="|")).to_series().to_list()
+        )
     else:
         group = [""] * n
-    silenced = (frame.get_column("silenced").cast(pl.String).to_list() if "silenced" in cols else [None] * n)
+    silenced = frame.get_column("silenced").cast(pl.String).to_list() if "silenced" in cols else [None] * n
     # Floats that JSON cannot hold (inf, nan) go the slow way, as strings like the notifier's records.
     safe = frame
     floats = [c for c, t in safe.schema.items() if t.is_float()]
@@ -80,19 +82,34 @@ def alert_frame(rule_id: str, rule: RulePlan | None, frame: pl.DataFrame, test: 
     if floats and not all(bool(frame.get_column(c).is_finite().fill_null(True).all()) for c in floats):
         # inf / nan: written as strings like the notifier's records (the rare, slow way)
         rows = alert_rows(rule_id, rule, frame, test)
-        return pl.DataFrame([dict(zip(ALERT_COLUMNS, r, strict=True)) for r in rows],
-                            schema={"rule": pl.String, "severity": pl.String, "ts_us": pl.Int64, "grp": pl.String,
-                                    "nkey": pl.String, "record": pl.String, "silenced": pl.String, "test": pl.Int64,
-                                    "channels": pl.String})
+        return pl.DataFrame(
+            [dict(zip(ALERT_COLUMNS, r, strict=True)) for r in rows],
+            schema={
+                "rule": pl.String,
+                "severity": pl.String,
+                "ts_us": pl.Int64,
+                "grp": pl.String,
+                "nkey": pl.String,
+                "record": pl.String,
+                "silenced": pl.String,
+                "test": pl.Int64,
+                "channels": pl.String,
+            },
+        )
     keys = [k for k in (rule.group_keys if rule is not None else ()) if k in cols]
     exprs = [
         pl.lit(rule_id, pl.String).alias("rule"),
-        (pl.col("severity").cast(pl.String).fill_null(default_sev) if "severity" in cols
-         else pl.lit(default_sev, pl.String)).alias("severity"),
-        (pl.col("ts").cast(_EPOCH_US).dt.epoch("us") if "ts" in cols and isinstance(frame.schema["ts"], pl.Datetime)
-         else pl.lit(None, pl.Int64)).alias("ts_us"),
-        (pl.concat_str([pl.col(k).cast(pl.String).fill_null("") for k in keys], separator="|") if keys
-         else pl.lit("", pl.String)).alias("grp"),
+        (pl.col("severity").cast(pl.String).fill_null(default_sev) if "severity" in cols else pl.lit(default_sev, pl.String)).alias(
+            "severity"
+        ),
+        (
+            pl.col("ts").cast(_EPOCH_US).dt.epoch("us")
+            if "ts" in cols and isinstance(frame.schema["ts"], pl.Datetime)
+            else pl.lit(None, pl.Int64)
+        ).alias("ts_us"),
+        (
+            pl.concat_str([pl.col(k).cast(pl.String).fill_null("") for k in keys], separator="|") if keys else pl.lit("", pl.String)
+        ).alias("grp"),
         (pl.col("silenced").cast(pl.String) if "silenced" in cols else pl.lit(None, pl.String)).alias("silenced"),
     ]
     out = frame.select(exprs).with_columns(
@@ -130,10 +147,14 @@ def batch_frame(items: list[Item]) -> pl.DataFrame:
         rid, rule, _, test, _ = group[0]
         frames = [it[2] for it in group]
         alerts = alert_frame(rid, rule, frames[0] if len(frames) == 1 else pl.concat(frames, rechunk=False), test)
-        emitted = (pl.lit(group[0][4], pl.Int64) if len(group) == 1 else
-                   pl.Series(np.repeat(np.array([it[4] for it in group], dtype=np.int64), [f.height for f in frames])))
+        emitted = (
+            pl.lit(group[0][4], pl.Int64)
+            if len(group) == 1
+            else pl.Series(np.repeat(np.array([it[4] for it in group], dtype=np.int64), [f.height for f in frames]))
+        )
         parts.append(alerts.with_columns(emitted.alias("emitted_us")))
     if not parts:
-        return pl.DataFrame(schema={**dict.fromkeys(ALERT_COLUMNS, pl.String), "ts_us": pl.Int64, "test": pl.Int64,
-                                    "emitted_us": pl.Int64})
+        return pl.DataFrame(
+            schema={**dict.fromkeys(ALERT_COLUMNS, pl.String), "ts_us": pl.Int64, "test": pl.Int64, "emitted_us": pl.Int64}
+        )
     return parts[0] if len(parts) == 1 else pl.concat(parts, rechunk=False)

@@ -33,8 +33,13 @@ class RedisHistory:
         return self.p + ":".join(parts)
 
     def add(self, rows: list[AlertRow], now: float | None = None) -> None:
-        self.add_rows([(r.rule, r.severity, r.ts_us, r.group, r.key, r.record_json, r.silenced, int(r.test),
-                        json.dumps(r.channels)) for r in rows], now)
+        self.add_rows(
+            [
+                (r.rule, r.severity, r.ts_us, r.group, r.key, r.record_json, r.silenced, int(r.test), json.dumps(r.channels))
+                for r in rows
+            ],
+            now,
+        )
 
     def add_rows(self, rows: list[tuple[Any, ...]], now: float | None = None) -> None:
         """Rows of `runtime.history.alert_rows.alert_rows`, all emitted at `now`."""
@@ -62,9 +67,11 @@ class RedisHistory:
         for i, (rule, sev, ts, grp, key, record, silenced, test, channels) in enumerate(rows):
             aid = last - len(rows) + 1 + i
             # The record and channels are JSON already: embedded as they are, not encoded again as strings.
-            doc = (f'{{"id":{aid},"rule":{dumps(rule)},"severity":{dumps(sev)},"ts_us":{dumps(ts)},'
-                   f'"emitted_us":{emitted[i]},"group":{dumps(grp)},"key":{dumps(key)},"record":{record},'
-                   f'"silenced":{dumps(silenced)},"test":{"true" if test else "false"},"channels":{channels}}}')
+            doc = (
+                f'{{"id":{aid},"rule":{dumps(rule)},"severity":{dumps(sev)},"ts_us":{dumps(ts)},'
+                f'"emitted_us":{emitted[i]},"group":{dumps(grp)},"key":{dumps(key)},"record":{record},'
+                f'"silenced":{dumps(silenced)},"test":{"true" if test else "false"},"channels":{channels}}}'
+            )
             pipe.set(self._k("alert", str(aid)), doc, ex=ttl)
             pipe.zadd(k_all, {aid: aid})
             pipe.zadd(self._k("alerts", "by", "rule", rule), {aid: aid})
@@ -80,9 +87,19 @@ class RedisHistory:
         d = json.loads(raw)
         record, channels = d["record"], d["channels"]
         # Alerts stored before the record was embedded hold it (and the channels) as JSON strings.
-        return Alert(d["id"], d["rule"], d["severity"], d["ts_us"], d["emitted_us"], d["group"], d["key"],
-                     json.loads(record) if isinstance(record, str) else record, d["silenced"], d["test"],
-                     json.loads(channels) if isinstance(channels, str) else channels)
+        return Alert(
+            d["id"],
+            d["rule"],
+            d["severity"],
+            d["ts_us"],
+            d["emitted_us"],
+            d["group"],
+            d["key"],
+            json.loads(record) if isinstance(record, str) else record,
+            d["silenced"],
+            d["test"],
+            json.loads(channels) if isinstance(channels, str) else channels,
+        )
 
     def _fetch(self, ids: list[int]) -> list[Alert]:
         if not ids:
@@ -90,9 +107,17 @@ class RedisHistory:
         raws = self.r.mget([self._k("alert", str(i)) for i in ids])
         return [self._alert(x) for x in raws if x is not None]
 
-    def query(self, *, rule: str | None = None, severity: str | None = None, group: str | None = None,
-              since_us: int | None = None, until_us: int | None = None, cursor: int | None = None,
-              limit: int = 50) -> tuple[list[Alert], int | None]:
+    def query(
+        self,
+        *,
+        rule: str | None = None,
+        severity: str | None = None,
+        group: str | None = None,
+        since_us: int | None = None,
+        until_us: int | None = None,
+        cursor: int | None = None,
+        limit: int = 50,
+    ) -> tuple[list[Alert], int | None]:
         if rule is not None:
             index = self._k("alerts", "by", "rule", rule)
         elif group is not None:
@@ -108,19 +133,28 @@ class RedisHistory:
             if not ids:
                 break
             for a in self._fetch(ids):
-                if ((severity is None or a.severity == severity) and (group is None or a.group == group)
-                        and (rule is None or a.rule == rule)
-                        and (since_us is None or (a.ts_us is not None and a.ts_us >= since_us))
-                        and (until_us is None or (a.ts_us is not None and a.ts_us < until_us))):
+                if (
+                    (severity is None or a.severity == severity)
+                    and (group is None or a.group == group)
+                    and (rule is None or a.rule == rule)
+                    and (since_us is None or (a.ts_us is not None and a.ts_us >= since_us))
+                    and (until_us is None or (a.ts_us is not None and a.ts_us < until_us))
+                ):
                     out.append(a)
             top = f"({ids[-1]}"
         more = len(out) > limit
         out = out[:limit]
         return out, (out[-1].id if more and out else None)
 
-    def summary(self, *, since_us: int | None, until_us: int | None, rule: str | None = None,
-                severity: str | None = None, series: bool = True,
-                ) -> tuple[list[tuple[str, str, int]], list[tuple[int, int]]]:
+    def summary(
+        self,
+        *,
+        since_us: int | None,
+        until_us: int | None,
+        rule: str | None = None,
+        severity: str | None = None,
+        series: bool = True,
+    ) -> tuple[list[tuple[str, str, int]], list[tuple[int, int]]]:
         lo = "-inf" if since_us is None else since_us
         hi = "+inf" if until_us is None else f"({until_us}"
         ids = [int(x) for x in self.r.zrangebyscore(self._k("alerts", "ts"), lo, hi)]
@@ -136,8 +170,9 @@ class RedisHistory:
                     minutes[m] = minutes.get(m, 0) + 1
         return ([(r, s, n) for (r, s), n in sorted(counts.items())], sorted(minutes.items()))
 
-    def minutes_by_severity(self, *, since_us: int | None, until_us: int | None, rule: str | None = None,
-                            severity: str | None = None) -> list[tuple[int, str, int]]:
+    def minutes_by_severity(
+        self, *, since_us: int | None, until_us: int | None, rule: str | None = None, severity: str | None = None
+    ) -> list[tuple[int, str, int]]:
         """(minute start µs, severity, count), as the SQL history gives it (the console's chart)."""
         lo = "-inf" if since_us is None else since_us
         hi = "+inf" if until_us is None else f"({until_us}"
@@ -165,8 +200,14 @@ class RedisHistory:
             return False
         pipe = self.r.pipeline(transaction=False)
         pipe.delete(self._k("alert", str(alert_id)))
-        for index in (("alerts", "by", "all"), ("alerts", "by", "rule", a.rule), ("alerts", "by", "grp", a.group),
-                      ("alerts", "by", "sev", a.severity), ("alerts", "ts"), ("alerts", "emitted")):
+        for index in (
+            ("alerts", "by", "all"),
+            ("alerts", "by", "rule", a.rule),
+            ("alerts", "by", "grp", a.group),
+            ("alerts", "by", "sev", a.severity),
+            ("alerts", "ts"),
+            ("alerts", "emitted"),
+        ):
             pipe.zrem(self._k(*index), alert_id)
         pipe.execute()
         return True

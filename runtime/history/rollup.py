@@ -30,8 +30,7 @@ class MinuteRollup:
     (rule, severity) seen; a range is a slice summed along its minutes (numpy), so an hour
     of 1,000 rules costs a few milliseconds, not a Python loop over 60k cells."""
 
-    def __init__(self, history: Any, horizon_s: float = 2 * 3600, rebuild_s: float = 600,
-                 clock: Any = time.time) -> None:
+    def __init__(self, history: Any, horizon_s: float = 2 * 3600, rebuild_s: float = 600, clock: Any = time.time) -> None:
         self.h = history
         self.horizon_s = horizon_s
         self.rebuild_s = rebuild_s
@@ -55,9 +54,11 @@ class MinuteRollup:
         self.deletions = self.h.deletions
         top = self.h.db.one("SELECT COALESCE(MAX(id), 0) FROM cep_alerts")
         self.last_id = int(top[0]) if top else 0
-        rows = self.h.db.rows(f"SELECT (ts_us / {MINUTE_US}) * {MINUTE_US}, rule, severity, COUNT(*) FROM cep_alerts "
-                              "WHERE ts_us >= ? AND ts_us < ? AND id <= ? GROUP BY 1, 2, 3",
-                              (self.horizon_us, self.cap_us, self.last_id))
+        rows = self.h.db.rows(
+            f"SELECT (ts_us / {MINUTE_US}) * {MINUTE_US}, rule, severity, COUNT(*) FROM cep_alerts "
+            "WHERE ts_us >= ? AND ts_us < ? AND id <= ? GROUP BY 1, 2, 3",
+            (self.horizon_us, self.cap_us, self.last_id),
+        )
         self._add(rows)
         self.built_at = time.monotonic()
 
@@ -77,8 +78,7 @@ class MinuteRollup:
             at[i], col[i], n[i] = (int(m) - self.horizon_us) // MINUTE_US, c, int(k)
         need_rows, need_cols = int(at.max()) + 1, len(self.keys)
         if need_rows > self.counts.shape[0] or need_cols > self.counts.shape[1]:
-            grown = np.zeros((max(need_rows + 60, self.counts.shape[0]), max(need_cols * 2, self.counts.shape[1])),
-                             dtype=np.int64)
+            grown = np.zeros((max(need_rows + 60, self.counts.shape[0]), max(need_cols * 2, self.counts.shape[1])), dtype=np.int64)
             grown[: self.counts.shape[0], : self.counts.shape[1]] = self.counts
             self.counts = grown
         np.add.at(self.counts, (at, col), n)
@@ -88,9 +88,11 @@ class MinuteRollup:
         top_id = int(top[0]) if top else 0
         if top_id <= self.last_id:
             return
-        rows = self.h.db.rows(f"SELECT (ts_us / {MINUTE_US}) * {MINUTE_US}, rule, severity, COUNT(*) FROM cep_alerts "
-                              "WHERE id > ? AND id <= ? AND ts_us >= ? AND ts_us < ? GROUP BY 1, 2, 3",
-                              (self.last_id, top_id, self.horizon_us, self.cap_us))
+        rows = self.h.db.rows(
+            f"SELECT (ts_us / {MINUTE_US}) * {MINUTE_US}, rule, severity, COUNT(*) FROM cep_alerts "
+            "WHERE id > ? AND id <= ? AND ts_us >= ? AND ts_us < ? GROUP BY 1, 2, 3",
+            (self.last_id, top_id, self.horizon_us, self.cap_us),
+        )
         self._add(rows)
         self.last_id = top_id
 
@@ -108,16 +110,19 @@ class MinuteRollup:
             if value is not None:
                 where.append(f"{col} = ?")
                 params.append(value)
-        return self.h.db.rows(f"SELECT (ts_us / {MINUTE_US}) * {MINUTE_US}, rule, severity, COUNT(*) FROM cep_alerts "
-                              f"WHERE {' AND '.join(where)} GROUP BY 1, 2, 3", params)
+        return self.h.db.rows(
+            f"SELECT (ts_us / {MINUTE_US}) * {MINUTE_US}, rule, severity, COUNT(*) FROM cep_alerts "
+            f"WHERE {' AND '.join(where)} GROUP BY 1, 2, 3",
+            params,
+        )
 
-    def _whole_minutes(self, first: int, end: int | None, rule: str | None,
-                       severity: str | None) -> tuple[dict[tuple[str, str], int], dict[tuple[int, str], int]]:
+    def _whole_minutes(
+        self, first: int, end: int | None, rule: str | None, severity: str | None
+    ) -> tuple[dict[tuple[str, str], int], dict[tuple[int, str], int]]:
         assert self.horizon_us is not None
         i0 = max(0, (first - self.horizon_us) // MINUTE_US)
         i1 = self.counts.shape[0] if end is None else max(i0, min(self.counts.shape[0], (end - self.horizon_us) // MINUTE_US))
-        chosen = [c for c, (r, s) in enumerate(self.keys)
-                  if (rule is None or r == rule) and (severity is None or s == severity)]
+        chosen = [c for c, (r, s) in enumerate(self.keys) if (rule is None or r == rule) and (severity is None or s == severity)]
         if not chosen or i1 <= i0:
             return {}, {}
         block = self.counts[i0:i1, chosen]
@@ -131,16 +136,16 @@ class MinuteRollup:
                 minutes[(self.horizon_us + (i0 + i) * MINUTE_US, sev)] = int(per[i])
         return counts, minutes
 
-    def query(self, since_us: int | None, until_us: int | None, rule: str | None = None,
-              severity: str | None = None) -> tuple[list[tuple[str, str, int]], list[tuple[int, str, int]]] | None:
+    def query(
+        self, since_us: int | None, until_us: int | None, rule: str | None = None, severity: str | None = None
+    ) -> tuple[list[tuple[str, str, int]], list[tuple[int, str, int]]] | None:
         """((rule, severity, count) sorted, (minute, severity, count) sorted) over [since, until),
         as `SqlHistory.summary` and `minutes_by_severity` give them; None when the range
         starts before the horizon (or has no start)."""
         if since_us is None:
             return None
         with self.lock:
-            stale = (self.horizon_us is None or self.deletions != self.h.deletions
-                     or time.monotonic() - self.built_at > self.rebuild_s)
+            stale = self.horizon_us is None or self.deletions != self.h.deletions or time.monotonic() - self.built_at > self.rebuild_s
             if stale or since_us < self.horizon_us:  # type: ignore[operator]
                 if since_us < int(self.clock() * 1_000_000) - int(self.horizon_s * 1_000_000) * 2:
                     return None  # an old range: not worth holding in memory
@@ -161,8 +166,7 @@ class MinuteRollup:
         for m, r, s, n in edges:
             counts[(r, s)] = counts.get((r, s), 0) + int(n)
             minutes[(int(m), s)] = minutes.get((int(m), s), 0) + int(n)
-        return ([(r, s, n) for (r, s), n in sorted(counts.items())],
-                [(m, s, n) for (m, s), n in sorted(minutes.items())])
+        return ([(r, s, n) for (r, s), n in sorted(counts.items())], [(m, s, n) for (m, s), n in sorted(minutes.items())])
 
 
 def rollup_for(history: Any) -> MinuteRollup | None:

@@ -69,32 +69,47 @@ class SqlHistory:
         self._count_lock = threading.Lock()
         self.deletions = 0  # bumped by delete/prune: what is counted from the rows so far is stale
         self.rollup: Any = None  # runtime.history.rollup.MinuteRollup, made when first asked
-        db.script([
-            f"""CREATE TABLE IF NOT EXISTS cep_alerts (
+        db.script(
+            [
+                f"""CREATE TABLE IF NOT EXISTS cep_alerts (
                 id {db.serial}, rule TEXT NOT NULL, severity TEXT NOT NULL, ts_us BIGINT,
                 emitted_us BIGINT NOT NULL, grp TEXT NOT NULL, nkey TEXT NOT NULL, record TEXT NOT NULL,
                 silenced TEXT, test INTEGER NOT NULL, channels TEXT NOT NULL)""",
-            "CREATE INDEX IF NOT EXISTS cep_alerts_rule ON cep_alerts (rule, id)",
-            # Severity alone, and the hourly retention prune, scan: every index costs each insert.
-            "CREATE INDEX IF NOT EXISTS cep_alerts_ts ON cep_alerts (ts_us)",
-            "CREATE INDEX IF NOT EXISTS cep_alerts_grp ON cep_alerts (grp, id)",
-        ])
+                "CREATE INDEX IF NOT EXISTS cep_alerts_rule ON cep_alerts (rule, id)",
+                # Severity alone, and the hourly retention prune, scan: every index costs each insert.
+                "CREATE INDEX IF NOT EXISTS cep_alerts_ts ON cep_alerts (ts_us)",
+                "CREATE INDEX IF NOT EXISTS cep_alerts_grp ON cep_alerts (grp, id)",
+            ]
+        )
 
     _COLS = "id, rule, severity, ts_us, emitted_us, grp, nkey, record, silenced, test, channels"
 
     @staticmethod
     def _alert(row: tuple[Any, ...]) -> Alert:
         id_, rule, sev, ts, emitted, grp, key, record, silenced, test, channels = row
-        return Alert(int(id_), rule, sev, None if ts is None else int(ts), int(emitted), grp, key,
-                     json.loads(record), silenced, bool(test), json.loads(channels))
+        return Alert(
+            int(id_),
+            rule,
+            sev,
+            None if ts is None else int(ts),
+            int(emitted),
+            grp,
+            key,
+            json.loads(record),
+            silenced,
+            bool(test),
+            json.loads(channels),
+        )
 
     def add(self, rows: list[AlertRow], now: float | None = None) -> None:
         emitted = int((time.time() if now is None else now) * 1_000_000)
         self.db.many(
             "INSERT INTO cep_alerts (rule, severity, ts_us, emitted_us, grp, nkey, record, silenced, test, channels) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [(r.rule, r.severity, r.ts_us, emitted, r.group, r.key, r.record_json, r.silenced, int(r.test),
-              json.dumps(r.channels)) for r in rows],
+            [
+                (r.rule, r.severity, r.ts_us, emitted, r.group, r.key, r.record_json, r.silenced, int(r.test), json.dumps(r.channels))
+                for r in rows
+            ],
         )
 
     def add_rows(self, rows: list[tuple[Any, ...]], now: float | None = None) -> None:
@@ -108,8 +123,10 @@ class SqlHistory:
             [(r[0], r[1], r[2], emitted, *r[3:]) for r in rows],
         )
 
-    _INSERT = ("INSERT INTO cep_alerts (rule, severity, ts_us, emitted_us, grp, nkey, record, silenced, test, channels) "
-               "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+    _INSERT = (
+        "INSERT INTO cep_alerts (rule, severity, ts_us, emitted_us, grp, nkey, record, silenced, test, channels) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    )
 
     def add_frame(self, frame: Any, now: float | None = None) -> None:
         """An alert frame (`runtime.history.alert_rows.alert_frame` / `batch_frame`, the writer's path) in
@@ -122,20 +139,30 @@ class SqlHistory:
         if "emitted_us" not in frame.columns:
             emitted = int((time.time() if now is None else now) * 1_000_000)
             frame = frame.with_columns(pl.lit(emitted, pl.Int64).alias("emitted_us"))
-        rows = frame.select("rule", "severity", "ts_us", "emitted_us", "grp", "nkey", "record", "silenced", "test",
-                            "channels").rows()
+        rows = frame.select("rule", "severity", "ts_us", "emitted_us", "grp", "nkey", "record", "silenced", "test", "channels").rows()
         if self.db.dialect == "postgresql":
-            with self.db.transaction() as cur, cur.copy(
-                    "COPY cep_alerts (rule, severity, ts_us, emitted_us, grp, nkey, record, silenced, test, channels) "
-                    "FROM STDIN") as copy:
+            with (
+                self.db.transaction() as cur,
+                cur.copy(
+                    "COPY cep_alerts (rule, severity, ts_us, emitted_us, grp, nkey, record, silenced, test, channels) FROM STDIN"
+                ) as copy,
+            ):
                 for r in rows:
                     copy.write_row(r)
             return
         self.db.many(self._INSERT, rows)
 
-    def query(self, *, rule: str | None = None, severity: str | None = None, group: str | None = None,
-              since_us: int | None = None, until_us: int | None = None, cursor: int | None = None,
-              limit: int = 50) -> tuple[list[Alert], int | None]:
+    def query(
+        self,
+        *,
+        rule: str | None = None,
+        severity: str | None = None,
+        group: str | None = None,
+        since_us: int | None = None,
+        until_us: int | None = None,
+        cursor: int | None = None,
+        limit: int = 50,
+    ) -> tuple[list[Alert], int | None]:
         where, params = self._filters(rule, severity, group, since_us, until_us)
         if cursor is not None:
             where.append("id < ?")
@@ -150,8 +177,9 @@ class SqlHistory:
         return rows, (rows[-1].id if more and rows else None)
 
     @staticmethod
-    def _filters(rule: str | None, severity: str | None, group: str | None, since_us: int | None,
-                 until_us: int | None) -> tuple[list[str], list[Any]]:
+    def _filters(
+        rule: str | None, severity: str | None, group: str | None, since_us: int | None, until_us: int | None
+    ) -> tuple[list[str], list[Any]]:
         where: list[str] = []
         params: list[Any] = []
         for col, value in (("rule", rule), ("severity", severity), ("grp", group)):
@@ -166,30 +194,43 @@ class SqlHistory:
             params.append(until_us)
         return where, params
 
-    def summary(self, *, since_us: int | None, until_us: int | None, rule: str | None = None,
-                severity: str | None = None, series: bool = True,
-                ) -> tuple[list[tuple[str, str, int]], list[tuple[int, int]]]:
+    def summary(
+        self,
+        *,
+        since_us: int | None,
+        until_us: int | None,
+        rule: str | None = None,
+        severity: str | None = None,
+        series: bool = True,
+    ) -> tuple[list[tuple[str, str, int]], list[tuple[int, int]]]:
         """(rule, severity, count) over the range, and (minute start µs, count) per minute
         (not counted with `series=False`: a scan of the range saved)."""
         where, params = self._filters(rule, severity, None, since_us, until_us)
         cond = (" WHERE " + " AND ".join(where)) if where else ""
-        counts = self.db.rows(f"SELECT rule, severity, COUNT(*) FROM cep_alerts{cond} GROUP BY rule, severity "
-                              "ORDER BY rule, severity", params)
+        counts = self.db.rows(
+            f"SELECT rule, severity, COUNT(*) FROM cep_alerts{cond} GROUP BY rule, severity ORDER BY rule, severity", params
+        )
         if not series:
             return [(r, s, int(n)) for r, s, n in counts], []
         minute = "(ts_us / 60000000) * 60000000"
-        per_minute = self.db.rows(f"SELECT {minute} AS m, COUNT(*) FROM cep_alerts{cond}"
-                                  f"{' AND' if cond else ' WHERE'} ts_us IS NOT NULL GROUP BY m ORDER BY m", params)
+        per_minute = self.db.rows(
+            f"SELECT {minute} AS m, COUNT(*) FROM cep_alerts{cond}"
+            f"{' AND' if cond else ' WHERE'} ts_us IS NOT NULL GROUP BY m ORDER BY m",
+            params,
+        )
         return ([(r, s, int(n)) for r, s, n in counts], [(int(m), int(n)) for m, n in per_minute])
 
-    def minutes_by_severity(self, *, since_us: int | None, until_us: int | None, rule: str | None = None,
-                            severity: str | None = None) -> list[tuple[int, str, int]]:
+    def minutes_by_severity(
+        self, *, since_us: int | None, until_us: int | None, rule: str | None = None, severity: str | None = None
+    ) -> list[tuple[int, str, int]]:
         """(minute start µs, severity, count): the console's chart of matches by severity, in one scan."""
         where, params = self._filters(rule, severity, None, since_us, until_us)
         where.append("ts_us IS NOT NULL")
         minute = "(ts_us / 60000000) * 60000000"
-        rows = self.db.rows(f"SELECT {minute} AS m, severity, COUNT(*) FROM cep_alerts WHERE {' AND '.join(where)} "
-                            "GROUP BY m, severity ORDER BY m", params)
+        rows = self.db.rows(
+            f"SELECT {minute} AS m, severity, COUNT(*) FROM cep_alerts WHERE {' AND '.join(where)} GROUP BY m, severity ORDER BY m",
+            params,
+        )
         return [(int(m), s, int(n)) for m, s, n in rows]
 
     def count_since(self, emitted_us: int) -> int:
@@ -204,13 +245,14 @@ class SqlHistory:
             top = self.db.one("SELECT COALESCE(MAX(id), 0) FROM cep_alerts")
             top_id = int(top[0]) if top else 0
             if cached is not None and cached[0] == emitted_us and now - cached[3] < 60 and cached[1] <= top_id:
-                row = self.db.one("SELECT COUNT(*) FROM cep_alerts WHERE id > ? AND id <= ? AND emitted_us >= ? "
-                                  "AND test = 0", (cached[1], top_id, emitted_us))
+                row = self.db.one(
+                    "SELECT COUNT(*) FROM cep_alerts WHERE id > ? AND id <= ? AND emitted_us >= ? AND test = 0",
+                    (cached[1], top_id, emitted_us),
+                )
                 n = cached[2] + (int(row[0]) if row else 0)
                 self._count_cache = (emitted_us, top_id, n, cached[3])
                 return n
-            row = self.db.one("SELECT COUNT(*) FROM cep_alerts WHERE id <= ? AND emitted_us >= ? AND test = 0",
-                              (top_id, emitted_us))
+            row = self.db.one("SELECT COUNT(*) FROM cep_alerts WHERE id <= ? AND emitted_us >= ? AND test = 0", (top_id, emitted_us))
             n = int(row[0]) if row else 0
             self._count_cache = (emitted_us, top_id, n, now)
             return n

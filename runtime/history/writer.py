@@ -75,8 +75,7 @@ def shareable(spec: str | None) -> bool:
 
 
 class HistoryWriter:
-    def __init__(self, history: Any, clock: Any = time.time, max_queued: int = 256,
-                 process: bool | None = None) -> None:
+    def __init__(self, history: Any, clock: Any = time.time, max_queued: int = 256, process: bool | None = None) -> None:
         """`process`: write in a process of its own (default: when the store is shareable;
         `CEP_HISTORY_WRITER=thread` turns it off)."""
         self.history = history
@@ -145,8 +144,7 @@ class HistoryWriter:
         if not self.flush(timeout):
             with self._cond:
                 left = self._submitted - self._done
-            log.error("alert history: %d frame(s) of matches still not stored after %.0f s", left,
-                      timeout)
+            log.error("alert history: %d frame(s) of matches still not stored after %.0f s", left, timeout)
         self._q.put(None)
         self._thread.join(timeout)
         if self._proc is not None:
@@ -205,13 +203,22 @@ class HistoryWriter:
         root = str(Path(__file__).resolve().parents[2])  # where `runtime` is importable from
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
         retention = str(getattr(self.history, "retention_s", 0.0))
-        proc = subprocess.Popen([sys.executable, "-c", "import sys; from runtime.history.writer import _child; "
-                                       "_child(sys.argv[1], float(sys.argv[2]))", spec, retention],
-                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
-                                      # A session of its own: the terminal's Ctrl-C is not for it (it leaves when
-                                      # the pipe closes), and where the kernel groups CPU time by session
-                                      # (autogroup) the writer does not take it from the engine's share.
-                                      start_new_session=True)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "import sys; from runtime.history.writer import _child; _child(sys.argv[1], float(sys.argv[2]))",
+                spec,
+                retention,
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+            # A session of its own: the terminal's Ctrl-C is not for it (it leaves when
+            # the pipe closes), and where the kernel groups CPU time by session
+            # (autogroup) the writer does not take it from the engine's share.
+            start_new_session=True,
+        )
         assert proc.stdin is not None and proc.stdout is not None  # both PIPE
         self._proc, self._to_proc, self._from_proc = proc, proc.stdin, proc.stdout
         try:  # a larger pipe: a write of a few frames does not wait for the process to read
@@ -269,8 +276,7 @@ class HistoryWriter:
             pending = bool(self._unacked)
             self._cond.notify_all()
         if pending or proc.poll() not in (0, None):
-            log.error("alert history: the writer process stopped (exit %s); this process writes from now on",
-                      proc.poll())
+            log.error("alert history: the writer process stopped (exit %s); this process writes from now on", proc.poll())
         if pending:
             self._q.put(_CHILD_DIED)
 

@@ -87,7 +87,7 @@ def complete(text: str, offset: int, prog: ProgramAnalysis | None) -> list[types
     if ctx is None:
         return []
     prog = prog or ProgramAnalysis()
-    if not ctx.tokens or (len(ctx.tokens) == 1 and ctx.decl == "" ):
+    if not ctx.tokens or (len(ctx.tokens) == 1 and ctx.decl == ""):
         return _keywords(DECLARATIONS)
     if ctx.decl == "message-hole":
         return _template(ctx, prog)
@@ -302,7 +302,9 @@ def _keywords(words: tuple[str, ...], kind: types.CompletionItemKind = K.Keyword
     return [_item(w, kind) for w in words]
 
 
-def _item(label: str, kind: types.CompletionItemKind, detail: str = "", doc: str = "", insert: str | None = None) -> types.CompletionItem:
+def _item(
+    label: str, kind: types.CompletionItemKind, detail: str = "", doc: str = "", insert: str | None = None
+) -> types.CompletionItem:
     return types.CompletionItem(
         label=label,
         kind=kind,

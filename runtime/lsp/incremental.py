@@ -31,11 +31,16 @@ from typing import Any
 
 from cepdsl import ast
 from cepdsl.diagnostics import Diagnostic
-from cepdsl.parser import MAX_FILE_BYTES, MAX_NESTING, MAX_SYNTAX_ERRORS, parse
 
 # The parser's own cut points: recovery blanks the text between two of them, so the
 # pieces here must be the same (a private name on purpose: the two must not drift).
-from cepdsl.parser import _TOP_LEVEL  # noqa: PLC2701
+from cepdsl.parser import (
+    _TOP_LEVEL,  # noqa: PLC2701
+    MAX_FILE_BYTES,
+    MAX_NESTING,
+    MAX_SYNTAX_ERRORS,
+    parse,
+)
 
 #: Codes of the diagnostics that make the parser drop a declaration (see `_parse`).
 _RECOVERY_CODES = frozenset({"syntax", "keyword-as-name", "limit"})
@@ -178,7 +183,9 @@ class IncrementalParser:
         broken = frozenset().union(*(p.broken for p in pieces)) if pieces else frozenset()
         return ast.File(decls, comments, file, broken), diags
 
-    def _seed(self, text: str, file: str, bounds: list[int], first_lines: list[int]) -> tuple[ast.File | None, list[Diagnostic]] | None:
+    def _seed(
+        self, text: str, file: str, bounds: list[int], first_lines: list[int]
+    ) -> tuple[ast.File | None, list[Diagnostic]] | None:
         """A document's first parse: one whole parse (four times faster than piece by
         piece), cut into pieces for the next keystrokes when it found no syntax error."""
         tree, diags = parse(text, file)

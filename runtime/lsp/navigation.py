@@ -28,7 +28,9 @@ def definition(index: Index, occ: Occurrence | None, lines_of: Callable[[str], L
     return _locations(index.definitions(occ), lines_of)
 
 
-def references(index: Index, occ: Occurrence | None, include_declaration: bool, lines_of: Callable[[str], Lines | None]) -> list[types.Location]:
+def references(
+    index: Index, occ: Occurrence | None, include_declaration: bool, lines_of: Callable[[str], Lines | None]
+) -> list[types.Location]:
     if occ is None or occ.kind not in DECLARED + ("aggregate", "function", "channel_kind"):
         return []
     return _locations(index.references(occ, include_declaration), lines_of)

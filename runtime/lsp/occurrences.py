@@ -20,7 +20,6 @@ from cepdsl.typecheck import AGGREGATES
 DECLARED = ("stream", "table", "channel", "template", "silence", "rule", "step", "field")
 
 
-
 @dataclass(frozen=True)
 class Occurrence:
     kind: str  # stream table channel template silence rule step field aggregate function channel_kind option template_var

@@ -27,8 +27,7 @@ from runtime.lsp.documents import DocumentStore, Lines, path_of, uri_of
 from runtime.lsp.formatting import format_document
 from runtime.lsp.hover import hover_text
 from runtime.lsp.lsp_diagnostics import span_range, to_lsp
-from runtime.lsp.navigation import definition, references, rename
-from runtime.lsp.navigation import rename_refused
+from runtime.lsp.navigation import definition, references, rename, rename_refused
 from runtime.lsp.occurrences import Index
 from runtime.lsp.program_analysis import ProgramAnalysis, ProgramAnalyzer
 from runtime.lsp.signatures import signature_help

@@ -44,4 +44,6 @@ def _symbol(name, kind, span, sel, lines, detail="", children=None) -> types.Doc
     pick = span_range(sel, lines)
     if not (full.start.line, full.start.character) <= (pick.start.line, pick.start.character):
         full = pick
-    return types.DocumentSymbol(name=name, kind=kind, range=full, selection_range=pick, detail=detail or None, children=children or None)
+    return types.DocumentSymbol(
+        name=name, kind=kind, range=full, selection_range=pick, detail=detail or None, children=children or None
+    )

@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 
 from cepdsl import ast
-from cepdsl.functions import AGGREGATES, FUNCTIONS as _FUNCTIONS
+from cepdsl.functions import AGGREGATES
+from cepdsl.functions import FUNCTIONS as _FUNCTIONS
 from cepdsl.plan import SEVERITIES
 from cepdsl.registry import Registry
 
@@ -50,4 +51,18 @@ DECLARATIONS = tuple(ast.DECL_KEYWORD.values())
 WINDOW_KINDS = ("tumbling", "sliding", "session gap", "last")
 FIELD_TYPES = ("int", "float", "str", "bool", "timestamp")
 SEVERITY_LEVELS = tuple(SEVERITIES)
-EXPRESSION_WORDS = ("and", "or", "not", "in", "is null", "is not null", "contains", "starts_with", "ends_with", "matches", "true", "false", "null")
+EXPRESSION_WORDS = (
+    "and",
+    "or",
+    "not",
+    "in",
+    "is null",
+    "is not null",
+    "contains",
+    "starts_with",
+    "ends_with",
+    "matches",
+    "true",
+    "false",
+    "null",
+)

@@ -25,8 +25,7 @@ class BreakerConfig:
 
 
 class CircuitBreaker:
-    def __init__(self, name: str, config: BreakerConfig = BreakerConfig(),
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, name: str, config: BreakerConfig = BreakerConfig(), clock: Callable[[], float] = time.monotonic) -> None:
         self.name = name
         self.config = config
         self._clock = clock

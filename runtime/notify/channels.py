@@ -27,8 +27,8 @@ from runtime.notify.errors import ChannelConfigError, DeliveryError
 from runtime.notify.records import iso_utc, json_safe
 from runtime.notify.retry import check_response
 from runtime.notify.secrets import MASK, is_secret_option
-from runtime.notify.templates import FIELDS_INLINE, FIELDS_LINES, LINE
 from runtime.notify.ssrf import DEFAULT_POLICY, DestinationPolicy, guarded_socket
+from runtime.notify.templates import FIELDS_INLINE, FIELDS_LINES, LINE
 
 USER_AGENT = "cep-notify/0.1"
 
@@ -68,6 +68,7 @@ class Notification:
     @property
     def resolved(self) -> bool:
         return self.state == "resolved"
+
     #: Why the rule's message template failed (then `text` is the default message with the reason).
     template_error: str | None = None
 
@@ -84,8 +85,14 @@ class Sent:
     response: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"channel": self.channel, "kind": self.kind, "target": self.target,
-                "request": self.request, "status": self.status, "response": self.response}
+        return {
+            "channel": self.channel,
+            "kind": self.kind,
+            "target": self.target,
+            "request": self.request,
+            "status": self.status,
+            "response": self.response,
+        }
 
 
 @dataclass
@@ -135,11 +142,20 @@ class Channel:
     # -- HTTP helper shared by webhook, slack, sms, pagerduty
 
     def _shown_headers(self, headers: dict[str, str]) -> dict[str, str]:
-        return {k: (MASK if is_secret_option(k) or k.lower() == "authorization" else self.config.redact(v))
-                for k, v in headers.items()}
+        return {
+            k: (MASK if is_secret_option(k) or k.lower() == "authorization" else self.config.redact(v)) for k, v in headers.items()
+        }
 
-    async def _http(self, method: str, url: str, *, body: bytes, content_type: str,
-                    headers: dict[str, str] | None = None, auth: tuple[str, str] | None = None) -> Sent:
+    async def _http(
+        self,
+        method: str,
+        url: str,
+        *,
+        body: bytes,
+        content_type: str,
+        headers: dict[str, str] | None = None,
+        auth: tuple[str, str] | None = None,
+    ) -> Sent:
         if self.ctx.client is None:
             raise DeliveryError("no HTTP client (notifier not started)", retryable=True)
         all_headers = {"User-Agent": USER_AGENT, "Content-Type": content_type, **(headers or {})}
@@ -150,9 +166,14 @@ class Channel:
         if not self.ctx.detail:
             return Sent(self.name, self.kind, MASK, {"method": method}, response.status_code)
         redact = self.config.redact
-        return Sent(self.name, self.kind, redact(url),
-                    {"method": method, "headers": self._shown_headers(all_headers), "body": redact(body.decode())},
-                    response.status_code, self.config.redactor.shorten(response.text, 500))
+        return Sent(
+            self.name,
+            self.kind,
+            redact(url),
+            {"method": method, "headers": self._shown_headers(all_headers), "body": redact(body.decode())},
+            response.status_code,
+            self.config.redactor.shorten(response.text, 500),
+        )
 
 
 class ConsoleChannel(Channel):
@@ -179,8 +200,14 @@ class FileChannel(Channel):
     async def send(self, n: Notification) -> Sent:
         path = str(self.config.get("path"))
         entry = {
-            "id": n.id, "rule": n.rule, "title": n.title, "severity": n.severity,
-            "ts": json_safe(n.ts), "subject": n.subject, "message": n.text, "record": json_safe(n.record),
+            "id": n.id,
+            "rule": n.rule,
+            "title": n.title,
+            "severity": n.severity,
+            "ts": json_safe(n.ts),
+            "subject": n.subject,
+            "message": n.text,
+            "record": json_safe(n.record),
         }
         if n.template_error:  # the message is the default one: say why, on the alert itself
             entry["template_error"] = n.template_error
@@ -206,19 +233,34 @@ class WebhookChannel(Channel):
 
     async def send(self, n: Notification) -> Sent:
         payload = {
-            "id": n.id, "idempotency_key": n.id, "rule": n.rule, "title": n.title, "severity": n.severity,
-            "ts": json_safe(n.ts), "subject": n.subject, "message": n.text, "record": json_safe(n.record),
+            "id": n.id,
+            "idempotency_key": n.id,
+            "rule": n.rule,
+            "title": n.title,
+            "severity": n.severity,
+            "ts": json_safe(n.ts),
+            "subject": n.subject,
+            "message": n.text,
+            "record": json_safe(n.record),
         }
         if n.state is not None:  # Alertmanager's webhook says `status: firing | resolved`, so do we
-            payload.update(status=n.state, episode_key=n.episode,
-                           firing_since=json_safe(n.record.get("firing_since")),
-                           resolved_at=json_safe(n.record.get("resolved_at")))
+            payload.update(
+                status=n.state,
+                episode_key=n.episode,
+                firing_since=json_safe(n.record.get("firing_since")),
+                resolved_at=json_safe(n.record.get("resolved_at")),
+            )
         if n.template_error:
             payload["template_error"] = n.template_error
         headers = {str(k): str(v) for k, v in (self.config.get("headers") or {}).items()}
         headers["Idempotency-Key"] = n.id
-        return await self._http(str(self.config.get("method", "POST")).upper(), str(self.config.get("url")),
-                                body=_dumps(payload), content_type="application/json", headers=headers)
+        return await self._http(
+            str(self.config.get("method", "POST")).upper(),
+            str(self.config.get("url")),
+            body=_dumps(payload),
+            content_type="application/json",
+            headers=headers,
+        )
 
 
 def _slack_escape(text: str) -> str:
@@ -240,16 +282,20 @@ class SlackChannel(Channel):
             "blocks": [
                 {"type": "header", "text": {"type": "plain_text", "text": n.subject[:150]}},
                 {"type": "section", "text": {"type": "mrkdwn", "text": _slack_escape(n.text or n.subject)[:SLACK_TEXT_MAX]}},
-                {"type": "context", "elements": [{"type": "mrkdwn", "text": _slack_escape(
-                    f"rule `{n.rule}` · severity *{n.severity}* · {when}")}]},
+                {
+                    "type": "context",
+                    "elements": [{"type": "mrkdwn", "text": _slack_escape(f"rule `{n.rule}` · severity *{n.severity}* · {when}")}],
+                },
             ],
-            "attachments": [{
-                # Resolved alerts are green, as Alertmanager's Slack notifications show them.
-                "color": RESOLVED_COLOUR if n.resolved else SEVERITY_COLOURS.get(n.severity, SEVERITY_COLOURS["medium"]),
-                "fallback": _slack_escape(n.subject),
-                "fields": fields,
-                "footer": f"cep · {n.id}",
-            }],
+            "attachments": [
+                {
+                    # Resolved alerts are green, as Alertmanager's Slack notifications show them.
+                    "color": RESOLVED_COLOUR if n.resolved else SEVERITY_COLOURS.get(n.severity, SEVERITY_COLOURS["medium"]),
+                    "fallback": _slack_escape(n.subject),
+                    "fields": fields,
+                    "footer": f"cep · {n.id}",
+                }
+            ],
         }
         channel = self.config.get("channel")
         if channel:
@@ -257,8 +303,9 @@ class SlackChannel(Channel):
         return body
 
     async def send(self, n: Notification) -> Sent:
-        return await self._http("POST", str(self.config.get("webhook_url")), body=_dumps(self.payload(n)),
-                                content_type="application/json")
+        return await self._http(
+            "POST", str(self.config.get("webhook_url")), body=_dumps(self.payload(n)), content_type="application/json"
+        )
 
 
 class SmsChannel(Channel):
@@ -281,9 +328,13 @@ class SmsChannel(Channel):
         sent: Sent | None = None
         for to in self._recipients():
             form = urlencode({"To": to, "From": str(self.config.get("from_number")), "Body": body_text})
-            sent = await self._http("POST", url, body=form.encode(),
-                                    content_type="application/x-www-form-urlencoded",
-                                    auth=(sid, str(self.config.get("auth_token"))))
+            sent = await self._http(
+                "POST",
+                url,
+                body=form.encode(),
+                content_type="application/x-www-form-urlencoded",
+                auth=(sid, str(self.config.get("auth_token"))),
+            )
         assert sent is not None
         return sent
 
@@ -303,8 +354,12 @@ class PagerDutyChannel(Channel):
     def payload(self, n: Notification) -> dict[str, Any]:
         if n.episode is not None and n.resolved:
             # Events API v2: a resolve needs only the dedup_key of the incident it closes.
-            return {"routing_key": str(self.config.get("routing_key")), "event_action": "resolve",
-                    "dedup_key": n.episode, "client": "cep"}
+            return {
+                "routing_key": str(self.config.get("routing_key")),
+                "event_action": "resolve",
+                "dedup_key": n.episode,
+                "client": "cep",
+            }
         sev = self.config.get("severity") or n.severity
         sev = PAGERDUTY_SEVERITY.get(sev, sev)
         source = ", ".join(f"{k}={json_safe(v)}" for k, v in n.group.items()) or f"cep:{n.rule}"
@@ -333,8 +388,7 @@ class PagerDutyChannel(Channel):
 
     async def send(self, n: Notification) -> Sent:
         base = str(self.config.get("api_base") or self.DEFAULT_BASE).rstrip("/")
-        return await self._http("POST", f"{base}/v2/enqueue", body=_dumps(self.payload(n)),
-                                content_type="application/json")
+        return await self._http("POST", f"{base}/v2/enqueue", body=_dumps(self.payload(n)), content_type="application/json")
 
 
 class _GuardedSMTP(smtplib.SMTP):
@@ -384,8 +438,10 @@ class EmailChannel(Channel):
         msg["X-CEP-Rule"] = n.rule
         msg["X-CEP-Severity"] = n.severity
         msg.set_content(n.text or n.subject)
-        rows = "".join(f"<tr><th align='left'>{html.escape(str(k))}</th><td>{html.escape(str(json_safe(v)))}</td></tr>"
-                       for k, v in n.record.items())
+        rows = "".join(
+            f"<tr><th align='left'>{html.escape(str(k))}</th><td>{html.escape(str(json_safe(v)))}</td></tr>"
+            for k, v in n.record.items()
+        )
         colour = RESOLVED_COLOUR if n.resolved else SEVERITY_COLOURS.get(n.severity, SEVERITY_COLOURS["medium"])
         msg.add_alternative(
             f"<html><body><h2 style='border-left:6px solid {colour};padding-left:8px'>{html.escape(n.subject)}</h2>"
@@ -423,9 +479,19 @@ class EmailChannel(Channel):
     async def send(self, n: Notification) -> Sent:
         msg = self.message(n)
         target = await asyncio.to_thread(self._send_blocking, msg)
-        return Sent(self.name, self.kind, f"smtp://{target}",
-                    {"from": msg["From"], "to": self.recipients(), "subject": msg["Subject"],
-                     "body": self.config.redact(n.text), "message_id": msg["Message-ID"]}, 250)
+        return Sent(
+            self.name,
+            self.kind,
+            f"smtp://{target}",
+            {
+                "from": msg["From"],
+                "to": self.recipients(),
+                "subject": msg["Subject"],
+                "body": self.config.redact(n.text),
+                "message_id": msg["Message-ID"],
+            },
+            250,
+        )
 
 
 def register_sender(cls: type[Channel]) -> type[Channel]:

@@ -45,8 +45,13 @@ class ResolvedChannel:
         return self.redactor.redact(text)
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "kind": self.kind, "retries": self.retries,
-                "timeout_s": self.timeout_s, "options": dict(self.shown)}
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "retries": self.retries,
+            "timeout_s": self.timeout_s,
+            "options": dict(self.shown),
+        }
 
 
 def _secret(kind: str, option: str) -> bool:
@@ -54,14 +59,11 @@ def _secret(kind: str, option: str) -> bool:
     return is_secret_option(option) or (spec is not None and spec.secret)
 
 
-def _resolve_value(channel: str, option: str, value: Any, env: Mapping[str, str],
-                   secrets: list[str]) -> tuple[Any, Any]:
+def _resolve_value(channel: str, option: str, value: Any, env: Mapping[str, str], secrets: list[str]) -> tuple[Any, Any]:
     """(resolved value, display value); collects secret strings on the way."""
     if isinstance(value, EnvVar):
         if value.name not in env:
-            raise ChannelConfigError(
-                channel, option, f"environment variable {value.name!r} is not set", variable=value.name
-            )
+            raise ChannelConfigError(channel, option, f"environment variable {value.name!r} is not set", variable=value.name)
         resolved = env[value.name]
         secrets.append(resolved)
         return resolved, f"env({value.name})"
@@ -80,8 +82,9 @@ def _resolve_value(channel: str, option: str, value: Any, env: Mapping[str, str]
     return value, value
 
 
-def resolve_channel(plan: ChannelPlan, env: Mapping[str, str] | None = None,
-                    policy: DestinationPolicy | None = None) -> ResolvedChannel:
+def resolve_channel(
+    plan: ChannelPlan, env: Mapping[str, str] | None = None, policy: DestinationPolicy | None = None
+) -> ResolvedChannel:
     env = os.environ if env is None else env
     if plan.kind not in CHANNEL_KINDS:
         raise ChannelConfigError(plan.name, None, f"unknown channel kind {plan.kind!r}")

@@ -35,8 +35,7 @@ class DeliveryError(NotifyError):
     already redacted.
     """
 
-    def __init__(self, reason: str, *, retryable: bool, retry_after: float | None = None,
-                 status: int | None = None) -> None:
+    def __init__(self, reason: str, *, retryable: bool, retry_after: float | None = None, status: int | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
         self.retryable = retryable

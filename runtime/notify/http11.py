@@ -133,8 +133,7 @@ def _parse_url(url: str) -> _Target:
 def _header_line(name: str, value: str) -> str:
     # A line break in a name or value would let it inject headers (or a whole request);
     # the message names the header, never the value (it may be a secret).
-    if not name or "\r" in name or "\n" in name or ":" in name or "\r" in value or "\n" in value \
-            or "\0" in value:
+    if not name or "\r" in name or "\n" in name or ":" in name or "\r" in value or "\n" in value or "\0" in value:
         raise ValueError(f"header {name!r} has a line break or invalid character")
     return f"{name}: {value}\r\n"
 
@@ -142,8 +141,7 @@ def _header_line(name: str, value: str) -> str:
 class _Connection:
     __slots__ = ("reader", "writer", "idle_since", "origin")
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                 origin: tuple[str, str, int]) -> None:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, origin: tuple[str, str, int]) -> None:
         self.reader = reader
         self.writer = writer
         self.origin = origin
@@ -151,8 +149,7 @@ class _Connection:
 
     def usable(self, now: float) -> bool:
         # at_eof: the server closed this idle connection (its FIN was already read by the loop).
-        return (not self.reader.at_eof() and not self.writer.is_closing()
-                and now - self.idle_since < KEEPALIVE_EXPIRY_S)
+        return not self.reader.at_eof() and not self.writer.is_closing() and now - self.idle_since < KEEPALIVE_EXPIRY_S
 
     def close(self) -> None:
         self.writer.close()
@@ -219,15 +216,17 @@ class GuardedHttpClient:
         async with self._slots:
             return await self._with_timeout(head, content, target, method, close_after, timeout)
 
-    async def _with_timeout(self, head: bytes, content: bytes, target: _Target, method: str,
-                            close_after: bool, timeout: float | None) -> HttpResponse:
+    async def _with_timeout(
+        self, head: bytes, content: bytes, target: _Target, method: str, close_after: bool, timeout: float | None
+    ) -> HttpResponse:
         if timeout is None:
             return await self._exchange(head, content, target, method, close_after)
         async with asyncio.timeout(timeout):
             return await self._exchange(head, content, target, method, close_after)
 
-    def _request_head(self, method: str, t: _Target, content: bytes, headers: Mapping[str, str] | None,
-                      auth: tuple[str, str] | None) -> bytes:
+    def _request_head(
+        self, method: str, t: _Target, content: bytes, headers: Mapping[str, str] | None, auth: tuple[str, str] | None
+    ) -> bytes:
         if not method.isalpha():
             raise ValueError(f"invalid HTTP method {method!r}")
         lines = [f"{method} {t.path} HTTP/1.1\r\nHost: {t.host_header}\r\n"]
@@ -283,7 +282,8 @@ class GuardedHttpClient:
         for addr in addrs:
             try:
                 reader, writer = await asyncio.open_connection(
-                    addr, t.port, ssl=tls, server_hostname=t.host if tls else None, limit=MAX_HEAD_BYTES)
+                    addr, t.port, ssl=tls, server_hostname=t.host if tls else None, limit=MAX_HEAD_BYTES
+                )
             except OSError as exc:
                 last = exc
                 continue
@@ -293,8 +293,7 @@ class GuardedHttpClient:
 
     # -- one exchange
 
-    async def _exchange(self, head: bytes, content: bytes, t: _Target, method: str,
-                        close_after: bool) -> HttpResponse:
+    async def _exchange(self, head: bytes, content: bytes, t: _Target, method: str, close_after: bool) -> HttpResponse:
         conn = self._take_idle(t.origin)
         reused = conn is not None
         while True:
@@ -321,8 +320,7 @@ class GuardedHttpClient:
                 conn.close()
             return response
 
-    async def _send_and_read(self, conn: _Connection, head: bytes, content: bytes,
-                             method: str) -> tuple[HttpResponse, bool]:
+    async def _send_and_read(self, conn: _Connection, head: bytes, content: bytes, method: str) -> tuple[HttpResponse, bool]:
         reader = conn.reader
         try:
             conn.writer.write(head + content if len(content) < 65536 else head)

@@ -26,8 +26,8 @@ import ssl
 import threading
 import time
 from collections import OrderedDict
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import IO, Any
 
@@ -40,8 +40,8 @@ from runtime.notify.channels import Channel, Notification, SendContext, build_ch
 from runtime.notify.config import resolve_channels
 from runtime.notify.errors import ChannelConfigError, DeliveryError
 from runtime.notify.outbox import Delivery, NewDelivery, Outbox, SqliteOutbox
-from runtime.notify.render_worker import RenderWorkers
 from runtime.notify.records import Record, decode_record, episode_key, frame_deliveries, notified
+from runtime.notify.render_worker import RenderWorkers
 from runtime.notify.retry import PAYLOAD_STATUS, RetryPolicy, classify_exception
 from runtime.notify.ssrf import (
     DEFAULT_POLICY,
@@ -58,8 +58,21 @@ DEFAULT_OUTBOX = Path(".cep") / "notify-outbox.sqlite"
 _IDLE_POLL_S = 0.5  # upper bound on how late a retry that came due is picked up
 _PROBE_BUSY_S = 0.25  # half-open with its probe out: look again shortly, not in a tight loop
 
-_COUNTERS = ("submitted", "enqueued", "suppressed_duplicates", "sent", "failed", "skipped", "retried", "fallback",
-             "short_circuited", "queued_by_breaker", "template_errors", "backpressure_waits", "over_capacity")
+_COUNTERS = (
+    "submitted",
+    "enqueued",
+    "suppressed_duplicates",
+    "sent",
+    "failed",
+    "skipped",
+    "retried",
+    "fallback",
+    "short_circuited",
+    "queued_by_breaker",
+    "template_errors",
+    "backpressure_waits",
+    "over_capacity",
+)
 
 
 def open_outbox(spec: Outbox | str | Path | None) -> tuple[Outbox, bool]:
@@ -235,8 +248,7 @@ class Notifier:
         matches = notified(matches)  # §9.3: suppressed (throttled) lifecycle records too
         if matches.height == 0:
             return 0
-        items = [NewDelivery(key, rule.id, ch, encoded)
-                 for key, encoded in frame_deliveries(rule, matches) for ch in rule.notify]
+        items = [NewDelivery(key, rule.id, ch, encoded) for key, encoded in frame_deliveries(rule, matches) for ch in rule.notify]
         self._wait_for_room(len(items))
         with self._submit_lock:
             added = self._outbox.enqueue(items, self._clock())
@@ -371,8 +383,9 @@ class Notifier:
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
         self._outbox_thread = ThreadPoolExecutor(1, thread_name_prefix="cep-notify-outbox")
-        self._ctx.client = guarded_client(self._policy, resolver=self._resolver,
-                                          ssl_context=self._ctx.ssl_context, max_connections=self.max_in_flight)
+        self._ctx.client = guarded_client(
+            self._policy, resolver=self._resolver, ssl_context=self._ctx.ssl_context, max_connections=self.max_in_flight
+        )
         ready.set()
         try:
             await self._dispatch()
@@ -399,7 +412,8 @@ class Notifier:
             claimed: list[Delivery] = []
             if free > 0 and (free >= self._claim_batch or not self._tasks):
                 claimed = await self._loop.run_in_executor(  # type: ignore[union-attr]
-                    self._outbox_thread, self._outbox.claim, self._clock(), free)
+                    self._outbox_thread, self._outbox.claim, self._clock(), free
+                )
                 for d in claimed:
                     task = asyncio.create_task(self._deliver(d))
                     self._tasks.add(task)
@@ -439,24 +453,31 @@ class Notifier:
         # A fallback delivery that fails is final: fallbacks do not chain.
         return fb if fb and fb != d.channel and d.via is None else None
 
-    def notification(self, rule: RulePlan, kind: str, notification_id: str, record: dict[str, Any],
-                     rendered: Rendered | None = None) -> Notification:
+    def notification(
+        self, rule: RulePlan, kind: str, notification_id: str, record: dict[str, Any], rendered: Rendered | None = None
+    ) -> Notification:
         if rendered is None:
             rendered = self._render(rule, kind, record)
         return Notification(
-            id=notification_id, rule=rule.id, title=rule.title or rule.id,
-            severity=str(record.get("severity") or rule.severity), ts=record.get("ts"),
-            subject=rendered.subject, text=rendered.text, record=record,
-            group={k: record.get(k) for k in rule.group_keys}, template_error=rendered.template_error,
-            state=record.get("state"), episode=episode_key(rule, record),
+            id=notification_id,
+            rule=rule.id,
+            title=rule.title or rule.id,
+            severity=str(record.get("severity") or rule.severity),
+            ts=record.get("ts"),
+            subject=rendered.subject,
+            text=rendered.text,
+            record=record,
+            group={k: record.get(k) for k in rule.group_keys},
+            template_error=rendered.template_error,
+            state=record.get("state"),
+            episode=episode_key(rule, record),
         )
 
     def _render(self, rule: RulePlan, kind: str, record: Record) -> Rendered:
         rendered = render_message(rule, kind, record, renderer=self.renderer.render, **self._template_limits)
         if rendered.template_error:
             self._count("template_errors")
-            log.warning("rule %s: message template failed, default template used: %s", rule.id,
-                        rendered.template_error)
+            log.warning("rule %s: message template failed, default template used: %s", rule.id, rendered.template_error)
         return rendered
 
     def _notification_for(self, d: Delivery, rule: RulePlan, kind: str) -> Notification:
@@ -546,8 +567,9 @@ class Notifier:
         except Exception as exc:  # a bug must not kill the worker or lose the delivery
             log.exception("internal error delivering %s to %s", d.notification_id, d.channel)
             now = self._clock()
-            self._outbox.reschedule(d, now + self.retry.delay(d.attempts + 1, rng=self._rng), d.attempts,
-                                    f"internal error: {type(exc).__name__}", now)
+            self._outbox.reschedule(
+                d, now + self.retry.delay(d.attempts + 1, rng=self._rng), d.attempts, f"internal error: {type(exc).__name__}", now
+            )
 
     async def _deliver_one(self, d: Delivery) -> None:
         channel = self._channels.get(d.channel)
@@ -579,8 +601,11 @@ class Notifier:
             rb.release()
             raise
         except BaseException as exc:  # noqa: BLE001 - classified below; nothing escapes unrecorded
-            err = classify_exception(exc, channel.config.redactor) if not isinstance(exc, TimeoutError) else \
-                DeliveryError(f"timeout after {channel.config.timeout_s:g}s", retryable=True)
+            err = (
+                classify_exception(exc, channel.config.redactor)
+                if not isinstance(exc, TimeoutError)
+                else DeliveryError(f"timeout after {channel.config.timeout_s:g}s", retryable=True)
+            )
             self._failed_attempt(d, rule, channel, err)
             return
         cb.record_success()
@@ -597,8 +622,7 @@ class Notifier:
         attempts = d.attempts + 1
         now = self._clock()
         if err.retryable and attempts <= channel.config.retries:
-            self._outbox.reschedule(d, now + self.retry.delay(attempts, err.retry_after, self._rng),
-                                    attempts, err.reason, now)
+            self._outbox.reschedule(d, now + self.retry.delay(attempts, err.retry_after, self._rng), attempts, err.reason, now)
             self._count("retried")
             return
         fb = self._fallback_for(rule, d)
@@ -606,9 +630,15 @@ class Notifier:
         self._count("failed")
         if added:
             self._count("fallback")
-        log.warning("notification %s for rule %s to channel %s failed after %d attempt(s): %s%s",
-                    d.notification_id, d.rule, d.channel, attempts, err.reason,
-                    f"; sent to fallback {fb}" if added else "")
+        log.warning(
+            "notification %s for rule %s to channel %s failed after %d attempt(s): %s%s",
+            d.notification_id,
+            d.rule,
+            d.channel,
+            attempts,
+            err.reason,
+            f"; sent to fallback {fb}" if added else "",
+        )
         self._finished(int(added))
 
     def _short_circuit(self, d: Delivery, rule: RulePlan, retry_at: float, now: float) -> None:
@@ -622,6 +652,7 @@ class Notifier:
                 self._count("fallback")
             self._finished(int(added))
             return
-        self._outbox.reschedule(d, max(retry_at, now + _PROBE_BUSY_S), d.attempts,
-                                f"circuit open for channel {d.channel}; queued", now)
+        self._outbox.reschedule(
+            d, max(retry_at, now + _PROBE_BUSY_S), d.attempts, f"circuit open for channel {d.channel}; queued", now
+        )
         self._count("queued_by_breaker")

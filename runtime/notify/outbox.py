@@ -52,8 +52,7 @@ class Outbox(Protocol):
     def claim(self, now: float, limit: int) -> list[Delivery]: ...
     def mark_sent(self, ids: Iterable[int | str], now: float) -> None: ...
     def reschedule(self, delivery: Delivery, next_at: float, attempts: int, error: str, now: float) -> None: ...
-    def mark_failed(self, delivery: Delivery, attempts: int, reason: str, now: float,
-                    fallback: str | None = None) -> bool: ...
+    def mark_failed(self, delivery: Delivery, attempts: int, reason: str, now: float, fallback: str | None = None) -> bool: ...
     def mark_skipped(self, delivery: Delivery, reason: str, now: float) -> None: ...
     def recover(self, now: float) -> int: ...
     def depth(self) -> int: ...
@@ -141,13 +140,17 @@ class SqliteOutbox:
         return db.total_changes - before
 
     def claim(self, now: float, limit: int) -> list[Delivery]:
-        rows = self._db().execute(
-            "UPDATE deliveries SET status = 'inflight', updated = ? WHERE id IN ("
-            " SELECT id FROM deliveries WHERE status = 'pending' AND next_at <= ?"
-            " ORDER BY next_at, id LIMIT ?)"
-            " RETURNING id, notification_id, rule, channel, record, via, attempts, created",
-            (now, now, limit),
-        ).fetchall()
+        rows = (
+            self._db()
+            .execute(
+                "UPDATE deliveries SET status = 'inflight', updated = ? WHERE id IN ("
+                " SELECT id FROM deliveries WHERE status = 'pending' AND next_at <= ?"
+                " ORDER BY next_at, id LIMIT ?)"
+                " RETURNING id, notification_id, rule, channel, record, via, attempts, created",
+                (now, now, limit),
+            )
+            .fetchall()
+        )
         return sorted((Delivery(*r) for r in rows), key=lambda d: d.id)  # type: ignore[arg-type, return-value]
 
     def mark_sent(self, ids: Iterable[int | str], now: float) -> None:
@@ -155,8 +158,9 @@ class SqliteOutbox:
         db = self._db()
         db.execute("BEGIN IMMEDIATE")
         try:
-            db.executemany("UPDATE deliveries SET status = 'sent', updated = ?, last_error = NULL WHERE id = ?",
-                           [(now, i) for i in ids])
+            db.executemany(
+                "UPDATE deliveries SET status = 'sent', updated = ?, last_error = NULL WHERE id = ?", [(now, i) for i in ids]
+            )
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
@@ -164,28 +168,34 @@ class SqliteOutbox:
 
     def reschedule(self, delivery: Delivery, next_at: float, attempts: int, error: str, now: float) -> None:
         self._db().execute(
-            "UPDATE deliveries SET status = 'pending', next_at = ?, attempts = ?, last_error = ?, updated = ?"
-            " WHERE id = ?", (next_at, attempts, error, now, delivery.id))
+            "UPDATE deliveries SET status = 'pending', next_at = ?, attempts = ?, last_error = ?, updated = ? WHERE id = ?",
+            (next_at, attempts, error, now, delivery.id),
+        )
 
-    def mark_failed(self, delivery: Delivery, attempts: int, reason: str, now: float,
-                    fallback: str | None = None) -> bool:
+    def mark_failed(self, delivery: Delivery, attempts: int, reason: str, now: float, fallback: str | None = None) -> bool:
         """Record the final failure (queryable); enqueue the fallback delivery. True if one was enqueued."""
         db = self._db()
         added = False
         db.execute("BEGIN IMMEDIATE")
         try:
-            db.execute("UPDATE deliveries SET status = 'failed', attempts = ?, last_error = ?, updated = ?"
-                       " WHERE id = ?", (attempts, reason, now, delivery.id))
-            db.execute("INSERT INTO failures (delivery_id, notification_id, rule, channel, reason, attempts,"
-                       " fallback, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                       (delivery.id, delivery.notification_id, delivery.rule, delivery.channel, reason,
-                        attempts, fallback, now))
+            db.execute(
+                "UPDATE deliveries SET status = 'failed', attempts = ?, last_error = ?, updated = ? WHERE id = ?",
+                (attempts, reason, now, delivery.id),
+            )
+            db.execute(
+                "INSERT INTO failures (delivery_id, notification_id, rule, channel, reason, attempts,"
+                " fallback, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (delivery.id, delivery.notification_id, delivery.rule, delivery.channel, reason, attempts, fallback, now),
+            )
             if fallback is not None:
-                added = db.execute(
-                    "INSERT OR IGNORE INTO deliveries (notification_id, rule, channel, record, via, status,"
-                    " attempts, next_at, created, updated) VALUES (?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?)",
-                    (delivery.notification_id, delivery.rule, fallback, delivery.record, delivery.channel,
-                     now, now, now)).rowcount > 0
+                added = (
+                    db.execute(
+                        "INSERT OR IGNORE INTO deliveries (notification_id, rule, channel, record, via, status,"
+                        " attempts, next_at, created, updated) VALUES (?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?)",
+                        (delivery.notification_id, delivery.rule, fallback, delivery.record, delivery.channel, now, now, now),
+                    ).rowcount
+                    > 0
+                )
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
@@ -194,18 +204,19 @@ class SqliteOutbox:
 
     def mark_skipped(self, delivery: Delivery, reason: str, now: float) -> None:
         """Final without sending (its channel is switched off): not a failure, no fallback."""
-        self._db().execute("UPDATE deliveries SET status = 'skipped', last_error = ?, updated = ? WHERE id = ?",
-                           (reason, now, delivery.id))
+        self._db().execute(
+            "UPDATE deliveries SET status = 'skipped', last_error = ?, updated = ? WHERE id = ?", (reason, now, delivery.id)
+        )
 
     def recover(self, now: float) -> int:
         """Deliveries a dead process had claimed go back to pending."""
-        cur = self._db().execute("UPDATE deliveries SET status = 'pending', next_at = ?, updated = ?"
-                                 " WHERE status = 'inflight'", (now, now))
+        cur = self._db().execute(
+            "UPDATE deliveries SET status = 'pending', next_at = ?, updated = ? WHERE status = 'inflight'", (now, now)
+        )
         return cur.rowcount
 
     def depth(self) -> int:
-        (n,) = self._db().execute(
-            "SELECT COUNT(*) FROM deliveries WHERE status IN ('pending', 'inflight')").fetchone()
+        (n,) = self._db().execute("SELECT COUNT(*) FROM deliveries WHERE status IN ('pending', 'inflight')").fetchone()
         return int(n)
 
     def next_due(self) -> float | None:
@@ -213,22 +224,24 @@ class SqliteOutbox:
         return t
 
     def status_of(self, notification_id: str, channel: str) -> str | None:
-        row = self._db().execute("SELECT status FROM deliveries WHERE notification_id = ? AND channel = ?",
-                                 (notification_id, channel)).fetchone()
+        row = (
+            self._db()
+            .execute("SELECT status FROM deliveries WHERE notification_id = ? AND channel = ?", (notification_id, channel))
+            .fetchone()
+        )
         return row[0] if row else None
 
     def failures(self, limit: int = 100) -> list[dict[str, Any]]:
         cur = self._db().execute(
-            "SELECT notification_id, rule, channel, reason, attempts, fallback, at FROM failures"
-            " ORDER BY id DESC LIMIT ?", (limit,))
+            "SELECT notification_id, rule, channel, reason, attempts, fallback, at FROM failures ORDER BY id DESC LIMIT ?", (limit,)
+        )
         cols = [c[0] for c in cur.description]
         return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
 
     def prune(self, before: float) -> int:
         """Forget finished deliveries older than `before` (the sent-log's memory horizon)."""
         db = self._db()
-        n = db.execute("DELETE FROM deliveries WHERE status IN ('sent', 'failed', 'skipped') AND updated < ?",
-                       (before,)).rowcount
+        n = db.execute("DELETE FROM deliveries WHERE status IN ('sent', 'failed', 'skipped') AND updated < ?", (before,)).rowcount
         db.execute("DELETE FROM failures WHERE at < ?", (before,))
         return n
 

@@ -68,7 +68,7 @@ def _tag(value: Any) -> Any:
 
 def _untag(obj: dict[str, Any]) -> Any:
     if len(obj) == 1:
-        (k, v), = obj.items()
+        ((k, v),) = obj.items()
         if k == "$dt":
             return dt.datetime.fromisoformat(v)
         if k == "$date":
@@ -171,8 +171,21 @@ def _key_of(rule_id: str, pairs: list[list[Any]]) -> str:
 # --------------------------------------------------------------------------- a whole frame at once
 
 
-_PLAIN_DTYPES = (pl.Int8, pl.Int16, pl.Int32, pl.Int64, pl.UInt8, pl.UInt16, pl.UInt32, pl.UInt64,
-                 pl.String, pl.Boolean, pl.Categorical, pl.Enum, pl.Null)
+_PLAIN_DTYPES = (
+    pl.Int8,
+    pl.Int16,
+    pl.Int32,
+    pl.Int64,
+    pl.UInt8,
+    pl.UInt16,
+    pl.UInt32,
+    pl.UInt64,
+    pl.String,
+    pl.Boolean,
+    pl.Categorical,
+    pl.Enum,
+    pl.Null,
+)
 
 
 def _column(series: pl.Series, convert: Any) -> list[Any]:

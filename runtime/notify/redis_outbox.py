@@ -70,8 +70,15 @@ _FIELDS = ("notification_id", "rule", "channel", "record", "via", "attempts", "c
 
 
 class RedisOutbox:
-    def __init__(self, client: redis.Redis, *, prefix: str = "cep:", retention_s: int = 7 * 86400,
-                 lease_s: float = 0.0, owns_client: bool = False) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        *,
+        prefix: str = "cep:",
+        retention_s: int = 7 * 86400,
+        lease_s: float = 0.0,
+        owns_client: bool = False,
+    ) -> None:
         """`lease_s`: how old a claim must be before `recover` takes it back (0 = one worker: all)."""
         self.r = client
         self.p = prefix
@@ -110,8 +117,9 @@ class RedisOutbox:
         out = []
         for i, row in zip(ids, pipe.execute(), strict=True):
             nid, rule, ch, rec, via, attempts, created = (v.decode() if v is not None else None for v in row)
-            out.append(Delivery(i, nid or "", rule or "", ch or "", rec or "{}", via or None,
-                                int(attempts or 0), float(created or now)))
+            out.append(
+                Delivery(i, nid or "", rule or "", ch or "", rec or "{}", via or None, int(attempts or 0), float(created or now))
+            )
         return out
 
     def mark_sent(self, ids: Iterable[int | str], now: float) -> None:
@@ -125,22 +133,25 @@ class RedisOutbox:
     def reschedule(self, delivery: Delivery, next_at: float, attempts: int, error: str, now: float) -> None:
         pipe = self.r.pipeline(transaction=True)
         pipe.zrem(f"{self.p}outbox:inflight", delivery.id)
-        pipe.hset(self._item(delivery.id), mapping={"status": "pending", "attempts": attempts,
-                                                   "last_error": error, "updated": now})
+        pipe.hset(self._item(delivery.id), mapping={"status": "pending", "attempts": attempts, "last_error": error, "updated": now})
         pipe.zadd(f"{self.p}outbox:due", {str(delivery.id): next_at})
         pipe.hset(self._retry(delivery), mapping={"attempts": attempts, "last_error": error, "next_at": next_at})
         pipe.expire(self._retry(delivery), RETRY_TTL_S)
         pipe.execute()
 
-    def mark_failed(self, delivery: Delivery, attempts: int, reason: str, now: float,
-                    fallback: str | None = None) -> bool:
-        failure = {"notification_id": delivery.notification_id, "rule": delivery.rule,
-                   "channel": delivery.channel, "reason": reason, "attempts": attempts,
-                   "fallback": fallback, "at": now}
+    def mark_failed(self, delivery: Delivery, attempts: int, reason: str, now: float, fallback: str | None = None) -> bool:
+        failure = {
+            "notification_id": delivery.notification_id,
+            "rule": delivery.rule,
+            "channel": delivery.channel,
+            "reason": reason,
+            "attempts": attempts,
+            "fallback": fallback,
+            "at": now,
+        }
         pipe = self.r.pipeline(transaction=True)
         pipe.zrem(f"{self.p}outbox:inflight", delivery.id)
-        pipe.hset(self._item(delivery.id), mapping={"status": "failed", "attempts": attempts,
-                                                   "last_error": reason, "updated": now})
+        pipe.hset(self._item(delivery.id), mapping={"status": "failed", "attempts": attempts, "last_error": reason, "updated": now})
         pipe.expire(self._item(delivery.id), self.retention_s)
         pipe.hset(self._retry(delivery), mapping={"attempts": attempts, "last_error": reason, "final": 1})
         pipe.expire(self._retry(delivery), RETRY_TTL_S)
@@ -149,8 +160,9 @@ class RedisOutbox:
         pipe.execute()
         if fallback is None:
             return False
-        return self.enqueue([NewDelivery(delivery.notification_id, delivery.rule, fallback, delivery.record,
-                                         delivery.channel)], now) > 0
+        return (
+            self.enqueue([NewDelivery(delivery.notification_id, delivery.rule, fallback, delivery.record, delivery.channel)], now) > 0
+        )
 
     def mark_skipped(self, delivery: Delivery, reason: str, now: float) -> None:
         pipe = self.r.pipeline(transaction=True)

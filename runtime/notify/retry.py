@@ -71,8 +71,7 @@ def check_response(response: Any, redactor: Redactor) -> None:
         where = redactor.redact(response.headers.get("location", "?"))
         raise DeliveryError(f"HTTP {code} redirect to {where} not followed", retryable=False, status=code)
     if code in RETRYABLE_STATUS or code >= 500:
-        raise DeliveryError(detail, retryable=True, status=code,
-                            retry_after=parse_retry_after(response.headers.get("retry-after")))
+        raise DeliveryError(detail, retryable=True, status=code, retry_after=parse_retry_after(response.headers.get("retry-after")))
     raise DeliveryError(detail, retryable=False, status=code)
 
 
@@ -90,8 +89,7 @@ def classify_exception(exc: BaseException, redactor: Redactor) -> DeliveryError:
         return DeliveryError(f"TLS certificate rejected: {text}", retryable=False)
     if isinstance(exc, smtplib.SMTPResponseException):
         # 4yz is "try again later" in SMTP; 5yz is permanent (bad auth, unknown mailbox).
-        return DeliveryError(f"SMTP {exc.smtp_code}: {text}", retryable=400 <= exc.smtp_code < 500,
-                             status=exc.smtp_code)
+        return DeliveryError(f"SMTP {exc.smtp_code}: {text}", retryable=400 <= exc.smtp_code < 500, status=exc.smtp_code)
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
         return DeliveryError(f"SMTP recipients refused: {text}", retryable=False)
     if isinstance(exc, smtplib.SMTPNotSupportedError):

@@ -40,12 +40,15 @@ Resolver = Callable[[str, int], Awaitable[list[str]]]
 
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 # Not global, but not flagged by every Python's ipaddress tables either.
-_EXTRA_DENIED = tuple(ipaddress.ip_network(n) for n in (
-    "192.0.0.0/24",  # IETF protocol assignments
-    "198.18.0.0/15",  # benchmarking
-    "100.64.0.0/10",  # shared address space (carrier NAT)
-    "2001:db8::/32",  # documentation
-))
+_EXTRA_DENIED = tuple(
+    ipaddress.ip_network(n)
+    for n in (
+        "192.0.0.0/24",  # IETF protocol assignments
+        "198.18.0.0/15",  # benchmarking
+        "100.64.0.0/10",  # shared address space (carrier NAT)
+        "2001:db8::/32",  # documentation
+    )
+)
 _NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")
 
 

@@ -7,5 +7,14 @@ from runtime.ruletest.runner import FileOutcome, TestOutcome, messages_for, run_
 from runtime.ruletest.spec import RulesDoNotCheck, load_test_file
 from runtime.ruletest.yamlnodes import MalformedTestFile
 
-__all__ = ["FORMATS", "FileOutcome", "MalformedTestFile", "RulesDoNotCheck", "TestOutcome", "exit_code",
-           "load_test_file", "messages_for", "run_file"]
+__all__ = [
+    "FORMATS",
+    "FileOutcome",
+    "MalformedTestFile",
+    "RulesDoNotCheck",
+    "TestOutcome",
+    "exit_code",
+    "load_test_file",
+    "messages_for",
+    "run_file",
+]

@@ -146,12 +146,18 @@ def show_record(record: dict[str, Any], start: dt.datetime | None, first: Sequen
 
 
 def show_expected(expected: TypedExpectation, start: dt.datetime | None) -> str:
-    return "{" + ", ".join(f"{n}: {show_value(v, start) if v is not _MISSING else expected.source.fields[n].text}"
-                           for n, v in expected.values.items()) + "}"
+    return (
+        "{"
+        + ", ".join(
+            f"{n}: {show_value(v, start) if v is not _MISSING else expected.source.fields[n].text}" for n, v in expected.values.items()
+        )
+        + "}"
+    )
 
 
-def field_differences(expected: TypedExpectation, record: dict[str, Any], start: dt.datetime | None,
-                      columns: Sequence[str]) -> list[str]:
+def field_differences(
+    expected: TypedExpectation, record: dict[str, Any], start: dt.datetime | None, columns: Sequence[str]
+) -> list[str]:
     out = []
     for name, want in expected.values.items():
         if want is _MISSING:

@@ -51,8 +51,7 @@ def as_json(files: Sequence[FileOutcome]) -> str:
                 "error": f.error,
                 "warnings": f.warnings,
                 "tests": [
-                    {"name": t.name, "line": t.line, "passed": t.passed, "failures": t.failures,
-                     "seconds": round(t.seconds, 6)}
+                    {"name": t.name, "line": t.line, "passed": t.passed, "failures": t.failures, "seconds": round(t.seconds, 6)}
                     for t in f.tests
                 ],
             }
@@ -70,8 +69,9 @@ def as_junit(files: Sequence[FileOutcome]) -> str:
         suite = ET.SubElement(root, "testsuite", name=f.path)
         n_fail = sum(1 for t in f.tests if not t.passed)
         for t in f.tests:
-            case = ET.SubElement(suite, "testcase", name=t.name, classname=f.path, file=f.path,
-                                 line=str(t.line), time=f"{t.seconds:.6f}")
+            case = ET.SubElement(
+                suite, "testcase", name=t.name, classname=f.path, file=f.path, line=str(t.line), time=f"{t.seconds:.6f}"
+            )
             if not t.passed:
                 fail = ET.SubElement(case, "failure", message=t.failures[0] if t.failures else "failed")
                 fail.text = "\n".join(t.failures)

@@ -12,8 +12,8 @@ import polars as pl
 
 from cepdsl.plan import Program
 from runtime.ruletest.compare import (
-    fits,
     field_differences,
+    fits,
     nearest,
     pair_up,
     show_expected,
@@ -21,7 +21,6 @@ from runtime.ruletest.compare import (
     type_expectation,
 )
 from runtime.ruletest.spec import MessageExpectation, RuleExpectation, RuleTest, RuleTestFile, load_test_file
-
 
 _EARLIEST = dt.datetime.min
 
@@ -105,8 +104,9 @@ def run_test(file: RuleTestFile, test: RuleTest) -> TestOutcome:
         raise _Malformed(render(e.diagnostic, file.source)) from None
     if outcome.failures and dead.height:
         reasons = dead.group_by("reason", maintain_order=True).len()
-        outcome.failures.append("note: input rows that went to the dead letters: "
-                                + "; ".join(f"{n} × {r}" for r, n in reasons.iter_rows()))
+        outcome.failures.append(
+            "note: input rows that went to the dead letters: " + "; ".join(f"{n} × {r}" for r, n in reasons.iter_rows())
+        )
     outcome.seconds = time.perf_counter() - t0
     return outcome
 
@@ -117,14 +117,15 @@ def _check_rule(exp: RuleExpectation, frame: pl.DataFrame, test: RuleTest) -> li
     expected = [type_expectation(m, schema, start) for m in exp.matches]
     records = frame.to_dicts()
     first = list(dict.fromkeys(n for e in expected for n in e.values))
-    head = f"rule {exp.rule} (line {exp.where.line}): expected {_n(len(expected), 'match', 'matches')}, " \
-           f"produced {len(records)}"
+    head = f"rule {exp.rule} (line {exp.where.line}): expected {_n(len(expected), 'match', 'matches')}, produced {len(records)}"
     if exp.ordered:
         lines = []
         for k in range(max(len(expected), len(records))):
             if k >= len(records):
-                lines.append(f"  #{k + 1} (line {expected[k].line}): expected {show_expected(expected[k], start)}, "
-                             "but nothing more was produced")
+                lines.append(
+                    f"  #{k + 1} (line {expected[k].line}): expected {show_expected(expected[k], start)}, "
+                    "but nothing more was produced"
+                )
             elif k >= len(expected):
                 lines.append(f"  #{k + 1}: produced {show_record(records[k], start, first)}, not expected")
             elif not fits(expected[k], records[k]):
@@ -180,14 +181,14 @@ def messages_for(program: Program, channel: str, matches: dict[str, pl.DataFrame
 def _check_messages(exp: MessageExpectation, program: Program, matches: dict[str, pl.DataFrame]) -> list[str]:
     sent = messages_for(program, exp.channel, matches)
     want = exp.messages
-    head = f"channel {exp.channel} (line {exp.where.line}): expected {_n(len(want), 'message', 'messages')}, " \
-           f"rendered {len(sent)}"
+    head = f"channel {exp.channel} (line {exp.where.line}): expected {_n(len(want), 'message', 'messages')}, rendered {len(sent)}"
     lines = []
     if exp.ordered:
         for k in range(max(len(want), len(sent))):
             if k >= len(sent):
-                lines.append(f"  #{k + 1} (line {want[k].where.line}): expected a message that {want[k].describe()}, "
-                             "but no more were rendered")
+                lines.append(
+                    f"  #{k + 1} (line {want[k].where.line}): expected a message that {want[k].describe()}, but no more were rendered"
+                )
             elif k >= len(want):
                 lines.append(f"  #{k + 1}: rendered {_show_message(sent[k])}, not expected")
             elif not want[k].accepts(sent[k][0], sent[k][2]):

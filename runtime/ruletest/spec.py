@@ -204,23 +204,26 @@ def _read_test(node: Node, program: Program, start: dt.datetime | None, warnings
         streams = {s.name: s for s in program.streams}
         for sname, key, value in f["input"].items("`input`"):
             if sname not in streams:
-                key.fail(f"the rule file declares no stream `{sname}`",
-                         *(did_you_mean(sname, streams) or (f"streams: {', '.join(streams)}",)))
+                key.fail(
+                    f"the rule file declares no stream `{sname}`",
+                    *(did_you_mean(sname, streams) or (f"streams: {', '.join(streams)}",)),
+                )
             inputs[sname] = _read_input(value, streams[sname], start, warnings)
     test = RuleTest(name, node.where, start, inputs, program)
     if "expect" in f:
         rules = [r.id for r in program.rules]
         for rid, key, value in f["expect"].items("`expect`"):
             if rid not in rules:
-                key.fail(f"the rule file has no rule `{rid}`",
-                         *(did_you_mean(rid, rules) or (f"rules: {', '.join(rules)}",)))
+                key.fail(f"the rule file has no rule `{rid}`", *(did_you_mean(rid, rules) or (f"rules: {', '.join(rules)}",)))
             test.expect.append(_read_rule_expectation(rid, key, value, ordered))
     if "expect_messages" in f:
         channels = [c.name for c in program.channels]
         for ch, key, value in f["expect_messages"].items("`expect_messages`"):
             if ch not in channels:
-                key.fail(f"the rule file has no channel `{ch}`",
-                         *(did_you_mean(ch, channels) or (f"channels: {', '.join(channels) or 'none'}",)))
+                key.fail(
+                    f"the rule file has no channel `{ch}`",
+                    *(did_you_mean(ch, channels) or (f"channels: {', '.join(channels) or 'none'}",)),
+                )
             test.expect_messages.append(_read_message_expectation(ch, key, value, ordered))
     if not test.expect and not test.expect_messages:
         node.fail(f"test `{name}` checks nothing: give `expect` or `expect_messages`")
@@ -258,8 +261,9 @@ def _known(stream: StreamPlan) -> set[str]:
 
 def _warn_unknown(key: Node, name: str, stream: StreamPlan, warnings: list[str]) -> None:
     hint = did_you_mean(name, [f.name for f in stream.fields])
-    warnings.append(f"{key.where}: warning: field `{name}` is not declared in stream `{stream.name}` (ignored)"
-                    + (f"; {hint[0]}" if hint else ""))
+    warnings.append(
+        f"{key.where}: warning: field `{name}` is not declared in stream `{stream.name}` (ignored)" + (f"; {hint[0]}" if hint else "")
+    )
 
 
 def _json_row(row: Node, stream: StreamPlan, start: dt.datetime | None, warnings: list[str]) -> dict[str, Any]:
@@ -282,8 +286,7 @@ def _input_value(node: Node, typ: Type | None, start: dt.datetime | None) -> Any
         if not node.is_scalar:
             node.fail(f"expected a time, got {node.kind}")
         try:
-            return _rfc3339(resolve_time(node.text if node.is_plain and not isinstance(value, dt.datetime)
-                                         else value, start))
+            return _rfc3339(resolve_time(node.text if node.is_plain and not isinstance(value, dt.datetime) else value, start))
         except TimeTextError as e:
             node.fail(str(e))
     if typ is Type.STR and node.is_plain:
@@ -295,8 +298,9 @@ def _rfc3339(t: dt.datetime) -> str:
     return t.isoformat(timespec="microseconds") + "Z"
 
 
-def _csv_rows(node: Node, stream: StreamPlan, start: dt.datetime | None,
-              warnings: list[str]) -> tuple[list[dict[str, Any]], list[Node]]:
+def _csv_rows(
+    node: Node, stream: StreamPlan, start: dt.datetime | None, warnings: list[str]
+) -> tuple[list[dict[str, Any]], list[Node]]:
     """Inline CSV: a header line of field names, then one row per line; an empty cell is null."""
     text = node.value()
     # A block scalar (`|`) starts on the line after its indicator.
@@ -377,8 +381,7 @@ def _read_rule_expectation(rid: str, key: Node, node: Node, ordered: bool) -> Ru
 def _read_message_expectation(channel: str, key: Node, node: Node, ordered: bool) -> MessageExpectation:
     items_node = node
     if node.is_mapping:
-        f = node.fields(f"the expected messages of channel `{channel}`", ("messages", "ordered"),
-                        required=("messages",))
+        f = node.fields(f"the expected messages of channel `{channel}`", ("messages", "ordered"), required=("messages",))
         if "ordered" in f:
             ordered = f["ordered"].boolean("`ordered`")
         items_node = f["messages"]
@@ -390,12 +393,14 @@ def _read_message_expectation(channel: str, key: Node, node: Node, ordered: bool
         f = item.fields("an expected message", _MESSAGE_KEYS)
         if "equals" not in f and "contains" not in f:
             item.fail("an expected message needs `equals` or `contains`")
-        out.append(ExpectedMessage(
-            f["equals"].string("`equals`") if "equals" in f else None,
-            f["contains"].string("`contains`") if "contains" in f else None,
-            f["rule"].string("`rule`") if "rule" in f else None,
-            item.where,
-        ))
+        out.append(
+            ExpectedMessage(
+                f["equals"].string("`equals`") if "equals" in f else None,
+                f["contains"].string("`contains`") if "contains" in f else None,
+                f["rule"].string("`rule`") if "rule" in f else None,
+                item.where,
+            )
+        )
     return MessageExpectation(channel, tuple(out), ordered, key.where)
 
 

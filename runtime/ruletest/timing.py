@@ -45,8 +45,9 @@ def parse_instant(text: str) -> dt.datetime:
     try:
         return to_utc_naive(dt.datetime.fromisoformat(text.strip()))
     except ValueError:
-        raise TimeTextError(f"`{text}` is not an RFC 3339 time (e.g. 2026-01-01T00:00:00Z) "
-                            "or an offset from `start` (e.g. +90s)") from None
+        raise TimeTextError(
+            f"`{text}` is not an RFC 3339 time (e.g. 2026-01-01T00:00:00Z) or an offset from `start` (e.g. +90s)"
+        ) from None
 
 
 def resolve_time(value: object, start: dt.datetime | None) -> dt.datetime:

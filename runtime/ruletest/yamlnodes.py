@@ -111,8 +111,7 @@ class Node:
         for name, key, value in self.items(what):
             if name not in allowed:
                 hint = did_you_mean(name, allowed)
-                key.fail(f"unknown key `{name}` in {what}",
-                         *(hint or (f"expected one of: {', '.join(allowed)}",)))
+                key.fail(f"unknown key `{name}` in {what}", *(hint or (f"expected one of: {', '.join(allowed)}",)))
             out[name] = value
         for name in required:
             if name not in out:
@@ -170,8 +169,7 @@ def compose(text: str, file: str) -> Node:
         mark = e.problem_mark or e.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
         problem = e.problem or e.context or "not valid YAML"
-        raise MalformedTestFile(Diagnostic(Span(file, line, col, line, col + 1), f"not valid YAML: {problem}"),
-                                text) from None
+        raise MalformedTestFile(Diagnostic(Span(file, line, col, line, col + 1), f"not valid YAML: {problem}"), text) from None
     except yaml.YAMLError as e:  # e.g. more than one document
         raise MalformedTestFile(Diagnostic(Span(file, 1, 1, 1, 2), f"not valid YAML: {e}"), text) from None
     if root is None:

@@ -11,8 +11,8 @@ a slow request was running are skipped, not bunched up.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 import json
+from collections.abc import Mapping
 from typing import Any
 
 import httpx

@@ -24,9 +24,9 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-from cepdsl.plan import StreamPlan
 import numpy as np
 
+from cepdsl.plan import StreamPlan
 from runtime.sources.batch import Chunk, Clock, Source
 from runtime.sources.records import DEFAULT_MAX_EVENT_BYTES, OVERSIZE_PREVIEW_BYTES, oversize, oversize_raw
 
@@ -118,11 +118,15 @@ class JsonlSource(Source):
         if resume.get("inode") != st.st_ino:
             return f"{self.path}: the checkpoint is for another file at this path (replaced or rotated): reading it from the start"
         if pos > st.st_size:
-            return (f"{self.path}: the checkpoint's offset (byte {pos:,}) is past the file's end ({st.st_size:,} bytes), "
-                    "so the file was truncated: reading it from the start")
+            return (
+                f"{self.path}: the checkpoint's offset (byte {pos:,}) is past the file's end ({st.st_size:,} bytes), "
+                "so the file was truncated: reading it from the start"
+            )
         if pos == st.st_size:
-            return (f"{self.path}: resuming at byte {pos:,}, the end of the file, where an earlier run stopped: "
-                    "nothing new to read until lines are appended")
+            return (
+                f"{self.path}: resuming at byte {pos:,}, the end of the file, where an earlier run stopped: "
+                "nothing new to read until lines are appended"
+            )
         return f"{self.path}: resuming at byte {pos:,} of {st.st_size:,}, where an earlier run stopped"
 
     # -- Source

@@ -42,8 +42,8 @@ from cepdsl.types import Type
 from runtime.dead_letter_writer import concat_dead_letters, empty_dead_letters
 from runtime.sources import jsonscan
 from runtime.sources.records import (
-    DEFAULT_MAX_EVENT_BYTES,
     _MAX_EPOCH_MS,
+    DEFAULT_MAX_EVENT_BYTES,
     _parse_rfc3339,
     parse_json_lines,
     records_to_frame,
@@ -480,4 +480,3 @@ def _merge(stream: StreamPlan, typed: pl.DataFrame, rows: list[int], reparse: Re
     kept = slow.gather(keep_slow).with_columns(pl.Series(idx, [rows[i] for i in keep_slow], dtype=pl.UInt32))
     good = pl.concat([fast, kept.select(fast.columns)]).sort(idx).drop(idx)
     return good, dead
-

@@ -56,9 +56,7 @@ def count_rows(paths: Iterable[Path | str]) -> int:
     return sum(pq.ParquetFile(p).metadata.num_rows for p in paths)
 
 
-def iter_parquet(
-    stream: StreamPlan, paths: Iterable[Path | str], batch_rows: int = 1_000_000
-) -> Iterator[pl.DataFrame]:
+def iter_parquet(stream: StreamPlan, paths: Iterable[Path | str], batch_rows: int = 1_000_000) -> Iterator[pl.DataFrame]:
     """Frames of at most `batch_rows` rows: the declared fields, in order, with engine dtypes.
 
     Files are read in the order given; rows keep file order.
@@ -95,15 +93,10 @@ def plan_columns(stream: StreamPlan, path: Path | str) -> list[pl.Expr]:
 def _field_expr(stream: StreamPlan, f: FieldPlan, schema: pl.Schema, path: Path | str) -> pl.Expr:
     found = _find(schema, f.name)
     if found is None:
-        raise SchemaError(
-            f"field '{f.name}' of stream '{stream.name}' is missing from {path} "
-            f"(columns: {', '.join(schema.names())})"
-        )
+        raise SchemaError(f"field '{f.name}' of stream '{stream.name}' is missing from {path} (columns: {', '.join(schema.names())})")
     expr, dtype = found
     if not _compatible(f.type, dtype):
-        raise SchemaError(
-            f"field '{f.name}' of stream '{stream.name}' in {path}: found {dtype}, expected {f.type} ({f.dtype})"
-        )
+        raise SchemaError(f"field '{f.name}' of stream '{stream.name}' in {path}: found {dtype}, expected {f.type} ({f.dtype})")
     if f.type is Type.TIMESTAMP and isinstance(dtype, pl.Datetime) and dtype.time_zone is not None:
         expr = expr.dt.convert_time_zone("UTC").dt.replace_time_zone(None)
     return expr.cast(f.dtype).alias(f.name)

@@ -14,8 +14,8 @@ them. Batches never span two files.
 
 from __future__ import annotations
 
-import logging
 import json
+import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,7 +29,6 @@ from runtime.sources.batch import Batch, Chunk, Clock, Source
 from runtime.sources.errors import SchemaError
 from runtime.sources.parquet import iter_parquet, plan_columns
 from runtime.sources.records import DEFAULT_MAX_EVENT_BYTES, OVERSIZE_PREVIEW_BYTES, oversize, oversize_raw
-
 
 log = logging.getLogger(__name__)
 

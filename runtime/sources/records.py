@@ -78,9 +78,7 @@ def oversize_raw(raw: str | bytes, size: int | None = None) -> str:
     return f"{text}... [{size if size is not None else len(raw)} bytes, truncated]"
 
 
-def parse_json_lines(
-    lines: Sequence[str | bytes], max_event_bytes: int | None = None
-) -> tuple[list[Any], list[str | bytes]]:
+def parse_json_lines(lines: Sequence[str | bytes], max_event_bytes: int | None = None) -> tuple[list[Any], list[str | bytes]]:
     """Parse JSON lines; blank lines are skipped, bad ones become `Rejected`, and so do lines
     longer than `max_event_bytes` (never parsed; their raw text is cut to a preview).
 
@@ -177,10 +175,7 @@ def _extract(rows: Sequence[dict], name: str) -> list[Any]:
     for depth in range(1, len(parts)):
         key = parts[depth]
         prefix = ".".join(parts[:depth])
-        vals = [
-            v.get(key) if type(v) is dict else (v if v is None or type(v) is _NotObject else _NotObject(prefix, v))
-            for v in vals
-        ]
+        vals = [v.get(key) if type(v) is dict else (v if v is None or type(v) is _NotObject else _NotObject(prefix, v)) for v in vals]
     # `{"data.avg": 3}` is accepted too; the nested form wins when both are present.
     flat = [r.get(name) for r in rows]
     return [v if f is None or (v is not None and type(v) is not _NotObject) else f for v, f in zip(vals, flat)]

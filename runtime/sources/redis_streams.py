@@ -281,8 +281,9 @@ class RedisStreamSource(Source):
     def _xreadgroup(self, from_id: str, count: int, block_ms: int | None = None) -> Read:
         if self._reader() is None:
             block = ("BLOCK", block_ms) if block_ms is not None else ()
-            (reply,) = self._call(("XREADGROUP", "GROUP", self.group, self.consumer, "COUNT", count, *block,
-                                   "STREAMS", self.key, from_id))
+            (reply,) = self._call(
+                ("XREADGROUP", "GROUP", self.group, self.consumer, "COUNT", count, *block, "STREAMS", self.key, from_id)
+            )
             return _entries(reply)
         self._send_read(from_id, count, block_ms)
         return self._receive(block_ms)
@@ -359,8 +360,9 @@ class RedisStreamSource(Source):
             now = self.clock.monotonic()
             if now >= self._next_claim:
                 self._next_claim = now + self.claim_every_s
-                (reply,) = self._call(("XAUTOCLAIM", self.key, self.group, self.consumer, self.claim_idle_ms,
-                                       self._claim_cursor, "COUNT", count))
+                (reply,) = self._call(
+                    ("XAUTOCLAIM", self.key, self.group, self.consumer, self.claim_idle_ms, self._claim_cursor, "COUNT", count)
+                )
                 self._claim_cursor = reply[0].decode()
                 claimed = [e for e in reply[1] if e[0].decode() not in self._held]
                 if claimed:
@@ -436,9 +438,7 @@ class RedisStreamSource(Source):
 
         def reparse(rows: Any) -> tuple[list[Any], list[Any]]:
             payloads = [got.payload(i) for i in rows]
-            records = [
-                _loads(ids[i], p) if len(p) <= limit else oversize(len(p), limit) for i, p in zip(rows, payloads)
-            ]
+            records = [_loads(ids[i], p) if len(p) <= limit else oversize(len(p), limit) for i, p in zip(rows, payloads)]
             return records, [p if len(p) <= limit else oversize_raw(p) for p in payloads]
 
         n = len(ids)

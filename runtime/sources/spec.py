@@ -22,8 +22,8 @@ cannot hold: `clock`, `start_offsets`, `mapping`, `client`).
 from __future__ import annotations
 
 import difflib
-import re
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +35,7 @@ from cepdsl.plan import StreamPlan
 from cepdsl.registry import Registry
 from runtime.sources.batch import Source
 from runtime.sources.errors import SourceSpecError
+
 
 def parse_duration_s(text: str) -> float:
     """Seconds from `500ms`, `5s`, `1m`, `1h` or plain seconds (cepdsl.durations, shared with the language)."""
@@ -127,19 +128,23 @@ def open_source(spec: str, stream: StreamPlan, **opts: Any) -> Source:
     kind, sep, rest = spec.partition(":")
     if not sep:
         guess = "parquet-dir" if os.path.isdir(spec) else "jsonl"
-        raise SourceSpecError(f"source spec {spec!r} has no kind (jsonl:-, jsonl:PATH, parquet-dir:DIR, redis://, http://)",
-                              (f"did you mean `{guess}:{spec}`?",))
+        raise SourceSpecError(
+            f"source spec {spec!r} has no kind (jsonl:-, jsonl:PATH, parquet-dir:DIR, redis://, http://)",
+            (f"did you mean `{guess}:{spec}`?",),
+        )
     kind = kind.lower()
     for k in SOURCE_KINDS:
         if kind in k.schemes:
             return k.open(spec, rest, stream, opts)
     best = nearest(kind, [s for k in SOURCE_KINDS for s in k.schemes])
-    raise SourceSpecError(f"unknown source kind {kind!r} in {spec!r} ({', '.join(SOURCE_KINDS.names())})",
-                          (f"did you mean `{best}:`?",) if best else ())
+    raise SourceSpecError(
+        f"unknown source kind {kind!r} in {spec!r} ({', '.join(SOURCE_KINDS.names())})", (f"did you mean `{best}:`?",) if best else ()
+    )
 
 
-def _path_spec(spec: str, rest: str, kind: str, missing: str,
-               readers: dict[str, tuple[str, Callable[[str], Any]]]) -> tuple[str, dict[str, Any]]:
+def _path_spec(
+    spec: str, rest: str, kind: str, missing: str, readers: dict[str, tuple[str, Callable[[str], Any]]]
+) -> tuple[str, dict[str, Any]]:
     """`PATH?options` kinds: the path, and keyword arguments from the options `readers`
     knows (option → (keyword, parser)) and the common ones; any other option is refused."""
     path, query = _split_query(rest)
@@ -157,8 +162,13 @@ def _path_spec(spec: str, rest: str, kind: str, missing: str,
 def _jsonl(spec: str, rest: str, stream: StreamPlan, opts: dict[str, Any]) -> Source:
     from runtime.sources.jsonl import JsonlSource
 
-    path, kw = _path_spec(spec, rest, "jsonl", "missing path (use jsonl:- for stdin)", {
-        "follow": ("follow", _bool), "poll": ("poll_s", parse_duration_s), "eager": ("flush_when_caught_up", _bool)})
+    path, kw = _path_spec(
+        spec,
+        rest,
+        "jsonl",
+        "missing path (use jsonl:- for stdin)",
+        {"follow": ("follow", _bool), "poll": ("poll_s", parse_duration_s), "eager": ("flush_when_caught_up", _bool)},
+    )
     return JsonlSource(stream, path, **{**kw, **opts})
 
 
@@ -166,8 +176,13 @@ def _jsonl(spec: str, rest: str, stream: StreamPlan, opts: dict[str, Any]) -> So
 def _parquet_dir(spec: str, rest: str, stream: StreamPlan, opts: dict[str, Any]) -> Source:
     from runtime.sources.parquet_dir import ParquetDirSource
 
-    path, kw = _path_spec(spec, rest, "parquet-dir", "missing directory", {
-        "poll": ("poll_s", parse_duration_s), "settle": ("settle_s", parse_duration_s)})
+    path, kw = _path_spec(
+        spec,
+        rest,
+        "parquet-dir",
+        "missing directory",
+        {"poll": ("poll_s", parse_duration_s), "settle": ("settle_s", parse_duration_s)},
+    )
     return ParquetDirSource(stream, path, **{**kw, **opts})
 
 
@@ -206,8 +221,11 @@ def _http(spec: str, rest: str, stream: StreamPlan, opts: dict[str, Any]) -> Sou
     for k, _ in theirs:
         best = difflib.get_close_matches(k, ("interval", "timeout", "max_rows", "max_delay"), n=1, cutoff=0.8)
         if best and not k.startswith("map"):
-            raise SourceSpecError(f"{spec}: unknown option {k} (an http source takes {', '.join(SOURCE_KINDS['http'].options)}; "
-                                  "other query parameters go to the server)", (f"did you mean `{best[0]}`?",))
+            raise SourceSpecError(
+                f"{spec}: unknown option {k} (an http source takes {', '.join(SOURCE_KINDS['http'].options)}; "
+                "other query parameters go to the server)",
+                (f"did you mean `{best[0]}`?",),
+            )
     kw = _common(ours, spec)
     if "interval" in ours:
         kw["interval_s"] = parse_duration_s(ours.pop("interval"))

@@ -200,14 +200,10 @@ class ResilientStore:
             except self.errors as e:
                 self._fail(e)
 
-    def baseline_append(
-        self, rule_id: str, group: str, values: Sequence[float], max_size: int = BASELINE_MAX
-    ) -> None:
+    def baseline_append(self, rule_id: str, group: str, values: Sequence[float], max_size: int = BASELINE_MAX) -> None:
         self.baseline_append_many(rule_id, {group: values}, max_size)
 
-    def baseline_append_many(
-        self, rule_id: str, values: Mapping[str, Sequence[float]], max_size: int = BASELINE_MAX
-    ) -> None:
+    def baseline_append_many(self, rule_id: str, values: Mapping[str, Sequence[float]], max_size: int = BASELINE_MAX) -> None:
         self.mirror.baseline_append_many(rule_id, values, max_size)
         if self._healthy():
             try:

@@ -88,9 +88,7 @@ class SqliteStore:
 
     def load(self, rule_id: str) -> StoredState | None:
         with self._lock:
-            row = self._db.execute(
-                "SELECT version, payload, offsets FROM rule_state WHERE rule_id = ?", (rule_id,)
-            ).fetchone()
+            row = self._db.execute("SELECT version, payload, offsets FROM rule_state WHERE rule_id = ?", (rule_id,)).fetchone()
         if row is None:
             return None
         return StoredState(row[0], bytes(row[1]), json.loads(row[2]))
@@ -106,9 +104,7 @@ class SqliteStore:
     # -- baselines
 
     def _get_live(self, rule_id: str, group: str) -> list[float] | None:
-        row = self._db.execute(
-            "SELECT vals, expires_at FROM baseline WHERE rule_id = ? AND grp = ?", (rule_id, group)
-        ).fetchone()
+        row = self._db.execute("SELECT vals, expires_at FROM baseline WHERE rule_id = ? AND grp = ?", (rule_id, group)).fetchone()
         if row is None or row[1] <= self._clock():
             return None
         return _unpack(row[0])
@@ -128,14 +124,10 @@ class SqliteStore:
         with self._lock:
             self._put(rule_id, group, list(values)[-size:])
 
-    def baseline_append(
-        self, rule_id: str, group: str, values: Sequence[float], max_size: int = BASELINE_MAX
-    ) -> None:
+    def baseline_append(self, rule_id: str, group: str, values: Sequence[float], max_size: int = BASELINE_MAX) -> None:
         self.baseline_append_many(rule_id, {group: values}, max_size)
 
-    def baseline_append_many(
-        self, rule_id: str, values: Mapping[str, Sequence[float]], max_size: int = BASELINE_MAX
-    ) -> None:
+    def baseline_append_many(self, rule_id: str, values: Mapping[str, Sequence[float]], max_size: int = BASELINE_MAX) -> None:
         size = bounded(max_size)
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")

@@ -60,13 +60,9 @@ class StateStore(Protocol):
 
     def baseline_set(self, rule_id: str, group: str, values: Sequence[float], max_size: int = BASELINE_MAX) -> None: ...
 
-    def baseline_append(
-        self, rule_id: str, group: str, values: Sequence[float], max_size: int = BASELINE_MAX
-    ) -> None: ...
+    def baseline_append(self, rule_id: str, group: str, values: Sequence[float], max_size: int = BASELINE_MAX) -> None: ...
 
-    def baseline_append_many(
-        self, rule_id: str, values: Mapping[str, Sequence[float]], max_size: int = BASELINE_MAX
-    ) -> None:
+    def baseline_append_many(self, rule_id: str, values: Mapping[str, Sequence[float]], max_size: int = BASELINE_MAX) -> None:
         """Append to many groups of one rule in one round trip."""
         ...
 
@@ -135,9 +131,7 @@ class MemoryStore:
             self._clock() + self.baseline_ttl_s,
         )
 
-    def baseline_append(
-        self, rule_id: str, group: str, values: Sequence[float], max_size: int = BASELINE_MAX
-    ) -> None:
+    def baseline_append(self, rule_id: str, group: str, values: Sequence[float], max_size: int = BASELINE_MAX) -> None:
         key = (rule_id, group)
         size = bounded(max_size)
         old = self._live(key)
@@ -146,9 +140,7 @@ class MemoryStore:
         old.extend(float(v) for v in values)
         self._baselines[key] = (old, self._clock() + self.baseline_ttl_s)
 
-    def baseline_append_many(
-        self, rule_id: str, values: Mapping[str, Sequence[float]], max_size: int = BASELINE_MAX
-    ) -> None:
+    def baseline_append_many(self, rule_id: str, values: Mapping[str, Sequence[float]], max_size: int = BASELINE_MAX) -> None:
         for group, vals in values.items():
             self.baseline_append(rule_id, group, vals, max_size)
 

@@ -72,10 +72,19 @@ def start_server(directory: Path, rules: str = RULES, *, sources: tuple[str, ...
 
     def run() -> None:
         try:
-            result.append(serve_forever(
-                [str(rule_file)], sources, state=kw.pop("state", f"sqlite:{directory / 'state.sqlite'}"),
-                outbox=str(directory / "outbox.sqlite"), listen="127.0.0.1:0", stop=stop, on_ready=on_ready,
-                checkpoint_every=kw.pop("checkpoint_every", 1.0), **kw))
+            result.append(
+                serve_forever(
+                    [str(rule_file)],
+                    sources,
+                    state=kw.pop("state", f"sqlite:{directory / 'state.sqlite'}"),
+                    outbox=str(directory / "outbox.sqlite"),
+                    listen="127.0.0.1:0",
+                    stop=stop,
+                    on_ready=on_ready,
+                    checkpoint_every=kw.pop("checkpoint_every", 1.0),
+                    **kw,
+                )
+            )
         finally:
             ready.set()
 

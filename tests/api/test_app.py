@@ -85,12 +85,24 @@ def test_openapi_lists_every_route_and_docs_work_offline(base_url: str) -> None:
     with httpx.Client(base_url=base_url, timeout=5) as c:
         doc = c.get("/openapi.json").json()
         paths = doc["paths"]
-        for path, method in [("/cep/rules", "post"), ("/cep/rules/{rule_id}", "put"), ("/cep/rules/{rule_id}/toggle", "patch"),
-                             ("/cep/events", "get"), ("/cep/events/{event_id}", "delete"), ("/cep/rules/{rule_id}/simulate", "post"),
-                             ("/cep/simulate", "post"), ("/cep/stats/summary", "get"), ("/cep/rules/performance", "get"),
-                             ("/cep/streams/{stream}/events", "post"), ("/cep/channels/types", "get"),
-                             ("/cep/templates", "put"), ("/cep/form", "post"), ("/cep/health/circuit-breakers", "get"),
-                             ("/cep/rules/{rule_id}/anomaly-reset", "post"), ("/metrics", "get")]:
+        for path, method in [
+            ("/cep/rules", "post"),
+            ("/cep/rules/{rule_id}", "put"),
+            ("/cep/rules/{rule_id}/toggle", "patch"),
+            ("/cep/events", "get"),
+            ("/cep/events/{event_id}", "delete"),
+            ("/cep/rules/{rule_id}/simulate", "post"),
+            ("/cep/simulate", "post"),
+            ("/cep/stats/summary", "get"),
+            ("/cep/rules/performance", "get"),
+            ("/cep/streams/{stream}/events", "post"),
+            ("/cep/channels/types", "get"),
+            ("/cep/templates", "put"),
+            ("/cep/form", "post"),
+            ("/cep/health/circuit-breakers", "get"),
+            ("/cep/rules/{rule_id}/anomaly-reset", "post"),
+            ("/metrics", "get"),
+        ]:
             assert method in paths[path], (path, method)
         ok = paths["/cep/events"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
         assert ok == {"$ref": "#/components/schemas/AlertPage"}

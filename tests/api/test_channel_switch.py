@@ -123,8 +123,7 @@ def test_a_disabled_channel_skips_its_alerts_and_an_enabled_one_sends_again(serv
         # Unknown channels, bad names and a missing header are refused as for rules.
         assert c.patch("/cep/channels/nope/toggle", json={"enabled": False}).status_code == 404
         assert c.patch("/cep/channels/bad!name/toggle", json={"enabled": False}).status_code == 422
-        assert c.patch("/cep/channels/hook/toggle", json={"enabled": False},
-                       headers={"X-CEP-Request": ""}).status_code == 403
+        assert c.patch("/cep/channels/hook/toggle", json={"enabled": False}, headers={"X-CEP-Request": ""}).status_code == 403
     assert s.shutdown() == 0
 
     # A restart keeps the switch; an empty body flips it back on, and bob's alert stays skipped.

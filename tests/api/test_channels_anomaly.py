@@ -70,8 +70,15 @@ def test_channels_templates_form(serve, tmp_path, monkeypatch) -> None:  # noqa:
         assert dry["messages"][0]["text"] == "Paged on db1"
         assert any(t["origin"] == "builtin" for t in names.values())
 
-        form = c.post("/cep/form", json={"rule_id": "hot", "rule_name": "Hot", "trigger_type": "event",
-                                         "trigger_spec": {"conditions": [{"field": "cpu", "op": ">", "value": 95}]}}).json()
+        form = c.post(
+            "/cep/form",
+            json={
+                "rule_id": "hot",
+                "rule_name": "Hot",
+                "trigger_type": "event",
+                "trigger_spec": {"conditions": [{"field": "cpu", "op": ">", "value": 95}]},
+            },
+        ).json()
         assert form["ok"] is True and form["text"].startswith("rule hot")
         back = c.post("/cep/form", json={"text": form["text"]}).json()
         assert back["form"]["rule_id"] == "hot" and back["form"]["trigger_type"] == "event"
@@ -121,9 +128,17 @@ def test_baselines_under_the_design_key_with_redis_state(serve, redis_server, re
 @pytest.mark.timeout(180)
 def test_seed_rule_with_baseline_values(serve) -> None:  # noqa: ANN001
     s: Served = serve("stream metrics (ts: timestamp, host: str, cpu: float)\n")
-    seed = {"rule_id": "cpu-anomaly", "rule_name": "CPU anomaly", "trigger_type": "anomaly",
-            "trigger_spec": {"anomaly_method": "zscore", "value_path": "cpu", "baseline_window": 50,
-                             "baseline_values": [20.0, 21.0, 20.0, 21.0, 20.0, 21.0, 20.0, 21.0, 20.0, 21.0]}}
+    seed = {
+        "rule_id": "cpu-anomaly",
+        "rule_name": "CPU anomaly",
+        "trigger_type": "anomaly",
+        "trigger_spec": {
+            "anomaly_method": "zscore",
+            "value_path": "cpu",
+            "baseline_window": 50,
+            "baseline_values": [20.0, 21.0, 20.0, 21.0, 20.0, 21.0, 20.0, 21.0, 20.0, 21.0],
+        },
+    }
     with s.client() as c:
         r = c.post("/cep/rules", json=seed)
         assert r.status_code == 201, r.text

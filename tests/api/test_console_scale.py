@@ -35,8 +35,7 @@ def rows(rng: random.Random, n: int, *, test: bool = False) -> list[AlertRow]:
     out = []
     for _ in range(n):
         ts = NOW_US - rng.randrange(0, 3 * 3600 * 1_000_000)
-        out.append(AlertRow(f"r{rng.randrange(7)}", rng.choice(["low", "high", "critical"]), ts, "", "k",
-                            "{}", None, test, []))
+        out.append(AlertRow(f"r{rng.randrange(7)}", rng.choice(["low", "high", "critical"]), ts, "", "k", "{}", None, test, []))
     return out
 
 
@@ -50,9 +49,12 @@ def test_the_minute_rollup_answers_as_the_sql_scans_do(history) -> None:  # noqa
     rng = random.Random(15)
     history.add(rows(rng, 3000), now=NOW_S - 10)
     roll = MinuteRollup(history, clock=lambda: NOW_S)
-    ranges = [(NOW_US - 3600 * 1_000_000 + 123_457, None), (NOW_US - 3600 * 1_000_000, NOW_US - 600 * 1_000_000 + 17),
-              (NOW_US - 95 * MINUTE_US + 5, NOW_US - 95 * MINUTE_US + 40_000_000),  # inside one minute
-              (NOW_US - 7200 * 1_000_000 - 1, NOW_US)]
+    ranges = [
+        (NOW_US - 3600 * 1_000_000 + 123_457, None),
+        (NOW_US - 3600 * 1_000_000, NOW_US - 600 * 1_000_000 + 17),
+        (NOW_US - 95 * MINUTE_US + 5, NOW_US - 95 * MINUTE_US + 40_000_000),  # inside one minute
+        (NOW_US - 7200 * 1_000_000 - 1, NOW_US),
+    ]
     for since, until in ranges:
         for rule, sev in [(None, None), ("r3", None), (None, "high"), ("r1", "critical")]:
             assert roll.query(since, until, rule, sev) == slow(history, since, until, rule, sev), (since, until, rule, sev)
@@ -61,8 +63,13 @@ def test_the_minute_rollup_answers_as_the_sql_scans_do(history) -> None:  # noqa
     since = NOW_US - 3600 * 1_000_000 + 1
     assert roll.query(since, None) == slow(history, since, None)
     # ... an event time far ahead is counted (from the table) without sizing the array by it ...
-    history.add([AlertRow("r1", "high", NOW_US + 100 * 86400 * 1_000_000, "", "k", "{}", None, False, []),
-                 AlertRow("r2", "low", NOW_US + 5 * MINUTE_US, "", "k", "{}", None, False, [])], now=NOW_S - 1)
+    history.add(
+        [
+            AlertRow("r1", "high", NOW_US + 100 * 86400 * 1_000_000, "", "k", "{}", None, False, []),
+            AlertRow("r2", "low", NOW_US + 5 * MINUTE_US, "", "k", "{}", None, False, []),
+        ],
+        now=NOW_S - 1,
+    )
     assert roll.query(since, None) == slow(history, since, None)
     assert roll.query(since, NOW_US + 200 * 86400 * 1_000_000, "r1") == slow(history, since, NOW_US + 200 * 86400 * 1_000_000, "r1")
     assert roll.counts.shape[0] < 24 * 60
@@ -147,10 +154,11 @@ def test_performance_reads_each_source_once_and_agrees_with_each_rules_metrics(s
 
     s = serve(PERF_RULES)
     with httpx.Client(base_url=s.url, timeout=180, headers=HEADERS) as c:
-        lines = [f'{{"ts": "2026-01-01T00:00:0{i}Z", "user": "{u}", "event_type": "login_failed", "host": "h"}}'
-                 for i, u in enumerate(["root", "bob", "root"])]
-        r = c.post("/cep/streams/auth/events", content="\n".join(lines) + "\n",
-                   headers={"content-type": "application/x-ndjson"})
+        lines = [
+            f'{{"ts": "2026-01-01T00:00:0{i}Z", "user": "{u}", "event_type": "login_failed", "host": "h"}}'
+            for i, u in enumerate(["root", "bob", "root"])
+        ]
+        r = c.post("/cep/streams/auth/events", content="\n".join(lines) + "\n", headers={"content-type": "application/x-ndjson"})
         assert r.status_code == 200 and r.json()["matches"] == 5
         perf = c.get("/cep/rules/performance", params={"sort": "-matches"}).json()
         assert [(p["id"], p["matches"]) for p in perf] == [("failed", 3), ("root", 2), ("quiet", 0)]
@@ -173,9 +181,12 @@ def test_redis_history_gives_the_summary_route_what_sql_gives(tmp_path, redis_se
     red.add(batch, now=NOW_S)
     since, until = NOW_US - 3600 * 1_000_000 + 7, NOW_US
     for sev in (None, "high"):
-        assert red.summary(since_us=since, until_us=until, severity=sev, series=False)[0] == \
-            sql.summary(since_us=since, until_us=until, severity=sev, series=False)[0]
-        assert sorted(red.minutes_by_severity(since_us=since, until_us=until, severity=sev)) == \
-            sorted(sql.minutes_by_severity(since_us=since, until_us=until, severity=sev))
+        assert (
+            red.summary(since_us=since, until_us=until, severity=sev, series=False)[0]
+            == sql.summary(since_us=since, until_us=until, severity=sev, series=False)[0]
+        )
+        assert sorted(red.minutes_by_severity(since_us=since, until_us=until, severity=sev)) == sorted(
+            sql.minutes_by_severity(since_us=since, until_us=until, severity=sev)
+        )
     sql.close()
     red.close()

@@ -34,8 +34,9 @@ def lines(n: int, start: int = 0) -> str:
     for i in range(start, start + n):
         user = "root" if i % 5 == 0 else f"u{i}"
         kind = "login_failed" if i % 2 == 0 else "login_ok"
-        out.append(json.dumps({"ts": f"2026-01-01T00:{i // 60:02d}:{i % 60:02d}Z", "user": user,
-                               "event_type": kind, "host": f"h{i % 3}"}))
+        out.append(
+            json.dumps({"ts": f"2026-01-01T00:{i // 60:02d}:{i % 60:02d}Z", "user": user, "event_type": kind, "host": f"h{i % 3}"})
+        )
     return "\n".join(out) + "\n"
 
 
@@ -62,8 +63,9 @@ def test_history(serve, tmp_path) -> None:  # noqa: ANN001
         assert all(a["channels"] == [] for a in root)  # stored though it notifies nowhere
         h1 = c.get("/cep/events", params={"rule": "root", "group": "h1", "limit": 1000}).json()["items"]
         assert {a["record"]["host"] for a in h1} == {"h1"} and len(h1) == 8
-        ranged = c.get("/cep/events", params={"since": "2026-01-01T00:01:00Z", "until": "2026-01-01T00:01:30Z",
-                                              "limit": 1000}).json()["items"]
+        ranged = c.get("/cep/events", params={"since": "2026-01-01T00:01:00Z", "until": "2026-01-01T00:01:30Z", "limit": 1000}).json()[
+            "items"
+        ]
         assert ranged and all("2026-01-01T00:01:00" <= a["ts"] < "2026-01-01T00:01:30" for a in ranged)
         assert len(ranged) == sum(i % 2 == 0 for i in range(60, 90)) + sum(i % 5 == 0 for i in range(60, 90))
         assert c.get("/cep/events", params={"since": "yesterday"}).status_code == 422

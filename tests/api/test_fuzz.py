@@ -42,8 +42,12 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     s.shutdown()
 
 
-CHECKS = [checks.not_a_server_error, checks.status_code_conformance, checks.content_type_conformance,
-          checks.response_schema_conformance]
+CHECKS = [
+    checks.not_a_server_error,
+    checks.status_code_conformance,
+    checks.content_type_conformance,
+    checks.response_schema_conformance,
+]
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "12"))
 
 
@@ -58,8 +62,7 @@ def test_api_fuzz(served: Served) -> None:
         operations += 1
 
         @given(case=op.as_strategy())
-        @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
-                  suppress_health_check=list(HealthCheck))
+        @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck))
         def run(case) -> None:  # noqa: ANN001
             case.call_and_validate(base_url=served.url, headers={"X-CEP-Request": "1"}, checks=CHECKS)
 

@@ -35,13 +35,15 @@ ROOT, ANY = PROGRAM.rules
 
 
 def frame(n: int, start: int = 0, rule: str = "root") -> pl.DataFrame:
-    return pl.DataFrame({
-        "rule": [rule] * n,
-        "ts": pl.Series([1_767_225_600_000_000 + (start + i) * 1_000_000 for i in range(n)]).cast(pl.Datetime("us")),
-        "user": ["root"] * n,
-        "host": [f"h{(start + i) % 3}" for i in range(n)],
-        "cpu": [float(start + i) for i in range(n)],
-    })
+    return pl.DataFrame(
+        {
+            "rule": [rule] * n,
+            "ts": pl.Series([1_767_225_600_000_000 + (start + i) * 1_000_000 for i in range(n)]).cast(pl.Datetime("us")),
+            "user": ["root"] * n,
+            "host": [f"h{(start + i) % 3}" for i in range(n)],
+            "cpu": [float(start + i) for i in range(n)],
+        }
+    )
 
 
 @pytest.fixture(params=["sqlite", "postgresql", "redis"])
@@ -78,8 +80,7 @@ def test_the_writer_process_stores_every_match(spec) -> None:  # noqa: ANN001
     root = [a for a in got if a.rule == "root"]
     assert [a.record["cpu"] for a in root] == [float(i) for i in range(140)]  # one rule's matches in order
     assert {a.group for a in root} == {"h0", "h1", "h2"} and {a.severity for a in root} == {"critical"}
-    assert root[5].record == {"rule": "root", "ts": "2026-01-01T00:00:05.000000Z", "user": "root", "host": "h2",
-                              "cpu": 5.0}
+    assert root[5].record == {"rule": "root", "ts": "2026-01-01T00:00:05.000000Z", "user": "root", "host": "h2", "cpu": 5.0}
     assert root[5].ts_us == 1_767_225_605_000_000 and root[5].emitted_us == 1_000_000_000
     assert {a.group for a in got if a.rule == "any"} == {""}
     assert w.process_cpu_s > 0  # the writing happened over there
@@ -203,8 +204,7 @@ def test_the_writer_process_leaves_with_the_engine(tmp_path) -> None:  # noqa: A
     import sys
 
     path = tmp_path / "h.sqlite"
-    engine = subprocess.Popen([sys.executable, "-c", CHILD.format(path=sys.path), f"sqlite:{path}"],
-                              stdout=subprocess.PIPE, text=True)
+    engine = subprocess.Popen([sys.executable, "-c", CHILD.format(path=sys.path), f"sqlite:{path}"], stdout=subprocess.PIPE, text=True)
     assert engine.stdout is not None
     writer_pid = int(engine.stdout.readline())
     engine.kill()

@@ -40,8 +40,17 @@ def test_changes_while_streaming_equal_replay(serve, tmp_path: Path) -> None:
             while not stop.is_set():
                 for _ in range(rng.randint(5, 40)):
                     kind = "login_failed" if i % 3 == 0 else "login_ok"
-                    f.write(json.dumps({"ts": f"2026-01-01T{i // 3600 % 24:02d}:{i // 60 % 60:02d}:{i % 60:02d}Z",
-                                        "user": USERS[i % len(USERS)], "event_type": kind, "host": f"e{i}"}) + "\n")
+                    f.write(
+                        json.dumps(
+                            {
+                                "ts": f"2026-01-01T{i // 3600 % 24:02d}:{i // 60 % 60:02d}:{i % 60:02d}Z",
+                                "user": USERS[i % len(USERS)],
+                                "event_type": kind,
+                                "host": f"e{i}",
+                            }
+                        )
+                        + "\n"
+                    )
                     i += 1
                 f.flush()
                 written[0] = i
@@ -54,8 +63,21 @@ def test_changes_while_streaming_equal_replay(serve, tmp_path: Path) -> None:
     t.start()
     version = 0
     with s.client() as c:
-        steps = ["create", "toggle_off", "toggle_on", "edit", "toggle_file", "edit", "toggle_file", "delete",
-                 "create", "edit", "toggle_off", "edit", "toggle_on"]
+        steps = [
+            "create",
+            "toggle_off",
+            "toggle_on",
+            "edit",
+            "toggle_file",
+            "edit",
+            "toggle_file",
+            "delete",
+            "create",
+            "edit",
+            "toggle_off",
+            "edit",
+            "toggle_on",
+        ]
         for step in steps:
             time.sleep(rng.uniform(0.05, 0.3))
             if step == "create":

@@ -13,7 +13,7 @@ ROOT = 'rule root_login "Root login"\n  from auth\n  where user == "root"\n  sev
 
 
 def event(user: str, kind: str = "login_ok", second: int = 0) -> str:
-    return ('{"ts": "2026-01-01T00:00:%02dZ", "user": "%s", "event_type": "%s", "host": "h1"}' % (second, user, kind))
+    return '{"ts": "2026-01-01T00:00:%02dZ", "user": "%s", "event_type": "%s", "host": "h1"}' % (second, user, kind)
 
 
 def ingest(c, *lines: str) -> dict:  # noqa: ANN001
@@ -108,8 +108,12 @@ def test_json_bodies_and_seed_shape(serve) -> None:  # noqa: ANN001
     with s.client() as c:
         r = c.post("/cep/rules", json={"text": ROOT})
         assert r.status_code == 201
-        seed = {"rule_id": "cpu-high", "rule_name": "Root by seed", "trigger_type": "event",
-                "trigger_spec": {"conditions": [{"field": "user", "op": "==", "value": "root"}]}}
+        seed = {
+            "rule_id": "cpu-high",
+            "rule_name": "Root by seed",
+            "trigger_type": "event",
+            "trigger_spec": {"conditions": [{"field": "user", "op": "==", "value": "root"}]},
+        }
         r = c.post("/cep/rules", json=seed)
         assert r.status_code == 201, r.text
         assert r.json()["rule"]["stream"] == "auth"
@@ -120,8 +124,9 @@ def test_json_bodies_and_seed_shape(serve) -> None:  # noqa: ANN001
         assert two.status_code == 422 and two.json()["error"]["code"] == "one-declaration"
         mismatch = c.put("/cep/rules/other", content=ROOT)
         assert mismatch.status_code == 422 and mismatch.json()["error"]["code"] == "id-mismatch"
-        check = c.post("/cep/check", content="stream s (ts: timestamp, cpu: float)\nrule r from s where cpux > 1\n",
-                       params={"filename": "x.cep"}).json()
+        check = c.post(
+            "/cep/check", content="stream s (ts: timestamp, cpu: float)\nrule r from s where cpux > 1\n", params={"filename": "x.cep"}
+        ).json()
         assert check["ok"] is False and check["diagnostics"][0]["rendered"].startswith("x.cep:2:21: error:")
         time.sleep(0)
 
@@ -144,9 +149,20 @@ def test_several_files_form_one_program(tmp_path) -> None:  # noqa: ANN001
         got["url"] = address
         ready.set()
 
-    t = threading.Thread(target=lambda: got.setdefault("code", serve_forever(
-        args, state=f"sqlite:{tmp_path / 'st.sqlite'}", outbox=str(tmp_path / "ob.sqlite"), listen="127.0.0.1:0",
-        stop=stop, on_ready=on_ready)), daemon=True)
+    t = threading.Thread(
+        target=lambda: got.setdefault(
+            "code",
+            serve_forever(
+                args,
+                state=f"sqlite:{tmp_path / 'st.sqlite'}",
+                outbox=str(tmp_path / "ob.sqlite"),
+                listen="127.0.0.1:0",
+                stop=stop,
+                on_ready=on_ready,
+            ),
+        ),
+        daemon=True,
+    )
     t.start()
     assert ready.wait(60)
     with httpx.Client(base_url=got["url"], headers={"X-CEP-Request": "1"}, timeout=30) as c:
@@ -169,7 +185,8 @@ def test_a_catalogue_rule_that_stops_checking_is_left_out_and_reported(serve, tm
     # The rule file loses the field `host`: by_host no longer checks; the rest starts.
     (tmp_path / "srv" / "ops.cep").write_text(
         "stream auth (ts: timestamp, user: str, event_type: str)\n\n"
-        'rule failed "Failed login"\n  from auth\n  where event_type == "login_failed"\n  severity high\n')
+        'rule failed "Failed login"\n  from auth\n  where event_type == "login_failed"\n  severity high\n'
+    )
     s2: Served = serve(sub="srv")
     with s2.client() as c:
         rules = {r["id"]: r for r in c.get("/cep/rules").json()}

@@ -51,12 +51,15 @@ def test_without_token(serve) -> None:  # noqa: ANN001
         # Ingest allows more than 1 MB (64 MB cap).
         line = b'{"ts": "2026-01-01T00:00:00Z", "user": "u", "event_type": "x", "host": "h"}\n'
         many = line * (2_000_000 // len(line))
-        ok = c.post("/cep/streams/auth/events", content=many,
-                    headers={"X-CEP-Request": "1", "content-type": "application/x-ndjson"})
+        ok = c.post("/cep/streams/auth/events", content=many, headers={"X-CEP-Request": "1", "content-type": "application/x-ndjson"})
         assert ok.status_code == 200 and ok.json()["accepted"] == many.count(b"\n")
         # Malformed bodies are JSON errors, never 500: non-UTF-8, broken JSON, wrong shapes.
-        for body, ctype in [(b"\xff\xfe\x00rule", "text/plain"), (b"{not json", "application/json"),
-                            (b"[1, 2", "application/json"), (b"\xff", "application/json")]:
+        for body, ctype in [
+            (b"\xff\xfe\x00rule", "text/plain"),
+            (b"{not json", "application/json"),
+            (b"[1, 2", "application/json"),
+            (b"\xff", "application/json"),
+        ]:
             r = c.post("/cep/rules", content=body, headers={"X-CEP-Request": "1", "content-type": ctype})
             assert 400 <= r.status_code < 500 and "error" in r.json(), (body, r.status_code, r.text)
         for path in ("/cep/simulate", "/cep/rules", "/cep/check", "/cep/streams/auth/events"):  # nesting past recursion
@@ -65,15 +68,24 @@ def test_without_token(serve) -> None:  # noqa: ANN001
         for path in ("/cep/simulate", "/cep/channels", "/cep/form", "/cep/rules/failed/dry-run"):
             r = c.post(path, content=b"\xff\xfe", headers={"X-CEP-Request": "1", "content-type": "application/json"})
             assert 400 <= r.status_code < 500 and "error" in r.json(), (path, r.status_code, r.text)
-        r = c.post("/cep/streams/auth/events", content=b"[{\"ts\": 1}, \xff]",
-                   headers={"X-CEP-Request": "1", "content-type": "application/json"})
+        r = c.post(
+            "/cep/streams/auth/events",
+            content=b"[{\"ts\": 1}, \xff]",
+            headers={"X-CEP-Request": "1", "content-type": "application/json"},
+        )
         assert r.status_code == 400 and r.json()["error"]["code"] == "invalid-json"
-        bad_lines = c.post("/cep/streams/auth/events", content=b"\xff\xfe\n{oops\n",
-                           headers={"X-CEP-Request": "1", "content-type": "application/x-ndjson"})
+        bad_lines = c.post(
+            "/cep/streams/auth/events",
+            content=b"\xff\xfe\n{oops\n",
+            headers={"X-CEP-Request": "1", "content-type": "application/x-ndjson"},
+        )
         assert bad_lines.status_code == 200 and bad_lines.json()["dead_letters"] == 2
     # A lying Content-Length does not make the server read more than the cap.
-    reply = raw_request(s.url, b"POST /cep/check HTTP/1.1\r\nHost: 127.0.0.1\r\nX-CEP-Request: 1\r\n"
-                               b"Content-Length: 99999999999\r\nConnection: close\r\n\r\nabc")
+    reply = raw_request(
+        s.url,
+        b"POST /cep/check HTTP/1.1\r\nHost: 127.0.0.1\r\nX-CEP-Request: 1\r\n"
+        b"Content-Length: 99999999999\r\nConnection: close\r\n\r\nabc",
+    )
     assert reply.startswith(b"HTTP/1.1 413")
 
 
@@ -85,8 +97,9 @@ def test_with_token(serve) -> None:  # noqa: ANN001
         assert c.post("/cep/rules", **rule).status_code == 401
         wrong = c.post("/cep/rules", content="rule x from auth\n", headers={"authorization": "Bearer nope"})
         assert wrong.status_code == 401 and wrong.headers["www-authenticate"] == "Bearer"
-        ok = c.post("/cep/rules", content="rule x from auth\n",
-                    headers={"authorization": "Bearer s3cret-token", "content-type": "text/plain"})
+        ok = c.post(
+            "/cep/rules", content="rule x from auth\n", headers={"authorization": "Bearer s3cret-token", "content-type": "text/plain"}
+        )
         assert ok.status_code == 201, ok.text
         assert c.get("/cep/rules", headers={"host": "cep.internal"}).status_code == 200
         assert c.get("/cep/rules", headers={"host": "localhost"}).status_code == 421  # not in --http-host
@@ -96,8 +109,14 @@ def test_with_token(serve) -> None:  # noqa: ANN001
 def test_refuses_a_public_address_without_a_token(tmp_path) -> None:  # noqa: ANN001
     (tmp_path / "ops.cep").write_text(RULES)
     env = {"PATH": "/usr/bin:/bin", "CEP_API_TOKEN": ""}
-    p = subprocess.run([sys.executable, "-m", "runtime.cli", "serve", "ops.cep", "--listen", "0.0.0.0:0"],
-                       cwd=tmp_path, capture_output=True, text=True, timeout=60, env=env)
+    p = subprocess.run(
+        [sys.executable, "-m", "runtime.cli", "serve", "ops.cep", "--listen", "0.0.0.0:0"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
     assert p.returncode == 2
     assert p.stderr.startswith("error: --listen 0.0.0.0:0: without a token the API binds loopback only")
     assert "Traceback" not in p.stderr

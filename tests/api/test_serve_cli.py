@@ -25,10 +25,27 @@ def test_serve_prints_its_address_and_reports_health(tmp_path: Path) -> None:
     env = {**os.environ, "CEP_LOG": "WARNING"}
     env.pop("CEP_API_TOKEN", None)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "runtime.cli", "serve", str(rules), "--listen", "127.0.0.1:0",
-         "--source", f"auth=jsonl:{missing}?follow=true", "--state", f"sqlite:{tmp_path / 'st.sqlite'}",
-         "--outbox", str(tmp_path / "ob.sqlite")],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        [
+            sys.executable,
+            "-m",
+            "runtime.cli",
+            "serve",
+            str(rules),
+            "--listen",
+            "127.0.0.1:0",
+            "--source",
+            f"auth=jsonl:{missing}?follow=true",
+            "--state",
+            f"sqlite:{tmp_path / 'st.sqlite'}",
+            "--outbox",
+            str(tmp_path / "ob.sqlite"),
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     try:
         line = proc.stdout.readline()
         assert line.startswith(f"cep: serving {rules} on http://127.0.0.1:"), line
@@ -44,8 +61,13 @@ def test_serve_prints_its_address_and_reports_health(tmp_path: Path) -> None:
             assert srcs[0]["ok"] is False and "no such file" in srcs[0]["error"]
             assert c.get("/cep/health/live").status_code == 200
             assert c.get("/cep/health/ready").status_code == 503
-            assert c.get("/cep/health/redis").json() == {"configured": False, "status": "not-configured",
-                                                          "latency_ms": None, "degraded_since": None, "last_error": None}
+            assert c.get("/cep/health/redis").json() == {
+                "configured": False,
+                "status": "not-configured",
+                "latency_ms": None,
+                "degraded_since": None,
+                "last_error": None,
+            }
             # The file appears: healthy again.
             missing.write_text('{"ts": "2026-01-01T00:00:00Z", "user": "u", "event_type": "login_failed", "host": "h"}\n')
             deadline = time.monotonic() + 20
@@ -77,8 +99,10 @@ def test_serve_prints_its_address_and_reports_health(tmp_path: Path) -> None:
             perf = c.get("/cep/rules/performance").json()
             assert perf[0]["id"] == "failed" and perf[0]["matches"] == 1 and perf[0]["last_execution"] is not None
             recent = c.get("/cep/streams/auth/recent", params={"n": 5}).json()
-            assert recent == {"stream": "auth", "events": [{"ts": "2026-01-01T00:00:00Z", "user": "u",
-                                                             "event_type": "login_failed", "host": "h"}]}
+            assert recent == {
+                "stream": "auth",
+                "events": [{"ts": "2026-01-01T00:00:00Z", "user": "u", "event_type": "login_failed", "host": "h"}],
+            }
             streams = c.get("/cep/streams").json()
             assert streams[0]["name"] == "auth" and streams[0]["events_in"] == 1
             assert streams[0]["watermark"].endswith("Z")
@@ -90,18 +114,27 @@ def test_serve_prints_its_address_and_reports_health(tmp_path: Path) -> None:
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("args, message", [
-    (["--source", "auth=jsonl:x.jsonl?follw=false"], "error: jsonl:x.jsonl?follw=false: unknown option(s) follw"),
-    (["--listen", "127.0.0.1:abc"], "error: --listen 127.0.0.1:abc: the port must be a number"),
-    (["--catalogue", "mysql://x"], "error: cannot open the catalogue or history store: unknown catalogue store"),
-    (["--source", "nostream=jsonl:x.jsonl"], "error: --source nostream=jsonl:x.jsonl: the file declares no stream `nostream`"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--source", "auth=jsonl:x.jsonl?follw=false"], "error: jsonl:x.jsonl?follw=false: unknown option(s) follw"),
+        (["--listen", "127.0.0.1:abc"], "error: --listen 127.0.0.1:abc: the port must be a number"),
+        (["--catalogue", "mysql://x"], "error: cannot open the catalogue or history store: unknown catalogue store"),
+        (["--source", "nostream=jsonl:x.jsonl"], "error: --source nostream=jsonl:x.jsonl: the file declares no stream `nostream`"),
+    ],
+)
 def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, args: list[str], message: str) -> None:
     (tmp_path / "ops.cep").write_text(RULES)
     env = {**os.environ, "CEP_LOG": "WARNING"}
     env.pop("CEP_API_TOKEN", None)
-    p = subprocess.run([sys.executable, "-m", "runtime.cli", "serve", "ops.cep", "--listen", "127.0.0.1:0", *args],
-                       cwd=tmp_path, capture_output=True, text=True, timeout=100, env=env)
+    p = subprocess.run(
+        [sys.executable, "-m", "runtime.cli", "serve", "ops.cep", "--listen", "127.0.0.1:0", *args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=100,
+        env=env,
+    )
     assert p.returncode == 2, p.stderr
     assert "Traceback" not in p.stderr
     errors = [ln for ln in p.stderr.splitlines() if ln.startswith("error:")]

@@ -42,8 +42,10 @@ def test_create_list_expire_and_apply(serve, tmp_path: Path) -> None:
         bad = c.post("/cep/silences", json={"match": 'hots == "web-1"', "duration": "1h"})
         assert bad.status_code == 422 and "no rule's match record has a field `hots`" in bad.text
         assert c.post("/cep/silences", json={"match": 'host == "web-1"'}).status_code == 422  # no expiry
-        r = c.post("/cep/silences", json={"matchers": [{"name": "host", "value": "web-1"}], "duration": "1h",
-                                          "comment": "maintenance", "created_by": "ops"})
+        r = c.post(
+            "/cep/silences",
+            json={"matchers": [{"name": "host", "value": "web-1"}], "duration": "1h", "comment": "maintenance", "created_by": "ops"},
+        )
         assert r.status_code == 201, r.text
         sid = r.json()["id"]
         assert r.json()["state"] == "active" and r.json()["match"] == '`host` == "web-1"'

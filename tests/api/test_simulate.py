@@ -53,8 +53,15 @@ def test_simulate_dry_run_trigger(serve, tmp_path) -> None:  # noqa: ANN001
         assert broken["ok"] is False and broken["diagnostics"][0]["code"] == "unknown-field"
 
         dry = c.post("/cep/rules/failed/dry-run", json={"record": {"user": "carol"}}).json()
-        assert dry["messages"] == [{"channel": "out", "kind": "file", "subject": dry["messages"][0]["subject"],
-                                    "text": "carol failed", "template_error": None}]
+        assert dry["messages"] == [
+            {
+                "channel": "out",
+                "kind": "file",
+                "subject": dry["messages"][0]["subject"],
+                "text": "carol failed",
+                "template_error": None,
+            }
+        ]
         assert not out.exists()  # nothing sent
 
         trig = c.post("/cep/rules/failed/trigger", json={"record": {"user": "dave"}}).json()

@@ -151,14 +151,12 @@ def test_two_servers_sharing_a_postgresql_catalogue(serve, postgres_url) -> None
     with a.client() as ca, b.client() as cb:
         assert ca.post("/cep/rules", content=ROOT).status_code == 201
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and not any(r["id"] == "root_login" and r["loaded"]
-                                                      for r in cb.get("/cep/rules").json()):
+        while time.monotonic() < deadline and not any(r["id"] == "root_login" and r["loaded"] for r in cb.get("/cep/rules").json()):
             time.sleep(0.2)
         assert ingest(cb, event("root"))["matches"] == 1  # b applied a's change
         assert cb.get("/cep/health/reload").json()["origin"] == "catalogue"
         assert cb.patch("/cep/rules/root_login/toggle", json={"enabled": False}).status_code == 200
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and any(r["id"] == "root_login" and r["loaded"]
-                                                  for r in ca.get("/cep/rules").json()):
+        while time.monotonic() < deadline and any(r["id"] == "root_login" and r["loaded"] for r in ca.get("/cep/rules").json()):
             time.sleep(0.2)
         assert ingest(ca, event("root", second=1))["matches"] == 0

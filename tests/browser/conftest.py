@@ -47,9 +47,18 @@ def make_driver(width: int = 1400, height: int = 1000):  # noqa: ANN201
 
     opts = webdriver.ChromeOptions()
     opts.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                f"--window-size={width},{height}", "--disable-extensions", "--no-first-run",
-                "--disable-background-networking", "--force-color-profile=srgb", "--lang=en-US"):
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        f"--window-size={width},{height}",
+        "--disable-extensions",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--force-color-profile=srgb",
+        "--lang=en-US",
+    ):
         opts.add_argument(arg)
     opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
@@ -139,8 +148,16 @@ class Feeder:
 
 
 class Server:
-    def __init__(self, tmp: Path, rules_text: str = RULES, token: str | None = None, feed: bool = True,
-                 source_path: Path | None = None, state: str | None = None, extra_args: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        tmp: Path,
+        rules_text: str = RULES,
+        token: str | None = None,
+        feed: bool = True,
+        source_path: Path | None = None,
+        state: str | None = None,
+        extra_args: tuple[str, ...] = (),
+    ) -> None:
         self.tmp = tmp
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -154,10 +171,21 @@ class Server:
         self.feeder = Feeder(self.events)
         self.token = token
         cep = shutil.which("cep", path=str(Path(sys.executable).parent)) or "cep"
-        cmd = [cep, "serve", str(self.rules), "--source", f"metrics=jsonl:{self.events}",
-               "--state", state or f"sqlite:{tmp / 'state.sqlite'}", "--outbox", str(tmp / "outbox.sqlite"),
-               "--checkpoint-every", "1",
-               "--listen", f"127.0.0.1:{self.port}"]
+        cmd = [
+            cep,
+            "serve",
+            str(self.rules),
+            "--source",
+            f"metrics=jsonl:{self.events}",
+            "--state",
+            state or f"sqlite:{tmp / 'state.sqlite'}",
+            "--outbox",
+            str(tmp / "outbox.sqlite"),
+            "--checkpoint-every",
+            "1",
+            "--listen",
+            f"127.0.0.1:{self.port}",
+        ]
         if token:
             cmd += ["--token", token]
         cmd += list(extra_args)

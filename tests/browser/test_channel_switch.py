@@ -66,12 +66,16 @@ def test_a_channel_switch_stops_and_resumes_a_webhook(browser, hooked, hook) -> 
     assert hooked.api("GET", "/cep/channels/hook").json()["enabled"] is False
 
     hooked.feeder.write([Feeder.event("bravo-2", 98.0)])
-    wait_for(lambda: any(a["record"].get("host") == "bravo-2" for a in alerts_of(hooked, "hot")), 30,
-             what="bravo-2's alert in the history")
+    wait_for(
+        lambda: any(a["record"].get("host") == "bravo-2" for a in alerts_of(hooked, "hot")), 30, what="bravo-2's alert in the history"
+    )
     # The alerts page shows the delivery as skipped (a word and a mark, not only a colour).
     open_page(browser, hooked.url + "/alerts")
-    wait_for(lambda: any("hook: skipped" in o.text for o in all_css(browser, ".outcome.skipped")), 30,
-             what="the skipped outcome on the alerts page")
+    wait_for(
+        lambda: any("hook: skipped" in o.text for o in all_css(browser, ".outcome.skipped")),
+        30,
+        what="the skipped outcome on the alerts page",
+    )
     time.sleep(1)
     assert not hook.saw("bravo-2")
 

@@ -51,18 +51,24 @@ def set_editor_text(driver, text: str) -> None:  # noqa: ANN001
 
 
 def checked_after(driver, before: str, timeout: float = 15) -> None:  # noqa: ANN001
-    wait_for(lambda: driver.execute_script("return document.body.dataset.checked") not in (None, before)
-             and "checking" not in by_css(driver, "#check-state").text, timeout, what="a check answer")
+    wait_for(
+        lambda: (
+            driver.execute_script("return document.body.dataset.checked") not in (None, before)
+            and "checking" not in by_css(driver, "#check-state").text
+        ),
+        timeout,
+        what="a check answer",
+    )
 
 
 # --------------------------------------------------------------------------- overview
 def test_overview_numbers_change_as_events_arrive(browser, server) -> None:  # noqa: ANN001
     open_page(browser, server.url + "/")
-    first = wait_for(lambda: (t := by_css(browser, '[data-kpi="events_today"]').text) not in ("–", "0") and t,
-                     what="events today on the overview")
+    first = wait_for(
+        lambda: (t := by_css(browser, '[data-kpi="events_today"]').text) not in ("–", "0") and t, what="events today on the overview"
+    )
     # No reload: the page polls by itself.
-    later = wait_for(lambda: (t := by_css(browser, '[data-kpi="events_today"]').text) != first and t, 20,
-                     what="events today to grow")
+    later = wait_for(lambda: (t := by_css(browser, '[data-kpi="events_today"]').text) != first and t, 20, what="events today to grow")
     assert int(later.replace(",", "")) > int(first.replace(",", ""))
     assert by_css(browser, '[data-kpi="active_rules"]').text == "3"
     # high_cpu fires every 2 s from the feeder: the chart and the latest alerts show it.
@@ -96,15 +102,20 @@ def test_rules_table_sorts_searches_and_disabling_stops_alerts(browser, server) 
     switch = by_css(browser, 'tr[data-rule="high_cpu"] .switch')
     assert switch.get_attribute("aria-checked") == "true"
     switch.click()
-    wait_for(lambda: by_css(browser, 'tr[data-rule="high_cpu"] .switch').get_attribute("aria-checked") == "false",
-             what="the switch to turn off")
+    wait_for(
+        lambda: by_css(browser, 'tr[data-rule="high_cpu"] .switch').get_attribute("aria-checked") == "false",
+        what="the switch to turn off",
+    )
     assert server.api("GET", "/cep/rules/high_cpu").json()["enabled"] is False
     time.sleep(1.5)  # a batch in flight when the toggle landed may still match
     before = {a["id"] for a in alerts_of(server, "high_cpu")}
     # Hot events and a host going down: host_down still fires, high_cpu does not.
     server.feeder.write([Feeder.event("web-7", 99.0), Feeder.event("web-8", 99.5, "down")])
-    wait_for(lambda: any(a["record"].get("host") == "web-8" for a in alerts_of(server, "host_down")), 20,
-             what="host_down to fire after the toggle")
+    wait_for(
+        lambda: any(a["record"].get("host") == "web-8" for a in alerts_of(server, "host_down")),
+        20,
+        what="host_down to fire after the toggle",
+    )
     time.sleep(2)
     assert {a["id"] for a in alerts_of(server, "high_cpu")} == before
 
@@ -133,8 +144,7 @@ def test_rule_page_shows_text_plan_alerts_and_chart(browser, server) -> None:  #
 
 
 def test_anomaly_rule_shows_baselines_and_resets_them(browser, server) -> None:  # noqa: ANN001
-    wait_for(lambda: server.api("GET", "/cep/rules/cpu_anomaly/anomaly-status").json()["groups"], 30,
-             what="anomaly groups")
+    wait_for(lambda: server.api("GET", "/cep/rules/cpu_anomaly/anomaly-status").json()["groups"], 30, what="anomaly groups")
     open_page(browser, server.url + "/rules/cpu_anomaly")
     panel = by_css(browser, "#anomaly-panel")
     assert panel.is_displayed()
@@ -144,8 +154,11 @@ def test_anomaly_rule_shows_baselines_and_resets_them(browser, server) -> None: 
     n_before = sum(g["n"] for g in server.api("GET", "/cep/rules/cpu_anomaly/anomaly-status").json()["groups"])
     by_css(browser, "#anomaly-reset-all").click()
     browser.switch_to.alert.accept()
-    wait_for(lambda: sum(g["n"] for g in server.api("GET", "/cep/rules/cpu_anomaly/anomaly-status").json()["groups"])
-             < n_before, 20, what="the baselines to be reset")
+    wait_for(
+        lambda: sum(g["n"] for g in server.api("GET", "/cep/rules/cpu_anomaly/anomaly-status").json()["groups"]) < n_before,
+        20,
+        what="the baselines to be reset",
+    )
 
 
 # --------------------------------------------------------------------------- alerts
@@ -157,8 +170,10 @@ def test_alerts_filter_and_click_through_to_the_record(browser, server) -> None:
     from selenium.webdriver.support.ui import Select
 
     Select(by_css(browser, 'select[name="severity"]')).select_by_value("critical")
-    wait_for(lambda: {r.get_attribute("data-rule") for r in all_css(browser, "#alerts-table tbody tr[data-alert]")} == {"host_down"},
-             what="only critical alerts")
+    wait_for(
+        lambda: {r.get_attribute("data-rule") for r in all_css(browser, "#alerts-table tbody tr[data-alert]")} == {"host_down"},
+        what="only critical alerts",
+    )
     assert "severity=critical" in browser.current_url
     labels = {e.text for e in all_css(browser, "#alerts-table tbody .sev")}
     assert labels == {"critical"}  # the severity is a word as well as a colour
@@ -186,8 +201,9 @@ def test_streams_show_rate_watermark_and_lag(browser, server) -> None:  # noqa: 
     assert cells[3].split()[-1] in ("ms", "s", "min"), cells  # lag as a duration
     assert cells[4] == "0" and cells[5] == "0", cells
     # The stream's latest input events (the JSONL source's), as JSON lines.
-    text = wait_for(lambda: (t := by_css(browser, "#recent-events").text) and '"host":"web-' in t and t,
-                    what="recent events of the stream")
+    text = wait_for(
+        lambda: (t := by_css(browser, "#recent-events").text) and '"host":"web-' in t and t, what="recent events of the stream"
+    )
     assert all(json.loads(line)["host"].startswith("web-") for line in text.splitlines())
 
 
@@ -262,8 +278,12 @@ def test_simulate_shows_the_expected_matches(browser, server) -> None:  # noqa: 
     n.clear()
     n.send_keys("200")
     by_css(browser, "#simulate").click()
-    wait_for(lambda: "from 200 events" in by_css(browser, "#sim-result").text or "events" in by_css(browser, "#sim-result .sim-summary").text,
-             what="a simulation over recent events")
+    wait_for(
+        lambda: (
+            "from 200 events" in by_css(browser, "#sim-result").text or "events" in by_css(browser, "#sim-result .sim-summary").text
+        ),
+        what="a simulation over recent events",
+    )
     recent = server.api("GET", "/cep/streams/metrics/recent", params={"n": 200}).json()["events"]
     shown = by_css(browser, "#sim-result .sim-summary")
     expected = sum(1 for e in recent if e["cpu"] > 90)
@@ -337,8 +357,16 @@ def test_keyboard_navigation(browser, server) -> None:  # noqa: ANN001
     assert "switch" in seen
 
 
-PAGES = [("overview", "/"), ("rules", "/rules"), ("rule", "/rules/high_cpu"), ("anomaly", "/rules/cpu_anomaly"),
-         ("alerts", "/alerts"), ("streams", "/streams"), ("editor", "/editor/high_cpu"), ("channels", "/channels")]
+PAGES = [
+    ("overview", "/"),
+    ("rules", "/rules"),
+    ("rule", "/rules/high_cpu"),
+    ("anomaly", "/rules/cpu_anomaly"),
+    ("alerts", "/alerts"),
+    ("streams", "/streams"),
+    ("editor", "/editor/high_cpu"),
+    ("channels", "/channels"),
+]
 
 
 @pytest.mark.parametrize("width", [1400, 420])

@@ -14,8 +14,7 @@ def test_a_failing_source_shows_a_banner_that_says_what_to_do(browser, tmp_path)
     try:
         for page in ("/", "/rules"):
             open_page(browser, s.url + page)
-            banner = wait_for(lambda: (b := browser.find_element("id", "banner")).is_displayed() and b, 30,
-                              what="the degraded banner")
+            banner = wait_for(lambda: (b := browser.find_element("id", "banner")).is_displayed() and b, 30, what="the degraded banner")
             text = banner.text
             assert "Degraded" in text
             assert "metrics" in text and "missing" in text  # which source, and the path it wants
@@ -37,14 +36,16 @@ def test_redis_down_shows_a_banner_until_it_is_back(browser, tmp_path) -> None: 
         open_page(browser, s.url + "/")
         assert not browser.find_element("id", "banner").is_displayed()
         redis.stop()
-        banner = wait_for(lambda: (b := browser.find_element("id", "banner")).is_displayed() and b, 40,
-                          what="the banner after Redis stopped")
+        banner = wait_for(
+            lambda: (b := browser.find_element("id", "banner")).is_displayed() and b, 40, what="the banner after Redis stopped"
+        )
         text = banner.text
         assert "State store" in text and "in memory" in text and "Start Redis again" in text
         # The engine keeps running: the events counter still moves under the banner.
         before = browser.find_element("css selector", '[data-kpi="events_today"]').text
-        wait_for(lambda: browser.find_element("css selector", '[data-kpi="events_today"]').text != before, 20,
-                 what="events to keep flowing")
+        wait_for(
+            lambda: browser.find_element("css selector", '[data-kpi="events_today"]').text != before, 20, what="events to keep flowing"
+        )
         redis.start()  # same port: the store reconnects
         wait_for(lambda: not browser.find_element("id", "banner").is_displayed(), 60, what="the banner to go")
     finally:

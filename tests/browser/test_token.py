@@ -24,8 +24,9 @@ def test_token_is_asked_once_and_sent_as_a_bearer_header(browser, token_server) 
     from selenium.webdriver.common.by import By
 
     browser.get(token_server.url + "/rules")
-    dialog = wait_for(lambda: (d := browser.find_element(By.ID, "token-dialog")).get_attribute("open") is not None and d,
-                      what="the token dialog")
+    dialog = wait_for(
+        lambda: (d := browser.find_element(By.ID, "token-dialog")).get_attribute("open") is not None and d, what="the token dialog"
+    )
     # A wrong token first: the change is refused and the dialog asks again.
     dialog.find_element(By.ID, "token-input").send_keys("wrong")
     dialog.find_element(By.CSS_SELECTOR, "button.primary").click()
@@ -46,7 +47,6 @@ def test_token_is_asked_once_and_sent_as_a_bearer_header(browser, token_server) 
     # Without the header the server refuses the same change: the token is what let it through.
     import httpx
 
-    r = httpx.patch(token_server.url + "/cep/rules/high_cpu/toggle", json={"enabled": False},
-                    headers={"X-CEP-Request": "1"})
+    r = httpx.patch(token_server.url + "/cep/rules/high_cpu/toggle", json={"enabled": False}, headers={"X-CEP-Request": "1"})
     assert r.status_code == 401
     browser.execute_script("sessionStorage.clear()")

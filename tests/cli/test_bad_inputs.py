@@ -31,8 +31,13 @@ def place(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def cep(args: list[str], cwd: Path, stdin: str = "") -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "runtime.cli", *args], cwd=cwd, input=stdin, capture_output=True, text=True,
-        timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT), "CEP_DEBUG": ""},
+        [sys.executable, "-m", "runtime.cli", *args],
+        cwd=cwd,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "CEP_DEBUG": ""},
     )
 
 
@@ -60,9 +65,19 @@ CASES: list[tuple[list[str], int, list[str]]] = [
     # replay
     (["replay", OPS, "--data", f"auths={AUTH_PARQUET}", "--out", "{T}/o"], 2, ["no stream `auths`", "hint: did you mean `auth`?"]),
     (["replay", OPS, "--data", "auth=nope.parquet", "--out", "{T}/o"], 2, ["nope.parquet"]),
-    (["replay", OPS, "--data", f"auth={AUTH_JSONL}", "--out", "{T}/o", "--no-progress"], 2,
-     ["replay reads Parquet files, not JSON lines", f"hint: for a JSON-lines file: cep run FILE --source 'auth=jsonl:{AUTH_JSONL}?follow=false'"]),
-    (["replay", OPS, "--data", "auth={T}/junk.parquet", "--out", "{T}/o", "--no-progress"], 2, ["junk.parquet: cannot read it as Parquet"]),
+    (
+        ["replay", OPS, "--data", f"auth={AUTH_JSONL}", "--out", "{T}/o", "--no-progress"],
+        2,
+        [
+            "replay reads Parquet files, not JSON lines",
+            f"hint: for a JSON-lines file: cep run FILE --source 'auth=jsonl:{AUTH_JSONL}?follow=false'",
+        ],
+    ),
+    (
+        ["replay", OPS, "--data", "auth={T}/junk.parquet", "--out", "{T}/o", "--no-progress"],
+        2,
+        ["junk.parquet: cannot read it as Parquet"],
+    ),
     (["replay", OPS, "--data", f"auth={AUTH_PARQUET}", "--out", "{T}/a_file"], 2, ["not a directory"]),
     (["replay", OPS, "--data", f"auth={AUTH_PARQUET}", "--out", "{T}/o", "--batch-rows", "0"], 2, ["--batch-rows"]),
     (["replay", OPS, "--data", f"auth={AUTH_PARQUET}", "--out", "{T}/o", "--format", "yaml"], 2, ["--format"]),
@@ -71,19 +86,31 @@ CASES: list[tuple[list[str], int, list[str]]] = [
     (["run", OPS, "--source", f"auth=jsonl:{AUTH_JSONL}?follw=false"], 2, ["unknown option(s) follw", "hint: did you mean `follow`?"]),
     (["run", OPS, "--source", f"auth=jsonll:{AUTH_JSONL}"], 2, ["unknown source kind 'jsonll'", "hint: did you mean `jsonl:`?"]),
     (["run", OPS, "--source", f"auth={AUTH_JSONL}"], 2, ["has no kind", f"hint: did you mean `jsonl:{AUTH_JSONL}`?"]),
-    (["run", OPS, "--source", "auth=redis://127.0.0.1:1/0?strem=auth&group=cep", "--state", "memory"], 2,
-     ["unknown option(s) strem", "hint: did you mean `stream`?"]),
-    (["run", OPS, "--source", "metrics=http://127.0.0.1:1/m?intervl=5s&page=2", "--state", "memory"], 2,
-     ["unknown option intervl", "hint: did you mean `interval`?"]),
+    (
+        ["run", OPS, "--source", "auth=redis://127.0.0.1:1/0?strem=auth&group=cep", "--state", "memory"],
+        2,
+        ["unknown option(s) strem", "hint: did you mean `stream`?"],
+    ),
+    (
+        ["run", OPS, "--source", "metrics=http://127.0.0.1:1/m?intervl=5s&page=2", "--state", "memory"],
+        2,
+        ["unknown option intervl", "hint: did you mean `interval`?"],
+    ),
     (["run", OPS, "--source", f"authh=jsonl:{AUTH_JSONL}"], 2, ["no stream `authh`", "hint: did you mean `auth`?"]),
     (["run", OPS, "--source", f"jsonl:{AUTH_JSONL}"], 2, ["say which stream it feeds"]),
     (["run", OPS, "--source", "auth=jsonl:{T}/missing.jsonl?follow=false", "--state", "memory"], 2, ["missing.jsonl: no such file"]),
     (["run", OPS, "--source", f"auth=jsonl:{AUTH_JSONL}?poll=soon", "--state", "memory"], 2, ["not a duration: 'soon'"]),
     (["run", OPS, "--source", f"auth=jsonl:{AUTH_JSONL}?max_rows=0", "--state", "memory"], 2, ["max_rows"]),
-    (["run", OPS, "--source", f"auth=jsonl:{AUTH_JSONL}", "--state", "redis://127.0.0.1:1/7?prefx=a"], 2,
-     ["unknown option(s) prefx", "hint: did you mean `prefix`?"]),
-    (["run", OPS, "--source", f"auth=jsonl:{AUTH_JSONL}", "--state", "reddis://127.0.0.1:1/7"], 2,
-     ["unknown store", "hint: did you mean `redis://`?"]),
+    (
+        ["run", OPS, "--source", f"auth=jsonl:{AUTH_JSONL}", "--state", "redis://127.0.0.1:1/7?prefx=a"],
+        2,
+        ["unknown option(s) prefx", "hint: did you mean `prefix`?"],
+    ),
+    (
+        ["run", OPS, "--source", f"auth=jsonl:{AUTH_JSONL}", "--state", "reddis://127.0.0.1:1/7"],
+        2,
+        ["unknown store", "hint: did you mean `redis://`?"],
+    ),
     (["run", OPS, "--source", f"auth=jsonl:{AUTH_JSONL}", "--outbox", "etcd://x"], 2, ["--outbox: unknown store"]),
     (["run", OPS, "--source", f"auth=jsonl:{AUTH_JSONL}", "--state", "{T}/a_file/x.sqlite"], 2, ["--state"]),
     (["run", OPS, "--source", f"auth=jsonl:{AUTH_JSONL}", "--checkpoint-every", "soon"], 2, ["not a duration: 'soon'"]),
@@ -94,10 +121,16 @@ CASES: list[tuple[list[str], int, list[str]]] = [
     (["run", OPS, "--folow"], 2, ["no such option: --folow"]),
     (["run", "{T}/broken.cep", "--source", f"jsonl:{AUTH_JSONL}"], 1, ["unknown field `cpux`"]),
     # notify test
-    (["notify", "test", OPS, "--rule", "brute_forse", "--channel", "ops_console", "--dry-run"], 2,
-     ["no rule `brute_forse`", "hint: did you mean `brute_force`?"]),
-    (["notify", "test", OPS, "--rule", "brute_force", "--channel", "ops_consol", "--dry-run"], 2,
-     ["no channel `ops_consol`", "hint: did you mean `ops_console`?"]),
+    (
+        ["notify", "test", OPS, "--rule", "brute_forse", "--channel", "ops_console", "--dry-run"],
+        2,
+        ["no rule `brute_forse`", "hint: did you mean `brute_force`?"],
+    ),
+    (
+        ["notify", "test", OPS, "--rule", "brute_force", "--channel", "ops_consol", "--dry-run"],
+        2,
+        ["no channel `ops_consol`", "hint: did you mean `ops_console`?"],
+    ),
     (["notify", "test", OPS, "--rule", "brute_force", "--channel", "ops_console", "--record", "{"], 2, ["--record: invalid JSON"]),
     (["notify", "test", "nope.cep", "--rule", "r", "--channel", "c"], 2, ["no such file"]),
     # import
@@ -136,8 +169,19 @@ def test_bad_input_gives_one_error_line_and_an_exit_code(place: Path, args: list
 def test_a_state_file_that_is_not_a_database_is_named(tmp_path: Path) -> None:
     bad = tmp_path / "state.sqlite"
     bad.write_text("this is not a database, " * 100)
-    r = cep(["run", str(ROOT / OPS), "--source", f"auth=jsonl:{ROOT / AUTH_JSONL}?follow=false", "--state", str(bad),
-             "--outbox", str(tmp_path / "o.sqlite")], tmp_path)
+    r = cep(
+        [
+            "run",
+            str(ROOT / OPS),
+            "--source",
+            f"auth=jsonl:{ROOT / AUTH_JSONL}?follow=false",
+            "--state",
+            str(bad),
+            "--outbox",
+            str(tmp_path / "o.sqlite"),
+        ],
+        tmp_path,
+    )
     assert "Traceback" not in r.stderr, r.stderr
     assert r.returncode == 2, r.stderr
     assert "error: --state" in r.stderr
@@ -148,8 +192,9 @@ def test_a_bare_group_prints_its_help() -> None:
     assert r.returncode == 2 and r.stderr.startswith("Usage: cep notify") and "error:" not in r.stderr
 
 
-def test_a_bug_is_one_line_exit_3_and_the_traceback_only_with_cep_debug(capsys: pytest.CaptureFixture[str],
-                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_bug_is_one_line_exit_3_and_the_traceback_only_with_cep_debug(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     import click
 
     from runtime.cli.group import CepGroup

@@ -41,11 +41,7 @@ def test_check_clean_file_exits_zero() -> None:
 
 def test_check_reports_every_error_with_position_caret_and_hint(tmp_path: Path) -> None:
     bad = tmp_path / "bad.cep"
-    bad.write_text(
-        "stream m (ts: timestamp, cpu: float)\n"
-        "rule a from m where cpuu > 1\n"
-        "rule b from m where cpu > 1 severity urgent\n"
-    )
+    bad.write_text("stream m (ts: timestamp, cpu: float)\nrule a from m where cpuu > 1\nrule b from m where cpu > 1 severity urgent\n")
     r = cep("check", str(bad))
     assert r.returncode == 1
     lines = r.stderr.splitlines()
@@ -113,10 +109,15 @@ def test_explain_shows_plan_and_hides_secrets(tmp_path: Path) -> None:
 def test_replay_writes_a_file_per_rule_and_a_summary(tmp_path: Path) -> None:
     out = tmp_path / "out"
     r = cep(
-        "replay", "examples/ops.cep",
-        "--data", "metrics=examples/data/metrics.parquet",
-        "--data", "auth=examples/data/auth.parquet",
-        "--out", str(out), "--no-progress",
+        "replay",
+        "examples/ops.cep",
+        "--data",
+        "metrics=examples/data/metrics.parquet",
+        "--data",
+        "auth=examples/data/auth.parquet",
+        "--out",
+        str(out),
+        "--no-progress",
     )
     assert r.returncode == 0, r.stderr
     for rule in ("high_cpu", "hot_host", "brute_force", "heartbeat_lost", "cpu_anomaly", "morning_errors"):
@@ -133,7 +134,9 @@ def test_replay_empty_output_has_the_right_columns(tmp_path: Path) -> None:
     rules.write_text("stream s (ts: timestamp, x: int)\nrule never from s where x > 1000 severity low\n")
     data = tmp_path / "d"
     data.mkdir()
-    pl.DataFrame({"ts": [datetime(2026, 1, 1) + timedelta(seconds=i) for i in range(5)], "x": list(range(5)), "extra": ["e"] * 5}).write_parquet(data / "part-0.parquet")
+    pl.DataFrame(
+        {"ts": [datetime(2026, 1, 1) + timedelta(seconds=i) for i in range(5)], "x": list(range(5)), "extra": ["e"] * 5}
+    ).write_parquet(data / "part-0.parquet")
     r = cep("replay", str(rules), "--data", str(data / "*.parquet"), "--out", str(tmp_path / "out"), "--no-progress")
     assert r.returncode == 0, r.stderr
     out = pl.read_parquet(tmp_path / "out" / "never.parquet")
@@ -179,8 +182,19 @@ def test_import_seed_json_gives_a_file_that_checks(tmp_path: Path) -> None:
 
 def test_import_reports_the_json_path_of_what_it_cannot_convert(tmp_path: Path) -> None:
     src = tmp_path / "rules.json"
-    src.write_text(json.dumps({"rules": [{"rule_id": "x", "trigger_type": "metric",
-                                          "trigger_spec": {"conditions": [{"field": "cpu", "op": "~=", "value": 1}]}}]}))
+    src.write_text(
+        json.dumps(
+            {
+                "rules": [
+                    {
+                        "rule_id": "x",
+                        "trigger_type": "metric",
+                        "trigger_spec": {"conditions": [{"field": "cpu", "op": "~=", "value": 1}]},
+                    }
+                ]
+            }
+        )
+    )
     r = cep("import", str(src))
     assert r.returncode == 1
     assert "$.rules[0].trigger_spec.conditions[0]" in r.stderr
@@ -194,8 +208,9 @@ class _Receiver(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:  # noqa: N802 - http.server's naming
         length = int(self.headers.get("content-length", 0))
-        type(self).bodies.append({"path": self.path, "body": json.loads(self.rfile.read(length) or b"{}"),
-                                  "headers": dict(self.headers)})
+        type(self).bodies.append(
+            {"path": self.path, "body": json.loads(self.rfile.read(length) or b"{}"), "headers": dict(self.headers)}
+        )
         self.send_response(200)
         self.end_headers()
         self.wfile.write(b"ok")
@@ -226,8 +241,19 @@ def test_notify_test_renders_and_sends_to_a_real_receiver(tmp_path: Path, receiv
     refused = cep("notify", "test", str(f), "--rule", "hot", "--channel", "hook", "--record", '{"host": "web-1", "cpu": 97.5}')
     assert refused.returncode == 1  # loopback is refused unless allowed explicitly
     assert _Receiver.bodies == []
-    r = cep("notify", "test", str(f), "--rule", "hot", "--channel", "hook",
-            "--record", '{"host": "web-1", "cpu": 97.5}', "--allow-host", "127.0.0.1")
+    r = cep(
+        "notify",
+        "test",
+        str(f),
+        "--rule",
+        "hot",
+        "--channel",
+        "hook",
+        "--record",
+        '{"host": "web-1", "cpu": 97.5}',
+        "--allow-host",
+        "127.0.0.1",
+    )
     assert r.returncode == 0, r.stderr
     assert len(_Receiver.bodies) == 1
     got = _Receiver.bodies[0]

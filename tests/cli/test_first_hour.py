@@ -20,11 +20,17 @@ OPS = str(EXAMPLES / "ops.cep")
 AUTH_JSONL = EXAMPLES / "data" / "auth.jsonl"
 
 
-def cep(*args: str, cwd: Path = ROOT, env: dict[str, str] | None = None, stdin: str | None = None,
-        timeout: float = 180) -> subprocess.CompletedProcess[str]:
+def cep(
+    *args: str, cwd: Path = ROOT, env: dict[str, str] | None = None, stdin: str | None = None, timeout: float = 180
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "runtime.cli", *args], cwd=cwd, input=stdin, capture_output=True, text=True,
-        timeout=timeout, env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
+        [sys.executable, "-m", "runtime.cli", *args],
+        cwd=cwd,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
     )
 
 
@@ -60,8 +66,15 @@ def test_check_formats_for_machines(tmp_path: Path) -> None:
     assert doc["ok"] is False and doc["files"] == [str(bad), OPS] and doc["rules"] == 0
     (d,) = doc["diagnostics"]
     assert {k: d[k] for k in ("file", "line", "col", "end_line", "end_col", "code", "message", "hints")} == {
-        "file": str(bad), "line": 2, "col": 21, "end_line": 2, "end_col": 25, "code": d["code"],
-        "message": "unknown field `cpuu` in stream `m`", "hints": ["did you mean `cpu`?"]}
+        "file": str(bad),
+        "line": 2,
+        "col": 21,
+        "end_line": 2,
+        "end_col": 25,
+        "code": d["code"],
+        "message": "unknown field `cpuu` in stream `m`",
+        "hints": ["did you mean `cpu`?"],
+    }
     assert d["code"] and "^^^^" in d["rendered"]
 
     s = json.loads(cep("check", "--format", "sarif", str(bad)).stdout)
@@ -73,8 +86,10 @@ def test_check_formats_for_machines(tmp_path: Path) -> None:
 
     g = cep("check", "--format", "github", str(bad))
     assert g.returncode == 1
-    assert g.stdout == (f"::error file={bad},line=2,col=21,endLine=2,endColumn=25,title=cep {d['code']}::"
-                        "unknown field `cpuu` in stream `m`%0Ahint: did you mean `cpu`?\n")
+    assert g.stdout == (
+        f"::error file={bad},line=2,col=21,endLine=2,endColumn=25,title=cep {d['code']}::"
+        "unknown field `cpuu` in stream `m`%0Ahint: did you mean `cpu`?\n"
+    )
     clean = json.loads(cep("check", "--format", "json", OPS).stdout)
     assert clean == {"ok": True, "files": [OPS], "rules": 6, "diagnostics": []}
 
@@ -118,8 +133,7 @@ def test_fmt_many_files_with_check_diff_and_write(tmp_path: Path) -> None:
 
 
 def run_auth(tmp_path: Path, *extra: str, source: str | None = None, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return cep("run", OPS, "--source", source or f"auth=jsonl:{AUTH_JSONL}?follow=false", *extra,
-               cwd=tmp_path, stdin=stdin)
+    return cep("run", OPS, "--source", source or f"auth=jsonl:{AUTH_JSONL}?follow=false", *extra, cwd=tmp_path, stdin=stdin)
 
 
 @pytest.mark.timeout(300)
@@ -166,9 +180,23 @@ def test_state_and_outbox_paths_as_help_says(tmp_path: Path) -> None:
 @pytest.mark.timeout(120)
 def test_followed_missing_file_is_an_error_in_the_json_log(tmp_path: Path) -> None:
     p = subprocess.Popen(
-        [sys.executable, "-m", "runtime.cli", "run", OPS, "--source", "metrics=jsonl:/var/log/nope/metrics.jsonl",
-         "--log-format", "json", "--state", "memory"],
-        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "runtime.cli",
+            "run",
+            OPS,
+            "--source",
+            "metrics=jsonl:/var/log/nope/metrics.jsonl",
+            "--log-format",
+            "json",
+            "--state",
+            "memory",
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     try:
@@ -315,8 +343,14 @@ def test_readme_embedding_snippet_prints_only_matches(tmp_path: Path) -> None:
     snippet = next(b for b in re.findall(r"```python\n(.*?)```", readme, re.S) if "session.push" in b)
     for doc in (ROOT / "docs" / "embedding.md",):
         assert "if matches.height" in doc.read_text() or "session.push" not in doc.read_text()
-    r = subprocess.run([sys.executable, "-c", snippet], cwd=ROOT, capture_output=True, text=True, timeout=180,
-                       env={**os.environ, "PYTHONPATH": str(ROOT)})
+    r = subprocess.run(
+        [sys.executable, "-c", snippet],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     assert r.returncode == 0, r.stderr
     assert "brute_force" in r.stdout
     assert "shape: (0," not in r.stdout  # no empty tables for the rules that matched nothing

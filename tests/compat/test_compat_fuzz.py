@@ -36,7 +36,11 @@ conditions = st.recursive(
 windows = st.one_of(
     st.fixed_dictionaries(
         {"type": st.sampled_from(["tumbling", "sliding", "session", "count", "hopping"])},
-        optional={"size": st.one_of(scalars, st.sampled_from(["5m", 60, 0.5])), "slide": st.sampled_from(["1m", 30, "10m"]), "gap": st.sampled_from(["30s", 0])},
+        optional={
+            "size": st.one_of(scalars, st.sampled_from(["5m", 60, 0.5])),
+            "slide": st.sampled_from(["1m", 30, "10m"]),
+            "gap": st.sampled_from(["30s", 0]),
+        },
     ),
     st.sampled_from(["5m", 300]),
 )

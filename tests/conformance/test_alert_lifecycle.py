@@ -7,7 +7,7 @@ from __future__ import annotations
 import polars as pl
 
 import cepdsl
-from tests.conformance.test_language_semantics import M, METRICS, assert_eq, at, check, frame
+from tests.conformance.test_language_semantics import METRICS, M, assert_eq, at, check, frame
 
 
 def minute_rows(host: str, cpus: list[float | None], second: int = 10) -> list[tuple]:
@@ -28,14 +28,19 @@ def test_for_then_resolve_after_one_record_per_transition() -> None:
     # 8m: resolved at the first T' with T' − 8m ≥ 2m: 10m, carrying that window's avg (50).
     text = HOT + 'for 2m\n  resolve after 2m "{{ host }} is back"'
     rows = minute_rows("a", [90, 90, 90, 90, 50, 50, 90, 50, 50, 50, 50])
-    check(text, {"m": frame(M, rows)}, "r", lambda o: (
-        assert_eq(states(o), [("firing", at(180), at(60)), ("resolved", at(600), at(60))]),
-        assert_eq(o["avg_cpu"].to_list(), [90.0, 50.0]),
-        assert_eq(o["resolved_at"].to_list(), [None, at(600)]),
-        assert_eq(o["window_end"].to_list(), [at(180), at(600)]),
-        assert_eq(o["suppressed"].to_list(), [False, False]),
-        assert_eq(o.columns[-4:], ["state", "firing_since", "resolved_at", "suppressed"]),
-    ))
+    check(
+        text,
+        {"m": frame(M, rows)},
+        "r",
+        lambda o: (
+            assert_eq(states(o), [("firing", at(180), at(60)), ("resolved", at(600), at(60))]),
+            assert_eq(o["avg_cpu"].to_list(), [90.0, 50.0]),
+            assert_eq(o["resolved_at"].to_list(), [None, at(600)]),
+            assert_eq(o["window_end"].to_list(), [at(180), at(600)]),
+            assert_eq(o["suppressed"].to_list(), [False, False]),
+            assert_eq(o.columns[-4:], ["state", "firing_since", "resolved_at", "suppressed"]),
+        ),
+    )
 
 
 def test_a_window_without_rows_of_the_group_does_not_hold() -> None:
@@ -44,12 +49,17 @@ def test_a_window_without_rows_of_the_group_does_not_hold() -> None:
     # null aggregates.
     text = HOT + "resolve"
     rows = sorted(minute_rows("a", [90, 90, 90]) + minute_rows("b", [1] * 8, second=20))
-    check(text, {"m": frame(M, rows)}, "r", lambda o: (
-        assert_eq([s for s in states(o)], [("firing", at(60), at(60)), ("resolved", at(240), at(60))]),
-        assert_eq(o["host"].to_list(), ["a", "a"]),
-        assert_eq(o["avg_cpu"].to_list(), [90.0, None]),
-        assert_eq(o["window_start"].to_list(), [at(0), at(180)]),
-    ))
+    check(
+        text,
+        {"m": frame(M, rows)},
+        "r",
+        lambda o: (
+            assert_eq([s for s in states(o)], [("firing", at(60), at(60)), ("resolved", at(240), at(60))]),
+            assert_eq(o["host"].to_list(), ["a", "a"]),
+            assert_eq(o["avg_cpu"].to_list(), [90.0, None]),
+            assert_eq(o["window_start"].to_list(), [at(0), at(180)]),
+        ),
+    )
 
 
 def test_a_pending_episode_emits_nothing_and_must_hold_at_every_evaluation() -> None:
@@ -63,10 +73,15 @@ def test_a_pending_episode_emits_nothing_and_must_hold_at_every_evaluation() -> 
 def test_for_without_resolve_one_firing_per_episode_never_resolved() -> None:
     text = HOT + "for 1m"
     rows = minute_rows("a", [90, 90, 90, 50, 90, 90, 50])
-    check(text, {"m": frame(M, rows)}, "r", lambda o: (
-        assert_eq(states(o), [("firing", at(120), at(60)), ("firing", at(360), at(300))]),
-        assert_eq(o["resolved_at"].to_list(), [None, None]),
-    ))
+    check(
+        text,
+        {"m": frame(M, rows)},
+        "r",
+        lambda o: (
+            assert_eq(states(o), [("firing", at(120), at(60)), ("firing", at(360), at(300))]),
+            assert_eq(o["resolved_at"].to_list(), [None, None]),
+        ),
+    )
 
 
 def test_an_episode_firing_at_the_end_of_input_gets_no_resolved_record() -> None:
@@ -80,8 +95,9 @@ def test_resolving_is_interrupted_by_a_holding_evaluation() -> None:
     # resolved at 6m (6m − 4m ≥ 2m), still the episode that fired at 1m.
     text = HOT + "resolve after 2m"
     rows = minute_rows("a", [90, 50, 90, 50, 50, 50, 50])
-    check(text, {"m": frame(M, rows)}, "r", lambda o: assert_eq(
-        states(o), [("firing", at(60), at(60)), ("resolved", at(360), at(60))]))
+    check(
+        text, {"m": frame(M, rows)}, "r", lambda o: assert_eq(states(o), [("firing", at(60), at(60)), ("resolved", at(360), at(60))])
+    )
 
 
 def test_throttle_applies_to_firing_only_and_resolved_follows_its_firing() -> None:
@@ -89,11 +105,23 @@ def test_throttle_applies_to_firing_only_and_resolved_follows_its_firing() -> No
     # throttled, but it stays in the output (suppressed), and so does its resolved record.
     text = HOT + "resolve\n  throttle 10m"
     rows = minute_rows("a", [90, 50, 90, 50])
-    check(text, {"m": frame(M, rows)}, "r", lambda o: (
-        assert_eq(states(o), [("firing", at(60), at(60)), ("resolved", at(120), at(60)),
-                              ("firing", at(180), at(180)), ("resolved", at(240), at(180))]),
-        assert_eq(o["suppressed"].to_list(), [False, False, True, True]),
-    ))
+    check(
+        text,
+        {"m": frame(M, rows)},
+        "r",
+        lambda o: (
+            assert_eq(
+                states(o),
+                [
+                    ("firing", at(60), at(60)),
+                    ("resolved", at(120), at(60)),
+                    ("firing", at(180), at(180)),
+                    ("resolved", at(240), at(180)),
+                ],
+            ),
+            assert_eq(o["suppressed"].to_list(), [False, False, True, True]),
+        ),
+    )
 
 
 def test_sliding_window_evaluations_are_every_window_end() -> None:
@@ -101,8 +129,9 @@ def test_sliding_window_evaluations_are_every_window_end() -> None:
     # holding (T0 = 1m); the window ending at 3m has no rows: resolved there.
     text = METRICS + "rule r from m group by host window sliding 2m every 1m having max(cpu) > 80\n  resolve"
     rows = [(at(10), "a", 90.0, "x"), (at(290), "b", 1.0, "x")]
-    check(text, {"m": frame(M, rows)}, "r", lambda o: assert_eq(
-        states(o), [("firing", at(60), at(60)), ("resolved", at(180), at(60))]))
+    check(
+        text, {"m": frame(M, rows)}, "r", lambda o: assert_eq(states(o), [("firing", at(60), at(60)), ("resolved", at(180), at(60))])
+    )
 
 
 def test_an_empty_ungrouped_tick_is_an_evaluation() -> None:
@@ -110,10 +139,15 @@ def test_an_empty_ungrouped_tick_is_an_evaluation() -> None:
     # the tick at 2m has no rows (count() 0): it is evaluated, does not hold: resolved.
     text = METRICS + 'rule r from m schedule "* * * * *" over 1m having count() >= 2\n  resolve'
     rows = [(at(10), "a", 1.0, "x"), (at(20), "a", 1.0, "x"), (at(210), "a", 1.0, "x")]
-    check(text, {"m": frame(M, rows)}, "r", lambda o: (
-        assert_eq(states(o), [("firing", at(60), at(60)), ("resolved", at(120), at(60))]),
-        assert_eq(o["count"].to_list(), [2, 0]),
-    ))
+    check(
+        text,
+        {"m": frame(M, rows)},
+        "r",
+        lambda o: (
+            assert_eq(states(o), [("firing", at(60), at(60)), ("resolved", at(120), at(60))]),
+            assert_eq(o["count"].to_list(), [2, 0]),
+        ),
+    )
 
 
 def test_anomaly_each_scored_row_is_an_evaluation() -> None:
@@ -121,11 +155,16 @@ def test_anomaly_each_scored_row_is_an_evaluation() -> None:
     # 10 against [10, 10, 50] scores 0.707 (not an anomaly): resolved, with that row's fields.
     text = METRICS + "rule r from m group by host anomaly zscore(cpu, threshold = 3.0) baseline 10 warmup 2\n  resolve"
     rows = [(at(i), "a", v, "x") for i, v in enumerate([10.0, 10.0, 50.0, 10.0])]
-    check(text, {"m": frame(M, rows)}, "r", lambda o: (
-        assert_eq(states(o), [("firing", at(2), at(2)), ("resolved", at(3), at(2))]),
-        assert_eq(o["cpu"].to_list(), [50.0, 10.0]),
-        assert_eq([round(s, 3) for s in o["score"].to_list()], [float("inf"), 0.707]),
-    ))
+    check(
+        text,
+        {"m": frame(M, rows)},
+        "r",
+        lambda o: (
+            assert_eq(states(o), [("firing", at(2), at(2)), ("resolved", at(3), at(2))]),
+            assert_eq(o["cpu"].to_list(), [50.0, 10.0]),
+            assert_eq([round(s, 3) for s in o["score"].to_list()], [float("inf"), 0.707]),
+        ),
+    )
 
 
 def test_absence_deadline_holds_and_the_next_row_resolves() -> None:
@@ -134,11 +173,16 @@ def test_absence_deadline_holds_and_the_next_row_resolves() -> None:
     # row (7m) is past the last event time (6m): it never fires in replay.
     text = METRICS + "rule r from m group by host absent for 2m\n  resolve"
     rows = [(at(0), "a", 1.0, "x"), (at(300), "a", 1.0, "x"), (at(360), "b", 1.0, "x")]
-    check(text, {"m": frame(M, rows)}, "r", lambda o: (
-        assert_eq(states(o), [("firing", at(120), at(120)), ("resolved", at(300), at(120))]),
-        assert_eq(o["last_seen"].to_list(), [at(0), at(300)]),
-        assert_eq(o["host"].to_list(), ["a", "a"]),
-    ))
+    check(
+        text,
+        {"m": frame(M, rows)},
+        "r",
+        lambda o: (
+            assert_eq(states(o), [("firing", at(120), at(120)), ("resolved", at(300), at(120))]),
+            assert_eq(o["last_seen"].to_list(), [at(0), at(300)]),
+            assert_eq(o["host"].to_list(), ["a", "a"]),
+        ),
+    )
 
 
 def test_changing_or_removing_a_rule_resolves_its_firing_episodes() -> None:
@@ -181,8 +225,20 @@ def test_a_resolved_record_follows_its_firing_records_silence() -> None:
     )
     text = METRICS + silences + "rule r from m group by host window tumbling 1m having avg(cpu) > 80\n  resolve"
     rows = minute_rows("a", [90, 50, 90, 50, 1])
-    check(text, {"m": frame(M, rows)}, "r", lambda o: (
-        assert_eq(states(o), [("firing", at(60), at(60)), ("resolved", at(120), at(60)),
-                              ("firing", at(180), at(180)), ("resolved", at(240), at(180))]),
-        assert_eq(o["silenced"].to_list(), ["early", "early", None, None]),
-    ))
+    check(
+        text,
+        {"m": frame(M, rows)},
+        "r",
+        lambda o: (
+            assert_eq(
+                states(o),
+                [
+                    ("firing", at(60), at(60)),
+                    ("resolved", at(120), at(60)),
+                    ("firing", at(180), at(180)),
+                    ("resolved", at(240), at(180)),
+                ],
+            ),
+            assert_eq(o["silenced"].to_list(), ["early", "early", None, None]),
+        ),
+    )

@@ -50,9 +50,7 @@ def run_all(text: str, data: dict[str, pl.DataFrame]) -> list[dict[str, pl.DataF
             parts.setdefault(rule, []).append(out)
     for rule, out in session.flush().items():
         parts.setdefault(rule, []).append(out)
-    by_rows = {
-        r.id: pl.concat(parts[r.id]) if parts.get(r.id) else r.empty_output() for r in rules.program.rules
-    }
+    by_rows = {r.id: pl.concat(parts[r.id]) if parts.get(r.id) else r.empty_output() for r in rules.program.rules}
     return [by_interpreter, by_replay, by_rows]
 
 
@@ -81,11 +79,16 @@ def test_filter_three_valued_logic_keeps_only_true() -> None:
         (at(3), "a", None, "down"),  # null and true -> null
         (at(4), "a", 85.0, "healthy"),  # true and not true -> false
     ]
-    check(text, {"m": frame(M, rows)}, "r", lambda o: (
-        assert_eq(o["ts"].to_list(), [at(0)]),
-        assert_eq(o.columns, ["rule", "ts", "severity", "host", "cpu", "status"]),
-        assert_eq(o["severity"].to_list(), ["medium"]),
-    ))
+    check(
+        text,
+        {"m": frame(M, rows)},
+        "r",
+        lambda o: (
+            assert_eq(o["ts"].to_list(), [at(0)]),
+            assert_eq(o.columns, ["rule", "ts", "severity", "host", "cpu", "status"]),
+            assert_eq(o["severity"].to_list(), ["medium"]),
+        ),
+    )
 
 
 def test_filter_or_is_kleene() -> None:
@@ -117,45 +120,65 @@ def test_in_list_with_null_and_string_predicates() -> None:
 def test_tumbling_boundary_belongs_to_the_next_window() -> None:
     text = METRICS + "rule r from m group by host window tumbling 1m having count() >= 1"
     rows = [(at(0), "a", 1.0, "x"), (at(59.999), "a", 2.0, "x"), (at(60), "a", 3.0, "x")]
-    check(text, {"m": frame(M, rows)}, "r", lambda o: (
-        assert_eq(o["window_start"].to_list(), [at(0), at(60)]),
-        assert_eq(o["window_end"].to_list(), [at(60), at(120)]),
-        assert_eq(o["ts"].to_list(), [at(60), at(120)]),
-        assert_eq(o["count"].to_list(), [2, 1]),
-    ))
+    check(
+        text,
+        {"m": frame(M, rows)},
+        "r",
+        lambda o: (
+            assert_eq(o["window_start"].to_list(), [at(0), at(60)]),
+            assert_eq(o["window_end"].to_list(), [at(60), at(120)]),
+            assert_eq(o["ts"].to_list(), [at(60), at(120)]),
+            assert_eq(o["count"].to_list(), [2, 1]),
+        ),
+    )
 
 
 def test_sliding_windows_start_before_the_first_event() -> None:
     # One row at 00:01:30; windows [k·1m, k·1m + 2m) holding it: k=0 and k=1.
     text = METRICS + "rule r from m window sliding 2m every 1m having count() > 0 and avg(cpu) > 1"
     rows = [(at(90), "a", 5.0, "x")]
-    check(text, {"m": frame(M, rows)}, "r", lambda o: (
-        assert_eq(o["window_start"].to_list(), [at(0), at(60)]),
-        assert_eq(o["ts"].to_list(), [at(120), at(180)]),
-        assert_eq(o["avg_cpu"].to_list(), [5.0, 5.0]),
-    ))
+    check(
+        text,
+        {"m": frame(M, rows)},
+        "r",
+        lambda o: (
+            assert_eq(o["window_start"].to_list(), [at(0), at(60)]),
+            assert_eq(o["ts"].to_list(), [at(120), at(180)]),
+            assert_eq(o["avg_cpu"].to_list(), [5.0, 5.0]),
+        ),
+    )
 
 
 def test_session_gap_exactly_g_starts_a_new_session() -> None:
     text = METRICS + "rule r from m group by host window session gap 1m having count() >= 1"
     rows = [(at(0), "a", 1.0, "x"), (at(30), "a", 1.0, "x"), (at(90), "a", 1.0, "x"), (at(200), "a", 1.0, "x")]
     # 0 and 30 share a session [0, 90); 90 is exactly 60 s after 30: new session [90, 150); 200: [200, 260).
-    check(text, {"m": frame(M, rows)}, "r", lambda o: (
-        assert_eq(o["window_start"].to_list(), [at(0), at(90), at(200)]),
-        assert_eq(o["window_end"].to_list(), [at(90), at(150), at(260)]),
-        assert_eq(o["count"].to_list(), [2, 1, 1]),
-    ))
+    check(
+        text,
+        {"m": frame(M, rows)},
+        "r",
+        lambda o: (
+            assert_eq(o["window_start"].to_list(), [at(0), at(90), at(200)]),
+            assert_eq(o["window_end"].to_list(), [at(90), at(150), at(260)]),
+            assert_eq(o["count"].to_list(), [2, 1, 1]),
+        ),
+    )
 
 
 def test_last_n_events_after_every_row() -> None:
     text = METRICS + "rule r from m window last 3 events having sum(cpu) > 5"
     rows = [(at(i), "a", float(i + 1), "x") for i in range(4)]  # cpu 1, 2, 3, 4
     # sums: [1]=1, [1,2]=3, [1,2,3]=6 ✓, [2,3,4]=9 ✓
-    check(text, {"m": frame(M, rows)}, "r", lambda o: (
-        assert_eq(o["ts"].to_list(), [at(2), at(3)]),
-        assert_eq(o["sum_cpu"].to_list(), [6.0, 9.0]),
-        assert_eq(o["window_start"].to_list(), [at(0), at(1)]),
-    ))
+    check(
+        text,
+        {"m": frame(M, rows)},
+        "r",
+        lambda o: (
+            assert_eq(o["ts"].to_list(), [at(2), at(3)]),
+            assert_eq(o["sum_cpu"].to_list(), [6.0, 9.0]),
+            assert_eq(o["window_start"].to_list(), [at(0), at(1)]),
+        ),
+    )
 
 
 def test_last_n_events_ties_come_in_input_order() -> None:
@@ -163,12 +186,23 @@ def test_last_n_events_ties_come_in_input_order() -> None:
     rows, not of the group keys, in replay as in a session fed one row at a time (whose
     earlier matches are out before a later row arrives)."""
     text = METRICS + "rule r from m group by host window last 2 events having count() >= 1"
-    rows = [(at(0), "c", 1.0, "x"), (at(0), "a", 2.0, "x"), (at(0), None, 3.0, "x"), (at(0), "b", 4.0, "x"),
-            (at(1), "a", 5.0, "x"), (at(1), "c", 6.0, "x")]
-    check(text, {"m": frame(M, rows)}, "r", lambda o: (
-        assert_eq(o["host"].to_list(), ["c", "a", None, "b", "a", "c"]),
-        assert_eq(o["window_start"].to_list(), [at(0)] * 6),
-    ))
+    rows = [
+        (at(0), "c", 1.0, "x"),
+        (at(0), "a", 2.0, "x"),
+        (at(0), None, 3.0, "x"),
+        (at(0), "b", 4.0, "x"),
+        (at(1), "a", 5.0, "x"),
+        (at(1), "c", 6.0, "x"),
+    ]
+    check(
+        text,
+        {"m": frame(M, rows)},
+        "r",
+        lambda o: (
+            assert_eq(o["host"].to_list(), ["c", "a", None, "b", "a", "c"]),
+            assert_eq(o["window_start"].to_list(), [at(0)] * 6),
+        ),
+    )
 
 
 def test_aggregate_names_and_values() -> None:
@@ -182,8 +216,17 @@ def test_aggregate_names_and_values() -> None:
 
     def expect(o: pl.DataFrame) -> None:
         assert o.columns == [
-            "rule", "ts", "severity", "window_start", "window_end",
-            "count_cpu", "std_cpu", "p99_9_cpu", "distinct_host", "max_data_avg", "min_host",
+            "rule",
+            "ts",
+            "severity",
+            "window_start",
+            "window_end",
+            "count_cpu",
+            "std_cpu",
+            "p99_9_cpu",
+            "distinct_host",
+            "max_data_avg",
+            "min_host",
         ]
         row = o.row(0, named=True)
         assert row["count_cpu"] == 3  # the null is skipped
@@ -203,20 +246,31 @@ def test_schedule_without_group_by_evaluates_empty_ticks() -> None:
     text = METRICS + 'rule r from m schedule "*/10 * * * *" over 10m having count() >= 0'
     rows = [(at(5 * 60), "a", 1.0, "x"), (at(27 * 60), "a", 1.0, "x")]
     # First event 00:05, last 00:27: ticks 00:10 ([00:00, 00:10): 1 row) and 00:20 ([00:10, 00:20): none).
-    check(text, {"m": frame(M, rows)}, "r", lambda o: (
-        assert_eq(o["ts"].to_list(), [at(600), at(1200)]),
-        assert_eq(o["count"].to_list(), [1, 0]),
-        assert_eq(o["window_start"].to_list(), [at(0), at(600)]),
-    ))
+    check(
+        text,
+        {"m": frame(M, rows)},
+        "r",
+        lambda o: (
+            assert_eq(o["ts"].to_list(), [at(600), at(1200)]),
+            assert_eq(o["count"].to_list(), [1, 0]),
+            assert_eq(o["window_start"].to_list(), [at(0), at(600)]),
+        ),
+    )
 
 
 def test_schedule_with_group_by_only_groups_with_rows() -> None:
     text = METRICS + 'rule r from m group by host schedule "*/10 * * * *" over 10m having count() >= 0'
     rows = [(at(5 * 60), "a", 1.0, "x"), (at(12 * 60), "b", 1.0, "x"), (at(27 * 60), "a", 1.0, "x")]
-    check(text, {"m": frame(M, rows)}, "r", lambda o: (
-        assert_eq(list(zip(o["ts"].to_list(), o["host"].to_list(), o["count"].to_list())),
-                  [(at(600), "a", 1), (at(1200), "b", 1)]),
-    ))
+    check(
+        text,
+        {"m": frame(M, rows)},
+        "r",
+        lambda o: (
+            assert_eq(
+                list(zip(o["ts"].to_list(), o["host"].to_list(), o["count"].to_list())), [(at(600), "a", 1), (at(1200), "b", 1)]
+            ),
+        ),
+    )
 
 
 # ----------------------------------------------------------------------------- §5.4 patterns
@@ -231,17 +285,26 @@ BRUTE = AUTH + (
 
 def test_pattern_brute_force_record() -> None:
     rows = [
-        (at(0), "u", "login_failed"), (at(10), "v", "login_ok"), (at(20), "u", "login_failed"),
-        (at(30), "u", "login_failed"), (at(40), "u", "login_failed"), (at(50), "u", "login_ok"),
+        (at(0), "u", "login_failed"),
+        (at(10), "v", "login_ok"),
+        (at(20), "u", "login_failed"),
+        (at(30), "u", "login_failed"),
+        (at(40), "u", "login_failed"),
+        (at(50), "u", "login_ok"),
     ]
-    check(BRUTE, {"auth": frame(A, rows)}, "r", lambda o: (
-        assert_eq(o["ts"].to_list(), [at(50)]),
-        assert_eq(o["match_start"].to_list(), [at(0)]),
-        assert_eq(o["fail_count"].to_list(), [4]),
-        assert_eq(o["ok_count"].to_list(), [1]),
-        assert_eq(o["user"].to_list(), ["u"]),
-        assert_eq(o["event_type"].to_list(), ["login_ok"]),
-    ))
+    check(
+        BRUTE,
+        {"auth": frame(A, rows)},
+        "r",
+        lambda o: (
+            assert_eq(o["ts"].to_list(), [at(50)]),
+            assert_eq(o["match_start"].to_list(), [at(0)]),
+            assert_eq(o["fail_count"].to_list(), [4]),
+            assert_eq(o["ok_count"].to_list(), [1]),
+            assert_eq(o["user"].to_list(), ["u"]),
+            assert_eq(o["event_type"].to_list(), ["login_ok"]),
+        ),
+    )
 
 
 @pytest.mark.parametrize(("last", "matched"), [(600.0, True), (600.001, False)])
@@ -255,21 +318,31 @@ def test_pattern_backtracks_and_skips_past_last_row() -> None:
     rows = [(at(i), "u", e) for i, e in enumerate(["x", "x", "x", "y", "x", "x", "y"])]
     # a+ first takes x x x, must give one back for `a`, then b: rows 0-3 (a_count 3).
     # Resume at row 4: x x y -> a+ = x, a = x, b = y: rows 4-6.
-    check(text, {"auth": frame(A, rows)}, "r", lambda o: (
-        assert_eq(o["match_start"].to_list(), [at(0), at(4)]),
-        assert_eq(o["ts"].to_list(), [at(3), at(6)]),
-        assert_eq(o["a_count"].to_list(), [3, 2]),
-    ))
+    check(
+        text,
+        {"auth": frame(A, rows)},
+        "r",
+        lambda o: (
+            assert_eq(o["match_start"].to_list(), [at(0), at(4)]),
+            assert_eq(o["ts"].to_list(), [at(3), at(6)]),
+            assert_eq(o["a_count"].to_list(), [3, 2]),
+        ),
+    )
 
 
 def test_pattern_alternation_prefers_the_left_branch() -> None:
     # Every row satisfies both p and q; the left alternative is tried first.
     text = AUTH + "rule r from auth pattern (p | q) q define p as user == \"u\", q as user == \"u\""
     rows = [(at(0), "u", "x"), (at(1), "u", "x")]
-    check(text, {"auth": frame(A, rows)}, "r", lambda o: (
-        assert_eq(o["p_count"].to_list(), [1]),
-        assert_eq(o["q_count"].to_list(), [1]),
-    ))
+    check(
+        text,
+        {"auth": frame(A, rows)},
+        "r",
+        lambda o: (
+            assert_eq(o["p_count"].to_list(), [1]),
+            assert_eq(o["q_count"].to_list(), [1]),
+        ),
+    )
 
 
 # ----------------------------------------------------------------------------- §5.5 absence
@@ -278,16 +351,25 @@ def test_pattern_alternation_prefers_the_left_branch() -> None:
 def test_absence_fires_up_to_the_streams_last_event_time() -> None:
     text = METRICS + 'rule r from m where status == "hb" group by host absent for 2m'
     rows = [
-        (at(0), "h1", None, "hb"), (at(60), "h1", None, "hb"), (at(300), "h1", None, "hb"),
+        (at(0), "h1", None, "hb"),
+        (at(60), "h1", None, "hb"),
+        (at(300), "h1", None, "hb"),
         (at(0), "h2", None, "hb"),
         (at(600), "h3", None, "other"),  # filtered out by `where`, but moves the stream's time to 10:00
     ]
     # h2: deadline 0+2m = 2m; h1 row at 1m: next row 5m > 3m -> deadline 3m; h1 row at 5m: deadline 7m ≤ 10m.
-    check(text, {"m": frame(M, rows)}, "r", lambda o: (
-        assert_eq(list(zip(o["ts"].to_list(), o["host"].to_list(), o["last_seen"].to_list())),
-                  [(at(120), "h2", at(0)), (at(180), "h1", at(60)), (at(420), "h1", at(300))]),
-        assert_eq(o.columns, ["rule", "ts", "severity", "host", "last_seen"]),
-    ))
+    check(
+        text,
+        {"m": frame(M, rows)},
+        "r",
+        lambda o: (
+            assert_eq(
+                list(zip(o["ts"].to_list(), o["host"].to_list(), o["last_seen"].to_list())),
+                [(at(120), "h2", at(0)), (at(180), "h1", at(60)), (at(420), "h1", at(300))],
+            ),
+            assert_eq(o.columns, ["rule", "ts", "severity", "host", "last_seen"]),
+        ),
+    )
 
 
 # ----------------------------------------------------------------------------- §5.6 anomaly
@@ -297,6 +379,7 @@ def test_zscore_uses_population_std_and_a_sliding_baseline() -> None:
     text = METRICS + "rule r from m group by host anomaly zscore(cpu, threshold = 1.0) baseline 3 warmup 3"
     values = [1.0, 2.0, 3.0, 10.0, 2.0]
     rows = [(at(i), "a", v, "x") for i, v in enumerate(values)]
+
     # x=10: baseline [1,2,3], mean 2, pop std sqrt(2/3) -> score 8/0.8165 = 9.798 > 1.
     # x=2: baseline [2,3,10], mean 5, pop std sqrt(38/3) = 3.559 -> 0.843: not an anomaly.
     def expect(o: pl.DataFrame) -> None:
@@ -313,15 +396,21 @@ def test_zscore_uses_population_std_and_a_sliding_baseline() -> None:
 def test_zscore_with_zero_std() -> None:
     text = METRICS + "rule r from m anomaly zscore(cpu) baseline 4 warmup 3"
     rows = [(at(i), "a", v, "x") for i, v in enumerate([5.0, 5.0, 5.0, 5.0, 6.0])]
-    check(text, {"m": frame(M, rows)}, "r", lambda o: (
-        assert_eq(o["ts"].to_list(), [at(4)]),
-        assert_eq(o["score"].to_list(), [math.inf]),
-    ))
+    check(
+        text,
+        {"m": frame(M, rows)},
+        "r",
+        lambda o: (
+            assert_eq(o["ts"].to_list(), [at(4)]),
+            assert_eq(o["score"].to_list(), [math.inf]),
+        ),
+    )
 
 
 def test_ema_scores_before_updating() -> None:
     text = METRICS + "rule r from m anomaly ema(cpu, alpha = 0.5, threshold = 1.5) warmup 2"
     rows = [(at(i), "a", v, "x") for i, v in enumerate([10.0, 12.0, 11.0, 20.0])]
+
     # m0=10 v0=0; x=12: d=2, m=11, v=0.5*(0+0.5*4)=1; x=11 (2 earlier values): score |11-11|/1 = 0;
     # d=0 -> m=11, v=0.5*(1+0)=0.5; x=20: score 9/sqrt(0.5) = 12.73 > 1.5.
     def expect(o: pl.DataFrame) -> None:
@@ -339,10 +428,16 @@ def test_throttle_interval_is_open_on_the_left() -> None:
     text = METRICS + "rule r from m where cpu > 0 group by host throttle 5m"
     rows = [(at(s), "a", 1.0, "x") for s in (0, 120, 300, 360, 660)] + [(at(130), "b", 1.0, "x")]
     # a: 0 emitted; 2m suppressed (0 in (−3m, 2m]); 5m emitted (0 not in (0, 5m]); 6m suppressed; 11m emitted.
-    check(text, {"m": frame(M, rows)}, "r", lambda o: (
-        assert_eq(list(zip(o["ts"].to_list(), o["host"].to_list())),
-                  [(at(0), "a"), (at(130), "b"), (at(300), "a"), (at(660), "a")]),
-    ))
+    check(
+        text,
+        {"m": frame(M, rows)},
+        "r",
+        lambda o: (
+            assert_eq(
+                list(zip(o["ts"].to_list(), o["host"].to_list())), [(at(0), "a"), (at(130), "b"), (at(300), "a"), (at(660), "a")]
+            ),
+        ),
+    )
 
 
 # ----------------------------------------------------------------------------- §6 streaming

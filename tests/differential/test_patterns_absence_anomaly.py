@@ -14,9 +14,9 @@ from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "backends" / "numba"))
-from harness import rule_of, run_batches  # noqa: E402
-
 from cepdsl.interpret import run  # noqa: E402
+
+from harness import rule_of, run_batches  # noqa: E402
 
 T0 = datetime(2024, 1, 1)
 STREAM = "stream s (ts: timestamp, g: str, k: str, v: float, n: int)\n"
@@ -36,7 +36,9 @@ def streams(draw: st.DrawFn, max_rows: int = 40, values: st.SearchStrategy[float
             "ts": ts,
             "g": draw(st.lists(st.sampled_from(["a", "b", "c", None]), min_size=n, max_size=n)),
             "k": draw(st.lists(st.sampled_from(["x", "y", "z", None]), min_size=n, max_size=n)),
-            "v": draw(st.lists(st.one_of(st.none(), values if values is not None else st.integers(-3, 8).map(float)), min_size=n, max_size=n)),
+            "v": draw(
+                st.lists(st.one_of(st.none(), values if values is not None else st.integers(-3, 8).map(float)), min_size=n, max_size=n)
+            ),
             "n": draw(st.lists(st.one_of(st.none(), st.integers(0, 5)), min_size=n, max_size=n)),
         },
         schema={"ts": pl.Datetime("us"), "g": pl.String, "k": pl.String, "v": pl.Float64, "n": pl.Int64},

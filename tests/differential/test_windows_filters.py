@@ -95,9 +95,7 @@ def test_snapshot_restore_mid_stream_changes_nothing(data: st.DataObject) -> Non
 def test_disorder_within_lateness_is_put_back_in_order(data: st.DataObject) -> None:
     """Rows arriving out of order by less than the stream's lateness are never late, and the
     matches are those of the same rows in (time, arrival) order, whatever the batching."""
-    text = data.draw(window_rules(), label="rule").replace(
-        "n: int)\n", "n: int)\n  lateness 30s\n"
-    )
+    text = data.draw(window_rules(), label="rule").replace("n: int)\n", "n: int)\n  lateness 30s\n")
     frame = data.draw(streams(null_times=False), label="stream")
     jitter = data.draw(st.lists(st.integers(0, 29_999_999), min_size=frame.height, max_size=frame.height))
     arrival = (

@@ -35,16 +35,19 @@ ENV = {**os.environ, "POLARS_MAX_THREADS": "1"}
 def _frame(seed: int, n: int) -> pl.DataFrame:
     rng = np.random.default_rng(seed)
     t0 = datetime(2026, 1, 5)
-    return pl.DataFrame({
-        "ts": [t0 + timedelta(seconds=int(s)) for s in np.cumsum(rng.choice([0, 2, 15, 40, 200], n))],
-        "host": rng.choice(["a", "b", "c", "d"], n),
-        "cpu": rng.uniform(0, 100, n).round(0),
-    })
+    return pl.DataFrame(
+        {
+            "ts": [t0 + timedelta(seconds=int(s)) for s in np.cumsum(rng.choice([0, 2, 15, 40, 200], n))],
+            "host": rng.choice(["a", "b", "c", "d"], n),
+            "cpu": rng.uniform(0, 100, n).round(0),
+        }
+    )
 
 
 def _as_json_rows(frame: pl.DataFrame) -> list[str]:
-    frame = frame.with_columns(pl.col(c).dt.strftime("%Y-%m-%dT%H:%M:%S%.6fZ")
-                               for c, t in frame.schema.items() if isinstance(t, pl.Datetime))
+    frame = frame.with_columns(
+        pl.col(c).dt.strftime("%Y-%m-%dT%H:%M:%S%.6fZ") for c, t in frame.schema.items() if isinstance(t, pl.Datetime)
+    )
     return sorted(json.dumps(r, sort_keys=True) for r in frame.iter_rows(named=True))
 
 
@@ -57,12 +60,30 @@ def test_run_on_two_workers_over_two_files_matches_replay(tmp_path: Path) -> Non
     out = tmp_path / "out"
     # --idle-after: a loaded machine must not stall a partition long enough to move its time
     # by the wall clock (which would make the other partition's history late).
-    done = subprocess.run([*CEP, "run", str(rule_file), "--workers", "2", "--no-stats", "--out", str(out),
-                           "--idle-after", "3600",
-                           "--outbox", str(tmp_path / "outbox.sqlite"),
-                           "--source", f"m=jsonl:{tmp_path / 'p0.jsonl'}?follow=false",
-                           "--source", f"m=jsonl:{tmp_path / 'p1.jsonl'}?follow=false"],
-                          env=ENV, capture_output=True, text=True, timeout=150)
+    done = subprocess.run(
+        [
+            *CEP,
+            "run",
+            str(rule_file),
+            "--workers",
+            "2",
+            "--no-stats",
+            "--out",
+            str(out),
+            "--idle-after",
+            "3600",
+            "--outbox",
+            str(tmp_path / "outbox.sqlite"),
+            "--source",
+            f"m=jsonl:{tmp_path / 'p0.jsonl'}?follow=false",
+            "--source",
+            f"m=jsonl:{tmp_path / 'p1.jsonl'}?follow=false",
+        ],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=150,
+    )
     assert done.returncode == 0, done.stderr
     expected = cepdsl.compile(RULES).replay({"m": pl.concat(parts)})
     for rid, frame in expected.items():
@@ -79,10 +100,26 @@ def test_serve_with_workers_reports_rules_and_partitions(tmp_path: Path) -> None
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen([*CEP, "serve", str(rule_file), "--listen", f"127.0.0.1:{port}", "--workers", "2",
-                             "--outbox", str(tmp_path / "outbox.sqlite"), "--source", f"jsonl:{source}?follow=false"],
-                            env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            cwd=tmp_path)  # the catalogue and history default to files in the working directory
+    proc = subprocess.Popen(
+        [
+            *CEP,
+            "serve",
+            str(rule_file),
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "2",
+            "--outbox",
+            str(tmp_path / "outbox.sqlite"),
+            "--source",
+            f"jsonl:{source}?follow=false",
+        ],
+        env=ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+    )  # the catalogue and history default to files in the working directory
     try:
         deadline = time.monotonic() + 90
         body: dict = {}
@@ -120,9 +157,24 @@ def test_serve_with_workers_reports_rules_and_partitions(tmp_path: Path) -> None
 def test_cluster_usage_errors_name_the_option(tmp_path: Path, args: list[str], message: str) -> None:
     rule_file = tmp_path / "rules.cep"
     rule_file.write_text(RULES)
-    done = subprocess.run([*CEP, "replay", str(rule_file), "--data", str(tmp_path / "none.parquet"), "--out",
-                           str(tmp_path / "out"), "--workers", "1", *args], env=ENV, capture_output=True, text=True,
-                          timeout=60)
+    done = subprocess.run(
+        [
+            *CEP,
+            "replay",
+            str(rule_file),
+            "--data",
+            str(tmp_path / "none.parquet"),
+            "--out",
+            str(tmp_path / "out"),
+            "--workers",
+            "1",
+            *args,
+        ],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 2
     assert message in done.stderr and "Traceback" not in done.stderr
 
@@ -131,6 +183,11 @@ def test_run_refuses_single_process_options_with_workers(tmp_path: Path) -> None
     rule_file = tmp_path / "rules.cep"
     rule_file.write_text(RULES)
     for extra, message in ((["--state", "x.sqlite"], "use --recovery DIR"), (["--api", "127.0.0.1:1"], "cep serve")):
-        done = subprocess.run([*CEP, "run", str(rule_file), "--workers", "2", "--source", "jsonl:-", *extra],
-                              env=ENV, capture_output=True, text=True, timeout=60)
+        done = subprocess.run(
+            [*CEP, "run", str(rule_file), "--workers", "2", "--source", "jsonl:-", *extra],
+            env=ENV,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert done.returncode == 2 and message in done.stderr, done.stderr

@@ -139,8 +139,7 @@ def _check(expected: dict[str, pl.DataFrame], out: Path) -> None:
 @pytest.mark.parametrize("workers", [1, 2, 4])
 def test_threads_match_single_process(dataset: tuple[Path, dict, dict], workers: int, tmp_path: Path) -> None:
     _, data, expected = dataset
-    replay_distributed(RULES.program, data, tmp_path, Cluster(workers=workers, snapshot_every_s=5),
-                       buckets=4, batch_rows=170)
+    replay_distributed(RULES.program, data, tmp_path, Cluster(workers=workers, snapshot_every_s=5), buckets=4, batch_rows=170)
     _check(expected, tmp_path)
 
 
@@ -167,8 +166,24 @@ def test_two_processes_match_single_process(dataset: tuple[Path, dict, dict], tm
     out = tmp_path / "out"
     addresses = ";".join(f"127.0.0.1:{p}" for p in _free_ports(2))
     cep = [sys.executable, "-m", "runtime.cli"]
-    args = ["replay", str(rule_file), "--out", str(out), "--workers", "1", "--key-partitions", "3", "--batch-rows", "200",
-            "--data", f"m={root}/m*.parquet", "--data", f"auth={root}/auth.parquet", "-a", addresses]
+    args = [
+        "replay",
+        str(rule_file),
+        "--out",
+        str(out),
+        "--workers",
+        "1",
+        "--key-partitions",
+        "3",
+        "--batch-rows",
+        "200",
+        "--data",
+        f"m={root}/m*.parquet",
+        "--data",
+        f"auth={root}/auth.parquet",
+        "-a",
+        addresses,
+    ]
     env = {**os.environ, "POLARS_MAX_THREADS": "1"}
     procs = [subprocess.Popen([*cep, *args, "-i", str(i)], env=env, stderr=subprocess.PIPE, text=True) for i in range(2)]
     errors = [p.communicate(timeout=180)[1] for p in procs]

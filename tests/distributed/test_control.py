@@ -57,10 +57,21 @@ def test_enable_disable_register_delete_during_a_run(tmp_path: Path) -> None:
     feed = MemoryFeed()
     stop = threading.Event()
     BOARD.clear()
-    runner = threading.Thread(target=run_distributed, kwargs=dict(
-        program=program, specs={"m#0": ("m", f"jsonl:{source}")}, cluster=Cluster(workers=2, snapshot_every_s=1),
-        outbox=str(tmp_path / "outbox.sqlite"), out_dir=str(out), buckets=3, control=feed, idle_after_s=3600,
-        stop=stop), daemon=True)
+    runner = threading.Thread(
+        target=run_distributed,
+        kwargs=dict(
+            program=program,
+            specs={"m#0": ("m", f"jsonl:{source}")},
+            cluster=Cluster(workers=2, snapshot_every_s=1),
+            outbox=str(tmp_path / "outbox.sqlite"),
+            out_dir=str(out),
+            buckets=3,
+            control=feed,
+            idle_after_s=3600,
+            stop=stop,
+        ),
+        daemon=True,
+    )
     runner.start()
     hosts = ["a", "b", "c"]
 
@@ -87,8 +98,7 @@ def test_enable_disable_register_delete_during_a_run(tmp_path: Path) -> None:
 
         feed.append(Command("enable", "hot"))
         feed.append(Command("enable", "pair"))
-        feed.append(Command("register", text="stream m (ts: timestamp, host: str, cpu: float)\n"
-                                              "rule cool from m where cpu < 65\n"))
+        feed.append(Command("register", text="stream m (ts: timestamp, host: str, cpu: float)\nrule cool from m where cpu < 65\n"))
         feed.append(Command("delete", "all_rows"))
         time.sleep(1.0)
         phase(200)
@@ -108,7 +118,8 @@ def test_enable_disable_register_delete_during_a_run(tmp_path: Path) -> None:
     assert len(pair) == 19
     assert {r["host"] for r in third[:3]} == set(hosts)
     assert [r["ts"] for r in _records(out, "cool")] == [
-        (T0 + timedelta(seconds=200 + i)).strftime("%Y-%m-%dT%H:%M:%S.000000Z") for i in range(5)]
+        (T0 + timedelta(seconds=200 + i)).strftime("%Y-%m-%dT%H:%M:%S.000000Z") for i in range(5)
+    ]
     hot = BOARD.rule_stats("hot")  # a filter: counted where rows are read
     assert hot["key_partitions"] == 1 and hot["events_in"] == 36 and hot["matches"] == 36
     stats = BOARD.rule_stats("pair")
@@ -217,7 +228,6 @@ def test_reconcile_sends_only_what_changed_and_is_idempotent() -> None:
     # The channel changes: the rule that notifies it is registered again (same matching plan).
     files["a.cep"] = RULES + 'channel ops = console(retries = 5)\n'
     assert step({"rules/cool.cep": "rule cool from m where cpu < 5 notify ops\n"}, {"pair"}) == [("register", "cool")]
-    assert step({"rules/cool.cep": "rule cool from m where cpu < 6 notify ops\n"}, set()) == [
-        ("enable", "pair"), ("register", "cool")]
+    assert step({"rules/cool.cep": "rule cool from m where cpu < 6 notify ops\n"}, set()) == [("enable", "pair"), ("register", "cool")]
     assert step({}, set()) == [("delete", "cool")]
     assert set(table.rules) == {"all_rows", "hot", "pair"}

@@ -16,19 +16,26 @@ pytest.importorskip("bytewax")
 
 import cepdsl  # noqa: E402
 from runtime.distributed.runner import Cluster, replay_distributed  # noqa: E402
-from tests.support.frames import assert_frames_match  # noqa: E402
 from tests.differential.test_patterns_absence_anomaly import pattern_rules  # noqa: E402
 from tests.differential.test_patterns_absence_anomaly import streams as small_streams  # noqa: E402
+from tests.support.frames import assert_frames_match  # noqa: E402
 from tests.support.generators import streams, window_rules  # noqa: E402
 
 pytestmark = pytest.mark.timeout(240)
 
 
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(text=window_rules(), data=streams(max_rows=80), shuffle_seed=st.one_of(st.none(), st.integers(0, 99)),
-       split=st.integers(0, 80), block=st.integers(3, 40), buckets=st.integers(1, 5))
-def test_two_workers_equal_single_process(text: str, data: pl.DataFrame, shuffle_seed: int | None, split: int,
-                                          block: int, buckets: int) -> None:
+@given(
+    text=window_rules(),
+    data=streams(max_rows=80),
+    shuffle_seed=st.one_of(st.none(), st.integers(0, 99)),
+    split=st.integers(0, 80),
+    block=st.integers(3, 40),
+    buckets=st.integers(1, 5),
+)
+def test_two_workers_equal_single_process(
+    text: str, data: pl.DataFrame, shuffle_seed: int | None, split: int, block: int, buckets: int
+) -> None:
     rules = cepdsl.compile(text)
     if shuffle_seed is not None:
         data = data.sample(fraction=1.0, shuffle=True, seed=shuffle_seed)
@@ -44,8 +51,7 @@ def test_two_workers_equal_single_process(text: str, data: pl.DataFrame, shuffle
                 files.append(path)
         if not files:
             return
-        replay_distributed(rules.program, {"s": files}, root / "out", Cluster(workers=2), buckets=buckets,
-                           batch_rows=block)
+        replay_distributed(rules.program, {"s": files}, root / "out", Cluster(workers=2), buckets=buckets, batch_rows=block)
         got = pl.read_parquet(root / "out" / "r.parquet")
     assert_frames_match(got, expected, ordered=False, label=text)
 
@@ -74,7 +80,13 @@ def test_patterns_absence_anomaly_on_two_workers(data: st.DataObject) -> None:
         if frame.height == 0:
             return
         frame.write_parquet(root / "s.parquet", row_group_size=7)
-        replay_distributed(rules.program, {"s": [root / "s.parquet"]}, root / "out", Cluster(workers=2),
-                           buckets=data.draw(st.integers(1, 4)), batch_rows=data.draw(st.integers(3, 25)))
+        replay_distributed(
+            rules.program,
+            {"s": [root / "s.parquet"]},
+            root / "out",
+            Cluster(workers=2),
+            buckets=data.draw(st.integers(1, 4)),
+            batch_rows=data.draw(st.integers(3, 25)),
+        )
         got = pl.read_parquet(root / "out" / f"{rid}.parquet")
     assert_frames_match(got, expected, ordered=False, label=text)

@@ -104,10 +104,21 @@ def test_flow_follows_a_postgres_feed(pg_table: str, tmp_path: Path) -> None:
     feed = open_feed(f"{PG}?table={pg_table}")
     stop = threading.Event()
     BOARD.clear()
-    runner = threading.Thread(target=run_distributed, kwargs=dict(
-        program=program, specs={"m#0": ("m", f"jsonl:{source}")}, cluster=Cluster(workers=2, snapshot_every_s=1),
-        outbox=str(tmp_path / "outbox.sqlite"), out_dir=str(out), buckets=2, control=feed, idle_after_s=3600,
-        stop=stop), daemon=True)
+    runner = threading.Thread(
+        target=run_distributed,
+        kwargs=dict(
+            program=program,
+            specs={"m#0": ("m", f"jsonl:{source}")},
+            cluster=Cluster(workers=2, snapshot_every_s=1),
+            outbox=str(tmp_path / "outbox.sqlite"),
+            out_dir=str(out),
+            buckets=2,
+            control=feed,
+            idle_after_s=3600,
+            stop=stop,
+        ),
+        daemon=True,
+    )
     runner.start()
 
     def rows(start: int, n: int) -> None:
@@ -133,8 +144,10 @@ def test_flow_follows_a_postgres_feed(pg_table: str, tmp_path: Path) -> None:
         other = open_feed(f"{PG}?table={pg_table}")
         other.append({"op": "disable", "rule": "hot"})
         other.close()
-        wait(lambda: all(row.get("control_applied") == 1 for row in BOARD.inputs().values()) and BOARD.inputs(),
-             "the command to reach the readers")
+        wait(
+            lambda: all(row.get("control_applied") == 1 for row in BOARD.inputs().values()) and BOARD.inputs(),
+            "the command to reach the readers",
+        )
         rows(100, 6)
         wait(lambda: matches("pair") >= 9, "phase 2")
         assert matches("hot") == 6

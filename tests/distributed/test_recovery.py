@@ -42,12 +42,14 @@ T0 = datetime(2026, 1, 5)
 def _rows(seed: int, n: int) -> pl.DataFrame:
     rng = np.random.default_rng(seed)
     t = np.cumsum(rng.choice([0, 1, 5, 20, 45, 90], n))
-    return pl.DataFrame({
-        "ts": [T0 + timedelta(seconds=int(x)) for x in t],
-        "host": rng.choice(["a", "b", "c", "d"], n),
-        "cpu": rng.uniform(0, 100, n).round(0),
-        "status": rng.choice(["hb", "ok", "ok"], n),
-    })
+    return pl.DataFrame(
+        {
+            "ts": [T0 + timedelta(seconds=int(x)) for x in t],
+            "host": rng.choice(["a", "b", "c", "d"], n),
+            "cpu": rng.uniform(0, 100, n).round(0),
+            "status": rng.choice(["hb", "ok", "ok"], n),
+        }
+    )
 
 
 def _jsonl(frame: pl.DataFrame) -> str:
@@ -91,14 +93,33 @@ def test_sigkill_then_restart_loses_and_doubles_nothing(tmp_path: Path) -> None:
 
     outbox = tmp_path / "outbox.sqlite"
     recovery = tmp_path / "recovery"
-    base = [sys.executable, "-m", "runtime.cli", "run", str(rule_file), "--workers", "2", "--key-partitions", "4",
-            "--recovery", str(recovery), "--outbox", str(outbox), "--idle-after", "3600", "--no-stats"]
+    base = [
+        sys.executable,
+        "-m",
+        "runtime.cli",
+        "run",
+        str(rule_file),
+        "--workers",
+        "2",
+        "--key-partitions",
+        "4",
+        "--recovery",
+        str(recovery),
+        "--outbox",
+        str(outbox),
+        "--idle-after",
+        "3600",
+        "--no-stats",
+    ]
     env = {**os.environ, "POLARS_MAX_THREADS": "1"}
 
     append(0)
-    first = subprocess.Popen([*base, "--snapshot-every", "1.5",
-                              *(f"--source=m=jsonl:{f}" for f in files)], env=env,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    first = subprocess.Popen(
+        [*base, "--snapshot-every", "1.5", *(f"--source=m=jsonl:{f}" for f in files)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         _wait(lambda: len(_outbox_keys(outbox)) > 10, 90, "first notifications")
         time.sleep(3.5)  # at least one snapshot covers phase A
@@ -112,9 +133,14 @@ def test_sigkill_then_restart_loses_and_doubles_nothing(tmp_path: Path) -> None:
     at_kill = len(_outbox_keys(outbox))
 
     append(2)
-    second = subprocess.run([*base, "--snapshot-every", "1.5", "--out", str(tmp_path / "emitted"),
-                             *(f"--source=m=jsonl:{f}?follow=false" for f in files)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, timeout=180)
+    second = subprocess.run(
+        [*base, "--snapshot-every", "1.5", "--out", str(tmp_path / "emitted"), *(f"--source=m=jsonl:{f}?follow=false" for f in files)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=180,
+    )
     assert second.returncode == 0, second.stderr
 
     # What one process replaying everything notifies (ties: partition 0's rows first).
@@ -125,8 +151,7 @@ def test_sigkill_then_restart_loses_and_doubles_nothing(tmp_path: Path) -> None:
     assert at_kill < len(want)  # the kill did land mid-stream
     # The restart resumed from the snapshot: it emitted less than everything, yet at least
     # what was missing at the kill (and, re-processing past the snapshot, some duplicates).
-    emitted = sum(len(p.read_text().splitlines()) for p in (tmp_path / "emitted").glob("*.jsonl")
-                  if not p.name.startswith("_"))
+    emitted = sum(len(p.read_text().splitlines()) for p in (tmp_path / "emitted").glob("*.jsonl") if not p.name.startswith("_"))
     assert len(want) - at_kill <= emitted < len(want)
     assert len(got) == len(set(got))
     assert set(got) == want

@@ -29,11 +29,13 @@ T0 = datetime(2026, 1, 5)
 
 def _rows(seed: int, n: int) -> pl.DataFrame:
     rng = np.random.default_rng(seed)
-    return pl.DataFrame({
-        "ts": [T0 + timedelta(seconds=int(s)) for s in np.cumsum(rng.choice([0, 1, 3, 10], n))],
-        "host": rng.choice(["a", "b", "c"], n),
-        "cpu": rng.uniform(0, 100, n).round(0),
-    })
+    return pl.DataFrame(
+        {
+            "ts": [T0 + timedelta(seconds=int(s)) for s in np.cumsum(rng.choice([0, 1, 3, 10], n))],
+            "host": rng.choice(["a", "b", "c"], n),
+            "cpu": rng.uniform(0, 100, n).round(0),
+        }
+    )
 
 
 def test_two_stream_keys_as_partitions(redis_client, redis_server, tmp_path: Path) -> None:  # noqa: ANN001
@@ -45,9 +47,20 @@ def test_two_stream_keys_as_partitions(redis_client, redis_server, tmp_path: Pat
     out = tmp_path / "out"
     specs = {f"m#{i}": ("m", f"{redis_server.url}?stream=m:{i}&max_rows=64") for i in range(2)}
     stop = threading.Event()
-    runner = threading.Thread(target=run_distributed, kwargs=dict(
-        program=rules.program, specs=specs, cluster=Cluster(workers=2), outbox=str(tmp_path / "outbox.sqlite"),
-        out_dir=str(out), buckets=2, idle_after_s=3600, stop=stop), daemon=True)
+    runner = threading.Thread(
+        target=run_distributed,
+        kwargs=dict(
+            program=rules.program,
+            specs=specs,
+            cluster=Cluster(workers=2),
+            outbox=str(tmp_path / "outbox.sqlite"),
+            out_dir=str(out),
+            buckets=2,
+            idle_after_s=3600,
+            stop=stop,
+        ),
+        daemon=True,
+    )
     runner.start()
     # Everything before the smaller of the two partitions' last times is decided.
     done_before = min(f["ts"].max() for f in parts)
@@ -69,9 +82,11 @@ def test_two_stream_keys_as_partitions(redis_client, redis_server, tmp_path: Pat
     finally:
         stop.set()
         runner.join(60)
+
     def as_json(frame: pl.DataFrame) -> pl.DataFrame:  # times as the JSON lines sink writes them
-        return frame.with_columns(pl.col(c).dt.strftime("%Y-%m-%dT%H:%M:%S%.6fZ")
-                                  for c, t in frame.schema.items() if isinstance(t, pl.Datetime))
+        return frame.with_columns(
+            pl.col(c).dt.strftime("%Y-%m-%dT%H:%M:%S%.6fZ") for c, t in frame.schema.items() if isinstance(t, pl.Datetime)
+        )
 
     expected = {k: as_json(v) for k, v in expected.items()}
     want_pair = as_json(want_pair)

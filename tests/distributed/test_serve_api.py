@@ -75,11 +75,23 @@ def test_api_rule_changes_reach_the_workers(tmp_path: Path) -> None:
 
     def run() -> None:
         try:
-            result.append(serve_flow(
-                [str(rule_file)], [f"m=jsonl:{source}"], Cluster(workers=2, snapshot_every_s=1), buckets=3,
-                control=str(control), idle_after_s=3600, outbox=str(tmp_path / "outbox.sqlite"), out_dir=str(out),
-                listen="127.0.0.1:0", catalogue=f"sqlite:{tmp_path / 'catalogue.sqlite'}",
-                history=f"sqlite:{tmp_path / 'history.sqlite'}", stop=stop, on_ready=on_ready))
+            result.append(
+                serve_flow(
+                    [str(rule_file)],
+                    [f"m=jsonl:{source}"],
+                    Cluster(workers=2, snapshot_every_s=1),
+                    buckets=3,
+                    control=str(control),
+                    idle_after_s=3600,
+                    outbox=str(tmp_path / "outbox.sqlite"),
+                    out_dir=str(out),
+                    listen="127.0.0.1:0",
+                    catalogue=f"sqlite:{tmp_path / 'catalogue.sqlite'}",
+                    history=f"sqlite:{tmp_path / 'history.sqlite'}",
+                    stop=stop,
+                    on_ready=on_ready,
+                )
+            )
         finally:
             got_ready.set()
 

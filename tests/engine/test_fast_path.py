@@ -16,7 +16,9 @@ from cepdsl.executor import SEQ, TIME
 
 T0 = dt.datetime(2024, 1, 1)
 HEAD = "stream s (ts: timestamp, host: str, cpu: float) lateness {lat}\n"
-FILTERS = 'rule hot from s where cpu > 2 and host != "b"\nrule hot2 from s where cpu > 2 and host != "b" severity high\nrule any from s\n'
+FILTERS = (
+    'rule hot from s where cpu > 2 and host != "b"\nrule hot2 from s where cpu > 2 and host != "b" severity high\nrule any from s\n'
+)
 LAST = "rule last3 from s window last 3 events having sum(cpu) > 5\n"
 
 
@@ -110,6 +112,7 @@ def test_lateness_releases_only_rows_up_to_max_minus_lateness() -> None:
     out = sess.push("s", frame([17, 40], [7.0, 8.0]))
     assert out["any"]["cpu"].to_list() == [7.0, 5.0, 6.0]  # times 17, 20, 25 (≤ 40 − 10)
 
+
 def test_late_rows_filters_take_them_order_sensitive_rules_refuse() -> None:
     text = HEAD.format(lat="0s") + FILTERS + LAST
     sess = cepdsl.compile(text).session()
@@ -168,4 +171,11 @@ def test_reload_and_restore_fit_seq_of_held_rows() -> None:
     s3.restore(s2.snapshot())
     assert SEQ not in s3._streams["s"].state.buffer.columns and TIME in s3._streams["s"].state.buffer.columns
     tail = [s3.push("s", b), s3.flush()]
-    assert pl.concat([o["any"] for o in tail])["cpu"].to_list() == [4.0, 2.0, 5.0, 6.0, 7.0, 8.0]  # time 0 was released before the snapshot
+    assert pl.concat([o["any"] for o in tail])["cpu"].to_list() == [
+        4.0,
+        2.0,
+        5.0,
+        6.0,
+        7.0,
+        8.0,
+    ]  # time 0 was released before the snapshot

@@ -33,13 +33,15 @@ def states(frame: pl.DataFrame) -> list[tuple[str, float]]:
 def test_episode_survives_a_restart_and_resolves_after_it() -> None:
     store, clock = MemoryStore(), Clock()
     sink = Sink()
-    first = StreamingEngine(compile_source(RULES), {"src": [batch([1, 5, 12], [90, 90, 95], 1)]},
-                            notifier=sink, store=store, clock=clock).start()
+    first = StreamingEngine(
+        compile_source(RULES), {"src": [batch([1, 5, 12], [90, 90, 95], 1)]}, notifier=sink, store=store, clock=clock
+    ).start()
     first.step()
     first.checkpoint()
     assert states(sink.rows("hot")) == [("firing", 10.0)]
-    second = StreamingEngine(compile_source(RULES), {"src": [batch([25, 31], [10, 10], 2)]},
-                             notifier=sink, store=store, clock=clock).start()
+    second = StreamingEngine(
+        compile_source(RULES), {"src": [batch([25, 31], [10, 10], 2)]}, notifier=sink, store=store, clock=clock
+    ).start()
     second.step()
     # Window [10, 20) held (95); [20, 30) holds 10: not holding → resolved at 30 s, with the
     # episode that fired before the restart.
@@ -50,8 +52,9 @@ def test_episode_survives_a_restart_and_resolves_after_it() -> None:
 
 def test_wall_clock_resolves_an_episode_on_a_silent_stream() -> None:
     clock, sink = Clock(), Sink()
-    engine = StreamingEngine(compile_source(RULES), {"src": [batch([1, 5], [90, 90], 1)]}, notifier=sink,
-                             clock=clock, idle_after_s=1.0).start()
+    engine = StreamingEngine(
+        compile_source(RULES), {"src": [batch([1, 5], [90, 90], 1)]}, notifier=sink, clock=clock, idle_after_s=1.0
+    ).start()
     engine.step()
     clock.now = T0_S + 15  # silent: the watermark follows the clock to 15 s
     engine.step()
@@ -63,8 +66,7 @@ def test_wall_clock_resolves_an_episode_on_a_silent_stream() -> None:
 
 def test_changing_a_firing_rule_sends_its_resolved_record() -> None:
     clock, sink = Clock(), Sink()
-    engine = StreamingEngine(compile_source(RULES), {"src": [batch([1, 5, 12], [90, 90, 95], 1)]}, notifier=sink,
-                             clock=clock).start()
+    engine = StreamingEngine(compile_source(RULES), {"src": [batch([1, 5, 12], [90, 90, 95], 1)]}, notifier=sink, clock=clock).start()
     engine.step()
     result = engine.reload(compile_source(RULES.replace("> 80", "> 99")))
     assert result.ok and result.report.changed == ("hot",)
@@ -76,8 +78,9 @@ def test_changing_a_firing_rule_sends_its_resolved_record() -> None:
 def test_a_run_time_silence_of_the_firing_record_holds_its_resolved_record_too() -> None:
     clock, sink = Clock(), Sink()
     program = compile_source(RULES)
-    engine = StreamingEngine(program, {"src": [batch([1, 5, 12], [90, 90, 10], 1), batch([25], [10], 2)]},
-                             notifier=sink, clock=clock).start()
+    engine = StreamingEngine(
+        program, {"src": [batch([1, 5, 12], [90, 90, 10], 1), batch([25], [10], 2)]}, notifier=sink, clock=clock
+    ).start()
     engine.silences.create(program, 'rule == "hot"', expires_at=T0_S + 3600)
     engine.step()  # firing at 10 s, silenced
     engine.silences.expire(engine.silences.list()[0].id)
@@ -91,8 +94,9 @@ def test_a_run_time_silence_of_the_firing_record_holds_its_resolved_record_too()
 def test_a_run_time_silence_does_not_hold_the_resolved_record_of_a_notified_firing() -> None:
     clock, sink = Clock(), Sink()
     program = compile_source(RULES)
-    engine = StreamingEngine(program, {"src": [batch([1, 5, 12], [90, 90, 10], 1), batch([25], [10], 2)]},
-                             notifier=sink, clock=clock).start()
+    engine = StreamingEngine(
+        program, {"src": [batch([1, 5, 12], [90, 90, 10], 1), batch([25], [10], 2)]}, notifier=sink, clock=clock
+    ).start()
     engine.step()  # firing at 10 s, notified
     engine.silences.create(program, 'rule == "hot"', expires_at=T0_S + 3600)
     engine.step()  # resolved at 20 s while a silence is active: it follows its firing
@@ -120,8 +124,9 @@ rule quiet from m group by host absent for 90s
     rng = np.random.default_rng(3)
     n = 2000
     t = np.sort(rng.integers(0, 3 * 3600, n)) * 1_000_000 + 1_767_225_600_000_000
-    df = pl.DataFrame({"ts": pl.Series(t).cast(pl.Datetime("us")), "host": rng.choice(["a", "b", "c", "d"], n),
-                       "cpu": rng.uniform(0, 100, n)})
+    df = pl.DataFrame(
+        {"ts": pl.Series(t).cast(pl.Datetime("us")), "host": rng.choice(["a", "b", "c", "d"], n), "cpu": rng.uniform(0, 100, n)}
+    )
     df.write_parquet(tmp_path / "m.parquet")
     program = compile_source(text)
     replay(program, {"m": [tmp_path / "m.parquet"]}, tmp_path / "out", batch_rows=300)

@@ -47,9 +47,7 @@ def read(out: Path, rule: str) -> pl.DataFrame:
 def test_replay_writes_every_rule_and_matches_the_in_memory_replay(tmp_path: Path) -> None:
     program = cepdsl.compile(RULES).program
     m = metrics(3000)
-    users = pl.DataFrame(
-        {"ts": [dt.datetime(2024, 1, 1, 0, 0, s) for s in (3, 1, 2)], "user": ["bob", "root", "eve"]}
-    )
+    users = pl.DataFrame({"ts": [dt.datetime(2024, 1, 1, 0, 0, s) for s in (3, 1, 2)], "user": ["bob", "root", "eve"]})
     m[:1700].write_parquet(tmp_path / "m1.parquet", row_group_size=256)
     m[1700:].write_parquet(tmp_path / "m2.parquet", row_group_size=256)
     users.write_parquet(tmp_path / "a.parquet")

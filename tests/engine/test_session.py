@@ -6,7 +6,6 @@ import polars as pl
 import pytest
 
 import cepdsl
-
 from cepdsl.engine import DEAD_LETTER_SCHEMA, NO_WATERMARK, Session
 from cepdsl.plan import RuleKind
 from cepdsl.types import Type
@@ -214,9 +213,7 @@ def test_stats_report_counts_timings_and_state_size() -> None:
 
 
 def test_window_rules_take_late_rows_whose_window_is_still_open() -> None:
-    rules = cepdsl.compile(
-        "stream s (ts: timestamp, host: str, cpu: float)\nrule w from s window tumbling 10s having count() >= 1\n"
-    )
+    rules = cepdsl.compile("stream s (ts: timestamp, host: str, cpu: float)\nrule w from s window tumbling 10s having count() >= 1\n")
     sess = rules.session()
     first = sess.push("s", frame([0, 15]))["w"]  # watermark 15 s: [0, 10) fires
     assert list(zip(first["window_start"], first["count"], strict=True)) == [(at(0), 1)]

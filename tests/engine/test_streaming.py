@@ -254,7 +254,8 @@ def test_a_far_future_event_is_a_dead_letter_and_does_not_move_time() -> None:
     assert len(reasons) == 2 and all("ahead of the wall clock" in r and "1h" in r for r in reasons)
     assert eng.session.progress("m").max_ts_us < int((T0_S + 3600) * 1e6)
     # The bound is configurable; None turns it off (replay keeps its semantics: it never applies there).
-    eng2 = StreamingEngine(program, {"src": [Batch("m", future, empty_dead_letters(), {})]}, notifier=Sink(),
-                           clock=Clock(), max_future_s=3 * 3600.0)
+    eng2 = StreamingEngine(
+        program, {"src": [Batch("m", future, empty_dead_letters(), {})]}, notifier=Sink(), clock=Clock(), max_future_s=3 * 3600.0
+    )
     eng2.start().step()
     assert eng2.counters["dead_letters"] == 1 and eng2.counters["rows"] == 1

@@ -29,9 +29,7 @@ OR, AND, NOT, CMP, SUM, PROD, UNARY, PRIMARY = range(1, 9)
 
 # --------------------------------------------------------------------------- layout noise
 
-_comment_text = st.text(
-    alphabet=st.sampled_from(list("abc XYZ#()[]{}\"'`\\é→ ,;:=*")), max_size=12
-).map(lambda s: "#" + s)
+_comment_text = st.text(alphabet=st.sampled_from(list("abc XYZ#()[]{}\"'`\\é→ ,;:=*")), max_size=12).map(lambda s: "#" + s)
 
 GAPS = st.one_of(
     st.just(" "),
@@ -382,7 +380,10 @@ def clause(draw) -> list[str]:
 
 @st.composite
 def table_decl(draw) -> list[str]:
-    fields = [[draw(name()), ":", draw(st.sampled_from(["int", "float", "str", "bool", "timestamp"]))] for _ in range(draw(st.integers(1, 4)))]
+    fields = [
+        [draw(name()), ":", draw(st.sampled_from(["int", "float", "str", "bool", "timestamp"]))]
+        for _ in range(draw(st.integers(1, 4)))
+    ]
     tokens = ["table", draw(name()), "(", *_commas(draw, fields, True), ")"]
     opts = []
     if draw(st.booleans()):

@@ -15,8 +15,8 @@ import pytest
 
 from cepdsl.diagnostics import CheckError
 from cepdsl.fmt import canonical, format_source
-from cepdsl.parser import parse
 from cepdsl.frontend import parse_source
+from cepdsl.parser import parse
 
 CASES = sorted(Path(__file__).parent.joinpath("cases").glob("*.cep"))
 

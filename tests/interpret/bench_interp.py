@@ -65,10 +65,12 @@ def main(n: int) -> None:
                 "select host, time_bucket(interval 1 minute, ts) w, avg(cpu), count(*) from m group by all "
                 "having avg(cpu) > 50 order by w, host"
             ).fetchall(),
-            lambda: lazy.group_by(pl.col("host"), pl.col("ts").dt.truncate("1m"))
-            .agg(pl.col("cpu").mean(), pl.len())
-            .filter(pl.col("cpu") > 50)
-            .collect(),
+            lambda: (
+                lazy.group_by(pl.col("host"), pl.col("ts").dt.truncate("1m"))
+                .agg(pl.col("cpu").mean(), pl.len())
+                .filter(pl.col("cpu") > 50)
+                .collect()
+            ),
         ),
         "pattern": (PATTERN, None, None),
     }

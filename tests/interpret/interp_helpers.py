@@ -9,7 +9,6 @@ import os
 from typing import Any
 
 import polars as pl
-
 from hypothesis import settings
 
 from cepdsl.frontend import compile_source

@@ -113,7 +113,18 @@ def test_anomaly_record_schema() -> None:
     frame = events(*series(5.0, 5.0, 7.0))
     out = replay("rule e from m anomaly zscore(cpu) warmup 2\n", frame).matches["e"]
     assert out.columns == [
-        "rule", "ts", "severity", "host", "cpu", "n", "status", "score", "method", "baseline_n", "baseline_mean", "baseline_std",
+        "rule",
+        "ts",
+        "severity",
+        "host",
+        "cpu",
+        "n",
+        "status",
+        "score",
+        "method",
+        "baseline_n",
+        "baseline_mean",
+        "baseline_std",
     ]
     assert out.schema["score"] == pl.Float64 and out.schema["baseline_n"] == pl.Int64
 

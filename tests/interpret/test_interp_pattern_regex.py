@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 from cepdsl.interpret import run
 from tests.interpret.interp_helpers import compile_rules, events, examples
 
-
 QUANTIFIERS = ["", "", "?", "*", "+", "{2}", "{1,2}", "{2,}"]
 # Quantifiers whose iterations never go past the minimum. Python's re and the
 # ECMAScript rule the matcher follows (docs/semantics.md) treat an iteration

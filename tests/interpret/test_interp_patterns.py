@@ -6,6 +6,7 @@ import re
 
 from tests.interpret.interp_helpers import events, matches
 
+
 def steps(pattern: str) -> str:
     """`pattern P define ...` with `a`/`b`/`c` meaning status "a"/"b"/"c", for the steps P uses."""
     used = [v for v in "abc" if re.search(rf"\b{v}\b", pattern)]
@@ -141,9 +142,16 @@ def test_where_filters_rows_before_the_pattern_sees_them() -> None:
 def test_brute_force_example_from_the_language_reference() -> None:
     # fail{3,} ok within 10m, per user. u1: 4 fails then ok within 10m → one match (fail_count 4).
     # u2: 2 fails then ok → no match (needs 3).
-    rows = [(0, "u1", "login_failed"), (60, "u1", "login_failed"), (70, "u2", "login_failed"),
-            (120, "u1", "login_failed"), (130, "u2", "login_failed"), (180, "u1", "login_failed"),
-            (200, "u2", "login_ok"), (240, "u1", "login_ok")]
+    rows = [
+        (0, "u1", "login_failed"),
+        (60, "u1", "login_failed"),
+        (70, "u2", "login_failed"),
+        (120, "u1", "login_failed"),
+        (130, "u2", "login_failed"),
+        (180, "u1", "login_failed"),
+        (200, "u2", "login_ok"),
+        (240, "u1", "login_ok"),
+    ]
     frame = events(*({"ts": t, "host": u, "status": s} for t, u, s in rows))
     rule = (
         'rule bf from m where status in ["login_failed", "login_ok"] group by host '
@@ -157,8 +165,16 @@ def test_record_carries_the_last_rows_fields() -> None:
     frame = events({"ts": 0, "status": "a", "cpu": 1.0, "n": 1}, {"ts": 2, "status": "b", "cpu": 2.0, "n": 2})
     (got,) = matches("rule p from m " + steps("a b"), frame)
     assert got == {
-        "rule": "p", "ts": 2, "severity": "medium", "host": None, "cpu": 2.0, "n": 2, "status": "b",
-        "match_start": 0, "a_count": 1, "b_count": 1,
+        "rule": "p",
+        "ts": 2,
+        "severity": "medium",
+        "host": None,
+        "cpu": 2.0,
+        "n": 2,
+        "status": "b",
+        "match_start": 0,
+        "a_count": 1,
+        "b_count": 1,
     }
 
 

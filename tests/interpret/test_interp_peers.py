@@ -14,7 +14,6 @@ from hypothesis import strategies as st
 from cepdsl.interpret import run
 from tests.interpret.interp_helpers import SCHEMA, T0_US, compile_rules, examples
 
-
 row = st.fixed_dictionaries(
     {
         "t": st.integers(min_value=-120_000_000, max_value=600_000_000),  # µs around T0, before it too

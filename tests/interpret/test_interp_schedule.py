@@ -37,9 +37,7 @@ def test_without_having_every_tick_emits() -> None:
 def test_with_group_by_only_groups_with_rows_are_evaluated() -> None:
     # Ticks each minute over 2m. a at 10s and 100s, b at 70s; last event 130s (host c, starts the tick at 120s).
     frame = events({"ts": 10, "host": "a"}, {"ts": 70, "host": "b"}, {"ts": 100, "host": "a"}, {"ts": 130, "host": "c"})
-    got = matches(
-        'rule s from m group by host schedule "* * * * *" over 2m having count() > 0\n', frame, "ts", "host", "count"
-    )
+    got = matches('rule s from m group by host schedule "* * * * *" over 2m having count() > 0\n', frame, "ts", "host", "count")
     assert got == [
         {"ts": 60, "host": "a", "count": 1},  # [-60, 60): a@10
         {"ts": 120, "host": "a", "count": 2},  # [0, 120): a@10, a@100
@@ -57,9 +55,7 @@ def test_window_is_closed_left_open_right() -> None:
 def test_where_does_not_move_the_first_and_last_tick() -> None:
     # Ticks are bounded by all events on the stream (before `where`): first 0s, last 180s.
     frame = events({"ts": 0, "status": "up"}, {"ts": 90, "status": "down"}, {"ts": 180, "status": "up"})
-    got = matches(
-        'rule s from m where status == "down" schedule "* * * * *" over 1m having count() >= 0\n', frame, "ts", "count"
-    )
+    got = matches('rule s from m where status == "down" schedule "* * * * *" over 1m having count() >= 0\n', frame, "ts", "count")
     assert got == [{"ts": 60, "count": 0}, {"ts": 120, "count": 1}, {"ts": 180, "count": 0}]
 
 

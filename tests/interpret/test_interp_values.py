@@ -10,7 +10,7 @@ import pytest
 from cepdsl.interpret import eval_expr
 from cepdsl.plan import TBinary, TField, TUnary
 from cepdsl.types import Type
-from tests.interpret.interp_helpers import H, M, S, T0_US, value
+from tests.interpret.interp_helpers import T0_US, H, M, S, value
 
 P, Q = TField(Type.BOOL, "p"), TField(Type.BOOL, "q")
 T, F, N = True, False, None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from tests.interpret.interp_helpers import events, matches, replay, records
+from tests.interpret.interp_helpers import events, matches, records, replay
 
 W = ("ts", "window_start", "window_end")
 
@@ -101,9 +101,7 @@ def test_last_n_ties_keep_input_order_within_a_group() -> None:
 
 def test_having_with_group_key_and_aggregate() -> None:
     # tumbling 1m by host; a: avg(10, 30) = 20; b: avg(50) = 50. `host == "a"` is the group key.
-    frame = events(
-        {"ts": 1, "host": "a", "cpu": 10.0}, {"ts": 2, "host": "b", "cpu": 50.0}, {"ts": 3, "host": "a", "cpu": 30.0}
-    )
+    frame = events({"ts": 1, "host": "a", "cpu": 10.0}, {"ts": 2, "host": "b", "cpu": 50.0}, {"ts": 3, "host": "a", "cpu": 30.0})
     rule = 'rule g from m group by host window tumbling 1m having host == "a" and avg(cpu) >= 20\n'
     assert matches(rule, frame, "host", "avg_cpu") == [{"host": "a", "avg_cpu": 20.0}]
 
@@ -129,7 +127,13 @@ def test_window_record_carries_every_aggregate() -> None:
     )
     (got,) = matches(rule, frame)
     assert {k: got[k] for k in ("count", "count_cpu", "sum_cpu", "avg_cpu", "min_cpu", "max_cpu", "distinct_cpu")} == {
-        "count": 5, "count_cpu": 4, "sum_cpu": 11.0, "avg_cpu": 2.75, "min_cpu": 1.0, "max_cpu": 4.0, "distinct_cpu": 3,
+        "count": 5,
+        "count_cpu": 4,
+        "sum_cpu": 11.0,
+        "avg_cpu": 2.75,
+        "min_cpu": 1.0,
+        "max_cpu": 4.0,
+        "distinct_cpu": 3,
     }
     assert math.isclose(got["std_cpu"], 1.5) and got["p50_cpu"] == 3.0
 

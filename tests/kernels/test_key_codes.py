@@ -11,8 +11,23 @@ from cepdsl.kernels.groups import GroupTable
 from cepdsl.kernels.key_codes import frame_codes
 from tests.support.key_columns import key_frame
 
-WORDS = ["", "a", "ab", "abc", "abcd", "abcde", "abcdefghijk", "abcdefghijkl", "abcdefghijklm",
-         "abcdefghijklmnopqrstuvwxyz", "abcdefghijklmnopqrstuvwxyZ", "Abcdefghijklmnopqrstuvwxyz", "é", "x" * 100, None]
+WORDS = [
+    "",
+    "a",
+    "ab",
+    "abc",
+    "abcd",
+    "abcde",
+    "abcdefghijk",
+    "abcdefghijkl",
+    "abcdefghijklm",
+    "abcdefghijklmnopqrstuvwxyz",
+    "abcdefghijklmnopqrstuvwxyZ",
+    "Abcdefghijklmnopqrstuvwxyz",
+    "é",
+    "x" * 100,
+    None,
+]
 
 
 def reference(df: pl.DataFrame) -> list[int]:
@@ -77,4 +92,3 @@ def test_group_table_numbers_keys_for_good_across_batches_and_restores(cols: tup
 
 def reference_rows(df: pl.DataFrame) -> list[tuple[object, ...]]:
     return [tuple("NaN" if isinstance(v, float) and math.isnan(v) else v for v in row) for row in df.iter_rows()]
-

@@ -31,8 +31,13 @@ silence maintenance
 def test_silenced_matches_are_written_but_not_notified_and_templates_render(tmp_path: Path) -> None:
     rules = cepdsl.compile(RULES.format(path=tmp_path / "out.jsonl"))
     t0 = dt.datetime(2026, 1, 1)
-    frame = pl.DataFrame({"ts": [t0, t0 + dt.timedelta(minutes=1), t0 + dt.timedelta(hours=2)],
-                          "host": ["db-1", "web-1", "db-1"], "cpu": [95.0, 96.0, 97.0]})
+    frame = pl.DataFrame(
+        {
+            "ts": [t0, t0 + dt.timedelta(minutes=1), t0 + dt.timedelta(hours=2)],
+            "host": ["db-1", "web-1", "db-1"],
+            "cpu": [95.0, 96.0, 97.0],
+        }
+    )
     matches = rules.replay({"m": frame})["hot"]
     assert matches["silenced"].to_list() == ["maintenance", None, None]  # all three in the output
     n = Notifier(rules.program, outbox=tmp_path / "o.sqlite")

@@ -49,8 +49,10 @@ class Feed:
         return self.pending.pop(0)
 
     def push(self, seconds: int, host: str) -> None:
-        frame = pl.DataFrame({"ts": [T0 + dt.timedelta(seconds=seconds)], "host": [host], "cpu": [95.0]},
-                             schema={"ts": pl.Datetime("us"), "host": pl.String, "cpu": pl.Float64})
+        frame = pl.DataFrame(
+            {"ts": [T0 + dt.timedelta(seconds=seconds)], "host": [host], "cpu": [95.0]},
+            schema={"ts": pl.Datetime("us"), "host": pl.String, "cpu": pl.Float64},
+        )
         self.pending.append(Batch("m", frame, empty_dead_letters(), {}))
 
 
@@ -58,8 +60,7 @@ def test_a_runtime_silence_holds_from_creation_to_expiry_by_the_engine_clock() -
     program = compile_source(RULES)
     clock, sink, feed = Clock(), Sink(), Feed()
     outputs: list[pl.DataFrame] = []
-    eng = StreamingEngine(program, {"src": feed}, notifier=sink, clock=clock,
-                          on_matches=lambda rid, f: outputs.append(f)).start()
+    eng = StreamingEngine(program, {"src": feed}, notifier=sink, clock=clock, on_matches=lambda rid, f: outputs.append(f)).start()
     feed.push(0, "db-1")
     eng.step()  # before the silence
     s = eng.silences.create(program, 'host starts_with "db-"', expires_at=clock.now + 60, comment="maintenance")
@@ -84,8 +85,11 @@ def test_expire_early_and_matcher_forms() -> None:
     from runtime.silence_book import SilenceBook
 
     book = SilenceBook(clock)
-    s = book.create(program, matcher_text([{"name": "rule", "value": "hot", "op": "="}, {"name": "host", "value": "db-.*", "op": "=~"}]),
-                    expires_at=clock.now + 3600)
+    s = book.create(
+        program,
+        matcher_text([{"name": "rule", "value": "hot", "op": "="}, {"name": "host", "value": "db-.*", "op": "=~"}]),
+        expires_at=clock.now + 3600,
+    )
     assert s.match_text == 'rule == "hot" and `host` matches "db-.*"'
     assert s.active(clock.now)
     clock.now += 1

@@ -65,15 +65,19 @@ class Feed:
         return self.pending.pop(0)
 
     def push(self, seconds: int, host: str) -> None:
-        frame = pl.DataFrame({"ts": [T0 + dt.timedelta(seconds=seconds)], "host": [host], "cpu": [1.0]},
-                             schema={"ts": pl.Datetime("us"), "host": pl.String, "cpu": pl.Float64})
+        frame = pl.DataFrame(
+            {"ts": [T0 + dt.timedelta(seconds=seconds)], "host": [host], "cpu": [1.0]},
+            schema={"ts": pl.Datetime("us"), "host": pl.String, "cpu": pl.Float64},
+        )
         self.pending.append(Batch("m", frame, empty_dead_letters(), {}))
 
 
 def test_redis_hash_table_is_read_and_checked(redis_client, redis_server) -> None:
     program = compile_source(RULES.format(source='redis("cep:table:hosts")', refresh=""))
-    redis_client.hset("cep:table:hosts", mapping={"a": json.dumps({"region": "eu", "tier": 1}),
-                                                  "b": json.dumps({"host": "b", "region": "us", "tier": "2"})})
+    redis_client.hset(
+        "cep:table:hosts",
+        mapping={"a": json.dumps({"region": "eu", "tier": 1}), "b": json.dumps({"host": "b", "region": "us", "tier": "2"})},
+    )
     watcher = TableWatcher(program, redis_url_of(f"{redis_server.url}?prefix=x:", None))
     frame = watcher.load_all()["hosts"].sort("host")
     assert frame.to_dicts() == [{"host": "a", "region": "eu", "tier": 1}, {"host": "b", "region": "us", "tier": 2}]
@@ -89,8 +93,9 @@ def test_redis_table_joins_in_the_engine_and_refreshes(redis_client, redis_serve
     program = compile_source(RULES.format(source='redis("cep:table:hosts")', refresh="refresh 1m"))
     redis_client.hset("cep:table:hosts", "a", json.dumps({"region": "eu", "tier": 1}))
     clock, sink, feed = Clock(), Sink(), Feed()
-    eng = StreamingEngine(program, {"src": feed}, notifier=sink, clock=clock,
-                          tables=TableWatcher(program, redis_server.url, clock=clock)).start()
+    eng = StreamingEngine(
+        program, {"src": feed}, notifier=sink, clock=clock, tables=TableWatcher(program, redis_server.url, clock=clock)
+    ).start()
     feed.push(0, "a")
     eng.step()
     redis_client.hset("cep:table:hosts", "a", json.dumps({"region": "us", "tier": 1}))

@@ -69,10 +69,17 @@ def test_section_9_program_replays_with_its_table_file(tmp_path: Path) -> None:
     rule_file.write_text(SECTION1 + SECTION9)
     rules = cepdsl.compile(rule_file)
     t0 = dt.datetime(2026, 1, 1, 2, 30)
-    metrics = pl.DataFrame({
-        "ts": [t0, t0 + dt.timedelta(hours=3)], "host": ["db-1", "db-1"], "cpu": [10.0, 10.0], "memory": [99.0, 99.0],
-        "status": ["ok", "ok"], "latency_ms": [1.0, 1.0], "event_type": ["metric", "metric"],
-    })
+    metrics = pl.DataFrame(
+        {
+            "ts": [t0, t0 + dt.timedelta(hours=3)],
+            "host": ["db-1", "db-1"],
+            "cpu": [10.0, 10.0],
+            "memory": [99.0, 99.0],
+            "status": ["ok", "ok"],
+            "latency_ms": [1.0, 1.0],
+            "event_type": ["metric", "metric"],
+        }
+    )
     out = rules.replay({"metrics": metrics})
     disk = out["disk_full"]
     assert disk["hosts.region"].to_list() == ["eu", "eu"]

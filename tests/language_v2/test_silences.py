@@ -15,9 +15,22 @@ from tests.differential.test_windows_filters import pieces
 from tests.support.frames import assert_frames_match
 from tests.support.generators import cuts, streams, window_rules
 
-MATCHES = ['rule == "r"', 'g == "a"', 'severity == "medium" and x > 2', "count >= 2", "true", 'rule in ["r", "z"] and g starts_with "b"', 'rule == "other"']
-PERIODS = ['every "*/2 * * * *" for 30s', 'every "* * * * *" for 10s', 'every "0 0 * * *" for 1h',
-           'from "2024-01-01T00:01:00Z" until "2024-01-01T00:03:00Z"', 'from "2023-01-01T00:00:00Z" until "2023-01-02T00:00:00Z"']
+MATCHES = [
+    'rule == "r"',
+    'g == "a"',
+    'severity == "medium" and x > 2',
+    "count >= 2",
+    "true",
+    'rule in ["r", "z"] and g starts_with "b"',
+    'rule == "other"',
+]
+PERIODS = [
+    'every "*/2 * * * *" for 30s',
+    'every "* * * * *" for 10s',
+    'every "0 0 * * *" for 1h',
+    'from "2024-01-01T00:01:00Z" until "2024-01-01T00:03:00Z"',
+    'from "2023-01-01T00:00:00Z" until "2023-01-02T00:00:00Z"',
+]
 
 
 @st.composite
@@ -34,7 +47,11 @@ def silences(draw: st.DrawFn, has_count: bool) -> str:
 def test_silences_under_any_batching_equal_interpreter(data: st.DataObject) -> None:
     rule = data.draw(window_rules(), label="rule")
     # Every field a silence reads must be some rule's: `other` has `count`, `f` has `x`.
-    text = rule + "rule other from s group by g window tumbling 1m having count() >= 1\nrule f from s where n > 3\n" + data.draw(silences(True), label="silences")
+    text = (
+        rule
+        + "rule other from s group by g window tumbling 1m having count() >= 1\nrule f from s where n > 3\n"
+        + data.draw(silences(True), label="silences")
+    )
     frame = data.draw(streams(), label="stream")
     bounds = data.draw(cuts(frame.height), label="cuts")
     rules = cepdsl.compile(text)
@@ -61,8 +78,14 @@ silence z_all
 
 
 def test_section_9_4_example_half_open_periods_and_first_by_name() -> None:
-    ts = [T0 + dt.timedelta(hours=1, minutes=59), T0 + dt.timedelta(hours=2), T0 + dt.timedelta(hours=2, minutes=45),
-          T0 + dt.timedelta(hours=3, minutes=59, seconds=59), T0 + dt.timedelta(hours=4), T0 + dt.timedelta(hours=2, minutes=50)]
+    ts = [
+        T0 + dt.timedelta(hours=1, minutes=59),
+        T0 + dt.timedelta(hours=2),
+        T0 + dt.timedelta(hours=2, minutes=45),
+        T0 + dt.timedelta(hours=3, minutes=59, seconds=59),
+        T0 + dt.timedelta(hours=4),
+        T0 + dt.timedelta(hours=2, minutes=50),
+    ]
     hosts = ["db-1", "db-1", "db-1", "db-2", "db-1", "web-1"]
     frame = pl.DataFrame({"ts": ts, "host": hosts, "cpu": [95.0] * 6})
     rules = cepdsl.compile(RULES)
@@ -71,8 +94,12 @@ def test_section_9_4_example_half_open_periods_and_first_by_name() -> None:
     # [02:00, 04:00) for db-*; the 02:45 match is in both silences: the first by name wins;
     # web-1 at 02:50 is only in z_all ([02:30, 03:00), severity high).
     assert disk.select("host", "silenced").rows() == [
-        ("db-1", None), ("db-1", "nightly_backup"), ("db-1", "nightly_backup"), ("web-1", "z_all"),
-        ("db-2", "nightly_backup"), ("db-1", None),
+        ("db-1", None),
+        ("db-1", "nightly_backup"),
+        ("db-1", "nightly_backup"),
+        ("web-1", "z_all"),
+        ("db-2", "nightly_backup"),
+        ("db-1", None),
     ]
     assert out["io_slow"].sort("ts")["silenced"].to_list() == [None, "nightly_backup", "nightly_backup", None, "nightly_backup", None]
     assert interpret.run(rules.program, {"m": frame})["disk_full"].sort("ts")["silenced"].equals(disk["silenced"])

@@ -36,7 +36,10 @@ EVENTS = pl.DataFrame(
 def write(kind: str, folder: Path, rows: list[dict]) -> str:
     if kind == "csv":
         lines = ["host,region,tier,up,since"] + [
-            ",".join("" if r[k] is None else str(r[k]).lower() if isinstance(r[k], bool) else str(r[k]) for k in ("host", "region", "tier", "up", "since"))
+            ",".join(
+                "" if r[k] is None else str(r[k]).lower() if isinstance(r[k], bool) else str(r[k])
+                for k in ("host", "region", "tier", "up", "since")
+            )
             for r in rows
         ]
         (folder / "hosts.csv").write_text("\n".join(lines) + "\n")
@@ -102,7 +105,10 @@ def test_cli_replay_joins_and_a_load_error_is_one_line(tmp_path: Path) -> None:
     EVENTS.write_parquet(tmp_path / "m.parquet")
     run = lambda: subprocess.run(  # noqa: E731
         [sys.executable, "-m", "runtime.cli", "replay", "ops.cep", "--data", "m=m.parquet", "--out", "out", "--no-progress"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     ok = run()
     assert ok.returncode == 0, ok.stderr

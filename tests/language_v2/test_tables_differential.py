@@ -28,12 +28,24 @@ JOINS = [
     "join t on g\n  join nt on t.k",
     "join nt on x\n  join t as a on g",
 ]
-WHERES = ["", "t.region == \"eu\"", "t.w > 1 or t.w is null", "nt.label is not null", "a.k >= 1", "x > 1 and t.k != 2",
-          "n > 0 and t.region == \"eu\" and x is not null", "a.w > 0.5 and g != \"b\""]
-SHAPES = ["", "group by g\n  window tumbling 1m\n  having count() >= 1", "group by t.region\n  window sliding 1m every 20s",
-          "group by g\n  anomaly zscore(n) baseline 5 warmup 2",
-          "group by g\n  pattern a b within 1m\n  define a as n > 1, b as x > 1",
-          "group by g\n  absent for 30s"]
+WHERES = [
+    "",
+    "t.region == \"eu\"",
+    "t.w > 1 or t.w is null",
+    "nt.label is not null",
+    "a.k >= 1",
+    "x > 1 and t.k != 2",
+    "n > 0 and t.region == \"eu\" and x is not null",
+    "a.w > 0.5 and g != \"b\"",
+]
+SHAPES = [
+    "",
+    "group by g\n  window tumbling 1m\n  having count() >= 1",
+    "group by t.region\n  window sliding 1m every 20s",
+    "group by g\n  anomaly zscore(n) baseline 5 warmup 2",
+    "group by g\n  pattern a b within 1m\n  define a as n > 1, b as x > 1",
+    "group by g\n  absent for 30s",
+]
 
 
 @st.composite
@@ -108,8 +120,10 @@ def test_joins_big_batch_path_and_replay_equal_interpreter(data: st.DataObject) 
 
 
 def test_late_rows_are_joined_too() -> None:
-    text = STREAM_DECL.replace("n: int)\n", "n: int)\n  lateness 0s\n") + TABLES + (
-        "rule r from s\n  join t on g\n  where t.region == \"eu\"\n"
+    text = (
+        STREAM_DECL.replace("n: int)\n", "n: int)\n  lateness 0s\n")
+        + TABLES
+        + ("rule r from s\n  join t on g\n  where t.region == \"eu\"\n")
     )
     rules = cepdsl.compile(text)
     tabs = {"t": pl.DataFrame({"g": ["a"], "region": ["eu"], "w": [1.0], "k": [1]}), "nt": pl.DataFrame({"k": [1.0], "label": ["x"]})}

@@ -92,7 +92,14 @@ def test_edits_that_move_declarations() -> None:
     base += 'channel c = slack(webhook_url = env("U"), channel = "#x")\n'
     base += 'rule a from s group by x anomaly zscore(x, threshold = 2.0) notify c message "{{ x }}"\n\n'
     inc = IncrementalParser()
-    texts = [base, "\n" + base, "\n\n\n" + base, base.replace("rule r5\n", "rule r5\n\n\n"), base.replace("where x > 7", "where x > (7)"), base]
+    texts = [
+        base,
+        "\n" + base,
+        "\n\n\n" + base,
+        base.replace("rule r5\n", "rule r5\n\n\n"),
+        base.replace("where x > 7", "where x > (7)"),
+        base,
+    ]
     texts.append(base.replace("rule r9\n", "rule r9\nrule r9b from s\n"))  # a new rule in the middle
     texts.append(base + base.split("\n\n", 1)[1])  # the same rules twice: each copy keeps its own lines
     for t in texts:

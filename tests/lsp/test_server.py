@@ -21,7 +21,9 @@ channel ops_slack = slack(webhook_url = "https://hooks.slack.test/T000/B000/XXXX
 channel oncall = pagerduty(routing_key = env("PD_KEY"))
 """
 
-THREE_ERRORS = STREAMS + """
+THREE_ERRORS = (
+    STREAMS
+    + """
 rule high_cpu "High CPU"
   from metrics
   where cpux > 80 and memory > 70
@@ -39,8 +41,11 @@ rule hot
   having avg(cpu) > 85
   notify ops_slak
 """
+)
 
-PATTERN = STREAMS + """
+PATTERN = (
+    STREAMS
+    + """
 rule brute
   from metrics
   group by host
@@ -50,6 +55,7 @@ rule brute
   notify oncall fallback ops_slack
   message "{{ host }} failed {{ fail_count }} times"
 """
+)
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +80,10 @@ def _pos(text: str, needle: str, after: int = 0) -> dict[str, int]:
 
 
 def _range(span) -> dict:  # a checker span as the LSP range it must become
-    return {"start": {"line": span.line - 1, "character": span.col - 1}, "end": {"line": span.end_line - 1, "character": span.end_col - 1}}
+    return {
+        "start": {"line": span.line - 1, "character": span.col - 1},
+        "end": {"line": span.end_line - 1, "character": span.end_col - 1},
+    }
 
 
 def test_three_errors_three_diagnostics_as_cep_check(client: LspClient, tmp_path: Path) -> None:
@@ -136,11 +145,13 @@ def test_completion_of_names_in_context(client: LspClient, tmp_path: Path) -> No
         uri, _ = _doc(d, text)
         client.open(uri, text)
         end = {"line": text.count("\n"), "character": len(text.split("\n")[-1])}
-        return {i["label"] for i in client.request("textDocument/completion", {"textDocument": {"uri": uri}, "position": end})["items"]}
+        return {
+            i["label"] for i in client.request("textDocument/completion", {"textDocument": {"uri": uri}, "position": end})["items"]
+        }
 
     assert {"ops_slack", "oncall"} <= labels(STREAMS + "\nrule r from metrics notify ")
     assert {"ops_slack", "oncall"} <= labels(STREAMS + "\nrule r from metrics notify oncall fallback ")
-    assert {"fail", "ok"} <= labels(PATTERN.replace("pattern fail{3,} ok within 10m", "pattern fail{3,} ok ") .split("  define")[0])
+    assert {"fail", "ok"} <= labels(PATTERN.replace("pattern fail{3,} ok within 10m", "pattern fail{3,} ok ").split("  define")[0])
     assert labels(STREAMS + "\nrule r from metrics pattern a b\n define a as cpu > 1, ") >= {"b"}
     having = labels(STREAMS + "\nrule r from metrics window tumbling 1m having ")
     assert {"avg", "count", "percentile", "cpu"} <= having
@@ -167,7 +178,10 @@ def test_formatting_returns_the_formatters_output(client: LspClient, tmp_path: P
     done = format_source(text)
     uri2, _ = _doc(tmp_path, done, "done.cep")
     client.open(uri2, done)
-    assert client.request("textDocument/formatting", {"textDocument": {"uri": uri2}, "options": {"tabSize": 2, "insertSpaces": True}}) == []
+    assert (
+        client.request("textDocument/formatting", {"textDocument": {"uri": uri2}, "options": {"tabSize": 2, "insertSpaces": True}})
+        == []
+    )
 
 
 def test_quick_fix_replaces_the_misspelt_name(client: LspClient, tmp_path: Path) -> None:
@@ -191,7 +205,9 @@ def test_quick_fix_replaces_the_misspelt_name(client: LspClient, tmp_path: Path)
 
 
 def test_hover(client: LspClient, tmp_path: Path) -> None:
-    text = STREAMS + """
+    text = (
+        STREAMS
+        + """
 rule hot "Hot hosts"
   from metrics
   group by host
@@ -200,6 +216,7 @@ rule hot "Hot hosts"
   notify ops_slack
   message "{{ host }}: {{ avg_cpu }}"
 """
+    )
     uri, path = _doc(tmp_path, text)
     client.open(uri, text)
 
@@ -313,7 +330,9 @@ def test_program_modes_and_debounce(tmp_path: Path) -> None:
             ws.change(uri, v, (2, 11 + v - 2), (2, 11 + v - 2), ch)
         got = ws.diagnostics(uri, version=4, after=n)
         assert [d["message"] for d in got] == ["unknown field `cpuabc` in stream `metrics`"]
-        published = [m for _, m in ws.notifications[n:] if m.get("method") == "textDocument/publishDiagnostics" and m["params"]["uri"] == uri]
+        published = [
+            m for _, m in ws.notifications[n:] if m.get("method") == "textDocument/publishDiagnostics" and m["params"]["uri"] == uri
+        ]
         assert [m["params"]["version"] for m in published] == [4]
     finally:
         ws.close()
@@ -351,7 +370,9 @@ def test_signature_help(client: LspClient, tmp_path: Path) -> None:
     text2 = 'channel c = email(smtp_host = "m", '
     uri2, _ = _doc(tmp_path, text2, "ch.cep")
     client.open(uri2, text2)
-    help2 = client.request("textDocument/signatureHelp", {"textDocument": {"uri": uri2}, "position": {"line": 0, "character": len(text2)}})
+    help2 = client.request(
+        "textDocument/signatureHelp", {"textDocument": {"uri": uri2}, "position": {"line": 0, "character": len(text2)}}
+    )
     assert help2["signatures"][0]["label"].startswith("email(smtp_host, smtp_port?, sender, to,")
 
 
@@ -370,12 +391,18 @@ def test_rename_a_channel_across_files(client: LspClient, tmp_path: Path) -> Non
     assert edit[decls_uri][0]["range"]["start"] == _pos(STREAMS, "oncall =")
     # A field may be used inside message templates: not offered.
     with pytest.raises(RuntimeError, match="not supported"):
-        client.request("textDocument/prepareRename", {"textDocument": {"uri": uri}, "position": _pos(rules, "metrics", 1)} | {"position": _pos(STREAMS, "cpu", 1), "textDocument": {"uri": decls_uri}})
+        client.request(
+            "textDocument/prepareRename",
+            {"textDocument": {"uri": uri}, "position": _pos(rules, "metrics", 1)}
+            | {"position": _pos(STREAMS, "cpu", 1), "textDocument": {"uri": decls_uri}},
+        )
     with pytest.raises(RuntimeError, match="is not a name"):
         client.request("textDocument/rename", {**pos, "newName": "2x"})
 
 
-TABLES = STREAMS + """
+TABLES = (
+    STREAMS
+    + """
 table hosts (host: str, region: str, tier: int)
   key host
   from "hosts.csv"
@@ -392,6 +419,7 @@ silence nightly "Backups"
   match rule in ["by_region"] and host starts_with "db-"
   every "0 2 * * *" for 2h
 """
+)
 
 
 def test_tables_joins_templates_silences(client: LspClient, tmp_path: Path) -> None:

@@ -108,7 +108,9 @@ def test_every_corpus_token_gets_its_scope() -> None:
                 covering = [sc for s, e, sc in by_line.get(line, []) if s < u1 and e > u0]
                 assert covering, (path.name, tok)
                 for sc in covering:
-                    assert any(s.startswith(want) for s in sc), f"{path.name}:{line}: {tok.type} {tok.value!r} scoped {sc}, want {want}"
+                    assert any(s.startswith(want) for s in sc), (
+                        f"{path.name}:{line}: {tok.type} {tok.value!r} scoped {sc}, want {want}"
+                    )
             checked += 1
     assert checked > 2000
 

@@ -50,8 +50,9 @@ def matches(prog: Program, rule_id: str, rows: list[dict[str, Any]]) -> pl.DataF
 
 
 def cpu_rows(n: int, start: int = 0) -> list[dict[str, Any]]:
-    return [{"ts": T0 + dt.timedelta(seconds=i), "host": f"web-{i}", "cpu": 90.0 + i % 10, "memory": 75.5}
-            for i in range(start, start + n)]
+    return [
+        {"ts": T0 + dt.timedelta(seconds=i), "host": f"web-{i}", "cpu": 90.0 + i % 10, "memory": 75.5} for i in range(start, start + n)
+    ]
 
 
 @pytest.fixture

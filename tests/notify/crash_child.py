@@ -32,11 +32,18 @@ def main() -> None:
     prog = compile_source(SOURCE)
     rule = prog.rule("hot")
     t0 = dt.datetime(2024, 1, 1)
-    frame = pl.DataFrame([{"rule": "hot", "ts": t0 + dt.timedelta(seconds=i), "severity": "high",
-                           "host": f"h{i}", "cpu": 99.0} for i in range(n)], schema=rule.output_schema)
-    notifier = Notifier(prog, outbox=outbox, env={"HOOK_URL": url}, max_in_flight=8,
-                        policy=DestinationPolicy.allowing(hosts={"127.0.0.1"}),
-                        retry=RetryPolicy(base_s=0.05, jitter=0.0))
+    frame = pl.DataFrame(
+        [{"rule": "hot", "ts": t0 + dt.timedelta(seconds=i), "severity": "high", "host": f"h{i}", "cpu": 99.0} for i in range(n)],
+        schema=rule.output_schema,
+    )
+    notifier = Notifier(
+        prog,
+        outbox=outbox,
+        env={"HOOK_URL": url},
+        max_in_flight=8,
+        policy=DestinationPolicy.allowing(hosts={"127.0.0.1"}),
+        retry=RetryPolicy(base_s=0.05, jitter=0.0),
+    )
     notifier.submit("hot", frame)
     if mode == "enqueue":
         print("enqueued", flush=True)

@@ -21,9 +21,20 @@ from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from typing import Any
 
-REASONS = {200: "OK", 202: "Accepted", 204: "No Content", 302: "Found", 400: "Bad Request", 401: "Unauthorized",
-           404: "Not Found", 408: "Request Timeout", 429: "Too Many Requests", 500: "Internal Server Error",
-           502: "Bad Gateway", 503: "Service Unavailable"}
+REASONS = {
+    200: "OK",
+    202: "Accepted",
+    204: "No Content",
+    302: "Found",
+    400: "Bad Request",
+    401: "Unauthorized",
+    404: "Not Found",
+    408: "Request Timeout",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+}
 
 
 @dataclass(frozen=True)
@@ -105,7 +116,8 @@ class Receiver:
         loop = asyncio.new_event_loop()
         self._loop = loop
         self._server = loop.run_until_complete(
-            asyncio.start_server(self._handle, "127.0.0.1", self.port, backlog=512, reuse_address=True))
+            asyncio.start_server(self._handle, "127.0.0.1", self.port, backlog=512, reuse_address=True)
+        )
         self.port = self._server.sockets[0].getsockname()[1]
         self._ready.set()
         try:
@@ -154,8 +166,9 @@ class Receiver:
                 extra = "".join(f"{k}: {v}\r\n" for k, v in answer.headers.items())
                 writer.write(
                     f"HTTP/1.1 {answer.status} {REASONS.get(answer.status, 'Status')}\r\n"
-                    f"Content-Type: application/json\r\nContent-Length: {len(answer.body)}\r\n{extra}\r\n"
-                    .encode() + answer.body)
+                    f"Content-Type: application/json\r\nContent-Length: {len(answer.body)}\r\n{extra}\r\n".encode()
+                    + answer.body
+                )
                 await writer.drain()
                 if headers.get("connection", "").lower() == "close":
                     break

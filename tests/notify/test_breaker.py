@@ -23,8 +23,7 @@ def test_breaker_cycle():
     for _ in range(5):
         b.record_failure()
     assert b.state == "open" and not b.allows()
-    assert b.snapshot() == {"state": "open", "consecutive_failures": 5, "half_open_successes": 0,
-                            "retry_at": 60.0, "times_opened": 1}
+    assert b.snapshot() == {"state": "open", "consecutive_failures": 5, "half_open_successes": 0, "retry_at": 60.0, "times_opened": 1}
     now[0] = 59.9
     assert not b.allows()
     now[0] = 60.0

@@ -28,9 +28,15 @@ rule high_cpu "High CPU"
 
 
 def env_for(rx) -> dict[str, str]:
-    return {"HOOK_URL": rx.url + "/hook", "HOOK_AUTH": "Bearer hook-secret-123", "SLACK_URL": rx.url + "/services/T0/B0/slacksecret99",
-            "TWILIO_TOKEN": "twilio-token-456", "TWILIO_BASE": rx.url + "/twilio", "PD_KEY": "pd-routing-key-789",
-            "PD_BASE": rx.url + "/pd"}
+    return {
+        "HOOK_URL": rx.url + "/hook",
+        "HOOK_AUTH": "Bearer hook-secret-123",
+        "SLACK_URL": rx.url + "/services/T0/B0/slacksecret99",
+        "TWILIO_TOKEN": "twilio-token-456",
+        "TWILIO_BASE": rx.url + "/twilio",
+        "PD_KEY": "pd-routing-key-789",
+        "PD_BASE": rx.url + "/pd",
+    }
 
 
 def test_every_http_channel_delivers_what_its_receiver_expects(receiver, make_notifier):
@@ -79,9 +85,15 @@ def test_every_http_channel_delivers_what_its_receiver_expects(receiver, make_no
     assert n.stats()["sent"] == 4
 
 
-@pytest.mark.parametrize("severity, colour, pd_sev", [
-    ("info", "#439FE0", "info"), ("low", "#2EB67D", "warning"), ("medium", "#ECB22E", "warning"),
-    ("critical", "#E01E5A", "critical")])
+@pytest.mark.parametrize(
+    "severity, colour, pd_sev",
+    [
+        ("info", "#439FE0", "info"),
+        ("low", "#2EB67D", "warning"),
+        ("medium", "#ECB22E", "warning"),
+        ("critical", "#E01E5A", "critical"),
+    ],
+)
 def test_severity_maps_to_slack_colour_and_pagerduty_severity(receiver, make_notifier, severity, colour, pd_sev):
     prog = program(f"""
 channel chat = slack(webhook_url = env("SLACK_URL"))

@@ -6,9 +6,10 @@ import logging
 
 import pytest
 from conftest import cpu_rows, matches, program
-from receiver import Answer
 
 from runtime.notify import ChannelConfigError, Notifier, notify_test, resolve_channels
+
+from receiver import Answer
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -22,16 +23,19 @@ rule r "R" from metrics where cpu > 1 notify hook fallback pd
 def test_missing_env_variable_is_a_clear_error_at_start(tmp_path):
     prog = program(SRC)
     with pytest.raises(ChannelConfigError) as err:
-        Notifier(prog, env={"HOOK_URL": "https://hooks.example.org/x", "HOOK_AUTH": "a-secret"},
-                 outbox=tmp_path / "o.sqlite")
+        Notifier(prog, env={"HOOK_URL": "https://hooks.example.org/x", "HOOK_AUTH": "a-secret"}, outbox=tmp_path / "o.sqlite")
     assert str(err.value) == "channel 'pd', option 'routing_key': environment variable 'PD_KEY' is not set"
     assert err.value.variable == "PD_KEY" and err.value.channel == "pd"
 
 
 def test_resolved_channels_never_show_secrets():
     prog = program(SRC)
-    env = {"HOOK_URL": "https://hooks.example.org/T000/B000/hooksecret", "HOOK_AUTH": "Bearer tok-abcdef",
-           "PD_KEY": "R0UTINGKEY123", "PD_BASE": "https://events.example.org"}
+    env = {
+        "HOOK_URL": "https://hooks.example.org/T000/B000/hooksecret",
+        "HOOK_AUTH": "Bearer tok-abcdef",
+        "PD_KEY": "R0UTINGKEY123",
+        "PD_BASE": "https://events.example.org",
+    }
     channels = resolve_channels(prog, env)
     shown = repr(channels) + str([c.describe() for c in channels.values()])
     for secret in env.values():
@@ -45,11 +49,18 @@ def test_resolved_channels_never_show_secrets():
 def test_secrets_never_reach_the_outbox_logs_or_failures(receiver, make_notifier, tmp_path, caplog):
     receiver.script("/hook", Answer(401, body=b'{"error":"bad token Bearer tok-abcdef for /hook/hooksecret"}'))
     receiver.script("/pd", *[Answer(500, body=b"R0UTINGKEY123 rejected")] * 2)
-    prog = program(SRC.replace("notify hook fallback pd", "notify hook fallback pd").replace(
-        'pagerduty(routing_key = env("PD_KEY"), api_base = env("PD_BASE"))',
-        'pagerduty(routing_key = env("PD_KEY"), api_base = env("PD_BASE"), retries = 1)'))
-    env = {"HOOK_URL": receiver.url + "/hook/hooksecret", "HOOK_AUTH": "Bearer tok-abcdef",
-           "PD_KEY": "R0UTINGKEY123", "PD_BASE": receiver.url + "/pd"}
+    prog = program(
+        SRC.replace("notify hook fallback pd", "notify hook fallback pd").replace(
+            'pagerduty(routing_key = env("PD_KEY"), api_base = env("PD_BASE"))',
+            'pagerduty(routing_key = env("PD_KEY"), api_base = env("PD_BASE"), retries = 1)',
+        )
+    )
+    env = {
+        "HOOK_URL": receiver.url + "/hook/hooksecret",
+        "HOOK_AUTH": "Bearer tok-abcdef",
+        "PD_KEY": "R0UTINGKEY123",
+        "PD_BASE": receiver.url + "/pd",
+    }
     outbox = tmp_path / "secret-check.sqlite"
     caplog.set_level(logging.DEBUG, logger="cep.notify")
     n = make_notifier(prog, env, outbox=outbox).start()
@@ -69,12 +80,15 @@ def test_secrets_never_reach_the_outbox_logs_or_failures(receiver, make_notifier
 
 def test_notify_test_returns_what_was_sent_with_secrets_masked(receiver):
     prog = program(SRC + '  message "{{ host }} at {{ cpu }}"\n')
-    env = {"HOOK_URL": receiver.url + "/hook/hooksecret", "HOOK_AUTH": "Bearer tok-abcdef",
-           "PD_KEY": "R0UTINGKEY123", "PD_BASE": receiver.url + "/pd"}
+    env = {
+        "HOOK_URL": receiver.url + "/hook/hooksecret",
+        "HOOK_AUTH": "Bearer tok-abcdef",
+        "PD_KEY": "R0UTINGKEY123",
+        "PD_BASE": receiver.url + "/pd",
+    }
     from conftest import LOCAL
 
-    out = notify_test(prog, "r", "pd", {"host": "db-1", "cpu": 97.5, "ts": "2024-05-01T12:00:00Z"},
-                      env=env, policy=LOCAL)
+    out = notify_test(prog, "r", "pd", {"host": "db-1", "cpu": 97.5, "ts": "2024-05-01T12:00:00Z"}, env=env, policy=LOCAL)
     assert out["ok"] is True and out["text"] == "db-1 at 97.5"
     assert out["sent"]["status"] == 200 and out["sent"]["target"] == "***/v2/enqueue"  # every env() value is secret
     assert "R0UTINGKEY123" not in str(out) and '"routing_key":"***"' in out["sent"]["request"]["body"]

@@ -13,6 +13,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+
 from receiver import Answer
 
 pytestmark = pytest.mark.timeout(60)
@@ -22,8 +23,13 @@ N = 60
 
 
 def spawn(outbox: Path, url: str, mode: str) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, CHILD, str(outbox), url, str(N), mode],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+    return subprocess.Popen(
+        [sys.executable, CHILD, str(outbox), url, str(N), mode],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ),
+    )
 
 
 def resume(outbox: Path, url: str) -> dict:

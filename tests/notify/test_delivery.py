@@ -7,9 +7,10 @@ import time
 
 import pytest
 from conftest import cpu_rows, matches, program
-from receiver import Answer
 
 from runtime.notify import BreakerConfig, RetryPolicy
+
+from receiver import Answer
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -140,8 +141,9 @@ def test_duplicate_matches_are_suppressed_across_submits(receiver, make_notifier
 
 def test_breaker_opens_after_5_failures_and_short_circuits_to_fallback(receiver, make_notifier):
     receiver.script("/hook", *[Answer(500)] * 5)
-    prog, n = setup(receiver, make_notifier, retries=0, max_in_flight=1,
-                    breaker=BreakerConfig(failure_threshold=5, open_s=60, success_threshold=2))
+    prog, n = setup(
+        receiver, make_notifier, retries=0, max_in_flight=1, breaker=BreakerConfig(failure_threshold=5, open_s=60, success_threshold=2)
+    )
     n.start()
     n.submit("r", matches(prog, "r", cpu_rows(8)))
     assert n.drain(10)
@@ -160,8 +162,9 @@ def test_breaker_half_opens_and_closes_after_two_successes(receiver, make_notifi
 channel hook = webhook(url = env("HOOK_URL"), retries = 0)
 rule r from metrics where cpu > 1 group by host notify hook
 """)
-    n = make_notifier(prog, {"HOOK_URL": receiver.url + "/hook"}, clock=lambda: clock[0], max_in_flight=1,
-                      breaker=BreakerConfig(open_s=60))
+    n = make_notifier(
+        prog, {"HOOK_URL": receiver.url + "/hook"}, clock=lambda: clock[0], max_in_flight=1, breaker=BreakerConfig(open_s=60)
+    )
     n.start()
     n.submit("r", matches(prog, "r", cpu_rows(5)))  # 5 failures, no fallback → final failures
     assert n.drain(10)

@@ -16,11 +16,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
-from tests.support.services import require_binary
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 from conftest import cpu_rows, matches, program
+
+from tests.support.services import require_binary
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -53,9 +53,29 @@ def make_cert(tmp: Path) -> tuple[Path, Path] | None:
     if shutil.which("openssl") is None:
         return None
     cert, key = tmp / "cert.pem", tmp / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
-                    str(cert), "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
-                   check=True, capture_output=True, timeout=30)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )
     return cert, key
 
 
@@ -91,8 +111,15 @@ def test_starttls_and_auth(tmp_path, make_notifier):
     server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server_tls.load_cert_chain(cert, key)
     inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=free_port(), tls_context=server_tls, require_starttls=True,
-                            authenticator=inbox.authenticator, auth_require_tls=True)
+    controller = Controller(
+        inbox,
+        hostname="127.0.0.1",
+        port=free_port(),
+        tls_context=server_tls,
+        require_starttls=True,
+        authenticator=inbox.authenticator,
+        auth_require_tls=True,
+    )
     controller.start()
     try:
         port = controller.port
@@ -102,7 +129,7 @@ def test_starttls_and_auth(tmp_path, make_notifier):
         n.submit("r", matches(prog, "r", cpu_rows(1)))
         assert n.drain(15)
         assert n.stats()["sent"] == 1
-        (mail_from, rcpts, raw), = inbox.messages
+        ((mail_from, rcpts, raw),) = inbox.messages
         assert mail_from == "cep@example.org" and rcpts == ["ops@example.org", "oncall@example.org"]
         assert inbox.logins == ["alerts"] and inbox.tls == [True]
         check_message(raw)
@@ -112,8 +139,7 @@ def test_starttls_and_auth(tmp_path, make_notifier):
 
 def test_wrong_password_is_a_permanent_failure_without_the_password_in_the_reason(tmp_path, make_notifier):
     inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=free_port(), authenticator=inbox.authenticator,
-                            auth_require_tls=False)
+    controller = Controller(inbox, hostname="127.0.0.1", port=free_port(), authenticator=inbox.authenticator, auth_require_tls=False)
     controller.start()
     try:
         port = controller.port
@@ -131,8 +157,7 @@ def test_wrong_password_is_a_permanent_failure_without_the_password_in_the_reaso
 
 def test_plain_smtp_with_auth(make_notifier):
     inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=free_port(), authenticator=inbox.authenticator,
-                            auth_require_tls=False)
+    controller = Controller(inbox, hostname="127.0.0.1", port=free_port(), authenticator=inbox.authenticator, auth_require_tls=False)
     controller.start()
     try:
         port = controller.port

@@ -16,12 +16,13 @@ import pytest
 from conftest import cpu_rows, matches, program
 from hypothesis import given
 from hypothesis import strategies as st
-from receiver import Answer
 
-import runtime.notify.notifier as notifier_module
 import cepdsl.templates as templates_module
+import runtime.notify.notifier as notifier_module
 from cepdsl.templates import TemplateError, precompile, render
 from runtime.notify.records import decode_record, encode_record, frame_deliveries, frame_records, idempotency_key
+
+from receiver import Answer
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -42,16 +43,15 @@ _texts = st.one_of(st.none(), st.text(max_size=8))
 _times = st.one_of(st.none(), st.datetimes(min_value=dt.datetime(1970, 1, 1), max_value=dt.datetime(2200, 1, 1)))
 
 
-@given(rows=st.lists(st.tuples(_times, _texts, _floats, st.one_of(st.none(), st.integers(-2**63, 2**63 - 1))),
-                     max_size=12))
+@given(rows=st.lists(st.tuples(_times, _texts, _floats, st.one_of(st.none(), st.integers(-(2**63), 2**63 - 1))), max_size=12))
 def test_columnar_encoding_is_byte_identical_to_per_record(rows):
     prog = program(HOOK)
     for rule_id in ("r", "w"):
         rule = prog.rule(rule_id)
         frame = pl.DataFrame(
-            {"ts": [r[0] for r in rows], "host": [r[1] for r in rows], "cpu": [r[2] for r in rows],
-             "n": [r[3] for r in rows]},
-            schema={"ts": pl.Datetime("us"), "host": pl.String, "cpu": pl.Float64, "n": pl.Int64})
+            {"ts": [r[0] for r in rows], "host": [r[1] for r in rows], "cpu": [r[2] for r in rows], "n": [r[3] for r in rows]},
+            schema={"ts": pl.Datetime("us"), "host": pl.String, "cpu": pl.Float64, "n": pl.Int64},
+        )
         want = [(idempotency_key(rule, rec), encode_record(rec)) for rec in frame_records(frame)]
         got = frame_deliveries(rule, frame)
         assert got == want
@@ -61,9 +61,15 @@ def test_columnar_encoding_is_byte_identical_to_per_record(rows):
 def test_columnar_encoding_of_nested_and_duration_columns():
     prog = program(HOOK)
     rule = prog.rule("r")
-    frame = pl.DataFrame({"ts": [dt.datetime(2024, 1, 1), None], "d": [dt.timedelta(seconds=90), None],
-                          "s": [{"a": 1.5, "b": "x"}, {"a": math.inf, "b": None}], "l": [[1, 2], []],
-                          "day": [dt.date(2024, 2, 29), None]})
+    frame = pl.DataFrame(
+        {
+            "ts": [dt.datetime(2024, 1, 1), None],
+            "d": [dt.timedelta(seconds=90), None],
+            "s": [{"a": 1.5, "b": "x"}, {"a": math.inf, "b": None}],
+            "l": [[1, 2], []],
+            "day": [dt.date(2024, 2, 29), None],
+        }
+    )
     want = [(idempotency_key(rule, rec), encode_record(rec)) for rec in frame_records(frame)]
     assert frame_deliveries(rule, frame) == want
     assert '"$f":"inf"' in want[1][1] and '"$td":[0,90,0]' in want[0][1]
@@ -73,12 +79,34 @@ def test_columnar_encoding_of_nested_and_duration_columns():
 
 
 _names = st.sampled_from(["host", "cpu", "n", "none", "data", "missing", "range", "title"])
-_filters = st.sampled_from(["upper", "lower", "title", "trim", "string", "length", "round", "abs", "int",
-                            "default('d')", "round(1)", "e", "first", "list", "center(9)", "replace('e', 'E')",
-                            "wordcount", "capitalize", "format", "float"])
+_filters = st.sampled_from(
+    [
+        "upper",
+        "lower",
+        "title",
+        "trim",
+        "string",
+        "length",
+        "round",
+        "abs",
+        "int",
+        "default('d')",
+        "round(1)",
+        "e",
+        "first",
+        "list",
+        "center(9)",
+        "replace('e', 'E')",
+        "wordcount",
+        "capitalize",
+        "format",
+        "float",
+    ]
+)
 _lookups = st.sampled_from(["", ".avg", ".nope", "['avg']", ".items", ".__class__"])
 _literals = st.text(alphabet=st.sampled_from(list("ab :%{}-\n")), max_size=4).filter(
-    lambda t: "{{" not in t and "{%" not in t and "{#" not in t and not t.endswith("{"))
+    lambda t: "{{" not in t and "{%" not in t and "{#" not in t and not t.endswith("{")
+)
 
 
 @st.composite
@@ -110,8 +138,7 @@ def jinja_render(text: str, record: dict) -> tuple[str, str | None]:
         templates_module._fast_renderer = saved
 
 
-@given(text=straight_line(), cpu=st.one_of(st.none(), st.floats(-1e6, 1e6), st.integers(-5, 5)),
-       host=st.text(max_size=5))
+@given(text=straight_line(), cpu=st.one_of(st.none(), st.floats(-1e6, 1e6), st.integers(-5, 5)), host=st.text(max_size=5))
 def test_compiled_straight_line_templates_match_jinja(text, cpu, host):
     record = {"host": host, "cpu": cpu, "n": 3, "none": None, "data.avg": 2.5, "title": "T"}
     want, error = jinja_render(text, record)
@@ -126,8 +153,14 @@ def test_compiled_straight_line_templates_match_jinja(text, cpu, host):
 
 def test_the_fast_path_is_taken_for_straight_line_text_only():
     assert templates_module._fast_renderer("[{{ severity|upper }}] {{ data.avg }} {{ x['k'] }}") is not None
-    for text in ("{% for i in range(2) %}{{ i }}{% endfor %}", "{{ a + b }}", "{{ f() }}", "{{ x|map('upper') }}",
-                 "{% if a %}x{% endif %}", "{{ x|unknownfilter }}"):
+    for text in (
+        "{% for i in range(2) %}{{ i }}{% endfor %}",
+        "{{ a + b }}",
+        "{{ f() }}",
+        "{{ x|map('upper') }}",
+        "{% if a %}x{% endif %}",
+        "{{ x|unknownfilter }}",
+    ):
         assert templates_module._fast_renderer(text) is None, text
 
 
@@ -142,7 +175,8 @@ def test_compiled_templates_keep_the_sandbox_and_strictness():
         render("{{ host }}{{ host }}", {"host": "abc"}, max_chars=5)
     assert render("{{ x|default('n/a') }} {{ data.avg }}", {"data.avg": 1}) == "n/a 1"
     assert render("{{ ts }}", {"ts": dt.datetime(2024, 1, 1, 12)}) == jinja2.Template("{{ ts }}").render(
-        ts=dt.datetime(2024, 1, 1, 12))
+        ts=dt.datetime(2024, 1, 1, 12)
+    )
 
 
 def test_precompile_reports_syntax_errors():
@@ -219,8 +253,13 @@ def test_submit_never_waits_on_a_slow_receiver(receiver, make_notifier):
     receiver.script("/hook", *[Answer(delay=3.0)] * 400)
     receiver.script("/other", *[Answer(delay=3.0)] * 400)
     prog = program(HOOK)
-    n = make_notifier(prog, {"HOOK_URL": receiver.url + "/hook", "OTHER_URL": receiver.url + "/other"},
-                      max_in_flight=10, max_pending=100, max_submit_wait_s=0.05).start()
+    n = make_notifier(
+        prog,
+        {"HOOK_URL": receiver.url + "/hook", "OTHER_URL": receiver.url + "/other"},
+        max_in_flight=10,
+        max_pending=100,
+        max_submit_wait_s=0.05,
+    ).start()
     took = []
     for i in range(4):
         t = time.perf_counter()

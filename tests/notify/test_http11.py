@@ -92,12 +92,17 @@ def run(coro: Any) -> Any:
 
 def test_post_goes_out_as_written_and_the_connection_is_kept_alive():
     async def go() -> tuple[list[Any], RawServer]:
-        async with RawServer(lambda n, r: b"HTTP/1.1 201 Created\r\nX-Seen: %d\r\nContent-Length: 5\r\n\r\nhello" % n) \
-                as srv, GuardedHttpClient(LOCAL) as client:
+        async with (
+            RawServer(lambda n, r: b"HTTP/1.1 201 Created\r\nX-Seen: %d\r\nContent-Length: 5\r\n\r\nhello" % n) as srv,
+            GuardedHttpClient(LOCAL) as client,
+        ):
             out = []
             for i in range(3):
-                r = await client.post(srv.url + f"/hook/{i}?a=1&b=x%20y", content=b'{"i":%d}' % i,
-                                      headers={"Content-Type": "application/json", "Idempotency-Key": f"k{i}"})
+                r = await client.post(
+                    srv.url + f"/hook/{i}?a=1&b=x%20y",
+                    content=b'{"i":%d}' % i,
+                    headers={"Content-Type": "application/json", "Idempotency-Key": f"k{i}"},
+                )
                 out.append((r.status_code, r.headers.get("X-SEEN"), r.text, r.reason_phrase))
             return out, srv
 
@@ -112,15 +117,21 @@ def test_post_goes_out_as_written_and_the_connection_is_kept_alive():
     assert body == b'{"i":1}'
 
 
-@pytest.mark.parametrize("raw, body, reused", [
-    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nX-T: 1\r\n\r\n",
-     b"hello world", True),
-    (b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc", b"abc", True),
-    (b"HTTP/1.1 204 No Content\r\n\r\n", b"", True),
-    (b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok", b"ok", False),
-    (b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok", b"ok", False),
-    (b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\nok", b"ok", True),
-])
+@pytest.mark.parametrize(
+    "raw, body, reused",
+    [
+        (
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nX-T: 1\r\n\r\n",
+            b"hello world",
+            True,
+        ),
+        (b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc", b"abc", True),
+        (b"HTTP/1.1 204 No Content\r\n\r\n", b"", True),
+        (b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok", b"ok", False),
+        (b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok", b"ok", False),
+        (b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\nok", b"ok", True),
+    ],
+)
 def test_response_framing(raw, body, reused):
     async def go() -> tuple[list[bytes], int]:
         async with RawServer(lambda n, r: raw) as srv, GuardedHttpClient(LOCAL) as client:
@@ -134,8 +145,7 @@ def test_response_framing(raw, body, reused):
 
 def test_a_body_without_length_runs_to_the_close():
     async def go() -> tuple[bytes, bytes, int]:
-        async with RawServer(lambda n, r: (b"HTTP/1.1 200 OK\r\n\r\nall of it", "close")) as srv, \
-                GuardedHttpClient(LOCAL) as client:
+        async with RawServer(lambda n, r: (b"HTTP/1.1 200 OK\r\n\r\nall of it", "close")) as srv, GuardedHttpClient(LOCAL) as client:
             first = (await client.post(srv.url + "/x", content=b"{}")).content
             second = (await client.post(srv.url + "/x", content=b"{}")).content
             return first, second, srv.connections
@@ -145,23 +155,28 @@ def test_a_body_without_length_runs_to_the_close():
 
 def test_redirects_are_returned_not_followed():
     async def go() -> tuple[int, str, int]:
-        async with RawServer(lambda n, r: b"HTTP/1.1 302 Found\r\nLocation: http://169.254.169.254/\r\n"
-                                          b"Content-Length: 0\r\n\r\n") as srv, GuardedHttpClient(LOCAL) as client:
+        async with (
+            RawServer(lambda n, r: b"HTTP/1.1 302 Found\r\nLocation: http://169.254.169.254/\r\nContent-Length: 0\r\n\r\n") as srv,
+            GuardedHttpClient(LOCAL) as client,
+        ):
             r = await client.post(srv.url + "/x", content=b"{}")
             return r.status_code, r.headers["location"], len(srv.requests)
 
     assert run(go()) == (302, "http://169.254.169.254/", 1)
 
 
-@pytest.mark.parametrize("raw, message", [
-    (b"HTTP/1.1 2OO OK\r\nContent-Length: 0\r\n\r\n", "status line"),
-    (b"SMTP 220 hello\r\n\r\n", "status line"),
-    (b"HTTP/1.1 200 OK\r\nno colon here\r\n\r\n", "header"),
-    (b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort", "mid-response"),
-    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "chunk"),
-    (b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", "Content-Length"),
-    (b"HTTP/1.1 200", "truncated"),
-])
+@pytest.mark.parametrize(
+    "raw, message",
+    [
+        (b"HTTP/1.1 2OO OK\r\nContent-Length: 0\r\n\r\n", "status line"),
+        (b"SMTP 220 hello\r\n\r\n", "status line"),
+        (b"HTTP/1.1 200 OK\r\nno colon here\r\n\r\n", "header"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort", "mid-response"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "chunk"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", "Content-Length"),
+        (b"HTTP/1.1 200", "truncated"),
+    ],
+)
 def test_a_broken_response_is_a_retryable_protocol_error(raw, message):
     async def go() -> None:
         async with RawServer(lambda n, r: (raw, "close")) as srv, GuardedHttpClient(LOCAL) as client:
@@ -176,8 +191,10 @@ def test_a_huge_body_is_cut_and_the_connection_dropped():
     big = b"x" * (MAX_BODY_BYTES + 10)
 
     async def go() -> tuple[int, int]:
-        async with RawServer(lambda n, r: b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(big) + big) as srv, \
-                GuardedHttpClient(LOCAL) as client:
+        async with (
+            RawServer(lambda n, r: b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(big) + big) as srv,
+            GuardedHttpClient(LOCAL) as client,
+        ):
             first = await client.post(srv.url + "/x", content=b"{}")
             await client.post(srv.url + "/x", content=b"{}")
             return len(first.content), srv.connections
@@ -233,9 +250,9 @@ def test_a_connection_closed_without_an_answer_is_resent_once_then_fails():
 def test_a_reset_is_not_replayed_by_the_client():
     """The server may have acted on a request it then reset: resending is the delivery's retry
     policy's call (with backoff, counted), not the transport's."""
+
     async def go() -> int:
-        async with RawServer(lambda n, r: OK if n == 1 else (b"", "reset")) as srv, \
-                GuardedHttpClient(LOCAL) as client:
+        async with RawServer(lambda n, r: OK if n == 1 else (b"", "reset")) as srv, GuardedHttpClient(LOCAL) as client:
             await client.post(srv.url + "/x", content=b"1")
             with pytest.raises(ConnectionResetError):
                 await client.post(srv.url + "/x", content=b"2")
@@ -266,12 +283,15 @@ def test_in_flight_requests_are_bounded_by_max_connections():
     assert max_open <= 4 and connections <= 4
 
 
-@pytest.mark.parametrize("url, error", [
-    ("ftp://127.0.0.1/x", DestinationRefused),
-    ("http:///x", InvalidURL),
-    ("http://127.0.0.1:99999/x", InvalidURL),
-    ("http://127.0.0.1:8080\r\nX-Injected: 1/x", (InvalidURL, DestinationRefused)),
-])
+@pytest.mark.parametrize(
+    "url, error",
+    [
+        ("ftp://127.0.0.1/x", DestinationRefused),
+        ("http:///x", InvalidURL),
+        ("http://127.0.0.1:99999/x", InvalidURL),
+        ("http://127.0.0.1:8080\r\nX-Injected: 1/x", (InvalidURL, DestinationRefused)),
+    ],
+)
 def test_bad_urls_are_refused_before_any_connection(url, error):
     async def go() -> None:
         async with GuardedHttpClient(LOCAL) as client:
@@ -286,8 +306,9 @@ def test_header_injection_is_refused_and_owned_headers_cannot_be_overridden():
         async with RawServer(lambda n, r: OK) as srv, GuardedHttpClient(LOCAL) as client:
             with pytest.raises(ValueError, match="X-Evil"):
                 await client.post(srv.url + "/x", content=b"{}", headers={"X-Evil": "a\r\nX-Injected: 1"})
-            await client.post(srv.url + "/x", content=b"abc", headers={"Content-Length": "0", "Host": "evil.test",
-                                                                       "Transfer-Encoding": "chunked"})
+            await client.post(
+                srv.url + "/x", content=b"abc", headers={"Content-Length": "0", "Host": "evil.test", "Transfer-Encoding": "chunked"}
+            )
             return srv.requests[0], srv.url
 
     request, url = run(go())

@@ -33,14 +33,12 @@ rule hot "Hot host"
 
 
 def env_for(rx) -> dict[str, str]:  # noqa: ANN001
-    return {"HOOK_URL": rx.url + "/hook", "SLACK_URL": rx.url + "/slack", "PD_KEY": "pd-key-1",
-            "PD_BASE": rx.url + "/pd"}
+    return {"HOOK_URL": rx.url + "/hook", "SLACK_URL": rx.url + "/slack", "PD_KEY": "pd-key-1", "PD_BASE": rx.url + "/pd"}
 
 
 def records(resolve: str, cpus: list[float], throttle: str = "") -> tuple[object, pl.DataFrame]:
     prog = program(RULE.replace("RESOLVE", resolve + (f"\n  throttle {throttle}" if throttle else "")))
-    rows = [{"ts": T0 + dt.timedelta(minutes=i, seconds=5), "host": "web-1", "cpu": c, "memory": 1.0}
-            for i, c in enumerate(cpus)]
+    rows = [{"ts": T0 + dt.timedelta(minutes=i, seconds=5), "host": "web-1", "cpu": c, "memory": 1.0} for i, c in enumerate(cpus)]
     rows.append({"ts": T0 + dt.timedelta(minutes=len(cpus) + 1), "host": "other", "cpu": 1.0, "memory": 1.0})
     out = Rules(prog).replay({"metrics": pl.DataFrame(rows)})["hot"]
     return prog, out
@@ -80,8 +78,7 @@ def test_receivers_get_trigger_and_resolve_of_one_incident(receiver, make_notifi
     pd = [r.json() for r in got if r.path == "/pd/v2/enqueue"]
     trigger = next(p for p in pd if p["event_action"] == "trigger")
     resolve = next(p for p in pd if p["event_action"] == "resolve")
-    assert resolve == {"routing_key": "pd-key-1", "event_action": "resolve", "dedup_key": trigger["dedup_key"],
-                       "client": "cep"}
+    assert resolve == {"routing_key": "pd-key-1", "event_action": "resolve", "dedup_key": trigger["dedup_key"], "client": "cep"}
     hooks = sorted((r.json() for r in got if r.path == "/hook"), key=lambda b: b["ts"])
     assert [h["status"] for h in hooks] == ["firing", "resolved"]
     assert hooks[1]["message"] == "[RESOLVED] web-1 is hot (50.0)"
@@ -110,9 +107,24 @@ def test_email_of_a_resolved_episode_answers_its_firing_mail() -> None:
     mails = []
     for rec in frame_records(out):
         r = render_message(rule, "email", rec)
-        mails.append(EmailChannel.message(
-            _Fake(), Notification(idempotency_key(rule, rec), "hot", "Hot host", "high", rec["ts"], r.subject, r.text,
-                                  rec, {"host": "web-1"}, rec["state"], episode_key(rule, rec))))
+        mails.append(
+            EmailChannel.message(
+                _Fake(),
+                Notification(
+                    idempotency_key(rule, rec),
+                    "hot",
+                    "Hot host",
+                    "high",
+                    rec["ts"],
+                    r.subject,
+                    r.text,
+                    rec,
+                    {"host": "web-1"},
+                    rec["state"],
+                    episode_key(rule, rec),
+                ),
+            )
+        )
     assert mails[1]["In-Reply-To"] == mails[0]["Message-ID"] == f"<{episode_key(rule, frame_records(out)[0])}@cep.local>"
     assert (mails[0]["X-CEP-State"], mails[1]["X-CEP-State"]) == ("firing", "resolved")
 

@@ -8,10 +8,11 @@ import uuid
 import pytest
 import redis
 from conftest import cpu_rows, matches, program
-from receiver import Answer
 
 from runtime.notify.outbox import NewDelivery
 from runtime.notify.redis_outbox import RedisOutbox
+
+from receiver import Answer
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -39,8 +40,12 @@ def test_delivery_dedup_retry_keys_and_failures(redis_client, receiver, make_not
     client, prefix = redis_client
     receiver.script("/hook", Answer(503), Answer(500), Answer(500))  # the first match fails 3 times
     prog = program(SRC)
-    n = make_notifier(prog, {"HOOK_URL": receiver.url + "/hook", "BACKUP_URL": receiver.url + "/backup"},
-                      outbox=RedisOutbox(client, prefix=prefix), max_in_flight=1).start()
+    n = make_notifier(
+        prog,
+        {"HOOK_URL": receiver.url + "/hook", "BACKUP_URL": receiver.url + "/backup"},
+        outbox=RedisOutbox(client, prefix=prefix),
+        max_in_flight=1,
+    ).start()
     assert n.submit("r", matches(prog, "r", cpu_rows(1))) == 1
     assert n.drain(10)
     frame = matches(prog, "r", cpu_rows(2))
@@ -62,8 +67,17 @@ def test_recover_returns_claimed_items(redis_client):
     client, prefix = redis_client
     box = RedisOutbox(client, prefix=prefix)
     now = time.time()
-    assert box.enqueue([NewDelivery("cep-1", "r", "hook", "{}"), NewDelivery("cep-1", "r", "hook", "{}"),
-                        NewDelivery("cep-2", "r", "hook", "{}")], now) == 2
+    assert (
+        box.enqueue(
+            [
+                NewDelivery("cep-1", "r", "hook", "{}"),
+                NewDelivery("cep-1", "r", "hook", "{}"),
+                NewDelivery("cep-2", "r", "hook", "{}"),
+            ],
+            now,
+        )
+        == 2
+    )
     claimed = box.claim(now, 10)
     assert [d.notification_id for d in claimed] == ["cep-1", "cep-2"] and box.claim(now, 10) == []
     assert box.recover(now) == 2  # the claiming process died

@@ -19,7 +19,9 @@ def test_reload_adds_rules_and_channels(tmp_path, capsys) -> None:
     frame = pl.DataFrame({"rule": ["b"], "ts": [pl.datetime(2026, 1, 1)], "severity": ["medium"], "x": [5]})
     with pytest.raises(KeyError):
         n.submit("b", frame)
-    n.reload(compile_source(BASE + 'channel d = file(path = "' + str(tmp_path / "d.jsonl") + '")\nrule b from s where x > 1 notify d\n'))
+    n.reload(
+        compile_source(BASE + 'channel d = file(path = "' + str(tmp_path / "d.jsonl") + '")\nrule b from s where x > 1 notify d\n')
+    )
     with n:
         assert n.submit("b", pl.select(rule=pl.lit("b"), ts=pl.datetime(2026, 1, 1), severity=pl.lit("medium"), x=pl.lit(5))) == 1
         assert n.drain(timeout=10)

@@ -14,9 +14,10 @@ from urllib.parse import quote, quote_plus
 
 import pytest
 from conftest import cpu_rows, matches, program
-from receiver import Answer
 
 from runtime.notify.secrets import MASK, Redactor, encodings
+
+from receiver import Answer
 
 pytestmark = pytest.mark.timeout(30)
 

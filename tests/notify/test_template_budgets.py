@@ -79,9 +79,7 @@ def test_hostile_corpus_through_the_worker_within_time_and_memory() -> None:
 
 def test_loops_over_strings_are_counted_and_the_check_accepts_the_template() -> None:
     stall = "{% set x = 'x'*15000 %}{% for a in x %}{% for b in x %}{% for c in x %}.{% endfor %}{% endfor %}{% endfor %}"
-    program, diags = check_source(
-        f'stream s (ts: timestamp, x: int)\nrule r from s where x > 1 message "{stall}"\n', "s.cep"
-    )
+    program, diags = check_source(f'stream s (ts: timestamp, x: int)\nrule r from s where x > 1 message "{stall}"\n', "s.cep")
     assert program is not None and not diags
     t0 = time.perf_counter()
     with pytest.raises(TemplateError, match="too long|longer than"):
@@ -91,8 +89,13 @@ def test_loops_over_strings_are_counted_and_the_check_accepts_the_template() -> 
 
 @pytest.mark.parametrize(
     "text",
-    ["{{ 'a'.center(2000000000) }}", "{{ 'a'.zfill(2000000000) }}", "{{ '%200000000d'|format(1) }}",
-     "{{ ','.join(['x'*15000]*15000) }}", "{{ ('x'*15000).replace('x', 'yyyy') }}"],
+    [
+        "{{ 'a'.center(2000000000) }}",
+        "{{ 'a'.zfill(2000000000) }}",
+        "{{ '%200000000d'|format(1) }}",
+        "{{ ','.join(['x'*15000]*15000) }}",
+        "{{ ('x'*15000).replace('x', 'yyyy') }}",
+    ],
 )
 def test_sizes_are_refused_before_the_work(text: str) -> None:
     tracemalloc.start()
@@ -120,8 +123,7 @@ def test_a_render_past_the_hard_limit_is_killed_and_the_next_one_works() -> None
         assert workers.render("{% for i in [1, 2] %}{{ i }}{% endfor %}", REC) == "12"
         t0 = time.perf_counter()
         with pytest.raises(TemplateError, match="stopped after 0.5 s"):
-            workers.render("{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
-                           REC, max_seconds=60)
+            workers.render("{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}", REC, max_seconds=60)
         assert time.perf_counter() - t0 < 3.0
         assert workers.killed == 1
         assert workers.render("{% for i in [3] %}{{ i }}{% endfor %}", REC) == "3"
@@ -165,10 +167,10 @@ rule fine from metrics where cpu > 1 notify hook message "{{ host }} ok"
 def test_sized_calls_still_give_the_right_text() -> None:
     """The pre-checks consume nothing the call needs (a generator joined is materialised once)."""
     assert render("{{ ','.join(x|map('upper')) }}|{{ '-'.join(range(3)|map('string')) }}", {"x": ["a", "b"]}) == "A,B|0-1-2"
-    assert render("{{ x|map('upper')|join(',') }}|{{ 'a%sc' % 'b' }}|{{ 'ab'.center(6, '*') }}", {"x": ["a", "b"]}) == \
-        "A,B|abc|**ab**"
-    assert render("{{ '%5.1f'|format(3.14159) }}|{{ 'a\nb'|indent(2, true) }}|{{ [1, [2, 'x']] }}", {}) == \
-        "  3.1|  a\n  b|[1, [2, 'x']]"
+    assert render("{{ x|map('upper')|join(',') }}|{{ 'a%sc' % 'b' }}|{{ 'ab'.center(6, '*') }}", {"x": ["a", "b"]}) == "A,B|abc|**ab**"
+    assert (
+        render("{{ '%5.1f'|format(3.14159) }}|{{ 'a\nb'|indent(2, true) }}|{{ [1, [2, 'x']] }}", {}) == "  3.1|  a\n  b|[1, [2, 'x']]"
+    )
 
 
 def test_notify_test_renders_a_runaway_template_in_a_worker(receiver) -> None:

@@ -14,8 +14,10 @@ REC = {"host": "web-1", "cpu": 93.5, "title": "High CPU", "rule": "high_cpu", "d
 
 
 def test_renders_record_fields_and_dotted_names():
-    assert render("{{ host }}: {{ cpu }}% avg {{ data.avg }} ({{ title }}/{{ rule }})", REC) == \
-        "web-1: 93.5% avg 3.25 (High CPU/high_cpu)"
+    assert (
+        render("{{ host }}: {{ cpu }}% avg {{ data.avg }} ({{ title }}/{{ rule }})", REC)
+        == "web-1: 93.5% avg 3.25 (High CPU/high_cpu)"
+    )
     assert render("{{ host|upper }} {{ '%.1f'|format(cpu) }}", REC) == "WEB-1 93.5"
 
 
@@ -26,29 +28,35 @@ def test_template_variables_lists_what_the_record_must_provide():
         template_variables("{% for x in %}")
 
 
-@pytest.mark.parametrize("text, why", [
-    ("{{ nope }}", "undefined"),
-    ("{{ host.__class__ }}", "not allowed"),
-    ("{{ host.__class__.__mro__[1].__subclasses__() }}", "not allowed"),
-    ("{{ ''.format }}", "str.format"),
-    ("{{ 1/0 }}", "ZeroDivisionError"),
-    ("{{ lipsum(10) }}", "undefined"),
-])
+@pytest.mark.parametrize(
+    "text, why",
+    [
+        ("{{ nope }}", "undefined"),
+        ("{{ host.__class__ }}", "not allowed"),
+        ("{{ host.__class__.__mro__[1].__subclasses__() }}", "not allowed"),
+        ("{{ ''.format }}", "str.format"),
+        ("{{ 1/0 }}", "ZeroDivisionError"),
+        ("{{ lipsum(10) }}", "undefined"),
+    ],
+)
 def test_sandbox_and_strictness(text, why):
     with pytest.raises(TemplateError, match=why):
         render(text, REC)
 
 
-@pytest.mark.parametrize("text", [
-    "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
-    "{{ 'x' * 100000000 }}",
-    "{{ 2 ** 100000000 }}",
-    "{{ 'x'|center(999999999) }}",
-    "{% set ns = namespace(x='ab') %}{% for i in range(64) %}{% set ns.x = ns.x ~ ns.x %}{% endfor %}",
-    "{% for i in range(100000) %}{{ i }}{% endfor %}",
-    "{{ '%999999999d' % 1 }}",
-    "{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
+        "{{ 'x' * 100000000 }}",
+        "{{ 2 ** 100000000 }}",
+        "{{ 'x'|center(999999999) }}",
+        "{% set ns = namespace(x='ab') %}{% for i in range(64) %}{% set ns.x = ns.x ~ ns.x %}{% endfor %}",
+        "{% for i in range(100000) %}{{ i }}{% endfor %}",
+        "{{ '%999999999d' % 1 }}",
+        "{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}",
+    ],
+)
 def test_runaway_templates_fail_fast(text):
     t0 = time.perf_counter()
     with pytest.raises(TemplateError):

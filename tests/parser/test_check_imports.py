@@ -51,9 +51,7 @@ print(json.dumps({"code": code, "loaded": sorted(m for m in %r if m in sys.modul
 def test_cep_check_loads_no_engine_library(tmp_path: Path) -> None:
     path = tmp_path / "rules.cep"
     path.write_text(RULES, encoding="utf-8")
-    proc = subprocess.run(
-        [sys.executable, "-c", PROBE % (HEAVY,), str(path)], cwd=ROOT, capture_output=True, text=True, timeout=60
-    )
+    proc = subprocess.run([sys.executable, "-c", PROBE % (HEAVY,), str(path)], cwd=ROOT, capture_output=True, text=True, timeout=60)
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result == {"code": 0, "loaded": []}, proc.stderr
 

@@ -45,7 +45,9 @@ def test_regular_install_carries_the_grammar(tmp_path: Path) -> None:
     target = tmp_path / "site"
     build = subprocess.run(
         [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(ROOT)],
-        capture_output=True, text=True, timeout=880,
+        capture_output=True,
+        text=True,
+        timeout=880,
     )
     assert build.returncode == 0, build.stdout + build.stderr
     assert (target / "cepdsl" / "grammar" / "cep.lark").read_bytes() == (ROOT / "grammar" / "cep.lark").read_bytes()
@@ -65,9 +67,11 @@ def test_an_install_without_the_grammar_package_says_how_to_fix_it(tmp_path: Pat
     (tmp_path / "cepdsl").symlink_to(ROOT / "cepdsl")
     site_packages = next(p for p in sys.path if p.endswith("site-packages"))
     # -S: no .pth files, so no editable-install finder; the checkout's cepdsl/ alone.
-    code = (f"import sys; sys.path[:0] = [{str(tmp_path)!r}, {site_packages!r}]\n"
-            "from cepdsl.parser import grammar\n"
-            "try:\n    grammar()\nexcept RuntimeError as e:\n    print(e)\n")
+    code = (
+        f"import sys; sys.path[:0] = [{str(tmp_path)!r}, {site_packages!r}]\n"
+        "from cepdsl.parser import grammar\n"
+        "try:\n    grammar()\nexcept RuntimeError as e:\n    print(e)\n"
+    )
     out = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert "cepdsl.grammar" in out.stdout and "pip install -e ." in out.stdout

@@ -85,7 +85,17 @@ def test_rule_title_and_every_clause_kind() -> None:
         " severity high\n throttle 15m\n notify c1, c2 fallback c3\n message \"{{ y }}\"\n"
     )
     assert r.id == N("r") and r.title == Str("Title")
-    assert [type(c) for c in r.clauses] == [ast.From, ast.Where, ast.GroupBy, ast.Window, ast.Having, ast.Severity, ast.Throttle, ast.Notify, ast.Message]
+    assert [type(c) for c in r.clauses] == [
+        ast.From,
+        ast.Where,
+        ast.GroupBy,
+        ast.Window,
+        ast.Having,
+        ast.Severity,
+        ast.Throttle,
+        ast.Notify,
+        ast.Message,
+    ]
     assert r.clause(ast.From) == ast.From(N("s"))
     assert r.clause(ast.GroupBy) == ast.GroupBy((P("y"), P("a", "b")))
     assert r.clause(ast.Window) == ast.Window("tumbling", size=ast.Duration(5 * US_PER["m"]))
@@ -186,7 +196,9 @@ def test_unary_minus_folds_into_number_literals_only() -> None:
     assert where("-x > 0").left == ast.Unary("-", F("x"))
 
 
-@pytest.mark.parametrize("text, us", [("500ms", 500_000), ("30s", 30_000_000), ("5m", 300_000_000), ("1h", 3_600_000_000), ("7d", 604_800_000_000)])
+@pytest.mark.parametrize(
+    "text, us", [("500ms", 500_000), ("30s", 30_000_000), ("5m", 300_000_000), ("1h", 3_600_000_000), ("7d", 604_800_000_000)]
+)
 def test_duration_units(text: str, us: int) -> None:
     assert rule_of(f"rule r from s throttle {text}").clause(ast.Throttle).duration == ast.Duration(us)
 

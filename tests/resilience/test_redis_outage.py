@@ -68,9 +68,23 @@ def test_redis_down_mid_stream_keeps_running_and_writes_state_back(tmp_path: Pat
     batches = [logins(t0, range(0, 4)), logins(t0, range(4, 8)), logins(t0, range(8, 12))]
     with killable_redis(tmp_path) as rds:
         state = f"{rds.url}?backoff=100ms&backoff_max=500ms"
-        p = start_run(tmp_path, rules, "--source", f"auth=jsonl:{src}", "--state", state, "--out",
-                      str(tmp_path / "out"), "--outbox", str(tmp_path / "outbox.sqlite"),
-                      "--checkpoint-every", "0.2", "--no-stats", "--api", api)
+        p = start_run(
+            tmp_path,
+            rules,
+            "--source",
+            f"auth=jsonl:{src}",
+            "--state",
+            state,
+            "--out",
+            str(tmp_path / "out"),
+            "--outbox",
+            str(tmp_path / "outbox.sqlite"),
+            "--checkpoint-every",
+            "0.2",
+            "--no-stats",
+            "--api",
+            api,
+        )
         try:
             append(src, batches[0])
             assert wait_for(lambda: len(written(tmp_path / "out", "brute_force")) == 4), stderr_of(p)
@@ -133,9 +147,19 @@ def test_redis_down_at_kill_9_restores_the_last_checkpoint_that_reached_it(tmp_p
     out = tmp_path / "out"
     first, second, third = logins(t0, range(0, 4)), logins(t0, range(4, 8)), logins(t0, range(8, 12))
     with killable_redis(tmp_path, persist=True) as rds:
-        args = ("--source", f"auth=jsonl:{src}", "--state", f"{rds.url}?backoff=100ms&backoff_max=500ms",
-                "--out", str(out), "--outbox", str(tmp_path / "outbox.sqlite"), "--checkpoint-every", "0.2",
-                "--no-stats")
+        args = (
+            "--source",
+            f"auth=jsonl:{src}",
+            "--state",
+            f"{rds.url}?backoff=100ms&backoff_max=500ms",
+            "--out",
+            str(out),
+            "--outbox",
+            str(tmp_path / "outbox.sqlite"),
+            "--checkpoint-every",
+            "0.2",
+            "--no-stats",
+        )
         p = start_run(tmp_path, rules, *args)
         try:
             append(src, first)
@@ -170,7 +194,8 @@ def test_redis_down_at_kill_9_restores_the_last_checkpoint_that_reached_it(tmp_p
     for rule in RULES:
         got = as_multiset(written(out, rule))
         again = as_multiset(replay(rules.read_text(), {"auth": first + second})[rule]) - as_multiset(
-            replay(rules.read_text(), {"auth": first})[rule])
+            replay(rules.read_text(), {"auth": first})[rule]
+        )
         assert got == as_multiset(want[rule]) + again
     # ... but notified exactly once per key: the outbox knew the keys.
     assert {r: receiver.count(r) for r in RULES} == {r: len(want[r]) for r in RULES}

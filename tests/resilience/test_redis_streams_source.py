@@ -96,8 +96,9 @@ def test_xack_after_outbox_and_a_dead_consumers_entries_are_claimed(tmp_path: Pa
         consumers = {c["name"]: c["pending"] for c in r.xinfo_consumers("events", "cep")}
         assert consumers == {"c1": 16}
 
-        c2 = start_run(tmp_path, rules, "--source", source("c2", "300ms"), "--out", str(tmp_path / "out2"),
-                       "--checkpoint-every", "0.2", *common)
+        c2 = start_run(
+            tmp_path, rules, "--source", source("c2", "300ms"), "--out", str(tmp_path / "out2"), "--checkpoint-every", "0.2", *common
+        )
         try:
             # c2 starts from c1's last checkpoint (batch 1) and claims batch 2 from the dead c1.
             assert wait_for(lambda: len(written(tmp_path / "out2", "brute_force")) == 4), stderr_of(c2)

@@ -44,8 +44,9 @@ T0 = datetime(2026, 1, 5, 12, 0, 0)
 
 
 def rows() -> list[dict]:
-    out = [{"ts": iso(T0 + timedelta(seconds=20 * i)), "user": f"u{i % 2}", "event_type": "login_failed"}
-           for i in range(9)]  # 12:00:00 … 12:02:40, two users
+    out = [
+        {"ts": iso(T0 + timedelta(seconds=20 * i)), "user": f"u{i % 2}", "event_type": "login_failed"} for i in range(9)
+    ]  # 12:00:00 … 12:02:40, two users
     out.append({"ts": iso(T0 + timedelta(seconds=5)), "user": "u9", "event_type": "login_ok"})  # late: 12:00 closed
     return out
 
@@ -77,7 +78,11 @@ def test_stats_object_counts_what_happened(tmp_path: Path) -> None:
     assert failed["matches"] == len(want["failed"]) == 2  # one per user, the rest throttled
     assert failed["suppressed"] == 7
     # 12:00 and 12:01 are closed by the 12:02:40 row; 12:02 stays open until the input ends.
-    assert per_minute["matches"] == len([m for m in want["per_minute"] if m["window_end"] < iso(T0 + timedelta(minutes=2, seconds=1))]) == 2
+    assert (
+        per_minute["matches"]
+        == len([m for m in want["per_minute"] if m["window_end"] < iso(T0 + timedelta(minutes=2, seconds=1))])
+        == 2
+    )
     assert per_minute["late"] == 1 and failed["late"] == 0  # only the window it missed calls it late
     assert stats["engine"]["dead_letters"] == 1
     snap = engine.session.snapshot()
@@ -104,9 +109,23 @@ def test_cep_run_stats_draws_the_table_on_a_terminal(tmp_path: Path) -> None:
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 160, 0, 0))
     p = subprocess.Popen(
-        [sys.executable, "-m", "runtime.cli", "run", str(rules), "--source", f"auth=jsonl:{src}?follow=false",
-         "--state", f"sqlite:{tmp_path / 'state.sqlite'}", "--outbox", str(tmp_path / "outbox.sqlite")],
-        cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=slave,
+        [
+            sys.executable,
+            "-m",
+            "runtime.cli",
+            "run",
+            str(rules),
+            "--source",
+            f"auth=jsonl:{src}?follow=false",
+            "--state",
+            f"sqlite:{tmp_path / 'state.sqlite'}",
+            "--outbox",
+            str(tmp_path / "outbox.sqlite"),
+        ],
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=slave,
         env={**os.environ, "PYTHONPATH": str(ROOT), "TERM": "xterm", "COLUMNS": "160"},
     )
     os.close(slave)

@@ -84,9 +84,21 @@ def test_http_polling_windows_absence_and_dead_letters(tmp_path: Path) -> None:
     rules = tmp_path / "rules.cep"
     rules.write_text(HTTP_RULES)
     out = tmp_path / "out"
-    p = start_run(tmp_path, rules, "--source", f"{server.url}?interval=200ms&map.cpu=data.avg&max_delay=50ms",
-                  "--out", str(out), "--state", f"sqlite:{tmp_path / 'state.sqlite'}",
-                  "--outbox", str(tmp_path / "outbox.sqlite"), "--checkpoint-every", "0.5", "--no-stats")
+    p = start_run(
+        tmp_path,
+        rules,
+        "--source",
+        f"{server.url}?interval=200ms&map.cpu=data.avg&max_delay=50ms",
+        "--out",
+        str(out),
+        "--state",
+        f"sqlite:{tmp_path / 'state.sqlite'}",
+        "--outbox",
+        str(tmp_path / "outbox.sqlite"),
+        "--checkpoint-every",
+        "0.5",
+        "--no-stats",
+    )
     try:
         assert wait_for(lambda: len(written(out, "seen")) >= 3), stderr_of(p)
         time.sleep(1.2)
@@ -155,9 +167,21 @@ rule heartbeat_lost "No heartbeat for 12 s"
     append(src, rows)
     out = tmp_path / "out"
     started = time.monotonic()
-    p = start_run(tmp_path, rules, "--source", f"ops=jsonl:{src}", "--out", str(out),
-                  "--state", f"sqlite:{tmp_path / 'state.sqlite'}", "--outbox", str(tmp_path / "outbox.sqlite"),
-                  "--checkpoint-every", "1", "--no-stats")
+    p = start_run(
+        tmp_path,
+        rules,
+        "--source",
+        f"ops=jsonl:{src}",
+        "--out",
+        str(out),
+        "--state",
+        f"sqlite:{tmp_path / 'state.sqlite'}",
+        "--outbox",
+        str(tmp_path / "outbox.sqlite"),
+        "--checkpoint-every",
+        "1",
+        "--no-stats",
+    )
     try:
         assert wait_for(lambda: len(written(out, "errors_per_minute")) == 2, timeout=30), stderr_of(p)
         assert wait_for(lambda: len(written(out, "heartbeat_lost")) == 2, timeout=30), stderr_of(p)
@@ -175,4 +199,6 @@ rule heartbeat_lost "No heartbeat for 12 s"
     assert as_multiset(written(out, "heartbeat_lost")) == as_multiset(want["heartbeat_lost"])
     assert {(m["host"], m["count"]) for m in want["errors_per_minute"]} == {("a", 3), ("b", 1)}
     assert {(m["host"], m["ts"]) for m in want["heartbeat_lost"]} == {
-        ("a", iso(tick + timedelta(seconds=2))), ("b", iso(tick - timedelta(seconds=28)))}
+        ("a", iso(tick + timedelta(seconds=2))),
+        ("b", iso(tick - timedelta(seconds=28))),
+    }

@@ -48,8 +48,7 @@ rule busy
 
 def cep(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CEP_TEST_NEVER_SET")}
-    return subprocess.run([sys.executable, "-m", "runtime.cli", *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=180, env=env)
+    return subprocess.run([sys.executable, "-m", "runtime.cli", *args], cwd=cwd, capture_output=True, text=True, timeout=180, env=env)
 
 
 def write(tmp_path: Path, body: str, name: str = "t.test.yaml", rules: str = RULES) -> Path:
@@ -91,10 +90,13 @@ def test_the_example_file_passes_from_the_command_line() -> None:
 
 
 def test_a_failing_test_exits_1_with_a_diff_naming_lines(tmp_path: Path) -> None:
-    path = write(tmp_path, login_test("""
+    path = write(
+        tmp_path,
+        login_test("""
         expect:
           brute_force: [{user: a, ts: "+30s", fail_count: 4}]
-    """))
+    """),
+    )
     r = cep("test", str(path))
     assert r.returncode == 1, r.stdout + r.stderr
     assert "FAIL" in r.stdout and "logins" in r.stdout
@@ -104,10 +106,13 @@ def test_a_failing_test_exits_1_with_a_diff_naming_lines(tmp_path: Path) -> None
 
 
 def test_a_malformed_file_exits_2_naming_its_line(tmp_path: Path) -> None:
-    path = write(tmp_path, login_test("""
+    path = write(
+        tmp_path,
+        login_test("""
         expect:
           brute_forse: []
-    """))
+    """),
+    )
     r = cep("test", str(path))
     assert r.returncode == 2, r.stdout + r.stderr
     assert f"{path}:12:7: error: the rule file has no rule `brute_forse`" in r.stderr
@@ -253,8 +258,12 @@ def test_messages_per_channel_without_resolving_secrets(tmp_path: Path) -> None:
         ("tests:\n  - name: x\n    expect: {r: []}\n", 2, "no rule file to test"),
         ("rules: rules.cep\ntests:\n  - name: x\n", 3, "checks nothing"),
         ("rules: rules.cep\ntests:\n  - name: [x\n", 4, "not valid YAML"),
-        ("rules: rules.cep\ntests:\n  - name: x\n    input:\n      metrics: |\n        ts,host\n        +0s\n"
-         "    expect: {busy: []}\n", 7, "has 1 cells, the header 2"),
+        (
+            "rules: rules.cep\ntests:\n  - name: x\n    input:\n      metrics: |\n        ts,host\n        +0s\n"
+            "    expect: {busy: []}\n",
+            7,
+            "has 1 cells, the header 2",
+        ),
     ],
 )
 def test_malformed_files_name_their_line(tmp_path: Path, body: str, line: int, message: str) -> None:

@@ -95,10 +95,29 @@ def receiver() -> Iterator[str]:
 
 def start_run(tmp: Path, rules: Path, source: str, *extra: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "runtime.cli", "run", str(rules), "--source", source,
-         "--out", str(tmp / "out"), "--outbox", str(tmp / "outbox.sqlite"),
-         "--checkpoint-every", "0.2", "--allow-host", "127.0.0.1", "--no-stats", *extra],
-        cwd=tmp, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "runtime.cli",
+            "run",
+            str(rules),
+            "--source",
+            source,
+            "--out",
+            str(tmp / "out"),
+            "--outbox",
+            str(tmp / "outbox.sqlite"),
+            "--checkpoint-every",
+            "0.2",
+            "--allow-host",
+            "127.0.0.1",
+            "--no-stats",
+            *extra,
+        ],
+        cwd=tmp,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
 
@@ -114,9 +133,7 @@ def keys_by_rule() -> dict[str, set[str]]:
 
 
 def expected_counts(text: str, rows: list[dict]) -> dict[str, int]:
-    frame = pl.DataFrame(rows).with_columns(
-        pl.col("ts").str.to_datetime("%Y-%m-%dT%H:%M:%SZ", time_unit="us")
-    )
+    frame = pl.DataFrame(rows).with_columns(pl.col("ts").str.to_datetime("%Y-%m-%dT%H:%M:%SZ", time_unit="us"))
     return {rule: f.height for rule, f in cepdsl.compile(text).replay({"auth": frame}).items()}
 
 

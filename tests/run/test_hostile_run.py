@@ -33,10 +33,28 @@ def line(v: int, note: str = "ok") -> bytes:
 
 def start(tmp: Path, events: Path) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "runtime.cli", "run", str(tmp / "r.cep"), "--source", f"ev=jsonl:{events}",
-         "--out", str(tmp / "out"), "--outbox", str(tmp / "outbox.sqlite"), "--state", f"sqlite:{tmp / 'state.sqlite'}",
-         "--checkpoint-every", "0.2", "--no-stats"],
-        cwd=tmp, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "runtime.cli",
+            "run",
+            str(tmp / "r.cep"),
+            "--source",
+            f"ev=jsonl:{events}",
+            "--out",
+            str(tmp / "out"),
+            "--outbox",
+            str(tmp / "outbox.sqlite"),
+            "--state",
+            f"sqlite:{tmp / 'state.sqlite'}",
+            "--checkpoint-every",
+            "0.2",
+            "--no-stats",
+        ],
+        cwd=tmp,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
 

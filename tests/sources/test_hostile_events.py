@@ -25,6 +25,7 @@ from runtime.sources.jsonl import JsonlSource
 from runtime.sources.ndjson import block_to_frame
 from runtime.sources.parquet_dir import ParquetDirSource
 from runtime.sources.records import DEFAULT_MAX_EVENT_BYTES, parse_json_lines, records_to_frame
+
 from hostile_events import hostile_lines
 from src_helpers import plan
 

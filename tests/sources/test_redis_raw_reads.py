@@ -15,7 +15,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import runtime.sources.redis_streams as rs
-from runtime.sources.redis_streams import RedisStreamSource, _Payloads, _parse_read
+from runtime.sources.redis_streams import RedisStreamSource, _parse_read, _Payloads
+
 from src_helpers import plan
 
 pytestmark = pytest.mark.timeout(60)
@@ -24,6 +25,7 @@ ECHO = b"$4\r\ntokn\r\n"  # what follows each XREADGROUP reply on the wire (our 
 
 
 # -- RESP2 as redis-server writes it
+
 
 def bulk(b: bytes) -> bytes:
     return b"$%d\r\n%s\r\n" % (len(b), b)
@@ -93,8 +95,9 @@ def _field() -> st.SearchStrategy[bytes]:
 _entry = st.tuples(
     st.builds(lambda a, b: b"%d-%d" % (a, b), st.integers(0, 2**63 - 1), st.integers(0, 2**63 - 1)),
     st.none()
-    | st.lists(st.tuples(_field(), st.binary(max_size=40) | st.sampled_from([b"\r\n", b"$3\r\n", b"*-1\r\n"])),
-               min_size=1, max_size=3).map(lambda kv: [x for pair in kv for x in pair])
+    | st.lists(
+        st.tuples(_field(), st.binary(max_size=40) | st.sampled_from([b"\r\n", b"$3\r\n", b"*-1\r\n"])), min_size=1, max_size=3
+    ).map(lambda kv: [x for pair in kv for x in pair])
     | st.tuples(st.sampled_from([b"data", b"json"]), st.binary(max_size=60)).map(list),
 )
 
@@ -116,6 +119,7 @@ def test_scanner_agrees_with_hiredis_on_any_reply(key: bytes, entries) -> None:
 
 
 # -- the source on a real redis-server
+
 
 def next_nonempty(it):
     for b in it:
@@ -167,7 +171,9 @@ def test_every_kind_of_client_reads_the_same(redis_server, redis_client: redis.R
     assert b.frame.height == 199 and b.frame["host"][7] == "f7" and b.frame["host"][8] == "h8"
     assert b.frame["cpu"][7] == 7.0 and b.frame["cpu"][31] == 16.0  # row 31 is entry 32 (30 is dead)
     assert b.frame["ts"][0] == datetime(2024, 5, 1, 10, 0, 0)
-    assert b.dead["reason"].to_list() == [f"malformed JSON in entry {ids[30]}: Expecting property name enclosed in double quotes: line 1 column 2 (char 1)"]
+    assert b.dead["reason"].to_list() == [
+        f"malformed JSON in entry {ids[30]}: Expecting property name enclosed in double quotes: line 1 column 2 (char 1)"
+    ]
     assert redis_client.xpending("mix", "g")["pending"] == 200
     src.ack(b)
     assert redis_client.xpending("mix", "g")["pending"] == 0
@@ -250,8 +256,7 @@ def test_a_dropped_connection_is_counted_and_nothing_is_lost(redis_client: redis
     for i in range(600):
         pipe.xadd("drop", {"data": json.dumps({"ts": i, "host": "h", "cpu": i})})
     pipe.execute()
-    src = RedisStreamSource(S, redis_client, key="drop", group="g", consumer="c1", max_rows=200, max_delay_s=0.2,
-                            claim_idle_ms=50)
+    src = RedisStreamSource(S, redis_client, key="drop", group="g", consumer="c1", max_rows=200, max_delay_s=0.2, claim_idle_ms=50)
     it = iter(src)
     seen = []
     b = next_nonempty(it)
@@ -276,8 +281,9 @@ def test_claimed_payload_entries_take_the_bulk_path(redis_server, redis_client: 
     seen = []
     real = rs.fast_block
     monkeypatch.setattr(rs, "fast_block", lambda *a, **k: seen.append(r := real(*a, **k)) or r)
-    alive = RedisStreamSource(S, redis_server.url, key="cl", group="g", consumer="alive", claim_idle_ms=1,
-                              max_rows=1000, max_delay_s=0.2)
+    alive = RedisStreamSource(
+        S, redis_server.url, key="cl", group="g", consumer="alive", claim_idle_ms=1, max_rows=1000, max_delay_s=0.2
+    )
     b = next_nonempty(iter(alive))
     assert b.frame["cpu"].to_list() == [float(i) for i in range(100)]
     assert len(seen) == 1 and seen[0] is not None
@@ -360,8 +366,7 @@ def test_entries_held_unacked_are_not_claimed_back_by_us(redis_client: redis.Red
 
     for i in range(100):
         redis_client.xadd("held", {"data": json.dumps({"ts": i, "host": "h", "cpu": i})})
-    src = RedisStreamSource(S, redis_client, key="held", group="g", consumer="c1", claim_idle_ms=50,
-                            max_rows=1000, max_delay_s=0.1)
+    src = RedisStreamSource(S, redis_client, key="held", group="g", consumer="c1", claim_idle_ms=50, max_rows=1000, max_delay_s=0.1)
     it = iter(src)
     b = next_nonempty(it)  # not acked yet: its checkpoint is slow
     time.sleep(0.2)  # idle past claim_idle: XAUTOCLAIM hands them to us again, and we skip them

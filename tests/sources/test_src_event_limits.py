@@ -22,6 +22,7 @@ from runtime.sources.jsonl import JsonlSource
 from runtime.sources.ndjson import block_to_frame, blocks_to_frame
 from runtime.sources.records import DEFAULT_MAX_EVENT_BYTES, parse_json_lines
 from runtime.sources.spec import parse_size_bytes
+
 from src_helpers import plan
 
 pytestmark = pytest.mark.timeout(60)

@@ -12,6 +12,7 @@ import pytest
 
 from runtime.sources import ManualClock, open_source
 from runtime.sources.http_poll import HttpPollSource, pick
+
 from src_helpers import plan
 
 pytestmark = pytest.mark.timeout(30)

@@ -13,6 +13,7 @@ import pytest
 
 from runtime.sources import ManualClock
 from runtime.sources.jsonl import JsonlSource
+
 from src_helpers import plan
 
 pytestmark = pytest.mark.timeout(30)

@@ -15,6 +15,7 @@ from polars.testing import assert_frame_equal
 
 from runtime.sources.ndjson import block_to_frame, split_lines
 from runtime.sources.records import parse_json_lines, records_to_frame
+
 from src_helpers import METRICS, plan
 
 settings.register_profile("ci", max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -44,8 +45,10 @@ def same(stream, block: bytes) -> tuple[pl.DataFrame, pl.DataFrame]:
 
 def test_clean_block_is_typed_without_dead_letters() -> None:
     block = b"".join(
-        json.dumps({"ts": "2024-01-01T00:00:0%dZ" % i, "n": i, "x": i / 2, "s": f"h{i}", "b": i % 2 == 0,
-                    "data": {"avg": 1.5, "tag": "t"}}).encode() + b"\n"
+        json.dumps(
+            {"ts": "2024-01-01T00:00:0%dZ" % i, "n": i, "x": i / 2, "s": f"h{i}", "b": i % 2 == 0, "data": {"avg": 1.5, "tag": "t"}}
+        ).encode()
+        + b"\n"
         for i in range(5)
     )
     good, dead = same(S, block)
@@ -110,9 +113,13 @@ _scalars = st.one_of(
     st.integers(min_value=-(2**64), max_value=2**64),
     st.floats(allow_nan=False, allow_infinity=False),
     st.text(max_size=6),
-    st.sampled_from(["5", "2.5", "true", "FALSE", "2024-01-01T00:00:00Z", "2024-01-01T00:00:00.5+02:00", "1700000000000", "nan", " 7"]),
+    st.sampled_from(
+        ["5", "2.5", "true", "FALSE", "2024-01-01T00:00:00Z", "2024-01-01T00:00:00.5+02:00", "1700000000000", "nan", " 7"]
+    ),
 )
-_values = st.one_of(_scalars, st.lists(_scalars, max_size=2), st.dictionaries(st.sampled_from(["avg", "tag", "n"]), _scalars, max_size=2))
+_values = st.one_of(
+    _scalars, st.lists(_scalars, max_size=2), st.dictionaries(st.sampled_from(["avg", "tag", "n"]), _scalars, max_size=2)
+)
 
 
 @st.composite

@@ -12,6 +12,7 @@ import pytest
 
 from runtime.sources import NoInputError, SchemaError, count_rows, iter_parquet, resolve_paths
 from runtime.sources.parquet import scan
+
 from src_helpers import plan
 
 pytestmark = pytest.mark.timeout(60)
@@ -45,10 +46,16 @@ def test_sub_microsecond_nanoseconds_truncate(tmp_path: Path) -> None:
 
 
 def test_declared_fields_in_declaration_order_extra_columns_ignored(tmp_path: Path) -> None:
-    table = pa.table({
-        "extra": ["x", "y"], "cpu": pa.array([1, 2], pa.int32()), "host": ["a", "b"],
-        "ts": pa.array([0, 1000], pa.timestamp("ms")), "flag": [True, None], "n": pa.array([7, 8], pa.uint16()),
-    })
+    table = pa.table(
+        {
+            "extra": ["x", "y"],
+            "cpu": pa.array([1, 2], pa.int32()),
+            "host": ["a", "b"],
+            "ts": pa.array([0, 1000], pa.timestamp("ms")),
+            "flag": [True, None],
+            "n": pa.array([7, 8], pa.uint16()),
+        }
+    )
     path = write(tmp_path / "t.parquet", table)
     s = plan(ts="timestamp", host="str", cpu="float", flag="bool", n="int")
     out = read_all(s, [path])
@@ -65,11 +72,13 @@ def test_projection_reads_only_declared_columns(tmp_path: Path) -> None:
 
 
 def test_struct_and_nested_struct_fields(tmp_path: Path) -> None:
-    table = pa.table({
-        "ts": pa.array([0, 1], pa.timestamp("s")),
-        "data": pa.array([{"avg": 1.5, "max": 9, "inner": {"v": 1, "w": "x"}}, {"avg": None, "max": 3, "inner": None}]),
-        "flat.key": [10, 20],
-    })
+    table = pa.table(
+        {
+            "ts": pa.array([0, 1], pa.timestamp("s")),
+            "data": pa.array([{"avg": 1.5, "max": 9, "inner": {"v": 1, "w": "x"}}, {"avg": None, "max": 3, "inner": None}]),
+            "flat.key": [10, 20],
+        }
+    )
     path = write(tmp_path / "t.parquet", table)
     s = plan(ts="timestamp", **{"data.avg": "float", "data.inner.v": "int", "flat.key": "float"})
     out = read_all(s, [path])
@@ -93,8 +102,14 @@ def test_missing_struct_child_is_a_missing_field(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("declared", "column", "found"),
-    [("int", pa.array(["5"]), "String"), ("float", pa.array(["x"]), "String"), ("bool", pa.array([1]), "Int64"),
-     ("timestamp", pa.array([1]), "Int64"), ("str", pa.array([1.5]), "Float64"), ("int", pa.array([1.5]), "Float64")],
+    [
+        ("int", pa.array(["5"]), "String"),
+        ("float", pa.array(["x"]), "String"),
+        ("bool", pa.array([1]), "Int64"),
+        ("timestamp", pa.array([1]), "Int64"),
+        ("str", pa.array([1.5]), "Float64"),
+        ("int", pa.array([1.5]), "Float64"),
+    ],
 )
 def test_incompatible_type_names_field_file_found_and_expected(tmp_path: Path, declared: str, column: pa.Array, found: str) -> None:
     path = write(tmp_path / "bad.parquet", pa.table({"v": column}))

@@ -10,6 +10,7 @@ import pytest
 
 from runtime.sources import ManualClock
 from runtime.sources.parquet_dir import ParquetDirSource
+
 from src_helpers import plan
 
 pytestmark = pytest.mark.timeout(30)
@@ -39,8 +40,9 @@ def test_new_files_read_once_in_name_order(tmp_path: Path) -> None:
 
 
 def test_big_file_in_batches_and_resume_mid_file(tmp_path: Path) -> None:
-    pq.write_table(pa.table({"ts": pa.array(range(10), pa.timestamp("s")), "v": list(range(10))}), tmp_path / "a.parquet",
-                   row_group_size=3)
+    pq.write_table(
+        pa.table({"ts": pa.array(range(10), pa.timestamp("s")), "v": list(range(10))}), tmp_path / "a.parquet", row_group_size=3
+    )
     it = iter(ParquetDirSource(S, tmp_path, max_rows=3, clock=ManualClock()))
     b1, b2 = next(it), next(it)
     assert b2.offsets == {"done": [], "file": "a.parquet", "rows": b1.frame.height + b2.frame.height}

@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from runtime.sources.records import Rejected, parse_json_lines, records_to_frame
+
 from src_helpers import METRICS, plan
 
 pytestmark = pytest.mark.timeout(60)
@@ -23,8 +24,7 @@ S = plan(ts="timestamp", n="int", x="float", s="str", b="bool")
 def test_clean_records_are_typed_in_declaration_order() -> None:
     good, dead = records_to_frame(
         S,
-        [{"b": True, "s": "a", "x": 1, "n": 2, "ts": "2024-05-01T10:00:00Z", "extra": [1]},
-         {"ts": 1714557600000, "n": None}],
+        [{"b": True, "s": "a", "x": 1, "n": 2, "ts": "2024-05-01T10:00:00Z", "extra": [1]}, {"ts": 1714557600000, "n": None}],
     )
     assert dead.height == 0
     assert good.schema == pl.Schema({"ts": pl.Datetime("us"), "n": pl.Int64, "x": pl.Float64, "s": pl.String, "b": pl.Boolean})
@@ -63,10 +63,19 @@ def test_mixed_timestamp_kinds_in_one_batch() -> None:
 @pytest.mark.parametrize(
     ("field", "value", "expected"),
     [
-        ("n", 3.0, 3), ("n", "5", 5), ("n", "5.0", 5), ("n", 2**63 - 1, 2**63 - 1),
-        ("x", 3, 3.0), ("x", "3.5", 3.5), ("x", -0.0, -0.0),
-        ("s", 5, "5"), ("s", 1.5, "1.5"), ("s", True, "true"),
-        ("b", False, False), ("b", "TRUE", True), ("b", "false", False),
+        ("n", 3.0, 3),
+        ("n", "5", 5),
+        ("n", "5.0", 5),
+        ("n", 2**63 - 1, 2**63 - 1),
+        ("x", 3, 3.0),
+        ("x", "3.5", 3.5),
+        ("x", -0.0, -0.0),
+        ("s", 5, "5"),
+        ("s", 1.5, "1.5"),
+        ("s", True, "true"),
+        ("b", False, False),
+        ("b", "TRUE", True),
+        ("b", "false", False),
     ],
 )
 def test_lossless_coercions(field: str, value: object, expected: object) -> None:
@@ -144,8 +153,15 @@ def test_raw_defaults_to_json_of_the_record() -> None:
 def test_throughput_seven_field_stream() -> None:
     n = 200_000
     recs = [
-        {"ts": 1_700_000_000_000 + i, "host": f"h{i % 50}", "cpu": i % 100 + 0.5, "memory": 40 + i % 7,
-         "status": "ok", "latency_ms": 1.25, "event_type": "metric"}
+        {
+            "ts": 1_700_000_000_000 + i,
+            "host": f"h{i % 50}",
+            "cpu": i % 100 + 0.5,
+            "memory": 40 + i % 7,
+            "status": "ok",
+            "latency_ms": 1.25,
+            "event_type": "metric",
+        }
         for i in range(n)
     ]
     records_to_frame(METRICS, recs[:1000])  # warm up
@@ -164,12 +180,25 @@ def test_throughput_seven_field_stream() -> None:
 # --------------------------------------------------------------------------- property
 
 json_scalars = st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70) | st.floats() | st.text(max_size=8)
-json_values = st.recursive(json_scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3), max_leaves=6)
-field_values = json_values | st.sampled_from(["2024-01-01T00:00:00Z", "2024-01-01 00:00:00+05:00", "12", "3.5", "true", "nan", "1e400"])
+json_values = st.recursive(
+    json_scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3), max_leaves=6
+)
+field_values = json_values | st.sampled_from(
+    ["2024-01-01T00:00:00Z", "2024-01-01 00:00:00+05:00", "12", "3.5", "true", "nan", "1e400"]
+)
 records_st = st.lists(
     st.one_of(
-        st.fixed_dictionaries({}, optional={"ts": field_values, "n": field_values, "x": field_values, "s": field_values,
-                                            "b": field_values, "data": json_values | st.fixed_dictionaries({"avg": field_values})}),
+        st.fixed_dictionaries(
+            {},
+            optional={
+                "ts": field_values,
+                "n": field_values,
+                "x": field_values,
+                "s": field_values,
+                "b": field_values,
+                "data": json_values | st.fixed_dictionaries({"avg": field_values}),
+            },
+        ),
         json_values,
     ),
     max_size=25,

@@ -13,6 +13,7 @@ from redis.retry import Retry
 
 from runtime.sources import open_source
 from runtime.sources.redis_streams import RedisStreamSource
+
 from src_helpers import plan
 
 pytestmark = pytest.mark.timeout(30)
@@ -66,8 +67,7 @@ def test_autoclaim_takes_over_a_dead_consumers_entries(redis_server, redis_clien
     dead = RedisStreamSource(S, redis_server.url, key="ev3", group="g", consumer="dead", max_delay_s=0.2)
     assert next_nonempty(iter(dead)).frame["cpu"].to_list() == [7.0]  # read, never acked
     time.sleep(0.15)
-    alive = RedisStreamSource(S, redis_server.url, key="ev3", group="g", consumer="alive", claim_idle_ms=100,
-                              max_delay_s=0.2)
+    alive = RedisStreamSource(S, redis_server.url, key="ev3", group="g", consumer="alive", claim_idle_ms=100, max_delay_s=0.2)
     b = next_nonempty(iter(alive))
     assert b.frame["cpu"].to_list() == [7.0]
     alive.ack(b)

@@ -11,6 +11,7 @@ from runtime.sources.http_poll import HttpPollSource
 from runtime.sources.jsonl import JsonlSource
 from runtime.sources.parquet_dir import ParquetDirSource
 from runtime.sources.redis_streams import RedisStreamSource
+
 from src_helpers import plan
 
 S = plan(ts="timestamp", v="int")
@@ -40,9 +41,14 @@ def test_kinds(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("spec", "match"),
-    [("events.jsonl", "no kind"), ("kafka://x", "unknown source kind"), ("jsonl:", "missing path"),
-     ("jsonl:/x?bogus=1", "unknown option"), ("redis://127.0.0.1:6379/0", r"\?stream="),
-     ("parquet-dir:/x?poll=often", "not a duration")],
+    [
+        ("events.jsonl", "no kind"),
+        ("kafka://x", "unknown source kind"),
+        ("jsonl:", "missing path"),
+        ("jsonl:/x?bogus=1", "unknown option"),
+        ("redis://127.0.0.1:6379/0", r"\?stream="),
+        ("parquet-dir:/x?poll=often", "not a duration"),
+    ],
 )
 def test_bad_specs(spec: str, match: str) -> None:
     with pytest.raises(SourceSpecError, match=match):

@@ -40,8 +40,11 @@ T0 = dt.datetime(2024, 1, 1)
 
 def frame(n: int, start: int = 0) -> pl.DataFrame:
     return pl.DataFrame(
-        {"ts": [T0 + dt.timedelta(seconds=7 * i) for i in range(start, start + n)],
-         "host": [f"h{i % 3}" for i in range(start, start + n)], "cpu": [float(i % 5) for i in range(start, start + n)]},
+        {
+            "ts": [T0 + dt.timedelta(seconds=7 * i) for i in range(start, start + n)],
+            "host": [f"h{i % 3}" for i in range(start, start + n)],
+            "cpu": [float(i % 5) for i in range(start, start + n)],
+        },
         schema={"ts": pl.Datetime("us"), "host": pl.String, "cpu": pl.Float64},
     )
 
@@ -58,11 +61,26 @@ class Boom:
 
 def test_round_trip_of_every_type_a_checkpoint_holds() -> None:
     value = {
-        "n": None, "b": True, "i": -(2**63), "u": 2**64 - 1, "big": 2**80, "f": float("nan"), "s": "é", "by": b"\x00\x80",
-        "l": [1, [2]], "t": (1, (2, "x")), "set": {1, 2}, 3: "int key", (1, "a"): "tuple key",
-        "a": np.arange(6, dtype=np.int64).reshape(2, 3), "bools": np.array([True, False]),
-        "dt64": np.array(["2024-01-01"], dtype="datetime64[us]"), "when": T0, "day": T0.date(),
-        "gap": dt.timedelta(seconds=5), "np_scalar": np.int64(7),
+        "n": None,
+        "b": True,
+        "i": -(2**63),
+        "u": 2**64 - 1,
+        "big": 2**80,
+        "f": float("nan"),
+        "s": "é",
+        "by": b"\x00\x80",
+        "l": [1, [2]],
+        "t": (1, (2, "x")),
+        "set": {1, 2},
+        3: "int key",
+        (1, "a"): "tuple key",
+        "a": np.arange(6, dtype=np.int64).reshape(2, 3),
+        "bools": np.array([True, False]),
+        "dt64": np.array(["2024-01-01"], dtype="datetime64[us]"),
+        "when": T0,
+        "day": T0.date(),
+        "gap": dt.timedelta(seconds=5),
+        "np_scalar": np.int64(7),
     }
     got = decode_state(encode_state(value))
     assert got["t"] == (1, (2, "x")) and got[(1, "a")] == "tuple key" and got[3] == "int key"

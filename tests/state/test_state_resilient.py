@@ -7,10 +7,10 @@ import logging
 import pytest
 import redis
 
-from tests.support.services import RedisServer
 from runtime.state import MemoryStore
 from runtime.state.redis_store import RedisStore, connect
 from runtime.state.resilient import ResilientStore
+from tests.support.services import RedisServer
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -34,11 +34,13 @@ class FlakyStore(MemoryStore):
     def __getattribute__(self, name: str):
         attr = super().__getattribute__(name)
         if callable(attr) and not name.startswith("_") and name not in ("states", "baseline_keys"):
+
             def guarded(*a, **kw):
                 self.calls += 1
                 if self.down:
                     raise redis.ConnectionError("down")
                 return attr(*a, **kw)
+
             return guarded
         return attr
 

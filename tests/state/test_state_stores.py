@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from runtime.state import MemoryStore, StateStore, StoredState, open_store
 from runtime.state.redis_store import RedisStore, connect
 from runtime.state.resilient import ResilientStore
@@ -88,7 +89,11 @@ def test_baselines_bounded_fifo(store: StateStore) -> None:
 @pytest.mark.parametrize("kind", ["memory", "sqlite"])
 def test_baseline_ttl_on_injected_clock(kind: str, tmp_path: Path) -> None:
     clock = Clock()
-    s = MemoryStore(baseline_ttl_s=60, clock=clock) if kind == "memory" else SqliteStore(tmp_path / "s.db", baseline_ttl_s=60, clock=clock)
+    s = (
+        MemoryStore(baseline_ttl_s=60, clock=clock)
+        if kind == "memory"
+        else SqliteStore(tmp_path / "s.db", baseline_ttl_s=60, clock=clock)
+    )
     s.baseline_append("r", "g", [1.0])
     clock.t += 59
     s.baseline_append("r", "g", [2.0])  # a write refreshes the TTL
@@ -157,8 +162,8 @@ def test_redis_keys_name_what_they_hold(redis_server) -> None:
     import redis as redis_lib
 
     from cepdsl.frontend import compile_source
-    from runtime.stream_loop import OFFSETS_KEY, StreamingEngine
     from runtime.sources.batch import Batch
+    from runtime.stream_loop import OFFSETS_KEY, StreamingEngine
 
     client = redis_lib.Redis.from_url(redis_server.url)
     client.flushdb()

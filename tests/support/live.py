@@ -42,6 +42,7 @@ def iso(t: datetime) -> str:
 
 # ----------------------------------------------------------------------------- rules and events
 
+
 def login_rules(hook: str) -> str:
     return f"""
 stream auth (ts: timestamp, user: str, event_type: str)
@@ -82,11 +83,13 @@ def append(path: Path, rows: list[dict[str, Any]]) -> None:
 
 # ----------------------------------------------------------------------------- the oracle
 
+
 def frame_of(rows: list[dict[str, Any]], schema: dict[str, pl.DataType]) -> pl.DataFrame:
     frame = pl.DataFrame(rows, schema={k: (pl.String if isinstance(t, pl.Datetime) else t) for k, t in schema.items()})
     return frame.with_columns(
         pl.col(c).str.to_datetime(time_unit="us", time_zone="UTC").dt.replace_time_zone(None)
-        for c, t in schema.items() if isinstance(t, pl.Datetime)
+        for c, t in schema.items()
+        if isinstance(t, pl.Datetime)
     )
 
 
@@ -114,12 +117,16 @@ def as_multiset(rows: list[dict[str, Any]]) -> Counter[str]:
 
 # ----------------------------------------------------------------------------- processes
 
+
 def start_run(tmp: Path, rules: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     """`cep run` as a child process; its stderr goes to a file (`p.log`) readable while it runs."""
     log = tmp / f"cep-run-{time.monotonic_ns()}.log"
     p = subprocess.Popen(
         [sys.executable, "-m", "runtime.cli", "run", str(rules), "--allow-host", "127.0.0.1", *args],
-        cwd=tmp, stdout=subprocess.DEVNULL, stderr=open(log, "w"), text=True,  # noqa: SIM115 - the child owns it
+        cwd=tmp,
+        stdout=subprocess.DEVNULL,
+        stderr=open(log, "w"),
+        text=True,  # noqa: SIM115 - the child owns it
         env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
     )
     p.log = log  # type: ignore[attr-defined]
@@ -158,6 +165,7 @@ def get_json(url: str) -> dict[str, Any] | None:
 
 
 # ----------------------------------------------------------------------------- receiver
+
 
 class Receiver:
     """A webhook receiver on 127.0.0.1 recording (Idempotency-Key, rule) per delivery."""
@@ -205,6 +213,7 @@ class Receiver:
 
 # ----------------------------------------------------------------------------- redis
 
+
 class KillableRedis:
     """A redis-server on a free port that a test kills (SIGKILL) and restarts.
 
@@ -229,9 +238,22 @@ class KillableRedis:
     def start(self) -> None:
         durability = ["--appendonly", "yes", "--appendfsync", "always"] if self.persist else ["--appendonly", "no"]
         self.proc = subprocess.Popen(
-            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--dir", str(self.dir),
-             "--daemonize", "no", *durability],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                self.binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--dir",
+                str(self.dir),
+                "--daemonize",
+                "no",
+                *durability,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         c = redis.Redis(port=self.port, socket_connect_timeout=0.2)
         deadline = time.monotonic() + 10

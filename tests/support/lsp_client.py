@@ -151,7 +151,10 @@ class LspClient:
 
     def change(self, uri: str, version: int, start: tuple[int, int], end: tuple[int, int], text: str) -> None:
         rng = {"start": {"line": start[0], "character": start[1]}, "end": {"line": end[0], "character": end[1]}}
-        self.notify("textDocument/didChange", {"textDocument": {"uri": uri, "version": version}, "contentChanges": [{"range": rng, "text": text}]})
+        self.notify(
+            "textDocument/didChange",
+            {"textDocument": {"uri": uri, "version": version}, "contentChanges": [{"range": rng, "text": text}]},
+        )
 
     def close(self) -> None:
         try:

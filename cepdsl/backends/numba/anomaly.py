@@ -19,6 +19,7 @@ from cepdsl.executor import TIME, Executor, Progress, finalize
 from cepdsl.kernels.groups import GroupTable
 from cepdsl.plan import AnomalySpec, RulePlan
 
+
 class AnomalyExecutor(Executor):
     STATE_VERSION = 2
 
@@ -59,8 +60,7 @@ class AnomalyExecutor(Executor):
         if spec.method == "zscore":
             out_i, out_f = run_scan(zscore_scan, slots, x, st, w, self.n_max, int(spec.warmup), threshold)
         elif spec.method == "iqr":
-            out_i, out_f = run_scan(iqr_scan, slots, x, st, w, self.n_max, int(spec.warmup), float(spec.multiplier),
-                                    self.emit_all)
+            out_i, out_f = run_scan(iqr_scan, slots, x, st, w, self.n_max, int(spec.warmup), float(spec.multiplier), self.emit_all)
         else:
             out_i, out_f = run_scan(ema_scan, slots, x, st, w, int(spec.warmup), float(spec.alpha), threshold)
         if out_i.shape[0] == 0:

@@ -294,9 +294,7 @@ class PatternExecutor(Executor):
             self._groups, self._buffer_codes = StableCodes(len(self.keys)), None
         return self._release(records, final, has_undecided)
 
-    def _keep(
-        self, rows: pl.DataFrame, live: np.ndarray, t: np.ndarray, conds: np.ndarray, codes: np.ndarray | None
-    ) -> None:
+    def _keep(self, rows: pl.DataFrame, live: np.ndarray, t: np.ndarray, conds: np.ndarray, codes: np.ndarray | None) -> None:
         if live[0] > 0:  # rows before the first buffered one: dropped by a zero-copy slice
             rows, live = rows.slice(int(live[0])), live - live[0]
         if rows.height > max(4 * len(live), _COMPACT_ROWS) or rows.n_chunks() > _MAX_CHUNKS:

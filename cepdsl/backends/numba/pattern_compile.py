@@ -54,8 +54,13 @@ class Program:
         lines = []
         for pc in range(len(self)):
             op = int(self.op[pc])
-            args = {STEP: f" {self.a[pc]}", SPLIT: f" {self.a[pc]} {self.b[pc]}", JMP: f" {self.a[pc]}",
-                    SAVE: f" {self.a[pc]}", CHECK: f" {self.a[pc]}"}.get(op, "")
+            args = {
+                STEP: f" {self.a[pc]}",
+                SPLIT: f" {self.a[pc]} {self.b[pc]}",
+                JMP: f" {self.a[pc]}",
+                SAVE: f" {self.a[pc]}",
+                CHECK: f" {self.a[pc]}",
+            }.get(op, "")
             lines.append(f"{pc:3d} {OP_NAMES[op]}{args}{'' if self.memo[pc] else '  (no memo)'}")
         return "\n".join(lines)
 

@@ -222,15 +222,20 @@ def match_groups(
     counts = np.zeros(n_steps, np.int64)
     regs = np.full(max(n_registers, 1), -1, np.int64)
     regs_at_start = regs.copy()
-    return _match_all(
-        t, conds, offsets, op, a, b, memo, first, within, bound, final, visited, sk, sx, sy, counts, regs, regs_at_start
-    )
+    return _match_all(t, conds, offsets, op, a, b, memo, first, within, bound, final, visited, sk, sx, sy, counts, regs, regs_at_start)
 
 
 @nb.njit(cache=True, nogil=True)
 def _match_all(t, conds, offsets, op, a, b, memo, first, within, bound, final, visited, sk, sx, sy, counts, regs, regs_at_start):  # noqa: ANN001, ANN202, PLR0913
     t, conds, offsets, op, a, b, memo, first = (
-        borrow(t), borrow(conds), borrow(offsets), borrow(op), borrow(a), borrow(b), borrow(memo), borrow(first)
+        borrow(t),
+        borrow(conds),
+        borrow(offsets),
+        borrow(op),
+        borrow(a),
+        borrow(b),
+        borrow(memo),
+        borrow(first),
     )
     visited, sk, sx, sy = borrow(visited), borrow(sk), borrow(sx), borrow(sy)
     counts, regs, regs_at_start = borrow(counts), borrow(regs), borrow(regs_at_start)

@@ -174,7 +174,6 @@ class Cells:
         return Cells(*(a[idx] if a.ndim == 1 else a[:, idx] for a in self.arrays()))
 
 
-
 @nb.njit(cache=True, nogil=True)
 def _count_cells(pane: np.ndarray, slot: np.ndarray, n_slots: int) -> int:
     mark = np.full(n_slots, -1, np.int64)
@@ -472,8 +471,9 @@ class FieldStats:
     """One field's statistics per window as the kernels leave them, in output order: the
     int or float columns as the field is, each gathered only when an aggregate reads it."""
 
-    def __init__(self, order: np.ndarray, count: np.ndarray, sums: np.ndarray, mins: np.ndarray,
-                 maxs: np.ndarray, m2: np.ndarray | None) -> None:
+    def __init__(
+        self, order: np.ndarray, count: np.ndarray, sums: np.ndarray, mins: np.ndarray, maxs: np.ndarray, m2: np.ndarray | None
+    ) -> None:
         self.order, self.count = order, count
         self._sum, self._min, self._max, self._m2 = sums, mins, maxs, m2
 

@@ -173,9 +173,7 @@ def needs_values(aggs: tuple[TAgg, ...]) -> bool:
 def raw_exprs(aggs: tuple[TAgg, ...], *, from_scratch: bool = False) -> list[pl.Expr]:
     """Each aggregate computed from the rows of a group (agg / rolling context);
     `from_scratch`: see the note above the built-in parts."""
-    return [
-        (pl.len() if a.field is None else _part(a).raw(pl.col(a.field), a, from_scratch)).alias(a.name) for a in aggs
-    ]
+    return [(pl.len() if a.field is None else _part(a).raw(pl.col(a.field), a, from_scratch)).alias(a.name) for a in aggs]
 
 
 # --------------------------------------------------------------------------- partials
@@ -183,16 +181,12 @@ def raw_exprs(aggs: tuple[TAgg, ...], *, from_scratch: bool = False) -> list[pl.
 
 def partial_exprs(needs: list[Needs]) -> list[pl.Expr]:
     """Partials of a group of rows (agg context)."""
-    return [pl.len().alias(N)] + [
-        PARTIALS[k].rows(pl.col(n.field)).alias(_col(k, n.field)) for n in needs for k in n.kinds
-    ]
+    return [pl.len().alias(N)] + [PARTIALS[k].rows(pl.col(n.field)).alias(_col(k, n.field)) for n in needs for k in n.kinds]
 
 
 def row_partials(needs: list[Needs]) -> list[pl.Expr]:
     """Each row as its own one-row partial (row-wise context)."""
-    return [pl.lit(1, pl.UInt32).alias(N)] + [
-        PARTIALS[k].row(pl.col(n.field)).alias(_col(k, n.field)) for n in needs for k in n.kinds
-    ]
+    return [pl.lit(1, pl.UInt32).alias(N)] + [PARTIALS[k].row(pl.col(n.field)).alias(_col(k, n.field)) for n in needs for k in n.kinds]
 
 
 def _partial_cols(field: str) -> Col:
@@ -208,9 +202,7 @@ def merge_exprs(needs: list[Needs]) -> list[pl.Expr]:
 
 def final_exprs(aggs: tuple[TAgg, ...]) -> list[pl.Expr]:
     """Aggregate columns from merged partials (row-wise)."""
-    return [
-        (pl.col(N) if a.field is None else _part(a).final(_partial_cols(a.field), a)).alias(a.name) for a in aggs
-    ]
+    return [(pl.col(N) if a.field is None else _part(a).final(_partial_cols(a.field), a)).alias(a.name) for a in aggs]
 
 
 def empty_values(aggs: tuple[TAgg, ...]) -> dict[str, object]:

@@ -49,11 +49,7 @@ class CountWindowExecutor(Executor):
         frame = fresh if self.tail is None else pl.concat([self.tail, fresh], how="vertical_relaxed")
         idx = pl.int_range(pl.len(), dtype=pl.Int64)
         frame = frame.with_columns((idx.over(self.keys) if self.keys else idx).alias(IDX))
-        rolled = (
-            frame.rolling(index_column=IDX, period=f"{self.n}i", group_by=self.keys or None)
-            .agg(self._aggs)
-            .filter(pl.col(NEW))
-        )
+        rolled = frame.rolling(index_column=IDX, period=f"{self.n}i", group_by=self.keys or None).agg(self._aggs).filter(pl.col(NEW))
         if self.n > 1:
             tail = frame.drop(IDX).with_columns(pl.lit(False).alias(NEW))
             self.tail = tail.group_by(self.keys, maintain_order=True).tail(self.n - 1) if self.keys else tail.tail(self.n - 1)

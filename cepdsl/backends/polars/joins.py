@@ -57,9 +57,7 @@ class PreparedTable:
     _string_index: Any = field(default=None, init=False)
 
     def __post_init__(self) -> None:
-        self.gatherable = self.frame.with_columns(
-            pl.col(f.name).cast(pl.Categorical) for f in self.plan.fields if f.type is Type.STR
-        )
+        self.gatherable = self.frame.with_columns(pl.col(f.name).cast(pl.Categorical) for f in self.plan.fields if f.type is Type.STR)
         self.positions = self.frame.select(pl.col(self.plan.key).alias(_KEY)).with_row_index(_POS)
         # One all-null row after the last: where a key is absent, a gather at `absent` gives
         # the nulls a left join gives, with no null positions to build or test.
@@ -85,7 +83,6 @@ class PreparedTable:
         lookup = self.positions_of_values(categories)
         self._dict = (categories, lookup)
         return lookup
-
 
     def dictionary_rows(self, categories: pl.Series) -> tuple[np.ndarray, pl.Series]:
         """Per code of an Enum with these `categories`, its table row (UInt32; absent →
@@ -203,7 +200,9 @@ def apply_joins(
         pos = _positions(rows, join, table, only)
         names = {f.name: f"{join.alias}.{f.name}" for f in join.table.fields}
         take = [f for f, n in names.items() if needed is None or n in needed]
-        cols = table.padded_gatherable.select(pl.col(take).gather(pos)).rename({f: names[f] for f in take}).get_columns() if take else []
+        cols = (
+            table.padded_gatherable.select(pl.col(take).gather(pos)).rename({f: names[f] for f in take}).get_columns() if take else []
+        )
         if needed is not None:
             cols.append(pos.alias(position_column(join.alias)))
         rows = rows.hstack(cols)
@@ -327,7 +326,10 @@ class JoinedFilter:
         sel = pl.Series(idx, dtype=pl.UInt32) if idx is not None else None
         plain = [c for c in rows.columns if c not in decoders]
         out = rows.select(plain) if sel is None else rows.select(plain).gather(sel)
-        extra = [cats.gather(pl.Series(codes if idx is None else codes[idx], dtype=pl.UInt32)).alias(name) for name, (cats, codes) in decoders.items()]
+        extra = [
+            cats.gather(pl.Series(codes if idx is None else codes[idx], dtype=pl.UInt32)).alias(name)
+            for name, (cats, codes) in decoders.items()
+        ]
         for join in self.joins:
             pos = pl.Series(positions[join.alias], dtype=pl.UInt32)
             got = tables[join.table.name].padded_frame.select(pl.all().gather(pos))

@@ -60,11 +60,7 @@ class PaneWindowExecutor(Executor):
             if self.panes is None or self.panes.height == 0:
                 self.panes = batch
             else:
-                self.panes = (
-                    pl.concat([self.panes, batch], how="vertical_relaxed")
-                    .group_by([*self.keys, PANE])
-                    .agg(self._merge)
-                )
+                self.panes = pl.concat([self.panes, batch], how="vertical_relaxed").group_by([*self.keys, PANE]).agg(self._merge)
         return self._emit(progress.watermark_us)
 
     def advance(self, progress: Progress) -> pl.DataFrame:

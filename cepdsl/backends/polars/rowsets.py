@@ -27,7 +27,6 @@ import polars as pl
 from cepdsl.kernels.polars_expressions import MANY_OPTS, compile_expr, full_length
 from cepdsl.plan import TBinary, TExpr, TUnary
 
-
 #: From this many rows a batch is big (see `split`): one rule's matching rows come from a
 #: lazy `filter`, several rules' from an `arg_true` per predicate column.
 _FILTER_ROWS = 65_536

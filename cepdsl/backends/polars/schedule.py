@@ -115,11 +115,15 @@ class ScheduleExecutor(Executor):
         lo = np.searchsorted(ticks, t, side="right")
         hi = np.searchsorted(ticks, t + self.over, side="right")
         spread = (
-            rows.lazy()
-            .with_columns(pl.int_ranges(pl.Series(lo, dtype=pl.Int64), pl.Series(hi, dtype=pl.Int64)).alias(TICK))
-            .explode(TICK)
-            .drop_nulls(TICK)
-        ) if rows.height else None
+            (
+                rows.lazy()
+                .with_columns(pl.int_ranges(pl.Series(lo, dtype=pl.Int64), pl.Series(hi, dtype=pl.Int64)).alias(TICK))
+                .explode(TICK)
+                .drop_nulls(TICK)
+            )
+            if rows.height
+            else None
+        )
         tick_s = pl.Series(TICK, ticks)
         if spread is not None and rows.height:
             grouped = spread.group_by([TICK, *self.keys]).agg(self._raw).collect()

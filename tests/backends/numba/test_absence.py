@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 import pytest
-from harness import at, released, rule_of, run_batches, us
 
 from cepdsl.backends import executor_for
 from cepdsl.backends.numba.absence import by_rank
 from cepdsl.executor import Progress
+
+from harness import at, released, rule_of, run_batches, us
 
 SRC = """stream m (ts: timestamp, host: str, event_type: str)
 rule lost
@@ -30,11 +31,16 @@ def frame(events: list[tuple[float, str, str]]) -> pl.DataFrame:
 def fired(df: pl.DataFrame, cuts: list[int] = ()) -> list[tuple[str, float, float]]:  # type: ignore[assignment]
     _, rule = rule_of(SRC)
     out = run_batches(rule, df, cuts)
-    return [(h, (t - at(0)).total_seconds(), (s - at(0)).total_seconds()) for h, t, s in out.select("host", "ts", "last_seen").iter_rows()]
+    return [
+        (h, (t - at(0)).total_seconds(), (s - at(0)).total_seconds()) for h, t, s in out.select("host", "ts", "last_seen").iter_rows()
+    ]
 
 
 EVENTS = [
-    (0, "a", "heartbeat"), (0, "b", "heartbeat"), (60, "a", "heartbeat"), (100, "b", "heartbeat"),
+    (0, "a", "heartbeat"),
+    (0, "b", "heartbeat"),
+    (60, "a", "heartbeat"),
+    (100, "b", "heartbeat"),
     (180, "a", "heartbeat"),  # a: 120s after 60 → alive exactly at the deadline
     (200, "b", "cpu"),  # not a heartbeat: b's deadline 220 stands
     (400, "a", "heartbeat"),  # a: silent from 180 → deadline 300

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import polars as pl
 import pytest
+
 from harness import at, rule_of, run_batches
 
 STREAM = "stream m (ts: timestamp, host: str, cpu: float)\n"

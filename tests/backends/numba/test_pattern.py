@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import polars as pl
 import pytest
-from harness import at, rule_of, run_batches, us
 
 from cepdsl.backends import executor_for
 from cepdsl.backends.numba.pattern_compile import compile_pattern
 from cepdsl.executor import Progress
-from harness import released
+
+from harness import at, released, rule_of, run_batches, us
 
 AUTH = "stream auth (ts: timestamp, user: str, event_type: str, price: float)\n"
 
@@ -32,10 +32,7 @@ def matches(rule_text: str, df: pl.DataFrame, cuts: list[int] = ()) -> list[tupl
     out = run_batches(rule, df, cuts)
     steps = rule.pattern.steps  # type: ignore[union-attr]
     cols = ["user", "match_start", "ts", *(f"{s}_count" for s in steps)]
-    return [
-        (r[0], (r[1] - at(0)).total_seconds(), (r[2] - at(0)).total_seconds(), *r[3:])
-        for r in out.select(cols).iter_rows()
-    ]
+    return [(r[0], (r[1] - at(0)).total_seconds(), (r[2] - at(0)).total_seconds(), *r[3:]) for r in out.select(cols).iter_rows()]
 
 
 def every_split(rule_text: str, df: pl.DataFrame) -> list[tuple]:
@@ -57,12 +54,23 @@ BRUTE = """rule brute
 
 
 def test_brute_force_login() -> None:
-    ev = [(0, "u", "login_failed"), (60, "u", "login_failed"), (120, "u", "logout"), (180, "u", "login_failed"),
-          (240, "u", "login_failed"), (300, "u", "login_ok"),
-          # only two failures, then ok: no match
-          (400, "v", "login_failed"), (410, "v", "login_failed"), (420, "v", "login_ok"),
-          # three failures but the ok comes 10m + 1s after the first: too late
-          (1000, "w", "login_failed"), (1001, "w", "login_failed"), (1002, "w", "login_failed"), (1601, "w", "login_ok")]
+    ev = [
+        (0, "u", "login_failed"),
+        (60, "u", "login_failed"),
+        (120, "u", "logout"),
+        (180, "u", "login_failed"),
+        (240, "u", "login_failed"),
+        (300, "u", "login_ok"),
+        # only two failures, then ok: no match
+        (400, "v", "login_failed"),
+        (410, "v", "login_failed"),
+        (420, "v", "login_ok"),
+        # three failures but the ok comes 10m + 1s after the first: too late
+        (1000, "w", "login_failed"),
+        (1001, "w", "login_failed"),
+        (1002, "w", "login_failed"),
+        (1601, "w", "login_ok"),
+    ]
     # `where` drops the logout, so u's four failures are consecutive; greedy takes all four.
     assert every_split(BRUTE, frame(ev)) == [("u", 0, 300, 4, 1)]
 
@@ -71,9 +79,15 @@ def test_within_exactly_d_matches_and_one_microsecond_more_does_not() -> None:
     _, rule = rule_of(AUTH + BRUTE)
     base = [at(0), at(1), at(2)]
     for last, want in ((600_000_000, 1), (600_000_001, 0)):
-        df = pl.DataFrame({"ts": [*base, at(0) + (at(last / 1e6) - at(0))], "user": ["u"] * 4,
-                           "event_type": ["login_failed"] * 3 + ["login_ok"], "price": [None] * 4},
-                          schema={"ts": pl.Datetime("us"), "user": pl.String, "event_type": pl.String, "price": pl.Float64})
+        df = pl.DataFrame(
+            {
+                "ts": [*base, at(0) + (at(last / 1e6) - at(0))],
+                "user": ["u"] * 4,
+                "event_type": ["login_failed"] * 3 + ["login_ok"],
+                "price": [None] * 4,
+            },
+            schema={"ts": pl.Datetime("us"), "user": pl.String, "event_type": pl.String, "price": pl.Float64},
+        )
         assert run_batches(rule, df).height == want
 
 
@@ -97,8 +111,19 @@ def test_a_bstar_c_with_interleaved_groups() -> None:
   pattern a b* c
   define a as event_type == "a", b as event_type == "b", c as event_type == "c"
 """
-    ev = [(0, "x", "a"), (1, "y", "a"), (2, "x", "b"), (3, "y", "c"), (4, "x", "b"), (5, "x", "c"),
-          (6, "y", "a"), (7, "y", "b"), (8, "x", "a"), (9, "y", "d"), (10, "x", "c")]
+    ev = [
+        (0, "x", "a"),
+        (1, "y", "a"),
+        (2, "x", "b"),
+        (3, "y", "c"),
+        (4, "x", "b"),
+        (5, "x", "c"),
+        (6, "y", "a"),
+        (7, "y", "b"),
+        (8, "x", "a"),
+        (9, "y", "d"),
+        (10, "x", "c"),
+    ]
     got = every_split(rule, frame(ev))
     assert got == [("y", 1, 3, 1, 0, 1), ("x", 0, 5, 1, 2, 1), ("x", 8, 10, 1, 0, 1)]
 
@@ -152,15 +177,13 @@ def test_flink_stock_example_greedy() -> None:
 """
     prices = [12, 17, 13, 16, 15, 14, 13, 20, 17, 16, 21]
     ev = [(i, "ACME", "tick") for i in range(len(prices))]
-    assert every_split(rule, frame(ev, [float(p) for p in prices])) == [
-        ("ACME", 1, 7, 1, 5, 1), ("ACME", 8, 10, 1, 1, 1)]
+    assert every_split(rule, frame(ev, [float(p) for p in prices])) == [("ACME", 1, 7, 1, 5, 1), ("ACME", 8, 10, 1, 1, 1)]
 
 
 def test_undecided_start_waits_for_the_watermark() -> None:
     _, rule = rule_of(AUTH + BRUTE)
     ex = executor_for(rule)
-    rows = released(rule, frame([(0, "u", "login_failed"), (1, "u", "login_failed"), (2, "u", "login_failed"),
-                                 (3, "u", "login_ok")]))
+    rows = released(rule, frame([(0, "u", "login_failed"), (1, "u", "login_failed"), (2, "u", "login_failed"), (3, "u", "login_ok")]))
     # fail{3,} could still take more failures before the ok? No: ok ends it — decided at once.
     out = ex.process(rows, Progress(us(3), us(0), us(3)))
     assert out.height == 1

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import polars as pl
 import pytest
-from harness import at, released, rule_of, run_batches, us
 
 import cepdsl.backends.numba.pattern as pattern_mod
 from cepdsl.backends import executor_for
 from cepdsl.executor import Progress
+
+from harness import at, released, rule_of, run_batches, us
 
 AUTH = "stream auth (ts: timestamp, user: str, event_type: str, price: float)\n"
 FFO = """rule ffo
@@ -36,10 +37,7 @@ def frame(events: list[tuple[float, str, str]]) -> pl.DataFrame:
 
 def summary(out: pl.DataFrame, steps: tuple[str, ...]) -> list[tuple]:
     cols = ["user", "match_start", "ts", *(f"{s}_count" for s in steps)]
-    return [
-        (r[0], (r[1] - at(0)).total_seconds(), (r[2] - at(0)).total_seconds(), *r[3:])
-        for r in out.select(cols).iter_rows()
-    ]
+    return [(r[0], (r[1] - at(0)).total_seconds(), (r[2] - at(0)).total_seconds(), *r[3:]) for r in out.select(cols).iter_rows()]
 
 
 # u opens a start at 0; v's match (ts 4) is decided but must wait for it; w opens a start

@@ -134,8 +134,13 @@ def test_late_rows_go_into_open_windows_and_refused_after() -> None:
     rules = cepdsl.compile(text.replace("n: int)\n", "n: int)\n  lateness 0s\n"))
     s = rules.session()
     mk = lambda secs, n: pl.DataFrame(  # noqa: E731
-        {"ts": [T0 + timedelta(seconds=x) for x in secs], "g": ["a"] * len(secs), "h": [1] * len(secs),
-         "x": [1.0] * len(secs), "n": n}  # fmt: skip
+        {
+            "ts": [T0 + timedelta(seconds=x) for x in secs],
+            "g": ["a"] * len(secs),
+            "h": [1] * len(secs),
+            "x": [1.0] * len(secs),
+            "n": n,
+        }  # fmt: skip
     )
     first = s.push("s", mk([10, 70], [1, 2]))["r"]  # window [0, 60s) fires at watermark 70s
     assert first.select("count", "sum_n").rows() == [(1, 1)]

@@ -9,7 +9,6 @@ from functools import partial
 import numpy as np
 import polars as pl
 import pytest
-from drive import M, S, at, frame, rule_of, run_batches, where
 from polars.testing import assert_frame_equal
 
 from cepdsl import backends
@@ -20,6 +19,8 @@ from cepdsl.backends.polars.schedule import ScheduleExecutor
 from cepdsl.backends.polars.sessions import SessionExecutor
 from cepdsl.executor import Progress
 from cepdsl.state_format import decode_state, encode_state
+
+from drive import M, S, at, frame, rule_of, run_batches, where
 
 #: The Polars executors alone, whatever `cepdsl.backends.EXECUTORS` prefers for a rule.
 executor_for = partial(backends.executor_for, backend="polars")

@@ -220,7 +220,11 @@ def test_dotted_field_is_a_plain_column() -> None:
 
 def test_aggregate_reads_its_column() -> None:
     frame = pl.DataFrame({"avg_cpu": [80.0, 90.0], "count": [3, 12]})
-    e = bin_("and", bin_(">", TAgg(T.FLOAT, "avg", "cpu", None, "avg_cpu"), lit(T.INT, 85)), bin_(">=", TAgg(T.INT, "count", None, None, "count"), lit(T.INT, 10)))
+    e = bin_(
+        "and",
+        bin_(">", TAgg(T.FLOAT, "avg", "cpu", None, "avg_cpu"), lit(T.INT, 85)),
+        bin_(">=", TAgg(T.INT, "count", None, None, "count"), lit(T.INT, 10)),
+    )
     assert frame.select(compile_expr(e))["avg_cpu"].to_list() == [False, True]
 
 

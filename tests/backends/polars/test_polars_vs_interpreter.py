@@ -7,11 +7,12 @@ from __future__ import annotations
 import random
 
 import pytest
-from drive import M, frame, run_batches
 from polars.testing import assert_frame_equal
 
 from cepdsl import interpret
 from cepdsl.frontend import compile_source
+
+from drive import M, frame, run_batches
 
 STREAM = "stream m (ts: timestamp, host: str, cpu: float, n: int)\n"
 AGG = (

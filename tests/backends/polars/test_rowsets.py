@@ -25,7 +25,6 @@ FRAME = pl.DataFrame(
 )
 
 
-
 @pytest.mark.parametrize("big_from", [None, 0], ids=["as sized", "every batch big"])
 def test_split_equals_filter_per_rule(big_from: int | None, monkeypatch: pytest.MonkeyPatch) -> None:
     if big_from is not None:  # the big-batch ways (lazy filter; arg_true per predicate column)
@@ -59,13 +58,24 @@ def test_decode_only_touches_encoded_columns() -> None:
 def test_encoded_str_fields_give_the_same_matches() -> None:
     """Every string operation on Categorical/Enum input (equality on codes, the rest on
     the text: ordering, functions, coalesce) matches the String input, in the records too."""
-    text = STREAM + "\n".join(
-        f"rule r{i} from s where {w}"
-        for i, w in enumerate(
-            ['g == "a"', 'g != "zz" and x is null', 'g in ["b", null]', 'g starts_with "a" or g < "b"',
-             'coalesce(g, "q") == "q"', 'len(upper(g)) == 1 and not (g == "c")', 'g == "not-a-category"']  # fmt: skip
+    text = (
+        STREAM
+        + "\n".join(
+            f"rule r{i} from s where {w}"
+            for i, w in enumerate(
+                [
+                    'g == "a"',
+                    'g != "zz" and x is null',
+                    'g in ["b", null]',
+                    'g starts_with "a" or g < "b"',
+                    'coalesce(g, "q") == "q"',
+                    'len(upper(g)) == 1 and not (g == "c")',
+                    'g == "not-a-category"',
+                ]  # fmt: skip
+            )
         )
-    ) + "\nrule w from s group by g window tumbling 1m having count() > 0"
+        + "\nrule w from s group by g window tumbling 1m having count() > 0"
+    )
     rules = cepdsl.compile(text)
     plain = rules.replay({"s": FRAME})
     assert plain["r0"].height == 2 and plain["r3"].height == 2 and plain["r6"].height == 0
