@@ -156,5 +156,5 @@ def _serve_flow(
         out_dir=out_dir,
         allow_hosts=allow_hosts,
         listen=listen,
-        **api,
-    )  # type: ignore[arg-type]
+        **api,  # type: ignore[arg-type]
+    )
