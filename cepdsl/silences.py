@@ -96,6 +96,13 @@ def active(s: SilencePlan, ts_us: np.ndarray) -> np.ndarray:
     """Per timestamp (int64 µs), whether `s`'s period holds it (half-open)."""
     if s.cron is None:
         return (ts_us >= (s.start_us or 0)) & (ts_us < (s.until_us or 0))
+    timed = ts_us != np.iinfo(np.int64).min  # null `ts` (a stream with no time field)
+    if not timed.all():
+        # A record with no time is in no period (as the fixed-period case above has it,
+        # null being the smallest int64): only the timed ones are looked up.
+        out = np.zeros(len(ts_us), dtype=bool)
+        out[timed] = active(s, ts_us[timed])
+        return out
     if not len(ts_us):
         return np.zeros(0, dtype=bool)
     d = s.duration_us or 0

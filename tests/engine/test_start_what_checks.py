@@ -186,3 +186,41 @@ def test_predicates_reading_no_column_run(where: str) -> None:
     assert got.height == expected.height
     assert got["ts"].to_list() == expected["ts"].to_list()
     assert rules.replay({"metrics": frame})["r"].height == expected.height
+
+
+NO_TIME_SILENCED = """\
+stream events (at: timestamp, host: str)
+rule r
+  from events
+silence nightly match rule == "r" every "0 2 * * *" for 1h
+"""
+
+CONSTANT_JOIN_KEY = """\
+stream metrics (ts: timestamp, host: str, cpu: float)
+table hosts (host: str, tier: int)
+  key host
+  from "hosts.csv"
+rule r
+  from metrics
+  join hosts on "web-1"
+  where hosts.tier > 0 or cpu > 50
+"""
+
+
+@pytest.mark.parametrize("text", [NO_TIME_SILENCED, CONSTANT_JOIN_KEY], ids=["cron_silence_no_time", "join_on_constant"])
+def test_fuzz_found_programs_run_as_the_interpreter_does(text: str) -> None:
+    """Found by the 1M-input fuzz run (seeds 2000, 2001): a cron silence over a stream with no
+    time field (null `ts`) raised OverflowError in croniter's start date; `join … on "web-1"`
+    (a key reading no field) raised Polars' ShapeError. Both checked clean."""
+    import cepdsl
+    from cepdsl import interpret
+    from tests.support.frames import assert_frames_match
+
+    rules = cepdsl.compile(text)
+    stream = rules.program.streams[0]
+    data = {stream.name: fuzz.sample_frame(stream)}
+    tables = {t.name: fuzz.sample_frame(t, rows=4) for t in rules.program.tables}
+    expected = interpret.run(rules.program, data, tables)["r"]
+    got = rules.replay(data, tables)["r"]
+    assert expected.height > 0
+    assert_frames_match(got, expected, ordered=True, label=text)

@@ -28,7 +28,7 @@ import numpy as np
 import polars as pl
 
 from cepdsl.backends.polars.rowsets import decode
-from cepdsl.kernels.polars_expressions import compile_expr
+from cepdsl.kernels.polars_expressions import compile_expr, full_length
 from cepdsl.plan import JoinPlan, TablePlan, TBinary, TExpr, TField, fields_read
 from cepdsl.types import Type
 
@@ -134,7 +134,7 @@ def _positions(rows: pl.DataFrame, join: JoinPlan, table: PreparedTable, only: n
             lookup[codes_present] = table.positions_of_values(present)
             codes = col.to_physical().cast(pl.Int64).fill_null(0).to_numpy()
             return _valid(lookup[codes], col)
-    key = rows.select(compile_expr(on).alias(_KEY)).to_series()
+    key = rows.select(full_length(compile_expr(on)).alias(_KEY)).to_series()  # (`on` may read no field)
     if key.dtype == pl.String and table.key_type is Type.STR:
         # The table's String-key index (absent → `absent`, the padded frames' null row).
         if only is not None and len(only) < rows.height:
@@ -316,7 +316,7 @@ class JoinedFilter:
                     decoders[on.name] = (decoded, codes)
                     positions[join.alias] = lookup[codes if idx is None else codes[idx]]
                     continue
-            key = at_candidates(fields_read(on)).select(compile_expr(on).alias(_KEY)).to_series()
+            key = at_candidates(fields_read(on)).select(full_length(compile_expr(on)).alias(_KEY)).to_series()
             positions[join.alias] = table.rows_of(key)
         if self.rest is not None:
             keep = at_candidates(set(self.rest_fields)).select(self.rest.arg_true()).to_series().to_numpy()
