@@ -195,6 +195,24 @@ class Server:
         self._wait_up()
         if feed:
             self.feeder.start()
+            self._wait_warm()
+
+    def _wait_warm(self) -> None:
+        """Until the engine has taken in the feeder's first events. On a cold Numba cache
+        (every fresh clone) the first batch compiles the JSON scanner (~20 s of CPU, holding
+        the GIL), and a test clicking meanwhile timed out waiting for its save (CI, once)."""
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"cep serve exited {self.proc.returncode}:\n{self.logs()}")
+            try:
+                streams = self.api("GET", "/cep/streams").json()
+                if any(s.get("events_in", 0) > 0 for s in streams):
+                    return
+            except (httpx.HTTPError, ValueError, AttributeError):
+                pass
+            time.sleep(0.3)
+        raise RuntimeError(f"cep serve took in no event in 180 s:\n{self.logs()}")
 
     def _wait_up(self) -> None:
         deadline = time.monotonic() + 60
