@@ -50,6 +50,23 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def listen_policy(listen: str, token: str | None, http_hosts: Any) -> tuple[str, int, str | None, list[str]]:
+    """`--listen`, the token (or CEP_API_TOKEN) and `--http-host` as (host, port, token,
+    allowed Host names); ValueError says why an address is refused (without a token the
+    API binds loopback only). One policy for `cep serve` with and without workers."""
+    from runtime.api.guard import LOOPBACK_HOSTS
+
+    token = token or os.environ.get("CEP_API_TOKEN") or None
+    host, port = split_listen(listen)
+    if token is None and not is_loopback(host):
+        raise ValueError(
+            f"--listen {listen}: without a token the API binds loopback only "
+            "(set --token or CEP_API_TOKEN to listen on other addresses)"
+        )
+    hosts = list(http_hosts) or [*LOOPBACK_HOSTS, *([] if host in ("0.0.0.0", "::") else [host])]
+    return host, port, token, hosts
+
+
 def start_api(app: Any, host: str, port: int, access_log: bool = True) -> tuple[Any, threading.Thread, str]:
     """uvicorn in a daemon thread; returns (server, thread, the address it listens on)."""
     import uvicorn
@@ -93,7 +110,6 @@ def serve_forever(
 ) -> int:
     """Run until a signal (or `stop`). Returns the exit code."""
     from runtime.api import create_app
-    from runtime.api.guard import LOOPBACK_HOSTS
     from runtime.catalogue import open_catalogue
     from runtime.control import ControlPlane, ReloadRecord
     from runtime.history import DEFAULT_RETENTION_S, open_history
@@ -110,18 +126,11 @@ def serve_forever(
         print(f"error: {message}", file=sys.stderr)
         return code
 
-    token = token or os.environ.get("CEP_API_TOKEN") or None
     try:
-        host, port = split_listen(listen)
+        host, port, token, hosts = listen_policy(listen, token, http_hosts)
     except ValueError as e:
         return fail(str(e))
-    if token is None and not is_loopback(host):
-        return fail(
-            f"--listen {listen}: without a token the API binds loopback only "
-            "(set --token or CEP_API_TOKEN to listen on other addresses)"
-        )
     state = state or DEFAULT_STATE
-    hosts = list(http_hosts) or [*LOOPBACK_HOSTS, *([] if host in ("0.0.0.0", "::") else [host])]
     try:
         cat = open_catalogue(catalogue or beside(state, ".cep-catalogue.sqlite"))
         hist_spec = history or beside(state, ".cep-history.sqlite")

@@ -46,12 +46,10 @@ def serve_flow(
     on_ready: Callable[[str, Any], None] | None = None,
 ) -> int:
     """Run until a signal or `stop` (or the flow fails). Returns the exit code."""
-    import os
 
     from cepdsl.diagnostics import CheckError, render_all
     from cepdsl.frontend import program_files
     from runtime.api import create_app
-    from runtime.api.guard import LOOPBACK_HOSTS
     from runtime.catalogue import open_catalogue
     from runtime.catalogue.program import assemble
     from runtime.control import ControlPlane, ReloadRecord
@@ -60,24 +58,17 @@ def serve_flow(
     from runtime.history import DEFAULT_RETENTION_S, open_history
     from runtime.notify import ChannelConfigError, DestinationPolicy, Notifier
     from runtime.run import DEFAULT_OUTBOX, source_specs
-    from runtime.serve import is_loopback, split_listen, start_api
+    from runtime.serve import listen_policy, start_api
     from runtime.sqldb import beside
 
     def fail(message: str, code: int = 2) -> int:
         print(f"error: {message}", file=sys.stderr)
         return code
 
-    token = token or os.environ.get("CEP_API_TOKEN") or None
     try:
-        host, port = split_listen(listen)
+        host, port, token, hosts = listen_policy(listen, token, http_hosts)
     except ValueError as e:
         return fail(str(e))
-    if token is None and not is_loopback(host):
-        return fail(
-            f"--listen {listen}: without a token the API binds loopback only "
-            "(set --token or CEP_API_TOKEN to listen on other addresses)"
-        )
-    hosts = list(http_hosts) or [*LOOPBACK_HOSTS, *([] if host in ("0.0.0.0", "::") else [host])]
     expanded: list[str] = []
     for f in files:  # a directory is its *.cep files (one program, LANGUAGE.md §9.1)
         for g in program_files(f) if Path(f).is_dir() else [f]:
