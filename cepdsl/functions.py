@@ -234,7 +234,7 @@ def _cell(text: str) -> str:
 
 
 def aggregates_table() -> str:
-    """The markdown table of aggregates docs/language.md holds (tests/test_registries.py
+    """The markdown table of aggregates docs/functions.md holds (tests/test_registries.py
     checks it is current; `python -m cepdsl.functions` prints it)."""
     rows = ["| aggregate | signature | meaning | over no rows |", "|---|---|---|---|"]
     for a in AGGREGATES:
@@ -280,7 +280,7 @@ def regenerate(page: str) -> str:
     return page
 
 
-if __name__ == "__main__":  # python -m cepdsl.functions docs/language.md: rewrite its tables in place
+if __name__ == "__main__":  # python -m cepdsl.functions docs/functions.md: rewrite its tables in place
     import sys
     from pathlib import Path
 

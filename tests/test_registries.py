@@ -77,9 +77,9 @@ def test_every_aggregate_and_function_is_typed_and_documented() -> None:
 
 
 def test_the_docs_tables_are_generated_from_the_registries() -> None:
-    page = (ROOT / "docs" / "language.md").read_text(encoding="utf-8")
+    page = (ROOT / "docs" / "functions.md").read_text(encoding="utf-8")
     assert aggregates_table() in page and functions_table() in page
-    assert regenerate(page) == page, "run: python -m cepdsl.functions docs/language.md"
+    assert regenerate(page) == page, "run: python -m cepdsl.functions docs/functions.md"
 
 
 def test_the_notifications_table_lists_every_channel_kind_and_its_options() -> None:
