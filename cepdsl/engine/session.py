@@ -436,9 +436,9 @@ class Session:
                     continue
                 only = None
                 if g.pre is not None and not late and rows.height >= PREFILTER_ROWS:
-                    from cepdsl.kernels.polars_expressions import compile_expr
+                    from cepdsl.kernels.polars_expressions import compile_condition
 
-                    only = rows.select(compile_expr(g.pre).arg_true()).to_series().to_numpy()
+                    only = rows.select(compile_condition(g.pre).arg_true()).to_series().to_numpy()
                 joined = apply_joins(rows, g.joins, self._tables, g.needed, only)
                 if late:
                     for i, m in zip(g.rules, g.wheres.masks(joined)):

@@ -167,7 +167,24 @@ def test_unknown_tests_and_filters_inside_if_are_caught_by_check(template: str) 
     assert program is None and diags[0].message.startswith("invalid message template: unknown")
 
 
-@pytest.mark.parametrize("where", ['"a" in ["a", "b"]', '"a" in ["x"]', 'not ("a" in ["a"])', "1 in [1, null]", "true"])
+NULL_TYPED = [
+    "cpu > 0 and - null",  # found by the fuzz run (seed 4000): Polars has no `neg` for its Null dtype
+    "null",
+    "- - null",
+    "not null",
+    "cpu > 1 or not null",
+    "abs(null) > 1",
+    'lower(null) == "a"',
+    "len(null) > 0",
+    "null % 2 == 1",
+    "hour(null) > 1",
+    "round(null) > 1",
+    "coalesce(- null, true)",
+    "-null is null",
+]
+
+
+@pytest.mark.parametrize("where", ['"a" in ["a", "b"]', '"a" in ["x"]', 'not ("a" in ["a"])', "1 in [1, null]", "true", *NULL_TYPED])
 def test_predicates_reading_no_column_run(where: str) -> None:
     """Found by `bench/fuzz_frontend.py` (seed 1001): `where "…" in ["high", "very high"]`
     checks clean, and the engine raised Polars' ShapeError on the first push (an `is_in`
@@ -207,7 +224,22 @@ rule r
 """
 
 
-@pytest.mark.parametrize("text", [NO_TIME_SILENCED, CONSTANT_JOIN_KEY], ids=["cron_silence_no_time", "join_on_constant"])
+_HEAD = "stream metrics (ts: timestamp, host: str, cpu: float)\nrule r\n  from metrics\n"
+NULL_CONDITIONS = {
+    "having_null": _HEAD + "  group by host\n  window tumbling 1m\n  having null or count() > 0\n",
+    "having_neg_null": _HEAD + "  group by host\n  window sliding 2m every 1m\n  having count() > - null or count() > 0\n",
+    "define_null": _HEAD + "  group by host\n  pattern a b+\n  define a as cpu > 1 or null, b as not null or cpu > 2\n",
+    "silence_null": _HEAD + 'silence s match - null < 1 or not null or rule == "r" every "* * * * *" for 1h\n',
+    "anomaly_where_null": _HEAD
+    + "  where not null or cpu > 0\n  group by host\n  anomaly zscore(cpu, threshold = 1.0) baseline 5 warmup 2\n",
+}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [NO_TIME_SILENCED, CONSTANT_JOIN_KEY, *NULL_CONDITIONS.values()],
+    ids=["cron_silence_no_time", "join_on_constant", *NULL_CONDITIONS],
+)
 def test_fuzz_found_programs_run_as_the_interpreter_does(text: str) -> None:
     """Found by the 1M-input fuzz run (seeds 2000, 2001): a cron silence over a stream with no
     time field (null `ts`) raised OverflowError in croniter's start date; `join … on "web-1"`

@@ -578,9 +578,9 @@ class KernelPaneExecutor(Executor):
         self._empty = rule.empty_output()  # building one costs ~2 ms: once per executor
         self._having: pl.Expr | None = None
         if rule.having is not None:
-            from cepdsl.kernels.polars_expressions import compile_expr
+            from cepdsl.kernels.polars_expressions import compile_condition
 
-            self._having = compile_expr(rule.having)
+            self._having = compile_condition(rule.having)
         # The aggregates `having` reads when it reads nothing else (no group key): then it
         # runs before the keys are joined on; else empty.
         reads = set(self._having.meta.root_names()) if self._having is not None else set()

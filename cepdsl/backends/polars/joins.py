@@ -28,7 +28,7 @@ import numpy as np
 import polars as pl
 
 from cepdsl.backends.polars.rowsets import decode
-from cepdsl.kernels.polars_expressions import compile_expr, full_length
+from cepdsl.kernels.polars_expressions import compile_condition, compile_expr, full_length
 from cepdsl.plan import JoinPlan, TablePlan, TBinary, TExpr, TField, fields_read
 from cepdsl.types import Type
 
@@ -267,8 +267,8 @@ class JoinedFilter:
         rest_expr = _and(rest)
         return JoinedFilter(
             joins,
-            None if not pre else compile_expr(_and(pre)),  # type: ignore[arg-type]
-            None if rest_expr is None else compile_expr(rest_expr),
+            None if not pre else compile_condition(_and(pre)),  # type: ignore[arg-type]
+            None if rest_expr is None else compile_condition(rest_expr),
             frozenset(fields_read(rest_expr)) if rest_expr is not None else frozenset(),
         )
 

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 import numpy as np
 import polars as pl
 
-from cepdsl.kernels.polars_expressions import MANY_OPTS, compile_expr, full_length
+from cepdsl.kernels.polars_expressions import MANY_OPTS, compile_condition, full_length
 from cepdsl.plan import TBinary, TExpr, TUnary
 
 #: From this many rows a batch is big (see `split`): one rule's matching rows come from a
@@ -63,7 +63,7 @@ class WhereSet:
         self._slot: list[int | None] = []
         for w in self.wheres:
             self._slot.append(None if w is None else unique.setdefault(w, len(unique)))
-        self._exprs = [full_length(compile_expr(w)).alias(f"__w{k}") for w, k in unique.items()]
+        self._exprs = [full_length(compile_condition(w)).alias(f"__w{k}") for w, k in unique.items()]
         # Many rules: every distinct condition under and/or/not ("atom") is computed once
         # over the rows, then each rule's predicate is and/or/not of those boolean columns
         # (bitmaps, Kleene like `compile_expr`).  Polars' CSE finds only some shared
@@ -71,7 +71,7 @@ class WhereSet:
         # 12 atoms).
         atoms: dict[TExpr, str] = {}
         combos = [_over_atoms(w, atoms).alias(f"__w{k}") for w, k in unique.items()]
-        self._atoms = [full_length(compile_expr(a)).alias(name) for a, name in atoms.items()]
+        self._atoms = [full_length(compile_condition(a)).alias(name) for a, name in atoms.items()]
         self._combos = combos
 
     def _predicates(self, rows: pl.DataFrame) -> pl.DataFrame:
