@@ -387,34 +387,22 @@ class LifecycleExecutor(Executor):
         ts = evals["ts"].dt.epoch("us").to_numpy().astype(np.int64) if n else np.zeros(0, np.int64)
         order = np.argsort(ts, kind="stable").astype(np.int64)
         cap = 2 * n + self.phase.shape[0] + 1
-        out_kind = np.empty(cap, np.int8)
-        out_slot, out_t, out_since, out_row = (np.empty(cap, np.int64) for _ in range(4))
+        out = (np.empty(cap, np.int8), *(np.empty(cap, np.int64) for _ in range(4)))  # kind, slot, t, since, row
         m = scan(
             np.ascontiguousarray(slots, np.int64),
             ts,
             np.ascontiguousarray(holds, np.bool_),
             order,
-            self.phase,
-            self.t0,
-            self.t1,
-            self.last,
-            grid is not None,
-            grid.size if grid else 1,
-            grid.every if grid else 1,
-            self.grid_until,
-            np.asarray(extra, np.int64),
+            (self.phase, self.t0, self.t1, self.last),
+            (grid is not None, grid.size if grid else 1, grid.every if grid else 1, self.grid_until, np.asarray(extra, np.int64)),
             -1 if self.rule.for_us is None else int(self.rule.for_us),
             -1 if self.rule.resolve is None or self.rule.resolve.after_us is None else int(self.rule.resolve.after_us),
             self.rule.resolve is not None,
-            out_kind,
-            out_slot,
-            out_t,
-            out_since,
-            out_row,
+            out,
         )
         if m == 0:
             return self.rule.empty_output()
-        kind, slot, t, since, row = out_kind[:m], out_slot[:m], out_t[:m], out_since[:m], out_row[:m]
+        kind, slot, t, since, row = (column[:m] for column in out)
         implicit = row < 0
         keys = self.groups.table[slot[implicit].tolist()] if self.keys and implicit.any() else None
         return self._records(evals, kind, t, since, row, keys)
@@ -447,12 +435,7 @@ class LifecycleExecutor(Executor):
             return self.rule.empty_output()
         kind = np.array([0 if r[0] == FIRING else 1 for r in records], np.int8)
         row = np.array([-1 if r[4] is None else r[4] for r in records], np.int64)
-        implicit = [r[1] for r in records if r[4] is None]
-        keys = (
-            pl.DataFrame([list(k) for k in implicit], schema={k: self.rule.output_schema[k] for k in self.keys}, orient="row")
-            if self.keys and implicit
-            else None
-        )
+        keys = self._key_frame([r[1] for r in records if r[4] is None])
         return self._records(
             evals, kind, np.array([r[2] for r in records], np.int64), np.array([r[3] for r in records], np.int64), row, keys
         )
@@ -522,12 +505,13 @@ class LifecycleExecutor(Executor):
             keys = self.groups.table[idx.tolist()] if self.keys else None
             return keys, self.t0[idx].tolist(), self.last[idx].tolist()
         firing = self.episodes.firing()
-        keys = (
-            pl.DataFrame([list(f[0]) for f in firing], schema={k: self.rule.output_schema[k] for k in self.keys}, orient="row")
-            if self.keys and firing
-            else None
-        )
-        return keys, [f[1] for f in firing], [f[2] for f in firing]
+        return self._key_frame([f[0] for f in firing]), [f[1] for f in firing], [f[2] for f in firing]
+
+    def _key_frame(self, keys: list[tuple]) -> pl.DataFrame | None:
+        """Group keys (tuples, from `Episodes`) as a frame of the key columns; None without any."""
+        if not self.keys or not keys:
+            return None
+        return pl.DataFrame([list(k) for k in keys], schema={k: self.rule.output_schema[k] for k in self.keys}, orient="row")
 
     def resolve_all(self, t: int) -> pl.DataFrame:
         """Resolved records for every firing episode (the rule is changed, disabled or removed)."""
@@ -562,14 +546,10 @@ class LifecycleExecutor(Executor):
             held = held | out["silenced"].is_not_null()
         if not self.flags and not held.any():
             return out
-        keys = out.select(self.keys).rows() if self.keys else [()] * out.height
-        since = out["firing_since"].dt.epoch("us").to_list()
-        states = out["state"].to_list()
-        supp = out["suppressed"].to_list() if "suppressed" in out.columns else [False] * out.height
+        episodes, states, supp = self._by_episode(out)
         sil = out["silenced"].to_list() if "silenced" in out.columns else None
         changed = False
-        for i, state in enumerate(states):
-            k = (keys[i], since[i])
+        for i, (k, state) in enumerate(zip(episodes, states, strict=True)):
             if state == FIRING:
                 if supp[i] or (sil is not None and sil[i] is not None):
                     self.flags[k] = (bool(supp[i]), sil[i] if sil is not None else None)
@@ -591,6 +571,14 @@ class LifecycleExecutor(Executor):
             cols.append(pl.Series("silenced", sil, dtype=pl.String))
         return out.with_columns(cols)
 
+    def _by_episode(self, out: pl.DataFrame) -> tuple[list[tuple[tuple, int]], list[str], list[bool]]:
+        """Per record of `out`: its episode (group key, firing_since) as `flags` keys it, its
+        state and its `suppressed`, as lists for `annotate`'s and `carry_holds`' record loops."""
+        keys = out.select(self.keys).rows() if self.keys else [()] * out.height
+        since = out["firing_since"].dt.epoch("us").to_list()
+        supp = out["suppressed"].to_list() if "suppressed" in out.columns else [False] * out.height
+        return list(zip(keys, since, strict=True)), out["state"].to_list(), supp
+
     def carry_holds(self, out: pl.DataFrame) -> pl.DataFrame:
         """`annotate` again after the runtime silenced firing records (run-time silences):
         a firing record now held is remembered, and a resolved record of a held episode is
@@ -600,14 +588,10 @@ class LifecycleExecutor(Executor):
         firing_held = ((out["state"] == FIRING) & out["silenced"].is_not_null()).fill_null(False)
         if not self.flags and not firing_held.any():
             return out
-        keys = out.select(self.keys).rows() if self.keys else [()] * out.height
-        since = out["firing_since"].dt.epoch("us").to_list()
-        states = out["state"].to_list()
-        supp = out["suppressed"].to_list() if "suppressed" in out.columns else [False] * out.height
+        episodes, states, supp = self._by_episode(out)
         sil = out["silenced"].to_list()
         changed = False
-        for i, state in enumerate(states):
-            k = (keys[i], since[i])
+        for i, (k, state) in enumerate(zip(episodes, states, strict=True)):
             if state == FIRING:
                 if sil[i] is not None:
                     self.flags[k] = (bool(supp[i]), sil[i])

@@ -19,8 +19,9 @@ FIRING, RESOLVED = 0, 1
 
 
 @numba.njit(cache=True, inline="always")  # array arguments cost refcounts per call
-def _next_quiet(after, before, at_least, has_grid, size, every, grid_until, extras):  # type: ignore[no-untyped-def]
+def _next_quiet(after, before, at_least, grid):  # type: ignore[no-untyped-def]
     """The first implicit evaluation e with e > after, e ≥ at_least, e < before; else NONE."""
+    has_grid, size, every, grid_until, extras = grid
     lo = after + 1
     if at_least > lo:
         lo = at_least
@@ -38,7 +39,9 @@ def _next_quiet(after, before, at_least, has_grid, size, every, grid_until, extr
 
 
 @numba.njit(cache=True, inline="always")  # array arguments cost refcounts per call
-def _emit(out_kind, out_slot, out_t, out_since, out_row, m, kind, s, t, since, row):  # type: ignore[no-untyped-def]
+def _emit(out, m, kind, s, t, since, row):  # type: ignore[no-untyped-def]
+    """Record m of the output columns `out` = (kind, slot, t, since, row); returns m + 1."""
+    out_kind, out_slot, out_t, out_since, out_row = out
     out_kind[m] = kind
     out_slot[m] = s
     out_t[m] = t
@@ -48,36 +51,17 @@ def _emit(out_kind, out_slot, out_t, out_since, out_row, m, kind, s, t, since, r
 
 
 @numba.njit(cache=True, inline="always")  # array arguments cost refcounts per call
-def _quiet(
-    s,
-    before,
-    phase,
-    t0,
-    t1,
-    last,
-    has_grid,
-    size,
-    every,
-    grid_until,
-    extras,
-    after_us,
-    resolving,  # type: ignore[no-untyped-def]
-    out_kind,
-    out_slot,
-    out_t,
-    out_since,
-    out_row,
-    m,
-):
+def _quiet(s, before, slot_state, grid, after_us, resolving, out, m):  # type: ignore[no-untyped-def]
     """Implicit (non-holding) evaluations of slot `s` strictly before `before`."""
+    phase, t0, t1, last = slot_state
     while True:
         p = phase[s]
         if p == 1:
-            if _next_quiet(last[s], before, NONE, has_grid, size, every, grid_until, extras) != NONE:
+            if _next_quiet(last[s], before, NONE, grid) != NONE:
                 phase[s] = 0
             return m
         if p == 2:
-            e = _next_quiet(last[s], before, NONE, has_grid, size, every, grid_until, extras)
+            e = _next_quiet(last[s], before, NONE, grid)
             if e == NONE:
                 return m
             t1[s] = e
@@ -85,44 +69,29 @@ def _quiet(
             if after_us < 0:
                 phase[s] = 0
                 if resolving:
-                    m = _emit(out_kind, out_slot, out_t, out_since, out_row, m, RESOLVED, s, e, t0[s], -1)
+                    m = _emit(out, m, RESOLVED, s, e, t0[s], -1)
                 return m
             phase[s] = 3
             continue
         if p == 3:
-            e = _next_quiet(last[s], before, t1[s] + after_us, has_grid, size, every, grid_until, extras)
+            e = _next_quiet(last[s], before, t1[s] + after_us, grid)
             if e != NONE:
                 phase[s] = 0
                 last[s] = e
                 if resolving:
-                    m = _emit(out_kind, out_slot, out_t, out_since, out_row, m, RESOLVED, s, e, t0[s], -1)
+                    m = _emit(out, m, RESOLVED, s, e, t0[s], -1)
         return m
 
 
 @numba.njit(cache=True)
-def scan(
-    slots,
-    ts,
-    holds,
-    order,
-    phase,
-    t0,
-    t1,
-    last,
-    has_grid,
-    size,
-    every,
-    grid_until,
-    extras,  # type: ignore[no-untyped-def]
-    for_us,
-    after_us,
-    resolving,
-    out_kind,
-    out_slot,
-    out_t,
-    out_since,
-    out_row,
-):
+def scan(slots, ts, holds, order, slot_state, grid, for_us, after_us, resolving, out):  # type: ignore[no-untyped-def]
+    """Run the evaluations (`slots`, `ts`, `holds` of row i; rows in `order`) through the
+    episodes, then the implicit evaluations up to the grid's end.  Grouped arguments (tuples,
+    unpacked for free by Numba): `slot_state` = (phase, t0, t1, last), per slot, updated in
+    place; `grid` = (has_grid, size, every, grid_until, extras); `out` = the record columns
+    (kind, slot, t, since, row), room for every record.  Returns the number of records."""
+    phase, t0, t1, last = slot_state
+    has_grid, _, every, grid_until, extras = grid
     m = 0
     quiet = has_grid or extras.shape[0] > 0
     for j in range(order.shape[0]):
@@ -133,27 +102,7 @@ def scan(
         # The next window of the group (t − last = S) leaves no window between: no implicit
         # evaluation to look for (both are grid points), the common case of a busy group.
         if quiet and phase[s] != 0 and not (has_grid and t - last[s] == every):
-            m = _quiet(
-                s,
-                t,
-                phase,
-                t0,
-                t1,
-                last,
-                has_grid,
-                size,
-                every,
-                grid_until,
-                extras,
-                after_us,
-                resolving,
-                out_kind,
-                out_slot,
-                out_t,
-                out_since,
-                out_row,
-                m,
-            )
+            m = _quiet(s, t, slot_state, grid, after_us, resolving, out, m)
         p = phase[s]
         if p == 0:
             if h:
@@ -161,7 +110,7 @@ def scan(
                 last[s] = t
                 if for_us < 0:
                     phase[s] = 2
-                    m = _emit(out_kind, out_slot, out_t, out_since, out_row, m, FIRING, s, t, t, i)
+                    m = _emit(out, m, FIRING, s, t, t, i)
                 else:
                     phase[s] = 1
             continue
@@ -171,14 +120,14 @@ def scan(
                 phase[s] = 0
             elif t - t0[s] >= for_us:
                 phase[s] = 2
-                m = _emit(out_kind, out_slot, out_t, out_since, out_row, m, FIRING, s, t, t0[s], i)
+                m = _emit(out, m, FIRING, s, t, t0[s], i)
         elif p == 2:
             if not h:
                 t1[s] = t
                 if after_us < 0:
                     phase[s] = 0
                     if resolving:
-                        m = _emit(out_kind, out_slot, out_t, out_since, out_row, m, RESOLVED, s, t, t0[s], i)
+                        m = _emit(out, m, RESOLVED, s, t, t0[s], i)
                 else:
                     phase[s] = 3
         elif h:
@@ -186,34 +135,14 @@ def scan(
         elif t - t1[s] >= after_us:
             phase[s] = 0
             if resolving:
-                m = _emit(out_kind, out_slot, out_t, out_since, out_row, m, RESOLVED, s, t, t0[s], i)
+                m = _emit(out, m, RESOLVED, s, t, t0[s], i)
     if quiet:
         until = grid_until if has_grid else NONE
         if extras.shape[0] > 0 and extras[extras.shape[0] - 1] > until:
             until = extras[extras.shape[0] - 1]
         for s in range(phase.shape[0]):
             if phase[s] != 0:
-                m = _quiet(
-                    s,
-                    until + 1,
-                    phase,
-                    t0,
-                    t1,
-                    last,
-                    has_grid,
-                    size,
-                    every,
-                    grid_until,
-                    extras,
-                    after_us,
-                    resolving,
-                    out_kind,
-                    out_slot,
-                    out_t,
-                    out_since,
-                    out_row,
-                    m,
-                )
+                m = _quiet(s, until + 1, slot_state, grid, after_us, resolving, out, m)
                 if phase[s] != 0 and last[s] < until:
                     last[s] = until
     return m
