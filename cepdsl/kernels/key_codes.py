@@ -128,47 +128,34 @@ def view_keys(views: np.ndarray, data: np.ndarray, base: np.ndarray, k0: np.ndar
             k0[i], k1[i] = _short_key(v0, v1, length)
 
 
+#: A String column as the kernels read it: (views, data, base), see `_string_views`.
+Strings = tuple[np.ndarray, np.ndarray, np.ndarray]
+#: A key column as the kernels read it: (k0, k1, valid, *strings), see `code_keys`.
+Keys = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
 @nb.njit(cache=True, nogil=True)
-def code_keys(
-    k0: np.ndarray,
-    k1: np.ndarray,
-    valid: np.ndarray,
-    views: np.ndarray,
-    data: np.ndarray,
-    base: np.ndarray,
-    codes: np.ndarray,
-    firsts: np.ndarray,
-) -> int:
+def code_keys(keys: Keys, codes: np.ndarray, firsts: np.ndarray) -> int:
     """Fill `codes` (int64[n]) with each row's key code in order of first appearance and
     `firsts` with each code's first row; return the number of codes.
 
-    Keys are the word pairs (k0, k1) (uint64[n] each); when `views` (flat uint64[2n] Arrow
-    string views) is not empty they are strings' `view_keys`, and a string longer than 12
-    bytes is also compared byte for byte.  `valid`: uint8[n] or empty (no nulls); null is one key of its own.  The
-    output arrays come from the caller: numpy allocates large arrays on huge pages, which
-    saves most of the page-fault time of a fresh 80 MB array."""
+    `keys` = (k0, k1, valid, views, data, base).  Keys are the word pairs (k0, k1) (uint64[n]
+    each); when `views` (flat uint64[2n] Arrow string views) is not empty they are strings'
+    `view_keys`, and a string longer than 12 bytes is also compared byte for byte (in
+    `data`, at the offsets `base` of its buffer).  `valid`: uint8[n] or empty (no nulls);
+    null is one key of its own.  The output arrays come from the caller: numpy allocates
+    large arrays on huge pages, which saves most of the page-fault time of a fresh 80 MB array."""
     table = np.zeros(4 * 1024, np.uint64)
-    arena = np.empty(4096 if views.shape[0] > 0 else 0, np.uint8)
+    arena = np.empty(4096 if keys[3].shape[0] > 0 else 0, np.uint8)  # keys[3]: views
     meta = np.zeros(3, np.int64)
     meta[1] = -1
-    code_keys_into(k0, k1, valid, views, data, base, codes, firsts, table, arena, meta, False)
+    code_keys_into(keys, codes, firsts, table, arena, meta, False)
     return meta[0]
 
 
 @nb.njit(cache=True, nogil=True)
 def code_keys_into(
-    k0: np.ndarray,
-    k1: np.ndarray,
-    valid: np.ndarray,
-    views: np.ndarray,
-    data: np.ndarray,
-    base: np.ndarray,
-    codes: np.ndarray,
-    firsts: np.ndarray,
-    table: np.ndarray,
-    arena: np.ndarray,
-    meta: np.ndarray,
-    fused: bool,
+    keys: Keys, codes: np.ndarray, firsts: np.ndarray, table: np.ndarray, arena: np.ndarray, meta: np.ndarray, fused: bool
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """`code_keys` continuing from the keys of earlier calls: `table` and `arena` and
     `meta` = [codes so far, null's code or -1, arena bytes used] (updated) carry them, so a
@@ -178,6 +165,7 @@ def code_keys_into(
 
     `fused`: k0/k1 are not given (empty); each string's key is computed from its view as
     the row is coded, in the same pass (no key arrays written and read back; no prefetch)."""
+    k0, k1, valid, views, data, base = keys
     data = borrow(data)  # passed to the per-row hash and compare of long strings (borrow.py)
     strings = views.shape[0] > 0
     n = views.shape[0] // 2 if fused else k0.shape[0]
@@ -272,9 +260,7 @@ def _doubled(a: np.ndarray) -> np.ndarray:
 
 @nb.njit(cache=True, nogil=True)
 def code_strings_into(
-    views: np.ndarray,
-    data: np.ndarray,
-    base: np.ndarray,
+    strings: Strings,
     valid: np.ndarray,
     codes: np.ndarray,
     firsts: np.ndarray,
@@ -284,17 +270,18 @@ def code_strings_into(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """`code_keys_into` of a String column's views, in one call: while the table is
     cached, keys are computed in the coding pass itself; a table past the caches takes
-    `view_keys` first, so the coding pass can prefetch."""
+    `view_keys` first, so the coding pass can prefetch.  `strings`: `_string_views`."""
+    views, data, base = strings
     # Two call sites with the constants True and False compile code_keys_into twice (once
     # per literal: a third of this kernel's first-run compile), but each copy drops the
     # other's per-row branches: one copy with a run-time flag coded 3M keys 25 % slower.
     if table.shape[0] // 4 - 1 < _PREFETCH_SLOTS:
-        return code_keys_into(_NO_WORDS, _NO_WORDS, valid, views, data, base, codes, firsts, table, arena, meta, True)
+        return code_keys_into((_NO_WORDS, _NO_WORDS, valid, views, data, base), codes, firsts, table, arena, meta, True)
     n = codes.shape[0]
     k0 = np.empty(n, np.uint64)
     k1 = np.empty(n, np.uint64)
     view_keys(views, data, base, k0, k1)
-    return code_keys_into(k0, k1, valid, views, data, base, codes, firsts, table, arena, meta, False)
+    return code_keys_into((k0, k1, valid, views, data, base), codes, firsts, table, arena, meta, False)
 
 
 _NO_NULLS = np.zeros(0, np.uint8)
@@ -315,19 +302,19 @@ def _valid(s: pl.Series) -> np.ndarray:
 
 
 def _string_codes(s: pl.Series) -> tuple[np.ndarray, np.ndarray]:
-    return _coded(*_string_keys(s))
+    return _coded(_string_keys(s))
 
 
-def _string_keys(s: pl.Series) -> tuple[np.ndarray, ...]:
-    """`code_keys`' (k0, k1, valid, views, data, base) for a String column."""
-    views, data, base = _string_views(s)
-    n = views.shape[0] // 2
+def _string_keys(s: pl.Series) -> Keys:
+    """`code_keys`' keys for a String column."""
+    strings = _string_views(s)
+    n = strings[0].shape[0] // 2
     k0, k1 = np.empty(n, np.uint64), np.empty(n, np.uint64)
-    view_keys(views, data, base, k0, k1)
-    return k0, k1, _valid(s), views, data, base
+    view_keys(*strings, k0, k1)
+    return k0, k1, _valid(s), *strings
 
 
-def _string_views(s: pl.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _string_views(s: pl.Series) -> Strings:
     """A String column's Arrow views (flat uint64[2n]), data bytes and buffer offsets."""
     if s.n_chunks() > 1:
         s = s.rechunk()
@@ -377,16 +364,14 @@ def column_codes(s: pl.Series) -> tuple[np.ndarray, np.ndarray]:
 
 
 def code_words(words: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    return _coded(words, np.zeros_like(words), valid, _NO_WORDS, _NO_BYTES, _NO_BASE)
+    return _coded((words, np.zeros_like(words), valid, _NO_WORDS, _NO_BYTES, _NO_BASE))
 
 
-def _coded(
-    k0: np.ndarray, k1: np.ndarray, valid: np.ndarray, views: np.ndarray, data: np.ndarray, base: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    n = k0.shape[0]
+def _coded(keys: Keys) -> tuple[np.ndarray, np.ndarray]:
+    n = keys[0].shape[0]
     codes = np.empty(n, np.int64)
     firsts = np.empty(max(n, 1), np.int64)
-    ng = code_keys(k0, k1, valid, views, data, base, codes, firsts)
+    ng = code_keys(keys, codes, firsts)
     return codes, firsts[:ng].copy()
 
 
@@ -427,7 +412,7 @@ class StableCodes:
         for c in range(1, len(columns)):
             other, _ = self._columns[c].column(columns[c])
             codes, firsts = self._pairs[c - 1].code(
-                codes.view(np.uint64), other.view(np.uint64), _NO_NULLS, _NO_WORDS, _NO_BYTES, _NO_BASE
+                (codes.view(np.uint64), other.view(np.uint64), _NO_NULLS, _NO_WORDS, _NO_BYTES, _NO_BASE)
             )
         return codes, firsts
 
@@ -447,24 +432,19 @@ class _Table:
         if isinstance(dt, (pl.Categorical, pl.Enum)):
             s, dt = s.cast(pl.String), pl.String()
         if dt.__class__ is pl.String:  # not `==`: DataType.__eq__ costs ~2 µs
-            views, data, base = _string_views(s)
             codes = np.empty(s.len(), np.int64)
             before = int(self.meta[0])
             self.table, self.arena, firsts = code_strings_into(
-                views, data, base, _valid(s), codes, self._firsts, self.table, self.arena, self.meta
+                _string_views(s), _valid(s), codes, self._firsts, self.table, self.arena, self.meta
             )
             return codes, firsts[: int(self.meta[0]) - before].copy()
-        return self.code(_words(s), _ZEROS[: s.len()] if s.len() <= _ZEROS.shape[0] else np.zeros(s.len(), np.uint64),
-                         _valid(s), _NO_WORDS, _NO_BYTES, _NO_BASE)  # fmt: skip
+        return self.code((_words(s), _ZEROS[: s.len()] if s.len() <= _ZEROS.shape[0] else np.zeros(s.len(), np.uint64),
+                          _valid(s), _NO_WORDS, _NO_BYTES, _NO_BASE))  # fmt: skip
 
-    def code(
-        self, k0: np.ndarray, k1: np.ndarray, valid: np.ndarray, views: np.ndarray, data: np.ndarray, base: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        codes = np.empty(k0.shape[0], np.int64)
+    def code(self, keys: Keys) -> tuple[np.ndarray, np.ndarray]:
+        codes = np.empty(keys[0].shape[0], np.int64)
         before = int(self.meta[0])
-        self.table, self.arena, firsts = code_keys_into(
-            k0, k1, valid, views, data, base, codes, self._firsts, self.table, self.arena, self.meta, False
-        )
+        self.table, self.arena, firsts = code_keys_into(keys, codes, self._firsts, self.table, self.arena, self.meta, False)
         return codes, firsts[: int(self.meta[0]) - before].copy()
 
 
