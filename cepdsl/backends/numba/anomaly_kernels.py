@@ -8,9 +8,10 @@ slot on one cache line (header) next to its ring, a row costs one or two cache
 misses instead of one per field array, and the slot of row i + `AHEAD` is
 prefetched while row i is worked on.
 
-Each kernel takes the rows' slots and values (NaN = null: skipped) and the state
-(updated in place), and returns the anomalies as (row index, baseline_n) and
-(score, stat 1, stat 2).
+Each kernel takes the rows' slots and values (NaN = null: skipped), the state
+(updated in place) and `need`, the values a baseline holds before its rows are
+scored (the rule's warmup, at least 1), and returns the anomalies as (row index,
+baseline_n) and (score, stat 1, stat 2).
 
 zscore keeps shifted sums S1 = Σ(v − K), S2 = Σ(v − K)² over the ring, with the
 shift K an actual baseline value: for values near 1e9 with small noise, the sums
@@ -37,10 +38,10 @@ from cepdsl.kernels.prefetch import AHEAD, prefetch
 
 #: Header values per slot (one 64-byte cache line).
 HEADER = 8
-# zscore header
-_Z_COUNT, _Z_HEAD, _Z_SHIFT, _Z_S1, _Z_S2, _Z_SINCE, _Z_EQ = range(7)
-# iqr header
-_Q_COUNT, _Q_HEAD = range(2)
+# Header of a slot with a ring (zscore, iqr): values in the ring, position of the oldest.
+_COUNT, _HEAD = range(2)
+# zscore's further header values
+_Z_SHIFT, _Z_S1, _Z_S2, _Z_SINCE, _Z_EQ = range(2, 7)
 # ema: count, mean, var (no ring)
 EMA_WIDTH = 4
 
@@ -56,11 +57,44 @@ def width_of(method: str, n_max: int) -> int:
 
 @nb.njit(cache=True, nogil=True)
 def _put(out_i, out_f, m, i, score, n, s1, s2):  # type: ignore[no-untyped-def]
+    """Anomaly m: row i, baseline size n, score and two statistics; returns m + 1."""
     out_i[m, 0] = i
     out_i[m, 1] = n
     out_f[m, 0] = score
     out_f[m, 1] = s1
     out_f[m, 2] = s2
+    return m + 1
+
+
+@nb.njit(cache=True, nogil=True)
+def _ring_add(st, b: int, n: int, head: int, n_max: int, v: float) -> float:  # type: ignore[no-untyped-def]
+    """Put v in the ring of slot b (its count n and oldest position head, as read from the
+    header): a full ring (n == n_max) replaces its oldest value, which is returned, and
+    moves the head on; else v goes after the newest and the count grows (NaN returned)."""
+    r = b + HEADER
+    if n == n_max:
+        old = st[r + head]
+        st[r + head] = v
+        head += 1
+        st[b + _HEAD] = 0 if head == n_max else head
+        return old
+    pos = head + n
+    if pos >= n_max:
+        pos -= n_max
+    st[r + pos] = v
+    st[b + _COUNT] = n + 1
+    return np.nan
+
+
+def ring_values(row: np.ndarray, n_max: int) -> list[float]:
+    """The values in the ring of a zscore or iqr slot's state row, oldest first."""
+    n, head = int(row[_COUNT]), int(row[_HEAD])
+    return [float(row[HEADER + (head + j) % n_max]) for j in range(n)]
+
+
+def ema_stats(row: np.ndarray) -> tuple[int, float, float]:
+    """(values seen, mean, std) of an ema slot's state row."""
+    return int(row[0]), float(row[1]), float(np.sqrt(max(row[2], 0.0)))
 
 
 def run_scan(kernel, slots, x, st, *params):  # type: ignore[no-untyped-def]
@@ -112,8 +146,8 @@ def _ring_moments(st, r: int, n: int, scale: float):  # type: ignore[no-untyped-
 
 
 @nb.njit(cache=True, nogil=True)
-def zscore_scan(slots, x, st, width, n_max, warmup, threshold, out_i, out_f, m, i0):  # type: ignore[no-untyped-def]
-    need = max(warmup, 1)
+def zscore_scan(slots, x, st, width, n_max, need, threshold, out_i, out_f, m, i0):  # type: ignore[no-untyped-def]
+    st = borrow(st)  # passed to the per-row ring update (borrow.py)
     rows = slots.shape[0]
     for i in range(i0, rows):
         if m == out_i.shape[0]:
@@ -122,7 +156,7 @@ def zscore_scan(slots, x, st, width, n_max, warmup, threshold, out_i, out_f, m, 
             prefetch(st, slots[i + 2 * AHEAD] * width)
         if i + AHEAD < rows:  # its header is near by now: the ring around its head
             pb = slots[i + AHEAD] * width
-            ph = pb + HEADER + np.int64(st[pb + _Z_HEAD])
+            ph = pb + HEADER + np.int64(st[pb + _HEAD])
             prefetch(st, ph)
             prefetch(st, ph - 1)
         v = x[i]
@@ -130,8 +164,8 @@ def zscore_scan(slots, x, st, width, n_max, warmup, threshold, out_i, out_f, m, 
             continue
         b = slots[i] * width
         r = b + HEADER  # ring
-        n = np.int64(st[b + _Z_COUNT])
-        head = np.int64(st[b + _Z_HEAD])
+        n = np.int64(st[b + _COUNT])
+        head = np.int64(st[b + _HEAD])
         last = head + n - 1
         if last >= n_max:
             last -= n_max
@@ -165,8 +199,7 @@ def zscore_scan(slots, x, st, width, n_max, warmup, threshold, out_i, out_f, m, 
                     std = math.sqrt(var)
                     score = _deviation(v, mean, std)
             if score > threshold:
-                _put(out_i, out_f, m, i, score, n, mean, std)
-                m += 1
+                m = _put(out_i, out_f, m, i, score, n, mean, std)
         # append v, the oldest out first
         if n == 0:
             st[b + _Z_SHIFT] = v
@@ -178,22 +211,12 @@ def zscore_scan(slots, x, st, width, n_max, warmup, threshold, out_i, out_f, m, 
         k = st[b + _Z_SHIFT]
         s1 = st[b + _Z_S1]
         s2 = st[b + _Z_S2]
+        old = _ring_add(st, b, n, head, n_max, v) - k
         if n == n_max:
-            old = st[r + head] - k
             s1 -= old
             s2 -= old * old
-            st[r + head] = v
-            head += 1
-            if head == n_max:
-                head = 0
-            st[b + _Z_HEAD] = head
         else:
-            pos = head + n
-            if pos >= n_max:
-                pos -= n_max
-            st[r + pos] = v
             n += 1
-            st[b + _Z_COUNT] = n
         d = v - k
         s1 += d
         s2 += d * d
@@ -254,9 +277,8 @@ def _lower_bound(st, o: int, n: int, v: float) -> int:  # type: ignore[no-untype
 
 
 @nb.njit(cache=True, nogil=True)
-def iqr_scan(slots, x, st, width, n_max, warmup, multiplier, emit_all, out_i, out_f, m, i0):  # type: ignore[no-untyped-def]
+def iqr_scan(slots, x, st, width, n_max, need, multiplier, emit_all, out_i, out_f, m, i0):  # type: ignore[no-untyped-def]
     st = borrow(st)  # passed to the per-row quantile and search calls (borrow.py)
-    need = max(warmup, 1)
     rows = slots.shape[0]
     for i in range(i0, rows):
         if m == out_i.shape[0]:
@@ -271,15 +293,15 @@ def iqr_scan(slots, x, st, width, n_max, warmup, multiplier, emit_all, out_i, ou
                 prefetch(st, po + line)
         if i + AHEAD // 2 < rows:  # its header is near by now: the ring line at its head
             pb = slots[i + AHEAD // 2] * width
-            prefetch(st, pb + HEADER + np.int64(st[pb + _Q_HEAD]))
+            prefetch(st, pb + HEADER + np.int64(st[pb + _HEAD]))
         v = x[i]
         if math.isnan(v):
             continue
         b = slots[i] * width
         r = b + HEADER  # ring
         o = r + n_max  # sorted values
-        n = np.int64(st[b + _Q_COUNT])
-        head = np.int64(st[b + _Q_HEAD])
+        n = np.int64(st[b + _COUNT])
+        head = np.int64(st[b + _HEAD])
         if n >= need:
             q1 = _quantile(st, o, n, 0.25)
             q3 = _quantile(st, o, n, 0.75)
@@ -289,16 +311,10 @@ def iqr_scan(slots, x, st, width, n_max, warmup, multiplier, emit_all, out_i, ou
             past = low - v if v < low else (v - high if v > high else 0.0)
             if past > 0.0 or emit_all:  # emit_all: every scored row (alert lifecycle, §9.3), score 0 = in range
                 score = (np.inf if spread == 0.0 else past / spread) if past > 0.0 else 0.0
-                _put(out_i, out_f, m, i, score, n, q1, q3)
-                m += 1
+                m = _put(out_i, out_f, m, i, score, n, q1, q3)
+        old = _ring_add(st, b, n, head, n_max, v)
         if n == n_max:
-            # Replace the oldest value: remove it at p, insert v, shifting only between.
-            old = st[r + head]
-            st[r + head] = v
-            head += 1
-            if head == n_max:
-                head = 0
-            st[b + _Q_HEAD] = head
+            # The oldest value was replaced: remove it at p, insert v, shifting only between.
             p = _lower_bound(st, o, n, old)
             if v >= old:
                 # v goes after the values < v; among positions > p (old's slot is freed).
@@ -314,11 +330,6 @@ def iqr_scan(slots, x, st, width, n_max, warmup, multiplier, emit_all, out_i, ou
                     q -= 1
                 st[o + q] = v
         else:
-            pos = head + n
-            if pos >= n_max:
-                pos -= n_max
-            st[r + pos] = v
-            st[b + _Q_COUNT] = n + 1
             q = n
             while q > 0 and st[o + q - 1] > v:
                 st[o + q] = st[o + q - 1]
@@ -328,8 +339,7 @@ def iqr_scan(slots, x, st, width, n_max, warmup, multiplier, emit_all, out_i, ou
 
 
 @nb.njit(cache=True, nogil=True)
-def ema_scan(slots, x, st, width, warmup, alpha, threshold, out_i, out_f, m, i0):  # type: ignore[no-untyped-def]
-    need = max(warmup, 1)
+def ema_scan(slots, x, st, width, need, alpha, threshold, out_i, out_f, m, i0):  # type: ignore[no-untyped-def]
     rows = slots.shape[0]
     for i in range(i0, rows):
         if m == out_i.shape[0]:
@@ -347,8 +357,7 @@ def ema_scan(slots, x, st, width, warmup, alpha, threshold, out_i, out_f, m, i0)
             std = math.sqrt(var)
             score = _deviation(v, mean, std)
             if score > threshold:
-                _put(out_i, out_f, m, i, score, n, mean, std)
-                m += 1
+                m = _put(out_i, out_f, m, i, score, n, mean, std)
         if n == 0:
             st[b + 1] = v
             st[b + 2] = 0.0
