@@ -131,3 +131,29 @@ def test_many_anomalies_in_one_batch_equal_the_interpreter(method: str) -> None:
         assert got.height == want.height
         assert got["cpu"].to_list() == want["cpu"].to_list()
         assert np.allclose(got["score"].to_numpy(), want["score"].to_numpy(), rtol=1e-9, equal_nan=True)
+
+
+@pytest.mark.parametrize("method", ["zscore(cpu)", "iqr(cpu)", "ema(cpu, alpha = 0.3)"])
+def test_seeded_baseline_is_what_the_stream_would_have_left(method: str) -> None:
+    """The executor's baseline accessors (the HTTP API's anomaly-status/reset): a group
+    seeded with values holds the state that streaming them leaves, and scores alike."""
+    from cepdsl.backends import executor_for
+
+    vals = [float(x % 7) for x in range(12)]
+    _, rule = rule_of(STREAM + f"rule a\n from m\n group by host\n anomaly {method} baseline 10 warmup 5\n")
+    streamed, seeded = executor_for(rule), executor_for(rule)
+    run_batches(rule, frame(vals, ["a"] * 6 + ["h"] * 6), executor=streamed)
+    run_batches(rule, frame([1.0], ["a"]), executor=seeded)  # "h" is slot 1 in both
+    assert seeded.baseline_values(1) == [] and seeded.ema_baseline(1) is None  # no room for slot 1 yet
+    seeded.seed_baseline(1, vals[6:])
+    assert seeded.baseline_values(1) == streamed.baseline_values(1)
+    assert seeded.ema_baseline(1) == streamed.ema_baseline(1)
+    w = seeded.width
+    assert np.array_equal(seeded.st[w : 2 * w], streamed.st[w : 2 * w])
+    ema = seeded.ema_baseline(1)
+    if method.startswith("ema"):
+        assert seeded.baseline_values(1) == [] and ema is not None and ema[0] == 6
+    else:
+        assert seeded.baseline_values(1) == vals[6:] and ema is None
+    seeded.reset_baseline(1)
+    assert seeded.baseline_values(1) == [] and not seeded.st[w : 2 * w].any()
