@@ -120,8 +120,7 @@ class PatternExecutor(Executor):
         if self._rows is None:
             codes = None if fresh else self._group_codes(rows)
             return self._run(rows, None, t_new, self._step_columns(rows), codes, bound, final=False)
-        conds_old = self._buffered_conds()
-        codes_old = None if fresh else self._buffered_codes()
+        conds_old, codes_old = self._buffered(codes=not fresh)
         n_old = self._rows.height
         return self._run(
             concat_rows(self._rows, rows),
@@ -201,22 +200,18 @@ class PatternExecutor(Executor):
         codes, _ = self._groups.codes([frame.get_column(k) for k in self.keys])
         return codes
 
-    def _buffered(self) -> tuple[np.ndarray, np.ndarray]:
-        return self._buffered_conds(), self._buffered_codes()
-
-    def _buffered_conds(self) -> np.ndarray:
-        if self._buffer_conds is None:
+    def _buffered(self, codes: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+        """The buffered rows' step columns and (if `codes`) group codes, worked out from the
+        rows where not known (after load_state; codes after a fresh code table)."""
+        conds, kept = self._buffer_conds, self._buffer_codes
+        if conds is None or (codes and kept is None):
             buffer = self._buffer
             assert buffer is not None
-            self._buffer_conds = self._step_columns(buffer)
-        return self._buffer_conds
-
-    def _buffered_codes(self) -> np.ndarray:
-        if self._buffer_codes is None:
-            buffer = self._buffer
-            assert buffer is not None
-            self._buffer_codes = self._group_codes(buffer)
-        return self._buffer_codes
+            if conds is None:
+                conds = self._buffer_conds = self._step_columns(buffer)
+            if codes and kept is None:
+                kept = self._buffer_codes = self._group_codes(buffer)
+        return conds, kept if codes else None
 
     def _fresh_group_ids(self, rows: pl.DataFrame, live: np.ndarray | None, n: int) -> tuple[np.ndarray, int]:
         """Group ids 0.. numbered over these rows alone, and how many."""
