@@ -95,10 +95,11 @@ class AnomalyExecutor(Executor):
         w = self.width
         return self.st[slot * w : (slot + 1) * w] if self.st.shape[0] >= (slot + 1) * w else None
 
-    def baseline_values(self, slot: int) -> list[float]:
-        """The values in slot `slot`'s baseline, oldest first (ema keeps none: [])."""
+    def baseline_values(self, slot: int) -> list[float] | None:
+        """The values in slot `slot`'s baseline, oldest first; None for ema (it keeps none),
+        or before the state has room for the slot."""
         row = self._slot(slot)
-        return [] if row is None or self.spec.method == "ema" else ring_values(row, self.n_max)
+        return None if row is None or self.spec.method == "ema" else ring_values(row, self.n_max)
 
     def ema_baseline(self, slot: int) -> tuple[int, float, float] | None:
         """(values seen, mean, std) of an ema rule's slot; None for other methods, or before the
