@@ -66,7 +66,9 @@ def _put(out_i, out_f, m, i, score, n, s1, s2):  # type: ignore[no-untyped-def]
     return m + 1
 
 
-@nb.njit(cache=True, nogil=True)
+# Inlined: once per row in zscore and iqr; as a plain call zscore ran ~15 % slower (A/B, 5M rows),
+# and the three kernels compile in the same time either way.
+@nb.njit(cache=True, nogil=True, inline="always")
 def _ring_add(st, b: int, n: int, head: int, n_max: int, v: float) -> float:  # type: ignore[no-untyped-def]
     """Put v in the ring of slot b (its count n and oldest position head, as read from the
     header): a full ring (n == n_max) replaces its oldest value, which is returned, and
