@@ -139,7 +139,8 @@ def main() -> None:
                     ms = timed(lambda: store.save_many(states))
                     flag = "  (target ≤ 200 ms)" if name == "redis" else ""
                     print(f"  {shape:<24} {name:<7} {ms:8.1f} ms{flag}")
-                    record(BENCH, f"save_many, {shape}, {name}", ms, "ms", better="lower")
+                    if name != "memory":  # microseconds of dict stores: 10 % of that is noise, not a regression
+                        record(BENCH, f"save_many, {shape}, {name}", ms, "ms", better="lower")
             session = window_session()
             snap = session.snapshot()
             size = sum(len(p) for p in snap.values())

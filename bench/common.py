@@ -132,6 +132,13 @@ def record(bench: str, case: str, value: float, unit: str, better: str = "higher
     path = os.environ.get("BENCH_RECORD")
     if not path or not math.isfinite(value):  # a figure that could not be taken shows as missing
         return
-    line = {"bench": bench, "case": case, "value": float(value), "unit": unit, "better": better, "load": round(os.getloadavg()[0], 2)}
+    line = {
+        "bench": bench,
+        "case": case,
+        "value": float(f"{value:.6g}"),
+        "unit": unit,
+        "better": better,
+        "load": round(os.getloadavg()[0], 2),
+    }
     with open(path, "a", encoding="utf-8") as f:  # one short write per line: appends from children don't interleave
         f.write(json.dumps(line) + "\n")

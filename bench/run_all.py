@@ -251,13 +251,27 @@ def merged(prev: dict[str, Any] | None, now: dict[str, Any]) -> dict[str, Any]:
     return {**now, "benches": {**benches, **now["benches"]}, "records": now["records"] + kept}
 
 
+def dump_run(run: dict[str, Any]) -> str:
+    """The run as JSON with one record per line: a re-recorded run reads as a diff of figures."""
+    head = {k: v for k, v in run.items() if k != "records"}
+    lines = [json.dumps(head, ensure_ascii=False)[:-1] + ', "records": [']
+    lines += [" " + json.dumps(r, ensure_ascii=False) + "," for r in run["records"]]
+    if run["records"]:
+        lines[-1] = lines[-1][:-1]
+    return "\n".join(lines) + "\n]}\n"
+
+
 def git_rev() -> str:
     try:
         rev = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True, text=True, check=True
         ).stdout.strip()
+        # The recorded runs change with every run: they alone don't make the code dirty.
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=HERE, capture_output=True, text=True
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)bench/last_run*.json"],
+            cwd=HERE.parent,
+            capture_output=True,
+            text=True,
         ).stdout
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
@@ -311,7 +325,9 @@ def main() -> int:
         if now is None:
             ap.error(f"{args.compare_only}: no such file")
         against = args.against or RECORDED[bool(now.get("quick"))]
-        rows = report(load_run(against), now, against)
+        # Only the benches RUN measured (or tried to) can have figures missing.
+        ran = set(now.get("benches") or {r["bench"] for r in now["records"]})
+        rows = report(load_run(against), now, against, ran)
         return 2 if args.fail_on_regression and failing(rows) else 0
 
     unknown = [b for b in args.only if b not in BENCHES]
@@ -351,7 +367,7 @@ def main() -> int:
     target = args.out or recorded
     # Figures of benches not run now are kept from the file being replaced, whichever run was compared with.
     base = prev if target == against else load_run(target)
-    target.write_text(json.dumps(merged(base, now), indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    target.write_text(dump_run(merged(base, now)), encoding="utf-8")
     print(f"\nfigures saved in {target}")
     if failed:
         print(f"failed: {', '.join(failed)}", file=sys.stderr)

@@ -117,6 +117,14 @@ def test_merging_keeps_the_benches_not_run(tmp_path: Path) -> None:
     assert out["benches"] == {"bench_x": {"date": "new"}, "bench_y": {"date": "old"}}
 
 
+def test_a_saved_run_is_json_with_one_record_per_line(tmp_path: Path) -> None:
+    full = run(rec("a", 1), rec("b", 2.5, "lower", "µs"), quick=False, benches={"bench_x": {"date": "d"}})
+    for r in (full, run()):
+        text = run_all.dump_run(r)
+        assert json.loads(text) == r
+    assert len(run_all.dump_run(full).splitlines()) == 4
+
+
 def test_runs_and_bare_records_load_from_disk(tmp_path: Path) -> None:
     (tmp_path / "run.json").write_text(json.dumps(run(rec("a", 1))))
     (tmp_path / "recs.jsonl").write_text(json.dumps(rec("a", 1)) + "\n" + json.dumps(rec("b", 2)) + "\n")
