@@ -205,7 +205,7 @@ def report(prev: dict[str, Any] | None, now: dict[str, Any], prev_path: Path, be
     if prev is None:
         print("no previous run recorded: nothing to compare with")
         return []
-    if bool(prev.get("quick")) != bool(now.get("quick")):
+    if "quick" in prev and "quick" in now and bool(prev["quick"]) != bool(now["quick"]):
         print("the two runs are not the same kind (one --quick, one full): not compared")
         return []
     print(f"previous: {describe_run(prev)}")
@@ -324,7 +324,8 @@ def main() -> int:
         now = load_run(args.compare_only)
         if now is None:
             ap.error(f"{args.compare_only}: no such file")
-        against = args.against or RECORDED[bool(now.get("quick"))]
+        now.setdefault("quick", args.quick)  # bare records don't say; --quick does
+        against = args.against or RECORDED[bool(now["quick"])]
         # Only the benches RUN measured (or tried to) can have figures missing.
         ran = set(now.get("benches") or {r["bench"] for r in now["records"]})
         rows = report(load_run(against), now, against, ran)
