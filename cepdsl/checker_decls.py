@@ -28,6 +28,12 @@ def _short(text: str) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
+def _lacks(c: Checker, d: ast.TableDecl | ast.SilenceDecl, part: str, hint: str) -> None:
+    """A table or silence without a part it needs: reported at its name."""
+    what = ast.DECL_KEYWORD[type(d)]
+    c.error(d.name.span, f"{what} `{d.name.value}` has no {part}", (hint,), code=what)
+
+
 # ----------------------------------------------------------------------------- tables
 
 
@@ -58,9 +64,7 @@ def check_table(c: Checker, d: ast.TableDecl) -> None:
     key = None
     if d.key is None:
         first = fields[0].name if fields else "field"
-        c.error(
-            d.name.span, f"table `{name}` has no `key`", (f"name the field rows are looked up by, e.g. `key {first}`",), code="table"
-        )
+        _lacks(c, d, "`key`", f"name the field rows are looked up by, e.g. `key {first}`")
     else:
         key = d.key.dotted
         if not any(f.name == key for f in fields) and all(f.path.dotted != key for f in d.fields):
@@ -75,12 +79,7 @@ def check_table(c: Checker, d: ast.TableDecl) -> None:
             )
     source = path = None
     if d.source is None:
-        c.error(
-            d.name.span,
-            f"table `{name}` has no `from`",
-            ('read it from a file, `from "hosts.csv"` (.csv, .parquet, .jsonl), or `from redis("cep:table:hosts")`',),
-            code="table",
-        )
+        _lacks(c, d, "`from`", 'read it from a file, `from "hosts.csv"` (.csv, .parquet, .jsonl), or `from redis("cep:table:hosts")`')
     elif isinstance(d.source, ast.Literal):
         ext = os.path.splitext(d.source.value)[1].lower()
         if ext not in TABLE_FILE_KINDS:
@@ -234,12 +233,7 @@ def check_silence(c: Checker, d: ast.SilenceDecl, rule_decls: list[ast.RuleDecl]
     match = None
     used: tuple[str, ...] = ()
     if d.match is None:
-        c.error(
-            d.name.span,
-            f"silence `{name}` has no `match`",
-            ('say which matches it silences, e.g. `match rule == "disk_full"`',),
-            code="silence",
-        )
+        _lacks(c, d, "`match`", 'say which matches it silences, e.g. `match rule == "disk_full"`')
     elif len(c.rules) == len(rule_decls):
         # Only when every rule checked clean: the record fields are then all known.
         fields = record_fields(c.rules)
@@ -265,12 +259,7 @@ def check_silence(c: Checker, d: ast.SilenceDecl, rule_decls: list[ast.RuleDecl]
         if start is not None and until is not None and until <= start:
             c.error(d.until.span, "the silence ends before it starts", ("`until` must be later than `from`",), code="silence")
     else:
-        c.error(
-            d.name.span,
-            f"silence `{name}` has no period",
-            ('add `every "CRON" for D` (recurring) or `from "T1" until "T2"` (once)',),
-            code="silence",
-        )
+        _lacks(c, d, "period", 'add `every "CRON" for D` (recurring) or `from "T1" until "T2"` (once)')
     if len(c.diags) > before or (d.match is not None and match is None):
         return
     title = d.title.value if d.title is not None else None
