@@ -606,40 +606,26 @@ def _rule_callback(rule: Any, current: threading.local) -> Any:
     # A `?rule` of one child never builds; any other rule must have a method (a
     # missing one is a bug, raised on use, never a silent tree).
     method = None if inline else getattr(_ToAst, name, None)
-    plain = not empty and all(not exp for _, exp, _ in include)
-    picks = tuple(i for i, _, _ in include)
 
     def reduce(raw: list[Any]) -> Any:
-        if plain:
-            kids = []
-            height = 0
-            for i in picks:
-                c = raw[i]
-                if c.__class__ is _Node:
-                    if c.height > height:
-                        height = c.height
-                    kids.append(c.value)
-                else:
-                    kids.append(c)
-        else:
-            kids = []
-            height = 0
-            for i, expand, add_none in include:
-                if add_none:
-                    kids += [None] * add_none
-                c = raw[i]
-                if expand:
-                    kids += c.value
-                    if c.height > height:
-                        height = c.height
-                elif c.__class__ is _Node:
-                    if c.height > height:
-                        height = c.height
-                    kids.append(c.value)
-                else:
-                    kids.append(c)
-            if trailing:
-                kids += [None] * trailing
+        kids = []
+        height = 0
+        for i, expand, add_none in include:
+            if add_none:
+                kids += [None] * add_none
+            c = raw[i]
+            if expand:
+                kids += c.value
+                if c.height > height:
+                    height = c.height
+            elif c.__class__ is _Node:
+                if c.height > height:
+                    height = c.height
+                kids.append(c.value)
+            else:
+                kids.append(c)
+        if trailing:
+            kids += [None] * trailing
         if raw:
             first, last = raw[0], raw[-1]
             line, column, end_line, end_column = first.line, first.column, last.end_line, last.end_column
@@ -653,7 +639,7 @@ def _rule_callback(rule: Any, current: threading.local) -> Any:
             child = kids[0]
             if child is None or isinstance(child, Token):
                 return child
-            node = raw[picks[0]]  # the child's own _Node, now positioned by its container
+            node = raw[include[0][0]]  # the child's own _Node, now positioned by its container
             node.line, node.column, node.end_line, node.end_column = line, column, end_line, end_column
             return node
         if method is None:
