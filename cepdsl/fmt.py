@@ -340,9 +340,10 @@ def _bracketed(d: ast.Decl, head: str, items: list[str], spans: list[ast.Span], 
     return units, len(items), len(head) + len(", ".join(items)) + 1
 
 
-def _fields(keyword: str, d: ast.StreamDecl | ast.TableDecl, multiline: bool) -> tuple[list[_Unit], int, int]:
+def _fields(d: ast.StreamDecl | ast.TableDecl, multiline: bool) -> tuple[list[_Unit], int, int]:
+    head = f"{ast.DECL_KEYWORD[type(d)]} {name_text(d.name)} ("
     items = [f"{path_text(f.path)}: {name_text(f.type)}" for f in d.fields]
-    return _bracketed(d, f"{keyword} {name_text(d.name)} (", items, [f.span for f in d.fields], multiline)
+    return _bracketed(d, head, items, [f.span for f in d.fields], multiline)
 
 
 def _titled(d: ast.RuleDecl | ast.SilenceDecl, name: ast.Name, title: ast.Literal | None) -> _Unit:
@@ -353,7 +354,7 @@ def _titled(d: ast.RuleDecl | ast.SilenceDecl, name: ast.Name, title: ast.Litera
 
 
 def _stream_units(d: ast.StreamDecl, multiline: bool) -> tuple[list[_Unit], int, int]:
-    units, n, width = _fields("stream", d, multiline)
+    units, n, width = _fields(d, multiline)
     if d.time is not None:
         units.append(_line(d.time.span, [f"{INDENT}time {path_text(d.time)}"]))
     if d.lateness is not None:
@@ -367,7 +368,7 @@ def _channel_units(d: ast.ChannelDecl, multiline: bool) -> tuple[list[_Unit], in
 
 
 def _optional(word: str, value: Any, text: Callable[[Any], str]) -> list[str]:
-    """`word TEXT` of an optional part of a clause, or nothing when it is absent."""
+    """An optional part of a clause: `word TEXT` (TEXT alone when `word` is empty), or nothing when it is absent."""
     return [] if value is None else [word, text(value)] if word else [text(value)]
 
 
@@ -412,13 +413,12 @@ _CLAUSE_WORDS: dict[type, Callable[[Any], list[str]]] = {
 
 
 def _clause_lines(c: ast.Clause) -> list[str]:
-    keyword = ast.CLAUSE_KEYWORD[type(c)]
     if isinstance(c, (ast.Where, ast.Having)):
-        return _condition_lines(keyword, c.expr)
+        return _condition_lines(ast.CLAUSE_KEYWORD[type(c)], c.expr)
     words = _CLAUSE_WORDS.get(type(c))
     if words is None:
         raise TypeError(f"no layout for clause {type(c).__name__}")
-    return [" ".join((INDENT + keyword, *words(c)))]
+    return [" ".join((INDENT + ast.CLAUSE_KEYWORD[type(c)], *words(c)))]
 
 
 def _define_units(c: ast.Define) -> list[_Unit]:
@@ -444,7 +444,7 @@ def _rule_units(d: ast.RuleDecl) -> list[_Unit]:
 
 
 def _table_units(d: ast.TableDecl, multiline: bool) -> tuple[list[_Unit], int, int]:
-    units, n, width = _fields("table", d, multiline)
+    units, n, width = _fields(d, multiline)
     if d.key is not None:
         units.append(_line(d.key.span, [f"{INDENT}key {path_text(d.key)}"]))
     if d.source is not None:
