@@ -387,7 +387,8 @@ class LifecycleExecutor(Executor):
         ts = evals["ts"].dt.epoch("us").to_numpy().astype(np.int64) if n else np.zeros(0, np.int64)
         order = np.argsort(ts, kind="stable").astype(np.int64)
         cap = 2 * n + self.phase.shape[0] + 1
-        out = (np.empty(cap, np.int8), *(np.empty(cap, np.int64) for _ in range(4)))  # kind, slot, t, since, row
+        # The record columns kind, slot, t, since, row (room for every record the scan can make).
+        out: tuple[np.ndarray, ...] = (np.empty(cap, np.int8), *(np.empty(cap, np.int64) for _ in range(4)))
         m = scan(
             np.ascontiguousarray(slots, np.int64),
             ts,
