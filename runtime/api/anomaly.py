@@ -3,8 +3,9 @@
 Read and changed on the engine thread (between batches).  Pre-seeded values go
 through the rule's own executor (`process`, as rows of its stream), so the state is
 exactly what seeing those values in the stream would have left (sums, run counters
-and sorted copies included).  Reading a baseline back still needs the kernels' slot
-layout (`HEADER`): cepdsl has no accessor for it yet.
+and sorted copies included).  Baselines are read and reset through the executor's
+accessors (`baseline_values`, `ema_baseline`, `reset_baseline`): the slot layout stays
+in cepdsl.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ def executor_of(o: ControlPlane, rule_id: str) -> Any:
         raise Refused(409, "not-loaded", f"rule `{rule_id}` is not running")
     if run.plan.anomaly is None:
         raise Refused(409, "not-anomaly", f"rule `{rule_id}` is not an anomaly rule")
-    return run.executor
+    # A rule with `for`/`resolve` runs its anomaly executor inside the lifecycle's.
+    return getattr(run.executor, "inner", run.executor)
 
 
 def group_keys(ex: Any) -> list[str]:
@@ -39,20 +41,6 @@ def group_keys(ex: Any) -> list[str]:
     return ["|".join("" if v is None else str(v) for v in row) for row in table.iter_rows()]
 
 
-def values_of(ex: Any, slot: int) -> list[float]:
-    from cepdsl.backends.numba.anomaly_kernels import HEADER
-
-    w, n_max = ex.width, ex.n_max
-    if ex.st.shape[0] < (slot + 1) * w:
-        return []
-    b = slot * w
-    if ex.spec.method == "ema":
-        return []
-    n, head = int(ex.st[b]), int(ex.st[b + 1])
-    ring = ex.st[b + HEADER : b + HEADER + n_max]
-    return [float(ring[(head + j) % n_max]) for j in range(n)]
-
-
 def status(o: ControlPlane, rule_id: str) -> AnomalyStatus:
     ex = executor_of(o, rule_id)
     spec = ex.spec
@@ -60,20 +48,18 @@ def status(o: ControlPlane, rule_id: str) -> AnomalyStatus:
     last_scores = _last_scores(o, rule_id)
     for slot, key in enumerate(group_keys(ex)):
         g = AnomalyGroup(group=key, n=0, last_score=last_scores.get(key))
-        if ex.st.shape[0] >= (slot + 1) * ex.width:
-            if spec.method == "ema":
-                b = slot * ex.width
-                g.n, g.mean, g.std = int(ex.st[b]), float(ex.st[b + 1]), float(np.sqrt(max(ex.st[b + 2], 0.0)))
-            else:
-                vals = values_of(ex, slot)
-                g.n = len(vals)
-                if vals:
-                    a = np.asarray(vals)
-                    if spec.method == "zscore":
-                        g.mean, g.std = float(a.mean()), float(a.std())
-                    else:
-                        g.q1, g.q3 = float(np.quantile(a, 0.25)), float(np.quantile(a, 0.75))
-                g.values = vals
+        ema, vals = ex.ema_baseline(slot), ex.baseline_values(slot)
+        if ema is not None:
+            g.n, g.mean, g.std = ema
+        elif vals is not None:
+            g.n = len(vals)
+            if vals:
+                a = np.asarray(vals)
+                if spec.method == "zscore":
+                    g.mean, g.std = float(a.mean()), float(a.std())
+                else:
+                    g.q1, g.q3 = float(np.quantile(a, 0.25)), float(np.quantile(a, 0.75))
+            g.values = vals
         if g.n == 0 and g.mean is None:
             g.mean = None
         groups.append(g)
@@ -99,13 +85,8 @@ def reset(o: ControlPlane, rule_id: str, group: str | None) -> int:
     if group is not None and not targets:
         raise Refused(404, "not-found", f"rule `{rule_id}` has no group `{group}`")
     for slot in targets:
-        _forget(ex, slot)
+        ex.reset_baseline(slot)
     return len(targets)
-
-
-def _forget(ex: Any, slot: int) -> None:
-    if ex.st.shape[0] >= (slot + 1) * ex.width:
-        ex.st[slot * ex.width : (slot + 1) * ex.width] = 0.0  # a zeroed slot is a fresh one
 
 
 def seed(o: ControlPlane, rule_id: str, baselines: dict[str, list[float]]) -> None:
@@ -127,7 +108,7 @@ def seed(o: ControlPlane, rule_id: str, baselines: dict[str, list[float]]) -> No
             frame = pl.DataFrame({name: [p] for name, p in zip(schema, parts, strict=True)}).cast(schema)  # type: ignore[arg-type]
         except Exception:  # noqa: BLE001 - a key value that is not of the key's type
             raise Refused(422, "invalid-request", f"group `{group}`: key values do not fit {dict(schema)}") from None
-        _forget(ex, int(ex.groups.slots(frame)[0]) if schema else 0)
+        ex.reset_baseline(int(ex.groups.slots(frame)[0]) if schema else 0)
         rows = pl.DataFrame({TIME: np.zeros(len(values), np.int64), ex.spec.field: np.asarray(values, np.float64)})
         ex.process(
             rows.with_columns(pl.lit(frame[name][0], dtype).alias(name) for name, dtype in schema.items()), Progress(0, None, None)
@@ -143,7 +124,7 @@ def export_baselines(o: ControlPlane, rule_id: str) -> None:
         return
     ex = executor_of(o, rule_id)
     for slot, key in enumerate(group_keys(ex)):
-        vals = values_of(ex, slot)
+        vals = ex.baseline_values(slot)
         if vals:
             setter(rule_id, key, vals)
 

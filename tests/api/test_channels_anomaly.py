@@ -165,3 +165,19 @@ def test_an_iqr_baseline_can_be_seeded(serve) -> None:  # noqa: ANN001
         assert group["q1"] == pytest.approx(21.25) and group["q3"] == pytest.approx(23.75)
         assert c.post("/cep/streams/metrics/events", content=metric("c", 22.0, 20) + "\n").json()["matches"] == 0
         assert c.post("/cep/streams/metrics/events", content=metric("c", 80.0, 21) + "\n").json()["matches"] == 1
+
+
+@pytest.mark.timeout(180)
+def test_anomaly_routes_work_for_a_rule_with_resolve(serve) -> None:  # noqa: ANN001
+    """The executor of a rule with `resolve` is the lifecycle's, holding the anomaly one inside."""
+    s: Served = serve(RULES.replace("warmup 5\n", 'warmup 5\n  resolve "{{ host }} is back"\n'))
+    with s.client() as c:
+        lines = [metric("a", 50.0 + (i % 3), i) for i in range(10)]
+        assert c.post("/cep/streams/metrics/events", content="\n".join(lines) + "\n").status_code == 200
+        st = c.get("/cep/rules/cpu_odd/anomaly-status")
+        assert st.status_code == 200, st.text
+        assert {g["group"]: g["n"] for g in st.json()["groups"]} == {"a": 10}
+        seeded = c.put("/cep/rules/cpu_odd/anomaly-status", json={"baselines": {"b": [1.0, 2.0, 3.0]}})
+        assert seeded.status_code == 200, seeded.text
+        assert {g["group"]: g["n"] for g in seeded.json()["groups"]} == {"a": 10, "b": 3}
+        assert c.post("/cep/rules/cpu_odd/anomaly-reset").json()["reset"] == 2
