@@ -25,9 +25,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import cepdsl  # noqa: E402
 
-from common import STREAM, best_of, describe, engine_run, events, report  # noqa: E402
+from common import STREAM, best_of, describe, engine_run, events, mrows, record, report  # noqa: E402
 from peers import seed_loop  # noqa: E402
 
+BENCH = "bench_filters"
 WHERE = '(cpu > 80 and memory > 70 and not (status == "healthy")) or (latency_ms > 500 and event_type == "metric")'
 HAND = ((pl.col("cpu") > 80) & (pl.col("memory") > 70) & ~(pl.col("status") == "healthy")) | (
     (pl.col("latency_ms") > 500) & (pl.col("event_type") == "metric")
@@ -55,6 +56,7 @@ def one_rule(df: pl.DataFrame, label: str) -> None:
         ours_s,
         peers,
         {"events/s": "≥ 200M", "vs df.filter": "≥ 1.0x", "vs seed loop": "≥ 1000x"},
+        record_as=(BENCH, f"5-condition filter, {label} columns ({mrows(n)})"),
     )
 
 
@@ -83,6 +85,7 @@ def many_rules(df: pl.DataFrame, count: int) -> float:
         f"  {count:5d} rules: {secs * 1e3:9.1f} ms  {df.height / secs / 1e6:8.2f} M events/s"
         f"  ({total:,} matches; compile {compile_s * 1e3:.0f} ms)"
     )
+    record(BENCH, f"{count} filter rules, one pass ({mrows(df.height)})", df.height / secs / 1e6, "M ev/s")
     return secs
 
 

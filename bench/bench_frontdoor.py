@@ -51,9 +51,10 @@ from bench_filters import HAND, WHERE  # noqa: E402
 import cepdsl  # noqa: E402
 from cepdsl.executor import SEQ, TIME  # noqa: E402
 
-from common import STREAM, metrics  # noqa: E402
+from common import STREAM, metrics, mrows, record  # noqa: E402
 from peers import numba_onepass as nop  # noqa: E402
 
+BENCH = "bench_frontdoor"
 M_US = 60_000_000
 KEYS = (1_000, 10_000, 100_000)
 SECTIONS = ("filter2", "filter5", "sliding", "tumbling", "pattern", "absence", "zscore", "ema", "replay")
@@ -248,6 +249,10 @@ def run_section(section: str, n: int, keys: int, dtype: str, repeat: int, rows_o
         "polars_n": pl_n,
     }
     rows_out.append(row)
+    case = f"{section}, {keys:,} keys, {dtype} ({mrows(n)})"
+    record(BENCH, case, n / ours_s / 1e6, "M ev/s")
+    record(BENCH, f"{case} / hand-written Polars", pl_s / ours_s, "x")
+    record(BENCH, f"{case} / hand-written Numba", nb_s / ours_s, "x")
     print(
         f"  {section:<9} {keys:>7,} keys {dtype:<6} ours {ours_s * 1e3:8.1f} ms {n / ours_s / 1e6:7.1f} M ev/s | "
         f"polars {pl_what} {pl_s * 1e3:8.1f} ms ({pl_s / ours_s:5.2f}x) | numba {nb_s * 1e3:8.1f} ms "
@@ -331,6 +336,11 @@ def bench_replay_process(rows: int, repeat: int) -> None:
         f"  speed vs the read floor: {read_s / ours[0]:.2f}x of the process, {read_s / own_s:.2f}x of replay's own "
         "time (target ≥ 0.5x)"
     )
+    case = f"`cep replay`, two rules ({mrows(rows)})"
+    record(BENCH, f"{case}, process", ours[0], "s", better="lower")
+    record(BENCH, f"{case}, replay's own time", own_s, "s", better="lower")
+    record(BENCH, f"{case}, peak RSS", ours[1], "MB", better="lower")
+    record(BENCH, f"{case} / pl.read_parquet, process", read_s / ours[0], "x")
     print(
         f"\n| `cep replay`, two rules | {rows:,} rows | process {ours[0]:.2f} s (replay {own_s:.2f} s), "
         f"{ours[1]:.0f} MB peak | `pl.read_parquet` {read_s:.3f} s, {floor[1]:.0f} MB peak | "

@@ -37,6 +37,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+BENCH = "bench_notify"
 
 N = int(os.environ.get("BENCH_NOTIFY_N", 10_000))
 N_HTTPX = 1_000  # the httpx peers are 10–40x slower: fewer, to keep the run short
@@ -354,6 +356,8 @@ def main() -> None:
     from runtime.notify import DestinationPolicy
     from runtime.notify.ssrf import guarded_client
 
+    from common import record  # here: the receiver process (`--serve`) runs this file too, and needs no Polars
+
     repeat = 1 if "--quick" in sys.argv else 3
     print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())} ({os.cpu_count()} CPUs); best of {repeat}")
     frame = match_frame(N)
@@ -383,6 +387,10 @@ def main() -> None:
         seq = best_of(repeat, rx, lambda: sequential_peer(rx.url))
         print(f"  peer: sequential httpx.post loop ({N_PEER_SEQ}): {seq.describe()}")
         print(f"  ratio: {ours.rate / plain.rate:.1f}x the async httpx peer, {ours.rate / seq.rate:.0f}x the sequential peer")
+        case = f"delivery through the notifier, {N:,} webhooks"
+        record(BENCH, case, ours.rate, "/s")
+        record(BENCH, f"{case} / plain httpx.AsyncClient", ours.rate / plain.rate, "x")
+        record(BENCH, f"{case}, longest submit of {SUBMIT_BATCH:,}", ours.extra["longest_submit_ms"], "ms", better="lower")
 
         print(f"transport alone: POST, {IN_FLIGHT} concurrent; ours guarded (SSRF check per connection)")
         t_ours = best_of(repeat, rx, lambda: client_run(rx.url, N, lambda: guarded_client(local)))
@@ -401,6 +409,10 @@ def main() -> None:
             f"  ratio: {t_ours.rate / t_httpx.rate:.1f}x the rate, "
             f"{(t_httpx.own_cpu / t_httpx.n) / (t_ours.own_cpu / t_ours.n):.1f}x less CPU per request"
         )
+        case = f"transport alone, guarded client, {N:,} POSTs"
+        record(BENCH, case, t_ours.rate, "/s")
+        record(BENCH, f"{case} / plain httpx.AsyncClient", t_ours.rate / t_httpx.rate, "x")
+        record(BENCH, f"{case}, our CPU per POST", 1e6 * t_ours.own_cpu / t_ours.n, "µs", better="lower")
 
         bp = backpressure_run(rx.url, frame)
         print("engine side: receiver answering after 2 s, max_pending 1,000, max_submit_wait 50 ms, 5 × 1,000 matches")
@@ -408,6 +420,7 @@ def main() -> None:
             f"  longest submit {bp['longest_submit_ms']:.0f} ms; backpressure_waits {bp['backpressure_waits']}, "
             f"over_capacity {bp['over_capacity']:,} (counted, enqueued anyway), queue depth {bp['queue_depth']:,}"
         )
+        record(BENCH, "slow receiver, longest submit of 1,000", bp["longest_submit_ms"], "ms", better="lower")
     finally:
         rx.stop()
 
@@ -417,6 +430,8 @@ def main() -> None:
             f"  {name}: cep sandboxed, bounded {r_ours:,.0f}/s; peer plain jinja2 {r_plain:,.0f}/s;"
             f" ratio {r_ours / r_plain:.2f}x" + ("   (target ≥ 50,000/s)" if name == "straight-line" else "")
         )
+        record(BENCH, f"template rendering, {name}", r_ours, "/s")
+        record(BENCH, f"template rendering, {name} / plain jinja2", r_ours / r_plain, "x")
     print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 

@@ -26,10 +26,15 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from runtime.state.redis_store import RedisStore, connect  # noqa: E402
 from runtime.state.sqlite import SqliteStore  # noqa: E402
 from runtime.state.store import MemoryStore  # noqa: E402
+
+from common import record  # noqa: E402
+
+BENCH = "bench_state"
 
 GROUP_BYTES = 64
 HOSTS = 100_000
@@ -134,12 +139,15 @@ def main() -> None:
                     ms = timed(lambda: store.save_many(states))
                     flag = "  (target ≤ 200 ms)" if name == "redis" else ""
                     print(f"  {shape:<24} {name:<7} {ms:8.1f} ms{flag}")
+                    if name != "memory":  # microseconds of dict stores: 10 % of that is noise, not a regression
+                        record(BENCH, f"save_many, {shape}, {name}", ms, "ms", better="lower")
             session = window_session()
             snap = session.snapshot()
             size = sum(len(p) for p in snap.values())
             snap_ms = timed(session.snapshot)
             print(f"engine checkpoint: sliding window state of {HOSTS:,} hosts ({size / 1e6:.1f} MB snapshot), median of 7")
             print(f"  Session.snapshot()          {snap_ms:8.1f} ms")
+            record(BENCH, f"Session.snapshot(), {HOSTS:,} hosts", snap_ms, "ms", better="lower")
             for name, store in stores.items():
 
                 def checkpoint(store=store) -> None:  # noqa: ANN001
@@ -148,11 +156,13 @@ def main() -> None:
                 ms = timed(checkpoint)
                 flag = "  (target ≤ 200 ms)" if name == "redis" else ""
                 print(f"  snapshot + save_many {name:<7} {ms:8.1f} ms{flag}")
+                record(BENCH, f"snapshot + save_many, {HOSTS:,} hosts, {name}", ms, "ms", better="lower")
             groups = {f"host-{i}": [float(i), float(i) + 0.5] for i in range(10_000)}
             print("baseline_append_many, 10k groups x 2 values")
             for name, store in stores.items():
                 ms = timed(lambda: store.baseline_append_many("anomaly_rule", groups), repeat=3)
                 print(f"  {name:<7} {ms:8.1f} ms")
+                record(BENCH, f"baseline_append_many, 10k groups, {name}", ms, "ms", better="lower")
             for store in stores.values():
                 store.close()
     finally:

@@ -42,6 +42,10 @@ from cepdsl.frontend import compile_source  # noqa: E402
 from runtime.sources.jsonl import JsonlSource  # noqa: E402
 from runtime.stream_loop import StreamingEngine  # noqa: E402
 
+from common import mrows, record  # noqa: E402
+
+BENCH = "bench_streaming"
+
 STREAM = """
 stream metrics (ts: timestamp, host: str, cpu: float, memory: float,
                 status: str, latency_ms: float, event_type: str)
@@ -227,6 +231,10 @@ def bench_ingest(n: int, sample: int) -> list[tuple[str, str, float, float | Non
     print(f"  peer (json.loads + dict conds):   {n / peer_s / 1e6:6.2f} M events/s   (sample of {len(lines):,})")
     print(f"  ratio ours/peer:                  {peer_s / secs:6.1f}x      target ≥ 1M events/s")
     rows.append(("ingest, 10 rules (events/s)", f"{n:,} lines", n / secs, n / peer_s))
+    case = f"JSON-lines ingest, 10 rules ({mrows(n)})"
+    record(BENCH, case, n / secs / 1e6, "M ev/s")
+    record(BENCH, f"{case} / json.loads + dict conditions", peer_s / secs, "x")
+    record(BENCH, f"JSON-lines parse + type only ({mrows(n)})", n / parse_s / 1e6, "M ev/s")
     rows.append(("parse + type only (events/s)", f"{n:,} lines", n / parse_s, None))
     return rows
 
@@ -288,6 +296,8 @@ def bench_latency(rate: int, seconds: float) -> tuple[float, float, int]:
     p50, p99 = float(np.percentile(all_lat, 50)), float(np.percentile(all_lat, 99))
     print(f"\n== latency: {rate:,} events/s offered for {seconds:g} s ({n:,} events), {all_lat.size:,} matches timed")
     print(f"  event→match latency: p50 {p50:6.1f} ms   p99 {p99:6.1f} ms   max {float(np.max(all_lat)):6.1f} ms   target p99 ≤ 100 ms")
+    record(BENCH, f"latency p50 at {rate:,} ev/s for {seconds:g} s", p50, "ms", better="lower")
+    record(BENCH, f"latency p99 at {rate:,} ev/s for {seconds:g} s", p99, "ms", better="lower")
     return p50, p99, n
 
 
@@ -356,6 +366,9 @@ def bench_redis(n: int, peer_sample: int = 100_000) -> tuple[float, int, float]:
         f"  peer (redis-py XREADGROUP + json.loads + dict conds + XACK): {peer_rate / 1e6:6.2f} M events/s (sample of {len(sample):,})"
     )
     print(f"  ratio ours/peer: {n / secs / peer_rate:6.1f}x")
+    case = f"redis streams end to end ({mrows(n)})"
+    record(BENCH, case, n / secs / 1e6, "M ev/s")
+    record(BENCH, f"{case} / redis-py XREADGROUP + json.loads + dict conditions", n / secs / peer_rate, "x")
     return n / secs, n, peer_rate
 
 

@@ -28,8 +28,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import cepdsl  # noqa: E402
 from cepdsl.executor import SEQ, TIME  # noqa: E402
 
-from common import STREAM, best_of, describe, engine_run, metrics, report  # noqa: E402
+from common import STREAM, best_of, describe, engine_run, metrics, mrows, report  # noqa: E402
 
+BENCH = "bench_windows"
 M_US = 60_000_000
 
 
@@ -71,8 +72,15 @@ def sliding(df: pl.DataFrame, con: duckdb.DuckDBPyConnection) -> None:
         ours_s,
         {"duckdb (panes SQL)": duck_s, "polars sort + group_by_dynamic": dyn_s},
         {"events/s": "≥ 30M", "vs duckdb": "≥ 1.0x", "vs group_by_dynamic": "≥ 10x"},
+        record_as=(BENCH, f"sliding 5m every 1m, one batch ({mrows(n)})"),
     )
-    report("sliding, same rule as 100 micro-batches", n, micro_s, {"duckdb (panes SQL)": duck_s})
+    report(
+        "sliding, same rule as 100 micro-batches",
+        n,
+        micro_s,
+        {"duckdb (panes SQL)": duck_s},
+        record_as=(BENCH, f"sliding 5m every 1m, 100 micro-batches ({mrows(n)})"),
+    )
 
 
 def lifecycle(df: pl.DataFrame) -> None:
@@ -102,6 +110,7 @@ def lifecycle(df: pl.DataFrame) -> None:
             life_s,
             {"same rule without for/resolve": plain_s},
             {"lifecycle cost": "≤ 10 % (ratio ≥ 0.91x)"},
+            record_as=(BENCH, f"sliding + for/resolve, avg(cpu) > {threshold}, CPU time ({mrows(df.height)})"),
         )
 
 
@@ -120,6 +129,7 @@ def tumbling(df: pl.DataFrame, con: duckdb.DuckDBPyConnection) -> None:
         ours_s,
         {"duckdb GROUP BY": duck_s, "polars hand-written group_by": hand_s},
         {"events/s": "≥ 50M"},
+        record_as=(BENCH, f"tumbling 1m count() ({mrows(n)})"),
     )
 
 

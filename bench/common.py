@@ -1,8 +1,11 @@
 """Shared benchmark data: a metrics stream generated in memory (seeded, so every run
-and every peer sees the same rows), plus timing and reporting helpers."""
+and every peer sees the same rows), plus timing and reporting helpers, and `record`, which
+hands a headline figure to bench/run_all.py for its comparison with the last recorded run."""
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import time
 from collections.abc import Callable
@@ -87,11 +90,55 @@ def describe(df: pl.DataFrame) -> str:
     return f"{df.height:,} events, {df.estimated_size('mb'):.0f} MB in memory; columns: {cols}"
 
 
-def report(title: str, n: int, ours_s: float, peers: dict[str, float], targets: dict[str, float] | None = None) -> None:
-    """Our figure, each peer's from the same run, and the ratios (> 1: we are faster)."""
+def report(
+    title: str,
+    n: int,
+    ours_s: float,
+    peers: dict[str, float],
+    targets: dict[str, str] | None = None,
+    record_as: tuple[str, str] | None = None,
+) -> None:
+    """Our figure, each peer's from the same run, and the ratios (> 1: we are faster).
+    With `record_as=(bench, case)`, our rate and each ratio are also `record`ed."""
     print(f"\n== {title}")
     print(f"  ours: {ours_s * 1e3:9.1f} ms  {n / ours_s / 1e6:9.1f} M events/s")
     for name, s in peers.items():
         print(f"  {name:<34} {s * 1e3:9.1f} ms  {n / s / 1e6:9.1f} M events/s   ours is {s / ours_s:7.2f}x")
     for what, goal in (targets or {}).items():
         print(f"  target {what}: {goal}")
+    if record_as:
+        bench, case = record_as
+        record(bench, case, n / ours_s / 1e6, "M ev/s")
+        for name, s in peers.items():
+            record(bench, f"{case} / {name}", s / ours_s, "x")
+
+
+def mrows(n: int) -> str:
+    """A data size for a recorded case's name: "10M rows", "200k rows"."""
+    return f"{n / 1e6:g}M rows" if n >= 1_000_000 else f"{n / 1e3:g}k rows"
+
+
+def record(bench: str, case: str, value: float, unit: str, better: str = "higher") -> None:
+    """Append one headline figure, as a JSON line, to the file named by $BENCH_RECORD
+    (bench/run_all.py sets it for each bench it runs and compares the figures with the last
+    recorded run); without $BENCH_RECORD, nothing. `bench` is the script's name without
+    .py, `case` names the figure within it (unique per bench; put the data size in it when
+    it depends on arguments), `better` says which way is good: "higher" for rates and
+    ratios to a peer (peer time / ours), "lower" for times and memory. Only our own figures
+    and ratios are recorded: a peer's figure regressing is not ours to flag. The 1-minute
+    load average goes with each figure: one measured under much more load is not compared."""
+    if better not in ("higher", "lower"):
+        raise ValueError(f"better must be 'higher' or 'lower', not {better!r}")
+    path = os.environ.get("BENCH_RECORD")
+    if not path or not math.isfinite(value):  # a figure that could not be taken shows as missing
+        return
+    line = {
+        "bench": bench,
+        "case": case,
+        "value": float(f"{value:.6g}"),
+        "unit": unit,
+        "better": better,
+        "load": round(os.getloadavg()[0], 2),
+    }
+    with open(path, "a", encoding="utf-8") as f:  # one short write per line: appends from children don't interleave
+        f.write(json.dumps(line) + "\n")

@@ -8,7 +8,7 @@ planning are passes in their own modules.  Equality ignores spans
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, dataclass_transform
 
 
 @dataclass(frozen=True)
@@ -26,23 +26,31 @@ class Span:
 NO_SPAN = Span("<none>", 0, 0, 0, 0)
 
 
-def _span() -> Any:
-    return field(default=NO_SPAN, compare=False, repr=False)
-
-
+@dataclass_transform(frozen_default=True, field_specifiers=(field,))
 @dataclass(frozen=True)
-class Name:
+class Node:
+    """What every node is: a frozen dataclass with the span of its text.
+
+    A subclass is made a frozen dataclass when it is defined, and lists only its own
+    fields: `span` is declared here once, keyword-only (so it follows them in the
+    constructor) and left out of `==` and repr."""
+
+    span: Span = field(default=NO_SPAN, compare=False, repr=False, kw_only=True)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        dataclass(frozen=True)(cls)
+
+
+class Name(Node):
     value: str
     quoted: bool = field(default=False, compare=False)
-    span: Span = _span()
 
 
-@dataclass(frozen=True)
-class Path:
+class Path(Node):
     """A field reference as written: `cpu`, `data.avg`, `` `window` ``."""
 
     parts: tuple[Name, ...]
-    span: Span = _span()
 
     @property
     def dotted(self) -> str:
@@ -52,84 +60,64 @@ class Path:
 # ----------------------------------------------------------------------------- expressions
 
 
-@dataclass(frozen=True)
-class Literal:
+class Literal(Node):
     """`value` is the Python value; `kind` one of int float str bool null duration.
     Durations are held in microseconds; `text` keeps the spelling for the formatter."""
 
     value: Any
     kind: str
     text: str = field(default="", compare=False)
-    span: Span = _span()
 
 
-@dataclass(frozen=True)
-class ListLit:
+class ListLit(Node):
     items: tuple[Expr, ...]
-    span: Span = _span()
 
 
-@dataclass(frozen=True)
-class MapLit:
+class MapLit(Node):
     """`{"k": v}` — only meaningful as a channel option value (webhook headers)."""
 
     items: tuple[tuple[Literal, Expr], ...]
-    span: Span = _span()
 
 
-@dataclass(frozen=True)
-class FieldRef:
+class FieldRef(Node):
     path: Path
-    span: Span = _span()
 
 
-@dataclass(frozen=True)
-class Arg:
+class Arg(Node):
     """A call argument: positional when `name` is None."""
 
     value: Expr
     name: Name | None = None
-    span: Span = _span()
 
 
-@dataclass(frozen=True)
-class Call:
+class Call(Node):
     func: Name
     args: tuple[Arg, ...]
-    span: Span = _span()
 
 
-@dataclass(frozen=True)
-class Unary:
+class Unary(Node):
     op: str  # "not" | "-"
     operand: Expr
-    span: Span = _span()
 
 
-@dataclass(frozen=True)
-class Binary:
+class Binary(Node):
     """Logical, arithmetic, comparison and string operators."""
 
     op: str
     left: Expr
     right: Expr
-    op_span: Span = _span()
-    span: Span = _span()
+    op_span: Span = field(default=NO_SPAN, compare=False, repr=False)
 
 
-@dataclass(frozen=True)
-class InList:
+class InList(Node):
     operand: Expr
     items: ListLit
     negated: bool
-    span: Span = _span()
 
 
-@dataclass(frozen=True)
-class IsNull:
+class IsNull(Node):
     operand: Expr
     negated: bool
-    span: Span = _span()
 
 
 Expr = Literal | ListLit | MapLit | FieldRef | Call | Unary | Binary | InList | IsNull
@@ -137,33 +125,25 @@ Expr = Literal | ListLit | MapLit | FieldRef | Call | Unary | Binary | InList | 
 # ----------------------------------------------------------------------------- patterns
 
 
-@dataclass(frozen=True)
-class PatStep:
+class PatStep(Node):
     name: Name
-    span: Span = _span()
 
 
-@dataclass(frozen=True)
-class PatSeq:
+class PatSeq(Node):
     items: tuple[PatNode, ...]
-    span: Span = _span()
 
 
-@dataclass(frozen=True)
-class PatAlt:
+class PatAlt(Node):
     options: tuple[PatNode, ...]
-    span: Span = _span()
 
 
-@dataclass(frozen=True)
-class PatRepeat:
+class PatRepeat(Node):
     """`?` = {0,1}, `*` = {0,}, `+` = {1,}; `text` keeps the spelling."""
 
     item: PatNode
     min: int
     max: int | None
     text: str = field(default="", compare=False)
-    span: Span = _span()
 
 
 PatNode = PatStep | PatSeq | PatAlt | PatRepeat
@@ -171,154 +151,114 @@ PatNode = PatStep | PatSeq | PatAlt | PatRepeat
 # ----------------------------------------------------------------------------- declarations
 
 
-@dataclass(frozen=True)
-class FieldDecl:
+class FieldDecl(Node):
     path: Path
     type: Name
-    span: Span = _span()
 
 
-@dataclass(frozen=True)
-class Duration:
+class Duration(Node):
     """A duration clause argument (microseconds), with its spelling."""
 
     us: int
     text: str = field(default="", compare=False)
-    span: Span = _span()
 
 
-@dataclass(frozen=True)
-class StreamDecl:
+class StreamDecl(Node):
     name: Name
     fields: tuple[FieldDecl, ...]
     time: Path | None = None
     lateness: Duration | None = None
-    span: Span = _span()
 
 
-@dataclass(frozen=True)
-class ChannelDecl:
+class ChannelDecl(Node):
     name: Name
     kind: Name
     args: tuple[Arg, ...]
-    span: Span = _span()
 
 
 # Rule clauses. Each keeps the span of its keyword for "duplicate clause" errors.
 
 
-@dataclass(frozen=True)
-class From:
+class From(Node):
     stream: Name
-    span: Span = _span()
 
 
-@dataclass(frozen=True)
-class Where:
+class Where(Node):
     expr: Expr
-    span: Span = _span()
 
 
-@dataclass(frozen=True)
-class GroupBy:
+class GroupBy(Node):
     keys: tuple[Path, ...]
-    span: Span = _span()
 
 
-@dataclass(frozen=True)
-class Window:
+class Window(Node):
     kind: str  # tumbling sliding session count
     size: Duration | None = None
     every: Duration | None = None
     gap: Duration | None = None
     count: Literal | None = None
-    span: Span = _span()
 
 
-@dataclass(frozen=True)
-class Having:
+class Having(Node):
     expr: Expr
-    span: Span = _span()
 
 
-@dataclass(frozen=True)
-class Schedule:
+class Schedule(Node):
     cron: Literal
     over: Duration
-    span: Span = _span()
 
 
-@dataclass(frozen=True)
-class Pattern:
+class Pattern(Node):
     regex: PatNode
     within: Duration | None
-    span: Span = _span()
 
 
-@dataclass(frozen=True)
-class Definition:
+class Definition(Node):
     name: Name
     expr: Expr
-    span: Span = _span()
 
 
-@dataclass(frozen=True)
-class Define:
+class Define(Node):
     items: tuple[Definition, ...]
-    span: Span = _span()
 
 
-@dataclass(frozen=True)
-class Absent:
+class Absent(Node):
     duration: Duration
-    span: Span = _span()
 
 
-@dataclass(frozen=True)
-class Anomaly:
+class Anomaly(Node):
     method: Name
     args: tuple[Arg, ...]
     baseline: Literal | None = None
     warmup: Literal | None = None
-    span: Span = _span()
 
 
-@dataclass(frozen=True)
-class Severity:
+class Severity(Node):
     level: Name
-    span: Span = _span()
 
 
-@dataclass(frozen=True)
-class Throttle:
+class Throttle(Node):
     duration: Duration
-    span: Span = _span()
 
 
-@dataclass(frozen=True)
-class Notify:
+class Notify(Node):
     channels: tuple[Name, ...]
     fallback: Name | None = None
-    span: Span = _span()
 
 
-@dataclass(frozen=True)
-class Message:
+class Message(Node):
     """`message "TEMPLATE"`, or `message template("NAME")` (`named`: `template` holds the name)."""
 
     template: Literal
-    span: Span = _span()
     named: bool = False
 
 
-@dataclass(frozen=True)
-class Join:
+class Join(Node):
     """`join TABLE [as ALIAS] on EXPR` (§9.2); the one clause a rule may repeat."""
 
     table: Name
     alias: Name | None
     on: Expr
-    span: Span = _span()
 
     @property
     def prefix(self) -> str:
@@ -326,21 +266,17 @@ class Join:
         return (self.alias or self.table).value
 
 
-@dataclass(frozen=True)
-class For:
+class For(Node):
     """`for D` (§9.3): how long the condition must hold before an episode fires."""
 
     duration: Duration
-    span: Span = _span()
 
 
-@dataclass(frozen=True)
-class Resolve:
+class Resolve(Node):
     """`resolve [after D] ["TEMPLATE"]` (§9.3)."""
 
     after: Duration | None = None
     template: Literal | None = None
-    span: Span = _span()
 
 
 Clause = (
@@ -388,20 +324,17 @@ CLAUSE_KEYWORD: dict[type, str] = {
 REPEATABLE_CLAUSES: frozenset[type] = frozenset({Join})
 
 
-@dataclass(frozen=True)
-class RuleDecl:
+class RuleDecl(Node):
     id: Name
     title: Literal | None
     clauses: tuple[Clause, ...]
-    span: Span = _span()
 
     def clause(self, kind: type) -> Any:
         """The first clause of this kind, or None."""
         return next((c for c in self.clauses if isinstance(c, kind)), None)
 
 
-@dataclass(frozen=True)
-class TableDecl:
+class TableDecl(Node):
     """`table NAME (field: type, ...) key F from "file" | from redis("hash") [refresh D]` (§9.2).
 
     `source` is the file name literal, or the call (`redis("cep:table:hosts")`)."""
@@ -411,20 +344,16 @@ class TableDecl:
     key: Path | None = None
     source: Literal | Call | None = None
     refresh: Duration | None = None
-    span: Span = _span()
 
 
-@dataclass(frozen=True)
-class TemplateDecl:
+class TemplateDecl(Node):
     """`template NAME = "..."` (§9.5)."""
 
     name: Name
     text: Literal
-    span: Span = _span()
 
 
-@dataclass(frozen=True)
-class SilenceDecl:
+class SilenceDecl(Node):
     """`silence NAME ["Title"] match EXPR` with `every "CRON" for D` or `from "T1" until "T2"` (§9.4)."""
 
     name: Name
@@ -434,7 +363,6 @@ class SilenceDecl:
     duration: Duration | None = None
     start: Literal | None = None
     until: Literal | None = None
-    span: Span = _span()
 
 
 Decl = StreamDecl | ChannelDecl | TableDecl | TemplateDecl | SilenceDecl | RuleDecl
@@ -450,10 +378,8 @@ DECL_KEYWORD: dict[type, str] = {
 }
 
 
-@dataclass(frozen=True)
-class Comment:
+class Comment(Node):
     text: str
-    span: Span = _span()
 
 
 @dataclass(frozen=True)

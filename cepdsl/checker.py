@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import re
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from cepdsl import ast
@@ -42,7 +43,7 @@ from cepdsl.plan import (
     output_columns,
     pattern_program_size,
 )
-from cepdsl.typecheck import Scope, Typer, literal_problem
+from cepdsl.typecheck import Scope, Typer
 from cepdsl.types import DECLARABLE, Type
 
 if TYPE_CHECKING:
@@ -83,7 +84,6 @@ class Checker:
         self.streams: dict[str, StreamPlan] = {}
         self.stream_decls: dict[str, ast.StreamDecl] = {}
         self.channels: dict[str, ChannelPlan] = {}
-        self.channel_names: set[str] = set()
         self.channel_decls: dict[str, ast.ChannelDecl] = {}
         self.rules: list[RulePlan] = []
         self.tables: dict[str, Any] = {}  # name -> TablePlan
@@ -95,15 +95,48 @@ class Checker:
     def error(self, span: ast.Span, message: str, hints: tuple[str, ...] = (), code: str = "") -> None:
         self.diags.append(Diagnostic(span, message, hints, code=code))
 
-    def twice(self, what: str, name: ast.Name, first: ast.Span, code: str, verb: str = "declared") -> None:
-        """`NAME` declared a second time: the error is at the second, the hint names the first."""
-        where = f"line {first.line}" if first.file == name.span.file else f"{first.file}:{first.line}:{first.col}"
-        self.error(
-            name.span,
-            f"{what} `{name.value}` is {verb} twice",
-            (f"the first {'definition' if verb == 'defined' else 'declaration'} is at {where}",),
-            code=code,
-        )
+    def declare(self, d: ast.Decl, seen: dict[str, Any]) -> bool:
+        """Whether `d` is the first declaration of its name in `seen` (then it is added).
+        A second one is an error at its name, with a hint at the first's."""
+        name = d.id if isinstance(d, ast.RuleDecl) else d.name
+        first = seen.get(name.value)
+        if first is None:
+            seen[name.value] = d
+            return True
+        at = (first.id if isinstance(first, ast.RuleDecl) else first.name).span
+        where = f"line {at.line}" if at.file == name.span.file else f"{at.file}:{at.line}:{at.col}"
+        what = ast.DECL_KEYWORD[type(d)]
+        verb, noun = ("defined", "definition") if isinstance(d, ast.RuleDecl) else ("declared", "declaration")
+        self.error(name.span, f"{what} `{name.value}` is {verb} twice", (f"the first {noun} is at {where}",), code=f"duplicate-{what}")
+        return False
+
+    def unknown(self, span: ast.Span, message: str, word: str, known: Iterable[str], listing: str, code: str) -> None:
+        """An error for a name that is not among `known`: "did you mean" when one is close, else `listing`."""
+        self.error(span, message, did_you_mean(word, known) or (listing,), code=code)
+
+    def positive(self, d: ast.Duration | None, what: str, example: str | None = None) -> int | None:
+        """The microseconds of a duration that must be positive; None when it is absent or not (reported)."""
+        if d is None:
+            return None
+        if d.us <= 0:
+            hints = (f"for example `{example}`",) if example else ()
+            self.error(d.span, f"{what} must be a positive duration, got `{d.text}`", hints, code="duration")
+            return None
+        return d.us
+
+    def field_type(self, f: ast.FieldDecl) -> Type | None:
+        """The type a stream's or table's field is declared with, or None (reported)."""
+        t = DECLARABLE.get(f.type.value)
+        if t is None:
+            self.unknown(
+                f.type.span,
+                f"unknown type `{f.type.value}`",
+                f.type.value,
+                DECLARABLE,
+                f"the types are {', '.join(DECLARABLE)}",
+                "unknown-type",
+            )
+        return t
 
     # ------------------------------------------------------------------ driver
     def run(self) -> tuple[Program | None, list[Diagnostic]]:
@@ -127,20 +160,11 @@ class Checker:
             self.error(rules[MAX_RULES].span, f"a file may hold at most {MAX_RULES} rules, this one has {len(rules)}", code="limit")
             rules = rules[:MAX_RULES]
         for r in rules:
-            first = rule_ids.get(r.id.value)
-            if first is not None:
-                self.twice("rule", r.id, first.id.span, "duplicate-rule", verb="defined")
-                continue
-            rule_ids[r.id.value] = r
-            self.rule(r)
+            if self.declare(r, rule_ids):
+                self.rule(r)
         silence_names: dict[str, ast.SilenceDecl] = {}
         for d in decls:
-            if isinstance(d, ast.SilenceDecl):
-                first_silence = silence_names.get(d.name.value)
-                if first_silence is not None:
-                    self.twice("silence", d.name, first_silence.name.span, "duplicate-silence")
-                    continue
-                silence_names[d.name.value] = d
+            if isinstance(d, ast.SilenceDecl) and self.declare(d, silence_names):
                 check_silence(self, d, [r for r in rules if rule_ids.get(r.id.value) is r])
         self.diags.sort(key=sort_key)
         if self.diags:
@@ -159,32 +183,21 @@ class Checker:
 
     # ------------------------------------------------------------------ streams
     def stream(self, d: ast.StreamDecl) -> None:
-        name = d.name.value
-        if name in self.stream_decls:
-            self.twice("stream", d.name, self.stream_decls[name].name.span, "duplicate-stream")
+        if not self.declare(d, self.stream_decls):
             return
-        self.stream_decls[name] = d
+        name = d.name.value
+        before = len(self.diags)
         fields: list[FieldPlan] = []
-        ok = True
         seen: dict[str, ast.FieldDecl] = {}
         for f in d.fields:
             fname = f.path.dotted
             if fname in seen:
                 self.error(f.path.span, f"field `{fname}` is declared twice in stream `{name}`", code="duplicate-field")
-                ok = False
                 continue
             seen[fname] = f
-            t = DECLARABLE.get(f.type.value)
-            if t is None:
-                self.error(
-                    f.type.span,
-                    f"unknown type `{f.type.value}`",
-                    did_you_mean(f.type.value, DECLARABLE) or (f"the types are {', '.join(DECLARABLE)}",),
-                    code="unknown-type",
-                )
-                ok = False
-                continue
-            fields.append(FieldPlan(fname, t))
+            t = self.field_type(f)
+            if t is not None:
+                fields.append(FieldPlan(fname, t))
         for fname, f in seen.items():
             parent = fname.rsplit(".", 1)[0] if "." in fname else None
             while parent:
@@ -194,7 +207,6 @@ class Checker:
                         f"`{fname}` is declared inside `{parent}`, but `{parent}` is declared as a plain field",
                         code="struct-conflict",
                     )
-                    ok = False
                     break
                 parent = parent.rsplit(".", 1)[0] if "." in parent else None
         time_field: str | None = None
@@ -208,43 +220,33 @@ class Checker:
                     did_you_mean(tname, seen),
                     code="unknown-field",
                 )
-                ok = False
             elif fp is not None and fp.type is not Type.TIMESTAMP:
                 self.error(d.time.span, f"time field `{tname}` must be a timestamp, but it is `{fp.type}`", code="time-type")
-                ok = False
             else:
                 time_field = tname
         else:
             fp = next((x for x in fields if x.name == "ts"), None)
             if fp is not None and fp.type is Type.TIMESTAMP:
                 time_field = "ts"
-        lateness = 0
-        if d.lateness is not None:
-            lateness = d.lateness.us
-        if ok:
+        lateness = d.lateness.us if d.lateness is not None else 0
+        if len(self.diags) == before:
             self.streams[name] = StreamPlan(name, tuple(fields), time_field, lateness)
 
     # ------------------------------------------------------------------ channels
     def channel(self, d: ast.ChannelDecl) -> None:
-        name = d.name.value
-        if name in self.channel_names:
-            self.twice("channel", d.name, self.channel_decls[name].name.span, "duplicate-channel")
+        if not self.declare(d, self.channel_decls):
             return
-        self.channel_names.add(name)
-        self.channel_decls[name] = d
+        name = d.name.value
         kind = d.kind.value
         if kind not in KINDS:
-            self.error(
-                d.kind.span,
-                f"unknown channel kind `{kind}`",
-                did_you_mean(kind, KINDS) or (f"the kinds are {', '.join(KINDS)}",),
-                code="unknown-channel-kind",
+            self.unknown(
+                d.kind.span, f"unknown channel kind `{kind}`", kind, KINDS, f"the kinds are {', '.join(KINDS)}", "unknown-channel-kind"
             )
             return
         spec = options_for(kind)
+        before = len(self.diags)
         values: dict[str, Any] = {}
         given: dict[str, ast.Arg] = {}
-        ok = True
         positional = False
         for a in d.args:
             if a.name is None:
@@ -256,29 +258,26 @@ class Checker:
                     (f"`{kind}` takes {', '.join(spec)}",),
                     code="channel-option",
                 )
-                ok = False
                 positional = True
                 continue
             opt = a.name.value
             if opt not in spec:
-                self.error(
+                self.unknown(
                     a.name.span,
                     f"unknown option `{opt}` for a `{kind}` channel",
-                    did_you_mean(opt, spec) or (f"`{kind}` takes {', '.join(spec)}",),
-                    code="channel-option",
+                    opt,
+                    spec,
+                    f"`{kind}` takes {', '.join(spec)}",
+                    "channel-option",
                 )
-                ok = False
                 continue
             if opt in given:
                 self.error(a.name.span, f"option `{opt}` is given twice", code="channel-option")
-                ok = False
                 continue
             given[opt] = a
             value = self.option_value(a.value, spec[opt].type, opt)
-            if value is _BAD:
-                ok = False
-                continue
-            values[opt] = value
+            if value is not _BAD:
+                values[opt] = value
         missing = [opt for opt, o in spec.items() if o.required and opt not in given]
         if missing and not positional:  # a positional value was probably one of them
             article = "an" if kind[0] in "aeiou" else "a"
@@ -290,7 +289,6 @@ class Checker:
                 (f"add {example}",),
                 code="channel-option",
             )
-            ok = False
         for opt, o in spec.items():
             value = values.get(opt)
             if o.choices and isinstance(value, str) and (value.upper() if o.upper else value) not in o.choices:
@@ -300,12 +298,10 @@ class Checker:
                     (f"use one of {', '.join(o.choices)}",),
                     code="channel-option",
                 )
-                ok = False
         for opt in ("retries", "timeout"):
             if isinstance(values.get(opt), EnvVar):  # read when the file is checked: must be written out
                 self.error(given[opt].value.span, f"`{opt}` must be written as a literal, not env(...)", code="channel-option")
-                ok = False
-        if not ok:
+        if len(self.diags) > before:
             return
         retries = values.pop("retries", 3)
         timeout_us = values.pop("timeout", 10_000_000)
@@ -449,15 +445,6 @@ class RuleLowering:
     def error(self, span: ast.Span, message: str, hints: tuple[str, ...] = (), code: str = "") -> None:
         self.c.error(span, message, hints, code)
 
-    def positive(self, d: ast.Duration | None, what: str, example: str | None = None) -> int | None:
-        if d is None:
-            return None
-        if d.us <= 0:
-            hints = (f"for example `{example}`",) if example else ()
-            self.error(d.span, f"{what} must be a positive duration, got `{d.text}`", hints, code="duration")
-            return None
-        return d.us
-
     def lower(self) -> None:
         from cepdsl.checker_decls import lower_joins
 
@@ -509,7 +496,7 @@ class RuleLowering:
             needs_time = keyword_span(cl[ast.Pattern])
         elif shape is ast.Absent:
             kind = RuleKind.ABSENT
-            d = self.positive(cl[ast.Absent].duration, "`absent for`")
+            d = self.c.positive(cl[ast.Absent].duration, "`absent for`")
             absent = AbsentSpec(d) if d else None
             needs_time = keyword_span(cl[ast.Absent])
         elif shape is ast.Anomaly:
@@ -539,30 +526,28 @@ class RuleLowering:
         severity = "medium"
         s: ast.Severity | None = cl.get(ast.Severity)
         if s is not None:
-            if s.level.value not in SEVERITIES:
-                self.error(
-                    s.level.span,
-                    f"unknown severity `{s.level.value}`",
-                    did_you_mean(s.level.value, SEVERITIES) or (f"use one of {', '.join(SEVERITIES)}",),
-                    code="severity",
+            level = s.level.value
+            if level not in SEVERITIES:
+                self.c.unknown(
+                    s.level.span, f"unknown severity `{level}`", level, SEVERITIES, f"use one of {', '.join(SEVERITIES)}", "severity"
                 )
             else:
                 severity = s.level.value
         throttle = None
         t: ast.Throttle | None = cl.get(ast.Throttle)
         if t is not None:
-            throttle = self.positive(t.duration, "`throttle`")
+            throttle = self.c.positive(t.duration, "`throttle`")
             needs_time = needs_time or keyword_span(t)
         notify: list[str] = []
         fallback = None
         n: ast.Notify | None = cl.get(ast.Notify)
         if n is not None:
             for ch in (*n.channels, *([n.fallback] if n.fallback else [])):
-                if ch.value not in self.c.channel_names:
+                if ch.value not in self.c.channel_decls:
                     self.error(
                         ch.span,
                         f"unknown channel `{ch.value}`",
-                        name_hints(ch.value, sorted(self.c.channel_names), "channels"),
+                        name_hints(ch.value, sorted(self.c.channel_decls), "channels"),
                         code="unknown-channel",
                     )
             notify = [ch.value for ch in n.channels]
@@ -666,19 +651,15 @@ class RuleLowering:
         if kind is RuleKind.WINDOW and self.shape is ast.Window:
             wkind = self.clauses[ast.Window].kind
             what = {"session": "a session window rule", "count": "a `last N events` rule"}.get(wkind)
-        ok = True
+        before = len(self.c.diags)
         for clause in (f, rs):
-            if clause is None:
-                continue
-            kw = ast.CLAUSE_KEYWORD[type(clause)]
-            if what is not None:
+            if clause is not None and what is not None:
                 self.error(
                     keyword_span(clause),
-                    f"`{kw}` cannot be used on {what}",
+                    f"`{ast.CLAUSE_KEYWORD[type(clause)]}` cannot be used on {what}",
                     ("`for` and `resolve` apply to tumbling and sliding window, schedule, absence and anomaly rules",),
                     code="lifecycle",
                 )
-                ok = False
         if f is not None and kind is RuleKind.ABSENT:
             self.error(
                 keyword_span(f),
@@ -686,10 +667,9 @@ class RuleLowering:
                 ("the silence is already held for the `absent for` duration; lengthen that instead",),
                 code="lifecycle",
             )
-            ok = False
-        for_us = self.positive(f.duration, "`for`", "for 3m") if f is not None else None
-        after = self.positive(rs.after, "`resolve after`", "resolve after 2m") if rs is not None and rs.after is not None else None
-        if (f is not None and for_us is None) or (rs is not None and rs.after is not None and after is None) or not ok:
+        for_us = self.c.positive(f.duration, "`for`", "for 3m") if f is not None else None
+        after = self.c.positive(rs.after, "`resolve after`", "resolve after 2m") if rs is not None else None
+        if len(self.c.diags) > before:
             return None, None
         resolve = None
         if rs is not None:
@@ -699,11 +679,11 @@ class RuleLowering:
     # ------------------------------------------------------------------ shapes
     def window(self, w: ast.Window) -> WindowSpec | None:
         if w.kind == "tumbling":
-            size = self.positive(w.size, "the window size")
+            size = self.c.positive(w.size, "the window size")
             return WindowSpec("tumbling", size_us=size) if size else None
         if w.kind == "sliding":
-            size = self.positive(w.size, "the window size")
-            every = self.positive(w.every, "the slide (`every`)")
+            size = self.c.positive(w.size, "the window size")
+            every = self.c.positive(w.every, "the slide (`every`)")
             if size and every and every > size:
                 assert w.every is not None and w.size is not None
                 self.error(
@@ -715,7 +695,7 @@ class RuleLowering:
                 return None
             return WindowSpec("sliding", size_us=size, every_us=every) if size and every else None
         if w.kind == "session":
-            gap = self.positive(w.gap, "the session gap")
+            gap = self.c.positive(w.gap, "the session gap")
             return WindowSpec("session", gap_us=gap) if gap else None
         assert w.count is not None
         if not 1 <= w.count.value <= MAX_COUNT_WINDOW:
@@ -728,7 +708,7 @@ class RuleLowering:
         return WindowSpec("count", count=int(w.count.value))
 
     def schedule(self, s: ast.Schedule) -> ScheduleSpec | None:
-        over = self.positive(s.over, "`over`")
+        over = self.c.positive(s.over, "`over`")
         cron = s.cron.value
         problem = None if has_bad_escape(s.cron) else cron_problem(cron)
         if problem:
@@ -738,31 +718,25 @@ class RuleLowering:
         return ScheduleSpec(cron, over) if over else None
 
     def pattern(self, p: ast.Pattern, define: ast.Define | None) -> PatternSpec | None:
-        within = self.positive(p.within, "`within`") if p.within is not None else None
+        before = len(self.c.diags)
+        within = self.c.positive(p.within, "`within`")
         steps: list[str] = []
         regex = self.pat_node(p.regex, steps)
         defines: dict[str, Any] = {}
-        ok = regex is not None
         if define is not None:
             for item in define.items:
                 nm = item.name.value
                 if nm in defines:
                     self.error(item.name.span, f"pattern variable `{nm}` is defined twice", code="duplicate-define")
-                    ok = False
-                    continue
-                if nm not in steps:
+                elif nm not in steps:
                     self.error(
                         item.name.span,
                         f"unknown pattern variable `{nm}`: it does not appear in the pattern",
                         did_you_mean(nm, steps),
                         code="unknown-pattern-variable",
                     )
-                    ok = False
-                    continue
-                cond = self.c.typer.condition(item.expr, Scope(self.stream, "define"), "define")
-                if cond is None:
-                    ok = False
-                defines[nm] = cond
+                else:
+                    defines[nm] = self.c.typer.condition(item.expr, Scope(self.stream, "define"), "define")
         if regex is not None and (size := pattern_program_size(regex) + 1) > MAX_PATTERN_PROGRAM:
             self.error(
                 p.regex.span,
@@ -770,8 +744,7 @@ class RuleLowering:
                 ("use `+` or `*` for long runs, or smaller bounds (nested bounds multiply)",),
                 code="pattern-size",
             )
-            ok = False
-        if not ok or (p.within is not None and within is None):
+        if len(self.c.diags) > before:
             return None
         return PatternSpec(regex, within, tuple(steps), tuple((s, defines.get(s)) for s in steps))  # type: ignore[arg-type]
 
@@ -820,37 +793,32 @@ class RuleLowering:
         if not ft.type.is_numeric:
             self.error(fref.span, f"`{method}` needs a numeric field, but `{fref.path.dotted}` is `{ft.type}`", code="anomaly")
             return None
-        ok = True
+        before = len(self.c.diags)
         for arg in a.args:
             if arg.name is None:
                 continue
             k = arg.name.value
             if k not in params:
-                self.error(
+                self.c.unknown(
                     arg.name.span,
                     f"`{method}` has no parameter `{k}`",
-                    did_you_mean(k, params) or (f"its parameters are {', '.join(params)}",),
-                    code="anomaly",
+                    k,
+                    params,
+                    f"its parameters are {', '.join(params)}",
+                    "anomaly",
                 )
-                ok = False
                 continue
             v = arg.value
             if not (isinstance(v, ast.Literal) and v.kind in ("int", "float")):
                 self.error(v.span, f"`{k}` must be a number", code="anomaly")
-                ok = False
                 continue
-            problem = literal_problem(v)
-            if problem:
-                self.error(v.span, problem[0], problem[1], code="literal")
-                ok = False
+            if not self.c.typer.literal_ok(v):
                 continue
             val = float(v.value)
             if k == "alpha" and not 0 < val <= 1:
                 self.error(v.span, f"`alpha` must be in (0, 1], got {_short(v.text)}", code="anomaly")
-                ok = False
             elif k != "alpha" and val <= 0:
                 self.error(v.span, f"`{k}` must be positive, got {_short(v.text)}", code="anomaly")
-                ok = False
             params[k] = val
         baseline = int(a.baseline.value) if a.baseline is not None else 100
         warmup = int(a.warmup.value) if a.warmup is not None else 10
@@ -858,17 +826,14 @@ class RuleLowering:
             self.error(
                 a.baseline.span, f"`baseline` must be between 1 and {MAX_BASELINE}, got {_short(a.baseline.text)}", code="anomaly"
             )
-            ok = False
         if a.warmup is not None and warmup < 1:
             self.error(a.warmup.span, "`warmup` must be at least 1", code="anomaly")
-            ok = False
-        if ok and method != "ema" and warmup > baseline:
+        if len(self.c.diags) == before and method != "ema" and warmup > baseline:
             span = a.warmup.span if a.warmup is not None else a.method.span
             wtext = _short(a.warmup.text) if a.warmup is not None else str(warmup)
             btext = _short(a.baseline.text) if a.baseline is not None else str(baseline)
             self.error(span, f"`warmup {wtext}` is larger than `baseline {btext}`: no value would ever be scored", code="anomaly")
-            ok = False
-        if not ok:
+        if len(self.c.diags) > before:
             return None
         return AnomalySpec(method, fref.path.dotted, baseline=baseline, warmup=warmup, **params)
 

@@ -11,10 +11,9 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from cepdsl import ast
-from cepdsl.diagnostics import did_you_mean
 from cepdsl.plan import FieldPlan, JoinPlan, SilencePlan, StreamPlan, TablePlan, TemplatePlan
 from cepdsl.typecheck import Scope, _comparable
-from cepdsl.types import DECLARABLE, Type
+from cepdsl.types import Type
 
 if TYPE_CHECKING:
     from cepdsl.checker import Checker, RuleLowering
@@ -29,18 +28,20 @@ def _short(text: str) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
+def _lacks(c: Checker, d: ast.TableDecl | ast.SilenceDecl, part: str, hint: str) -> None:
+    """A table or silence without a part it needs: reported at its name."""
+    what = ast.DECL_KEYWORD[type(d)]
+    c.error(d.name.span, f"{what} `{d.name.value}` has no {part}", (hint,), code=what)
+
+
 # ----------------------------------------------------------------------------- tables
 
 
 def check_table(c: Checker, d: ast.TableDecl) -> None:
-    from cepdsl.checker import name_hints  # noqa: F401  (kept for symmetry with rules)
-
-    name = d.name.value
-    if name in c.table_decls:
-        c.twice("table", d.name, c.table_decls[name].name.span, "duplicate-table")
+    if not c.declare(d, c.table_decls):
         return
-    c.table_decls[name] = d
-    ok = True
+    name = d.name.value
+    before = len(c.diags)
     fields: list[FieldPlan] = []
     for f in d.fields:
         fname = f.path.dotted
@@ -51,51 +52,34 @@ def check_table(c: Checker, d: ast.TableDecl) -> None:
                 ("a joined field is read as `ALIAS.field`",),
                 code="table",
             )
-            ok = False
             continue
         if any(x.name == fname for x in fields):
             c.error(
                 f.path.span, f"field `{fname}` is declared twice in table `{name}`", ("remove one of them",), code="duplicate-field"
             )
-            ok = False
             continue
-        t = DECLARABLE.get(f.type.value)
-        if t is None:
-            c.error(
-                f.type.span,
-                f"unknown type `{f.type.value}`",
-                did_you_mean(f.type.value, DECLARABLE) or (f"the types are {', '.join(DECLARABLE)}",),
-                code="unknown-type",
-            )
-            ok = False
-            continue
-        fields.append(FieldPlan(fname, t))
+        t = c.field_type(f)
+        if t is not None:
+            fields.append(FieldPlan(fname, t))
     key = None
     if d.key is None:
         first = fields[0].name if fields else "field"
-        c.error(
-            d.name.span, f"table `{name}` has no `key`", (f"name the field rows are looked up by, e.g. `key {first}`",), code="table"
-        )
-        ok = False
+        _lacks(c, d, "`key`", f"name the field rows are looked up by, e.g. `key {first}`")
     else:
         key = d.key.dotted
         if not any(f.name == key for f in fields) and all(f.path.dotted != key for f in d.fields):
-            c.error(
+            names = [f.name for f in fields]
+            c.unknown(
                 d.key.span,
                 f"key `{key}` is not a field of table `{name}`",
-                did_you_mean(key, [f.name for f in fields]) or (f"the fields are {', '.join(f.name for f in fields)}",),
-                code="unknown-field",
+                key,
+                names,
+                f"the fields are {', '.join(names)}",
+                "unknown-field",
             )
-            ok = False
     source = path = None
     if d.source is None:
-        c.error(
-            d.name.span,
-            f"table `{name}` has no `from`",
-            ('read it from a file, `from "hosts.csv"` (.csv, .parquet, .jsonl), or `from redis("cep:table:hosts")`',),
-            code="table",
-        )
-        ok = False
+        _lacks(c, d, "`from`", 'read it from a file, `from "hosts.csv"` (.csv, .parquet, .jsonl), or `from redis("cep:table:hosts")`')
     elif isinstance(d.source, ast.Literal):
         ext = os.path.splitext(d.source.value)[1].lower()
         if ext not in TABLE_FILE_KINDS:
@@ -105,19 +89,19 @@ def check_table(c: Checker, d: ast.TableDecl) -> None:
                 ("table files are .csv, .parquet or .jsonl (JSON lines)",),
                 code="table",
             )
-            ok = False
         source, path = "file", d.source.value
     else:
         fn = d.source.func.value
         args = d.source.args
         if fn not in TABLE_SOURCES:
-            c.error(
+            c.unknown(
                 d.source.func.span,
                 f"unknown table source `{_short(fn)}(...)`",
-                did_you_mean(fn, TABLE_SOURCES) or ('tables come from a file or from redis("HASH")',),
-                code="table",
+                fn,
+                TABLE_SOURCES,
+                'tables come from a file or from redis("HASH")',
+                "table",
             )
-            ok = False
         elif (
             len(args) != 1
             or args[0].name is not None
@@ -125,21 +109,10 @@ def check_table(c: Checker, d: ast.TableDecl) -> None:
             or not args[0].value.value
         ):
             c.error(d.source.span, '`redis` takes one string: the hash name, e.g. redis("cep:table:hosts")', code="table")
-            ok = False
         else:
             source, path = "redis", args[0].value.value
-    refresh = None
-    if d.refresh is not None:
-        if d.refresh.us <= 0:
-            c.error(
-                d.refresh.span,
-                f"`refresh` must be a positive duration, got `{d.refresh.text}`",
-                ("for example `refresh 5m`",),
-                code="duration",
-            )
-            ok = False
-        refresh = d.refresh.us
-    if not ok:
+    refresh = c.positive(d.refresh, "`refresh`", "refresh 5m")
+    if len(c.diags) > before:
         return
     file = d.span.file
     base = os.path.dirname(file) if file and not file.startswith("<") else ""
@@ -209,11 +182,9 @@ def check_template(c: Checker, d: ast.TemplateDecl) -> None:
     from cepdsl.checker import _template_error_span, _template_names
     from cepdsl.parser import has_bad_escape
 
-    name = d.name.value
-    if name in c.template_decls:
-        c.twice("template", d.name, c.template_decls[name].name.span, "duplicate-template")
+    if not c.declare(d, c.template_decls):
         return
-    c.template_decls[name] = d
+    name = d.name.value
     if has_bad_escape(d.text):
         return
     used = _template_names(d.text.value)
@@ -262,12 +233,7 @@ def check_silence(c: Checker, d: ast.SilenceDecl, rule_decls: list[ast.RuleDecl]
     match = None
     used: tuple[str, ...] = ()
     if d.match is None:
-        c.error(
-            d.name.span,
-            f"silence `{name}` has no `match`",
-            ('say which matches it silences, e.g. `match rule == "disk_full"`',),
-            code="silence",
-        )
+        _lacks(c, d, "`match`", 'say which matches it silences, e.g. `match rule == "disk_full"`')
     elif len(c.rules) == len(rule_decls):
         # Only when every rule checked clean: the record fields are then all known.
         fields = record_fields(c.rules)
@@ -281,14 +247,7 @@ def check_silence(c: Checker, d: ast.SilenceDecl, rule_decls: list[ast.RuleDecl]
             c.error(d.cron.span, f"invalid cron string {_short(d.cron.text)}: {problem[0]}", (problem[1],), code="cron")
         cron = d.cron.value
         assert d.duration is not None
-        if d.duration.us <= 0:
-            c.error(
-                d.duration.span,
-                f"a silence's `for` must be a positive duration, got `{d.duration.text}`",
-                ("for example `for 2h`",),
-                code="duration",
-            )
-        duration = d.duration.us
+        duration = c.positive(d.duration, "a silence's `for`", "for 2h")
     elif d.start is not None:
         assert d.until is not None
         start, until = parse_instant(d.start.value), parse_instant(d.until.value)
@@ -300,12 +259,7 @@ def check_silence(c: Checker, d: ast.SilenceDecl, rule_decls: list[ast.RuleDecl]
         if start is not None and until is not None and until <= start:
             c.error(d.until.span, "the silence ends before it starts", ("`until` must be later than `from`",), code="silence")
     else:
-        c.error(
-            d.name.span,
-            f"silence `{name}` has no period",
-            ('add `every "CRON" for D` (recurring) or `from "T1" until "T2"` (once)',),
-            code="silence",
-        )
+        _lacks(c, d, "period", 'add `every "CRON" for D` (recurring) or `from "T1" until "T2"` (once)')
     if len(c.diags) > before or (d.match is not None and match is None):
         return
     title = d.title.value if d.title is not None else None

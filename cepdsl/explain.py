@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from cepdsl.channels import COMMON, KINDS
-from cepdsl.fmt import duration_text, quote_string
+from cepdsl.fmt import duration_text, quote_string, window_text
 from cepdsl.plan import (
     AbsentSpec,
     AnomalySpec,
@@ -181,14 +181,18 @@ def _pattern_text(n: PNode, nested: bool = False) -> str:
     return f"({text})" if nested else text
 
 
+#: What each window kind covers, after its spec.
+_WINDOW_NOTE = {
+    "tumbling": "(epoch-aligned windows [start, end))",
+    "sliding": "(windows [kS, kS + D), epoch-aligned)",
+    "session": "(a session is [first, last + gap))",
+    "count": "(per group, after each event)",
+}
+
+
 def _window(w: WindowSpec) -> str:
-    if w.kind == "tumbling":
-        return f"tumbling {_dur(w.size_us or 0)} (epoch-aligned windows [start, end))"
-    if w.kind == "sliding":
-        return f"sliding {_dur(w.size_us or 0)} every {_dur(w.every_us or 0)} (windows [kS, kS + D), epoch-aligned)"
-    if w.kind == "session":
-        return f"session gap {_dur(w.gap_us or 0)} (a session is [first, last + gap))"
-    return f"last {w.count} events (per group, after each event)"
+    size, every, gap = (_dur(us or 0) for us in (w.size_us, w.every_us, w.gap_us))
+    return f"{window_text(w.kind, size, every, gap, str(w.count))} {_WINDOW_NOTE[w.kind]}"
 
 
 def _schedule(s: ScheduleSpec) -> str:

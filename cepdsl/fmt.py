@@ -21,7 +21,9 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from cepdsl import ast, durations
 from cepdsl.diagnostics import CheckError
@@ -322,92 +324,101 @@ def _list_pinned(units: list[_Unit], n: int) -> bool:
     return n >= 2 and bool(units[0].trailing or any(u.leading for u in units[1:n]) or any(u.trailing for u in units[1 : n - 1]))
 
 
-def _stream_units(d: ast.StreamDecl, multiline: bool) -> tuple[list[_Unit], int, int]:
-    """The units, how many of them are fields, and the width of the inline layout."""
-    head = f"stream {name_text(d.name)} ("
-    items = [f"{path_text(f.path)}: {name_text(f.type)}" for f in d.fields]
-    starts = [_start(d.span)] + [_start(f.span) for f in d.fields[1:]]
-    ends = [_end(f.span) for f in d.fields]
-    units = _listed(head, items, ")", starts, ends, multiline)
-    if d.time is not None:
-        units.append(_Unit(_start(d.time.span), _end(d.time.span), [f"{INDENT}time {path_text(d.time)}"], INDENT))
-    if d.lateness is not None:
-        sp = d.lateness.span
-        units.append(_Unit(_start(sp), _end(sp), [f"{INDENT}lateness {duration_text(d.lateness)}"], INDENT))
+def _line(span: ast.Span, lines: list[str]) -> _Unit:
+    """Indented lines under a declaration's head (a clause, a stream's `time`, a table's
+    `key`), standing for the source at `span`."""
+    return _Unit(_start(span), _end(span), lines, INDENT)
+
+
+def _bracketed(d: ast.Decl, head: str, items: list[str], spans: list[ast.Span], multiline: bool) -> tuple[list[_Unit], int, int]:
+    """A declaration's head with its bracketed items (stream or table fields, channel
+    options at `spans`): the units, how many of them are items, the width of the inline layout."""
+    if not items:
+        return [_Unit(_start(d.span), _end(d.span), [head + ")"], "")], 0, len(head) + 1
+    starts = [_start(d.span)] + [_start(sp) for sp in spans[1:]]
+    units = _listed(head, items, ")", starts, [_end(sp) for sp in spans], multiline)
     return units, len(items), len(head) + len(", ".join(items)) + 1
+
+
+def _fields(d: ast.StreamDecl | ast.TableDecl, multiline: bool) -> tuple[list[_Unit], int, int]:
+    head = f"{ast.DECL_KEYWORD[type(d)]} {name_text(d.name)} ("
+    items = [f"{path_text(f.path)}: {name_text(f.type)}" for f in d.fields]
+    return _bracketed(d, head, items, [f.span for f in d.fields], multiline)
+
+
+def _titled(d: ast.RuleDecl | ast.SilenceDecl, name: ast.Name, title: ast.Literal | None) -> _Unit:
+    """The head line of a rule or silence: keyword, name and optional title."""
+    last = name if title is None else title
+    head = f"{ast.DECL_KEYWORD[type(d)]} {name_text(name)}" + ("" if title is None else f" {literal_text(title)}")
+    return _Unit(_start(d.span), _end(last.span), [head], "")
+
+
+def _stream_units(d: ast.StreamDecl, multiline: bool) -> tuple[list[_Unit], int, int]:
+    units, n, width = _fields(d, multiline)
+    if d.time is not None:
+        units.append(_line(d.time.span, [f"{INDENT}time {path_text(d.time)}"]))
+    if d.lateness is not None:
+        units.append(_line(d.lateness.span, [f"{INDENT}lateness {duration_text(d.lateness)}"]))
+    return units, n, width
 
 
 def _channel_units(d: ast.ChannelDecl, multiline: bool) -> tuple[list[_Unit], int, int]:
     head = f"channel {name_text(d.name)} = {name_text(d.kind)}("
-    items = [_args((a,)) for a in d.args]
-    if not items:
-        return [_Unit(_start(d.span), _end(d.span), [head + ")"], "")], 0, len(head) + 1
-    starts = [_start(d.span)] + [_start(a.span) for a in d.args[1:]]
-    ends = [_end(a.span) for a in d.args]
-    return _listed(head, items, ")", starts, ends, multiline), len(items), len(head) + len(", ".join(items)) + 1
+    return _bracketed(d, head, [_args((a,)) for a in d.args], [a.span for a in d.args], multiline)
+
+
+def _optional(word: str, value: Any, text: Callable[[Any], str]) -> list[str]:
+    """An optional part of a clause: `word TEXT` (TEXT alone when `word` is empty), or nothing when it is absent."""
+    return [] if value is None else [word, text(value)] if word else [text(value)]
+
+
+def window_text(kind: str, size: str, every: str, gap: str, count: str) -> str:
+    """What follows `window`, from the text of its parts (`cep explain` prints it too)."""
+    if kind == "tumbling":
+        return f"tumbling {size}"
+    if kind == "sliding":
+        return f"sliding {size} every {every}"
+    if kind == "session":
+        return f"session gap {gap}"
+    return f"last {count} events"
+
+
+def _window_spec(c: ast.Window) -> str:
+    size, every, gap = ("" if d is None else duration_text(d) for d in (c.size, c.every, c.gap))
+    return window_text(c.kind, size, every, gap, "" if c.count is None else literal_text(c.count))
+
+
+#: What follows each clause's keyword (`ast.CLAUSE_KEYWORD`), as words joined by spaces.
+#: `where`/`having` (which may break over lines) and `define` (aligned items) are laid out apart.
+_CLAUSE_WORDS: dict[type, Callable[[Any], list[str]]] = {
+    ast.From: lambda c: [name_text(c.stream)],
+    ast.GroupBy: lambda c: [", ".join(path_text(p) for p in c.keys)],
+    ast.Window: lambda c: [_window_spec(c)],
+    ast.Schedule: lambda c: [literal_text(c.cron), "over", duration_text(c.over)],
+    ast.Pattern: lambda c: [pattern_text(c.regex), *_optional("within", c.within, duration_text)],
+    ast.Absent: lambda c: [duration_text(c.duration)],
+    ast.Anomaly: lambda c: [
+        f"{name_text(c.method)}({_args(c.args)})",
+        *_optional("baseline", c.baseline, literal_text),
+        *_optional("warmup", c.warmup, literal_text),
+    ],
+    ast.Severity: lambda c: [name_text(c.level)],
+    ast.Throttle: lambda c: [duration_text(c.duration)],
+    ast.Notify: lambda c: [", ".join(name_text(n) for n in c.channels), *_optional("fallback", c.fallback, name_text)],
+    ast.Message: lambda c: [f"template({literal_text(c.template)})" if c.named else literal_text(c.template)],
+    ast.Join: lambda c: [name_text(c.table), *_optional("as", c.alias, name_text), "on", format_expr(c.on)],
+    ast.For: lambda c: [duration_text(c.duration)],
+    ast.Resolve: lambda c: [*_optional("after", c.after, duration_text), *_optional("", c.template, literal_text)],
+}
 
 
 def _clause_lines(c: ast.Clause) -> list[str]:
-    k = INDENT
-    if isinstance(c, ast.From):
-        return [f"{k}from {name_text(c.stream)}"]
-    if isinstance(c, ast.Where):
-        return _condition_lines("where", c.expr)
-    if isinstance(c, ast.Having):
-        return _condition_lines("having", c.expr)
-    if isinstance(c, ast.GroupBy):
-        return [f"{k}group by " + ", ".join(path_text(p) for p in c.keys)]
-    if isinstance(c, ast.Window):
-        if c.kind == "tumbling":
-            spec = f"tumbling {duration_text(c.size)}"
-        elif c.kind == "sliding":
-            spec = f"sliding {duration_text(c.size)} every {duration_text(c.every)}"
-        elif c.kind == "session":
-            spec = f"session gap {duration_text(c.gap)}"
-        else:
-            assert c.count is not None
-            spec = f"last {literal_text(c.count)} events"
-        return [f"{k}window {spec}"]
-    if isinstance(c, ast.Schedule):
-        return [f"{k}schedule {literal_text(c.cron)} over {duration_text(c.over)}"]
-    if isinstance(c, ast.Pattern):
-        within = f" within {duration_text(c.within)}" if c.within is not None else ""
-        return [f"{k}pattern {pattern_text(c.regex)}{within}"]
-    if isinstance(c, ast.Absent):
-        return [f"{k}absent for {duration_text(c.duration)}"]
-    if isinstance(c, ast.Anomaly):
-        text = f"{k}anomaly {name_text(c.method)}({_args(c.args)})"
-        if c.baseline is not None:
-            text += f" baseline {literal_text(c.baseline)}"
-        if c.warmup is not None:
-            text += f" warmup {literal_text(c.warmup)}"
-        return [text]
-    if isinstance(c, ast.Severity):
-        return [f"{k}severity {name_text(c.level)}"]
-    if isinstance(c, ast.Throttle):
-        return [f"{k}throttle {duration_text(c.duration)}"]
-    if isinstance(c, ast.Notify):
-        text = f"{k}notify " + ", ".join(name_text(n) for n in c.channels)
-        if c.fallback is not None:
-            text += f" fallback {name_text(c.fallback)}"
-        return [text]
-    if isinstance(c, ast.Message):
-        if c.named:
-            return [f"{k}message template({literal_text(c.template)})"]
-        return [f"{k}message {literal_text(c.template)}"]
-    if isinstance(c, ast.Join):
-        alias = f" as {name_text(c.alias)}" if c.alias is not None else ""
-        return [f"{k}join {name_text(c.table)}{alias} on {format_expr(c.on)}"]
-    if isinstance(c, ast.For):
-        return [f"{k}for {duration_text(c.duration)}"]
-    if isinstance(c, ast.Resolve):
-        text = f"{k}resolve"
-        if c.after is not None:
-            text += f" after {duration_text(c.after)}"
-        if c.template is not None:
-            text += f" {literal_text(c.template)}"
-        return [text]
-    raise TypeError(f"no layout for clause {type(c).__name__}")
+    if isinstance(c, (ast.Where, ast.Having)):
+        return _condition_lines(ast.CLAUSE_KEYWORD[type(c)], c.expr)
+    words = _CLAUSE_WORDS.get(type(c))
+    if words is None:
+        raise TypeError(f"no layout for clause {type(c).__name__}")
+    return [" ".join((INDENT + ast.CLAUSE_KEYWORD[type(c)], *words(c)))]
 
 
 def _define_units(c: ast.Define) -> list[_Unit]:
@@ -423,46 +434,31 @@ def _define_units(c: ast.Define) -> list[_Unit]:
 
 
 def _rule_units(d: ast.RuleDecl) -> list[_Unit]:
-    head = f"rule {name_text(d.id)}"
-    end = _end(d.id.span)
-    if d.title is not None:
-        head += f" {literal_text(d.title)}"
-        end = _end(d.title.span)
-    units = [_Unit(_start(d.span), end, [head], "")]
+    units = [_titled(d, d.id, d.title)]
     for c in _ordered(d.clauses):
         if isinstance(c, ast.Define):
             units += _define_units(c)
         else:
-            units.append(_Unit(_start(c.span), _end(c.span), _clause_lines(c), INDENT))
+            units.append(_line(c.span, _clause_lines(c)))
     return units
 
 
 def _table_units(d: ast.TableDecl, multiline: bool) -> tuple[list[_Unit], int, int]:
-    head = f"table {name_text(d.name)} ("
-    items = [f"{path_text(f.path)}: {name_text(f.type)}" for f in d.fields]
-    starts = [_start(d.span)] + [_start(f.span) for f in d.fields[1:]]
-    ends = [_end(f.span) for f in d.fields]
-    units = _listed(head, items, ")", starts, ends, multiline)
+    units, n, width = _fields(d, multiline)
     if d.key is not None:
-        units.append(_Unit(_start(d.key.span), _end(d.key.span), [f"{INDENT}key {path_text(d.key)}"], INDENT))
+        units.append(_line(d.key.span, [f"{INDENT}key {path_text(d.key)}"]))
     if d.source is not None:
         src = literal_text(d.source) if isinstance(d.source, ast.Literal) else format_expr(d.source)
-        units.append(_Unit(_start(d.source.span), _end(d.source.span), [f"{INDENT}from {src}"], INDENT))
+        units.append(_line(d.source.span, [f"{INDENT}from {src}"]))
     if d.refresh is not None:
-        sp = d.refresh.span
-        units.append(_Unit(_start(sp), _end(sp), [f"{INDENT}refresh {duration_text(d.refresh)}"], INDENT))
-    return units, len(items), len(head) + len(", ".join(items)) + 1
+        units.append(_line(d.refresh.span, [f"{INDENT}refresh {duration_text(d.refresh)}"]))
+    return units, n, width
 
 
 def _silence_units(d: ast.SilenceDecl) -> list[_Unit]:
-    head = f"silence {name_text(d.name)}"
-    end = _end(d.name.span)
-    if d.title is not None:
-        head += f" {literal_text(d.title)}"
-        end = _end(d.title.span)
-    units = [_Unit(_start(d.span), end, [head], "")]
+    units = [_titled(d, d.name, d.title)]
     if d.match is not None:
-        units.append(_Unit(_start(d.match.span), _end(d.match.span), _condition_lines("match", d.match), INDENT))
+        units.append(_line(d.match.span, _condition_lines("match", d.match)))
     if d.cron is not None and d.duration is not None:
         line = f"{INDENT}every {literal_text(d.cron)} for {duration_text(d.duration)}"
         units.append(_Unit(_start(d.cron.span), _end(d.duration.span), [line], INDENT))

@@ -173,7 +173,7 @@ class _ToAst:
         return x if isinstance(x, ast.Name) else ast.Name(x.value, span=_tok_span(self.file, x))
 
     def path(self, meta, children):
-        return ast.Path(tuple(children), self._span(meta))
+        return ast.Path(tuple(children), span=self._span(meta))
 
     def string(self, meta, children):
         (tok,) = children
@@ -197,31 +197,31 @@ class _ToAst:
                 )
             )
             value = body
-        return ast.Literal(value, "str", raw, self._span(meta))
+        return ast.Literal(value, "str", raw, span=self._span(meta))
 
     def int_lit(self, meta, children):
-        return ast.Literal(_int(children[0]), "int", children[0].value, self._span(meta))
+        return ast.Literal(_int(children[0]), "int", children[0].value, span=self._span(meta))
 
     def float_lit(self, meta, children):
-        return ast.Literal(float(children[0]), "float", children[0].value, self._span(meta))
+        return ast.Literal(float(children[0]), "float", children[0].value, span=self._span(meta))
 
     def duration_lit(self, meta, children):
-        return ast.Literal(self._duration_us(children[0]), "duration", children[0].value, self._span(meta))
+        return ast.Literal(self._duration_us(children[0]), "duration", children[0].value, span=self._span(meta))
 
     def true_lit(self, meta, children):
-        return ast.Literal(True, "bool", "true", self._span(meta))
+        return ast.Literal(True, "bool", "true", span=self._span(meta))
 
     def false_lit(self, meta, children):
-        return ast.Literal(False, "bool", "false", self._span(meta))
+        return ast.Literal(False, "bool", "false", span=self._span(meta))
 
     def null_lit(self, meta, children):
-        return ast.Literal(None, "null", "null", self._span(meta))
+        return ast.Literal(None, "null", "null", span=self._span(meta))
 
     def list(self, meta, children):
-        return ast.ListLit(tuple(c for c in children if c is not None), self._span(meta))
+        return ast.ListLit(tuple(c for c in children if c is not None), span=self._span(meta))
 
     def map(self, meta, children):
-        return ast.MapLit(tuple(c for c in children if c is not None), self._span(meta))
+        return ast.MapLit(tuple(c for c in children if c is not None), span=self._span(meta))
 
     def map_item(self, meta, children):
         return (children[0], children[1])
@@ -242,11 +242,11 @@ class _ToAst:
         return us
 
     def _duration(self, tok: Token) -> ast.Duration:
-        return ast.Duration(self._duration_us(tok), tok.value, _tok_span(self.file, tok))
+        return ast.Duration(self._duration_us(tok), tok.value, span=_tok_span(self.file, tok))
 
     # -- expressions -----------------------------------------------------------------
     def _binary(self, op, meta, left, right, op_span=ast.NO_SPAN):
-        return ast.Binary(op, left, right, op_span, self._span(meta))
+        return ast.Binary(op, left, right, op_span, span=self._span(meta))
 
     def or_(self, meta, c):
         return self._binary("or", meta, c[0], c[1])
@@ -255,7 +255,7 @@ class _ToAst:
         return self._binary("and", meta, c[0], c[1])
 
     def not_(self, meta, c):
-        return ast.Unary("not", c[0], self._span(meta))
+        return ast.Unary("not", c[0], span=self._span(meta))
 
     def compare(self, meta, c):
         return self._binary(c[1].value, meta, c[0], c[2], _tok_span(self.file, c[1]))
@@ -275,49 +275,49 @@ class _ToAst:
     matches = _string_op("matches")
 
     def in_(self, meta, c):
-        return ast.InList(c[0], c[1], False, self._span(meta))
+        return ast.InList(c[0], c[1], False, span=self._span(meta))
 
     def not_in(self, meta, c):
-        return ast.InList(c[0], c[1], True, self._span(meta))
+        return ast.InList(c[0], c[1], True, span=self._span(meta))
 
     def is_null(self, meta, c):
-        return ast.IsNull(c[0], False, self._span(meta))
+        return ast.IsNull(c[0], False, span=self._span(meta))
 
     def is_not_null(self, meta, c):
-        return ast.IsNull(c[0], True, self._span(meta))
+        return ast.IsNull(c[0], True, span=self._span(meta))
 
     def neg(self, meta, c):
         operand = c[1]
         # Fold `-5` into a literal so `fmt` and the checker see a number.
         if isinstance(operand, ast.Literal) and operand.kind in ("int", "float"):
-            return ast.Literal(-operand.value, operand.kind, "-" + operand.text, self._span(meta))
-        return ast.Unary("-", operand, self._span(meta))
+            return ast.Literal(-operand.value, operand.kind, "-" + operand.text, span=self._span(meta))
+        return ast.Unary("-", operand, span=self._span(meta))
 
     def field(self, meta, c):
-        return ast.FieldRef(c[0], self._span(meta))
+        return ast.FieldRef(c[0], span=self._span(meta))
 
     def call(self, meta, c):
-        return ast.Call(c[0], tuple(a for a in c[1:] if a is not None), self._span(meta))
+        return ast.Call(c[0], tuple(a for a in c[1:] if a is not None), span=self._span(meta))
 
     def pos_arg(self, meta, c):
-        return ast.Arg(c[0], None, self._span(meta))
+        return ast.Arg(c[0], None, span=self._span(meta))
 
     def kw_arg(self, meta, c):
-        return ast.Arg(c[1], c[0], self._span(meta))
+        return ast.Arg(c[1], c[0], span=self._span(meta))
 
     # -- patterns --------------------------------------------------------------------
     def pat_step(self, meta, c):
-        return ast.PatStep(c[0], self._span(meta))
+        return ast.PatStep(c[0], span=self._span(meta))
 
     def pat_seq(self, meta, c):
-        return ast.PatSeq(tuple(c), self._span(meta))
+        return ast.PatSeq(tuple(c), span=self._span(meta))
 
     def pat_alt(self, meta, c):
-        return ast.PatAlt(tuple(c), self._span(meta))
+        return ast.PatAlt(tuple(c), span=self._span(meta))
 
     def pat_rep(self, meta, c):
         lo, hi, text = c[1]
-        return ast.PatRepeat(c[0], lo, hi, text, self._span(meta))
+        return ast.PatRepeat(c[0], lo, hi, text, span=self._span(meta))
 
     def q_opt(self, meta, c):
         return (0, 1, "?")
@@ -339,7 +339,7 @@ class _ToAst:
 
     # -- declarations ----------------------------------------------------------------
     def field_decl(self, meta, c):
-        return ast.FieldDecl(c[0], c[1], self._span(meta))
+        return ast.FieldDecl(c[0], c[1], span=self._span(meta))
 
     def time_opt(self, meta, c):
         return ("time", c[0])
@@ -359,30 +359,30 @@ class _ToAst:
                 self.problems.append(
                     Diagnostic(v.span, f"`{kind}` is given more than once for stream `{name.value}`", code="duplicate-option")
                 )
-        return ast.StreamDecl(name, fields, time, lateness, self._span(meta))
+        return ast.StreamDecl(name, fields, time, lateness, span=self._span(meta))
 
     def channel_decl(self, meta, c):
-        return ast.ChannelDecl(c[0], c[1], tuple(a for a in c[2:] if a is not None), self._span(meta))
+        return ast.ChannelDecl(c[0], c[1], tuple(a for a in c[2:] if a is not None), span=self._span(meta))
 
     def rule_decl(self, meta, c):
-        return ast.RuleDecl(c[0], c[1], tuple(c[2:]), self._span(meta))
+        return ast.RuleDecl(c[0], c[1], tuple(c[2:]), span=self._span(meta))
 
     def start(self, meta, c):
         return tuple(c)
 
     # -- clauses ---------------------------------------------------------------------
     def from_clause(self, meta, c):
-        return ast.From(c[0], self._span(meta))
+        return ast.From(c[0], span=self._span(meta))
 
     def where_clause(self, meta, c):
-        return ast.Where(c[0], self._span(meta))
+        return ast.Where(c[0], span=self._span(meta))
 
     def group_clause(self, meta, c):
-        return ast.GroupBy(tuple(c), self._span(meta))
+        return ast.GroupBy(tuple(c), span=self._span(meta))
 
     def window_clause(self, meta, c):
         w = c[0]
-        return ast.Window(w.kind, w.size, w.every, w.gap, w.count, self._span(meta))
+        return ast.Window(w.kind, w.size, w.every, w.gap, w.count, span=self._span(meta))
 
     def tumbling(self, meta, c):
         return ast.Window("tumbling", size=self._duration(c[0]), span=self._span(meta))
@@ -395,26 +395,28 @@ class _ToAst:
 
     def count_window(self, meta, c):
         tok = c[0]
-        return ast.Window("count", count=ast.Literal(_int(tok), "int", tok.value, _tok_span(self.file, tok)), span=self._span(meta))
+        return ast.Window(
+            "count", count=ast.Literal(_int(tok), "int", tok.value, span=_tok_span(self.file, tok)), span=self._span(meta)
+        )
 
     def having_clause(self, meta, c):
-        return ast.Having(c[0], self._span(meta))
+        return ast.Having(c[0], span=self._span(meta))
 
     def schedule_clause(self, meta, c):
-        return ast.Schedule(c[0], self._duration(c[1]), self._span(meta))
+        return ast.Schedule(c[0], self._duration(c[1]), span=self._span(meta))
 
     def pattern_clause(self, meta, c):
         within = self._duration(c[2]) if c[2] is not None else None
-        return ast.Pattern(c[0], within, self._span(meta))
+        return ast.Pattern(c[0], within, span=self._span(meta))
 
     def define(self, meta, c):
-        return ast.Definition(c[0], c[1], self._span(meta))
+        return ast.Definition(c[0], c[1], span=self._span(meta))
 
     def define_clause(self, meta, c):
-        return ast.Define(tuple(c), self._span(meta))
+        return ast.Define(tuple(c), span=self._span(meta))
 
     def absent_clause(self, meta, c):
-        return ast.Absent(self._duration(c[0]), self._span(meta))
+        return ast.Absent(self._duration(c[0]), span=self._span(meta))
 
     def anomaly_clause(self, meta, c):
         method, rest = c[0], c[1:]
@@ -422,36 +424,36 @@ class _ToAst:
         b_tok, b_val, w_tok, w_val = rest[-4:]
 
         def lit(tok):
-            return None if tok is None else ast.Literal(_int(tok), "int", tok.value, _tok_span(self.file, tok))
+            return None if tok is None else ast.Literal(_int(tok), "int", tok.value, span=_tok_span(self.file, tok))
 
-        return ast.Anomaly(method, args, lit(b_val), lit(w_val), self._span(meta))
+        return ast.Anomaly(method, args, lit(b_val), lit(w_val), span=self._span(meta))
 
     def severity_clause(self, meta, c):
-        return ast.Severity(c[0], self._span(meta))
+        return ast.Severity(c[0], span=self._span(meta))
 
     def throttle_clause(self, meta, c):
-        return ast.Throttle(self._duration(c[0]), self._span(meta))
+        return ast.Throttle(self._duration(c[0]), span=self._span(meta))
 
     def notify_clause(self, meta, c):
         names = [x for x in c[:-2]]
-        return ast.Notify(tuple(names), c[-1], self._span(meta))
+        return ast.Notify(tuple(names), c[-1], span=self._span(meta))
 
     def message_clause(self, meta, c):
-        return ast.Message(c[0], self._span(meta))
+        return ast.Message(c[0], span=self._span(meta))
 
     def message_ref_clause(self, meta, c):
-        return ast.Message(c[0], self._span(meta), named=True)
+        return ast.Message(c[0], named=True, span=self._span(meta))
 
     def join_clause(self, meta, c):
         table, _as, alias, on = c
-        return ast.Join(table, alias, on, self._span(meta))
+        return ast.Join(table, alias, on, span=self._span(meta))
 
     def for_clause(self, meta, c):
-        return ast.For(self._duration(c[0]), self._span(meta))
+        return ast.For(self._duration(c[0]), span=self._span(meta))
 
     def resolve_clause(self, meta, c):
         _after, dur, template = c
-        return ast.Resolve(self._duration(dur) if dur is not None else None, template, self._span(meta))
+        return ast.Resolve(self._duration(dur) if dur is not None else None, template, span=self._span(meta))
 
     # -- §9 declarations -------------------------------------------------------------
     def _options(self, what: str, name: ast.Name, opts: list[tuple[str, Any, ast.Span]]) -> dict[str, Any]:
@@ -475,7 +477,7 @@ class _ToAst:
         return ("from", c[0], self._span(meta))
 
     def table_source(self, meta, c):
-        call = ast.Call(c[0], tuple(a for a in c[1:] if a is not None), self._span(meta))
+        call = ast.Call(c[0], tuple(a for a in c[1:] if a is not None), span=self._span(meta))
         return ("from", call, self._span(meta))
 
     def refresh_opt(self, meta, c):
@@ -485,10 +487,10 @@ class _ToAst:
         name, rest = c[0], c[1:]
         fields = tuple(x for x in rest if isinstance(x, ast.FieldDecl))
         opts = self._options("table", name, [x for x in rest if isinstance(x, tuple)])
-        return ast.TableDecl(name, fields, opts.get("key"), opts.get("from"), opts.get("refresh"), self._span(meta))
+        return ast.TableDecl(name, fields, opts.get("key"), opts.get("from"), opts.get("refresh"), span=self._span(meta))
 
     def template_decl(self, meta, c):
-        return ast.TemplateDecl(c[0], c[1], self._span(meta))
+        return ast.TemplateDecl(c[0], c[1], span=self._span(meta))
 
     def match_opt(self, meta, c):
         return ("match", c[0], self._span(meta))
@@ -514,12 +516,12 @@ class _ToAst:
                     code="duplicate-option",
                 )
             )
-        return ast.SilenceDecl(name, title, opts.get("match"), cron, duration, start, until, self._span(meta))
+        return ast.SilenceDecl(name, title, opts.get("match"), cron, duration, start, until, span=self._span(meta))
 
     def keyword_field(self, meta, c):
         (tok,) = c
         name = ast.Name(tok.value, span=_tok_span(self.file, tok))
-        return ast.FieldRef(ast.Path((name,), name.span), self._span(meta))
+        return ast.FieldRef(ast.Path((name,), span=name.span), span=self._span(meta))
 
 
 # ----------------------------------------------------------------------------- the LALR driver
@@ -604,40 +606,26 @@ def _rule_callback(rule: Any, current: threading.local) -> Any:
     # A `?rule` of one child never builds; any other rule must have a method (a
     # missing one is a bug, raised on use, never a silent tree).
     method = None if inline else getattr(_ToAst, name, None)
-    plain = not empty and all(not exp for _, exp, _ in include)
-    picks = tuple(i for i, _, _ in include)
 
     def reduce(raw: list[Any]) -> Any:
-        if plain:
-            kids = []
-            height = 0
-            for i in picks:
-                c = raw[i]
-                if c.__class__ is _Node:
-                    if c.height > height:
-                        height = c.height
-                    kids.append(c.value)
-                else:
-                    kids.append(c)
-        else:
-            kids = []
-            height = 0
-            for i, expand, add_none in include:
-                if add_none:
-                    kids += [None] * add_none
-                c = raw[i]
-                if expand:
-                    kids += c.value
-                    if c.height > height:
-                        height = c.height
-                elif c.__class__ is _Node:
-                    if c.height > height:
-                        height = c.height
-                    kids.append(c.value)
-                else:
-                    kids.append(c)
-            if trailing:
-                kids += [None] * trailing
+        kids = []
+        height = 0
+        for i, expand, add_none in include:
+            if add_none:
+                kids += [None] * add_none
+            c = raw[i]
+            if expand:
+                kids += c.value
+                if c.height > height:
+                    height = c.height
+            elif c.__class__ is _Node:
+                if c.height > height:
+                    height = c.height
+                kids.append(c.value)
+            else:
+                kids.append(c)
+        if trailing:
+            kids += [None] * trailing
         if raw:
             first, last = raw[0], raw[-1]
             line, column, end_line, end_column = first.line, first.column, last.end_line, last.end_column
@@ -651,7 +639,7 @@ def _rule_callback(rule: Any, current: threading.local) -> Any:
             child = kids[0]
             if child is None or isinstance(child, Token):
                 return child
-            node = raw[picks[0]]  # the child's own _Node, now positioned by its container
+            node = raw[include[0][0]]  # the child's own _Node, now positioned by its container
             node.line, node.column, node.end_line, node.end_column = line, column, end_line, end_column
             return node
         if method is None:
@@ -1005,7 +993,7 @@ def _parse(text: str, file: str) -> tuple[ast.File | None, list[Diagnostic]]:
             return None, diags
     else:
         return None, diags
-    comments = tuple(ast.Comment(t.value, _tok_span(file, t)) for t in _comments.items)
+    comments = tuple(ast.Comment(t.value, span=_tok_span(file, t)) for t in _comments.items)
     decls = root.value
     diags.extend(builder.problems)
     return ast.File(decls, comments, file, frozenset(broken)), diags

@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 import functools
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, dataclass_transform
 
 from cepdsl.functions import AGGREGATES
 from cepdsl.types import Type, polars_dtype
@@ -22,26 +22,32 @@ if TYPE_CHECKING:  # Polars loads on first use: `cep check` never needs it
 # --------------------------------------------------------------------------- typed expressions
 
 
-@dataclass(frozen=True)
-class TExpr:
+@dataclass_transform(frozen_default=True)
+class _Tree:
+    """The base of a tree's node kinds (typed expressions, pattern nodes): each subclass is
+    made a frozen dataclass when it is defined, so a kind lists only its fields."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        dataclass(frozen=True)(cls)
+
+
+class TExpr(_Tree):
     type: Type
 
 
-@dataclass(frozen=True)
 class TLit(TExpr):
     """A literal. Durations are `int` microseconds with type DURATION."""
 
     value: Any
 
 
-@dataclass(frozen=True)
 class TField(TExpr):
     """A column of the event (dotted paths are flattened to one name, e.g. `data.avg`)."""
 
     name: str
 
 
-@dataclass(frozen=True)
 class TUnary(TExpr):
     op: str  # "not" | "neg"
     operand: TExpr
@@ -54,14 +60,12 @@ COMPARE_OPS = ("==", "!=", "<", "<=", ">", ">=")
 STRING_OPS = ("contains", "starts_with", "ends_with", "matches")
 
 
-@dataclass(frozen=True)
 class TBinary(TExpr):
     op: str
     left: TExpr
     right: TExpr
 
 
-@dataclass(frozen=True)
 class TIn(TExpr):
     """`operand [not] in [v, ...]`; values are Python literals of the operand's type (may hold None)."""
 
@@ -70,13 +74,11 @@ class TIn(TExpr):
     negated: bool
 
 
-@dataclass(frozen=True)
 class TIsNull(TExpr):
     operand: TExpr
     negated: bool
 
 
-@dataclass(frozen=True)
 class TCall(TExpr):
     """Scalar function: abs round floor ceil lower upper len coalesce hour minute day_of_week."""
 
@@ -84,7 +86,6 @@ class TCall(TExpr):
     args: tuple[TExpr, ...]
 
 
-@dataclass(frozen=True)
 class TAgg(TExpr):
     """An aggregate inside `having`; `name` is its column in the match record (§7)."""
 
@@ -174,28 +175,22 @@ class ScheduleSpec:
     over_us: int
 
 
-# Pattern regex over step names.
-@dataclass(frozen=True)
-class PNode:
-    pass
+class PNode(_Tree):
+    """A node of a pattern's regex over step names."""
 
 
-@dataclass(frozen=True)
 class PStep(PNode):
     name: str
 
 
-@dataclass(frozen=True)
 class PSeq(PNode):
     items: tuple[PNode, ...]
 
 
-@dataclass(frozen=True)
 class PAlt(PNode):
     options: tuple[PNode, ...]  # left alternative preferred
 
 
-@dataclass(frozen=True)
 class PRepeat(PNode):
     item: PNode
     min: int

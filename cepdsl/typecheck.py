@@ -76,6 +76,13 @@ class Typer:
     def error(self, span: ast.Span, message: str, hints: tuple[str, ...] = (), code: str = "") -> None:
         self.diags.append(Diagnostic(span, message, hints, code=code))
 
+    def literal_ok(self, e: ast.Literal) -> bool:
+        """Whether the engine can hold the number `e` (else it is reported)."""
+        problem = literal_problem(e)
+        if problem:
+            self.error(e.span, problem[0], problem[1], code="literal")
+        return problem is None
+
     # ------------------------------------------------------------------ entry points
     def condition(self, e: ast.Expr, scope: Scope, what: str) -> TExpr | None:
         """An expression that must be `bool` (where, having, define)."""
@@ -98,11 +105,7 @@ class Typer:
 
     # ------------------------------------------------------------------ leaves
     def _Literal(self, e: ast.Literal, scope: Scope, agg: bool) -> TExpr | None:
-        problem = literal_problem(e)
-        if problem:
-            self.error(e.span, problem[0], problem[1], code="literal")
-            return None
-        return TLit(_LITERAL_TYPES[e.kind], e.value)
+        return TLit(_LITERAL_TYPES[e.kind], e.value) if self.literal_ok(e) else None
 
     def _ListLit(self, e: ast.ListLit, scope: Scope, agg: bool) -> None:
         self.error(e.span, "a list is only allowed on the right of `in` / `not in`", code="type")
@@ -238,9 +241,7 @@ class Typer:
                 )
                 ok = False
                 continue
-            problem = literal_problem(item)
-            if problem:
-                self.error(item.span, problem[0], problem[1], code="literal")
+            if not self.literal_ok(item):
                 ok = False
                 continue
             it = _LITERAL_TYPES[item.kind]

@@ -356,23 +356,11 @@ class ControlPlane:
             files = self.read_files()
             candidate = self.assemble(files=files)
         except (OSError, CheckError) as e:
-            rec = ReloadRecord(self.clock(), False, "file", error=str(e))
-            self.reloads.append(rec)
-            return rec
+            return self._not_applied("file", str(e))
         except Exception as e:  # noqa: BLE001 - the catalogue store is down: keep running, say so, retry on the next change
-            rec = ReloadRecord(self.clock(), False, "file", error=f"the rule catalogue is unavailable: {e}")
-            self.reloads.append(rec)
-            return rec
+            return self._not_applied("file", f"the rule catalogue is unavailable: {e}")
         if not candidate.ok:
-            rec = ReloadRecord(
-                self.clock(),
-                False,
-                "file",
-                diagnostics=[diagnostic_json(d, candidate.sources) for d in candidate.diagnostics],
-                error="the rule files do not check; the running rules keep running",
-            )
-            self.reloads.append(rec)
-            return rec
+            return self._not_applied("file", "the rule files do not check; the running rules keep running", candidate)
         try:
             rec = self.call(lambda: self._apply(candidate, "file"))
         except Refused as e:
@@ -382,6 +370,14 @@ class ControlPlane:
                 else ReloadRecord(self.clock(), False, "file", error=e.message)
             )
         self._file_texts = files
+        return rec
+
+    def _not_applied(self, origin: str, error: str, candidate: Assembly | None = None) -> ReloadRecord:
+        """A change that was not applied, recorded with the running rules left as they were
+        (health and /metrics report it), with the diagnostics of a `candidate` that does not check."""
+        diagnostics = [diagnostic_json(d, candidate.sources) for d in candidate.diagnostics] if candidate is not None else []
+        rec = ReloadRecord(self.clock(), False, origin, diagnostics=diagnostics, error=error)
+        self.reloads.append(rec)
         return rec
 
     def _change(
@@ -435,15 +431,7 @@ class ControlPlane:
             log.warning("rule catalogue unavailable: %s", e)
             return None
         if candidate.program is None or not candidate.ok:
-            rec = ReloadRecord(
-                self.clock(),
-                False,
-                "catalogue",
-                diagnostics=[diagnostic_json(d, candidate.sources) for d in candidate.diagnostics],
-                error="the shared catalogue does not check with these rule files; not applied",
-            )
-            self.reloads.append(rec)
-            return rec
+            return self._not_applied("catalogue", "the shared catalogue does not check with these rule files; not applied", candidate)
         try:
             return self._apply(candidate, "catalogue")
         except Refused as e:

@@ -13,6 +13,7 @@ windows the final flush closes (those holding rows) are.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from cepdsl.interpret.absence import absence_matches
@@ -54,7 +55,10 @@ def _grid_ends(rule: RulePlan, after: int, upto: int) -> list[int]:
     return out
 
 
-def _window_evaluations(rule: RulePlan, rows: list[Row], max_ts: int) -> dict[tuple, list[Evaluation]]:
+def _window_evaluations(rule: RulePlan, rows: list[Row], stream: StreamRows) -> dict[tuple, list[Evaluation]]:
+    max_ts = stream.max_ts
+    if max_ts is None:
+        return {}
     spec = rule.window
     assert spec is not None and spec.size_us
     size = spec.size_us
@@ -77,9 +81,10 @@ def _window_evaluations(rule: RulePlan, rows: list[Row], max_ts: int) -> dict[tu
     return out
 
 
-def _schedule_evaluations(rule: RulePlan, rows: list[Row], first_ts: int | None, max_ts: int | None) -> dict[tuple, list[Evaluation]]:
+def _schedule_evaluations(rule: RulePlan, rows: list[Row], stream: StreamRows) -> dict[tuple, list[Evaluation]]:
     spec = rule.schedule
     assert spec is not None
+    first_ts, max_ts = stream.first_ts, stream.max_ts
     out: dict[tuple, list[Evaluation]] = {}
     if first_ts is None or max_ts is None:
         return out
@@ -98,7 +103,7 @@ def _schedule_evaluations(rule: RulePlan, rows: list[Row], first_ts: int | None,
     return out
 
 
-def _anomaly_evaluations(rule: RulePlan, rows: list[Row]) -> dict[tuple, list[Evaluation]]:
+def _anomaly_evaluations(rule: RulePlan, rows: list[Row], stream: StreamRows) -> dict[tuple, list[Evaluation]]:
     assert rule.anomaly is not None
     return {
         key: [(rec["ts"], anomalous, rec) for _row, rec, anomalous in group_scores(rule.anomaly, grows)]
@@ -106,15 +111,24 @@ def _anomaly_evaluations(rule: RulePlan, rows: list[Row]) -> dict[tuple, list[Ev
     }
 
 
-def _absence_evaluations(rule: RulePlan, rows: list[Row], max_ts: int | None) -> dict[tuple, list[Evaluation]]:
+def _absence_evaluations(rule: RulePlan, rows: list[Row], stream: StreamRows) -> dict[tuple, list[Evaluation]]:
     out: dict[tuple, list[tuple[int, int, bool, dict[str, Any]]]] = {}
-    for m in absence_matches(rule, rows, max_ts):  # each deadline firing holds
+    for m in absence_matches(rule, rows, stream.max_ts):  # each deadline firing holds
         out.setdefault(m.key, []).append((m.record["ts"], 1, True, m.record))
     for r in rows:  # each row of the group does not
         rec = {k: r[k] for k in rule.group_keys}
         rec.update(ts=r[TIME], last_seen=r[TIME])
         out.setdefault(group_key(r, rule.group_keys), []).append((r[TIME], 0, False, rec))
     return {k: [(t, h, rec) for t, _o, h, rec in sorted(v, key=lambda e: (e[0], e[1]))] for k, v in out.items()}
+
+
+#: Each kind's evaluations by group, from the rows that pass `where` and the stream's bounds.
+_EVALUATIONS: dict[RuleKind, Callable[[RulePlan, list[Row], StreamRows], dict[tuple, list[Evaluation]]]] = {
+    RuleKind.WINDOW: _window_evaluations,
+    RuleKind.SCHEDULE: _schedule_evaluations,
+    RuleKind.ANOMALY: _anomaly_evaluations,
+    RuleKind.ABSENT: _absence_evaluations,
+}
 
 
 def episodes(rule: RulePlan, evaluations: list[Evaluation]) -> list[dict[str, Any]]:
@@ -148,18 +162,11 @@ def episodes(rule: RulePlan, evaluations: list[Evaluation]) -> list[dict[str, An
 
 def lifecycle_matches(rule: RulePlan, stream: StreamRows, rows: list[Row]) -> list[Match]:
     """The records of a rule with `for`/`resolve`, before throttle, in output order."""
-    if rule.kind is RuleKind.WINDOW:
-        evals = _window_evaluations(rule, rows, stream.max_ts) if stream.max_ts is not None else {}
-    elif rule.kind is RuleKind.SCHEDULE:
-        evals = _schedule_evaluations(rule, rows, stream.first_ts, stream.max_ts)
-    elif rule.kind is RuleKind.ANOMALY:
-        evals = _anomaly_evaluations(rule, rows)
-    elif rule.kind is RuleKind.ABSENT:
-        evals = _absence_evaluations(rule, rows, stream.max_ts)
-    else:
+    evaluations = _EVALUATIONS.get(rule.kind)
+    if evaluations is None:
         raise ValueError(f"rule {rule.id}: `for`/`resolve` on a {rule.kind.value} rule")
     out = []
-    for key, group_evals in evals.items():
+    for key, group_evals in evaluations(rule, rows, stream).items():
         for record in episodes(rule, group_evals):
             out.append(Match((record["ts"], group_order(key)), key, record))
     return sorted(out, key=lambda m: m.order)

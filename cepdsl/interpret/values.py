@@ -183,20 +183,22 @@ def kleene_not(v: Any) -> Any:
     return None if v is None else not v
 
 
-def kleene_and(a: Any, b: Any) -> Any:
-    if a is False or b is False:
-        return False
+def _kleene(a: Any, b: Any, decisive: bool) -> Any:
+    """SQL's `and` (decisive False) and `or` (decisive True): a decisive operand decides,
+    else a null makes the result null."""
+    if a is decisive or b is decisive:
+        return decisive
     if a is None or b is None:
         return None
-    return True
+    return not decisive
+
+
+def kleene_and(a: Any, b: Any) -> Any:
+    return _kleene(a, b, False)
 
 
 def kleene_or(a: Any, b: Any) -> Any:
-    if a is True or b is True:
-        return True
-    if a is None or b is None:
-        return None
-    return False
+    return _kleene(a, b, True)
 
 
 # --------------------------------------------------------------------------- arithmetic

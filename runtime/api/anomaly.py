@@ -1,27 +1,24 @@
 """/cep/rules/{id}/anomaly-status and anomaly-reset: the baselines an anomaly rule keeps per group.
 
 Read and changed on the engine thread (between batches).  Pre-seeded values go
-through the rule's own kernel, so the state is exactly what seeing those values
-in the stream would have left (sums, run counters and sorted copies included).
+through the rule's own executor (`process`, as rows of its stream), so the state is
+exactly what seeing those values in the stream would have left (sums, run counters
+and sorted copies included).  Reading a baseline back still needs the kernels' slot
+layout (`HEADER`): cepdsl has no accessor for it yet.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 import numpy as np
 import polars as pl
-from fastapi import APIRouter, Depends, Path
-from starlette.concurrency import run_in_threadpool
 
-from runtime.api.deps import ops
-from runtime.api.errors import ERROR_RESPONSES
-from runtime.api.models import ID_PATTERN, AnomalyGroup, AnomalyResetIn, AnomalyResetOut, AnomalyStatus, BaselineIn
+from runtime.api.deps import Ops, RuleId, topic_router
+from runtime.api.models import AnomalyGroup, AnomalyResetIn, AnomalyResetOut, AnomalyStatus, BaselineIn
 from runtime.control import ControlPlane, Refused
 
-router = APIRouter(tags=["anomaly"], responses=ERROR_RESPONSES)
-Ops = Annotated[ControlPlane, Depends(ops)]
-RuleId = Annotated[str, Path(pattern=ID_PATTERN)]
+router = topic_router("anomaly")
 
 
 def executor_of(o: ControlPlane, rule_id: str) -> Any:
@@ -102,14 +99,19 @@ def reset(o: ControlPlane, rule_id: str, group: str | None) -> int:
     if group is not None and not targets:
         raise Refused(404, "not-found", f"rule `{rule_id}` has no group `{group}`")
     for slot in targets:
-        if ex.st.shape[0] >= (slot + 1) * ex.width:
-            ex.st[slot * ex.width : (slot + 1) * ex.width] = 0.0  # a zeroed slot is a fresh one
+        _forget(ex, slot)
     return len(targets)
 
 
+def _forget(ex: Any, slot: int) -> None:
+    if ex.st.shape[0] >= (slot + 1) * ex.width:
+        ex.st[slot * ex.width : (slot + 1) * ex.width] = 0.0  # a zeroed slot is a fresh one
+
+
 def seed(o: ControlPlane, rule_id: str, baselines: dict[str, list[float]]) -> None:
-    """Reset each named group and feed it `values` through the rule's kernel."""
-    from cepdsl.backends.numba import anomaly_kernels as k
+    """Reset each named group and feed it `values` through the rule's executor, as rows of its
+    stream (what they score is dropped)."""
+    from cepdsl.executor import TIME, Progress
 
     ex = executor_of(o, rule_id)
     schema = ex.groups.schema
@@ -125,18 +127,11 @@ def seed(o: ControlPlane, rule_id: str, baselines: dict[str, list[float]]) -> No
             frame = pl.DataFrame({name: [p] for name, p in zip(schema, parts, strict=True)}).cast(schema)  # type: ignore[arg-type]
         except Exception:  # noqa: BLE001 - a key value that is not of the key's type
             raise Refused(422, "invalid-request", f"group `{group}`: key values do not fit {dict(schema)}") from None
-        slot = int(ex.groups.slots(frame)[0]) if schema else 0
-        ex._alloc(max(len(ex.groups), slot + 1))
-        ex.st[slot * ex.width : (slot + 1) * ex.width] = 0.0
-        x = np.ascontiguousarray(values, dtype=np.float64)
-        slots = np.full(len(values), slot, np.int64)
-        spec = ex.spec
-        if spec.method == "zscore":
-            k.run_scan(k.zscore_scan, slots, x, ex.st, ex.width, ex.n_max, int(spec.warmup), float(spec.threshold))
-        elif spec.method == "iqr":
-            k.run_scan(k.iqr_scan, slots, x, ex.st, ex.width, ex.n_max, int(spec.warmup), float(spec.multiplier))
-        else:
-            k.run_scan(k.ema_scan, slots, x, ex.st, ex.width, int(spec.warmup), float(spec.alpha), float(spec.threshold))
+        _forget(ex, int(ex.groups.slots(frame)[0]) if schema else 0)
+        rows = pl.DataFrame({TIME: np.zeros(len(values), np.int64), ex.spec.field: np.asarray(values, np.float64)})
+        ex.process(
+            rows.with_columns(pl.lit(frame[name][0], dtype).alias(name) for name, dtype in schema.items()), Progress(0, None, None)
+        )
     export_baselines(o, rule_id)
 
 
@@ -155,29 +150,25 @@ def export_baselines(o: ControlPlane, rule_id: str) -> None:
 
 @router.get(
     "/cep/rules/{rule_id}/anomaly-status",
-    response_model=AnomalyStatus,
     summary="Per group: baseline size, mean/std (zscore, ema) or q1/q3 (iqr), last reported score",
 )
-async def anomaly_status(rule_id: RuleId, o: Ops) -> AnomalyStatus:
-    return await run_in_threadpool(o.call, lambda: status(o, rule_id))
+def anomaly_status(rule_id: RuleId, o: Ops) -> AnomalyStatus:
+    return o.call(lambda: status(o, rule_id))
 
 
 @router.put(
     "/cep/rules/{rule_id}/anomaly-status",
-    response_model=AnomalyStatus,
     summary="Pre-seed baselines: group → values (oldest first), as if seen in the stream",
 )
-async def seed_baselines(rule_id: RuleId, body: BaselineIn, o: Ops) -> AnomalyStatus:
+def seed_baselines(rule_id: RuleId, body: BaselineIn, o: Ops) -> AnomalyStatus:
     def run() -> AnomalyStatus:
         seed(o, rule_id, body.baselines)
         return status(o, rule_id)
 
-    return await run_in_threadpool(o.call, run)
+    return o.call(run)
 
 
-@router.post(
-    "/cep/rules/{rule_id}/anomaly-reset", response_model=AnomalyResetOut, summary="Forget the baseline of every group, or of one"
-)
-async def anomaly_reset(rule_id: RuleId, o: Ops, body: AnomalyResetIn | None = None) -> AnomalyResetOut:
-    n = await run_in_threadpool(o.call, lambda: reset(o, rule_id, body.group if body else None))
+@router.post("/cep/rules/{rule_id}/anomaly-reset", summary="Forget the baseline of every group, or of one")
+def anomaly_reset(rule_id: RuleId, o: Ops, body: AnomalyResetIn | None = None) -> AnomalyResetOut:
+    n = o.call(lambda: reset(o, rule_id, body.group if body else None))
     return AnomalyResetOut(rule=rule_id, reset=n)

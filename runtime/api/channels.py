@@ -11,13 +11,11 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path
-from starlette.concurrency import run_in_threadpool
+from fastapi import Path
 
 from cepdsl.channels import KINDS, options_for
 from cepdsl.plan import ChannelPlan, EnvVar
-from runtime.api.deps import ops
-from runtime.api.errors import ERROR_RESPONSES
+from runtime.api.deps import Ops, topic_router
 from runtime.api.models import (
     ID_PATTERN,
     ChannelIn,
@@ -31,12 +29,11 @@ from runtime.api.models import (
 )
 from runtime.control import ControlPlane, Refused
 
-router = APIRouter(tags=["channels"], responses=ERROR_RESPONSES)
-Ops = Annotated[ControlPlane, Depends(ops)]
+router = topic_router("channels")
 Name = Annotated[str, Path(pattern=ID_PATTERN)]
 
 
-@router.get("/cep/channels/types", response_model=list[ChannelType], summary="Each kind with its options")
+@router.get("/cep/channels/types", summary="Each kind with its options")
 def channel_types() -> list[ChannelType]:
     return [
         ChannelType(
@@ -54,7 +51,7 @@ def shown_text(c: ChannelPlan) -> str:
     return f"channel {c.name} = {channel_text(c)}\n"
 
 
-@router.get("/cep/channels", response_model=list[ChannelOut], summary="Every channel: from the files and the catalogue")
+@router.get("/cep/channels", summary="Every channel: from the files and the catalogue")
 def list_channels(o: Ops) -> list[ChannelOut]:
     plans = {c.name: c for c in (o.program.channels if o.program else ())}
     switches = o.channel_switches()
@@ -132,23 +129,23 @@ def _out(o: ControlPlane, name: str) -> ChannelOut:
     raise Refused(404, "not-found", f"no channel `{name}`")
 
 
-@router.post("/cep/channels", status_code=201, response_model=ChannelOut, summary="Create a channel (persisted, versioned)")
-async def create_channel(body: ChannelIn, o: Ops) -> ChannelOut:
+@router.post("/cep/channels", status_code=201, summary="Create a channel (persisted, versioned)")
+def create_channel(body: ChannelIn, o: Ops) -> ChannelOut:
     text = declaration(body, None)
     refuse_literal_secrets(text)
-    v, _ = await run_in_threadpool(o.put_channel, None, text, True)
+    v, _ = o.put_channel(None, text, True)
     return _out(o, v.id)
 
 
-@router.patch("/cep/channels/{name}", response_model=ChannelOut, summary="Change a catalogue channel (a new version)")
-async def patch_channel(name: Name, body: ChannelIn, o: Ops) -> ChannelOut:
+@router.patch("/cep/channels/{name}", summary="Change a catalogue channel (a new version)")
+def patch_channel(name: Name, body: ChannelIn, o: Ops) -> ChannelOut:
     text = declaration(body, name)
     refuse_literal_secrets(text)
-    await run_in_threadpool(o.put_channel, name, text, False)
+    o.put_channel(name, text, False)
     return _out(o, name)
 
 
-@router.get("/cep/channels/{name}", response_model=ChannelOut)
+@router.get("/cep/channels/{name}")
 def get_channel(name: Name, o: Ops) -> ChannelOut:
     return _out(o, name)
 
@@ -159,30 +156,24 @@ def get_channel(name: Name, o: Ops) -> ChannelOut:
     response_model=None,
     summary="Delete a catalogue channel (refused with diagnostics while a rule uses it)",
 )
-async def delete_channel(name: Name, o: Ops) -> None:
-    await run_in_threadpool(o.delete_channel, name)
+def delete_channel(name: Name, o: Ops) -> None:
+    o.delete_channel(name)
 
 
 @router.patch(
     "/cep/channels/{name}/toggle",
-    response_model=ChannelToggleOut,
     summary="Enable or disable any channel (file channels too); persisted across restarts",
 )
-async def toggle_channel(name: Name, o: Ops, body: ToggleIn | None = None) -> ChannelToggleOut:
-    enabled = await run_in_threadpool(o.toggle_channel, name, body.enabled if body else None)
+def toggle_channel(name: Name, o: Ops, body: ToggleIn | None = None) -> ChannelToggleOut:
+    enabled = o.toggle_channel(name, body.enabled if body else None)
     return ChannelToggleOut(name=name, enabled=enabled)
 
 
 @router.post(
     "/cep/channels/test",
-    response_model=ChannelTestOut,
     summary="Render a rule's message (or a sample) and send it once through the channel (no outbox)",
 )
-async def test_channel(body: ChannelTestIn, o: Ops) -> ChannelTestOut:
-    return await run_in_threadpool(_test, body, o)
-
-
-def _test(body: ChannelTestIn, o: ControlPlane) -> ChannelTestOut:
+def test_channel(body: ChannelTestIn, o: Ops) -> ChannelTestOut:
     from runtime.notify import ChannelConfigError, notify_test
 
     program = o.program

@@ -4,11 +4,14 @@ same code the sources use (so the same rows are dead-lettered for the same reaso
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
+from typing import Annotated
 
 import polars as pl
-from fastapi import Request
+from fastapi import Depends, Request
 
 from cepdsl.plan import StreamPlan
+from runtime.api.deps import raw_body
 from runtime.control import Refused
 
 #: OpenAPI for event bodies.
@@ -53,8 +56,20 @@ def _empty_dead() -> pl.DataFrame:
     return empty_dead_letters()
 
 
-async def events_of(request: Request, stream: StreamPlan) -> tuple[pl.DataFrame, pl.DataFrame]:
-    from starlette.concurrency import run_in_threadpool
+@dataclass(frozen=True)
+class EventBody:
+    """A request's events as read: typed once the route knows their stream."""
 
-    data = await request.body()
-    return await run_in_threadpool(frame_of, stream, data, request.headers.get("content-type", ""))
+    data: bytes
+    content_type: str
+
+    def frame(self, stream: StreamPlan) -> tuple[pl.DataFrame, pl.DataFrame]:
+        return frame_of(stream, self.data, self.content_type)
+
+
+@raw_body(EVENTS_BODY)
+async def event_body(request: Request) -> EventBody:
+    return EventBody(await request.body(), request.headers.get("content-type", ""))
+
+
+Events = Annotated[EventBody, Depends(event_body)]

@@ -5,10 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import Path, Query
 
-from runtime.api.deps import ops
-from runtime.api.errors import ERROR_RESPONSES
+from runtime.api.deps import Ops, topic_router
 from runtime.api.models import (
     ID_PATTERN,
     AlertDetail,
@@ -23,8 +22,7 @@ from runtime.api.models import (
 from runtime.control import ControlPlane, Refused, rfc3339
 from runtime.history import Alert
 
-router = APIRouter(tags=["events"], responses=ERROR_RESPONSES)
-Ops = Annotated[ControlPlane, Depends(ops)]
+router = topic_router("events")
 Time = Annotated[str | None, Query(max_length=64, description="RFC 3339, e.g. 2026-01-01T00:00:00Z")]
 
 
@@ -65,7 +63,7 @@ def alert_out(a: Alert) -> AlertOut:
     )
 
 
-@router.get("/cep/events", response_model=AlertPage, summary="Stored matches, newest first")
+@router.get("/cep/events", summary="Stored matches, newest first")
 def list_events(
     o: Ops,
     rule: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
@@ -90,7 +88,6 @@ def list_events(
 
 @router.get(
     "/cep/events/summary",
-    response_model=SummaryOut,
     summary="Counts by rule and severity over a range (default: the last 24 h), and per minute",
 )
 def events_summary(
@@ -142,7 +139,6 @@ def events_summary(
 
 @router.get(
     "/cep/events/{event_id}",
-    response_model=AlertDetail,
     summary="One stored match: record, rendered messages, delivery status per channel",
 )
 def get_event(event_id: Annotated[int, Path(ge=1, le=2**62)], o: Ops) -> AlertDetail:

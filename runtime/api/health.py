@@ -4,18 +4,16 @@ readiness apart; Redis latency, circuit breakers, sources and the last reload in
 from __future__ import annotations
 
 import time
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 
-from runtime.api.deps import ops
+from runtime.api.deps import Ops, topic_router
 from runtime.api.models import BreakerOut, BreakersOut, HealthOut, ProbeOut, RedisHealth, ReloadOut, SourceHealth
 from runtime.api.rules import reload_out
 from runtime.control import ControlPlane, rfc3339_s
 
-router = APIRouter(tags=["health"])
-Ops = Annotated[ControlPlane, Depends(ops)]
+router = topic_router("health", error_responses=False)  # degraded is a 503 with the health body
 
 
 def _store_health(o: ControlPlane) -> dict[str, Any]:
@@ -87,7 +85,7 @@ def health(o: Ops) -> Any:
     return JSONResponse(body.model_dump(mode="json"), status_code=503 if why else 200)
 
 
-@router.get("/cep/health/live", response_model=ProbeOut, summary="Liveness: the process answers")
+@router.get("/cep/health/live", summary="Liveness: the process answers")
 def live() -> ProbeOut:
     return ProbeOut(status="ok")
 
@@ -110,7 +108,7 @@ def bytewax_health(o: Ops) -> dict[str, Any]:
     return {"configured": False} if section is None else {"configured": True, **section}
 
 
-@router.get("/cep/health/redis", response_model=RedisHealth, summary="Redis behind the state store: latency, degraded since")
+@router.get("/cep/health/redis", summary="Redis behind the state store: latency, degraded since")
 def redis_health(o: Ops) -> RedisHealth:
     store = getattr(o.engine, "store", None)
     inner = getattr(store, "inner", store)
@@ -150,7 +148,6 @@ def _breaker(b: dict[str, Any], threshold: int) -> BreakerOut:
 
 @router.get(
     "/cep/health/circuit-breakers",
-    response_model=BreakersOut,
     summary="Per channel and per rule/channel: state, failures, when it opens, when it retries",
 )
 def breakers(o: Ops) -> BreakersOut:
@@ -167,7 +164,6 @@ def breakers(o: Ops) -> BreakersOut:
 
 @router.get(
     "/cep/health/sources",
-    response_model=list[SourceHealth],
     summary="Each source: ok or its error (a followed file that does not exist is an error)",
 )
 def list_sources(o: Ops) -> list[SourceHealth]:
@@ -215,6 +211,6 @@ def _masked(spec: str) -> str:
     return spec
 
 
-@router.get("/cep/health/reload", response_model=ReloadOut | None, summary="The last reload: ok, or why it was refused")
+@router.get("/cep/health/reload", summary="The last reload: ok, or why it was refused")
 def last_reload(o: Ops) -> ReloadOut | None:
     return reload_out(o.last_reload())

@@ -5,14 +5,12 @@ from __future__ import annotations
 import weakref
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import Depends, Query, Request
 from fastapi.responses import PlainTextResponse, Response
 from pydantic import TypeAdapter
 
-from runtime.api.deps import CEP_TEXT_BODY, body_bytes, decode_text, is_json, ops, parse_json
-from runtime.api.errors import ERROR_RESPONSES
+from runtime.api.deps import CEP_TEXT_BODY, Ops, RuleId, body_bytes, decode_text, is_json, parse_json, raw_body, topic_router
 from runtime.api.models import (
-    ID_PATTERN,
     CheckResult,
     ReloadOut,
     RuleChange,
@@ -26,9 +24,7 @@ from runtime.api.numbers import all_rule_metrics, rule_metrics
 from runtime.catalogue import Version
 from runtime.control import ControlPlane, Refused, ReloadRecord, RuleView, diagnostic_json, rfc3339_s
 
-router = APIRouter(tags=["rules"], responses=ERROR_RESPONSES)
-Ops = Annotated[ControlPlane, Depends(ops)]
-RuleId = Annotated[str, Path(pattern=ID_PATTERN, description="a rule ID")]
+router = topic_router("rules")
 
 
 def rule_out(v: RuleView) -> RuleOut:
@@ -72,13 +68,15 @@ def reload_out(r: ReloadRecord | None) -> ReloadOut | None:
     )
 
 
-async def rule_text(request: Request, o: ControlPlane) -> str:
+@raw_body(CEP_TEXT_BODY)
+async def rule_text(request: Request, o: Ops) -> str:
     """The body as `.cep` text: text/plain, JSON `{"text": ...}`, or a seed-design JSON rule."""
     text, _ = await rule_text_and_baseline(request, o)
     return text
 
 
-async def rule_text_and_baseline(request: Request, o: ControlPlane) -> tuple[str, list[float] | None]:
+@raw_body(CEP_TEXT_BODY)
+async def rule_text_and_baseline(request: Request, o: Ops) -> tuple[str, list[float] | None]:
     """The rule text, and a seed rule's pre-seeded anomaly baseline (`baseline_values`)."""
     data = await body_bytes(request)
     if not is_json(request):
@@ -100,6 +98,23 @@ async def rule_text_and_baseline(request: Request, o: ControlPlane) -> tuple[str
             raise Refused(422, "import-failed", "trigger_spec.baseline_values: expected a list of numbers")
         return seed_rule_text(doc, o, request.query_params.get("stream")), values or None
     raise Refused(422, "invalid-request", 'expected .cep text, {"text": "..."} or a rule in the original design\'s JSON shape')
+
+
+RuleText = Annotated[str, Depends(rule_text)]
+RuleBody = Annotated[tuple[str, list[float] | None], Depends(rule_text_and_baseline)]
+
+
+@raw_body(CEP_TEXT_BODY)
+async def check_text(request: Request) -> str:
+    """The body as `.cep` text: text/plain or JSON `{"text": ...}`."""
+    data = await body_bytes(request)
+    text = decode_text(data)
+    if is_json(request):
+        doc = parse_json(data)
+        if not (isinstance(doc, dict) and isinstance(doc.get("text"), str)):
+            raise Refused(422, "invalid-request", 'expected {"text": "..."}')
+        text = doc["text"]
+    return text
 
 
 def _without_baseline(doc: dict[str, Any]) -> dict[str, Any]:
@@ -177,24 +192,21 @@ def list_rules(o: Ops) -> Response:
 @router.post(
     "/cep/rules",
     status_code=201,
-    response_model=RuleChange,
-    openapi_extra=CEP_TEXT_BODY,
     summary="Create a rule (checked first: 422 with diagnostics when it does not check)",
 )
-async def create_rule(request: Request, o: Ops) -> RuleChange:
-    text, baseline = await rule_text_and_baseline(request, o)
-    version, rec = await _threaded(o.create_rule, text)
+def create_rule(body: RuleBody, o: Ops) -> RuleChange:
+    text, baseline = body
+    version, rec = o.create_rule(text)
     if baseline:
         # The seed's stored baseline (one per rule) becomes the rule's state, as if seen in the stream.
         from runtime.api.anomaly import seed
 
-        await _threaded(o.call, lambda: seed(o, version.id, {"": [float(v) for v in baseline]}))
+        o.call(lambda: seed(o, version.id, {"": [float(v) for v in baseline]}))
     return change_out(o, version, rec)
 
 
 @router.get(
     "/cep/rules/performance",
-    response_model=list[RuleMetrics],
     tags=["numbers"],
     summary="Per rule: events in, matches, timings, deliveries, state size",
 )
@@ -211,44 +223,39 @@ def performance(
     return rows[:limit]
 
 
-@router.get("/cep/rules/{rule_id}", response_model=RuleOut)
+@router.get("/cep/rules/{rule_id}")
 def get_rule(rule_id: RuleId, o: Ops) -> RuleOut:
     return rule_out(o.rule_view(rule_id))
 
 
 @router.put(
     "/cep/rules/{rule_id}",
-    response_model=RuleChange,
-    openapi_extra=CEP_TEXT_BODY,
     summary="Replace a catalogue rule's text (a new version); file rules: 409",
 )
-async def put_rule(rule_id: RuleId, request: Request, o: Ops) -> RuleChange:
-    text = await rule_text(request, o)
-    version, rec = await _threaded(o.replace_rule, rule_id, text)
+def put_rule(rule_id: RuleId, text: RuleText, o: Ops) -> RuleChange:
+    version, rec = o.replace_rule(rule_id, text)
     return change_out(o, version, rec)
 
 
 @router.delete(
     "/cep/rules/{rule_id}",
-    response_model=RuleChange,
     summary="Delete a catalogue rule (a tombstone version; history kept); file rules: 409",
 )
-async def delete_rule(rule_id: RuleId, o: Ops) -> RuleChange:
-    version, rec = await _threaded(o.delete_rule, rule_id)
+def delete_rule(rule_id: RuleId, o: Ops) -> RuleChange:
+    version, rec = o.delete_rule(rule_id)
     return change_out(o, version, rec, deleted=True)
 
 
 @router.patch(
     "/cep/rules/{rule_id}/toggle",
-    response_model=ToggleOut,
     summary="Enable or disable any rule (file rules too); persisted across restarts",
 )
-async def toggle(rule_id: RuleId, o: Ops, body: ToggleIn | None = None) -> ToggleOut:
-    enabled, rec = await _threaded(o.toggle, rule_id, body.enabled if body else None)
+def toggle(rule_id: RuleId, o: Ops, body: ToggleIn | None = None) -> ToggleOut:
+    enabled, rec = o.toggle(rule_id, body.enabled if body else None)
     return ToggleOut(id=rule_id, enabled=enabled, reload=reload_out(rec))  # type: ignore[arg-type]
 
 
-@router.get("/cep/rules/{rule_id}/versions", response_model=list[VersionOut])
+@router.get("/cep/rules/{rule_id}/versions")
 def versions(rule_id: RuleId, o: Ops) -> list[VersionOut]:
     got = o.catalogue.versions("rule", rule_id)
     if not got:
@@ -272,7 +279,7 @@ def explain_rule(rule_id: RuleId, o: Ops) -> PlainTextResponse:
     return PlainTextResponse(explain_one(view.plan, o.program))
 
 
-@router.get("/cep/rules/{rule_id}/metrics", response_model=RuleMetrics, tags=["numbers"])
+@router.get("/cep/rules/{rule_id}/metrics", tags=["numbers"])
 def metrics(rule_id: RuleId, o: Ops) -> RuleMetrics:
     o.rule_view(rule_id)
     return rule_metrics(o, rule_id)
@@ -280,21 +287,12 @@ def metrics(rule_id: RuleId, o: Ops) -> RuleMetrics:
 
 @router.post(
     "/cep/check",
-    response_model=CheckResult,
-    openapi_extra=CEP_TEXT_BODY,
     summary="Check rule text (as `cep check`); nothing is changed",
 )
-async def check(request: Request, filename: Annotated[str, Query(max_length=200)] = "<request>") -> CheckResult:
+def check(text: Annotated[str, Depends(check_text)], filename: Annotated[str, Query(max_length=200)] = "<request>") -> CheckResult:
     from cepdsl.frontend import check_source
 
-    data = await body_bytes(request)
-    text = decode_text(data)
-    if is_json(request):
-        doc = parse_json(data)
-        if not (isinstance(doc, dict) and isinstance(doc.get("text"), str)):
-            raise Refused(422, "invalid-request", 'expected {"text": "..."}')
-        text = doc["text"]
-    prog, diags = await _threaded(check_source, text, filename)
+    prog, diags = check_source(text, filename)
     return CheckResult(
         ok=not diags,
         rules=[r.id for r in prog.rules] if prog else [],
@@ -309,10 +307,3 @@ def explain_all(o: Ops) -> PlainTextResponse:
     if o.program is None:
         raise Refused(404, "not-found", "no program loaded")
     return PlainTextResponse(explain(o.program))
-
-
-async def _threaded(fn: Any, *args: Any) -> Any:
-    """Checking and applying block (the engine thread applies between batches): off the event loop."""
-    from starlette.concurrency import run_in_threadpool
-
-    return await run_in_threadpool(fn, *args)

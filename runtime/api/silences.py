@@ -14,15 +14,13 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import Path
 from pydantic import BaseModel, Field
 
-from runtime.api.deps import ops
-from runtime.api.errors import ERROR_RESPONSES
+from runtime.api.deps import Ops, topic_router
 from runtime.control import ControlPlane, Refused, diagnostic_json, rfc3339, rfc3339_s
 
-router = APIRouter(tags=["silences"], responses=ERROR_RESPONSES)
-Ops = Annotated[ControlPlane, Depends(ops)]
+router = topic_router("silences")
 SilenceId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_]{1,64}$")]
 
 
@@ -126,7 +124,7 @@ def _expiry(body: SilenceIn, now: float) -> float:
     return us / 1e6
 
 
-@router.get("/cep/silences", response_model=list[SilenceOut], summary="Silences: the files' and those created here")
+@router.get("/cep/silences", summary="Silences: the files' and those created here")
 def list_silences(o: Ops) -> list[SilenceOut]:
     b = book(o)
     now = b.clock()
@@ -135,7 +133,6 @@ def list_silences(o: Ops) -> list[SilenceOut]:
 
 @router.post(
     "/cep/silences",
-    response_model=SilenceOut,
     status_code=201,
     summary="Create a silence: a matcher and an expiry; it holds from now to its expiry (engine clock)",
 )
@@ -159,7 +156,7 @@ def create_silence(body: SilenceIn, o: Ops) -> SilenceOut:
     return _out(s, b.clock())
 
 
-@router.get("/cep/silences/{silence_id}", response_model=SilenceOut)
+@router.get("/cep/silences/{silence_id}")
 def get_silence(silence_id: SilenceId, o: Ops) -> SilenceOut:
     for s in list_silences(o):
         if s.id == silence_id:
@@ -177,11 +174,11 @@ def _expire(silence_id: str, o: ControlPlane) -> SilenceOut:
     return _out(s, b.clock())
 
 
-@router.delete("/cep/silences/{silence_id}", response_model=SilenceOut, summary="Expire a silence now")
+@router.delete("/cep/silences/{silence_id}", summary="Expire a silence now")
 def delete_silence(silence_id: SilenceId, o: Ops) -> SilenceOut:
     return _expire(silence_id, o)
 
 
-@router.post("/cep/silences/{silence_id}/expire", response_model=SilenceOut, summary="Expire a silence now")
+@router.post("/cep/silences/{silence_id}/expire", summary="Expire a silence now")
 def expire_silence(silence_id: SilenceId, o: Ops) -> SilenceOut:
     return _expire(silence_id, o)

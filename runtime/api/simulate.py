@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 import polars as pl
-from fastapi import APIRouter, Depends, Path, Request
-from starlette.concurrency import run_in_threadpool
 
 from cepdsl.plan import Program, RulePlan
-from runtime.api.deps import ops
-from runtime.api.errors import ERROR_RESPONSES
-from runtime.api.eventbody import EVENTS_BODY, events_of
-from runtime.api.models import ID_PATTERN, DryRunIn, DryRunOut, RenderedOut, SimulateIn, SimulateOut, TriggerOut
+from runtime.api.deps import Ops, RuleId, topic_router
+from runtime.api.eventbody import Events
+from runtime.api.models import DryRunIn, DryRunOut, RenderedOut, SimulateIn, SimulateOut, TriggerOut
 from runtime.control import ControlPlane, Refused, diagnostic_json
 
-router = APIRouter(tags=["simulate"], responses=ERROR_RESPONSES)
-Ops = Annotated[ControlPlane, Depends(ops)]
-RuleId = Annotated[str, Path(pattern=ID_PATTERN)]
+router = topic_router("simulate")
 
 
 def records(frame: pl.DataFrame) -> list[dict[str, Any]]:
@@ -58,6 +53,22 @@ def plan_of(o: ControlPlane, rule_id: str) -> RulePlan:
     return trial.program.rule(rule_id)
 
 
+def sample_record(rule: RulePlan, body: DryRunIn | None, *, test: bool = False) -> dict[str, Any]:
+    """A record of sample values for the rule, with the fields the body gives over them (a
+    test send's title says it is one)."""
+    from runtime.notify import trial
+
+    record = trial.sample_record(rule)
+    if test:
+        record["title"] = f"[TEST] {rule.title or rule.id}" if "title" in record else record.get("title")
+    if body is not None and body.record:
+        try:
+            record.update(trial._coerce(rule, body.record))
+        except (ValueError, TypeError, OverflowError) as e:
+            raise Refused(422, "invalid-record", f"record: {e}") from None
+    return record
+
+
 def one_rule_program(o: ControlPlane, rule: RulePlan) -> Program:
     channels = o.program.channels if o.program else ()
     return Program(streams=(rule.stream,), channels=channels, rules=(rule,))
@@ -65,27 +76,20 @@ def one_rule_program(o: ControlPlane, rule: RulePlan) -> Program:
 
 @router.post(
     "/cep/rules/{rule_id}/simulate",
-    response_model=SimulateOut,
-    openapi_extra=EVENTS_BODY,
     summary="The matches this rule would produce from the events in the body (no state change, nothing sent)",
 )
-async def simulate_rule(rule_id: RuleId, request: Request, o: Ops) -> SimulateOut:
-    rule = await run_in_threadpool(plan_of, o, rule_id)
-    frame, dead = await events_of(request, rule.stream)
-    matches, late = await run_in_threadpool(run_rules, one_rule_program(o, rule), {rule.stream.name: frame})
+def simulate_rule(rule_id: RuleId, events: Events, o: Ops) -> SimulateOut:
+    rule = plan_of(o, rule_id)
+    frame, dead = events.frame(rule.stream)
+    matches, late = run_rules(one_rule_program(o, rule), {rule.stream.name: frame})
     return SimulateOut(ok=True, rules=[rule_id], matches=matches, dead_letters=records(dead) + records(late))
 
 
 @router.post(
     "/cep/simulate",
-    response_model=SimulateOut,
     summary="Rule text not yet saved + events → its diagnostics, or the matches it would produce",
 )
-async def simulate_text(body: SimulateIn, o: Ops) -> SimulateOut:
-    return await run_in_threadpool(_simulate_text, body, o)
-
-
-def _simulate_text(body: SimulateIn, o: ControlPlane) -> SimulateOut:
+def simulate_text(body: SimulateIn, o: Ops) -> SimulateOut:
     from runtime.catalogue.program import assemble
     from runtime.sources.records import records_to_frame
 
@@ -118,25 +122,14 @@ def _simulate_text(body: SimulateIn, o: ControlPlane) -> SimulateOut:
 
 @router.post(
     "/cep/rules/{rule_id}/dry-run",
-    response_model=DryRunOut,
     summary="A record → the message each of the rule's channels would get (nothing is sent)",
 )
-async def dry_run(rule_id: RuleId, o: Ops, body: DryRunIn | None = None) -> DryRunOut:
-    return await run_in_threadpool(_dry_run, rule_id, o, body.record if body else None)
-
-
-def _dry_run(rule_id: str, o: ControlPlane, given: dict[str, Any] | None) -> DryRunOut:
+def dry_run(rule_id: RuleId, o: Ops, body: DryRunIn | None = None) -> DryRunOut:
     from runtime.notify.records import json_safe
     from runtime.notify.templates import render_message
-    from runtime.notify.trial import _coerce, sample_record
 
     rule = plan_of(o, rule_id)
-    record = sample_record(rule)
-    if given:
-        try:
-            record.update(_coerce(rule, given))
-        except (ValueError, TypeError, OverflowError) as e:
-            raise Refused(422, "invalid-record", f"record: {e}") from None
+    record = sample_record(rule, body)
     kinds = {c.name: c.kind for c in (o.program.channels if o.program else ())}
     messages = []
     for ch in rule.notify or ("console",):
@@ -149,16 +142,10 @@ def _dry_run(rule_id: str, o: ControlPlane, given: dict[str, Any] | None) -> Dry
 
 @router.post(
     "/cep/rules/{rule_id}/trigger",
-    response_model=TriggerOut,
     summary="Send the rule's notification once, through the outbox, marked as a test in the history",
 )
-async def trigger(rule_id: RuleId, o: Ops, body: DryRunIn | None = None) -> TriggerOut:
-    return await run_in_threadpool(_trigger, rule_id, o, body.record if body else None)
-
-
-def _trigger(rule_id: str, o: ControlPlane, given: dict[str, Any] | None) -> TriggerOut:
+def trigger(rule_id: RuleId, o: Ops, body: DryRunIn | None = None) -> TriggerOut:
     from runtime.notify.records import idempotency_key
-    from runtime.notify.trial import _coerce, sample_record
 
     view = o.rule_view(rule_id)
     if view.plan is None:
@@ -166,13 +153,7 @@ def _trigger(rule_id: str, o: ControlPlane, given: dict[str, Any] | None) -> Tri
     rule = view.plan
     if o.notifier is None:
         raise Refused(409, "no-notifier", "no notifier runs in this process")
-    record = sample_record(rule)
-    record["title"] = f"[TEST] {rule.title or rule.id}" if "title" in record else record.get("title")
-    if given:
-        try:
-            record.update(_coerce(rule, given))
-        except (ValueError, TypeError, OverflowError) as e:
-            raise Refused(422, "invalid-record", f"record: {e}") from None
+    record = sample_record(rule, body, test=True)
     schema = {f.name: f.dtype for f in rule.output}
     try:
         frame = pl.DataFrame([{k: record.get(k) for k in schema}], schema=schema)

@@ -2,29 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends, Request
+from fastapi import Request
 from fastapi.responses import Response
 
-from runtime.api.deps import ops
-from runtime.api.errors import ERROR_RESPONSES
+from runtime.api.deps import Ops, topic_router
 from runtime.api.models import LegacyStats, StatsSummary
 from runtime.api.numbers import legacy_stats, summary
-from runtime.control import ControlPlane
 
-router = APIRouter(tags=["numbers"], responses=ERROR_RESPONSES)
-Ops = Annotated[ControlPlane, Depends(ops)]
+router = topic_router("numbers")
 
 
-@router.get(
-    "/cep/stats/summary", response_model=StatsSummary, summary="Active rules, events/matches/alerts today (UTC), evaluation time"
-)
+@router.get("/cep/stats/summary", summary="Active rules, events/matches/alerts today (UTC), evaluation time")
 def stats_summary(request: Request, o: Ops) -> StatsSummary:
     return summary(o, request.app.state.today)
 
 
-@router.get("/cep/stats", response_model=LegacyStats, summary="Engine counters, streams and rules (raw)")
+@router.get("/cep/stats", summary="Engine counters, streams and rules (raw)")
 def stats(o: Ops) -> LegacyStats:
     return LegacyStats(**legacy_stats(o))
 

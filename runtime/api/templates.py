@@ -5,17 +5,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path
-from starlette.concurrency import run_in_threadpool
+from fastapi import Path
 
-from runtime.api.deps import ops
-from runtime.api.errors import ERROR_RESPONSES
+from runtime.api.deps import Ops, topic_router
 from runtime.api.models import ID_PATTERN, FormIn, FormOut, TemplateIn, TemplateOut
 from runtime.catalogue.program import grammar_has_templates
 from runtime.control import ControlPlane, Refused, diagnostic_json
 
-router = APIRouter(tags=["templates"], responses=ERROR_RESPONSES)
-Ops = Annotated[ControlPlane, Depends(ops)]
+router = topic_router("templates")
 
 
 def all_templates(o: ControlPlane) -> list[TemplateOut]:
@@ -34,20 +31,20 @@ def all_templates(o: ControlPlane) -> list[TemplateOut]:
     return out
 
 
-@router.get("/cep/templates", response_model=list[TemplateOut], summary="Built-in, file and catalogue templates")
+@router.get("/cep/templates", summary="Built-in, file and catalogue templates")
 def list_templates(o: Ops) -> list[TemplateOut]:
     return all_templates(o)
 
 
-@router.put("/cep/templates", response_model=TemplateOut, summary="Create or change a named template (a new version)")
-async def put_template(body: TemplateIn, o: Ops) -> TemplateOut:
+@router.put("/cep/templates", summary="Create or change a named template (a new version)")
+def put_template(body: TemplateIn, o: Ops) -> TemplateOut:
     if any(t.name == body.name and t.origin == "file" for t in all_templates(o)):
         raise Refused(409, "read-only", f"template `{body.name}` is declared in a rule file; read-only here")
-    v = await run_in_threadpool(o.put_template, body.name, body.body)
+    v = o.put_template(body.name, body.body)
     return TemplateOut(name=v.id, body=v.text, origin="catalogue", version=v.version, in_program=grammar_has_templates())
 
 
-@router.get("/cep/templates/{name}", response_model=TemplateOut)
+@router.get("/cep/templates/{name}")
 def get_template(name: Annotated[str, Path(pattern=ID_PATTERN)], o: Ops) -> TemplateOut:
     for t in all_templates(o):
         if t.name == name:
@@ -67,14 +64,9 @@ TRIGGER_TYPES = {
 
 @router.post(
     "/cep/form",
-    response_model=FormOut,
     summary="The design's rule form fields → rule text (as `cep import`), or rule text → form fields",
 )
-async def form(body: FormIn, o: Ops) -> FormOut:
-    return await run_in_threadpool(_form, body, o)
-
-
-def _form(body: FormIn, o: ControlPlane) -> FormOut:
+def form(body: FormIn, o: Ops) -> FormOut:
     if body.text is not None:
         return _text_to_form(body.text, o)
     from cepdsl import compat

@@ -8,8 +8,9 @@ checks, limits and shapes.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
@@ -31,8 +32,7 @@ NAV = (
 
 # Same shape the API accepts for ids; a page for anything else is a 404, not a template
 # rendered with a hostile string (the template escapes anyway).
-_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
-_ALERT_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+_ID_PATTERNS = {"rule_id": re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"), "alert_id": re.compile(r"^[A-Za-z0-9_-]{1,128}$")}
 
 _env = Environment(
     loader=FileSystemLoader(HERE / "templates"),
@@ -55,15 +55,39 @@ def _token_required(request: Request) -> bool:
     return bool(getattr(request.app.state, "token_required", False))
 
 
-def _page(request: Request, template: str, title: str, active: str, **extra: Any) -> HTMLResponse:
-    html = _env.get_template(template).render(
-        title=title,
+@dataclass(frozen=True)
+class Page:
+    path: str
+    name: str  # its template NAME.html, and `data-page` of its body
+    title: str  # may name the path's ids: "Rule {rule_id}"
+    nav: str  # the navigation entry marked current
+
+
+#: Every page shell, in no particular order (no two paths overlap).
+PAGES = (
+    Page("/", "overview", "Overview", "/"),
+    Page("/rules", "rules", "Rules", "/rules"),
+    Page("/rules/{rule_id}", "rule", "Rule {rule_id}", "/rules"),
+    Page("/alerts", "alerts", "Alerts", "/alerts"),
+    Page("/alerts/{alert_id}", "alert", "Alert {alert_id}", "/alerts"),
+    Page("/streams", "streams", "Streams", "/streams"),
+    Page("/editor", "editor", "New rule", "/editor"),
+    Page("/editor/{rule_id}", "editor", "Edit {rule_id}", "/editor"),
+    Page("/channels", "channels", "Channels", "/channels"),
+)
+
+
+def _render(request: Request, page: Page) -> HTMLResponse:
+    ids = {name: _checked_id(value, _ID_PATTERNS[name]) for name, value in request.path_params.items()}
+    html = _env.get_template(f"{page.name}.html").render(
+        title=page.title.format(**ids),
+        page=page.name,
         nav=NAV,
-        active=active,
+        active=page.nav,
         static=STATIC_PREFIX,
         version=_asset_version(),
         token_required=_token_required(request),
-        **extra,
+        **ids,
     )
     # Shells are cheap to render and must not be cached past a reload of the console.
     return HTMLResponse(
@@ -71,58 +95,22 @@ def _page(request: Request, template: str, title: str, active: str, **extra: Any
     )
 
 
-def _checked_id(value: str, pattern: re.Pattern[str] = _ID) -> str:
+def _checked_id(value: str, pattern: re.Pattern[str]) -> str:
     if not pattern.match(value):
         raise HTTPException(status_code=404, detail="no such page")
     return value
 
 
+def _route(page: Page) -> Callable[[Request], HTMLResponse]:
+    def show(request: Request) -> HTMLResponse:
+        return _render(request, page)
+
+    return show
+
+
 router = APIRouter(include_in_schema=False)
-
-
-@router.get("/", response_class=HTMLResponse)
-def overview(request: Request) -> HTMLResponse:
-    return _page(request, "overview.html", "Overview", "/")
-
-
-@router.get("/rules", response_class=HTMLResponse)
-def rules(request: Request) -> HTMLResponse:
-    return _page(request, "rules.html", "Rules", "/rules")
-
-
-@router.get("/rules/{rule_id}", response_class=HTMLResponse)
-def rule(request: Request, rule_id: str) -> HTMLResponse:
-    return _page(request, "rule.html", f"Rule {rule_id}", "/rules", rule_id=_checked_id(rule_id))
-
-
-@router.get("/alerts", response_class=HTMLResponse)
-def alerts(request: Request) -> HTMLResponse:
-    return _page(request, "alerts.html", "Alerts", "/alerts")
-
-
-@router.get("/alerts/{alert_id}", response_class=HTMLResponse)
-def alert(request: Request, alert_id: str) -> HTMLResponse:
-    return _page(request, "alert.html", f"Alert {alert_id}", "/alerts", alert_id=_checked_id(alert_id, _ALERT_ID))
-
-
-@router.get("/streams", response_class=HTMLResponse)
-def streams(request: Request) -> HTMLResponse:
-    return _page(request, "streams.html", "Streams", "/streams")
-
-
-@router.get("/editor", response_class=HTMLResponse)
-def editor_new(request: Request) -> HTMLResponse:
-    return _page(request, "editor.html", "New rule", "/editor", rule_id=None)
-
-
-@router.get("/editor/{rule_id}", response_class=HTMLResponse)
-def editor(request: Request, rule_id: str) -> HTMLResponse:
-    return _page(request, "editor.html", f"Edit {rule_id}", "/editor", rule_id=_checked_id(rule_id))
-
-
-@router.get("/channels", response_class=HTMLResponse)
-def channels(request: Request) -> HTMLResponse:
-    return _page(request, "channels.html", "Channels", "/channels")
+for _p in PAGES:
+    router.add_api_route(_p.path, _route(_p), methods=["GET"], response_class=HTMLResponse)
 
 
 @router.get("/favicon.ico", include_in_schema=False)

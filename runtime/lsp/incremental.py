@@ -235,34 +235,33 @@ def _balanced(chunk: str) -> bool:
     otherwise)."""
     if "(" not in chunk and "[" not in chunk and "{" not in chunk and ")" not in chunk and "]" not in chunk and "}" not in chunk:
         return True
-    depth = 0
-    for m in _BRACKETS.finditer(chunk):
-        tok = m.group(0)
-        if tok in "([{":
-            depth += 1
-            if depth > MAX_NESTING:
-                return False
-        elif tok in ")]}":
-            depth -= 1
-            if depth < 0:
-                return False
-    return depth == 0
+    too_deep, stray_closer, still_open = _bracket_walk(chunk)
+    return not too_deep and not stray_closer and still_open == 0
 
 
 def _brackets_fine(text: str) -> bool:
     """False when the whole parser's bracket limit might apply (it counts over the whole text)."""
     if text.count("(") + text.count("[") + text.count("{") <= MAX_NESTING:
         return True
-    depth = 0
+    return not _bracket_walk(text)[0]
+
+
+def _bracket_walk(text: str) -> tuple[bool, bool, int]:
+    """(more than MAX_NESTING open at once, a closer with nothing open, brackets open at the
+    end), skipping strings and comments.  The walk stops at the first bracket too deep; a
+    stray closer counts as nothing, as the whole parser's depth never goes below zero."""
+    depth, stray = 0, False
     for m in _BRACKETS.finditer(text):
         tok = m.group(0)
         if tok in "([{":
             depth += 1
             if depth > MAX_NESTING:
-                return False
+                return True, stray, depth
         elif tok in ")]}":
+            if depth == 0:
+                stray = True
             depth = max(depth - 1, 0)
-    return True
+    return False, stray, depth
 
 
 def _line_numbers(text: str, offsets: list[int]) -> list[int]:

@@ -76,12 +76,7 @@ def _size(sp: ast.Span) -> tuple[int, int]:
 def _decl(d: ast.Decl) -> list[Occurrence]:
     out: list[Occurrence] = []
     if isinstance(d, ast.StreamDecl):
-        s = d.name.value
-        out.append(Occurrence("stream", s, d.name.span, True, node=d))
-        for f in d.fields:
-            out.append(Occurrence("field", f.path.dotted, f.path.span, True, s, f))
-        if d.time is not None:
-            out.append(Occurrence("field", d.time.dotted, d.time.span, False, s))
+        out.extend(_schema("stream", d, d.time))
     elif isinstance(d, ast.ChannelDecl):
         out.append(Occurrence("channel", d.name.value, d.name.span, True, node=d))
         out.append(Occurrence("channel_kind", d.kind.value, d.kind.span, False, node=d))
@@ -91,16 +86,22 @@ def _decl(d: ast.Decl) -> list[Occurrence]:
     elif isinstance(d, ast.RuleDecl):
         out.extend(_rule(d))
     elif isinstance(d, ast.TableDecl):
-        t = d.name.value
-        out.append(Occurrence("table", t, d.name.span, True, node=d))
-        for f in d.fields:
-            out.append(Occurrence("field", f.path.dotted, f.path.span, True, t, f))
-        if d.key is not None:
-            out.append(Occurrence("field", d.key.dotted, d.key.span, False, t))
+        out.extend(_schema("table", d, d.key))
     elif isinstance(d, ast.TemplateDecl):
         out.append(Occurrence("template", d.name.value, d.name.span, True, node=d))
     elif isinstance(d, ast.SilenceDecl):
         out.append(Occurrence("silence", d.name.value, d.name.span, True, node=d))
+    return out
+
+
+def _schema(kind: str, d: ast.StreamDecl | ast.TableDecl, named: ast.Path | None) -> list[Occurrence]:
+    """A stream's or table's name, the fields it declares, and the field its `time` or `key`
+    clause names (a use, not a declaration)."""
+    name = d.name.value
+    out = [Occurrence(kind, name, d.name.span, True, node=d)]
+    out.extend(Occurrence("field", f.path.dotted, f.path.span, True, name, f) for f in d.fields)
+    if named is not None:
+        out.append(Occurrence("field", named.dotted, named.span, False, name))
     return out
 
 

@@ -34,6 +34,7 @@ from runtime.ruletest.yamlnodes import MalformedTestFile, Node, Where, compose
 _FILE_KEYS = ("rules", "start", "tests")
 _TEST_KEYS = ("name", "rules", "start", "input", "expect", "expect_messages", "ordered")
 _RULE_EXPECT_KEYS = ("matches", "ordered")
+_MESSAGES_EXPECT_KEYS = ("messages", "ordered")
 _MESSAGE_KEYS = ("equals", "contains", "rule")
 
 
@@ -52,12 +53,19 @@ class ExpectedMatch:
     where: Where
 
 
-@dataclass(frozen=True)
-class RuleExpectation:
-    rule: str
-    matches: tuple[ExpectedMatch, ...]
+@dataclass(frozen=True, kw_only=True)
+class _Expectation:
+    """What a rule's and a channel's expectation share: whether the order of the list counts,
+    and where the expectation is written."""
+
     ordered: bool
     where: Where
+
+
+@dataclass(frozen=True)
+class RuleExpectation(_Expectation):
+    rule: str
+    matches: tuple[ExpectedMatch, ...]
 
 
 @dataclass(frozen=True)
@@ -86,11 +94,9 @@ class ExpectedMessage:
 
 
 @dataclass(frozen=True)
-class MessageExpectation:
+class MessageExpectation(_Expectation):
     channel: str
     messages: tuple[ExpectedMessage, ...]
-    ordered: bool
-    where: Where
 
 
 @dataclass
@@ -360,13 +366,17 @@ class _LineNode(Node):
 # --------------------------------------------------------------------------- expectations
 
 
+def _listed(node: Node, what: str, keys: tuple[str, str], ordered: bool) -> tuple[Node, bool]:
+    """An expectation's list and whether its order counts: a bare list (the test's `ordered`),
+    or `{ITEMS: [...], ordered: BOOL}` with `keys` = (ITEMS, "ordered")."""
+    if not node.is_mapping:
+        return node, ordered
+    f = node.fields(what, keys, required=keys[:1])
+    return f[keys[0]], (f["ordered"].boolean("`ordered`") if "ordered" in f else ordered)
+
+
 def _read_rule_expectation(rid: str, key: Node, node: Node, ordered: bool) -> RuleExpectation:
-    items_node = node
-    if node.is_mapping:
-        f = node.fields(f"the expectation of rule `{rid}`", _RULE_EXPECT_KEYS, required=("matches",))
-        if "ordered" in f:
-            ordered = f["ordered"].boolean("`ordered`")
-        items_node = f["matches"]
+    items_node, ordered = _listed(node, f"the expectation of rule `{rid}`", _RULE_EXPECT_KEYS, ordered)
     matches = []
     for item in items_node.sequence(f"the expected matches of rule `{rid}` (`[]` for none)"):
         fields: dict[str, Node] = {}
@@ -375,16 +385,11 @@ def _read_rule_expectation(rid: str, key: Node, node: Node, ordered: bool) -> Ru
             fields[name] = v
             keys[name] = k
         matches.append(ExpectedMatch(fields, keys, item.where))
-    return RuleExpectation(rid, tuple(matches), ordered, key.where)
+    return RuleExpectation(rid, tuple(matches), ordered=ordered, where=key.where)
 
 
 def _read_message_expectation(channel: str, key: Node, node: Node, ordered: bool) -> MessageExpectation:
-    items_node = node
-    if node.is_mapping:
-        f = node.fields(f"the expected messages of channel `{channel}`", ("messages", "ordered"), required=("messages",))
-        if "ordered" in f:
-            ordered = f["ordered"].boolean("`ordered`")
-        items_node = f["messages"]
+    items_node, ordered = _listed(node, f"the expected messages of channel `{channel}`", _MESSAGES_EXPECT_KEYS, ordered)
     out = []
     for item in items_node.sequence(f"the expected messages of channel `{channel}` (`[]` for none)"):
         if item.is_scalar:
@@ -401,7 +406,7 @@ def _read_message_expectation(channel: str, key: Node, node: Node, ordered: bool
                 item.where,
             )
         )
-    return MessageExpectation(channel, tuple(out), ordered, key.where)
+    return MessageExpectation(channel, tuple(out), ordered=ordered, where=key.where)
 
 
 __all__ = ["MalformedTestFile", "RuleTestFile", "RulesDoNotCheck", "load_test_file"]

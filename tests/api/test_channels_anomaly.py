@@ -147,3 +147,21 @@ def test_seed_rule_with_baseline_values(serve) -> None:  # noqa: ANN001
         assert [(g["group"], g["n"]) for g in st["groups"]] == [("", 10)]
         hit = c.post("/cep/streams/metrics/events", content=metric("x", 90.0, 1) + "\n").json()
         assert hit["matches"] == 1  # scored against the imported baseline at once (warmup met)
+
+
+@pytest.mark.timeout(180)
+def test_an_iqr_baseline_can_be_seeded(serve) -> None:  # noqa: ANN001
+    """PUT on the status route seeded through a copy of the kernel dispatch that did not pass
+    iqr's arguments: a 500 for every iqr rule. It now goes through the executor itself."""
+    s: Served = serve(
+        "stream metrics (ts: timestamp, host: str, cpu: float)\n\nrule cpu_iqr\n  from metrics\n  group by host\n"
+        "  anomaly iqr(cpu, multiplier = 1.5) baseline 20 warmup 5\n"
+    )
+    with s.client() as c:
+        seeded = c.put("/cep/rules/cpu_iqr/anomaly-status", json={"baselines": {"c": [20.0, 21.0, 22.0, 23.0, 24.0, 25.0]}})
+        assert seeded.status_code == 200, seeded.text
+        group = {g["group"]: g for g in seeded.json()["groups"]}["c"]
+        assert group["n"] == 6
+        assert group["q1"] == pytest.approx(21.25) and group["q3"] == pytest.approx(23.75)
+        assert c.post("/cep/streams/metrics/events", content=metric("c", 22.0, 20) + "\n").json()["matches"] == 0
+        assert c.post("/cep/streams/metrics/events", content=metric("c", 80.0, 21) + "\n").json()["matches"] == 1
