@@ -106,6 +106,18 @@ def row_group_bounds(stream: StreamPlan, paths: Sequence[Path]) -> tuple[np.ndar
     return np.asarray(rows, dtype=np.int64), np.asarray(mins, dtype=np.int64)
 
 
+def put_unless_stopped(q: queue.Queue[Any], item: object, stop: threading.Event, wait_s: float) -> bool:
+    """Put `item` on the bounded queue `q`, waiting for room, unless `stop` is set first:
+    a reader thread whose consumer may go away. False once `stop` is set (even after the put)."""
+    while not stop.is_set():
+        try:
+            q.put(item, timeout=wait_s)
+            break
+        except queue.Full:
+            continue
+    return not stop.is_set()
+
+
 class Prefetch:
     """Reads the next chunks in a thread while the engine works on the current one
     (Parquet decoding releases the GIL), at most `depth` chunks ahead: bounded memory."""
@@ -121,13 +133,7 @@ class Prefetch:
     def _run(self, chunks: Iterator[pl.DataFrame]) -> None:
         try:
             for chunk in chunks:
-                while not self._stop.is_set():
-                    try:
-                        self._queue.put(chunk, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if self._stop.is_set():
+                if not put_unless_stopped(self._queue, chunk, self._stop, 0.1):
                     close = getattr(chunks, "close", None)
                     if close is not None:
                         close()

@@ -59,6 +59,39 @@ def source_specs(program: Program, specs: Iterable[str]) -> dict[str, tuple[str,
     return out
 
 
+def source_opener(
+    program: Program, specs: dict[str, tuple[str, str]], control: Any = None
+) -> Callable[[dict[str, dict[str, Any]]], dict[str, Any]]:
+    """The engine's `open_sources`: every spec opened for its stream, and `control` (the API's
+    wake-up source), when given, beside them as `_control`."""
+    from runtime.sources import open_source
+
+    def open_sources(offsets: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        opened: dict[str, Any] = {}
+        for name, (stream, spec) in specs.items():
+            # Files resume from their byte/file offsets; Redis resumes through its consumer
+            # group's pending entries, HTTP polling has nothing to resume.
+            resumable = spec.startswith(("jsonl:", "parquet-dir:"))
+            resume = {"start_offsets": offsets[name]} if resumable and offsets.get(name) else {}
+            opened[name] = open_source(spec, program.stream(stream), **resume)
+        if control is not None:
+            opened["_control"] = control
+        return opened
+
+    return open_sources
+
+
+def on_signals(stop: threading.Event, reload_requested: threading.Event | None = None) -> None:
+    """SIGINT and SIGTERM set `stop`; SIGHUP, where there is one, sets `reload_requested`.
+    Only the main thread may set handlers: run on another (a test's), signals are left alone."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    if reload_requested is not None and hasattr(signal, "SIGHUP"):
+        signal.signal(signal.SIGHUP, lambda *_: reload_requested.set())
+
+
 class JsonlSink:
     """Appends match records (and dead letters) to DIR/<rule>.jsonl."""
 
@@ -262,7 +295,7 @@ def run_forever(
     from runtime import logs
     from runtime.compile_notice import announce_compilation
     from runtime.notify import ChannelConfigError, DestinationPolicy, Notifier
-    from runtime.sources import SourceSpecError, open_source
+    from runtime.sources import SourceSpecError
     from runtime.state.spec import StateSpecError, open_store
     from runtime.stream_loop import StreamingEngine
 
@@ -306,17 +339,6 @@ def run_forever(
         notifier.stop(drain=False)
         return 2
     sink = JsonlSink(out_dir) if out_dir else None
-
-    def open_sources(offsets: dict[str, dict[str, Any]]) -> dict[str, Any]:
-        opened = {}
-        for name, (stream, spec) in specs.items():
-            # Files resume from their byte/file offsets; Redis resumes through its consumer
-            # group's pending entries, HTTP polling has nothing to resume.
-            resumable = spec.startswith(("jsonl:", "parquet-dir:"))
-            resume = {"start_offsets": offsets[name]} if resumable and offsets.get(name) else {}
-            opened[name] = open_source(spec, program.stream(stream), **resume)
-        return opened
-
     from cepdsl.tables import TableError
     from runtime.live_tables import TableWatcher, redis_url_of
 
@@ -324,7 +346,7 @@ def run_forever(
     try:
         engine = StreamingEngine(
             program,
-            open_sources,
+            source_opener(program, specs),
             notifier=notifier,
             on_matches=sink.matches if sink else None,
             store=store,
@@ -403,11 +425,7 @@ def run_forever(
         else:
             print(f"cep: {file} does not check; the running rules keep running:\n{result.error}", file=sys.stderr)
 
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGINT, lambda *_: stop.set())
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        if hasattr(signal, "SIGHUP"):
-            signal.signal(signal.SIGHUP, lambda *_: reload_requested.set())
+    on_signals(stop, reload_requested)
 
     live = None
     compiling = threading.Event()

@@ -15,16 +15,27 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
-import signal
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, TypedDict
 
 log = logging.getLogger("cep.serve")
 
 DEFAULT_LISTEN = "127.0.0.1:8080"
+
+
+class ApiOptions(TypedDict):
+    """The operations API's address, stores and access: `cep serve`'s options, as
+    `serve_forever` and, with workers, `runtime.distributed.serving.serve_flow` take them."""
+
+    listen: str
+    catalogue: str | None
+    history: str | None
+    retention_s: float | None
+    token: str | None
+    http_hosts: tuple[str, ...]
 
 
 def split_listen(listen: str) -> tuple[str, int]:
@@ -65,6 +76,33 @@ def listen_policy(listen: str, token: str | None, http_hosts: Any) -> tuple[str,
         )
     hosts = list(http_hosts) or [*LOOPBACK_HOSTS, *([] if host in ("0.0.0.0", "::") else [host])]
     return host, port, token, hosts
+
+
+def fail(message: str, code: int = 2) -> int:
+    """`error: message` on stderr; the exit code to return (2: a bad option or file at start)."""
+    print(f"error: {message}", file=sys.stderr)
+    return code
+
+
+def load_rules(ops: Any) -> Any:
+    """The control plane's first load (rule files and catalogue), its diagnostics and warnings
+    on stderr: the assembly when it checks, else the exit code (2: a file is missing, 1: the
+    rules do not check). One start for `cep serve` with and without workers."""
+    from cepdsl.diagnostics import CheckError, render_all
+
+    try:
+        assembly = ops.load()
+    except FileNotFoundError as e:
+        return fail(f"{e.filename}: no such file")
+    except CheckError as e:
+        print(render_all(e.diagnostics, {}), file=sys.stderr)
+        return 1
+    if not assembly.ok or assembly.program is None:
+        print(render_all(assembly.diagnostics, assembly.sources), file=sys.stderr)
+        return 1
+    for p in ops.problems:
+        print(f"warning: {p}", file=sys.stderr)
+    return assembly
 
 
 def start_api(app: Any, host: str, port: int, access_log: bool = True) -> tuple[Any, threading.Thread, str]:
@@ -109,23 +147,18 @@ def serve_forever(
     on_ready: Callable[[str, Any], None] | None = None,
 ) -> int:
     """Run until a signal (or `stop`). Returns the exit code."""
+    from cepdsl.frontend import program_files
     from runtime.api import create_app
     from runtime.catalogue import open_catalogue
     from runtime.control import ControlPlane, ReloadRecord
     from runtime.history import DEFAULT_RETENTION_S, open_history
     from runtime.notify import ChannelConfigError, DestinationPolicy, Notifier
-    from runtime.run import DEFAULT_OUTBOX, DEFAULT_STATE, FileWatch, JsonlSink, source_specs
-    from runtime.sources import open_source
+    from runtime.run import DEFAULT_OUTBOX, DEFAULT_STATE, FileWatch, JsonlSink, on_signals, source_opener, source_specs
     from runtime.sqldb import beside
     from runtime.state.spec import open_store
     from runtime.stream_loop import StreamingEngine
 
     logging.basicConfig(level=os.environ.get("CEP_LOG", "INFO"), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-
-    def fail(message: str, code: int = 2) -> int:
-        print(f"error: {message}", file=sys.stderr)
-        return code
-
     try:
         host, port, token, hosts = listen_policy(listen, token, http_hosts)
     except ValueError as e:
@@ -137,35 +170,15 @@ def serve_forever(
         hist = open_history(hist_spec, retention_s or DEFAULT_RETENTION_S)
     except Exception as e:  # noqa: BLE001 - a store that cannot be opened: one line, exit 2
         return fail(f"cannot open the catalogue or history store: {e}")
-    from pathlib import Path
-
-    from cepdsl.frontend import program_files
-
-    expanded: list[str] = []
-    for f in files:  # a directory is its *.cep files (one program, LANGUAGE.md §9.1)
-        for g in program_files(f) if Path(f).is_dir() else [f]:
-            if g not in expanded:
-                expanded.append(g)
+    expanded = program_files(files)  # a directory is its *.cep files (one program, LANGUAGE.md §9.1)
     if not expanded:
         return fail(f"{', '.join(files)}: no .cep files")
     files = expanded
     ops = ControlPlane(files, cat, hist, clock=clock)
-    from cepdsl.diagnostics import CheckError, render_all
-
-    try:
-        assembly = ops.load()
-    except FileNotFoundError as e:
-        return fail(f"{e.filename}: no such file")
-    except CheckError as e:
-        print(render_all(e.diagnostics, {}), file=sys.stderr)
-        return 1
-    if not assembly.ok:
-        print(render_all(assembly.diagnostics, assembly.sources), file=sys.stderr)
-        return 1
-    for p in ops.problems:
-        print(f"warning: {p}", file=sys.stderr)
+    assembly = load_rules(ops)
+    if isinstance(assembly, int):
+        return assembly
     program = assembly.program
-    assert program is not None
     try:
         specs = source_specs(program, sources)
     except ValueError as e:
@@ -179,17 +192,6 @@ def serve_forever(
     except ValueError as e:
         return fail(str(e))
     sink = JsonlSink(out_dir) if out_dir else None
-    wake = ops.wake_source()
-
-    def open_sources(offsets: dict[str, dict[str, Any]]) -> dict[str, Any]:
-        opened: dict[str, Any] = {}
-        for name, (stream, spec) in specs.items():
-            resumable = spec.startswith(("jsonl:", "parquet-dir:"))
-            resume = {"start_offsets": offsets[name]} if resumable and offsets.get(name) else {}
-            opened[name] = open_source(spec, program.stream(stream), **resume)
-        if wake is not None:
-            opened["_control"] = wake
-        return opened
 
     def on_matches(rule_id: str, frame: Any) -> None:
         ops.record_matches(rule_id, frame)
@@ -217,7 +219,7 @@ def serve_forever(
     try:
         engine = ServedEngine(
             program,
-            open_sources,
+            source_opener(program, specs, ops.wake_source()),
             notifier=notifier,
             on_matches=on_matches,
             store=store,
@@ -237,11 +239,7 @@ def serve_forever(
     stop = stop or threading.Event()
     reload_requested = threading.Event()
     watches = [FileWatch(f) for f in files]
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGINT, lambda *_: stop.set())
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        if hasattr(signal, "SIGHUP"):
-            signal.signal(signal.SIGHUP, lambda *_: reload_requested.set())
+    on_signals(stop, reload_requested)
 
     app = create_app(ops=ops, token=token, hosts=hosts)
     try:

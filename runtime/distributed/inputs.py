@@ -236,15 +236,11 @@ class _LiveReader(PartitionReader):
         self.thread.start()
 
     def _pump(self) -> None:
+        from runtime.replay import put_unless_stopped
+
         try:
             for batch in self.source:
-                while not self.stop.is_set():
-                    try:
-                        self.inbox.put(batch, timeout=0.2)
-                        break
-                    except queue.Full:
-                        continue
-                if self.stop.is_set():
+                if not put_unless_stopped(self.inbox, batch, self.stop, 0.2):
                     return
         except BaseException as e:  # handed to the dataflow thread
             self.inbox.put(e)

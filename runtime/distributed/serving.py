@@ -14,12 +14,10 @@ this process's memory.
 from __future__ import annotations
 
 import logging
-import signal
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
-from pathlib import Path
 from typing import Any
 
 log = logging.getLogger("cep.serve")
@@ -47,7 +45,6 @@ def serve_flow(
 ) -> int:
     """Run until a signal or `stop` (or the flow fails). Returns the exit code."""
 
-    from cepdsl.diagnostics import CheckError, render_all
     from cepdsl.frontend import program_files
     from runtime.api import create_app
     from runtime.catalogue import open_catalogue
@@ -57,23 +54,15 @@ def serve_flow(
     from runtime.distributed.runner import FlowHandle, run_distributed, unsupported
     from runtime.history import DEFAULT_RETENTION_S, open_history
     from runtime.notify import ChannelConfigError, DestinationPolicy, Notifier
-    from runtime.run import DEFAULT_OUTBOX, source_specs
-    from runtime.serve import listen_policy, start_api
+    from runtime.run import DEFAULT_OUTBOX, on_signals, source_specs
+    from runtime.serve import fail, listen_policy, load_rules, start_api
     from runtime.sqldb import beside
-
-    def fail(message: str, code: int = 2) -> int:
-        print(f"error: {message}", file=sys.stderr)
-        return code
 
     try:
         host, port, token, hosts = listen_policy(listen, token, http_hosts)
     except ValueError as e:
         return fail(str(e))
-    expanded: list[str] = []
-    for f in files:  # a directory is its *.cep files (one program, LANGUAGE.md §9.1)
-        for g in program_files(f) if Path(f).is_dir() else [f]:
-            if g not in expanded:
-                expanded.append(g)
+    expanded = program_files(files)  # a directory is its *.cep files (one program, LANGUAGE.md §9.1)
     if not expanded:
         return fail(f"{', '.join(files)}: no .cep files")
     try:
@@ -83,18 +72,9 @@ def serve_flow(
     except Exception as e:  # noqa: BLE001 - a store that cannot be opened: one line, exit 2
         return fail(f"cannot open the catalogue, history or control feed: {e}")
     ops = ControlPlane(expanded, cat, hist)
-    try:
-        assembly = ops.load()
-    except FileNotFoundError as e:
-        return fail(f"{e.filename}: no such file")
-    except CheckError as e:
-        print(render_all(e.diagnostics, {}), file=sys.stderr)
-        return 1
-    if not assembly.ok or assembly.program is None:
-        print(render_all(assembly.diagnostics, assembly.sources), file=sys.stderr)
-        return 1
-    for p in ops.problems:
-        print(f"warning: {p}", file=sys.stderr)
+    assembly = load_rules(ops)
+    if isinstance(assembly, int):
+        return assembly
     # The flow's own program is the rule files' (the same in every process of a cluster);
     # when they do not check alone (a file rule notifies a catalogue channel), all of it.
     files_only = assemble(ops._file_texts)
@@ -150,9 +130,7 @@ def serve_flow(
         except BaseException as e:  # noqa: BLE001 - reported by the serving loop
             failure.append(e)
 
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGINT, lambda *_: stop.set())
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    on_signals(stop)
     notifier.start()
     flow = threading.Thread(target=run_flow, name="cep-flow", daemon=True)
     flow.start()

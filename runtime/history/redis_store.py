@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from runtime.history.alert_rows import ALERT_COLUMNS
-from runtime.history.store import DEFAULT_RETENTION_S, Alert, AlertRow
+from runtime.history.store import DEFAULT_RETENTION_S, Alert, AlertFilter, AlertHistory, AlertRow
 
 
-class RedisHistory:
+class RedisHistory(AlertHistory):
     def __init__(self, client: Any, prefix: str = "cep:", retention_s: float = DEFAULT_RETENTION_S) -> None:
         self.r = client
         self.p = prefix
@@ -107,23 +108,13 @@ class RedisHistory:
         raws = self.r.mget([self._k("alert", str(i)) for i in ids])
         return [self._alert(x) for x in raws if x is not None]
 
-    def query(
-        self,
-        *,
-        rule: str | None = None,
-        severity: str | None = None,
-        group: str | None = None,
-        since_us: int | None = None,
-        until_us: int | None = None,
-        cursor: int | None = None,
-        limit: int = 50,
-    ) -> tuple[list[Alert], int | None]:
-        if rule is not None:
-            index = self._k("alerts", "by", "rule", rule)
-        elif group is not None:
-            index = self._k("alerts", "by", "grp", group)
-        elif severity is not None:
-            index = self._k("alerts", "by", "sev", severity)
+    def _page(self, f: AlertFilter, cursor: int | None, limit: int) -> tuple[list[Alert], int | None]:
+        if f.rule is not None:
+            index = self._k("alerts", "by", "rule", f.rule)
+        elif f.group is not None:
+            index = self._k("alerts", "by", "grp", f.group)
+        elif f.severity is not None:
+            index = self._k("alerts", "by", "sev", f.severity)
         else:
             index = self._k("alerts", "by", "all")
         out: list[Alert] = []
@@ -132,56 +123,34 @@ class RedisHistory:
             ids = [int(x) for x in self.r.zrevrangebyscore(index, top, "-inf", start=0, num=max(limit * 2, 100))]
             if not ids:
                 break
-            for a in self._fetch(ids):
-                if (
-                    (severity is None or a.severity == severity)
-                    and (group is None or a.group == group)
-                    and (rule is None or a.rule == rule)
-                    and (since_us is None or (a.ts_us is not None and a.ts_us >= since_us))
-                    and (until_us is None or (a.ts_us is not None and a.ts_us < until_us))
-                ):
-                    out.append(a)
+            out += [a for a in self._fetch(ids) if f.admits(a)]
             top = f"({ids[-1]}"
         more = len(out) > limit
         out = out[:limit]
         return out, (out[-1].id if more and out else None)
 
-    def summary(
-        self,
-        *,
-        since_us: int | None,
-        until_us: int | None,
-        rule: str | None = None,
-        severity: str | None = None,
-        series: bool = True,
-    ) -> tuple[list[tuple[str, str, int]], list[tuple[int, int]]]:
-        lo = "-inf" if since_us is None else since_us
-        hi = "+inf" if until_us is None else f"({until_us}"
+    def _in_range(self, f: AlertFilter) -> Iterator[Alert]:
+        """The alerts the filter admits, read from the event-time index over its range, a thousand at a time."""
+        lo = "-inf" if f.since_us is None else f.since_us
+        hi = "+inf" if f.until_us is None else f"({f.until_us}"
         ids = [int(x) for x in self.r.zrangebyscore(self._k("alerts", "ts"), lo, hi)]
+        for start in range(0, len(ids), 1000):
+            yield from (a for a in self._fetch(ids[start : start + 1000]) if f.admits(a))
+
+    def _summary(self, f: AlertFilter, series: bool) -> tuple[list[tuple[str, str, int]], list[tuple[int, int]]]:
         counts: dict[tuple[str, str], int] = {}
         minutes: dict[int, int] = {}
-        for start in range(0, len(ids), 1000):
-            for a in self._fetch(ids[start : start + 1000]):
-                if (rule is not None and a.rule != rule) or (severity is not None and a.severity != severity):
-                    continue
-                counts[(a.rule, a.severity)] = counts.get((a.rule, a.severity), 0) + 1
-                if a.ts_us is not None:
-                    m = a.ts_us // 60_000_000 * 60_000_000
-                    minutes[m] = minutes.get(m, 0) + 1
+        for a in self._in_range(f):
+            counts[(a.rule, a.severity)] = counts.get((a.rule, a.severity), 0) + 1
+            if a.ts_us is not None:
+                m = a.ts_us // 60_000_000 * 60_000_000
+                minutes[m] = minutes.get(m, 0) + 1
         return ([(r, s, n) for (r, s), n in sorted(counts.items())], sorted(minutes.items()))
 
-    def minutes_by_severity(
-        self, *, since_us: int | None, until_us: int | None, rule: str | None = None, severity: str | None = None
-    ) -> list[tuple[int, str, int]]:
-        """(minute start µs, severity, count), as the SQL history gives it (the console's chart)."""
-        lo = "-inf" if since_us is None else since_us
-        hi = "+inf" if until_us is None else f"({until_us}"
-        ids = [int(x) for x in self.r.zrangebyscore(self._k("alerts", "ts"), lo, hi)]
+    def _minutes_by_severity(self, f: AlertFilter) -> list[tuple[int, str, int]]:
         got: dict[tuple[int, str], int] = {}
-        for start in range(0, len(ids), 1000):
-            for a in self._fetch(ids[start : start + 1000]):
-                if a.ts_us is None or (rule is not None and a.rule != rule) or (severity is not None and a.severity != severity):
-                    continue
+        for a in self._in_range(f):
+            if a.ts_us is not None:
                 key = (a.ts_us // 60_000_000 * 60_000_000, a.severity)
                 got[key] = got.get(key, 0) + 1
         return [(m, s, n) for (m, s), n in sorted(got.items())]

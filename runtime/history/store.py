@@ -13,6 +13,7 @@ import datetime as dt
 import json
 import threading
 import time
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,7 +61,76 @@ def to_us(value: Any) -> int | None:
     return None
 
 
-class SqlHistory:
+@dataclass(frozen=True)
+class AlertFilter:
+    """Which alerts a page or a count covers: a field left None is no condition; the event
+    time is in [since_us, until_us)."""
+
+    rule: str | None = None
+    severity: str | None = None
+    group: str | None = None
+    since_us: int | None = None
+    until_us: int | None = None
+
+    def admits(self, a: Alert) -> bool:
+        """The filter over an alert already fetched (Redis walks an index and checks the rest)."""
+        return (
+            (self.severity is None or a.severity == self.severity)
+            and (self.group is None or a.group == self.group)
+            and (self.rule is None or a.rule == self.rule)
+            and (self.since_us is None or (a.ts_us is not None and a.ts_us >= self.since_us))
+            and (self.until_us is None or (a.ts_us is not None and a.ts_us < self.until_us))
+        )
+
+
+class AlertHistory(ABC):
+    """The history's keyword API (the HTTP API's and the console's), the same over every
+    store: a store answers it for an `AlertFilter` (`_page`, `_summary`, `_minutes_by_severity`)."""
+
+    def query(
+        self,
+        *,
+        rule: str | None = None,
+        severity: str | None = None,
+        group: str | None = None,
+        since_us: int | None = None,
+        until_us: int | None = None,
+        cursor: int | None = None,
+        limit: int = 50,
+    ) -> tuple[list[Alert], int | None]:
+        """A page of alerts, newest first, and the cursor of the next page (None: the last page)."""
+        return self._page(AlertFilter(rule, severity, group, since_us, until_us), cursor, limit)
+
+    def summary(
+        self,
+        *,
+        since_us: int | None,
+        until_us: int | None,
+        rule: str | None = None,
+        severity: str | None = None,
+        series: bool = True,
+    ) -> tuple[list[tuple[str, str, int]], list[tuple[int, int]]]:
+        """(rule, severity, count) over the range, and (minute start µs, count) per minute
+        (not counted with `series=False`: a scan of the range saved)."""
+        return self._summary(AlertFilter(rule, severity, None, since_us, until_us), series)
+
+    def minutes_by_severity(
+        self, *, since_us: int | None, until_us: int | None, rule: str | None = None, severity: str | None = None
+    ) -> list[tuple[int, str, int]]:
+        """(minute start µs, severity, count): the console's chart of matches by severity."""
+        return self._minutes_by_severity(AlertFilter(rule, severity, None, since_us, until_us))
+
+    @abstractmethod
+    def _page(self, f: AlertFilter, cursor: int | None, limit: int) -> tuple[list[Alert], int | None]: ...
+
+    @abstractmethod
+    def _summary(self, f: AlertFilter, series: bool) -> tuple[list[tuple[str, str, int]], list[tuple[int, int]]]: ...
+
+    @abstractmethod
+    def _minutes_by_severity(self, f: AlertFilter) -> list[tuple[int, str, int]]: ...
+
+
+class SqlHistory(AlertHistory):
     def __init__(self, db: SqlDb, retention_s: float = DEFAULT_RETENTION_S) -> None:
         self.db = db
         self.retention_s = retention_s
@@ -83,6 +153,10 @@ class SqlHistory:
         )
 
     _COLS = "id, rule, severity, ts_us, emitted_us, grp, nkey, record, silenced, test, channels"
+    _INSERT = (
+        "INSERT INTO cep_alerts (rule, severity, ts_us, emitted_us, grp, nkey, record, silenced, test, channels) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    )
 
     @staticmethod
     def _alert(row: tuple[Any, ...]) -> Alert:
@@ -104,8 +178,7 @@ class SqlHistory:
     def add(self, rows: list[AlertRow], now: float | None = None) -> None:
         emitted = int((time.time() if now is None else now) * 1_000_000)
         self.db.many(
-            "INSERT INTO cep_alerts (rule, severity, ts_us, emitted_us, grp, nkey, record, silenced, test, channels) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            self._INSERT,
             [
                 (r.rule, r.severity, r.ts_us, emitted, r.group, r.key, r.record_json, r.silenced, int(r.test), json.dumps(r.channels))
                 for r in rows
@@ -117,16 +190,7 @@ class SqlHistory:
         if not rows:
             return
         emitted = int((time.time() if now is None else now) * 1_000_000)
-        self.db.many(
-            "INSERT INTO cep_alerts (rule, severity, ts_us, emitted_us, grp, nkey, record, silenced, test, channels) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [(r[0], r[1], r[2], emitted, *r[3:]) for r in rows],
-        )
-
-    _INSERT = (
-        "INSERT INTO cep_alerts (rule, severity, ts_us, emitted_us, grp, nkey, record, silenced, test, channels) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-    )
+        self.db.many(self._INSERT, [(r[0], r[1], r[2], emitted, *r[3:]) for r in rows])
 
     def add_frame(self, frame: Any, now: float | None = None) -> None:
         """An alert frame (`runtime.history.alert_rows.alert_frame` / `batch_frame`, the writer's path) in
@@ -152,18 +216,8 @@ class SqlHistory:
             return
         self.db.many(self._INSERT, rows)
 
-    def query(
-        self,
-        *,
-        rule: str | None = None,
-        severity: str | None = None,
-        group: str | None = None,
-        since_us: int | None = None,
-        until_us: int | None = None,
-        cursor: int | None = None,
-        limit: int = 50,
-    ) -> tuple[list[Alert], int | None]:
-        where, params = self._filters(rule, severity, group, since_us, until_us)
+    def _page(self, f: AlertFilter, cursor: int | None, limit: int) -> tuple[list[Alert], int | None]:
+        where, params = self._where(f)
         if cursor is not None:
             where.append("id < ?")
             params.append(cursor)
@@ -177,35 +231,23 @@ class SqlHistory:
         return rows, (rows[-1].id if more and rows else None)
 
     @staticmethod
-    def _filters(
-        rule: str | None, severity: str | None, group: str | None, since_us: int | None, until_us: int | None
-    ) -> tuple[list[str], list[Any]]:
+    def _where(f: AlertFilter) -> tuple[list[str], list[Any]]:
         where: list[str] = []
         params: list[Any] = []
-        for col, value in (("rule", rule), ("severity", severity), ("grp", group)):
+        for col, value in (("rule", f.rule), ("severity", f.severity), ("grp", f.group)):
             if value is not None:
                 where.append(f"{col} = ?")
                 params.append(value)
-        if since_us is not None:
+        if f.since_us is not None:
             where.append("ts_us >= ?")
-            params.append(since_us)
-        if until_us is not None:
+            params.append(f.since_us)
+        if f.until_us is not None:
             where.append("ts_us < ?")
-            params.append(until_us)
+            params.append(f.until_us)
         return where, params
 
-    def summary(
-        self,
-        *,
-        since_us: int | None,
-        until_us: int | None,
-        rule: str | None = None,
-        severity: str | None = None,
-        series: bool = True,
-    ) -> tuple[list[tuple[str, str, int]], list[tuple[int, int]]]:
-        """(rule, severity, count) over the range, and (minute start µs, count) per minute
-        (not counted with `series=False`: a scan of the range saved)."""
-        where, params = self._filters(rule, severity, None, since_us, until_us)
+    def _summary(self, f: AlertFilter, series: bool) -> tuple[list[tuple[str, str, int]], list[tuple[int, int]]]:
+        where, params = self._where(f)
         cond = (" WHERE " + " AND ".join(where)) if where else ""
         counts = self.db.rows(
             f"SELECT rule, severity, COUNT(*) FROM cep_alerts{cond} GROUP BY rule, severity ORDER BY rule, severity", params
@@ -220,11 +262,9 @@ class SqlHistory:
         )
         return ([(r, s, int(n)) for r, s, n in counts], [(int(m), int(n)) for m, n in per_minute])
 
-    def minutes_by_severity(
-        self, *, since_us: int | None, until_us: int | None, rule: str | None = None, severity: str | None = None
-    ) -> list[tuple[int, str, int]]:
-        """(minute start µs, severity, count): the console's chart of matches by severity, in one scan."""
-        where, params = self._filters(rule, severity, None, since_us, until_us)
+    def _minutes_by_severity(self, f: AlertFilter) -> list[tuple[int, str, int]]:
+        # One scan, grouped by minute and severity.
+        where, params = self._where(f)
         where.append("ts_us IS NOT NULL")
         minute = "(ts_us / 60000000) * 60000000"
         rows = self.db.rows(

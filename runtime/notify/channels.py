@@ -15,20 +15,21 @@ import smtplib
 import ssl
 import sys
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from typing import IO, Any
 from urllib.parse import urlencode
 
 from cepdsl.channels import CHANNEL_KINDS
+from cepdsl.plan import RulePlan
 from runtime.notify.config import ResolvedChannel
 from runtime.notify.errors import ChannelConfigError, DeliveryError
-from runtime.notify.records import iso_utc, json_safe
+from runtime.notify.records import episode_key, iso_utc, json_safe
 from runtime.notify.retry import check_response
 from runtime.notify.secrets import MASK, is_secret_option
 from runtime.notify.ssrf import DEFAULT_POLICY, DestinationPolicy, guarded_socket
-from runtime.notify.templates import FIELDS_INLINE, FIELDS_LINES, LINE
+from runtime.notify.templates import FIELDS_INLINE, FIELDS_LINES, LINE, Rendered
 
 USER_AGENT = "cep-notify/0.1"
 
@@ -72,6 +73,25 @@ class Notification:
     #: Why the rule's message template failed (then `text` is the default message with the reason).
     template_error: str | None = None
 
+    @classmethod
+    def for_record(cls, rule: RulePlan, notification_id: str, record: dict[str, Any], rendered: Rendered) -> Notification:
+        """A match record of `rule` with its rendered message: what the notifier sends, and
+        what `cep notify test` sends once."""
+        return cls(
+            id=notification_id,
+            rule=rule.id,
+            title=rule.title or rule.id,
+            severity=str(record.get("severity") or rule.severity),
+            ts=record.get("ts"),
+            subject=rendered.subject,
+            text=rendered.text,
+            record=record,
+            group={k: record.get(k) for k in rule.group_keys},
+            template_error=rendered.template_error,
+            state=record.get("state"),
+            episode=episode_key(rule, record),
+        )
+
 
 @dataclass
 class Sent:
@@ -85,14 +105,7 @@ class Sent:
     response: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "channel": self.channel,
-            "kind": self.kind,
-            "target": self.target,
-            "request": self.request,
-            "status": self.status,
-            "response": self.response,
-        }
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
 @dataclass
@@ -188,6 +201,22 @@ class ConsoleChannel(Channel):
         return Sent(self.name, self.kind, "stdout", {"body": line})
 
 
+def _alert_json(n: Notification, **after_id: Any) -> dict[str, Any]:
+    """The alert as the file and webhook channels write it (JSON-safe values); `after_id`
+    goes right after the id (the webhook's `idempotency_key`)."""
+    return {
+        "id": n.id,
+        **after_id,
+        "rule": n.rule,
+        "title": n.title,
+        "severity": n.severity,
+        "ts": json_safe(n.ts),
+        "subject": n.subject,
+        "message": n.text,
+        "record": json_safe(n.record),
+    }
+
+
 _file_locks: dict[str, threading.Lock] = {}
 
 
@@ -199,16 +228,7 @@ class FileChannel(Channel):
 
     async def send(self, n: Notification) -> Sent:
         path = str(self.config.get("path"))
-        entry = {
-            "id": n.id,
-            "rule": n.rule,
-            "title": n.title,
-            "severity": n.severity,
-            "ts": json_safe(n.ts),
-            "subject": n.subject,
-            "message": n.text,
-            "record": json_safe(n.record),
-        }
+        entry = _alert_json(n)
         if n.template_error:  # the message is the default one: say why, on the alert itself
             entry["template_error"] = n.template_error
         line = json.dumps(entry, ensure_ascii=False, allow_nan=False)
@@ -232,17 +252,7 @@ class WebhookChannel(Channel):
             raise ChannelConfigError(self.name, "headers", "must be a dict of header names to values")
 
     async def send(self, n: Notification) -> Sent:
-        payload = {
-            "id": n.id,
-            "idempotency_key": n.id,
-            "rule": n.rule,
-            "title": n.title,
-            "severity": n.severity,
-            "ts": json_safe(n.ts),
-            "subject": n.subject,
-            "message": n.text,
-            "record": json_safe(n.record),
-        }
+        payload = _alert_json(n, idempotency_key=n.id)
         if n.state is not None:  # Alertmanager's webhook says `status: firing | resolved`, so do we
             payload.update(
                 status=n.state,

@@ -40,7 +40,7 @@ from runtime.notify.channels import Channel, Notification, SendContext, build_ch
 from runtime.notify.config import resolve_channels
 from runtime.notify.errors import ChannelConfigError, DeliveryError
 from runtime.notify.outbox import Delivery, NewDelivery, Outbox, SqliteOutbox
-from runtime.notify.records import Record, decode_record, episode_key, frame_deliveries, notified
+from runtime.notify.records import Record, decode_record, frame_deliveries, notified
 from runtime.notify.render_worker import RenderWorkers
 from runtime.notify.retry import PAYLOAD_STATUS, RetryPolicy, classify_exception
 from runtime.notify.ssrf import (
@@ -458,20 +458,7 @@ class Notifier:
     ) -> Notification:
         if rendered is None:
             rendered = self._render(rule, kind, record)
-        return Notification(
-            id=notification_id,
-            rule=rule.id,
-            title=rule.title or rule.id,
-            severity=str(record.get("severity") or rule.severity),
-            ts=record.get("ts"),
-            subject=rendered.subject,
-            text=rendered.text,
-            record=record,
-            group={k: record.get(k) for k in rule.group_keys},
-            template_error=rendered.template_error,
-            state=record.get("state"),
-            episode=episode_key(rule, record),
-        )
+        return Notification.for_record(rule, notification_id, record, rendered)
 
     def _render(self, rule: RulePlan, kind: str, record: Record) -> Rendered:
         rendered = render_message(rule, kind, record, renderer=self.renderer.render, **self._template_limits)

@@ -16,7 +16,7 @@ from cepdsl.plan import Program, RulePlan
 from cepdsl.types import Type
 from runtime.notify.channels import Notification, SendContext, build_channel
 from runtime.notify.config import resolve_channel
-from runtime.notify.records import episode_key, idempotency_key
+from runtime.notify.records import idempotency_key
 from runtime.notify.render_worker import RenderWorkers
 from runtime.notify.retry import classify_exception
 from runtime.notify.ssrf import DEFAULT_POLICY, DestinationPolicy, Resolver, guarded_client, system_resolver
@@ -92,20 +92,7 @@ async def notify_test_async(
     else:  # a template that may run away: in a worker stopped at the time limit, off the event loop
         rendered = await asyncio.to_thread(render_message, rule, config.kind, full, renderer=_workers().render)
     key = idempotency_key(rule, full)
-    n = Notification(
-        id=key,
-        rule=rule.id,
-        title=rule.title or rule.id,
-        severity=str(full.get("severity")),
-        ts=full.get("ts"),
-        subject=rendered.subject,
-        text=rendered.text,
-        record=full,
-        group={k: full.get(k) for k in rule.group_keys},
-        template_error=rendered.template_error,
-        state=full.get("state"),
-        episode=episode_key(rule, full),
-    )
+    n = Notification.for_record(rule, key, full, rendered)
     result: dict[str, Any] = {
         "rule": rule.id,
         "channel": channel_name,

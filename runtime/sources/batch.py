@@ -14,7 +14,7 @@ import time as _time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypedDict
 
 import polars as pl
 
@@ -94,6 +94,17 @@ class Chunk:
         """How many rows this counts for against `max_rows`."""
         typed = self.frame.height + (self.dead.height if self.dead is not None else 0) if self.frame is not None else 0
         return len(self.records) + self.lines + typed
+
+
+class SourceOptions(TypedDict, total=False):
+    """The batching options of every source (`Source.__init__`): a kind takes them as
+    `**options: Unpack[SourceOptions]` and sets its own defaults where they differ."""
+
+    max_rows: int
+    max_delay_s: float
+    clock: Clock | None
+    flush_when_caught_up: bool
+    max_event_bytes: int
 
 
 class Source(ABC):

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Unpack
 
 import httpx
 
 from cepdsl.plan import StreamPlan
-from runtime.sources.batch import Chunk, Clock, Source
-from runtime.sources.records import DEFAULT_MAX_EVENT_BYTES, Rejected, oversize, oversize_raw
+from runtime.sources.batch import Chunk, Source, SourceOptions
+from runtime.sources.records import Rejected, oversize, oversize_raw
 
 _MISSING = object()
 
@@ -52,12 +52,10 @@ class HttpPollSource(Source):
         timeout_s: float = 5.0,
         headers: Mapping[str, str] | None = None,
         client: httpx.Client | None = None,
-        max_rows: int = 1_000,
-        max_delay_s: float = 0.5,
-        clock: Clock | None = None,
-        max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+        **options: Unpack[SourceOptions],
     ) -> None:
-        super().__init__(stream, max_rows=max_rows, max_delay_s=max_delay_s, clock=clock, max_event_bytes=max_event_bytes)
+        options.setdefault("max_rows", 1_000)
+        super().__init__(stream, **options)
         if interval_s <= 0:
             raise ValueError("interval_s must be > 0")
         self.url = url

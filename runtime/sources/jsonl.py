@@ -22,13 +22,13 @@ import select
 import sys
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Unpack
 
 import numpy as np
 
 from cepdsl.plan import StreamPlan
-from runtime.sources.batch import Chunk, Clock, Source
-from runtime.sources.records import DEFAULT_MAX_EVENT_BYTES, OVERSIZE_PREVIEW_BYTES, oversize, oversize_raw
+from runtime.sources.batch import Chunk, Source, SourceOptions
+from runtime.sources.records import OVERSIZE_PREVIEW_BYTES, oversize, oversize_raw
 
 _READ_SIZE = 1 << 20
 
@@ -54,20 +54,9 @@ class JsonlSource(Source):
         poll_s: float = 0.05,
         start_offsets: dict[str, Any] | None = None,
         stdin: BinaryIO | int | None = None,
-        max_rows: int = 10_000,
-        max_delay_s: float = 0.5,
-        clock: Clock | None = None,
-        flush_when_caught_up: bool = True,
-        max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+        **options: Unpack[SourceOptions],
     ) -> None:
-        super().__init__(
-            stream,
-            max_rows=max_rows,
-            max_delay_s=max_delay_s,
-            clock=clock,
-            flush_when_caught_up=flush_when_caught_up,
-            max_event_bytes=max_event_bytes,
-        )
+        super().__init__(stream, **options)
         self.path = os.fspath(path)
         self.follow = follow
         self.poll_s = poll_s

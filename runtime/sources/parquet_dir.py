@@ -19,16 +19,16 @@ import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
 import polars as pl
 
 from cepdsl.plan import StreamPlan
 from runtime.dead_letter_writer import dead_letters, empty_dead_letters
-from runtime.sources.batch import Batch, Chunk, Clock, Source
+from runtime.sources.batch import Batch, Chunk, Source, SourceOptions
 from runtime.sources.errors import SchemaError
 from runtime.sources.parquet import iter_parquet, plan_columns
-from runtime.sources.records import DEFAULT_MAX_EVENT_BYTES, OVERSIZE_PREVIEW_BYTES, oversize, oversize_raw
+from runtime.sources.records import OVERSIZE_PREVIEW_BYTES, oversize, oversize_raw
 
 log = logging.getLogger(__name__)
 
@@ -42,12 +42,11 @@ class ParquetDirSource(Source):
         poll_s: float = 1.0,
         settle_s: float = 5.0,
         start_offsets: dict[str, Any] | None = None,
-        max_rows: int = 100_000,
-        max_delay_s: float = 1.0,
-        clock: Clock | None = None,
-        max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+        **options: Unpack[SourceOptions],
     ) -> None:
-        super().__init__(stream, max_rows=max_rows, max_delay_s=max_delay_s, clock=clock, max_event_bytes=max_event_bytes)
+        options.setdefault("max_rows", 100_000)
+        options.setdefault("max_delay_s", 1.0)
+        super().__init__(stream, **options)
         self.directory = Path(directory)
         self.poll_s = poll_s
         self.settle_s = settle_s

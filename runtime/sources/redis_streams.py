@@ -42,7 +42,7 @@ import secrets
 from collections import OrderedDict
 from collections.abc import Iterator
 from operator import itemgetter
-from typing import Any
+from typing import Any, Unpack
 
 import hiredis
 import numba as nb
@@ -53,9 +53,9 @@ from redis.connection import AbstractConnection
 
 from cepdsl.kernels.borrow import borrow
 from cepdsl.plan import StreamPlan
-from runtime.sources.batch import Batch, Chunk, Clock, Source
+from runtime.sources.batch import Batch, Chunk, Source, SourceOptions
 from runtime.sources.ndjson import fast_block
-from runtime.sources.records import DEFAULT_MAX_EVENT_BYTES, Rejected, oversize, oversize_raw
+from runtime.sources.records import Rejected, oversize, oversize_raw
 
 log = logging.getLogger(__name__)
 _JSON_FIELDS = frozenset((b"data", b"json"))
@@ -107,12 +107,9 @@ class RedisStreamSource(Source):
         start_id: str = "0",
         claim_idle_ms: int = 60_000,
         claim_every_s: float | None = None,
-        max_rows: int = 10_000,
-        max_delay_s: float = 0.5,
-        clock: Clock | None = None,
-        max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+        **options: Unpack[SourceOptions],
     ) -> None:
-        super().__init__(stream, max_rows=max_rows, max_delay_s=max_delay_s, clock=clock, max_event_bytes=max_event_bytes)
+        super().__init__(stream, **options)
         self.redis = redis.Redis.from_url(client, decode_responses=True) if isinstance(client, str) else client
         self.key, self.group, self.consumer = key, group, consumer
         self.start_id = start_id

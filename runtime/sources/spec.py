@@ -22,6 +22,7 @@ cannot hold: `clock`, `start_offsets`, `mapping`, `client`).
 from __future__ import annotations
 
 import difflib
+import importlib
 import os
 import re
 from collections.abc import Callable
@@ -142,48 +143,38 @@ def open_source(spec: str, stream: StreamPlan, **opts: Any) -> Source:
     )
 
 
-def _path_spec(
-    spec: str, rest: str, kind: str, missing: str, readers: dict[str, tuple[str, Callable[[str], Any]]]
-) -> tuple[str, dict[str, Any]]:
-    """`PATH?options` kinds: the path, and keyword arguments from the options `readers`
-    knows (option → (keyword, parser)) and the common ones; any other option is refused."""
-    path, query = _split_query(rest)
-    if not path:
-        raise SourceSpecError(f"{spec}: {missing}")
-    kw = _common(query, spec)
-    for option, (keyword, parse) in readers.items():
-        if option in query:
-            kw[keyword] = parse(query.pop(option))
-    _reject_unknown(query, spec, kind)
-    return path, kw
+def _path_kind(name: str, source: str, missing: str, readers: dict[str, tuple[str, Callable[[str], Any]]]) -> None:
+    """Register a `NAME:PATH?options` kind: `source` (`module:Class`, imported when first
+    opened) takes the path and keyword arguments from the options `readers` knows
+    (option → (keyword, parser)) and the common ones; any other option is refused."""
+
+    def open_path(spec: str, rest: str, stream: StreamPlan, opts: dict[str, Any]) -> Source:
+        path, query = _split_query(rest)
+        if not path:
+            raise SourceSpecError(f"{spec}: {missing}")
+        kw = _common(query, spec)
+        for option, (keyword, parse) in readers.items():
+            if option in query:
+                kw[keyword] = parse(query.pop(option))
+        _reject_unknown(query, spec, name)
+        module, _, cls = source.partition(":")
+        return getattr(importlib.import_module(module), cls)(stream, path, **{**kw, **opts})
+
+    SOURCE_KINDS.add(SourceKind(name, (name,), (*readers, *_COMMON), open_path))
 
 
-@source_kind("jsonl", ("jsonl",), ("follow", "poll", "eager", *_COMMON))
-def _jsonl(spec: str, rest: str, stream: StreamPlan, opts: dict[str, Any]) -> Source:
-    from runtime.sources.jsonl import JsonlSource
-
-    path, kw = _path_spec(
-        spec,
-        rest,
-        "jsonl",
-        "missing path (use jsonl:- for stdin)",
-        {"follow": ("follow", _bool), "poll": ("poll_s", parse_duration_s), "eager": ("flush_when_caught_up", _bool)},
-    )
-    return JsonlSource(stream, path, **{**kw, **opts})
-
-
-@source_kind("parquet-dir", ("parquet-dir",), ("poll", "settle", *_COMMON))
-def _parquet_dir(spec: str, rest: str, stream: StreamPlan, opts: dict[str, Any]) -> Source:
-    from runtime.sources.parquet_dir import ParquetDirSource
-
-    path, kw = _path_spec(
-        spec,
-        rest,
-        "parquet-dir",
-        "missing directory",
-        {"poll": ("poll_s", parse_duration_s), "settle": ("settle_s", parse_duration_s)},
-    )
-    return ParquetDirSource(stream, path, **{**kw, **opts})
+_path_kind(
+    "jsonl",
+    "runtime.sources.jsonl:JsonlSource",
+    "missing path (use jsonl:- for stdin)",
+    {"follow": ("follow", _bool), "poll": ("poll_s", parse_duration_s), "eager": ("flush_when_caught_up", _bool)},
+)
+_path_kind(
+    "parquet-dir",
+    "runtime.sources.parquet_dir:ParquetDirSource",
+    "missing directory",
+    {"poll": ("poll_s", parse_duration_s), "settle": ("settle_s", parse_duration_s)},
+)
 
 
 @source_kind("redis", ("redis", "rediss"), ("stream", "group", "consumer", "start", "claim_idle", *_COMMON))
