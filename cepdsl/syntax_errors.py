@@ -121,7 +121,12 @@ def _eof_span(file: str, text: str) -> ast.Span:
     return _end_of_code_span(file, text, len(text))
 
 
-_COMMENT_TAIL = re.compile(r'#[^"\n]*$')
+def without_comment_tail(line: str) -> str:
+    """`line` without its trailing comment: from the first `#` after the line's last `"`
+    (what `re.sub(r'#[^"]*$', "", line)` gives, in one pass: that regex backtracks
+    quadratically on a line of many `#` before a quote, 0.7 s for a 70 KB fuzz input)."""
+    hash_at = line.find("#", line.rfind('"') + 1)
+    return line if hash_at < 0 else line[:hash_at]
 
 
 def _end_of_code_span(file: str, text: str, offset: int) -> ast.Span:
@@ -129,9 +134,9 @@ def _end_of_code_span(file: str, text: str, offset: int) -> ast.Span:
     lines skipped): where a declaration that ended too early needed more."""
     lines = text[:offset].split("\n")
     idx = len(lines) - 1
-    while idx > 0 and not _COMMENT_TAIL.sub("", lines[idx]).strip():
+    while idx > 0 and not without_comment_tail(lines[idx]).strip():
         idx -= 1
-    col = len(_COMMENT_TAIL.sub("", lines[idx]).rstrip()) + 1
+    col = len(without_comment_tail(lines[idx]).rstrip()) + 1
     return ast.Span(file, idx + 1, col, idx + 1, col + 1)
 
 
