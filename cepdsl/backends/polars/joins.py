@@ -28,7 +28,7 @@ import numpy as np
 import polars as pl
 
 from cepdsl.backends.polars.rowsets import decode
-from cepdsl.kernels.polars_expressions import compile_condition, compile_expr, full_length
+from cepdsl.kernels.polars_expressions import compile_condition, compile_expr, compile_predicate, full_length
 from cepdsl.plan import JoinPlan, TablePlan, TBinary, TExpr, TField, fields_read
 from cepdsl.types import Type
 
@@ -55,6 +55,8 @@ class PreparedTable:
     _dict_rows: tuple[pl.Series, np.ndarray, pl.Series] | None = field(default=None, init=False)
     #: String keys: a hash index of the table's keys, built at the first String lookup.
     _string_index: Any = field(default=None, init=False)
+    #: (condition, alias) -> per padded row, whether the condition holds (see `row_mask`).
+    _masks: dict[tuple[TExpr, str], np.ndarray] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
         self.gatherable = self.frame.with_columns(pl.col(f.name).cast(pl.Categorical) for f in self.plan.fields if f.type is Type.STR)
@@ -96,6 +98,19 @@ class PreparedTable:
         decoded = categories.extend_constant(None, 1).rechunk()
         self._dict_rows = (categories, rows, decoded)
         return rows, decoded
+
+    def row_mask(self, condition: TExpr, alias: str) -> np.ndarray:
+        """Per row of `padded_frame`, whether `condition` (reading only `ALIAS.field`s of this
+        table) is true there (null: false). Computed once per table version: a condition on
+        the joined row alone has the same value for every event joined to that row."""
+        got = self._masks.get((condition, alias))
+        if got is None:
+            names = {f"{alias}.{f.name}": f.name for f in self.plan.fields}
+            wanted = [pl.col(names[n]).alias(n) for n in sorted(fields_read(condition)) if n in names]
+            frame = self.padded_gatherable.select(wanted) if wanted else pl.DataFrame({_KEY: np.zeros(self.padded_frame.height)})
+            got = frame.select(full_length(compile_predicate(condition))).to_series().to_numpy()
+            self._masks[(condition, alias)] = got
+        return got
 
     def rows_of(self, key: pl.Series) -> np.ndarray:
         """Per value of `key`, its table row (UInt32; absent or null → `absent`)."""
@@ -242,6 +257,14 @@ def _and(parts: list[TExpr]) -> TExpr | None:
     return functools.reduce(lambda a, b: TBinary(Type.BOOL, "and", a, b), parts) if parts else None
 
 
+#: A join whose positions are still codes (`by_code` in `JoinedFilter.run`).
+_Deferred: Any = np.zeros(0, dtype=np.uint32)
+
+
+def _table_of(joins: tuple[JoinPlan, ...], alias: str) -> str:
+    return next(j.table.name for j in joins if j.alias == alias)
+
+
 @dataclass(frozen=True)
 class JoinedFilter:
     """A rule's joins and `where` as one filter, for a join group of one rule.
@@ -257,6 +280,9 @@ class JoinedFilter:
     pre: pl.Expr | None
     rest: pl.Expr | None
     rest_fields: frozenset[str]
+    #: `rest` when it reads the fields of one join alone (that join's alias beside it): then
+    #: it is evaluated once per table row (`PreparedTable.row_mask`), not per event.
+    rest_on_table: tuple[TExpr, str] | None = None
 
     @staticmethod
     def of(where: TExpr | None, joins: tuple[JoinPlan, ...]) -> JoinedFilter:
@@ -265,11 +291,17 @@ class JoinedFilter:
         pre = [c for c in parts if not fields_read(c) & joined]
         rest = [c for c in parts if fields_read(c) & joined]
         rest_expr = _and(rest)
+        rest_fields = frozenset(fields_read(rest_expr)) if rest_expr is not None else frozenset()
+        on_table = None
+        for j in joins:
+            if rest_expr is not None and rest_fields <= {f"{j.alias}.{f.name}" for f in j.table.fields}:
+                on_table = (rest_expr, j.alias)
         return JoinedFilter(
             joins,
             None if not pre else compile_condition(_and(pre)),  # type: ignore[arg-type]
             None if rest_expr is None else compile_condition(rest_expr),
-            frozenset(fields_read(rest_expr)) if rest_expr is not None else frozenset(),
+            rest_fields,
+            on_table,
         )
 
     def run(self, rows: pl.DataFrame, tables: Mapping[str, PreparedTable]) -> pl.DataFrame:
@@ -281,6 +313,7 @@ class JoinedFilter:
         stream_cols = set(rows.columns)
         positions: dict[str, np.ndarray] = {}  # alias -> table row per candidate (absent: the null row)
         decoders: dict[str, tuple[pl.Series, np.ndarray]] = {}  # Enum column -> (categories, codes of all rows)
+        by_code: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # alias -> (table row per code, code per candidate)
 
         def at_candidates(names: set[str]) -> pl.DataFrame:
             """The columns `names` for the candidate rows: stream columns gathered, joined ones looked up."""
@@ -294,7 +327,11 @@ class JoinedFilter:
                     continue
                 take = [f.name for f in join.table.fields if f"{join.alias}.{f.name}" in names]
                 if take:
-                    pos = pl.Series(positions[join.alias])
+                    at = positions[join.alias]
+                    if at is _Deferred:  # (a later join's key reads this one's fields)
+                        lookup, codes_at = by_code[join.alias]
+                        at = lookup[codes_at]
+                    pos = pl.Series(at)
                     got = tables[join.table.name].padded_gatherable.select(pl.col(take).gather(pos))
                     cols += [c.alias(f"{join.alias}.{c.name}") for c in got.get_columns()]
             if frame is None:  # (a frame of no columns has no height to add columns to)
@@ -314,11 +351,26 @@ class JoinedFilter:
                     phys = col.to_physical()
                     codes = (phys.fill_null(cats.len()) if phys.null_count() else phys).to_numpy()
                     decoders[on.name] = (decoded, codes)
-                    positions[join.alias] = lookup[codes if idx is None else codes[idx]]
+                    by_code[join.alias] = (lookup, codes if idx is None else codes[idx])
+                    positions[join.alias] = _Deferred
                     continue
             key = at_candidates(fields_read(on)).select(full_length(compile_expr(on)).alias(_KEY)).to_series()
             positions[join.alias] = table.rows_of(key)
-        if self.rest is not None:
+        if self.rest_on_table is not None:
+            # Per table row, then per candidate by its row (or, for an Enum key, by its code:
+            # one lookup per dictionary value, and table rows only for the rows kept).
+            cond, alias = self.rest_on_table
+            ok = tables[_table_of(self.joins, alias)].row_mask(cond, alias)
+            if alias in by_code:
+                lookup, codes_at = by_code[alias]
+                keep = np.flatnonzero(ok[lookup][codes_at])
+            else:
+                keep = np.flatnonzero(ok[positions[alias]])
+            idx = keep if idx is None else idx[keep]
+            by_code = {a: (lookup, c[keep]) for a, (lookup, c) in by_code.items()}
+            positions = {a: p if p is _Deferred else p[keep] for a, p in positions.items()}
+        positions.update({a: lookup[c] for a, (lookup, c) in by_code.items()})
+        if self.rest is not None and self.rest_on_table is None:
             keep = at_candidates(set(self.rest_fields)).select(self.rest.arg_true()).to_series().to_numpy()
             idx = keep if idx is None else idx[keep]
             positions = {a: p[keep] for a, p in positions.items()}
