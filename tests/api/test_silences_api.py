@@ -60,5 +60,8 @@ def test_create_list_expire_and_apply(serve, tmp_path: Path) -> None:
         write("web-1", 3)
         _wait(lambda: stats()["matches"] >= 3)
         assert stats()["silenced"] == 1  # expired: the later match is not silenced
+        # The match count moves when the engine emits; the output file is written after it.
+        out = out_dir / "failed.jsonl"
+        _wait(lambda: out.exists() and out.read_text().count("\n") >= 3)
     records = [json.loads(line) for line in (out_dir / "failed.jsonl").read_text().splitlines()]
     assert [(r["host"], r.get("silenced")) for r in records] == [("web-1", sid), ("web-2", None), ("web-1", None)]
