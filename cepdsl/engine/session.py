@@ -184,6 +184,31 @@ class RestoreReport:
     unreadable: tuple[tuple[str, str], ...] = ()
 
 
+def prepared_file_table(plan: Any) -> Any:
+    """A file table read and prepared (key index, per-row masks: `joins.PreparedTable`), shared
+    by every session of this process while the file's bytes stay the same: a
+    backtest calling `replay` in a loop, or a reload, does not read and index it again
+    (~50 ms for 100k rows: a quarter of a 10M-event join replay)."""
+    from cepdsl.tables import table_file_path
+
+    try:
+        with open(table_file_path(plan), "rb") as f:
+            # The bytes' digest, not the mtime: a file rewritten within the clock's tick keeps
+            # its mtime. Hashing is ~1 ms per MB, far less than parsing and indexing them.
+            digest = hashlib.file_digest(f, "blake2b").hexdigest()
+    except OSError:
+        digest = None  # (the load names the problem)
+    return _prepared_file_table(plan, digest)
+
+
+@functools.lru_cache(maxsize=32)
+def _prepared_file_table(plan: Any, digest: str | None) -> Any:
+    from cepdsl.backends.polars.joins import PreparedTable
+    from cepdsl.tables import load_file_table
+
+    return PreparedTable(plan, load_file_table(plan))
+
+
 class Session:
     """Runs every rule of `program`.  See docs/engine.md for the guarantees."""
 
@@ -218,12 +243,14 @@ class Session:
         from cepdsl.tables import load_file_tables
 
         keep = {n: t for n, t in self._tables.items() if n in used and t.plan == used[n] and n not in given}
+        files = {n: prepared_file_table(p) for n, p in used.items() if n not in keep and n not in given and p.source == "file"}
+        keep.update(files)
         missing = {n: f for n, f in given.items() if n in used}
         fresh = load_file_tables(
             dataclasses.replace(program, rules=tuple(r for r in program.rules if any(j.table.name not in keep for j in r.joins))),
             missing,
         )
-        self._tables = {**keep, **{n: PreparedTable(used[n], f) for n, f in fresh.items()}}
+        self._tables = {**{n: PreparedTable(used[n], f) for n, f in fresh.items()}, **keep}
 
     def set_table(self, name: str, frame: pl.DataFrame) -> None:
         """Replace a table's rows (a reload in streaming): checked first, so a bad frame

@@ -12,6 +12,10 @@ short keys.
 
 from __future__ import annotations
 
+import functools
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numba as nb
 import numpy as np
 import polars as pl
@@ -75,7 +79,8 @@ def _build(offsets, data, size):  # type: ignore[no-untyped-def]
 
 
 @nb.njit(cache=True, nogil=True)
-def _probe(views, valid, long_data, long_starts, offsets, data, slots, absent, out):  # type: ignore[no-untyped-def]
+def _probe(views, valid, rows, long_data, long_starts, offsets, data, slots, absent, out):  # type: ignore[no-untyped-def]
+    # `rows`: the row numbers to probe, out[t] for row rows[t] (empty: every row, out[i] for row i).
     # Borrowed arrays (borrow.py): no reference counting in the loop.
     views = borrow(views)
     long_data = borrow(long_data)
@@ -85,8 +90,10 @@ def _probe(views, valid, long_data, long_starts, offsets, data, slots, absent, o
     size = slots.shape[0] // 3
     mask = np.uint64(size - 1)
     check = valid.shape[0] > 0
-    for i in range(out.shape[0]):
-        out[i] = absent
+    pick = rows.shape[0] > 0
+    for t in range(out.shape[0]):
+        i = rows[t] if pick else t
+        out[t] = absent
         if check and not valid[i]:
             continue
         w0 = views[2 * i]
@@ -96,7 +103,7 @@ def _probe(views, valid, long_data, long_starts, offsets, data, slots, absent, o
             j = np.int64(_mix(w0, w1) & mask)
             while slots[3 * j + 2] != 0:
                 if slots[3 * j] == w0 and slots[3 * j + 1] == w1:
-                    out[i] = np.uint32(slots[3 * j + 2] - np.uint64(1))
+                    out[t] = np.uint32(slots[3 * j + 2] - np.uint64(1))
                     break
                 j = (j + 1) & (size - 1)
             continue
@@ -113,7 +120,7 @@ def _probe(views, valid, long_data, long_starts, offsets, data, slots, absent, o
                         same = False
                         break
                 if same:
-                    out[i] = np.uint32(r)
+                    out[t] = np.uint32(r)
                     break
             j = (j + 1) & (size - 1)
 
@@ -129,11 +136,12 @@ class StringKeyIndex:
         size = 1 << max(4, int(2 * max(len(arr), 1) - 1).bit_length())  # ≤ 50 % full
         self.slots = _build(self.offsets, self.data, size)
 
-    def rows_of(self, column: pl.Series, absent: int) -> np.ndarray:
-        """Per value of the String `column`, its table row (UInt32; absent or null → `absent`)."""
+    def rows_of(self, column: pl.Series, absent: int, only: np.ndarray | None = None) -> np.ndarray:
+        """Per value of the String `column`, its table row (UInt32; absent or null → `absent`);
+        with `only` (row numbers), for those rows alone: probed in place, no String gather."""
         n = column.len()
-        out = np.empty(n, dtype=np.uint32)
-        if n == 0:
+        out = np.empty(n if only is None else len(only), dtype=np.uint32)
+        if out.shape[0] == 0:
             return out
         arr = column.rechunk().to_arrow(compat_level=pl.CompatLevel.newest())
         if str(arr.type) != "string_view":  # (an older Polars: its large_string, as views)
@@ -149,5 +157,37 @@ class StringKeyIndex:
         # Both byte sources read-only, as the borrowed views are: one array type in the
         # kernel (mixing read-only and writable arrays there cost ~20x per row).
         long_data.flags.writeable = False
-        _probe(views, valid, long_data, starts, self.offsets, self.data, self.slots, absent, out)
+        rows = np.zeros(0, np.int64) if only is None else np.ascontiguousarray(only, dtype=np.int64)
+        tables = (long_data, starts, self.offsets, self.data, self.slots, absent)
+        parts = _parts(out.shape[0])
+        if len(parts) == 1:
+            _probe(views, valid, rows, *tables, out)
+            return out
+
+        # The probe is cache-miss bound (a random slot per key): the kernel releases the GIL,
+        # so slices of the rows probe on every core at once (5M keys: 128 → ~70 ms on 2).
+        def probe(a: int, b: int) -> None:
+            if only is not None:
+                _probe(views, valid, rows[a:b], *tables, out[a:b])
+            else:
+                _probe(views[2 * a : 2 * b], valid[a:b] if valid.shape[0] else valid, rows, *tables, out[a:b])
+
+        list(_pool().map(lambda ab: probe(*ab), parts))
         return out
+
+
+#: Below this many keys one thread probes (a thread hand-off costs more than it saves).
+_PARALLEL_FROM = 1 << 20
+
+
+def _parts(n: int) -> list[tuple[int, int]]:
+    cores = os.cpu_count() or 1
+    if n < _PARALLEL_FROM or cores == 1:
+        return [(0, n)]
+    cuts = np.linspace(0, n, cores + 1).astype(np.int64)
+    return [(int(cuts[k]), int(cuts[k + 1])) for k in range(cores)]
+
+
+@functools.cache
+def _pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="cep-probe")

@@ -117,3 +117,20 @@ def test_cli_replay_joins_and_a_load_error_is_one_line(tmp_path: Path) -> None:
     bad = run()
     assert bad.returncode == 1
     assert bad.stderr.strip().splitlines() == [f"error: {Path('hosts.csv')}: key host = 'a' appears more than once in table `hosts`"]
+
+
+@pytest.mark.parametrize("kind", ["csv", "jsonl", "parquet"])
+def test_a_rewritten_table_file_is_read_again_by_the_next_replay(tmp_path: Path, kind: str) -> None:
+    """File tables are read and indexed once per content (`session.prepared_file_table`):
+    a file rewritten at once, same size and likely the same mtime, must still be read anew."""
+    path = write(kind, tmp_path, ROWS)
+    (tmp_path / "ops.cep").write_text(RULES.format(path=path))
+    rules = cepdsl.compile(str(tmp_path / "ops.cep"))
+    assert rules.replay({"m": EVENTS})["r"]["host"].to_list() == ["a", "c"]
+    assert rules.replay({"m": EVENTS})["r"]["host"].to_list() == ["a", "c"]  # (from the cache)
+    swapped = [dict(r, tier=t) for r, t in zip(ROWS, (0, 1, 2), strict=True)]  # same widths: same size
+    write(kind, tmp_path, swapped)
+    assert rules.replay({"m": EVENTS})["r"]["host"].to_list() == ["b", "c"]
+    (tmp_path / path).unlink()
+    with pytest.raises(TableError, match="no such file"):
+        rules.replay({"m": EVENTS})

@@ -112,14 +112,16 @@ class PreparedTable:
             self._masks[(condition, alias)] = got
         return got
 
-    def rows_of(self, key: pl.Series) -> np.ndarray:
-        """Per value of `key`, its table row (UInt32; absent or null → `absent`)."""
+    def rows_of(self, key: pl.Series, only: np.ndarray | None = None) -> np.ndarray:
+        """Per value of `key` (or of `key[only]`), its table row (UInt32; absent or null → `absent`)."""
         if key.dtype == pl.String and self.key_type is Type.STR:
             if self._string_index is None:
                 from cepdsl.kernels.string_keys import StringKeyIndex
 
                 self._string_index = StringKeyIndex(self.frame.get_column(self.plan.key))
-            return self._string_index.rows_of(key, self.absent)
+            return self._string_index.rows_of(key, self.absent, only)
+        if only is not None:
+            key = key.gather(pl.Series(only, dtype=pl.UInt32))
         return _hash_positions(key, self).fill_null(self.absent).to_numpy()
 
 
@@ -320,7 +322,7 @@ class JoinedFilter:
             own = [n for n in names if n in stream_cols]
             frame = None
             if own:
-                frame = rows.select(own) if idx is None else rows.select(own).gather(pl.Series(idx, dtype=pl.UInt32))
+                frame = rows.select(own) if idx is None else rows.select(pl.col(own).gather(pl.Series(idx, dtype=pl.UInt32)))
             cols = []
             for join in self.joins:
                 if join.alias not in positions:
@@ -354,6 +356,9 @@ class JoinedFilter:
                     by_code[join.alias] = (lookup, codes if idx is None else codes[idx])
                     positions[join.alias] = _Deferred
                     continue
+                if dtype == pl.String:  # probed in place for the candidates: no gather of their Strings
+                    positions[join.alias] = table.rows_of(col, idx)
+                    continue
             key = at_candidates(fields_read(on)).select(full_length(compile_expr(on)).alias(_KEY)).to_series()
             positions[join.alias] = table.rows_of(key)
         if self.rest_on_table is not None:
@@ -377,7 +382,8 @@ class JoinedFilter:
         # The matches, whole: stream columns (Enum ones decoded by their dictionary), joined columns as String.
         sel = pl.Series(idx, dtype=pl.UInt32) if idx is not None else None
         plain = [c for c in rows.columns if c not in decoders]
-        out = rows.select(plain) if sel is None else rows.select(plain).gather(sel)
+        # (A gather per column in one select runs the columns in parallel: 41 vs 63 ms for 1.26M of 10M rows.)
+        out = rows.select(plain) if sel is None else rows.select(pl.col(plain).gather(sel))
         extra = [
             cats.gather(pl.Series(codes if idx is None else codes[idx], dtype=pl.UInt32)).alias(name)
             for name, (cats, codes) in decoders.items()
