@@ -294,8 +294,10 @@ def string_test(op: str, s: str, arg: str) -> bool:
 
 def round_half_away(x: float, digits: int = 0) -> float:
     """Round to `digits` decimals, halves away from zero (2.5 → 3, -2.5 → -3)."""
-    if math.isnan(x) or math.isinf(x):
+    if math.isnan(x) or math.isinf(x) or digits > 308:
         return x
+    if digits < -308:  # (10.0 ** 309 overflows) coarser than any float64
+        return math.copysign(0.0, x)
     scale = 10.0 ** abs(digits)
     y = x * scale if digits >= 0 else x / scale
     r = float(math.trunc(y))

@@ -309,6 +309,10 @@ def _(expr: TIsNull) -> pl.Expr:
 # --------------------------------------------------------------------------- functions
 
 
+#: Digits beyond which `round` is the identity or zero for every float64 (10.0 ** 309 overflows).
+MAX_ROUND_DIGITS = 308
+
+
 def _round(args: list[pl.Expr], expr: TCall) -> pl.Expr:
     decimals = 0
     if len(expr.args) > 1:
@@ -318,7 +322,17 @@ def _round(args: list[pl.Expr], expr: TCall) -> pl.Expr:
         decimals = int(d.value)
     if expr.args[0].type is Type.INT and decimals >= 0:
         return args[0]
-    return args[0].round(decimals, mode="half_away_from_zero")
+    x = args[0].cast(pl.Float64)
+    if decimals > MAX_ROUND_DIGITS:  # finer than any float64: the value itself
+        return x
+    if decimals < -MAX_ROUND_DIGITS:  # coarser than any float64: a signed zero (inf, NaN kept)
+        return pl.when(x.is_finite()).then(x.sign() * 0.0).otherwise(x)
+    if decimals < 0:
+        # round(1250, -2) = 1300: Polars' `round` takes no negative decimals (found by the
+        # fuzz run, seed 8001: OverflowError); the interpreter's round_half_away does this.
+        scale = 10.0**-decimals
+        return (x / scale).round(0, mode="half_away_from_zero") * scale
+    return x.round(decimals, mode="half_away_from_zero")
 
 
 def _floor_ceil(name: str) -> object:
