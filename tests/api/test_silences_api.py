@@ -52,7 +52,9 @@ def test_create_list_expire_and_apply(serve, tmp_path: Path) -> None:
         write("web-1", 1)
         write("web-2", 2)
         stats = lambda: s.ops.engine.stats()["rules"]["failed"]  # noqa: E731
-        _wait(lambda: stats()["matches"] >= 2)
+        # The match count moves when the session emits; the run-time silence is counted just
+        # after, on its way to the notifier: wait for both.
+        _wait(lambda: stats()["matches"] >= 2 and stats()["silenced"] >= 1)
         assert stats()["silenced"] == 1
         assert c.delete(f"/cep/silences/{sid}").json()["state"] == "expired"
         assert c.get(f"/cep/silences/{sid}").json()["expired_at"] is not None
