@@ -815,7 +815,8 @@ def _driver() -> _Driver | _LarkFallback:
 _TOP_LEVEL = re.compile(r"^[ \t]*(stream|channel|table|template|silence|rule)\b", re.M)
 
 # Strings, comments and backquoted names hold brackets that are not nesting.
-_NESTING_TOKENS = re.compile(r'"""(?:.|\n)*?"""|"(?:\\.|[^"\\\n])*"|`[^`\n]*`|#[^\n]*|[()\[\]{}]')
+# (`[\s\S]`, not `(?:.|\n)`: one character class is ~10x faster over an unterminated `"""`.)
+_NESTING_TOKENS = re.compile(r'"""[\s\S]*?"""|"(?:\\.|[^"\\\n])*"|`[^`\n]*`|#[^\n]*|[()\[\]{}]')
 
 
 def _too_deep_bracket(text: str) -> int | None:
@@ -863,7 +864,8 @@ def _offset_of(text: str, line: int, col: int) -> int:
 
 def _blank(text: str, start: int, end: int) -> str:
     """Replace text[start:end] by spaces, keeping newlines (so positions stay put)."""
-    return text[:start] + re.sub(r"[^\n]", " ", text[start:end]) + text[end:]
+    # (Line by line: a per-character `re.sub` took 0.2 s on a 2.5 MB fuzz input.)
+    return text[:start] + "\n".join(" " * len(line) for line in text[start:end].split("\n")) + text[end:]
 
 
 def _failed_region(text: str, offset: int) -> tuple[int, int]:
