@@ -29,6 +29,7 @@ from typing import Any
 
 import polars as pl
 
+from cepdsl.diagnostic_formats import diagnostic_dict
 from cepdsl.diagnostics import Diagnostic, render
 from cepdsl.plan import Program, RulePlan
 from runtime.catalogue import Catalogue, Version
@@ -74,18 +75,8 @@ def rfc3339_s(seconds: float | None) -> str | None:
 
 
 def diagnostic_json(d: Diagnostic, sources: dict[str, str]) -> dict[str, Any]:
-    return {
-        "file": d.span.file,
-        "line": d.span.line,
-        "col": d.span.col,
-        "end_line": d.span.end_line,
-        "end_col": d.span.end_col,
-        "severity": d.severity,
-        "code": d.code,
-        "message": d.message,
-        "hints": list(d.hints),
-        "rendered": render(d, sources.get(d.span.file)),
-    }
+    """`cep check --format json`'s record of a diagnostic, always with `rendered` (the API's models require it)."""
+    return {**diagnostic_dict(d), "rendered": render(d, sources.get(d.span.file))}
 
 
 class WakeSource:
