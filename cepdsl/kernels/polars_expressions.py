@@ -186,7 +186,10 @@ def _(expr: TUnary) -> pl.Expr:
     if expr.op == "not":
         return ~inner  # Kleene: not null = null
     if expr.op == "neg":
-        return -inner
+        # In the engine's dtype first: `count()` columns are UInt32, which Polars cannot negate
+        # (found by the fuzz run, seed 10001: `having -count(status) > 0`).
+        t = expr.operand.type
+        return -(inner.cast(polars_dtype(t)) if t in (Type.INT, Type.FLOAT) else inner)
     raise UnsupportedExpression(f"unary operator {expr.op!r}")
 
 
