@@ -237,7 +237,8 @@ NULL_CONDITIONS = {
     "having_neg_null": _HEAD + "  group by host\n  window sliding 2m every 1m\n  having count() > - null or count() > 0\n",
     "define_null": _HEAD + "  group by host\n  pattern a b+\n  define a as cpu > 1 or null, b as not null or cpu > 2\n",
     "silence_null": _HEAD + 'silence s match - null < 1 or not null or rule == "r" every "* * * * *" for 1h\n',
-    "having_negated_count": _HEAD + "  group by host\n  window tumbling 1m\n  having -count(host) < 0 and -count() <= -1 and distinct(host) >= 1\n",
+    "having_negated_count": _HEAD
+    + "  group by host\n  window tumbling 1m\n  having -count(host) < 0 and -count() <= -1 and distinct(host) >= 1\n",
     "anomaly_where_null": _HEAD
     + "  where not null or cpu > 0\n  group by host\n  anomaly zscore(cpu, threshold = 1.0) baseline 5 warmup 2\n",
 }
