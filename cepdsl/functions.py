@@ -180,6 +180,10 @@ class Function:
         return self.result(types)
 
 
+#: `round(x, digits)` beyond ± this many digits is the value itself / a signed zero in every
+#: path (10.0 ** 309 overflows a float64).
+MAX_ROUND_DIGITS = 308
+
 FUNCTIONS: Registry[Function] = Registry("function", parts=("polars", "interpret"))
 
 _NUMBER = Arg(NUMERIC, "a number")

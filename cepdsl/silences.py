@@ -145,7 +145,7 @@ def apply_silences(frame: pl.DataFrame, silences: Sequence[SilencePlan], rule: R
     Silences that test one field for equality (`host == "db-1"`, the usual matcher
     beside `rule`) are grouped by field and found with one join of the records on the
     values; the others are evaluated one by one."""
-    from cepdsl.kernels.polars_expressions import compile_condition
+    from cepdsl.kernels.polars_expressions import compile_predicate
 
     n = frame.height
     if not silences or n == 0:
@@ -173,7 +173,7 @@ def apply_silences(frame: pl.DataFrame, silences: Sequence[SilencePlan], rule: R
             grouped.setdefault(field, []).extend((v, k) for v in values)
             continue
         if s.match is not None:
-            hit = frame.select(compile_condition(_bound(s.match, schema)).fill_null(False).alias("m")).to_series()
+            hit = frame.select(compile_predicate(_bound(s.match, schema)).alias("m")).to_series()
             mask = np.asarray(hit.to_numpy(), dtype=bool) if hit.len() == n else np.full(n, bool(hit[0]))
             rows = np.flatnonzero(mask)
         else:

@@ -244,9 +244,9 @@ class LifecycleExecutor(Executor):
             self.episodes = Episodes(rule, self.grid)
         self._having = None
         if rule.having is not None:
-            from cepdsl.kernels.polars_expressions import compile_condition
+            from cepdsl.kernels.polars_expressions import compile_predicate
 
-            self._having = compile_condition(rule.having).fill_null(False)
+            self._having = compile_predicate(rule.having)
         #: (group key, firing_since) -> (suppressed, silenced) of firing records not yet resolved
         self.flags: dict[tuple, tuple[bool, str | None]] = {}
         self._flushing: int | None = None

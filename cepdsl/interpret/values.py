@@ -24,7 +24,7 @@ from typing import Any
 
 import re2
 
-from cepdsl.functions import FUNCTIONS
+from cepdsl.functions import FUNCTIONS, MAX_ROUND_DIGITS
 from cepdsl.plan import (
     ARITH_OPS,
     COMPARE_OPS,
@@ -294,9 +294,9 @@ def string_test(op: str, s: str, arg: str) -> bool:
 
 def round_half_away(x: float, digits: int = 0) -> float:
     """Round to `digits` decimals, halves away from zero (2.5 → 3, -2.5 → -3)."""
-    if math.isnan(x) or math.isinf(x) or digits > 308:
+    if math.isnan(x) or math.isinf(x) or digits > MAX_ROUND_DIGITS:
         return x
-    if digits < -308:  # (10.0 ** 309 overflows) coarser than any float64
+    if digits < -MAX_ROUND_DIGITS:  # coarser than any float64
         return math.copysign(0.0, x)
     scale = 10.0 ** abs(digits)
     y = x * scale if digits >= 0 else x / scale

@@ -26,7 +26,7 @@ from collections.abc import Iterable, Sequence
 
 import polars as pl
 
-from cepdsl.functions import FUNCTIONS
+from cepdsl.functions import FUNCTIONS, MAX_ROUND_DIGITS
 from cepdsl.plan import TAgg, TBinary, TCall, TExpr, TField, TIn, TIsNull, TLit, TUnary
 from cepdsl.types import Type, polars_dtype
 
@@ -310,10 +310,6 @@ def _(expr: TIsNull) -> pl.Expr:
 
 
 # --------------------------------------------------------------------------- functions
-
-
-#: Digits beyond which `round` is the identity or zero for every float64 (10.0 ** 309 overflows).
-MAX_ROUND_DIGITS = 308
 
 
 def _round(args: list[pl.Expr], expr: TCall) -> pl.Expr:

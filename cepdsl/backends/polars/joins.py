@@ -156,7 +156,7 @@ def _positions(rows: pl.DataFrame, join: JoinPlan, table: PreparedTable, only: n
         # The table's String-key index (absent → `absent`, the padded frames' null row).
         if only is not None and len(only) < rows.height:
             full = np.full(rows.height, table.absent, dtype=np.uint32)
-            full[only] = table.rows_of(key.gather(pl.Series(only, dtype=pl.UInt32)))
+            full[only] = table.rows_of(key, only)
             return pl.Series(_POS, full)
         return pl.Series(_POS, table.rows_of(key))
     if only is not None and len(only) < rows.height:
@@ -259,10 +259,6 @@ def _and(parts: list[TExpr]) -> TExpr | None:
     return functools.reduce(lambda a, b: TBinary(Type.BOOL, "and", a, b), parts) if parts else None
 
 
-#: A join whose positions are still codes (`by_code` in `JoinedFilter.run`).
-_Deferred: Any = np.zeros(0, dtype=np.uint32)
-
-
 def _table_of(joins: tuple[JoinPlan, ...], alias: str) -> str:
     return next(j.table.name for j in joins if j.alias == alias)
 
@@ -325,15 +321,15 @@ class JoinedFilter:
                 frame = rows.select(own) if idx is None else rows.select(pl.col(own).gather(pl.Series(idx, dtype=pl.UInt32)))
             cols = []
             for join in self.joins:
-                if join.alias not in positions:
+                if join.alias not in positions and join.alias not in by_code:
                     continue
                 take = [f.name for f in join.table.fields if f"{join.alias}.{f.name}" in names]
                 if take:
-                    at = positions[join.alias]
-                    if at is _Deferred:  # (a later join's key reads this one's fields)
+                    if join.alias in by_code:  # (a later join's key reads this one's fields)
                         lookup, codes_at = by_code[join.alias]
-                        at = lookup[codes_at]
-                    pos = pl.Series(at)
+                        pos = pl.Series(lookup[codes_at])
+                    else:
+                        pos = pl.Series(positions[join.alias])
                     got = tables[join.table.name].padded_gatherable.select(pl.col(take).gather(pos))
                     cols += [c.alias(f"{join.alias}.{c.name}") for c in got.get_columns()]
             if frame is None:  # (a frame of no columns has no height to add columns to)
@@ -354,7 +350,6 @@ class JoinedFilter:
                     codes = (phys.fill_null(cats.len()) if phys.null_count() else phys).to_numpy()
                     decoders[on.name] = (decoded, codes)
                     by_code[join.alias] = (lookup, codes if idx is None else codes[idx])
-                    positions[join.alias] = _Deferred
                     continue
                 if dtype == pl.String:  # probed in place for the candidates: no gather of their Strings
                     positions[join.alias] = table.rows_of(col, idx)
@@ -373,7 +368,7 @@ class JoinedFilter:
                 keep = np.flatnonzero(ok[positions[alias]])
             idx = keep if idx is None else idx[keep]
             by_code = {a: (lookup, c[keep]) for a, (lookup, c) in by_code.items()}
-            positions = {a: p if p is _Deferred else p[keep] for a, p in positions.items()}
+            positions = {a: p[keep] for a, p in positions.items()}
         positions.update({a: lookup[c] for a, (lookup, c) in by_code.items()})
         if self.rest is not None and self.rest_on_table is None:
             keep = at_candidates(set(self.rest_fields)).select(self.rest.arg_true()).to_series().to_numpy()
