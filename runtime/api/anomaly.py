@@ -1,11 +1,10 @@
 """/cep/rules/{id}/anomaly-status and anomaly-reset: the baselines an anomaly rule keeps per group.
 
-Read and changed on the engine thread (between batches).  Pre-seeded values go
-through the rule's own executor (`process`, as rows of its stream), so the state is
-exactly what seeing those values in the stream would have left (sums, run counters
-and sorted copies included).  Baselines are read and reset through the executor's
-accessors (`baseline_values`, `ema_baseline`, `reset_baseline`): the slot layout stays
-in cepdsl.
+Read and changed on the engine thread (between batches), through the anomaly
+executor's accessors (`baseline_values`, `ema_baseline`, `reset_baseline`,
+`seed_baseline`): the slot layout stays in cepdsl.  Pre-seeded values go through the
+rule's own kernel, so the state is exactly what seeing those values in the stream
+would have left (sums, run counters and sorted copies included).
 """
 
 from __future__ import annotations
@@ -90,10 +89,8 @@ def reset(o: ControlPlane, rule_id: str, group: str | None) -> int:
 
 
 def seed(o: ControlPlane, rule_id: str, baselines: dict[str, list[float]]) -> None:
-    """Reset each named group and feed it `values` through the rule's executor, as rows of its
-    stream (what they score is dropped)."""
-    from cepdsl.executor import TIME, Progress
-
+    """Reset each named group and feed it `values` through the rule's kernel (what they score
+    is dropped)."""
     ex = executor_of(o, rule_id)
     schema = ex.groups.schema
     for group, values in baselines.items():
@@ -108,11 +105,7 @@ def seed(o: ControlPlane, rule_id: str, baselines: dict[str, list[float]]) -> No
             frame = pl.DataFrame({name: [p] for name, p in zip(schema, parts, strict=True)}).cast(schema)  # type: ignore[arg-type]
         except Exception:  # noqa: BLE001 - a key value that is not of the key's type
             raise Refused(422, "invalid-request", f"group `{group}`: key values do not fit {dict(schema)}") from None
-        ex.reset_baseline(int(ex.groups.slots(frame)[0]) if schema else 0)
-        rows = pl.DataFrame({TIME: np.zeros(len(values), np.int64), ex.spec.field: np.asarray(values, np.float64)})
-        ex.process(
-            rows.with_columns(pl.lit(frame[name][0], dtype).alias(name) for name, dtype in schema.items()), Progress(0, None, None)
-        )
+        ex.seed_baseline(int(ex.groups.slots(frame)[0]) if schema else 0, values)
     export_baselines(o, rule_id)
 
 
