@@ -122,7 +122,10 @@ def start_api(app: Any, host: str, port: int, access_log: bool = True) -> tuple[
         time.sleep(0.02)
     sock = server.servers[0].sockets[0].getsockname()
     shown = f"[{sock[0]}]" if ":" in sock[0] else sock[0]
-    if access_log:
+    if access_log and "CEP_LOG" not in os.environ:
+        # Requests are logged even when an embedding program left the root logger at
+        # WARNING; CEP_LOG=WARNING silences them, as docs/api.md says (a demo's terminal
+        # would otherwise get a line for every poll of an open console).
         logging.getLogger("cep.api.access").setLevel(logging.INFO)
     return server, thread, f"http://{shown}:{sock[1]}"
 
