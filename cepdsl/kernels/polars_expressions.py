@@ -242,9 +242,13 @@ def _(expr: TBinary) -> pl.Expr:
     if op == "or":
         return compile_expr(expr.left) | compile_expr(expr.right)
     if op in _STRING:
+        subject = compile_expr(expr.left)
+        if lt is Type.NULL:
+            # `null matches "x"`: Polars' string methods refuse the Null dtype; null in, null out (SQL).
+            subject = subject.cast(pl.String)
         if isinstance(expr.right, TLit) and expr.right.value is None:
-            return _STRING[op](compile_expr(expr.left), pl.lit(None, dtype=pl.String))
-        return _STRING[op](compile_expr(expr.left), _string_arg(expr.right))
+            return _STRING[op](subject, pl.lit(None, dtype=pl.String))
+        return _STRING[op](subject, _string_arg(expr.right))
     if op in ("==", "!=") and (_str_literal(expr.left) or _str_literal(expr.right)):
         return _COMPARE[op](_raw(expr.left), _raw(expr.right))
     left, right = compile_expr(expr.left), compile_expr(expr.right)
