@@ -108,6 +108,9 @@ def demo() -> None:
         print(f"{rule}: {sum(f.height for f in frames)} match(es) from micro-batches")
         print(pl.concat(frames).select("ts", "user", "match_start", "fail_count"))
 
+    step("Next: watch rules and alerts live in the web console")
+    print("$ .venv/bin/python examples/demo.py --serve     # then open the address it prints")
+
 
 def port_in_use(host: str, port: int) -> bool:
     """Whether `cep serve` would fail to listen there. SO_REUSEADDR as uvicorn sets it, so

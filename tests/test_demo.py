@@ -30,6 +30,7 @@ def test_demo_runs_and_finds_the_stories_in_the_example_data(tmp_path: Path) -> 
     assert "heartbeat_lost: 1 match(es)" in out
     assert "mallory logged in from 203.0.113.9 after 4 failures" in out + r.stderr
     assert "dead letters: 1" in out
+    assert "examples/demo.py --serve" in out  # the way on to the live console (issue 15)
 
 
 def _summary(url: str) -> dict:
