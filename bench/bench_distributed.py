@@ -9,8 +9,10 @@ worker (POLARS_MAX_THREADS / NUMBA_NUM_THREADS = workers in that process):
 * single-1t  — `cep replay` engine (runtime.replay), one process, one thread
 * single     — the same with Polars' default thread pool (both cores)
 * bytewax-1w — `replay_distributed`, 1 worker
-* bytewax-2w — 2 worker threads in one process (replay's default: a key partition per
-               grouped rule per worker, each placed on its own worker)
+* bytewax-2w — 2 worker threads in one process (replay's default: rules weighed on a sample
+               and placed whole where that balances the workers, runtime.distributed.placement)
+* bytewax-2w-unweighed — the same without weighing: a key partition per grouped rule per
+               worker, each placed on its own worker (the previous default)
 * bytewax-2p — 2 processes × 1 worker, Bytewax -i/-a on 127.0.0.1 (wall time of the slower)
 * bytewax-2w-old — 2 worker threads with the earlier default: 2 key partitions per worker
                per grouped rule, placed by Bytewax's hash alone
@@ -91,7 +93,15 @@ def _child(case: str, data: str, out: str, extra: dict) -> None:
             addresses=tuple(extra["addresses"]) if extra.get("addresses") else None,
             snapshot_every_s=3600,
         )  # no recovery: an epoch per hour
-        replay_distributed(program, {"metrics": paths}, out, cluster, buckets=extra.get("buckets"), place=extra.get("place", True))
+        replay_distributed(
+            program,
+            {"metrics": paths},
+            out,
+            cluster,
+            buckets=extra.get("buckets"),
+            place=extra.get("place", True),
+            weigh=extra.get("weigh", True),
+        )
     seconds = time.perf_counter() - t0
     cpu1 = resource.getrusage(resource.RUSAGE_SELF)
     cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
@@ -206,6 +216,8 @@ def main() -> None:
             ("bytewax-1w", 1, {**cold, "workers": 1, "buckets": args.key_partitions}, 1),
             ("bytewax-2w", 2, {**cold, "workers": 2, "buckets": args.key_partitions}, 1),
             ("bytewax-2p", 1, {**cold, "workers": 1, "buckets": args.key_partitions}, 2),
+            # The previous default: rules not weighed, every grouped rule split one key partition per worker.
+            ("bytewax-2w-unweighed", 2, {**cold, "workers": 2, "buckets": args.key_partitions, "weigh": False}, 1),
             # The earlier default: 2 key partitions per worker, where Bytewax's hash puts them.
             ("bytewax-2w-old", 2, {**cold, "workers": 2, "buckets": 4, "place": False}, 1),
         ]
@@ -237,6 +249,10 @@ def main() -> None:
             print(f"2 workers / 1 worker: {one / results['bytewax-2w']['seconds']:.2f}x (target >= 1.6)")
         if "bytewax-2p" in results:
             print(f"2 processes / 1 worker: {one / results['bytewax-2p']['seconds']:.2f}x")
+        if "bytewax-2w-unweighed" in results:
+            print(
+                f"2 workers, rules not weighed (every grouped rule split) / 1 worker: {one / results['bytewax-2w-unweighed']['seconds']:.2f}x"
+            )
         if "bytewax-2w-old" in results:
             print(
                 f"2 workers, earlier default (4 key partitions per rule, unplaced) / 1 worker: "

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -44,9 +44,11 @@ class CepSource(FixedPartitionedSource):
         control: ControlFeed | None,
         stop: threading.Event | None = None,
         place_on: int | None = None,
+        placement: Mapping[str, tuple[int, ...]] | None = None,
     ) -> None:
         self.program = program
         self.place_on = place_on
+        self.placement = placement
         self.stop = stop
         self.partitions = {p.name: p for p in partitions}
         self.buckets = buckets
@@ -69,7 +71,13 @@ class CepSourcePartition(StatefulSourcePartition):
         self.stop = source.stop
         self.reader: PartitionReader = spec.open(plan, resume["reader"] if resume else None)
         self.router = Router(
-            plan, spec.ordinal, spec.of, source.buckets, Router.state_of(resume["router"] if resume else None), source.place_on
+            plan,
+            spec.ordinal,
+            spec.of,
+            source.buckets,
+            Router.state_of(resume["router"] if resume else None),
+            source.place_on,
+            source.placement,
         )
         self.table = RuleTable(source.program)
         if self.control is not None and resume is not None:
@@ -219,10 +227,11 @@ def build_flow(
     stop: threading.Event | None = None,
     flow_id: str = "cep",
     place_on: int | None = None,
+    placement: Mapping[str, tuple[int, ...]] | None = None,
 ) -> Dataflow:
     """The dataflow: `partitions` read, rules applied, records to `sink` (by `route`)."""
     flow = Dataflow(flow_id)
-    items = op.input("read", flow, CepSource(program, partitions, buckets, control, stop, place_on))
+    items = op.input("read", flow, CepSource(program, partitions, buckets, control, stop, place_on, placement))
     to_keys = op.branch("to_keys", items, lambda r: r[0] == "k")
     keyed = op.map("key", to_keys.trues, lambda r: (r[1], r[2]))
     ruled = op.stateful_batch("rules", keyed, RulePartition)

@@ -17,6 +17,7 @@ checks it against the real runtime).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import lru_cache
 
 _MASK = (1 << 64) - 1
@@ -76,3 +77,46 @@ def placed_key(base: str, worker: int, workers: int) -> str:
     while worker_of(f"{base}~{salt}", workers) != worker:
         salt += 1
     return f"{base}~{salt}"
+
+
+#: A worker may carry this much more than an even share before the heaviest rule is split.
+BALANCE_SLACK = 0.10
+
+
+def balance(weights: Mapping[str, float], splittable: set[str] | frozenset[str], workers: int) -> dict[str, tuple[int, ...]]:
+    """Per rule (by key prefix, weighed by its measured cost): the worker of each of its key
+    partitions.  Whole rules, heaviest first onto the least loaded worker (LPT); while the
+    busiest worker carries more than an even share + BALANCE_SLACK, the heaviest rule still
+    whole that may be split (a grouped rule) gets one key partition per worker instead, as
+    long as that lowers the busiest worker's load.  A whole rule costs less than the same
+    rule split: its rows need no hashing or gathering by key partition on the reader, and
+    one engine runs it, not `workers`."""
+    if workers <= 1 or not weights:
+        return {k: (0,) for k in weights}
+    share = sum(weights.values()) / workers
+    split: set[str] = set()
+    best, peak = _lpt(weights, split, workers)
+    while peak > share * (1 + BALANCE_SLACK):
+        whole = [k for k in weights if k not in split and k in splittable]
+        if not whole:
+            break
+        split.add(max(whole, key=lambda k: (weights[k], k)))
+        placed, load = _lpt(weights, split, workers)
+        if load >= peak:
+            break
+        best, peak = placed, load
+    return best
+
+
+def _lpt(weights: Mapping[str, float], split: set[str], workers: int) -> tuple[dict[str, tuple[int, ...]], float]:
+    """Split rules on every worker, then whole rules heaviest first onto the least loaded."""
+    loads = [0.0] * workers
+    out: dict[str, tuple[int, ...]] = {}
+    for key in sorted(split):
+        out[key] = tuple(range(workers))
+        loads = [x + weights[key] / workers for x in loads]
+    for key in sorted((k for k in weights if k not in split), key=lambda k: (-weights[k], k)):
+        w = min(range(workers), key=lambda i: (loads[i], i))
+        out[key] = (w,)
+        loads[w] += weights[key]
+    return out, max(loads)

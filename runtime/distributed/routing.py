@@ -10,6 +10,7 @@ dead letters here, once, rather than once per rule downstream.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -96,13 +97,23 @@ class RouterState:
 
 class Router:
     def __init__(
-        self, stream: StreamPlan, part: int, parts: int, buckets: int, state: RouterState | None = None, place_on: int | None = None
+        self,
+        stream: StreamPlan,
+        part: int,
+        parts: int,
+        buckets: int,
+        state: RouterState | None = None,
+        place_on: int | None = None,
+        placement: Mapping[str, tuple[int, ...]] | None = None,
     ) -> None:
         self.stream = stream
         self.part, self.parts, self.buckets = part, parts, buckets
         #: Replay: key names chosen so that Bytewax spreads them evenly over this many workers
         #: (runtime.distributed.placement). None: plain names (a live flow's must not depend on it).
         self.place_on = place_on
+        #: Replay, rules weighed: per rule key prefix, the worker of each of its key partitions
+        #: (`placement.balance`); a rule not in it gets `buckets` key partitions round the workers.
+        self.placement = placement or {}
         self._keys: dict[str, list[str]] = {}  # per rule key prefix: its key partitions' names
         self.state = state or RouterState()
         self.rules: tuple[RulePlan, ...] = ()
@@ -127,13 +138,9 @@ class Router:
             if is_stateless(r):
                 continue
             prefix = rule_key(r)
-            names = keys_of(r, self.buckets)
-            if self.place_on and prefix not in self._keys:
-                from runtime.distributed.placement import placed_key
-
-                names = [placed_key(name, (k + b) % self.place_on, self.place_on) for b, name in enumerate(names)]
-            k += len(names)
-            self._keys.setdefault(prefix, names)
+            if prefix not in self._keys:
+                self._keys[prefix] = self._names(r, prefix, k)
+            k += len(self._keys[prefix])
         self.enabled = dict(enabled)
         if mine == self.rules:
             return
@@ -151,8 +158,20 @@ class Router:
         self._stateful = [r for r in mine if not is_stateless(r)]
         by_route: dict[tuple[tuple[str, ...], int], list[RulePlan]] = {}
         for r in self._stateful:
-            by_route.setdefault((r.group_keys, bucket_count(r, self.buckets)), []).append(r)
+            by_route.setdefault((r.group_keys, len(self._keys[rule_key(r)])), []).append(r)
         self._groups = [(keys, n, rs, WhereSet([r.where for r in rs])) for (keys, n), rs in by_route.items()]
+
+    def _names(self, rule: RulePlan, prefix: str, k: int) -> list[str]:
+        """The key partitions of a rule version: as placed, or `buckets` of them (grouped)
+        with the k-th overall on worker k mod W, so a rule of W covers every worker."""
+        workers = self.placement.get(prefix)
+        if not self.place_on:
+            return keys_of(rule, self.buckets)
+        from runtime.distributed.placement import placed_key
+
+        if workers is not None:
+            return [placed_key(f"{prefix}#{b}", w, self.place_on) for b, w in enumerate(workers)]
+        return [placed_key(name, (k + b) % self.place_on, self.place_on) for b, name in enumerate(keys_of(rule, self.buckets))]
 
     def route(self, frame: pl.DataFrame | None, horizon: int, offset: int | None = None) -> list[tuple]:
         """Records for one micro-batch (None: no rows, only progress): ("k", key, Slice) for

@@ -174,6 +174,7 @@ def replay_distributed(
     buckets: int | None = None,
     batch_rows: int = 500_000,
     place: bool = True,
+    weigh: bool = True,
 ) -> DistributedSummary:
     """`cep replay --workers N`: each stream's Parquet rows split into contiguous ranges
     (default: one per worker in the cluster), rules on Bytewax, matches to OUT/<rule>.parquet."""
@@ -185,11 +186,16 @@ def replay_distributed(
     out.mkdir(parents=True, exist_ok=True)
     workers = cluster.workers * cluster.processes
     n_parts = partitions or workers
+    # Weights are timings: processes would each measure their own and name key partitions
+    # differently, so only one process's threads are placed by weight.
+    weighed = buckets is None and place and weigh and workers > 1 and cluster.processes == 1
     if buckets is None:
         # Replay keeps no state across runs: key partitions need only spread the keys over the
-        # workers. One per worker, each placed on a worker of its own (runtime.distributed.placement),
-        # gives every worker an equal share of every grouped rule: even when one rule costs a
-        # third of the work (a pattern), for ~7% more CPU than whole rules per worker.
+        # workers. Unweighed (small inputs), one per worker, each placed on a worker of its own
+        # (runtime.distributed.placement), gives every worker an equal share of every grouped
+        # rule. Weighed (below), rules go whole to workers as their measured costs balance, and
+        # only a rule too heavy to balance is split: whole rules spare the reader the hashing
+        # and the gathers by key partition, and run in one engine instead of one per worker.
         buckets = workers
     inputs: list[InputPartition] = []
     rows = 0
@@ -205,8 +211,21 @@ def replay_distributed(
         return _DeadLetterFile(out) if name == DEAD_LETTER_PART else _RuleFile(rules[name], out)
 
     sink = RecordSink([*rules, DEAD_LETTER_PART], open_part)
+    placement = None
+    if weighed and rows >= WEIGH_FROM_ROWS:
+        from runtime.distributed.placement import balance
+        from runtime.distributed.routing import is_stateless, rule_key
+
+        stateful = [r for r in program.rules if not is_stateless(r)]
+        weights = weigh_rules(program, stateful, data)
+        if weights:
+            placement = balance(
+                {rule_key(r): weights[r.id] for r in stateful},
+                {rule_key(r) for r in stateful if r.group_keys},
+                workers,
+            )
     # Nothing is recovered in replay, so key names may depend on the worker count: placed evenly.
-    flow = build_flow(program, inputs, sink, _record_part, buckets=buckets, place_on=workers if place else None)
+    flow = build_flow(program, inputs, sink, _record_part, buckets=buckets, place_on=workers if place else None, placement=placement)
     execute(flow, cluster)
     from runtime.dead_letter_writer import empty_dead_letters
 
@@ -218,6 +237,47 @@ def replay_distributed(
         path = out / f"{rid}.parquet"
         matches[rid] = pl.scan_parquet(path).select(pl.len()).collect().item() if path.exists() else 0
     return DistributedSummary(rows, time.perf_counter() - started, out, matches)
+
+
+#: Replay weighs its stateful rules (to place them) only on inputs at least this large: on
+#: smaller ones the sample would cost more than any imbalance.
+WEIGH_FROM_ROWS = 2_000_000
+#: Rows of each stream the rules are weighed on, after as many that warm their state up (a
+#: rule's first rows cost mostly fixed work: new keys, first dispatches; its shares of the
+#: steady state are what placing by cost needs).
+WEIGH_ROWS = 100_000
+
+
+def weigh_rules(program: Program, rules: Sequence[RulePlan], data: Mapping[str, Any]) -> dict[str, float]:
+    """Per rule id, its evaluation seconds (`Session.stats()`) over WEIGH_ROWS rows of its
+    stream, after the first WEIGH_ROWS. {} when a stream cannot be sampled."""
+    from cepdsl.engine import Session
+    from runtime.sources.parquet import resolve_paths, scan
+
+    weights: dict[str, float] = {}
+    for name, specs in data.items():
+        mine = tuple(r for r in rules if r.stream.name == name)
+        plan = program.stream(name)
+        if not mine or plan.time_field is None:
+            continue
+        paths = [p for s in ([specs] if isinstance(specs, (str, Path)) else specs) for p in resolve_paths(s)]
+        try:
+            sample = scan(plan, paths[0]).head(2 * WEIGH_ROWS).collect()
+        except Exception:  # noqa: BLE001 - the replay itself reports a bad file, with its name
+            return {}
+        sample = sample.filter(pl.col(plan.time_field).is_not_null())  # dead letters weigh nothing
+        times = sample[plan.time_field].dt.epoch("us")
+        half = sample.height // 2
+        if not half:
+            return {}
+        session = Session(Program((plan,), (), mine), replay=True)
+        session.push(name, sample[:half])
+        session.advance(name, int(times[:half].max()))  # type: ignore[arg-type]
+        warm = {rid: row["eval_s"] for rid, row in session.stats(state_size=False).items()}
+        session.push(name, sample[half:])
+        session.advance(name, int(times.max()))  # type: ignore[arg-type]
+        weights.update({rid: row["eval_s"] - warm[rid] for rid, row in session.stats(state_size=False).items()})
+    return weights if len(weights) == len(rules) else {}
 
 
 # ----------------------------------------------------------------------------- live

@@ -126,7 +126,9 @@ def test_serve_with_workers_reports_rules_and_partitions(tmp_path: Path) -> None
         while time.monotonic() < deadline:
             try:
                 body = httpx.get(f"http://127.0.0.1:{port}/cep/stats", timeout=2).json()
-                if body.get("rules", {}).get("busy", {}).get("events_in", 0) > 0:
+                busy = body.get("rules", {}).get("busy", {})
+                # Each key partition reports its stats on its own: wait for all 16, not the first.
+                if busy.get("events_in", 0) > 0 and busy.get("key_partitions") == 16:
                     break
             except httpx.HTTPError:
                 pass

@@ -143,6 +143,25 @@ def test_threads_match_single_process(dataset: tuple[Path, dict, dict], workers:
     _check(expected, tmp_path)
 
 
+@pytest.mark.parametrize("workers", [2, 4])
+def test_rules_weighed_and_placed_whole_match_single_process(
+    dataset: tuple[Path, dict, dict], workers: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Replay's default on big inputs: rules weighed on a sample, placed whole where that
+    balances the workers, split only when one is too heavy (forced here on the small data)."""
+    from runtime.distributed import runner
+
+    monkeypatch.setattr(runner, "WEIGH_FROM_ROWS", 0)
+    monkeypatch.setattr(runner, "WEIGH_ROWS", 300)
+    weighed = {}
+    real = runner.weigh_rules
+    monkeypatch.setattr(runner, "weigh_rules", lambda *a: weighed.update(real(*a)) or dict(weighed))
+    _, data, expected = dataset
+    replay_distributed(RULES.program, data, tmp_path, Cluster(workers=workers), batch_rows=170)
+    assert weighed and sum(weighed.values()) > 0  # the rules were weighed
+    _check(expected, tmp_path)
+
+
 def test_more_partitions_than_workers_and_one_key_partition(dataset: tuple[Path, dict, dict], tmp_path: Path) -> None:
     _, data, expected = dataset
     replay_distributed(RULES.program, data, tmp_path, Cluster(workers=2), partitions=5, buckets=1, batch_rows=333)

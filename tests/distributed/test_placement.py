@@ -86,3 +86,35 @@ rule p from m group by host pattern x y within 1m define x as cpu > 5, y as cpu 
     plain = Router(program.stream("m"), 0, 1, buckets=2)  # live flows: names independent of the worker count
     plain.set_rules(program.rules, {})
     assert all("~" not in n for names in plain._keys.values() for n in names)
+
+
+def test_balance_places_whole_rules_heaviest_first_and_splits_only_what_cannot_balance() -> None:
+    from runtime.distributed.placement import balance
+
+    # The bench's mix: a pattern weighing half the work; the rest fills the other worker.
+    weights = {"pattern": 1.52, "sliding": 0.57, "zscore": 0.56, "tumbling": 0.31, "absent": 0.06, "errors": 0.05}
+    placed = balance(weights, set(weights), 2)
+    assert placed["pattern"] == (0,) and all(placed[k] == (1,) for k in weights if k != "pattern")
+    # One rule heavier than a worker's share: split one key partition per worker, the rest whole.
+    placed = balance({"heavy": 3.0, "a": 0.5, "b": 0.5}, {"heavy", "a", "b"}, 2)
+    assert placed["heavy"] == (0, 1) and {placed["a"], placed["b"]} == {(0,), (1,)}
+    # An ungrouped rule cannot be split: it stays whole however heavy.
+    assert balance({"heavy": 3.0, "a": 0.5}, {"a"}, 2) == {"heavy": (0,), "a": (1,)}
+    # One worker: everything on it.
+    assert balance({"a": 1.0, "b": 2.0}, {"a", "b"}, 1) == {"a": (0,), "b": (0,)}
+
+
+def test_weighed_router_names_follow_the_placement() -> None:
+    program = cepdsl.compile("""
+stream m (ts: timestamp, host: str, cpu: float)
+rule w from m group by host window tumbling 1m having count() > 1
+rule p from m group by host pattern x y within 1m define x as cpu > 5, y as cpu < 5
+""").program
+    from runtime.distributed.routing import rule_key
+
+    w, p = (next(r for r in program.rules if r.id == i) for i in ("w", "p"))
+    router = Router(program.stream("m"), 0, 1, buckets=2, place_on=2, placement={rule_key(w): (1,), rule_key(p): (0, 1)})
+    router.set_rules(program.rules, {})
+    assert [worker_of(n, 2) for n in router._keys[rule_key(w)]] == [1]
+    assert [worker_of(n, 2) for n in router._keys[rule_key(p)]] == [0, 1]
+    assert sorted(n for _, n, _, _ in router._groups) == [1, 2]  # a whole rule's rows are not split by key
