@@ -52,8 +52,12 @@ def bucket_count(rule: RulePlan, buckets: int) -> int:
 
 
 def keys_of(rule: RulePlan, buckets: int) -> list[str]:
-    prefix = rule_key(rule)
-    return [f"{prefix}#{b}" for b in range(bucket_count(rule, buckets))]
+    return key_names(rule_key(rule), bucket_count(rule, buckets))
+
+
+def key_names(prefix: str, n: int) -> list[str]:
+    """The names of a rule version's `n` key partitions: `RULE@FINGERPRINT#B`."""
+    return [f"{prefix}#{b}" for b in range(n)]
 
 
 #: Kinds whose match record holds no row fields but group keys and aggregates (§7): their
@@ -164,14 +168,15 @@ class Router:
     def _names(self, rule: RulePlan, prefix: str, k: int) -> list[str]:
         """The key partitions of a rule version: as placed, or `buckets` of them (grouped)
         with the k-th overall on worker k mod W, so a rule of W covers every worker."""
-        workers = self.placement.get(prefix)
         if not self.place_on:
             return keys_of(rule, self.buckets)
         from runtime.distributed.placement import placed_key
 
-        if workers is not None:
-            return [placed_key(f"{prefix}#{b}", w, self.place_on) for b, w in enumerate(workers)]
-        return [placed_key(name, (k + b) % self.place_on, self.place_on) for b, name in enumerate(keys_of(rule, self.buckets))]
+        workers = self.placement.get(prefix)
+        if workers is None:  # round the workers, from the k-th
+            n = bucket_count(rule, self.buckets)
+            workers = tuple((k + b) % self.place_on for b in range(n))
+        return [placed_key(name, w, self.place_on) for name, w in zip(key_names(prefix, len(workers)), workers)]
 
     def route(self, frame: pl.DataFrame | None, horizon: int, offset: int | None = None) -> list[tuple]:
         """Records for one micro-batch (None: no rows, only progress): ("k", key, Slice) for

@@ -199,9 +199,10 @@ def replay_distributed(
         buckets = workers
     inputs: list[InputPartition] = []
     rows = 0
+    files: dict[str, list[Path]] = {}
     for name, specs in data.items():
         plan = program.stream(name)
-        paths = [p for s in ([specs] if isinstance(specs, (str, Path)) else specs) for p in resolve_paths(s)]
+        paths = files[name] = [p for s in ([specs] if isinstance(specs, (str, Path)) else specs) for p in resolve_paths(s)]
         rows += count_rows(paths)
         # No event time, no order but input order: such a stream is read by one partition.
         inputs.extend(split_parquet(plan, paths, n_parts if plan.time_field else 1, batch_rows))
@@ -217,7 +218,7 @@ def replay_distributed(
         from runtime.distributed.routing import is_stateless, rule_key
 
         stateful = [r for r in program.rules if not is_stateless(r)]
-        weights = weigh_rules(program, stateful, data)
+        weights = weigh_rules(program, stateful, files)
         if weights:
             placement = balance(
                 {rule_key(r): weights[r.id] for r in stateful},
@@ -248,19 +249,19 @@ WEIGH_FROM_ROWS = 2_000_000
 WEIGH_ROWS = 100_000
 
 
-def weigh_rules(program: Program, rules: Sequence[RulePlan], data: Mapping[str, Any]) -> dict[str, float]:
+def weigh_rules(program: Program, rules: Sequence[RulePlan], files: Mapping[str, Sequence[Path]]) -> dict[str, float]:
     """Per rule id, its evaluation seconds (`Session.stats()`) over WEIGH_ROWS rows of its
-    stream, after the first WEIGH_ROWS. {} when a stream cannot be sampled."""
+    stream (`files`: each stream's Parquet files, resolved), after the first WEIGH_ROWS.
+    {} when a stream cannot be sampled."""
     from cepdsl.engine import Session
-    from runtime.sources.parquet import resolve_paths, scan
+    from runtime.sources.parquet import scan
 
     weights: dict[str, float] = {}
-    for name, specs in data.items():
+    for name, paths in files.items():
         mine = tuple(r for r in rules if r.stream.name == name)
         plan = program.stream(name)
-        if not mine or plan.time_field is None:
+        if not mine or plan.time_field is None or not paths:
             continue
-        paths = [p for s in ([specs] if isinstance(specs, (str, Path)) else specs) for p in resolve_paths(s)]
         try:
             sample = scan(plan, paths[0]).head(2 * WEIGH_ROWS).collect()
         except Exception:  # noqa: BLE001 - the replay itself reports a bad file, with its name
